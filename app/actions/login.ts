@@ -1,0 +1,47 @@
+"use server";
+
+import { cookies, headers } from "next/headers";
+import { redirect } from "next/navigation";
+import { z } from "zod";
+import { verifyPassword } from "@/server/auth/password";
+import { createSession, deleteSession, SESSION_COOKIE } from "@/server/auth/sessions";
+import { db } from "@/server/db/client";
+
+const loginInput = z.object({
+  username: z.string().trim().min(1).max(64),
+  password: z.string().min(1).max(1024),
+});
+
+export interface LoginState {
+  error: string | null;
+}
+
+/** A hash to verify against when the user does not exist, so timing reveals nothing. */
+const DUMMY_HASH = "scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+export async function login(_prev: LoginState, form: FormData): Promise<LoginState> {
+  const parsed = loginInput.safeParse({ username: form.get("username"), password: form.get("password") });
+  if (!parsed.success) return { error: "Enter a user name and a password." };
+  const user = await db.user.findUnique({ where: { username: parsed.data.username } });
+  const ok = await verifyPassword(parsed.data.password, user?.passwordHash ?? DUMMY_HASH);
+  if (!user || !ok) return { error: "That user name and password do not match." };
+
+  const session = await createSession(db, user.id);
+  const secure = (await headers()).get("x-forwarded-proto") === "https";
+  (await cookies()).set(SESSION_COOKIE, session.secret, {
+    httpOnly: true,
+    sameSite: "lax",
+    secure,
+    path: "/",
+    expires: session.expiresAt,
+  });
+  redirect("/");
+}
+
+export async function logout(): Promise<void> {
+  const jar = await cookies();
+  const secret = jar.get(SESSION_COOKIE)?.value;
+  if (secret) await deleteSession(db, secret);
+  jar.delete(SESSION_COOKIE);
+  redirect("/login");
+}

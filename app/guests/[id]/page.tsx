@@ -1,0 +1,105 @@
+import Link from "next/link";
+import { notFound } from "next/navigation";
+import { formatMiB } from "@/components/format";
+import { GuestActions } from "@/components/guest-actions";
+import { LiveRefresh } from "@/components/live-refresh";
+import { StateBadge } from "@/components/state-badge";
+import { GuesthouseError } from "@/server/domain/errors";
+import { formatCommandLine } from "@/server/qemu/format";
+import { agentFor, loadGuest, specOf, type GuestRow } from "@/server/web/guests";
+import { requireUser } from "@/server/web/session";
+
+export const dynamic = "force-dynamic";
+
+export default async function GuestPage({ params }: { params: Promise<{ id: string }> }) {
+  const user = await requireUser();
+  const { id } = await params;
+  let guest: GuestRow;
+  try {
+    guest = await loadGuest(user, id);
+  } catch (err) {
+    if (err instanceof GuesthouseError && err.code === "not-found") notFound();
+    throw err;
+  }
+  const agent = agentFor(guest.host);
+  const status = await agent.guest(guest.id).catch(() => null);
+  // Running: the array QEMU runs with. Otherwise: the array it would run with.
+  const argv = status?.argv ?? (await agent.argv(specOf(guest)).catch(() => null));
+
+  return (
+    <div className="space-y-6">
+      <LiveRefresh />
+      <div className="flex flex-wrap items-center justify-between gap-4">
+        <div className="flex items-center gap-3">
+          <h1 className="text-2xl font-semibold" data-testid="guest-name">{guest.name}</h1>
+          <StateBadge state={status?.state ?? null} />
+        </div>
+        <GuestActions
+          guestId={guest.id}
+          guestName={guest.name}
+          state={status?.state ?? null}
+          diskNames={guest.disks.map((d) => `${d.sizeGiB} GiB ${d.format} disk`)}
+        />
+      </div>
+
+      {status?.state === "crashed" && (
+        <section className="card border-red-200 p-4">
+          <h2 className="font-semibold text-red-800">QEMU stopped unexpectedly</h2>
+          <p className="text-sm text-slate-600">The end of its log:</p>
+          <pre className="mt-2 max-h-64 overflow-auto rounded bg-slate-900 p-3 text-xs text-slate-100">{status.logTail || "(empty)"}</pre>
+        </section>
+      )}
+
+      <section className="grid gap-4 md:grid-cols-2">
+        <div className="card p-4">
+          <h2 className="mb-2 font-semibold">Hardware</h2>
+          <dl className="grid grid-cols-[8rem_1fr] gap-y-1 text-sm">
+            <dt className="text-slate-500">vCPUs</dt>
+            <dd>{guest.vcpus}</dd>
+            <dt className="text-slate-500">Memory</dt>
+            <dd>{formatMiB(guest.memoryMiB)}</dd>
+            <dt className="text-slate-500">Boot</dt>
+            <dd>{guest.boot === "cdrom" ? "CD-ROM, then disk" : "disk, then CD-ROM"}</dd>
+            <dt className="text-slate-500">Host</dt>
+            <dd>{guest.host.name}</dd>
+            <dt className="text-slate-500">Owner</dt>
+            <dd>{guest.owner.username}</dd>
+          </dl>
+        </div>
+        <div className="card p-4">
+          <h2 className="mb-2 font-semibold">Devices</h2>
+          <ul className="space-y-1 text-sm">
+            {guest.disks.map((d) => (
+              <li key={d.id}>Disk: {d.sizeGiB} GiB {d.format}, sparse, on {d.bus}</li>
+            ))}
+            {guest.cdroms.map((c) => (
+              <li key={c.id}>CD-ROM: {c.iso.name}</li>
+            ))}
+            {guest.nics.map((n) => (
+              <li key={n.id}>
+                Network: user mode, {n.model}, MAC <span className="font-mono">{n.mac}</span>
+              </li>
+            ))}
+            {guest.disks.length + guest.cdroms.length + guest.nics.length === 0 && <li>No devices.</li>}
+          </ul>
+        </div>
+      </section>
+
+      <section className="card p-4">
+        <h2 className="mb-2 font-semibold">QEMU command line</h2>
+        <p className="mb-2 text-xs text-slate-500">
+          {status?.argv ? "What QEMU runs with now." : "What the agent will run at the next start."}
+        </p>
+        <pre data-testid="command-line" className="overflow-x-auto whitespace-pre-wrap break-all rounded bg-slate-900 p-3 font-mono text-xs text-slate-100">
+          {argv ? formatCommandLine(argv) : "The host agent is not reachable."}
+        </pre>
+      </section>
+
+      <p>
+        <Link href="/" className="text-sm text-indigo-700 hover:underline">
+          ← All guests
+        </Link>
+      </p>
+    </div>
+  );
+}

@@ -1,0 +1,40 @@
+import type { Metadata } from "next";
+import Link from "next/link";
+import "./globals.css";
+import { logout } from "./actions/login";
+import { currentUser } from "@/server/web/session";
+
+export const metadata: Metadata = {
+  title: "Guesthouse",
+  description: "QEMU/KVM guests in your browser",
+};
+
+export default async function RootLayout({ children }: { children: React.ReactNode }) {
+  const user = await currentUser();
+  return (
+    <html lang="en">
+      <body>
+        <header className="border-b border-slate-800 bg-slate-900 text-slate-100">
+          <div className="mx-auto flex max-w-6xl items-center justify-between px-4 py-3">
+            <Link href="/" className="text-lg font-semibold tracking-tight">
+              Guesthouse
+            </Link>
+            {user && (
+              <nav className="flex items-center gap-4 text-sm">
+                <Link href="/" className="hover:text-white">Guests</Link>
+                <Link href="/guests/new" className="hover:text-white">New guest</Link>
+                <span className="text-slate-400">
+                  {user.username} <span className="text-slate-500">({user.role})</span>
+                </span>
+                <form action={logout}>
+                  <button className="rounded border border-slate-600 px-2 py-1 hover:bg-slate-800">Log out</button>
+                </form>
+              </nav>
+            )}
+          </div>
+        </header>
+        <main className="mx-auto max-w-6xl px-4 py-6">{children}</main>
+      </body>
+    </html>
+  );
+}

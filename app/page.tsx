@@ -1,0 +1,104 @@
+import Link from "next/link";
+import { formatMiB } from "@/components/format";
+import { LiveRefresh } from "@/components/live-refresh";
+import { StateBadge } from "@/components/state-badge";
+import { guestScope } from "@/server/auth/policy";
+import { db } from "@/server/db/client";
+import { agentFor, liveStates } from "@/server/web/guests";
+import { requireUser } from "@/server/web/session";
+
+export const dynamic = "force-dynamic";
+
+export default async function GuestListPage() {
+  const user = await requireUser();
+  const guests = await db.guest.findMany({
+    where: guestScope(user),
+    orderBy: { name: "asc" },
+    select: {
+      id: true,
+      name: true,
+      vcpus: true,
+      memoryMiB: true,
+      host: { select: { id: true, name: true, endpoint: true } },
+      owner: { select: { username: true } },
+      disks: { select: { sizeGiB: true, bus: true }, orderBy: { position: "asc" } },
+      cdroms: { select: { iso: { select: { name: true } } } },
+      nics: { select: { mac: true, model: true } },
+    },
+  });
+  const states = await liveStates(guests);
+  const hosts = await db.host.findMany({ select: { name: true, endpoint: true } });
+  const hostInfo = await Promise.all(
+    hosts.map(async (h) => ({ name: h.name, info: await agentFor(h).host().catch(() => null) })),
+  );
+
+  return (
+    <div className="space-y-6">
+      <LiveRefresh />
+      <div className="flex items-center justify-between">
+        <h1 className="text-2xl font-semibold">Guests</h1>
+        <Link href="/guests/new" className="btn btn-primary">
+          New guest
+        </Link>
+      </div>
+      <ul className="flex flex-wrap gap-3 text-sm">
+        {hostInfo.map(({ name, info }) => (
+          <li key={name} data-testid="host-info" className="card px-3 py-2">
+            <span className="font-medium">Host {name}</span>{" "}
+            {info ? (
+              <span className="text-slate-600">
+                · QEMU {info.qemuVersion} ·{" "}
+                <span data-testid="accelerator" className={info.accelerator === "kvm" ? "text-emerald-700" : "text-amber-700"}>
+                  {info.accelerator === "kvm" ? "KVM (hardware virtualization)" : "TCG (software emulation, no /dev/kvm)"}
+                </span>
+              </span>
+            ) : (
+              <span className="text-red-700">· agent not reachable</span>
+            )}
+          </li>
+        ))}
+      </ul>
+      {guests.length === 0 ? (
+        <div className="card p-10 text-center text-slate-600">
+          No guests yet. <Link href="/guests/new" className="text-indigo-700 underline">Create the first one</Link>.
+        </div>
+      ) : (
+        <table className="card w-full overflow-hidden text-left text-sm">
+          <thead className="bg-slate-100 text-xs uppercase tracking-wide text-slate-600">
+            <tr>
+              <th className="px-4 py-2">Name</th>
+              <th className="px-4 py-2">State</th>
+              <th className="px-4 py-2">vCPUs</th>
+              <th className="px-4 py-2">Memory</th>
+              <th className="px-4 py-2">Disks</th>
+              <th className="px-4 py-2">Networks</th>
+              {user.role === "admin" && <th className="px-4 py-2">Owner</th>}
+            </tr>
+          </thead>
+          <tbody className="divide-y divide-slate-100">
+            {guests.map((g) => (
+              <tr key={g.id} data-testid="guest-row" data-guest={g.name} className="hover:bg-slate-50">
+                <td className="px-4 py-2 font-medium">
+                  <Link href={`/guests/${g.id}`} className="text-indigo-700 hover:underline">
+                    {g.name}
+                  </Link>
+                </td>
+                <td className="px-4 py-2">
+                  <StateBadge state={states.get(g.id)?.state ?? null} />
+                </td>
+                <td className="px-4 py-2">{g.vcpus}</td>
+                <td className="px-4 py-2">{formatMiB(g.memoryMiB)}</td>
+                <td className="px-4 py-2">
+                  {[...g.disks.map((d) => `${d.sizeGiB} GiB ${d.bus}`), ...g.cdroms.map((c) => `CD ${c.iso.name}`)].join(", ") || "none"}
+                </td>
+                <td className="px-4 py-2 font-mono text-xs">{g.nics.map((n) => `user · ${n.mac}`).join(", ") || "none"}</td>
+                {user.role === "admin" && <td className="px-4 py-2">{g.owner.username}</td>}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </div>
+  );
+}
+

@@ -1,0 +1,28 @@
+"use client";
+
+import { useActionState } from "react";
+import { login, type LoginState } from "@/app/actions/login";
+
+export function LoginForm() {
+  const [state, action, pending] = useActionState<LoginState, FormData>(login, { error: null });
+  return (
+    <form action={action} className="card space-y-4 p-6">
+      <label className="label">
+        User name
+        <input name="username" autoComplete="username" required className="field" />
+      </label>
+      <label className="label">
+        Password
+        <input name="password" type="password" autoComplete="current-password" required className="field" />
+      </label>
+      {state.error && (
+        <p role="alert" className="text-sm text-red-700">
+          {state.error}
+        </p>
+      )}
+      <button type="submit" disabled={pending} className="btn btn-primary w-full justify-center">
+        {pending ? "Logging in…" : "Log in"}
+      </button>
+    </form>
+  );
+}

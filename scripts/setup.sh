@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs and prepares everything Guesthouse needs; safe to run again.
+#   scripts/setup.sh           what the dashboard needs
+#   scripts/setup.sh --test    plus what the test suite needs (Chromium)
+# Run as root on Debian 12 with Node 20 (apt-get installs what is missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+WITH_TESTS=0
+[ "${1:-}" = "--test" ] && WITH_TESTS=1
+
+export GUESTHOUSE_DATA_DIR="${GUESTHOUSE_DATA_DIR:-$PWD/.data}"
+export GUESTHOUSE_IMAGE_DIR="${GUESTHOUSE_IMAGE_DIR:-$GUESTHOUSE_DATA_DIR/images}"
+export DATABASE_URL="${DATABASE_URL:-file:$GUESTHOUSE_DATA_DIR/guesthouse.db}"
+
+say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
+
+# 1. Debian packages
+packages=(qemu-system-x86 qemu-utils ovmf)
+[ "$WITH_TESTS" = 1 ] && packages+=(chromium)
+missing=()
+for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# 2. npm packages (better-sqlite3 builds from source the first time: a few minutes)
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# 3. Prisma client and database
+if [ ! -f server/db/generated/client.ts ] || [ prisma/schema.prisma -nt server/db/generated/client.ts ]; then
+  say "generating the Prisma client"
+  npx prisma generate >/dev/null
+fi
+mkdir -p "$GUESTHOUSE_DATA_DIR" && chmod 700 "$GUESTHOUSE_DATA_DIR"
+npx prisma migrate deploy 2>&1 | grep -E "applied|No pending|Error" || true
+
+# 4. The demo guest (Debian kernel + busybox), as an ISO in the image folder
+scripts/fixtures.sh >/dev/null
+mkdir -p "$GUESTHOUSE_IMAGE_DIR"
+if ! cmp -s .cache/fixtures/demo.iso "$GUESTHOUSE_IMAGE_DIR/demo.iso"; then
+  cp .cache/fixtures/demo.iso "$GUESTHOUSE_IMAGE_DIR/demo.iso.tmp"
+  mv "$GUESTHOUSE_IMAGE_DIR/demo.iso.tmp" "$GUESTHOUSE_IMAGE_DIR/demo.iso"
+fi
+
+# 5. The database's fixed rows: team, local host, first admin
+npx tsx server/setup/bootstrap.ts

@@ -1,0 +1,173 @@
+/**
+ * The one typed client the web uses to talk to host agents. Replies are validated
+ * here, so the rest of the web can trust their types. An endpoint looks like
+ * `unix:/path/to/agent.sock` (the only kind so far; TCP+TLS comes with remote hosts).
+ */
+import http from "node:http";
+import type { Duplex } from "node:stream";
+import { z } from "zod";
+import { GuesthouseError, isErrorCode } from "../domain/errors";
+import { AGENT_VNC_UPGRADE, GUEST_STATES, type DiskFormat, type GuestSpec, type GuestStatus, type HostInfo } from "../domain/types";
+
+const REQUEST_TIMEOUT_MS = 60_000;
+
+const guestStatusSchema = z.object({
+  id: z.string(),
+  state: z.enum(GUEST_STATES),
+  pid: z.number().int().nullable(),
+  logTail: z.string().nullable(),
+  argv: z.array(z.string()).nullable(),
+});
+const hostInfoSchema = z.object({
+  hostname: z.string(),
+  accelerator: z.enum(["kvm", "tcg"]),
+  qemuVersion: z.string(),
+  isos: z.array(z.object({ name: z.string(), sizeBytes: z.number() })),
+});
+const errorSchema = z.object({ code: z.string(), message: z.string(), detail: z.string().optional() });
+
+function socketPathOf(endpoint: string): string {
+  if (!endpoint.startsWith("unix:")) {
+    throw new GuesthouseError("internal", "Only local agents (unix:) are supported so far.", endpoint);
+  }
+  return endpoint.slice("unix:".length);
+}
+
+export class AgentClient {
+  constructor(readonly endpoint: string) {}
+
+  private request<T>(method: string, path: string, schema: z.ZodType<T> | null, body?: unknown): Promise<T> {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    return new Promise<T>((resolve, reject) => {
+      const req = http.request(
+        {
+          socketPath: socketPathOf(this.endpoint),
+          method,
+          path,
+          timeout: REQUEST_TIMEOUT_MS,
+          headers: payload
+            ? { "content-type": "application/json", "content-length": Buffer.byteLength(payload) }
+            : {},
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("error", reject);
+          res.on("end", () => {
+            const text = Buffer.concat(chunks).toString("utf8");
+            const status = res.statusCode ?? 500;
+            let json: unknown = null;
+            try {
+              json = text ? JSON.parse(text) : null;
+            } catch {
+              return reject(new GuesthouseError("agent-unreachable", "The host agent sent a reply that is not JSON.", text.slice(0, 200)));
+            }
+            if (status >= 400) return reject(agentError(json, status));
+            if (!schema) return resolve(undefined as T);
+            const parsed = schema.safeParse(json);
+            if (!parsed.success) {
+              return reject(new GuesthouseError("internal", "The host agent sent a reply of the wrong shape.", parsed.error.message));
+            }
+            resolve(parsed.data);
+          });
+        },
+      );
+      req.on("timeout", () => req.destroy(new GuesthouseError("timeout", "The host agent did not answer in time.")));
+      req.on("error", (err) => reject(err instanceof GuesthouseError ? err : unreachable(err)));
+      req.end(payload);
+    });
+  }
+
+  host(): Promise<HostInfo> {
+    return this.request("GET", "/v1/host", hostInfoSchema);
+  }
+
+  /** Every guest the agent supervises, in one call; a guest it does not list is stopped. */
+  guests(): Promise<GuestStatus[]> {
+    return this.request("GET", "/v1/guests", z.array(guestStatusSchema));
+  }
+
+  guest(id: string): Promise<GuestStatus> {
+    return this.request("GET", `/v1/guests/${encodeURIComponent(id)}`, guestStatusSchema);
+  }
+
+  argv(spec: GuestSpec): Promise<string[]> {
+    return this.request("POST", `/v1/guests/${encodeURIComponent(spec.id)}/argv`, z.object({ argv: z.array(z.string()) }), spec).then(
+      (r) => r.argv,
+    );
+  }
+
+  start(spec: GuestSpec): Promise<GuestStatus> {
+    return this.request("POST", `/v1/guests/${encodeURIComponent(spec.id)}/start`, guestStatusSchema, spec);
+  }
+
+  shutdown(id: string): Promise<GuestStatus> {
+    return this.request("POST", `/v1/guests/${encodeURIComponent(id)}/shutdown`, guestStatusSchema, {});
+  }
+
+  forceOff(id: string): Promise<GuestStatus> {
+    return this.request("POST", `/v1/guests/${encodeURIComponent(id)}/force-off`, guestStatusSchema, {});
+  }
+
+  forget(id: string): Promise<void> {
+    return this.request("DELETE", `/v1/guests/${encodeURIComponent(id)}`, null);
+  }
+
+  createVolume(volume: string, format: DiskFormat, sizeGiB: number): Promise<void> {
+    return this.request("POST", "/v1/volumes", null, { volume, format, sizeGiB });
+  }
+
+  deleteVolume(volume: string, format: DiskFormat): Promise<void> {
+    return this.request("DELETE", `/v1/volumes/${encodeURIComponent(volume)}/${format}`, null);
+  }
+
+  /** Opens the guest's raw VNC byte stream through the agent. */
+  openVnc(id: string): Promise<Duplex> {
+    return new Promise((resolve, reject) => {
+      const req = http.request({
+        socketPath: socketPathOf(this.endpoint),
+        path: `/v1/guests/${encodeURIComponent(id)}/vnc`,
+        headers: { connection: "Upgrade", upgrade: AGENT_VNC_UPGRADE },
+        timeout: 10_000,
+      });
+      req.on("upgrade", (_res, socket, head) => {
+        socket.setTimeout(0);
+        if (head.length) socket.unshift(head);
+        resolve(socket);
+      });
+      req.on("response", (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => {
+          let json: unknown = null;
+          try {
+            json = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+          } catch {
+            // fall through with null
+          }
+          reject(agentError(json, res.statusCode ?? 502));
+        });
+      });
+      req.on("timeout", () => req.destroy(new GuesthouseError("timeout", "The host agent did not open the console in time.")));
+      req.on("error", (err) => reject(err instanceof GuesthouseError ? err : unreachable(err)));
+      req.end();
+    });
+  }
+}
+
+function agentError(json: unknown, status: number): GuesthouseError {
+  const parsed = errorSchema.safeParse(json);
+  if (parsed.success && isErrorCode(parsed.data.code)) {
+    return new GuesthouseError(parsed.data.code, parsed.data.message, parsed.data.detail);
+  }
+  const message = (json as { message?: unknown } | null)?.message;
+  return new GuesthouseError("internal", typeof message === "string" ? message : `The host agent answered ${status}.`);
+}
+
+function unreachable(err: Error): GuesthouseError {
+  return new GuesthouseError(
+    "agent-unreachable",
+    "The host agent is not reachable. Check that it runs (see the README), then try again.",
+    err.message,
+  );
+}

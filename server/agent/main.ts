@@ -1,0 +1,60 @@
+/**
+ * The host agent: one per host, owns QEMU. Run with `tsx server/agent/main.ts`.
+ * It re-adopts running guests at start and leaves them running when it stops.
+ */
+import fs from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import { loadAgentConfig } from "./config";
+import { createAgentServer } from "./api";
+import { Supervisor } from "./supervisor";
+import { Volumes } from "./volumes";
+
+async function socketInUse(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.createConnection({ path: socketPath });
+    probe.once("connect", () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once("error", () => resolve(false));
+  });
+}
+
+async function main(): Promise<void> {
+  const config = loadAgentConfig();
+  for (const dir of [config.dataDir, config.guestsDir, config.disksDir, config.isoDir]) {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  }
+  if (Buffer.byteLength(path.join(config.guestsDir, "x".repeat(25), "serial.sock")) > 107) {
+    throw new Error(`The data folder ${config.dataDir} is too deep for unix socket paths (108 bytes); choose a shorter GUESTHOUSE_DATA_DIR.`);
+  }
+  if (fs.existsSync(config.socketPath)) {
+    if (await socketInUse(config.socketPath)) throw new Error(`Another agent already listens on ${config.socketPath}.`);
+    fs.rmSync(config.socketPath);
+  }
+
+  const supervisor = new Supervisor(config);
+  await supervisor.adopt();
+  const server = createAgentServer(config, supervisor, new Volumes(config));
+  const oldMask = process.umask(0o177);
+  server.listen(config.socketPath, () => {
+    process.umask(oldMask);
+    console.log(`agent: listening on ${config.socketPath} (accelerator ${config.accelerator}, ${supervisor.list().length} guests adopted)`);
+  });
+
+  const stop = async (signal: string) => {
+    console.log(`agent: ${signal}, leaving guests running`);
+    server.close();
+    await supervisor.detachAll();
+    fs.rmSync(config.socketPath, { force: true });
+    process.exit(0);
+  };
+  process.once("SIGTERM", () => void stop("SIGTERM"));
+  process.once("SIGINT", () => void stop("SIGINT"));
+}
+
+main().catch((err) => {
+  console.error(`agent: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

@@ -1,0 +1,19 @@
+/** The one Prisma client of a process, on the embedded SQLite database by default. */
+import path from "node:path";
+import { PrismaBetterSQLite3 } from "@prisma/adapter-better-sqlite3";
+import { PrismaClient } from "./generated/client";
+
+export function databaseUrl(env: NodeJS.ProcessEnv = process.env): string {
+  return env.DATABASE_URL ?? `file:${path.resolve(env.GUESTHOUSE_DATA_DIR ?? ".data", "guesthouse.db")}`;
+}
+
+export function createPrisma(url = databaseUrl()): PrismaClient {
+  return new PrismaClient({ adapter: new PrismaBetterSQLite3({ url }) });
+}
+
+const globalForPrisma = globalThis as unknown as { guesthousePrisma?: PrismaClient };
+
+/** Shared by the custom server and Next's bundles, which load this module separately. */
+export const db: PrismaClient = (globalForPrisma.guesthousePrisma ??= createPrisma());
+
+export type { PrismaClient };

@@ -1,0 +1,146 @@
+/**
+ * The domain's words, in one place. Every other module (agent, web, UI) imports
+ * these names instead of spelling string literals of its own.
+ */
+
+/** The states a guest can be in, as the agent sees its QEMU process. */
+export const GUEST_STATES = [
+  "stopped", // no QEMU process
+  "starting", // QEMU spawned, QMP not ready yet
+  "running", // QMP says the VM runs
+  "paused", // QMP says the VM is stopped (paused) but QEMU lives
+  "shutting-down", // ACPI power-down requested or force-off in progress
+  "crashed", // QEMU exited without being asked to
+] as const;
+export type GuestState = (typeof GUEST_STATES)[number];
+
+/**
+ * The agent's guest state machine: which state may follow which. The supervisor
+ * refuses any other change, so a bug shows up as an error instead of a wrong badge.
+ */
+const TRANSITIONS: Record<GuestState, readonly GuestState[]> = {
+  stopped: ["starting"],
+  crashed: ["starting"],
+  // a start that fails ends in "stopped" (the error goes to the caller)
+  starting: ["running", "paused", "stopped", "crashed"],
+  running: ["paused", "shutting-down", "stopped", "crashed"],
+  paused: ["running", "shutting-down", "stopped", "crashed"],
+  "shutting-down": ["stopped", "crashed"],
+};
+
+export function canTransition(from: GuestState, to: GuestState): boolean {
+  return TRANSITIONS[from].includes(to);
+}
+
+/** What a person may ask for in each state. Buttons and the agent both use this table. */
+export const GUEST_ACTIONS = ["start", "shutdown", "force-off", "console", "delete"] as const;
+export type GuestAction = (typeof GUEST_ACTIONS)[number];
+
+const ALLOWED: Record<GuestState, readonly GuestAction[]> = {
+  stopped: ["start", "delete"],
+  starting: ["force-off"],
+  running: ["shutdown", "force-off", "console"],
+  paused: ["force-off", "console"],
+  "shutting-down": ["force-off", "console"],
+  crashed: ["start", "delete"],
+};
+
+export function allowedActions(state: GuestState): readonly GuestAction[] {
+  return ALLOWED[state];
+}
+
+export function canDo(state: GuestState, action: GuestAction): boolean {
+  return ALLOWED[state].includes(action);
+}
+
+export type Accelerator = "kvm" | "tcg";
+
+export const DISK_BUSES = ["virtio", "ide"] as const;
+export type DiskBus = (typeof DISK_BUSES)[number];
+
+export const DISK_FORMATS = ["qcow2", "raw"] as const;
+export type DiskFormat = (typeof DISK_FORMATS)[number];
+
+export const NIC_MODELS = ["virtio"] as const;
+export type NicModel = (typeof NIC_MODELS)[number];
+
+export const BOOT_DEVICES = ["cdrom", "disk"] as const;
+export type BootDevice = (typeof BOOT_DEVICES)[number];
+
+/**
+ * Everything the agent needs to run one guest. The web builds it from the database;
+ * the agent resolves the volume names to files inside its own folders, so the spec
+ * never carries a host path.
+ */
+export interface GuestSpec {
+  id: string;
+  name: string;
+  vcpus: number;
+  memoryMiB: number;
+  disks: DiskSpec[];
+  cdroms: CdromSpec[];
+  nics: NicSpec[];
+  /** The first device tried; the others follow. */
+  boot: BootDevice;
+}
+
+export interface DiskSpec {
+  /** The disk's volume id: the agent stores it as `<disks folder>/<volume>.<format>`. */
+  volume: string;
+  format: DiskFormat;
+  bus: DiskBus;
+}
+
+export interface CdromSpec {
+  /** The ISO's file name inside the agent's image folder. */
+  iso: string;
+}
+
+export interface NicSpec {
+  mac: string;
+  model: NicModel;
+  mode: "user";
+}
+
+/** The agent's view of one guest that it supervises. */
+export interface GuestStatus {
+  id: string;
+  state: GuestState;
+  pid: number | null;
+  /** The last lines of QEMU's log when it crashed or failed to start. */
+  logTail: string | null;
+  /** The argument array QEMU was started with (never shown with secrets). */
+  argv: string[] | null;
+}
+
+export interface HostInfo {
+  hostname: string;
+  accelerator: Accelerator;
+  qemuVersion: string;
+  isos: IsoInfo[];
+}
+
+export interface IsoInfo {
+  name: string;
+  sizeBytes: number;
+}
+
+export interface ConsoleTicket {
+  /** The secret the browser presents once; only its hash is stored. */
+  ticket: string;
+  guestId: string;
+  userId: string;
+  expiresAt: Date;
+}
+
+/** A console ticket lives this long: enough for the page to open the websocket. */
+export const CONSOLE_TICKET_TTL_MS = 30_000;
+
+/** The same-origin path the console websocket is served on (not a page route; see NOTES). */
+export const CONSOLE_WS_PATH = "/ws/console";
+
+export const USER_ROLES = ["admin", "member"] as const;
+export type UserRole = (typeof USER_ROLES)[number];
+
+/** The HTTP Upgrade protocol name the agent uses to hand over a guest's raw VNC stream. */
+export const AGENT_VNC_UPGRADE = "guesthouse-vnc";

@@ -1,0 +1,218 @@
+/**
+ * A QMP client with an explicit protocol state machine, after QEMU's own
+ * python/qemu/qmp: IDLE → CONNECTING → RUNNING → DISCONNECTING → IDLE.
+ *
+ * - The greeting is checked before capabilities are negotiated.
+ * - Each call carries a generated id; replies are matched by id, in any order.
+ * - Messages with an `event` key go to "event" listeners and never to a call.
+ * - When the socket drops, every pending call is rejected ("qmp-disconnected").
+ * - A call made in the wrong state is refused ("qmp-state") without touching the socket.
+ */
+import { EventEmitter } from "node:events";
+import net from "node:net";
+import { GuesthouseError } from "../domain/errors";
+
+export type QmpRunstate = "idle" | "connecting" | "running" | "disconnecting";
+
+export interface QmpEvent {
+  event: string;
+  data?: Record<string, unknown>;
+  timestamp?: { seconds: number; microseconds: number };
+}
+
+export interface QmpGreeting {
+  QMP: { version: { qemu: { major: number; minor: number; micro: number }; package?: string }; capabilities: unknown[] };
+}
+
+interface Pending {
+  command: string;
+  resolve: (value: unknown) => void;
+  reject: (err: Error) => void;
+}
+
+/** Guards against a peer that never sends a newline. */
+const MAX_LINE_BYTES = 16 * 1024 * 1024;
+
+export class QmpClient extends EventEmitter<{ event: [QmpEvent]; disconnect: [Error | null]; state: [QmpRunstate] }> {
+  private _state: QmpRunstate = "idle";
+  private socket: net.Socket | null = null;
+  private buffer = "";
+  private nextId = 1;
+  private readonly pending = new Map<string, Pending>();
+  private greetingWaiter: { resolve: (g: QmpGreeting) => void; reject: (e: Error) => void } | null = null;
+  greeting: QmpGreeting | null = null;
+
+  get state(): QmpRunstate {
+    return this._state;
+  }
+
+  private setState(next: QmpRunstate): void {
+    this._state = next;
+    this.emit("state", next);
+  }
+
+  private require(state: QmpRunstate, what: string): void {
+    if (this._state !== state) {
+      throw new GuesthouseError("qmp-state", `QMP ${what} needs state ${state}, but the client is ${this._state}.`);
+    }
+  }
+
+  /** Connects to a QMP unix socket, checks the greeting and negotiates capabilities. */
+  async connect(socketPath: string, timeoutMs = 5000): Promise<QmpGreeting> {
+    this.require("idle", "connect");
+    this.setState("connecting");
+    const socket = net.createConnection({ path: socketPath });
+    this.socket = socket;
+    socket.setEncoding("utf8");
+    socket.on("data", (chunk: string) => this.onData(chunk));
+    socket.on("error", (err) => this.onClose(err));
+    socket.on("close", () => this.onClose(null));
+
+    const timer = setTimeout(() => {
+      this.onClose(new GuesthouseError("timeout", `QMP did not greet within ${timeoutMs} ms.`));
+    }, timeoutMs);
+    try {
+      const greeting = await new Promise<QmpGreeting>((resolve, reject) => {
+        this.greetingWaiter = { resolve, reject };
+      });
+      this.greeting = greeting;
+      this.setState("running");
+      await this.execute("qmp_capabilities");
+      return greeting;
+    } catch (err) {
+      this.destroy(err instanceof Error ? err : new Error(String(err)));
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Runs one QMP command and resolves with its `return` value. */
+  execute<T = unknown>(command: string, args?: Record<string, unknown>): Promise<T> {
+    try {
+      this.require("running", `command ${command}`);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const id = `gh-${this.nextId++}`;
+    const message = JSON.stringify(args ? { execute: command, arguments: args, id } : { execute: command, id });
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { command, resolve: resolve as (v: unknown) => void, reject });
+      this.socket!.write(`${message}\n`);
+    });
+  }
+
+  /** Closes the connection; pending calls are rejected. */
+  async close(): Promise<void> {
+    if (this._state === "idle") return;
+    const socket = this.socket;
+    this.setState("disconnecting");
+    if (socket && !socket.destroyed) {
+      await new Promise<void>((resolve) => {
+        socket.once("close", () => resolve());
+        socket.end();
+        setTimeout(() => socket.destroy(), 1000).unref();
+      });
+    }
+    this.onClose(null);
+  }
+
+  private destroy(err: Error): void {
+    this.socket?.destroy();
+    this.onClose(err);
+  }
+
+  private onData(chunk: string): void {
+    this.buffer += chunk;
+    if (this.buffer.length > MAX_LINE_BYTES) {
+      this.destroy(new GuesthouseError("qmp-error", "QMP sent an oversized message; the connection was closed."));
+      return;
+    }
+    let newline: number;
+    while ((newline = this.buffer.indexOf("\n")) >= 0) {
+      const line = this.buffer.slice(0, newline).trim();
+      this.buffer = this.buffer.slice(newline + 1);
+      if (line) this.onMessage(line);
+      if (this.socket === null) return;
+    }
+  }
+
+  private onMessage(line: string): void {
+    let message: Record<string, unknown>;
+    try {
+      const parsed: unknown = JSON.parse(line);
+      if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error("not an object");
+      message = parsed as Record<string, unknown>;
+    } catch {
+      this.destroy(new GuesthouseError("qmp-error", "QMP sent something that is not a JSON object.", line.slice(0, 200)));
+      return;
+    }
+
+    if (this.greetingWaiter) {
+      const waiter = this.greetingWaiter;
+      this.greetingWaiter = null;
+      if (isGreeting(message)) waiter.resolve(message);
+      else waiter.reject(new GuesthouseError("qmp-error", "The QMP peer did not start with a valid greeting.", line.slice(0, 200)));
+      return;
+    }
+
+    if (typeof message.event === "string") {
+      this.emit("event", message as unknown as QmpEvent);
+      return;
+    }
+
+    const id = typeof message.id === "string" ? message.id : null;
+    const call = id ? this.pending.get(id) : undefined;
+    if (!id || !call) {
+      // A reply nobody asked for; QEMU never does this, so the peer is confused.
+      this.destroy(new GuesthouseError("qmp-error", "QMP sent a reply that matches no pending call.", line.slice(0, 200)));
+      return;
+    }
+    this.pending.delete(id);
+    if ("return" in message) {
+      call.resolve(message.return);
+    } else {
+      const error = (message.error ?? {}) as { class?: string; desc?: string };
+      call.reject(
+        new GuesthouseError(
+          "qmp-error",
+          `QEMU refused ${call.command}: ${error.desc ?? "no reason given"}`,
+          `class=${error.class ?? "?"}`,
+        ),
+      );
+    }
+  }
+
+  private onClose(err: Error | null): void {
+    if (this._state === "idle" && this.socket === null) return;
+    const socket = this.socket;
+    this.socket = null;
+    socket?.destroy();
+    const reason =
+      err instanceof GuesthouseError
+        ? err
+        : new GuesthouseError("qmp-disconnected", "The connection to QEMU closed.", err?.message);
+    if (this.greetingWaiter) {
+      this.greetingWaiter.reject(reason);
+      this.greetingWaiter = null;
+    }
+    for (const [id, call] of this.pending) {
+      this.pending.delete(id);
+      call.reject(new GuesthouseError("qmp-disconnected", `The connection to QEMU closed while ${call.command} was pending.`, err?.message));
+    }
+    this.buffer = "";
+    this.setState("idle");
+    this.emit("disconnect", err);
+  }
+}
+
+function isGreeting(message: Record<string, unknown>): message is Record<string, unknown> & QmpGreeting {
+  const qmp = message.QMP as { version?: { qemu?: unknown }; capabilities?: unknown } | undefined;
+  return (
+    typeof qmp === "object" &&
+    qmp !== null &&
+    typeof qmp.version === "object" &&
+    typeof qmp.version?.qemu === "object" &&
+    Array.isArray(qmp.capabilities)
+  );
+}

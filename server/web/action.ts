@@ -1,0 +1,29 @@
+/**
+ * Every server action is built with authedAction(): it loads the session first and
+ * refuses without one, then turns any GuesthouseError into a result the page shows.
+ * Details for operators go to the server log, never to the page.
+ */
+import { toGuesthouseError, type ErrorCode } from "../domain/errors";
+import type { SessionUser } from "../auth/sessions";
+import { currentUser } from "./session";
+
+export type ActionResult<T = null> = { ok: true; data: T } | { ok: false; code: ErrorCode; error: string };
+
+export function authedAction<A extends unknown[], R>(
+  name: string,
+  fn: (user: SessionUser, ...args: A) => Promise<R>,
+): (...args: A) => Promise<ActionResult<R>> {
+  return async (...args: A) => {
+    const user = await currentUser();
+    if (!user) return { ok: false, code: "unauthenticated", error: "Your session has ended. Log in again." };
+    try {
+      return { ok: true, data: await fn(user, ...args) };
+    } catch (err) {
+      // redirect() and notFound() work by throwing; let Next handle them.
+      if (err instanceof Error && "digest" in err && String((err as { digest: unknown }).digest).startsWith("NEXT_")) throw err;
+      const error = toGuesthouseError(err);
+      console.error(`action ${name} by ${user.username} failed: ${error.code}: ${error.message}${error.detail ? `\n${error.detail}` : ""}`);
+      return { ok: false, code: error.code, error: error.message };
+    }
+  };
+}

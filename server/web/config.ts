@@ -1,0 +1,29 @@
+/** The web server's configuration, from the environment, validated once. */
+import path from "node:path";
+import { z } from "zod";
+
+const schema = z.object({
+  GUESTHOUSE_HOST: z.string().min(1).default("127.0.0.1"),
+  GUESTHOUSE_PORT: z.coerce.number().int().min(1).max(65535).default(3000),
+  GUESTHOUSE_DATA_DIR: z.string().min(1).default(".data"),
+  GUESTHOUSE_AGENT_SOCKET: z.string().min(1).optional(),
+  NODE_ENV: z.string().optional(),
+});
+
+export interface WebConfig {
+  host: string;
+  port: number;
+  dev: boolean;
+  /** The endpoint of this machine's agent, recorded as the "local" host. */
+  localAgentEndpoint: string;
+}
+
+export function loadWebConfig(env: NodeJS.ProcessEnv = process.env): WebConfig {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    throw new Error(`Web configuration is invalid: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+  }
+  const e = parsed.data;
+  const socket = path.resolve(e.GUESTHOUSE_AGENT_SOCKET ?? path.join(e.GUESTHOUSE_DATA_DIR, "agent.sock"));
+  return { host: e.GUESTHOUSE_HOST, port: e.GUESTHOUSE_PORT, dev: e.NODE_ENV === "development", localAgentEndpoint: `unix:${socket}` };
+}

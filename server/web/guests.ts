@@ -1,0 +1,92 @@
+/**
+ * The web's view of guests: database rows joined with the agents' live state.
+ * The list path makes one batched status call per host, never one per guest.
+ */
+import { AgentClient } from "../agent-client";
+import { guestScope } from "../auth/policy";
+import type { SessionUser } from "../auth/sessions";
+import { db } from "../db/client";
+import { GuesthouseError } from "../domain/errors";
+import type { BootDevice, DiskBus, DiskFormat, GuestSpec, GuestStatus } from "../domain/types";
+
+export const guestInclude = {
+  host: { select: { id: true, name: true, endpoint: true } },
+  owner: { select: { username: true } },
+  disks: { orderBy: { position: "asc" as const } },
+  cdroms: { orderBy: { position: "asc" as const }, include: { iso: { select: { name: true } } } },
+  nics: { orderBy: { position: "asc" as const } },
+};
+
+export type GuestRow = NonNullable<Awaited<ReturnType<typeof findGuest>>>;
+
+function findGuest(user: SessionUser, id: string) {
+  return db.guest.findFirst({ where: { id, ...guestScope(user) }, include: guestInclude });
+}
+
+/** The guest if this user may see it; "not found" otherwise (whether or not it exists). */
+export async function loadGuest(user: SessionUser, id: string): Promise<GuestRow> {
+  const guest = typeof id === "string" && id.length <= 64 ? await findGuest(user, id) : null;
+  if (!guest) throw new GuesthouseError("not-found", "This guest does not exist, or you may not see it.");
+  return guest;
+}
+
+export function agentFor(host: { endpoint: string }): AgentClient {
+  return new AgentClient(host.endpoint);
+}
+
+export function specOf(guest: GuestRow): GuestSpec {
+  return {
+    id: guest.id,
+    name: guest.name,
+    vcpus: guest.vcpus,
+    memoryMiB: guest.memoryMiB,
+    boot: guest.boot as BootDevice,
+    disks: guest.disks.map((d) => ({ volume: d.volume, format: d.format as DiskFormat, bus: d.bus as DiskBus })),
+    cdroms: guest.cdroms.map((c) => ({ iso: c.iso.name })),
+    nics: guest.nics.map((n) => ({ mac: n.mac, model: "virtio" as const, mode: "user" as const })),
+  };
+}
+
+const STOPPED = (id: string): GuestStatus => ({ id, state: "stopped", pid: null, logTail: null, argv: null });
+
+/**
+ * Live state for many guests: one call per distinct host. A host whose agent is
+ * down yields `null` states, shown as "unknown", rather than failing the page.
+ */
+export async function liveStates(
+  guests: Array<{ id: string; host: { id: string; endpoint: string } }>,
+): Promise<Map<string, GuestStatus | null>> {
+  const hosts = new Map<string, string>();
+  for (const g of guests) hosts.set(g.host.id, g.host.endpoint);
+  const byHost = new Map<string, Map<string, GuestStatus> | null>();
+  await Promise.all(
+    [...hosts].map(async ([hostId, endpoint]) => {
+      try {
+        const list = await new AgentClient(endpoint).guests();
+        byHost.set(hostId, new Map(list.map((s) => [s.id, s])));
+      } catch {
+        byHost.set(hostId, null);
+      }
+    }),
+  );
+  const states = new Map<string, GuestStatus | null>();
+  for (const g of guests) {
+    const host = byHost.get(g.host.id);
+    states.set(g.id, host === null || host === undefined ? null : (host.get(g.id) ?? STOPPED(g.id)));
+  }
+  return states;
+}
+
+export async function liveState(guest: GuestRow): Promise<GuestStatus> {
+  return agentFor(guest.host).guest(guest.id);
+}
+
+export async function recordEvent(
+  kind: string,
+  ok: boolean,
+  message: string,
+  userId: string | null,
+  guestId: string | null,
+): Promise<void> {
+  await db.event.create({ data: { kind, ok, message, userId, guestId } });
+}

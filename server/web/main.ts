@@ -1,0 +1,48 @@
+/**
+ * The web server: Next.js behind a plain Node HTTP server, so the console
+ * websocket lives on the same origin under /ws/ (a path that is no page route;
+ * see NOTES on Next's own upgrade listener). Run with `tsx server/web/main.ts`.
+ */
+import http from "node:http";
+import next from "next";
+import { createConsoleBridge } from "../console/bridge";
+import { db } from "../db/client";
+import { loadWebConfig } from "./config";
+
+async function main(): Promise<void> {
+  const config = loadWebConfig();
+  const app = next({ dev: config.dev, dir: process.cwd(), hostname: config.host, port: config.port });
+  const handle = app.getRequestHandler();
+  await app.prepare();
+
+  const bridge = createConsoleBridge({ db });
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((err) => {
+      console.error("web: request failed:", err);
+      if (!res.headersSent) res.writeHead(500).end("Internal error");
+    });
+  });
+  server.on("upgrade", (req, socket, head) => {
+    if (bridge.onUpgrade(req, socket, head)) return;
+    // In development Next's own listener serves HMR under /_next/; anything else is refused.
+    if (!config.dev || !(req.url ?? "").startsWith("/_next/")) socket.destroy();
+  });
+
+  server.listen(config.port, config.host, () => {
+    const shown = config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;
+    console.log(`web: Guesthouse is at http://${shown}:${config.port}/`);
+  });
+
+  const stop = () => {
+    bridge.close();
+    server.close();
+    void db.$disconnect().finally(() => process.exit(0));
+  };
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+}
+
+main().catch((err) => {
+  console.error("web:", err);
+  process.exit(1);
+});

@@ -48,9 +48,14 @@ export default async function GuestListPage() {
             {info ? (
               <span className="text-slate-600">
                 · QEMU {info.qemuVersion} ·{" "}
-                <span data-testid="accelerator" className={info.accelerator === "kvm" ? "text-emerald-700" : "text-amber-700"}>
-                  {info.accelerator === "kvm" ? "KVM (hardware virtualization)" : "TCG (software emulation, no /dev/kvm)"}
-                </span>
+                <span
+                  data-testid="accelerator"
+                  title={info.acceleratorReason}
+                  className={info.accelerator === "kvm" ? "text-emerald-700" : "text-amber-700"}
+                >
+                  {info.accelerator === "kvm" ? "KVM (hardware virtualization)" : "TCG (software emulation, slower)"}
+                </span>{" "}
+                <span className="text-xs text-slate-400">({info.acceleratorReason})</span>
               </span>
             ) : (
               <span className="text-red-700">· agent not reachable</span>

@@ -21,6 +21,7 @@ const guestStatusSchema = z.object({
 const hostInfoSchema = z.object({
   hostname: z.string(),
   accelerator: z.enum(["kvm", "tcg"]),
+  acceleratorReason: z.string(),
   qemuVersion: z.string(),
   isos: z.array(z.object({ name: z.string(), sizeBytes: z.number() })),
 });

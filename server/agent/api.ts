@@ -45,6 +45,7 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, v
       const info: HostInfo = {
         hostname: os.hostname(),
         accelerator: config.accelerator,
+        acceleratorReason: config.acceleratorReason,
         qemuVersion: await version,
         isos: await volumes.listIsos(),
       };

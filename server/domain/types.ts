@@ -116,6 +116,8 @@ export interface GuestStatus {
 export interface HostInfo {
   hostname: string;
   accelerator: Accelerator;
+  /** Why: "/dev/kvm works", "/dev/kvm is missing", … */
+  acceleratorReason: string;
   qemuVersion: string;
   isos: IsoInfo[];
 }

@@ -1,0 +1,131 @@
+/**
+ * Runs a real agent process for a test, in its own short data folder under /tmp
+ * (unix socket paths are limited to 108 bytes), with the demo ISO in its image folder.
+ * cleanup() force-stops every QEMU the folder's guests started and removes the folder.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { AgentClient } from "../../server/agent-client";
+
+export const DEMO_ISO = path.resolve(".cache/fixtures/demo.iso");
+
+export interface TestAgent {
+  dataDir: string;
+  socketPath: string;
+  client: AgentClient;
+  process: ChildProcess;
+  output(): string;
+  /** SIGKILL the agent (its guests keep running). */
+  kill(): Promise<void>;
+  /** Start the agent again on the same folder. */
+  restart(): Promise<void>;
+  cleanup(): Promise<void>;
+}
+
+export async function startTestAgent(env: Record<string, string> = {}): Promise<TestAgent> {
+  if (!fs.existsSync(DEMO_ISO)) throw new Error(`${DEMO_ISO} is missing: run scripts/fixtures.sh (scripts/test.sh does).`);
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "gh-"));
+  const socketPath = path.join(dataDir, "agent.sock");
+  fs.mkdirSync(path.join(dataDir, "images"));
+  fs.copyFileSync(DEMO_ISO, path.join(dataDir, "images", "demo.iso"));
+  let out = "";
+
+  const launch = async (): Promise<ChildProcess> => {
+    const child = spawn(process.execPath, ["--import", "tsx", "server/agent/main.ts"], {
+      env: { ...process.env, GUESTHOUSE_DATA_DIR: dataDir, GUESTHOUSE_AGENT_SOCKET: socketPath, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    child.stdout!.on("data", (c: Buffer) => (out += c.toString()));
+    child.stderr!.on("data", (c: Buffer) => (out += c.toString()));
+    const deadline = Date.now() + 20_000;
+    while (!(await listening(socketPath))) {
+      if (child.exitCode !== null) throw new Error(`agent exited ${child.exitCode}: ${out}`);
+      if (Date.now() > deadline) throw new Error(`agent did not listen within 20 s: ${out}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return child;
+  };
+
+  const agent: TestAgent = {
+    dataDir,
+    socketPath,
+    client: new AgentClient(`unix:${socketPath}`),
+    process: await launch(),
+    output: () => out,
+    async kill() {
+      const exited = new Promise((r) => agent.process.once("exit", r));
+      agent.process.kill("SIGKILL");
+      await exited;
+    },
+    async restart() {
+      agent.process = await launch();
+    },
+    async cleanup() {
+      if (agent.process.exitCode === null && agent.process.signalCode === null) {
+        const exited = new Promise((r) => agent.process.once("exit", r));
+        agent.process.kill("SIGTERM");
+        await exited;
+      }
+      await killQemusUnder(dataDir);
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  return agent;
+}
+
+function listening(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createConnection({ path: socketPath });
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
+}
+
+/** Pids of QEMU processes whose command line mentions this folder. */
+export function qemuPidsUnder(dir: string): number[] {
+  const pids: number[] = [];
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, "utf8");
+      if (cmdline.startsWith("qemu-system") && cmdline.includes(dir)) pids.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+export async function killQemusUnder(dir: string): Promise<void> {
+  for (const pid of qemuPidsUnder(dir)) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+  const deadline = Date.now() + 5000;
+  while (qemuPidsUnder(dir).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+}
+
+/** Waits until check() returns a truthy value, or fails with what it was waiting for. */
+export async function waitFor<T>(what: string, check: () => T | Promise<T>, timeoutMs = 60_000, everyMs = 100): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value) return value as NonNullable<T>;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ""}`);
+}

@@ -1,0 +1,58 @@
+/**
+ * A fresh, real SQLite database for one test file, with the project's migrations
+ * applied exactly as `prisma migrate deploy` would apply them.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import Database from "better-sqlite3";
+import { createPrisma, type PrismaClient } from "../../server/db/client";
+
+export interface TestDb {
+  db: PrismaClient;
+  url: string;
+  dir: string;
+  cleanup(): Promise<void>;
+}
+
+export function applyMigrations(file: string): void {
+  const sqlite = new Database(file);
+  try {
+    const root = path.resolve("prisma/migrations");
+    for (const name of fs.readdirSync(root).filter((n) => /^\d+_/.test(n)).sort()) {
+      sqlite.exec(fs.readFileSync(path.join(root, name, "migration.sql"), "utf8"));
+    }
+  } finally {
+    sqlite.close();
+  }
+}
+
+export async function createTestDb(): Promise<TestDb> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gh-db-"));
+  const file = path.join(dir, "test.db");
+  applyMigrations(file);
+  const url = `file:${file}`;
+  const db = createPrisma(url);
+  return {
+    db,
+    url,
+    dir,
+    async cleanup() {
+      await db.$disconnect();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A team, a user in it, the local host and one guest row: the minimum most tests need. */
+export async function seedBasics(db: PrismaClient, endpoint = "unix:/nonexistent/agent.sock") {
+  const team = await db.team.create({ data: { name: `team-${Math.random().toString(36).slice(2)}` } });
+  const user = await db.user.create({
+    data: { username: `user-${Math.random().toString(36).slice(2)}`, passwordHash: "x", role: "member", teamId: team.id },
+  });
+  const host = await db.host.create({ data: { name: `host-${Math.random().toString(36).slice(2)}`, endpoint } });
+  const guest = await db.guest.create({
+    data: { name: "g1", vcpus: 1, memoryMiB: 256, boot: "cdrom", ownerId: user.id, teamId: team.id, hostId: host.id },
+  });
+  return { team, user, host, guest };
+}

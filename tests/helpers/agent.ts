@@ -129,3 +129,12 @@ export async function waitFor<T>(what: string, check: () => T | Promise<T>, time
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ""}`);
 }
+
+/** True once the process has exited (a zombie whose parent died unreaped counts as exited). */
+export function processGone(pid: number): boolean {
+  try {
+    return /^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return true;
+  }
+}

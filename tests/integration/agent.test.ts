@@ -1,0 +1,166 @@
+/**
+ * The host agent against real QEMU (TCG here; KVM where the host has it): boot the
+ * demo ISO, check QMP, serial, VNC, stop it both ways, survive an agent SIGKILL.
+ */
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import type { GuestSpec } from "../../server/domain/types";
+import { GuesthouseError } from "../../server/domain/errors";
+import { processGone, qemuPidsUnder, startTestAgent, waitFor, type TestAgent } from "../helpers/agent";
+
+const BOOT_TIMEOUT_MS = 90_000;
+
+function demoSpec(id: string, volume: string | null): GuestSpec {
+  return {
+    id,
+    name: `demo-${id.slice(0, 6)}`,
+    vcpus: 1,
+    memoryMiB: 256,
+    disks: volume ? [{ volume, format: "qcow2", bus: "virtio" }] : [],
+    cdroms: [{ iso: "demo.iso" }],
+    nics: [{ mac: "52:54:00:ab:cd:01", model: "virtio", mode: "user" }],
+    boot: "cdrom",
+  };
+}
+
+describe("agent with real QEMU", () => {
+  let agent: TestAgent;
+  const spec = demoSpec("guestaaaa0001", "volaaaa00001");
+  const stateDir = () => path.join(agent.dataDir, "guests", spec.id);
+  const serialLog = () => fs.readFileSync(path.join(stateDir(), "serial.log"), "utf8");
+  const countMarker = (marker: string) => serialLog().split(marker).length - 1;
+  const socketsLeft = () =>
+    ["qmp.sock", "vnc.sock", "serial.sock", "qemu.pid"].filter((f) => fs.existsSync(path.join(stateDir(), f)));
+
+  before(async () => {
+    agent = await startTestAgent();
+    await agent.client.createVolume("volaaaa00001", "qcow2", 1);
+  });
+  after(async () => {
+    await agent?.cleanup();
+  });
+
+  test("reports its accelerator and the ISOs in its image folder", async () => {
+    const host = await agent.client.host();
+    assert.ok(host.accelerator === "kvm" || host.accelerator === "tcg");
+    assert.ok(host.acceleratorReason.length > 0);
+    assert.match(host.qemuVersion, /^\d+\.\d+/);
+    assert.deepEqual(host.isos.map((i) => i.name), ["demo.iso"]);
+  });
+
+  test("a QEMU that refuses to start is reported with its exit code and its own words", async () => {
+    const bad = demoSpec("guestbad00001", "volbad000001");
+    fs.writeFileSync(path.join(agent.dataDir, "disks", "volbad000001.qcow2"), "this is not a qcow2 image\n".repeat(100));
+    await assert.rejects(agent.client.start(bad), (err: GuesthouseError) => {
+      assert.equal(err.code, "qemu-failed");
+      assert.match(err.message, /exited with code 1/);
+      assert.match(err.message, /qcow2/i, "QEMU's own complaint about the image is passed on");
+      return true;
+    });
+    assert.equal((await agent.client.guest(bad.id)).state, "stopped");
+    assert.deepEqual(qemuPidsUnder(path.join(agent.dataDir, "guests", bad.id)), []);
+  });
+
+  test("a spec naming a missing ISO is refused before QEMU runs", async () => {
+    const missing = { ...demoSpec("guestmiss0001", null), cdroms: [{ iso: "nope.iso" }] };
+    await assert.rejects(agent.client.start(missing), (err: GuesthouseError) => err.code === "not-found");
+  });
+
+  test("two concurrent starts give one QEMU; the guest boots the demo ISO", async () => {
+    const results = await Promise.allSettled([agent.client.start(spec), agent.client.start(spec)]);
+    const ok = results.filter((r) => r.status === "fulfilled");
+    const refused = results.filter((r) => r.status === "rejected");
+    assert.equal(ok.length, 1, "exactly one start succeeds");
+    assert.equal(refused.length, 1);
+    assert.equal(((refused[0] as PromiseRejectedResult).reason as GuesthouseError).code, "conflict");
+    assert.equal(qemuPidsUnder(stateDir()).length, 1, "one QEMU process");
+
+    const status = await agent.client.guest(spec.id);
+    assert.equal(status.state, "running", "QMP query-status says running");
+    assert.ok(status.pid && status.pid > 1);
+    assert.deepEqual(status.argv, await agent.client.argv(spec), "the argv shown is the argv run");
+
+    await waitFor("the boot marker on the serial log", () => countMarker("GUESTHOUSE-DEMO-READY") > 0, BOOT_TIMEOUT_MS);
+    assert.match(serialLog(), /GUESTHOUSE-DISK vda 2097152/, "the 1 GiB virtio disk is attached");
+  });
+
+  test("the VNC socket, reached through the agent, answers with an RFB version", async () => {
+    const stream = await agent.client.openVnc(spec.id);
+    const greeting = await new Promise<string>((resolve, reject) => {
+      let data = "";
+      stream.on("data", (c: Buffer) => {
+        data += c.toString("latin1");
+        if (data.length >= 12) resolve(data.slice(0, 12));
+      });
+      stream.once("error", reject);
+    });
+    stream.destroy();
+    assert.match(greeting, /^RFB 003\.00[38]\n$/);
+  });
+
+  test("after the agent is SIGKILLed and restarted, the guest still runs and is controllable", async () => {
+    const before = await agent.client.guest(spec.id);
+    await agent.kill();
+    assert.equal(qemuPidsUnder(stateDir()).length, 1, "killing the agent did not stop the guest");
+    await agent.restart();
+    const adopted = await agent.client.guest(spec.id);
+    assert.equal(adopted.state, "running");
+    assert.equal(adopted.pid, before.pid, "the same QEMU process was adopted");
+    assert.deepEqual(adopted.argv, before.argv);
+    // Controllable: the ACPI shutdown below goes through the re-established QMP connection.
+  });
+
+  test("ACPI shutdown ends the process and cleans the sockets", async () => {
+    const { pid } = await agent.client.guest(spec.id);
+    const status = await agent.client.shutdown(spec.id);
+    assert.equal(status.state, "shutting-down");
+    await waitFor("the guest to power off", async () => (await agent.client.guest(spec.id)).state === "stopped", 60_000);
+    assert.match(serialLog(), /GUESTHOUSE-DEMO-POWEROFF/, "the guest saw the power button");
+    assert.ok(processGone(pid!), "the QEMU process is gone");
+    assert.deepEqual(socketsLeft(), []);
+  });
+
+  test("force off ends a running guest at once and cleans the sockets", async () => {
+    await agent.client.start(spec);
+    assert.equal(qemuPidsUnder(stateDir()).length, 1);
+    const status = await agent.client.forceOff(spec.id);
+    assert.equal(status.state, "stopped");
+    assert.deepEqual(qemuPidsUnder(stateDir()), []);
+    assert.deepEqual(socketsLeft(), []);
+  });
+
+  test("a QEMU killed from outside shows as crashed with its log, and starts again", async () => {
+    const { pid } = await agent.client.start(spec);
+    process.kill(pid!, "SIGKILL");
+    const crashed = await waitFor(
+      "the crash to be noticed",
+      async () => {
+        const s = await agent.client.guest(spec.id);
+        return s.state === "crashed" ? s : null;
+      },
+      2_000,
+      50,
+    );
+    assert.equal(crashed.pid, null);
+    assert.notEqual(crashed.logTail, null);
+    assert.deepEqual(socketsLeft(), []);
+    const again = await agent.client.start(spec);
+    assert.equal(again.state, "running");
+    await agent.client.forceOff(spec.id);
+  });
+
+  test("requests that do not match the API are refused with a clear error", async () => {
+    await assert.rejects(
+      agent.client.start({ ...spec, name: "bad name; rm -rf /" }),
+      (err: GuesthouseError) => err.code === "invalid-input" && /guest name/i.test(err.message),
+    );
+    await assert.rejects(
+      agent.client.start({ ...spec, cdroms: [{ iso: "../../etc/passwd.iso" }] }),
+      (err: GuesthouseError) => err.code === "invalid-input",
+    );
+    await assert.rejects(agent.client.guest("../etc"), (err: GuesthouseError) => err.code === "invalid-input");
+    await assert.rejects(agent.client.shutdown(spec.id), (err: GuesthouseError) => err.code === "conflict");
+  });
+});

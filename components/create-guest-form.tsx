@@ -12,7 +12,11 @@ export function CreateGuestForm({ isos, limits, nameRule }: { isos: IsoInfo[]; l
   const [error, setError] = useState<string | null>(null);
   const [pending, startTransition] = useTransition();
 
-  function submit(form: FormData) {
+  // onSubmit rather than <form action>: React resets a form after an action, which
+  // would wipe what the person typed when the server refuses it.
+  function submit(event: React.FormEvent<HTMLFormElement>) {
+    event.preventDefault();
+    const form = new FormData(event.currentTarget);
     setError(null);
     startTransition(async () => {
       const result = await createGuest(form);
@@ -22,7 +26,7 @@ export function CreateGuestForm({ isos, limits, nameRule }: { isos: IsoInfo[]; l
   }
 
   return (
-    <form action={submit} className="card grid grid-cols-2 gap-4 p-6">
+    <form onSubmit={submit} className="card grid grid-cols-2 gap-4 p-6">
       <label className="label col-span-2">
         Name
         <input name="name" required maxLength={63} placeholder="web-01" className="field" aria-describedby="name-rule" />
@@ -73,7 +77,7 @@ export function CreateGuestForm({ isos, limits, nameRule }: { isos: IsoInfo[]; l
         </select>
       </label>
       {error && (
-        <p role="alert" className="col-span-2 rounded-md bg-red-50 p-3 text-sm text-red-800">
+        <p role="alert" data-testid="form-error" className="col-span-2 rounded-md bg-red-50 p-3 text-sm text-red-800">
           {error}
         </p>
       )}

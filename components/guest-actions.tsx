@@ -66,7 +66,7 @@ export function GuestActions(props: { guestId: string; guestName: string; state:
       </div>
       {pending && <p className="text-xs text-slate-500">Working…</p>}
       {error && (
-        <p role="alert" className="max-w-md rounded-md bg-red-50 p-2 text-sm text-red-800">
+        <p role="alert" data-testid="action-error" className="max-w-md rounded-md bg-red-50 p-2 text-sm text-red-800">
           {error}
         </p>
       )}

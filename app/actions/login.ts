@@ -14,6 +14,8 @@ const loginInput = z.object({
 
 export interface LoginState {
   error: string | null;
+  /** Given back so the form keeps it after a failed attempt. */
+  username: string;
 }
 
 /** A hash to verify against when the user does not exist, so timing reveals nothing. */
@@ -21,10 +23,11 @@ const DUMMY_HASH = "scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAA
 
 export async function login(_prev: LoginState, form: FormData): Promise<LoginState> {
   const parsed = loginInput.safeParse({ username: form.get("username"), password: form.get("password") });
-  if (!parsed.success) return { error: "Enter a user name and a password." };
+  const username = String(form.get("username") ?? "").slice(0, 64);
+  if (!parsed.success) return { error: "Enter a user name and a password.", username };
   const user = await db.user.findUnique({ where: { username: parsed.data.username } });
   const ok = await verifyPassword(parsed.data.password, user?.passwordHash ?? DUMMY_HASH);
-  if (!user || !ok) return { error: "That user name and password do not match." };
+  if (!user || !ok) return { error: "That user name and password do not match.", username };
 
   const session = await createSession(db, user.id);
   const secure = (await headers()).get("x-forwarded-proto") === "https";

@@ -1,0 +1,238 @@
+/**
+ * The spine end to end, as a person uses it, in Debian's Chromium: log in, create a
+ * guest from the demo ISO, start it, see and type into its screen through noVNC,
+ * shut it down (the page follows without reloading), delete it. Then the console
+ * websocket's refusals, checked with a plain websocket client.
+ */
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { after, afterEach, before, describe, test } from "node:test";
+import type { Page } from "playwright-core";
+import WebSocket from "ws";
+import { mintTicket } from "../../server/console/tickets";
+import { waitFor } from "../helpers/agent";
+import { launchBrowser } from "../helpers/browser";
+import { startTestStack, type TestStack } from "../helpers/web";
+
+const GUEST = "e2e-demo";
+
+describe("dashboard in Chromium", () => {
+  let stack: TestStack;
+  let browser: Awaited<ReturnType<typeof launchBrowser>>;
+  let page: Page;
+  let guestId = "";
+  const serialLog = () => {
+    try {
+      return fs.readFileSync(path.join(stack.agent.dataDir, "guests", guestId, "serial.log"), "utf8");
+    } catch {
+      return "";
+    }
+  };
+
+  before(async () => {
+    stack = await startTestStack();
+    browser = await launchBrowser();
+    page = await browser.context.newPage();
+    page.setDefaultTimeout(30_000);
+  });
+  // A screenshot after every step, for whoever has to read a failure.
+  afterEach(async (t) => {
+    fs.mkdirSync(".cache/e2e", { recursive: true });
+    await page?.screenshot({ path: `.cache/e2e/${t.name.replace(/[^a-z0-9]+/gi, "-").slice(0, 60)}.png` }).catch(() => {});
+  });
+  after(async () => {
+    await browser?.close();
+    await stack?.cleanup();
+  });
+
+  test("every page asks for a login first", async () => {
+    await page.goto(`${stack.baseUrl}/`);
+    assert.match(new URL(page.url()).pathname, /^\/login$/);
+    await page.goto(`${stack.baseUrl}/guests/new`);
+    assert.match(new URL(page.url()).pathname, /^\/login$/);
+    const events = await fetch(`${stack.baseUrl}/api/events`);
+    assert.equal(events.status, 401);
+  });
+
+  test("a wrong password is refused with a clear message", async () => {
+    await page.fill('input[name="username"]', stack.admin.username);
+    await page.fill('input[name="password"]', "not-the-password");
+    await page.click('button[type="submit"]');
+    await page.getByTestId("form-error").waitFor();
+    assert.match(await page.getByTestId("form-error").innerText(), /do not match/);
+  });
+
+  test("log in and see the empty guest list with the host's accelerator", async () => {
+    await page.fill('input[name="password"]', stack.admin.password);
+    await page.click('button[type="submit"]');
+    await page.waitForURL(`${stack.baseUrl}/`, { waitUntil: "commit" });
+    await page.getByText("No guests yet").waitFor();
+    assert.match(await page.getByTestId("accelerator").innerText(), /KVM|TCG/);
+  });
+
+  test("creating a guest with a bad name shows what names may be", async () => {
+    await page.goto(`${stack.baseUrl}/guests/new`);
+    await page.fill('input[name="name"]', "bad name!");
+    await page.click('button[type="submit"]');
+    await page.getByTestId("form-error").waitFor();
+    assert.match(await page.getByTestId("form-error").innerText(), /letters, digits/);
+    assert.equal(await stack.database.db.guest.count(), 0, "nothing was created");
+    assert.deepEqual(fs.readdirSync(path.join(stack.agent.dataDir, "disks")), [], "no disk was left behind");
+  });
+
+  test("create a guest from the demo ISO with a sparse disk", async () => {
+    await page.fill('input[name="name"]', GUEST);
+    await page.fill('input[name="vcpus"]', "1");
+    await page.fill('input[name="memoryMiB"]', "256");
+    await page.fill('input[name="diskGiB"]', "1");
+    await page.selectOption('select[name="iso"]', "demo.iso");
+    await page.selectOption('select[name="boot"]', "cdrom");
+    await page.click('button[type="submit"]');
+    await page.waitForURL(/\/guests\/(?!new$)[a-z0-9]+$/, { waitUntil: "commit" });
+    guestId = (await stack.database.db.guest.findFirstOrThrow({ where: { name: GUEST } })).id;
+    assert.equal(new URL(page.url()).pathname, `/guests/${guestId}`);
+    assert.equal(await page.getByTestId("guest-name").innerText(), GUEST);
+    assert.equal(await page.getByTestId("guest-state").getAttribute("data-state"), "stopped");
+    const commandLine = await page.getByTestId("command-line").innerText();
+    assert.match(commandLine, /^qemu-system-x86_64 /);
+    assert.match(commandLine, /demo\.iso/);
+    assert.match(commandLine, /virtio-net-pci,netdev=net0,mac=52:54:00:/);
+
+    const disks = fs.readdirSync(path.join(stack.agent.dataDir, "disks"));
+    assert.equal(disks.length, 1);
+    const stat = fs.statSync(path.join(stack.agent.dataDir, "disks", disks[0]!));
+    assert.ok(stat.blocks * 512 < 10 * 1024 * 1024, "the 1 GiB qcow2 disk is sparse");
+  });
+
+  test("a duplicate name is refused", async () => {
+    await page.goto(`${stack.baseUrl}/guests/new`);
+    await page.fill('input[name="name"]', GUEST);
+    await page.click('button[type="submit"]');
+    await page.getByTestId("form-error").waitFor();
+    assert.match(await page.getByTestId("form-error").innerText(), /already has a guest named/);
+    assert.equal(await stack.database.db.guest.count(), 1);
+  });
+
+  test("the list shows the guest with its vCPUs, memory, disks and network", async () => {
+    await page.goto(`${stack.baseUrl}/`);
+    const row = page.locator(`[data-testid="guest-row"][data-guest="${GUEST}"]`);
+    const text = await row.innerText();
+    assert.match(text, /stopped/);
+    assert.match(text, /256 MiB/);
+    assert.match(text, /1 GiB virtio/);
+    assert.match(text, /CD demo\.iso/);
+    assert.match(text, /user · 52:54:00:/);
+  });
+
+  test("start it and watch the state change", async () => {
+    await page.goto(`${stack.baseUrl}/guests/${guestId}`);
+    await page.getByRole("button", { name: "Start" }).click();
+    await page.locator('[data-testid="guest-state"][data-state="running"]').waitFor();
+    await waitFor("the guest to boot", () => serialLog().includes("GUESTHOUSE-DEMO-READY"), 90_000);
+  });
+
+  test("the console shows the guest's screen and takes keystrokes", async () => {
+    await page.getByRole("link", { name: "Console" }).click();
+    await page.locator('[data-testid="console-state"][data-state="connected"]').waitFor();
+    const canvas = page.locator('[data-testid="vnc-screen"] canvas');
+    await canvas.waitFor();
+    const colours = await waitFor(
+      "the canvas to show more than one colour",
+      async () => {
+        const n = await canvas.evaluate((el: HTMLCanvasElement) => {
+          const ctx = el.getContext("2d");
+          if (!ctx || el.width < 100 || el.height < 100) return 0;
+          const { data } = ctx.getImageData(0, 0, el.width, el.height);
+          const seen = new Set<number>();
+          let lit = 0;
+          for (let i = 0; i < data.length; i += 4) {
+            seen.add((data[i]! << 16) | (data[i + 1]! << 8) | data[i + 2]!);
+            if (data[i]! + data[i + 1]! + data[i + 2]! > 300) lit++;
+          }
+          return lit > 200 ? seen.size : 0;
+        });
+        return n >= 2 ? n : 0;
+      },
+      30_000,
+      250,
+    );
+    assert.ok(colours >= 2);
+
+    // noVNC sends QEMU physical key codes, so shifted characters need a real Shift press,
+    // as on a person's keyboard (keyboard.type would send "S" without Shift).
+    const marker = `typed-${Date.now()}-ok`;
+    await canvas.click();
+    for (const ch of `echo ${marker} >/dev/ttyS0`) {
+      if (ch === ">") await page.keyboard.press("Shift+Period");
+      else if (/[A-Z]/.test(ch)) await page.keyboard.press(`Shift+Key${ch}`);
+      else await page.keyboard.type(ch);
+    }
+    await page.keyboard.press("Enter");
+    await waitFor("the typed command to run in the guest", () => serialLog().includes(marker), 30_000);
+  });
+
+  test("the console websocket refuses anything but a fresh ticket of this user and guest", async () => {
+    const cookies = await browser.context.cookies(stack.baseUrl);
+    const cookie = cookies.map((c) => `${c.name}=${c.value}`).join("; ");
+    const user = await stack.database.db.user.findUniqueOrThrow({ where: { username: stack.admin.username } });
+    const url = (ticket: string) => `ws://127.0.0.1:${stack.port}/ws/console/${guestId}?ticket=${encodeURIComponent(ticket)}`;
+    const attempt = (ticket: string, headers: Record<string, string>) =>
+      new Promise<number>((resolve, reject) => {
+        const ws = new WebSocket(url(ticket), { headers });
+        ws.once("open", () => {
+          ws.once("message", () => {
+            ws.close();
+            resolve(101);
+          });
+        });
+        ws.once("unexpected-response", (_req, res) => {
+          resolve(res.statusCode ?? 0);
+          ws.terminate();
+        });
+        ws.once("error", (err) => (err.message.includes("Unexpected server response") ? undefined : reject(err)));
+      });
+    const origin = stack.baseUrl;
+
+    assert.equal(await attempt("", { cookie, origin }), 401, "no ticket");
+    assert.equal(await attempt("A".repeat(43), { cookie, origin }), 401, "a made-up ticket");
+    const fresh = await mintTicket(stack.database.db, user.id, guestId);
+    assert.equal(await attempt(fresh.ticket, { origin }), 401, "a ticket without the session");
+    const other = await mintTicket(stack.database.db, user.id, guestId);
+    assert.equal(await attempt(other.ticket, { cookie, origin: "http://evil.example" }), 403, "a foreign origin");
+    const good = await mintTicket(stack.database.db, user.id, guestId);
+    assert.equal(await attempt(good.ticket, { cookie, origin }), 101, "a fresh ticket opens the console (RFB data flows)");
+    assert.equal(await attempt(good.ticket, { cookie, origin }), 401, "the same ticket again");
+    const expired = await mintTicket(stack.database.db, user.id, guestId, new Date(Date.now() - 31_000));
+    assert.equal(await attempt(expired.ticket, { cookie, origin }), 401, "an expired ticket");
+  });
+
+  test("shut it down from the page; the state follows without a reload", async () => {
+    await page.goto(`${stack.baseUrl}/guests/${guestId}`);
+    let reloaded = false;
+    page.once("load", () => (reloaded = true));
+    await page.getByRole("button", { name: "Shut down" }).click();
+    await page.locator('[data-testid="guest-state"][data-state="stopped"]').waitFor({ timeout: 60_000 });
+    assert.equal(reloaded, false);
+    assert.match(serialLog(), /GUESTHOUSE-DEMO-POWEROFF/);
+  });
+
+  test("start again, force it off, and delete it with its disk", async () => {
+    await page.getByRole("button", { name: "Start" }).click();
+    await page.locator('[data-testid="guest-state"][data-state="running"]').waitFor();
+    await page.getByRole("button", { name: "Force off" }).click();
+    await page.locator('[data-testid="guest-state"][data-state="stopped"]').waitFor();
+
+    page.once("dialog", (dialog) => {
+      assert.match(dialog.message(), /Delete guest e2e-demo\?/);
+      assert.match(dialog.message(), /1 GiB qcow2 disk/);
+      void dialog.accept();
+    });
+    await page.getByRole("button", { name: "Delete" }).click();
+    await page.waitForURL(`${stack.baseUrl}/`, { waitUntil: "commit" });
+    await page.getByText("No guests yet").waitFor();
+    assert.equal(await stack.database.db.guest.count(), 0);
+    assert.equal(await stack.database.db.disk.count(), 0);
+    assert.deepEqual(fs.readdirSync(path.join(stack.agent.dataDir, "disks")), [], "the disk file is gone");
+  });
+});

@@ -26,12 +26,25 @@ export const isoName = z.string().regex(ISO_NAME, "An ISO name is a plain file n
 export const volumeId = z.string().regex(VOLUME_ID, "A volume id is 8 to 64 lowercase letters and digits.");
 export const mac = z.string().regex(MAC, "A MAC address looks like 52:54:00:12:34:56 (lowercase).");
 
-const intIn = (what: string, min: number, max: number, unit = "") =>
-  z.coerce
+/**
+ * A whole number within limits. Form fields arrive as text, so `fromText` also takes
+ * a string of digits; agent requests are JSON and must send real numbers. Nothing
+ * else is coerced: "", null, true and "0x10" are refused, not read as 0, 1 or 16.
+ */
+function intIn(what: string, min: number, max: number, unit = "", fromText = false) {
+  const number = z
     .number({ error: `${what} must be a number.` })
     .int(`${what} must be a whole number.`)
     .min(min, `${what} must be at least ${min}${unit}.`)
     .max(max, `${what} must be at most ${max}${unit}.`);
+  if (!fromText) return number;
+  const text = z
+    .string()
+    .trim()
+    .regex(/^-?\d{1,15}$/, `${what} must be a whole number.`)
+    .transform(Number);
+  return z.union([z.number(), text], { error: `${what} must be a whole number.` }).pipe(number);
+}
 
 export const vcpus = intIn("vCPUs", LIMITS.vcpus.min, LIMITS.vcpus.max);
 export const memoryMiB = intIn("Memory", LIMITS.memoryMiB.min, LIMITS.memoryMiB.max, " MiB");
@@ -53,10 +66,10 @@ export const guestSpecSchema = z.strictObject({
 /** The create-guest form, as the server action receives it. */
 export const createGuestInput = z.strictObject({
   name: guestName,
-  vcpus,
-  memoryMiB,
+  vcpus: intIn("vCPUs", LIMITS.vcpus.min, LIMITS.vcpus.max, "", true),
+  memoryMiB: intIn("Memory", LIMITS.memoryMiB.min, LIMITS.memoryMiB.max, " MiB", true),
   /** 0 means "no disk". */
-  diskGiB: z.union([z.literal(0), diskGiB]),
+  diskGiB: intIn("Disk size", 0, LIMITS.diskGiB.max, " GiB (0 for no disk)", true),
   diskBus: z.enum(DISK_BUSES),
   /** Empty means "no CD-ROM". */
   iso: z.union([z.literal(""), isoName]),

@@ -75,6 +75,8 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; disconnect: [Er
       const greeting = await new Promise<QmpGreeting>((resolve, reject) => {
         this.greetingWaiter = { resolve, reject };
       });
+      // A bad line right behind the greeting may already have closed the connection.
+      if (this._state !== "connecting") throw new GuesthouseError("qmp-error", "QMP closed the connection right after its greeting.");
       this.greeting = greeting;
       this.setState("running");
       await this.execute("qmp_capabilities");
@@ -94,11 +96,13 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; disconnect: [Er
     } catch (err) {
       return Promise.reject(err);
     }
+    const socket = this.socket;
+    if (!socket) return Promise.reject(new GuesthouseError("qmp-state", `QMP command ${command} needs a connection.`));
     const id = `gh-${this.nextId++}`;
     const message = JSON.stringify(args ? { execute: command, arguments: args, id } : { execute: command, id });
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { command, resolve: resolve as (v: unknown) => void, reject });
-      this.socket!.write(`${message}\n`);
+      socket.write(`${message}\n`);
     });
   }
 
@@ -198,7 +202,11 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; disconnect: [Er
     }
     for (const [id, call] of this.pending) {
       this.pending.delete(id);
-      call.reject(new GuesthouseError("qmp-disconnected", `The connection to QEMU closed while ${call.command} was pending.`, err?.message));
+      call.reject(
+        err instanceof GuesthouseError && err.code === "timeout"
+          ? err
+          : new GuesthouseError("qmp-disconnected", `The connection to QEMU closed while ${call.command} was pending.`, err?.message),
+      );
     }
     this.buffer = "";
     this.setState("idle");

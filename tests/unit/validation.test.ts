@@ -147,11 +147,8 @@ describe("createGuestInput", () => {
     assert.equal(input.iso, "");
   });
 
-  // SOURCE BUG (server/domain/validation.ts, createGuestInput.diskGiB): "0 means no
-  // disk", and the form's field allows min=0, but FormData always gives strings:
-  // z.literal(0) does not match "0", so "0" falls through to diskGiB, which coerces
-  // it and refuses it with "Disk size must be at least 1 GiB". A guest without a disk
-  // cannot be created from the form. This test asserts the correct behaviour.
+  // Form data always arrives as text: "0" must mean "no disk" (it once fell through to
+  // the disk-size rule and was refused).
   test('no disk as the form sends it (the string "0") is accepted as 0', () => {
     const input = parseOrThrow(createGuestInput, { ...FORM, diskGiB: "0" });
     assert.equal(input.diskGiB, 0);
@@ -162,14 +159,14 @@ describe("createGuestInput", () => {
     ["memory 10^9", { memoryMiB: "1000000000" }, ["memoryMiB", "Memory", "at most"]],
     ["memory 15", { memoryMiB: "15" }, ["memoryMiB", "at least 16"]],
     ["memory fractional", { memoryMiB: "512.5" }, ["memoryMiB", "whole number"]],
-    ["memory not a number", { memoryMiB: "lots" }, ["memoryMiB", "Memory must be a number"]],
+    ["memory not a number", { memoryMiB: "lots" }, ["memoryMiB", "Memory must be a whole number"]],
     ["memory Infinity", { memoryMiB: "Infinity" }, ["memoryMiB"]],
     ["vcpus 0", { vcpus: "0" }, ["vcpus", "vCPUs", "at least 1"]],
     ["vcpus 65", { vcpus: "65" }, ["vcpus", "at most 64"]],
     ["vcpus negative", { vcpus: "-2" }, ["vcpus", "at least 1"]],
-    ["vcpus not a number", { vcpus: "two" }, ["vcpus", "vCPUs must be a number"]],
+    ["vcpus not a number", { vcpus: "two" }, ["vcpus", "vCPUs must be a whole number"]],
     ["vcpus NaN", { vcpus: "NaN" }, ["vcpus"]],
-    ["disk size negative", { diskGiB: "-5" }, ["diskGiB", "Disk size", "at least 1"]],
+    ["disk size negative", { diskGiB: "-5" }, ["diskGiB", "Disk size", "at least 0"]],
     ["disk size negative number", { diskGiB: -5 }, ["diskGiB"]],
     ["disk size too large", { diskGiB: String(64 * 1024 + 1) }, ["diskGiB", "at most"]],
     ["disk size not a number", { diskGiB: "big" }, ["diskGiB"]],

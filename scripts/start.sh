@@ -10,7 +10,11 @@ export GUESTHOUSE_AGENT_SOCKET="${GUESTHOUSE_AGENT_SOCKET:-$GUESTHOUSE_DATA_DIR/
 export DATABASE_URL="${DATABASE_URL:-file:$GUESTHOUSE_DATA_DIR/guesthouse.db}"
 export NODE_ENV=production
 
-scripts/setup.sh
+setup_log=$(mktemp)
+scripts/setup.sh | tee "$setup_log"
+# The last setup line says how to log in; the web repeats it next to its address.
+export GUESTHOUSE_LOGIN_HINT="$(tail -n 1 "$setup_log" | sed 's/^setup: //')"
+rm -f "$setup_log"
 echo "start: building the web app"
 npx next build >/dev/null
 

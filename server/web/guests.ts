@@ -2,6 +2,7 @@
  * The web's view of guests: database rows joined with the agents' live state.
  * The list path makes one batched status call per host, never one per guest.
  */
+import { notFound } from "next/navigation";
 import { AgentClient } from "../agent-client";
 import { guestScope } from "../auth/policy";
 import type { SessionUser } from "../auth/sessions";
@@ -28,6 +29,16 @@ export async function loadGuest(user: SessionUser, id: string): Promise<GuestRow
   const guest = typeof id === "string" && id.length <= 64 ? await findGuest(user, id) : null;
   if (!guest) throw new GuesthouseError("not-found", "This guest does not exist, or you may not see it.");
   return guest;
+}
+
+/** For pages: the guest, or Next's 404 page when this user may not see it. */
+export async function loadGuestOr404(user: SessionUser, id: string): Promise<GuestRow> {
+  try {
+    return await loadGuest(user, id);
+  } catch (err) {
+    if (err instanceof GuesthouseError && err.code === "not-found") notFound();
+    throw err;
+  }
 }
 
 export function agentFor(host: { endpoint: string }): AgentClient {

@@ -31,6 +31,7 @@ async function main(): Promise<void> {
   server.listen(config.port, config.host, () => {
     const shown = config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;
     console.log(`web: Guesthouse is at http://${shown}:${config.port}/`);
+    if (process.env.GUESTHOUSE_LOGIN_HINT) console.log(`web: ${process.env.GUESTHOUSE_LOGIN_HINT}`);
   });
 
   const stop = () => {

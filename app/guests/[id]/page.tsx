@@ -1,12 +1,10 @@
 import Link from "next/link";
-import { notFound } from "next/navigation";
 import { formatMiB } from "@/components/format";
 import { GuestActions } from "@/components/guest-actions";
 import { LiveRefresh } from "@/components/live-refresh";
 import { StateBadge } from "@/components/state-badge";
-import { GuesthouseError } from "@/server/domain/errors";
 import { formatCommandLine } from "@/server/qemu/format";
-import { agentFor, loadGuest, specOf, type GuestRow } from "@/server/web/guests";
+import { agentFor, loadGuestOr404, specOf } from "@/server/web/guests";
 import { requireUser } from "@/server/web/session";
 
 export const dynamic = "force-dynamic";
@@ -14,13 +12,7 @@ export const dynamic = "force-dynamic";
 export default async function GuestPage({ params }: { params: Promise<{ id: string }> }) {
   const user = await requireUser();
   const { id } = await params;
-  let guest: GuestRow;
-  try {
-    guest = await loadGuest(user, id);
-  } catch (err) {
-    if (err instanceof GuesthouseError && err.code === "not-found") notFound();
-    throw err;
-  }
+  const guest = await loadGuestOr404(user, id);
   const agent = agentFor(guest.host);
   const status = await agent.guest(guest.id).catch(() => null);
   // Running: the array QEMU runs with. Otherwise: the array it would run with.

@@ -397,4 +397,14 @@ describe("formatCommandLine", () => {
     const out = execFileSync("sh", ["-c", `printf '%s\\0' ${formatCommandLine(args)}`], { encoding: "utf8" });
     assert.deepEqual(out.split("\0").slice(0, -1), args);
   });
+
+  test("the wrapped form puts one option per line and still round-trips through sh", () => {
+    const args = buildQemuArgs(spec({ name: "o'dd name", disks: [vdisk("vol00001")] }), TCG);
+    const wrapped = formatCommandLine(args, { wrap: true });
+    const lines = wrapped.split("\n");
+    assert.equal(lines.length, args.filter((a) => a.startsWith("-")).length);
+    assert.ok(lines.slice(1).every((l) => l.startsWith("  -")), "every continuation line starts with an option");
+    const out = execFileSync("sh", ["-c", `printf '%s\\0' ${wrapped}`], { encoding: "utf8" });
+    assert.deepEqual(out.split("\0").slice(0, -1), args);
+  });
 });

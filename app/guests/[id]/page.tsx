@@ -1,4 +1,5 @@
 import Link from "next/link";
+import { CopyButton } from "@/components/copy-button";
 import { formatMiB } from "@/components/format";
 import { GuestActions } from "@/components/guest-actions";
 import { LiveRefresh } from "@/components/live-refresh";
@@ -17,6 +18,7 @@ export default async function GuestPage({ params }: { params: Promise<{ id: stri
   const status = await agent.guest(guest.id).catch(() => null);
   // Running: the array QEMU runs with. Otherwise: the array it would run with.
   const argv = status?.argv ?? (await agent.argv(specOf(guest)).catch(() => null));
+  const commandLine = argv ? formatCommandLine(argv, { wrap: true }) : null;
 
   return (
     <div className="space-y-6">
@@ -78,12 +80,17 @@ export default async function GuestPage({ params }: { params: Promise<{ id: stri
       </section>
 
       <section className="card p-4">
-        <h2 className="mb-2 font-semibold">QEMU command line</h2>
-        <p className="mb-2 text-xs text-slate-500">
-          {status?.argv ? "What QEMU runs with now." : "What the agent will run at the next start."}
-        </p>
-        <pre data-testid="command-line" className="overflow-x-auto whitespace-pre-wrap break-all rounded bg-slate-900 p-3 font-mono text-xs text-slate-100">
-          {argv ? formatCommandLine(argv) : "The host agent is not reachable."}
+        <div className="mb-2 flex items-center justify-between">
+          <div>
+            <h2 className="font-semibold">QEMU command line</h2>
+            <p className="text-xs text-slate-500">
+              {status?.argv ? "What QEMU runs with now." : "What the agent will run at the next start."}
+            </p>
+          </div>
+          {commandLine && <CopyButton text={commandLine} />}
+        </div>
+        <pre data-testid="command-line" className="overflow-x-auto rounded bg-slate-900 p-3 font-mono text-xs leading-relaxed text-slate-100">
+          {commandLine ?? "The host agent is not reachable."}
         </pre>
       </section>
 

@@ -16,7 +16,8 @@ export DATABASE_URL="${DATABASE_URL:-file:$GUESTHOUSE_DATA_DIR/guesthouse.db}"
 say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
 
 # 1. Debian packages
-packages=(qemu-system-x86 qemu-utils ovmf)
+# g++, make and python3 build better-sqlite3 from source when no prebuilt binary can be had.
+packages=(qemu-system-x86 qemu-utils ovmf g++ make python3)
 [ "$WITH_TESTS" = 1 ] && packages+=(chromium)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -27,9 +28,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # 2. npm packages (better-sqlite3 builds from source the first time: a few minutes)
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# --include=dev: the build needs Tailwind and the types even when NODE_ENV=production.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] \
+  || [ ! -d node_modules/@tailwindcss/postcss ] || [ ! -d node_modules/better-sqlite3/build ]; then
   say "installing npm packages"
-  npm ci --no-audit --no-fund --loglevel=error
+  npm ci --include=dev --no-audit --no-fund --loglevel=error
 fi
 
 # 3. Prisma client and database
@@ -38,7 +41,12 @@ if [ ! -f server/db/generated/client.ts ] || [ prisma/schema.prisma -nt server/d
   npx prisma generate >/dev/null
 fi
 mkdir -p "$GUESTHOUSE_DATA_DIR" && chmod 700 "$GUESTHOUSE_DATA_DIR"
-npx prisma migrate deploy 2>&1 | grep -E "applied|No pending|Error" || true
+if ! out=$(npx prisma migrate deploy 2>&1); then
+  printf '%s\n' "$out" >&2
+  say "the database migration failed (see above)"
+  exit 1
+fi
+printf '%s\n' "$out" | grep -E "applied|No pending" || true
 
 # 4. The demo guest (Debian kernel + busybox), as an ISO in the image folder
 scripts/fixtures.sh >/dev/null

@@ -72,9 +72,11 @@ export const createGuest = authedAction("create-guest", async (user, form: FormD
       : null;
 
   const volume = input.diskGiB > 0 ? newVolumeId() : null;
-  if (volume) await agent.createVolume(volume, "qcow2", input.diskGiB);
+  let guestId: string;
   try {
+    if (volume) await agent.createVolume(volume, "qcow2", input.diskGiB);
     const guest = await db.guest.create({
+      select: { id: true },
       data: {
         name: input.name,
         vcpus: input.vcpus,
@@ -90,14 +92,26 @@ export const createGuest = authedAction("create-guest", async (user, form: FormD
         nics: network ? { create: [{ mac: newMac(), model: "virtio", networkId: network.id }] } : undefined,
       },
     });
-    await recordEvent("create", true, `created guest ${guest.name}`, user.id, guest.id);
-    revalidatePath("/");
-    return { id: guest.id };
+    guestId = guest.id;
   } catch (err) {
+    // Also after a timeout: the agent may have made the disk even if we did not hear back.
     if (volume) await agent.deleteVolume(volume, "qcow2").catch((e) => console.error("create-guest: could not remove disk", volume, e));
-    if ((err as { code?: string }).code === "P2002") {
+    if (isUniqueViolationOn(err, "name")) {
       throw new GuesthouseError("conflict", `Your team already has a guest named "${input.name}". Choose another name.`);
     }
     throw err;
   }
+  await recordEvent("create", true, `created guest ${input.name}`, user.id, guestId).catch((err) =>
+    console.error("create-guest: could not record the event", err),
+  );
+  revalidatePath("/");
+  return { id: guestId };
 });
+
+/** Prisma's unique-constraint error (P2002) on a constraint that includes `field`. */
+function isUniqueViolationOn(err: unknown, field: string): boolean {
+  const e = err as { code?: string; meta?: { target?: unknown } };
+  if (e?.code !== "P2002") return false;
+  const target = e.meta?.target;
+  return Array.isArray(target) ? target.includes(field) : typeof target === "string" ? target.includes(field) : true;
+}

@@ -7,22 +7,35 @@ import { canDo, type DiskFormat } from "@/server/domain/types";
 import { authedAction } from "@/server/web/action";
 import { agentFor, liveState, loadGuest, recordEvent } from "@/server/web/guests";
 
-/** Deletes a stopped guest with its disks. The database row goes first: it is the record of truth. */
+/**
+ * Deletes a stopped guest with its disks. The agent forgets the guest first: from
+ * then on it refuses to start it, so no QEMU can be left running on a deleted disk.
+ * Then the rows go, then the disk files.
+ */
 export const deleteGuest = authedAction("delete-guest", async (user, guestId: string) => {
   const guest = await loadGuest(user, guestId);
+  const agent = agentFor(guest.host);
   const { state } = await liveState(guest);
   if (!canDo(state, "delete")) {
     throw new GuesthouseError("conflict", `${guest.name} is ${state}; stop it before deleting it.`);
   }
-  const agent = agentFor(guest.host);
+  await agent.forget(guest.id);
   await db.$transaction([db.disk.deleteMany({ where: { guestId: guest.id } }), db.guest.delete({ where: { id: guest.id } })]);
-  await recordEvent("delete", true, `deleted guest ${guest.name} and ${guest.disks.length} disk(s)`, user.id, null);
+
   const leftovers: string[] = [];
-  await agent.forget(guest.id).catch(() => leftovers.push("state folder"));
   for (const disk of guest.disks) {
-    await agent.deleteVolume(disk.volume, disk.format as DiskFormat).catch(() => leftovers.push(`disk ${disk.volume}`));
+    await agent.deleteVolume(disk.volume, disk.format as DiskFormat).catch(() => leftovers.push(disk.volume));
   }
-  if (leftovers.length) console.error(`delete-guest: ${guest.name}: could not remove ${leftovers.join(", ")} on ${guest.host.name}`);
+  if (leftovers.length) {
+    console.error(`delete-guest: ${guest.name}: disk files left on ${guest.host.name}: ${leftovers.join(", ")}`);
+  }
+  await recordEvent(
+    "delete",
+    leftovers.length === 0,
+    `deleted guest ${guest.name} and ${guest.disks.length - leftovers.length} of ${guest.disks.length} disk(s)`,
+    user.id,
+    null,
+  ).catch((err) => console.error("delete-guest: could not record the event", err));
   revalidatePath("/");
   return null;
 });

@@ -54,6 +54,10 @@ async function main(): Promise<void> {
   process.once("SIGINT", () => void stop("SIGINT"));
 }
 
+// A bug in one request must not take the agent (and the view of every guest) down.
+process.on("unhandledRejection", (reason) => console.error("agent: unhandled rejection:", reason));
+process.on("uncaughtException", (err) => console.error("agent: uncaught exception:", err));
+
 main().catch((err) => {
   console.error(`agent: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);

@@ -34,6 +34,8 @@ class SupervisedGuest {
   exitExpected = false;
   /** Resolves once the QEMU process is gone and its files are cleaned. */
   exited: Promise<void> | null = null;
+  /** Set when its start failed: stops the QMP poll of that start. */
+  aborted = false;
 
   constructor(
     readonly id: string,
@@ -47,6 +49,8 @@ class SupervisedGuest {
 
 export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
   private readonly guests = new Map<string, SupervisedGuest>();
+  /** Guests deleted since the agent started; a late start for one is refused. */
+  private readonly forgotten = new Set<string>();
 
   constructor(private readonly config: AgentConfig) {
     super();
@@ -89,6 +93,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
 
   /** Starts QEMU and resolves once QMP answers; rejects with QEMU's own output if it fails. */
   async start(spec: GuestSpec): Promise<GuestStatus> {
+    if (this.forgotten.has(spec.id)) throw new GuesthouseError("not-found", "This guest has been deleted.");
     const existing = this.guests.get(spec.id);
     if (existing && existing.state !== "crashed") {
       throw new GuesthouseError("conflict", `This guest is already ${existing.state}.`);
@@ -101,9 +106,10 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
       await this.spawnQemu(guest, spec);
       return guest.status();
     } catch (err) {
+      guest.aborted = true;
       await this.killQuietly(guest);
       await this.cleanFiles(guest);
-      this.guests.delete(spec.id);
+      if (this.guests.get(spec.id) === guest) this.guests.delete(spec.id);
       this.emit("state", this.status(spec.id));
       throw err;
     }
@@ -123,7 +129,12 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     const log = fs.openSync(files.log, "w", 0o600);
     let child: ChildProcess;
     try {
-      child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ["ignore", log, log] });
+      // QEMU gets a minimal environment: nothing of the agent's own (secrets included).
+      child = spawn(argv[0]!, argv.slice(1), {
+        detached: true,
+        stdio: ["ignore", log, log],
+        env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LANG: "C.UTF-8" } as unknown as NodeJS.ProcessEnv, // Next declares NODE_ENV required
+      });
     } finally {
       fs.closeSync(log);
     }
@@ -154,7 +165,8 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
   private async connectWhenReady(guest: SupervisedGuest, qmpPath: string): Promise<void> {
     const deadline = Date.now() + START_TIMEOUT_MS;
     while (Date.now() < deadline) {
-      if (guest.child && guest.child.exitCode !== null) throw new Error("exited");
+      if (guest.aborted || this.guests.get(guest.id) !== guest) throw new Error("start abandoned");
+      if (guest.child && (guest.child.exitCode !== null || guest.child.signalCode !== null)) throw new Error("exited");
       if (fs.existsSync(qmpPath)) {
         const qmp = new QmpClient();
         try {
@@ -176,9 +188,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     qmp.once("disconnect", () => {
       guest.qmp = null;
       // QEMU closes QMP only when it exits (or the agent closes it on purpose).
-      if (!guest.child && guest.pid !== null && !guest.exited) {
-        guest.exited = waitForPidExit(guest.pid, EXIT_TIMEOUT_MS).then(() => this.afterExit(guest));
-      }
+      if (!guest.child && guest.pid !== null && !guest.exited) this.watchPidExit(guest);
     });
   }
 
@@ -237,8 +247,10 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
   /** Stops QEMU now: QMP `quit`, then SIGKILL if it lingers. Resolves once it is gone. */
   async forceOff(id: string): Promise<GuestStatus> {
     const guest = this.running(id);
+    if (guest.pid === null) throw new GuesthouseError("conflict", "QEMU is being launched; try again in a moment.");
     guest.exitExpected = true;
-    if (guest.qmp) await guest.qmp.execute("quit").catch(() => {});
+    // Ask politely, but never wait on the answer: a stuck QEMU may not give one.
+    guest.qmp?.execute("quit", undefined, FORCE_OFF_GRACE_MS).catch(() => {});
     if (!(await this.waitExited(guest, FORCE_OFF_GRACE_MS))) {
       if (guest.pid !== null) killGroup(guest.pid, "SIGKILL");
       if (!(await this.waitExited(guest, EXIT_TIMEOUT_MS))) {
@@ -250,8 +262,22 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
 
   private async waitExited(guest: SupervisedGuest, timeoutMs: number): Promise<boolean> {
     if (guest.pid === null) return true;
-    if (!guest.exited) guest.exited = waitForPidExit(guest.pid, EXIT_TIMEOUT_MS).then(() => this.afterExit(guest));
-    return Promise.race([guest.exited.then(() => true), sleep(timeoutMs).then(() => false)]);
+    if (!guest.exited) this.watchPidExit(guest);
+    return Promise.race([guest.exited!.then(() => true), sleep(timeoutMs).then(() => false)]);
+  }
+
+  /**
+   * For a QEMU that is not our child (adopted): poll its pid until it is gone, then
+   * clean up. Only a confirmed exit counts; a process stuck past the wait stays as is.
+   */
+  private watchPidExit(guest: SupervisedGuest): void {
+    const pid = guest.pid!;
+    guest.exited = (async () => {
+      while (!(await waitForPidExit(pid, EXIT_TIMEOUT_MS))) {
+        if (this.guests.get(guest.id) !== guest) return;
+      }
+      await this.afterExit(guest);
+    })();
   }
 
   /** Removes a stopped guest's state folder (sockets, logs). */
@@ -259,6 +285,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     const guest = this.guests.get(id);
     if (guest && guest.state !== "crashed") throw new GuesthouseError("conflict", `This guest is ${guest.state}; stop it first.`);
     this.guests.delete(id);
+    this.forgotten.add(id);
     await fsp.rm(this.stateDir(id), { recursive: true, force: true });
   }
 
@@ -276,22 +303,26 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
       const pid = await readPid(files.pid);
       if (pid === null) continue;
       const guest = new SupervisedGuest(id, stateDir);
-      guest.argv = await fsp.readFile(path.join(stateDir, "argv.json"), "utf8").then(JSON.parse, () => null);
+      guest.argv = await readArgv(path.join(stateDir, "argv.json"));
       guest.pid = pid;
       this.guests.set(id, guest);
-      if (isOurQemu(pid, files.qmp)) {
+      if (isQemuOf(pid, id)) {
         try {
           const qmp = new QmpClient();
           await qmp.connect(files.qmp);
           this.watch(guest, qmp);
           await this.syncRunstate(guest);
           console.log(`agent: adopted guest ${id} (pid ${pid}, ${guest.state})`);
-          continue;
         } catch (err) {
+          // Alive but QMP does not answer: leave its files alone; force off still works by pid.
           console.error(`agent: guest ${id} (pid ${pid}) is alive but QMP failed:`, err);
-          // Leave it "starting"; force-off still works through the pid.
-          continue;
+          this.watchPidExit(guest);
         }
+        continue;
+      }
+      if (pidAlive(pid)) {
+        // A live process that is not this guest's QEMU: the pid was reused. The guest is gone.
+        console.error(`agent: guest ${id}: pid ${pid} now belongs to another program`);
       }
       // The pid file outlived its QEMU: it died while nobody watched.
       guest.pid = null;
@@ -344,13 +375,26 @@ async function readPid(file: string): Promise<number | null> {
   }
 }
 
-/** The pid is alive and its command line names this guest's QMP socket (not a recycled pid). */
-function isOurQemu(pid: number, qmpPath: string): boolean {
+/**
+ * The pid is a live QEMU whose command line names this guest's state folder (so not a
+ * recycled pid). Matched on `<id>/qmp.sock`, not the full path, so a data folder
+ * reached through another path (a symlink, a bind mount) still matches.
+ */
+function isQemuOf(pid: number, id: string): boolean {
   try {
-    const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8");
-    return cmdline.includes(qmpPath);
+    const argv = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    return path.basename(argv[0] ?? "").startsWith("qemu-system") && argv.some((a) => a.includes(`/${id}/qmp.sock`));
   } catch {
     return false;
+  }
+}
+
+async function readArgv(file: string): Promise<string[] | null> {
+  try {
+    const parsed: unknown = JSON.parse(await fsp.readFile(file, "utf8"));
+    return Array.isArray(parsed) && parsed.every((a) => typeof a === "string") ? parsed : null;
+  } catch {
+    return null;
   }
 }
 

@@ -33,6 +33,7 @@ export function createConsoleBridge({ db, log = console.log }: BridgeOptions) {
     const url = new URL(req.url ?? "/", "http://localhost");
     const match = PATH.exec(url.pathname);
     if (!match) return abort(socket, 404, "No such console.");
+    if (!isWebSocketHandshake(req)) return abort(socket, 400, "This address takes websocket connections only.");
     const guestId = match[1]!;
 
     if (!sameOrigin(req)) return abort(socket, 403, "Console connections must come from this dashboard's own pages.");
@@ -54,8 +55,15 @@ export function createConsoleBridge({ db, log = console.log }: BridgeOptions) {
       const error = toGuesthouseError(err);
       return abort(socket, error.httpStatus, error.message);
     }
+    // The browser may have gone while we waited; never keep a guest stream without it.
+    let upgraded = false;
+    socket.once("close", () => {
+      if (!upgraded) vnc.destroy();
+    });
+    if (socket.destroyed) return void vnc.destroy();
 
     wss.handleUpgrade(req, socket, head, (ws) => {
+      upgraded = true;
       const started = Date.now();
       const stream = createWebSocketStream(ws);
       vnc.pipe(stream);
@@ -91,6 +99,16 @@ export function createConsoleBridge({ db, log = console.log }: BridgeOptions) {
       wss.close();
     },
   };
+}
+
+/** The headers ws needs to complete the upgrade, checked before the guest stream is opened. */
+function isWebSocketHandshake(req: http.IncomingMessage): boolean {
+  return (
+    req.method === "GET" &&
+    (req.headers.upgrade ?? "").toLowerCase() === "websocket" &&
+    req.headers["sec-websocket-version"] === "13" &&
+    /^[A-Za-z0-9+/]{22}==$/.test(req.headers["sec-websocket-key"] ?? "")
+  );
 }
 
 /** Same check browsers make for CORS: the Origin's host must be the one asked. */

@@ -30,6 +30,9 @@ interface Pending {
   reject: (err: Error) => void;
 }
 
+/** How long a command may take unless the caller says otherwise. */
+const DEFAULT_CALL_TIMEOUT_MS = 10_000;
+
 /** Guards against a peer that never sends a newline. */
 const MAX_LINE_BYTES = 16 * 1024 * 1024;
 
@@ -39,6 +42,8 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; disconnect: [Er
   private buffer = "";
   private nextId = 1;
   private readonly pending = new Map<string, Pending>();
+  /** Ids of calls that timed out: their late replies are expected and dropped. */
+  private readonly lateIds = new Set<string>();
   private greetingWaiter: { resolve: (g: QmpGreeting) => void; reject: (e: Error) => void } | null = null;
   greeting: QmpGreeting | null = null;
 
@@ -89,8 +94,12 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; disconnect: [Er
     }
   }
 
-  /** Runs one QMP command and resolves with its `return` value. */
-  execute<T = unknown>(command: string, args?: Record<string, unknown>): Promise<T> {
+  /**
+   * Runs one QMP command and resolves with its `return` value. A call that gets no
+   * reply within `timeoutMs` rejects with "timeout" (a late reply is then dropped),
+   * so a stuck QEMU can never hang its caller.
+   */
+  execute<T = unknown>(command: string, args?: Record<string, unknown>, timeoutMs = DEFAULT_CALL_TIMEOUT_MS): Promise<T> {
     try {
       this.require("running", `command ${command}`);
     } catch (err) {
@@ -101,7 +110,22 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; disconnect: [Er
     const id = `gh-${this.nextId++}`;
     const message = JSON.stringify(args ? { execute: command, arguments: args, id } : { execute: command, id });
     return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { command, resolve: resolve as (v: unknown) => void, reject });
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        this.lateIds.add(id);
+        reject(new GuesthouseError("timeout", `QEMU did not answer ${command} within ${timeoutMs} ms.`));
+      }, timeoutMs);
+      this.pending.set(id, {
+        command,
+        resolve: (value) => {
+          clearTimeout(timer);
+          resolve(value as T);
+        },
+        reject: (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      });
       socket.write(`${message}\n`);
     });
   }
@@ -166,6 +190,7 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; disconnect: [Er
     }
 
     const id = typeof message.id === "string" ? message.id : null;
+    if (id && this.lateIds.delete(id)) return; // the caller already gave up on it
     const call = id ? this.pending.get(id) : undefined;
     if (!id || !call) {
       // A reply nobody asked for; QEMU never does this, so the peer is confused.
@@ -209,6 +234,7 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; disconnect: [Er
       );
     }
     this.buffer = "";
+    this.lateIds.clear();
     this.setState("idle");
     this.emit("disconnect", err);
   }

@@ -27,23 +27,24 @@ async function main(): Promise<void> {
   const username = process.env.GUESTHOUSE_ADMIN_USER ?? "admin";
   const passwordFile = path.join(dataDir, "admin-password");
   const existing = await db.user.findUnique({ where: { username } });
-  let password = process.env.GUESTHOUSE_ADMIN_PASSWORD;
-  if (!existing) {
-    if (!password) {
-      password = randomBytes(12).toString("base64url");
-      fs.writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
-    }
+  const fromEnv = process.env.GUESTHOUSE_ADMIN_PASSWORD;
+  if (fromEnv) {
+    // The file would now hold a stale password; the environment is the source.
+    fs.rmSync(passwordFile, { force: true });
+    const passwordHash = await hashPassword(fromEnv);
+    if (existing) await db.user.update({ where: { username }, data: { passwordHash } });
+    else await db.user.create({ data: { username, passwordHash, role: "admin", teamId: team.id } });
+    console.log(`setup: log in as "${username}" with the password in GUESTHOUSE_ADMIN_PASSWORD`);
+  } else if (!existing) {
+    const password = randomBytes(12).toString("base64url");
     await db.user.create({ data: { username, passwordHash: await hashPassword(password), role: "admin", teamId: team.id } });
-  } else if (password) {
-    await db.user.update({ where: { username }, data: { passwordHash: await hashPassword(password) } });
+    fs.writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
+    // Shown once, on the terminal of the person setting up; kept in a root-only file.
+    console.log(`setup: created the first admin: log in as "${username}" with password ${password} (kept in ${passwordFile})`);
+  } else {
+    const where = fs.existsSync(passwordFile) ? `the password in ${passwordFile}` : "the password you set";
+    console.log(`setup: log in as "${username}" with ${where}`);
   }
-
-  const shown = process.env.GUESTHOUSE_ADMIN_PASSWORD
-    ? "the password in GUESTHOUSE_ADMIN_PASSWORD"
-    : fs.existsSync(passwordFile)
-      ? `password ${fs.readFileSync(passwordFile, "utf8").trim()} (kept in ${passwordFile})`
-      : "the password you set earlier";
-  console.log(`setup: log in as "${username}" with ${shown}`);
   await db.$disconnect();
 }
 

@@ -7,7 +7,7 @@ import { AgentClient } from "../agent-client";
 import { db } from "../db/client";
 
 const POLL_MS = 1000;
-type Listener = (changed: string[]) => void;
+type Listener = (changed: string[]) => void | Promise<void>;
 
 class StateHub {
   private readonly listeners = new Set<Listener>();
@@ -44,7 +44,13 @@ class StateHub {
       );
       const changed = [...new Set([...now.keys(), ...this.last.keys()])].filter((id) => now.get(id) !== this.last.get(id));
       this.last = now;
-      if (changed.length) for (const listener of this.listeners) listener(changed);
+      if (changed.length) {
+        for (const listener of this.listeners) {
+          Promise.resolve(listener(changed)).catch((err) => console.error("state hub: a listener failed:", err));
+        }
+      }
+    } catch (err) {
+      console.error("state hub: poll failed:", err);
     } finally {
       this.polling = false;
     }

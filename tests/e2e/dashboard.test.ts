@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import http from "node:http";
 import path from "node:path";
 import { after, afterEach, before, describe, test } from "node:test";
 import type { Page } from "playwright-core";
@@ -203,6 +204,20 @@ describe("dashboard in Chromium", () => {
     const good = await mintTicket(stack.database.db, user.id, guestId);
     assert.equal(await attempt(good.ticket, { cookie, origin }), 101, "a fresh ticket opens the console (RFB data flows)");
     assert.equal(await attempt(good.ticket, { cookie, origin }), 401, "the same ticket again");
+    const notWs = await mintTicket(stack.database.db, user.id, guestId);
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = http.request(url(notWs.ticket).replace("ws:", "http:"), {
+        headers: { cookie, origin, connection: "Upgrade", upgrade: "websocket" }, // no Sec-WebSocket-Key
+      });
+      req.on("response", (res) => resolve(res.statusCode ?? 0));
+      req.on("upgrade", (res, socket) => {
+        socket.destroy();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on("error", reject);
+      req.end();
+    });
+    assert.equal(status, 400, "an upgrade that is no websocket handshake is refused before the guest stream opens");
     const expired = await mintTicket(stack.database.db, user.id, guestId, new Date(Date.now() - 31_000));
     assert.equal(await attempt(expired.ticket, { cookie, origin }), 401, "an expired ticket");
   });

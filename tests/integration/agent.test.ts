@@ -151,6 +151,17 @@ describe("agent with real QEMU", () => {
     await agent.client.forceOff(spec.id);
   });
 
+  test("force off kills a QEMU that no longer answers QMP", async () => {
+    const { pid } = await agent.client.start(spec);
+    process.kill(pid!, "SIGSTOP"); // frozen: QMP `quit` gets no answer
+    const t0 = Date.now();
+    const status = await agent.client.forceOff(spec.id);
+    assert.equal(status.state, "stopped");
+    assert.ok(Date.now() - t0 < 15_000, "SIGKILL followed the grace period");
+    assert.ok(processGone(pid!));
+    assert.deepEqual(socketsLeft(), []);
+  });
+
   test("requests that do not match the API are refused with a clear error", async () => {
     await assert.rejects(
       agent.client.start({ ...spec, name: "bad name; rm -rf /" }),
@@ -162,5 +173,12 @@ describe("agent with real QEMU", () => {
     );
     await assert.rejects(agent.client.guest("../etc"), (err: GuesthouseError) => err.code === "invalid-input");
     await assert.rejects(agent.client.shutdown(spec.id), (err: GuesthouseError) => err.code === "conflict");
+  });
+
+  test("a deleted guest's state folder is removed and it cannot be started again", async () => {
+    await agent.client.forget(spec.id);
+    assert.equal(fs.existsSync(stateDir()), false);
+    await assert.rejects(agent.client.start(spec), (err: GuesthouseError) => err.code === "not-found");
+    assert.deepEqual(qemuPidsUnder(stateDir()), []);
   });
 });

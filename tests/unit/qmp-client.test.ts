@@ -297,6 +297,32 @@ describe("QmpClient against a hostile fake QMP server", () => {
     await c.close();
   });
 
+  test("a call QEMU never answers rejects with timeout; its late reply is dropped and the connection stays usable", TEST, async () => {
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    fake.script = async (peer) => {
+      await peer.handshake();
+      const stuck = await peer.next();
+      await released;
+      await peer.send({ return: "late", id: stuck.id });
+      const good = await peer.next();
+      await peer.send({ return: 8, id: good.id });
+    };
+    const c = client();
+    await c.connect(fake.socketPath, 3000);
+    const t0 = Date.now();
+    await assert.rejects(c.execute("quit", undefined, 150), (err: unknown) => {
+      isCode("timeout")(err);
+      assert.match((err as Error).message, /quit/);
+      return true;
+    });
+    assert.ok(Date.now() - t0 < 1000);
+    release();
+    assert.equal(await c.execute("query-status"), 8, "the late reply was not taken for this call");
+    assert.equal(c.state, "running");
+    await c.close();
+  });
+
   test("dropping the socket with two calls pending rejects both with qmp-disconnected and fires disconnect", TEST, async () => {
     fake.script = async (peer) => {
       await peer.handshake();

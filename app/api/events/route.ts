@@ -1,29 +1,49 @@
+import { guestScope } from "@/server/auth/policy";
+import { db } from "@/server/db/client";
 import { currentUser } from "@/server/web/session";
 import { stateHub } from "@/server/web/state-hub";
 
 export const dynamic = "force-dynamic";
 
-/** Server-sent events: `data: ["<guest id>", …]` whenever guests change state. */
+/**
+ * Server-sent events: `data: ["<guest id>", …]` whenever guests this user may see
+ * change state (admins also get `host:<id>` when a host's agent comes or goes).
+ */
 export async function GET(request: Request): Promise<Response> {
-  if (!(await currentUser())) return new Response("Log in first.", { status: 401 });
+  const user = await currentUser();
+  if (!user) return new Response("Log in first.", { status: 401 });
   const encoder = new TextEncoder();
   let unsubscribe = () => {};
   let keepAlive: NodeJS.Timeout | undefined;
+  let open = true;
+  const send = (text: string, controller: ReadableStreamDefaultController<Uint8Array>) => {
+    if (open) controller.enqueue(encoder.encode(text));
+  };
+  const stop = () => {
+    open = false;
+    unsubscribe();
+    clearInterval(keepAlive);
+  };
+
   const stream = new ReadableStream<Uint8Array>({
     start(controller) {
-      controller.enqueue(encoder.encode("retry: 2000\n\n"));
-      unsubscribe = stateHub.subscribe((changed) => controller.enqueue(encoder.encode(`data: ${JSON.stringify(changed)}\n\n`)));
-      keepAlive = setInterval(() => controller.enqueue(encoder.encode(": keep-alive\n\n")), 15_000);
+      send("retry: 2000\n\n", controller);
+      unsubscribe = stateHub.subscribe(async (changed) => {
+        const guestIds = changed.filter((id) => !id.startsWith("host:"));
+        const visible = guestIds.length
+          ? await db.guest.findMany({ where: { id: { in: guestIds }, ...guestScope(user) }, select: { id: true } })
+          : [];
+        const hosts = user.role === "admin" ? changed.filter((id) => id.startsWith("host:")) : [];
+        const ids = [...visible.map((g) => g.id), ...hosts];
+        if (ids.length) send(`data: ${JSON.stringify(ids)}\n\n`, controller);
+      });
+      keepAlive = setInterval(() => send(": keep-alive\n\n", controller), 15_000);
       request.signal.addEventListener("abort", () => {
-        unsubscribe();
-        clearInterval(keepAlive);
+        stop();
         controller.close();
       });
     },
-    cancel() {
-      unsubscribe();
-      clearInterval(keepAlive);
-    },
+    cancel: stop,
   });
   return new Response(stream, {
     headers: { "content-type": "text/event-stream", "cache-control": "no-store", "x-accel-buffering": "no" },

@@ -8,22 +8,27 @@ import { authedAction } from "@/server/web/action";
 import { agentFor, liveState, loadGuest, recordEvent } from "@/server/web/guests";
 
 /**
- * Deletes a stopped guest with its disks. The agent forgets the guest first: from
+ * Deletes a stopped guest, with its disks or leaving them detached on the host. The agent forgets the guest first: from
  * then on it refuses to start it, so no QEMU can be left running on a deleted disk.
  * Then the rows go, then the disk files.
  */
-export const deleteGuest = authedAction("delete-guest", async (user, guestId: string) => {
+export const deleteGuest = authedAction("delete-guest", async (user, guestId: string, withDisks: boolean) => {
   const guest = await loadGuest(user, guestId);
+  const disks = withDisks === true ? guest.disks : [];
   const agent = agentFor(guest.host);
   const { state } = await liveState(guest);
   if (!canDo(state, "delete")) {
     throw new GuesthouseError("conflict", `${guest.name} is ${state}; stop it before deleting it.`);
   }
   await agent.forget(guest.id);
-  await db.$transaction([db.disk.deleteMany({ where: { guestId: guest.id } }), db.guest.delete({ where: { id: guest.id } })]);
+  // Kept disks stay as rows without a guest (the relation sets guestId to null).
+  await db.$transaction([
+    db.disk.deleteMany({ where: { id: { in: disks.map((d) => d.id) } } }),
+    db.guest.delete({ where: { id: guest.id } }),
+  ]);
 
   const leftovers: string[] = [];
-  for (const disk of guest.disks) {
+  for (const disk of disks) {
     await agent.deleteVolume(disk.volume, disk.format as DiskFormat).catch(() => leftovers.push(disk.volume));
   }
   if (leftovers.length) {
@@ -32,7 +37,7 @@ export const deleteGuest = authedAction("delete-guest", async (user, guestId: st
   await recordEvent(
     "delete",
     leftovers.length === 0,
-    `deleted guest ${guest.name} and ${guest.disks.length - leftovers.length} of ${guest.disks.length} disk(s)`,
+    `deleted guest ${guest.name}, ${disks.length - leftovers.length} disk(s) deleted, ${guest.disks.length - disks.length} kept`,
     user.id,
     null,
   ).catch((err) => console.error("delete-guest: could not record the event", err));

@@ -14,6 +14,7 @@ const REQUEST_TIMEOUT_MS = 60_000;
 const guestStatusSchema = z.object({
   id: z.string(),
   state: z.enum(GUEST_STATES),
+  since: z.number(),
   pid: z.number().int().nullable(),
   logTail: z.string().nullable(),
   argv: z.array(z.string()).nullable(),
@@ -104,6 +105,23 @@ export class AgentClient {
 
   shutdown(id: string): Promise<GuestStatus> {
     return this.request("POST", `/v1/guests/${encodeURIComponent(id)}/shutdown`, guestStatusSchema, {});
+  }
+
+  /** ACPI power button, then a fresh start with `spec` once the guest has powered off. */
+  reboot(spec: GuestSpec): Promise<GuestStatus> {
+    return this.request("POST", `/v1/guests/${encodeURIComponent(spec.id)}/reboot`, guestStatusSchema, spec);
+  }
+
+  reset(id: string): Promise<GuestStatus> {
+    return this.request("POST", `/v1/guests/${encodeURIComponent(id)}/reset`, guestStatusSchema, {});
+  }
+
+  pause(id: string): Promise<GuestStatus> {
+    return this.request("POST", `/v1/guests/${encodeURIComponent(id)}/pause`, guestStatusSchema, {});
+  }
+
+  resume(id: string): Promise<GuestStatus> {
+    return this.request("POST", `/v1/guests/${encodeURIComponent(id)}/resume`, guestStatusSchema, {});
   }
 
   forceOff(id: string): Promise<GuestStatus> {

@@ -8,6 +8,10 @@
  *   POST   /v1/guests/:id/argv         GuestSpec → { argv }: the command line it would run
  *   POST   /v1/guests/:id/start        GuestSpec → GuestStatus, once QMP answers
  *   POST   /v1/guests/:id/shutdown     ACPI power button
+ *   POST   /v1/guests/:id/reboot       GuestSpec → ACPI power button, then start with that spec
+ *   POST   /v1/guests/:id/reset        hard reset
+ *   POST   /v1/guests/:id/pause        stop the vCPUs
+ *   POST   /v1/guests/:id/resume       continue them
  *   POST   /v1/guests/:id/force-off    quit, then SIGKILL
  *   DELETE /v1/guests/:id              forget a stopped guest's state folder
  *   GET    /v1/guests/:id/vnc          Upgrade: guesthouse-vnc → the raw VNC byte stream
@@ -56,6 +60,10 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, v
     ["POST", /^\/v1\/guests\/([^/]+)\/argv$/, async ([id], body) => ({ json: { argv: supervisor.argvFor(specFor(id, body)) } })],
     ["POST", /^\/v1\/guests\/([^/]+)\/start$/, async ([id], body) => ({ json: await supervisor.start(specFor(id, body)) })],
     ["POST", /^\/v1\/guests\/([^/]+)\/shutdown$/, async ([id]) => ({ json: await supervisor.shutdown(parseId(id)) })],
+    ["POST", /^\/v1\/guests\/([^/]+)\/reboot$/, async ([id], body) => ({ json: await supervisor.reboot(specFor(id, body)) })],
+    ["POST", /^\/v1\/guests\/([^/]+)\/reset$/, async ([id]) => ({ json: await supervisor.reset(parseId(id)) })],
+    ["POST", /^\/v1\/guests\/([^/]+)\/pause$/, async ([id]) => ({ json: await supervisor.pause(parseId(id)) })],
+    ["POST", /^\/v1\/guests\/([^/]+)\/resume$/, async ([id]) => ({ json: await supervisor.resume(parseId(id)) })],
     ["POST", /^\/v1\/guests\/([^/]+)\/force-off$/, async ([id]) => ({ json: await supervisor.forceOff(parseId(id)) })],
     ["DELETE", /^\/v1\/guests\/([^/]+)$/, async ([id]) => {
       await supervisor.forget(parseId(id));

@@ -12,7 +12,7 @@ import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
 import { GuesthouseError } from "../domain/errors";
-import { canTransition, type GuestSpec, type GuestState, type GuestStatus } from "../domain/types";
+import { canDo, canTransition, type GuestAction, type GuestSpec, type GuestState, type GuestStatus } from "../domain/types";
 import { QmpClient, type QmpEvent } from "../qemu/qmp";
 import { buildQemuArgs, diskPath, guestFiles, isoPath, QEMU_BINARY } from "../qemu/args";
 import type { AgentConfig } from "./config";
@@ -42,8 +42,13 @@ class SupervisedGuest {
     readonly stateDir: string,
   ) {}
 
+  /** When the current state began (ms since the epoch). */
+  since = Date.now();
+  /** Set by reboot: start again with this spec once QEMU has exited. */
+  restartWith: GuestSpec | null = null;
+
   status(): GuestStatus {
-    return { id: this.id, state: this.state, pid: this.pid, logTail: this.logTail, argv: this.argv };
+    return { id: this.id, state: this.state, since: this.since, pid: this.pid, logTail: this.logTail, argv: this.argv };
   }
 }
 
@@ -65,7 +70,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
   }
 
   status(id: string): GuestStatus {
-    return this.guests.get(id)?.status() ?? { id, state: "stopped", pid: null, logTail: null, argv: null };
+    return this.guests.get(id)?.status() ?? { id, state: "stopped", since: 0, pid: null, logTail: null, argv: null };
   }
 
   /** The argument array this spec would run with on this host. */
@@ -88,6 +93,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
       throw new GuesthouseError("internal", `Guest ${guest.id} cannot go from ${guest.state} to ${next}.`);
     }
     guest.state = next;
+    guest.since = Date.now();
     this.emit("state", guest.status());
   }
 
@@ -220,6 +226,10 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     if (guest.exitExpected) {
       this.transition(guest, "stopped");
       this.guests.delete(guest.id);
+      if (guest.restartWith) {
+        const spec = guest.restartWith;
+        this.start(spec).catch((err) => console.error(`agent: guest ${guest.id} did not come back after its reboot:`, err));
+      }
     } else {
       guest.logTail = await readTail(guestFiles(guest.stateDir).log);
       this.transition(guest, "crashed");
@@ -232,15 +242,54 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     return guest;
   }
 
+  /** The guest, if the state table allows this action now, with its QMP connection. */
+  private forAction(id: string, action: GuestAction): SupervisedGuest & { qmp: QmpClient } {
+    const guest = this.guests.get(id);
+    const state = guest?.state ?? "stopped";
+    if (!canDo(state, action)) throw new GuesthouseError("conflict", `A ${state} guest cannot ${action}.`);
+    if (!guest?.qmp) throw new GuesthouseError("qmp-disconnected", "The agent has lost QMP to this guest; force it off instead.");
+    return guest as SupervisedGuest & { qmp: QmpClient };
+  }
+
   /** Presses the ACPI power button; the guest decides when to power off. */
   async shutdown(id: string): Promise<GuestStatus> {
-    const guest = this.running(id);
-    if (guest.state !== "running" && guest.state !== "paused" && guest.state !== "shutting-down") {
-      throw new GuesthouseError("conflict", `A ${guest.state} guest cannot be shut down; force it off instead.`);
-    }
-    if (!guest.qmp) throw new GuesthouseError("qmp-disconnected", "The agent has lost QMP to this guest; force it off instead.");
+    const guest = this.forAction(id, "shutdown");
     await guest.qmp.execute("system_powerdown");
-    if (guest.state !== "shutting-down") this.transition(guest, "shutting-down");
+    this.transition(guest, "shutting-down");
+    return guest.status();
+  }
+
+  /**
+   * Presses the ACPI power button and starts the guest again once it has powered off,
+   * with `spec` (which may carry changes made while it ran), as Proxmox's reboot does.
+   */
+  async reboot(spec: GuestSpec): Promise<GuestStatus> {
+    const guest = this.forAction(spec.id, "reboot");
+    await guest.qmp.execute("system_powerdown");
+    guest.restartWith = spec;
+    this.transition(guest, "shutting-down");
+    return guest.status();
+  }
+
+  /** Hard reset, like pressing the reset button; the guest keeps its QEMU process. */
+  async reset(id: string): Promise<GuestStatus> {
+    const guest = this.forAction(id, "reset");
+    await guest.qmp.execute("system_reset");
+    return guest.status();
+  }
+
+  /** Pauses the vCPUs; resolves once QEMU reports the guest stopped. */
+  async pause(id: string): Promise<GuestStatus> {
+    const guest = this.forAction(id, "pause");
+    await guest.qmp.execute("stop");
+    await this.syncRunstate(guest);
+    return guest.status();
+  }
+
+  async resume(id: string): Promise<GuestStatus> {
+    const guest = this.forAction(id, "resume");
+    await guest.qmp.execute("cont");
+    await this.syncRunstate(guest);
     return guest.status();
   }
 
@@ -249,6 +298,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     const guest = this.running(id);
     if (guest.pid === null) throw new GuesthouseError("conflict", "QEMU is being launched; try again in a moment.");
     guest.exitExpected = true;
+    guest.restartWith = null; // forcing off cancels a pending reboot
     // Ask politely, but never wait on the answer: a stuck QEMU may not give one.
     guest.qmp?.execute("quit", undefined, FORCE_OFF_GRACE_MS).catch(() => {});
     if (!(await this.waitExited(guest, FORCE_OFF_GRACE_MS))) {

@@ -33,17 +33,34 @@ export function canTransition(from: GuestState, to: GuestState): boolean {
 }
 
 /** What a person may ask for in each state. Buttons and the agent both use this table. */
-export const GUEST_ACTIONS = ["start", "shutdown", "force-off", "console", "delete"] as const;
+export const GUEST_ACTIONS = [
+  "start",
+  "shutdown", // ACPI power button
+  "reboot", // ACPI power button, then start again (with any pending changes)
+  "reset", // hard reset, like the reset button
+  "pause",
+  "resume",
+  "force-off",
+  "console",
+  "delete",
+] as const;
 export type GuestAction = (typeof GUEST_ACTIONS)[number];
 
 const ALLOWED: Record<GuestState, readonly GuestAction[]> = {
   stopped: ["start", "delete"],
   starting: ["force-off"],
-  running: ["shutdown", "force-off", "console"],
-  paused: ["force-off", "console"],
+  running: ["shutdown", "reboot", "reset", "pause", "force-off", "console"],
+  paused: ["resume", "reset", "force-off", "console"],
   "shutting-down": ["force-off", "console"],
   crashed: ["start", "delete"],
 };
+
+/** The actions that change a guest's power state, each one agent call. */
+export const POWER_ACTIONS = ["start", "shutdown", "reboot", "reset", "pause", "resume", "force-off"] as const;
+export type PowerAction = (typeof POWER_ACTIONS)[number];
+
+/** After this long in "shutting-down", the page offers to force the guest off. */
+export const SHUTDOWN_PATIENCE_MS = 60_000;
 
 export function allowedActions(state: GuestState): readonly GuestAction[] {
   return ALLOWED[state];
@@ -106,6 +123,8 @@ export interface NicSpec {
 export interface GuestStatus {
   id: string;
   state: GuestState;
+  /** When the guest entered this state (ms since the epoch, agent's clock). */
+  since: number;
   pid: number | null;
   /** The last lines of QEMU's log when it crashed or failed to start. */
   logTail: string | null;

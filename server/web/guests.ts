@@ -58,7 +58,7 @@ export function specOf(guest: GuestRow): GuestSpec {
   };
 }
 
-const STOPPED = (id: string): GuestStatus => ({ id, state: "stopped", pid: null, logTail: null, argv: null });
+const STOPPED = (id: string): GuestStatus => ({ id, state: "stopped", since: 0, pid: null, logTail: null, argv: null });
 
 /**
  * Live state for many guests: one call per distinct host. A host whose agent is

@@ -232,18 +232,24 @@ describe("dashboard in Chromium", () => {
     assert.match(serialLog(), /GUESTHOUSE-DEMO-POWEROFF/);
   });
 
-  test("start again, force it off, and delete it with its disk", async () => {
+  test("start again, pause and resume it from the page, force it off", async () => {
     await page.getByRole("button", { name: "Start" }).click();
+    await page.locator('[data-testid="guest-state"][data-state="running"]').waitFor();
+    await page.getByRole("button", { name: "Pause" }).click();
+    await page.locator('[data-testid="guest-state"][data-state="paused"]').waitFor();
+    assert.equal(await page.getByRole("button", { name: "Shut down" }).count(), 0, "a paused guest offers no shutdown");
+    await page.getByRole("button", { name: "Resume" }).click();
     await page.locator('[data-testid="guest-state"][data-state="running"]').waitFor();
     await page.getByRole("button", { name: "Force off" }).click();
     await page.locator('[data-testid="guest-state"][data-state="stopped"]').waitFor();
+  });
 
-    page.once("dialog", (dialog) => {
-      assert.match(dialog.message(), /Delete guest e2e-demo\?/);
-      assert.match(dialog.message(), /1 GiB qcow2 disk/);
-      void dialog.accept();
-    });
+  test("delete it with its disk, after a confirmation that names the disk", async () => {
     await page.getByRole("button", { name: "Delete" }).click();
+    const dialog = page.getByRole("dialog");
+    assert.match(await dialog.innerText(), /Delete guest e2e-demo\?/);
+    assert.match(await dialog.innerText(), /1 GiB qcow2 disk/);
+    await dialog.getByRole("button", { name: "Delete e2e-demo" }).click();
     await page.waitForURL(`${stack.baseUrl}/`, { waitUntil: "commit" });
     await page.getByText("No guests yet").waitFor();
     assert.equal(await stack.database.db.guest.count(), 0);

@@ -100,6 +100,40 @@ describe("agent with real QEMU", () => {
     assert.match(greeting, /^RFB 003\.00[38]\n$/);
   });
 
+  test("pause and resume: QMP stops and continues the vCPUs", async () => {
+    const paused = await agent.client.pause(spec.id);
+    assert.equal(paused.state, "paused");
+    await assert.rejects(agent.client.pause(spec.id), (err: GuesthouseError) => err.code === "conflict" && /paused/.test(err.message));
+    await assert.rejects(agent.client.shutdown(spec.id), (err: GuesthouseError) => err.code === "conflict");
+    const resumed = await agent.client.resume(spec.id);
+    assert.equal(resumed.state, "running");
+    assert.ok(resumed.since >= paused.since);
+  });
+
+  test("reset restarts the guest inside the same QEMU", async () => {
+    const before = await agent.client.guest(spec.id);
+    const readyBefore = countMarker("GUESTHOUSE-DEMO-READY");
+    await agent.client.reset(spec.id);
+    await waitFor("the guest to boot again", () => countMarker("GUESTHOUSE-DEMO-READY") > readyBefore, BOOT_TIMEOUT_MS);
+    const after = await agent.client.guest(spec.id);
+    assert.equal(after.state, "running");
+    assert.equal(after.pid, before.pid, "a reset keeps the QEMU process");
+  });
+
+  test("reboot powers off over ACPI and starts a fresh QEMU", async () => {
+    const before = await agent.client.guest(spec.id);
+    const readyBefore = countMarker("GUESTHOUSE-DEMO-READY");
+    const poweroffBefore = countMarker("GUESTHOUSE-DEMO-POWEROFF");
+    const status = await agent.client.reboot(spec);
+    assert.equal(status.state, "shutting-down");
+    await waitFor("the guest to boot again", () => countMarker("GUESTHOUSE-DEMO-READY") > readyBefore, BOOT_TIMEOUT_MS);
+    assert.equal(countMarker("GUESTHOUSE-DEMO-POWEROFF"), poweroffBefore + 1, "it went through an ACPI power-off");
+    const after = await agent.client.guest(spec.id);
+    assert.equal(after.state, "running");
+    assert.notEqual(after.pid, before.pid, "a reboot starts a new QEMU");
+    assert.equal(qemuPidsUnder(stateDir()).length, 1);
+  });
+
   test("after the agent is SIGKILLed and restarted, the guest still runs and is controllable", async () => {
     const before = await agent.client.guest(spec.id);
     await agent.kill();

@@ -277,15 +277,15 @@ describe("guestSpecSchema", () => {
 describe("guest state machine tables", () => {
   test("the states and actions are exactly these", () => {
     assert.deepEqual([...GUEST_STATES], ["stopped", "starting", "running", "paused", "shutting-down", "crashed"]);
-    assert.deepEqual([...GUEST_ACTIONS], ["start", "shutdown", "force-off", "console", "delete"]);
+    assert.deepEqual([...GUEST_ACTIONS], ["start", "shutdown", "reboot", "reset", "pause", "resume", "force-off", "console", "delete"]);
   });
 
   /** Written out by hand: which buttons each state offers. */
   const ACTIONS: Record<GuestState, GuestAction[]> = {
     stopped: ["start", "delete"],
     starting: ["force-off"],
-    running: ["shutdown", "force-off", "console"],
-    paused: ["force-off", "console"],
+    running: ["shutdown", "reboot", "reset", "pause", "force-off", "console"],
+    paused: ["resume", "reset", "force-off", "console"],
     "shutting-down": ["force-off", "console"],
     crashed: ["start", "delete"],
   };
@@ -350,11 +350,15 @@ describe("guest state machine tables", () => {
   });
 
   test("an action offered in a state leads somewhere legal", () => {
-    // start → starting; shutdown → shutting-down; force-off → stopped.
+    // start → starting; shutdown and reboot → shutting-down; force-off → stopped;
+    // pause → paused; resume → running.
     for (const s of GUEST_STATES) {
       if (canDo(s, "start")) assert.ok(canTransition(s, "starting"), s);
       if (canDo(s, "shutdown")) assert.ok(canTransition(s, "shutting-down"), s);
+      if (canDo(s, "reboot")) assert.ok(canTransition(s, "shutting-down"), s);
       if (canDo(s, "force-off")) assert.ok(canTransition(s, "stopped"), s);
+      if (canDo(s, "pause")) assert.ok(canTransition(s, "paused"), s);
+      if (canDo(s, "resume")) assert.ok(canTransition(s, "running"), s);
     }
   });
 });

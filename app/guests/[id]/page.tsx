@@ -32,6 +32,7 @@ export default async function GuestPage({ params }: { params: Promise<{ id: stri
           guestId={guest.id}
           guestName={guest.name}
           state={status?.state ?? null}
+          since={status?.since ?? 0}
           diskNames={guest.disks.map((d) => `${d.sizeGiB} GiB ${d.format} disk`)}
         />
       </div>

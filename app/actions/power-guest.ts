@@ -1,0 +1,38 @@
+"use server";
+
+import { revalidatePath } from "next/cache";
+import { z } from "zod";
+import type { AgentClient } from "@/server/agent-client";
+import { POWER_ACTIONS, type GuestSpec, type GuestStatus, type PowerAction } from "@/server/domain/types";
+import { parseOrThrow } from "@/server/domain/validation";
+import { authedAction } from "@/server/web/action";
+import { agentFor, loadGuest, recordEvent, specOf } from "@/server/web/guests";
+
+const RUN: Record<PowerAction, (agent: AgentClient, spec: GuestSpec) => Promise<GuestStatus>> = {
+  start: (agent, spec) => agent.start(spec),
+  shutdown: (agent, spec) => agent.shutdown(spec.id),
+  reboot: (agent, spec) => agent.reboot(spec),
+  reset: (agent, spec) => agent.reset(spec.id),
+  pause: (agent, spec) => agent.pause(spec.id),
+  resume: (agent, spec) => agent.resume(spec.id),
+  "force-off": (agent, spec) => agent.forceOff(spec.id),
+};
+
+/**
+ * Changes a guest's power state: start, ACPI shutdown or reboot, hard reset, pause,
+ * resume, force off. The agent checks the state table too, so a stale page that
+ * offers a button the state no longer allows gets a clear refusal.
+ */
+export const powerGuest = authedAction("power-guest", async (user, guestId: string, action: PowerAction) => {
+  const op = parseOrThrow(z.enum(POWER_ACTIONS), action, "The action");
+  const guest = await loadGuest(user, guestId);
+  try {
+    const status = await RUN[op](agentFor(guest.host), specOf(guest));
+    await recordEvent(op, true, `${op} ${guest.name}`, user.id, guest.id);
+    revalidatePath("/");
+    return status.state;
+  } catch (err) {
+    await recordEvent(op, false, `${op} ${guest.name} failed: ${(err as Error).message}`, user.id, guest.id).catch(() => {});
+    throw err;
+  }
+});

@@ -1,0 +1,52 @@
+/** Small helpers shared by the benchmarks: order statistics, formatting, timing. */
+import fs from "node:fs";
+import os from "node:os";
+
+/** The median (the mean of the two middle values for an even count). */
+export function median(values: number[]): number {
+  if (values.length === 0) return Number.NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** The p-th percentile by nearest rank (p90 of 10 values is the 9th smallest). */
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const rank = Math.max(1, Math.ceil((p / 100) * s.length));
+  return s[rank - 1]!;
+}
+
+export function ms(value: number): string {
+  return `${value.toFixed(1)} ms`;
+}
+
+export function verdict(ok: boolean): "PASS" | "MISS" {
+  return ok ? "PASS" : "MISS";
+}
+
+export function sleep(msToWait: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, msToWait));
+}
+
+/** One line describing the machine, for the record. */
+export function machineLine(): string {
+  const cpus = os.cpus();
+  const load = os.loadavg().map((l) => l.toFixed(2)).join(" ");
+  return `${cpus.length} CPU(s) (${cpus[0]?.model ?? "?"}), load average ${load}, node ${process.version}, ${new Date().toISOString()}`;
+}
+
+/** CPU time (user + system, in ms) a process has used so far, from /proc; null if it is gone. */
+export function cpuTimeMs(pid: number): number | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const utime = Number(fields[11]);
+    const stime = Number(fields[12]);
+    return ((utime + stime) * 1000) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return null;
+  }
+}

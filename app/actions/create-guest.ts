@@ -1,22 +1,16 @@
 "use server";
 
-import { randomBytes } from "node:crypto";
 import { revalidatePath } from "next/cache";
 import { db } from "@/server/db/client";
+import { isUniqueViolationOn } from "@/server/db/errors";
+import { newMac, newVolumeId } from "@/server/domain/ids";
 import { GuesthouseError } from "@/server/domain/errors";
 import { createGuestInput, parseOrThrow } from "@/server/domain/validation";
 import { authedAction } from "@/server/web/action";
 import { agentFor, recordEvent } from "@/server/web/guests";
 import { localHost } from "@/server/web/hosts";
-
-function newVolumeId(): string {
-  return randomBytes(12).toString("hex");
-}
-
-/** QEMU's locally administered prefix 52:54:00 and three random bytes. */
-function newMac(): string {
-  return ["52", "54", "00", ...[...randomBytes(3)].map((b) => b.toString(16).padStart(2, "0"))].join(":");
-}
+import { isoRowsFor } from "@/server/web/isos";
+import { userModeNetwork } from "@/server/web/networks";
 
 /**
  * Creates a guest: checks the input, the ISO and the name, makes the disk with
@@ -47,29 +41,10 @@ export const createGuest = authedAction("create-guest", async (user, form: FormD
   if (input.boot === "cdrom" && !input.iso) throw new GuesthouseError("invalid-input", "To boot from CD-ROM, choose an ISO.");
   if (input.boot === "disk" && input.diskGiB === 0) throw new GuesthouseError("invalid-input", "To boot from disk, give the guest a disk.");
 
-  let isoId: string | null = null;
-  if (input.iso) {
-    const info = await agent.host();
-    const iso = info.isos.find((i) => i.name === input.iso);
-    if (!iso) {
-      throw new GuesthouseError("not-found", `The ISO "${input.iso}" is not in the host's image folder. Choose one from the list.`);
-    }
-    const row = await db.isoImage.upsert({
-      where: { hostId_name: { hostId: host.id, name: iso.name } },
-      create: { hostId: host.id, name: iso.name, sizeBytes: BigInt(iso.sizeBytes) },
-      update: { sizeBytes: BigInt(iso.sizeBytes), seenAt: new Date() },
-    });
-    isoId = row.id;
-  }
+  const [isoId] = await isoRowsFor(host, input.iso ? [input.iso] : []);
 
   const network =
-    input.network === "user"
-      ? await db.network.upsert({
-          where: { teamId_name: { teamId: user.teamId, name: "user" } },
-          create: { name: "user", mode: "user", ownerId: user.id, teamId: user.teamId, hostId: host.id },
-          update: {},
-        })
-      : null;
+    input.network === "user" ? await userModeNetwork({ teamId: user.teamId, ownerId: user.id, hostId: host.id }) : null;
 
   const volume = input.diskGiB > 0 ? newVolumeId() : null;
   let guestId: string;
@@ -81,7 +56,7 @@ export const createGuest = authedAction("create-guest", async (user, form: FormD
         name: input.name,
         vcpus: input.vcpus,
         memoryMiB: input.memoryMiB,
-        boot: input.boot,
+        bootOrder: input.boot === "cdrom" ? "cdrom,disk" : "disk,cdrom",
         ownerId: user.id,
         teamId: user.teamId,
         hostId: host.id,
@@ -108,10 +83,3 @@ export const createGuest = authedAction("create-guest", async (user, form: FormD
   return { id: guestId };
 });
 
-/** Prisma's unique-constraint error (P2002) on a constraint that includes `field`. */
-function isUniqueViolationOn(err: unknown, field: string): boolean {
-  const e = err as { code?: string; meta?: { target?: unknown } };
-  if (e?.code !== "P2002") return false;
-  const target = e.meta?.target;
-  return Array.isArray(target) ? target.includes(field) : typeof target === "string" ? target.includes(field) : true;
-}

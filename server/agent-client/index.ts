@@ -7,6 +7,7 @@ import http from "node:http";
 import type { Duplex } from "node:stream";
 import { z } from "zod";
 import { GuesthouseError, isErrorCode } from "../domain/errors";
+import { guestSpecSchema } from "../domain/validation";
 import { AGENT_VNC_UPGRADE, GUEST_STATES, type DiskFormat, type GuestSpec, type GuestStatus, type HostInfo } from "../domain/types";
 
 const REQUEST_TIMEOUT_MS = 60_000;
@@ -18,6 +19,7 @@ const guestStatusSchema = z.object({
   pid: z.number().int().nullable(),
   logTail: z.string().nullable(),
   argv: z.array(z.string()).nullable(),
+  spec: guestSpecSchema.nullable(),
 });
 const hostInfoSchema = z.object({
   hostname: z.string(),

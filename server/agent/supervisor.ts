@@ -14,7 +14,8 @@ import path from "node:path";
 import { GuesthouseError } from "../domain/errors";
 import { canDo, canTransition, type GuestAction, type GuestSpec, type GuestState, type GuestStatus } from "../domain/types";
 import { QmpClient, type QmpEvent } from "../qemu/qmp";
-import { buildQemuArgs, diskPath, guestFiles, isoPath, QEMU_BINARY } from "../qemu/args";
+import { buildQemuArgs, diskPath, guestFiles, isoPath, OVMF_VARS_TEMPLATE, QEMU_BINARY } from "../qemu/args";
+import { guestSpecSchema } from "../domain/validation";
 import type { AgentConfig } from "./config";
 
 const START_TIMEOUT_MS = 30_000;
@@ -29,6 +30,7 @@ class SupervisedGuest {
   child: ChildProcess | null = null;
   qmp: QmpClient | null = null;
   argv: string[] | null = null;
+  spec: GuestSpec | null = null;
   logTail: string | null = null;
   /** Set when an exit is expected: a SHUTDOWN event was seen or force-off was asked for. */
   exitExpected = false;
@@ -48,7 +50,15 @@ class SupervisedGuest {
   restartWith: GuestSpec | null = null;
 
   status(): GuestStatus {
-    return { id: this.id, state: this.state, since: this.since, pid: this.pid, logTail: this.logTail, argv: this.argv };
+    return {
+      id: this.id,
+      state: this.state,
+      since: this.since,
+      pid: this.pid,
+      logTail: this.logTail,
+      argv: this.argv,
+      spec: this.spec,
+    };
   }
 }
 
@@ -70,7 +80,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
   }
 
   status(id: string): GuestStatus {
-    return this.guests.get(id)?.status() ?? { id, state: "stopped", since: 0, pid: null, logTail: null, argv: null };
+    return this.guests.get(id)?.status() ?? { id, state: "stopped", since: 0, pid: null, logTail: null, argv: null, spec: null };
   }
 
   /** The argument array this spec would run with on this host. */
@@ -128,9 +138,12 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     const files = guestFiles(guest.stateDir);
     await fsp.mkdir(guest.stateDir, { recursive: true, mode: 0o700 });
     await this.cleanFiles(guest);
+    if (spec.firmware === "uefi") await ensureEfiVars(files.efiVars);
     const argv = this.argvFor(spec);
     guest.argv = argv;
+    guest.spec = spec;
     await fsp.writeFile(path.join(guest.stateDir, "argv.json"), JSON.stringify(argv));
+    await fsp.writeFile(path.join(guest.stateDir, "spec.json"), JSON.stringify(spec));
 
     const log = fs.openSync(files.log, "w", 0o600);
     let child: ChildProcess;
@@ -354,6 +367,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
       if (pid === null) continue;
       const guest = new SupervisedGuest(id, stateDir);
       guest.argv = await readArgv(path.join(stateDir, "argv.json"));
+      guest.spec = await readSpec(path.join(stateDir, "spec.json"));
       guest.pid = pid;
       this.guests.set(id, guest);
       if (isQemuOf(pid, id)) {
@@ -436,6 +450,29 @@ function isQemuOf(pid: number, id: string): boolean {
     return path.basename(argv[0] ?? "").startsWith("qemu-system") && argv.some((a) => a.includes(`/${id}/qmp.sock`));
   } catch {
     return false;
+  }
+}
+
+async function readSpec(file: string): Promise<GuestSpec | null> {
+  try {
+    const parsed = guestSpecSchema.safeParse(JSON.parse(await fsp.readFile(file, "utf8")));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A guest's UEFI variables start as a copy of OVMF's template and are kept from then on. */
+async function ensureEfiVars(file: string): Promise<void> {
+  try {
+    await fsp.copyFile(OVMF_VARS_TEMPLATE, file, fs.constants.COPYFILE_EXCL);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EEXIST") return;
+    if (code === "ENOENT") {
+      throw new GuesthouseError("not-found", "UEFI firmware (Debian's ovmf package) is not installed on this host. Install it, or use BIOS.");
+    }
+    throw err;
   }
 }
 

@@ -72,17 +72,35 @@ export function canDo(state: GuestState, action: GuestAction): boolean {
 
 export type Accelerator = "kvm" | "tcg";
 
-export const DISK_BUSES = ["virtio", "ide"] as const;
+/** virtio-blk; SCSI on a virtio-scsi controller; IDE (AHCI/SATA on q35, IDE on pc). */
+export const DISK_BUSES = ["virtio", "scsi", "ide"] as const;
 export type DiskBus = (typeof DISK_BUSES)[number];
 
 export const DISK_FORMATS = ["qcow2", "raw"] as const;
 export type DiskFormat = (typeof DISK_FORMATS)[number];
 
-export const NIC_MODELS = ["virtio"] as const;
+/** QEMU's cache modes; "none" (O_DIRECT) is the safe default for images on local disks. */
+export const DISK_CACHES = ["none", "writeback", "writethrough", "directsync", "unsafe"] as const;
+export type DiskCache = (typeof DISK_CACHES)[number];
+
+export const NIC_MODELS = ["virtio", "e1000", "rtl8139"] as const;
 export type NicModel = (typeof NIC_MODELS)[number];
 
-export const BOOT_DEVICES = ["cdrom", "disk"] as const;
+export const BOOT_DEVICES = ["cdrom", "disk", "network"] as const;
 export type BootDevice = (typeof BOOT_DEVICES)[number];
+
+export const MACHINE_TYPES = ["q35", "pc"] as const;
+export type MachineType = (typeof MACHINE_TYPES)[number];
+
+/** SeaBIOS, or UEFI from Debian's OVMF with a variables file of the guest's own. */
+export const FIRMWARES = ["bios", "uefi"] as const;
+export type Firmware = (typeof FIRMWARES)[number];
+
+export const DISPLAY_ADAPTERS = ["std", "virtio", "qxl"] as const;
+export type DisplayAdapter = (typeof DISPLAY_ADAPTERS)[number];
+
+export const RTC_BASES = ["utc", "localtime"] as const;
+export type RtcBase = (typeof RTC_BASES)[number];
 
 /**
  * Everything the agent needs to run one guest. The web builds it from the database;
@@ -92,13 +110,23 @@ export type BootDevice = (typeof BOOT_DEVICES)[number];
 export interface GuestSpec {
   id: string;
   name: string;
+  machine: MachineType;
+  firmware: Firmware;
+  /** All vCPUs; = sockets × cores × threads, with cores derived. */
   vcpus: number;
+  sockets: number;
+  threads: number;
   memoryMiB: number;
   disks: DiskSpec[];
   cdroms: CdromSpec[];
   nics: NicSpec[];
-  /** The first device tried; the others follow. */
-  boot: BootDevice;
+  /** Device kinds in the order the firmware tries them; kinds left out are not booted. */
+  bootOrder: BootDevice[];
+  /** Show the firmware's boot menu at this start (a one-time choice, not stored). */
+  bootMenu?: boolean;
+  display: DisplayAdapter;
+  serial: boolean;
+  rtc: RtcBase;
 }
 
 export interface DiskSpec {
@@ -106,6 +134,8 @@ export interface DiskSpec {
   volume: string;
   format: DiskFormat;
   bus: DiskBus;
+  cache: DiskCache;
+  readOnly: boolean;
 }
 
 export interface CdromSpec {
@@ -113,10 +143,21 @@ export interface CdromSpec {
   iso: string;
 }
 
+export const FORWARD_PROTOCOLS = ["tcp", "udp"] as const;
+export type ForwardProtocol = (typeof FORWARD_PROTOCOLS)[number];
+
+/** A host port forwarded to a guest port through user-mode networking. */
+export interface PortForward {
+  protocol: ForwardProtocol;
+  hostPort: number;
+  guestPort: number;
+}
+
 export interface NicSpec {
   mac: string;
   model: NicModel;
   mode: "user";
+  forwards: PortForward[];
 }
 
 /** The agent's view of one guest that it supervises. */
@@ -130,6 +171,8 @@ export interface GuestStatus {
   logTail: string | null;
   /** The argument array QEMU was started with (never shown with secrets). */
   argv: string[] | null;
+  /** The spec QEMU was started with: compared with the stored one, it shows pending changes. */
+  spec: GuestSpec | null;
 }
 
 export interface HostInfo {

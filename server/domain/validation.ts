@@ -4,7 +4,22 @@
  */
 import { z } from "zod";
 import { GuesthouseError } from "./errors";
-import { BOOT_DEVICES, DISK_BUSES, DISK_FORMATS, NIC_MODELS, type GuestSpec } from "./types";
+import { ideSlots } from "../qemu/args";
+import {
+  BOOT_DEVICES,
+  DISK_BUSES,
+  DISK_CACHES,
+  DISK_FORMATS,
+  DISPLAY_ADAPTERS,
+  FIRMWARES,
+  FORWARD_PROTOCOLS,
+  MACHINE_TYPES,
+  NIC_MODELS,
+  RTC_BASES,
+  type GuestSpec,
+  type MachineType,
+  type PortForward,
+} from "./types";
 
 export const GUEST_NAME_RULE =
   "1 to 63 characters: letters, digits, '.', '_' and '-', starting with a letter or digit";
@@ -50,18 +65,134 @@ export const vcpus = intIn("vCPUs", LIMITS.vcpus.min, LIMITS.vcpus.max);
 export const memoryMiB = intIn("Memory", LIMITS.memoryMiB.min, LIMITS.memoryMiB.max, " MiB");
 export const diskGiB = intIn("Disk size", LIMITS.diskGiB.min, LIMITS.diskGiB.max, " GiB");
 
-export const guestSpecSchema = z.strictObject({
-  id: volumeId,
-  name: guestName,
+export const LIMITS_DEVICES = { disks: 8, cdroms: 4, nics: 8, forwards: 16 } as const;
+
+const portNumber = (what: string, min: number) => intIn(what, min, 65535);
+const portForward = z.strictObject({
+  protocol: z.enum(FORWARD_PROTOCOLS),
+  hostPort: portNumber("A host port", 1024),
+  guestPort: portNumber("A guest port", 1),
+});
+
+/** The parts of a guest's hardware that a person edits, shared by the spec and the definition. */
+const hardwareShape = {
+  machine: z.enum(MACHINE_TYPES),
+  firmware: z.enum(FIRMWARES),
   vcpus,
+  sockets: intIn("Sockets", 1, LIMITS.vcpus.max),
+  threads: intIn("Threads per core", 1, 8),
   memoryMiB,
-  disks: z
-    .array(z.strictObject({ volume: volumeId, format: z.enum(DISK_FORMATS), bus: z.enum(DISK_BUSES) }))
-    .max(8),
-  cdroms: z.array(z.strictObject({ iso: isoName })).max(4),
-  nics: z.array(z.strictObject({ mac, model: z.enum(NIC_MODELS), mode: z.literal("user") })).max(8),
-  boot: z.enum(BOOT_DEVICES),
-}) satisfies z.ZodType<GuestSpec>;
+  bootOrder: z.array(z.enum(BOOT_DEVICES)).max(BOOT_DEVICES.length),
+  display: z.enum(DISPLAY_ADAPTERS),
+  serial: z.boolean(),
+  rtc: z.enum(RTC_BASES),
+};
+
+/**
+ * Checks that hold across fields: the vCPU topology divides, IDE slots suffice, MACs
+ * and forwarded host ports are unique, each boot kind is named once.
+ */
+function checkHardware(
+  hw: {
+    machine: MachineType;
+    vcpus: number;
+    sockets: number;
+    threads: number;
+    bootOrder: string[];
+    disks: Array<{ bus: string }>;
+    cdroms: unknown[];
+    nics: Array<{ mac?: string; forwards: PortForward[] }>;
+  },
+  ctx: z.RefinementCtx,
+): void {
+  if (hw.vcpus % (hw.sockets * hw.threads) !== 0) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["vcpus"],
+      message: `${hw.vcpus} vCPUs cannot be split into ${hw.sockets} socket(s) with ${hw.threads} thread(s) per core: vCPUs must be a multiple of sockets × threads.`,
+    });
+  }
+  const ide = hw.disks.filter((d) => d.bus === "ide").length + hw.cdroms.length;
+  if (ide > ideSlots(hw.machine)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["disks"],
+      message: `A ${hw.machine} guest has ${ideSlots(hw.machine)} IDE slots for disks and CD-ROMs together, not ${ide}. Put disks on virtio or SCSI.`,
+    });
+  }
+  if (new Set(hw.bootOrder).size !== hw.bootOrder.length) {
+    ctx.addIssue({ code: "custom", path: ["bootOrder"], message: "Name each boot device kind at most once." });
+  }
+  const macs = hw.nics.map((n) => n.mac).filter((m): m is string => Boolean(m));
+  if (new Set(macs).size !== macs.length) {
+    ctx.addIssue({ code: "custom", path: ["nics"], message: "Two network cards have the same MAC address." });
+  }
+  const ports = hw.nics.flatMap((n) => n.forwards.map((f) => `${f.protocol}/${f.hostPort}`));
+  if (new Set(ports).size !== ports.length) {
+    ctx.addIssue({ code: "custom", path: ["nics"], message: "A host port is forwarded twice." });
+  }
+}
+
+export const guestSpecSchema = z
+  .strictObject({
+    id: volumeId,
+    name: guestName,
+    ...hardwareShape,
+    disks: z
+      .array(
+        z.strictObject({
+          volume: volumeId,
+          format: z.enum(DISK_FORMATS),
+          bus: z.enum(DISK_BUSES),
+          cache: z.enum(DISK_CACHES),
+          readOnly: z.boolean(),
+        }),
+      )
+      .max(LIMITS_DEVICES.disks),
+    cdroms: z.array(z.strictObject({ iso: isoName })).max(LIMITS_DEVICES.cdroms),
+    nics: z
+      .array(
+        z.strictObject({
+          mac,
+          model: z.enum(NIC_MODELS),
+          mode: z.literal("user"),
+          forwards: z.array(portForward).max(LIMITS_DEVICES.forwards),
+        }),
+      )
+      .max(LIMITS_DEVICES.nics),
+    bootMenu: z.boolean().optional(),
+  })
+  .superRefine(checkHardware) satisfies z.ZodType<GuestSpec>;
+
+/** Tags: short words a person can filter by. */
+export const tag = z.string().trim().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/, "A tag is 1 to 32 letters, digits, '.', '_' or '-'.");
+
+/**
+ * A guest's hardware as the edit form sends it (JSON). Disks are the guest's existing
+ * disks by id, with their bus, cache and read-only setting; new disks are not made here.
+ */
+export const editHardwareInput = z
+  .strictObject({
+    ...hardwareShape,
+    description: z.string().max(2000, "The description is at most 2,000 characters."),
+    tags: z.array(tag).max(16),
+    disks: z
+      .array(z.strictObject({ id: z.string().min(1).max(64), bus: z.enum(DISK_BUSES), cache: z.enum(DISK_CACHES), readOnly: z.boolean() }))
+      .max(LIMITS_DEVICES.disks),
+    cdroms: z.array(z.strictObject({ iso: isoName })).max(LIMITS_DEVICES.cdroms),
+    nics: z
+      .array(
+        z.strictObject({
+          /** Absent for a new card: a MAC is generated. */
+          mac: mac.optional(),
+          model: z.enum(NIC_MODELS),
+          forwards: z.array(portForward).max(LIMITS_DEVICES.forwards),
+        }),
+      )
+      .max(LIMITS_DEVICES.nics),
+  })
+  .superRefine(checkHardware);
+export type EditHardwareInput = z.infer<typeof editHardwareInput>;
 
 /** The create-guest form, as the server action receives it. */
 export const createGuestInput = z.strictObject({
@@ -74,7 +205,8 @@ export const createGuestInput = z.strictObject({
   /** Empty means "no CD-ROM". */
   iso: z.union([z.literal(""), isoName]),
   network: z.enum(["user", "none"]),
-  boot: z.enum(BOOT_DEVICES),
+  /** Which kind boots first; the other follows. */
+  boot: z.enum(["cdrom", "disk"]),
 });
 export type CreateGuestInput = z.infer<typeof createGuestInput>;
 

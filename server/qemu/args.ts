@@ -5,12 +5,28 @@
  */
 import path from "node:path";
 import { GuesthouseError } from "../domain/errors";
-import type { Accelerator, GuestSpec } from "../domain/types";
+import type { Accelerator, GuestSpec, MachineType, NicModel } from "../domain/types";
 
 export const QEMU_BINARY = "qemu-system-x86_64";
 
-/** q35's AHCI controller has six ports, ide.0 .. ide.5, one device each. */
-export const IDE_BUSES = 6;
+/** Debian's OVMF (package ovmf): the firmware code, and the template of its variables. */
+export const OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+export const OVMF_VARS_TEMPLATE = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+
+/**
+ * Where IDE devices (disks and CD-ROMs) can go: q35's AHCI controller has six ports
+ * (ide.0 … ide.5, one device each); pc's IDE has two buses with two units each.
+ */
+const IDE_SLOTS: Record<MachineType, string[]> = {
+  q35: ["bus=ide.0", "bus=ide.1", "bus=ide.2", "bus=ide.3", "bus=ide.4", "bus=ide.5"],
+  pc: ["bus=ide.0,unit=0", "bus=ide.0,unit=1", "bus=ide.1,unit=0", "bus=ide.1,unit=1"],
+};
+
+export function ideSlots(machine: MachineType): number {
+  return IDE_SLOTS[machine].length;
+}
+
+const NIC_DEVICES: Record<NicModel, string> = { virtio: "virtio-net-pci", e1000: "e1000", rtl8139: "rtl8139" };
 
 /** Where things live on the host; filled in by the agent, never by the browser. */
 export interface QemuHostLayout {
@@ -32,6 +48,8 @@ export function guestFiles(stateDir: string) {
     serialLog: path.join(stateDir, "serial.log"),
     pid: path.join(stateDir, "qemu.pid"),
     log: path.join(stateDir, "qemu.log"),
+    /** UEFI variables (boot entries); kept across starts, made from OVMF's template. */
+    efiVars: path.join(stateDir, "efivars.fd"),
   };
 }
 
@@ -51,11 +69,15 @@ export function isoPath(layout: QemuHostLayout, iso: string): string {
 /** Builds the full argument array (without the binary) for one guest. */
 export function buildQemuArgs(spec: GuestSpec, layout: QemuHostLayout): string[] {
   const files = guestFiles(layout.stateDir);
+  const cores = spec.vcpus / (spec.sockets * spec.threads);
+  if (!Number.isInteger(cores) || cores < 1) {
+    throw new GuesthouseError("invalid-input", `${spec.vcpus} vCPUs cannot be split into ${spec.sockets} socket(s) of ${spec.threads} thread(s) per core.`);
+  }
   const args: string[] = [
     "-name", `guest=${optValue(spec.name)},debug-threads=on`,
-    "-machine", `q35,accel=${layout.accelerator}`,
+    "-machine", `${spec.machine},accel=${layout.accelerator}`,
     "-cpu", layout.accelerator === "kvm" ? "host" : "max",
-    "-smp", String(spec.vcpus),
+    "-smp", `${spec.vcpus},sockets=${spec.sockets},cores=${cores},threads=${spec.threads}`,
     "-m", String(spec.memoryMiB),
     "-nodefaults",
     "-no-user-config",
@@ -64,37 +86,65 @@ export function buildQemuArgs(spec: GuestSpec, layout: QemuHostLayout): string[]
     "-pidfile", files.pid,
     "-qmp", `unix:${optValue(files.qmp)},server=on,wait=off`,
     "-display", "none",
-    "-vga", "std",
+    "-vga", spec.display,
     "-vnc", `unix:${optValue(files.vnc)}`,
-    "-chardev", `socket,id=serial0,path=${optValue(files.serial)},server=on,wait=off,logfile=${optValue(files.serialLog)},logappend=on`,
-    "-serial", "chardev:serial0",
+    "-rtc", `base=${spec.rtc}`,
+    "-boot", spec.bootMenu ? "strict=on,menu=on,splash-time=10000" : "strict=on",
   ];
-
-  // Boot order: bootindex on each device, the chosen kind first.
-  let nextBootIndex = 1;
-  const bootIndexes = { disk: [] as number[], cdrom: [] as number[] };
-  const kinds = spec.boot === "cdrom" ? (["cdrom", "disk"] as const) : (["disk", "cdrom"] as const);
-  for (const kind of kinds) {
-    const count = kind === "disk" ? spec.disks.length : spec.cdroms.length;
-    for (let i = 0; i < count; i++) bootIndexes[kind].push(nextBootIndex++);
+  if (spec.firmware === "uefi") {
+    args.push(
+      "-drive", `if=pflash,format=raw,unit=0,readonly=on,file=${optValue(OVMF_CODE)}`,
+      "-drive", `if=pflash,format=raw,unit=1,file=${optValue(files.efiVars)}`,
+    );
+  }
+  if (spec.serial) {
+    args.push(
+      "-chardev", `socket,id=serial0,path=${optValue(files.serial)},server=on,wait=off,logfile=${optValue(files.serialLog)},logappend=on`,
+      "-serial", "chardev:serial0",
+    );
   }
 
-  let nextIdeBus = 0;
-  const takeIdeBus = () => {
-    if (nextIdeBus >= IDE_BUSES) {
-      throw new GuesthouseError("invalid-input", `A guest can have at most ${IDE_BUSES} IDE disks and CD-ROMs together. Put more disks on virtio.`);
-    }
-    return `ide.${nextIdeBus++}`;
+  // Boot order: a bootindex on each device, kinds in the chosen order; with strict=on
+  // the firmware tries nothing else.
+  let nextBootIndex = 1;
+  const bootIndexes: Record<string, number[]> = { disk: [], cdrom: [], network: [] };
+  const counts = { disk: spec.disks.length, cdrom: spec.cdroms.length, network: spec.nics.length };
+  for (const kind of spec.bootOrder) {
+    for (let i = 0; i < counts[kind]; i++) bootIndexes[kind]!.push(nextBootIndex++);
+  }
+  const bootIndex = (kind: string, i: number) => {
+    const index = bootIndexes[kind]![i];
+    return index === undefined ? "" : `,bootindex=${index}`;
   };
 
+  const slots = IDE_SLOTS[spec.machine];
+  let nextIdeSlot = 0;
+  const takeIdeSlot = () => {
+    const slot = slots[nextIdeSlot++];
+    if (!slot) {
+      throw new GuesthouseError(
+        "invalid-input",
+        `A ${spec.machine} guest can have at most ${slots.length} IDE disks and CD-ROMs together. Put more disks on virtio or SCSI.`,
+      );
+    }
+    return slot;
+  };
+
+  if (spec.disks.some((d) => d.bus === "scsi")) args.push("-device", "virtio-scsi-pci,id=scsi0");
   spec.disks.forEach((disk, i) => {
     const id = `disk${i}`;
+    const readOnly = disk.readOnly ? ",readonly=on" : "";
     args.push(
       "-drive",
-      `file=${optValue(diskPath(layout, disk.volume, disk.format))},format=${disk.format},if=none,id=${id},cache=none,aio=threads,discard=unmap`,
+      `file=${optValue(diskPath(layout, disk.volume, disk.format))},format=${disk.format},if=none,id=${id},cache=${disk.cache},discard=unmap${readOnly}`,
     );
-    const device = disk.bus === "virtio" ? `virtio-blk-pci,drive=${id}` : `ide-hd,drive=${id},bus=${takeIdeBus()}`;
-    args.push("-device", `${device},bootindex=${bootIndexes.disk[i]}`);
+    const device =
+      disk.bus === "virtio"
+        ? `virtio-blk-pci,drive=${id}`
+        : disk.bus === "scsi"
+          ? `scsi-hd,drive=${id},bus=scsi0.0`
+          : `ide-hd,drive=${id},${takeIdeSlot()}`;
+    args.push("-device", `${device}${bootIndex("disk", i)}`);
   });
 
   spec.cdroms.forEach((cdrom, i) => {
@@ -103,13 +153,14 @@ export function buildQemuArgs(spec: GuestSpec, layout: QemuHostLayout): string[]
       "-drive",
       `file=${optValue(isoPath(layout, cdrom.iso))},format=raw,if=none,id=${id},media=cdrom,readonly=on`,
       "-device",
-      `ide-cd,drive=${id},bus=${takeIdeBus()},bootindex=${bootIndexes.cdrom[i]}`,
+      `ide-cd,drive=${id},${takeIdeSlot()}${bootIndex("cdrom", i)}`,
     );
   });
 
   spec.nics.forEach((nic, i) => {
     const id = `net${i}`;
-    args.push("-netdev", `user,id=${id}`, "-device", `virtio-net-pci,netdev=${id},mac=${nic.mac}`);
+    const forwards = nic.forwards.map((f) => `,hostfwd=${f.protocol}::${f.hostPort}-:${f.guestPort}`).join("");
+    args.push("-netdev", `user,id=${id}${forwards}`, "-device", `${NIC_DEVICES[nic.model]},netdev=${id},mac=${nic.mac}${bootIndex("network", i)}`);
   });
 
   return args;

@@ -8,7 +8,8 @@ import { guestScope } from "../auth/policy";
 import type { SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
 import { GuesthouseError } from "../domain/errors";
-import type { BootDevice, DiskBus, DiskFormat, GuestSpec, GuestStatus } from "../domain/types";
+import type { GuestSpec, GuestStatus } from "../domain/types";
+import { guestSpecSchema, parseOrThrow } from "../domain/validation";
 
 export const guestInclude = {
   host: { select: { id: true, name: true, endpoint: true } },
@@ -45,20 +46,35 @@ export function agentFor(host: { endpoint: string }): AgentClient {
   return new AgentClient(host.endpoint);
 }
 
+/**
+ * The spec the agent runs, from the database rows. It is parsed with the same schema
+ * the agent uses, so a row the agent would refuse fails here, with the reason.
+ */
 export function specOf(guest: GuestRow): GuestSpec {
-  return {
-    id: guest.id,
-    name: guest.name,
-    vcpus: guest.vcpus,
-    memoryMiB: guest.memoryMiB,
-    boot: guest.boot as BootDevice,
-    disks: guest.disks.map((d) => ({ volume: d.volume, format: d.format as DiskFormat, bus: d.bus as DiskBus })),
-    cdroms: guest.cdroms.map((c) => ({ iso: c.iso.name })),
-    nics: guest.nics.map((n) => ({ mac: n.mac, model: "virtio" as const, mode: "user" as const })),
-  };
+  return parseOrThrow(
+    guestSpecSchema,
+    {
+      id: guest.id,
+      name: guest.name,
+      machine: guest.machine,
+      firmware: guest.firmware,
+      vcpus: guest.vcpus,
+      sockets: guest.sockets,
+      threads: guest.threads,
+      memoryMiB: guest.memoryMiB,
+      bootOrder: guest.bootOrder ? guest.bootOrder.split(",") : [],
+      display: guest.display,
+      serial: guest.serial,
+      rtc: guest.rtc,
+      disks: guest.disks.map((d) => ({ volume: d.volume, format: d.format, bus: d.bus, cache: d.cache, readOnly: d.readOnly })),
+      cdroms: guest.cdroms.map((c) => ({ iso: c.iso.name })),
+      nics: guest.nics.map((n) => ({ mac: n.mac, model: n.model, mode: "user", forwards: JSON.parse(n.forwards) as unknown })),
+    },
+    `The stored definition of ${guest.name}`,
+  );
 }
 
-const STOPPED = (id: string): GuestStatus => ({ id, state: "stopped", since: 0, pid: null, logTail: null, argv: null });
+const STOPPED = (id: string): GuestStatus => ({ id, state: "stopped", since: 0, pid: null, logTail: null, argv: null, spec: null });
 
 /**
  * Live state for many guests: one call per distinct host. A host whose agent is

@@ -52,7 +52,7 @@ export async function seedBasics(db: PrismaClient, endpoint = "unix:/nonexistent
   });
   const host = await db.host.create({ data: { name: `host-${Math.random().toString(36).slice(2)}`, endpoint } });
   const guest = await db.guest.create({
-    data: { name: "g1", vcpus: 1, memoryMiB: 256, boot: "cdrom", ownerId: user.id, teamId: team.id, hostId: host.id },
+    data: { name: "g1", vcpus: 1, memoryMiB: 256, ownerId: user.id, teamId: team.id, hostId: host.id },
   });
   return { team, user, host, guest };
 }

@@ -26,7 +26,7 @@ describe("console tickets (real SQLite)", () => {
         name: "g2",
         vcpus: 1,
         memoryMiB: 256,
-        boot: "disk",
+        bootOrder: "disk",
         ownerId: basics.user.id,
         teamId: basics.team.id,
         hostId: basics.host.id,

@@ -4,6 +4,7 @@ import { formatMiB } from "@/components/format";
 import { GuestActions } from "@/components/guest-actions";
 import { LiveRefresh } from "@/components/live-refresh";
 import { StateBadge } from "@/components/state-badge";
+import { diffSpecs } from "@/server/domain/spec-diff";
 import { formatCommandLine } from "@/server/qemu/format";
 import { agentFor, loadGuestOr404, specOf } from "@/server/web/guests";
 import { requireUser } from "@/server/web/session";
@@ -15,9 +16,12 @@ export default async function GuestPage({ params }: { params: Promise<{ id: stri
   const { id } = await params;
   const guest = await loadGuestOr404(user, id);
   const agent = agentFor(guest.host);
+  const spec = specOf(guest);
+  const tags = JSON.parse(guest.tags) as string[];
   const status = await agent.guest(guest.id).catch(() => null);
   // Running: the array QEMU runs with. Otherwise: the array it would run with.
-  const argv = status?.argv ?? (await agent.argv(specOf(guest)).catch(() => null));
+  const argv = status?.argv ?? (await agent.argv(spec).catch(() => null));
+  const changes = status?.spec && status.state !== "stopped" && status.state !== "crashed" ? diffSpecs(status.spec, spec) : [];
   const commandLine = argv ? formatCommandLine(argv, { wrap: true }) : null;
 
   return (
@@ -45,34 +49,92 @@ export default async function GuestPage({ params }: { params: Promise<{ id: stri
         </section>
       )}
 
+      {changes.length > 0 && (
+        <section data-testid="pending-changes" className="card border-amber-200 bg-amber-50/50 p-4">
+          <h2 className="font-semibold text-amber-900">Pending changes: these apply at the next start</h2>
+          <p className="text-xs text-amber-800">Shut down and start the guest, or use Reboot, to apply them.</p>
+          <table className="mt-2 text-sm">
+            <tbody>
+              {changes.map((c) => (
+                <tr key={c.what}>
+                  <td className="pr-4 font-medium">{c.what}</td>
+                  <td className="pr-2 text-slate-500 line-through">{c.from}</td>
+                  <td className="pr-2">→</td>
+                  <td>{c.to}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </section>
+      )}
+
       <section className="grid gap-4 md:grid-cols-2">
         <div className="card p-4">
-          <h2 className="mb-2 font-semibold">Hardware</h2>
+          <div className="mb-2 flex items-center justify-between">
+            <h2 className="font-semibold">Hardware</h2>
+            <Link href={`/guests/${guest.id}/edit`} className="btn">
+              Edit hardware
+            </Link>
+          </div>
           <dl className="grid grid-cols-[8rem_1fr] gap-y-1 text-sm">
+            <dt className="text-slate-500">Machine</dt>
+            <dd>
+              {spec.machine}, {spec.firmware === "uefi" ? "UEFI (OVMF)" : "BIOS (SeaBIOS)"}
+            </dd>
             <dt className="text-slate-500">vCPUs</dt>
-            <dd>{guest.vcpus}</dd>
+            <dd>
+              {spec.vcpus}{" "}
+              <span className="text-slate-500">
+                ({spec.sockets} socket(s) × {spec.vcpus / (spec.sockets * spec.threads)} core(s) × {spec.threads} thread(s))
+              </span>
+            </dd>
             <dt className="text-slate-500">Memory</dt>
-            <dd>{formatMiB(guest.memoryMiB)}</dd>
-            <dt className="text-slate-500">Boot</dt>
-            <dd>{guest.boot === "cdrom" ? "CD-ROM, then disk" : "disk, then CD-ROM"}</dd>
+            <dd>{formatMiB(spec.memoryMiB)}</dd>
+            <dt className="text-slate-500">Boot order</dt>
+            <dd>{spec.bootOrder.join(" → ") || "nothing"}</dd>
+            <dt className="text-slate-500">Display</dt>
+            <dd>{spec.display}</dd>
+            <dt className="text-slate-500">Serial console</dt>
+            <dd>{spec.serial ? "on" : "off"}</dd>
+            <dt className="text-slate-500">Clock</dt>
+            <dd>{spec.rtc === "utc" ? "UTC" : "local time"}</dd>
             <dt className="text-slate-500">Host</dt>
             <dd>{guest.host.name}</dd>
             <dt className="text-slate-500">Owner</dt>
             <dd>{guest.owner.username}</dd>
+            {tags.length > 0 && (
+              <>
+                <dt className="text-slate-500">Tags</dt>
+                <dd className="flex flex-wrap gap-1">
+                  {tags.map((t) => (
+                    <span key={t} className="rounded bg-slate-100 px-1.5 text-xs">{t}</span>
+                  ))}
+                </dd>
+              </>
+            )}
           </dl>
+          {guest.description && <p className="mt-3 whitespace-pre-wrap text-sm text-slate-700">{guest.description}</p>}
         </div>
         <div className="card p-4">
           <h2 className="mb-2 font-semibold">Devices</h2>
           <ul className="space-y-1 text-sm">
             {guest.disks.map((d) => (
-              <li key={d.id}>Disk: {d.sizeGiB} GiB {d.format}, sparse, on {d.bus}</li>
+              <li key={d.id}>
+                Disk: {d.sizeGiB} GiB {d.format}, on {d.bus}, cache {d.cache}
+                {d.readOnly && ", read-only"}
+              </li>
             ))}
             {guest.cdroms.map((c) => (
               <li key={c.id}>CD-ROM: {c.iso.name}</li>
             ))}
-            {guest.nics.map((n) => (
-              <li key={n.id}>
+            {spec.nics.map((n) => (
+              <li key={n.mac}>
                 Network: user mode, {n.model}, MAC <span className="font-mono">{n.mac}</span>
+                {n.forwards.map((f) => (
+                  <span key={`${f.protocol}${f.hostPort}`} className="ml-2 rounded bg-slate-100 px-1.5 text-xs">
+                    {f.protocol} host:{f.hostPort} → {f.guestPort}
+                  </span>
+                ))}
               </li>
             ))}
             {guest.disks.length + guest.cdroms.length + guest.nics.length === 0 && <li>No devices.</li>}

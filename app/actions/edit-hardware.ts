@@ -1,0 +1,96 @@
+"use server";
+
+import { revalidatePath } from "next/cache";
+import { db } from "@/server/db/client";
+import { isUniqueViolationOn } from "@/server/db/errors";
+import { GuesthouseError } from "@/server/domain/errors";
+import { newMac } from "@/server/domain/ids";
+import type { PortForward } from "@/server/domain/types";
+import { editHardwareInput, parseOrThrow } from "@/server/domain/validation";
+import { authedAction } from "@/server/web/action";
+import { loadGuest, recordEvent } from "@/server/web/guests";
+import { isoRowsFor } from "@/server/web/isos";
+import { userModeNetwork } from "@/server/web/networks";
+
+/**
+ * Saves a guest's hardware. A stopped guest gets it at its next start; a running one
+ * shows the difference as pending changes until then. Everything is checked first
+ * (the schema's cross-field rules, the disks are this guest's, the ISOs exist, the
+ * forwarded host ports are free on the host), then written in one transaction.
+ */
+export const editHardware = authedAction("edit-hardware", async (user, guestId: string, raw: unknown) => {
+  const input = parseOrThrow(editHardwareInput, raw, "The hardware");
+  const guest = await loadGuest(user, guestId);
+
+  const own = new Set(guest.disks.map((d) => d.id));
+  if (input.disks.length !== own.size || input.disks.some((d) => !own.has(d.id))) {
+    throw new GuesthouseError("invalid-input", "The disk list does not match this guest's disks. Reload the page and try again.");
+  }
+  await assertPortsFree(guest.host.id, guest.id, input.nics.flatMap((n) => n.forwards));
+  const isoIds = await isoRowsFor(guest.host, input.cdroms.map((c) => c.iso));
+  const network = await userModeNetwork({ teamId: guest.teamId, ownerId: guest.ownerId, hostId: guest.host.id });
+
+  try {
+    await db.$transaction([
+      db.guest.update({
+        where: { id: guest.id },
+        data: {
+          machine: input.machine,
+          firmware: input.firmware,
+          vcpus: input.vcpus,
+          sockets: input.sockets,
+          threads: input.threads,
+          memoryMiB: input.memoryMiB,
+          bootOrder: input.bootOrder.join(","),
+          display: input.display,
+          serial: input.serial,
+          rtc: input.rtc,
+          description: input.description,
+          tags: JSON.stringify([...new Set(input.tags)]),
+        },
+      }),
+      ...input.disks.map((d, position) =>
+        db.disk.update({ where: { id: d.id }, data: { bus: d.bus, cache: d.cache, readOnly: d.readOnly, position } }),
+      ),
+      db.cdrom.deleteMany({ where: { guestId: guest.id } }),
+      db.cdrom.createMany({ data: isoIds.map((isoId, position) => ({ guestId: guest.id, isoId, position })) }),
+      db.nic.deleteMany({ where: { guestId: guest.id } }),
+      db.nic.createMany({
+        data: input.nics.map((n, position) => ({
+          guestId: guest.id,
+          mac: n.mac ?? newMac(),
+          model: n.model,
+          forwards: JSON.stringify(n.forwards),
+          position,
+          networkId: network.id,
+        })),
+      }),
+    ]);
+  } catch (err) {
+    if (isUniqueViolationOn(err, "mac")) {
+      throw new GuesthouseError("conflict", "Another guest already uses one of these MAC addresses. Choose another.");
+    }
+    throw err;
+  }
+  await recordEvent("edit", true, `edited the hardware of ${guest.name}`, user.id, guest.id).catch(() => {});
+  revalidatePath(`/guests/${guest.id}`);
+  return null;
+});
+
+/** Forwarded host ports are shared by every guest on the host: refuse one already taken. */
+async function assertPortsFree(hostId: string, guestId: string, forwards: PortForward[]): Promise<void> {
+  if (forwards.length === 0) return;
+  const others = await db.nic.findMany({
+    where: { guest: { hostId, id: { not: guestId } }, forwards: { not: "[]" } },
+    select: { forwards: true, guest: { select: { name: true } } },
+  });
+  const taken = new Map<string, string>();
+  for (const nic of others) {
+    for (const f of JSON.parse(nic.forwards) as PortForward[]) taken.set(`${f.protocol}/${f.hostPort}`, nic.guest.name);
+  }
+  for (const f of forwards) {
+    const owner = taken.get(`${f.protocol}/${f.hostPort}`);
+    if (owner) throw new GuesthouseError("conflict", `Host port ${f.protocol} ${f.hostPort} is already forwarded to ${owner}. Choose another.`);
+  }
+}
+

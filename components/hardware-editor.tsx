@@ -1,0 +1,255 @@
+"use client";
+
+import { useRouter } from "next/navigation";
+import { useState, useTransition } from "react";
+import { editHardware } from "@/app/actions/edit-hardware";
+import {
+  BOOT_DEVICES,
+  DISK_BUSES,
+  DISK_CACHES,
+  DISPLAY_ADAPTERS,
+  FIRMWARES,
+  FORWARD_PROTOCOLS,
+  MACHINE_TYPES,
+  NIC_MODELS,
+  RTC_BASES,
+  type BootDevice,
+} from "@/server/domain/types";
+import type { EditHardwareInput } from "@/server/domain/validation";
+
+type Hw = EditHardwareInput;
+
+const LABELS: Record<string, string> = {
+  q35: "q35 (PCIe, AHCI)",
+  pc: "pc (i440FX, IDE)",
+  bios: "BIOS (SeaBIOS)",
+  uefi: "UEFI (OVMF)",
+  std: "Standard VGA",
+  virtio: "virtio",
+  qxl: "QXL",
+  utc: "UTC",
+  localtime: "Local time (Windows)",
+  scsi: "SCSI (virtio-scsi)",
+  ide: "IDE / SATA",
+  e1000: "Intel e1000",
+  rtl8139: "Realtek RTL8139",
+  cdrom: "CD-ROM",
+  disk: "Disk",
+  network: "Network (PXE)",
+};
+const label = (v: string) => LABELS[v] ?? v;
+
+/** The hardware form: edits a copy of the definition and saves it in one action. */
+export function HardwareEditor(props: { guestId: string; initial: Hw; diskLabels: string[]; isos: string[] }) {
+  const { guestId, diskLabels, isos } = props;
+  const router = useRouter();
+  const [hw, setHw] = useState<Hw>(props.initial);
+  const [tagText, setTagText] = useState(props.initial.tags.join(", "));
+  const [error, setError] = useState<string | null>(null);
+  const [pending, startTransition] = useTransition();
+  const set = (patch: Partial<Hw>) => setHw((h) => ({ ...h, ...patch }));
+  const num = (v: string) => (v === "" ? Number.NaN : Number(v));
+
+  function save(event: React.FormEvent) {
+    event.preventDefault();
+    setError(null);
+    const tags = tagText.split(",").map((t) => t.trim()).filter(Boolean);
+    startTransition(async () => {
+      const result = await editHardware(guestId, { ...hw, tags });
+      if (result.ok) router.push(`/guests/${guestId}`);
+      else setError(result.error);
+    });
+  }
+
+  function moveBoot(kind: BootDevice, by: -1 | 1) {
+    const order = [...hw.bootOrder];
+    const i = order.indexOf(kind);
+    const j = i + by;
+    if (i < 0 || j < 0 || j >= order.length) return;
+    [order[i], order[j]] = [order[j]!, order[i]!];
+    set({ bootOrder: order });
+  }
+
+  const unbooted = BOOT_DEVICES.filter((k) => !hw.bootOrder.includes(k));
+
+  return (
+    <form onSubmit={save} className="space-y-4">
+      <Section title="Processors and memory">
+        <Field label="vCPUs">
+          <input name="vcpus" type="number" min={1} className="field" value={hw.vcpus} onChange={(e) => set({ vcpus: num(e.target.value) })} />
+        </Field>
+        <Field label="Sockets">
+          <input name="sockets" type="number" min={1} className="field" value={hw.sockets} onChange={(e) => set({ sockets: num(e.target.value) })} />
+        </Field>
+        <Field label="Threads per core">
+          <input name="threads" type="number" min={1} className="field" value={hw.threads} onChange={(e) => set({ threads: num(e.target.value) })} />
+        </Field>
+        <Field label="Memory (MiB)">
+          <input name="memoryMiB" type="number" min={16} className="field" value={hw.memoryMiB} onChange={(e) => set({ memoryMiB: num(e.target.value) })} />
+        </Field>
+      </Section>
+
+      <Section title="Machine">
+        <Choice name="machine" label="Machine type" value={hw.machine} options={MACHINE_TYPES} onChange={(machine) => set({ machine })} />
+        <Choice name="firmware" label="Firmware" value={hw.firmware} options={FIRMWARES} onChange={(firmware) => set({ firmware })} />
+        <Choice name="display" label="Display adapter" value={hw.display} options={DISPLAY_ADAPTERS} onChange={(display) => set({ display })} />
+        <Choice name="rtc" label="Clock (RTC)" value={hw.rtc} options={RTC_BASES} onChange={(rtc) => set({ rtc })} />
+        <label className="label col-span-2 flex items-center gap-2">
+          <input name="serial" type="checkbox" checked={hw.serial} onChange={(e) => set({ serial: e.target.checked })} />
+          Serial console (ttyS0, logged)
+        </label>
+      </Section>
+
+      <Section title="Boot order">
+        <ol className="col-span-2 space-y-1 text-sm" data-testid="boot-order">
+          {hw.bootOrder.map((kind, i) => (
+            <li key={kind} className="flex items-center gap-2">
+              <span className="w-6 text-slate-500">{i + 1}.</span>
+              <span className="w-40">{label(kind)}</span>
+              <button type="button" className="btn" aria-label={`Move ${kind} up`} onClick={() => moveBoot(kind, -1)} disabled={i === 0}>↑</button>
+              <button type="button" className="btn" aria-label={`Move ${kind} down`} onClick={() => moveBoot(kind, 1)} disabled={i === hw.bootOrder.length - 1}>↓</button>
+              <button type="button" className="btn" onClick={() => set({ bootOrder: hw.bootOrder.filter((k) => k !== kind) })}>Don&apos;t boot</button>
+            </li>
+          ))}
+          {unbooted.map((kind) => (
+            <li key={kind} className="flex items-center gap-2 text-slate-500">
+              <span className="w-6" />
+              <span className="w-40">{label(kind)}</span>
+              <button type="button" className="btn" onClick={() => set({ bootOrder: [...hw.bootOrder, kind] })}>Boot from it</button>
+            </li>
+          ))}
+        </ol>
+      </Section>
+
+      <Section title="Disks">
+        {hw.disks.length === 0 && <p className="col-span-2 text-sm text-slate-500">No disks.</p>}
+        {hw.disks.map((d, i) => (
+          <div key={d.id} className="col-span-2 grid grid-cols-[10rem_1fr_1fr_auto] items-end gap-3">
+            <span className="pb-2 text-sm font-medium">Disk {i + 1}: {diskLabels[i]}</span>
+            <Choice name={`disk${i}-bus`} label="Bus" value={d.bus} options={DISK_BUSES}
+              onChange={(bus) => set({ disks: hw.disks.map((x, j) => (j === i ? { ...x, bus } : x)) })} />
+            <Choice name={`disk${i}-cache`} label="Cache" value={d.cache} options={DISK_CACHES}
+              onChange={(cache) => set({ disks: hw.disks.map((x, j) => (j === i ? { ...x, cache } : x)) })} />
+            <label className="label flex items-center gap-2 pb-2">
+              <input type="checkbox" checked={d.readOnly} onChange={(e) => set({ disks: hw.disks.map((x, j) => (j === i ? { ...x, readOnly: e.target.checked } : x)) })} />
+              Read-only
+            </label>
+          </div>
+        ))}
+      </Section>
+
+      <Section title="CD-ROMs">
+        {hw.cdroms.map((c, i) => (
+          <div key={i} className="col-span-2 flex items-end gap-3">
+            <Choice name={`cdrom${i}`} label={`CD-ROM ${i + 1}`} value={c.iso} options={isos.includes(c.iso) ? isos : [c.iso, ...isos]}
+              onChange={(iso) => set({ cdroms: hw.cdroms.map((x, j) => (j === i ? { iso } : x)) })} />
+            <button type="button" className="btn btn-danger mb-0.5" onClick={() => set({ cdroms: hw.cdroms.filter((_, j) => j !== i) })}>Remove</button>
+          </div>
+        ))}
+        <div className="col-span-2">
+          <button type="button" className="btn" disabled={isos.length === 0} onClick={() => set({ cdroms: [...hw.cdroms, { iso: isos[0]! }] })}>
+            Add CD-ROM
+          </button>
+        </div>
+      </Section>
+
+      <Section title="Network cards (user mode)">
+        {hw.nics.map((n, i) => (
+          <div key={i} className="col-span-2 space-y-2 rounded-md border border-slate-200 p-3">
+            <div className="flex items-end gap-3">
+              <Choice name={`nic${i}-model`} label={`Card ${i + 1} model`} value={n.model} options={NIC_MODELS}
+                onChange={(model) => set({ nics: hw.nics.map((x, j) => (j === i ? { ...x, model } : x)) })} />
+              <label className="label">
+                MAC
+                <input name={`nic${i}-mac`} className="field font-mono" placeholder="generated" value={n.mac ?? ""}
+                  onChange={(e) => set({ nics: hw.nics.map((x, j) => (j === i ? { ...x, mac: e.target.value.trim().toLowerCase() || undefined } : x)) })} />
+              </label>
+              <button type="button" className="btn btn-danger mb-0.5" onClick={() => set({ nics: hw.nics.filter((_, j) => j !== i) })}>Remove</button>
+            </div>
+            {n.forwards.map((f, k) => {
+              const setForward = (patch: Partial<typeof f>) =>
+                set({ nics: hw.nics.map((x, j) => (j === i ? { ...x, forwards: x.forwards.map((y, l) => (l === k ? { ...y, ...patch } : y)) } : x)) });
+              return (
+                <div key={k} className="flex items-end gap-2 text-sm">
+                  <Choice name={`nic${i}-fwd${k}-protocol`} label="Protocol" value={f.protocol} options={FORWARD_PROTOCOLS} onChange={(protocol) => setForward({ protocol })} />
+                  <label className="label">Host port
+                    <input name={`nic${i}-fwd${k}-host`} type="number" className="field w-28" value={f.hostPort} onChange={(e) => setForward({ hostPort: num(e.target.value) })} />
+                  </label>
+                  <label className="label">Guest port
+                    <input name={`nic${i}-fwd${k}-guest`} type="number" className="field w-28" value={f.guestPort} onChange={(e) => setForward({ guestPort: num(e.target.value) })} />
+                  </label>
+                  <button type="button" className="btn mb-0.5" onClick={() => set({ nics: hw.nics.map((x, j) => (j === i ? { ...x, forwards: x.forwards.filter((_, l) => l !== k) } : x)) })}>
+                    Remove
+                  </button>
+                </div>
+              );
+            })}
+            <button type="button" className="btn" onClick={() => set({ nics: hw.nics.map((x, j) => (j === i ? { ...x, forwards: [...x.forwards, { protocol: "tcp", hostPort: 2222, guestPort: 22 }] } : x)) })}>
+              Add port forward
+            </button>
+          </div>
+        ))}
+        <div className="col-span-2">
+          <button type="button" className="btn" onClick={() => set({ nics: [...hw.nics, { model: "virtio", forwards: [] }] })}>
+            Add network card
+          </button>
+        </div>
+      </Section>
+
+      <Section title="Description and tags">
+        <label className="label col-span-2">
+          Description
+          <textarea name="description" className="field" rows={3} value={hw.description} onChange={(e) => set({ description: e.target.value })} />
+        </label>
+        <label className="label col-span-2">
+          Tags (comma-separated)
+          <input name="tags" className="field" value={tagText} onChange={(e) => setTagText(e.target.value)} />
+        </label>
+      </Section>
+
+      {error && (
+        <p role="alert" data-testid="form-error" className="rounded-md bg-red-50 p-3 text-sm text-red-800">
+          {error}
+        </p>
+      )}
+      <div className="flex justify-end gap-2">
+        <button type="submit" className="btn btn-primary" disabled={pending}>
+          {pending ? "Saving…" : "Save hardware"}
+        </button>
+      </div>
+    </form>
+  );
+}
+
+function Section({ title, children }: { title: string; children: React.ReactNode }) {
+  return (
+    <fieldset className="card grid grid-cols-2 gap-4 p-5">
+      <legend className="px-1 text-sm font-semibold">{title}</legend>
+      {children}
+    </fieldset>
+  );
+}
+
+function Field({ label: text, children }: { label: string; children: React.ReactNode }) {
+  return (
+    <label className="label">
+      {text}
+      {children}
+    </label>
+  );
+}
+
+function Choice<T extends string>(props: { name: string; label: string; value: T; options: readonly T[]; onChange: (value: T) => void }) {
+  return (
+    <label className="label">
+      {props.label}
+      <select name={props.name} className="field" value={props.value} onChange={(e) => props.onChange(e.target.value as T)}>
+        {props.options.map((o) => (
+          <option key={o} value={o}>
+            {label(o)}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}

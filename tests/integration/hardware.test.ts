@@ -1,0 +1,133 @@
+/**
+ * Hardware options against real QEMU: machine types, disk buses, NIC models, port
+ * forwards, serial on/off. The guest reports the block devices it sees on serial.
+ */
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import type { GuestSpec } from "../../server/domain/types";
+import { startTestAgent, waitFor, type TestAgent } from "../helpers/agent";
+
+const BOOT_TIMEOUT_MS = 90_000;
+
+function spec(id: string, overrides: Partial<GuestSpec>): GuestSpec {
+  return {
+    id,
+    name: `hw-${id.slice(0, 6)}`,
+    machine: "q35",
+    firmware: "bios",
+    vcpus: 1,
+    sockets: 1,
+    threads: 1,
+    memoryMiB: 256,
+    disks: [],
+    cdroms: [{ iso: "demo.iso" }],
+    nics: [],
+    bootOrder: ["cdrom", "disk"],
+    display: "std",
+    serial: true,
+    rtc: "utc",
+    ...overrides,
+  };
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+    server.once("error", reject);
+  });
+}
+
+function connects(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.createConnection({ host: "127.0.0.1", port });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
+describe("hardware options with real QEMU", () => {
+  let agent: TestAgent;
+  const serialLog = (id: string) => {
+    try {
+      return fs.readFileSync(path.join(agent.dataDir, "guests", id, "serial.log"), "utf8");
+    } catch {
+      return "";
+    }
+  };
+
+  before(async () => {
+    agent = await startTestAgent();
+  });
+  after(async () => {
+    await agent?.cleanup();
+  });
+
+  test("q35 with a SCSI disk, a read-only virtio disk, an e1000 card and a TCP port forward", async () => {
+    await agent.client.createVolume("volscsi00001", "qcow2", 2);
+    await agent.client.createVolume("volvirt00001", "raw", 1);
+    const port = await freePort();
+    const s = spec("guesthw000001", {
+      vcpus: 2,
+      sockets: 1,
+      threads: 2,
+      disks: [
+        { volume: "volscsi00001", format: "qcow2", bus: "scsi", cache: "writeback", readOnly: false },
+        { volume: "volvirt00001", format: "raw", bus: "virtio", cache: "none", readOnly: true },
+      ],
+      nics: [{ mac: "52:54:00:00:00:e1", model: "e1000", mode: "user", forwards: [{ protocol: "tcp", hostPort: port, guestPort: 22 }] }],
+    });
+    const status = await agent.client.start(s);
+    assert.equal(status.state, "running");
+    assert.deepEqual(status.spec, s, "the agent reports the spec it runs");
+    await waitFor("the boot marker", () => serialLog(s.id).includes("GUESTHOUSE-DEMO-READY"), BOOT_TIMEOUT_MS);
+    const log = serialLog(s.id);
+    assert.match(log, /GUESTHOUSE-DISK sda 4194304/, "the 2 GiB SCSI disk is seen by the guest");
+    assert.match(log, /GUESTHOUSE-DISK vda 2097152/, "the 1 GiB virtio disk is seen by the guest");
+    assert.ok(await connects(port), `QEMU listens on the forwarded host port ${port}`);
+    await agent.client.forceOff(s.id);
+    assert.equal(await connects(port), false, "the forward is gone with the guest");
+  });
+
+  test("pc machine with an IDE disk, an rtl8139 card and network-first boot order", async () => {
+    await agent.client.createVolume("volide000001", "qcow2", 1);
+    const s = spec("guesthw000002", {
+      machine: "pc",
+      disks: [{ volume: "volide000001", format: "qcow2", bus: "ide", cache: "none", readOnly: false }],
+      nics: [{ mac: "52:54:00:00:00:81", model: "rtl8139", mode: "user", forwards: [] }],
+      bootOrder: ["cdrom", "disk", "network"],
+      rtc: "localtime",
+      display: "virtio",
+    });
+    await agent.client.start(s);
+    await waitFor("the boot marker", () => serialLog(s.id).includes("GUESTHOUSE-DEMO-READY"), BOOT_TIMEOUT_MS);
+    await agent.client.forceOff(s.id);
+  });
+
+  test("serial off: no serial socket or log, and the guest still runs", async () => {
+    const s = spec("guesthw000003", { serial: false });
+    const status = await agent.client.start(s);
+    assert.equal(status.state, "running");
+    const dir = path.join(agent.dataDir, "guests", s.id);
+    assert.equal(fs.existsSync(path.join(dir, "serial.sock")), false);
+    assert.equal(fs.existsSync(path.join(dir, "serial.log")), false);
+    assert.ok(!status.argv!.includes("-serial"));
+    await agent.client.forceOff(s.id);
+  });
+
+  test("a topology that does not divide is refused before QEMU runs", async () => {
+    await assert.rejects(
+      agent.client.start(spec("guesthw000004", { vcpus: 3, sockets: 2 })),
+      (err: Error & { code?: string }) => err.code === "invalid-input" && /multiple of sockets/.test(err.message),
+    );
+  });
+});

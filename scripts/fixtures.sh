@@ -3,13 +3,16 @@
 #
 # Debian packages this script needs (installed on demand, see ensure_packages):
 #   busybox-static isolinux syslinux-common xorriso cpio gzip
+#   grub-efi-amd64-bin grub-common mtools dosfstools   (the UEFI boot image)
 # plus apt/dpkg themselves. To boot the results you also need qemu-system-x86 (and qemu-utils
 # for disk images), which this script does not install.
 #
 # Outputs (relative to the repository root, git-ignored):
 #   .cache/fixtures/vmlinuz          Debian cloud kernel (linux-image-<ver>-cloud-amd64)
 #   .cache/fixtures/initrd.gz        initramfs (cpio newc + gzip): busybox + /init + a few modules
-#   .cache/fixtures/demo.iso         isolinux-bootable (and isohybrid) ISO with the same two files
+#   .cache/fixtures/demo.iso         ISO with the same two files, bootable from a CD-ROM with BIOS
+#                                    (isolinux) and with UEFI (GRUB, an El Torito EFI boot image);
+#                                    isohybrid, so it also boots as a disk (MBR for BIOS, GPT ESP for UEFI)
 #   .cache/fixtures/build-info.txt   what was built; written last, doubles as the "done" stamp
 #
 # The guest, once booted:
@@ -31,7 +34,10 @@
 # leaves a half-written file behind.
 set -euo pipefail
 
-PACKAGES=(busybox-static isolinux syslinux-common xorriso cpio gzip)
+PACKAGES=(busybox-static isolinux syslinux-common xorriso cpio gzip
+  grub-efi-amd64-bin grub-common mtools dosfstools)
+# The kernel command line, the same for both boot loaders (isolinux for BIOS, GRUB for UEFI).
+CMDLINE="console=tty0 console=ttyS0"
 # Kernel modules loaded at boot (dependencies are added automatically).
 MODULES=(button evdev virtio_pci virtio_blk virtio_scsi sd_mod virtio_net virtio_console virtio_input)
 
@@ -317,24 +323,61 @@ chmod 755 "$R/init" "$R/etc/rc.boot" "$R/etc/rc.ctrlaltdel" "$R/etc/rc.shutdown"
   cpio --null --create --format=newc --owner=0:0 --quiet) | gzip -9 -n >"$BUILD/initrd.gz"
 
 # --- ISO ------------------------------------------------------------------------------------------
+# One ISO, two El Torito boot images pointing at the same kernel, initramfs and command line:
+#   BIOS: isolinux (isolinux/isolinux.bin, reads isolinux/isolinux.cfg)
+#   UEFI: boot/efiboot.img, a small FAT image (an EFI System Partition) holding only
+#         EFI/BOOT/BOOTX64.EFI: a standalone GRUB with its grub.cfg inside. That GRUB finds the ISO
+#         by the marker file below (not by /boot/vmlinuz, which another disk of the guest may have).
 I="$BUILD/iso"
-mkdir -p "$I/isolinux" "$I/boot"
+MARKER=".disk/guesthouse-demo"
+mkdir -p "$I/isolinux" "$I/boot" "$I/.disk"
 cp /usr/lib/ISOLINUX/isolinux.bin /usr/lib/syslinux/modules/bios/ldlinux.c32 "$I/isolinux/"
 cp "$BUILD/vmlinuz" "$I/boot/vmlinuz"
 cp "$BUILD/initrd.gz" "$I/boot/initrd.gz"
-cat >"$I/isolinux/isolinux.cfg" <<'EOF'
+echo "Guesthouse demo guest, kernel $KVER" >"$I/$MARKER"
+cat >"$I/isolinux/isolinux.cfg" <<EOF
 DEFAULT demo
 PROMPT 0
 TIMEOUT 0
 LABEL demo
   KERNEL /boot/vmlinuz
   INITRD /boot/initrd.gz
-  APPEND console=tty0 console=ttyS0
+  APPEND $CMDLINE
 EOF
+
+# GRUB for UEFI. Only the modules it needs (and their dependencies) go into its memdisk, and no
+# locales, fonts or themes: BOOTX64.EFI is about 1.1 MB instead of about 9.8 MB with the defaults.
+E="$BUILD/efi"
+mkdir -p "$E"
+cat >"$E/grub.cfg" <<EOF
+set default=0
+set timeout=0
+set timeout_style=hidden
+insmod all_video
+search --no-floppy --set=root --file /$MARKER
+menuentry "Guesthouse demo guest" {
+  linux /boot/vmlinuz $CMDLINE
+  initrd /boot/initrd.gz
+}
+EOF
+GRUB_MODULES="iso9660 part_msdos part_gpt search search_fs_file normal configfile linux echo all_video"
+grub-mkstandalone -O x86_64-efi -o "$E/BOOTX64.EFI" \
+  --modules="$GRUB_MODULES" --install-modules="$GRUB_MODULES" \
+  --locales= --fonts= --themes= \
+  "boot/grub/grub.cfg=$E/grub.cfg" >"$BUILD/grub.log" 2>&1 ||
+  { cat "$BUILD/grub.log" >&2; die "grub-mkstandalone failed"; }
+# FAT image: the EFI binary plus 256 KiB of room, in KiB (mkfs.vfat -C takes the size in KiB).
+efi_kib=$(( ($(stat -c %s "$E/BOOTX64.EFI") + 1023) / 1024 + 256 ))
+mkfs.vfat -C -n GH_DEMO_EFI "$I/boot/efiboot.img" "$efi_kib" >"$BUILD/mkfs.log" 2>&1 ||
+  { cat "$BUILD/mkfs.log" >&2; die "mkfs.vfat failed"; }
+MTOOLS_SKIP_CHECK=1 mmd -i "$I/boot/efiboot.img" ::/EFI ::/EFI/BOOT
+MTOOLS_SKIP_CHECK=1 mcopy -i "$I/boot/efiboot.img" "$E/BOOTX64.EFI" ::/EFI/BOOT/BOOTX64.EFI
+
 xorriso -as mkisofs -quiet -o "$BUILD/demo.iso" -V GUESTHOUSE_DEMO -J -R \
   -isohybrid-mbr /usr/lib/ISOLINUX/isohdpfx.bin \
   -b isolinux/isolinux.bin -c isolinux/boot.cat \
   -no-emul-boot -boot-load-size 4 -boot-info-table \
+  -eltorito-alt-boot -e boot/efiboot.img -no-emul-boot -isohybrid-gpt-basdat \
   "$I" >"$BUILD/xorriso.log" 2>&1 || { cat "$BUILD/xorriso.log" >&2; die "xorriso failed"; }
 
 # --- install atomically: drop the stamp, rename each file, write the stamp last ----------------
@@ -345,6 +388,7 @@ for f in "${OUTPUTS[@]}"; do mv -f "$BUILD/$f" "$OUT/$f"; done
   echo "kernel_version=$KVER"
   echo "modules=${ORDER[*]}"
   echo "busybox=$(dpkg-query -W -f='${Version}' busybox-static)"
+  echo "boot=bios:isolinux-$(dpkg-query -W -f='${Version}' isolinux) uefi:grub-$(dpkg-query -W -f='${Version}' grub-efi-amd64-bin)"
   echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 } >"$BUILD/build-info.txt"
 mv -f "$BUILD/build-info.txt" "$STAMP"

@@ -5,10 +5,10 @@
 import { execFileSync } from "node:child_process";
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
-import { buildQemuArgs, guestFiles, IDE_BUSES, type QemuHostLayout } from "../../server/qemu/args";
+import { buildQemuArgs, guestFiles, ideSlots, OVMF_CODE, type QemuHostLayout } from "../../server/qemu/args";
 import { formatCommandLine } from "../../server/qemu/format";
 import { GuesthouseError } from "../../server/domain/errors";
-import type { CdromSpec, DiskSpec, GuestSpec, NicSpec } from "../../server/domain/types";
+import type { CdromSpec, DiskBus, DiskCache, DiskSpec, GuestSpec, NicModel, NicSpec, PortForward } from "../../server/domain/types";
 
 const TCG: QemuHostLayout = {
   accelerator: "tcg",
@@ -18,21 +18,48 @@ const TCG: QemuHostLayout = {
 };
 const KVM: QemuHostLayout = { ...TCG, accelerator: "kvm" };
 
+/** A small BIOS q35 guest, booting disk then CD-ROM (network left out), serial on. */
 function spec(patch: Partial<GuestSpec> = {}): GuestSpec {
-  return { id: "abcd1234", name: "web1", vcpus: 2, memoryMiB: 512, disks: [], cdroms: [], nics: [], boot: "disk", ...patch };
+  return {
+    id: "abcd1234",
+    name: "web1",
+    machine: "q35",
+    firmware: "bios",
+    vcpus: 2,
+    sockets: 1,
+    threads: 1,
+    memoryMiB: 512,
+    disks: [],
+    cdroms: [],
+    nics: [],
+    bootOrder: ["disk", "cdrom"],
+    display: "std",
+    serial: true,
+    rtc: "utc",
+    ...patch,
+  };
 }
 
-const vdisk = (volume: string): DiskSpec => ({ volume, format: "qcow2", bus: "virtio" });
-const idedisk = (volume: string): DiskSpec => ({ volume, format: "raw", bus: "ide" });
+const disk = (volume: string, bus: DiskBus, patch: Partial<DiskSpec> = {}): DiskSpec => ({
+  volume,
+  format: bus === "ide" ? "raw" : "qcow2",
+  bus,
+  cache: "none",
+  readOnly: false,
+  ...patch,
+});
+const vdisk = (volume: string, patch: Partial<DiskSpec> = {}) => disk(volume, "virtio", patch);
+const idedisk = (volume: string, patch: Partial<DiskSpec> = {}) => disk(volume, "ide", patch);
+const scsidisk = (volume: string, patch: Partial<DiskSpec> = {}) => disk(volume, "scsi", patch);
 const cd = (iso: string): CdromSpec => ({ iso });
-const nic = (mac: string): NicSpec => ({ mac, model: "virtio", mode: "user" });
+const nic = (mac: string, model: NicModel = "virtio", forwards: PortForward[] = []): NicSpec => ({ mac, model, mode: "user", forwards });
 
 /** The whole command line of a guest with no devices on the TCG layout, written out by hand. */
 const BASE_TCG: readonly string[] = [
   "-name", "guest=web1,debug-threads=on",
   "-machine", "q35,accel=tcg",
   "-cpu", "max",
-  "-smp", "2",
+  "-smp", "2,sockets=1,cores=2,threads=1",
   "-m", "512",
   "-nodefaults",
   "-no-user-config",
@@ -43,10 +70,20 @@ const BASE_TCG: readonly string[] = [
   "-display", "none",
   "-vga", "std",
   "-vnc", "unix:/srv/gh/state/abcd1234/vnc.sock",
+  "-rtc", "base=utc",
+  "-boot", "strict=on",
   "-chardev",
   "socket,id=serial0,path=/srv/gh/state/abcd1234/serial.sock,server=on,wait=off,logfile=/srv/gh/state/abcd1234/serial.log,logappend=on",
   "-serial", "chardev:serial0",
 ];
+
+/** Drive strings, written out: one per disk kind used below. */
+const DRIVE = {
+  vol1: "file=/srv/gh/disks/vol00001.qcow2,format=qcow2,if=none,id=disk0,cache=none,discard=unmap",
+  vol2ide1: "file=/srv/gh/disks/vol00002.raw,format=raw,if=none,id=disk1,cache=none,discard=unmap",
+  cdA0: "file=/srv/gh/isos/a.iso,format=raw,if=none,id=cd0,media=cdrom,readonly=on",
+  cdB1: "file=/srv/gh/isos/b.iso,format=raw,if=none,id=cd1,media=cdrom,readonly=on",
+} as const;
 
 /** True when `needle` occurs as a contiguous run inside `haystack`. */
 function indexOfRun(haystack: readonly string[], needle: readonly string[]): number {
@@ -72,6 +109,15 @@ function valuesOf(args: readonly string[], flag: string): string[] {
   return out;
 }
 
+function invalidInput(...mustMention: string[]) {
+  return (err: unknown) => {
+    assert.ok(err instanceof GuesthouseError, `expected a GuesthouseError, got ${String(err)}`);
+    assert.equal(err.code, "invalid-input");
+    for (const m of mustMention) assert.ok(err.message.includes(m), `message lacks ${JSON.stringify(m)}: ${err.message}`);
+    return true;
+  };
+}
+
 interface Case {
   name: string;
   spec: GuestSpec;
@@ -82,7 +128,28 @@ interface Case {
   tail?: readonly string[];
   /** Exact runs that must appear somewhere. */
   runs?: readonly (readonly string[])[];
+  /** Flags that must not appear at all. */
+  absent?: readonly string[];
+  /** Exact values of one flag, all occurrences in order. */
+  values?: Readonly<Record<string, readonly string[]>>;
 }
+
+const SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
+const SERIAL_CHARDEV =
+  "socket,id=serial0,path=/srv/gh/state/abcd1234/serial.sock,server=on,wait=off,logfile=/srv/gh/state/abcd1234/serial.log,logappend=on";
+
+/** One virtio disk, one CD-ROM and one NIC, with the bootindex suffix of each written in. */
+function oneOfEach(diskBoot: string, cdBoot: string, nicBoot: string): string[] {
+  return [
+    "-drive", DRIVE.vol1,
+    "-device", `virtio-blk-pci,drive=disk0${diskBoot}`,
+    "-drive", DRIVE.cdA0,
+    "-device", `ide-cd,drive=cd0,bus=ide.0${cdBoot}`,
+    "-netdev", "user,id=net0",
+    "-device", `virtio-net-pci,netdev=net0,mac=52:54:00:00:00:01${nicBoot}`,
+  ];
+}
+const ONE_OF_EACH = { disks: [vdisk("vol00001")], cdroms: [cd("a.iso")], nics: [nic("52:54:00:00:00:01")] };
 
 const CASES: Case[] = [
   {
@@ -93,75 +160,72 @@ const CASES: Case[] = [
   {
     name: "one virtio disk",
     spec: spec({ disks: [vdisk("vol00001")] }),
-    tail: [
-      "-drive", "file=/srv/gh/disks/vol00001.qcow2,format=qcow2,if=none,id=disk0,cache=none,aio=threads,discard=unmap",
-      "-device", "virtio-blk-pci,drive=disk0,bootindex=1",
-    ],
+    tail: ["-drive", DRIVE.vol1, "-device", "virtio-blk-pci,drive=disk0,bootindex=1"],
   },
   {
-    name: "one IDE disk takes ide.0",
+    name: "one IDE disk takes ide.0 (q35)",
     spec: spec({ disks: [idedisk("vol00002")] }),
     tail: [
-      "-drive", "file=/srv/gh/disks/vol00002.raw,format=raw,if=none,id=disk0,cache=none,aio=threads,discard=unmap",
+      "-drive", "file=/srv/gh/disks/vol00002.raw,format=raw,if=none,id=disk0,cache=none,discard=unmap",
       "-device", "ide-hd,drive=disk0,bus=ide.0,bootindex=1",
     ],
   },
   {
-    name: "disk + cdrom, boot=disk: the disk gets bootindex 1",
-    spec: spec({ boot: "disk", disks: [vdisk("vol00001")], cdroms: [cd("debian.iso")] }),
+    name: "disk + cdrom, bootOrder disk,cdrom: the disk gets bootindex 1",
+    spec: spec({ bootOrder: ["disk", "cdrom"], disks: [vdisk("vol00001")], cdroms: [cd("a.iso")] }),
     tail: [
-      "-drive", "file=/srv/gh/disks/vol00001.qcow2,format=qcow2,if=none,id=disk0,cache=none,aio=threads,discard=unmap",
+      "-drive", DRIVE.vol1,
       "-device", "virtio-blk-pci,drive=disk0,bootindex=1",
-      "-drive", "file=/srv/gh/isos/debian.iso,format=raw,if=none,id=cd0,media=cdrom,readonly=on",
+      "-drive", DRIVE.cdA0,
       "-device", "ide-cd,drive=cd0,bus=ide.0,bootindex=2",
     ],
   },
   {
-    name: "disk + cdrom, boot=cdrom: the cdrom gets bootindex 1",
-    spec: spec({ boot: "cdrom", disks: [vdisk("vol00001")], cdroms: [cd("debian.iso")] }),
+    name: "disk + cdrom, bootOrder cdrom,disk: the cdrom gets bootindex 1",
+    spec: spec({ bootOrder: ["cdrom", "disk"], disks: [vdisk("vol00001")], cdroms: [cd("a.iso")] }),
     tail: [
-      "-drive", "file=/srv/gh/disks/vol00001.qcow2,format=qcow2,if=none,id=disk0,cache=none,aio=threads,discard=unmap",
+      "-drive", DRIVE.vol1,
       "-device", "virtio-blk-pci,drive=disk0,bootindex=2",
-      "-drive", "file=/srv/gh/isos/debian.iso,format=raw,if=none,id=cd0,media=cdrom,readonly=on",
+      "-drive", DRIVE.cdA0,
       "-device", "ide-cd,drive=cd0,bus=ide.0,bootindex=1",
     ],
   },
   {
-    name: "several disks and cdroms, boot=cdrom: cdroms first, IDE buses in order",
+    name: "several disks and cdroms, bootOrder cdrom,disk: cdroms first, IDE buses in order",
     spec: spec({
-      boot: "cdrom",
+      bootOrder: ["cdrom", "disk"],
       disks: [vdisk("vol00001"), idedisk("vol00002"), vdisk("vol00003")],
       cdroms: [cd("a.iso"), cd("b.iso")],
     }),
     tail: [
-      "-drive", "file=/srv/gh/disks/vol00001.qcow2,format=qcow2,if=none,id=disk0,cache=none,aio=threads,discard=unmap",
+      "-drive", DRIVE.vol1,
       "-device", "virtio-blk-pci,drive=disk0,bootindex=3",
-      "-drive", "file=/srv/gh/disks/vol00002.raw,format=raw,if=none,id=disk1,cache=none,aio=threads,discard=unmap",
+      "-drive", DRIVE.vol2ide1,
       "-device", "ide-hd,drive=disk1,bus=ide.0,bootindex=4",
-      "-drive", "file=/srv/gh/disks/vol00003.qcow2,format=qcow2,if=none,id=disk2,cache=none,aio=threads,discard=unmap",
+      "-drive", "file=/srv/gh/disks/vol00003.qcow2,format=qcow2,if=none,id=disk2,cache=none,discard=unmap",
       "-device", "virtio-blk-pci,drive=disk2,bootindex=5",
-      "-drive", "file=/srv/gh/isos/a.iso,format=raw,if=none,id=cd0,media=cdrom,readonly=on",
+      "-drive", DRIVE.cdA0,
       "-device", "ide-cd,drive=cd0,bus=ide.1,bootindex=1",
-      "-drive", "file=/srv/gh/isos/b.iso,format=raw,if=none,id=cd1,media=cdrom,readonly=on",
+      "-drive", DRIVE.cdB1,
       "-device", "ide-cd,drive=cd1,bus=ide.2,bootindex=2",
     ],
   },
   {
-    name: "several disks and cdroms, boot=disk: disks first",
-    spec: spec({ boot: "disk", disks: [vdisk("vol00001"), vdisk("vol00003")], cdroms: [cd("a.iso"), cd("b.iso")] }),
+    name: "several disks and cdroms, bootOrder disk,cdrom: disks first",
+    spec: spec({ bootOrder: ["disk", "cdrom"], disks: [vdisk("vol00001"), vdisk("vol00003")], cdroms: [cd("a.iso"), cd("b.iso")] }),
     tail: [
-      "-drive", "file=/srv/gh/disks/vol00001.qcow2,format=qcow2,if=none,id=disk0,cache=none,aio=threads,discard=unmap",
+      "-drive", DRIVE.vol1,
       "-device", "virtio-blk-pci,drive=disk0,bootindex=1",
-      "-drive", "file=/srv/gh/disks/vol00003.qcow2,format=qcow2,if=none,id=disk1,cache=none,aio=threads,discard=unmap",
+      "-drive", "file=/srv/gh/disks/vol00003.qcow2,format=qcow2,if=none,id=disk1,cache=none,discard=unmap",
       "-device", "virtio-blk-pci,drive=disk1,bootindex=2",
-      "-drive", "file=/srv/gh/isos/a.iso,format=raw,if=none,id=cd0,media=cdrom,readonly=on",
+      "-drive", DRIVE.cdA0,
       "-device", "ide-cd,drive=cd0,bus=ide.0,bootindex=3",
-      "-drive", "file=/srv/gh/isos/b.iso,format=raw,if=none,id=cd1,media=cdrom,readonly=on",
+      "-drive", DRIVE.cdB1,
       "-device", "ide-cd,drive=cd1,bus=ide.1,bootindex=4",
     ],
   },
   {
-    name: "several NICs, each with its own netdev and MAC",
+    name: "several NICs, each with its own netdev and MAC; network not in bootOrder: no bootindex",
     spec: spec({ nics: [nic("52:54:00:00:00:01"), nic("52:54:00:ab:cd:ef")] }),
     tail: [
       "-netdev", "user,id=net0",
@@ -184,17 +248,18 @@ const CASES: Case[] = [
   },
   {
     name: "a comma in a host path is doubled in option values, but not in plain path arguments",
-    spec: spec({ disks: [vdisk("vol00001")], cdroms: [cd("x.iso")] }),
+    spec: spec({ firmware: "uefi", disks: [vdisk("vol00001")], cdroms: [cd("x.iso")] }),
     layout: { accelerator: "tcg", stateDir: "/srv/a,b/state", disksDir: "/srv/d,isks", isoDir: "/srv/i,so" },
     runs: [
       ["-pidfile", "/srv/a,b/state/qemu.pid"],
       ["-qmp", "unix:/srv/a,,b/state/qmp.sock,server=on,wait=off"],
       ["-vnc", "unix:/srv/a,,b/state/vnc.sock"],
+      ["-drive", "if=pflash,format=raw,unit=1,file=/srv/a,,b/state/efivars.fd"],
       [
         "-chardev",
         "socket,id=serial0,path=/srv/a,,b/state/serial.sock,server=on,wait=off,logfile=/srv/a,,b/state/serial.log,logappend=on",
       ],
-      ["-drive", "file=/srv/d,,isks/vol00001.qcow2,format=qcow2,if=none,id=disk0,cache=none,aio=threads,discard=unmap"],
+      ["-drive", "file=/srv/d,,isks/vol00001.qcow2,format=qcow2,if=none,id=disk0,cache=none,discard=unmap"],
       ["-drive", "file=/srv/i,,so/x.iso,format=raw,if=none,id=cd0,media=cdrom,readonly=on"],
     ],
   },
@@ -208,6 +273,484 @@ const CASES: Case[] = [
     spec: spec({ name: `evil; rm -rf / $(id) \`id\` 'q' "d" | x & y > z\nnext` }),
     runs: [["-name", `guest=evil; rm -rf / $(id) \`id\` 'q' "d" | x & y > z\nnext,debug-threads=on`, "-machine"]],
   },
+
+  // ---- machine -------------------------------------------------------------------
+  {
+    name: "machine pc: -machine pc, everything else as q35",
+    spec: spec({ machine: "pc" }),
+    exact: [
+      "-name", "guest=web1,debug-threads=on",
+      "-machine", "pc,accel=tcg",
+      "-cpu", "max",
+      "-smp", "2,sockets=1,cores=2,threads=1",
+      "-m", "512",
+      "-nodefaults",
+      "-no-user-config",
+      "-sandbox", SANDBOX,
+      "-msg", "timestamp=on",
+      "-pidfile", "/srv/gh/state/abcd1234/qemu.pid",
+      "-qmp", "unix:/srv/gh/state/abcd1234/qmp.sock,server=on,wait=off",
+      "-display", "none",
+      "-vga", "std",
+      "-vnc", "unix:/srv/gh/state/abcd1234/vnc.sock",
+      "-rtc", "base=utc",
+      "-boot", "strict=on",
+      "-chardev", SERIAL_CHARDEV,
+      "-serial", "chardev:serial0",
+    ],
+  },
+  {
+    name: "machine pc, kvm: -machine pc,accel=kvm",
+    spec: spec({ machine: "pc" }),
+    layout: KVM,
+    runs: [["-machine", "pc,accel=kvm", "-cpu", "host"]],
+  },
+  {
+    name: "pc IDE slots: two buses of two units, in order (disks first, then CD-ROMs)",
+    spec: spec({
+      machine: "pc",
+      bootOrder: ["cdrom", "disk"],
+      disks: [idedisk("vol00001"), idedisk("vol00002")],
+      cdroms: [cd("a.iso"), cd("b.iso")],
+    }),
+    values: {
+      "-device": [
+        "ide-hd,drive=disk0,bus=ide.0,unit=0,bootindex=3",
+        "ide-hd,drive=disk1,bus=ide.0,unit=1,bootindex=4",
+        "ide-cd,drive=cd0,bus=ide.1,unit=0,bootindex=1",
+        "ide-cd,drive=cd1,bus=ide.1,unit=1,bootindex=2",
+      ],
+    },
+  },
+  {
+    name: "pc IDE slots: a virtio and a SCSI disk take no IDE slot",
+    spec: spec({ machine: "pc", disks: [vdisk("vol00001"), idedisk("vol00002"), scsidisk("vol00003")], cdroms: [cd("a.iso")] }),
+    values: {
+      "-device": [
+        "virtio-scsi-pci,id=scsi0",
+        "virtio-blk-pci,drive=disk0,bootindex=1",
+        "ide-hd,drive=disk1,bus=ide.0,unit=0,bootindex=2",
+        "scsi-hd,drive=disk2,bus=scsi0.0,bootindex=3",
+        "ide-cd,drive=cd0,bus=ide.0,unit=1,bootindex=4",
+      ],
+    },
+  },
+  {
+    name: "q35 IDE slots: one AHCI port each, ide.0 .. ide.5",
+    spec: spec({
+      bootOrder: [],
+      disks: [idedisk("vol00001"), idedisk("vol00002"), idedisk("vol00003")],
+      cdroms: [cd("a.iso"), cd("b.iso"), cd("c.iso")],
+    }),
+    values: {
+      "-device": [
+        "ide-hd,drive=disk0,bus=ide.0",
+        "ide-hd,drive=disk1,bus=ide.1",
+        "ide-hd,drive=disk2,bus=ide.2",
+        "ide-cd,drive=cd0,bus=ide.3",
+        "ide-cd,drive=cd1,bus=ide.4",
+        "ide-cd,drive=cd2,bus=ide.5",
+      ],
+    },
+  },
+
+  // ---- firmware ------------------------------------------------------------------
+  {
+    name: "UEFI: OVMF code read-only as pflash unit 0, the guest's efivars.fd as unit 1",
+    spec: spec({ firmware: "uefi" }),
+    exact: [
+      "-name", "guest=web1,debug-threads=on",
+      "-machine", "q35,accel=tcg",
+      "-cpu", "max",
+      "-smp", "2,sockets=1,cores=2,threads=1",
+      "-m", "512",
+      "-nodefaults",
+      "-no-user-config",
+      "-sandbox", SANDBOX,
+      "-msg", "timestamp=on",
+      "-pidfile", "/srv/gh/state/abcd1234/qemu.pid",
+      "-qmp", "unix:/srv/gh/state/abcd1234/qmp.sock,server=on,wait=off",
+      "-display", "none",
+      "-vga", "std",
+      "-vnc", "unix:/srv/gh/state/abcd1234/vnc.sock",
+      "-rtc", "base=utc",
+      "-boot", "strict=on",
+      "-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+      "-drive", "if=pflash,format=raw,unit=1,file=/srv/gh/state/abcd1234/efivars.fd",
+      "-chardev", SERIAL_CHARDEV,
+      "-serial", "chardev:serial0",
+    ],
+  },
+  {
+    name: "UEFI on pc with a disk: the pflash drives come before the disk's drive",
+    spec: spec({ machine: "pc", firmware: "uefi", disks: [vdisk("vol00001")] }),
+    values: {
+      "-drive": [
+        "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+        "if=pflash,format=raw,unit=1,file=/srv/gh/state/abcd1234/efivars.fd",
+        DRIVE.vol1,
+      ],
+    },
+  },
+  {
+    name: "BIOS: no pflash drive at all",
+    spec: spec({ firmware: "bios", disks: [vdisk("vol00001")] }),
+    values: { "-drive": [DRIVE.vol1] },
+  },
+
+  // ---- serial --------------------------------------------------------------------
+  {
+    name: "serial off: neither -chardev nor -serial",
+    spec: spec({ serial: false }),
+    exact: [
+      "-name", "guest=web1,debug-threads=on",
+      "-machine", "q35,accel=tcg",
+      "-cpu", "max",
+      "-smp", "2,sockets=1,cores=2,threads=1",
+      "-m", "512",
+      "-nodefaults",
+      "-no-user-config",
+      "-sandbox", SANDBOX,
+      "-msg", "timestamp=on",
+      "-pidfile", "/srv/gh/state/abcd1234/qemu.pid",
+      "-qmp", "unix:/srv/gh/state/abcd1234/qmp.sock,server=on,wait=off",
+      "-display", "none",
+      "-vga", "std",
+      "-vnc", "unix:/srv/gh/state/abcd1234/vnc.sock",
+      "-rtc", "base=utc",
+      "-boot", "strict=on",
+    ],
+    absent: ["-chardev", "-serial"],
+  },
+  {
+    name: "serial on: one socket chardev with a log file, and -serial on it",
+    spec: spec({ serial: true }),
+    values: { "-chardev": [SERIAL_CHARDEV], "-serial": ["chardev:serial0"] },
+  },
+
+  // ---- display and clock ---------------------------------------------------------
+  {
+    name: "display std",
+    spec: spec({ display: "std" }),
+    runs: [["-display", "none", "-vga", "std", "-vnc"]],
+    values: { "-vga": ["std"] },
+  },
+  {
+    name: "display virtio",
+    spec: spec({ display: "virtio" }),
+    runs: [["-display", "none", "-vga", "virtio", "-vnc"]],
+    values: { "-vga": ["virtio"] },
+  },
+  {
+    name: "display qxl",
+    spec: spec({ display: "qxl" }),
+    runs: [["-display", "none", "-vga", "qxl", "-vnc"]],
+    values: { "-vga": ["qxl"] },
+  },
+  {
+    name: "rtc utc",
+    spec: spec({ rtc: "utc" }),
+    values: { "-rtc": ["base=utc"] },
+  },
+  {
+    name: "rtc localtime",
+    spec: spec({ rtc: "localtime" }),
+    values: { "-rtc": ["base=localtime"] },
+  },
+
+  // ---- boot menu -----------------------------------------------------------------
+  {
+    name: "bootMenu true: strict boot with the menu shown for 10 s",
+    spec: spec({ bootMenu: true }),
+    values: { "-boot": ["strict=on,menu=on,splash-time=10000"] },
+  },
+  {
+    name: "bootMenu false: strict boot, no menu",
+    spec: spec({ bootMenu: false }),
+    values: { "-boot": ["strict=on"] },
+  },
+  {
+    name: "bootMenu absent: strict boot, no menu",
+    spec: spec(),
+    values: { "-boot": ["strict=on"] },
+  },
+
+  // ---- topology ------------------------------------------------------------------
+  {
+    name: "topology 1 vCPU: 1 socket, 1 core, 1 thread",
+    spec: spec({ vcpus: 1, sockets: 1, threads: 1 }),
+    values: { "-smp": ["1,sockets=1,cores=1,threads=1"] },
+  },
+  {
+    name: "topology 8 vCPUs, 2 sockets, 2 threads: 2 cores",
+    spec: spec({ vcpus: 8, sockets: 2, threads: 2 }),
+    values: { "-smp": ["8,sockets=2,cores=2,threads=2"] },
+  },
+  {
+    name: "topology 6 vCPUs, 3 sockets, 1 thread: 2 cores",
+    spec: spec({ vcpus: 6, sockets: 3, threads: 1 }),
+    values: { "-smp": ["6,sockets=3,cores=2,threads=1"] },
+  },
+  {
+    name: "topology 4 vCPUs, 1 socket, 2 threads: 2 cores",
+    spec: spec({ vcpus: 4, sockets: 1, threads: 2 }),
+    values: { "-smp": ["4,sockets=1,cores=2,threads=2"] },
+  },
+  {
+    name: "topology 12 vCPUs, 12 sockets: 1 core each",
+    spec: spec({ vcpus: 12, sockets: 12, threads: 1 }),
+    values: { "-smp": ["12,sockets=12,cores=1,threads=1"] },
+  },
+  {
+    name: "topology 64 vCPUs, 4 sockets, 8 threads: 2 cores",
+    spec: spec({ vcpus: 64, sockets: 4, threads: 8 }),
+    values: { "-smp": ["64,sockets=4,cores=2,threads=8"] },
+  },
+
+  // ---- disk buses ----------------------------------------------------------------
+  {
+    name: "one SCSI disk: the virtio-scsi controller, then the disk on scsi0.0",
+    spec: spec({ disks: [scsidisk("vol00001")] }),
+    tail: [
+      "-device", "virtio-scsi-pci,id=scsi0",
+      "-drive", DRIVE.vol1,
+      "-device", "scsi-hd,drive=disk0,bus=scsi0.0,bootindex=1",
+    ],
+  },
+  {
+    name: "two SCSI disks share ONE controller",
+    spec: spec({ disks: [scsidisk("vol00001"), scsidisk("vol00003")] }),
+    tail: [
+      "-device", "virtio-scsi-pci,id=scsi0",
+      "-drive", DRIVE.vol1,
+      "-device", "scsi-hd,drive=disk0,bus=scsi0.0,bootindex=1",
+      "-drive", "file=/srv/gh/disks/vol00003.qcow2,format=qcow2,if=none,id=disk1,cache=none,discard=unmap",
+      "-device", "scsi-hd,drive=disk1,bus=scsi0.0,bootindex=2",
+    ],
+  },
+  {
+    name: "virtio, SCSI and IDE disks mixed: one controller first, each disk on its own bus",
+    spec: spec({ disks: [vdisk("vol00001"), scsidisk("vol00003"), idedisk("vol00002")] }),
+    tail: [
+      "-device", "virtio-scsi-pci,id=scsi0",
+      "-drive", DRIVE.vol1,
+      "-device", "virtio-blk-pci,drive=disk0,bootindex=1",
+      "-drive", "file=/srv/gh/disks/vol00003.qcow2,format=qcow2,if=none,id=disk1,cache=none,discard=unmap",
+      "-device", "scsi-hd,drive=disk1,bus=scsi0.0,bootindex=2",
+      "-drive", "file=/srv/gh/disks/vol00002.raw,format=raw,if=none,id=disk2,cache=none,discard=unmap",
+      "-device", "ide-hd,drive=disk2,bus=ide.0,bootindex=3",
+    ],
+  },
+  {
+    name: "virtio and IDE disks only: no SCSI controller",
+    spec: spec({ disks: [vdisk("vol00001"), idedisk("vol00002")], cdroms: [cd("a.iso")] }),
+    values: {
+      "-device": ["virtio-blk-pci,drive=disk0,bootindex=1", "ide-hd,drive=disk1,bus=ide.0,bootindex=2", "ide-cd,drive=cd0,bus=ide.1,bootindex=3"],
+    },
+  },
+
+  // ---- cache modes and read-only -------------------------------------------------
+  ...(
+    [
+      ["none", "file=/srv/gh/disks/vol00001.qcow2,format=qcow2,if=none,id=disk0,cache=none,discard=unmap"],
+      ["writeback", "file=/srv/gh/disks/vol00001.qcow2,format=qcow2,if=none,id=disk0,cache=writeback,discard=unmap"],
+      ["writethrough", "file=/srv/gh/disks/vol00001.qcow2,format=qcow2,if=none,id=disk0,cache=writethrough,discard=unmap"],
+      ["directsync", "file=/srv/gh/disks/vol00001.qcow2,format=qcow2,if=none,id=disk0,cache=directsync,discard=unmap"],
+      ["unsafe", "file=/srv/gh/disks/vol00001.qcow2,format=qcow2,if=none,id=disk0,cache=unsafe,discard=unmap"],
+    ] as const
+  ).map(
+    ([cache, drive]): Case => ({
+      name: `cache mode ${cache}`,
+      spec: spec({ disks: [vdisk("vol00001", { cache: cache as DiskCache })] }),
+      tail: ["-drive", drive, "-device", "virtio-blk-pci,drive=disk0,bootindex=1"],
+    }),
+  ),
+  {
+    name: "two disks with different cache modes keep their own",
+    spec: spec({ disks: [vdisk("vol00001", { cache: "unsafe" }), idedisk("vol00002", { cache: "writethrough" })] }),
+    values: {
+      "-drive": [
+        "file=/srv/gh/disks/vol00001.qcow2,format=qcow2,if=none,id=disk0,cache=unsafe,discard=unmap",
+        "file=/srv/gh/disks/vol00002.raw,format=raw,if=none,id=disk1,cache=writethrough,discard=unmap",
+      ],
+    },
+  },
+  {
+    name: "a read-only virtio disk: ,readonly=on on its drive",
+    spec: spec({ disks: [vdisk("vol00001", { readOnly: true })] }),
+    tail: [
+      "-drive", "file=/srv/gh/disks/vol00001.qcow2,format=qcow2,if=none,id=disk0,cache=none,discard=unmap,readonly=on",
+      "-device", "virtio-blk-pci,drive=disk0,bootindex=1",
+    ],
+  },
+  {
+    name: "a read-only SCSI disk next to a writable one: only its drive is read-only",
+    spec: spec({ disks: [scsidisk("vol00001", { readOnly: true, cache: "directsync" }), vdisk("vol00003")] }),
+    values: {
+      "-drive": [
+        "file=/srv/gh/disks/vol00001.qcow2,format=qcow2,if=none,id=disk0,cache=directsync,discard=unmap,readonly=on",
+        "file=/srv/gh/disks/vol00003.qcow2,format=qcow2,if=none,id=disk1,cache=none,discard=unmap",
+      ],
+    },
+  },
+
+  // ---- NIC models and port forwards ----------------------------------------------
+  {
+    name: "NIC models: virtio-net-pci, e1000, rtl8139",
+    spec: spec({ nics: [nic("52:54:00:00:00:01", "virtio"), nic("52:54:00:00:00:02", "e1000"), nic("52:54:00:00:00:03", "rtl8139")] }),
+    tail: [
+      "-netdev", "user,id=net0",
+      "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:00:00:01",
+      "-netdev", "user,id=net1",
+      "-device", "e1000,netdev=net1,mac=52:54:00:00:00:02",
+      "-netdev", "user,id=net2",
+      "-device", "rtl8139,netdev=net2,mac=52:54:00:00:00:03",
+    ],
+  },
+  {
+    name: "port forwards: tcp and udp hostfwd on the NIC's own netdev, in order",
+    spec: spec({
+      nics: [
+        nic("52:54:00:00:00:01", "virtio", [
+          { protocol: "tcp", hostPort: 2222, guestPort: 22 },
+          { protocol: "udp", hostPort: 5353, guestPort: 53 },
+        ]),
+        nic("52:54:00:00:00:02", "e1000", [{ protocol: "tcp", hostPort: 8080, guestPort: 80 }]),
+      ],
+    }),
+    tail: [
+      "-netdev", "user,id=net0,hostfwd=tcp::2222-:22,hostfwd=udp::5353-:53",
+      "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:00:00:01",
+      "-netdev", "user,id=net1,hostfwd=tcp::8080-:80",
+      "-device", "e1000,netdev=net1,mac=52:54:00:00:00:02",
+    ],
+  },
+
+  // ---- boot order ----------------------------------------------------------------
+  {
+    name: "bootOrder disk,cdrom,network",
+    spec: spec({ bootOrder: ["disk", "cdrom", "network"], ...ONE_OF_EACH }),
+    tail: oneOfEach(",bootindex=1", ",bootindex=2", ",bootindex=3"),
+  },
+  {
+    name: "bootOrder disk,network,cdrom",
+    spec: spec({ bootOrder: ["disk", "network", "cdrom"], ...ONE_OF_EACH }),
+    tail: oneOfEach(",bootindex=1", ",bootindex=3", ",bootindex=2"),
+  },
+  {
+    name: "bootOrder cdrom,disk,network",
+    spec: spec({ bootOrder: ["cdrom", "disk", "network"], ...ONE_OF_EACH }),
+    tail: oneOfEach(",bootindex=2", ",bootindex=1", ",bootindex=3"),
+  },
+  {
+    name: "bootOrder cdrom,network,disk",
+    spec: spec({ bootOrder: ["cdrom", "network", "disk"], ...ONE_OF_EACH }),
+    tail: oneOfEach(",bootindex=3", ",bootindex=1", ",bootindex=2"),
+  },
+  {
+    name: "bootOrder network,disk,cdrom: the NIC gets bootindex 1",
+    spec: spec({ bootOrder: ["network", "disk", "cdrom"], ...ONE_OF_EACH }),
+    tail: oneOfEach(",bootindex=2", ",bootindex=3", ",bootindex=1"),
+  },
+  {
+    name: "bootOrder network,cdrom,disk: the NIC gets bootindex 1",
+    spec: spec({ bootOrder: ["network", "cdrom", "disk"], ...ONE_OF_EACH }),
+    tail: oneOfEach(",bootindex=3", ",bootindex=2", ",bootindex=1"),
+  },
+  {
+    name: "bootOrder cdrom,disk: the NIC, left out, gets no bootindex",
+    spec: spec({ bootOrder: ["cdrom", "disk"], ...ONE_OF_EACH }),
+    tail: oneOfEach(",bootindex=2", ",bootindex=1", ""),
+  },
+  {
+    name: "bootOrder network,disk: the CD-ROM, left out, gets no bootindex",
+    spec: spec({ bootOrder: ["network", "disk"], ...ONE_OF_EACH }),
+    tail: oneOfEach(",bootindex=2", "", ",bootindex=1"),
+  },
+  {
+    name: "bootOrder network only: neither disk nor CD-ROM gets a bootindex",
+    spec: spec({ bootOrder: ["network"], ...ONE_OF_EACH }),
+    tail: oneOfEach("", "", ",bootindex=1"),
+  },
+  {
+    name: "bootOrder cdrom only: neither disk nor NIC gets a bootindex",
+    spec: spec({ bootOrder: ["cdrom"], ...ONE_OF_EACH }),
+    tail: oneOfEach("", ",bootindex=1", ""),
+  },
+  {
+    name: "bootOrder empty: no device gets a bootindex",
+    spec: spec({ bootOrder: [], ...ONE_OF_EACH }),
+    tail: oneOfEach("", "", ""),
+  },
+  {
+    name: "bootOrder network,disk with two NICs and two disks: NICs 1 and 2 in order, then disks",
+    spec: spec({
+      bootOrder: ["network", "disk"],
+      disks: [vdisk("vol00001"), scsidisk("vol00003")],
+      nics: [nic("52:54:00:00:00:01"), nic("52:54:00:00:00:02", "e1000")],
+    }),
+    values: {
+      "-device": [
+        "virtio-scsi-pci,id=scsi0",
+        "virtio-blk-pci,drive=disk0,bootindex=3",
+        "scsi-hd,drive=disk1,bus=scsi0.0,bootindex=4",
+        "virtio-net-pci,netdev=net0,mac=52:54:00:00:00:01,bootindex=1",
+        "e1000,netdev=net1,mac=52:54:00:00:00:02,bootindex=2",
+      ],
+    },
+  },
+
+  // ---- everything at once --------------------------------------------------------
+  {
+    name: "every option at once (pc, UEFI, kvm, topology, qxl, localtime, no serial, boot menu, SCSI+IDE, forwards, network first)",
+    spec: spec({
+      machine: "pc",
+      firmware: "uefi",
+      vcpus: 4,
+      sockets: 2,
+      threads: 1,
+      memoryMiB: 2048,
+      display: "qxl",
+      rtc: "localtime",
+      serial: false,
+      bootMenu: true,
+      bootOrder: ["network", "cdrom", "disk"],
+      disks: [scsidisk("vol00001", { cache: "writeback", readOnly: true }), idedisk("vol00002")],
+      cdroms: [cd("a.iso")],
+      nics: [nic("52:54:00:00:00:01", "e1000", [{ protocol: "tcp", hostPort: 2222, guestPort: 22 }])],
+    }),
+    layout: KVM,
+    exact: [
+      "-name", "guest=web1,debug-threads=on",
+      "-machine", "pc,accel=kvm",
+      "-cpu", "host",
+      "-smp", "4,sockets=2,cores=2,threads=1",
+      "-m", "2048",
+      "-nodefaults",
+      "-no-user-config",
+      "-sandbox", SANDBOX,
+      "-msg", "timestamp=on",
+      "-pidfile", "/srv/gh/state/abcd1234/qemu.pid",
+      "-qmp", "unix:/srv/gh/state/abcd1234/qmp.sock,server=on,wait=off",
+      "-display", "none",
+      "-vga", "qxl",
+      "-vnc", "unix:/srv/gh/state/abcd1234/vnc.sock",
+      "-rtc", "base=localtime",
+      "-boot", "strict=on,menu=on,splash-time=10000",
+      "-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+      "-drive", "if=pflash,format=raw,unit=1,file=/srv/gh/state/abcd1234/efivars.fd",
+      "-device", "virtio-scsi-pci,id=scsi0",
+      "-drive", "file=/srv/gh/disks/vol00001.qcow2,format=qcow2,if=none,id=disk0,cache=writeback,discard=unmap,readonly=on",
+      "-device", "scsi-hd,drive=disk0,bus=scsi0.0,bootindex=3",
+      "-drive", "file=/srv/gh/disks/vol00002.raw,format=raw,if=none,id=disk1,cache=none,discard=unmap",
+      "-device", "ide-hd,drive=disk1,bus=ide.0,unit=0,bootindex=4",
+      "-drive", "file=/srv/gh/isos/a.iso,format=raw,if=none,id=cd0,media=cdrom,readonly=on",
+      "-device", "ide-cd,drive=cd0,bus=ide.0,unit=1,bootindex=2",
+      "-netdev", "user,id=net0,hostfwd=tcp::2222-:22",
+      "-device", "e1000,netdev=net0,mac=52:54:00:00:00:01,bootindex=1",
+    ],
+    absent: ["-chardev", "-serial"],
+  },
 ];
 
 describe("buildQemuArgs: table", () => {
@@ -220,121 +763,209 @@ describe("buildQemuArgs: table", () => {
         assert.deepEqual(args.slice(BASE_TCG.length), c.tail, "the device part");
       }
       for (const run of c.runs ?? []) assertRun(args, run);
+      for (const flag of c.absent ?? []) assert.ok(!args.includes(flag), `unexpected ${flag}`);
+      for (const [flag, expected] of Object.entries(c.values ?? {})) {
+        assert.deepEqual(valuesOf(args, flag), expected, `the values of ${flag}`);
+      }
       // Every flag is its own element, followed by its value (never "-m 512" in one string).
       for (const a of args) assert.ok(!/^-\S+\s/.test(a), `flag and value glued together: ${JSON.stringify(a)}`);
     });
   }
 });
 
-describe("buildQemuArgs: IDE limit", () => {
-  test(`${IDE_BUSES} IDE devices are fine (ide.0 .. ide.5)`, () => {
-    const args = buildQemuArgs(
-      spec({ disks: [idedisk("vol00001"), idedisk("vol00002"), idedisk("vol00003")], cdroms: [cd("a.iso"), cd("b.iso"), cd("c.iso")] }),
-      TCG,
-    );
-    const buses = valuesOf(args, "-device").map((d) => /bus=(ide\.\d)/.exec(d)?.[1]);
-    assert.deepEqual(buses, ["ide.0", "ide.1", "ide.2", "ide.3", "ide.4", "ide.5"]);
+describe("buildQemuArgs: IDE limits per machine", () => {
+  test("q35 has 6 IDE slots and pc has 4", () => {
+    assert.equal(ideSlots("q35"), 6);
+    assert.equal(ideSlots("pc"), 4);
   });
 
-  const tooMany: [string, GuestSpec][] = [
-    ["7 IDE disks", spec({ disks: Array.from({ length: 7 }, (_, i) => idedisk(`vol0000${i}`)) })],
-    ["7 cdroms", spec({ cdroms: Array.from({ length: 7 }, (_, i) => cd(`c${i}.iso`)) })],
-    [
-      "4 IDE disks + 3 cdroms",
-      spec({ disks: Array.from({ length: 4 }, (_, i) => idedisk(`vol0000${i}`)), cdroms: [cd("a.iso"), cd("b.iso"), cd("c.iso")] }),
-    ],
+  const ideDisks = (n: number) => Array.from({ length: n }, (_, i) => idedisk(`vol0000${i}`));
+  const cds = (n: number) => Array.from({ length: n }, (_, i) => cd(`c${i}.iso`));
+
+  test("pc: 4 IDE devices are fine, in ide.0/ide.1 units 0 and 1", () => {
+    const args = buildQemuArgs(spec({ machine: "pc", disks: ideDisks(1), cdroms: cds(3) }), TCG);
+    const slots = valuesOf(args, "-device").map((d) => /bus=ide\.\d,unit=\d/.exec(d)?.[0]);
+    assert.deepEqual(slots, ["bus=ide.0,unit=0", "bus=ide.0,unit=1", "bus=ide.1,unit=0", "bus=ide.1,unit=1"]);
+  });
+
+  test("q35: 6 IDE devices are fine, ide.0 .. ide.5 without units", () => {
+    const args = buildQemuArgs(spec({ disks: ideDisks(2), cdroms: cds(4) }), TCG);
+    const devices = valuesOf(args, "-device");
+    assert.deepEqual(
+      devices.map((d) => /bus=ide\.\d/.exec(d)?.[0]),
+      ["bus=ide.0", "bus=ide.1", "bus=ide.2", "bus=ide.3", "bus=ide.4", "bus=ide.5"],
+    );
+    assert.ok(devices.every((d) => !d.includes("unit=")), "q35's AHCI ports take no unit");
+  });
+
+  const tooMany: [string, GuestSpec, string][] = [
+    ["pc: 5 IDE disks", spec({ machine: "pc", disks: ideDisks(5) }), "pc"],
+    ["pc: 5 cdroms", spec({ machine: "pc", cdroms: cds(5) }), "pc"],
+    ["pc: 1 IDE disk + 4 cdroms", spec({ machine: "pc", disks: ideDisks(1), cdroms: cds(4) }), "pc"],
+    ["pc: 3 IDE disks + 2 cdroms", spec({ machine: "pc", disks: ideDisks(3), cdroms: cds(2) }), "pc"],
+    ["q35: 7 IDE disks", spec({ disks: ideDisks(7) }), "q35"],
+    ["q35: 7 cdroms", spec({ cdroms: cds(7) }), "q35"],
+    ["q35: 4 IDE disks + 3 cdroms", spec({ disks: ideDisks(4), cdroms: cds(3) }), "q35"],
+    ["q35: 6 IDE disks + 1 cdrom", spec({ disks: ideDisks(6), cdroms: cds(1) }), "q35"],
   ];
-  for (const [name, s] of tooMany) {
-    test(`more than ${IDE_BUSES} IDE devices throws invalid-input: ${name}`, () => {
-      assert.throws(
-        () => buildQemuArgs(s, TCG),
-        (err: unknown) =>
-          err instanceof GuesthouseError && err.code === "invalid-input" && err.message.includes(String(IDE_BUSES)),
-      );
+  for (const [name, s, machine] of tooMany) {
+    const limit = machine === "pc" ? "4" : "6";
+    test(`one IDE device too many throws invalid-input naming the ${machine} limit (${limit}): ${name}`, () => {
+      assert.throws(() => buildQemuArgs(s, TCG), invalidInput(`A ${machine} guest`, `at most ${limit} IDE`));
     });
   }
 
-  test("virtio disks do not count against the IDE limit", () => {
-    const args = buildQemuArgs(
-      spec({ disks: Array.from({ length: 8 }, (_, i) => vdisk(`vol0000${i}`)), cdroms: Array.from({ length: 6 }, (_, i) => cd(`c${i}.iso`)) }),
-      TCG,
-    );
+  test("virtio and SCSI disks do not count against the IDE limit (pc)", () => {
+    const disks = [...Array.from({ length: 4 }, (_, i) => vdisk(`vol0000${i}`)), ...Array.from({ length: 4 }, (_, i) => scsidisk(`vol0001${i}`))];
+    const args = buildQemuArgs(spec({ machine: "pc", disks, cdroms: cds(4) }), TCG);
+    // 1 SCSI controller + 8 disks + 4 CD-ROMs
+    assert.equal(valuesOf(args, "-device").length, 13);
+  });
+
+  test("virtio disks do not count against the IDE limit (q35)", () => {
+    const args = buildQemuArgs(spec({ disks: Array.from({ length: 8 }, (_, i) => vdisk(`vol0000${i}`)), cdroms: cds(6) }), TCG);
     assert.equal(valuesOf(args, "-device").length, 14);
   });
 });
 
-describe("buildQemuArgs: invariants", () => {
-  const everything = spec({
-    boot: "cdrom",
-    disks: [vdisk("vol00001"), idedisk("vol00002")],
-    cdroms: [cd("a.iso")],
-    nics: [nic("52:54:00:00:00:01")],
-  });
-
-  for (const layout of [TCG, KVM]) {
-    test(`VNC is a unix socket only, never a TCP display (${layout.accelerator})`, () => {
-      const args = buildQemuArgs(everything, layout);
-      assert.deepEqual(valuesOf(args, "-vnc"), [`unix:${guestFiles(layout.stateDir).vnc}`]);
-      // No other way of asking for a TCP display or a TCP monitor/chardev.
-      for (const a of args) {
-        assert.ok(!/\btcp:|\budp:|websocket|\bhost=|\bport=|\bto=|^:\d/.test(a), `looks like a network listener: ${a}`);
-      }
-      for (const flag of ["-spice", "-monitor", "-gdb", "-s", "-daemonize", "-runas"]) {
-        assert.ok(!args.includes(flag), `unexpected ${flag}`);
-      }
-    });
-
-    test(`QMP is a unix socket with server=on,wait=off (${layout.accelerator})`, () => {
-      const args = buildQemuArgs(everything, layout);
-      assert.deepEqual(valuesOf(args, "-qmp"), [`unix:${layout.stateDir}/qmp.sock,server=on,wait=off`]);
-    });
-
-    test(`-nodefaults and -sandbox on,... are present (${layout.accelerator})`, () => {
-      const args = buildQemuArgs(everything, layout);
-      assert.ok(args.includes("-nodefaults"));
-      assert.ok(args.includes("-no-user-config"));
-      const sandbox = valuesOf(args, "-sandbox");
-      assert.equal(sandbox.length, 1);
-      assert.match(sandbox[0]!, /^on,/);
-      for (const opt of ["obsolete=deny", "elevateprivileges=deny", "spawn=deny", "resourcecontrol=deny"]) {
-        assert.ok(sandbox[0]!.split(",").includes(opt), `sandbox lacks ${opt}`);
-      }
-    });
-
-    test(`no argument carries shell syntax: the array is the API (${layout.accelerator})`, () => {
-      const args = buildQemuArgs(everything, layout);
-      for (const a of args) {
-        assert.equal(typeof a, "string");
-        assert.ok(a.length > 0, "empty argument");
-        assert.ok(!/[\s;&|`$<>'"\\(){}*?!#~]/.test(a), `shell metacharacter or whitespace in ${JSON.stringify(a)}`);
-      }
-      // The binary is not part of the array; the caller spawns it without a shell.
-      assert.ok(!args.some((a) => a.includes("qemu-system")));
+describe("buildQemuArgs: vCPU topology that does not divide", () => {
+  const BAD: [number, number, number][] = [
+    [6, 4, 1], // 1.5 cores
+    [3, 2, 1], // 1.5 cores
+    [2, 1, 4], // half a core
+    [4, 8, 1], // more sockets than vCPUs
+    [8, 3, 2], // 8 / 6
+  ];
+  for (const [vcpus, sockets, threads] of BAD) {
+    test(`${vcpus} vCPUs in ${sockets} socket(s) of ${threads} thread(s) throws invalid-input`, () => {
+      assert.throws(() => buildQemuArgs(spec({ vcpus, sockets, threads }), TCG), invalidInput(`${vcpus} vCPUs`));
     });
   }
+});
+
+describe("buildQemuArgs: the SCSI controller", () => {
+  const controllers = (args: readonly string[]) => valuesOf(args, "-device").filter((d) => d.startsWith("virtio-scsi-pci"));
+
+  test("two SCSI disks: exactly one controller, before any SCSI disk refers to it", () => {
+    const args = buildQemuArgs(spec({ disks: [scsidisk("vol00001"), vdisk("vol00002"), scsidisk("vol00003")] }), TCG);
+    assert.deepEqual(controllers(args), ["virtio-scsi-pci,id=scsi0"]);
+    const controllerAt = args.indexOf("virtio-scsi-pci,id=scsi0");
+    const firstScsiDisk = args.findIndex((a) => a.startsWith("scsi-hd,"));
+    assert.ok(controllerAt >= 0 && controllerAt < firstScsiDisk, "the controller comes first");
+    assert.deepEqual(
+      valuesOf(args, "-device").filter((d) => d.startsWith("scsi-hd")),
+      ["scsi-hd,drive=disk0,bus=scsi0.0,bootindex=1", "scsi-hd,drive=disk2,bus=scsi0.0,bootindex=3"],
+    );
+  });
+
+  const WITHOUT: [string, GuestSpec][] = [
+    ["no disks", spec()],
+    ["virtio disks", spec({ disks: [vdisk("vol00001"), vdisk("vol00002")] })],
+    ["IDE disks and CD-ROMs", spec({ disks: [idedisk("vol00001")], cdroms: [cd("a.iso")] })],
+    ["pc with IDE", spec({ machine: "pc", disks: [idedisk("vol00001")] })],
+  ];
+  for (const [name, s] of WITHOUT) {
+    test(`no SCSI disk, no controller: ${name}`, () => {
+      const args = buildQemuArgs(s, TCG);
+      assert.deepEqual(controllers(args), []);
+      assert.ok(!args.some((a) => a.includes("scsi")), "nothing mentions SCSI");
+    });
+  }
+});
+
+describe("buildQemuArgs: invariants", () => {
+  const everything = spec({
+    bootOrder: ["cdrom", "disk"],
+    disks: [vdisk("vol00001"), idedisk("vol00002"), scsidisk("vol00003")],
+    cdroms: [cd("a.iso")],
+    nics: [nic("52:54:00:00:00:01"), nic("52:54:00:00:00:02", "rtl8139")],
+  });
+  const withUefi = { ...everything, firmware: "uefi", machine: "pc", bootMenu: true, display: "virtio", rtc: "localtime" } satisfies GuestSpec;
+
+  for (const layout of [TCG, KVM]) {
+    for (const s of [everything, withUefi]) {
+      const label = `${layout.accelerator}, ${s.machine}, ${s.firmware}`;
+      test(`VNC is a unix socket only, never a TCP display (${label})`, () => {
+        const args = buildQemuArgs(s, layout);
+        assert.deepEqual(valuesOf(args, "-vnc"), [`unix:${guestFiles(layout.stateDir).vnc}`]);
+        // No other way of asking for a TCP display or a TCP monitor/chardev.
+        for (const a of args) {
+          assert.ok(!/\btcp:|\budp:|websocket|\bhost=|\bport=|\bto=|^:\d/.test(a), `looks like a network listener: ${a}`);
+        }
+        for (const flag of ["-spice", "-monitor", "-gdb", "-s", "-daemonize", "-runas"]) {
+          assert.ok(!args.includes(flag), `unexpected ${flag}`);
+        }
+      });
+
+      test(`QMP is a unix socket with server=on,wait=off (${label})`, () => {
+        const args = buildQemuArgs(s, layout);
+        assert.deepEqual(valuesOf(args, "-qmp"), [`unix:${layout.stateDir}/qmp.sock,server=on,wait=off`]);
+      });
+
+      test(`-nodefaults and -sandbox on,... are present (${label})`, () => {
+        const args = buildQemuArgs(s, layout);
+        assert.ok(args.includes("-nodefaults"));
+        assert.ok(args.includes("-no-user-config"));
+        const sandbox = valuesOf(args, "-sandbox");
+        assert.equal(sandbox.length, 1);
+        assert.equal(sandbox[0], SANDBOX);
+        for (const opt of ["obsolete=deny", "elevateprivileges=deny", "spawn=deny", "resourcecontrol=deny"]) {
+          assert.ok(sandbox[0]!.split(",").includes(opt), `sandbox lacks ${opt}`);
+        }
+      });
+
+      test(`no argument carries shell syntax: the array is the API (${label})`, () => {
+        const args = buildQemuArgs(s, layout);
+        for (const a of args) {
+          assert.equal(typeof a, "string");
+          assert.ok(a.length > 0, "empty argument");
+          assert.ok(!/[\s;&|`$<>'"\\(){}*?!#~]/.test(a), `shell metacharacter or whitespace in ${JSON.stringify(a)}`);
+        }
+        // The binary is not part of the array; the caller spawns it without a shell.
+        assert.ok(!args.some((a) => a.includes("qemu-system")));
+      });
+    }
+  }
+
+  test("port forwards are the only host listeners besides the unix sockets, and only in -netdev user", () => {
+    const args = buildQemuArgs(
+      spec({ nics: [nic("52:54:00:00:00:01", "virtio", [{ protocol: "tcp", hostPort: 2222, guestPort: 22 }, { protocol: "udp", hostPort: 6000, guestPort: 6000 }])] }),
+      TCG,
+    );
+    const withHostfwd = args.filter((a) => a.includes("hostfwd="));
+    assert.deepEqual(withHostfwd, ["user,id=net0,hostfwd=tcp::2222-:22,hostfwd=udp::6000-:6000"]);
+    assert.equal(args[args.indexOf(withHostfwd[0]!) - 1], "-netdev");
+  });
 
   test("the same spec gives the same array (pure), and the spec is not mutated", () => {
-    const copy = structuredClone(everything);
-    const a = buildQemuArgs(everything, TCG);
-    const b = buildQemuArgs(everything, TCG);
-    assert.deepEqual(a, b);
-    assert.notEqual(a, b);
-    assert.deepEqual(everything, copy);
+    for (const s of [everything, withUefi]) {
+      const copy = structuredClone(s);
+      const a = buildQemuArgs(s, TCG);
+      const b = buildQemuArgs(s, TCG);
+      assert.deepEqual(a, b);
+      assert.notEqual(a, b);
+      assert.deepEqual(s, copy);
+    }
   });
 
-  test("vcpus and memory come from the spec", () => {
+  test("vcpus, topology and memory come from the spec", () => {
     const args = buildQemuArgs(spec({ vcpus: 7, memoryMiB: 3072 }), TCG);
-    assertRun(args, ["-smp", "7", "-m", "3072"]);
+    assertRun(args, ["-smp", "7,sockets=1,cores=7,threads=1", "-m", "3072"]);
   });
 
-  test("every device's bootindex is unique and 1..n without gaps", () => {
-    const args = buildQemuArgs(everything, TCG);
-    const indexes = valuesOf(args, "-device")
+  const bootIndexes = (args: readonly string[]) =>
+    valuesOf(args, "-device")
       .map((d) => /bootindex=(\d+)/.exec(d)?.[1])
       .filter((x): x is string => x !== undefined)
       .map(Number)
       .sort((x, y) => x - y);
-    assert.deepEqual(indexes, [1, 2, 3]);
+
+  test("every device's bootindex is unique and 1..n without gaps (network left out)", () => {
+    assert.deepEqual(bootIndexes(buildQemuArgs(everything, TCG)), [1, 2, 3, 4]);
+  });
+
+  test("every device's bootindex is unique and 1..n without gaps (network included)", () => {
+    assert.deepEqual(bootIndexes(buildQemuArgs({ ...everything, bootOrder: ["network", "disk", "cdrom"] }, TCG)), [1, 2, 3, 4, 5, 6]);
   });
 });
 
@@ -347,11 +978,16 @@ describe("guestFiles", () => {
       serialLog: "/srv/gh/state/g1/serial.log",
       pid: "/srv/gh/state/g1/qemu.pid",
       log: "/srv/gh/state/g1/qemu.log",
+      efiVars: "/srv/gh/state/g1/efivars.fd",
     });
   });
 
   test("a trailing slash does not double up", () => {
     assert.equal(guestFiles("/srv/gh/state/g1/").qmp, "/srv/gh/state/g1/qmp.sock");
+  });
+
+  test("OVMF's code is Debian's 4M build", () => {
+    assert.equal(OVMF_CODE, "/usr/share/OVMF/OVMF_CODE_4M.fd");
   });
 });
 
@@ -393,13 +1029,25 @@ describe("formatCommandLine", () => {
   });
 
   test("the built QEMU array survives the round trip too", () => {
-    const args = buildQemuArgs(spec({ name: "o'dd name; $(x)", disks: [vdisk("vol00001")], cdroms: [cd("a.iso")] }), TCG);
+    const args = buildQemuArgs(
+      spec({
+        name: "o'dd name; $(x)",
+        machine: "pc",
+        firmware: "uefi",
+        bootMenu: true,
+        bootOrder: ["network", "disk"],
+        disks: [scsidisk("vol00001", { readOnly: true }), idedisk("vol00002")],
+        cdroms: [cd("a.iso")],
+        nics: [nic("52:54:00:00:00:01", "e1000", [{ protocol: "tcp", hostPort: 2222, guestPort: 22 }])],
+      }),
+      TCG,
+    );
     const out = execFileSync("sh", ["-c", `printf '%s\\0' ${formatCommandLine(args)}`], { encoding: "utf8" });
     assert.deepEqual(out.split("\0").slice(0, -1), args);
   });
 
   test("the wrapped form puts one option per line and still round-trips through sh", () => {
-    const args = buildQemuArgs(spec({ name: "o'dd name", disks: [vdisk("vol00001")] }), TCG);
+    const args = buildQemuArgs(spec({ name: "o'dd name", firmware: "uefi", serial: false, disks: [vdisk("vol00001")] }), TCG);
     const wrapped = formatCommandLine(args, { wrap: true });
     const lines = wrapped.split("\n");
     assert.equal(lines.length, args.filter((a) => a.startsWith("-")).length);

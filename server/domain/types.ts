@@ -92,6 +92,9 @@ export type BootDevice = (typeof BOOT_DEVICES)[number];
 export const MACHINE_TYPES = ["q35", "pc"] as const;
 export type MachineType = (typeof MACHINE_TYPES)[number];
 
+/** IDE disks and CD-ROMs a machine takes together: q35's AHCI has 6 ports; pc's IDE 2 × 2. */
+export const IDE_SLOT_COUNT: Record<MachineType, number> = { q35: 6, pc: 4 };
+
 /** SeaBIOS, or UEFI from Debian's OVMF with a variables file of the guest's own. */
 export const FIRMWARES = ["bios", "uefi"] as const;
 export type Firmware = (typeof FIRMWARES)[number];

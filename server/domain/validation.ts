@@ -4,7 +4,6 @@
  */
 import { z } from "zod";
 import { GuesthouseError } from "./errors";
-import { ideSlots } from "../qemu/args";
 import {
   BOOT_DEVICES,
   DISK_BUSES,
@@ -13,6 +12,7 @@ import {
   DISPLAY_ADAPTERS,
   FIRMWARES,
   FORWARD_PROTOCOLS,
+  IDE_SLOT_COUNT,
   MACHINE_TYPES,
   NIC_MODELS,
   RTC_BASES,
@@ -99,7 +99,7 @@ function checkHardware(
     sockets: number;
     threads: number;
     bootOrder: string[];
-    disks: Array<{ bus: string }>;
+    disks: Array<{ bus: string; readOnly: boolean }>;
     cdroms: unknown[];
     nics: Array<{ mac?: string; forwards: PortForward[] }>;
   },
@@ -113,11 +113,18 @@ function checkHardware(
     });
   }
   const ide = hw.disks.filter((d) => d.bus === "ide").length + hw.cdroms.length;
-  if (ide > ideSlots(hw.machine)) {
+  if (ide > IDE_SLOT_COUNT[hw.machine]) {
     ctx.addIssue({
       code: "custom",
       path: ["disks"],
-      message: `A ${hw.machine} guest has ${ideSlots(hw.machine)} IDE slots for disks and CD-ROMs together, not ${ide}. Put disks on virtio or SCSI.`,
+      message: `A ${hw.machine} guest has ${IDE_SLOT_COUNT[hw.machine]} IDE slots for disks and CD-ROMs together, not ${ide}. Put disks on virtio or SCSI.`,
+    });
+  }
+  if (hw.disks.some((d) => d.bus === "ide" && d.readOnly)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["disks"],
+      message: "QEMU cannot attach a read-only disk to IDE. Put read-only disks on virtio or SCSI.",
     });
   }
   if (new Set(hw.bootOrder).size !== hw.bootOrder.length) {

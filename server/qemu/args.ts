@@ -133,6 +133,9 @@ export function buildQemuArgs(spec: GuestSpec, layout: QemuHostLayout): string[]
   if (spec.disks.some((d) => d.bus === "scsi")) args.push("-device", "virtio-scsi-pci,id=scsi0");
   spec.disks.forEach((disk, i) => {
     const id = `disk${i}`;
+    if (disk.readOnly && disk.bus === "ide") {
+      throw new GuesthouseError("invalid-input", "QEMU cannot attach a read-only disk to IDE. Put read-only disks on virtio or SCSI.");
+    }
     const readOnly = disk.readOnly ? ",readonly=on" : "";
     args.push(
       "-drive",

@@ -126,11 +126,55 @@ describe("dashboard in Chromium", () => {
     assert.match(text, /user · 52:54:00:/);
   });
 
+  test("edit the hardware of the stopped guest and see the command line change", async () => {
+    await page.goto(`${stack.baseUrl}/guests/${guestId}`);
+    assert.match(await page.getByTestId("command-line").innerText(), /-m 256\b/);
+    await page.getByRole("link", { name: "Edit hardware" }).click();
+    await page.fill('input[name="memoryMiB"]', "384");
+    await page.fill('input[name="vcpus"]', "2");
+    await page.selectOption('select[name="disk0-cache"]', "writeback");
+    await page.getByRole("button", { name: "Add port forward" }).click();
+    await page.fill('input[name="nic0-fwd0-host"]', String(20000 + Math.floor(Math.random() * 20000)));
+    await page.fill('input[name="tags"]', "demo, e2e");
+    await page.getByRole("button", { name: "Save hardware" }).click();
+    await page.waitForURL(`${stack.baseUrl}/guests/${guestId}`, { waitUntil: "commit" });
+    const commandLine = await page.getByTestId("command-line").innerText();
+    assert.match(commandLine, /-m 384\b/);
+    assert.match(commandLine, /-smp 2,sockets=1,cores=2,threads=1/);
+    assert.match(commandLine, /cache=writeback/);
+    assert.match(commandLine, /hostfwd=tcp::\d+-:22/);
+  });
+
+  test("an impossible topology is refused with a clear message and nothing is saved", async () => {
+    await page.getByRole("link", { name: "Edit hardware" }).click();
+    await page.fill('input[name="vcpus"]', "3");
+    await page.fill('input[name="sockets"]', "2");
+    await page.getByRole("button", { name: "Save hardware" }).click();
+    await page.getByTestId("form-error").waitFor();
+    assert.match(await page.getByTestId("form-error").innerText(), /multiple of sockets/);
+    const row = await stack.database.db.guest.findUniqueOrThrow({ where: { id: guestId } });
+    assert.equal(row.vcpus, 2);
+    await page.goto(`${stack.baseUrl}/guests/${guestId}`);
+  });
+
   test("start it and watch the state change", async () => {
     await page.goto(`${stack.baseUrl}/guests/${guestId}`);
     await page.getByRole("button", { name: "Start" }).click();
     await page.locator('[data-testid="guest-state"][data-state="running"]').waitFor();
     await waitFor("the guest to boot", () => serialLog().includes("GUESTHOUSE-DEMO-READY"), 90_000);
+  });
+
+  test("editing a running guest shows pending changes that apply at the next start", async () => {
+    await page.getByRole("link", { name: "Edit hardware" }).click();
+    await page.fill('input[name="memoryMiB"]', "512");
+    await page.getByRole("button", { name: "Save hardware" }).click();
+    await page.waitForURL(`${stack.baseUrl}/guests/${guestId}`, { waitUntil: "commit" });
+    const pending = page.getByTestId("pending-changes");
+    await pending.waitFor();
+    const text = await pending.innerText();
+    assert.match(text, /apply at the next start/);
+    assert.match(text, /Memory\s+384 MiB\s+→\s+512 MiB/);
+    assert.match(await page.getByTestId("command-line").innerText(), /-m 384\b/, "the running command line is unchanged");
   });
 
   test("the console shows the guest's screen and takes keystrokes", async () => {
@@ -235,6 +279,8 @@ describe("dashboard in Chromium", () => {
   test("start again, pause and resume it from the page, force it off", async () => {
     await page.getByRole("button", { name: "Start" }).click();
     await page.locator('[data-testid="guest-state"][data-state="running"]').waitFor();
+    assert.match(await page.getByTestId("command-line").innerText(), /-m 512\b/, "the pending change applied at this start");
+    assert.equal(await page.getByTestId("pending-changes").count(), 0);
     await page.getByRole("button", { name: "Pause" }).click();
     await page.locator('[data-testid="guest-state"][data-state="paused"]').waitFor();
     assert.equal(await page.getByRole("button", { name: "Shut down" }).count(), 0, "a paused guest offers no shutdown");

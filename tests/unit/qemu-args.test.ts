@@ -5,6 +5,7 @@
 import { execFileSync } from "node:child_process";
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
+import { IDE_SLOT_COUNT } from "../../server/domain/types";
 import { buildQemuArgs, guestFiles, ideSlots, OVMF_CODE, type QemuHostLayout } from "../../server/qemu/args";
 import { formatCommandLine } from "../../server/qemu/format";
 import { GuesthouseError } from "../../server/domain/errors";
@@ -777,6 +778,9 @@ describe("buildQemuArgs: IDE limits per machine", () => {
   test("q35 has 6 IDE slots and pc has 4", () => {
     assert.equal(ideSlots("q35"), 6);
     assert.equal(ideSlots("pc"), 4);
+    for (const machine of ["q35", "pc"] as const) {
+      assert.equal(ideSlots(machine), IDE_SLOT_COUNT[machine], "the builder's slots match the domain's count the validation uses");
+    }
   });
 
   const ideDisks = (n: number) => Array.from({ length: n }, (_, i) => idedisk(`vol0000${i}`));

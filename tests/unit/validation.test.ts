@@ -520,11 +520,9 @@ describe("guestSpecSchema: checks across fields", () => {
     });
   }
 
-  // SOURCE BUG: QEMU refuses a read-only drive behind ide-hd ("Block node is read-only",
-  // checked with QEMU 7.2 on this host for both q35 and pc), yet the schema accepts a
-  // read-only IDE disk and buildQemuArgs writes `...,readonly=on` + `ide-hd,...`, so the
-  // guest can be saved but never starts. The schema should refuse it up front (virtio
-  // and SCSI disks may be read-only: QEMU accepts those).
+  // QEMU refuses a read-only drive behind ide-hd ("Block node is read-only", checked
+  // with QEMU 7.2 for q35 and pc): the schema refuses it up front (virtio and SCSI
+  // disks may be read-only).
   test("rejects a read-only IDE disk: QEMU cannot start it", () => {
     for (const machine of ["q35", "pc"] as const) {
       assert.throws(
@@ -731,8 +729,7 @@ describe("editHardwareInput", () => {
     });
   }
 
-  // SOURCE BUG: the same gap as in guestSpecSchema: QEMU refuses ide-hd on a read-only
-  // drive ("Block node is read-only"), so the form must not save a read-only IDE disk.
+  // As in guestSpecSchema: the form must not save a read-only IDE disk QEMU cannot start.
   test("rejects a read-only IDE disk: QEMU cannot start it", () => {
     assert.throws(
       () => parseOrThrow(editHardwareInput, { ...HW, disks: [{ id: "d1", bus: "ide", cache: "none", readOnly: true }] }),

@@ -113,6 +113,18 @@ describe("hardware options with real QEMU", () => {
     await agent.client.forceOff(s.id);
   });
 
+  test("UEFI (OVMF) boots the demo ISO, with a variables file of the guest's own that outlives a stop", async () => {
+    const s = spec("guesthw000005", { firmware: "uefi" });
+    const status = await agent.client.start(s);
+    assert.ok(status.argv!.some((a) => a.startsWith("if=pflash") && a.includes("OVMF_CODE")));
+    await waitFor("the boot marker under UEFI", () => serialLog(s.id).includes("GUESTHOUSE-DEMO-READY"), BOOT_TIMEOUT_MS);
+    const vars = path.join(agent.dataDir, "guests", s.id, "efivars.fd");
+    assert.ok(fs.existsSync(vars), "the guest has its own UEFI variables");
+    await agent.client.shutdown(s.id);
+    await waitFor("the guest to power off", async () => (await agent.client.guest(s.id)).state === "stopped", 60_000);
+    assert.ok(fs.existsSync(vars), "the variables survive a stop");
+  });
+
   test("serial off: no serial socket or log, and the guest still runs", async () => {
     const s = spec("guesthw000003", { serial: false });
     const status = await agent.client.start(s);

@@ -142,6 +142,54 @@ export class AgentClient {
     return this.request("DELETE", `/v1/volumes/${encodeURIComponent(volume)}/${format}`, null);
   }
 
+  /**
+   * Follows the agent's state changes: calls `onStatus` for every supervised guest at
+   * once, then for each change. Resolves when the stream ends; call the returned
+   * `close` to stop following.
+   */
+  events(onStatus: (status: GuestStatus) => void): { done: Promise<void>; close(): void } {
+    let request: http.ClientRequest | null = null;
+    let closing = false;
+    const done = new Promise<void>((resolve, reject) => {
+      request = http.request({ socketPath: socketPathOf(this.endpoint), path: "/v1/events" }, (res) => {
+        if (res.statusCode !== 200) {
+          res.resume();
+          return reject(new GuesthouseError("agent-unreachable", `The host agent refused its event stream (${res.statusCode}).`));
+        }
+        let buffer = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => {
+          buffer += chunk;
+          let newline: number;
+          while ((newline = buffer.indexOf("\n")) >= 0) {
+            const line = buffer.slice(0, newline).trim();
+            buffer = buffer.slice(newline + 1);
+            if (!line) continue;
+            let json: unknown;
+            try {
+              json = JSON.parse(line);
+            } catch {
+              continue; // a torn or foreign line: skip it, the next change brings the state again
+            }
+            const parsed = guestStatusSchema.safeParse(json);
+            if (parsed.success) onStatus(parsed.data);
+          }
+        });
+        res.on("end", () => resolve());
+        res.on("error", (err) => (closing ? resolve() : reject(unreachable(err))));
+      });
+      request.on("error", (err) => (closing ? resolve() : reject(unreachable(err))));
+      request.end();
+    });
+    return {
+      done,
+      close: () => {
+        closing = true;
+        request?.destroy();
+      },
+    };
+  }
+
   /** Opens the guest's raw VNC byte stream through the agent. */
   openVnc(id: string): Promise<Duplex> {
     return new Promise((resolve, reject) => {

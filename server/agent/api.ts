@@ -14,6 +14,8 @@
  *   POST   /v1/guests/:id/resume       continue them
  *   POST   /v1/guests/:id/force-off    quit, then SIGKILL
  *   DELETE /v1/guests/:id              forget a stopped guest's state folder
+ *   GET    /v1/events                  a stream of GuestStatus lines (NDJSON): every supervised
+ *                                      guest at once, then each state change as it happens
  *   GET    /v1/guests/:id/vnc          Upgrade: guesthouse-vnc → the raw VNC byte stream
  *   POST   /v1/volumes                 { volume, format, sizeGiB } → 201
  *   DELETE /v1/volumes/:volume/:format
@@ -26,7 +28,7 @@ import os from "node:os";
 import type { Duplex } from "node:stream";
 import { z } from "zod";
 import { GuesthouseError, toGuesthouseError } from "../domain/errors";
-import type { HostInfo } from "../domain/types";
+import type { GuestStatus, HostInfo } from "../domain/types";
 import { AGENT_VNC_UPGRADE, DISK_FORMATS } from "../domain/types";
 import { diskGiB, guestSpecSchema, parseOrThrow, volumeId } from "../domain/validation";
 import type { AgentConfig } from "./config";
@@ -81,6 +83,7 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, v
   ];
 
   const server = http.createServer(async (req, res) => {
+    if (req.method === "GET" && req.url === "/v1/events") return streamEvents(supervisor, res);
     const started = Date.now();
     try {
       const url = new URL(req.url ?? "/", "http://agent");
@@ -129,6 +132,20 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, v
   });
 
   return server;
+}
+
+/** Pushes state changes as they happen, so pages learn of them without polling. */
+function streamEvents(supervisor: Supervisor, res: http.ServerResponse): void {
+  res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
+  const send = (status: GuestStatus) => res.write(`${JSON.stringify(status)}\n`);
+  for (const status of supervisor.list()) send(status);
+  supervisor.on("state", send);
+  // A comment-free keep-alive: an empty line every 15 s lets both sides notice a dead peer.
+  const keepAlive = setInterval(() => res.write("\n"), 15_000);
+  res.on("close", () => {
+    supervisor.off("state", send);
+    clearInterval(keepAlive);
+  });
 }
 
 function parseId(id: string | undefined): string {

@@ -1,59 +1,96 @@
 /**
- * Pushes guest state changes to open pages. While anyone listens, it asks each
- * host's agent for all its guests' states once a second (one call per host, not per
- * guest or per page) and tells listeners which guests changed.
+ * Pushes guest state changes to open pages. While anyone listens, it follows each
+ * host's agent event stream (one connection per host, whatever the number of guests
+ * or pages) and tells listeners which guests changed. A host whose agent goes away
+ * is retried every few seconds and reported as `host:<id>`.
  */
 import { AgentClient } from "../agent-client";
 import { db } from "../db/client";
 
-const POLL_MS = 1000;
+const RETRY_MS = 2000;
 type Listener = (changed: string[]) => void | Promise<void>;
 
 class StateHub {
   private readonly listeners = new Set<Listener>();
-  private timer: NodeJS.Timeout | null = null;
-  private last = new Map<string, string>();
+  private followers = new Map<string, { close(): void }>();
+  private running = false;
 
   subscribe(listener: Listener): () => void {
     this.listeners.add(listener);
-    if (!this.timer) this.timer = setInterval(() => void this.poll(), POLL_MS);
+    if (!this.running) void this.start();
     return () => {
       this.listeners.delete(listener);
-      if (this.listeners.size === 0 && this.timer) {
-        clearInterval(this.timer);
-        this.timer = null;
-      }
+      if (this.listeners.size === 0) this.stop();
     };
   }
 
-  private polling = false;
-  private async poll(): Promise<void> {
-    if (this.polling) return;
-    this.polling = true;
+  private notify(changed: string[]): void {
+    for (const listener of this.listeners) {
+      Promise.resolve(listener(changed)).catch((err) => console.error("state hub: a listener failed:", err));
+    }
+  }
+
+  private async start(): Promise<void> {
+    this.running = true;
     try {
       const hosts = await db.host.findMany({ select: { id: true, endpoint: true } });
-      const now = new Map<string, string>();
-      await Promise.all(
-        hosts.map(async (host) => {
-          try {
-            for (const s of await new AgentClient(host.endpoint).guests()) now.set(s.id, s.state);
-          } catch {
-            now.set(`host:${host.id}`, "unreachable");
-          }
-        }),
-      );
-      const changed = [...new Set([...now.keys(), ...this.last.keys()])].filter((id) => now.get(id) !== this.last.get(id));
-      this.last = now;
-      if (changed.length) {
-        for (const listener of this.listeners) {
-          Promise.resolve(listener(changed)).catch((err) => console.error("state hub: a listener failed:", err));
-        }
-      }
+      for (const host of hosts) this.follow(host);
     } catch (err) {
-      console.error("state hub: poll failed:", err);
-    } finally {
-      this.polling = false;
+      console.error("state hub: could not list hosts:", err);
+      this.running = false;
     }
+  }
+
+  private stop(): void {
+    this.running = false;
+    for (const follower of this.followers.values()) follower.close();
+    this.followers.clear();
+  }
+
+  /** Follows one host until the hub stops, reconnecting after failures. */
+  private follow(host: { id: string; endpoint: string }): void {
+    let closed = false;
+    let current: { close(): void } | null = null;
+    let timer: NodeJS.Timeout | null = null;
+    const last = new Map<string, string>();
+    let reachable = true;
+
+    const connect = () => {
+      if (closed) return;
+      let first = true;
+      const stream = new AgentClient(host.endpoint).events((status) => {
+        const key = `${status.state}@${status.since}`;
+        if (last.get(status.id) !== key) {
+          last.set(status.id, key);
+          this.notify([status.id]);
+        }
+        if (first && !reachable) {
+          reachable = true;
+          this.notify([`host:${host.id}`]);
+        }
+        first = false;
+      });
+      current = stream;
+      stream.done
+        .catch(() => {
+          if (reachable) {
+            reachable = false;
+            this.notify([`host:${host.id}`]);
+          }
+        })
+        .finally(() => {
+          if (!closed) timer = setTimeout(connect, RETRY_MS);
+        });
+    };
+
+    this.followers.set(host.id, {
+      close: () => {
+        closed = true;
+        if (timer) clearTimeout(timer);
+        current?.close();
+      },
+    });
+    connect();
   }
 }
 

@@ -193,6 +193,21 @@ describe("agent with real QEMU", () => {
     await agent.client.forceOff(spec.id);
   });
 
+  test("the event stream reports each state change, in order", async () => {
+    const seen: string[] = [];
+    const stream = agent.client.events((status) => {
+      if (status.id === spec.id) seen.push(status.state);
+    });
+    await new Promise((r) => setTimeout(r, 200)); // let the stream connect
+    await agent.client.start(spec);
+    await agent.client.pause(spec.id);
+    await agent.client.resume(spec.id);
+    await agent.client.forceOff(spec.id);
+    await waitFor("the stopped event", () => seen.at(-1) === "stopped", 5000, 20);
+    stream.close();
+    assert.deepEqual(seen, ["starting", "running", "paused", "running", "stopped"]);
+  });
+
   test("force off kills a QEMU that no longer answers QMP", async () => {
     const { pid } = await agent.client.start(spec);
     process.kill(pid!, "SIGSTOP"); // frozen: QMP `quit` gets no answer

@@ -19,6 +19,8 @@ export default async function GuestListPage() {
       name: true,
       vcpus: true,
       memoryMiB: true,
+      isTemplate: true,
+      tags: true,
       host: { select: { id: true, name: true, endpoint: true } },
       owner: { select: { username: true } },
       disks: { select: { sizeGiB: true, bus: true }, orderBy: { position: "asc" } },
@@ -87,9 +89,18 @@ export default async function GuestListPage() {
                   <Link href={`/guests/${g.id}`} className="text-indigo-700 hover:underline">
                     {g.name}
                   </Link>
+                  {(JSON.parse(g.tags) as string[]).map((t) => (
+                    <span key={t} className="ml-1 rounded bg-slate-100 px-1.5 text-xs font-normal text-slate-600">
+                      {t}
+                    </span>
+                  ))}
                 </td>
                 <td className="px-4 py-2">
-                  <StateBadge state={states.get(g.id)?.state ?? null} />
+                  {g.isTemplate ? (
+                    <span className="rounded-full bg-violet-50 px-2 py-0.5 text-xs font-medium text-violet-800 ring-1 ring-violet-300">template</span>
+                  ) : (
+                    <StateBadge state={states.get(g.id)?.state ?? null} />
+                  )}
                 </td>
                 <td className="px-4 py-2">{g.vcpus}</td>
                 <td className="px-4 py-2">{formatMiB(g.memoryMiB)}</td>

@@ -22,7 +22,8 @@ const POWER_BUTTONS: Array<{ action: PowerAction; label: string; style: string; 
 export function GuestActions(props: {
   guestId: string;
   guestName: string;
-  state: GuestState | null;
+  /** "template": a template offers only delete. */
+  state: GuestState | "template" | null;
   since: number;
   diskNames: string[];
 }) {
@@ -32,7 +33,7 @@ export function GuestActions(props: {
   const [pending, startTransition] = useTransition();
   const [confirmingDelete, setConfirmingDelete] = useState(false);
   const [deleteDisks, setDeleteDisks] = useState(true);
-  const allowed = state ? allowedActions(state) : [];
+  const allowed = state === "template" ? (["delete"] as const) : state ? allowedActions(state) : [];
   const impatient = useElapsed(state === "shutting-down" ? since : null, SHUTDOWN_PATIENCE_MS);
 
   function run(action: () => Promise<ActionResult<unknown>>, after?: () => void) {

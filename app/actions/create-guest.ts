@@ -1,22 +1,13 @@
 "use server";
 
 import { revalidatePath } from "next/cache";
-import { db } from "@/server/db/client";
-import { isUniqueViolationOn } from "@/server/db/errors";
-import { newMac, newVolumeId } from "@/server/domain/ids";
 import { GuesthouseError } from "@/server/domain/errors";
-import { createGuestInput, parseOrThrow } from "@/server/domain/validation";
+import { createGuestInput, parseOrThrow, type GuestDefinition } from "@/server/domain/validation";
 import { authedAction } from "@/server/web/action";
-import { agentFor, recordEvent } from "@/server/web/guests";
+import { makeGuest } from "@/server/web/guest-factory";
 import { localHost } from "@/server/web/hosts";
-import { isoRowsFor } from "@/server/web/isos";
-import { userModeNetwork } from "@/server/web/networks";
 
-/**
- * Creates a guest: checks the input, the ISO and the name, makes the disk with
- * qemu-img, then writes the rows in one transaction. If anything fails after the
- * disk exists, the disk is removed again: no half-made guest is left behind.
- */
+/** Creates a guest from the new-guest form: one sparse qcow2 disk, one CD-ROM, one user-mode card. */
 export const createGuest = authedAction("create-guest", async (user, form: FormData) => {
   const input = parseOrThrow(
     createGuestInput,
@@ -32,54 +23,29 @@ export const createGuest = authedAction("create-guest", async (user, form: FormD
     },
     "The new guest",
   );
-  const host = await localHost();
-  const agent = agentFor(host);
-
-  if (await db.guest.findFirst({ where: { teamId: user.teamId, name: input.name }, select: { id: true } })) {
-    throw new GuesthouseError("conflict", `Your team already has a guest named "${input.name}". Choose another name.`);
-  }
   if (input.boot === "cdrom" && !input.iso) throw new GuesthouseError("invalid-input", "To boot from CD-ROM, choose an ISO.");
   if (input.boot === "disk" && input.diskGiB === 0) throw new GuesthouseError("invalid-input", "To boot from disk, give the guest a disk.");
 
-  const [isoId] = await isoRowsFor(host, input.iso ? [input.iso] : []);
-
-  const network =
-    input.network === "user" ? await userModeNetwork({ teamId: user.teamId, ownerId: user.id, hostId: host.id }) : null;
-
-  const volume = input.diskGiB > 0 ? newVolumeId() : null;
-  let guestId: string;
-  try {
-    if (volume) await agent.createVolume(volume, "qcow2", input.diskGiB);
-    const guest = await db.guest.create({
-      select: { id: true },
-      data: {
-        name: input.name,
-        vcpus: input.vcpus,
-        memoryMiB: input.memoryMiB,
-        bootOrder: input.boot === "cdrom" ? "cdrom,disk" : "disk,cdrom",
-        ownerId: user.id,
-        teamId: user.teamId,
-        hostId: host.id,
-        disks: volume
-          ? { create: [{ volume, format: "qcow2", bus: input.diskBus, sizeGiB: input.diskGiB, ownerId: user.id, teamId: user.teamId, hostId: host.id }] }
-          : undefined,
-        cdroms: isoId ? { create: [{ isoId }] } : undefined,
-        nics: network ? { create: [{ mac: newMac(), model: "virtio", networkId: network.id }] } : undefined,
-      },
-    });
-    guestId = guest.id;
-  } catch (err) {
-    // Also after a timeout: the agent may have made the disk even if we did not hear back.
-    if (volume) await agent.deleteVolume(volume, "qcow2").catch((e) => console.error("create-guest: could not remove disk", volume, e));
-    if (isUniqueViolationOn(err, "name")) {
-      throw new GuesthouseError("conflict", `Your team already has a guest named "${input.name}". Choose another name.`);
-    }
-    throw err;
-  }
-  await recordEvent("create", true, `created guest ${input.name}`, user.id, guestId).catch((err) =>
-    console.error("create-guest: could not record the event", err),
-  );
+  const definition: GuestDefinition = {
+    guesthouse: 1,
+    name: input.name,
+    machine: "q35",
+    firmware: "bios",
+    vcpus: input.vcpus,
+    sockets: 1,
+    threads: 1,
+    memoryMiB: input.memoryMiB,
+    bootOrder: input.boot === "cdrom" ? ["cdrom", "disk"] : ["disk", "cdrom"],
+    display: "std",
+    serial: true,
+    rtc: "utc",
+    description: "",
+    tags: [],
+    disks: input.diskGiB > 0 ? [{ sizeGiB: input.diskGiB, format: "qcow2", bus: input.diskBus, cache: "none", readOnly: false }] : [],
+    cdroms: input.iso ? [{ iso: input.iso }] : [],
+    nics: input.network === "user" ? [{ model: "virtio", forwards: [] }] : [],
+  };
+  const guest = await makeGuest(user, await localHost(), definition);
   revalidatePath("/");
-  return { id: guestId };
+  return guest;
 });
-

@@ -20,6 +20,14 @@ export const deleteGuest = authedAction("delete-guest", async (user, guestId: st
   if (!canDo(state, "delete")) {
     throw new GuesthouseError("conflict", `${guest.name} is ${state}; stop it before deleting it.`);
   }
+  const clones = await db.disk.findMany({
+    where: { baseId: { in: guest.disks.map((d) => d.id) } },
+    select: { guest: { select: { name: true } } },
+  });
+  if (clones.length) {
+    const names = [...new Set(clones.map((c) => c.guest?.name ?? "a detached disk"))].join(", ");
+    throw new GuesthouseError("conflict", `Linked clones use ${guest.name}'s disks (${names}); delete them first.`);
+  }
   await agent.forget(guest.id);
   // Kept disks stay as rows without a guest (the relation sets guestId to null).
   await db.$transaction([

@@ -5,9 +5,9 @@ import { db } from "@/server/db/client";
 import { isUniqueViolationOn } from "@/server/db/errors";
 import { GuesthouseError } from "@/server/domain/errors";
 import { newMac } from "@/server/domain/ids";
-import type { PortForward } from "@/server/domain/types";
 import { editHardwareInput, parseOrThrow } from "@/server/domain/validation";
 import { authedAction } from "@/server/web/action";
+import { assertPortsFree } from "@/server/web/guest-factory";
 import { loadGuest, recordEvent } from "@/server/web/guests";
 import { isoRowsFor } from "@/server/web/isos";
 import { userModeNetwork } from "@/server/web/networks";
@@ -21,6 +21,7 @@ import { userModeNetwork } from "@/server/web/networks";
 export const editHardware = authedAction("edit-hardware", async (user, guestId: string, raw: unknown) => {
   const input = parseOrThrow(editHardwareInput, raw, "The hardware");
   const guest = await loadGuest(user, guestId);
+  if (guest.isTemplate) throw new GuesthouseError("conflict", `${guest.name} is a template; clone it to make a guest you can change.`);
 
   const own = new Set(guest.disks.map((d) => d.id));
   if (input.disks.length !== own.size || input.disks.some((d) => !own.has(d.id))) {
@@ -76,21 +77,4 @@ export const editHardware = authedAction("edit-hardware", async (user, guestId: 
   revalidatePath(`/guests/${guest.id}`);
   return null;
 });
-
-/** Forwarded host ports are shared by every guest on the host: refuse one already taken. */
-async function assertPortsFree(hostId: string, guestId: string, forwards: PortForward[]): Promise<void> {
-  if (forwards.length === 0) return;
-  const others = await db.nic.findMany({
-    where: { guest: { hostId, id: { not: guestId } }, forwards: { not: "[]" } },
-    select: { forwards: true, guest: { select: { name: true } } },
-  });
-  const taken = new Map<string, string>();
-  for (const nic of others) {
-    for (const f of JSON.parse(nic.forwards) as PortForward[]) taken.set(`${f.protocol}/${f.hostPort}`, nic.guest.name);
-  }
-  for (const f of forwards) {
-    const owner = taken.get(`${f.protocol}/${f.hostPort}`);
-    if (owner) throw new GuesthouseError("conflict", `Host port ${f.protocol} ${f.hostPort} is already forwarded to ${owner}. Choose another.`);
-  }
-}
 

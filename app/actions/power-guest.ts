@@ -3,6 +3,7 @@
 import { revalidatePath } from "next/cache";
 import { z } from "zod";
 import type { AgentClient } from "@/server/agent-client";
+import { GuesthouseError } from "@/server/domain/errors";
 import { POWER_ACTIONS, type GuestSpec, type GuestStatus, type PowerAction } from "@/server/domain/types";
 import { parseOrThrow } from "@/server/domain/validation";
 import { authedAction } from "@/server/web/action";
@@ -26,6 +27,9 @@ const RUN: Record<PowerAction, (agent: AgentClient, spec: GuestSpec) => Promise<
 export const powerGuest = authedAction("power-guest", async (user, guestId: string, action: PowerAction) => {
   const op = parseOrThrow(z.enum(POWER_ACTIONS), action, "The action");
   const guest = await loadGuest(user, guestId);
+  if (guest.isTemplate) {
+    throw new GuesthouseError("conflict", `${guest.name} is a template: templates are never started. Clone it to make a guest.`);
+  }
   try {
     const status = await RUN[op](agentFor(guest.host), specOf(guest));
     await recordEvent(op, true, `${op} ${guest.name}`, user.id, guest.id);

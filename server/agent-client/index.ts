@@ -138,6 +138,11 @@ export class AgentClient {
     return this.request("POST", "/v1/volumes", null, { volume, format, sizeGiB });
   }
 
+  /** A new qcow2 volume `to` from `volume`: a full copy, or linked (backed by it). */
+  cloneVolume(volume: string, format: DiskFormat, to: string, mode: "full" | "linked"): Promise<void> {
+    return this.request("POST", `/v1/volumes/${encodeURIComponent(volume)}/${format}/clone`, null, { to, mode });
+  }
+
   deleteVolume(volume: string, format: DiskFormat): Promise<void> {
     return this.request("DELETE", `/v1/volumes/${encodeURIComponent(volume)}/${format}`, null);
   }

@@ -18,6 +18,7 @@
  *                                      guest at once, then each state change as it happens
  *   GET    /v1/guests/:id/vnc          Upgrade: guesthouse-vnc → the raw VNC byte stream
  *   POST   /v1/volumes                 { volume, format, sizeGiB } → 201
+ *   POST   /v1/volumes/:volume/:format/clone   { to, mode: "full" | "linked" } → 201: a new qcow2 volume
  *   DELETE /v1/volumes/:volume/:format
  *
  * Errors are `{ code, message }` with the status from ERROR_CODES.
@@ -39,6 +40,7 @@ const MAX_BODY_BYTES = 256 * 1024;
 
 const createVolumeSchema = z.strictObject({ volume: volumeId, format: z.enum(DISK_FORMATS), sizeGiB: diskGiB });
 const idSchema = volumeId;
+const cloneVolumeSchema = z.strictObject({ to: volumeId, mode: z.enum(["full", "linked"]) });
 
 type Handler = (params: string[], body: unknown) => Promise<{ status?: number; json: unknown }>;
 
@@ -74,6 +76,11 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, v
     ["POST", /^\/v1\/volumes$/, async (_, body) => {
       const req = parseOrThrow(createVolumeSchema, body, "The volume request");
       await volumes.create(req.volume, req.format, req.sizeGiB);
+      return { status: 201, json: req };
+    }],
+    ["POST", /^\/v1\/volumes\/([^/]+)\/([^/]+)\/clone$/, async ([volume, format], body) => {
+      const req = parseOrThrow(cloneVolumeSchema, body, "The clone request");
+      await volumes.clone(parseId(volume), parseOrThrow(z.enum(DISK_FORMATS), format, "The format"), req.to, req.mode);
       return { status: 201, json: req };
     }],
     ["DELETE", /^\/v1\/volumes\/([^/]+)\/([^/]+)$/, async ([volume, format]) => {

@@ -155,24 +155,24 @@ export const guestSpecSchema = z
           readOnly: z.boolean(),
         }),
       )
-      .max(LIMITS_DEVICES.disks),
-    cdroms: z.array(z.strictObject({ iso: isoName })).max(LIMITS_DEVICES.cdroms),
+      .max(LIMITS_DEVICES.disks, `A guest has at most ${LIMITS_DEVICES.disks} disks.`),
+    cdroms: z.array(z.strictObject({ iso: isoName })).max(LIMITS_DEVICES.cdroms, `A guest has at most ${LIMITS_DEVICES.cdroms} CD-ROMs.`),
     nics: z
       .array(
         z.strictObject({
           mac,
           model: z.enum(NIC_MODELS),
           mode: z.literal("user"),
-          forwards: z.array(portForward).max(LIMITS_DEVICES.forwards),
+          forwards: z.array(portForward).max(LIMITS_DEVICES.forwards, `A network card has at most ${LIMITS_DEVICES.forwards} port forwards.`),
         }),
       )
-      .max(LIMITS_DEVICES.nics),
+      .max(LIMITS_DEVICES.nics, `A guest has at most ${LIMITS_DEVICES.nics} network cards.`),
     bootMenu: z.boolean().optional(),
   })
   .superRefine(checkHardware) satisfies z.ZodType<GuestSpec>;
 
 /** Tags: short words a person can filter by. */
-export const tag = z.string().trim().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/, "A tag is 1 to 32 letters, digits, '.', '_' or '-'.");
+const tag = z.string().trim().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/, "A tag is 1 to 32 letters, digits, '.', '_' or '-'.");
 
 /**
  * A guest's hardware as the edit form sends it (JSON). Disks are the guest's existing
@@ -182,24 +182,66 @@ export const editHardwareInput = z
   .strictObject({
     ...hardwareShape,
     description: z.string().max(2000, "The description is at most 2,000 characters."),
-    tags: z.array(tag).max(16),
+    tags: z.array(tag).max(16, "A guest has at most 16 tags."),
     disks: z
       .array(z.strictObject({ id: z.string().min(1).max(64), bus: z.enum(DISK_BUSES), cache: z.enum(DISK_CACHES), readOnly: z.boolean() }))
-      .max(LIMITS_DEVICES.disks),
-    cdroms: z.array(z.strictObject({ iso: isoName })).max(LIMITS_DEVICES.cdroms),
+      .max(LIMITS_DEVICES.disks, `A guest has at most ${LIMITS_DEVICES.disks} disks.`),
+    cdroms: z.array(z.strictObject({ iso: isoName })).max(LIMITS_DEVICES.cdroms, `A guest has at most ${LIMITS_DEVICES.cdroms} CD-ROMs.`),
     nics: z
       .array(
         z.strictObject({
           /** Absent for a new card: a MAC is generated. */
           mac: mac.optional(),
           model: z.enum(NIC_MODELS),
-          forwards: z.array(portForward).max(LIMITS_DEVICES.forwards),
+          forwards: z.array(portForward).max(LIMITS_DEVICES.forwards, `A network card has at most ${LIMITS_DEVICES.forwards} port forwards.`),
         }),
       )
-      .max(LIMITS_DEVICES.nics),
+      .max(LIMITS_DEVICES.nics, `A guest has at most ${LIMITS_DEVICES.nics} network cards.`),
   })
   .superRefine(checkHardware);
 export type EditHardwareInput = z.infer<typeof editHardwareInput>;
+
+/**
+ * A guest's portable definition: what "Export" writes and "Import" reads. It names
+ * no host, path, volume or MAC; importing makes new, empty disks of these sizes.
+ */
+export const guestDefinitionSchema = z
+  .strictObject({
+    guesthouse: z.literal(1, "This is not a Guesthouse guest definition (version 1): it lacks \"guesthouse\": 1."),
+    name: guestName,
+    ...hardwareShape,
+    description: z.string().max(2000, "The description is at most 2,000 characters."),
+    tags: z.array(tag).max(16, "A guest has at most 16 tags."),
+    disks: z
+      .array(
+        z.strictObject({
+          sizeGiB: diskGiB,
+          format: z.enum(DISK_FORMATS),
+          bus: z.enum(DISK_BUSES),
+          cache: z.enum(DISK_CACHES),
+          readOnly: z.boolean(),
+        }),
+      )
+      .max(LIMITS_DEVICES.disks, `A guest has at most ${LIMITS_DEVICES.disks} disks.`),
+    cdroms: z.array(z.strictObject({ iso: isoName })).max(LIMITS_DEVICES.cdroms, `A guest has at most ${LIMITS_DEVICES.cdroms} CD-ROMs.`),
+    nics: z
+      .array(z.strictObject({ model: z.enum(NIC_MODELS), forwards: z.array(portForward).max(LIMITS_DEVICES.forwards, `A network card has at most ${LIMITS_DEVICES.forwards} port forwards.`) }))
+      .max(LIMITS_DEVICES.nics, `A guest has at most ${LIMITS_DEVICES.nics} network cards.`),
+  })
+  .superRefine(checkHardware);
+export type GuestDefinition = z.infer<typeof guestDefinitionSchema>;
+
+/** Reads a definition from text a person pasted or uploaded; every problem is named. */
+export function parseDefinition(text: string): GuestDefinition {
+  if (text.length > 256 * 1024) throw new GuesthouseError("invalid-input", "The definition is larger than 256 KiB.");
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new GuesthouseError("invalid-input", `The definition is not valid JSON: ${(err as Error).message}`);
+  }
+  return parseOrThrow(guestDefinitionSchema, json, "The definition");
+}
 
 /** The create-guest form, as the server action receives it. */
 export const createGuestInput = z.strictObject({

@@ -9,7 +9,7 @@ import type { SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
 import { GuesthouseError } from "../domain/errors";
 import type { GuestSpec, GuestStatus } from "../domain/types";
-import { guestSpecSchema, parseOrThrow } from "../domain/validation";
+import { guestSpecSchema, parseOrThrow, type GuestDefinition } from "../domain/validation";
 
 export const guestInclude = {
   host: { select: { id: true, name: true, endpoint: true } },
@@ -72,6 +72,36 @@ export function specOf(guest: GuestRow): GuestSpec {
     },
     `The stored definition of ${guest.name}`,
   );
+}
+
+/** The guest's portable definition (for export and cloning): no host, path, volume or MAC. */
+export function definitionOf(guest: GuestRow, name = guest.name): GuestDefinition {
+  const spec = specOf(guest);
+  return {
+    guesthouse: 1,
+    name,
+    machine: spec.machine,
+    firmware: spec.firmware,
+    vcpus: spec.vcpus,
+    sockets: spec.sockets,
+    threads: spec.threads,
+    memoryMiB: spec.memoryMiB,
+    bootOrder: spec.bootOrder,
+    display: spec.display,
+    serial: spec.serial,
+    rtc: spec.rtc,
+    description: guest.description,
+    tags: JSON.parse(guest.tags) as string[],
+    disks: guest.disks.map((d, i) => ({
+      sizeGiB: d.sizeGiB,
+      format: spec.disks[i]!.format,
+      bus: spec.disks[i]!.bus,
+      cache: spec.disks[i]!.cache,
+      readOnly: spec.disks[i]!.readOnly,
+    })),
+    cdroms: spec.cdroms,
+    nics: spec.nics.map((n) => ({ model: n.model, forwards: n.forwards })),
+  };
 }
 
 const STOPPED = (id: string): GuestStatus => ({ id, state: "stopped", since: 0, pid: null, logTail: null, argv: null, spec: null });

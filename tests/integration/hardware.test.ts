@@ -3,6 +3,8 @@
  * forwards, serial on/off. The guest reports the block devices it sees on serial.
  */
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
@@ -141,5 +143,66 @@ describe("hardware options with real QEMU", () => {
       agent.client.start(spec("guesthw000004", { vcpus: 3, sockets: 2 })),
       (err: Error & { code?: string }) => err.code === "invalid-input" && /multiple of sockets/.test(err.message),
     );
+  });
+});
+
+describe("clones with real qemu-img and QEMU", () => {
+  let agent: TestAgent;
+  const disk = (volume: string, format = "qcow2") => path.join(agent.dataDir, "disks", `${volume}.${format}`);
+  const sha256 = (file: string) => createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+  /** Runs a qemu-io command; a failed pattern check makes qemu-io exit 1, which throws here. */
+  const qemuIo = (file: string, command: string) =>
+    execFileSync("qemu-io", ["-f", "qcow2", "-c", command, file], { encoding: "utf8" });
+
+  before(async () => {
+    agent = await startTestAgent();
+    await agent.client.createVolume("volbase00001", "qcow2", 1);
+    qemuIo(disk("volbase00001"), "write -P 0xab 0 1M");
+  });
+  after(async () => {
+    await agent?.cleanup();
+  });
+
+  test("a full clone is an independent copy with the same contents", async () => {
+    await agent.client.cloneVolume("volbase00001", "qcow2", "volfull00001", "full");
+    const info = JSON.parse(execFileSync("qemu-img", ["info", "--output=json", disk("volfull00001")], { encoding: "utf8" }));
+    assert.equal(info["backing-filename"], undefined);
+    assert.equal(info["virtual-size"], 1024 ** 3);
+    execFileSync("qemu-img", ["check", disk("volfull00001")]);
+    execFileSync("qemu-img", ["compare", disk("volbase00001"), disk("volfull00001")]); // exit 0: identical
+  });
+
+  test("a linked clone boots, the guest writes to it, and its base is unchanged", async () => {
+    const baseBefore = sha256(disk("volbase00001"));
+    await agent.client.cloneVolume("volbase00001", "qcow2", "vollink00001", "linked");
+    const info = JSON.parse(execFileSync("qemu-img", ["info", "--output=json", disk("vollink00001")], { encoding: "utf8" }));
+    assert.equal(info["backing-filename"], disk("volbase00001"));
+
+    const s = spec("guestlink0001", {
+      disks: [{ volume: "vollink00001", format: "qcow2", bus: "virtio", cache: "none", readOnly: false }],
+    });
+    await agent.client.start(s);
+    const log = () => fs.readFileSync(path.join(agent.dataDir, "guests", s.id, "serial.log"), "utf8");
+    await waitFor("the boot marker", () => log().includes("demo:~# "), BOOT_TIMEOUT_MS);
+    // Type into the guest's serial shell: overwrite the first MiB of its disk.
+    const serial = net.createConnection({ path: path.join(agent.dataDir, "guests", s.id, "serial.sock") });
+    await new Promise((resolve) => serial.once("connect", resolve));
+    serial.write("dd if=/dev/zero of=/dev/vda bs=1M count=1 conv=fsync && echo CLONE-WROTE-$((6*7))\n");
+    await waitFor("the guest's write", () => log().includes("CLONE-WROTE-42"), 30_000);
+    serial.destroy();
+    await agent.client.forceOff(s.id);
+
+    assert.equal(sha256(disk("volbase00001")), baseBefore, "the base is byte for byte unchanged");
+    assert.doesNotMatch(qemuIo(disk("vollink00001"), "read -P 0 0 1M"), /verification failed/, "the clone holds the guest's zeros");
+    assert.doesNotMatch(qemuIo(disk("volbase00001"), "read -P 0xab 0 1M"), /verification failed/, "the base still holds its pattern");
+  });
+
+  test("cloning onto an existing volume is refused and leaves it alone", async () => {
+    const before = sha256(disk("volfull00001"));
+    await assert.rejects(
+      agent.client.cloneVolume("volbase00001", "qcow2", "volfull00001", "full"),
+      (err: Error & { code?: string }) => err.code === "conflict",
+    );
+    assert.equal(sha256(disk("volfull00001")), before);
   });
 });

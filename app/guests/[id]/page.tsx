@@ -1,5 +1,7 @@
 import Link from "next/link";
+import { CloneForm } from "@/components/clone-form";
 import { CopyButton } from "@/components/copy-button";
+import { MakeTemplateButton } from "@/components/make-template-button";
 import { formatMiB } from "@/components/format";
 import { GuestActions } from "@/components/guest-actions";
 import { LiveRefresh } from "@/components/live-refresh";
@@ -30,12 +32,18 @@ export default async function GuestPage({ params }: { params: Promise<{ id: stri
       <div className="flex flex-wrap items-center justify-between gap-4">
         <div className="flex items-center gap-3">
           <h1 className="text-2xl font-semibold" data-testid="guest-name">{guest.name}</h1>
-          <StateBadge state={status?.state ?? null} />
+          {guest.isTemplate ? (
+            <span data-testid="template-badge" className="rounded-full bg-violet-50 px-2 py-0.5 text-xs font-medium text-violet-800 ring-1 ring-violet-300">
+              template
+            </span>
+          ) : (
+            <StateBadge state={status?.state ?? null} />
+          )}
         </div>
         <GuestActions
           guestId={guest.id}
           guestName={guest.name}
-          state={status?.state ?? null}
+          state={status ? (guest.isTemplate ? "template" : status.state) : null}
           since={status?.since ?? 0}
           diskNames={guest.disks.map((d) => `${d.sizeGiB} GiB ${d.format} disk`)}
         />
@@ -72,9 +80,11 @@ export default async function GuestPage({ params }: { params: Promise<{ id: stri
         <div className="card p-4">
           <div className="mb-2 flex items-center justify-between">
             <h2 className="font-semibold">Hardware</h2>
-            <Link href={`/guests/${guest.id}/edit`} className="btn">
-              Edit hardware
-            </Link>
+            {!guest.isTemplate && (
+              <Link href={`/guests/${guest.id}/edit`} className="btn">
+                Edit hardware
+              </Link>
+            )}
           </div>
           <dl className="grid grid-cols-[8rem_1fr] gap-y-1 text-sm">
             <dt className="text-slate-500">Machine</dt>
@@ -155,6 +165,21 @@ export default async function GuestPage({ params }: { params: Promise<{ id: stri
         <pre data-testid="command-line" className="overflow-x-auto rounded bg-slate-900 p-3 font-mono text-xs leading-relaxed text-slate-100">
           {commandLine ?? "The host agent is not reachable."}
         </pre>
+      </section>
+
+      <section className="card space-y-3 p-4">
+        <h2 className="font-semibold">{guest.isTemplate ? "New guests from this template" : "Copies"}</h2>
+        <div className="flex flex-wrap items-center gap-2">
+          <a className="btn" href={`/guests/${guest.id}/definition`} download>
+            Export definition (JSON)
+          </a>
+          {!guest.isTemplate && status?.state === "stopped" && <MakeTemplateButton guestId={guest.id} guestName={guest.name} />}
+        </div>
+        {status?.state === "stopped" ? (
+          <CloneForm guestId={guest.id} guestName={guest.name} isTemplate={guest.isTemplate} />
+        ) : (
+          <p className="text-sm text-slate-500">Shut the guest down to clone it or make it a template.</p>
+        )}
       </section>
 
       <p>

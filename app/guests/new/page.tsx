@@ -1,4 +1,8 @@
+import Link from "next/link";
 import { CreateGuestForm } from "@/components/create-guest-form";
+import { ImportForm } from "@/components/import-form";
+import { guestScope } from "@/server/auth/policy";
+import { db } from "@/server/db/client";
 import { LIMITS, GUEST_NAME_RULE } from "@/server/domain/validation";
 import { agentFor } from "@/server/web/guests";
 import { localHost } from "@/server/web/hosts";
@@ -7,8 +11,13 @@ import { requireUser } from "@/server/web/session";
 export const dynamic = "force-dynamic";
 
 export default async function NewGuestPage() {
-  await requireUser();
+  const user = await requireUser();
   const host = await localHost();
+  const templates = await db.guest.findMany({
+    where: { isTemplate: true, ...guestScope(user) },
+    orderBy: { name: "asc" },
+    select: { id: true, name: true, vcpus: true, memoryMiB: true, description: true },
+  });
   const info = await agentFor(host).host().catch(() => null);
   return (
     <div className="mx-auto max-w-2xl space-y-4">
@@ -19,6 +28,30 @@ export default async function NewGuestPage() {
         </p>
       )}
       <CreateGuestForm isos={info?.isos ?? []} limits={LIMITS} nameRule={GUEST_NAME_RULE} />
+      {templates.length > 0 && (
+        <section className="space-y-2">
+          <h2 className="text-lg font-semibold">From a template</h2>
+          <ul className="card divide-y divide-slate-100">
+            {templates.map((t) => (
+              <li key={t.id} className="flex items-center justify-between px-4 py-2 text-sm">
+                <span>
+                  <span className="font-medium">{t.name}</span>{" "}
+                  <span className="text-slate-500">
+                    {t.vcpus} vCPU(s), {t.memoryMiB} MiB{t.description ? ` · ${t.description.slice(0, 80)}` : ""}
+                  </span>
+                </span>
+                <Link href={`/guests/${t.id}`} className="btn">
+                  Use template
+                </Link>
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
+      <section className="space-y-2">
+        <h2 className="text-lg font-semibold">Import a definition</h2>
+        <ImportForm />
+      </section>
     </div>
   );
 }

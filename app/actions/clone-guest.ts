@@ -1,0 +1,33 @@
+"use server";
+
+import { revalidatePath } from "next/cache";
+import { z } from "zod";
+import { GuesthouseError } from "@/server/domain/errors";
+import type { DiskFormat } from "@/server/domain/types";
+import { guestName, parseOrThrow } from "@/server/domain/validation";
+import { authedAction } from "@/server/web/action";
+import { makeGuest } from "@/server/web/guest-factory";
+import { definitionOf, liveState, loadGuest } from "@/server/web/guests";
+
+const cloneInput = z.strictObject({ name: guestName, mode: z.enum(["full", "linked"]) });
+
+/**
+ * Clone: a new guest with the same hardware and copies of the disks. A full clone
+ * copies every disk (sparse); a linked clone, made only from a template, gets thin
+ * qcow2 disks backed by the template's, which therefore never change again.
+ */
+export const cloneGuest = authedAction("clone-guest", async (user, guestId: string, raw: unknown) => {
+  const input = parseOrThrow(cloneInput, raw, "The clone");
+  const source = await loadGuest(user, guestId);
+  if (input.mode === "linked" && !source.isTemplate) {
+    throw new GuesthouseError("conflict", "Linked clones are made from templates only: a template's disks never change. Make a full clone, or convert the guest to a template first.");
+  }
+  const { state } = await liveState(source);
+  if (state !== "stopped") {
+    throw new GuesthouseError("conflict", `${source.name} is ${state}; shut it down first, so its disks are consistent.`);
+  }
+  const sources = source.disks.map((d) => ({ kind: input.mode, diskId: d.id, volume: d.volume, format: d.format as DiskFormat }));
+  const guest = await makeGuest(user, source.host, definitionOf(source, input.name), sources, `cloned (${input.mode}) from ${source.name} as`);
+  revalidatePath("/");
+  return guest;
+});

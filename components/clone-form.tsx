@@ -1,0 +1,49 @@
+"use client";
+
+import { useRouter } from "next/navigation";
+import { useState, useTransition } from "react";
+import { cloneGuest } from "@/app/actions/clone-guest";
+
+/** Clone a guest (full copy) or a template (linked clone by default). */
+export function CloneForm({ guestId, guestName, isTemplate }: { guestId: string; guestName: string; isTemplate: boolean }) {
+  const router = useRouter();
+  const [error, setError] = useState<string | null>(null);
+  const [pending, startTransition] = useTransition();
+
+  function submit(event: React.FormEvent<HTMLFormElement>) {
+    event.preventDefault();
+    const form = new FormData(event.currentTarget);
+    setError(null);
+    startTransition(async () => {
+      const result = await cloneGuest(guestId, { name: form.get("clone-name"), mode: form.get("mode") });
+      if (result.ok) router.push(`/guests/${result.data.id}`);
+      else setError(result.error);
+    });
+  }
+
+  return (
+    <form onSubmit={submit} className="space-y-2" aria-label="Clone">
+      <div className="flex flex-wrap items-end gap-2">
+        <label className="label">
+          New guest&apos;s name
+          <input name="clone-name" className="field" required defaultValue={`${guestName}-copy`} />
+        </label>
+        <label className="label">
+          Disks
+          <select name="mode" className="field" defaultValue={isTemplate ? "linked" : "full"}>
+            <option value="full">Full copy</option>
+            {isTemplate && <option value="linked">Linked (thin, backed by the template)</option>}
+          </select>
+        </label>
+        <button type="submit" className="btn" disabled={pending}>
+          {pending ? "Cloning…" : isTemplate ? "Create guest from template" : "Clone"}
+        </button>
+      </div>
+      {error && (
+        <p role="alert" data-testid="clone-error" className="rounded-md bg-red-50 p-2 text-sm text-red-800">
+          {error}
+        </p>
+      )}
+    </form>
+  );
+}

@@ -1,0 +1,124 @@
+/**
+ * Making a guest, whichever way it comes: the create form, an imported definition,
+ * a clone or a template. One place checks the name, the ISOs and the forwarded ports,
+ * makes the disks (new, copied or linked), writes the rows in one go, and removes
+ * every disk it made if anything fails: no half-made guest is ever left behind.
+ */
+import type { SessionUser } from "../auth/sessions";
+import { db } from "../db/client";
+import { isUniqueViolationOn } from "../db/errors";
+import { GuesthouseError } from "../domain/errors";
+import { newMac, newVolumeId } from "../domain/ids";
+import type { DiskFormat, PortForward } from "../domain/types";
+import type { GuestDefinition } from "../domain/validation";
+import { agentFor, recordEvent } from "./guests";
+import { isoRowsFor } from "./isos";
+import { userModeNetwork } from "./networks";
+
+/** Where a new guest's disk comes from: made empty, or cloned from an existing disk. */
+export type DiskSource = { kind: "new" } | { kind: "full" | "linked"; diskId: string; volume: string; format: DiskFormat };
+
+export async function makeGuest(
+  user: SessionUser,
+  host: { id: string; endpoint: string },
+  def: GuestDefinition,
+  sources: DiskSource[] = def.disks.map(() => ({ kind: "new" })),
+  how = "created",
+): Promise<{ id: string }> {
+  if (await db.guest.findFirst({ where: { teamId: user.teamId, name: def.name }, select: { id: true } })) {
+    throw new GuesthouseError("conflict", `Your team already has a guest named "${def.name}". Choose another name.`);
+  }
+  await assertPortsFree(host.id, null, def.nics.flatMap((n) => n.forwards));
+  const isoIds = await isoRowsFor(host, def.cdroms.map((c) => c.iso));
+  const network = def.nics.length ? await userModeNetwork({ teamId: user.teamId, ownerId: user.id, hostId: host.id }) : null;
+
+  const agent = agentFor(host);
+  const made: Array<{ volume: string; format: DiskFormat }> = [];
+  try {
+    const disks = [];
+    for (const [i, disk] of def.disks.entries()) {
+      const source = sources[i] ?? { kind: "new" };
+      const volume = newVolumeId();
+      // A clone is always qcow2 (a linked one must be: it records its backing file).
+      const format: DiskFormat = source.kind === "new" ? disk.format : "qcow2";
+      made.push({ volume, format });
+      if (source.kind === "new") await agent.createVolume(volume, format, disk.sizeGiB);
+      else await agent.cloneVolume(source.volume, source.format, volume, source.kind);
+      disks.push({
+        volume,
+        format,
+        bus: disk.bus,
+        cache: disk.cache,
+        readOnly: disk.readOnly,
+        sizeGiB: disk.sizeGiB,
+        position: i,
+        baseId: source.kind === "linked" ? source.diskId : null,
+        ownerId: user.id,
+        teamId: user.teamId,
+        hostId: host.id,
+      });
+    }
+    const guest = await db.guest.create({
+      select: { id: true },
+      data: {
+        name: def.name,
+        machine: def.machine,
+        firmware: def.firmware,
+        vcpus: def.vcpus,
+        sockets: def.sockets,
+        threads: def.threads,
+        memoryMiB: def.memoryMiB,
+        bootOrder: def.bootOrder.join(","),
+        display: def.display,
+        serial: def.serial,
+        rtc: def.rtc,
+        description: def.description,
+        tags: JSON.stringify([...new Set(def.tags)]),
+        ownerId: user.id,
+        teamId: user.teamId,
+        hostId: host.id,
+        disks: { create: disks },
+        cdroms: { create: isoIds.map((isoId, position) => ({ isoId, position })) },
+        nics: {
+          create: def.nics.map((n, position) => ({
+            mac: newMac(),
+            model: n.model,
+            forwards: JSON.stringify(n.forwards),
+            position,
+            networkId: network!.id,
+          })),
+        },
+      },
+    });
+    await recordEvent("create", true, `${how} guest ${def.name}`, user.id, guest.id).catch((err) =>
+      console.error("make-guest: could not record the event", err),
+    );
+    return guest;
+  } catch (err) {
+    // Also after a timeout: the agent may have made a disk even if we did not hear back.
+    for (const { volume, format } of made) {
+      await agent.deleteVolume(volume, format).catch((e) => console.error("make-guest: could not remove disk", volume, e));
+    }
+    if (isUniqueViolationOn(err, "name")) {
+      throw new GuesthouseError("conflict", `Your team already has a guest named "${def.name}". Choose another name.`);
+    }
+    throw err;
+  }
+}
+
+/** Forwarded host ports are shared by every guest on the host: refuse one already taken. */
+export async function assertPortsFree(hostId: string, exceptGuestId: string | null, forwards: PortForward[]): Promise<void> {
+  if (forwards.length === 0) return;
+  const others = await db.nic.findMany({
+    where: { guest: { hostId, ...(exceptGuestId ? { id: { not: exceptGuestId } } : {}) }, forwards: { not: "[]" } },
+    select: { forwards: true, guest: { select: { name: true } } },
+  });
+  const taken = new Map<string, string>();
+  for (const nic of others) {
+    for (const f of JSON.parse(nic.forwards) as PortForward[]) taken.set(`${f.protocol}/${f.hostPort}`, nic.guest.name);
+  }
+  for (const f of forwards) {
+    const owner = taken.get(`${f.protocol}/${f.hostPort}`);
+    if (owner) throw new GuesthouseError("conflict", `Host port ${f.protocol} ${f.hostPort} is already forwarded to ${owner}. Choose another.`);
+  }
+}

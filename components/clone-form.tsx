@@ -39,6 +39,7 @@ export function CloneForm({ guestId, guestName, isTemplate }: { guestId: string;
           {pending ? "Cloning…" : isTemplate ? "Create guest from template" : "Clone"}
         </button>
       </div>
+      <p className="text-xs text-slate-500">The copy gets new MAC addresses and no port forwards.</p>
       {error && (
         <p role="alert" data-testid="clone-error" className="rounded-md bg-red-50 p-2 text-sm text-red-800">
           {error}

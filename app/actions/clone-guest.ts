@@ -14,7 +14,8 @@ const cloneInput = z.strictObject({ name: guestName, mode: z.enum(["full", "link
 /**
  * Clone: a new guest with the same hardware and copies of the disks. A full clone
  * copies every disk (sparse); a linked clone, made only from a template, gets thin
- * qcow2 disks backed by the template's, which therefore never change again.
+ * qcow2 disks backed by the template's, which therefore never change again. Network
+ * cards get new MACs and no port forwards (a host port goes to one guest only).
  */
 export const cloneGuest = authedAction("clone-guest", async (user, guestId: string, raw: unknown) => {
   const input = parseOrThrow(cloneInput, raw, "The clone");
@@ -27,7 +28,10 @@ export const cloneGuest = authedAction("clone-guest", async (user, guestId: stri
     throw new GuesthouseError("conflict", `${source.name} is ${state}; shut it down first, so its disks are consistent.`);
   }
   const sources = source.disks.map((d) => ({ kind: input.mode, diskId: d.id, volume: d.volume, format: d.format as DiskFormat }));
-  const guest = await makeGuest(user, source.host, definitionOf(source, input.name), sources, `cloned (${input.mode}) from ${source.name} as`);
+  // Host ports can be forwarded to one guest only: the clone's cards start without forwards.
+  const definition = definitionOf(source, input.name);
+  definition.nics = definition.nics.map((n) => ({ ...n, forwards: [] }));
+  const guest = await makeGuest(user, source.host, definition, sources, `cloned (${input.mode}) from ${source.name} as`);
   revalidatePath("/");
   return guest;
 });

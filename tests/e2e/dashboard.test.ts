@@ -290,16 +290,83 @@ describe("dashboard in Chromium", () => {
     await page.locator('[data-testid="guest-state"][data-state="stopped"]').waitFor();
   });
 
-  test("delete it with its disk, after a confirmation that names the disk", async () => {
-    await page.getByRole("button", { name: "Delete" }).click();
-    const dialog = page.getByRole("dialog");
-    assert.match(await dialog.innerText(), /Delete guest e2e-demo\?/);
-    assert.match(await dialog.innerText(), /1 GiB qcow2 disk/);
-    await dialog.getByRole("button", { name: "Delete e2e-demo" }).click();
-    await page.waitForURL(`${stack.baseUrl}/`, { waitUntil: "commit" });
+  test("export the definition and import it as a new guest", async () => {
+    const response = await page.request.get(`${stack.baseUrl}/guests/${guestId}/definition`);
+    assert.equal(response.status(), 200);
+    const text = await response.text();
+    const definition = JSON.parse(text) as { name: string; memoryMiB: number; tags: string[]; nics: Array<{ forwards: unknown[] }> };
+    assert.equal(definition.name, GUEST);
+    assert.equal(definition.memoryMiB, 512);
+    assert.deepEqual(definition.tags, ["demo", "e2e"]);
+    assert.doesNotMatch(text, /volume|52:54:00|\/tmp\//, "no volume id, MAC or host path leaves the server");
+    const other = await fetch(`${stack.baseUrl}/guests/${guestId}/definition`);
+    assert.equal(other.status, 401, "export needs a login");
+
+    await page.goto(`${stack.baseUrl}/guests/new`);
+    // Same host: the forwarded port is taken by the original, and import says so.
+    await page.fill('textarea[name="definition"]', JSON.stringify({ ...definition, name: "e2e-imported" }));
+    await page.getByRole("button", { name: "Import guest" }).click();
+    await page.getByTestId("import-error").waitFor();
+    assert.match(await page.getByTestId("import-error").innerText(), /already forwarded to e2e-demo/);
+    const noForwards = { ...definition, name: "e2e-imported", nics: definition.nics.map((n) => ({ ...n, forwards: [] })) };
+    await page.fill('textarea[name="definition"]', JSON.stringify(noForwards));
+    await page.getByRole("button", { name: "Import guest" }).click();
+    await page.waitForURL(/\/guests\/(?!new$)[a-z0-9]+$/, { waitUntil: "commit" });
+    assert.equal(await page.getByTestId("guest-name").innerText(), "e2e-imported");
+    const imported = await stack.database.db.guest.findFirstOrThrow({ where: { name: "e2e-imported" }, include: { disks: true, nics: true } });
+    assert.equal(imported.memoryMiB, 512);
+    assert.equal(imported.disks.length, 1);
+    assert.equal(imported.nics.length, 1);
+    assert.ok(fs.existsSync(path.join(stack.agent.dataDir, "disks", `${imported.disks[0]!.volume}.qcow2`)), "a new disk was made");
+
+    await page.goto(`${stack.baseUrl}/guests/new`);
+    await page.fill('textarea[name="definition"]', '{"guesthouse": 1, "name": "x", "memoryMiB": 0}');
+    await page.getByRole("button", { name: "Import guest" }).click();
+    await page.getByTestId("import-error").waitFor();
+    assert.match(await page.getByTestId("import-error").innerText(), /memoryMiB/);
+  });
+
+  test("make it a template, create a linked clone from it, and boot the clone", async () => {
+    await page.goto(`${stack.baseUrl}/guests/${guestId}`);
+    page.once("dialog", (dialog) => void dialog.accept());
+    await page.getByRole("button", { name: "Convert to template" }).click();
+    await page.getByTestId("template-badge").waitFor();
+    assert.equal(await page.getByRole("button", { name: "Start" }).count(), 0, "a template offers no start");
+
+    await page.fill('input[name="clone-name"]', "e2e-linked");
+    assert.equal(await page.locator('select[name="mode"]').inputValue(), "linked", "a template offers linked clones first");
+    await page.getByRole("button", { name: "Create guest from template" }).click();
+    await page.waitForURL((url) => !url.pathname.endsWith(guestId) && /\/guests\/[a-z0-9]+$/.test(url.pathname), { waitUntil: "commit" });
+    assert.equal(await page.getByTestId("guest-name").innerText(), "e2e-linked");
+    const clone = await stack.database.db.guest.findFirstOrThrow({ where: { name: "e2e-linked" }, include: { disks: true } });
+    const template = await stack.database.db.disk.findFirstOrThrow({ where: { guestId } });
+    assert.equal(clone.disks[0]!.baseId, template.id, "the clone's disk is linked to the template's");
+
+    await page.getByRole("button", { name: "Start" }).click();
+    await page.locator('[data-testid="guest-state"][data-state="running"]').waitFor();
+    await page.getByRole("button", { name: "Force off" }).click();
+    await page.locator('[data-testid="guest-state"][data-state="stopped"]').waitFor();
+  });
+
+  test("a template with linked clones cannot be deleted; after the clones go, it can", async () => {
+    const deleteVia = async (name: string) => {
+      const row = await stack.database.db.guest.findFirstOrThrow({ where: { name } });
+      await page.goto(`${stack.baseUrl}/guests/${row.id}`);
+      await page.getByRole("button", { name: "Delete" }).click();
+      await page.getByRole("dialog").getByRole("button", { name: `Delete ${name}` }).click();
+    };
+    await deleteVia(GUEST);
+    await page.getByTestId("action-error").waitFor();
+    assert.match(await page.getByTestId("action-error").innerText(), /Linked clones use .*e2e-linked/);
+
+    for (const name of ["e2e-linked", "e2e-imported", GUEST]) {
+      await deleteVia(name);
+      await page.waitForURL(`${stack.baseUrl}/`, { waitUntil: "commit" });
+      await page.locator(`[data-testid="guest-row"][data-guest="${name}"]`).waitFor({ state: "detached" });
+    }
     await page.getByText("No guests yet").waitFor();
     assert.equal(await stack.database.db.guest.count(), 0);
     assert.equal(await stack.database.db.disk.count(), 0);
-    assert.deepEqual(fs.readdirSync(path.join(stack.agent.dataDir, "disks")), [], "the disk file is gone");
+    assert.deepEqual(fs.readdirSync(path.join(stack.agent.dataDir, "disks")), [], "every disk file is gone");
   });
 });

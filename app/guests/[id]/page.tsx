@@ -176,7 +176,7 @@ export default async function GuestPage({ params }: { params: Promise<{ id: stri
           {!guest.isTemplate && status?.state === "stopped" && <MakeTemplateButton guestId={guest.id} guestName={guest.name} />}
         </div>
         {status?.state === "stopped" ? (
-          <CloneForm guestId={guest.id} guestName={guest.name} isTemplate={guest.isTemplate} />
+          <CloneForm key={guest.isTemplate ? "template" : "guest"} guestId={guest.id} guestName={guest.name} isTemplate={guest.isTemplate} />
         ) : (
           <p className="text-sm text-slate-500">Shut the guest down to clone it or make it a template.</p>
         )}

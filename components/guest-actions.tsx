@@ -65,6 +65,16 @@ export function GuestActions(props: {
             {b.label}
           </button>
         ))}
+        {allowed.includes("start") && (
+          <button
+            className="btn"
+            title="Start and show the firmware's boot menu (press Esc or F12 in the console); only this once"
+            disabled={pending}
+            onClick={() => run(() => powerGuest(guestId, "start", { bootMenu: true }), () => router.push(`/guests/${guestId}/console`))}
+          >
+            Start with boot menu
+          </button>
+        )}
         {allowed.includes("delete") && (
           <button className="btn btn-danger" disabled={pending} onClick={() => setConfirmingDelete(true)}>
             Delete

@@ -24,14 +24,16 @@ const RUN: Record<PowerAction, (agent: AgentClient, spec: GuestSpec) => Promise<
  * resume, force off. The agent checks the state table too, so a stale page that
  * offers a button the state no longer allows gets a clear refusal.
  */
-export const powerGuest = authedAction("power-guest", async (user, guestId: string, action: PowerAction) => {
+export const powerGuest = authedAction("power-guest", async (user, guestId: string, action: PowerAction, options?: { bootMenu?: boolean }) => {
   const op = parseOrThrow(z.enum(POWER_ACTIONS), action, "The action");
+  const { bootMenu } = parseOrThrow(z.strictObject({ bootMenu: z.boolean().optional() }), options ?? {}, "The options");
   const guest = await loadGuest(user, guestId);
   if (guest.isTemplate) {
     throw new GuesthouseError("conflict", `${guest.name} is a template: templates are never started. Clone it to make a guest.`);
   }
   try {
-    const status = await RUN[op](agentFor(guest.host), specOf(guest));
+    // The boot menu is a one-time choice for this start, never stored.
+    const status = await RUN[op](agentFor(guest.host), { ...specOf(guest), ...(bootMenu ? { bootMenu: true } : {}) });
     await recordEvent(op, true, `${op} ${guest.name}`, user.id, guest.id);
     revalidatePath("/");
     return status.state;

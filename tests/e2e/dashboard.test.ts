@@ -159,7 +159,7 @@ describe("dashboard in Chromium", () => {
 
   test("start it and watch the state change", async () => {
     await page.goto(`${stack.baseUrl}/guests/${guestId}`);
-    await page.getByRole("button", { name: "Start" }).click();
+    await page.getByRole("button", { name: "Start", exact: true }).click();
     await page.locator('[data-testid="guest-state"][data-state="running"]').waitFor();
     await waitFor("the guest to boot", () => serialLog().includes("GUESTHOUSE-DEMO-READY"), 90_000);
   });
@@ -277,7 +277,7 @@ describe("dashboard in Chromium", () => {
   });
 
   test("start again, pause and resume it from the page, force it off", async () => {
-    await page.getByRole("button", { name: "Start" }).click();
+    await page.getByRole("button", { name: "Start", exact: true }).click();
     await page.locator('[data-testid="guest-state"][data-state="running"]').waitFor();
     assert.match(await page.getByTestId("command-line").innerText(), /-m 512\b/, "the pending change applied at this start");
     assert.equal(await page.getByTestId("pending-changes").count(), 0);
@@ -331,7 +331,7 @@ describe("dashboard in Chromium", () => {
     page.once("dialog", (dialog) => void dialog.accept());
     await page.getByRole("button", { name: "Convert to template" }).click();
     await page.getByTestId("template-badge").waitFor();
-    assert.equal(await page.getByRole("button", { name: "Start" }).count(), 0, "a template offers no start");
+    assert.equal(await page.getByRole("button", { name: "Start", exact: true }).count(), 0, "a template offers no start");
 
     await page.fill('input[name="clone-name"]', "e2e-linked");
     assert.equal(await page.locator('select[name="mode"]').inputValue(), "linked", "a template offers linked clones first");
@@ -342,7 +342,7 @@ describe("dashboard in Chromium", () => {
     const template = await stack.database.db.disk.findFirstOrThrow({ where: { guestId } });
     assert.equal(clone.disks[0]!.baseId, template.id, "the clone's disk is linked to the template's");
 
-    await page.getByRole("button", { name: "Start" }).click();
+    await page.getByRole("button", { name: "Start", exact: true }).click();
     await page.locator('[data-testid="guest-state"][data-state="running"]').waitFor();
     await page.getByRole("button", { name: "Force off" }).click();
     await page.locator('[data-testid="guest-state"][data-state="stopped"]').waitFor();

@@ -74,6 +74,16 @@ const portForward = z.strictObject({
   guestPort: portNumber("A guest port", 1),
 });
 
+/** How a disk is attached: the same in the spec, the edit form and the definition. */
+const diskAttachment = { bus: z.enum(DISK_BUSES), cache: z.enum(DISK_CACHES), readOnly: z.boolean() };
+const forwards = z
+  .array(portForward)
+  .max(LIMITS_DEVICES.forwards, `A network card has at most ${LIMITS_DEVICES.forwards} port forwards.`);
+const listOf = <T extends z.ZodType>(item: T, max: number, what: string) =>
+  z.array(item).max(max, `A guest has at most ${max} ${what}.`);
+const cdroms = listOf(z.strictObject({ iso: isoName }), LIMITS_DEVICES.cdroms, "CD-ROMs");
+const description = z.string().max(2000, "The description is at most 2,000 characters.");
+
 /** The parts of a guest's hardware that a person edits, shared by the spec and the definition. */
 const hardwareShape = {
   machine: z.enum(MACHINE_TYPES),
@@ -145,34 +155,20 @@ export const guestSpecSchema = z
     id: volumeId,
     name: guestName,
     ...hardwareShape,
-    disks: z
-      .array(
-        z.strictObject({
-          volume: volumeId,
-          format: z.enum(DISK_FORMATS),
-          bus: z.enum(DISK_BUSES),
-          cache: z.enum(DISK_CACHES),
-          readOnly: z.boolean(),
-        }),
-      )
-      .max(LIMITS_DEVICES.disks, `A guest has at most ${LIMITS_DEVICES.disks} disks.`),
-    cdroms: z.array(z.strictObject({ iso: isoName })).max(LIMITS_DEVICES.cdroms, `A guest has at most ${LIMITS_DEVICES.cdroms} CD-ROMs.`),
-    nics: z
-      .array(
-        z.strictObject({
-          mac,
-          model: z.enum(NIC_MODELS),
-          mode: z.literal("user"),
-          forwards: z.array(portForward).max(LIMITS_DEVICES.forwards, `A network card has at most ${LIMITS_DEVICES.forwards} port forwards.`),
-        }),
-      )
-      .max(LIMITS_DEVICES.nics, `A guest has at most ${LIMITS_DEVICES.nics} network cards.`),
+    disks: listOf(z.strictObject({ volume: volumeId, format: z.enum(DISK_FORMATS), ...diskAttachment }), LIMITS_DEVICES.disks, "disks"),
+    cdroms,
+    nics: listOf(
+      z.strictObject({ mac, model: z.enum(NIC_MODELS), mode: z.literal("user"), forwards }),
+      LIMITS_DEVICES.nics,
+      "network cards",
+    ),
     bootMenu: z.boolean().optional(),
   })
   .superRefine(checkHardware) satisfies z.ZodType<GuestSpec>;
 
 /** Tags: short words a person can filter by. */
 const tag = z.string().trim().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/, "A tag is 1 to 32 letters, digits, '.', '_' or '-'.");
+const tags = z.array(tag).max(16, "A guest has at most 16 tags.");
 
 /**
  * A guest's hardware as the edit form sends it (JSON). Disks are the guest's existing
@@ -181,22 +177,12 @@ const tag = z.string().trim().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/, "A tag 
 export const editHardwareInput = z
   .strictObject({
     ...hardwareShape,
-    description: z.string().max(2000, "The description is at most 2,000 characters."),
-    tags: z.array(tag).max(16, "A guest has at most 16 tags."),
-    disks: z
-      .array(z.strictObject({ id: z.string().min(1).max(64), bus: z.enum(DISK_BUSES), cache: z.enum(DISK_CACHES), readOnly: z.boolean() }))
-      .max(LIMITS_DEVICES.disks, `A guest has at most ${LIMITS_DEVICES.disks} disks.`),
-    cdroms: z.array(z.strictObject({ iso: isoName })).max(LIMITS_DEVICES.cdroms, `A guest has at most ${LIMITS_DEVICES.cdroms} CD-ROMs.`),
-    nics: z
-      .array(
-        z.strictObject({
-          /** Absent for a new card: a MAC is generated. */
-          mac: mac.optional(),
-          model: z.enum(NIC_MODELS),
-          forwards: z.array(portForward).max(LIMITS_DEVICES.forwards, `A network card has at most ${LIMITS_DEVICES.forwards} port forwards.`),
-        }),
-      )
-      .max(LIMITS_DEVICES.nics, `A guest has at most ${LIMITS_DEVICES.nics} network cards.`),
+    description,
+    tags,
+    disks: listOf(z.strictObject({ id: z.string().min(1).max(64), ...diskAttachment }), LIMITS_DEVICES.disks, "disks"),
+    cdroms,
+    // A new card has no MAC yet: one is generated.
+    nics: listOf(z.strictObject({ mac: mac.optional(), model: z.enum(NIC_MODELS), forwards }), LIMITS_DEVICES.nics, "network cards"),
   })
   .superRefine(checkHardware);
 export type EditHardwareInput = z.infer<typeof editHardwareInput>;
@@ -210,23 +196,11 @@ export const guestDefinitionSchema = z
     guesthouse: z.literal(1, "This is not a Guesthouse guest definition (version 1): it lacks \"guesthouse\": 1."),
     name: guestName,
     ...hardwareShape,
-    description: z.string().max(2000, "The description is at most 2,000 characters."),
-    tags: z.array(tag).max(16, "A guest has at most 16 tags."),
-    disks: z
-      .array(
-        z.strictObject({
-          sizeGiB: diskGiB,
-          format: z.enum(DISK_FORMATS),
-          bus: z.enum(DISK_BUSES),
-          cache: z.enum(DISK_CACHES),
-          readOnly: z.boolean(),
-        }),
-      )
-      .max(LIMITS_DEVICES.disks, `A guest has at most ${LIMITS_DEVICES.disks} disks.`),
-    cdroms: z.array(z.strictObject({ iso: isoName })).max(LIMITS_DEVICES.cdroms, `A guest has at most ${LIMITS_DEVICES.cdroms} CD-ROMs.`),
-    nics: z
-      .array(z.strictObject({ model: z.enum(NIC_MODELS), forwards: z.array(portForward).max(LIMITS_DEVICES.forwards, `A network card has at most ${LIMITS_DEVICES.forwards} port forwards.`) }))
-      .max(LIMITS_DEVICES.nics, `A guest has at most ${LIMITS_DEVICES.nics} network cards.`),
+    description,
+    tags,
+    disks: listOf(z.strictObject({ sizeGiB: diskGiB, format: z.enum(DISK_FORMATS), ...diskAttachment }), LIMITS_DEVICES.disks, "disks"),
+    cdroms,
+    nics: listOf(z.strictObject({ model: z.enum(NIC_MODELS), forwards }), LIMITS_DEVICES.nics, "network cards"),
   })
   .superRefine(checkHardware);
 export type GuestDefinition = z.infer<typeof guestDefinitionSchema>;

@@ -4,9 +4,9 @@
  * Next.js app) on a free loopback port.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import net from "node:net";
 import { createTestDb, type TestDb } from "./db";
 import { startTestAgent, type TestAgent } from "./agent";
+import { freePort } from "./net";
 
 export interface TestStack {
   agent: TestAgent;
@@ -16,17 +16,6 @@ export interface TestStack {
   admin: { username: string; password: string };
   output(): string;
   cleanup(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-    server.once("error", reject);
-  });
 }
 
 export async function startTestStack(): Promise<TestStack> {

@@ -8,29 +8,18 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { GuestSpec } from "../../server/domain/types";
 import { GuesthouseError } from "../../server/domain/errors";
+import { testSpec } from "../helpers/specs";
 import { processGone, qemuPidsUnder, startTestAgent, waitFor, type TestAgent } from "../helpers/agent";
 
 const BOOT_TIMEOUT_MS = 90_000;
 
 function demoSpec(id: string, volume: string | null, overrides: Partial<GuestSpec> = {}): GuestSpec {
-  return {
-    id,
+  return testSpec(id, {
     name: `demo-${id.slice(0, 6)}`,
-    machine: "q35",
-    firmware: "bios",
-    vcpus: 1,
-    sockets: 1,
-    threads: 1,
-    memoryMiB: 256,
     disks: volume ? [{ volume, format: "qcow2", bus: "virtio", cache: "none", readOnly: false }] : [],
-    cdroms: [{ iso: "demo.iso" }],
     nics: [{ mac: "52:54:00:ab:cd:01", model: "virtio", mode: "user", forwards: [] }],
-    bootOrder: ["cdrom", "disk"],
-    display: "std",
-    serial: true,
-    rtc: "utc",
     ...overrides,
-  };
+  });
 }
 
 describe("agent with real QEMU", () => {

@@ -9,53 +9,13 @@ import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import type { GuestSpec } from "../../server/domain/types";
 import { startTestAgent, waitFor, type TestAgent } from "../helpers/agent";
+import { connects, freePort } from "../helpers/net";
+import { testSpec } from "../helpers/specs";
 
 const BOOT_TIMEOUT_MS = 90_000;
 
-function spec(id: string, overrides: Partial<GuestSpec>): GuestSpec {
-  return {
-    id,
-    name: `hw-${id.slice(0, 6)}`,
-    machine: "q35",
-    firmware: "bios",
-    vcpus: 1,
-    sockets: 1,
-    threads: 1,
-    memoryMiB: 256,
-    disks: [],
-    cdroms: [{ iso: "demo.iso" }],
-    nics: [],
-    bootOrder: ["cdrom", "disk"],
-    display: "std",
-    serial: true,
-    rtc: "utc",
-    ...overrides,
-  };
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-    server.once("error", reject);
-  });
-}
-
-function connects(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.createConnection({ host: "127.0.0.1", port });
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
-}
+const spec = testSpec;
 
 describe("hardware options with real QEMU", () => {
   let agent: TestAgent;

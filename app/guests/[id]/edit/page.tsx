@@ -1,7 +1,7 @@
 import Link from "next/link";
 import { HardwareEditor } from "@/components/hardware-editor";
 import type { EditHardwareInput } from "@/server/domain/validation";
-import { agentFor, loadGuestOr404, specOf } from "@/server/web/guests";
+import { agentFor, definitionOf, loadGuestOr404 } from "@/server/web/guests";
 import { requireUser } from "@/server/web/session";
 
 export const dynamic = "force-dynamic";
@@ -10,25 +10,13 @@ export default async function EditHardwarePage({ params }: { params: Promise<{ i
   const user = await requireUser();
   const { id } = await params;
   const guest = await loadGuestOr404(user, id);
-  const spec = specOf(guest);
   const info = await agentFor(guest.host).host().catch(() => null);
+  // The definition, plus what only editing needs: which disk is which, and the MACs.
+  const { guesthouse: _version, name: _name, disks, nics, ...hardware } = definitionOf(guest);
   const initial: EditHardwareInput = {
-    machine: spec.machine,
-    firmware: spec.firmware,
-    vcpus: spec.vcpus,
-    sockets: spec.sockets,
-    threads: spec.threads,
-    memoryMiB: spec.memoryMiB,
-    bootOrder: spec.bootOrder,
-    display: spec.display,
-    serial: spec.serial,
-    rtc: spec.rtc,
-    description: guest.description,
-    tags: JSON.parse(guest.tags) as string[],
-    // guest.disks and spec.disks are in the same order.
-    disks: guest.disks.map((d, i) => ({ id: d.id, bus: spec.disks[i]!.bus, cache: spec.disks[i]!.cache, readOnly: spec.disks[i]!.readOnly })),
-    cdroms: spec.cdroms,
-    nics: spec.nics.map((n) => ({ mac: n.mac, model: n.model, forwards: n.forwards })),
+    ...hardware,
+    disks: guest.disks.map((d, i) => ({ id: d.id, bus: disks[i]!.bus, cache: disks[i]!.cache, readOnly: disks[i]!.readOnly })),
+    nics: guest.nics.map((n, i) => ({ mac: n.mac, model: nics[i]!.model, forwards: nics[i]!.forwards })),
   };
   return (
     <div className="mx-auto max-w-3xl space-y-4">

@@ -7,6 +7,8 @@
  *
  *   node --import tsx bench/guest-list.ts
  *   BENCH_GUESTS=2000 BENCH_REQUESTS=50 node --import tsx bench/guest-list.ts
+ *   BENCH_PROFILE=/tmp/prof node --import tsx bench/guest-list.ts   (CPU profile of the web
+ *     server during the measured requests, summarized; slows the numbers down a little)
  *
  * Needs a built app (.next; `NODE_ENV=production npx next build`) and the demo ISO
  * (`bash scripts/fixtures.sh`). Targets: page median ≤ 150 ms and ≤ 2 × raw read
@@ -15,12 +17,16 @@
  */
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
+import Database from "better-sqlite3";
+import path from "node:path";
 import { guestScope } from "../server/auth/policy";
 import { createSession, SESSION_COOKIE, type SessionUser } from "../server/auth/sessions";
 import type { PrismaClient } from "../server/db/client";
-import type { GuestSpec } from "../server/domain/types";
+import { guestInclude, specOf } from "../server/web/guests";
 import { DEMO_ISO } from "../tests/helpers/agent";
+import { createTestDb, seedBasics } from "../tests/helpers/db";
 import { startTestStack, type TestStack } from "../tests/helpers/web";
+import { printSummary, readProfile, summarize } from "./profile-summary";
 import { cpuTimeMs, machineLine, median, ms, percentile, sleep, verdict } from "./stats";
 
 const GUESTS = Number(process.env.BENCH_GUESTS ?? 1000);
@@ -29,6 +35,9 @@ const WARMUP = Number(process.env.BENCH_WARMUP ?? 5);
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 30);
 const PAGE_LIMIT_MS = 150;
 const RAW_FACTOR = 2;
+/** Guest counts looked at on the way to GUESTS (medians of 10 requests each). */
+const STAGES = (process.env.BENCH_STAGES ?? "100,250,500").split(",").filter(Boolean).map(Number);
+const PROFILE_DIR = process.env.BENCH_PROFILE ? path.resolve(process.env.BENCH_PROFILE) : null;
 
 const newId = () => randomBytes(12).toString("hex"); // 24 lowercase hex: a valid guest and volume id
 const macOf = (i: number) => `52:54:00:${[(i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff].map((b) => b.toString(16).padStart(2, "0")).join(":")}`;
@@ -44,6 +53,8 @@ function pageQuery(db: PrismaClient, user: SessionUser) {
       name: true,
       vcpus: true,
       memoryMiB: true,
+      isTemplate: true,
+      tags: true,
       host: { select: { id: true, name: true, endpoint: true } },
       owner: { select: { username: true } },
       disks: { select: { sizeGiB: true, bus: true }, orderBy: { position: "asc" } },
@@ -53,19 +64,40 @@ function pageQuery(db: PrismaClient, user: SessionUser) {
   });
 }
 
+/**
+ * A guest row as the tests' own seed makes it, with every column the schema has (so new
+ * settings keep their defaults here too): made once in a scratch database.
+ */
+async function guestTemplate() {
+  const scratch = await createTestDb();
+  try {
+    const { guest } = await seedBasics(scratch.db);
+    const { id: _id, name: _name, ownerId: _o, teamId: _t, hostId: _h, createdAt: _c, updatedAt: _u, ...settings } = guest;
+    return settings;
+  } finally {
+    await scratch.cleanup();
+  }
+}
+type GuestTemplate = Awaited<ReturnType<typeof guestTemplate>>;
+
 interface Rows {
-  guests: Array<{ id: string; name: string; vcpus: number; memoryMiB: number; boot: string; ownerId: string; teamId: string; hostId: string }>;
+  guests: Array<GuestTemplate & { id: string; name: string; vcpus: number; memoryMiB: number; ownerId: string; teamId: string; hostId: string }>;
   disks: Array<{ volume: string; format: string; bus: string; sizeGiB: number; position: number; guestId: string; ownerId: string; teamId: string; hostId: string }>;
   cdroms: Array<{ guestId: string; isoId: string; position: number }>;
   nics: Array<{ mac: string; model: string; position: number; guestId: string; networkId: string }>;
 }
 
 /** Rows shaped like app/actions/create-guest.ts makes them: one disk, one CD-ROM, one NIC per guest. */
-function makeRows(indexes: number[], ctx: { ownerId: string; teamId: string; hostId: string; isoId: string; networkId: string }, diskGiB: number): Rows {
+function makeRows(
+  template: GuestTemplate,
+  indexes: number[],
+  ctx: { ownerId: string; teamId: string; hostId: string; isoId: string; networkId: string },
+  diskGiB: number,
+): Rows {
   const rows: Rows = { guests: [], disks: [], cdroms: [], nics: [] };
   for (const i of indexes) {
     const id = newId();
-    rows.guests.push({ id, name: nameOf(i), vcpus: 1 + (i % 4), memoryMiB: 256 * (1 + (i % 8)), boot: "cdrom", ownerId: ctx.ownerId, teamId: ctx.teamId, hostId: ctx.hostId });
+    rows.guests.push({ ...template, id, name: nameOf(i), vcpus: 1 + (i % 4), memoryMiB: 256 * (1 + (i % 8)), ownerId: ctx.ownerId, teamId: ctx.teamId, hostId: ctx.hostId });
     rows.disks.push({ volume: newId(), format: "qcow2", bus: i % 5 === 0 ? "ide" : "virtio", sizeGiB: diskGiB, position: 0, guestId: id, ownerId: ctx.ownerId, teamId: ctx.teamId, hostId: ctx.hostId });
     rows.cdroms.push({ guestId: id, isoId: ctx.isoId, position: 0 });
     rows.nics.push({ mac: macOf(i), model: "virtio", position: 0, guestId: id, networkId: ctx.networkId });
@@ -85,22 +117,77 @@ async function insertRows(db: PrismaClient, rows: Rows): Promise<void> {
 interface PageResult {
   ms: number;
   bytes: number;
+  /** Bytes of the inline React Server Components payload (the self.__next_f.push scripts). */
+  flightBytes: number;
+  encoding: string;
   rows: number;
   running: number;
 }
 
-async function getPage(url: string, cookie: string): Promise<PageResult> {
+/** One full page load: request, server render, the whole body read (and decompressed, like a browser). */
+async function getPage(url: string, cookie: string, acceptEncoding?: string): Promise<PageResult> {
+  const headers: Record<string, string> = { cookie };
+  if (acceptEncoding) headers["accept-encoding"] = acceptEncoding;
   const t0 = performance.now();
-  const res = await fetch(url, { headers: { cookie }, redirect: "manual" });
+  const res = await fetch(url, { headers, redirect: "manual" });
   const html = await res.text();
   const took = performance.now() - t0;
   if (res.status !== 200) throw new Error(`GET ${url} answered ${res.status}: ${html.slice(0, 300)}`);
+  let flightBytes = 0;
+  for (const m of html.matchAll(/<script>self\.__next_f\.push\([\s\S]*?<\/script>/g)) flightBytes += Buffer.byteLength(m[0]);
   return {
     ms: took,
     bytes: Buffer.byteLength(html),
+    flightBytes,
+    encoding: res.headers.get("content-encoding") ?? "uncompressed",
     rows: html.split('data-testid="guest-row"').length - 1,
     running: html.split('data-state="running"').length - 1,
   };
+}
+
+/**
+ * Diagnostic: the same rows as the page's findMany, in one SQL statement straight on
+ * better-sqlite3 (times in ms). On the schema as it is (no index on the guestId columns)
+ * the correlated subqueries scan; the temporary indexes here show what they would cost
+ * with one, without touching the database the web uses (a copy is read).
+ */
+async function oneStatementRead(url: string, times: number, expectRows: number): Promise<number[]> {
+  const file = url.replace(/^file:/, "");
+  const copy = `${file}.bench-copy`;
+  const source = new Database(file, { readonly: true });
+  try {
+    await source.backup(copy);
+  } finally {
+    source.close();
+  }
+  const sqlite = new Database(copy);
+  try {
+    sqlite.exec("CREATE INDEX bench_disk ON Disk(guestId); CREATE INDEX bench_cdrom ON Cdrom(guestId); CREATE INDEX bench_nic ON Nic(guestId);");
+    const statement = sqlite.prepare(`
+      SELECT g.id, g.name, g.vcpus, g.memoryMiB, h.id AS hostId, h.name AS hostName, h.endpoint, u.username,
+        (SELECT json_group_array(json_object('sizeGiB', d.sizeGiB, 'bus', d.bus))
+           FROM (SELECT * FROM Disk d WHERE d.guestId = g.id ORDER BY d.position) d) AS disks,
+        (SELECT json_group_array(i.name) FROM Cdrom c JOIN IsoImage i ON i.id = c.isoId WHERE c.guestId = g.id) AS cdroms,
+        (SELECT json_group_array(json_object('mac', n.mac, 'model', n.model)) FROM Nic n WHERE n.guestId = g.id) AS nics
+      FROM Guest g JOIN Host h ON h.id = g.hostId JOIN User u ON u.id = g.ownerId
+      ORDER BY g.name`);
+    const result: number[] = [];
+    for (let i = 0; i < times; i++) {
+      const t = performance.now();
+      const rows = statement.all() as Array<Record<string, string>>;
+      if (rows.length !== expectRows) throw new Error(`one SQL statement read ${rows.length} rows, expected ${expectRows}`);
+      for (const r of rows) {
+        r.disks = JSON.parse(r.disks!);
+        r.cdroms = JSON.parse(r.cdroms!);
+        r.nics = JSON.parse(r.nics!);
+      }
+      result.push(performance.now() - t);
+    }
+    return result;
+  } finally {
+    sqlite.close();
+    fs.rmSync(copy, { force: true });
+  }
 }
 
 /** Agent request lines ("agent: GET /v1/guests 200 1ms") logged while fn runs. */
@@ -146,10 +233,25 @@ async function main(): Promise<number> {
 
   // The agent logs one line per request; startTestStack passes our environment on.
   process.env.GUESTHOUSE_AGENT_LOG = "1";
+  if (PROFILE_DIR) {
+    fs.mkdirSync(PROFILE_DIR, { recursive: true });
+    // Node refuses --cpu-prof in NODE_OPTIONS; a preloaded module runs the profiler instead.
+    process.env.BENCH_PROFILE_DIR = PROFILE_DIR;
+    process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ""} --import ${path.resolve("bench/cpu-profile-preload.mjs")}`.trim();
+    console.log(`profiling the web server into ${PROFILE_DIR}`);
+  }
+  let window: [number, number] | null = null;
+  const started: string[] = [];
   let stack: TestStack | null = null;
   const onSignal = () => {
     console.error("guest-list: interrupted, cleaning up");
-    void (stack?.cleanup() ?? Promise.resolve()).finally(() => process.exit(130));
+    const s = stack;
+    void (async () => {
+      if (s) {
+        for (const id of started) await s.agent.client.forceOff(id).catch(() => {});
+        await s.cleanup();
+      }
+    })().finally(() => process.exit(130));
   };
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
@@ -169,53 +271,66 @@ async function main(): Promise<number> {
     if (!demo) throw new Error(`the agent lists no demo.iso: ${JSON.stringify(info.isos)}`);
     const iso = await db.isoImage.create({ data: { hostId: host.id, name: demo.name, sizeBytes: BigInt(demo.sizeBytes) } });
     const network = await db.network.create({ data: { name: "user", mode: "user", ownerId: admin.id, teamId: admin.teamId, hostId: host.id } });
+    const template = await guestTemplate();
     const ctx = { ownerId: admin.id, teamId: admin.teamId, hostId: host.id, isoId: iso.id, networkId: network.id };
 
     // The running guests: spread over the list, with real (sparse, 1 GiB) volumes made by the agent.
     const runningIdx = [1, Math.floor(GUESTS / 2), GUESTS - 2];
-    const runningRows = makeRows(runningIdx, ctx, 1);
+    const runningRows = makeRows(template, runningIdx, ctx, 1);
     await insertRows(db, runningRows);
     const pids: number[] = [];
     for (const [k, g] of runningRows.guests.entries()) {
       const disk = runningRows.disks[k]!;
       await agent.createVolume(disk.volume, "qcow2", disk.sizeGiB);
-      const spec: GuestSpec = {
-        id: g.id,
-        name: g.name,
-        vcpus: 1,
-        memoryMiB: 256,
-        boot: "cdrom",
-        disks: [{ volume: disk.volume, format: "qcow2", bus: disk.bus as "virtio" | "ide" }],
-        cdroms: [{ iso: "demo.iso" }],
-        nics: [{ mac: runningRows.nics[k]!.mac, model: "virtio", mode: "user" }],
-      };
-      // The rows say vCPUs/memory of the pattern; keep them honest for the running ones.
+      // 1 vCPU and 256 MiB for the running ones; the spec is what the web would send.
       await db.guest.update({ where: { id: g.id }, data: { vcpus: 1, memoryMiB: 256 } });
+      const spec = specOf(await db.guest.findUniqueOrThrow({ where: { id: g.id }, include: guestInclude }));
       const t = performance.now();
       const status = await agent.start(spec);
       if (status.state !== "running" || status.pid === null) throw new Error(`guest ${g.name} did not start: ${JSON.stringify(status)}`);
       pids.push(status.pid);
+      started.push(g.id);
       console.log(`started ${g.name} (pid ${status.pid}) in ${ms(performance.now() - t)}`);
     }
+    const tBoot = performance.now();
     const idle = await waitIdle(pids);
-    console.log(`guests booted; CPU use now ${idle.map((u) => `${(u * 100).toFixed(0)}%`).join(", ")} of a core each`);
+    console.log(`guests booted (idle after ${((performance.now() - tBoot) / 1000).toFixed(0)} s); CPU use now ${idle.map((u) => `${(u * 100).toFixed(0)}%`).join(", ")} of a core each`);
 
     const { secret } = await createSession(db, admin.id);
     const cookie = `${SESSION_COOKIE}=${secret}`;
     const url = `${stack.baseUrl}/`;
 
     // Agent requests per render with only the running guests in the database.
-    for (let i = 0; i < 3; i++) await getPage(url, cookie); // first renders load code
+    for (let i = 0; i < 3; i++) await getPage(url, cookie); // the first renders load code
     const smallCalls = await agentRequestsDuring(stack, () => getPage(url, cookie));
     const smallTimes: number[] = [];
     for (let i = 0; i < 10; i++) smallTimes.push((await getPage(url, cookie)).ms);
     console.log(`with ${RUNNING} guests: page median ${ms(median(smallTimes))}, ${smallCalls.length} agent request(s) per render`);
 
-    // The rest, in one transaction.
+    // The rest in steps (one transaction each), with a short look at each size on the way.
     const rest = [...Array(GUESTS).keys()].filter((i) => !runningIdx.includes(i));
-    const tInsert = performance.now();
-    await insertRows(db, makeRows(rest, ctx, 20));
-    console.log(`inserted ${rest.length} more guests (with a disk, a CD-ROM and a NIC each) in ${ms(performance.now() - tInsert)}`);
+    let inserted = 0;
+    const scaling: Array<{ guests: number; page: number; raw: number }> = [{ guests: RUNNING, page: median(smallTimes), raw: Number.NaN }];
+    for (const total of [...STAGES.filter((n) => n > RUNNING && n < GUESTS), GUESTS]) {
+      const batch = rest.slice(inserted, total - RUNNING);
+      const tInsert = performance.now();
+      await insertRows(db, makeRows(template, batch, ctx, 20));
+      inserted += batch.length;
+      console.log(`inserted ${batch.length} more guests (a disk, a CD-ROM and a NIC each) in ${ms(performance.now() - tInsert)}: ${total} in all`);
+      if (total === GUESTS) break;
+      const page: number[] = [];
+      const raw: number[] = [];
+      for (let i = 0; i < 12; i++) {
+        const p = await getPage(url, cookie);
+        const t = performance.now();
+        await pageQuery(db, adminUser);
+        if (i >= 2) {
+          page.push(p.ms);
+          raw.push(performance.now() - t);
+        }
+      }
+      scaling.push({ guests: total, page: median(page), raw: median(raw) });
+    }
     const count = await db.guest.count();
     if (count !== GUESTS) throw new Error(`expected ${GUESTS} guests, the database has ${count}`);
 
@@ -227,6 +342,7 @@ async function main(): Promise<number> {
     const bigCalls = await agentRequestsDuring(stack, () => getPage(url, cookie));
 
     const cpuBefore = pids.map((p) => cpuTimeMs(p) ?? 0);
+    const windowFrom = Number(process.hrtime.bigint() / 1000n);
     const tMeasure = performance.now();
     const pageTimes: number[] = [];
     const rawTimes: number[] = [];
@@ -239,13 +355,25 @@ async function main(): Promise<number> {
       rawTimes.push(performance.now() - t);
       if (rows.length !== GUESTS) throw new Error(`the raw read returned ${rows.length} rows`);
     }
-    const window = performance.now() - tMeasure;
-    const guestCpu = pids.map((p, i) => ((cpuTimeMs(p) ?? 0) - cpuBefore[i]!) / window);
+    const measured = performance.now() - tMeasure;
+    window = [windowFrom, Number(process.hrtime.bigint() / 1000n)];
+    const guestCpu = pids.map((p, i) => ((cpuTimeMs(p) ?? 0) - cpuBefore[i]!) / measured);
 
     // Checks that the page really showed what we think it measured.
     const shown = last!;
-    if (shown.rows !== GUESTS) throw new Error(`the page shows ${shown.rows} guest rows, expected ${GUESTS}`);
+    if (shown.rows !== GUESTS) {
+      throw new Error(`the page shows ${shown.rows} guest rows, expected ${GUESTS} (if the list is paginated now, make pageQuery() and this check follow it)`);
+    }
     if (shown.running !== RUNNING) throw new Error(`the page shows ${shown.running} running guests, expected ${RUNNING}`);
+    scaling.push({ guests: GUESTS, page: median(pageTimes), raw: median(rawTimes) });
+
+    // Diagnostics (not targets): the page without compression, and the same rows in one SQL statement.
+    const identity: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      const p = await getPage(url, cookie, "identity");
+      if (i >= 2) identity.push(p.ms);
+    }
+    const oneSql = (await oneStatementRead(stack.database.url, 12, GUESTS)).slice(2);
 
     const pageMedian = median(pageTimes);
     const rawMedian = median(rawTimes);
@@ -255,16 +383,25 @@ async function main(): Promise<number> {
     const okCalls = bigCalls.length <= smallCalls.length && bigCalls.length <= 2;
 
     console.log("");
-    console.log(`page: ${(shown.bytes / 1024).toFixed(0)} KiB of HTML, ${shown.rows} guest rows, ${shown.running} running`);
+    console.log(
+      `page: ${(shown.bytes / 1024).toFixed(0)} KiB of HTML (${(shown.flightBytes / 1024).toFixed(0)} KiB of it the inline RSC payload), ` +
+        `sent ${shown.encoding}; ${shown.rows} guest rows, ${shown.running} running`,
+    );
     console.log(`guests' CPU use while measuring: ${guestCpu.map((u) => `${(u * 100).toFixed(0)}%`).join(", ")} of a core`);
-    console.log("result                        median       p90       min       max");
+    console.log("result                                  median       p90       min       max");
     const row = (name: string, v: number[]) =>
       console.log(
-        `${name.padEnd(26)} ${ms(median(v)).padStart(9)} ${ms(percentile(v, 90)).padStart(9)} ${ms(Math.min(...v)).padStart(9)} ${ms(Math.max(...v)).padStart(9)}`,
+        `${name.padEnd(36)} ${ms(median(v)).padStart(9)} ${ms(percentile(v, 90)).padStart(9)} ${ms(Math.min(...v)).padStart(9)} ${ms(Math.max(...v)).padStart(9)}`,
       );
     row(`GET / (${GUESTS} guests)`, pageTimes);
     row(`raw findMany (${GUESTS} rows)`, rawTimes);
     row(`GET / (${RUNNING} guests)`, smallTimes);
+    console.log("diagnostics:");
+    row(`GET / uncompressed (${GUESTS} guests)`, identity);
+    row(`one SQL statement (${GUESTS} rows)`, oneSql);
+    console.log("scaling (medians): " + scaling.map((s) => `${s.guests} guests: page ${ms(s.page)}${Number.isNaN(s.raw) ? "" : `, raw ${ms(s.raw)}`}`).join("; "));
+    const slope = (pageMedian - median(smallTimes)) / (GUESTS - RUNNING);
+    console.log(`page cost per guest row: ${(slope * 1000).toFixed(0)} µs (raw read: ${((rawMedian / GUESTS) * 1000).toFixed(0)} µs)`);
     console.log("");
     console.log(`ratio median(page)/median(raw read) = ${(pageMedian / rawMedian).toFixed(2)}`);
     console.log(`target: page median ${ms(pageMedian)} <= ${PAGE_LIMIT_MS} ms: ${verdict(okAbs)}`);
@@ -279,10 +416,30 @@ async function main(): Promise<number> {
     if (stack) console.error(`web output:\n${stack.output().slice(-3000)}\nagent output:\n${stack.agent.output().slice(-3000)}`);
     return 1;
   } finally {
-    if (stack) await stack.cleanup().catch((err) => console.error("guest-list: cleanup failed:", err));
+    if (stack) {
+      // Force off through the agent first: QEMUs orphaned by the agent's exit linger as zombies here.
+      for (const id of started) await stack.agent.client.forceOff(id).catch((err) => console.error(`guest-list: force off ${id}:`, err));
+      await stack.cleanup().catch((err) => console.error("guest-list: cleanup failed:", err));
+    }
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
+    if (PROFILE_DIR && window) reportProfile(PROFILE_DIR, window);
   }
+}
+
+/** The web server's profile (the one with Next.js frames), over the measured requests only. */
+function reportProfile(dir: string, [from, to]: [number, number]): void {
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith(".cpuprofile")).map((f) => path.join(dir, f));
+  const web = files
+    .map((file) => ({ file, profile: readProfile(file) }))
+    .filter(({ profile }) => profile.nodes.some((n) => n.callFrame.url.includes("next/dist")) && profile.endTime >= to);
+  if (web.length !== 1) {
+    console.log(`profile: expected one web server profile covering the run in ${dir}, found ${web.length}`);
+    return;
+  }
+  console.log("");
+  console.log(`profile of the web server during the ${REQUESTS} measured page requests (${path.basename(web[0]!.file)}), per request:`);
+  printSummary(summarize(web[0]!.profile, from, to), REQUESTS);
 }
 
 main().then(

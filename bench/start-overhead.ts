@@ -15,26 +15,49 @@ import os from "node:os";
 import path from "node:path";
 import type { GuestSpec } from "../server/domain/types";
 import { QmpClient } from "../server/qemu/qmp";
+import { guestInclude, specOf } from "../server/web/guests";
 import { DEMO_ISO, killQemusUnder, startTestAgent, type TestAgent } from "../tests/helpers/agent";
+import { createTestDb, seedBasics, type TestDb } from "../tests/helpers/db";
 import { machineLine, median, ms, percentile, sleep, verdict } from "./stats";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
-const WARMUP = Number(process.env.BENCH_WARMUP ?? 1);
+/** At least one: the agent's first start also prepares files the hand-run side copies (UEFI variables). */
+const WARMUP = Math.max(1, Number(process.env.BENCH_WARMUP ?? 1));
 /** How often the hand-run side looks for the QMP socket (the agent looks every 20 ms). */
 const POLL_MS = Number(process.env.BENCH_POLL_MS ?? 5);
 const START_TIMEOUT_MS = 30_000;
 const QUIT_GRACE_MS = 3_000;
 
-const spec: GuestSpec = {
-  id: "benchstart0001",
-  name: "bench-start",
-  vcpus: 1,
-  memoryMiB: 256,
-  boot: "cdrom",
-  disks: [],
-  cdroms: [{ iso: "demo.iso" }],
-  nics: [{ mac: "52:54:00:be:00:01", model: "virtio", mode: "user" }],
-};
+/**
+ * The spec the dashboard would send for a guest with 1 vCPU, 256 MiB, no disk, the demo
+ * ISO as CD-ROM and one user-mode NIC: made from database rows by the web's own specOf(),
+ * so every other setting is the database's default for a new guest.
+ */
+async function makeSpec(database: TestDb, agent: TestAgent): Promise<GuestSpec> {
+  const db = database.db;
+  const { user, host, guest } = await seedBasics(db, `unix:${agent.socketPath}`);
+  const info = await agent.client.host();
+  const demo = info.isos.find((i) => i.name === "demo.iso");
+  if (!demo) throw new Error(`the agent lists no demo.iso: ${JSON.stringify(info.isos)}`);
+  const iso = await db.isoImage.create({ data: { hostId: host.id, name: demo.name, sizeBytes: BigInt(demo.sizeBytes) } });
+  const network = await db.network.create({ data: { name: "user", mode: "user", ownerId: user.id, teamId: user.teamId, hostId: host.id } });
+  await db.guest.update({
+    where: { id: guest.id },
+    data: {
+      name: "bench-start",
+      vcpus: 1,
+      memoryMiB: 256,
+      cdroms: { create: [{ isoId: iso.id }] },
+      nics: { create: [{ mac: "52:54:00:be:00:01", model: "virtio", networkId: network.id }] },
+    },
+  });
+  const row = await db.guest.findUniqueOrThrow({ where: { id: guest.id }, include: guestInclude });
+  const spec = specOf(row);
+  if (spec.disks.length || spec.cdroms.length !== 1 || spec.vcpus !== 1 || spec.memoryMiB !== 256) {
+    throw new Error(`unexpected spec: ${JSON.stringify(spec)}`);
+  }
+  return spec;
+}
 
 interface DirectRun {
   child: ChildProcess;
@@ -124,10 +147,10 @@ async function stopDirect(run: { current: DirectRun | null }): Promise<void> {
 }
 
 /** The agent's own time for the start request, from its request log (GUESTHOUSE_AGENT_LOG=1). */
-function agentServerMs(agent: TestAgent, before: number): number | null {
+function agentServerMs(agent: TestAgent, id: string, before: number): number | null {
   const lines = agent.output().slice(before).split("\n");
   for (const line of lines) {
-    const m = new RegExp(`^agent: POST /v1/guests/${spec.id}/start 200 (\\d+)ms`).exec(line);
+    const m = new RegExp(`^agent: POST /v1/guests/${id}/start 200 (\\d+)ms`).exec(line);
     if (m) return Number(m[1]);
   }
   return null;
@@ -142,6 +165,8 @@ async function main(): Promise<number> {
   console.log(`machine: ${machineLine()}`);
 
   let agent: TestAgent | null = null;
+  let database: TestDb | null = null;
+  let spec: GuestSpec | null = null;
   let directDir: string | null = null;
   const direct: { current: DirectRun | null } = { current: null };
   const onSignal = () => {
@@ -156,9 +181,13 @@ async function main(): Promise<number> {
       directDir = null;
     }
     if (agent) {
-      await agent.client.forceOff(spec.id).catch(() => {});
+      if (spec) await agent.client.forceOff(spec.id).catch(() => {});
       await agent.cleanup();
       agent = null;
+    }
+    if (database) {
+      await database.cleanup();
+      database = null;
     }
   };
   process.once("SIGINT", onSignal);
@@ -168,17 +197,22 @@ async function main(): Promise<number> {
     agent = await startTestAgent({ GUESTHOUSE_AGENT_LOG: "1" });
     const host = await agent.client.host();
     console.log(`agent: QEMU ${host.qemuVersion}, accelerator ${host.accelerator} (${host.acceleratorReason})`);
+    database = await createTestDb();
+    const theSpec = await makeSpec(database, agent);
+    spec = theSpec;
+    console.log(`spec: ${JSON.stringify(theSpec)}`);
 
     // The same argv, with the agent's data folder swapped for our own.
     directDir = fs.mkdtempSync(path.join(os.tmpdir(), "gh-direct-"));
     fs.mkdirSync(path.join(directDir, "images"));
     fs.copyFileSync(path.join(agent.dataDir, "images", "demo.iso"), path.join(directDir, "images", "demo.iso"));
-    const agentArgv = await agent.client.argv(spec);
+    const agentArgv = await agent.client.argv(theSpec);
     const from = agent.dataDir;
     const to = directDir;
     const argv = agentArgv.map((a) => a.replaceAll(from, to));
     if (argv.some((a) => a.includes(from))) throw new Error("the argv still names the agent's folder");
-    const stateDir = path.join(directDir, "guests", spec.id);
+    const stateDir = path.join(directDir, "guests", theSpec.id);
+    const agentStateDir = path.join(from, "guests", theSpec.id);
     if (!argv.some((a) => a.includes(path.join(stateDir, "qmp.sock")))) {
       throw new Error(`the argv does not put QMP where expected: ${argv.join(" ")}`);
     }
@@ -191,12 +225,12 @@ async function main(): Promise<number> {
     const runAgent = async (): Promise<number> => {
       const before = agent!.output().length;
       const t0 = performance.now();
-      const status = await agent!.client.start(spec);
+      const status = await agent!.client.start(theSpec);
       const took = performance.now() - t0;
       if (status.state !== "running") throw new Error(`agent start ended in ${status.state}`);
-      await agent!.client.forceOff(spec.id); // resolves once QEMU is gone
+      await agent!.client.forceOff(theSpec.id); // resolves once QEMU is gone
       await sleep(50); // let the log line arrive
-      const server = agentServerMs(agent!, before);
+      const server = agentServerMs(agent!, theSpec.id, before);
       if (server !== null) agentServer.push(server);
       return took;
     };
@@ -208,8 +242,25 @@ async function main(): Promise<number> {
       }
     };
 
+    /**
+     * Files the agent prepares in the state folder before QEMU runs and QEMU only reads or
+     * updates (a UEFI guest's variables): copied over once, after the agent's first start.
+     */
+    const prepareDirect = () => {
+      const made = new Set(["qmp.sock", "vnc.sock", "serial.sock", "qemu.pid", "qemu.log", "serial.log", "argv.json"]);
+      fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+      const named = new RegExp(`${agentStateDir.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/([^,/]+)`, "g");
+      for (const name of new Set(agentArgv.flatMap((a) => [...a.matchAll(named)].map((m) => m[1]!)))) {
+        const file = path.join(agentStateDir, name);
+        if (made.has(name) || !fs.existsSync(file) || !fs.statSync(file).isFile()) continue;
+        fs.copyFileSync(file, path.join(stateDir, name));
+        console.log(`copied the agent-prepared ${name} for the hand-run side`);
+      }
+    };
+
     for (let i = 0; i < WARMUP; i++) {
       const a = await runAgent();
+      if (i === 0) prepareDirect();
       const d = await runDirect();
       agentServer.length = 0;
       console.log(`warm-up ${i + 1}: agent ${ms(a)}, direct ${ms(d.total)} (not counted)`);

@@ -4,30 +4,20 @@ import { LiveRefresh } from "@/components/live-refresh";
 import { StateBadge } from "@/components/state-badge";
 import { guestScope } from "@/server/auth/policy";
 import { db } from "@/server/db/client";
+import { GUEST_PAGE_SIZE, guestListQuery, pageNumber } from "@/server/web/guest-list";
 import { agentFor, liveStates } from "@/server/web/guests";
 import { requireUser } from "@/server/web/session";
 
 export const dynamic = "force-dynamic";
 
-export default async function GuestListPage() {
+export default async function GuestListPage({ searchParams }: { searchParams: Promise<{ page?: string | string[] }> }) {
   const user = await requireUser();
-  const guests = await db.guest.findMany({
-    where: guestScope(user),
-    orderBy: { name: "asc" },
-    select: {
-      id: true,
-      name: true,
-      vcpus: true,
-      memoryMiB: true,
-      isTemplate: true,
-      tags: true,
-      host: { select: { id: true, name: true, endpoint: true } },
-      owner: { select: { username: true } },
-      disks: { select: { sizeGiB: true, bus: true }, orderBy: { position: "asc" } },
-      cdroms: { select: { iso: { select: { name: true } } } },
-      nics: { select: { mac: true, model: true } },
-    },
-  });
+  const page = pageNumber((await searchParams).page);
+  const [guests, total] = await Promise.all([
+    guestListQuery(db, user, page),
+    db.guest.count({ where: guestScope(user) }),
+  ]);
+  const pages = Math.max(1, Math.ceil(total / GUEST_PAGE_SIZE));
   const states = await liveStates(guests);
   const hosts = await db.host.findMany({ select: { name: true, endpoint: true } });
   const hostInfo = await Promise.all(
@@ -65,7 +55,7 @@ export default async function GuestListPage() {
           </li>
         ))}
       </ul>
-      {guests.length === 0 ? (
+      {total === 0 ? (
         <div className="card p-10 text-center text-slate-600">
           No guests yet. <Link href="/guests/new" className="text-indigo-700 underline">Create the first one</Link>.
         </div>
@@ -113,6 +103,25 @@ export default async function GuestListPage() {
             ))}
           </tbody>
         </table>
+      )}
+      {pages > 1 && (
+        <nav aria-label="Pages" className="flex items-center justify-between text-sm text-slate-600">
+          <span>
+            Guests {(page - 1) * GUEST_PAGE_SIZE + 1}–{Math.min(page * GUEST_PAGE_SIZE, total)} of {total}
+          </span>
+          <span className="flex gap-2">
+            {page > 1 && (
+              <Link href={`/?page=${page - 1}`} className="btn">
+                ← Previous
+              </Link>
+            )}
+            {page < pages && (
+              <Link href={`/?page=${page + 1}`} className="btn">
+                Next →
+              </Link>
+            )}
+          </span>
+        </nav>
       )}
     </div>
   );

@@ -43,17 +43,28 @@ export async function startTestAgent(env: Record<string, string> = {}): Promise<
     const deadline = Date.now() + 20_000;
     while (!(await listening(socketPath))) {
       if (child.exitCode !== null) throw new Error(`agent exited ${child.exitCode}: ${out}`);
-      if (Date.now() > deadline) throw new Error(`agent did not listen within 20 s: ${out}`);
+      if (Date.now() > deadline) {
+        child.kill("SIGKILL");
+        throw new Error(`agent did not listen within 20 s: ${out}`);
+      }
       await new Promise((r) => setTimeout(r, 50));
     }
     return child;
   };
 
+  let first: ChildProcess;
+  try {
+    first = await launch();
+  } catch (err) {
+    fs.rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  }
+
   const agent: TestAgent = {
     dataDir,
     socketPath,
     client: new AgentClient(`unix:${socketPath}`),
-    process: await launch(),
+    process: first,
     output: () => out,
     async kill() {
       const exited = new Promise((r) => agent.process.once("exit", r));

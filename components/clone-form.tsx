@@ -1,25 +1,16 @@
 "use client";
 
 import { useRouter } from "next/navigation";
-import { useState, useTransition } from "react";
 import { cloneGuest } from "@/app/actions/clone-guest";
+import { useFormAction } from "./use-form-action";
 
 /** Clone a guest (full copy) or a template (linked clone by default). */
 export function CloneForm({ guestId, guestName, isTemplate }: { guestId: string; guestName: string; isTemplate: boolean }) {
   const router = useRouter();
-  const [error, setError] = useState<string | null>(null);
-  const [pending, startTransition] = useTransition();
-
-  function submit(event: React.FormEvent<HTMLFormElement>) {
-    event.preventDefault();
-    const form = new FormData(event.currentTarget);
-    setError(null);
-    startTransition(async () => {
-      const result = await cloneGuest(guestId, { name: form.get("clone-name"), mode: form.get("mode") });
-      if (result.ok) router.push(`/guests/${result.data.id}`);
-      else setError(result.error);
-    });
-  }
+  const { onSubmit: submit, error, pending } = useFormAction(
+    (form) => cloneGuest(guestId, { name: form.get("clone-name"), mode: form.get("mode") }),
+    (guest) => router.push(`/guests/${guest.id}`),
+  );
 
   return (
     <form onSubmit={submit} className="space-y-2" aria-label="Clone">

@@ -1,29 +1,15 @@
 "use client";
 
 import { useRouter } from "next/navigation";
-import { useState, useTransition } from "react";
 import { createGuest } from "@/app/actions/create-guest";
 import type { IsoInfo } from "@/server/domain/types";
 import type { LIMITS } from "@/server/domain/validation";
 import { formatBytes } from "./format";
+import { useFormAction } from "./use-form-action";
 
 export function CreateGuestForm({ isos, limits, nameRule }: { isos: IsoInfo[]; limits: typeof LIMITS; nameRule: string }) {
   const router = useRouter();
-  const [error, setError] = useState<string | null>(null);
-  const [pending, startTransition] = useTransition();
-
-  // onSubmit rather than <form action>: React resets a form after an action, which
-  // would wipe what the person typed when the server refuses it.
-  function submit(event: React.FormEvent<HTMLFormElement>) {
-    event.preventDefault();
-    const form = new FormData(event.currentTarget);
-    setError(null);
-    startTransition(async () => {
-      const result = await createGuest(form);
-      if (result.ok) router.push(`/guests/${result.data.id}`);
-      else setError(result.error);
-    });
-  }
+  const { onSubmit: submit, error, pending } = useFormAction(createGuest, (guest) => router.push(`/guests/${guest.id}`));
 
   return (
     <form onSubmit={submit} className="card grid grid-cols-2 gap-4 p-6">

@@ -1,5 +1,5 @@
 import Link from "next/link";
-import { formatMiB } from "@/components/format";
+import { formatMiB } from "@/server/domain/format";
 import { LiveRefresh } from "@/components/live-refresh";
 import { StateBadge } from "@/components/state-badge";
 import { guestScope } from "@/server/auth/policy";
@@ -18,11 +18,13 @@ export default async function GuestListPage({ searchParams }: { searchParams: Pr
     db.guest.count({ where: guestScope(user) }),
   ]);
   const pages = Math.max(1, Math.ceil(total / GUEST_PAGE_SIZE));
-  const states = await liveStates(guests);
-  const hosts = await db.host.findMany({ select: { name: true, endpoint: true } });
-  const hostInfo = await Promise.all(
-    hosts.map(async (h) => ({ name: h.name, info: await agentFor(h).host().catch(() => null) })),
-  );
+  // Independent reads, side by side: the guests' live states and each host's details.
+  const [states, hostInfo] = await Promise.all([
+    liveStates(guests),
+    db.host
+      .findMany({ select: { name: true, endpoint: true } })
+      .then((hosts) => Promise.all(hosts.map(async (h) => ({ name: h.name, info: await agentFor(h).host().catch(() => null) })))),
+  ]);
 
   return (
     <div className="space-y-6">

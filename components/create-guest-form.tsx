@@ -4,7 +4,7 @@ import { useRouter } from "next/navigation";
 import { createGuest } from "@/app/actions/create-guest";
 import type { IsoInfo } from "@/server/domain/types";
 import type { LIMITS } from "@/server/domain/validation";
-import { formatBytes } from "./format";
+import { formatBytes } from "@/server/domain/format";
 import { useFormAction } from "./use-form-action";
 
 export function CreateGuestForm({ isos, limits, nameRule }: { isos: IsoInfo[]; limits: typeof LIMITS; nameRule: string }) {

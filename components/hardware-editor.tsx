@@ -39,6 +39,11 @@ const LABELS: Record<string, string> = {
 };
 const label = (v: string) => LABELS[v] ?? v;
 
+/** A copy of `list` with item `i` patched. */
+function patchAt<T>(list: T[], i: number, patch: Partial<T>): T[] {
+  return list.map((item, j) => (j === i ? { ...item, ...patch } : item));
+}
+
 /** The hardware form: edits a copy of the definition and saves it in one action. */
 export function HardwareEditor(props: { guestId: string; initial: Hw; diskLabels: string[]; isos: string[] }) {
   const { guestId, diskLabels, isos } = props;
@@ -127,11 +132,11 @@ export function HardwareEditor(props: { guestId: string; initial: Hw; diskLabels
           <div key={d.id} className="col-span-2 grid grid-cols-[10rem_1fr_1fr_auto] items-end gap-3">
             <span className="pb-2 text-sm font-medium">Disk {i + 1}: {diskLabels[i]}</span>
             <Choice name={`disk${i}-bus`} label="Bus" value={d.bus} options={DISK_BUSES}
-              onChange={(bus) => set({ disks: hw.disks.map((x, j) => (j === i ? { ...x, bus } : x)) })} />
+              onChange={(bus) => set({ disks: patchAt(hw.disks, i, { bus }) })} />
             <Choice name={`disk${i}-cache`} label="Cache" value={d.cache} options={DISK_CACHES}
-              onChange={(cache) => set({ disks: hw.disks.map((x, j) => (j === i ? { ...x, cache } : x)) })} />
+              onChange={(cache) => set({ disks: patchAt(hw.disks, i, { cache }) })} />
             <label className="label flex items-center gap-2 pb-2">
-              <input type="checkbox" checked={d.readOnly} onChange={(e) => set({ disks: hw.disks.map((x, j) => (j === i ? { ...x, readOnly: e.target.checked } : x)) })} />
+              <input type="checkbox" checked={d.readOnly} onChange={(e) => set({ disks: patchAt(hw.disks, i, { readOnly: e.target.checked }) })} />
               Read-only
             </label>
           </div>
@@ -142,7 +147,7 @@ export function HardwareEditor(props: { guestId: string; initial: Hw; diskLabels
         {hw.cdroms.map((c, i) => (
           <div key={i} className="col-span-2 flex items-end gap-3">
             <Choice name={`cdrom${i}`} label={`CD-ROM ${i + 1}`} value={c.iso} options={isos.includes(c.iso) ? isos : [c.iso, ...isos]}
-              onChange={(iso) => set({ cdroms: hw.cdroms.map((x, j) => (j === i ? { iso } : x)) })} />
+              onChange={(iso) => set({ cdroms: patchAt(hw.cdroms, i, { iso }) })} />
             <button type="button" className="btn btn-danger mb-0.5" onClick={() => set({ cdroms: hw.cdroms.filter((_, j) => j !== i) })}>Remove</button>
           </div>
         ))}
@@ -158,17 +163,17 @@ export function HardwareEditor(props: { guestId: string; initial: Hw; diskLabels
           <div key={i} className="col-span-2 space-y-2 rounded-md border border-slate-200 p-3">
             <div className="flex items-end gap-3">
               <Choice name={`nic${i}-model`} label={`Card ${i + 1} model`} value={n.model} options={NIC_MODELS}
-                onChange={(model) => set({ nics: hw.nics.map((x, j) => (j === i ? { ...x, model } : x)) })} />
+                onChange={(model) => set({ nics: patchAt(hw.nics, i, { model }) })} />
               <label className="label">
                 MAC
                 <input name={`nic${i}-mac`} className="field font-mono" placeholder="generated" value={n.mac ?? ""}
-                  onChange={(e) => set({ nics: hw.nics.map((x, j) => (j === i ? { ...x, mac: e.target.value.trim().toLowerCase() || undefined } : x)) })} />
+                  onChange={(e) => set({ nics: patchAt(hw.nics, i, { mac: e.target.value.trim().toLowerCase() || undefined }) })} />
               </label>
               <button type="button" className="btn btn-danger mb-0.5" onClick={() => set({ nics: hw.nics.filter((_, j) => j !== i) })}>Remove</button>
             </div>
             {n.forwards.map((f, k) => {
               const setForward = (patch: Partial<typeof f>) =>
-                set({ nics: hw.nics.map((x, j) => (j === i ? { ...x, forwards: x.forwards.map((y, l) => (l === k ? { ...y, ...patch } : y)) } : x)) });
+                set({ nics: patchAt(hw.nics, i, { forwards: patchAt(n.forwards, k, patch) }) });
               return (
                 <div key={k} className="flex items-end gap-2 text-sm">
                   <Choice name={`nic${i}-fwd${k}-protocol`} label="Protocol" value={f.protocol} options={FORWARD_PROTOCOLS} onChange={(protocol) => setForward({ protocol })} />
@@ -178,13 +183,13 @@ export function HardwareEditor(props: { guestId: string; initial: Hw; diskLabels
                   <label className="label">Guest port
                     <input name={`nic${i}-fwd${k}-guest`} type="number" className="field w-28" value={f.guestPort} onChange={(e) => setForward({ guestPort: num(e.target.value) })} />
                   </label>
-                  <button type="button" className="btn mb-0.5" onClick={() => set({ nics: hw.nics.map((x, j) => (j === i ? { ...x, forwards: x.forwards.filter((_, l) => l !== k) } : x)) })}>
+                  <button type="button" className="btn mb-0.5" onClick={() => set({ nics: patchAt(hw.nics, i, { forwards: n.forwards.filter((_, l) => l !== k) }) })}>
                     Remove
                   </button>
                 </div>
               );
             })}
-            <button type="button" className="btn" onClick={() => set({ nics: hw.nics.map((x, j) => (j === i ? { ...x, forwards: [...x.forwards, { protocol: "tcp", hostPort: 2222, guestPort: 22 }] } : x)) })}>
+            <button type="button" className="btn" onClick={() => set({ nics: patchAt(hw.nics, i, { forwards: [...n.forwards, { protocol: "tcp", hostPort: 2222, guestPort: 22 }] }) })}>
               Add port forward
             </button>
           </div>

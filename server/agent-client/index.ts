@@ -148,11 +148,11 @@ export class AgentClient {
   }
 
   /**
-   * Follows the agent's state changes: calls `onStatus` for every supervised guest at
-   * once, then for each change. Resolves when the stream ends; call the returned
-   * `close` to stop following.
+   * Follows the agent's state changes: `onOpen` once the agent accepted the stream,
+   * then `onStatus` for every supervised guest at once and for each change. `done`
+   * settles when the stream ends; call the returned `close` to stop following.
    */
-  events(onStatus: (status: GuestStatus) => void): { done: Promise<void>; close(): void } {
+  events(onStatus: (status: GuestStatus) => void, onOpen?: () => void): { done: Promise<void>; close(): void } {
     let request: http.ClientRequest | null = null;
     let closing = false;
     const done = new Promise<void>((resolve, reject) => {
@@ -161,6 +161,7 @@ export class AgentClient {
           res.resume();
           return reject(new GuesthouseError("agent-unreachable", `The host agent refused its event stream (${res.statusCode}).`));
         }
+        onOpen?.();
         let buffer = "";
         res.setEncoding("utf8");
         res.on("data", (chunk: string) => {

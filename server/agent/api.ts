@@ -26,9 +26,9 @@
 import http from "node:http";
 import net from "node:net";
 import os from "node:os";
-import type { Duplex } from "node:stream";
 import { z } from "zod";
 import { GuesthouseError, toGuesthouseError } from "../domain/errors";
+import { refuseUpgrade } from "../http/refuse-upgrade";
 import type { GuestStatus, HostInfo } from "../domain/types";
 import { AGENT_VNC_UPGRADE, DISK_FORMATS } from "../domain/types";
 import { diskGiB, guestSpecSchema, parseOrThrow, volumeId } from "../domain/validation";
@@ -111,13 +111,13 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, v
 
   server.on("upgrade", (req, socket, head) => {
     const match = /^\/v1\/guests\/([^/]+)\/vnc$/.exec(req.url ?? "");
-    if (!match || req.headers.upgrade !== AGENT_VNC_UPGRADE) return refuse(socket, 404, "No such upgrade.");
+    if (!match || req.headers.upgrade !== AGENT_VNC_UPGRADE) return refuseUpgrade(socket, 404, "No such upgrade.");
     let vncPath: string;
     try {
       vncPath = supervisor.vncSocket(parseId(match[1]));
     } catch (err) {
       const error = toGuesthouseError(err);
-      return refuse(socket, error.httpStatus, error.message);
+      return refuseUpgrade(socket, error.httpStatus, error.message);
     }
     const vnc = net.createConnection({ path: vncPath });
     let connected = false;
@@ -132,7 +132,7 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, v
     });
     vnc.once("error", (err) => {
       if (connected) socket.destroy();
-      else refuse(socket, 502, `The guest's display is not reachable: ${err.message}`);
+      else refuseUpgrade(socket, 502, `The guest's display is not reachable: ${err.message}`);
     });
     socket.once("error", () => vnc.destroy());
     socket.once("close", () => vnc.destroy());
@@ -190,11 +190,4 @@ function send(res: http.ServerResponse, status: number, json: unknown): void {
   }
   const body = JSON.stringify(json);
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body) }).end(body);
-}
-
-function refuse(socket: Duplex, status: number, message: string): void {
-  const body = JSON.stringify({ message });
-  socket.end(
-    `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? "Error"}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-  );
 }

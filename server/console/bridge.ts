@@ -15,6 +15,7 @@ import { AgentClient } from "../agent-client";
 import { cookieFromHeader, SESSION_COOKIE, userForSession } from "../auth/sessions";
 import type { PrismaClient } from "../db/client";
 import { toGuesthouseError } from "../domain/errors";
+import { refuseUpgrade } from "../http/refuse-upgrade";
 import { CONSOLE_WS_PATH } from "../domain/types";
 import { consumeTicket } from "./tickets";
 
@@ -32,28 +33,28 @@ export function createConsoleBridge({ db, log = console.log }: BridgeOptions) {
   async function handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const url = new URL(req.url ?? "/", "http://localhost");
     const match = PATH.exec(url.pathname);
-    if (!match) return abort(socket, 404, "No such console.");
-    if (!isWebSocketHandshake(req)) return abort(socket, 400, "This address takes websocket connections only.");
+    if (!match) return refuseUpgrade(socket, 404, "No such console.");
+    if (!isWebSocketHandshake(req)) return refuseUpgrade(socket, 400, "This address takes websocket connections only.");
     const guestId = match[1]!;
 
-    if (!sameOrigin(req)) return abort(socket, 403, "Console connections must come from this dashboard's own pages.");
+    if (!sameOrigin(req)) return refuseUpgrade(socket, 403, "Console connections must come from this dashboard's own pages.");
 
     const user = await userForSession(db, cookieFromHeader(req.headers.cookie, SESSION_COOKIE));
-    if (!user) return abort(socket, 401, "Log in first.");
+    if (!user) return refuseUpgrade(socket, 401, "Log in first.");
 
     const ticket = await consumeTicket(db, url.searchParams.get("ticket"), guestId);
-    if (!ticket.ok) return abort(socket, 401, `The console ticket is ${ticket.reason}; open the console again.`);
-    if (ticket.userId !== user.id) return abort(socket, 403, "This console ticket belongs to someone else.");
+    if (!ticket.ok) return refuseUpgrade(socket, 401, `The console ticket is ${ticket.reason}; open the console again.`);
+    if (ticket.userId !== user.id) return refuseUpgrade(socket, 403, "This console ticket belongs to someone else.");
 
     const guest = await db.guest.findUnique({ where: { id: guestId }, select: { host: { select: { endpoint: true } } } });
-    if (!guest) return abort(socket, 404, "This guest no longer exists.");
+    if (!guest) return refuseUpgrade(socket, 404, "This guest no longer exists.");
 
     let vnc: Duplex;
     try {
       vnc = await new AgentClient(guest.host.endpoint).openVnc(guestId);
     } catch (err) {
       const error = toGuesthouseError(err);
-      return abort(socket, error.httpStatus, error.message);
+      return refuseUpgrade(socket, error.httpStatus, error.message);
     }
     // The browser may have gone while we waited; never keep a guest stream without it.
     let upgraded = false;
@@ -90,7 +91,7 @@ export function createConsoleBridge({ db, log = console.log }: BridgeOptions) {
       handleUpgrade(req, socket, head).catch((err) => {
         const error = toGuesthouseError(err);
         console.error("console: upgrade failed:", error.detail ?? error.message);
-        abort(socket, error.httpStatus, error.message);
+        refuseUpgrade(socket, error.httpStatus, error.message);
       });
       return true;
     },
@@ -120,22 +121,4 @@ function sameOrigin(req: http.IncomingMessage): boolean {
   } catch {
     return false;
   }
-}
-
-function abort(socket: Duplex, status: number, message: string): void {
-  if (socket.destroyed) return;
-  const reason = {
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    409: "Conflict",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-  }[status] ?? "Error";
-  socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(message)}\r\n\r\n${message}`,
-  );
 }

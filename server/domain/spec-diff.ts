@@ -2,6 +2,7 @@
  * Pending changes: what differs between the spec a guest runs with and the one stored
  * for its next start, in words a person reads ("Memory: 256 MiB → 512 MiB").
  */
+import { formatMiB } from "./format";
 import type { DiskSpec, GuestSpec, NicSpec } from "./types";
 
 export interface SpecChange {
@@ -10,7 +11,6 @@ export interface SpecChange {
   to: string;
 }
 
-const mib = (n: number) => (n % 1024 === 0 ? `${n / 1024} GiB` : `${n} MiB`);
 const disk = (d: DiskSpec) => `${d.bus}, cache ${d.cache}${d.readOnly ? ", read-only" : ""}`;
 const nic = (n: NicSpec) =>
   `${n.model} ${n.mac}${n.forwards.length ? `, ${n.forwards.map((f) => `${f.protocol} ${f.hostPort}→${f.guestPort}`).join(" ")}` : ""}`;
@@ -19,7 +19,7 @@ const FIELDS: Array<[string, (s: GuestSpec) => string]> = [
   ["Machine", (s) => s.machine],
   ["Firmware", (s) => (s.firmware === "uefi" ? "UEFI" : "BIOS")],
   ["vCPUs", (s) => `${s.vcpus} (${s.sockets} socket(s), ${s.threads} thread(s) per core)`],
-  ["Memory", (s) => mib(s.memoryMiB)],
+  ["Memory", (s) => formatMiB(s.memoryMiB)],
   ["Boot order", (s) => s.bootOrder.join(", ") || "none"],
   ["Display", (s) => s.display],
   ["Serial console", (s) => (s.serial ? "on" : "off")],

@@ -57,19 +57,21 @@ class StateHub {
 
     const connect = () => {
       if (closed) return;
-      let first = true;
-      const stream = new AgentClient(host.endpoint).events((status) => {
-        const key = `${status.state}@${status.since}`;
-        if (last.get(status.id) !== key) {
-          last.set(status.id, key);
-          this.notify([status.id]);
-        }
-        if (first && !reachable) {
-          reachable = true;
-          this.notify([`host:${host.id}`]);
-        }
-        first = false;
-      });
+      const stream = new AgentClient(host.endpoint).events(
+        (status) => {
+          const key = `${status.state}@${status.since}`;
+          if (last.get(status.id) !== key) {
+            last.set(status.id, key);
+            this.notify([status.id]);
+          }
+        },
+        () => {
+          if (!reachable) {
+            reachable = true;
+            this.notify([`host:${host.id}`]);
+          }
+        },
+      );
       current = stream;
       stream.done
         .catch(() => {

@@ -2,7 +2,7 @@ import Link from "next/link";
 import { CloneForm } from "@/components/clone-form";
 import { CopyButton } from "@/components/copy-button";
 import { MakeTemplateButton } from "@/components/make-template-button";
-import { formatMiB } from "@/components/format";
+import { formatMiB } from "@/server/domain/format";
 import { GuestActions } from "@/components/guest-actions";
 import { LiveRefresh } from "@/components/live-refresh";
 import { StateBadge } from "@/components/state-badge";

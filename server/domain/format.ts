@@ -1,4 +1,4 @@
-/** Small display helpers shared by pages. */
+/** Sizes in words a person reads (MiB, GiB), shared by pages and the pending-changes diff. */
 export function formatMiB(mib: number): string {
   return mib % 1024 === 0 ? `${mib / 1024} GiB` : `${mib} MiB`;
 }

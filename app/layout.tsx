@@ -23,6 +23,8 @@ export default async function RootLayout({ children }: { children: React.ReactNo
               <nav className="flex items-center gap-4 text-sm">
                 <Link href="/" className="hover:text-white">Guests</Link>
                 <Link href="/guests/new" className="hover:text-white">New guest</Link>
+                <Link href="/disks" className="hover:text-white">Disks</Link>
+                <Link href="/tasks" className="hover:text-white">Tasks</Link>
                 <span className="text-slate-400">
                   {user.username} <span className="text-slate-500">({user.role})</span>
                 </span>

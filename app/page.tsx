@@ -1,5 +1,5 @@
 import Link from "next/link";
-import { formatMiB } from "@/server/domain/format";
+import { formatBytes, formatMiB } from "@/server/domain/format";
 import { LiveRefresh } from "@/components/live-refresh";
 import { StateBadge } from "@/components/state-badge";
 import { guestScope } from "@/server/auth/policy";
@@ -97,7 +97,7 @@ export default async function GuestListPage({ searchParams }: { searchParams: Pr
                 <td className="px-4 py-2">{g.vcpus}</td>
                 <td className="px-4 py-2">{formatMiB(g.memoryMiB)}</td>
                 <td className="px-4 py-2">
-                  {[...g.disks.map((d) => `${d.sizeGiB} GiB ${d.bus}`), ...g.cdroms.map((c) => `CD ${c.iso.name}`)].join(", ") || "none"}
+                  {[...g.disks.map((d) => `${formatBytes(Number(d.sizeBytes))} ${d.bus}`), ...g.cdroms.map((c) => `CD ${c.iso.name}`)].join(", ") || "none"}
                 </td>
                 <td className="px-4 py-2 font-mono text-xs">{g.nics.map((n) => `user · ${n.mac}`).join(", ") || "none"}</td>
                 {user.role === "admin" && <td className="px-4 py-2">{g.owner.username}</td>}

@@ -69,7 +69,7 @@ type GuestTemplate = Awaited<ReturnType<typeof guestTemplate>>;
 
 interface Rows {
   guests: Array<GuestTemplate & { id: string; name: string; vcpus: number; memoryMiB: number; ownerId: string; teamId: string; hostId: string }>;
-  disks: Array<{ volume: string; format: string; bus: string; sizeGiB: number; position: number; guestId: string; ownerId: string; teamId: string; hostId: string }>;
+  disks: Array<{ volume: string; file: string; format: string; bus: string; sizeBytes: bigint; position: number; guestId: string; ownerId: string; teamId: string; hostId: string }>;
   cdroms: Array<{ guestId: string; isoId: string; position: number }>;
   nics: Array<{ mac: string; model: string; position: number; guestId: string; networkId: string }>;
 }
@@ -85,7 +85,8 @@ function makeRows(
   for (const i of indexes) {
     const id = newId();
     rows.guests.push({ ...template, id, name: nameOf(i), vcpus: 1 + (i % 4), memoryMiB: 256 * (1 + (i % 8)), ownerId: ctx.ownerId, teamId: ctx.teamId, hostId: ctx.hostId });
-    rows.disks.push({ volume: newId(), format: "qcow2", bus: i % 5 === 0 ? "ide" : "virtio", sizeGiB: diskGiB, position: 0, guestId: id, ownerId: ctx.ownerId, teamId: ctx.teamId, hostId: ctx.hostId });
+    const volume = newId();
+    rows.disks.push({ volume, file: `${volume}.qcow2`, format: "qcow2", bus: i % 5 === 0 ? "ide" : "virtio", sizeBytes: BigInt(diskGiB) * 2n ** 30n, position: 0, guestId: id, ownerId: ctx.ownerId, teamId: ctx.teamId, hostId: ctx.hostId });
     rows.cdroms.push({ guestId: id, isoId: ctx.isoId, position: 0 });
     rows.nics.push({ mac: macOf(i), model: "virtio", position: 0, guestId: id, networkId: ctx.networkId });
   }
@@ -152,7 +153,7 @@ async function oneStatementRead(url: string, times: number, expectRows: number):
     sqlite.exec("CREATE INDEX bench_disk ON Disk(guestId); CREATE INDEX bench_cdrom ON Cdrom(guestId); CREATE INDEX bench_nic ON Nic(guestId);");
     const statement = sqlite.prepare(`
       SELECT g.id, g.name, g.vcpus, g.memoryMiB, h.id AS hostId, h.name AS hostName, h.endpoint, u.username,
-        (SELECT json_group_array(json_object('sizeGiB', d.sizeGiB, 'bus', d.bus))
+        (SELECT json_group_array(json_object('sizeBytes', d.sizeBytes, 'bus', d.bus))
            FROM (SELECT * FROM Disk d WHERE d.guestId = g.id ORDER BY d.position) d) AS disks,
         (SELECT json_group_array(i.name) FROM Cdrom c JOIN IsoImage i ON i.id = c.isoId WHERE c.guestId = g.id) AS cdroms,
         (SELECT json_group_array(json_object('mac', n.mac, 'model', n.model)) FROM Nic n WHERE n.guestId = g.id) AS nics
@@ -268,7 +269,7 @@ async function main(): Promise<number> {
     const pids: number[] = [];
     for (const [k, g] of runningRows.guests.entries()) {
       const disk = runningRows.disks[k]!;
-      await agent.createVolume(disk.volume, "qcow2", disk.sizeGiB);
+      await agent.createImage({ pool: "default", file: disk.file, format: "qcow2", bytes: Number(disk.sizeBytes), volume: disk.volume });
       // 1 vCPU and 256 MiB for the running ones; the spec is what the web would send.
       await db.guest.update({ where: { id: g.id }, data: { vcpus: 1, memoryMiB: 256 } });
       const spec = specOf(await db.guest.findUniqueOrThrow({ where: { id: g.id }, include: guestInclude }));

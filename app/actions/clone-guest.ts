@@ -27,7 +27,7 @@ export const cloneGuest = authedAction("clone-guest", async (user, guestId: stri
   if (state !== "stopped") {
     throw new GuesthouseError("conflict", `${source.name} is ${state}; shut it down first, so its disks are consistent.`);
   }
-  const sources = source.disks.map((d) => ({ kind: input.mode, diskId: d.id, volume: d.volume, format: d.format as DiskFormat }));
+  const sources = source.disks.map((d) => ({ kind: input.mode, diskId: d.id, pool: d.pool, file: d.file, format: d.format as DiskFormat, sizeBytes: d.sizeBytes }));
   // Host ports can be forwarded to one guest only: the clone's cards start without forwards.
   const definition = definitionOf(source, input.name);
   definition.nics = definition.nics.map((n) => ({ ...n, forwards: [] }));

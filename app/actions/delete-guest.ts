@@ -37,7 +37,7 @@ export const deleteGuest = authedAction("delete-guest", async (user, guestId: st
 
   const leftovers: string[] = [];
   for (const disk of disks) {
-    await agent.deleteVolume(disk.volume, disk.format as DiskFormat).catch(() => leftovers.push(disk.volume));
+    await agent.deleteImage(disk, disk.encrypted ? disk.volume : undefined).catch(() => leftovers.push(disk.file));
   }
   if (leftovers.length) {
     console.error(`delete-guest: ${guest.name}: disk files left on ${guest.host.name}: ${leftovers.join(", ")}`);

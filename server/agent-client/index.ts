@@ -8,7 +8,20 @@ import type { Duplex } from "node:stream";
 import { z } from "zod";
 import { GuesthouseError, isErrorCode } from "../domain/errors";
 import { guestSpecSchema } from "../domain/validation";
-import { AGENT_VNC_UPGRADE, GUEST_STATES, type DiskFormat, type GuestSpec, type GuestStatus, type HostInfo } from "../domain/types";
+import type { Readable } from "node:stream";
+import {
+  AGENT_VNC_UPGRADE,
+  GUEST_STATES,
+  TASK_KINDS,
+  TASK_STATES,
+  type DiskFormat,
+  type DiskSpec,
+  type GuestSpec,
+  type GuestStatus,
+  type HostInfo,
+  type ImageInfo,
+  type TaskStatus,
+} from "../domain/types";
 
 const REQUEST_TIMEOUT_MS = 60_000;
 
@@ -27,7 +40,42 @@ const hostInfoSchema = z.object({
   acceleratorReason: z.string(),
   qemuVersion: z.string(),
   isos: z.array(z.object({ name: z.string(), sizeBytes: z.number() })),
+  pools: z.array(z.object({ name: z.string(), content: z.enum(["images", "isos"]), totalBytes: z.number(), freeBytes: z.number() })),
 });
+const imageInfoSchema = z.object({
+  pool: z.string(),
+  file: z.string(),
+  format: z.string(),
+  virtualBytes: z.number(),
+  actualBytes: z.number(),
+  encrypted: z.boolean(),
+  backing: z.array(z.string()),
+  snapshots: z.array(z.object({ id: z.string(), name: z.string(), date: z.number(), vmStateBytes: z.number() })),
+  dirty: z.boolean(),
+  raw: z.record(z.string(), z.unknown()),
+});
+const imageListSchema = z.array(z.union([imageInfoSchema, z.object({ pool: z.string(), file: z.string(), error: z.string() })]));
+const taskStatusSchema = z.object({
+  id: z.string(),
+  kind: z.enum(TASK_KINDS),
+  title: z.string(),
+  targets: z.array(z.string()),
+  state: z.enum(TASK_STATES),
+  progress: z.number().nullable(),
+  startedAt: z.number(),
+  finishedAt: z.number().nullable(),
+  message: z.string().nullable(),
+  log: z.array(z.string()),
+});
+const uploadResultSchema = z.object({ sha256: z.string(), sizeBytes: z.number(), format: z.string() });
+
+/** An image on a host: a storage folder's name and a file name in it. */
+export interface ImageRef {
+  pool: string;
+  file: string;
+}
+
+const imagePath = (ref: ImageRef) => `${encodeURIComponent(ref.pool)}/${encodeURIComponent(ref.file)}`;
 const errorSchema = z.object({ code: z.string(), message: z.string(), detail: z.string().optional() });
 
 function socketPathOf(endpoint: string): string {
@@ -134,17 +182,117 @@ export class AgentClient {
     return this.request("DELETE", `/v1/guests/${encodeURIComponent(id)}`, null);
   }
 
-  createVolume(volume: string, format: DiskFormat, sizeGiB: number): Promise<void> {
-    return this.request("POST", "/v1/volumes", null, { volume, format, sizeGiB });
+  /** Plugs a disk into a running (or paused) guest; the status carries the running spec with it. */
+  attachDisk(id: string, disk: DiskSpec): Promise<GuestStatus> {
+    return this.request("POST", `/v1/guests/${encodeURIComponent(id)}/disks`, guestStatusSchema, { disk });
   }
 
-  /** A new qcow2 volume `to` from `volume`: a full copy, or linked (backed by it). */
-  cloneVolume(volume: string, format: DiskFormat, to: string, mode: "full" | "linked"): Promise<void> {
-    return this.request("POST", `/v1/volumes/${encodeURIComponent(volume)}/${format}/clone`, null, { to, mode });
+  /** Unplugs a disk from a running guest; resolves once the guest has let go of it. */
+  detachDisk(id: string, volume: string): Promise<GuestStatus> {
+    return this.request("DELETE", `/v1/guests/${encodeURIComponent(id)}/disks/${encodeURIComponent(volume)}`, guestStatusSchema);
   }
 
-  deleteVolume(volume: string, format: DiskFormat): Promise<void> {
-    return this.request("DELETE", `/v1/volumes/${encodeURIComponent(volume)}/${format}`, null);
+  tasks(): Promise<TaskStatus[]> {
+    return this.request("GET", "/v1/tasks", z.array(taskStatusSchema));
+  }
+
+  task(id: string): Promise<TaskStatus> {
+    return this.request("GET", `/v1/tasks/${encodeURIComponent(id)}`, taskStatusSchema);
+  }
+
+  cancelTask(id: string): Promise<TaskStatus> {
+    return this.request("POST", `/v1/tasks/${encodeURIComponent(id)}/cancel`, taskStatusSchema, {});
+  }
+
+  /** Every image in every image folder of the host, with qemu-img's facts (or why it could not be read). */
+  images(): Promise<Array<ImageInfo | (ImageRef & { error: string })>> {
+    return this.request("GET", "/v1/images", imageListSchema);
+  }
+
+  image(ref: ImageRef): Promise<ImageInfo> {
+    return this.request("GET", `/v1/images/${imagePath(ref)}`, imageInfoSchema);
+  }
+
+  /** A new sparse image; with a passphrase, LUKS-encrypted qcow2 (the agent keeps the passphrase). */
+  createImage(req: ImageRef & { format: "qcow2" | "raw"; bytes: number; volume: string; passphrase?: string | undefined }): Promise<ImageInfo> {
+    return this.request("POST", "/v1/images", imageInfoSchema, req);
+  }
+
+  /** A new qcow2 image `to` from `from`: a full copy, or linked (backed by it). */
+  cloneImage(from: ImageRef & { format: DiskFormat }, to: ImageRef, mode: "full" | "linked"): Promise<TaskStatus> {
+    return this.request("POST", `/v1/images/${imagePath(from)}/clone`, taskStatusSchema, { to, format: from.format, mode });
+  }
+
+  /** Starts converting into a new image; resolves with the running task. */
+  convertImage(from: ImageRef, to: ImageRef, format: DiskFormat): Promise<TaskStatus> {
+    return this.request("POST", `/v1/images/${imagePath(from)}/convert`, taskStatusSchema, { to, format });
+  }
+
+  resizeImage(ref: ImageRef, bytes: number, shrink: boolean, volume?: string): Promise<ImageInfo> {
+    return this.request("POST", `/v1/images/${imagePath(ref)}/resize`, imageInfoSchema, { bytes, shrink, ...(volume ? { volume } : {}) });
+  }
+
+  snapshot(ref: ImageRef, op: "create" | "revert" | "delete", name: string, volume?: string): Promise<ImageInfo> {
+    return this.request("POST", `/v1/images/${imagePath(ref)}/snapshots`, imageInfoSchema, { op, name, ...(volume ? { volume } : {}) });
+  }
+
+  checkImage(ref: ImageRef): Promise<{ ok: boolean; report: string }> {
+    return this.request("POST", `/v1/images/${imagePath(ref)}/check`, z.object({ ok: z.boolean(), report: z.string() }), {});
+  }
+
+  /** Deletes an image (and, given its volume, the passphrase the agent keeps for it). */
+  deleteImage(ref: ImageRef, volume?: string): Promise<void> {
+    return this.request("DELETE", `/v1/images/${imagePath(ref)}${volume ? `?volume=${encodeURIComponent(volume)}` : ""}`, null);
+  }
+
+  uploadOffset(ref: ImageRef): Promise<number> {
+    return this.request("GET", `/v1/uploads/${imagePath(ref)}`, z.object({ offset: z.number() })).then((r) => r.offset);
+  }
+
+  cancelUpload(ref: ImageRef): Promise<void> {
+    return this.request("DELETE", `/v1/uploads/${imagePath(ref)}`, null);
+  }
+
+  deleteIso(name: string): Promise<void> {
+    return this.request("DELETE", `/v1/isos/${encodeURIComponent(name)}`, null);
+  }
+
+  /**
+   * Streams a file to the host: `body` is piped with backpressure (memory stays flat),
+   * `size` bytes in all, from `offset` when resuming. Resolves with its SHA-256.
+   */
+  upload(ref: ImageRef, body: Readable, size: number, offset: number): Promise<{ sha256: string; sizeBytes: number; format: string }> {
+    return new Promise((resolve, reject) => {
+      const req = http.request(
+        {
+          socketPath: socketPathOf(this.endpoint),
+          method: "PUT",
+          path: `/v1/uploads/${imagePath(ref)}?size=${size}&offset=${offset}`,
+          headers: { "content-type": "application/octet-stream", "content-length": size - offset },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("error", reject);
+          res.on("end", () => {
+            let json: unknown = null;
+            try {
+              json = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+            } catch {
+              // fall through with null
+            }
+            if ((res.statusCode ?? 500) >= 400) return reject(agentError(json, res.statusCode ?? 500));
+            const parsed = uploadResultSchema.safeParse(json);
+            if (!parsed.success) return reject(new GuesthouseError("internal", "The host agent sent a reply of the wrong shape.", parsed.error.message));
+            resolve(parsed.data);
+          });
+        },
+      );
+      req.on("error", (err) => reject(err instanceof GuesthouseError ? err : unreachable(err)));
+      // A body that fails (the browser went away) ends the agent's side too, which keeps the part for resuming.
+      body.once("error", (err) => req.destroy(err));
+      body.pipe(req);
+    });
   }
 
   /**
@@ -152,7 +300,11 @@ export class AgentClient {
    * then `onStatus` for every supervised guest at once and for each change. `done`
    * settles when the stream ends; call the returned `close` to stop following.
    */
-  events(onStatus: (status: GuestStatus) => void, onOpen?: () => void): { done: Promise<void>; close(): void } {
+  events(
+    onStatus: (status: GuestStatus) => void,
+    onOpen?: () => void,
+    onTask?: (task: TaskStatus) => void,
+  ): { done: Promise<void>; close(): void } {
     let request: http.ClientRequest | null = null;
     let closing = false;
     const done = new Promise<void>((resolve, reject) => {
@@ -176,6 +328,11 @@ export class AgentClient {
               json = JSON.parse(line);
             } catch {
               continue; // a torn or foreign line: skip it, the next change brings the state again
+            }
+            if (json && typeof json === "object" && "task" in json) {
+              const task = taskStatusSchema.safeParse((json as { task: unknown }).task);
+              if (task.success) onTask?.(task.data);
+              continue;
             }
             const parsed = guestStatusSchema.safeParse(json);
             if (parsed.success) onStatus(parsed.data);

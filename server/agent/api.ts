@@ -14,12 +14,29 @@
  *   POST   /v1/guests/:id/resume       continue them
  *   POST   /v1/guests/:id/force-off    quit, then SIGKILL
  *   DELETE /v1/guests/:id              forget a stopped guest's state folder
+ *   POST   /v1/guests/:id/disks        { disk: DiskSpec } → GuestStatus: plug a disk into the running guest
+ *   DELETE /v1/guests/:id/disks/:volume  → GuestStatus: unplug it (waits until the guest lets go)
  *   GET    /v1/events                  a stream of GuestStatus lines (NDJSON): every supervised
  *                                      guest at once, then each state change as it happens
  *   GET    /v1/guests/:id/vnc          Upgrade: guesthouse-vnc → the raw VNC byte stream
- *   POST   /v1/volumes                 { volume, format, sizeGiB } → 201
- *   POST   /v1/volumes/:volume/:format/clone   { to, mode: "full" | "linked" } → 201: a new qcow2 volume
- *   DELETE /v1/volumes/:volume/:format
+ *   GET    /v1/tasks                   TaskStatus[]: running and recent image tasks
+ *   GET    /v1/tasks/:id               TaskStatus
+ *   POST   /v1/tasks/:id/cancel        stop a running task; what it wrote is removed
+ *   GET    /v1/images                  ImageInfo[] for every image in every image folder
+ *   POST   /v1/images                  { pool, file, format, bytes, volume, passphrase? } → 201 ImageInfo
+ *   GET    /v1/images/:pool/:file      ImageInfo (qemu-img info)
+ *   DELETE /v1/images/:pool/:file      ?volume= also removes its passphrase; refused while in use
+ *   POST   /v1/images/:pool/:file/clone     { to: {pool, file}, format, mode } → TaskStatus (done)
+ *   POST   /v1/images/:pool/:file/convert   { to: {pool, file}, format, volume? } → 202 TaskStatus (running)
+ *   POST   /v1/images/:pool/:file/resize    { bytes, shrink, volume? } → ImageInfo (live when a guest runs it)
+ *   POST   /v1/images/:pool/:file/snapshots { op, name, volume? } → ImageInfo (live when a guest runs it)
+ *   POST   /v1/images/:pool/:file/check     → { ok, report }
+ *   GET    /v1/uploads/:pool/:file     { offset }: bytes an interrupted upload has
+ *   PUT    /v1/uploads/:pool/:file?size=N&offset=M   the raw file → { sha256, sizeBytes, format }
+ *   DELETE /v1/uploads/:pool/:file     cancel: stop it and remove what it wrote
+ *   DELETE /v1/isos/:name
+ *
+ * The event stream also carries `{ "task": TaskStatus }` lines for image tasks.
  *
  * Errors are `{ code, message }` with the status from ERROR_CODES.
  */
@@ -29,23 +46,41 @@ import os from "node:os";
 import { z } from "zod";
 import { GuesthouseError, toGuesthouseError } from "../domain/errors";
 import { refuseUpgrade } from "../http/refuse-upgrade";
-import type { GuestStatus, HostInfo } from "../domain/types";
-import { AGENT_VNC_UPGRADE, DISK_FORMATS } from "../domain/types";
-import { diskGiB, guestSpecSchema, parseOrThrow, volumeId } from "../domain/validation";
+import type { GuestStatus, HostInfo, TaskStatus } from "../domain/types";
+import { AGENT_VNC_UPGRADE, DISK_FORMATS, NEW_DISK_FORMATS } from "../domain/types";
+import { guestSpecSchema, imageBytes, imageFileName, isoName, parseOrThrow, passphrase, poolName, snapshotName, volumeId } from "../domain/validation";
 import type { AgentConfig } from "./config";
+import { qemuVersion, type ImageRef, type Images } from "./images";
 import type { Supervisor } from "./supervisor";
-import { qemuVersion, type Volumes } from "./volumes";
 
 const MAX_BODY_BYTES = 256 * 1024;
 
-const createVolumeSchema = z.strictObject({ volume: volumeId, format: z.enum(DISK_FORMATS), sizeGiB: diskGiB });
-const idSchema = volumeId;
-const cloneVolumeSchema = z.strictObject({ to: volumeId, mode: z.enum(["full", "linked"]) });
+const imageRef = z.strictObject({ pool: poolName, file: imageFileName });
+const createImageSchema = z.strictObject({
+  pool: poolName,
+  file: imageFileName,
+  format: z.enum(NEW_DISK_FORMATS),
+  bytes: imageBytes,
+  volume: volumeId,
+  passphrase: passphrase.optional(),
+});
+const cloneSchema = z.strictObject({ to: imageRef, format: z.enum(DISK_FORMATS), mode: z.enum(["full", "linked"]) });
+const convertSchema = z.strictObject({ to: imageRef, format: z.enum(DISK_FORMATS), volume: volumeId.optional() });
+const resizeSchema = z.strictObject({ bytes: imageBytes, shrink: z.boolean(), volume: volumeId.optional() });
+const snapshotSchema = z.strictObject({ op: z.enum(["create", "revert", "delete"]), name: snapshotName, volume: volumeId.optional() });
+/** A disk to plug in, checked with the very schema of a spec's disks. */
+const attachSchema = z.strictObject({ disk: guestSpecSchema.shape.disks.element });
+const uploadQuery = z.strictObject({
+  size: z.string().regex(/^\d{1,16}$/, "size must be a number of bytes.").transform(Number),
+  offset: z.string().regex(/^\d{1,16}$/, "offset must be a number of bytes.").transform(Number).default(0),
+});
 
-type Handler = (params: string[], body: unknown) => Promise<{ status?: number; json: unknown }>;
+type Handler = (params: string[], body: unknown, query: URLSearchParams) => Promise<{ status?: number; json: unknown }>;
 
-export function createAgentServer(config: AgentConfig, supervisor: Supervisor, volumes: Volumes): http.Server {
+export function createAgentServer(config: AgentConfig, supervisor: Supervisor, images: Images): http.Server {
   let version: Promise<string> | null = null;
+  const ref = (pool: string | undefined, file: string | undefined): ImageRef => parseOrThrow(imageRef, { pool, file }, "The image");
+  const optionalVolume = (query: URLSearchParams) => (query.has("volume") ? parseOrThrow(volumeId, query.get("volume"), "The volume") : undefined);
 
   const routes: Array<[string, RegExp, Handler]> = [
     ["GET", /^\/v1\/host$/, async () => {
@@ -55,7 +90,8 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, v
         accelerator: config.accelerator,
         acceleratorReason: config.acceleratorReason,
         qemuVersion: await version,
-        isos: await volumes.listIsos(),
+        isos: await images.listIsos(),
+        pools: await images.storage.pools(),
       };
       return { json: info };
     }],
@@ -73,32 +109,88 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, v
       await supervisor.forget(parseId(id));
       return { status: 204, json: null };
     }],
-    ["POST", /^\/v1\/volumes$/, async (_, body) => {
-      const req = parseOrThrow(createVolumeSchema, body, "The volume request");
-      await volumes.create(req.volume, req.format, req.sizeGiB);
-      return { status: 201, json: req };
+    ["POST", /^\/v1\/guests\/([^/]+)\/disks$/, async ([id], body) => {
+      const { disk } = parseOrThrow(attachSchema, body, "The disk");
+      const holder = images.tasks.holder(`${disk.pool}/${disk.file}`);
+      if (holder) throw new GuesthouseError("conflict", `${disk.file} is busy: ${holder.title} is running. Wait for it to finish or cancel it.`);
+      return { json: await supervisor.attachDisk(parseId(id), disk) };
     }],
-    ["POST", /^\/v1\/volumes\/([^/]+)\/([^/]+)\/clone$/, async ([volume, format], body) => {
-      const req = parseOrThrow(cloneVolumeSchema, body, "The clone request");
-      await volumes.clone(parseId(volume), parseOrThrow(z.enum(DISK_FORMATS), format, "The format"), req.to, req.mode);
-      return { status: 201, json: req };
+    ["DELETE", /^\/v1\/guests\/([^/]+)\/disks\/([^/]+)$/, async ([id, volume]) => ({
+      json: await supervisor.detachDisk(parseId(id), parseOrThrow(volumeId, volume, "The volume")),
+    })],
+
+    ["GET", /^\/v1\/tasks$/, async () => ({ json: images.tasks.list() })],
+    ["GET", /^\/v1\/tasks\/([^/]+)$/, async ([id]) => ({ json: images.tasks.get(parseTaskId(id)) })],
+    ["POST", /^\/v1\/tasks\/([^/]+)\/cancel$/, async ([id]) => ({ json: images.tasks.cancel(parseTaskId(id)) })],
+
+    ["GET", /^\/v1\/images$/, async () => ({ json: await images.list() })],
+    ["POST", /^\/v1\/images$/, async (_, body) => {
+      const req = parseOrThrow(createImageSchema, body, "The image request");
+      return { status: 201, json: await images.create(req) };
     }],
-    ["DELETE", /^\/v1\/volumes\/([^/]+)\/([^/]+)$/, async ([volume, format]) => {
-      await volumes.remove(parseId(volume), parseOrThrow(z.enum(DISK_FORMATS), format, "The format"));
+    ["GET", /^\/v1\/images\/([^/]+)\/([^/]+)$/, async ([pool, file]) => ({ json: await images.info(ref(pool, file)) })],
+    ["DELETE", /^\/v1\/images\/([^/]+)\/([^/]+)$/, async ([pool, file], _, query) => {
+      await images.remove({ ...ref(pool, file), volume: optionalVolume(query) });
+      return { status: 204, json: null };
+    }],
+    ["POST", /^\/v1\/images\/([^/]+)\/([^/]+)\/clone$/, async ([pool, file], body) => {
+      const req = parseOrThrow(cloneSchema, body, "The clone request");
+      return { status: 201, json: await images.clone({ ...ref(pool, file), format: req.format }, req.to, req.mode) };
+    }],
+    ["POST", /^\/v1\/images\/([^/]+)\/([^/]+)\/convert$/, async ([pool, file], body) => {
+      const req = parseOrThrow(convertSchema, body, "The convert request");
+      return { status: 202, json: images.convert(ref(pool, file), { ...req.to, format: req.format }, { volume: req.volume }) };
+    }],
+    ["POST", /^\/v1\/images\/([^/]+)\/([^/]+)\/resize$/, async ([pool, file], body) => {
+      const req = parseOrThrow(resizeSchema, body, "The resize request");
+      return { json: await images.resize({ ...ref(pool, file), ...req }) };
+    }],
+    ["POST", /^\/v1\/images\/([^/]+)\/([^/]+)\/snapshots$/, async ([pool, file], body) => {
+      const req = parseOrThrow(snapshotSchema, body, "The snapshot request");
+      return { json: await images.snapshot({ ...ref(pool, file), volume: req.volume }, req.op, req.name) };
+    }],
+    ["POST", /^\/v1\/images\/([^/]+)\/([^/]+)\/check$/, async ([pool, file]) => ({ json: await images.check(ref(pool, file)) })],
+
+    ["GET", /^\/v1\/uploads\/([^/]+)\/([^/]+)$/, async ([pool, file]) => ({ json: { offset: await images.uploadOffset(ref(pool, file)) } })],
+    ["DELETE", /^\/v1\/uploads\/([^/]+)\/([^/]+)$/, async ([pool, file]) => {
+      await images.cancelUpload(ref(pool, file));
+      return { status: 204, json: null };
+    }],
+    ["DELETE", /^\/v1\/isos\/([^/]+)$/, async ([name]) => {
+      await images.removeIso(parseOrThrow(isoName, name, "The ISO name"));
       return { status: 204, json: null };
     }],
   ];
 
+  /** PUT /v1/uploads/:pool/:file: the body is the file itself, streamed to disk. */
+  const upload = async (req: http.IncomingMessage, res: http.ServerResponse, url: URL, match: RegExpExecArray) => {
+    try {
+      const target = ref(decodeURIComponent(match[1]!), decodeURIComponent(match[2]!));
+      const query = parseOrThrow(uploadQuery, Object.fromEntries(url.searchParams), "The upload request");
+      const result = await images.receive(target, req, query.size, query.offset);
+      send(res, 201, result);
+    } catch (err) {
+      const error = toGuesthouseError(err);
+      if (error.code === "internal") console.error(`agent: upload ${url.pathname} failed:`, error.detail);
+      // The rest of a refused body is not read: say so, and close the connection.
+      res.setHeader("connection", "close");
+      send(res, error.httpStatus, error.toJSON());
+      req.resume();
+    }
+  };
+
   const server = http.createServer(async (req, res) => {
-    if (req.method === "GET" && req.url === "/v1/events") return streamEvents(supervisor, res);
+    if (req.method === "GET" && req.url === "/v1/events") return streamEvents(supervisor, images, res);
     const started = Date.now();
     try {
       const url = new URL(req.url ?? "/", "http://agent");
+      const uploadMatch = req.method === "PUT" ? /^\/v1\/uploads\/([^/]+)\/([^/]+)$/.exec(url.pathname) : null;
+      if (uploadMatch) return await upload(req, res, url, uploadMatch);
       const route = routes.find(([method, pattern]) => method === req.method && pattern.test(url.pathname));
       if (!route) throw new GuesthouseError("not-found", `No such agent endpoint: ${req.method} ${url.pathname}`);
       const params = route[1].exec(url.pathname)!.slice(1).map(decodeURIComponent);
       const body = req.method === "POST" ? await readJson(req) : undefined;
-      const { status = 200, json } = await route[2](params, body);
+      const { status = 200, json } = await route[2](params, body, url.searchParams);
       send(res, status, json);
     } catch (err) {
       const error = toGuesthouseError(err);
@@ -142,21 +234,29 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, v
 }
 
 /** Pushes state changes as they happen, so pages learn of them without polling. */
-function streamEvents(supervisor: Supervisor, res: http.ServerResponse): void {
+function streamEvents(supervisor: Supervisor, images: Images, res: http.ServerResponse): void {
   res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
   const send = (status: GuestStatus) => res.write(`${JSON.stringify(status)}\n`);
+  const sendTask = (task: TaskStatus) => res.write(`${JSON.stringify({ task })}\n`);
   for (const status of supervisor.list()) send(status);
+  for (const task of images.tasks.list()) sendTask(task);
   supervisor.on("state", send);
+  images.tasks.on("task", sendTask);
   // A comment-free keep-alive: an empty line every 15 s lets both sides notice a dead peer.
   const keepAlive = setInterval(() => res.write("\n"), 15_000);
   res.on("close", () => {
     supervisor.off("state", send);
+    images.tasks.off("task", sendTask);
     clearInterval(keepAlive);
   });
 }
 
+function parseTaskId(id: string | undefined): string {
+  return parseOrThrow(z.string().regex(/^t[a-z0-9]{6,40}$/, "A task id looks like t…"), id, "The task id");
+}
+
 function parseId(id: string | undefined): string {
-  return parseOrThrow(idSchema, id, "The guest id");
+  return parseOrThrow(volumeId, id, "The guest id");
 }
 
 function specFor(id: string | undefined, body: unknown) {

@@ -3,7 +3,8 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { z } from "zod";
-import type { Accelerator } from "../domain/types";
+import { DEFAULT_POOL, ISO_POOL, type Accelerator } from "../domain/types";
+import { poolName } from "../domain/validation";
 import { QEMU_BINARY } from "../qemu/args";
 
 const envSchema = z.object({
@@ -11,14 +12,24 @@ const envSchema = z.object({
   GUESTHOUSE_IMAGE_DIR: z.string().min(1).optional(),
   GUESTHOUSE_AGENT_SOCKET: z.string().min(1).optional(),
   GUESTHOUSE_ACCEL: z.enum(["auto", "kvm", "tcg"]).default("auto"),
+  /** More storage folders for disk images: "fast=/srv/nvme,bulk=/srv/hdd" (name=absolute path). */
+  GUESTHOUSE_STORAGE: z.string().optional(),
+  /** The largest upload accepted, in bytes (default 64 GiB). */
+  GUESTHOUSE_UPLOAD_LIMIT: z.coerce.number().int().positive().default(64 * 2 ** 30),
 });
+
+export { DEFAULT_POOL, ISO_POOL };
 
 export interface AgentConfig {
   dataDir: string;
   /** One state folder per guest: `<guestsDir>/<guest id>/`. */
   guestsDir: string;
-  disksDir: string;
+  /** Storage folders for disk images, by name (DEFAULT_POOL always among them). */
+  pools: Record<string, string>;
   isoDir: string;
+  /** Encrypted volumes' passphrases, one 0600 file each. */
+  secretsDir: string;
+  uploadLimitBytes: number;
   socketPath: string;
   accelerator: Accelerator;
   /** Why this accelerator was chosen, shown on the dashboard. */
@@ -56,7 +67,9 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
   return {
     dataDir,
     guestsDir: path.join(dataDir, "guests"),
-    disksDir: path.join(dataDir, "disks"),
+    pools: parsePools(e.GUESTHOUSE_STORAGE, path.join(dataDir, "disks")),
+    secretsDir: path.join(dataDir, "secrets"),
+    uploadLimitBytes: e.GUESTHOUSE_UPLOAD_LIMIT,
     isoDir: path.resolve(e.GUESTHOUSE_IMAGE_DIR ?? path.join(dataDir, "images")),
     socketPath: path.resolve(e.GUESTHOUSE_AGENT_SOCKET ?? path.join(dataDir, "agent.sock")),
     ...(e.GUESTHOUSE_ACCEL === "auto"
@@ -66,4 +79,20 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
         })()
       : { accelerator: e.GUESTHOUSE_ACCEL, acceleratorReason: "set by GUESTHOUSE_ACCEL" }),
   };
+}
+
+/** "name=/abs/path,…" plus the default folder; names are checked like every pool name. */
+export function parsePools(text: string | undefined, defaultDir: string): Record<string, string> {
+  const pools: Record<string, string> = { [DEFAULT_POOL]: defaultDir };
+  for (const entry of (text ?? "").split(",").map((e) => e.trim()).filter(Boolean)) {
+    const eq = entry.indexOf("=");
+    const name = entry.slice(0, eq);
+    const dir = entry.slice(eq + 1);
+    if (eq < 1 || !poolName.safeParse(name).success || !path.isAbsolute(dir)) {
+      throw new Error(`GUESTHOUSE_STORAGE: "${entry}" is not name=/absolute/path (names: lowercase letters, digits, '_', '-').`);
+    }
+    if (Object.hasOwn(pools, name) || name === ISO_POOL) throw new Error(`GUESTHOUSE_STORAGE: the name "${name}" is taken.`);
+    pools[name] = path.resolve(dir);
+  }
+  return pools;
 }

@@ -8,7 +8,8 @@ import path from "node:path";
 import { loadAgentConfig } from "./config";
 import { createAgentServer } from "./api";
 import { Supervisor } from "./supervisor";
-import { Volumes } from "./volumes";
+import { Images } from "./images";
+import { Tasks } from "./tasks";
 
 async function socketInUse(socketPath: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -23,7 +24,7 @@ async function socketInUse(socketPath: string): Promise<boolean> {
 
 async function main(): Promise<void> {
   const config = loadAgentConfig();
-  for (const dir of [config.dataDir, config.guestsDir, config.disksDir, config.isoDir]) {
+  for (const dir of [config.dataDir, config.guestsDir, config.secretsDir, config.isoDir, ...Object.values(config.pools)]) {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
   if (Buffer.byteLength(path.join(config.guestsDir, "x".repeat(25), "serial.sock")) > 107) {
@@ -36,7 +37,8 @@ async function main(): Promise<void> {
 
   const supervisor = new Supervisor(config);
   await supervisor.adopt();
-  const server = createAgentServer(config, supervisor, new Volumes(config));
+  const images = new Images(config, new Tasks(), supervisor);
+  const server = createAgentServer(config, supervisor, images);
   const oldMask = process.umask(0o177);
   server.listen(config.socketPath, () => {
     process.umask(oldMask);

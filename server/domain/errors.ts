@@ -9,7 +9,8 @@
  *    ├─ code "unauthenticated"    no valid session or ticket (401)
  *    ├─ code "forbidden"          the user may not do this (403)
  *    ├─ code "not-found"          no such guest, disk, ISO (404)
- *    ├─ code "conflict"           duplicate name, action not allowed in this state (409)
+ *    ├─ code "conflict"           duplicate name, action not allowed in this state, busy (409)
+ *    ├─ code "too-large"          a file over the upload limit or the free space (413)
  *    ├─ code "qemu-failed"        QEMU refused to start or died; detail holds its output (502)
  *    ├─ code "qmp-error"          QEMU answered a QMP command with an error (502)
  *    ├─ code "qmp-disconnected"   the QMP socket closed while a call was pending (502)
@@ -24,6 +25,7 @@ export const ERROR_CODES = {
   forbidden: 403,
   "not-found": 404,
   conflict: 409,
+  "too-large": 413,
   "qemu-failed": 502,
   "qmp-error": 502,
   "qmp-disconnected": 502,

@@ -76,8 +76,19 @@ export type Accelerator = "kvm" | "tcg";
 export const DISK_BUSES = ["virtio", "scsi", "ide"] as const;
 export type DiskBus = (typeof DISK_BUSES)[number];
 
-export const DISK_FORMATS = ["qcow2", "raw"] as const;
+/**
+ * Image formats `qemu-img` makes, converts and QEMU runs: qcow2 (snapshots, backing
+ * files, encryption), raw, and the formats other hypervisors use (VMware's vmdk,
+ * VirtualBox's vdi, Hyper-V/Virtual PC's vpc, the `.vhd` files).
+ */
+export const DISK_FORMATS = ["qcow2", "raw", "vmdk", "vdi", "vpc"] as const;
 export type DiskFormat = (typeof DISK_FORMATS)[number];
+
+/** The formats a new, empty image can be made in from the dashboard. */
+export const NEW_DISK_FORMATS = ["qcow2", "raw"] as const satisfies readonly DiskFormat[];
+
+/** The usual file name ending of each format. */
+export const FORMAT_EXTENSIONS: Record<DiskFormat, string> = { qcow2: "qcow2", raw: "raw", vmdk: "vmdk", vdi: "vdi", vpc: "vhd" };
 
 /** QEMU's cache modes; "none" (O_DIRECT) is the safe default for images on local disks. */
 export const DISK_CACHES = ["none", "writeback", "writethrough", "directsync", "unsafe"] as const;
@@ -133,9 +144,14 @@ export interface GuestSpec {
 }
 
 export interface DiskSpec {
-  /** The disk's volume id: the agent stores it as `<disks folder>/<volume>.<format>`. */
+  /** The disk's id on its host (keys its locks and its encryption secret). */
   volume: string;
+  /** The storage folder (by name) and the image's file name in it; never a path. */
+  pool: string;
+  file: string;
   format: DiskFormat;
+  /** A LUKS-encrypted qcow2: the agent hands QEMU the secret it keeps for this volume. */
+  encrypted: boolean;
   bus: DiskBus;
   cache: DiskCache;
   readOnly: boolean;
@@ -185,6 +201,74 @@ export interface HostInfo {
   acceleratorReason: string;
   qemuVersion: string;
   isos: IsoInfo[];
+  pools: PoolInfo[];
+}
+
+/** The storage folder every host has (`<data folder>/disks`), where new guests' disks go. */
+export const DEFAULT_POOL = "default";
+/** The folder of ISO images: also a storage folder, for uploads and listing. */
+export const ISO_POOL = "isos";
+
+/** A storage folder on a host. Its path stays on the host; pages name it by `name`. */
+export interface PoolInfo {
+  name: string;
+  /** "images" holds disk images; "isos" holds ISO images for CD-ROMs. */
+  content: "images" | "isos";
+  totalBytes: number;
+  freeBytes: number;
+}
+
+/** What `qemu-img info` says about an image, in the dashboard's words. */
+export interface ImageInfo {
+  pool: string;
+  file: string;
+  format: string;
+  virtualBytes: number;
+  /** Allocated on the host's disk (sparse images use less than their virtual size). */
+  actualBytes: number;
+  encrypted: boolean;
+  /** The backing chain, nearest first, as file names (a linked clone's base, …). */
+  backing: string[];
+  snapshots: SnapshotInfo[];
+  /** qcow2 only: the image was not closed cleanly (a crashed writer); `qemu-img check` repairs. */
+  dirty: boolean;
+  /** The full report as `qemu-img info --output=json` printed it (paths stripped). */
+  raw: Record<string, unknown>;
+}
+
+export interface SnapshotInfo {
+  id: string;
+  name: string;
+  /** When it was taken, ms since the epoch. */
+  date: number;
+  /** Bytes of guest memory saved with it (0: a disk-only snapshot). */
+  vmStateBytes: number;
+}
+
+/** Long operations on images are tasks: they report progress and can be cancelled. */
+export const TASK_KINDS = ["create", "convert", "resize", "snapshot", "upload", "clone", "delete", "check", "attach", "detach"] as const;
+export type TaskKind = (typeof TASK_KINDS)[number];
+
+export const TASK_STATES = ["running", "succeeded", "failed", "cancelled"] as const;
+export type TaskState = (typeof TASK_STATES)[number];
+
+/** The agent's view of one task. */
+export interface TaskStatus {
+  id: string;
+  kind: TaskKind;
+  /** What it works on, for people: "default/web.qcow2 → web.vmdk". */
+  title: string;
+  /** The images it holds ("pool/file"); another task on any of them is refused meanwhile. */
+  targets: string[];
+  state: TaskState;
+  /** 0 … 1, or null when the operation cannot tell. */
+  progress: number | null;
+  startedAt: number;
+  finishedAt: number | null;
+  /** Why it failed, in plain words; or a short result ("grown to 20 GiB"). */
+  message: string | null;
+  /** The last lines the operation printed. */
+  log: string[];
 }
 
 export interface IsoInfo {

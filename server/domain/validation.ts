@@ -36,6 +36,21 @@ const VOLUME_ID = /^[a-z0-9]{8,64}$/;
 const ISO_NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}\.iso$/;
 const MAC = /^52:54:00(:[0-9a-f]{2}){3}$/;
 
+/**
+ * A file name inside a storage folder. Names are never paths: no separators, no
+ * leading dot (so no "." or ".." and no hidden files), no control or shell-special
+ * characters, and not the ".part" ending uploads use while they are incomplete. The
+ * agent also refuses symlinks when it opens one (see server/agent/storage.ts).
+ */
+const IMAGE_FILE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
+export const IMAGE_FILE_RULE = "1 to 128 characters: letters, digits, '.', '_', '+' and '-', starting with a letter or digit";
+export const imageFileName = z
+  .string()
+  .regex(IMAGE_FILE, `An image name must be ${IMAGE_FILE_RULE}.`)
+  .refine((name) => !name.endsWith(".part"), "An image name cannot end in .part (used for uploads in progress).");
+/** A storage folder's name, as the admin configured it. */
+export const poolName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, "A storage folder's name is 1 to 32 lowercase letters, digits, '_' or '-'.");
+
 export const guestName = z.string().trim().regex(GUEST_NAME, `A guest name must be ${GUEST_NAME_RULE}.`);
 export const isoName = z.string().regex(ISO_NAME, "An ISO name is a plain file name ending in .iso.");
 export const volumeId = z.string().regex(VOLUME_ID, "A volume id is 8 to 64 lowercase letters and digits.");
@@ -155,7 +170,11 @@ export const guestSpecSchema = z
     id: volumeId,
     name: guestName,
     ...hardwareShape,
-    disks: listOf(z.strictObject({ volume: volumeId, format: z.enum(DISK_FORMATS), ...diskAttachment }), LIMITS_DEVICES.disks, "disks"),
+    disks: listOf(
+      z.strictObject({ volume: volumeId, pool: poolName, file: imageFileName, format: z.enum(DISK_FORMATS), encrypted: z.boolean(), ...diskAttachment }),
+      LIMITS_DEVICES.disks,
+      "disks",
+    ),
     cdroms,
     nics: listOf(
       z.strictObject({ mac, model: z.enum(NIC_MODELS), mode: z.literal("user"), forwards }),
@@ -232,6 +251,40 @@ export const createGuestInput = z.strictObject({
   boot: z.enum(["cdrom", "disk"]),
 });
 export type CreateGuestInput = z.infer<typeof createGuestInput>;
+
+const SIZE_UNITS: Record<string, number> = { "": 1, B: 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
+/** The largest image the dashboard makes or grows to: 64 TiB. */
+export const MAX_IMAGE_BYTES = 64 * 2 ** 40;
+
+/**
+ * A size as people write it: "20G", "512 MiB", "1.5T", "10gb", or plain bytes. Units are
+ * binary (as `qemu-img` reads them); the result is whole bytes, a multiple of 512 (a
+ * sector), from 1 MiB to 64 TiB.
+ */
+export function parseSize(text: string): number {
+  const match = /^\s*(\d{1,15}(?:\.\d{1,6})?)\s*([KMGT]?)(?:I?B)?\s*$/i.exec(text);
+  if (!match) {
+    throw new GuesthouseError("invalid-input", `"${text.slice(0, 40)}" is not a size. Write a number with a unit, like 20G, 512M or 1.5T.`);
+  }
+  const bytes = Number(match[1]) * SIZE_UNITS[match[2]!.toUpperCase()]!;
+  if (!Number.isFinite(bytes) || bytes < 2 ** 20) throw new GuesthouseError("invalid-input", "A disk must be at least 1 MiB.");
+  if (bytes > MAX_IMAGE_BYTES) throw new GuesthouseError("invalid-input", "A disk can be at most 64 TiB.");
+  return Math.ceil(bytes / 512) * 512;
+}
+
+/** A size in bytes as the agent's API takes it: whole sectors, 1 MiB to 64 TiB. */
+export const imageBytes = z
+  .number({ error: "A size must be a number of bytes." })
+  .int("A size must be a whole number of bytes.")
+  .min(2 ** 20, "A disk must be at least 1 MiB.")
+  .max(MAX_IMAGE_BYTES, "A disk can be at most 64 TiB.")
+  .refine((n) => n % 512 === 0, "A size must be a multiple of 512 bytes.");
+
+/** A snapshot's name: what `qemu-img snapshot` and QMP take as a tag. */
+export const snapshotName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "A snapshot name is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit.");
+
+/** A passphrase for an encrypted image: kept by the agent, never shown again. */
+export const passphrase = z.string().min(8, "A passphrase has at least 8 characters.").max(1024, "A passphrase has at most 1024 characters.");
 
 /** Parses or throws a GuesthouseError("invalid-input") whose message names every problem. */
 export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, what = "The request"): T {

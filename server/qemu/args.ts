@@ -5,7 +5,7 @@
  */
 import path from "node:path";
 import { GuesthouseError } from "../domain/errors";
-import type { Accelerator, GuestSpec, MachineType, NicModel } from "../domain/types";
+import type { Accelerator, DiskCache, DiskSpec, GuestSpec, MachineType, NicModel } from "../domain/types";
 
 export const QEMU_BINARY = "qemu-system-x86_64";
 
@@ -26,6 +26,29 @@ export function ideSlots(machine: MachineType): number {
   return IDE_SLOTS[machine].length;
 }
 
+/**
+ * Empty PCIe root ports a q35 guest starts with, for disks plugged in while it runs
+ * (q35's own bus, pcie.0, cannot hot-plug; libvirt adds spare ports the same way).
+ * pc's PCI bus hot-plugs through ACPI and needs none.
+ */
+export const HOTPLUG_PORTS = 4;
+
+export function hotplugPorts(machine: MachineType): string[] {
+  return machine === "q35" ? Array.from({ length: HOTPLUG_PORTS }, (_, i) => `hotplug${i}`) : [];
+}
+
+/** The virtio-scsi controller's id; SCSI disks sit on its bus `scsi0.0`. */
+export const SCSI_CONTROLLER = "scsi0";
+
+/**
+ * A disk's name inside QEMU: its -drive id (or, plugged in live, its node name) and
+ * its device's id alike. Disks started with the guest are disk0 … disk<n-1> in spec
+ * order; disks plugged in later continue the count.
+ */
+export function diskId(index: number): string {
+  return `disk${index}`;
+}
+
 const NIC_DEVICES: Record<NicModel, string> = { virtio: "virtio-net-pci", e1000: "e1000", rtl8139: "rtl8139" };
 
 /** Where things live on the host; filled in by the agent, never by the browser. */
@@ -33,8 +56,10 @@ export interface QemuHostLayout {
   accelerator: Accelerator;
   /** The guest's own state folder (sockets, pid file, logs). */
   stateDir: string;
-  /** Folder holding guest disks as `<volume>.<format>`. */
-  disksDir: string;
+  /** Storage folders by name; a disk is `<pools[disk.pool]>/<disk.file>`. */
+  pools: Record<string, string>;
+  /** Where the agent keeps encrypted volumes' passphrases, one 0600 file per volume. */
+  secretsDir: string;
   /** Folder holding ISO images. */
   isoDir: string;
 }
@@ -58,8 +83,23 @@ export function optValue(value: string): string {
   return value.replaceAll(",", ",,");
 }
 
-export function diskPath(layout: QemuHostLayout, volume: string, format: string): string {
-  return path.join(layout.disksDir, `${volume}.${format}`);
+/**
+ * A disk's file: its name joined to its storage folder. The spec was validated (a
+ * file name is never a path); this refuses anything else once more, so no spec can
+ * make QEMU open a file outside the storage folders.
+ */
+export function diskPath(layout: Pick<QemuHostLayout, "pools">, disk: { pool: string; file: string }): string {
+  const folder = Object.hasOwn(layout.pools, disk.pool) ? layout.pools[disk.pool] : undefined;
+  if (!folder) throw new GuesthouseError("not-found", `This host has no storage folder named "${disk.pool}".`);
+  if (disk.file !== path.basename(disk.file) || disk.file.startsWith(".")) {
+    throw new GuesthouseError("invalid-input", `"${disk.file}" is not a file name.`);
+  }
+  return path.join(folder, disk.file);
+}
+
+/** The file holding an encrypted volume's passphrase (QEMU reads it as a secret object). */
+export function secretPath(layout: Pick<QemuHostLayout, "secretsDir">, volume: string): string {
+  return path.join(layout.secretsDir, `${volume}.key`);
 }
 
 export function isoPath(layout: QemuHostLayout, iso: string): string {
@@ -130,23 +170,31 @@ export function buildQemuArgs(spec: GuestSpec, layout: QemuHostLayout): string[]
     return slot;
   };
 
-  if (spec.disks.some((d) => d.bus === "scsi")) args.push("-device", "virtio-scsi-pci,id=scsi0");
+  if (spec.disks.some((d) => d.bus === "scsi")) args.push("-device", `virtio-scsi-pci,id=${SCSI_CONTROLLER}`);
   spec.disks.forEach((disk, i) => {
-    const id = `disk${i}`;
+    const id = diskId(i);
     if (disk.readOnly && disk.bus === "ide") {
       throw new GuesthouseError("invalid-input", "QEMU cannot attach a read-only disk to IDE. Put read-only disks on virtio or SCSI.");
     }
     const readOnly = disk.readOnly ? ",readonly=on" : "";
+    // An encrypted image's passphrase reaches QEMU as a secret object read from a
+    // 0600 file: the command line names the file, never the passphrase.
+    let encryption = "";
+    if (disk.encrypted) {
+      args.push("-object", `secret,id=${id}-secret,format=raw,file=${optValue(secretPath(layout, disk.volume))}`);
+      encryption = `,encrypt.key-secret=${id}-secret`;
+    }
     args.push(
       "-drive",
-      `file=${optValue(diskPath(layout, disk.volume, disk.format))},format=${disk.format},if=none,id=${id},cache=${disk.cache},discard=unmap${readOnly}`,
+      `file=${optValue(diskPath(layout, disk))},format=${disk.format},if=none,id=${id},cache=${disk.cache},discard=unmap${readOnly}${encryption}`,
     );
+    // The device has an id (the drive's) so that it can be unplugged while the guest runs.
     const device =
       disk.bus === "virtio"
-        ? `virtio-blk-pci,drive=${id}`
+        ? `virtio-blk-pci,drive=${id},id=${id}`
         : disk.bus === "scsi"
-          ? `scsi-hd,drive=${id},bus=scsi0.0`
-          : `ide-hd,drive=${id},${takeIdeSlot()}`;
+          ? `scsi-hd,drive=${id},id=${id},bus=${SCSI_CONTROLLER}.0`
+          : `ide-hd,drive=${id},id=${id},${takeIdeSlot()}`;
     args.push("-device", `${device}${bootIndex("disk", i)}`);
   });
 
@@ -166,5 +214,69 @@ export function buildQemuArgs(spec: GuestSpec, layout: QemuHostLayout): string[]
     args.push("-netdev", `user,id=${id}${forwards}`, "-device", `${NIC_DEVICES[nic.model]},netdev=${id},mac=${nic.mac}${bootIndex("network", i)}`);
   });
 
+  // Last, so every device above keeps the PCI address it had before the ports existed
+  // (a guest's interface names and disk paths follow those addresses).
+  hotplugPorts(spec.machine).forEach((port, i) => {
+    args.push("-device", `pcie-root-port,id=${port},chassis=${i + 1}`);
+  });
+
   return args;
+}
+
+/**
+ * How each cache mode of `-drive cache=` is spelled for blockdev-add and the device,
+ * as QEMU's own documentation of -drive defines them: O_DIRECT (`direct`), flushes
+ * ignored (`no-flush`), and whether the guest sees a volatile write cache.
+ */
+const CACHE_MODES: Record<DiskCache, { direct: boolean; noFlush: boolean; writeCache: boolean }> = {
+  none: { direct: true, noFlush: false, writeCache: true },
+  writeback: { direct: false, noFlush: false, writeCache: true },
+  writethrough: { direct: false, noFlush: false, writeCache: false },
+  directsync: { direct: true, noFlush: false, writeCache: false },
+  unsafe: { direct: false, noFlush: true, writeCache: true },
+};
+
+/** Neither IDE nor AHCI can take a disk while the machine runs (QEMU refuses; so do real boards). */
+export function assertHotpluggable(disk: Pick<DiskSpec, "bus">): void {
+  if (disk.bus === "ide") {
+    throw new GuesthouseError("invalid-input", "IDE disks cannot be plugged into a running guest. Attach the disk on virtio or SCSI, or add it while the guest is stopped.");
+  }
+}
+
+/** The QMP commands (name and arguments) that plug one disk into a running guest, in order. */
+export interface HotplugCommands {
+  /** object-add of the passphrase's secret (encrypted disks only): like -object, it names the file. */
+  secret: Record<string, unknown> | null;
+  blockdev: Record<string, unknown>;
+  device: Record<string, unknown>;
+}
+
+/**
+ * The live counterpart of a disk's -drive and -device: a pure function like
+ * buildQemuArgs, so the unit tests pin it down. `id` names the format node and the
+ * device (see diskId); `port` is a free hot-plug root port on q35 (null on pc, and
+ * for SCSI disks, which go onto the guest's controller).
+ */
+export function hotplugCommands(disk: DiskSpec, layout: Pick<QemuHostLayout, "pools" | "secretsDir">, id: string, port: string | null): HotplugCommands {
+  assertHotpluggable(disk);
+  const cache = CACHE_MODES[disk.cache];
+  const common = { "read-only": disk.readOnly, discard: "unmap", cache: { direct: cache.direct, "no-flush": cache.noFlush } };
+  const secretId = `${id}-secret`;
+  return {
+    secret: disk.encrypted ? { "qom-type": "secret", id: secretId, format: "raw", file: secretPath(layout, disk.volume) } : null,
+    blockdev: {
+      driver: disk.format,
+      "node-name": id,
+      ...common,
+      file: { driver: "file", filename: diskPath(layout, disk), ...common },
+      ...(disk.encrypted ? { encrypt: { format: "luks", "key-secret": secretId } } : {}),
+    },
+    device: {
+      driver: disk.bus === "virtio" ? "virtio-blk-pci" : "scsi-hd",
+      id,
+      drive: id,
+      ...(disk.bus === "scsi" ? { bus: `${SCSI_CONTROLLER}.0` } : port ? { bus: port } : {}),
+      "write-cache": cache.writeCache ? "on" : "off",
+    },
+  };
 }

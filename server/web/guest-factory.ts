@@ -9,14 +9,21 @@ import { db } from "../db/client";
 import { isUniqueViolationOn } from "../db/errors";
 import { GuesthouseError } from "../domain/errors";
 import { newMac, newVolumeId } from "../domain/ids";
-import type { DiskFormat, PortForward } from "../domain/types";
+import { DEFAULT_POOL, FORMAT_EXTENSIONS, type DiskFormat, type PortForward } from "../domain/types";
 import type { GuestDefinition } from "../domain/validation";
 import { agentFor, recordEvent } from "./guests";
 import { isoRowsFor } from "./isos";
 import { userModeNetwork } from "./networks";
 
 /** Where a new guest's disk comes from: made empty, or cloned from an existing disk. */
-export type DiskSource = { kind: "new" } | { kind: "full" | "linked"; diskId: string; volume: string; format: DiskFormat };
+export type DiskSource =
+  | { kind: "new" }
+  | { kind: "full" | "linked"; diskId: string; pool: string; file: string; format: DiskFormat; sizeBytes: bigint };
+
+/** A new disk's file name: the guest's name and a piece of the volume id, so people know whose it is. */
+export function newDiskFile(guestName: string, volume: string, format: DiskFormat): string {
+  return `${guestName}-${volume.slice(0, 6)}.${FORMAT_EXTENSIONS[format]}`;
+}
 
 export async function makeGuest(
   user: SessionUser,
@@ -33,7 +40,7 @@ export async function makeGuest(
   const network = def.nics.length ? await userModeNetwork({ teamId: user.teamId, ownerId: user.id, hostId: host.id }) : null;
 
   const agent = agentFor(host);
-  const made: Array<{ volume: string; format: DiskFormat }> = [];
+  const made: Array<{ pool: string; file: string }> = [];
   try {
     const disks = [];
     for (const [i, disk] of def.disks.entries()) {
@@ -41,16 +48,20 @@ export async function makeGuest(
       const volume = newVolumeId();
       // A clone is always qcow2 (a linked one must be: it records its backing file).
       const format: DiskFormat = source.kind === "new" ? disk.format : "qcow2";
-      made.push({ volume, format });
-      if (source.kind === "new") await agent.createVolume(volume, format, disk.sizeGiB);
-      else await agent.cloneVolume(source.volume, source.format, volume, source.kind);
+      // A clone stays in its source's storage folder (a linked one names its base relative to itself).
+      const target = { pool: source.kind === "new" ? DEFAULT_POOL : source.pool, file: newDiskFile(def.name, volume, format) };
+      made.push(target);
+      const sizeBytes = source.kind === "new" ? BigInt(disk.sizeGiB) * 2n ** 30n : source.sizeBytes;
+      if (source.kind === "new") await agent.createImage({ ...target, format: disk.format === "raw" ? "raw" : "qcow2", bytes: Number(sizeBytes), volume });
+      else await agent.cloneImage({ pool: source.pool, file: source.file, format: source.format }, target, source.kind);
       disks.push({
         volume,
+        ...target,
         format,
         bus: disk.bus,
         cache: disk.cache,
         readOnly: disk.readOnly,
-        sizeGiB: disk.sizeGiB,
+        sizeBytes,
         position: i,
         baseId: source.kind === "linked" ? source.diskId : null,
         ownerId: user.id,
@@ -96,8 +107,8 @@ export async function makeGuest(
     return guest;
   } catch (err) {
     // Also after a timeout: the agent may have made a disk even if we did not hear back.
-    for (const { volume, format } of made) {
-      await agent.deleteVolume(volume, format).catch((e) => console.error("make-guest: could not remove disk", volume, e));
+    for (const target of made) {
+      await agent.deleteImage(target).catch((e: unknown) => console.error("make-guest: could not remove disk", target.file, e));
     }
     if (isUniqueViolationOn(err, "name")) {
       throw new GuesthouseError("conflict", `Your team already has a guest named "${def.name}". Choose another name.`);

@@ -24,7 +24,7 @@ export function guestListQuery(db: PrismaClient, user: SessionUser, page: number
       tags: true,
       host: { select: { id: true, name: true, endpoint: true } },
       owner: { select: { username: true } },
-      disks: { select: { sizeGiB: true, bus: true }, orderBy: { position: "asc" } },
+      disks: { select: { sizeBytes: true, bus: true }, orderBy: { position: "asc" } },
       cdroms: { select: { iso: { select: { name: true } } } },
       nics: { select: { mac: true, model: true } },
     },

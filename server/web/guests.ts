@@ -66,7 +66,16 @@ export function specOf(guest: GuestRow): GuestSpec {
       display: guest.display,
       serial: guest.serial,
       rtc: guest.rtc,
-      disks: guest.disks.map((d) => ({ volume: d.volume, format: d.format, bus: d.bus, cache: d.cache, readOnly: d.readOnly })),
+      disks: guest.disks.map((d) => ({
+        volume: d.volume,
+        pool: d.pool,
+        file: d.file,
+        format: d.format,
+        encrypted: d.encrypted,
+        bus: d.bus,
+        cache: d.cache,
+        readOnly: d.readOnly,
+      })),
       cdroms: guest.cdroms.map((c) => ({ iso: c.iso.name })),
       nics: guest.nics.map((n) => ({ mac: n.mac, model: n.model, mode: "user", forwards: JSON.parse(n.forwards) as unknown })),
     },
@@ -93,7 +102,8 @@ export function definitionOf(guest: GuestRow, name = guest.name): GuestDefinitio
     description: guest.description,
     tags: JSON.parse(guest.tags) as string[],
     disks: guest.disks.map((d, i) => ({
-      sizeGiB: d.sizeGiB,
+      // Definitions speak whole GiB; a disk of 1.5 GiB is exported as 2.
+      sizeGiB: Math.max(1, Math.ceil(Number(d.sizeBytes) / 2 ** 30)),
       format: spec.disks[i]!.format,
       bus: spec.disks[i]!.bus,
       cache: spec.disks[i]!.cache,
@@ -134,7 +144,7 @@ export async function liveStates(
   return states;
 }
 
-export async function liveState(guest: GuestRow): Promise<GuestStatus> {
+export async function liveState(guest: { id: string; host: { endpoint: string } }): Promise<GuestStatus> {
   return agentFor(guest.host).guest(guest.id);
 }
 

@@ -1,17 +1,21 @@
 /**
- * Pushes guest state changes to open pages. While anyone listens, it follows each
- * host's agent event stream (one connection per host, whatever the number of guests
- * or pages) and tells listeners which guests changed. A host whose agent goes away
- * is retried every few seconds and reported as `host:<id>`.
+ * Pushes guest state changes and image task progress to open pages. While anyone
+ * listens (the web server itself always does, to keep the task record), it follows
+ * each host's agent event stream (one connection per host, whatever the number of
+ * guests or pages) and tells listeners which guests changed and how tasks go. A host
+ * whose agent goes away is retried every few seconds and reported as `host:<id>`.
  */
 import { AgentClient } from "../agent-client";
 import { db } from "../db/client";
+import type { TaskStatus } from "../domain/types";
 
 const RETRY_MS = 2000;
 type Listener = (changed: string[]) => void | Promise<void>;
+type TaskListener = (hostId: string, task: TaskStatus) => void | Promise<void>;
 
 class StateHub {
   private readonly listeners = new Set<Listener>();
+  private readonly taskListeners = new Set<TaskListener>();
   private followers = new Map<string, { close(): void }>();
   private running = false;
 
@@ -22,6 +26,22 @@ class StateHub {
       this.listeners.delete(listener);
       if (this.listeners.size === 0) this.stop();
     };
+  }
+
+  /** Task changes of every host; keeps the hub following as long as it is subscribed. */
+  subscribeTasks(listener: TaskListener): () => void {
+    this.taskListeners.add(listener);
+    const unsubscribe = this.subscribe(() => {});
+    return () => {
+      this.taskListeners.delete(listener);
+      unsubscribe();
+    };
+  }
+
+  private notifyTask(hostId: string, task: TaskStatus): void {
+    for (const listener of this.taskListeners) {
+      Promise.resolve(listener(hostId, task)).catch((err) => console.error("state hub: a task listener failed:", err));
+    }
   }
 
   private notify(changed: string[]): void {
@@ -71,6 +91,7 @@ class StateHub {
             this.notify([`host:${host.id}`]);
           }
         },
+        (task) => this.notifyTask(host.id, task),
       );
       current = stream;
       stream.done

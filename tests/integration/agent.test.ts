@@ -8,7 +8,7 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { GuestSpec } from "../../server/domain/types";
 import { GuesthouseError } from "../../server/domain/errors";
-import { testSpec } from "../helpers/specs";
+import { createTestImage, testDisk, testSpec } from "../helpers/specs";
 import { processGone, qemuPidsUnder, startTestAgent, waitFor, type TestAgent } from "../helpers/agent";
 
 const BOOT_TIMEOUT_MS = 90_000;
@@ -16,7 +16,7 @@ const BOOT_TIMEOUT_MS = 90_000;
 function demoSpec(id: string, volume: string | null, overrides: Partial<GuestSpec> = {}): GuestSpec {
   return testSpec(id, {
     name: `demo-${id.slice(0, 6)}`,
-    disks: volume ? [{ volume, format: "qcow2", bus: "virtio", cache: "none", readOnly: false }] : [],
+    disks: volume ? [testDisk(volume)] : [],
     nics: [{ mac: "52:54:00:ab:cd:01", model: "virtio", mode: "user", forwards: [] }],
     ...overrides,
   });
@@ -33,7 +33,7 @@ describe("agent with real QEMU", () => {
 
   before(async () => {
     agent = await startTestAgent();
-    await agent.client.createVolume("volaaaa00001", "qcow2", 1);
+    await createTestImage(agent.client, "volaaaa00001", "qcow2", 1);
   });
   after(async () => {
     await agent?.cleanup();

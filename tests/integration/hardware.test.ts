@@ -11,7 +11,7 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { startTestAgent, waitFor, type TestAgent } from "../helpers/agent";
 import { connects, freePort } from "../helpers/net";
-import { testSpec } from "../helpers/specs";
+import { createTestImage, testDisk, testSpec } from "../helpers/specs";
 
 const BOOT_TIMEOUT_MS = 90_000;
 
@@ -35,16 +35,16 @@ describe("hardware options with real QEMU", () => {
   });
 
   test("q35 with a SCSI disk, a read-only virtio disk, an e1000 card and a TCP port forward", async () => {
-    await agent.client.createVolume("volscsi00001", "qcow2", 2);
-    await agent.client.createVolume("volvirt00001", "raw", 1);
+    await createTestImage(agent.client, "volscsi00001", "qcow2", 2);
+    await createTestImage(agent.client, "volvirt00001", "raw", 1);
     const port = await freePort();
     const s = spec("guesthw000001", {
       vcpus: 2,
       sockets: 1,
       threads: 2,
       disks: [
-        { volume: "volscsi00001", format: "qcow2", bus: "scsi", cache: "writeback", readOnly: false },
-        { volume: "volvirt00001", format: "raw", bus: "virtio", cache: "none", readOnly: true },
+        testDisk("volscsi00001", "qcow2", { bus: "scsi", cache: "writeback" }),
+        testDisk("volvirt00001", "raw", { readOnly: true }),
       ],
       nics: [{ mac: "52:54:00:00:00:e1", model: "e1000", mode: "user", forwards: [{ protocol: "tcp", hostPort: port, guestPort: 22 }] }],
     });
@@ -61,10 +61,10 @@ describe("hardware options with real QEMU", () => {
   });
 
   test("pc machine with an IDE disk, an rtl8139 card and network-first boot order", async () => {
-    await agent.client.createVolume("volide000001", "qcow2", 1);
+    await createTestImage(agent.client, "volide000001", "qcow2", 1);
     const s = spec("guesthw000002", {
       machine: "pc",
-      disks: [{ volume: "volide000001", format: "qcow2", bus: "ide", cache: "none", readOnly: false }],
+      disks: [testDisk("volide000001", "qcow2", { bus: "ide" })],
       nics: [{ mac: "52:54:00:00:00:81", model: "rtl8139", mode: "user", forwards: [] }],
       bootOrder: ["cdrom", "disk", "network"],
       rtc: "localtime",
@@ -116,7 +116,7 @@ describe("clones with real qemu-img and QEMU", () => {
 
   before(async () => {
     agent = await startTestAgent();
-    await agent.client.createVolume("volbase00001", "qcow2", 1);
+    await createTestImage(agent.client, "volbase00001", "qcow2", 1);
     qemuIo(disk("volbase00001"), "write -P 0xab 0 1M");
   });
   after(async () => {
@@ -124,7 +124,7 @@ describe("clones with real qemu-img and QEMU", () => {
   });
 
   test("a full clone is an independent copy with the same contents", async () => {
-    await agent.client.cloneVolume("volbase00001", "qcow2", "volfull00001", "full");
+    await agent.client.cloneImage({ pool: "default", file: "volbase00001.qcow2", format: "qcow2" }, { pool: "default", file: "volfull00001.qcow2" }, "full");
     const info = JSON.parse(execFileSync("qemu-img", ["info", "--output=json", disk("volfull00001")], { encoding: "utf8" }));
     assert.equal(info["backing-filename"], undefined);
     assert.equal(info["virtual-size"], 1024 ** 3);
@@ -134,12 +134,12 @@ describe("clones with real qemu-img and QEMU", () => {
 
   test("a linked clone boots, the guest writes to it, and its base is unchanged", async () => {
     const baseBefore = sha256(disk("volbase00001"));
-    await agent.client.cloneVolume("volbase00001", "qcow2", "vollink00001", "linked");
+    await agent.client.cloneImage({ pool: "default", file: "volbase00001.qcow2", format: "qcow2" }, { pool: "default", file: "vollink00001.qcow2" }, "linked");
     const info = JSON.parse(execFileSync("qemu-img", ["info", "--output=json", disk("vollink00001")], { encoding: "utf8" }));
-    assert.equal(info["backing-filename"], disk("volbase00001"));
+    assert.equal(info["backing-filename"], "volbase00001.qcow2", "the base is named relative to the clone (same folder)");
 
     const s = spec("guestlink0001", {
-      disks: [{ volume: "vollink00001", format: "qcow2", bus: "virtio", cache: "none", readOnly: false }],
+      disks: [testDisk("vollink00001")],
     });
     await agent.client.start(s);
     const log = () => fs.readFileSync(path.join(agent.dataDir, "guests", s.id, "serial.log"), "utf8");
@@ -160,7 +160,7 @@ describe("clones with real qemu-img and QEMU", () => {
   test("cloning onto an existing volume is refused and leaves it alone", async () => {
     const before = sha256(disk("volfull00001"));
     await assert.rejects(
-      agent.client.cloneVolume("volbase00001", "qcow2", "volfull00001", "full"),
+      agent.client.cloneImage({ pool: "default", file: "volbase00001.qcow2", format: "qcow2" }, { pool: "default", file: "volfull00001.qcow2" }, "full"),
       (err: Error & { code?: string }) => err.code === "conflict",
     );
     assert.equal(sha256(disk("volfull00001")), before);

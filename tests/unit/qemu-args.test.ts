@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { IDE_SLOT_COUNT } from "../../server/domain/types";
-import { buildQemuArgs, guestFiles, ideSlots, OVMF_CODE, type QemuHostLayout } from "../../server/qemu/args";
+import { buildQemuArgs, diskPath, guestFiles, hotplugCommands, hotplugPorts, ideSlots, OVMF_CODE, type QemuHostLayout } from "../../server/qemu/args";
 import { formatCommandLine } from "../../server/qemu/format";
 import { GuesthouseError } from "../../server/domain/errors";
 import type { CdromSpec, DiskBus, DiskCache, DiskSpec, GuestSpec, NicModel, NicSpec, PortForward } from "../../server/domain/types";
@@ -14,7 +14,8 @@ import type { CdromSpec, DiskBus, DiskCache, DiskSpec, GuestSpec, NicModel, NicS
 const TCG: QemuHostLayout = {
   accelerator: "tcg",
   stateDir: "/srv/gh/state/abcd1234",
-  disksDir: "/srv/gh/disks",
+  pools: { default: "/srv/gh/disks", fast: "/srv/nvme/gh" },
+  secretsDir: "/srv/gh/secrets",
   isoDir: "/srv/gh/isos",
 };
 const KVM: QemuHostLayout = { ...TCG, accelerator: "kvm" };
@@ -43,7 +44,10 @@ function spec(patch: Partial<GuestSpec> = {}): GuestSpec {
 
 const disk = (volume: string, bus: DiskBus, patch: Partial<DiskSpec> = {}): DiskSpec => ({
   volume,
+  pool: "default",
+  file: `${volume}.${bus === "ide" ? "raw" : "qcow2"}`,
   format: bus === "ide" ? "raw" : "qcow2",
+  encrypted: false,
   bus,
   cache: "none",
   readOnly: false,
@@ -76,6 +80,20 @@ const BASE_TCG: readonly string[] = [
   "-chardev",
   "socket,id=serial0,path=/srv/gh/state/abcd1234/serial.sock,server=on,wait=off,logfile=/srv/gh/state/abcd1234/serial.log,logappend=on",
   "-serial", "chardev:serial0",
+];
+
+/** The empty hot-plug root ports every q35 guest gets, last on its command line. */
+const PORT_DEVICES: readonly string[] = [
+  "pcie-root-port,id=hotplug0,chassis=1",
+  "pcie-root-port,id=hotplug1,chassis=2",
+  "pcie-root-port,id=hotplug2,chassis=3",
+  "pcie-root-port,id=hotplug3,chassis=4",
+];
+const SPARE_PORTS: readonly string[] = [
+  "-device", "pcie-root-port,id=hotplug0,chassis=1",
+  "-device", "pcie-root-port,id=hotplug1,chassis=2",
+  "-device", "pcie-root-port,id=hotplug2,chassis=3",
+  "-device", "pcie-root-port,id=hotplug3,chassis=4",
 ];
 
 /** Drive strings, written out: one per disk kind used below. */
@@ -125,7 +143,7 @@ interface Case {
   layout?: QemuHostLayout;
   /** The exact full array. */
   exact?: readonly string[];
-  /** Exact arguments after the fixed base (device part), when the base is BASE_TCG. */
+  /** Exact arguments after the fixed base (device part), when the base is BASE_TCG; the spare ports (q35) follow them. */
   tail?: readonly string[];
   /** Exact runs that must appear somewhere. */
   runs?: readonly (readonly string[])[];
@@ -143,7 +161,7 @@ const SERIAL_CHARDEV =
 function oneOfEach(diskBoot: string, cdBoot: string, nicBoot: string): string[] {
   return [
     "-drive", DRIVE.vol1,
-    "-device", `virtio-blk-pci,drive=disk0${diskBoot}`,
+    "-device", `virtio-blk-pci,drive=disk0,id=disk0${diskBoot}`,
     "-drive", DRIVE.cdA0,
     "-device", `ide-cd,drive=cd0,bus=ide.0${cdBoot}`,
     "-netdev", "user,id=net0",
@@ -156,19 +174,19 @@ const CASES: Case[] = [
   {
     name: "no disk, no cdrom, no nic: just the base",
     spec: spec(),
-    exact: BASE_TCG,
+    exact: [...BASE_TCG, ...SPARE_PORTS],
   },
   {
     name: "one virtio disk",
     spec: spec({ disks: [vdisk("vol00001")] }),
-    tail: ["-drive", DRIVE.vol1, "-device", "virtio-blk-pci,drive=disk0,bootindex=1"],
+    tail: ["-drive", DRIVE.vol1, "-device", "virtio-blk-pci,drive=disk0,id=disk0,bootindex=1"],
   },
   {
     name: "one IDE disk takes ide.0 (q35)",
     spec: spec({ disks: [idedisk("vol00002")] }),
     tail: [
       "-drive", "file=/srv/gh/disks/vol00002.raw,format=raw,if=none,id=disk0,cache=none,discard=unmap",
-      "-device", "ide-hd,drive=disk0,bus=ide.0,bootindex=1",
+      "-device", "ide-hd,drive=disk0,id=disk0,bus=ide.0,bootindex=1",
     ],
   },
   {
@@ -176,7 +194,7 @@ const CASES: Case[] = [
     spec: spec({ bootOrder: ["disk", "cdrom"], disks: [vdisk("vol00001")], cdroms: [cd("a.iso")] }),
     tail: [
       "-drive", DRIVE.vol1,
-      "-device", "virtio-blk-pci,drive=disk0,bootindex=1",
+      "-device", "virtio-blk-pci,drive=disk0,id=disk0,bootindex=1",
       "-drive", DRIVE.cdA0,
       "-device", "ide-cd,drive=cd0,bus=ide.0,bootindex=2",
     ],
@@ -186,7 +204,7 @@ const CASES: Case[] = [
     spec: spec({ bootOrder: ["cdrom", "disk"], disks: [vdisk("vol00001")], cdroms: [cd("a.iso")] }),
     tail: [
       "-drive", DRIVE.vol1,
-      "-device", "virtio-blk-pci,drive=disk0,bootindex=2",
+      "-device", "virtio-blk-pci,drive=disk0,id=disk0,bootindex=2",
       "-drive", DRIVE.cdA0,
       "-device", "ide-cd,drive=cd0,bus=ide.0,bootindex=1",
     ],
@@ -200,11 +218,11 @@ const CASES: Case[] = [
     }),
     tail: [
       "-drive", DRIVE.vol1,
-      "-device", "virtio-blk-pci,drive=disk0,bootindex=3",
+      "-device", "virtio-blk-pci,drive=disk0,id=disk0,bootindex=3",
       "-drive", DRIVE.vol2ide1,
-      "-device", "ide-hd,drive=disk1,bus=ide.0,bootindex=4",
+      "-device", "ide-hd,drive=disk1,id=disk1,bus=ide.0,bootindex=4",
       "-drive", "file=/srv/gh/disks/vol00003.qcow2,format=qcow2,if=none,id=disk2,cache=none,discard=unmap",
-      "-device", "virtio-blk-pci,drive=disk2,bootindex=5",
+      "-device", "virtio-blk-pci,drive=disk2,id=disk2,bootindex=5",
       "-drive", DRIVE.cdA0,
       "-device", "ide-cd,drive=cd0,bus=ide.1,bootindex=1",
       "-drive", DRIVE.cdB1,
@@ -216,9 +234,9 @@ const CASES: Case[] = [
     spec: spec({ bootOrder: ["disk", "cdrom"], disks: [vdisk("vol00001"), vdisk("vol00003")], cdroms: [cd("a.iso"), cd("b.iso")] }),
     tail: [
       "-drive", DRIVE.vol1,
-      "-device", "virtio-blk-pci,drive=disk0,bootindex=1",
+      "-device", "virtio-blk-pci,drive=disk0,id=disk0,bootindex=1",
       "-drive", "file=/srv/gh/disks/vol00003.qcow2,format=qcow2,if=none,id=disk1,cache=none,discard=unmap",
-      "-device", "virtio-blk-pci,drive=disk1,bootindex=2",
+      "-device", "virtio-blk-pci,drive=disk1,id=disk1,bootindex=2",
       "-drive", DRIVE.cdA0,
       "-device", "ide-cd,drive=cd0,bus=ide.0,bootindex=3",
       "-drive", DRIVE.cdB1,
@@ -250,7 +268,7 @@ const CASES: Case[] = [
   {
     name: "a comma in a host path is doubled in option values, but not in plain path arguments",
     spec: spec({ firmware: "uefi", disks: [vdisk("vol00001")], cdroms: [cd("x.iso")] }),
-    layout: { accelerator: "tcg", stateDir: "/srv/a,b/state", disksDir: "/srv/d,isks", isoDir: "/srv/i,so" },
+    layout: { accelerator: "tcg", stateDir: "/srv/a,b/state", pools: { default: "/srv/d,isks" }, secretsDir: "/srv/s,ecrets", isoDir: "/srv/i,so" },
     runs: [
       ["-pidfile", "/srv/a,b/state/qemu.pid"],
       ["-qmp", "unix:/srv/a,,b/state/qmp.sock,server=on,wait=off"],
@@ -316,8 +334,8 @@ const CASES: Case[] = [
     }),
     values: {
       "-device": [
-        "ide-hd,drive=disk0,bus=ide.0,unit=0,bootindex=3",
-        "ide-hd,drive=disk1,bus=ide.0,unit=1,bootindex=4",
+        "ide-hd,drive=disk0,id=disk0,bus=ide.0,unit=0,bootindex=3",
+        "ide-hd,drive=disk1,id=disk1,bus=ide.0,unit=1,bootindex=4",
         "ide-cd,drive=cd0,bus=ide.1,unit=0,bootindex=1",
         "ide-cd,drive=cd1,bus=ide.1,unit=1,bootindex=2",
       ],
@@ -329,9 +347,9 @@ const CASES: Case[] = [
     values: {
       "-device": [
         "virtio-scsi-pci,id=scsi0",
-        "virtio-blk-pci,drive=disk0,bootindex=1",
-        "ide-hd,drive=disk1,bus=ide.0,unit=0,bootindex=2",
-        "scsi-hd,drive=disk2,bus=scsi0.0,bootindex=3",
+        "virtio-blk-pci,drive=disk0,id=disk0,bootindex=1",
+        "ide-hd,drive=disk1,id=disk1,bus=ide.0,unit=0,bootindex=2",
+        "scsi-hd,drive=disk2,id=disk2,bus=scsi0.0,bootindex=3",
         "ide-cd,drive=cd0,bus=ide.0,unit=1,bootindex=4",
       ],
     },
@@ -345,12 +363,13 @@ const CASES: Case[] = [
     }),
     values: {
       "-device": [
-        "ide-hd,drive=disk0,bus=ide.0",
-        "ide-hd,drive=disk1,bus=ide.1",
-        "ide-hd,drive=disk2,bus=ide.2",
+        "ide-hd,drive=disk0,id=disk0,bus=ide.0",
+        "ide-hd,drive=disk1,id=disk1,bus=ide.1",
+        "ide-hd,drive=disk2,id=disk2,bus=ide.2",
         "ide-cd,drive=cd0,bus=ide.3",
         "ide-cd,drive=cd1,bus=ide.4",
         "ide-cd,drive=cd2,bus=ide.5",
+        ...PORT_DEVICES,
       ],
     },
   },
@@ -380,6 +399,7 @@ const CASES: Case[] = [
       "-drive", "if=pflash,format=raw,unit=1,file=/srv/gh/state/abcd1234/efivars.fd",
       "-chardev", SERIAL_CHARDEV,
       "-serial", "chardev:serial0",
+      ...SPARE_PORTS,
     ],
   },
   {
@@ -420,6 +440,7 @@ const CASES: Case[] = [
       "-vnc", "unix:/srv/gh/state/abcd1234/vnc.sock",
       "-rtc", "base=utc",
       "-boot", "strict=on",
+      ...SPARE_PORTS,
     ],
     absent: ["-chardev", "-serial"],
   },
@@ -515,7 +536,7 @@ const CASES: Case[] = [
     tail: [
       "-device", "virtio-scsi-pci,id=scsi0",
       "-drive", DRIVE.vol1,
-      "-device", "scsi-hd,drive=disk0,bus=scsi0.0,bootindex=1",
+      "-device", "scsi-hd,drive=disk0,id=disk0,bus=scsi0.0,bootindex=1",
     ],
   },
   {
@@ -524,9 +545,9 @@ const CASES: Case[] = [
     tail: [
       "-device", "virtio-scsi-pci,id=scsi0",
       "-drive", DRIVE.vol1,
-      "-device", "scsi-hd,drive=disk0,bus=scsi0.0,bootindex=1",
+      "-device", "scsi-hd,drive=disk0,id=disk0,bus=scsi0.0,bootindex=1",
       "-drive", "file=/srv/gh/disks/vol00003.qcow2,format=qcow2,if=none,id=disk1,cache=none,discard=unmap",
-      "-device", "scsi-hd,drive=disk1,bus=scsi0.0,bootindex=2",
+      "-device", "scsi-hd,drive=disk1,id=disk1,bus=scsi0.0,bootindex=2",
     ],
   },
   {
@@ -535,18 +556,23 @@ const CASES: Case[] = [
     tail: [
       "-device", "virtio-scsi-pci,id=scsi0",
       "-drive", DRIVE.vol1,
-      "-device", "virtio-blk-pci,drive=disk0,bootindex=1",
+      "-device", "virtio-blk-pci,drive=disk0,id=disk0,bootindex=1",
       "-drive", "file=/srv/gh/disks/vol00003.qcow2,format=qcow2,if=none,id=disk1,cache=none,discard=unmap",
-      "-device", "scsi-hd,drive=disk1,bus=scsi0.0,bootindex=2",
+      "-device", "scsi-hd,drive=disk1,id=disk1,bus=scsi0.0,bootindex=2",
       "-drive", "file=/srv/gh/disks/vol00002.raw,format=raw,if=none,id=disk2,cache=none,discard=unmap",
-      "-device", "ide-hd,drive=disk2,bus=ide.0,bootindex=3",
+      "-device", "ide-hd,drive=disk2,id=disk2,bus=ide.0,bootindex=3",
     ],
   },
   {
     name: "virtio and IDE disks only: no SCSI controller",
     spec: spec({ disks: [vdisk("vol00001"), idedisk("vol00002")], cdroms: [cd("a.iso")] }),
     values: {
-      "-device": ["virtio-blk-pci,drive=disk0,bootindex=1", "ide-hd,drive=disk1,bus=ide.0,bootindex=2", "ide-cd,drive=cd0,bus=ide.1,bootindex=3"],
+      "-device": [
+        "virtio-blk-pci,drive=disk0,id=disk0,bootindex=1",
+        "ide-hd,drive=disk1,id=disk1,bus=ide.0,bootindex=2",
+        "ide-cd,drive=cd0,bus=ide.1,bootindex=3",
+        ...PORT_DEVICES,
+      ],
     },
   },
 
@@ -563,7 +589,7 @@ const CASES: Case[] = [
     ([cache, drive]): Case => ({
       name: `cache mode ${cache}`,
       spec: spec({ disks: [vdisk("vol00001", { cache: cache as DiskCache })] }),
-      tail: ["-drive", drive, "-device", "virtio-blk-pci,drive=disk0,bootindex=1"],
+      tail: ["-drive", drive, "-device", "virtio-blk-pci,drive=disk0,id=disk0,bootindex=1"],
     }),
   ),
   {
@@ -581,7 +607,7 @@ const CASES: Case[] = [
     spec: spec({ disks: [vdisk("vol00001", { readOnly: true })] }),
     tail: [
       "-drive", "file=/srv/gh/disks/vol00001.qcow2,format=qcow2,if=none,id=disk0,cache=none,discard=unmap,readonly=on",
-      "-device", "virtio-blk-pci,drive=disk0,bootindex=1",
+      "-device", "virtio-blk-pci,drive=disk0,id=disk0,bootindex=1",
     ],
   },
   {
@@ -693,12 +719,58 @@ const CASES: Case[] = [
     values: {
       "-device": [
         "virtio-scsi-pci,id=scsi0",
-        "virtio-blk-pci,drive=disk0,bootindex=3",
-        "scsi-hd,drive=disk1,bus=scsi0.0,bootindex=4",
+        "virtio-blk-pci,drive=disk0,id=disk0,bootindex=3",
+        "scsi-hd,drive=disk1,id=disk1,bus=scsi0.0,bootindex=4",
         "virtio-net-pci,netdev=net0,mac=52:54:00:00:00:01,bootindex=1",
         "e1000,netdev=net1,mac=52:54:00:00:00:02,bootindex=2",
+        ...PORT_DEVICES,
       ],
     },
+  },
+
+  // ---- storage folders and encryption ------------------------------------------
+  {
+    name: "a disk in a second storage folder: its file joined to that folder",
+    spec: spec({ disks: [vdisk("vol00001", { pool: "fast", file: "db.qcow2" })] }),
+    tail: [
+      "-drive", "file=/srv/nvme/gh/db.qcow2,format=qcow2,if=none,id=disk0,cache=none,discard=unmap",
+      "-device", "virtio-blk-pci,drive=disk0,id=disk0,bootindex=1",
+    ],
+  },
+  {
+    name: "an encrypted disk: a secret object read from the volume's key file, named on its drive",
+    spec: spec({ disks: [vdisk("vol00001"), vdisk("vol00002", { encrypted: true })] }),
+    tail: [
+      "-drive", DRIVE.vol1,
+      "-device", "virtio-blk-pci,drive=disk0,id=disk0,bootindex=1",
+      "-object", "secret,id=disk1-secret,format=raw,file=/srv/gh/secrets/vol00002.key",
+      "-drive", "file=/srv/gh/disks/vol00002.qcow2,format=qcow2,if=none,id=disk1,cache=none,discard=unmap,encrypt.key-secret=disk1-secret",
+      "-device", "virtio-blk-pci,drive=disk1,id=disk1,bootindex=2",
+    ],
+  },
+  {
+    name: "an encrypted disk whose key folder has a comma: the comma is doubled in the secret's file",
+    spec: spec({ disks: [vdisk("vol00001", { encrypted: true })] }),
+    layout: { ...TCG, secretsDir: "/srv/a,b/secrets" },
+    values: { "-object": ["secret,id=disk0-secret,format=raw,file=/srv/a,,b/secrets/vol00001.key"] },
+  },
+
+  // ---- hot-plug ports --------------------------------------------------------------
+  {
+    name: "q35: four empty PCIe root ports for hot-plug, after every other device",
+    spec: spec({ disks: [vdisk("vol00001")], nics: [nic("52:54:00:00:00:01")] }),
+    tail: [
+      "-drive", DRIVE.vol1,
+      "-device", "virtio-blk-pci,drive=disk0,id=disk0,bootindex=1",
+      "-netdev", "user,id=net0",
+      "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:00:00:01",
+      // then SPARE_PORTS, appended by the runner
+    ],
+  },
+  {
+    name: "pc: no root ports (its PCI bus hot-plugs through ACPI)",
+    spec: spec({ machine: "pc", disks: [vdisk("vol00001")] }),
+    values: { "-device": ["virtio-blk-pci,drive=disk0,id=disk0,bootindex=1"] },
   },
 
   // ---- everything at once --------------------------------------------------------
@@ -742,9 +814,9 @@ const CASES: Case[] = [
       "-drive", "if=pflash,format=raw,unit=1,file=/srv/gh/state/abcd1234/efivars.fd",
       "-device", "virtio-scsi-pci,id=scsi0",
       "-drive", "file=/srv/gh/disks/vol00001.qcow2,format=qcow2,if=none,id=disk0,cache=writeback,discard=unmap,readonly=on",
-      "-device", "scsi-hd,drive=disk0,bus=scsi0.0,bootindex=3",
+      "-device", "scsi-hd,drive=disk0,id=disk0,bus=scsi0.0,bootindex=3",
       "-drive", "file=/srv/gh/disks/vol00002.raw,format=raw,if=none,id=disk1,cache=none,discard=unmap",
-      "-device", "ide-hd,drive=disk1,bus=ide.0,unit=0,bootindex=4",
+      "-device", "ide-hd,drive=disk1,id=disk1,bus=ide.0,unit=0,bootindex=4",
       "-drive", "file=/srv/gh/isos/a.iso,format=raw,if=none,id=cd0,media=cdrom,readonly=on",
       "-device", "ide-cd,drive=cd0,bus=ide.0,unit=1,bootindex=2",
       "-netdev", "user,id=net0,hostfwd=tcp::2222-:22",
@@ -761,7 +833,7 @@ describe("buildQemuArgs: table", () => {
       if (c.exact) assert.deepEqual(args, c.exact);
       if (c.tail) {
         assert.deepEqual(args.slice(0, BASE_TCG.length), BASE_TCG, "the fixed part");
-        assert.deepEqual(args.slice(BASE_TCG.length), c.tail, "the device part");
+        assert.deepEqual(args.slice(BASE_TCG.length), [...c.tail, ...SPARE_PORTS], "the device part, then the q35 guest's spare hot-plug ports");
       }
       for (const run of c.runs ?? []) assertRun(args, run);
       for (const flag of c.absent ?? []) assert.ok(!args.includes(flag), `unexpected ${flag}`);
@@ -794,7 +866,7 @@ describe("buildQemuArgs: IDE limits per machine", () => {
 
   test("q35: 6 IDE devices are fine, ide.0 .. ide.5 without units", () => {
     const args = buildQemuArgs(spec({ disks: ideDisks(2), cdroms: cds(4) }), TCG);
-    const devices = valuesOf(args, "-device");
+    const devices = valuesOf(args, "-device").filter((d) => !d.startsWith("pcie-root-port"));
     assert.deepEqual(
       devices.map((d) => /bus=ide\.\d/.exec(d)?.[0]),
       ["bus=ide.0", "bus=ide.1", "bus=ide.2", "bus=ide.3", "bus=ide.4", "bus=ide.5"],
@@ -828,7 +900,8 @@ describe("buildQemuArgs: IDE limits per machine", () => {
 
   test("virtio disks do not count against the IDE limit (q35)", () => {
     const args = buildQemuArgs(spec({ disks: Array.from({ length: 8 }, (_, i) => vdisk(`vol0000${i}`)), cdroms: cds(6) }), TCG);
-    assert.equal(valuesOf(args, "-device").length, 14);
+    // 8 disks + 6 CD-ROMs + 4 spare hot-plug ports
+    assert.equal(valuesOf(args, "-device").length, 18);
   });
 });
 
@@ -858,7 +931,7 @@ describe("buildQemuArgs: the SCSI controller", () => {
     assert.ok(controllerAt >= 0 && controllerAt < firstScsiDisk, "the controller comes first");
     assert.deepEqual(
       valuesOf(args, "-device").filter((d) => d.startsWith("scsi-hd")),
-      ["scsi-hd,drive=disk0,bus=scsi0.0,bootindex=1", "scsi-hd,drive=disk2,bus=scsi0.0,bootindex=3"],
+      ["scsi-hd,drive=disk0,id=disk0,bus=scsi0.0,bootindex=1", "scsi-hd,drive=disk2,id=disk2,bus=scsi0.0,bootindex=3"],
     );
   });
 
@@ -970,6 +1043,135 @@ describe("buildQemuArgs: invariants", () => {
 
   test("every device's bootindex is unique and 1..n without gaps (network included)", () => {
     assert.deepEqual(bootIndexes(buildQemuArgs({ ...everything, bootOrder: ["network", "disk", "cdrom"] }, TCG)), [1, 2, 3, 4, 5, 6]);
+  });
+});
+
+describe("buildQemuArgs: disk files and secrets", () => {
+  const HOSTILE: [string, Partial<DiskSpec>][] = [
+    ["a parent-folder path", { file: "../../etc/shadow" }],
+    ["an absolute path", { file: "/etc/shadow" }],
+    ["a path with a folder", { file: "sub/disk.qcow2" }],
+    ["the folder itself", { file: "." }],
+    ["the parent folder", { file: ".." }],
+    ["a hidden file", { file: ".disk.qcow2" }],
+  ];
+  for (const [name, patch] of HOSTILE) {
+    test(`a disk file that is ${name} is refused before any argument is built`, () => {
+      assert.throws(() => buildQemuArgs(spec({ disks: [vdisk("vol00001", patch)] }), TCG), invalidInput("is not a file name"));
+      assert.throws(() => diskPath(TCG, { pool: "default", file: patch.file! }), invalidInput("is not a file name"));
+    });
+  }
+
+  test("a storage folder the host does not have is refused (not-found), never guessed", () => {
+    for (const pool of ["nope", "__proto__", "constructor", "toString"]) {
+      assert.throws(
+        () => buildQemuArgs(spec({ disks: [vdisk("vol00001", { pool })] }), TCG),
+        (err: unknown) => err instanceof GuesthouseError && err.code === "not-found" && err.message.includes(`"${pool}"`),
+      );
+    }
+  });
+
+  test("the passphrase never reaches the command line: secrets come from files only", () => {
+    const args = buildQemuArgs(spec({ disks: [vdisk("vol00001", { encrypted: true }), scsidisk("vol00002", { encrypted: true })] }), TCG);
+    assert.deepEqual(valuesOf(args, "-object"), [
+      "secret,id=disk0-secret,format=raw,file=/srv/gh/secrets/vol00001.key",
+      "secret,id=disk1-secret,format=raw,file=/srv/gh/secrets/vol00002.key",
+    ]);
+    for (const a of args) assert.ok(!/(^|,)data=/.test(a), `an inline secret: ${a}`);
+    // Each secret object comes before the drive that names it.
+    assert.ok(args.indexOf("secret,id=disk1-secret,format=raw,file=/srv/gh/secrets/vol00002.key") < args.findIndex((a) => a.includes("encrypt.key-secret=disk1-secret")));
+  });
+});
+
+describe("buildQemuArgs: hot-plug ports", () => {
+  test("hotplugPorts names exactly the ports buildQemuArgs adds", () => {
+    assert.deepEqual(hotplugPorts("q35"), ["hotplug0", "hotplug1", "hotplug2", "hotplug3"]);
+    assert.deepEqual(hotplugPorts("pc"), []);
+    const args = buildQemuArgs(spec(), TCG);
+    assert.deepEqual(valuesOf(args, "-device").map((d) => /^pcie-root-port,id=([^,]+)/.exec(d)?.[1]), hotplugPorts("q35"));
+  });
+
+  test("the ports are the very last arguments, so earlier devices keep their PCI addresses", () => {
+    const args = buildQemuArgs(spec({ disks: [vdisk("vol00001"), scsidisk("vol00002")], cdroms: [cd("a.iso")], nics: [nic("52:54:00:00:00:01")] }), TCG);
+    assert.deepEqual(args.slice(-SPARE_PORTS.length), SPARE_PORTS);
+    assert.equal(args.filter((a) => a.startsWith("pcie-root-port")).length, 4);
+  });
+});
+
+describe("hotplugCommands: a disk plugged into a running guest", () => {
+  const LIVE = { pools: TCG.pools, secretsDir: TCG.secretsDir };
+
+  test("virtio on a q35 port: file and qcow2 nodes with the drive's defaults, the device on the port", () => {
+    assert.deepEqual(hotplugCommands(vdisk("vol00001"), LIVE, "disk3", "hotplug0"), {
+      secret: null,
+      blockdev: {
+        driver: "qcow2",
+        "node-name": "disk3",
+        "read-only": false,
+        discard: "unmap",
+        cache: { direct: true, "no-flush": false },
+        file: { driver: "file", filename: "/srv/gh/disks/vol00001.qcow2", "read-only": false, discard: "unmap", cache: { direct: true, "no-flush": false } },
+      },
+      device: { driver: "virtio-blk-pci", id: "disk3", drive: "disk3", bus: "hotplug0", "write-cache": "on" },
+    });
+  });
+
+  test("virtio on pc: no bus named (the PCI bus takes it)", () => {
+    assert.deepEqual(hotplugCommands(vdisk("vol00001"), LIVE, "disk1", null).device, {
+      driver: "virtio-blk-pci",
+      id: "disk1",
+      drive: "disk1",
+      "write-cache": "on",
+    });
+  });
+
+  test("SCSI: onto the guest's controller, whatever port is offered", () => {
+    assert.deepEqual(hotplugCommands(scsidisk("vol00001"), LIVE, "disk2", null).device, {
+      driver: "scsi-hd",
+      id: "disk2",
+      drive: "disk2",
+      bus: "scsi0.0",
+      "write-cache": "on",
+    });
+  });
+
+  test("encrypted: a secret object read from the key file, named by the qcow2 node's LUKS options", () => {
+    const commands = hotplugCommands(vdisk("vol00001", { encrypted: true }), LIVE, "disk4", "hotplug1");
+    assert.deepEqual(commands.secret, { "qom-type": "secret", id: "disk4-secret", format: "raw", file: "/srv/gh/secrets/vol00001.key" });
+    assert.deepEqual(commands.blockdev.encrypt, { format: "luks", "key-secret": "disk4-secret" });
+    assert.ok(!JSON.stringify(commands).includes('"data"'), "never an inline secret");
+  });
+
+  test("read-only and raw: both nodes read-only, the raw driver", () => {
+    const { blockdev } = hotplugCommands(vdisk("vol00001", { format: "raw", file: "vol00001.raw", readOnly: true }), LIVE, "disk1", null);
+    assert.equal(blockdev.driver, "raw");
+    assert.equal(blockdev["read-only"], true);
+    assert.equal((blockdev.file as Record<string, unknown>)["read-only"], true);
+    assert.equal((blockdev.file as Record<string, unknown>).filename, "/srv/gh/disks/vol00001.raw");
+  });
+
+  const CACHES: [DiskCache, { direct: boolean; "no-flush": boolean }, "on" | "off"][] = [
+    ["none", { direct: true, "no-flush": false }, "on"],
+    ["writeback", { direct: false, "no-flush": false }, "on"],
+    ["writethrough", { direct: false, "no-flush": false }, "off"],
+    ["directsync", { direct: true, "no-flush": false }, "off"],
+    ["unsafe", { direct: false, "no-flush": true }, "on"],
+  ];
+  for (const [mode, cache, writeCache] of CACHES) {
+    test(`cache ${mode}: the same meaning as -drive cache=${mode}`, () => {
+      const commands = hotplugCommands(vdisk("vol00001", { cache: mode }), LIVE, "disk1", null);
+      assert.deepEqual(commands.blockdev.cache, cache);
+      assert.deepEqual((commands.blockdev.file as Record<string, unknown>).cache, cache);
+      assert.equal(commands.device["write-cache"], writeCache);
+    });
+  }
+
+  test("IDE cannot be hot-plugged: refused with what to do instead", () => {
+    assert.throws(() => hotplugCommands(idedisk("vol00001"), LIVE, "disk1", null), invalidInput("IDE", "virtio or SCSI"));
+  });
+
+  test("a hostile file name is refused here too", () => {
+    assert.throws(() => hotplugCommands(vdisk("vol00001", { file: "../x.qcow2" }), LIVE, "disk1", null), invalidInput("is not a file name"));
   });
 });
 

@@ -225,7 +225,7 @@ const SPEC: GuestSpec = {
   sockets: 1,
   threads: 1,
   memoryMiB: 512,
-  disks: [{ volume: "vol00001", format: "qcow2", bus: "virtio", cache: "none", readOnly: false }],
+  disks: [{ volume: "vol00001", pool: "default", file: "vol00001.qcow2", format: "qcow2", encrypted: false, bus: "virtio", cache: "none", readOnly: false }],
   cdroms: [{ iso: "debian-12.4.0-amd64-netinst.iso" }],
   nics: [{ mac: "52:54:00:12:34:56", model: "virtio", mode: "user", forwards: [{ protocol: "tcp", hostPort: 2222, guestPort: 22 }] }],
   bootOrder: ["cdrom", "disk"],
@@ -245,9 +245,9 @@ const FULL_SPEC: GuestSpec = {
   threads: 2,
   memoryMiB: 4096,
   disks: [
-    { volume: "vol00001", format: "qcow2", bus: "scsi", cache: "writeback", readOnly: true },
-    { volume: "vol00002", format: "raw", bus: "ide", cache: "unsafe", readOnly: false },
-    { volume: "vol00003", format: "qcow2", bus: "virtio", cache: "directsync", readOnly: true },
+    { volume: "vol00001", pool: "default", file: "vol00001.qcow2", format: "qcow2", encrypted: false, bus: "scsi", cache: "writeback", readOnly: true },
+    { volume: "vol00002", pool: "default", file: "vol00002.raw", format: "raw", encrypted: false, bus: "ide", cache: "unsafe", readOnly: false },
+    { volume: "vol00003", pool: "default", file: "vol00003.qcow2", format: "qcow2", encrypted: false, bus: "virtio", cache: "directsync", readOnly: true },
   ],
   cdroms: [{ iso: "a.iso" }, { iso: "b.iso" }],
   nics: [
@@ -269,7 +269,17 @@ const FULL_SPEC: GuestSpec = {
   rtc: "localtime",
 };
 
-const vdisk = (volume: string, patch: Partial<DiskSpec> = {}): DiskSpec => ({ volume, format: "qcow2", bus: "virtio", cache: "none", readOnly: false, ...patch });
+const vdisk = (volume: string, patch: Partial<DiskSpec> = {}): DiskSpec => ({
+  volume,
+  pool: "default",
+  file: `${volume}.qcow2`,
+  format: "qcow2",
+  encrypted: false,
+  bus: "virtio",
+  cache: "none",
+  readOnly: false,
+  ...patch,
+});
 const idedisks = (n: number): DiskSpec[] => Array.from({ length: n }, (_, i) => vdisk(`vol0000${i}`, { bus: "ide" }));
 const cds = (n: number) => Array.from({ length: n }, (_, i) => ({ iso: `c${i}.iso` }));
 const unic = (mac: string, forwards: NicSpec["forwards"] = []): NicSpec => ({ mac, model: "virtio", mode: "user", forwards });

@@ -7,13 +7,18 @@ export const dynamic = "force-dynamic";
 
 /**
  * Server-sent events: `data: ["<guest id>", …]` whenever guests this user may see
- * change state (admins also get `host:<id>` when a host's agent comes or goes).
+ * change state (admins also get `host:<id>` when a host's agent comes or goes), and
+ * `event: task` with `{ id, state, progress, message }` as this user's image tasks
+ * (admins: everyone's) move along.
  */
 export async function GET(request: Request): Promise<Response> {
   const user = await currentUser();
   if (!user) return new Response("Log in first.", { status: 401 });
   const encoder = new TextEncoder();
   let unsubscribe = () => {};
+  let unsubscribeTasks = () => {};
+  /** Task id → may this user see it (asked once per task). */
+  const visibleTasks = new Map<string, Promise<boolean>>();
   let keepAlive: NodeJS.Timeout | undefined;
   let open = true;
   const send = (text: string, controller: ReadableStreamDefaultController<Uint8Array>) => {
@@ -22,6 +27,7 @@ export async function GET(request: Request): Promise<Response> {
   const stop = () => {
     open = false;
     unsubscribe();
+    unsubscribeTasks();
     clearInterval(keepAlive);
   };
 
@@ -36,6 +42,20 @@ export async function GET(request: Request): Promise<Response> {
         const hosts = user.role === "admin" ? changed.filter((id) => id.startsWith("host:")) : [];
         const ids = [...visible.map((g) => g.id), ...hosts];
         if (ids.length) send(`data: ${JSON.stringify(ids)}\n\n`, controller);
+      });
+      unsubscribeTasks = stateHub.subscribeTasks(async (hostId, task) => {
+        let visible = visibleTasks.get(task.id);
+        if (!visible) {
+          visible = db.task.findFirst({ where: { id: task.id, hostId }, select: { userId: true } }).then((row) => {
+            // Not recorded yet (the row is written right after the agent answers): ask again next time.
+            if (!row) visibleTasks.delete(task.id);
+            return Boolean(row) && (user.role === "admin" || row!.userId === user.id);
+          });
+          visibleTasks.set(task.id, visible);
+        }
+        if (!(await visible)) return;
+        const { id, state, progress, message } = task;
+        send(`event: task\ndata: ${JSON.stringify({ id, state, progress, message })}\n\n`, controller);
       });
       keepAlive = setInterval(() => send(": keep-alive\n\n", controller), 15_000);
       request.signal.addEventListener("abort", () => {

@@ -2,7 +2,7 @@ import Link from "next/link";
 import { CloneForm } from "@/components/clone-form";
 import { CopyButton } from "@/components/copy-button";
 import { MakeTemplateButton } from "@/components/make-template-button";
-import { formatMiB } from "@/server/domain/format";
+import { formatBytes, formatMiB } from "@/server/domain/format";
 import { GuestActions } from "@/components/guest-actions";
 import { LiveRefresh } from "@/components/live-refresh";
 import { StateBadge } from "@/components/state-badge";
@@ -45,7 +45,7 @@ export default async function GuestPage({ params }: { params: Promise<{ id: stri
           guestName={guest.name}
           state={status ? (guest.isTemplate ? "template" : status.state) : null}
           since={status?.since ?? 0}
-          diskNames={guest.disks.map((d) => `${d.sizeGiB} GiB ${d.format} disk`)}
+          diskNames={guest.disks.map((d) => `${d.file} (${formatBytes(Number(d.sizeBytes))} ${d.format})`)}
         />
       </div>
 
@@ -130,7 +130,12 @@ export default async function GuestPage({ params }: { params: Promise<{ id: stri
           <ul className="space-y-1 text-sm">
             {guest.disks.map((d) => (
               <li key={d.id}>
-                Disk: {d.sizeGiB} GiB {d.format}, on {d.bus}, cache {d.cache}
+                Disk:{" "}
+                <Link href={`/disks/${d.id}`} className="text-indigo-700 hover:underline">
+                  {d.file}
+                </Link>{" "}
+                ({formatBytes(Number(d.sizeBytes))} {d.format}
+                {d.encrypted && ", encrypted"}), on {d.bus}, cache {d.cache}
                 {d.readOnly && ", read-only"}
               </li>
             ))}

@@ -1,4 +1,5 @@
 import Link from "next/link";
+import { formatBytes } from "@/server/domain/format";
 import { HardwareEditor } from "@/components/hardware-editor";
 import type { EditHardwareInput } from "@/server/domain/validation";
 import { agentFor, definitionOf, loadGuestOr404 } from "@/server/web/guests";
@@ -29,7 +30,7 @@ export default async function EditHardwarePage({ params }: { params: Promise<{ i
       <HardwareEditor
         guestId={guest.id}
         initial={initial}
-        diskLabels={guest.disks.map((d) => `${d.sizeGiB} GiB ${d.format}`)}
+        diskLabels={guest.disks.map((d) => `${d.file} (${formatBytes(Number(d.sizeBytes))} ${d.format})`)}
         isos={(info?.isos ?? []).map((i) => i.name)}
       />
     </div>

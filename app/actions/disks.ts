@@ -1,0 +1,238 @@
+"use server";
+
+import { revalidatePath } from "next/cache";
+import { z } from "zod";
+import { db } from "@/server/db/client";
+import { GuesthouseError } from "@/server/domain/errors";
+import { newVolumeId } from "@/server/domain/ids";
+import { DEFAULT_POOL, DISK_BUSES, DISK_FORMATS, NEW_DISK_FORMATS, type DiskBus, type DiskFormat } from "@/server/domain/types";
+import { imageFileName, parseOrThrow, parseSize, passphrase, poolName, snapshotName } from "@/server/domain/validation";
+import { authedAction } from "@/server/web/action";
+import { assertNoClones, loadDisk, refOf, refreshDisk, registerImage, secretOf, type DiskRow } from "@/server/web/disks";
+import { agentFor, liveState, loadGuest, recordEvent, specOf } from "@/server/web/guests";
+import { localHost } from "@/server/web/hosts";
+import { recordTask } from "@/server/web/tasks";
+
+const createDiskInput = z.strictObject({
+  pool: poolName,
+  file: imageFileName,
+  format: z.enum(NEW_DISK_FORMATS),
+  size: z.string().max(40),
+  encrypt: z.boolean(),
+  passphrase: z.string().max(1024),
+});
+
+/** A new, empty, sparse image; optionally LUKS-encrypted qcow2. */
+export const createDisk = authedAction("create-disk", async (user, raw: unknown) => {
+  const input = parseOrThrow(createDiskInput, raw, "The new disk");
+  const bytes = parseSize(input.size);
+  const secret = input.encrypt ? parseOrThrow(passphrase, input.passphrase, "The passphrase") : undefined;
+  const host = await localHost();
+  await assertNameFree(host.id, input.pool, input.file);
+  const volume = newVolumeId();
+  const info = await agentFor(host).createImage({ pool: input.pool, file: input.file, format: input.format, bytes, volume, passphrase: secret });
+  try {
+    const disk = await db.disk.create({
+      select: { id: true },
+      data: {
+        volume,
+        pool: input.pool,
+        file: input.file,
+        format: input.format,
+        encrypted: info.encrypted,
+        sizeBytes: BigInt(info.virtualBytes),
+        bus: "virtio",
+        ownerId: user.id,
+        teamId: user.teamId,
+        hostId: host.id,
+      },
+    });
+    await recordEvent("disk-create", true, `created disk ${input.file} (${input.size}${secret ? ", encrypted" : ""})`, user.id, null).catch(() => {});
+    revalidatePath("/disks");
+    return disk;
+  } catch (err) {
+    // No row, no file: the image just made is removed again.
+    await agentFor(host).deleteImage({ pool: input.pool, file: input.file }, secret ? volume : undefined).catch(() => {});
+    throw err;
+  }
+});
+
+/** Records an image file found in a storage folder as a disk of this user. */
+export const importImage = authedAction("import-image", async (user, raw: unknown) => {
+  const ref = parseOrThrow(z.strictObject({ pool: poolName, file: imageFileName }), raw, "The image");
+  const host = await localHost();
+  await assertNameFree(host.id, ref.pool, ref.file);
+  const disk = await registerImage(user, host, ref);
+  await recordEvent("disk-import", true, `imported ${ref.pool}/${ref.file}`, user.id, null).catch(() => {});
+  revalidatePath("/disks");
+  return disk;
+});
+
+const convertInput = z.strictObject({ file: imageFileName, format: z.enum(DISK_FORMATS) });
+
+/**
+ * Converts into a new image beside the original (the original stays as it is). The
+ * new disk is listed at once as "pending"; the task record makes it ready when the
+ * conversion succeeds, or removes it when it fails or is cancelled.
+ */
+export const convertDisk = authedAction("convert-disk", async (user, diskId: string, raw: unknown) => {
+  const input = parseOrThrow(convertInput, raw, "The conversion");
+  const disk = await readyDisk(user, diskId);
+  if (disk.encrypted) throw new GuesthouseError("invalid-input", "Encrypted disks cannot be converted: the copy would be written unencrypted.");
+  await assertNotRunning(disk, "convert it");
+  await assertNameFree(disk.hostId, disk.pool, input.file);
+  const output = await db.disk.create({
+    select: { id: true },
+    data: {
+      volume: newVolumeId(),
+      pool: disk.pool,
+      file: input.file,
+      format: input.format,
+      state: "pending",
+      sizeBytes: disk.sizeBytes,
+      bus: disk.bus,
+      ownerId: user.id,
+      teamId: user.teamId,
+      hostId: disk.hostId,
+    },
+  });
+  try {
+    const task = await agentFor(disk.host).convertImage(refOf(disk), { pool: disk.pool, file: input.file }, input.format as DiskFormat);
+    await recordTask(user.id, disk.hostId, task, { diskId: output.id, effect: { type: "ready-when-done", diskId: output.id } });
+    revalidatePath("/disks");
+    return { taskId: task.id, diskId: output.id };
+  } catch (err) {
+    await db.disk.delete({ where: { id: output.id } }).catch(() => {});
+    throw err;
+  }
+});
+
+const resizeInput = z.strictObject({ size: z.string().max(40), shrink: z.boolean() });
+
+/** Grows (or, confirmed, shrinks) a disk; live through QMP when its guest is running. */
+export const resizeDisk = authedAction("resize-disk", async (user, diskId: string, raw: unknown) => {
+  const input = parseOrThrow(resizeInput, raw, "The new size");
+  const disk = await readyDisk(user, diskId);
+  assertNoClones(disk, "resize it");
+  const info = await agentFor(disk.host).resizeImage(refOf(disk), parseSize(input.size), input.shrink, secretOf(disk));
+  await refreshDisk(disk.id, info);
+  await recordEvent("disk-resize", true, `resized ${disk.file} to ${input.size}`, user.id, disk.guest?.id ?? null).catch(() => {});
+  revalidatePath(`/disks/${disk.id}`);
+  return null;
+});
+
+const snapshotInput = z.strictObject({ op: z.enum(["create", "revert", "delete"]), name: snapshotName });
+
+/** Internal qcow2 snapshots; of a running guest they include its memory. */
+export const snapshotDisk = authedAction("snapshot-disk", async (user, diskId: string, raw: unknown) => {
+  const input = parseOrThrow(snapshotInput, raw, "The snapshot");
+  const disk = await readyDisk(user, diskId);
+  if (input.op === "revert") assertNoClones(disk, "revert it");
+  await agentFor(disk.host).snapshot(refOf(disk), input.op, input.name, secretOf(disk));
+  await recordEvent("snapshot", true, `${input.op} snapshot ${input.name} of ${disk.file}`, user.id, disk.guest?.id ?? null).catch(() => {});
+  revalidatePath(`/disks/${disk.id}`);
+  return null;
+});
+
+/** `qemu-img check`: is the image consistent? */
+export const checkDisk = authedAction("check-disk", async (user, diskId: string) => {
+  const disk = await readyDisk(user, diskId);
+  return agentFor(disk.host).checkImage(refOf(disk));
+});
+
+const attachInput = z.strictObject({ guestId: z.string().min(1).max(64), bus: z.enum(DISK_BUSES) });
+
+/**
+ * Attaches a disk to a guest: recorded for a stopped guest (used at its next start),
+ * hot-plugged into a running one.
+ */
+export const attachDisk = authedAction("attach-disk", async (user, diskId: string, raw: unknown) => {
+  const input = parseOrThrow(attachInput, raw, "The attachment");
+  const disk = await readyDisk(user, diskId);
+  if (disk.guest) throw new GuesthouseError("conflict", `${disk.file} is attached to ${disk.guest.name}; detach it first.`);
+  const guest = await loadGuest(user, input.guestId);
+  if (guest.hostId !== disk.hostId) throw new GuesthouseError("invalid-input", "The disk and the guest are on different hosts.");
+  if (guest.isTemplate) throw new GuesthouseError("conflict", "A template's disks do not change; attach the disk to a guest made from it.");
+  const position = guest.disks.length;
+  const { state } = await liveState(guest);
+  if (state !== "stopped") {
+    if (state !== "running" && state !== "paused") throw new GuesthouseError("conflict", `${guest.name} is ${state}; wait until it runs or is stopped.`);
+    const spec = specOf({ ...guest, disks: [...guest.disks, { ...disk, bus: input.bus as DiskBus, position }] });
+    await agentFor(guest.host).attachDisk(guest.id, spec.disks.at(-1)!);
+  }
+  await db.disk.update({ where: { id: disk.id }, data: { guestId: guest.id, bus: input.bus, position } });
+  await recordEvent("disk-attach", true, `attached ${disk.file} to ${guest.name}${state === "stopped" ? "" : " (hot-plugged)"}`, user.id, guest.id).catch(() => {});
+  revalidatePath(`/disks/${disk.id}`);
+  revalidatePath(`/guests/${guest.id}`);
+  return null;
+});
+
+/** Detaches a disk from its guest: hot-unplugged if the guest runs. */
+export const detachDisk = authedAction("detach-disk", async (user, diskId: string) => {
+  const disk = await readyDisk(user, diskId);
+  if (!disk.guest) return null;
+  const guest = await loadGuest(user, disk.guest.id);
+  const { state } = await liveState(guest);
+  if (state !== "stopped") {
+    if (state !== "running" && state !== "paused") throw new GuesthouseError("conflict", `${guest.name} is ${state}; wait until it runs or is stopped.`);
+    await agentFor(guest.host).detachDisk(guest.id, disk.volume);
+  }
+  await db.$transaction([
+    db.disk.update({ where: { id: disk.id }, data: { guestId: null, position: 0 } }),
+    // Close the gap so positions stay 0, 1, 2 …
+    ...guest.disks
+      .filter((d) => d.position > disk.position)
+      .map((d) => db.disk.update({ where: { id: d.id }, data: { position: d.position - 1 } })),
+  ]);
+  await recordEvent("disk-detach", true, `detached ${disk.file} from ${guest.name}`, user.id, guest.id).catch(() => {});
+  revalidatePath(`/disks/${disk.id}`);
+  revalidatePath(`/guests/${guest.id}`);
+  return null;
+});
+
+/**
+ * Deletes a disk and its file. Refused while a guest uses it or linked clones are
+ * based on it: the page names them, and the person detaches or deletes them first.
+ */
+export const deleteDisk = authedAction("delete-disk", async (user, diskId: string) => {
+  const disk = await loadDisk(user, diskId);
+  if (disk.guest) throw new GuesthouseError("conflict", `${disk.file} is attached to ${disk.guest.name}; detach it first.`);
+  assertNoClones(disk, "delete it");
+  if (disk.state === "pending") throw new GuesthouseError("conflict", `${disk.file} is still being made; cancel its task instead.`);
+  await agentFor(disk.host).deleteImage(refOf(disk), secretOf(disk));
+  await db.disk.delete({ where: { id: disk.id } });
+  await recordEvent("disk-delete", true, `deleted disk ${disk.file}`, user.id, null).catch(() => {});
+  revalidatePath("/disks");
+  return null;
+});
+
+/** Cancels a running task of this user (admins: anyone's). */
+export const cancelTask = authedAction("cancel-task", async (user, taskId: string) => {
+  const task = await db.task.findFirst({
+    where: { id: String(taskId).slice(0, 64), ...(user.role === "admin" ? {} : { userId: user.id }) },
+    include: { host: true },
+  });
+  if (!task) throw new GuesthouseError("not-found", "There is no such task, or it is not yours.");
+  if (task.state !== "running") return null;
+  await agentFor(task.host).cancelTask(task.id);
+  revalidatePath("/tasks");
+  return null;
+});
+
+async function readyDisk(user: Parameters<typeof loadDisk>[0], diskId: string): Promise<DiskRow> {
+  const disk = await loadDisk(user, diskId);
+  if (disk.state !== "ready") throw new GuesthouseError("conflict", `${disk.file} is still being made; wait for its task to finish.`);
+  return disk;
+}
+
+async function assertNotRunning(disk: DiskRow, doing: string): Promise<void> {
+  if (!disk.guest) return;
+  const { state } = await liveState({ id: disk.guest.id, host: disk.host });
+  if (state !== "stopped") throw new GuesthouseError("conflict", `${disk.file} is in use by ${disk.guest.name} (${state}); stop the guest before you ${doing}.`);
+}
+
+async function assertNameFree(hostId: string, pool: string, file: string): Promise<void> {
+  if (await db.disk.findFirst({ where: { hostId, pool, file }, select: { id: true } })) {
+    throw new GuesthouseError("conflict", `There is already a disk named ${file} in ${pool === DEFAULT_POOL ? "the default folder" : pool}. Choose another name.`);
+  }
+}

@@ -1,0 +1,138 @@
+import Link from "next/link";
+import { CreateDiskForm, ImportButton } from "@/components/disk-forms";
+import { LiveTaskBars } from "@/components/task-progress";
+import { guestScope } from "@/server/auth/policy";
+import { db } from "@/server/db/client";
+import { formatBytes } from "@/server/domain/format";
+import type { ImageInfo } from "@/server/domain/types";
+import { agentFor } from "@/server/web/guests";
+import { localHost } from "@/server/web/hosts";
+import { requireUser } from "@/server/web/session";
+
+export const dynamic = "force-dynamic";
+
+/**
+ * Every disk image this person may see, with what qemu-img says about its file (one
+ * agent call for the host), the guest that uses it, and files in the storage folders
+ * that are not disks yet (to import).
+ */
+export default async function DisksPage() {
+  const user = await requireUser();
+  const host = await localHost();
+  const agent = agentFor(host);
+  const [disks, known, images, hostInfo, tasks] = await Promise.all([
+    db.disk.findMany({
+      where: { hostId: host.id, ...guestScope(user) },
+      orderBy: [{ pool: "asc" }, { file: "asc" }],
+      include: { guest: { select: { id: true, name: true } }, owner: { select: { username: true } } },
+    }),
+    db.disk.findMany({ where: { hostId: host.id }, select: { pool: true, file: true } }),
+    agent.images().catch(() => null),
+    agent.host().catch(() => null),
+    db.task.findMany({ where: { state: "running", ...(user.role === "admin" ? {} : { userId: user.id }) }, orderBy: { startedAt: "desc" } }),
+  ]);
+  const facts = new Map((images ?? []).map((i) => [`${i.pool}/${i.file}`, i]));
+  const knownFiles = new Set(known.map((d) => `${d.pool}/${d.file}`));
+  const unregistered = (images ?? []).filter((i) => !knownFiles.has(`${i.pool}/${i.file}`));
+  const imagePools = (hostInfo?.pools ?? []).filter((p) => p.content === "images");
+
+  return (
+    <div className="space-y-6">
+      <div className="flex items-center justify-between">
+        <h1 className="text-2xl font-semibold">Disks</h1>
+        <Link href="/tasks" className="text-sm text-indigo-700 hover:underline">
+          All tasks →
+        </Link>
+      </div>
+      {!images && <p className="card p-4 text-red-700">The host agent is not reachable: the files&apos; facts are missing. Check that it runs.</p>}
+      <ul className="flex flex-wrap gap-3 text-sm">
+        {(hostInfo?.pools ?? []).map((p) => (
+          <li key={p.name} className="card px-3 py-2" data-testid="pool">
+            <span className="font-medium">{p.name}</span> · {p.content === "isos" ? "ISO images" : "disk images"} · {formatBytes(p.freeBytes)} free of{" "}
+            {formatBytes(p.totalBytes)}
+          </li>
+        ))}
+      </ul>
+      {tasks.length > 0 && (
+        <section className="card space-y-2 p-4">
+          <h2 className="font-semibold">Running tasks</h2>
+          <LiveTaskBars initial={tasks.map(({ id, state, progress, message }) => ({ id, state, progress, message }))} labels={Object.fromEntries(tasks.map((t) => [t.id, t.title]))} />
+        </section>
+      )}
+      {disks.length === 0 ? (
+        <div className="card p-8 text-center text-slate-600">No disks yet. Create one below, upload an image, or import a file from a storage folder.</div>
+      ) : (
+        <table className="card w-full overflow-hidden text-left text-sm">
+          <thead className="bg-slate-100 text-xs uppercase tracking-wide text-slate-600">
+            <tr>
+              <th className="px-3 py-2">Name</th>
+              <th className="px-3 py-2">Folder</th>
+              <th className="px-3 py-2">Format</th>
+              <th className="px-3 py-2">Size</th>
+              <th className="px-3 py-2">Allocated</th>
+              <th className="px-3 py-2">Backing</th>
+              <th className="px-3 py-2">Snapshots</th>
+              <th className="px-3 py-2">Used by</th>
+              {user.role === "admin" && <th className="px-3 py-2">Owner</th>}
+            </tr>
+          </thead>
+          <tbody className="divide-y divide-slate-100">
+            {disks.map((d) => {
+              const f = facts.get(`${d.pool}/${d.file}`);
+              const info = f && "format" in f ? (f as ImageInfo) : null;
+              return (
+                <tr key={d.id} data-testid="disk-row" data-disk={d.file} className="hover:bg-slate-50">
+                  <td className="px-3 py-2 font-medium">
+                    <Link href={`/disks/${d.id}`} className="text-indigo-700 hover:underline">
+                      {d.file}
+                    </Link>
+                    {d.encrypted && <span className="ml-1 rounded bg-amber-50 px-1.5 text-xs text-amber-800 ring-1 ring-amber-300">encrypted</span>}
+                    {d.state === "pending" && <span className="ml-1 rounded bg-slate-100 px-1.5 text-xs text-slate-600">being made…</span>}
+                  </td>
+                  <td className="px-3 py-2">{d.pool}</td>
+                  <td className="px-3 py-2">{info?.format ?? d.format}</td>
+                  <td className="px-3 py-2">{formatBytes(info?.virtualBytes ?? Number(d.sizeBytes))}</td>
+                  <td className="px-3 py-2">{info ? formatBytes(info.actualBytes) : f && "error" in f ? <span className="text-red-700">{f.error}</span> : "—"}</td>
+                  <td className="px-3 py-2 text-xs">{info?.backing.length ? info.backing.join(" → ") : "—"}</td>
+                  <td className="px-3 py-2">{info?.snapshots.length ?? "—"}</td>
+                  <td className="px-3 py-2">
+                    {d.guest ? (
+                      <Link href={`/guests/${d.guest.id}`} className="text-indigo-700 hover:underline">
+                        {d.guest.name}
+                      </Link>
+                    ) : (
+                      <span className="text-slate-500">free</span>
+                    )}
+                  </td>
+                  {user.role === "admin" && <td className="px-3 py-2">{d.owner.username}</td>}
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      )}
+
+      {unregistered.length > 0 && (
+        <section className="card space-y-2 p-4">
+          <h2 className="font-semibold">Files in the storage folders that are not disks yet</h2>
+          <ul className="divide-y divide-slate-100 text-sm">
+            {unregistered.map((i) => (
+              <li key={`${i.pool}/${i.file}`} className="flex items-center justify-between py-2" data-testid="unregistered" data-file={i.file}>
+                <span>
+                  <span className="font-medium">{i.file}</span> in {i.pool} ·{" "}
+                  {"format" in i ? `${i.format}, ${formatBytes(i.virtualBytes)}${i.encrypted ? ", encrypted (cannot be imported)" : ""}` : <span className="text-red-700">{i.error}</span>}
+                </span>
+                {"format" in i && !i.encrypted && <ImportButton pool={i.pool} file={i.file} />}
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
+
+      <section className="card space-y-3 p-4">
+        <h2 className="font-semibold">New disk</h2>
+        <CreateDiskForm pools={imagePools.map((p) => p.name)} />
+      </section>
+    </div>
+  );
+}

@@ -1,0 +1,415 @@
+/**
+ * Disk images and ISO images on this host, through `qemu-img`. Every name arrives as
+ * a storage folder's name and a file name and becomes a path only in Storage; every
+ * operation that writes is a task holding the images it touches; whatever a failed or
+ * cancelled operation had written is removed.
+ */
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import fsp from "node:fs/promises";
+import path from "node:path";
+import { Transform, type Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { promisify } from "node:util";
+import { GuesthouseError } from "../domain/errors";
+import { formatBytes } from "../domain/format";
+import type { DiskFormat, ImageInfo, IsoInfo, SnapshotInfo, TaskStatus } from "../domain/types";
+import { optValue, secretPath } from "../qemu/args";
+import { ISO_POOL, type AgentConfig } from "./config";
+import { PART_SUFFIX, Storage } from "./storage";
+import { runQemuImg, type Tasks } from "./tasks";
+
+const run = promisify(execFile);
+
+/** The guest, if any, whose running QEMU has an image open; and what it can do live. */
+export interface LiveDisks {
+  userOf(pool: string, file: string): { guestId: string; volume: string } | null;
+  /** QMP block_resize on the running guest's disk. */
+  resize(guestId: string, volume: string, bytes: number): Promise<void>;
+  /** Internal snapshots of a running guest, with its memory state. */
+  snapshot(guestId: string, op: "create" | "revert" | "delete", name: string): Promise<void>;
+}
+
+export interface ImageRef {
+  pool: string;
+  file: string;
+}
+
+export interface EncryptionRef {
+  /** The volume whose passphrase file opens the image (encrypted images only). */
+  volume?: string | undefined;
+}
+
+export const refKey = (ref: ImageRef) => `${ref.pool}/${ref.file}`;
+
+export class Images {
+  readonly storage: Storage;
+  /** qemu-img info results by path, valid while size and mtime stay the same. */
+  private readonly infoCache = new Map<string, { stamp: string; info: ImageInfo }>();
+
+  constructor(
+    private readonly config: AgentConfig,
+    readonly tasks: Tasks,
+    private readonly live: LiveDisks,
+  ) {
+    this.storage = new Storage(config);
+  }
+
+  private scrub = (text: string) => this.storage.scrub(text);
+
+  /** The options that open an image: plain, or through its secret when encrypted. */
+  private openArgs(file: string, format: DiskFormat, enc: EncryptionRef): string[] {
+    if (!enc.volume) return ["-f", format, file];
+    return [
+      "--object", `secret,id=sec0,format=raw,file=${optValue(secretPath(this.config, enc.volume))}`,
+      "--image-opts", `driver=${format},file.filename=${optValue(file)},encrypt.key-secret=sec0`,
+    ];
+  }
+
+  /** Claims a new image's file atomically: an existing file of that name is never overwritten. */
+  private async reserve(ref: ImageRef): Promise<string> {
+    const file = this.storage.pathOf(ref.pool, ref.file, "images");
+    await fsp.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+    try {
+      await (await fsp.open(file, "wx", 0o600)).close();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "EEXIST") {
+        throw new GuesthouseError("conflict", `There is already an image "${ref.file}" in "${ref.pool}". Choose another name.`);
+      }
+      throw err;
+    }
+    return file;
+  }
+
+  /** Refuses changing an image a running guest has open (the live paths say so themselves). */
+  private notInUse(ref: ImageRef, doing: string): void {
+    const user = this.live.userOf(ref.pool, ref.file);
+    if (user) throw new GuesthouseError("conflict", `${ref.file} is attached to a running guest; stop the guest before you ${doing}.`);
+  }
+
+  /** Creates a sparse image, optionally LUKS-encrypted qcow2; a failure leaves no file or secret behind. */
+  async create(ref: ImageRef & { format: DiskFormat; bytes: number; volume: string; passphrase?: string | undefined }): Promise<ImageInfo> {
+    if (ref.passphrase !== undefined && ref.format !== "qcow2") {
+      throw new GuesthouseError("invalid-input", "Only qcow2 images can be encrypted.");
+    }
+    await this.tasks.run("create", `create ${refKey(ref)} (${formatBytes(ref.bytes)} ${ref.format})`, [refKey(ref)], async (ctx) => {
+      const file = await this.reserve(ref);
+      const secret = secretPath(this.config, ref.volume);
+      try {
+        if (ref.passphrase !== undefined) {
+          await fsp.mkdir(this.config.secretsDir, { recursive: true, mode: 0o700 });
+          await fsp.writeFile(secret, ref.passphrase, { mode: 0o600, flag: "wx" });
+          await runQemuImg(
+            ["create", "-q", "--object", `secret,id=sec0,format=raw,file=${optValue(secret)}`, "-f", "qcow2",
+             "-o", "encrypt.format=luks,encrypt.key-secret=sec0", file, String(ref.bytes)],
+            ctx, this.scrub,
+          );
+        } else {
+          await runQemuImg(["create", "-q", "-f", ref.format, file, String(ref.bytes)], ctx, this.scrub);
+        }
+      } catch (err) {
+        await fsp.rm(file, { force: true });
+        if (ref.passphrase !== undefined) await fsp.rm(secret, { force: true });
+        throw err;
+      }
+      return `made ${ref.file}`;
+    });
+    return this.info(ref);
+  }
+
+  /**
+   * A new qcow2 image from an existing one: a full, sparse copy, or a linked clone
+   * whose backing file is the source (which must then never change).
+   */
+  async clone(from: ImageRef & { format: DiskFormat }, to: ImageRef, mode: "full" | "linked"): Promise<TaskStatus> {
+    const source = await this.storage.existing(from.pool, from.file, "images");
+    return this.tasks.run("clone", `${mode} clone ${refKey(from)} → ${refKey(to)}`, [refKey(from), refKey(to)], async (ctx) => {
+      const file = await this.reserve(to);
+      // A linked clone names its base relative to itself when both share a folder, so the pair can move together.
+      const backing = from.pool === to.pool ? path.basename(source) : source;
+      const args =
+        mode === "linked"
+          ? ["create", "-q", "-f", "qcow2", "-b", backing, "-F", from.format, file]
+          : ["convert", "-f", from.format, "-O", "qcow2", source, file];
+      try {
+        await runQemuImg(args, ctx, this.scrub, { progress: mode === "full" });
+      } catch (err) {
+        await fsp.rm(file, { force: true });
+        throw err;
+      }
+      return null;
+    });
+  }
+
+  /** What qemu-img says about an image (shared read: works while a guest runs it). */
+  async info(ref: ImageRef): Promise<ImageInfo> {
+    const file = await this.storage.existing(ref.pool, ref.file);
+    const stat = await fsp.stat(file);
+    const stamp = `${stat.ino}:${stat.size}:${stat.mtimeMs}:${stat.ctimeMs}`;
+    const cached = this.infoCache.get(file);
+    if (cached?.stamp === stamp) return cached.info;
+    const out = await runQemuImg(["info", "-U", "--output=json", "--backing-chain", file], null, this.scrub);
+    let chain: Array<Record<string, unknown>>;
+    try {
+      chain = JSON.parse(out) as Array<Record<string, unknown>>;
+    } catch {
+      throw new GuesthouseError("qemu-failed", "qemu-img info printed something that is not JSON.");
+    }
+    const top = chain[0] ?? {};
+    const snapshots = ((top.snapshots as Array<Record<string, number | string>> | undefined) ?? []).map(
+      (s): SnapshotInfo => ({
+        id: String(s.id),
+        name: String(s.name),
+        date: Number(s["date-sec"]) * 1000 + Math.floor(Number(s["date-nsec"] ?? 0) / 1e6),
+        vmStateBytes: Number(s["vm-state-size"] ?? 0),
+      }),
+    );
+    const specific = (top["format-specific"] as { data?: Record<string, unknown> } | undefined)?.data ?? {};
+    const info: ImageInfo = {
+      pool: ref.pool,
+      file: ref.file,
+      format: String(top.format ?? "unknown"),
+      virtualBytes: Number(top["virtual-size"] ?? 0),
+      actualBytes: Number(top["actual-size"] ?? stat.blocks * 512),
+      encrypted: Boolean(top.encrypted),
+      backing: chain.slice(1).map((c) => path.basename(String(c.filename ?? "?"))),
+      snapshots,
+      dirty: Boolean(top["dirty-flag"]) || specific.corrupt === true,
+      raw: JSON.parse(this.scrub(JSON.stringify(top))) as Record<string, unknown>,
+    };
+    this.infoCache.set(file, { stamp, info });
+    return info;
+  }
+
+  /** Every image in every image folder, with qemu-img's facts (one call per host for the disks page). */
+  async list(): Promise<Array<ImageInfo | (ImageRef & { error: string })>> {
+    const out: Array<ImageInfo | (ImageRef & { error: string })> = [];
+    for (const [pool, { content }] of Object.entries(this.storage.folders)) {
+      if (content !== "images") continue;
+      for (const file of await this.storage.list(pool)) {
+        out.push(await this.info({ pool, file }).catch((err: Error) => ({ pool, file, error: err.message })));
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Converts into a new image (qcow2, raw, vmdk, vdi or vpc) with progress; cancelling
+   * or failing removes the new file. Returns at once with the task.
+   */
+  convert(from: ImageRef, to: ImageRef & { format: DiskFormat }, sourceEnc: EncryptionRef): TaskStatus {
+    if (sourceEnc.volume) {
+      throw new GuesthouseError("invalid-input", "Encrypted images cannot be converted: the copy would be written unencrypted.");
+    }
+    this.notInUse(from, "convert it");
+    const { status } = this.tasks.start("convert", `convert ${refKey(from)} → ${refKey(to)} (${to.format})`, [refKey(from), refKey(to)], async (ctx) => {
+      const source = await this.storage.existing(from.pool, from.file, "images");
+      const format = (await this.info(from)).format as DiskFormat;
+      const file = await this.reserve(to);
+      try {
+        await runQemuImg(["convert", "-f", format, "-O", to.format, source, file], ctx, this.scrub, { progress: true });
+      } catch (err) {
+        await fsp.rm(file, { force: true });
+        throw err;
+      }
+      return `wrote ${to.file}`;
+    });
+    return status;
+  }
+
+  /**
+   * Grows (or, when `shrink` is confirmed and the format allows it, shrinks) an image:
+   * offline with qemu-img, or live with QMP when a running guest has it open.
+   */
+  async resize(ref: ImageRef & { bytes: number; shrink: boolean } & EncryptionRef): Promise<ImageInfo> {
+    const before = await this.info(ref);
+    const growing = ref.bytes >= before.virtualBytes;
+    if (!growing && !ref.shrink) {
+      throw new GuesthouseError(
+        "invalid-input",
+        `${formatBytes(ref.bytes)} is smaller than the disk (${formatBytes(before.virtualBytes)}). Shrinking cuts off data at the end; confirm it explicitly, after shrinking the file systems inside.`,
+      );
+    }
+    if (!growing && !["qcow2", "raw"].includes(before.format)) throw new GuesthouseError("invalid-input", `qemu-img cannot shrink ${before.format} images.`);
+    if (before.snapshots.length > 0 && before.format === "qcow2" && !growing) {
+      throw new GuesthouseError("invalid-input", "A qcow2 image with snapshots cannot be shrunk; delete its snapshots first.");
+    }
+    const user = this.live.userOf(ref.pool, ref.file);
+    const title = `resize ${refKey(ref)} to ${formatBytes(ref.bytes)}${user ? " (live)" : ""}`;
+    await this.tasks.run("resize", title, [refKey(ref)], async (ctx) => {
+      if (user) {
+        if (!growing) throw new GuesthouseError("conflict", "A disk in use by a running guest can only grow; stop the guest to shrink it.");
+        await this.live.resize(user.guestId, user.volume, ref.bytes);
+      } else {
+        const file = await this.storage.existing(ref.pool, ref.file, "images");
+        const args = ["resize", "-q", ...(growing ? [] : ["--shrink"]), ...this.openArgs(file, before.format as DiskFormat, ref), String(ref.bytes)];
+        await runQemuImg(args, ctx, this.scrub);
+      }
+      return `now ${formatBytes(ref.bytes)}`;
+    });
+    return this.info(ref);
+  }
+
+  /** Internal qcow2 snapshots: offline through qemu-img, live (with memory) through QMP. */
+  async snapshot(ref: ImageRef & EncryptionRef, op: "create" | "revert" | "delete", name: string): Promise<ImageInfo> {
+    const before = await this.info(ref);
+    if (before.format !== "qcow2") throw new GuesthouseError("invalid-input", `Only qcow2 images have snapshots; this one is ${before.format}.`);
+    const exists = before.snapshots.some((s) => s.name === name);
+    if (op === "create" && exists) throw new GuesthouseError("conflict", `There is already a snapshot "${name}".`);
+    if (op !== "create" && !exists) throw new GuesthouseError("not-found", `There is no snapshot "${name}".`);
+    const user = this.live.userOf(ref.pool, ref.file);
+    await this.tasks.run("snapshot", `${op} snapshot ${name} of ${refKey(ref)}${user ? " (live)" : ""}`, [refKey(ref)], async (ctx) => {
+      if (user) {
+        await this.live.snapshot(user.guestId, op, name);
+      } else {
+        const file = await this.storage.existing(ref.pool, ref.file, "images");
+        const flag = { create: "-c", revert: "-a", delete: "-d" }[op];
+        await runQemuImg(["snapshot", "-q", flag, name, ...this.openArgs(file, "qcow2", ref).filter((a) => a !== "-f" && a !== "qcow2")], ctx, this.scrub);
+      }
+      return null;
+    });
+    return this.info(ref);
+  }
+
+  /** `qemu-img check`: consistency of a qcow2/vdi/vhdx image, reported in its own words. */
+  async check(ref: ImageRef): Promise<{ ok: boolean; report: string }> {
+    const file = await this.storage.existing(ref.pool, ref.file, "images");
+    const format = (await this.info(ref)).format;
+    try {
+      const out = await runQemuImg(["check", "-U", "-f", format, file], null, this.scrub);
+      return { ok: true, report: out.trim() };
+    } catch (err) {
+      return { ok: false, report: (err as Error).message };
+    }
+  }
+
+  /** Deletes an image file and its secret; refused while a running guest has it open. */
+  async remove(ref: ImageRef & EncryptionRef): Promise<void> {
+    this.notInUse(ref, "delete it");
+    await this.tasks.run("delete", `delete ${refKey(ref)}`, [refKey(ref)], async () => {
+      const file = this.storage.pathOf(ref.pool, ref.file);
+      await fsp.rm(file, { force: true });
+      if (ref.volume) await fsp.rm(secretPath(this.config, ref.volume), { force: true });
+      this.infoCache.delete(file);
+      return null;
+    });
+  }
+
+  /** Bytes an interrupted upload already has on disk (0 when there is none). */
+  async uploadOffset(ref: ImageRef): Promise<number> {
+    const part = `${this.storage.pathOf(ref.pool, ref.file)}${PART_SUFFIX}`;
+    const stat = await fsp.lstat(part).catch(() => null);
+    return stat?.isFile() ? stat.size : 0;
+  }
+
+  /**
+   * Receives an upload into `<file>.part`, then renames it into place. The body is
+   * streamed to disk with backpressure (memory stays flat whatever the size) and hashed
+   * on the way. Sizes over the limit or the free space are refused before a byte is
+   * written. From `offset` > 0 it resumes an interrupted upload. A connection that
+   * breaks keeps the part for resuming; a full disk or a cancel removes it.
+   */
+  async receive(ref: ImageRef, body: Readable, size: number, offset: number): Promise<{ sha256: string; sizeBytes: number; format: string }> {
+    const content = ref.pool === ISO_POOL ? "isos" : "images";
+    const final = this.storage.pathOf(ref.pool, ref.file, content);
+    if (content === "isos" && !ref.file.toLowerCase().endsWith(".iso")) throw new GuesthouseError("invalid-input", "Files in the ISO folder must end in .iso.");
+    if (size > this.config.uploadLimitBytes) {
+      throw new GuesthouseError("too-large", `The file is ${formatBytes(size)}; this host accepts uploads up to ${formatBytes(this.config.uploadLimitBytes)}.`);
+    }
+    if (await fsp.lstat(final).catch(() => null)) throw new GuesthouseError("conflict", `There is already a file "${ref.file}" in "${ref.pool}". Choose another name.`);
+    const part = `${final}${PART_SUFFIX}`;
+    const have = await this.uploadOffset(ref);
+    if (offset !== have) {
+      throw new GuesthouseError("conflict", have ? `An interrupted upload of "${ref.file}" has ${have} bytes; resume from there or cancel it.` : "There is no interrupted upload to resume.");
+    }
+    if (offset > size) throw new GuesthouseError("invalid-input", "The offset is past the end of the file.");
+    if (size - offset > this.storage.freeBytes(ref.pool)) {
+      throw new GuesthouseError("too-large", `The storage folder "${ref.pool}" has ${formatBytes(this.storage.freeBytes(ref.pool))} free; the file needs ${formatBytes(size - offset)} more.`);
+    }
+    let result = { sha256: "", sizeBytes: size, format: "iso" };
+    await this.tasks.run("upload", `upload ${refKey(ref)} (${formatBytes(size)})`, [refKey(ref)], async (ctx) => {
+      const hash = createHash("sha256");
+      if (offset > 0) await pipeline(fs.createReadStream(part, { end: offset - 1 }), hash, { end: false });
+      let received = offset;
+      const counter = new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          received += chunk.length;
+          if (received > size) return cb(new GuesthouseError("invalid-input", `The upload sent more than the ${size} bytes it announced.`));
+          hash.update(chunk);
+          ctx.progress(received / size);
+          cb(null, chunk);
+        },
+      });
+      const out = fs.createWriteStream(part, { flags: offset > 0 ? "r+" : "wx", start: offset, mode: 0o600 });
+      const onAbort = () => body.destroy(new GuesthouseError("conflict", "Cancelled."));
+      ctx.signal.addEventListener("abort", onAbort, { once: true });
+      try {
+        await pipeline(body, counter, out);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === "ENOSPC" || code === "EDQUOT") {
+          await fsp.rm(part, { force: true });
+          throw new GuesthouseError("too-large", `The storage folder "${ref.pool}" filled up during the upload; nothing was kept. Free some space and try again.`);
+        }
+        if (ctx.signal.aborted || err instanceof GuesthouseError) await fsp.rm(part, { force: true });
+        else ctx.log(`interrupted after ${received} bytes; the part is kept for resuming`);
+        throw err instanceof GuesthouseError ? err : new GuesthouseError("invalid-input", `The upload was interrupted after ${formatBytes(received)}; resume it or cancel it.`);
+      } finally {
+        ctx.signal.removeEventListener("abort", onAbort);
+      }
+      if (received !== size) {
+        throw new GuesthouseError("invalid-input", `The upload ended after ${formatBytes(received)} of ${formatBytes(size)}; resume it or cancel it.`);
+      }
+      let format = "iso";
+      if (content === "images") {
+        const out = await runQemuImg(["info", "--output=json", part], null, this.scrub).catch(async (err) => {
+          await fsp.rm(part, { force: true });
+          throw err;
+        });
+        format = String((JSON.parse(out) as { format?: string }).format ?? "raw");
+      }
+      // link() refuses an existing name: nothing that appeared meanwhile is overwritten.
+      await fsp.link(part, final).catch(async (err: NodeJS.ErrnoException) => {
+        await fsp.rm(part, { force: true });
+        throw err.code === "EEXIST" ? new GuesthouseError("conflict", `"${ref.file}" appeared in "${ref.pool}" meanwhile; the upload was discarded.`) : err;
+      });
+      await fsp.rm(part, { force: true });
+      result = { sha256: hash.digest("hex"), sizeBytes: size, format };
+      return `sha256 ${result.sha256}`;
+    });
+    return result;
+  }
+
+  /** Cancels an upload: stops it if it runs and removes what it wrote. */
+  async cancelUpload(ref: ImageRef): Promise<void> {
+    const holder = this.tasks.holder(refKey(ref));
+    if (holder?.kind === "upload") {
+      this.tasks.cancel(holder.id);
+      await this.tasks.settle();
+    }
+    await fsp.rm(`${this.storage.pathOf(ref.pool, ref.file)}${PART_SUFFIX}`, { force: true });
+  }
+
+  async listIsos(): Promise<IsoInfo[]> {
+    const isos: IsoInfo[] = [];
+    for (const name of (await this.storage.list(ISO_POOL)).filter((n) => n.toLowerCase().endsWith(".iso"))) {
+      const stat = await fsp.stat(path.join(this.config.isoDir, name)).catch(() => null);
+      if (stat?.isFile()) isos.push({ name, sizeBytes: stat.size });
+    }
+    return isos;
+  }
+
+  async removeIso(name: string): Promise<void> {
+    await fsp.rm(await this.storage.existing(ISO_POOL, name, "isos"));
+  }
+}
+
+export async function qemuVersion(): Promise<string> {
+  try {
+    const { stdout } = await run("qemu-system-x86_64", ["--version"], { timeout: 10_000 });
+    return /version ([\d.]+)/.exec(stdout)?.[1] ?? "unknown";
+  } catch {
+    return "not installed";
+  }
+}

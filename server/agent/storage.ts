@@ -1,0 +1,97 @@
+/**
+ * Storage folders, and the one way a name from a request becomes a path. A name is
+ * checked to be a plain file name (server/domain/validation.ts), joined to a folder
+ * the admin configured, and, when the file is opened, must be a regular file inside
+ * that folder (not a symlink, not reached through one).
+ */
+import fs from "node:fs";
+import fsp from "node:fs/promises";
+import path from "node:path";
+import { GuesthouseError } from "../domain/errors";
+import type { PoolInfo } from "../domain/types";
+import { imageFileName, parseOrThrow } from "../domain/validation";
+import { ISO_POOL, type AgentConfig } from "./config";
+
+/** The suffix of an upload still being written; image names may not end with it. */
+export const PART_SUFFIX = ".part";
+
+export class Storage {
+  constructor(private readonly config: Pick<AgentConfig, "pools" | "isoDir">) {}
+
+  /** Every storage folder by name: the image folders and the ISO folder. */
+  get folders(): Record<string, { dir: string; content: PoolInfo["content"] }> {
+    const folders: Record<string, { dir: string; content: PoolInfo["content"] }> = {};
+    for (const [name, dir] of Object.entries(this.config.pools)) folders[name] = { dir, content: "images" };
+    folders[ISO_POOL] = { dir: this.config.isoDir, content: "isos" };
+    return folders;
+  }
+
+  /** The folder of a pool, refusing names the admin did not configure. */
+  folder(pool: string, content?: PoolInfo["content"]): string {
+    const folder = Object.hasOwn(this.folders, pool) ? this.folders[pool] : undefined;
+    if (!folder) throw new GuesthouseError("not-found", `This host has no storage folder named "${pool}".`);
+    if (content && folder.content !== content) {
+      throw new GuesthouseError("invalid-input", `The storage folder "${pool}" holds ${folder.content === "isos" ? "ISO images" : "disk images"}.`);
+    }
+    return folder.dir;
+  }
+
+  /** The path a file name stands for in a pool; the name is checked, the file need not exist. */
+  pathOf(pool: string, file: string, content?: PoolInfo["content"]): string {
+    const name = parseOrThrow(imageFileName, file, "The image name");
+    return path.join(this.folder(pool, content), name);
+  }
+
+  /**
+   * The path of an existing image: a regular file, not a symlink, whose real folder
+   * is the pool's real folder (so neither the file nor a folder on the way leads out).
+   */
+  async existing(pool: string, file: string, content?: PoolInfo["content"]): Promise<string> {
+    const candidate = this.pathOf(pool, file, content);
+    const stat = await fsp.lstat(candidate).catch(() => null);
+    if (!stat) throw new GuesthouseError("not-found", `There is no image "${file}" in the storage folder "${pool}".`);
+    if (!stat.isFile()) {
+      throw new GuesthouseError("invalid-input", `"${file}" in "${pool}" is ${stat.isSymbolicLink() ? "a symbolic link" : "not a regular file"}; only regular files are used.`);
+    }
+    const [realFolder, realFile] = await Promise.all([fsp.realpath(this.folder(pool)), fsp.realpath(candidate)]);
+    if (path.dirname(realFile) !== realFolder) throw new GuesthouseError("invalid-input", `"${file}" is not inside the storage folder "${pool}".`);
+    return candidate;
+  }
+
+  /** The regular files in a pool whose names are valid image names (uploads in progress left out). */
+  async list(pool: string): Promise<string[]> {
+    const entries = await fsp.readdir(this.folder(pool), { withFileTypes: true }).catch(() => []);
+    return entries
+      .filter((e) => e.isFile() && imageFileName.safeParse(e.name).success)
+      .map((e) => e.name)
+      .sort();
+  }
+
+  /** Size and free space of each folder's file system. */
+  async pools(): Promise<PoolInfo[]> {
+    return Promise.all(
+      Object.entries(this.folders).map(async ([name, { dir, content }]) => {
+        const fsStat = await fsp.statfs(dir).catch(() => null);
+        return {
+          name,
+          content,
+          totalBytes: fsStat ? fsStat.blocks * fsStat.bsize : 0,
+          freeBytes: fsStat ? fsStat.bavail * fsStat.bsize : 0,
+        };
+      }),
+    );
+  }
+
+  /** Free bytes where a pool lives (for refusing uploads that cannot fit before writing). */
+  freeBytes(pool: string): number {
+    const stat = fs.statfsSync(this.folder(pool));
+    return stat.bavail * stat.bsize;
+  }
+
+  /** Replaces storage folder paths in a message by their names, so no host path reaches a page. */
+  scrub(text: string): string {
+    let out = text;
+    for (const [name, { dir }] of Object.entries(this.folders)) out = out.replaceAll(`${dir}/`, `${name}/`).replaceAll(dir, name);
+    return out;
+  }
+}

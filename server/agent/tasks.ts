@@ -1,0 +1,240 @@
+/**
+ * Tasks: operations on images that take a while. Each one holds the images it
+ * works on (a second task on any of them is refused, not interleaved), reports
+ * progress, can be cancelled, and is remembered after it ends so a page opened
+ * later still sees how it went. Changes are emitted as "task" events, which the
+ * agent's event stream passes on.
+ */
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { EventEmitter } from "node:events";
+import fs from "node:fs";
+import { GuesthouseError } from "../domain/errors";
+import type { TaskKind, TaskStatus } from "../domain/types";
+
+/** Finished tasks kept in memory for pages that look later (the web keeps the full record). */
+const KEEP_FINISHED = 200;
+/** Lines of output kept per task. */
+const LOG_LINES = 50;
+/** Progress is passed on at most this often, and always when it moved by a whole per cent. */
+const PROGRESS_EVERY_MS = 250;
+/** A running task is announced at least this often, even when its progress is unknown or still. */
+const HEARTBEAT_MS = 1000;
+
+export interface TaskContext {
+  readonly id: string;
+  readonly signal: AbortSignal;
+  /** 0 … 1. */
+  progress(fraction: number): void;
+  log(line: string): void;
+}
+
+export type TaskWork = (ctx: TaskContext) => Promise<string | null>;
+
+interface Running {
+  status: TaskStatus;
+  /** Why it failed, as thrown: `run` passes it on with its own code. */
+  error: GuesthouseError | null;
+  abort: AbortController;
+  lastEmit: number;
+  done: Promise<TaskStatus>;
+}
+
+export class Tasks extends EventEmitter<{ task: [TaskStatus] }> {
+  private readonly tasks = new Map<string, Running>();
+  /** "pool/file" → the id of the task holding it. */
+  private readonly held = new Map<string, string>();
+
+  /** Which task (if any) holds this image now. */
+  holder(target: string): TaskStatus | null {
+    const id = this.held.get(target);
+    return id ? (this.tasks.get(id)?.status ?? null) : null;
+  }
+
+  /**
+   * Starts `work` as a task holding `targets` and returns at once. The targets are
+   * claimed synchronously: two requests racing for one image get one task and one
+   * "busy" refusal.
+   */
+  start(kind: TaskKind, title: string, targets: string[], work: TaskWork): { status: TaskStatus; done: Promise<TaskStatus> } {
+    for (const target of targets) {
+      const holder = this.holder(target);
+      if (holder) {
+        throw new GuesthouseError("conflict", `${target} is busy: ${holder.title} (${holder.kind}) is running. Wait for it to finish or cancel it.`);
+      }
+    }
+    const id = `t${Date.now().toString(36)}${randomBytes(5).toString("hex")}`;
+    const status: TaskStatus = { id, kind, title, targets, state: "running", progress: null, startedAt: Date.now(), finishedAt: null, message: null, log: [] };
+    const abort = new AbortController();
+    for (const target of targets) this.held.set(target, id);
+    const running: Running = { status, error: null, abort, lastEmit: Date.now(), done: Promise.resolve(status) };
+    this.tasks.set(id, running);
+    this.emit("task", { ...status });
+
+    const ctx: TaskContext = {
+      id,
+      signal: abort.signal,
+      progress: (fraction) => {
+        const next = Math.max(0, Math.min(1, fraction));
+        const moved = status.progress === null || Math.floor(next * 100) !== Math.floor(status.progress * 100);
+        status.progress = next;
+        const now = Date.now();
+        if (moved || now - running.lastEmit >= PROGRESS_EVERY_MS) {
+          running.lastEmit = now;
+          this.emit("task", { ...status, log: [...status.log] });
+        }
+      },
+      log: (line) => {
+        status.log.push(line);
+        if (status.log.length > LOG_LINES) status.log.splice(0, status.log.length - LOG_LINES);
+      },
+    };
+
+    // A heartbeat: pages hear from a running task at least every second, moving or not.
+    const heartbeat = setInterval(() => {
+      if (Date.now() - running.lastEmit >= HEARTBEAT_MS) {
+        running.lastEmit = Date.now();
+        this.emit("task", { ...status, log: [...status.log] });
+      }
+    }, HEARTBEAT_MS / 2);
+    heartbeat.unref();
+    running.done = (async () => {
+      try {
+        const message = await work(ctx);
+        if (abort.signal.aborted) throw abort.signal.reason;
+        status.state = "succeeded";
+        status.progress = 1;
+        status.message = message;
+      } catch (err) {
+        if (abort.signal.aborted) {
+          status.state = "cancelled";
+          status.message = "Cancelled; nothing it had written was kept.";
+        } else {
+          status.state = "failed";
+          running.error = err instanceof GuesthouseError ? err : new GuesthouseError("internal", `Unexpected failure: ${(err as Error).message}`);
+          status.message = running.error.message;
+        }
+      } finally {
+        clearInterval(heartbeat);
+        status.finishedAt = Date.now();
+        for (const target of targets) if (this.held.get(target) === id) this.held.delete(target);
+        this.forgetOld();
+        this.emit("task", { ...status, log: [...status.log] });
+      }
+      return { ...status, log: [...status.log] };
+    })();
+    return { status: { ...status }, done: running.done };
+  }
+
+  /** Runs a task and waits for it; a failure is thrown as the task's message. */
+  async run(kind: TaskKind, title: string, targets: string[], work: TaskWork): Promise<TaskStatus> {
+    const { status, done } = this.start(kind, title, targets, work);
+    const final = await done;
+    if (final.state === "failed") throw this.tasks.get(status.id)?.error ?? new GuesthouseError("qemu-failed", final.message ?? "The operation failed.");
+    if (final.state === "cancelled") throw new GuesthouseError("conflict", "The operation was cancelled.");
+    return final;
+  }
+
+  cancel(id: string): TaskStatus {
+    const running = this.tasks.get(id);
+    if (!running) throw new GuesthouseError("not-found", "There is no such task on this host.");
+    if (running.status.state === "running") running.abort.abort(new GuesthouseError("conflict", "Cancelled."));
+    return { ...running.status };
+  }
+
+  get(id: string): TaskStatus {
+    const running = this.tasks.get(id);
+    if (!running) throw new GuesthouseError("not-found", "There is no such task on this host.");
+    return { ...running.status, log: [...running.status.log] };
+  }
+
+  list(): TaskStatus[] {
+    return [...this.tasks.values()].map((t) => ({ ...t.status, log: [...t.status.log] }));
+  }
+
+  /** Waits for every running task (used when the agent stops). */
+  async settle(): Promise<void> {
+    await Promise.all([...this.tasks.values()].map((t) => t.done));
+  }
+
+  private forgetOld(): void {
+    const finished = [...this.tasks.values()].filter((t) => t.status.state !== "running");
+    for (const t of finished.slice(0, Math.max(0, finished.length - KEEP_FINISHED))) this.tasks.delete(t.status.id);
+  }
+}
+
+/**
+ * Runs `qemu-img` for a task: its messages go to the task's log, cancelling kills it,
+ * and with `progress` the task learns how far it is (see below). Fails with qemu-img's
+ * own reason, paths replaced by `scrub`.
+ */
+export function runQemuImg(
+  args: string[],
+  ctx: TaskContext | null,
+  scrub: (text: string) => string = (t) => t,
+  opts: { progress?: boolean } = {},
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    if (ctx?.signal.aborted) return reject(ctx.signal.reason);
+    const child = spawn("qemu-img", args, { stdio: ["ignore", "pipe", "pipe"], env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" } as unknown as NodeJS.ProcessEnv });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8");
+    child.stderr.setEncoding("utf8");
+    child.stdout.on("data", (chunk: string) => {
+      if (ctx && opts.progress) {
+        const last = [...chunk.matchAll(/\((\d+(?:\.\d+)?)\/100%\)/g)].at(-1);
+        if (last) ctx.progress(Number(last[1]) / 100);
+        return;
+      }
+      stdout += chunk;
+      if (stdout.length > 16 * 1024 * 1024) child.kill("SIGKILL");
+    });
+    child.stderr.on("data", (chunk: string) => {
+      stderr += chunk;
+      if (stderr.length > 64 * 1024) stderr = stderr.slice(-64 * 1024);
+    });
+    // `-p` would print progress only at each whole per cent (minutes apart on a large
+    // image). Without it, qemu-img prints its exact progress whenever it gets SIGUSR1:
+    // asked for four times a second, it reports at that pace whatever the size. The
+    // signal is sent only once qemu-img has installed its handler (else it would die).
+    const poke = ctx && opts.progress && child.pid ? setInterval(() => catchesUsr1(child.pid!) && child.kill("SIGUSR1"), PROGRESS_EVERY_MS) : null;
+    const onAbort = () => child.kill("SIGTERM");
+    ctx?.signal.addEventListener("abort", onAbort, { once: true });
+    child.once("error", (err) => {
+      if (poke) clearInterval(poke);
+      ctx?.signal.removeEventListener("abort", onAbort);
+      reject(new GuesthouseError("qemu-failed", `qemu-img could not run: ${err.message}. Is the qemu-utils package installed?`));
+    });
+    child.once("close", (code, signal) => {
+      if (poke) clearInterval(poke);
+      ctx?.signal.removeEventListener("abort", onAbort);
+      const messages = scrub(stderr).trim();
+      for (const line of messages.split("\n").filter(Boolean)) ctx?.log(line);
+      if (ctx?.signal.aborted) return reject(ctx.signal.reason);
+      if (code === 0) return resolve(stdout);
+      reject(new GuesthouseError("qemu-failed", qemuImgReason(messages, signal)));
+    });
+  });
+}
+
+/** Whether a process has a handler for SIGUSR1 (Linux: bit 9 of SigCgt in /proc/<pid>/status). */
+function catchesUsr1(pid: number): boolean {
+  try {
+    const mask = /SigCgt:\s*([0-9a-f]+)/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+    return mask !== undefined && (BigInt(`0x${mask}`) & (1n << 9n)) !== 0n;
+  } catch {
+    return false;
+  }
+}
+
+/** qemu-img's complaint in plain words: its prefix dropped, well-known causes explained. */
+export function qemuImgReason(stderr: string, signal: NodeJS.Signals | null = null): string {
+  const line = stderr.split("\n").map((l) => l.replace(/^qemu-img: /, "").trim()).filter(Boolean).at(-1);
+  if (!line) return signal ? `qemu-img was stopped (${signal}).` : "qemu-img failed without saying why.";
+  if (/Failed to get .*lock/i.test(stderr)) return "The image is in use by a running guest (QEMU holds its lock). Stop the guest first, or use the live operation.";
+  if (/No space left on device/i.test(line)) return `The storage folder is full (${line}). Free some space or choose another folder.`;
+  if (/Image is not in qcow2 format|Unknown.*format|not in .* format/i.test(line)) return `The file is not a valid image of that format: ${line}`;
+  if (/Could not read (qcow2 )?header|Invalid argument|corrupt/i.test(line)) return `The image looks damaged or is not a disk image: ${line}`;
+  return line;
+}

@@ -1,0 +1,104 @@
+/**
+ * The web's view of disk images: database rows (who owns an image, which guest
+ * uses it) joined with what the host's agent says about the file (format, sizes,
+ * backing chain, snapshots). One agent call per host lists every image.
+ */
+import { notFound } from "next/navigation";
+import type { ImageRef } from "../agent-client";
+import { guestScope } from "../auth/policy";
+import type { SessionUser } from "../auth/sessions";
+import { db } from "../db/client";
+import { isUniqueViolationOn } from "../db/errors";
+import { GuesthouseError } from "../domain/errors";
+import { newVolumeId } from "../domain/ids";
+import { DISK_FORMATS, type DiskFormat, type ImageInfo } from "../domain/types";
+import { agentFor } from "./guests";
+
+export const diskInclude = {
+  host: { select: { id: true, name: true, endpoint: true } },
+  owner: { select: { username: true } },
+  guest: { select: { id: true, name: true, ownerId: true } },
+  base: { select: { id: true, file: true } },
+  clones: { select: { id: true, file: true, guest: { select: { name: true } } } },
+};
+
+export type DiskRow = NonNullable<Awaited<ReturnType<typeof findDisk>>>;
+
+function findDisk(user: SessionUser, id: string) {
+  return db.disk.findFirst({ where: { id, ...guestScope(user) }, include: diskInclude });
+}
+
+/** The disk if this user may see it (its owner, or an admin); "not found" otherwise. */
+export async function loadDisk(user: SessionUser, id: string): Promise<DiskRow> {
+  const disk = typeof id === "string" && id.length <= 64 ? await findDisk(user, id) : null;
+  if (!disk) throw new GuesthouseError("not-found", "This disk does not exist, or you may not see it.");
+  return disk;
+}
+
+export async function loadDiskOr404(user: SessionUser, id: string): Promise<DiskRow> {
+  try {
+    return await loadDisk(user, id);
+  } catch (err) {
+    if (err instanceof GuesthouseError && err.code === "not-found") notFound();
+    throw err;
+  }
+}
+
+export const refOf = (disk: { pool: string; file: string }): ImageRef => ({ pool: disk.pool, file: disk.file });
+
+/** The volume whose passphrase opens an encrypted disk (undefined for plain ones). */
+export const secretOf = (disk: { encrypted: boolean; volume: string }) => (disk.encrypted ? disk.volume : undefined);
+
+/** Refuses changing a disk that a linked clone uses as its base (the clone would break). */
+export function assertNoClones(disk: DiskRow, doing: string): void {
+  if (disk.clones.length) {
+    const names = disk.clones.map((c) => c.guest?.name ?? c.file).join(", ");
+    throw new GuesthouseError("conflict", `Linked clones are based on ${disk.file} (${names}); it must stay unchanged, so you cannot ${doing}.`);
+  }
+}
+
+/**
+ * Records an image file that is already in a storage folder as a disk of this user
+ * (an upload that just finished, or a file an admin put there). Encrypted images
+ * are refused: their passphrase is not known to the host.
+ */
+export async function registerImage(
+  user: SessionUser,
+  host: { id: string; endpoint: string },
+  ref: ImageRef,
+  extra: { sha256?: string } = {},
+): Promise<{ id: string }> {
+  const info = await agentFor(host).image(ref);
+  if (info.encrypted) throw new GuesthouseError("invalid-input", `${ref.file} is encrypted, and its passphrase is not known here; it cannot be imported.`);
+  if (!(DISK_FORMATS as readonly string[]).includes(info.format)) {
+    throw new GuesthouseError("invalid-input", `${ref.file} is a ${info.format} image; guests can use ${DISK_FORMATS.join(", ")}.`);
+  }
+  try {
+    return await db.disk.create({
+      select: { id: true },
+      data: {
+        volume: newVolumeId(),
+        pool: ref.pool,
+        file: ref.file,
+        format: info.format,
+        sizeBytes: BigInt(info.virtualBytes),
+        sha256: extra.sha256 ?? null,
+        bus: "virtio",
+        ownerId: user.id,
+        teamId: user.teamId,
+        hostId: host.id,
+      },
+    });
+  } catch (err) {
+    if (isUniqueViolationOn(err, "file")) throw new GuesthouseError("conflict", `${ref.file} is already a disk here.`);
+    throw err;
+  }
+}
+
+/** Keeps the row's cached facts in step with the file after an operation. */
+export async function refreshDisk(diskId: string, info: ImageInfo): Promise<void> {
+  await db.disk.update({
+    where: { id: diskId },
+    data: { sizeBytes: BigInt(info.virtualBytes), format: info.format as DiskFormat, encrypted: info.encrypted },
+  });
+}

@@ -1,0 +1,330 @@
+/**
+ * Image operations through a real agent and real qemu-img: create (plain and
+ * encrypted), convert with progress and cancel, resize, offline snapshots, check,
+ * uploads (streamed, resumed, cancelled, refused), faults (a full folder, a corrupt
+ * image, two operations at once) and names that try to leave the storage folder.
+ * Every result is checked with qemu-img itself.
+ */
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { Readable } from "node:stream";
+import { after, before, describe, test } from "node:test";
+import type { TaskStatus } from "../../server/domain/types";
+import { startTestAgent, waitFor, type TestAgent } from "../helpers/agent";
+
+const GiB = 2 ** 30;
+const MiB = 2 ** 20;
+const isCode = (code: string) => (err: Error & { code?: string }) => err.code === code;
+
+describe("images with real qemu-img", () => {
+  let agent: TestAgent;
+  const ref = (file: string) => ({ pool: "default", file });
+  const file = (name: string, pool = "disks") => path.join(agent.dataDir, pool, name);
+  const qemuInfo = (name: string) => JSON.parse(execFileSync("qemu-img", ["info", "-U", "--output=json", file(name)], { encoding: "utf8" }));
+  const qemuCheck = (name: string) => execFileSync("qemu-img", ["check", file(name)], { encoding: "utf8" });
+
+  before(async () => {
+    agent = await startTestAgent();
+  });
+  after(async () => {
+    await agent?.cleanup();
+  });
+
+  test("create: sparse qcow2 and raw of the asked size; the name is taken afterwards", async () => {
+    const info = await agent.client.createImage({ ...ref("a.qcow2"), format: "qcow2", bytes: 10 * GiB, volume: "volimg000001" });
+    assert.equal(info.format, "qcow2");
+    assert.equal(info.virtualBytes, 10 * GiB);
+    assert.ok(info.actualBytes < 2 * MiB, `a new qcow2 is sparse (${info.actualBytes} bytes allocated)`);
+    assert.equal(qemuInfo("a.qcow2")["virtual-size"], 10 * GiB);
+    qemuCheck("a.qcow2");
+
+    const raw = await agent.client.createImage({ ...ref("b.raw"), format: "raw", bytes: 512 * MiB, volume: "volimg000002" });
+    assert.equal(raw.format, "raw");
+    assert.equal(fs.statSync(file("b.raw")).size, 512 * MiB);
+    assert.ok(fs.statSync(file("b.raw")).blocks * 512 < MiB, "the raw file is sparse too");
+
+    await assert.rejects(agent.client.createImage({ ...ref("a.qcow2"), format: "qcow2", bytes: GiB, volume: "volimg000003" }), isCode("conflict"));
+    assert.equal(qemuInfo("a.qcow2")["virtual-size"], 10 * GiB, "the existing image is untouched");
+  });
+
+  test("names that would leave the storage folder are refused before anything is touched", async () => {
+    const outside = path.join(agent.dataDir, "outside.qcow2");
+    execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", outside, "1G"]);
+    fs.symlinkSync(outside, file("link.qcow2"));
+    for (const name of ["../outside.qcow2", "..", ".hidden", "a/b.qcow2", "/etc/passwd", "x.part", "a b", "%2e%2e"]) {
+      await assert.rejects(agent.client.image(ref(name)), (err: Error & { code?: string }) => ["invalid-input", "not-found"].includes(err.code ?? ""), name);
+    }
+    await assert.rejects(agent.client.image(ref("link.qcow2")), /symbolic link/);
+    await assert.rejects(agent.client.resizeImage(ref("link.qcow2"), 2 * GiB, false), /symbolic link/);
+    await assert.rejects(agent.client.image({ pool: "nosuchpool", file: "a.qcow2" }), isCode("not-found"));
+    assert.equal(JSON.parse(execFileSync("qemu-img", ["info", "--output=json", outside], { encoding: "utf8" }))["virtual-size"], GiB);
+    const listed = await agent.client.images();
+    assert.ok(!listed.some((i) => i.file === "link.qcow2"), "symlinks are not listed as images");
+    fs.rmSync(file("link.qcow2"));
+  });
+
+  test("an encrypted image: LUKS inside qcow2, the passphrase in a 0600 file, never in a log", async () => {
+    const secret = "correct horse battery staple";
+    const info = await agent.client.createImage({ ...ref("enc.qcow2"), format: "qcow2", bytes: GiB, volume: "volenc000001", passphrase: secret });
+    assert.equal(info.encrypted, true);
+    assert.equal(qemuInfo("enc.qcow2")["format-specific"].data.encrypt.format, "luks");
+    const keyFile = path.join(agent.dataDir, "secrets", "volenc000001.key");
+    assert.equal(fs.readFileSync(keyFile, "utf8"), secret);
+    assert.equal(fs.statSync(keyFile).mode & 0o777, 0o600);
+    // It opens with its secret (resize goes through --image-opts with the key) …
+    const grown = await agent.client.resizeImage(ref("enc.qcow2"), 2 * GiB, false, "volenc000001");
+    assert.equal(grown.virtualBytes, 2 * GiB);
+    // … and not without it.
+    assert.throws(() => execFileSync("qemu-io", ["-c", "read 0 512", file("enc.qcow2")], { stdio: "pipe" }));
+    assert.ok(!agent.output().includes(secret), "the passphrase is not in the agent's output");
+    await assert.rejects(
+      agent.client.createImage({ ...ref("enc.raw"), format: "raw", bytes: GiB, volume: "volenc000002", passphrase: secret }),
+      /Only qcow2/,
+    );
+    await agent.client.deleteImage(ref("enc.qcow2"), "volenc000001");
+    assert.equal(fs.existsSync(keyFile), false, "deleting the image removes its passphrase");
+  });
+
+  test("resize: grow offline; shrinking needs confirmation", async () => {
+    const grown = await agent.client.resizeImage(ref("a.qcow2"), 20 * GiB, false);
+    assert.equal(grown.virtualBytes, 20 * GiB);
+    assert.equal(qemuInfo("a.qcow2")["virtual-size"], 20 * GiB);
+    await assert.rejects(agent.client.resizeImage(ref("b.raw"), 256 * MiB, false), /smaller than the disk/);
+    assert.equal(fs.statSync(file("b.raw")).size, 512 * MiB);
+    const shrunk = await agent.client.resizeImage(ref("b.raw"), 256 * MiB, true);
+    assert.equal(shrunk.virtualBytes, 256 * MiB);
+    qemuCheck("a.qcow2");
+  });
+
+  test("snapshots offline: create, list, revert restores the data, delete", async () => {
+    const io = (cmd: string) => execFileSync("qemu-io", ["-f", "qcow2", "-c", cmd, file("a.qcow2")], { encoding: "utf8" });
+    io("write -P 0x11 0 1M");
+    let info = await agent.client.snapshot(ref("a.qcow2"), "create", "before");
+    assert.deepEqual(info.snapshots.map((s) => s.name), ["before"]);
+    assert.equal(info.snapshots[0]!.vmStateBytes, 0, "an offline snapshot has no memory state");
+    io("write -P 0x22 0 1M");
+    await assert.rejects(agent.client.snapshot(ref("a.qcow2"), "create", "before"), isCode("conflict"));
+    info = await agent.client.snapshot(ref("a.qcow2"), "revert", "before");
+    assert.doesNotMatch(io("read -P 0x11 0 1M"), /verification failed/, "reverting brought the first pattern back");
+    info = await agent.client.snapshot(ref("a.qcow2"), "delete", "before");
+    assert.deepEqual(info.snapshots, []);
+    assert.deepEqual(qemuInfo("a.qcow2").snapshots ?? [], []);
+    await assert.rejects(agent.client.snapshot(ref("b.raw"), "create", "x"), /Only qcow2/);
+    qemuCheck("a.qcow2");
+  });
+
+  test("convert to every format with progress, and back, keeps the contents", async () => {
+    execFileSync("qemu-io", ["-f", "qcow2", "-c", "write -P 0x5a 4M 2M", file("a.qcow2")]);
+    for (const [format, name] of [["raw", "c.raw"], ["vmdk", "c.vmdk"], ["vdi", "c.vdi"], ["vpc", "c.vhd"]] as const) {
+      const started = await agent.client.convertImage(ref("a.qcow2"), ref(name), format);
+      assert.equal(started.state, "running");
+      const done = await waitForTask(agent, started.id);
+      assert.equal(done.state, "succeeded", done.message ?? "");
+      assert.equal(done.progress, 1);
+      assert.equal(qemuInfo(name).format, format);
+    }
+    // vpc rounds sizes to its geometry; the others keep the exact size.
+    for (const name of ["c.raw", "c.vmdk", "c.vdi"]) assert.equal(qemuInfo(name)["virtual-size"], 20 * GiB, name);
+    const back = await agent.client.convertImage(ref("c.vmdk"), ref("d.qcow2"), "qcow2");
+    assert.equal((await waitForTask(agent, back.id)).state, "succeeded");
+    execFileSync("qemu-img", ["compare", "-f", "qcow2", "-F", "qcow2", file("a.qcow2"), file("d.qcow2")]);
+    qemuCheck("d.qcow2");
+  });
+
+  test("a running convert is heard from at least once a second, even when stuck, and can be cancelled, leaving nothing", async () => {
+    // 512 MiB of random data (nothing for qemu-img to skip): slow enough to watch and to cancel.
+    const src = file("big.raw");
+    const fd = fs.openSync(src, "w");
+    for (let i = 0; i < 8; i++) fs.writeSync(fd, randomBytes(64 * MiB));
+    fs.closeSync(fd);
+    const seen: TaskStatus[] = [];
+    const stream = agent.client.events(() => {}, undefined, (t) => seen.push(t));
+    try {
+      const task = await agent.client.convertImage(ref("big.raw"), ref("big.qcow2"), "qcow2");
+      // Hold qemu-img still so the cancel cannot lose a race with a fast disk.
+      const pid = await holdQemuImg("big.qcow2");
+      const before = seen.filter((t) => t.id === task.id).length;
+      await new Promise((r) => setTimeout(r, 2500));
+      const during = seen.filter((t) => t.id === task.id && t.state === "running").length - before;
+      assert.ok(during >= 2, `${during} updates in 2.5 s while qemu-img was stopped`);
+      await agent.client.cancelTask(task.id);
+      process.kill(pid, "SIGCONT");
+      const done = await waitForTask(agent, task.id);
+      assert.equal(done.state, "cancelled");
+      assert.equal(fs.existsSync(file("big.qcow2")), false, "the half-written output is gone");
+    } finally {
+      stream.close();
+    }
+  });
+
+  test("two operations on one image at once: the second is refused, not interleaved", async () => {
+    const first = await agent.client.convertImage(ref("big.raw"), ref("big2.qcow2"), "qcow2");
+    const pid = await holdQemuImg("big2.qcow2");
+    await assert.rejects(agent.client.resizeImage(ref("big.raw"), GiB, false), (err: Error & { code?: string }) => err.code === "conflict" && /busy/.test(err.message));
+    await assert.rejects(agent.client.convertImage(ref("big.raw"), ref("big3.qcow2"), "qcow2"), isCode("conflict"));
+    process.kill(pid, "SIGCONT");
+    assert.equal((await waitForTask(agent, first.id)).state, "succeeded");
+    assert.equal(fs.existsSync(file("big3.qcow2")), false);
+    execFileSync("qemu-img", ["compare", "-f", "raw", "-F", "qcow2", file("big.raw"), file("big2.qcow2")]);
+  });
+
+  test("a corrupt or foreign image gives qemu-img's reason in plain words", async () => {
+    fs.writeFileSync(file("junk.qcow2"), Buffer.concat([Buffer.from("QFI\xfb", "latin1"), randomBytes(4096)]));
+    await assert.rejects(agent.client.image(ref("junk.qcow2")), (err: Error & { code?: string }) => {
+      assert.equal(err.code, "qemu-failed");
+      assert.ok(!err.message.includes(agent.dataDir), `no host path in "${err.message}"`);
+      return /qcow2|header|image/i.test(err.message);
+    });
+    const check = await agent.client.checkImage(ref("a.qcow2"));
+    assert.equal(check.ok, true);
+    assert.match(check.report, /No errors/);
+  });
+
+  test("upload: streamed with its SHA-256, resumed after a break, cancelled, refused when too large", async () => {
+    const data = randomBytes(3 * MiB + 123);
+    const sha = createHash("sha256").update(data).digest("hex");
+    // A first attempt that breaks after 1 MiB keeps its part for resuming.
+    const broken = new Readable({ read() {} });
+    broken.push(data.subarray(0, MiB));
+    const attempt = assert.rejects(agent.client.upload(ref("up.raw"), broken, data.length, 0));
+    await waitFor("the first MiB on disk", () => fs.existsSync(file("up.raw.part")) && fs.statSync(file("up.raw.part")).size === MiB, 10_000);
+    broken.destroy(new Error("the browser went away"));
+    await attempt;
+    await waitFor("the agent to let go", async () => (await agent.client.tasks()).every((t) => t.state !== "running"), 10_000);
+    assert.equal(await agent.client.uploadOffset(ref("up.raw")), MiB);
+    const done = await agent.client.upload(ref("up.raw"), Readable.from([data.subarray(MiB)]), data.length, MiB);
+    assert.equal(done.sha256, sha, "the hash covers the whole file across the resume");
+    assert.equal(done.format, "raw");
+    assert.deepEqual(fs.readFileSync(file("up.raw")), data);
+    assert.equal(fs.existsSync(file("up.raw.part")), false);
+
+    // A cancelled upload leaves nothing.
+    const slow = new Readable({ read() {} });
+    slow.push(randomBytes(MiB));
+    const cancelled = assert.rejects(agent.client.upload(ref("gone.raw"), slow, 8 * MiB, 0));
+    await waitFor("the upload to start", () => fs.existsSync(file("gone.raw.part")), 10_000);
+    await agent.client.cancelUpload(ref("gone.raw"));
+    await cancelled;
+    assert.equal(fs.existsSync(file("gone.raw.part")), false);
+    assert.equal(fs.existsSync(file("gone.raw")), false);
+
+    // Over the limit: refused before a byte is written.
+    await assert.rejects(agent.client.upload(ref("huge.raw"), Readable.from([Buffer.alloc(10)]), 2 ** 50, 0), isCode("too-large"));
+    assert.equal(fs.existsSync(file("huge.raw.part")), false);
+    // ISOs go to the ISO folder and must be named .iso.
+    const iso = await agent.client.upload({ pool: "isos", file: "tiny.iso" }, Readable.from([Buffer.alloc(4096)]), 4096, 0);
+    assert.equal(iso.format, "iso");
+    assert.ok((await agent.client.host()).isos.some((i) => i.name === "tiny.iso"));
+    await assert.rejects(agent.client.upload({ pool: "isos", file: "tiny.img" }, Readable.from([Buffer.alloc(1)]), 1, 0), /\.iso/);
+  });
+
+  test("delete removes the file; the list shows every image with its facts", async () => {
+    const list = await agent.client.images();
+    const a = list.find((i) => i.file === "a.qcow2");
+    assert.ok(a && "format" in a && a.format === "qcow2" && a.virtualBytes === 20 * GiB);
+    const junk = list.find((i) => i.file === "junk.qcow2");
+    assert.ok(junk && "error" in junk, "an unreadable image is listed with its reason");
+    await agent.client.deleteImage(ref("d.qcow2"));
+    assert.equal(fs.existsSync(file("d.qcow2")), false);
+  });
+});
+
+describe("a full storage folder", () => {
+  let agent: TestAgent | undefined;
+  let mountPoint: string;
+  let mounted = false;
+
+  before(async () => {
+    mountPoint = fs.mkdtempSync(path.join(os.tmpdir(), "gh-full-"));
+    try {
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=24m", "tmpfs", mountPoint], { stdio: "pipe" });
+      mounted = true;
+    } catch {
+      return;
+    }
+    agent = await startTestAgent({ GUESTHOUSE_STORAGE: `small=${mountPoint}` });
+  });
+  after(async () => {
+    await agent?.cleanup();
+    if (mounted) execFileSync("umount", [mountPoint]);
+    fs.rmSync(mountPoint, { recursive: true, force: true });
+  });
+
+  test("convert and upload into a full folder fail clearly and leave no partial file", async (t) => {
+    if (!agent) return t.skip("cannot mount a tmpfs here (needs root): the full-disk case is untested on this machine");
+    const a = agent;
+    // 40 MiB of random data in the default folder; the small folder has 24 MiB.
+    fs.writeFileSync(path.join(a.dataDir, "disks", "src.raw"), randomBytes(40 * MiB));
+    const task = await a.client.convertImage({ pool: "default", file: "src.raw" }, { pool: "small", file: "out.qcow2" }, "qcow2");
+    const done = await waitForTask(a, task.id);
+    assert.equal(done.state, "failed");
+    assert.match(done.message ?? "", /full|No space/i);
+    assert.deepEqual(fs.readdirSync(mountPoint), [], "no partial output");
+
+    // The upload announces 16 MiB, which fits when it starts; then something else takes
+    // 12 MiB of the folder and the upload runs out of space on the way.
+    const body = new Readable({ read() {} });
+    body.push(randomBytes(2 * MiB));
+    const upload = assert.rejects(
+      a.client.upload({ pool: "small", file: "up.raw" }, body, 16 * MiB, 0),
+      (err: Error & { code?: string }) => err.code === "too-large" && /filled up/.test(err.message),
+    );
+    await waitFor("the upload to start", () => fs.existsSync(path.join(mountPoint, "up.raw.part")), 10_000);
+    fs.writeFileSync(path.join(mountPoint, "filler"), Buffer.alloc(12 * MiB));
+    for (let i = 0; i < 14; i++) body.push(randomBytes(MiB));
+    body.push(null);
+    await upload;
+    await waitFor("the part to be removed", () => !fs.existsSync(path.join(mountPoint, "up.raw.part")), 10_000);
+
+    assert.deepEqual(fs.readdirSync(mountPoint), ["filler"], "no partial upload");
+
+    // Creating a qcow2 in a folder with no space left fails and leaves no file.
+    const fd = fs.openSync(path.join(mountPoint, "rest"), "w");
+    try {
+      for (;;) fs.writeSync(fd, Buffer.alloc(64 * 1024));
+    } catch (err) {
+      assert.equal((err as NodeJS.ErrnoException).code, "ENOSPC");
+    } finally {
+      fs.closeSync(fd);
+    }
+    await assert.rejects(
+      a.client.createImage({ pool: "small", file: "new.qcow2", format: "qcow2", bytes: GiB, volume: "volfull000001" }),
+      (err: Error & { code?: string }) => /full|No space/i.test(err.message),
+    );
+    assert.deepEqual(fs.readdirSync(mountPoint).sort(), ["filler", "rest"], "no partial image");
+  });
+});
+
+/** Stops (SIGSTOP) the qemu-img writing `output` and returns its pid; SIGCONT lets it go on. */
+async function holdQemuImg(output: string): Promise<number> {
+  const pid = await waitFor(`qemu-img writing ${output}`, () => {
+    for (const entry of fs.readdirSync("/proc").filter((e) => /^\d+$/.test(e))) {
+      const cmdline = safeRead(`/proc/${entry}/cmdline`);
+      if (cmdline.startsWith("qemu-img\0convert") && cmdline.includes(`/${output}\0`)) return Number(entry);
+    }
+    return 0;
+  }, 10_000, 5);
+  process.kill(pid, "SIGSTOP");
+  return pid;
+}
+
+function safeRead(file: string): string {
+  try {
+    return fs.readFileSync(file, "utf8");
+  } catch {
+    return "";
+  }
+}
+
+async function waitForTask(agent: TestAgent, id: string, timeoutMs = 60_000): Promise<TaskStatus> {
+  let last: TaskStatus | null = null;
+  await waitFor(`task ${id} to finish`, async () => {
+    last = await agent.client.task(id);
+    return last.state !== "running";
+  }, timeoutMs);
+  return last!;
+}

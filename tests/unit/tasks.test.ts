@@ -1,0 +1,131 @@
+/** The agent's task runner: state changes, holding images, cancelling, progress, memory. */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { qemuImgReason, Tasks } from "../../server/agent/tasks";
+import { GuesthouseError } from "../../server/domain/errors";
+import type { TaskStatus } from "../../server/domain/types";
+
+const tick = (ms = 5) => new Promise((r) => setTimeout(r, ms));
+
+describe("tasks", () => {
+  test("a task goes running → succeeded with its message, progress 1, and is emitted each time", async () => {
+    const tasks = new Tasks();
+    const seen: TaskStatus[] = [];
+    tasks.on("task", (t) => seen.push(t));
+    const { status, done } = tasks.start("create", "make a", ["default/a"], async () => "made a");
+    assert.equal(status.state, "running");
+    const final = await done;
+    assert.equal(final.state, "succeeded");
+    assert.equal(final.message, "made a");
+    assert.equal(final.progress, 1);
+    assert.ok(final.finishedAt! >= final.startedAt);
+    assert.deepEqual(seen.map((t) => t.state), ["running", "succeeded"]);
+  });
+
+  test("a failure keeps its reason; run() throws the original error with its code", async () => {
+    const tasks = new Tasks();
+    await assert.rejects(
+      tasks.run("resize", "r", ["default/b"], async () => {
+        throw new GuesthouseError("conflict", "nope, busy");
+      }),
+      (err: GuesthouseError) => err.code === "conflict" && err.message === "nope, busy",
+    );
+    const [t] = tasks.list();
+    assert.equal(t!.state, "failed");
+    assert.equal(t!.message, "nope, busy");
+    await assert.rejects(
+      tasks.run("resize", "r", ["default/b"], async () => {
+        throw new Error("boom");
+      }),
+      (err: GuesthouseError) => err.code === "internal" && /boom/.test(err.message),
+    );
+  });
+
+  test("an image held by a running task refuses a second task until the first ends", async () => {
+    const tasks = new Tasks();
+    let release!: () => void;
+    const first = tasks.start("convert", "c", ["default/a", "default/b"], () => new Promise<null>((r) => (release = () => r(null))));
+    assert.throws(() => tasks.start("resize", "r", ["default/b"], async () => null), (err: GuesthouseError) => err.code === "conflict" && /busy/.test(err.message));
+    assert.equal(tasks.holder("default/a")?.id, first.status.id);
+    // Another image is free meanwhile.
+    await tasks.run("resize", "r", ["default/c"], async () => null);
+    release();
+    await first.done;
+    assert.equal(tasks.holder("default/b"), null);
+    await tasks.run("resize", "r", ["default/b"], async () => null);
+  });
+
+  test("cancel aborts the signal and ends as cancelled, releasing the image", async () => {
+    const tasks = new Tasks();
+    const { status, done } = tasks.start("convert", "c", ["default/a"], (ctx) =>
+      new Promise((_, reject) => ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason))),
+    );
+    await tick();
+    tasks.cancel(status.id);
+    const final = await done;
+    assert.equal(final.state, "cancelled");
+    assert.equal(tasks.holder("default/a"), null);
+    // Cancelling a finished task changes nothing; an unknown id is "not found".
+    assert.equal(tasks.cancel(status.id).state, "cancelled");
+    assert.throws(() => tasks.cancel("tnope000000"), (err: GuesthouseError) => err.code === "not-found");
+  });
+
+  test("a task that finishes although it was cancelled still counts as cancelled", async () => {
+    const tasks = new Tasks();
+    const { status, done } = tasks.start("convert", "c", ["x"], async () => {
+      await tick(20);
+      return "done anyway";
+    });
+    tasks.cancel(status.id);
+    assert.equal((await done).state, "cancelled");
+  });
+
+  test("progress is clamped, emitted on each whole per cent, not on every tiny step", async () => {
+    const tasks = new Tasks();
+    const progress: Array<number | null> = [];
+    tasks.on("task", (t) => t.state === "running" && progress.push(t.progress));
+    await tasks.start("convert", "c", ["p"], async (ctx) => {
+      for (let i = 0; i <= 1000; i++) ctx.progress(i / 1000);
+      ctx.progress(7);
+      ctx.progress(-1);
+      return null;
+    }).done;
+    const values = progress.filter((p): p is number => p !== null);
+    assert.ok(values.length >= 100 && values.length <= 110, `${values.length} progress events for 1001 steps`);
+    assert.ok(values.every((v) => v >= 0 && v <= 1));
+  });
+
+  test("the log keeps the last 50 lines", async () => {
+    const tasks = new Tasks();
+    const final = await tasks.start("check", "c", ["l"], async (ctx) => {
+      for (let i = 0; i < 80; i++) ctx.log(`line ${i}`);
+      return null;
+    }).done;
+    assert.equal(final.log.length, 50);
+    assert.equal(final.log[0], "line 30");
+  });
+
+  test("finished tasks are forgotten beyond 200, running ones never", async () => {
+    const tasks = new Tasks();
+    let release!: () => void;
+    const long = tasks.start("convert", "long", ["long"], () => new Promise<null>((r) => (release = () => r(null))));
+    for (let i = 0; i < 230; i++) await tasks.run("check", `c${i}`, [`t${i}`], async () => null);
+    const list = tasks.list();
+    assert.equal(list.filter((t) => t.state !== "running").length, 200);
+    assert.ok(list.some((t) => t.id === long.status.id));
+    release();
+    await long.done;
+  });
+});
+
+describe("qemu-img's reasons in plain words", () => {
+  const table: Array<[string, RegExp]> = [
+    ["qemu-img: /x/a.qcow2: Image is not in qcow2 format\n", /not a valid image of that format/],
+    ["qemu-img: error while writing at byte 0: No space left on device\n", /storage folder is full/],
+    ["qemu-img: Could not open 'a': Could not read qcow2 header: Invalid argument", /damaged/],
+    ['qemu-img: Failed to get "write" lock\nIs another process using the image [a]?', /in use by a running guest/],
+    ["qemu-img: something odd\n", /^something odd$/],
+    ["", /without saying why/],
+  ];
+  for (const [stderr, expected] of table) test(JSON.stringify(stderr).slice(0, 50), () => assert.match(qemuImgReason(stderr), expected));
+});

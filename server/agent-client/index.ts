@@ -6,10 +6,12 @@
 import http from "node:http";
 import type { Duplex } from "node:stream";
 import { z } from "zod";
-import { GuesthouseError, isErrorCode } from "../domain/errors";
+import { ERROR_CODES, GuesthouseError, isErrorCode, type ErrorCode } from "../domain/errors";
 import { guestSpecSchema } from "../domain/validation";
 import type { Readable } from "node:stream";
 import {
+  AGENT_SERIAL_UPGRADE,
+  AGENT_VNC_PASSWORD_HEADER,
   AGENT_VNC_UPGRADE,
   GUEST_STATES,
   TASK_KINDS,
@@ -88,9 +90,10 @@ function socketPathOf(endpoint: string): string {
 export class AgentClient {
   constructor(readonly endpoint: string) {}
 
-  private request<T>(method: string, path: string, schema: z.ZodType<T> | null, body?: unknown): Promise<T> {
+  /** One HTTP exchange with the agent: the reply's status, content type and raw body. */
+  private exchange(method: string, path: string, body?: unknown): Promise<{ status: number; type: string; body: Buffer }> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    return new Promise<T>((resolve, reject) => {
+    return new Promise((resolve, reject) => {
       const req = http.request(
         {
           socketPath: socketPathOf(this.endpoint),
@@ -105,29 +108,48 @@ export class AgentClient {
           const chunks: Buffer[] = [];
           res.on("data", (c: Buffer) => chunks.push(c));
           res.on("error", reject);
-          res.on("end", () => {
-            const text = Buffer.concat(chunks).toString("utf8");
-            const status = res.statusCode ?? 500;
-            let json: unknown = null;
-            try {
-              json = text ? JSON.parse(text) : null;
-            } catch {
-              return reject(new GuesthouseError("agent-unreachable", "The host agent sent a reply that is not JSON.", text.slice(0, 200)));
-            }
-            if (status >= 400) return reject(agentError(json, status));
-            if (!schema) return resolve(undefined as T);
-            const parsed = schema.safeParse(json);
-            if (!parsed.success) {
-              return reject(new GuesthouseError("internal", "The host agent sent a reply of the wrong shape.", parsed.error.message));
-            }
-            resolve(parsed.data);
-          });
+          res.on("end", () => resolve({ status: res.statusCode ?? 500, type: res.headers["content-type"] ?? "", body: Buffer.concat(chunks) }));
         },
       );
       req.on("timeout", () => req.destroy(new GuesthouseError("timeout", "The host agent did not answer in time.")));
       req.on("error", (err) => reject(err instanceof GuesthouseError ? err : unreachable(err)));
       req.end(payload);
     });
+  }
+
+  /** A JSON request; the reply is checked against `schema` (null: no reply body expected). */
+  private async request<T>(method: string, path: string, schema: z.ZodType<T> | null, body?: unknown): Promise<T> {
+    const reply = await this.exchange(method, path, body);
+    const text = reply.body.toString("utf8");
+    let json: unknown = null;
+    try {
+      json = text ? JSON.parse(text) : null;
+    } catch {
+      throw new GuesthouseError("agent-unreachable", "The host agent sent a reply that is not JSON.", text.slice(0, 200));
+    }
+    if (reply.status >= 400) throw agentError(json, reply.status);
+    if (!schema) return undefined as T;
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) throw new GuesthouseError("internal", "The host agent sent a reply of the wrong shape.", parsed.error.message);
+    return parsed.data;
+  }
+
+  /** A request whose reply is not JSON (a log, a picture): its bytes, if of the expected type. */
+  private async requestBytes(method: string, path: string, expectedType: string): Promise<Buffer> {
+    const reply = await this.exchange(method, path);
+    if (reply.status >= 400) {
+      let json: unknown = null;
+      try {
+        json = JSON.parse(reply.body.toString("utf8"));
+      } catch {
+        // fall through with null
+      }
+      throw agentError(json, reply.status);
+    }
+    if (!reply.type.startsWith(expectedType)) {
+      throw new GuesthouseError("internal", `The host agent sent ${reply.type || "something untyped"} instead of ${expectedType}.`);
+    }
+    return reply.body;
   }
 
   host(): Promise<HostInfo> {
@@ -353,19 +375,55 @@ export class AgentClient {
     };
   }
 
-  /** Opens the guest's raw VNC byte stream through the agent. */
-  openVnc(id: string): Promise<Duplex> {
+  /**
+   * Opens the guest's raw VNC byte stream through the agent, with the one-time VNC
+   * password its viewer must give ("" when the guest's display has none: it was
+   * started before one-time passwords; a restart turns them on).
+   */
+  async openVnc(id: string): Promise<{ stream: Duplex; password: string }> {
+    const { stream, headers } = await this.openStream(`/v1/guests/${encodeURIComponent(id)}/vnc`, AGENT_VNC_UPGRADE);
+    const password = headers[AGENT_VNC_PASSWORD_HEADER];
+    if (typeof password !== "string") {
+      stream.destroy();
+      throw new GuesthouseError("internal", "The host agent opened the display without a VNC password.");
+    }
+    return { stream, password };
+  }
+
+  /** Opens the guest's serial port through the agent (shared with everyone else watching it). */
+  async openSerial(id: string): Promise<Duplex> {
+    return (await this.openStream(`/v1/guests/${encodeURIComponent(id)}/serial`, AGENT_SERIAL_UPGRADE)).stream;
+  }
+
+  /** Everything the guest's serial port printed that the host keeps (the older rotated part first). */
+  async serialLog(id: string): Promise<string> {
+    return (await this.requestBytes("GET", `/v1/guests/${encodeURIComponent(id)}/serial-log`, "text/plain")).toString("utf8");
+  }
+
+  /** A PNG of the running guest's screen, `width` pixels wide at most (default 320, at most 640). */
+  screenshot(id: string, width?: number): Promise<Buffer> {
+    const query = width === undefined ? "" : `?width=${encodeURIComponent(String(width))}`;
+    return this.requestBytes("GET", `/v1/guests/${encodeURIComponent(id)}/screenshot${query}`, "image/png");
+  }
+
+  /** Types `text` into the running guest as key presses for its keyboard `layout`; resolves with the running task. */
+  typeText(id: string, text: string, layout: string): Promise<TaskStatus> {
+    return this.request("POST", `/v1/guests/${encodeURIComponent(id)}/type`, taskStatusSchema, { text, layout });
+  }
+
+  /** An HTTP Upgrade to one of the agent's byte streams; a refusal rejects with the agent's error. */
+  private openStream(path: string, upgrade: string): Promise<{ stream: Duplex; headers: http.IncomingHttpHeaders }> {
     return new Promise((resolve, reject) => {
       const req = http.request({
         socketPath: socketPathOf(this.endpoint),
-        path: `/v1/guests/${encodeURIComponent(id)}/vnc`,
-        headers: { connection: "Upgrade", upgrade: AGENT_VNC_UPGRADE },
+        path,
+        headers: { connection: "Upgrade", upgrade },
         timeout: 10_000,
       });
-      req.on("upgrade", (_res, socket, head) => {
+      req.on("upgrade", (res, socket, head) => {
         socket.setTimeout(0);
         if (head.length) socket.unshift(head);
-        resolve(socket);
+        resolve({ stream: socket, headers: res.headers });
       });
       req.on("response", (res) => {
         const chunks: Buffer[] = [];
@@ -392,8 +450,10 @@ function agentError(json: unknown, status: number): GuesthouseError {
   if (parsed.success && isErrorCode(parsed.data.code)) {
     return new GuesthouseError(parsed.data.code, parsed.data.message, parsed.data.detail);
   }
+  // A refused upgrade carries only { message }: its status still tells which kind of error it is.
   const message = (json as { message?: unknown } | null)?.message;
-  return new GuesthouseError("internal", typeof message === "string" ? message : `The host agent answered ${status}.`);
+  const code = (Object.keys(ERROR_CODES) as ErrorCode[]).find((c) => ERROR_CODES[c] === status) ?? "internal";
+  return new GuesthouseError(code, typeof message === "string" ? message : `The host agent answered ${status}.`);
 }
 
 function unreachable(err: Error): GuesthouseError {

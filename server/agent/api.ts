@@ -18,10 +18,15 @@
  *   DELETE /v1/guests/:id/disks/:volume  → GuestStatus: unplug it (waits until the guest lets go)
  *   GET    /v1/events                  a stream of GuestStatus lines (NDJSON): every supervised
  *                                      guest at once, then each state change as it happens
- *   GET    /v1/guests/:id/vnc          Upgrade: guesthouse-vnc → the raw VNC byte stream
- *   GET    /v1/tasks                   TaskStatus[]: running and recent image tasks
+ *   GET    /v1/guests/:id/vnc          Upgrade: guesthouse-vnc → the raw VNC byte stream; the 101 carries
+ *                                      the one-time VNC password (header Guesthouse-Vnc-Password)
+ *   GET    /v1/guests/:id/serial       Upgrade: guesthouse-serial → the raw serial port, shared by all viewers
+ *   GET    /v1/guests/:id/serial-log   text/plain: everything kept of the serial port's output (also stopped guests)
+ *   GET    /v1/guests/:id/screenshot   ?width=N (≤ 640, default 320) → image/png of the guest's screen
+ *   POST   /v1/guests/:id/type         { text, layout } → 202 TaskStatus: paste as keystrokes
+ *   GET    /v1/tasks                   TaskStatus[]: running and recent tasks (image operations, pastes)
  *   GET    /v1/tasks/:id               TaskStatus
- *   POST   /v1/tasks/:id/cancel        stop a running task; what it wrote is removed
+ *   POST   /v1/tasks/:id/cancel        stop a running task; what an image task wrote is removed
  *   GET    /v1/images                  ImageInfo[] for every image in every image folder
  *   POST   /v1/images                  { pool, file, format, bytes, volume, passphrase? } → 201 ImageInfo
  *   GET    /v1/images/:pool/:file      ImageInfo (qemu-img info)
@@ -41,15 +46,17 @@
  * Errors are `{ code, message }` with the status from ERROR_CODES.
  */
 import http from "node:http";
-import net from "node:net";
 import os from "node:os";
+import type { Duplex } from "node:stream";
 import { z } from "zod";
 import { GuesthouseError, toGuesthouseError } from "../domain/errors";
 import { refuseUpgrade } from "../http/refuse-upgrade";
 import type { GuestStatus, HostInfo, TaskStatus } from "../domain/types";
-import { AGENT_VNC_UPGRADE, DISK_FORMATS, NEW_DISK_FORMATS } from "../domain/types";
+import { DISK_FORMATS, NEW_DISK_FORMATS, PASTE_MAX_CHARS, SCREENSHOT_MAX_WIDTH, THUMBNAIL_WIDTH } from "../domain/types";
+import { KEYBOARD_LAYOUTS } from "../domain/keymaps";
 import { guestSpecSchema, imageBytes, imageFileName, isoName, parseOrThrow, passphrase, poolName, snapshotName, volumeId } from "../domain/validation";
 import type { AgentConfig } from "./config";
+import { CONSOLE_UPGRADES, type Consoles } from "./console";
 import { qemuVersion, type ImageRef, type Images } from "./images";
 import type { Supervisor } from "./supervisor";
 
@@ -75,9 +82,27 @@ const uploadQuery = z.strictObject({
   offset: z.string().regex(/^\d{1,16}$/, "offset must be a number of bytes.").transform(Number).default(0),
 });
 
-type Handler = (params: string[], body: unknown, query: URLSearchParams) => Promise<{ status?: number; json: unknown }>;
+const typeSchema = z.strictObject({
+  text: z
+    .string()
+    .min(1, "There is no text to type.")
+    .max(PASTE_MAX_CHARS, `A paste can type at most ${PASTE_MAX_CHARS.toLocaleString("en")} characters at once; split the text.`),
+  layout: z.enum(KEYBOARD_LAYOUTS),
+});
+const screenshotQuery = z.strictObject({
+  width: z
+    .string()
+    .regex(/^\d{1,5}$/, "width must be a number of pixels.")
+    .transform(Number)
+    .pipe(z.number().int().min(16, "width must be at least 16 pixels.").max(SCREENSHOT_MAX_WIDTH, `width must be at most ${SCREENSHOT_MAX_WIDTH} pixels.`))
+    .default(THUMBNAIL_WIDTH),
+});
 
-export function createAgentServer(config: AgentConfig, supervisor: Supervisor, images: Images): http.Server {
+/** A reply: JSON, or raw bytes of some content type (a log, a picture). */
+type Reply = { status?: number; json: unknown } | { status?: number; body: Buffer; type: string };
+type Handler = (params: string[], body: unknown, query: URLSearchParams) => Promise<Reply>;
+
+export function createAgentServer(config: AgentConfig, supervisor: Supervisor, images: Images, consoles: Consoles): http.Server {
   let version: Promise<string> | null = null;
   const ref = (pool: string | undefined, file: string | undefined): ImageRef => parseOrThrow(imageRef, { pool, file }, "The image");
   const optionalVolume = (query: URLSearchParams) => (query.has("volume") ? parseOrThrow(volumeId, query.get("volume"), "The volume") : undefined);
@@ -118,6 +143,18 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, i
     ["DELETE", /^\/v1\/guests\/([^/]+)\/disks\/([^/]+)$/, async ([id, volume]) => ({
       json: await supervisor.detachDisk(parseId(id), parseOrThrow(volumeId, volume, "The volume")),
     })],
+    ["GET", /^\/v1\/guests\/([^/]+)\/serial-log$/, async ([id]) => ({
+      body: await consoles.serialLog(parseId(id)),
+      type: "text/plain; charset=utf-8",
+    })],
+    ["GET", /^\/v1\/guests\/([^/]+)\/screenshot$/, async ([id], _, query) => {
+      const { width } = parseOrThrow(screenshotQuery, Object.fromEntries(query), "The screenshot request");
+      return { body: await consoles.screenshot(parseId(id), width), type: "image/png" };
+    }],
+    ["POST", /^\/v1\/guests\/([^/]+)\/type$/, async ([id], body) => {
+      const req = parseOrThrow(typeSchema, body, "The text to type");
+      return { status: 202, json: consoles.type(parseId(id), req.text, req.layout) };
+    }],
 
     ["GET", /^\/v1\/tasks$/, async () => ({ json: images.tasks.list() })],
     ["GET", /^\/v1\/tasks\/([^/]+)$/, async ([id]) => ({ json: images.tasks.get(parseTaskId(id)) })],
@@ -190,8 +227,9 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, i
       if (!route) throw new GuesthouseError("not-found", `No such agent endpoint: ${req.method} ${url.pathname}`);
       const params = route[1].exec(url.pathname)!.slice(1).map(decodeURIComponent);
       const body = req.method === "POST" ? await readJson(req) : undefined;
-      const { status = 200, json } = await route[2](params, body, url.searchParams);
-      send(res, status, json);
+      const reply = await route[2](params, body, url.searchParams);
+      if ("body" in reply) sendBytes(res, reply.status ?? 200, reply.type, reply.body);
+      else send(res, reply.status ?? 200, reply.json);
     } catch (err) {
       const error = toGuesthouseError(err);
       if (error.code === "internal") console.error(`agent: ${req.method} ${req.url} failed:`, error.detail);
@@ -201,36 +239,36 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, i
     }
   });
 
-  server.on("upgrade", (req, socket, head) => {
-    const match = /^\/v1\/guests\/([^/]+)\/vnc$/.exec(req.url ?? "");
-    if (!match || req.headers.upgrade !== AGENT_VNC_UPGRADE) return refuseUpgrade(socket, 404, "No such upgrade.");
-    let vncPath: string;
-    try {
-      vncPath = supervisor.vncSocket(parseId(match[1]));
-    } catch (err) {
-      const error = toGuesthouseError(err);
-      return refuseUpgrade(socket, error.httpStatus, error.message);
-    }
-    const vnc = net.createConnection({ path: vncPath });
-    let connected = false;
-    vnc.once("connect", () => {
-      connected = true;
-      socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${AGENT_VNC_UPGRADE}\r\n\r\n`);
-      if (head.length) vnc.write(head);
-      // pipe() pauses the faster side while the slower one drains, in both directions,
-      // and ends the other side only after everything read was written.
-      vnc.pipe(socket);
-      socket.pipe(vnc);
-    });
-    vnc.once("error", (err) => {
-      if (connected) socket.destroy();
-      else refuseUpgrade(socket, 502, `The guest's display is not reachable: ${err.message}`);
-    });
-    socket.once("error", () => vnc.destroy());
-    socket.once("close", () => vnc.destroy());
-  });
+  server.on("upgrade", (req, socket, head) => void upgradeConsole(consoles, req, socket, head));
 
   return server;
+}
+
+/**
+ * GET /v1/guests/:id/vnc or /serial with the matching Upgrade: the guest's byte stream.
+ * The guest's side is opened first, so a refusal is a real HTTP status with a message
+ * (guest not running, no serial port, display unreachable); then the 101, then raw bytes.
+ */
+async function upgradeConsole(consoles: Consoles, req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+  socket.on("error", () => {}); // a client gone mid-handshake; the relay handles errors after it
+  const match = /^\/v1\/guests\/([^/]+)\/(vnc|serial)$/.exec(req.url ?? "");
+  const upgrade = req.headers.upgrade ?? "";
+  const kind = Object.hasOwn(CONSOLE_UPGRADES, upgrade) ? CONSOLE_UPGRADES[upgrade as keyof typeof CONSOLE_UPGRADES] : null;
+  if (!match || kind !== match[2]) return refuseUpgrade(socket, 404, "No such upgrade.");
+  let stream;
+  try {
+    stream = await consoles.open(kind, parseId(match[1]));
+  } catch (err) {
+    const error = toGuesthouseError(err);
+    if (error.code === "internal") console.error(`agent: opening the ${kind} stream of ${req.url} failed:`, error.detail);
+    return refuseUpgrade(socket, error.httpStatus, error.message);
+  }
+  if (socket.destroyed) return stream.cancel();
+  const extra = Object.entries(stream.headers)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join("");
+  socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${upgrade}\r\n${extra}\r\n`);
+  stream.attach(socket, head);
 }
 
 /** Pushes state changes as they happen, so pages learn of them without polling. */
@@ -281,6 +319,10 @@ async function readJson(req: http.IncomingMessage): Promise<unknown> {
   } catch {
     throw new GuesthouseError("invalid-input", "The request body is not valid JSON.");
   }
+}
+
+function sendBytes(res: http.ServerResponse, status: number, type: string, body: Buffer): void {
+  res.writeHead(status, { "content-type": type, "content-length": body.length, "cache-control": "no-store" }).end(body);
 }
 
 function send(res: http.ServerResponse, status: number, json: unknown): void {

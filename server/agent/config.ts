@@ -16,6 +16,10 @@ const envSchema = z.object({
   GUESTHOUSE_STORAGE: z.string().optional(),
   /** The largest upload accepted, in bytes (default 64 GiB). */
   GUESTHOUSE_UPLOAD_LIMIT: z.coerce.number().int().positive().default(64 * 2 ** 30),
+  /** A guest's serial log is rotated (into serial.log.1) once it reaches this many bytes (default 1 MiB). */
+  GUESTHOUSE_SERIAL_LOG_BYTES: z.coerce.number().int().min(1024).default(2 ** 20),
+  /** How long a one-time VNC password stays valid, in seconds (default 30; tests shorten it). */
+  GUESTHOUSE_VNC_PASSWORD_SECONDS: z.coerce.number().int().min(2).max(3600).default(30),
 });
 
 export { DEFAULT_POOL, ISO_POOL };
@@ -30,6 +34,10 @@ export interface AgentConfig {
   /** Encrypted volumes' passphrases, one 0600 file each. */
   secretsDir: string;
   uploadLimitBytes: number;
+  /** The size at which a guest's serial log is rotated; serial.log and serial.log.1 each stay about this size. */
+  serialLogBytes: number;
+  /** The lifetime of a one-time VNC password (QMP expire_password), in seconds. */
+  vncPasswordSeconds: number;
   socketPath: string;
   accelerator: Accelerator;
   /** Why this accelerator was chosen, shown on the dashboard. */
@@ -70,6 +78,8 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
     pools: parsePools(e.GUESTHOUSE_STORAGE, path.join(dataDir, "disks")),
     secretsDir: path.join(dataDir, "secrets"),
     uploadLimitBytes: e.GUESTHOUSE_UPLOAD_LIMIT,
+    serialLogBytes: e.GUESTHOUSE_SERIAL_LOG_BYTES,
+    vncPasswordSeconds: e.GUESTHOUSE_VNC_PASSWORD_SECONDS,
     isoDir: path.resolve(e.GUESTHOUSE_IMAGE_DIR ?? path.join(dataDir, "images")),
     socketPath: path.resolve(e.GUESTHOUSE_AGENT_SOCKET ?? path.join(dataDir, "agent.sock")),
     ...(e.GUESTHOUSE_ACCEL === "auto"

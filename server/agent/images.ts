@@ -341,7 +341,7 @@ export class Images {
           cb(null, chunk);
         },
       });
-      const out = fs.createWriteStream(part, { flags: offset > 0 ? "r+" : "wx", start: offset, mode: 0o600 });
+      const out = fs.createWriteStream(part, { flags: offset > 0 ? "r+" : "wx", start: offset, mode: 0o600, highWaterMark: 1 << 20 });
       const onAbort = () => body.destroy(new GuesthouseError("conflict", "Cancelled."));
       ctx.signal.addEventListener("abort", onAbort, { once: true });
       try {

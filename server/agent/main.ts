@@ -7,6 +7,7 @@ import net from "node:net";
 import path from "node:path";
 import { loadAgentConfig } from "./config";
 import { createAgentServer } from "./api";
+import { Consoles } from "./console";
 import { Supervisor } from "./supervisor";
 import { Images } from "./images";
 import { Tasks } from "./tasks";
@@ -37,8 +38,11 @@ async function main(): Promise<void> {
 
   const supervisor = new Supervisor(config);
   await supervisor.adopt();
-  const images = new Images(config, new Tasks(), supervisor);
-  const server = createAgentServer(config, supervisor, images);
+  // One task runner for the agent: image operations and pastes share it (and its event stream).
+  const tasks = new Tasks();
+  const images = new Images(config, tasks, supervisor);
+  const consoles = new Consoles(config, supervisor, tasks);
+  const server = createAgentServer(config, supervisor, images, consoles);
   const oldMask = process.umask(0o177);
   server.listen(config.socketPath, () => {
     process.umask(oldMask);
@@ -48,6 +52,7 @@ async function main(): Promise<void> {
   const stop = async (signal: string) => {
     console.log(`agent: ${signal}, leaving guests running`);
     server.close();
+    consoles.close();
     await supervisor.detachAll();
     fs.rmSync(config.socketPath, { force: true });
     process.exit(0);

@@ -4,7 +4,8 @@
  *
  * QEMU runs in its own process group with its output in `qemu.log`, so killing or
  * restarting the agent never stops a guest. Every guest has a state folder holding
- * its QMP, VNC and serial sockets, pid file, QEMU log, serial log, `argv.json`, and
+ * its QMP, VNC and serial sockets, pid file, QEMU log, serial log (kept when the guest
+ * stops, removed only when it is forgotten), `argv.json`, and
  * the spec it runs (`spec.json`) with how QEMU names its disks (`disks.json`); those
  * two change while it runs as disks are plugged in and out.
  *
@@ -35,6 +36,7 @@ import {
 } from "../qemu/args";
 import { guestSpecSchema, parseOrThrow } from "../domain/validation";
 import type { AgentConfig } from "./config";
+import { rotateSerialLog } from "./serial";
 
 const START_TIMEOUT_MS = 30_000;
 const FORCE_OFF_GRACE_MS = 3_000;
@@ -205,6 +207,8 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     const files = guestFiles(guest.stateDir);
     await fsp.mkdir(guest.stateDir, { recursive: true, mode: 0o700 });
     await this.cleanFiles(guest);
+    // The serial log is kept across starts (QEMU appends to it): rotate it first if it is full.
+    if (spec.serial) await rotateSerialLog(files, this.config.serialLogBytes);
     if (spec.firmware === "uefi") await ensureEfiVars(files.efiVars);
     const argv = this.argvFor(spec);
     guest.argv = argv;
@@ -793,12 +797,31 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     await Promise.all([files.qmp, files.vnc, files.serial, files.pid].map((f) => fsp.rm(f, { force: true })));
   }
 
-  /** The VNC socket of a guest whose QEMU runs, for the console stream. */
-  vncSocket(id: string): string {
+  /**
+   * A guest whose QEMU runs (running, paused or shutting down), for its consoles: its
+   * files (VNC and serial sockets, serial log), the spec it runs and its QMP connection.
+   */
+  consoleOf(id: string): ConsoleTarget {
     const guest = this.running(id);
     if (guest.state === "starting") throw new GuesthouseError("conflict", "This guest is still starting; try again in a moment.");
-    return guestFiles(guest.stateDir).vnc;
+    if (!guest.qmp) throw new GuesthouseError("qmp-disconnected", "The agent has lost QMP to this guest; force it off instead.");
+    return { id, state: guest.state, stateDir: guest.stateDir, files: guestFiles(guest.stateDir), spec: guest.spec, qmp: guest.qmp };
   }
+
+  /** The ids and state folders of the guests whose QEMU runs now (for the serial log's rotation). */
+  runningGuests(): Array<{ id: string; stateDir: string }> {
+    return [...this.guests.values()].filter((g) => g.pid !== null && g.state !== "crashed").map((g) => ({ id: g.id, stateDir: g.stateDir }));
+  }
+}
+
+/** What the console modules (server/agent/console.ts) need of a running guest. */
+export interface ConsoleTarget {
+  id: string;
+  state: GuestState;
+  stateDir: string;
+  files: ReturnType<typeof guestFiles>;
+  spec: GuestSpec | null;
+  qmp: QmpClient;
 }
 
 async function mustExist(file: string, what: string): Promise<void> {

@@ -27,6 +27,8 @@ export interface TaskContext {
   /** 0 … 1. */
   progress(fraction: number): void;
   log(line: string): void;
+  /** What a cancel means for this task, shown as its result (default: nothing written was kept). */
+  cancelled(message: string): void;
 }
 
 export type TaskWork = (ctx: TaskContext) => Promise<string | null>;
@@ -66,6 +68,7 @@ export class Tasks extends EventEmitter<{ task: [TaskStatus] }> {
     const id = `t${Date.now().toString(36)}${randomBytes(5).toString("hex")}`;
     const status: TaskStatus = { id, kind, title, targets, state: "running", progress: null, startedAt: Date.now(), finishedAt: null, message: null, log: [] };
     const abort = new AbortController();
+    let cancelMessage = "Cancelled; nothing it had written was kept.";
     for (const target of targets) this.held.set(target, id);
     const running: Running = { status, error: null, abort, lastEmit: Date.now(), done: Promise.resolve(status) };
     this.tasks.set(id, running);
@@ -83,6 +86,9 @@ export class Tasks extends EventEmitter<{ task: [TaskStatus] }> {
           running.lastEmit = now;
           this.emit("task", { ...status, log: [...status.log] });
         }
+      },
+      cancelled: (message) => {
+        cancelMessage = message;
       },
       log: (line) => {
         status.log.push(line);
@@ -108,7 +114,7 @@ export class Tasks extends EventEmitter<{ task: [TaskStatus] }> {
       } catch (err) {
         if (abort.signal.aborted) {
           status.state = "cancelled";
-          status.message = "Cancelled; nothing it had written was kept.";
+          status.message = cancelMessage;
         } else {
           status.state = "failed";
           running.error = err instanceof GuesthouseError ? err : new GuesthouseError("internal", `Unexpected failure: ${(err as Error).message}`);

@@ -245,8 +245,8 @@ export interface SnapshotInfo {
   vmStateBytes: number;
 }
 
-/** Long operations on images are tasks: they report progress and can be cancelled. */
-export const TASK_KINDS = ["create", "convert", "resize", "snapshot", "upload", "clone", "delete", "check", "attach", "detach"] as const;
+/** Long operations on images (and typing a paste into a guest) are tasks: they report progress and can be cancelled. */
+export const TASK_KINDS = ["create", "convert", "resize", "snapshot", "upload", "clone", "delete", "check", "attach", "detach", "paste"] as const;
 export type TaskKind = (typeof TASK_KINDS)[number];
 
 export const TASK_STATES = ["running", "succeeded", "failed", "cancelled"] as const;
@@ -295,3 +295,23 @@ export type UserRole = (typeof USER_ROLES)[number];
 
 /** The HTTP Upgrade protocol name the agent uses to hand over a guest's raw VNC stream. */
 export const AGENT_VNC_UPGRADE = "guesthouse-vnc";
+/** The HTTP Upgrade protocol name for a guest's raw serial port stream (shared by every viewer). */
+export const AGENT_SERIAL_UPGRADE = "guesthouse-serial";
+
+// --- Guest console, agent side (issue 5) -----------------------------------------------------
+
+/**
+ * The 101 reply to a VNC upgrade carries the one-time VNC password in this header
+ * (lowercase, as node reports headers). An empty value: the guest's display has no
+ * password (its QEMU was started before passwords were used; a restart turns them on).
+ */
+export const AGENT_VNC_PASSWORD_HEADER = "guesthouse-vnc-password";
+
+/** The most text one paste may type into a guest, in characters. */
+export const PASTE_MAX_CHARS = 65_536;
+
+/** Guest screenshots (thumbnails) are at most this wide, in pixels; the default is THUMBNAIL_WIDTH. */
+export const SCREENSHOT_MAX_WIDTH = 640;
+export const THUMBNAIL_WIDTH = 320;
+
+// --- end of guest console, agent side --------------------------------------------------------

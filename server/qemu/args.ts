@@ -71,6 +71,8 @@ export function guestFiles(stateDir: string) {
     vnc: path.join(stateDir, "vnc.sock"),
     serial: path.join(stateDir, "serial.sock"),
     serialLog: path.join(stateDir, "serial.log"),
+    /** The serial log's previous part, once it was rotated (see server/agent/serial.ts). */
+    serialLogOld: path.join(stateDir, "serial.log.1"),
     pid: path.join(stateDir, "qemu.pid"),
     log: path.join(stateDir, "qemu.log"),
     /** UEFI variables (boot entries); kept across starts, made from OVMF's template. */
@@ -127,7 +129,9 @@ export function buildQemuArgs(spec: GuestSpec, layout: QemuHostLayout): string[]
     "-qmp", `unix:${optValue(files.qmp)},server=on,wait=off`,
     "-display", "none",
     "-vga", spec.display,
-    "-vnc", `unix:${optValue(files.vnc)}`,
+    // password=on: nobody gets in until the agent sets a one-time password over QMP
+    // (set_password), which it does for each console session.
+    "-vnc", `unix:${optValue(files.vnc)},password=on`,
     "-rtc", `base=${spec.rtc}`,
     "-boot", spec.bootMenu ? "strict=on,menu=on,splash-time=10000" : "strict=on",
   ];

@@ -84,7 +84,7 @@ describe("agent with real QEMU", () => {
   });
 
   test("the VNC socket, reached through the agent, answers with an RFB version", async () => {
-    const stream = await agent.client.openVnc(spec.id);
+    const { stream } = await agent.client.openVnc(spec.id);
     const greeting = await new Promise<string>((resolve, reject) => {
       let data = "";
       stream.on("data", (c: Buffer) => {

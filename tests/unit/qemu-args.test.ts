@@ -74,7 +74,7 @@ const BASE_TCG: readonly string[] = [
   "-qmp", "unix:/srv/gh/state/abcd1234/qmp.sock,server=on,wait=off",
   "-display", "none",
   "-vga", "std",
-  "-vnc", "unix:/srv/gh/state/abcd1234/vnc.sock",
+  "-vnc", "unix:/srv/gh/state/abcd1234/vnc.sock,password=on",
   "-rtc", "base=utc",
   "-boot", "strict=on",
   "-chardev",
@@ -272,7 +272,7 @@ const CASES: Case[] = [
     runs: [
       ["-pidfile", "/srv/a,b/state/qemu.pid"],
       ["-qmp", "unix:/srv/a,,b/state/qmp.sock,server=on,wait=off"],
-      ["-vnc", "unix:/srv/a,,b/state/vnc.sock"],
+      ["-vnc", "unix:/srv/a,,b/state/vnc.sock,password=on"],
       ["-drive", "if=pflash,format=raw,unit=1,file=/srv/a,,b/state/efivars.fd"],
       [
         "-chardev",
@@ -311,7 +311,7 @@ const CASES: Case[] = [
       "-qmp", "unix:/srv/gh/state/abcd1234/qmp.sock,server=on,wait=off",
       "-display", "none",
       "-vga", "std",
-      "-vnc", "unix:/srv/gh/state/abcd1234/vnc.sock",
+      "-vnc", "unix:/srv/gh/state/abcd1234/vnc.sock,password=on",
       "-rtc", "base=utc",
       "-boot", "strict=on",
       "-chardev", SERIAL_CHARDEV,
@@ -392,7 +392,7 @@ const CASES: Case[] = [
       "-qmp", "unix:/srv/gh/state/abcd1234/qmp.sock,server=on,wait=off",
       "-display", "none",
       "-vga", "std",
-      "-vnc", "unix:/srv/gh/state/abcd1234/vnc.sock",
+      "-vnc", "unix:/srv/gh/state/abcd1234/vnc.sock,password=on",
       "-rtc", "base=utc",
       "-boot", "strict=on",
       "-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
@@ -437,7 +437,7 @@ const CASES: Case[] = [
       "-qmp", "unix:/srv/gh/state/abcd1234/qmp.sock,server=on,wait=off",
       "-display", "none",
       "-vga", "std",
-      "-vnc", "unix:/srv/gh/state/abcd1234/vnc.sock",
+      "-vnc", "unix:/srv/gh/state/abcd1234/vnc.sock,password=on",
       "-rtc", "base=utc",
       "-boot", "strict=on",
       ...SPARE_PORTS,
@@ -807,7 +807,7 @@ const CASES: Case[] = [
       "-qmp", "unix:/srv/gh/state/abcd1234/qmp.sock,server=on,wait=off",
       "-display", "none",
       "-vga", "qxl",
-      "-vnc", "unix:/srv/gh/state/abcd1234/vnc.sock",
+      "-vnc", "unix:/srv/gh/state/abcd1234/vnc.sock,password=on",
       "-rtc", "base=localtime",
       "-boot", "strict=on,menu=on,splash-time=10000",
       "-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
@@ -964,7 +964,7 @@ describe("buildQemuArgs: invariants", () => {
       const label = `${layout.accelerator}, ${s.machine}, ${s.firmware}`;
       test(`VNC is a unix socket only, never a TCP display (${label})`, () => {
         const args = buildQemuArgs(s, layout);
-        assert.deepEqual(valuesOf(args, "-vnc"), [`unix:${guestFiles(layout.stateDir).vnc}`]);
+        assert.deepEqual(valuesOf(args, "-vnc"), [`unix:${guestFiles(layout.stateDir).vnc},password=on`]);
         // No other way of asking for a TCP display or a TCP monitor/chardev.
         for (const a of args) {
           assert.ok(!/\btcp:|\budp:|websocket|\bhost=|\bport=|\bto=|^:\d/.test(a), `looks like a network listener: ${a}`);
@@ -1182,6 +1182,7 @@ describe("guestFiles", () => {
       vnc: "/srv/gh/state/g1/vnc.sock",
       serial: "/srv/gh/state/g1/serial.sock",
       serialLog: "/srv/gh/state/g1/serial.log",
+      serialLogOld: "/srv/gh/state/g1/serial.log.1",
       pid: "/srv/gh/state/g1/qemu.pid",
       log: "/srv/gh/state/g1/qemu.log",
       efiVars: "/srv/gh/state/g1/efivars.fd",

@@ -1,0 +1,300 @@
+/**
+ * A guest's serial port: one live stream shared by every viewer, and a log of all it
+ * printed that is kept, bounded and rotated.
+ *
+ * The port. QEMU's chardev socket (`serial.sock`, server=on) takes ONE client at a
+ * time. A SerialHub is that client: it connects when the first viewer attaches and
+ * disconnects when the last one leaves. What the guest prints goes to every viewer;
+ * what any viewer types goes to the guest (a viewer typing faster than the guest reads
+ * waits). The port is never paused for a viewer: a viewer more than MAX_BEHIND_BYTES
+ * behind is disconnected (it can read the log and attach again), so one frozen browser
+ * tab cannot stall the guest for the others.
+ *
+ * The log. QEMU itself writes everything the port prints to `serial.log` (chardev
+ * `logfile=…,logappend=on`, whether or not anyone is attached), and opens it with
+ * O_APPEND (checked on QEMU 7.2: /proc/<pid>/fdinfo shows flags 02102001). So the log
+ * can be rotated under a running QEMU by copy-then-truncate: its next write lands at
+ * the new end of the file, not at its old offset. Rotation happens at start and every
+ * ROTATE_EVERY_MS while the guest runs, once the log reaches the configured size; the
+ * previous part is `serial.log.1`. Like logrotate's copytruncate, bytes written in the
+ * instant between the copy and the truncation can be lost. Both files stay after the
+ * guest stops; forgetting the guest removes its folder and them with it.
+ */
+import fsp from "node:fs/promises";
+import net from "node:net";
+import type { Duplex } from "node:stream";
+import { GuesthouseError } from "../domain/errors";
+import type { guestFiles } from "../qemu/args";
+import type { Supervisor } from "./supervisor";
+
+type GuestFiles = Pick<ReturnType<typeof guestFiles>, "serial" | "serialLog" | "serialLogOld">;
+
+/** How often running guests' serial logs are checked for rotation. */
+export const ROTATE_EVERY_MS = 2_000;
+/** A viewer this far behind the port is disconnected instead of slowing everyone down. */
+export const MAX_BEHIND_BYTES = 1024 * 1024;
+/** How long a viewer has to take the last of the output once the port closed. */
+const CLOSE_GRACE_MS = 10_000;
+/** How long connecting to QEMU's serial socket may take. */
+const CONNECT_TIMEOUT_MS = 5_000;
+
+// ---------------------------------------------------------------------------------------------
+// The log
+
+/** Rotation and reading of one log take turns (by path), so a reader never sees a half-rotated pair. */
+const logLocks = new Map<string, Promise<unknown>>();
+
+function withLogLock<T>(file: string, work: () => Promise<T>): Promise<T> {
+  const run = (logLocks.get(file) ?? Promise.resolve()).then(work, work);
+  const tail = run.catch(() => {});
+  logLocks.set(file, tail);
+  void tail.then(() => {
+    if (logLocks.get(file) === tail) logLocks.delete(file);
+  });
+  return run;
+}
+
+/**
+ * Moves the log's contents to `serial.log.1` (replacing the older part) and empties it,
+ * if it has reached `limitBytes`. Resolves true when it rotated.
+ */
+export function rotateSerialLog(files: GuestFiles, limitBytes: number): Promise<boolean> {
+  return withLogLock(files.serialLog, async () => {
+    let size: number;
+    try {
+      size = (await fsp.stat(files.serialLog)).size;
+    } catch {
+      return false; // no log yet
+    }
+    if (size < limitBytes) return false;
+    await fsp.copyFile(files.serialLog, files.serialLogOld);
+    await fsp.truncate(files.serialLog, 0);
+    return true;
+  });
+}
+
+/**
+ * Everything the serial port printed that is still kept: `serial.log.1`, then
+ * `serial.log`. Fails with not-found when the guest never ran with a serial port here.
+ * A part can exceed the limit by what the guest printed between two checks; should a
+ * runaway guest make it much larger, only its end is read (4 × the limit, at least 1 MiB).
+ */
+export function readSerialLog(files: GuestFiles, limitBytes: number): Promise<Buffer> {
+  const partMax = Math.max(4 * limitBytes, 2 ** 20);
+  return withLogLock(files.serialLog, async () => {
+    const parts = await Promise.all([files.serialLogOld, files.serialLog].map((f) => readTail(f, partMax)));
+    if (parts.every((p) => p === null)) {
+      throw new GuesthouseError("not-found", "This guest has no serial log yet: it has not run on this host with a serial port.");
+    }
+    return Buffer.concat(parts.filter((p): p is Buffer => p !== null));
+  });
+}
+
+async function readTail(file: string, maxBytes: number): Promise<Buffer | null> {
+  let handle: fsp.FileHandle;
+  try {
+    handle = await fsp.open(file, "r");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw err;
+  }
+  try {
+    const { size } = await handle.stat();
+    const start = Math.max(0, size - maxBytes);
+    const buffer = Buffer.alloc(size - start);
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, start);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Checks the serial logs of running guests every ROTATE_EVERY_MS and rotates the full ones. */
+export class SerialLogRotation {
+  private timer: NodeJS.Timeout | null = null;
+  private busy = false;
+
+  constructor(
+    private readonly supervisor: Pick<Supervisor, "runningGuests">,
+    private readonly limitBytes: number,
+    private readonly filesOf: (stateDir: string) => GuestFiles,
+  ) {}
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => void this.tick(), ROTATE_EVERY_MS);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  private async tick(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      for (const guest of this.supervisor.runningGuests()) {
+        await rotateSerialLog(this.filesOf(guest.stateDir), this.limitBytes).catch((err) =>
+          console.error(`agent: guest ${guest.id}: rotating its serial log failed:`, err),
+        );
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The live port
+
+type HubState = "connecting" | "open" | "closed";
+
+/**
+ * The agent's one connection to a guest's serial socket, shared by its viewers.
+ * connecting → open → closed; a closed hub is never reused (the next viewer gets a new one).
+ */
+class SerialHub {
+  state: HubState = "connecting";
+  private readonly port: net.Socket;
+  private readonly viewers = new Set<Duplex>();
+  /** Viewers promised a place (their upgrade is being answered): the port stays open for them. */
+  private reserved = 0;
+  readonly ready: Promise<void>;
+
+  constructor(
+    socketPath: string,
+    private readonly onClosed: () => void,
+  ) {
+    this.port = net.createConnection({ path: socketPath });
+    this.ready = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => this.port.destroy(new Error("no answer")), CONNECT_TIMEOUT_MS);
+      this.port.once("connect", () => {
+        clearTimeout(timer);
+        if (this.state === "connecting") this.state = "open";
+        resolve();
+      });
+      this.port.once("error", (err) => {
+        clearTimeout(timer);
+        reject(new GuesthouseError("qemu-failed", `The guest's serial port is not reachable: ${err.message}`));
+      });
+    });
+    this.ready.catch(() => {});
+    this.port.on("data", (chunk: Buffer) => this.broadcast(chunk));
+    this.port.on("error", () => this.close());
+    this.port.on("close", () => this.close());
+  }
+
+  /** Keeps the port open for a viewer about to attach; release it with attach() or unreserve(). */
+  reserve(): void {
+    this.reserved++;
+  }
+
+  unreserve(): void {
+    this.reserved--;
+    this.closeIfUnused();
+  }
+
+  attach(viewer: Duplex, head: Buffer): void {
+    this.reserved--;
+    if (this.state !== "open") {
+      viewer.destroy();
+      this.closeIfUnused();
+      return;
+    }
+    this.viewers.add(viewer);
+    if (head.length) this.port.write(head);
+    viewer.on("data", (chunk: Buffer) => {
+      // Typing faster than the guest reads (a big paste) waits for the port, not in memory.
+      if (this.state === "open" && !this.port.write(chunk)) {
+        viewer.pause();
+        this.port.once("drain", () => viewer.resume());
+      }
+    });
+    const leave = () => {
+      if (!this.viewers.delete(viewer)) return;
+      viewer.destroy();
+      this.closeIfUnused();
+    };
+    viewer.once("close", leave);
+    viewer.once("error", leave);
+    viewer.once("end", leave);
+  }
+
+  private broadcast(chunk: Buffer): void {
+    for (const viewer of this.viewers) {
+      if (viewer.writableLength > MAX_BEHIND_BYTES) {
+        // Too far behind: drop it rather than pause the guest's port for everyone.
+        viewer.destroy();
+        continue;
+      }
+      viewer.write(chunk);
+    }
+  }
+
+  private closeIfUnused(): void {
+    if (this.viewers.size === 0 && this.reserved <= 0) this.close();
+  }
+
+  /** Closes the port; viewers get what was already sent, then the end of their stream. */
+  close(): void {
+    if (this.state === "closed") return;
+    this.state = "closed";
+    this.onClosed();
+    this.port.end();
+    for (const viewer of this.viewers) {
+      // Everything already sent is delivered, then the stream is closed (or given up on).
+      viewer.end();
+      viewer.once("finish", () => viewer.destroy());
+      setTimeout(() => viewer.destroy(), CLOSE_GRACE_MS).unref();
+    }
+    this.viewers.clear();
+  }
+}
+
+/** Every guest's live serial port, one hub per guest while anyone watches. */
+export class SerialPorts {
+  private readonly hubs = new Map<string, SerialHub>();
+
+  /**
+   * Connects to the guest's serial socket (or joins the connection already open) and
+   * returns how to attach the viewer once its upgrade is answered. The port stays
+   * open until `attach` or `cancel` is called.
+   */
+  async open(guestId: string, socketPath: string): Promise<{ attach(viewer: Duplex, head: Buffer): void; cancel(): void }> {
+    let hub = this.hubs.get(guestId);
+    if (!hub || hub.state === "closed") {
+      const created: SerialHub = new SerialHub(socketPath, () => {
+        if (this.hubs.get(guestId) === created) this.hubs.delete(guestId);
+      });
+      hub = created;
+      this.hubs.set(guestId, hub);
+    }
+    hub.reserve();
+    try {
+      await hub.ready;
+    } catch (err) {
+      hub.unreserve();
+      throw err;
+    }
+    const joined = hub;
+    let used = false;
+    return {
+      attach: (viewer, head) => {
+        if (used) return;
+        used = true;
+        joined.attach(viewer, head);
+      },
+      cancel: () => {
+        if (used) return;
+        used = true;
+        joined.unreserve();
+      },
+    };
+  }
+
+  closeAll(): void {
+    for (const hub of this.hubs.values()) hub.close();
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * The shared serial port and the serial log, against a fake QEMU chardev socket (a unix
+ * server that, like QEMU's, serves one client at a time) and in-memory viewers, including
+ * one that never reads.
+ */
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { Duplex } from "node:stream";
+import { after, before, describe, test } from "node:test";
+import { MAX_BEHIND_BYTES, readSerialLog, rotateSerialLog, SerialPorts } from "../../server/agent/serial";
+import { GuesthouseError } from "../../server/domain/errors";
+
+/** An in-memory viewer: what it was sent, what it types, and (stuck) a viewer that never drains. */
+function viewer(opts: { stuck?: boolean } = {}) {
+  let received = "";
+  let closed = false;
+  const stream = new Duplex({
+    read() {},
+    write(chunk: Buffer, _enc, callback) {
+      received += chunk.toString("latin1");
+      if (!opts.stuck) callback(); // a stuck viewer never finishes a write: its buffer grows
+    },
+    final(callback) {
+      callback();
+    },
+  });
+  stream.on("close", () => (closed = true));
+  return {
+    stream,
+    type: (text: string) => stream.push(Buffer.from(text, "latin1")),
+    received: () => received,
+    closed: () => closed,
+  };
+}
+
+const tick = (ms = 20) => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: string, check: () => boolean, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await tick(5);
+  }
+}
+
+describe("SerialPorts", () => {
+  let dir: string;
+  let socketPath: string;
+  let server: net.Server;
+  /** The fake guest's side: every connection it accepted, in order. */
+  const connections: Array<{ socket: net.Socket; received: string; ended: boolean }> = [];
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "gh-serial-"));
+    socketPath = path.join(dir, "serial.sock");
+    server = net.createServer((socket) => {
+      const conn = { socket, received: "", ended: false };
+      connections.push(conn);
+      socket.on("data", (c: Buffer) => (conn.received += c.toString("latin1")));
+      socket.on("end", () => {
+        conn.ended = true;
+        socket.end();
+      });
+      socket.on("error", () => {});
+    });
+    await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+  });
+  after(async () => {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const current = () => connections.at(-1)!;
+
+  test("one connection for all viewers: the guest's output reaches each, each one's input reaches the guest", async () => {
+    const ports = new SerialPorts();
+    const [a, b] = [viewer(), viewer()];
+    const before = connections.length;
+    (await ports.open("g1", socketPath)).attach(a.stream, Buffer.alloc(0));
+    (await ports.open("g1", socketPath)).attach(b.stream, Buffer.from("early "));
+    await until("the connection", () => connections.length === before + 1);
+    assert.equal(connections.length, before + 1, "one connection to the port");
+
+    current().socket.write("login: ");
+    await until("both viewers to see the output", () => a.received() === "login: " && b.received() === "login: ");
+    a.type("root\n");
+    b.type("ls\n");
+    await until("the guest to get both viewers' input", () => current().received === "early root\nls\n");
+
+    // The port is closed after the last viewer leaves, not before.
+    a.stream.destroy();
+    await tick(50);
+    assert.equal(current().ended, false);
+    current().socket.write("still here");
+    await until("the remaining viewer to still get output", () => b.received().endsWith("still here"));
+    b.stream.destroy();
+    await until("the port to be closed", () => current().ended);
+  });
+
+  test("a viewer that falls too far behind is dropped; the others keep going", async () => {
+    const ports = new SerialPorts();
+    const [fast, stuck] = [viewer(), viewer({ stuck: true })];
+    (await ports.open("g2", socketPath)).attach(fast.stream, Buffer.alloc(0));
+    (await ports.open("g2", socketPath)).attach(stuck.stream, Buffer.alloc(0));
+    const chunk = "x".repeat(64 * 1024);
+    const total = MAX_BEHIND_BYTES * 2;
+    for (let sent = 0; sent < total; sent += chunk.length) current().socket.write(chunk);
+    await until("the fast viewer to get everything", () => fast.received().length === total);
+    assert.equal(stuck.closed(), true, "the stuck viewer was disconnected");
+    assert.equal(fast.closed(), false);
+    fast.stream.destroy();
+    await until("the port to be closed", () => current().ended);
+  });
+
+  test("when the guest's side closes (QEMU exits), every viewer's stream ends", async () => {
+    const ports = new SerialPorts();
+    const a = viewer();
+    (await ports.open("g3", socketPath)).attach(a.stream, Buffer.alloc(0));
+    await tick();
+    current().socket.end("bye");
+    await until("the viewer to end", () => a.closed());
+    assert.equal(a.received(), "bye", "what the guest sent before closing arrives first");
+  });
+
+  test("a viewer that went away before it was attached lets go of the port", async () => {
+    const ports = new SerialPorts();
+    const lease = await ports.open("g4", socketPath);
+    await tick();
+    lease.cancel();
+    await until("the port to be closed", () => current().ended);
+  });
+
+  test("a missing socket is refused with a clear error", async () => {
+    await assert.rejects(new SerialPorts().open("g5", path.join(dir, "nope.sock")), (err: GuesthouseError) => err.code === "qemu-failed" && /serial port/.test(err.message));
+  });
+});
+
+describe("serial log", () => {
+  test("rotates at the limit by copy then truncate, and reads the older part first", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gh-seriallog-"));
+    const files = { serial: path.join(dir, "serial.sock"), serialLog: path.join(dir, "serial.log"), serialLogOld: path.join(dir, "serial.log.1") };
+    try {
+      await assert.rejects(readSerialLog(files, 1024), (err: GuesthouseError) => err.code === "not-found");
+      // QEMU holds the log open with O_APPEND: after the truncation its writes land at the new end.
+      const qemu = fs.openSync(files.serialLog, "a");
+      fs.writeSync(qemu, "a".repeat(1000));
+      assert.equal(await rotateSerialLog(files, 1024), false, "not full yet");
+      fs.writeSync(qemu, "b".repeat(100));
+      assert.equal(await rotateSerialLog(files, 1024), true);
+      fs.writeSync(qemu, "after");
+      fs.closeSync(qemu);
+      assert.equal(fs.readFileSync(files.serialLog, "latin1"), "after", "no hole of zeros before the new output");
+      assert.equal(fs.statSync(files.serialLogOld).size, 1100);
+      const log = (await readSerialLog(files, 1024)).toString("latin1");
+      assert.equal(log, `${"a".repeat(1000)}${"b".repeat(100)}after`);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,9 +1,11 @@
 import Link from "next/link";
 import { formatBytes, formatMiB } from "@/server/domain/format";
+import { GuestThumbnail } from "@/components/guest-thumbnail";
 import { LiveRefresh } from "@/components/live-refresh";
 import { StateBadge } from "@/components/state-badge";
 import { guestScope } from "@/server/auth/policy";
 import { db } from "@/server/db/client";
+import { canDo } from "@/server/domain/types";
 import { GUEST_PAGE_SIZE, guestListQuery, pageNumber } from "@/server/web/guest-list";
 import { agentFor, liveStates } from "@/server/web/guests";
 import { requireUser } from "@/server/web/session";
@@ -65,6 +67,7 @@ export default async function GuestListPage({ searchParams }: { searchParams: Pr
         <table className="card w-full overflow-hidden text-left text-sm">
           <thead className="bg-slate-100 text-xs uppercase tracking-wide text-slate-600">
             <tr>
+              <th className="w-28 px-4 py-2"><span className="sr-only">Screen</span></th>
               <th className="px-4 py-2">Name</th>
               <th className="px-4 py-2">State</th>
               <th className="px-4 py-2">vCPUs</th>
@@ -77,6 +80,9 @@ export default async function GuestListPage({ searchParams }: { searchParams: Pr
           <tbody className="divide-y divide-slate-100">
             {guests.map((g) => (
               <tr key={g.id} data-testid="guest-row" data-guest={g.name} className="hover:bg-slate-50">
+                <td className="px-4 py-2">
+                  <GuestThumbnail guestId={g.id} name={g.name} running={!g.isTemplate && canDo(states.get(g.id)?.state ?? "stopped", "console")} />
+                </td>
                 <td className="px-4 py-2 font-medium">
                   <Link href={`/guests/${g.id}`} className="text-indigo-700 hover:underline">
                     {g.name}

@@ -15,6 +15,7 @@ import {
   RTC_BASES,
   type BootDevice,
 } from "@/server/domain/types";
+import { KEYBOARD_LAYOUT_NAMES, KEYBOARD_LAYOUTS, type KeyboardLayout } from "@/server/domain/keymaps";
 import type { EditHardwareInput } from "@/server/domain/validation";
 
 type Hw = EditHardwareInput;
@@ -99,6 +100,19 @@ export function HardwareEditor(props: { guestId: string; initial: Hw; diskLabels
         <Choice name="firmware" label="Firmware" value={hw.firmware} options={FIRMWARES} onChange={(firmware) => set({ firmware })} />
         <Choice name="display" label="Display adapter" value={hw.display} options={DISPLAY_ADAPTERS} onChange={(display) => set({ display })} />
         <Choice name="rtc" label="Clock (RTC)" value={hw.rtc} options={RTC_BASES} onChange={(rtc) => set({ rtc })} />
+        <label className="label">
+          Keyboard layout (for paste)
+          <select
+            name="keyboardLayout"
+            className="field"
+            value={hw.keyboardLayout ?? "us"}
+            onChange={(e) => set({ keyboardLayout: e.target.value as KeyboardLayout })}
+          >
+            {KEYBOARD_LAYOUTS.map((l) => (
+              <option key={l} value={l}>{KEYBOARD_LAYOUT_NAMES[l]}</option>
+            ))}
+          </select>
+        </label>
         <label className="label col-span-2 flex items-center gap-2">
           <input name="serial" type="checkbox" checked={hw.serial} onChange={(e) => set({ serial: e.target.checked })} />
           Serial console (ttyS0, logged)

@@ -1,87 +1,361 @@
 "use client";
 
 import type RFB from "@novnc/novnc/lib/rfb";
-import { useCallback, useEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useReducer, useRef, useState } from "react";
 import { openConsole } from "@/app/actions/open-console";
+import { openSharedConsole } from "@/app/actions/open-shared-console";
+import type { ConsoleOpening } from "@/server/console/availability";
+import { canConsoleTransition, reconnectDelayMs, type ConsoleStateKind } from "@/server/console/types";
+import type { ActionResult } from "@/server/web/action";
+import { comboEvents, type KeyCombo } from "./console-keys";
+import { ConsoleToolbar, type ScaleMode } from "./console-toolbar";
 
-type ConsoleState =
+/** Whose console: a logged-in user's guest, or a view-only link's. */
+export type ConsoleSource = { kind: "guest"; guestId: string } | { kind: "share"; token: string };
+
+type Status =
   | { kind: "connecting" }
   | { kind: "connected" }
+  | { kind: "reconnecting"; reason: string }
+  | { kind: "guest-off"; reason: string }
   | { kind: "disconnected"; reason: string };
 
+/** The page's state machine: an illegal change is ignored (and said in the browser's console). */
+function statusReducer(current: Status, next: Status): Status {
+  if (!canConsoleTransition(current.kind, next.kind as ConsoleStateKind)) {
+    console.warn(`console: ignored a change from ${current.kind} to ${next.kind}`);
+    return current;
+  }
+  return next;
+}
+
+/** Attempts in a row that may fail while the guest runs, before the page gives up and says why. */
+const MAX_FAILURES = 12;
+/** Errors that another try would not change. */
+const FINAL_CODES = new Set(["unauthenticated", "forbidden", "not-found", "invalid-input"]);
+const SCALE_KEY = "guesthouse.console.scale";
+
 /**
- * The guest's screen through noVNC. It asks the server for a single-use ticket,
- * then opens the same-origin websocket; the browser never learns where the guest runs.
+ * The guest's screen through noVNC. It asks the server for a single-use ticket, opens
+ * the same-origin websocket itself, reads the one-time VNC password from the first
+ * (text) message and hands the open socket to noVNC, so no password travels in a URL.
+ * When the connection ends it asks the server again: a rebooting guest reconnects by
+ * itself (with backoff while it starts), a guest that is off is waited for.
  */
-export function VncConsole({ guestId }: { guestId: string }) {
+export function VncConsole({ source, guestName, popup = false }: { source: ConsoleSource; guestName: string; popup?: boolean }) {
+  const frame = useRef<HTMLDivElement>(null);
   const screen = useRef<HTMLDivElement>(null);
   const rfbRef = useRef<RFB | null>(null);
-  const [state, setState] = useState<ConsoleState>({ kind: "connecting" });
-  const [attempt, setAttempt] = useState(0);
+  const [status, setStatus] = useReducer(statusReducer, { kind: "connecting" });
+  const shared = source.kind === "share";
+  const [viewOnly, setViewOnly] = useState(shared);
+  const [scale, setScale] = useState<ScaleMode>("fit");
+  // The current scaling, for connections made later; changes apply at once to the live one.
+  const scaleRef = useRef(scale);
+  const [generation, setGeneration] = useState(0);
+  const [notice, setNotice] = useState<string | null>(null);
+  const [isFullscreen, setIsFullscreen] = useState(false);
+  const guestId = source.kind === "guest" ? source.guestId : null;
+  const token = source.kind === "share" ? source.token : null;
 
   useEffect(() => {
-    let cancelled = false;
+    const saved = window.localStorage.getItem(SCALE_KEY);
+    if (saved === "fit" || saved === "actual" || saved === "remote") setScale(saved);
+  }, []);
+
+  useEffect(() => {
+    let stopped = false;
+    /** Failed tries in a row (gives up after MAX_FAILURES); `backoff` also counts waits for a starting guest. */
+    let failures = 0;
+    let backoff = 0;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let socket: WebSocket | null = null;
+    let events: EventSource | null = null;
     let rfb: RFB | null = null;
-    setState({ kind: "connecting" });
-    (async () => {
-      const result = await openConsole(guestId);
-      if (cancelled) return;
-      if (!result.ok) {
-        setState({ kind: "disconnected", reason: result.error });
-        return;
+
+    const later = (ms: number, fn: () => void) => {
+      clearTimeout(timer);
+      timer = setTimeout(fn, ms);
+    };
+
+    const ask = (): Promise<ActionResult<ConsoleOpening>> =>
+      guestId !== null ? openConsole(guestId, { kind: "vnc", viewOnly }) : openSharedConsole(token!);
+
+    /** Counts a failed try and tries again after a while, or gives up with the reason. */
+    const retry = (reason: string, counts = true) => {
+      if (stopped) return;
+      if (counts) failures++;
+      if (failures > MAX_FAILURES) return setStatus({ kind: "disconnected", reason });
+      setStatus({ kind: "reconnecting", reason });
+      later(reconnectDelayMs(backoff++), () => void attempt());
+    };
+
+    /** The guest is off: wait for it to change (the event stream, or polling for a shared link). */
+    const waitForGuest = (reason: string) => {
+      setStatus({ kind: "guest-off", reason });
+      failures = 0;
+      backoff = 0;
+      if (guestId !== null) {
+        events?.close();
+        events = new EventSource("/api/events");
+        events.onmessage = (e: MessageEvent<string>) => {
+          try {
+            if (!(JSON.parse(e.data) as string[]).includes(guestId)) return;
+          } catch {
+            return;
+          }
+          events?.close();
+          events = null;
+          later(300, () => void attempt());
+        };
       }
+      // Also poll now and then: a shared link has no event stream, and streams can miss a change.
+      later(guestId !== null ? 15_000 : 5_000, () => void attempt());
+    };
+
+    const attempt = async () => {
+      if (stopped) return;
+      clearTimeout(timer);
+      if (backoff === 0) setStatus({ kind: "connecting" });
+      let result: ActionResult<ConsoleOpening>;
+      try {
+        result = await ask();
+      } catch {
+        result = { ok: false, code: "agent-unreachable", error: "The dashboard did not answer." };
+      }
+      if (stopped) return;
+      if (!result.ok) {
+        if (FINAL_CODES.has(result.code)) return setStatus({ kind: "disconnected", reason: result.error });
+        return retry(result.error);
+      }
+      const opening = result.data;
+      if (opening.status === "off") return waitForGuest(opening.message);
+      // Starting: no failure, it only takes a moment.
+      if (opening.status === "wait") return retry(opening.message, false);
+      events?.close();
+      events = null;
+
       // noVNC touches `window` when it loads, so it is imported here, in the browser only.
       const { default: NoVncRFB } = await import("@novnc/novnc");
-      if (cancelled || !screen.current) return;
+      if (stopped || !screen.current) return;
       const scheme = window.location.protocol === "https:" ? "wss" : "ws";
-      const url = `${scheme}://${window.location.host}${result.data.path}?ticket=${encodeURIComponent(result.data.ticket)}`;
-      rfb = new NoVncRFB(screen.current, url, { shared: true });
-      rfb.scaleViewport = true;
-      rfb.focusOnClick = true;
-      rfbRef.current = rfb;
-      rfb.addEventListener("connect", () => {
-        setState({ kind: "connected" });
-        rfb?.focus();
-      });
-      rfb.addEventListener("disconnect", (e) => {
-        setState({
-          kind: "disconnected",
-          reason: e.detail.clean ? "The console closed (the guest may have stopped)." : "The connection to the console was lost.",
+      const ws = new WebSocket(`${scheme}://${window.location.host}${opening.path}?ticket=${encodeURIComponent(opening.ticket)}`);
+      socket = ws;
+      ws.binaryType = "arraybuffer";
+      let closeReason = "";
+      ws.addEventListener("close", (e) => (closeReason = e.reason));
+      ws.onclose = (e) => retry(e.reason || "The console connection was refused or lost.");
+      ws.onmessage = (e: MessageEvent<unknown>) => {
+        // The first message is the one-time password; the RFB stream follows.
+        let password: string;
+        try {
+          if (typeof e.data !== "string") throw new Error("binary");
+          password = String((JSON.parse(e.data) as { password?: unknown }).password ?? "");
+        } catch {
+          ws.close();
+          return;
+        }
+        if (stopped || !screen.current) return ws.close();
+        let securityReason: string | null = null;
+        let reached = false;
+        // Hands the open socket over: noVNC replaces its handlers now, before the next message.
+        const r = new NoVncRFB(screen.current, ws, {
+          shared: true,
+          // VNC authentication needs the password only (the types ask for all three kinds).
+          credentials: { password } as { username: string; password: string; target: string },
         });
-      });
-      rfb.addEventListener("securityfailure", (e) => {
-        setState({ kind: "disconnected", reason: `The guest refused the console: ${e.detail.reason ?? "no reason given"}` });
-      });
-    })().catch((err: unknown) => {
-      if (!cancelled) setState({ kind: "disconnected", reason: err instanceof Error ? err.message : String(err) });
-    });
-    return () => {
-      cancelled = true;
-      rfbRef.current = null;
-      rfb?.disconnect();
+        rfb = r;
+        rfbRef.current = r;
+        r.focusOnClick = true;
+        r.viewOnly = viewOnly;
+        applyScale(r, scaleRef.current);
+        r.addEventListener("connect", () => {
+          reached = true;
+          failures = 0;
+          backoff = 0;
+          setStatus({ kind: "connected" });
+          if (!viewOnly) r.focus();
+        });
+        r.addEventListener("securityfailure", (ev) => {
+          securityReason = `The guest refused the console: ${ev.detail.reason ?? "authentication failed"}.`;
+        });
+        r.addEventListener("disconnect", () => {
+          if (rfbRef.current === r) rfbRef.current = null;
+          rfb = null;
+          socket = null;
+          if (stopped) return;
+          // Ask the server what happened: the guest may be rebooting, off, or the link revoked.
+          // A connection that never got as far as the screen counts as a failure; one that did may be a reboot.
+          retry(securityReason ?? (closeReason || "The connection to the console closed."), !reached || securityReason !== null);
+        });
+      };
     };
-  }, [guestId, attempt]);
 
-  const sendCtrlAltDel = useCallback(() => rfbRef.current?.sendCtrlAltDel(), []);
+    void attempt();
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+      events?.close();
+      if (rfb) rfb.disconnect();
+      else socket?.close();
+      rfbRef.current = null;
+    };
+    // `scale` is applied separately, without reconnecting.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [guestId, token, generation, viewOnly]);
+
+  useEffect(() => {
+    scaleRef.current = scale;
+    if (rfbRef.current) applyScale(rfbRef.current, scale);
+  }, [scale]);
+
+  useEffect(() => {
+    const onChange = () => setIsFullscreen(document.fullscreenElement === frame.current && frame.current !== null);
+    document.addEventListener("fullscreenchange", onChange);
+    return () => document.removeEventListener("fullscreenchange", onChange);
+  }, []);
+
+  const sendKeys = useCallback((combo: KeyCombo) => {
+    const rfb = rfbRef.current;
+    if (!rfb) return;
+    for (const [keysym, code, down] of comboEvents(combo)) rfb.sendKey(keysym, code, down);
+    rfb.focus();
+  }, []);
+
+  const changeScale = (mode: ScaleMode) => {
+    setScale(mode);
+    window.localStorage.setItem(SCALE_KEY, mode);
+  };
+
+  const fullscreen = () => {
+    const el = frame.current;
+    if (!el) return;
+    if (document.fullscreenElement) void document.exitFullscreen();
+    else el.requestFullscreen().catch(() => setNotice("This browser refused fullscreen."));
+  };
+
+  const screenshot = () => {
+    const rfb = rfbRef.current;
+    if (!rfb) return;
+    rfb.toBlob((blob) => {
+      const url = URL.createObjectURL(blob);
+      const a = document.createElement("a");
+      a.href = url;
+      a.download = `${guestName}-${new Date().toISOString().replace(/[:.]/g, "-")}.png`;
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    }, "image/png");
+  };
+
+  const ownWindow = () => {
+    const url = guestId !== null ? `/guests/${guestId}/console?window=1` : `${window.location.pathname}?window=1`;
+    const opened = window.open(url, `console-${guestId ?? "shared"}`, "popup=yes,width=1100,height=860");
+    if (!opened) setNotice("The browser blocked the new window; allow pop-ups for this dashboard.");
+  };
 
   return (
     <div className="space-y-2">
-      <div className="flex items-center justify-between text-sm">
-        <span data-testid="console-state" data-state={state.kind} className="text-slate-600">
-          {state.kind === "connecting" && "Connecting…"}
-          {state.kind === "connected" && "Connected"}
-          {state.kind === "disconnected" && <span className="text-red-700">Disconnected: {state.reason}</span>}
-        </span>
-        <div className="flex gap-2">
-          <button className="btn" onClick={sendCtrlAltDel} disabled={state.kind !== "connected"}>
-            Ctrl-Alt-Del
-          </button>
-          <button className="btn" onClick={() => setAttempt((n) => n + 1)} disabled={state.kind === "connecting"}>
-            Reconnect
-          </button>
-        </div>
+      <div className="flex flex-wrap items-center justify-between gap-2">
+        <StatusLine status={status} viewOnly={viewOnly} shared={shared} />
+        <ConsoleToolbar
+          connected={status.kind === "connected"}
+          shared={shared}
+          viewOnly={viewOnly}
+          scale={scale}
+          onKeys={sendKeys}
+          onScale={changeScale}
+          onViewOnly={setViewOnly}
+          onFullscreen={fullscreen}
+          onScreenshot={screenshot}
+          onOwnWindow={ownWindow}
+          onReconnect={() => setGeneration((n) => n + 1)}
+        />
       </div>
-      <div ref={screen} data-testid="vnc-screen" className="h-[70vh] w-full overflow-hidden rounded-lg bg-black" />
+      {notice && (
+        <p className="text-sm text-amber-800" role="status">
+          {notice}{" "}
+          <button type="button" className="underline" onClick={() => setNotice(null)}>
+            OK
+          </button>
+        </p>
+      )}
+      {scale === "remote" && (
+        <p className="text-xs text-slate-500">
+          The guest is asked to change its resolution to this window. Only displays and drivers that support it follow
+          (e.g. virtio with a guest agent); others keep their size.
+        </p>
+      )}
+      <div ref={frame} className="relative bg-black">
+        <div
+          ref={screen}
+          data-testid="vnc-screen"
+          className={`w-full overflow-hidden bg-black ${isFullscreen ? "h-screen" : popup ? "h-[calc(100vh-7rem)] rounded-lg" : "h-[70vh] rounded-lg"}`}
+        />
+        {status.kind !== "connected" && <Overlay status={status} shared={shared} guestId={guestId} />}
+      </div>
+    </div>
+  );
+}
+
+function applyScale(rfb: RFB, mode: ScaleMode): void {
+  // noVNC maps pointer coordinates through its own scaling, so "fit" has no mouse offset.
+  rfb.scaleViewport = mode === "fit";
+  rfb.clipViewport = false;
+  rfb.resizeSession = mode === "remote";
+}
+
+const LABELS: Record<Status["kind"], string> = {
+  connecting: "Connecting…",
+  connected: "Connected",
+  reconnecting: "Reconnecting…",
+  "guest-off": "Guest is off",
+  disconnected: "Disconnected",
+};
+
+function StatusLine({ status, viewOnly, shared }: { status: Status; viewOnly: boolean; shared: boolean }) {
+  const colour =
+    status.kind === "connected"
+      ? "bg-emerald-500"
+      : status.kind === "disconnected"
+        ? "bg-red-500"
+        : status.kind === "guest-off"
+          ? "bg-slate-400"
+          : "bg-amber-400";
+  return (
+    <span data-testid="console-state" data-state={status.kind} className="flex items-center gap-2 text-sm text-slate-700" role="status" aria-live="polite">
+      <span className={`inline-block h-2.5 w-2.5 rounded-full ${colour}`} aria-hidden />
+      <span className="font-medium">{LABELS[status.kind]}</span>
+      {"reason" in status && <span data-testid="console-reason" className="text-slate-600">{status.reason}</span>}
+      {status.kind === "connected" && viewOnly && (
+        <span className="rounded bg-slate-100 px-1.5 text-xs text-slate-600">{shared ? "view-only link" : "view only"}</span>
+      )}
+    </span>
+  );
+}
+
+function Overlay({ status, shared, guestId }: { status: Status; shared: boolean; guestId: string | null }) {
+  return (
+    <div className="pointer-events-none absolute inset-0 flex items-center justify-center rounded-lg bg-black/60 text-center text-slate-100">
+      <div className="pointer-events-auto max-w-md space-y-2 p-4">
+        <p className="text-lg font-medium">{LABELS[status.kind]}</p>
+        {"reason" in status && <p className="text-sm text-slate-300">{status.reason}</p>}
+        {status.kind === "guest-off" && (
+          <p className="text-sm text-slate-300">
+            The console connects by itself when the guest starts.
+            {!shared && guestId && (
+              <>
+                {" "}
+                <a href={`/guests/${guestId}`} className="underline">
+                  Start it from its page
+                </a>
+                .
+              </>
+            )}
+          </p>
+        )}
+      </div>
     </div>
   );
 }

@@ -48,6 +48,7 @@ export const editHardware = authedAction("edit-hardware", async (user, guestId: 
           rtc: input.rtc,
           description: input.description,
           tags: JSON.stringify([...new Set(input.tags)]),
+          ...(input.keyboardLayout ? { keyboardLayout: input.keyboardLayout } : {}),
         },
       }),
       ...input.disks.map((d, position) =>

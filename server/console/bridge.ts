@@ -1,57 +1,147 @@
 /**
- * The console bridge: `/ws/console/<guest id>?ticket=…` on the web's own origin.
+ * The console bridge, on the web's own origin: `/ws/console/<guest id>?ticket=…` for
+ * the screen (VNC) and `/ws/serial/<guest id>?ticket=…` for the serial port. One code
+ * path; the kind comes from the path and must match the ticket's.
  *
- * Before a single byte is relayed it checks, in order: the path, the Origin (no
- * cross-site websockets), the login session, and the ticket (consumed atomically,
- * bound to this user and this guest). Anything else gets a real HTTP status and
- * the socket is closed. The target is looked up server-side: the browser never
- * names a host, a port or a path. Streams are piped, so a slow side pauses the
- * fast one in both directions.
+ * Before a single byte is relayed it checks, in order: the path, the handshake, the
+ * Origin (no cross-site websockets), the ticket (consumed atomically, bound to this
+ * guest and kind), and who the ticket is for: the logged-in user of this request, or
+ * a view-only link that still works. Anything else gets a real HTTP status and the
+ * socket is closed. The target is looked up server-side: the browser never names a
+ * host, a port or a path.
+ *
+ * VNC: the first websocket message is text, `{"password":"…"}`, the one-time password
+ * the agent set for this session (so it never travels in a URL); the guest's RFB
+ * stream follows as binary messages. A view-only session's browser → guest stream
+ * passes through the RFB filter (server/console/rfb-filter.ts), which drops input.
+ *
+ * Streams are piped, so a slow side pauses the fast one in both directions, and what
+ * the guest sent before closing reaches the browser before the websocket closes.
+ * Every session is recorded (server/console/sessions.ts); live ones are touched every
+ * few seconds, and those of a view-only link that was revoked or expired are ended.
  */
 import type http from "node:http";
 import type { Duplex } from "node:stream";
-import { WebSocketServer, createWebSocketStream } from "ws";
+import { WebSocketServer, createWebSocketStream, type WebSocket } from "ws";
 import { AgentClient } from "../agent-client";
+import { guestScope } from "../auth/policy";
 import { cookieFromHeader, SESSION_COOKIE, userForSession } from "../auth/sessions";
 import type { PrismaClient } from "../db/client";
 import { toGuesthouseError } from "../domain/errors";
 import { refuseUpgrade } from "../http/refuse-upgrade";
-import { CONSOLE_WS_PATH } from "../domain/types";
+import { rfbViewOnlyStream } from "./rfb-filter";
+import { closeStaleSessions, endSession, startSession, touchSessions } from "./sessions";
+import { checkShare } from "./shares";
 import { consumeTicket } from "./tickets";
+import { CONSOLE_WS_PATHS, SESSION_TOUCH_MS, type ConsoleKind } from "./types";
 
-const PATH = new RegExp(`^${CONSOLE_WS_PATH}/([a-z0-9]{8,64})$`);
+/** Close codes the console pages understand (4000–4999 are the application's). */
+export const CLOSE_CODES = {
+  /** The view-only link was revoked or expired while someone watched. */
+  shareEnded: 4001,
+  /** A view-only session sent something the filter cannot follow. */
+  protocol: 1008,
+  /** The web server is stopping. */
+  goingAway: 1001,
+} as const;
+
+const KIND_OF_PREFIX = new Map<string, ConsoleKind>(
+  Object.entries(CONSOLE_WS_PATHS).map(([kind, path]) => [path, kind as ConsoleKind]),
+);
+const GUEST_ID = /^[a-z0-9]{8,64}$/;
 
 export interface BridgeOptions {
   db: PrismaClient;
   /** Logs one line per session (who, which guest, how it ended). */
   log?: (line: string) => void;
+  /** How often live sessions are touched and their links checked (tests shorten it). */
+  touchMs?: number;
 }
 
-export function createConsoleBridge({ db, log = console.log }: BridgeOptions) {
+interface LiveSession {
+  shareId: string | null;
+  /** Closes the websocket with this code and reason, and records why. */
+  close(code: number, reason: string): void;
+}
+
+/** Which console a request path asks for, or null if it is none of the bridge's. */
+export function parseConsolePath(pathname: string): { kind: ConsoleKind; guestId: string | null } | null {
+  for (const [prefix, kind] of KIND_OF_PREFIX) {
+    if (pathname === prefix) return { kind, guestId: null };
+    if (pathname.startsWith(`${prefix}/`)) {
+      const rest = pathname.slice(prefix.length + 1);
+      return { kind, guestId: GUEST_ID.test(rest) ? rest : null };
+    }
+  }
+  return null;
+}
+
+export function createConsoleBridge({ db, log = console.log, touchMs = SESSION_TOUCH_MS }: BridgeOptions) {
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 4 * 1024 * 1024 });
+  const live = new Map<string, LiveSession>();
+
+  // Rows left open by a web process that died are closed; live rows are touched, and
+  // sessions of a link that stopped working are ended.
+  void closeStaleSessions(db).catch((err) => console.error("console: could not close stale sessions:", err));
+  const toucher = setInterval(() => {
+    void touch().catch((err) => console.error("console: could not touch sessions:", err));
+  }, touchMs);
+  toucher.unref();
+
+  let touches = 0;
+  async function touch(): Promise<void> {
+    await touchSessions(db, [...live.keys()]);
+    const shares = new Set([...live.values()].flatMap((s) => (s.shareId ? [s.shareId] : [])));
+    for (const shareId of shares) {
+      const check = await checkShare(db, shareId);
+      if (check.ok) continue;
+      for (const session of live.values()) {
+        if (session.shareId === shareId) session.close(CLOSE_CODES.shareEnded, `The view-only link was ${check.reason}.`);
+      }
+    }
+    // Rows of a web process that died: once a minute is plenty.
+    if (++touches % 12 === 0) await closeStaleSessions(db);
+  }
 
   async function handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const url = new URL(req.url ?? "/", "http://localhost");
-    const match = PATH.exec(url.pathname);
-    if (!match) return refuseUpgrade(socket, 404, "No such console.");
+    const target = parseConsolePath(url.pathname);
+    if (!target?.guestId) return refuseUpgrade(socket, 404, "No such console.");
+    const { kind, guestId } = target;
     if (!isWebSocketHandshake(req)) return refuseUpgrade(socket, 400, "This address takes websocket connections only.");
-    const guestId = match[1]!;
-
     if (!sameOrigin(req)) return refuseUpgrade(socket, 403, "Console connections must come from this dashboard's own pages.");
 
-    const user = await userForSession(db, cookieFromHeader(req.headers.cookie, SESSION_COOKIE));
-    if (!user) return refuseUpgrade(socket, 401, "Log in first.");
-
-    const ticket = await consumeTicket(db, url.searchParams.get("ticket"), guestId);
+    const ticket = await consumeTicket(db, url.searchParams.get("ticket"), { guestId, kind });
     if (!ticket.ok) return refuseUpgrade(socket, 401, `The console ticket is ${ticket.reason}; open the console again.`);
-    if (ticket.userId !== user.id) return refuseUpgrade(socket, 403, "This console ticket belongs to someone else.");
+
+    // Who it is for: the user of this very request, or a view-only link that still works.
+    let who: string;
+    if (ticket.userId) {
+      const user = await userForSession(db, cookieFromHeader(req.headers.cookie, SESSION_COOKIE));
+      if (!user) return refuseUpgrade(socket, 401, "Log in first.");
+      if (user.id !== ticket.userId) return refuseUpgrade(socket, 403, "This console ticket belongs to someone else.");
+      const visible = await db.guest.count({ where: { id: guestId, ...guestScope(user) } });
+      if (!visible) return refuseUpgrade(socket, 404, "This guest does not exist, or you may not see it.");
+      who = user.username;
+    } else if (ticket.shareId) {
+      const share = await checkShare(db, ticket.shareId);
+      if (!share.ok) return refuseUpgrade(socket, 403, `This view-only link was ${share.reason}.`);
+      if (share.share.guestId !== guestId) return refuseUpgrade(socket, 403, "This view-only link is for another guest.");
+      who = `view-only link ${share.share.id.slice(0, 8)}`;
+    } else {
+      return refuseUpgrade(socket, 401, "This console ticket belongs to no one.");
+    }
+    const viewOnly = ticket.viewOnly || Boolean(ticket.shareId);
 
     const guest = await db.guest.findUnique({ where: { id: guestId }, select: { host: { select: { endpoint: true } } } });
     if (!guest) return refuseUpgrade(socket, 404, "This guest no longer exists.");
 
-    let vnc: Duplex;
+    let stream: Duplex;
+    let password: string | null = null;
     try {
-      vnc = await new AgentClient(guest.host.endpoint).openVnc(guestId);
+      const agent = new AgentClient(guest.host.endpoint);
+      if (kind === "vnc") ({ stream, password } = await agent.openVnc(guestId));
+      else stream = await agent.openSerial(guestId);
     } catch (err) {
       const error = toGuesthouseError(err);
       return refuseUpgrade(socket, error.httpStatus, error.message);
@@ -59,35 +149,89 @@ export function createConsoleBridge({ db, log = console.log }: BridgeOptions) {
     // The browser may have gone while we waited; never keep a guest stream without it.
     let upgraded = false;
     socket.once("close", () => {
-      if (!upgraded) vnc.destroy();
+      if (!upgraded) stream.destroy();
     });
-    if (socket.destroyed) return void vnc.destroy();
+    if (socket.destroyed) return void stream.destroy();
 
     wss.handleUpgrade(req, socket, head, (ws) => {
       upgraded = true;
-      const started = Date.now();
-      const stream = createWebSocketStream(ws);
-      vnc.pipe(stream);
-      stream.pipe(vnc);
-      const finish = (why: string) => {
-        vnc.destroy();
-        stream.destroy();
-        log(`console: ${user.username} on guest ${guestId} closed after ${Date.now() - started} ms (${why})`);
-      };
-      ws.once("close", (code) => finish(`browser closed ${code}`));
-      vnc.once("error", (err) => finish(`guest stream error: ${err.message}`));
-      stream.on("error", () => {
-        // The websocket's own close event reports the end.
-      });
-      log(`console: ${user.username} opened guest ${guestId}`);
+      relay(ws, stream, { kind, guestId, who, viewOnly, password, userId: ticket.userId, shareId: ticket.shareId });
     });
   }
 
+  function relay(
+    ws: WebSocket,
+    guestStream: Duplex,
+    s: { kind: ConsoleKind; guestId: string; who: string; viewOnly: boolean; password: string | null; userId: string | null; shareId: string | null },
+  ): void {
+    const started = Date.now();
+    const label = `${s.kind === "vnc" ? "console" : "serial"}: ${s.who} on guest ${s.guestId}${s.viewOnly ? " (view-only)" : ""}`;
+    const browser = createWebSocketStream(ws);
+    let sessionId: string | null = null;
+    let ended: string | null = null;
+    /** Why the websocket is closing, if not because the viewer left; recorded when it has closed. */
+    let closing: string | null = null;
+    const closeWith = (code: number, reason: string) => {
+      closing ??= reason;
+      guestStream.destroy();
+      ws.close(code, reason);
+    };
+    void startSession(db, { guestId: s.guestId, userId: s.userId, shareId: s.shareId, kind: s.kind, viewOnly: s.viewOnly })
+      .then((id) => {
+        sessionId = id;
+        if (ended !== null) return endSession(db, id, ended);
+        live.set(id, { shareId: s.shareId, close: closeWith });
+      })
+      .catch((err) => console.error(`${label}: could not record the session:`, err));
+
+    const finish = (why: string) => {
+      if (ended !== null) return;
+      ended = why;
+      guestStream.destroy();
+      browser.destroy();
+      if (sessionId) {
+        live.delete(sessionId);
+        void endSession(db, sessionId, why).catch((err) => console.error(`${label}: could not record the end:`, err));
+      }
+      log(`${label} closed after ${Date.now() - started} ms (${why})`);
+    };
+
+    // The password goes first, as the one text message; the guest's bytes follow as binary.
+    if (s.kind === "vnc") ws.send(JSON.stringify({ password: s.password ?? "" }));
+    guestStream.pipe(browser);
+    if (s.viewOnly && s.kind === "vnc") {
+      const filter = rfbViewOnlyStream();
+      browser.pipe(filter).pipe(guestStream);
+      filter.once("error", (err) => {
+        // The guest hears nothing more; the close frame still reaches the browser.
+        log(`${label}: view-only filter: ${err.message}`);
+        closeWith(CLOSE_CODES.protocol, "The view-only console sent something it may not.");
+      });
+    } else if (s.viewOnly) {
+      // A view-only serial console: the port's output only; what the browser sends is read and dropped.
+      browser.on("data", () => {});
+    } else {
+      browser.pipe(guestStream);
+    }
+    guestStream.once("end", () => {
+      closing ??= "The guest's console closed (the guest stopped or restarted).";
+    });
+    ws.once("close", (code) => {
+      if (!closing) log(`${label}: the browser closed with code ${code}`);
+      finish(closing ?? "The viewer closed it.");
+    });
+    guestStream.once("error", (err) => finish(`guest stream error: ${err.message}`));
+    browser.on("error", () => {
+      // The websocket's own close event reports the end.
+    });
+    log(`${label} opened`);
+  }
+
   return {
-    /** Returns true when the request was for the console (handled or refused). */
+    /** Returns true when the request was for a console (handled or refused). */
     onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): boolean {
       const pathname = (req.url ?? "").split("?")[0] ?? "";
-      if (pathname !== CONSOLE_WS_PATH && !pathname.startsWith(`${CONSOLE_WS_PATH}/`)) return false;
+      if (!parseConsolePath(pathname)) return false;
       handleUpgrade(req, socket, head).catch((err) => {
         const error = toGuesthouseError(err);
         console.error("console: upgrade failed:", error.detail ?? error.message);
@@ -96,6 +240,8 @@ export function createConsoleBridge({ db, log = console.log }: BridgeOptions) {
       return true;
     },
     close(): void {
+      clearInterval(toucher);
+      for (const session of live.values()) session.close(CLOSE_CODES.goingAway, "The web server is stopping.");
       for (const client of wss.clients) client.terminate();
       wss.close();
     },

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { GuesthouseError } from "./errors";
+import { KEYBOARD_LAYOUTS } from "./keymaps";
 import {
   BOOT_DEVICES,
   DISK_BUSES,
@@ -202,6 +203,8 @@ export const editHardwareInput = z
     cdroms,
     // A new card has no MAC yet: one is generated.
     nics: listOf(z.strictObject({ mac: mac.optional(), model: z.enum(NIC_MODELS), forwards }), LIMITS_DEVICES.nics, "network cards"),
+    /** The guest OS's keyboard layout, for paste as keystrokes; left out: unchanged. */
+    keyboardLayout: z.enum(KEYBOARD_LAYOUTS).optional(),
   })
   .superRefine(checkHardware);
 export type EditHardwareInput = z.infer<typeof editHardwareInput>;

@@ -6,7 +6,10 @@ import { createHash } from "node:crypto";
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createTestDb, seedBasics, type TestDb } from "../helpers/db";
-import { consumeTicket, mintTicket } from "../../server/console/tickets";
+import { consumeTicket, mintShareTicket, mintTicket } from "../../server/console/tickets";
+import { checkShare, createShare, findShare, listShares, revokeShare } from "../../server/console/shares";
+import { closeStaleSessions, endSession, liveViewers, recentSessions, startSession, touchSessions } from "../../server/console/sessions";
+import { SESSION_STALE_MS, SHARE_DURATIONS, type ConsoleKind } from "../../server/console/types";
 import { hashPassword, verifyPassword } from "../../server/auth/password";
 import { cookieFromHeader, createSession, SESSION_TTL_MS, userForSession } from "../../server/auth/sessions";
 import { CONSOLE_TICKET_TTL_MS } from "../../server/domain/types";
@@ -79,12 +82,15 @@ describe("console tickets (real SQLite)", () => {
 
   test("consuming once succeeds and returns user and guest; reuse is refused as used", async () => {
     const { ticket } = await mint();
-    assert.deepEqual(await consumeTicket(t.db, ticket, basics.guest.id), {
+    assert.deepEqual(await consumeTicket(t.db, ticket, { guestId: basics.guest.id, kind: "vnc" }), {
       ok: true,
       userId: basics.user.id,
+      shareId: null,
       guestId: basics.guest.id,
+      kind: "vnc",
+      viewOnly: false,
     });
-    assert.deepEqual(await consumeTicket(t.db, ticket, basics.guest.id), { ok: false, reason: "used" });
+    assert.deepEqual(await consumeTicket(t.db, ticket, { guestId: basics.guest.id, kind: "vnc" }), { ok: false, reason: "used" });
     const row = await t.db.consoleTicket.findUnique({ where: { id: sha256(ticket) } });
     assert.ok(row?.usedAt instanceof Date, "usedAt is recorded");
   });
@@ -92,27 +98,27 @@ describe("console tickets (real SQLite)", () => {
   test("a ticket consumed just before it expires works; 31 s later it is refused as expired", async () => {
     const now = new Date();
     const early = await mint(now);
-    assert.equal((await consumeTicket(t.db, early.ticket, basics.guest.id, new Date(now.getTime() + 29_000))).ok, true);
+    assert.equal((await consumeTicket(t.db, early.ticket, { guestId: basics.guest.id, kind: "vnc" }, new Date(now.getTime() + 29_000))).ok, true);
 
     const late = await mint(now);
-    assert.deepEqual(await consumeTicket(t.db, late.ticket, basics.guest.id, new Date(now.getTime() + 31_000)), {
+    assert.deepEqual(await consumeTicket(t.db, late.ticket, { guestId: basics.guest.id, kind: "vnc" }, new Date(now.getTime() + 31_000)), {
       ok: false,
       reason: "expired",
     });
     // An expired ticket is burnt: it never becomes valid again, even with a clock going backwards.
-    assert.equal((await consumeTicket(t.db, late.ticket, basics.guest.id, now)).ok, false);
+    assert.equal((await consumeTicket(t.db, late.ticket, { guestId: basics.guest.id, kind: "vnc" }, now)).ok, false);
   });
 
   test("the wrong guest is refused, and the ticket is burnt afterwards", async () => {
     const { ticket } = await mint();
-    assert.deepEqual(await consumeTicket(t.db, ticket, otherGuestId), { ok: false, reason: "wrong-guest" });
-    assert.deepEqual(await consumeTicket(t.db, ticket, basics.guest.id), { ok: false, reason: "used" });
+    assert.deepEqual(await consumeTicket(t.db, ticket, { guestId: otherGuestId, kind: "vnc" }), { ok: false, reason: "wrong-guest" });
+    assert.deepEqual(await consumeTicket(t.db, ticket, { guestId: basics.guest.id, kind: "vnc" }), { ok: false, reason: "used" });
   });
 
   test("an unknown ticket is refused as unknown", async () => {
     const unknown = Buffer.alloc(32, 7).toString("base64url");
     assert.equal(unknown.length, 43);
-    assert.deepEqual(await consumeTicket(t.db, unknown, basics.guest.id), { ok: false, reason: "unknown" });
+    assert.deepEqual(await consumeTicket(t.db, unknown, { guestId: basics.guest.id, kind: "vnc" }), { ok: false, reason: "unknown" });
     assert.equal(await t.db.consoleTicket.count({ where: { id: sha256(unknown) } }), 0, "no row was invented");
   });
 
@@ -129,24 +135,24 @@ describe("console tickets (real SQLite)", () => {
   ];
   for (const [name, ticket] of malformed) {
     test(`a malformed ticket (${name}) is refused as malformed`, async () => {
-      assert.deepEqual(await consumeTicket(t.db, ticket, basics.guest.id), { ok: false, reason: "malformed" });
+      assert.deepEqual(await consumeTicket(t.db, ticket, { guestId: basics.guest.id, kind: "vnc" }), { ok: false, reason: "malformed" });
     });
   }
 
   test("a valid ticket with a trailing character added is not accepted", async () => {
     const { ticket } = await mint();
-    assert.equal((await consumeTicket(t.db, `${ticket}A`, basics.guest.id)).ok, false);
+    assert.equal((await consumeTicket(t.db, `${ticket}A`, { guestId: basics.guest.id, kind: "vnc" })).ok, false);
     // The real one still works: a malformed try does not burn someone else's ticket.
-    assert.equal((await consumeTicket(t.db, ticket, basics.guest.id)).ok, true);
+    assert.equal((await consumeTicket(t.db, ticket, { guestId: basics.guest.id, kind: "vnc" })).ok, true);
   });
 
   test("two concurrent consumes of the same ticket: exactly one succeeds", async () => {
     for (let round = 0; round < 5; round++) {
       const { ticket } = await mint();
       const results = await Promise.all([
-        consumeTicket(t.db, ticket, basics.guest.id),
-        consumeTicket(t.db, ticket, basics.guest.id),
-        consumeTicket(t.db, ticket, basics.guest.id),
+        consumeTicket(t.db, ticket, { guestId: basics.guest.id, kind: "vnc" }),
+        consumeTicket(t.db, ticket, { guestId: basics.guest.id, kind: "vnc" }),
+        consumeTicket(t.db, ticket, { guestId: basics.guest.id, kind: "vnc" }),
       ]);
       const wins = results.filter((r) => r.ok);
       assert.equal(wins.length, 1, `round ${round}: ${JSON.stringify(results)}`);
@@ -162,7 +168,214 @@ describe("console tickets (real SQLite)", () => {
     assert.equal(await t.db.consoleTicket.count({ where: { id: sha256(stale.ticket) } }), 0);
     assert.equal(await t.db.consoleTicket.count({ where: { id: sha256(fresh.ticket) } }), 1);
   });
+  test("a ticket is bound to its console kind: a serial ticket opens no screen, and the other way round", async () => {
+    const kinds: ConsoleKind[] = ["vnc", "serial"];
+    for (const minted of kinds) {
+      for (const asked of kinds) {
+        const { ticket, kind } = await mintTicket(t.db, basics.user.id, basics.guest.id, new Date(), { kind: minted });
+        assert.equal(kind, minted);
+        const result = await consumeTicket(t.db, ticket, { guestId: basics.guest.id, kind: asked });
+        if (minted === asked) assert.deepEqual(result, { ok: true, userId: basics.user.id, shareId: null, guestId: basics.guest.id, kind: asked, viewOnly: false });
+        else assert.deepEqual(result, { ok: false, reason: "wrong-kind" }, `${minted} ticket used for ${asked}`);
+        // Burnt either way.
+        assert.deepEqual(await consumeTicket(t.db, ticket, { guestId: basics.guest.id, kind: minted }), { ok: false, reason: "used" });
+      }
+    }
+  });
+
+  test("the kind is stored with the ticket, default vnc", async () => {
+    const plain = await mint();
+    const serial = await mintTicket(t.db, basics.user.id, basics.guest.id, new Date(), { kind: "serial" });
+    assert.equal((await t.db.consoleTicket.findUniqueOrThrow({ where: { id: sha256(plain.ticket) } })).kind, "vnc");
+    assert.equal((await t.db.consoleTicket.findUniqueOrThrow({ where: { id: sha256(serial.ticket) } })).kind, "serial");
+  });
+
+  test("a view-only ticket says so when consumed", async () => {
+    const { ticket } = await mintTicket(t.db, basics.user.id, basics.guest.id, new Date(), { viewOnly: true });
+    const result = await consumeTicket(t.db, ticket, { guestId: basics.guest.id, kind: "vnc" });
+    assert.ok(result.ok);
+    assert.equal(result.viewOnly, true);
+  });
+
+  test("serial tickets live 30 s too, to the millisecond", async () => {
+    const now = new Date("2031-05-05T10:00:00Z");
+    const minted = await mintTicket(t.db, basics.user.id, basics.guest.id, now, { kind: "serial" });
+    assert.equal(minted.expiresAt.getTime() - now.getTime(), CONSOLE_TICKET_TTL_MS);
+    const edge = await mintTicket(t.db, basics.user.id, basics.guest.id, now, { kind: "serial" });
+    assert.equal((await consumeTicket(t.db, minted.ticket, { guestId: basics.guest.id, kind: "serial" }, new Date(now.getTime() + CONSOLE_TICKET_TTL_MS - 1))).ok, true);
+    assert.deepEqual(await consumeTicket(t.db, edge.ticket, { guestId: basics.guest.id, kind: "serial" }, new Date(now.getTime() + CONSOLE_TICKET_TTL_MS)), { ok: false, reason: "expired" });
+  });
 });
+
+describe("view-only links and their tickets (real SQLite)", () => {
+  let t: TestDb;
+  let basics: Awaited<ReturnType<typeof seedBasics>>;
+  let otherGuestId: string;
+
+  before(async () => {
+    t = await createTestDb();
+    basics = await seedBasics(t.db);
+    otherGuestId = (
+      await t.db.guest.create({
+        data: { name: "g2", vcpus: 1, memoryMiB: 256, ownerId: basics.user.id, teamId: basics.team.id, hostId: basics.host.id },
+      })
+    ).id;
+  });
+  after(async () => {
+    await t.cleanup();
+  });
+
+  const share = (duration: keyof typeof SHARE_DURATIONS, now = new Date(), label?: string) =>
+    createShare(t.db, { guestId: basics.guest.id, createdById: basics.user.id, duration, label }, now);
+
+  test("a link's token is 256 random bits; only its SHA-256 is stored", async () => {
+    const { token, id } = await share("1h", new Date(), "support");
+    assert.match(token, /^[A-Za-z0-9_-]{43}$/);
+    assert.equal(Buffer.from(token, "base64url").length, 32);
+    assert.equal(id, sha256(token));
+    const dump = JSON.stringify(await t.db.consoleShare.findMany());
+    assert.ok(!dump.includes(token) && !dump.includes(token.slice(0, 16)), "the token is in the ConsoleShare table");
+    assert.ok(dump.includes(sha256(token)));
+  });
+
+  for (const [duration, ms] of Object.entries(SHARE_DURATIONS) as Array<[keyof typeof SHARE_DURATIONS, number]>) {
+    test(`a ${duration} link works until ${ms / 3_600_000} h after it was made, and not a millisecond longer`, async () => {
+      const now = new Date("2031-01-01T12:00:00Z");
+      const { token, expiresAt } = await share(duration, now);
+      assert.equal(expiresAt.getTime() - now.getTime(), ms);
+      const justBefore = await findShare(t.db, token, new Date(now.getTime() + ms - 1));
+      assert.ok(justBefore.ok);
+      assert.equal(justBefore.share.guestId, basics.guest.id);
+      assert.deepEqual(await findShare(t.db, token, new Date(now.getTime() + ms)), { ok: false, reason: "expired" });
+      assert.deepEqual(await findShare(t.db, token, new Date(now.getTime() + ms + 3_600_000)), { ok: false, reason: "expired" });
+    });
+  }
+
+  test("a revoked link stops working at once and cannot be revoked twice", async () => {
+    const { token, id } = await share("24h");
+    assert.ok((await findShare(t.db, token)).ok);
+    assert.equal(await revokeShare(t.db, otherGuestId, id), false, "another guest's link id does nothing");
+    assert.ok((await findShare(t.db, token)).ok);
+    assert.equal(await revokeShare(t.db, basics.guest.id, id), true);
+    assert.deepEqual(await findShare(t.db, token), { ok: false, reason: "revoked" });
+    assert.deepEqual(await checkShare(t.db, id), { ok: false, reason: "revoked" });
+    assert.equal(await revokeShare(t.db, basics.guest.id, id), false);
+  });
+
+  test("an expired link cannot be revoked (nothing to end) and stays expired", async () => {
+    const past = new Date(Date.now() - 2 * 3_600_000);
+    const { token, id } = await share("1h", past);
+    assert.equal(await revokeShare(t.db, basics.guest.id, id), false);
+    assert.deepEqual(await findShare(t.db, token), { ok: false, reason: "expired" });
+  });
+
+  test("unknown and malformed tokens are refused", async () => {
+    assert.deepEqual(await findShare(t.db, Buffer.alloc(32, 9).toString("base64url")), { ok: false, reason: "unknown" });
+    for (const bad of [null, undefined, "", "abc", "A".repeat(44), `${"A".repeat(42)}=`, "../../etc/passwd"]) {
+      assert.deepEqual(await findShare(t.db, bad), { ok: false, reason: "malformed" }, String(bad));
+    }
+  });
+
+  test("the list shows working links and those that ended within a day, newest first, with their state", async () => {
+    const now = new Date();
+    await t.db.consoleShare.deleteMany();
+    const old = await share("1h", new Date(now.getTime() - 3 * 24 * 3_600_000), "long gone");
+    await share("1h", new Date(now.getTime() - 2 * 3_600_000), "expired");
+    const revoked = await share("8h", new Date(now.getTime() - 60_000), "revoked");
+    await revokeShare(t.db, basics.guest.id, revoked.id);
+    const active = await share("24h", now, "active");
+    const list = await listShares(t.db, basics.guest.id, now);
+    assert.deepEqual(
+      list.map((l) => [l.label, l.state]),
+      [
+        ["active", "active"],
+        ["revoked", "revoked"],
+        ["expired", "expired"],
+      ],
+    );
+    assert.ok(!list.some((l) => l.id === old.id));
+    assert.equal(list[0]!.id, active.id);
+    assert.equal(list[0]!.createdBy, basics.user.username);
+    assert.ok(!JSON.stringify(list).includes(active.token), "the list never holds a token");
+  });
+
+  test("a share ticket is view-only, for the screen, bound to its link and to no user", async () => {
+    const { id } = await share("1h");
+    const minted = await mintShareTicket(t.db, id, basics.guest.id);
+    assert.equal(minted.userId, null);
+    assert.equal(minted.shareId, id);
+    assert.deepEqual(await consumeTicket(t.db, minted.ticket, { guestId: basics.guest.id, kind: "vnc" }), {
+      ok: true,
+      userId: null,
+      shareId: id,
+      guestId: basics.guest.id,
+      kind: "vnc",
+      viewOnly: true,
+    });
+    const serial = await mintShareTicket(t.db, id, basics.guest.id);
+    assert.deepEqual(await consumeTicket(t.db, serial.ticket, { guestId: basics.guest.id, kind: "serial" }), { ok: false, reason: "wrong-kind" });
+    const late = await mintShareTicket(t.db, id, basics.guest.id, new Date(Date.now() - 31_000));
+    assert.deepEqual(await consumeTicket(t.db, late.ticket, { guestId: basics.guest.id, kind: "vnc" }), { ok: false, reason: "expired" });
+  });
+
+  test("deleting a link's guest removes the link and its tickets", async () => {
+    const guest = await t.db.guest.create({
+      data: { name: "doomed", vcpus: 1, memoryMiB: 256, ownerId: basics.user.id, teamId: basics.team.id, hostId: basics.host.id },
+    });
+    const made = await createShare(t.db, { guestId: guest.id, createdById: basics.user.id, duration: "1h" });
+    await mintShareTicket(t.db, made.id, guest.id);
+    await t.db.guest.delete({ where: { id: guest.id } });
+    assert.equal(await t.db.consoleShare.count({ where: { id: made.id } }), 0);
+    assert.equal(await t.db.consoleTicket.count({ where: { shareId: made.id } }), 0);
+  });
+});
+
+describe("console session records (real SQLite)", () => {
+  let t: TestDb;
+  let basics: Awaited<ReturnType<typeof seedBasics>>;
+
+  before(async () => {
+    t = await createTestDb();
+    basics = await seedBasics(t.db);
+  });
+  after(async () => {
+    await t.cleanup();
+  });
+
+  test("a session is live from start to end, then in the record with how it ended", async () => {
+    const start = new Date();
+    const id = await startSession(t.db, { guestId: basics.guest.id, userId: basics.user.id, shareId: null, kind: "vnc", viewOnly: false }, start);
+    const live = await liveViewers(t.db, basics.guest.id, start);
+    assert.deepEqual(live.map((v) => [v.username, v.kind, v.viewOnly, v.share]), [[basics.user.username, "vnc", false, null]]);
+    await endSession(t.db, id, "Closed by the viewer (1000).", new Date(start.getTime() + 65_000));
+    assert.deepEqual(await liveViewers(t.db, basics.guest.id, start), []);
+    const [record] = await recentSessions(t.db, basics.guest.id);
+    assert.equal(record!.id, id);
+    assert.equal(record!.endReason, "Closed by the viewer (1000).");
+    assert.equal(Date.parse(record!.endedAt!) - Date.parse(record!.startedAt), 65_000);
+  });
+
+  test("a share viewer is named by the link's label; a session nobody touches stops counting and is closed", async () => {
+    const made = await createShare(t.db, { guestId: basics.guest.id, createdById: basics.user.id, duration: "1h", label: "support call" });
+    const t0 = new Date();
+    const id = await startSession(t.db, { guestId: basics.guest.id, userId: null, shareId: made.id, kind: "vnc", viewOnly: true }, t0);
+    let live = await liveViewers(t.db, basics.guest.id, t0);
+    assert.deepEqual(live.map((v) => [v.username, v.share, v.viewOnly]), [[null, "support call", true]]);
+    // Touched: still live later on.
+    const t1 = new Date(t0.getTime() + SESSION_STALE_MS - 1000);
+    await touchSessions(t.db, [id], t1);
+    live = await liveViewers(t.db, basics.guest.id, new Date(t1.getTime() + SESSION_STALE_MS - 1000));
+    assert.equal(live.length, 1);
+    // Not touched for longer than SESSION_STALE_MS: its web process died.
+    const t2 = new Date(t1.getTime() + SESSION_STALE_MS + 1000);
+    assert.deepEqual(await liveViewers(t.db, basics.guest.id, t2), []);
+    assert.equal(await closeStaleSessions(t.db, t2), 1);
+    const row = await t.db.consoleSession.findUniqueOrThrow({ where: { id } });
+    assert.equal(row.endedAt?.getTime(), t1.getTime(), "it ended when it was last seen");
+    assert.match(row.endReason ?? "", /web server stopped/);
+  });
+});
+
 
 describe("passwords", () => {
   test("the right password verifies, wrong ones do not", async () => {

@@ -1,5 +1,6 @@
 import Link from "next/link";
 import { CloneForm } from "@/components/clone-form";
+import { ConsoleSessions } from "@/components/console-sessions";
 import { CopyButton } from "@/components/copy-button";
 import { MakeTemplateButton } from "@/components/make-template-button";
 import { formatBytes, formatMiB } from "@/server/domain/format";
@@ -156,6 +157,8 @@ export default async function GuestPage({ params }: { params: Promise<{ id: stri
           </ul>
         </div>
       </section>
+
+      {!guest.isTemplate && <ConsoleSessions guestId={guest.id} serial={guest.serial} />}
 
       <section className="card p-4">
         <div className="mb-2 flex items-center justify-between">

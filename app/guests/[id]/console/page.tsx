@@ -1,23 +1,58 @@
 import Link from "next/link";
+import { ConsoleViewers } from "@/components/console-viewers";
+import { PasteBox } from "@/components/paste-box";
+import { ShareLinks } from "@/components/share-links";
 import { VncConsole } from "@/components/vnc-console";
+import { canOperateGuest } from "@/server/auth/policy";
+import { listShares } from "@/server/console/shares";
+import { db } from "@/server/db/client";
+import { isKeyboardLayout } from "@/server/domain/keymaps";
 import { loadGuestOr404 } from "@/server/web/guests";
 import { requireUser } from "@/server/web/session";
 
 export const dynamic = "force-dynamic";
 
-export default async function ConsolePage({ params }: { params: Promise<{ id: string }> }) {
+export default async function ConsolePage({
+  params,
+  searchParams,
+}: {
+  params: Promise<{ id: string }>;
+  searchParams: Promise<{ window?: string | string[] }>;
+}) {
   const user = await requireUser();
   const { id } = await params;
   const guest = await loadGuestOr404(user, id);
+  // "Own window": the screen and its toolbar only.
+  const ownWindow = (await searchParams).window === "1";
+  const canShare = canOperateGuest(user, guest);
+  const shares = canShare && !ownWindow ? await listShares(db, guest.id) : [];
   return (
-    <div className="space-y-3">
-      <div className="flex items-center justify-between">
+    <div className="space-y-4">
+      <div className="flex flex-wrap items-center justify-between gap-2">
         <h1 className="text-xl font-semibold">Console: {guest.name}</h1>
-        <Link href={`/guests/${guest.id}`} className="text-sm text-indigo-700 hover:underline">
-          ← Back to {guest.name}
-        </Link>
+        {!ownWindow && (
+          <div className="flex items-center gap-4 text-sm">
+            {guest.serial && (
+              <Link href={`/guests/${guest.id}/serial`} className="text-indigo-700 hover:underline">
+                Serial terminal
+              </Link>
+            )}
+            <Link href={`/guests/${guest.id}`} className="text-indigo-700 hover:underline">
+              ← Back to {guest.name}
+            </Link>
+          </div>
+        )}
       </div>
-      <VncConsole guestId={guest.id} />
+      <VncConsole source={{ kind: "guest", guestId: guest.id }} guestName={guest.name} popup={ownWindow} />
+      {!ownWindow && (
+        <div className="grid gap-4 md:grid-cols-2">
+          <PasteBox guestId={guest.id} layout={isKeyboardLayout(guest.keyboardLayout) ? guest.keyboardLayout : "us"} />
+          <div className="space-y-4">
+            <ConsoleViewers guestId={guest.id} />
+            {canShare && <ShareLinks guestId={guest.id} shares={shares} />}
+          </div>
+        </div>
+      )}
     </div>
   );
 }

@@ -1,0 +1,31 @@
+import { toGuesthouseError } from "@/server/domain/errors";
+import { agentFor, loadGuest, recordEvent } from "@/server/web/guests";
+import { currentUser } from "@/server/web/session";
+
+export const dynamic = "force-dynamic";
+
+/**
+ * Everything the guest's serial port printed lately (the agent keeps a bounded,
+ * rotated log), as a text download. Works whether or not the guest runs, and
+ * whether or not anyone had the console open. `?view=1` shows it in the browser.
+ */
+export async function GET(request: Request, { params }: { params: Promise<{ id: string }> }): Promise<Response> {
+  const user = await currentUser();
+  if (!user) return new Response("Log in first.", { status: 401 });
+  try {
+    const guest = await loadGuest(user, (await params).id);
+    const log = await agentFor(guest.host).serialLog(guest.id);
+    const inline = new URL(request.url).searchParams.get("view") === "1";
+    await recordEvent("serial-log", true, `read the serial log of ${guest.name}`, user.id, guest.id).catch(() => {});
+    return new Response(log, {
+      headers: {
+        "content-type": "text/plain; charset=utf-8",
+        "content-disposition": `${inline ? "inline" : "attachment"}; filename="${guest.name}-serial.log"`,
+        "cache-control": "no-store",
+      },
+    });
+  } catch (err) {
+    const error = toGuesthouseError(err);
+    return new Response(error.message, { status: error.httpStatus });
+  }
+}

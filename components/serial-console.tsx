@@ -1,0 +1,249 @@
+"use client";
+
+import "@xterm/xterm/css/xterm.css";
+import type { FitAddon } from "@xterm/addon-fit";
+import type { Terminal } from "@xterm/xterm";
+import { useEffect, useReducer, useRef, useState } from "react";
+import { openConsole } from "@/app/actions/open-console";
+import type { ConsoleOpening } from "@/server/console/availability";
+import { canConsoleTransition, reconnectDelayMs, type ConsoleStateKind } from "@/server/console/types";
+import type { ActionResult } from "@/server/web/action";
+
+type Status = { kind: ConsoleStateKind; reason?: string };
+
+function statusReducer(current: Status, next: Status): Status {
+  if (!canConsoleTransition(current.kind, next.kind)) {
+    console.warn(`serial: ignored a change from ${current.kind} to ${next.kind}`);
+    return current;
+  }
+  return next;
+}
+
+const MAX_FAILURES = 12;
+const FINAL_CODES = new Set(["unauthenticated", "forbidden", "not-found", "invalid-input", "conflict"]);
+const LABELS: Record<ConsoleStateKind, string> = {
+  connecting: "Connecting…",
+  connected: "Connected",
+  reconnecting: "Reconnecting…",
+  "guest-off": "Guest is off",
+  disconnected: "Disconnected",
+};
+
+/**
+ * The guest's first serial port in xterm.js, over the same ticketed same-origin bridge
+ * as the screen (`/ws/serial/<guest>`). Bytes from the port are written to the
+ * terminal as they come; what the person types (and xterm's own paste) goes to the
+ * port. Several people may have it open at once: everyone sees the output.
+ */
+export function SerialConsole({ guestId, guestName }: { guestId: string; guestName: string }) {
+  const box = useRef<HTMLDivElement>(null);
+  const termRef = useRef<Terminal | null>(null);
+  const socketRef = useRef<WebSocket | null>(null);
+  const [status, setStatus] = useReducer(statusReducer, { kind: "connecting" });
+  const [size, setSize] = useState<{ cols: number; rows: number } | null>(null);
+  const [generation, setGeneration] = useState(0);
+  const [note, setNote] = useState<string | null>(null);
+
+  // The terminal lives as long as the page; connections come and go under it.
+  useEffect(() => {
+    let disposed = false;
+    let fit: FitAddon | null = null;
+    let observer: ResizeObserver | null = null;
+    (async () => {
+      const [{ Terminal }, { FitAddon }] = await Promise.all([import("@xterm/xterm"), import("@xterm/addon-fit")]);
+      if (disposed || !box.current) return;
+      const term = new Terminal({ cursorBlink: true, scrollback: 10_000, fontSize: 14, convertEol: false });
+      fit = new FitAddon();
+      term.loadAddon(fit);
+      term.open(box.current);
+      fit.fit();
+      setSize({ cols: term.cols, rows: term.rows });
+      term.onResize(({ cols, rows }) => setSize({ cols, rows }));
+      term.onData((data) => {
+        const ws = socketRef.current;
+        if (ws?.readyState === WebSocket.OPEN) ws.send(new TextEncoder().encode(data));
+      });
+      // Ctrl-Shift-C copies the selection (plain Ctrl-C is the guest's interrupt).
+      term.attachCustomKeyEventHandler((e) => {
+        if (e.type === "keydown" && e.ctrlKey && e.shiftKey && e.code === "KeyC") {
+          if (term.hasSelection()) void navigator.clipboard.writeText(term.getSelection()).catch(() => {});
+          return false;
+        }
+        return true;
+      });
+      observer = new ResizeObserver(() => fit?.fit());
+      observer.observe(box.current);
+      termRef.current = term;
+      term.focus();
+    })().catch((err: unknown) => setNote(`The terminal could not start: ${err instanceof Error ? err.message : String(err)}`));
+    return () => {
+      disposed = true;
+      observer?.disconnect();
+      termRef.current?.dispose();
+      termRef.current = null;
+    };
+  }, []);
+
+  useEffect(() => {
+    let stopped = false;
+    let failures = 0;
+    let backoff = 0;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let events: EventSource | null = null;
+    const later = (ms: number, fn: () => void) => {
+      clearTimeout(timer);
+      timer = setTimeout(fn, ms);
+    };
+    const retry = (reason: string, counts = true) => {
+      if (stopped) return;
+      if (counts) failures++;
+      if (failures > MAX_FAILURES) return setStatus({ kind: "disconnected", reason });
+      setStatus({ kind: "reconnecting", reason });
+      later(reconnectDelayMs(backoff++), () => void attempt());
+    };
+    const waitForGuest = (reason: string) => {
+      setStatus({ kind: "guest-off", reason });
+      failures = 0;
+      backoff = 0;
+      events?.close();
+      events = new EventSource("/api/events");
+      events.onmessage = (e: MessageEvent<string>) => {
+        try {
+          if (!(JSON.parse(e.data) as string[]).includes(guestId)) return;
+        } catch {
+          return;
+        }
+        events?.close();
+        events = null;
+        later(300, () => void attempt());
+      };
+      later(15_000, () => void attempt());
+    };
+    const attempt = async () => {
+      if (stopped) return;
+      clearTimeout(timer);
+      if (backoff === 0) setStatus({ kind: "connecting" });
+      let result: ActionResult<ConsoleOpening>;
+      try {
+        result = await openConsole(guestId, { kind: "serial" });
+      } catch {
+        result = { ok: false, code: "agent-unreachable", error: "The dashboard did not answer." };
+      }
+      if (stopped) return;
+      if (!result.ok) return FINAL_CODES.has(result.code) ? setStatus({ kind: "disconnected", reason: result.error }) : retry(result.error);
+      const opening = result.data;
+      if (opening.status === "off") return waitForGuest(opening.message);
+      if (opening.status === "wait") return retry(opening.message, false);
+      events?.close();
+      events = null;
+      const scheme = window.location.protocol === "https:" ? "wss" : "ws";
+      const ws = new WebSocket(`${scheme}://${window.location.host}${opening.path}?ticket=${encodeURIComponent(opening.ticket)}`);
+      ws.binaryType = "arraybuffer";
+      socketRef.current = ws;
+      let opened = false;
+      ws.onopen = () => {
+        opened = true;
+        failures = 0;
+        backoff = 0;
+        setStatus({ kind: "connected" });
+        termRef.current?.focus();
+      };
+      ws.onmessage = (e: MessageEvent<ArrayBuffer | string>) => {
+        termRef.current?.write(typeof e.data === "string" ? e.data : new Uint8Array(e.data));
+      };
+      ws.onclose = (e) => {
+        if (socketRef.current === ws) socketRef.current = null;
+        if (stopped) return;
+        // Closed after it worked: the guest may have stopped or be restarting; ask again.
+        retry(e.reason || (opened ? "The serial console closed." : "The serial console was refused."), !opened);
+      };
+    };
+    void attempt();
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+      events?.close();
+      socketRef.current?.close();
+      socketRef.current = null;
+    };
+  }, [guestId, generation]);
+
+  const sendLine = (line: string) => {
+    const ws = socketRef.current;
+    if (ws?.readyState === WebSocket.OPEN) ws.send(new TextEncoder().encode(line));
+    termRef.current?.focus();
+  };
+
+  const copy = async () => {
+    const term = termRef.current;
+    if (!term?.hasSelection()) return setNote("Select some text in the terminal first.");
+    try {
+      await navigator.clipboard.writeText(term.getSelection());
+      setNote("Copied.");
+    } catch {
+      setNote("This browser did not let the page write to the clipboard: use Ctrl-Shift-C or the browser's menu.");
+    }
+  };
+
+  const paste = async () => {
+    try {
+      const text = await navigator.clipboard.readText();
+      // xterm's own paste: line endings become Enter, bracketed paste if the guest asked for it.
+      termRef.current?.paste(text);
+      termRef.current?.focus();
+    } catch {
+      setNote("This browser did not let the page read the clipboard: click the terminal and press Ctrl-Shift-V.");
+    }
+  };
+
+  return (
+    <div className="space-y-2">
+      <div className="flex flex-wrap items-center justify-between gap-2 text-sm">
+        <span data-testid="serial-state" data-state={status.kind} role="status" aria-live="polite" className="flex items-center gap-2">
+          <span className="font-medium">{LABELS[status.kind]}</span>
+          {status.reason && status.kind !== "connected" && <span className="text-slate-600">{status.reason}</span>}
+        </span>
+        <div className="flex flex-wrap gap-2">
+          <button type="button" className="btn" onClick={copy} title="Copy the selected text (or Ctrl-Shift-C)">
+            Copy
+          </button>
+          <button type="button" className="btn" onClick={paste} disabled={status.kind !== "connected"} title="Paste the clipboard into the serial port">
+            Paste
+          </button>
+          <button type="button" className="btn" onClick={() => setGeneration((n) => n + 1)}>
+            Reconnect
+          </button>
+          <a className="btn" href={`/guests/${guestId}/serial-log?view=1`} target="_blank" rel="noreferrer">
+            Read log
+          </a>
+          <a className="btn" href={`/guests/${guestId}/serial-log`} download={`${guestName}-serial.log`}>
+            Download log
+          </a>
+        </div>
+      </div>
+      {note && (
+        <p className="text-sm text-slate-600" role="status">
+          {note}
+        </p>
+      )}
+      <div ref={box} data-testid="serial-terminal" className="h-[65vh] w-full overflow-hidden rounded-lg bg-black p-1" />
+      {size && (
+        <p className="text-xs text-slate-500" data-testid="serial-size">
+          The terminal is {size.cols} columns × {size.rows} rows. A serial line carries no size: tell the guest with{" "}
+          <code className="rounded bg-slate-100 px-1">
+            stty rows {size.rows} cols {size.cols}
+          </code>{" "}
+          <button
+            type="button"
+            className="underline disabled:opacity-50"
+            disabled={status.kind !== "connected"}
+            onClick={() => sendLine(`stty rows ${size.rows} cols ${size.cols}\r`)}
+          >
+            Send it now
+          </button>{" "}
+          (at a shell prompt).
+        </p>
+      )}
+    </div>
+  );
+}

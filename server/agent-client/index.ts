@@ -22,6 +22,7 @@ import {
   type GuestStatus,
   type HostInfo,
   type ImageInfo,
+  type NativeVncPassword,
   type TaskStatus,
 } from "../domain/types";
 
@@ -35,6 +36,13 @@ const guestStatusSchema = z.object({
   logTail: z.string().nullable(),
   argv: z.array(z.string()).nullable(),
   spec: guestSpecSchema.nullable(),
+  vncTls: z.object({ host: z.string(), port: z.number().int().min(1).max(65535) }).nullable().optional(),
+});
+const nativeVncPasswordSchema = z.object({
+  password: z.string().min(1),
+  host: z.string(),
+  port: z.number().int().min(1).max(65535),
+  expiresInSeconds: z.number().int().positive(),
 });
 const hostInfoSchema = z.object({
   hostname: z.string(),
@@ -409,6 +417,21 @@ export class AgentClient {
   /** Types `text` into the running guest as key presses for its keyboard `layout`; resolves with the running task. */
   typeText(id: string, text: string, layout: string): Promise<TaskStatus> {
     return this.request("POST", `/v1/guests/${encodeURIComponent(id)}/type`, taskStatusSchema, { text, layout });
+  }
+
+  /**
+   * A one-time password for a native viewer on the guest's TLS VNC display, with the
+   * host and port to connect to (GUESTHOUSE_VNC_TLS=on; conflict when the guest has none).
+   */
+  nativeVncPassword(id: string): Promise<NativeVncPassword> {
+    return this.request("POST", `/v1/guests/${encodeURIComponent(id)}/vnc-tls-password`, nativeVncPasswordSchema, {});
+  }
+
+  /** The host's TLS VNC certificate authority (PEM, public): what a native viewer must trust. */
+  async vncCaCertificate(): Promise<string> {
+    const pem = (await this.requestBytes("GET", "/v1/tls/ca", "application/x-pem-file")).toString("utf8");
+    if (!pem.startsWith("-----BEGIN CERTIFICATE-----")) throw new GuesthouseError("internal", "The host agent sent a CA certificate that is not PEM.");
+    return pem;
   }
 
   /** An HTTP Upgrade to one of the agent's byte streams; a refusal rejects with the agent's error. */

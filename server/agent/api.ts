@@ -24,6 +24,11 @@
  *   GET    /v1/guests/:id/serial-log   text/plain: everything kept of the serial port's output (also stopped guests)
  *   GET    /v1/guests/:id/screenshot   ?width=N (≤ 640, default 320) → image/png of the guest's screen
  *   POST   /v1/guests/:id/type         { text, layout } → 202 TaskStatus: paste as keystrokes
+ *   POST   /v1/guests/:id/vnc-tls-password  → NativeVncPassword { password, host, port, expiresInSeconds }:
+ *                                      a one-time password for a native viewer on the guest's TLS VNC
+ *                                      display (GUESTHOUSE_VNC_TLS=on; 409 when the guest has none)
+ *   GET    /v1/tls/ca                  application/x-pem-file: the host's TLS VNC CA certificate (public;
+ *                                      404 when TLS VNC is off)
  *   GET    /v1/tasks                   TaskStatus[]: running and recent tasks (image operations, pastes)
  *   GET    /v1/tasks/:id               TaskStatus
  *   POST   /v1/tasks/:id/cancel        stop a running task; what an image task wrote is removed
@@ -155,6 +160,8 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, i
       const req = parseOrThrow(typeSchema, body, "The text to type");
       return { status: 202, json: consoles.type(parseId(id), req.text, req.layout) };
     }],
+    ["POST", /^\/v1\/guests\/([^/]+)\/vnc-tls-password$/, async ([id]) => ({ json: await consoles.nativeVncPassword(parseId(id)) })],
+    ["GET", /^\/v1\/tls\/ca$/, async () => ({ body: Buffer.from(await consoles.vncCaCertificate(), "utf8"), type: "application/x-pem-file" })],
 
     ["GET", /^\/v1\/tasks$/, async () => ({ json: images.tasks.list() })],
     ["GET", /^\/v1\/tasks\/([^/]+)$/, async ([id]) => ({ json: images.tasks.get(parseTaskId(id)) })],

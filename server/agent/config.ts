@@ -1,11 +1,14 @@
 /** The agent's configuration, read from the environment once and validated. */
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
 import { DEFAULT_POOL, ISO_POOL, type Accelerator } from "../domain/types";
 import { poolName } from "../domain/validation";
-import { QEMU_BINARY } from "../qemu/args";
+import { QEMU_BINARY, VNC_BASE_PORT } from "../qemu/args";
+import { certificateNames, isCertificateName, isWildcardAddress } from "./tls";
 
 const envSchema = z.object({
   GUESTHOUSE_DATA_DIR: z.string().min(1).default(".data"),
@@ -20,6 +23,19 @@ const envSchema = z.object({
   GUESTHOUSE_SERIAL_LOG_BYTES: z.coerce.number().int().min(1024).default(2 ** 20),
   /** How long a one-time VNC password stays valid, in seconds (default 30; tests shorten it). */
   GUESTHOUSE_VNC_PASSWORD_SECONDS: z.coerce.number().int().min(2).max(3600).default(30),
+  /** Optional, off by default: a TLS-encrypted VNC endpoint per running guest, for native viewers. */
+  GUESTHOUSE_VNC_TLS: z.enum(["off", "on"]).default("off"),
+  /** Where the TLS VNC endpoints listen: an IP address (default every IPv4 interface). */
+  GUESTHOUSE_VNC_TLS_ADDRESS: z
+    .string()
+    .refine((a) => net.isIP(a) !== 0, "must be an IP address, such as 0.0.0.0, 192.168.1.10 or ::")
+    .default("0.0.0.0"),
+  /** The TCP ports guests' TLS VNC endpoints may take: "first-last" or one port, at least 5900 (VNC display 0). */
+  GUESTHOUSE_VNC_TLS_PORTS: z.string().default("5900-5999"),
+  /** More names or IP addresses viewers reach the host by, for its certificate: "vm.example.com,10.0.0.5". */
+  GUESTHOUSE_VNC_TLS_NAMES: z.string().optional(),
+  /** How long a native viewer's one-time VNC password stays valid, in seconds (default 60). */
+  GUESTHOUSE_VNC_TLS_PASSWORD_SECONDS: z.coerce.number().int().min(5).max(3600).default(60),
 });
 
 export { DEFAULT_POOL, ISO_POOL };
@@ -38,10 +54,64 @@ export interface AgentConfig {
   serialLogBytes: number;
   /** The lifetime of a one-time VNC password (QMP expire_password), in seconds. */
   vncPasswordSeconds: number;
+  /** The optional TLS VNC endpoint for native viewers; null when off (the default). */
+  vncTls: VncTlsConfig | null;
   socketPath: string;
   accelerator: Accelerator;
   /** Why this accelerator was chosen, shown on the dashboard. */
   acceleratorReason: string;
+}
+
+/** GUESTHOUSE_VNC_TLS=on: each running guest gets a second VNC display on TCP, behind TLS and a password. */
+export interface VncTlsConfig {
+  /** `<data>/tls`: the CA, the server certificate and key (QEMU's x509 folder). */
+  dir: string;
+  /** The IP address QEMU listens on. */
+  address: string;
+  /** The range of TCP ports guests take one each of, inclusive. */
+  firstPort: number;
+  lastPort: number;
+  /** The names the server certificate carries (host name, extra names, a specific address). */
+  names: string[];
+  /** What a viewer connects to: the first extra name, else a specific address, else the host name. */
+  connectHost: string;
+  passwordSeconds: number;
+}
+
+/** "5900-5999" or "5901": an inclusive range of ports QEMU can express as VNC displays (port - 5900). */
+export function parsePortRange(text: string): { firstPort: number; lastPort: number } {
+  const match = /^\s*(\d{1,5})\s*(?:-\s*(\d{1,5})\s*)?$/.exec(text);
+  const first = match ? Number(match[1]) : NaN;
+  const last = match ? Number(match[2] ?? match[1]) : NaN;
+  if (!(first >= VNC_BASE_PORT && last >= first && last <= 65535)) {
+    throw new Error(`GUESTHOUSE_VNC_TLS_PORTS: "${text}" is not a port range such as 5900-5999 (QEMU's VNC ports start at ${VNC_BASE_PORT}; at most 65535).`);
+  }
+  return { firstPort: first, lastPort: last };
+}
+
+/** "a.example.com, 10.0.0.5": each a DNS name or an IP address, since each goes into the certificate. */
+export function parseCertificateNames(text: string | undefined): string[] {
+  const names = (text ?? "").split(",").map((n) => n.trim()).filter(Boolean);
+  for (const name of names) {
+    if (!isCertificateName(name)) throw new Error(`GUESTHOUSE_VNC_TLS_NAMES: "${name}" is neither a DNS name nor an IP address.`);
+  }
+  return names;
+}
+
+export function vncTlsConfig(e: z.infer<typeof envSchema>, dataDir: string, hostname = os.hostname()): VncTlsConfig | null {
+  if (e.GUESTHOUSE_VNC_TLS !== "on") return null;
+  const extra = parseCertificateNames(e.GUESTHOUSE_VNC_TLS_NAMES);
+  const address = e.GUESTHOUSE_VNC_TLS_ADDRESS;
+  const names = certificateNames(hostname, extra, address);
+  if (names.length === 0) throw new Error(`GUESTHOUSE_VNC_TLS: the host name "${hostname}" cannot go into a certificate; give GUESTHOUSE_VNC_TLS_NAMES.`);
+  return {
+    dir: path.join(dataDir, "tls"),
+    address,
+    ...parsePortRange(e.GUESTHOUSE_VNC_TLS_PORTS),
+    names,
+    connectHost: extra[0] ?? (isWildcardAddress(address) ? names[0]! : address),
+    passwordSeconds: e.GUESTHOUSE_VNC_TLS_PASSWORD_SECONDS,
+  };
 }
 
 /**
@@ -80,6 +150,7 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
     uploadLimitBytes: e.GUESTHOUSE_UPLOAD_LIMIT,
     serialLogBytes: e.GUESTHOUSE_SERIAL_LOG_BYTES,
     vncPasswordSeconds: e.GUESTHOUSE_VNC_PASSWORD_SECONDS,
+    vncTls: vncTlsConfig(e, dataDir),
     isoDir: path.resolve(e.GUESTHOUSE_IMAGE_DIR ?? path.join(dataDir, "images")),
     socketPath: path.resolve(e.GUESTHOUSE_AGENT_SOCKET ?? path.join(dataDir, "agent.sock")),
     ...(e.GUESTHOUSE_ACCEL === "auto"

@@ -9,15 +9,16 @@ import net from "node:net";
 import type { Duplex } from "node:stream";
 import { GuesthouseError } from "../domain/errors";
 import type { KeyboardLayout } from "../domain/keymaps";
-import { AGENT_SERIAL_UPGRADE, AGENT_VNC_PASSWORD_HEADER, AGENT_VNC_UPGRADE, type TaskStatus } from "../domain/types";
-import { guestFiles } from "../qemu/args";
+import { AGENT_SERIAL_UPGRADE, AGENT_VNC_PASSWORD_HEADER, AGENT_VNC_UPGRADE, type NativeVncPassword, type TaskStatus } from "../domain/types";
+import { guestFiles, VNC_TLS_DISPLAY_ID } from "../qemu/args";
 import type { AgentConfig } from "./config";
 import { Paste } from "./paste";
 import { Screenshots } from "./screenshot";
 import { readSerialLog, SerialLogRotation, SerialPorts } from "./serial";
 import type { Supervisor } from "./supervisor";
 import type { Tasks } from "./tasks";
-import { VncPasswords } from "./vnc";
+import { readCaCertificate } from "./tls";
+import { NativeVncPasswords, VncPasswords } from "./vnc";
 
 /** The byte streams a console client can ask the agent for, by their HTTP Upgrade name. */
 export const CONSOLE_UPGRADES = { [AGENT_VNC_UPGRADE]: "vnc", [AGENT_SERIAL_UPGRADE]: "serial" } as const;
@@ -38,6 +39,7 @@ export class Consoles {
   private readonly rotation: SerialLogRotation;
   private readonly screenshots = new Screenshots();
   private readonly paste: Paste;
+  private readonly nativePasswords: NativeVncPasswords;
 
   constructor(
     private readonly config: AgentConfig,
@@ -47,6 +49,7 @@ export class Consoles {
     this.passwords = new VncPasswords(config.vncPasswordSeconds);
     this.rotation = new SerialLogRotation(supervisor, config.serialLogBytes, guestFiles);
     this.paste = new Paste(supervisor, tasks);
+    this.nativePasswords = new NativeVncPasswords(config.vncTls?.passwordSeconds ?? 60, VNC_TLS_DISPLAY_ID);
     this.rotation.start();
   }
 
@@ -96,6 +99,31 @@ export class Consoles {
 
   type(guestId: string, text: string, layout: KeyboardLayout): TaskStatus {
     return this.paste.type(guestId, text, layout);
+  }
+
+  /**
+   * A one-time password for a native viewer on the guest's TLS VNC display, with
+   * where to connect. Refused when the guest runs without one (TLS VNC is off, or it
+   * was started before it was turned on).
+   */
+  async nativeVncPassword(guestId: string): Promise<NativeVncPassword> {
+    const target = this.supervisor.consoleOf(guestId);
+    if (!target.vncTls) {
+      throw new GuesthouseError(
+        "conflict",
+        this.config.vncTls
+          ? "This guest was started before the TLS VNC endpoint was turned on; restart it to get one."
+          : "Native viewers are off on this host: its agent runs without GUESTHOUSE_VNC_TLS=on.",
+      );
+    }
+    const { password, expiresInSeconds } = await this.nativePasswords.issue(target.qmp, target.vncTls.port);
+    return { password, expiresInSeconds, host: target.vncTls.host, port: target.vncTls.port };
+  }
+
+  /** The host's TLS VNC certificate authority (public), for viewers to trust. */
+  async vncCaCertificate(): Promise<string> {
+    if (!this.config.vncTls) throw new GuesthouseError("not-found", "Native viewers are off on this host: its agent runs without GUESTHOUSE_VNC_TLS=on.");
+    return readCaCertificate(this.config.vncTls.dir);
   }
 
   close(): void {

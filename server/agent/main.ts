@@ -11,6 +11,7 @@ import { Consoles } from "./console";
 import { Supervisor } from "./supervisor";
 import { Images } from "./images";
 import { Tasks } from "./tasks";
+import { ensureVncTls } from "./tls";
 
 async function socketInUse(socketPath: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -36,6 +37,13 @@ async function main(): Promise<void> {
     fs.rmSync(config.socketPath);
   }
 
+  if (config.vncTls) {
+    // Before any guest starts: QEMU reads these when a guest with a TLS display starts.
+    const tls = await ensureVncTls(config.vncTls.dir, config.vncTls.names);
+    if (tls.made.includes("ca")) console.log(`agent: made a new certificate authority for TLS VNC in ${config.vncTls.dir}; viewers must trust its ca-cert.pem`);
+    if (tls.made.includes("server")) console.log(`agent: issued the TLS VNC server certificate for ${tls.names.join(", ")}`);
+  }
+
   const supervisor = new Supervisor(config);
   await supervisor.adopt();
   // One task runner for the agent: image operations and pastes share it (and its event stream).
@@ -46,7 +54,8 @@ async function main(): Promise<void> {
   const oldMask = process.umask(0o177);
   server.listen(config.socketPath, () => {
     process.umask(oldMask);
-    console.log(`agent: listening on ${config.socketPath} (accelerator ${config.accelerator}, ${supervisor.list().length} guests adopted)`);
+    const tls = config.vncTls ? `, TLS VNC on ${config.vncTls.address} ports ${config.vncTls.firstPort}-${config.vncTls.lastPort}` : "";
+    console.log(`agent: listening on ${config.socketPath} (accelerator ${config.accelerator}${tls}, ${supervisor.list().length} guests adopted)`);
   });
 
   const stop = async (signal: string) => {

@@ -16,9 +16,11 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { EventEmitter } from "node:events";
 import fs from "node:fs";
 import fsp from "node:fs/promises";
+import net from "node:net";
+import os from "node:os";
 import path from "node:path";
 import { GuesthouseError } from "../domain/errors";
-import { canDo, canTransition, type DiskSpec, type GuestAction, type GuestSpec, type GuestState, type GuestStatus } from "../domain/types";
+import { canDo, canTransition, type DiskSpec, type GuestAction, type GuestSpec, type GuestState, type GuestStatus, type VncTlsEndpoint } from "../domain/types";
 import { QmpClient, type QmpEvent } from "../qemu/qmp";
 import {
   assertHotpluggable,
@@ -33,6 +35,9 @@ import {
   QEMU_BINARY,
   SCSI_CONTROLLER,
   secretPath,
+  VNC_BASE_PORT,
+  vncTlsPortOf,
+  type QemuHostLayout,
 } from "../qemu/args";
 import { guestSpecSchema, parseOrThrow } from "../domain/validation";
 import type { AgentConfig } from "./config";
@@ -113,6 +118,11 @@ class SupervisedGuest {
   disks: DiskTable = { next: 0, disks: {} };
   /** The tail of the queue of disk operations: they run one at a time. */
   diskOps: Promise<unknown> = Promise.resolve();
+  /**
+   * Its TLS VNC endpoint (GUESTHOUSE_VNC_TLS=on): the port is claimed while it starts
+   * and held while its QEMU lives; read back from argv.json on adoption.
+   */
+  vncTls: VncTlsEndpoint | null = null;
 
   status(): GuestStatus {
     return {
@@ -123,6 +133,8 @@ class SupervisedGuest {
       logTail: this.logTail,
       argv: this.argv,
       spec: this.spec,
+      // Only when there is one: with TLS VNC off, statuses look exactly as before.
+      ...(this.vncTls && this.state !== "crashed" ? { vncTls: this.vncTls } : {}),
     };
   }
 }
@@ -148,19 +160,63 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     return this.guests.get(id)?.status() ?? { id, state: "stopped", since: 0, pid: null, logTail: null, argv: null, spec: null };
   }
 
-  /** The argument array this spec would run with on this host. */
+  /**
+   * The argument array this spec would run with on this host. With TLS VNC on, its
+   * port is the first one free now; the start takes whichever is free then.
+   */
   argvFor(spec: GuestSpec): string[] {
-    return [QEMU_BINARY, ...buildQemuArgs(spec, this.layout(spec.id))];
+    const running = this.guests.get(spec.id)?.vncTls?.port;
+    return [QEMU_BINARY, ...buildQemuArgs(spec, this.layout(spec.id, running ?? this.vncTlsPorts().find((p) => !this.vncTlsPortsTaken(null).has(p))))];
   }
 
-  private layout(id: string) {
+  /** Where things are for QEMU; `vncTlsPort` adds the TLS VNC display (when TLS VNC is on). */
+  private layout(id: string, vncTlsPort?: number): QemuHostLayout {
+    const tls = this.config.vncTls;
     return {
       accelerator: this.config.accelerator,
       stateDir: this.stateDir(id),
       pools: this.config.pools,
       secretsDir: this.config.secretsDir,
       isoDir: this.config.isoDir,
+      vncTls: tls && vncTlsPort !== undefined ? { dir: tls.dir, address: tls.address, display: vncTlsPort - VNC_BASE_PORT } : null,
     };
+  }
+
+  /** Every port of GUESTHOUSE_VNC_TLS_PORTS, in order (none when TLS VNC is off). */
+  private vncTlsPorts(): number[] {
+    const tls = this.config.vncTls;
+    if (!tls) return [];
+    return Array.from({ length: tls.lastPort - tls.firstPort + 1 }, (_, i) => tls.firstPort + i);
+  }
+
+  /** The ports other guests' QEMUs hold or are starting with. */
+  private vncTlsPortsTaken(except: SupervisedGuest | null): Set<number> {
+    const taken = new Set<number>();
+    for (const g of this.guests.values()) {
+      if (g !== except && g.vncTls && g.state !== "crashed") taken.add(g.vncTls.port);
+    }
+    return taken;
+  }
+
+  /**
+   * Claims a free port of the range for a starting guest: one no other guest holds
+   * (claimed before each await, so two starts never pick the same) and that nothing
+   * else on the host listens on. Refuses clearly when none is left.
+   */
+  private async claimVncTlsPort(guest: SupervisedGuest): Promise<number | undefined> {
+    const tls = this.config.vncTls;
+    if (!tls) return undefined;
+    for (const port of this.vncTlsPorts()) {
+      if (this.vncTlsPortsTaken(guest).has(port)) continue;
+      guest.vncTls = { host: tls.connectHost, port };
+      if (await portFree(tls.address, port)) return port;
+    }
+    guest.vncTls = null;
+    const range = tls.firstPort === tls.lastPort ? `port ${tls.firstPort}` : `ports ${tls.firstPort}–${tls.lastPort}`;
+    throw new GuesthouseError(
+      "conflict",
+      `No port is free for this guest's TLS VNC endpoint: ${range} (GUESTHOUSE_VNC_TLS_PORTS) are all taken by running guests or other programs. Stop a guest, or give the agent a wider range.`,
+    );
   }
 
   private transition(guest: SupervisedGuest, next: GuestState): void {
@@ -210,7 +266,8 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     // The serial log is kept across starts (QEMU appends to it): rotate it first if it is full.
     if (spec.serial) await rotateSerialLog(files, this.config.serialLogBytes);
     if (spec.firmware === "uefi") await ensureEfiVars(files.efiVars);
-    const argv = this.argvFor(spec);
+    const vncTlsPort = await this.claimVncTlsPort(guest);
+    const argv = [QEMU_BINARY, ...buildQemuArgs(spec, this.layout(spec.id, vncTlsPort))];
     guest.argv = argv;
     guest.spec = spec;
     guest.disks = startTable(spec.disks, argv);
@@ -318,6 +375,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     await this.cleanFiles(guest);
     guest.pid = null;
     guest.child = null;
+    guest.vncTls = null;
     if (guest.exitExpected) {
       this.transition(guest, "stopped");
       this.guests.delete(guest.id);
@@ -749,6 +807,9 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
       guest.spec = await readSpec(path.join(stateDir, "spec.json"));
       guest.disks = (await readDiskTable(path.join(stateDir, "disks.json"), guest.spec)) ?? startTable(guest.spec?.disks ?? [], guest.argv);
       guest.pid = pid;
+      const vncTlsPort = vncTlsPortOf(guest.argv);
+      // Its QEMU keeps the display it started with, even if TLS VNC was turned off since.
+      if (vncTlsPort !== null) guest.vncTls = { host: this.config.vncTls?.connectHost ?? os.hostname(), port: vncTlsPort };
       this.guests.set(id, guest);
       if (isQemuOf(pid, id)) {
         try {
@@ -773,6 +834,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
       }
       // The pid file outlived its QEMU: it died while nobody watched.
       guest.pid = null;
+      guest.vncTls = null;
       guest.logTail = await readTail(files.log);
       await this.cleanFiles(guest);
       this.transition(guest, "crashed");
@@ -805,7 +867,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     const guest = this.running(id);
     if (guest.state === "starting") throw new GuesthouseError("conflict", "This guest is still starting; try again in a moment.");
     if (!guest.qmp) throw new GuesthouseError("qmp-disconnected", "The agent has lost QMP to this guest; force it off instead.");
-    return { id, state: guest.state, stateDir: guest.stateDir, files: guestFiles(guest.stateDir), spec: guest.spec, qmp: guest.qmp };
+    return { id, state: guest.state, stateDir: guest.stateDir, files: guestFiles(guest.stateDir), spec: guest.spec, qmp: guest.qmp, vncTls: guest.vncTls };
   }
 
   /** The ids and state folders of the guests whose QEMU runs now (for the serial log's rotation). */
@@ -822,6 +884,17 @@ export interface ConsoleTarget {
   files: ReturnType<typeof guestFiles>;
   spec: GuestSpec | null;
   qmp: QmpClient;
+  /** Its TLS VNC endpoint, when its QEMU has one. */
+  vncTls: VncTlsEndpoint | null;
+}
+
+/** Nothing listens on this address and port now (QEMU will bind it a moment later). */
+function portFree(address: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.createServer();
+    probe.once("error", () => resolve(false));
+    probe.listen({ host: address, port, exclusive: true }, () => probe.close(() => resolve(true)));
+  });
 }
 
 async function mustExist(file: string, what: string): Promise<void> {

@@ -80,3 +80,64 @@ export class VncPasswords {
     return pending;
   }
 }
+
+/**
+ * Native viewers' one-time passwords (GUESTHOUSE_VNC_TLS=on), on the guest's TLS
+ * display only (QMP's `display` member names it; the unix display and its noVNC
+ * sessions keep their own password). Each request makes a new password, valid for
+ * the configured lifetime (expire_password "+N"), which replaces the one before.
+ *
+ * One use: when a viewer has logged in on the TLS display (QEMU's VNC_INITIALIZED
+ * event, from the display's TCP port), the password is replaced by one nobody knows
+ * and expired, so a copy of it is worth nothing. Issuing and that expiry run one after the other per QEMU; an
+ * expiry is skipped if a newer password was issued since the login was seen, so a
+ * login with the old password never ends the new one.
+ */
+export class NativeVncPasswords {
+  private readonly displays = new WeakMap<QmpClient, { generation: number; queue: Promise<unknown> }>();
+
+  constructor(
+    private readonly lifetimeSeconds: number,
+    /** The id of the TLS display (`id=` of its -vnc). */
+    private readonly displayId: string,
+  ) {}
+
+  /** A new password for the guest's TLS display on `port`, valid for the lifetime or one login. */
+  issue(qmp: QmpClient, port: number): Promise<{ password: string; expiresInSeconds: number }> {
+    const display = this.watch(qmp, port);
+    return this.serially(display, async () => {
+      const password = randomVncPassword();
+      await qmp.execute("set_password", { protocol: "vnc", password, display: this.displayId });
+      await qmp.execute("expire_password", { protocol: "vnc", time: `+${this.lifetimeSeconds}`, display: this.displayId });
+      display.generation++;
+      return { password, expiresInSeconds: this.lifetimeSeconds };
+    });
+  }
+
+  private serially<T>(display: { queue: Promise<unknown> }, work: () => Promise<T>): Promise<T> {
+    const run = display.queue.then(work, work);
+    display.queue = run.catch(() => {});
+    return run;
+  }
+
+  private watch(qmp: QmpClient, port: number) {
+    let display = this.displays.get(qmp);
+    if (display) return display;
+    const d = { generation: 0, queue: Promise.resolve() as Promise<unknown> };
+    this.displays.set(qmp, d);
+    qmp.on("event", (event) => {
+      if (event.event !== "VNC_INITIALIZED") return;
+      const server = event.data?.server as { family?: unknown; service?: unknown } | undefined;
+      if (server?.family === "unix" || String(server?.service) !== String(port)) return;
+      const seen = d.generation;
+      void this.serially(d, async () => {
+        if (d.generation !== seen) return;
+        // A password nobody knows ends the used one at once (QEMU's "now" still lets the current second in).
+        await qmp.execute("set_password", { protocol: "vnc", password: randomVncPassword(), display: this.displayId });
+        await qmp.execute("expire_password", { protocol: "vnc", time: "now", display: this.displayId });
+      }).catch(() => {}); // QEMU gone: so is its password
+    });
+    display = d;
+    return display;
+  }
+}

@@ -315,3 +315,27 @@ export const SCREENSHOT_MAX_WIDTH = 640;
 export const THUMBNAIL_WIDTH = 320;
 
 // --- end of guest console, agent side --------------------------------------------------------
+
+// --- Native viewers over the optional TLS VNC endpoint (issue 5; GUESTHOUSE_VNC_TLS, off by default) ---
+
+/** Where a native viewer reaches a running guest's TLS VNC display. */
+export interface VncTlsEndpoint {
+  /** The name (or address) to connect to, one the host's certificate carries. */
+  host: string;
+  /** The guest's own TCP port. */
+  port: number;
+}
+
+/** GuestStatus, continued (declaration merging keeps this optional feature in its own block). */
+export interface GuestStatus {
+  /** The guest's TLS VNC endpoint while its QEMU runs with one; absent or null otherwise. */
+  vncTls?: VncTlsEndpoint | null;
+}
+
+/** A one-time password for a native viewer: set on the guest's TLS display only, it ends at its first use or after expiresInSeconds. */
+export interface NativeVncPassword extends VncTlsEndpoint {
+  password: string;
+  expiresInSeconds: number;
+}
+
+// --- end of native viewers over TLS VNC ----------------------------------------------------

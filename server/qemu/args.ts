@@ -62,6 +62,57 @@ export interface QemuHostLayout {
   secretsDir: string;
   /** Folder holding ISO images. */
   isoDir: string;
+  /**
+   * The optional TLS VNC endpoint (GUESTHOUSE_VNC_TLS=on): QEMU's x509 folder, the
+   * address to listen on and the guest's VNC display number (its port - 5900).
+   * Absent or null: the guest's only display is its unix socket.
+   */
+  vncTls?: VncTlsLayout | null;
+}
+
+export interface VncTlsLayout {
+  /** Holds ca-cert.pem, server-cert.pem and server-key.pem (QEMU's names). */
+  dir: string;
+  /** An IP address; IPv6 is written in brackets on the command line. */
+  address: string;
+  /** The VNC display number: QEMU listens on port VNC_BASE_PORT + display. */
+  display: number;
+}
+
+/** QEMU's VNC display N listens on TCP port 5900 + N. */
+export const VNC_BASE_PORT = 5900;
+/** The id of the tls-creds-x509 object the TLS display uses. */
+export const VNC_TLS_CREDS_ID = "vnctls";
+/** The id of the TLS VNC display: QMP's set_password and expire_password name it as `display`. */
+export const VNC_TLS_DISPLAY_ID = "vnc-tls";
+
+/**
+ * The TLS VNC display's two arguments: the x509 credentials (server side, no client
+ * certificates asked for: the one-time VNC password is the way in) and a second
+ * `-vnc` on TCP that uses them. With x509 credentials and password=on, QEMU offers
+ * only VeNCrypt with the x509vnc sub-type (TLS, then VNC authentication); nobody gets
+ * in until the agent sets this display's password over QMP.
+ */
+export function vncTlsArgs(tls: VncTlsLayout): string[] {
+  if (!Number.isInteger(tls.display) || tls.display < 0 || tls.display > 65535 - VNC_BASE_PORT) {
+    throw new GuesthouseError("internal", `${tls.display} is not a VNC display number.`);
+  }
+  const host = tls.address.includes(":") ? `[${tls.address}]` : tls.address;
+  return [
+    "-object", `tls-creds-x509,id=${VNC_TLS_CREDS_ID},dir=${optValue(tls.dir)},endpoint=server,verify-peer=off`,
+    "-vnc", `${host}:${tls.display},tls-creds=${VNC_TLS_CREDS_ID},password=on,id=${VNC_TLS_DISPLAY_ID}`,
+  ];
+}
+
+/** The TCP port of the TLS VNC display a command line asks for, or null (read back from argv.json on adoption). */
+export function vncTlsPortOf(argv: readonly string[] | null): number | null {
+  const list = argv ?? [];
+  for (let i = 1; i < list.length; i++) {
+    if (list[i - 1] !== "-vnc") continue;
+    const match = /^(?:\[[^\]]*\]|[^,:[\]]*):(\d+),tls-creds=/.exec(list[i]!);
+    if (match && list[i]!.split(",").includes(`id=${VNC_TLS_DISPLAY_ID}`)) return VNC_BASE_PORT + Number(match[1]);
+  }
+  return null;
 }
 
 /** The files QEMU creates in a guest's state folder. */
@@ -132,6 +183,8 @@ export function buildQemuArgs(spec: GuestSpec, layout: QemuHostLayout): string[]
     // password=on: nobody gets in until the agent sets a one-time password over QMP
     // (set_password), which it does for each console session.
     "-vnc", `unix:${optValue(files.vnc)},password=on`,
+    // Optional: a second display on TCP behind TLS, for native viewers (off by default).
+    ...(layout.vncTls ? vncTlsArgs(layout.vncTls) : []),
     "-rtc", `base=${spec.rtc}`,
     "-boot", spec.bootMenu ? "strict=on,menu=on,splash-time=10000" : "strict=on",
   ];

@@ -6,7 +6,18 @@ import { execFileSync } from "node:child_process";
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { IDE_SLOT_COUNT } from "../../server/domain/types";
-import { buildQemuArgs, diskPath, guestFiles, hotplugCommands, hotplugPorts, ideSlots, OVMF_CODE, type QemuHostLayout } from "../../server/qemu/args";
+import {
+  buildQemuArgs,
+  diskPath,
+  guestFiles,
+  hotplugCommands,
+  hotplugPorts,
+  ideSlots,
+  OVMF_CODE,
+  vncTlsPortOf,
+  type QemuHostLayout,
+  type VncTlsLayout,
+} from "../../server/qemu/args";
 import { formatCommandLine } from "../../server/qemu/format";
 import { GuesthouseError } from "../../server/domain/errors";
 import type { CdromSpec, DiskBus, DiskCache, DiskSpec, GuestSpec, NicModel, NicSpec, PortForward } from "../../server/domain/types";
@@ -1261,5 +1272,73 @@ describe("formatCommandLine", () => {
     assert.ok(lines.slice(1).every((l) => l.startsWith("  -")), "every continuation line starts with an option");
     const out = execFileSync("sh", ["-c", `printf '%s\\0' ${wrapped}`], { encoding: "utf8" });
     assert.deepEqual(out.split("\0").slice(0, -1), args);
+  });
+});
+
+describe("buildQemuArgs: the optional TLS VNC endpoint (off by default)", () => {
+  const TLS: VncTlsLayout = { dir: "/srv/gh/tls", address: "0.0.0.0", display: 7 };
+  const UNIX_VNC = "unix:/srv/gh/state/abcd1234/vnc.sock,password=on";
+  const CREDS = "tls-creds-x509,id=vnctls,dir=/srv/gh/tls,endpoint=server,verify-peer=off";
+
+  // [name, layout's vncTls, the arguments between the unix -vnc and -rtc, written out]
+  const TABLE: Array<[string, VncTlsLayout | null | undefined, string[]]> = [
+    ["off: no vncTls in the layout (the default)", undefined, []],
+    ["off: vncTls null", null, []],
+    [
+      "on, every IPv4 interface, display 7 (port 5907)",
+      TLS,
+      ["-object", CREDS, "-vnc", "0.0.0.0:7,tls-creds=vnctls,password=on,id=vnc-tls"],
+    ],
+    [
+      "on, loopback, display 0 (port 5900)",
+      { ...TLS, address: "127.0.0.1", display: 0 },
+      ["-object", CREDS, "-vnc", "127.0.0.1:0,tls-creds=vnctls,password=on,id=vnc-tls"],
+    ],
+    [
+      "on, IPv6 wildcard: the address in brackets",
+      { ...TLS, address: "::", display: 99 },
+      ["-object", CREDS, "-vnc", "[::]:99,tls-creds=vnctls,password=on,id=vnc-tls"],
+    ],
+    [
+      "on, a folder with a comma: QEMU's doubled comma",
+      { ...TLS, dir: "/srv/a,b/tls" },
+      ["-object", "tls-creds-x509,id=vnctls,dir=/srv/a,,b/tls,endpoint=server,verify-peer=off", "-vnc", "0.0.0.0:7,tls-creds=vnctls,password=on,id=vnc-tls"],
+    ],
+  ];
+  for (const [name, vncTls, expected] of TABLE) {
+    test(name, () => {
+      const layout: QemuHostLayout = vncTls === undefined ? TCG : { ...TCG, vncTls };
+      const args = buildQemuArgs(spec(), layout);
+      const at = args.indexOf(UNIX_VNC);
+      assert.equal(args[at - 1], "-vnc", "the unix display stays, first, with its one-time password");
+      assert.deepEqual(args.slice(at + 1, args.indexOf("-rtc")), expected);
+      // Apart from these arguments, the command line is the one without TLS.
+      assert.deepEqual([...args.slice(0, at + 1), ...args.slice(at + 1 + expected.length)], buildQemuArgs(spec(), TCG));
+      assert.equal(args.some((a) => a.includes("tls-creds")), expected.length > 0);
+      assert.equal(vncTlsPortOf(["qemu-system-x86_64", ...args]), vncTls ? 5900 + vncTls.display : null, "the port reads back from the argv");
+    });
+  }
+
+  test("with TLS, every -vnc asks for a password: none is ever open", () => {
+    const args = buildQemuArgs(spec(), { ...TCG, vncTls: TLS });
+    const displays = valuesOf(args, "-vnc");
+    assert.equal(displays.length, 2);
+    for (const d of displays) assert.ok(d.split(",").includes("password=on"), d);
+    assert.ok(!args.some((a) => a.includes("verify-peer=on")), "no client certificates are asked for");
+  });
+
+  test("a display number that is no port is a bug, refused", () => {
+    for (const display of [-1, 1.5, 65536 - 5900]) {
+      assert.throws(() => buildQemuArgs(spec(), { ...TCG, vncTls: { ...TLS, display } }), (err: GuesthouseError) => err.code === "internal");
+    }
+  });
+
+  test("vncTlsPortOf: only a -vnc with the TLS display's id counts", () => {
+    assert.equal(vncTlsPortOf(null), null);
+    assert.equal(vncTlsPortOf(["-vnc", UNIX_VNC]), null);
+    assert.equal(vncTlsPortOf(["-vnc", "127.0.0.1:12,tls-creds=vnctls,password=on,id=vnc-tls"]), 5912);
+    assert.equal(vncTlsPortOf(["-vnc", "[::1]:3,tls-creds=vnctls,password=on,id=vnc-tls"]), 5903);
+    assert.equal(vncTlsPortOf(["-name", "127.0.0.1:12,tls-creds=vnctls,id=vnc-tls"]), null, "not the value of -vnc");
+    assert.equal(vncTlsPortOf(["-vnc", "127.0.0.1:12,tls-creds=vnctls,password=on,id=vnc-tlsx"]), null);
   });
 });

@@ -3,6 +3,8 @@ import { CloneForm } from "@/components/clone-form";
 import { ConsoleSessions } from "@/components/console-sessions";
 import { CopyButton } from "@/components/copy-button";
 import { MakeTemplateButton } from "@/components/make-template-button";
+import { NativeViewer } from "@/components/native-viewer";
+import { canOperateGuest } from "@/server/auth/policy";
 import { formatBytes, formatMiB } from "@/server/domain/format";
 import { GuestActions } from "@/components/guest-actions";
 import { LiveRefresh } from "@/components/live-refresh";
@@ -159,6 +161,10 @@ export default async function GuestPage({ params }: { params: Promise<{ id: stri
       </section>
 
       {!guest.isTemplate && <ConsoleSessions guestId={guest.id} serial={guest.serial} />}
+
+      {!guest.isTemplate && status?.vncTls && canOperateGuest(user, guest) && (
+        <NativeViewer guestId={guest.id} host={status.vncTls.host} port={status.vncTls.port} />
+      )}
 
       <section className="card p-4">
         <div className="mb-2 flex items-center justify-between">

@@ -8,6 +8,9 @@ import next from "next";
 import { createConsoleBridge } from "../console/bridge";
 import { db } from "../db/client";
 import { loadWebConfig } from "./config";
+import { stateHub } from "./state-hub";
+import { reconcileTasks, settleTask } from "./tasks";
+import { handleUpload, isUploadRequest } from "./uploads";
 
 async function main(): Promise<void> {
   const config = loadWebConfig();
@@ -16,12 +19,21 @@ async function main(): Promise<void> {
   await app.prepare();
 
   const bridge = createConsoleBridge({ db });
+  // The task record follows every host for as long as the web runs, so a conversion
+  // finishing while no page is open still gets its result recorded and applied.
+  const stopTasks = stateHub.subscribeTasks((hostId, task) => settleTask(hostId, task));
+  reconcileTasks().catch((err) => console.error("web: could not reconcile tasks:", err));
   const server = http.createServer((req, res) => {
+    // Uploads stream to the agent here; Next would buffer a request body.
+    if (isUploadRequest(req)) return handleUpload(req, res);
     handle(req, res).catch((err) => {
       console.error("web: request failed:", err);
       if (!res.headersSent) res.writeHead(500).end("Internal error");
     });
   });
+  // Node ends any request not received within 5 minutes, which a big upload is not;
+  // uploads close stalled connections themselves (server/web/uploads.ts).
+  server.requestTimeout = 0;
   server.on("upgrade", (req, socket, head) => {
     if (bridge.onUpgrade(req, socket, head)) return;
     // In development Next's own listener serves HMR under /_next/; anything else is refused.
@@ -35,6 +47,7 @@ async function main(): Promise<void> {
   });
 
   const stop = () => {
+    stopTasks();
     bridge.close();
     server.close();
     void db.$disconnect().finally(() => process.exit(0));

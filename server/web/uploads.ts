@@ -1,0 +1,448 @@
+/**
+ * Browser uploads on the web's own origin, handled before Next.js (a route handler
+ * would buffer the body; this streams it):
+ *
+ *   PUT    /upload/<pool>/<file>?size=N&offset=M   the file's bytes from M on → 201 { sha256, sizeBytes, format, diskId? , iso? }
+ *   GET    /upload/<pool>/<file>                   → { offset, uploading }: bytes an interrupted upload has
+ *   DELETE /upload/<pool>/<file>                   → 204: stops the upload and removes what it wrote
+ *
+ * Every request is checked in order: the address, the Origin (this dashboard's own
+ * pages only), the login session, the names (a storage folder's name and a plain file
+ * name), then that nothing of that name is a disk or ISO of the host already. The
+ * browser names neither a host nor a path: the host is the local one, and the agent
+ * turns the names into a path inside its own folders.
+ *
+ * The body is piped to the agent with backpressure once the agent has accepted the
+ * upload (see forward()), so memory stays flat whatever the size. A Task row (kind "upload") records who uploads what and how far it got; an
+ * upload the browser broke off keeps its bytes on the host and can be resumed with
+ * `offset` = what GET reports.
+ */
+import { randomBytes } from "node:crypto";
+import type http from "node:http";
+import { Transform } from "node:stream";
+import type { AgentClient, ImageRef } from "../agent-client";
+import { cookieFromHeader, SESSION_COOKIE, userForSession, type SessionUser } from "../auth/sessions";
+import { db } from "../db/client";
+import { GuesthouseError, toGuesthouseError } from "../domain/errors";
+import { formatBytes } from "../domain/format";
+import { ISO_POOL, type TaskStatus } from "../domain/types";
+import { imageFileName, isoName, parseOrThrow, poolName } from "../domain/validation";
+import { registerImage } from "./disks";
+import { agentFor, recordEvent } from "./guests";
+import { localHost } from "./hosts";
+
+/** The same-origin path uploads are served on (no page route). */
+export const UPLOAD_PATH = "/upload";
+/** Progress is written to the Task row at most this often. */
+const PROGRESS_EVERY_MS = 1000;
+/**
+ * A connection that moves no byte for this long is closed (its part kept). Generous:
+ * when resuming, the agent first hashes the part it has, and the browser waits meanwhile.
+ */
+const IDLE_MS = 5 * 60_000;
+/** How often, and how long, to look for the agent's task before the body flows. */
+const ACCEPT_POLL_MS = 10;
+const ACCEPT_TIMEOUT_MS = 30_000;
+/** Bytes held between the browser's socket and the agent's (constant, whatever the file's size). */
+const BODY_BUFFER_BYTES = 64 * 1024;
+/** After refusing a body mid-way, keep reading (and discarding) it this long so the browser sees the answer. */
+const LINGER_MS = 3000;
+
+type Host = Awaited<ReturnType<typeof localHost>>;
+
+interface Inflight {
+  taskId: string;
+  userId: string;
+  cancelled: boolean;
+}
+
+/** Uploads running through this web process, by host/pool/file. */
+const inflight = new Map<string, Inflight>();
+
+export function isUploadRequest(req: http.IncomingMessage): boolean {
+  const pathname = (req.url ?? "").split("?")[0] ?? "";
+  return pathname === UPLOAD_PATH || pathname.startsWith(`${UPLOAD_PATH}/`);
+}
+
+/** Serves a request under /upload/ (check isUploadRequest first); never throws. */
+export function handleUpload(req: http.IncomingMessage, res: http.ServerResponse): void {
+  serve(req, res).catch((err) => {
+    const error = toGuesthouseError(err);
+    if (error.code === "internal") console.error(`upload: ${req.method} ${req.url} failed:`, error.detail ?? error.message);
+    refuse(req, res, error);
+  });
+}
+
+async function serve(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  // The raw path, not a URL's: a URL would resolve "%2e%2e" and ".." before the names are checked.
+  const [pathname = "", search = ""] = (req.url ?? "").split("?", 2);
+  const segments = pathname.slice(UPLOAD_PATH.length + 1).split("/");
+  if (segments.length !== 2 || !segments[0] || !segments[1]) {
+    throw new GuesthouseError("not-found", "Uploads go to /upload/<storage folder>/<file name>.");
+  }
+  const method = req.method ?? "GET";
+  if (method !== "GET" && method !== "PUT" && method !== "DELETE") {
+    res.setHeader("allow", "GET, PUT, DELETE");
+    return reply(req, res, 405, { error: "Uploads take PUT (the file), GET (how much an interrupted upload has) and DELETE (cancel)." });
+  }
+  // Browsers send Origin with every PUT and DELETE, but not with a same-origin GET.
+  if (!originAllowed(req, method === "GET")) {
+    throw new GuesthouseError("forbidden", "Uploads must come from this dashboard's own pages.");
+  }
+  const user = await userForSession(db, cookieFromHeader(req.headers.cookie, SESSION_COOKIE));
+  if (!user) throw new GuesthouseError("unauthenticated", "Log in first.");
+  const ref = parseTarget(segments[0], segments[1]);
+  const host = await localHost();
+
+  if (method === "PUT") return put(req, res, user, host, ref, new URLSearchParams(search));
+  await assertNameFree(host, ref);
+  const agent = agentFor(host);
+  const offset = await agent.uploadOffset(ref);
+  const running = inflight.get(keyOf(host, ref));
+  if (offset > 0 || running) await assertMayTouchPart(user, host, ref, running);
+  if (method === "GET") return reply(req, res, 200, { offset, uploading: Boolean(running) });
+  if (running) running.cancelled = true;
+  await agent.cancelUpload(ref);
+  // An interrupted upload's record said it could be resumed; now it cannot.
+  if (!running && offset > 0) {
+    const last = await db.task.findFirst({
+      where: { hostId: host.id, kind: "upload", state: "failed", title: { startsWith: `${uploadTitlePrefix(ref)} (` } },
+      orderBy: { startedAt: "desc" },
+      select: { id: true, log: true },
+    });
+    if (last) {
+      const log = [...(JSON.parse(last.log) as string[]), "cancelled; the part was removed"];
+      await finishTask(last.id, "cancelled", "Cancelled after it was interrupted; nothing of it was kept.", log);
+    }
+  }
+  res.writeHead(204).end();
+}
+
+async function put(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  user: SessionUser,
+  host: Host,
+  ref: ImageRef,
+  query: URLSearchParams,
+): Promise<void> {
+  const size = bytesParam(query.get("size"), "size");
+  const offset = query.has("offset") ? bytesParam(query.get("offset"), "offset") : 0;
+  if (size < 1) throw new GuesthouseError("invalid-input", "The file is empty; there is nothing to upload.");
+  if (offset > size) throw new GuesthouseError("invalid-input", "The offset is past the end of the file.");
+  const length = req.headers["content-length"];
+  if (length === undefined) return reply(req, res, 411, { error: "The upload must say its length (Content-Length)." });
+  if (!/^\d{1,16}$/.test(length) || Number(length) !== size - offset) {
+    throw new GuesthouseError("invalid-input", `The body has ${length} bytes, but the file's rest from byte ${offset} is ${size - offset}.`);
+  }
+  await assertNameFree(host, ref);
+  if (offset > 0) await assertMayTouchPart(user, host, ref);
+  const agent = agentFor(host);
+  // The folder must exist and have room; the agent checks again (and its upload limit) before writing.
+  const pool = (await agent.host()).pools.find((p) => p.name === ref.pool);
+  if (!pool) throw new GuesthouseError("not-found", `This host has no storage folder named "${ref.pool}".`);
+  if (size - offset > pool.freeBytes) {
+    throw new GuesthouseError("too-large", `The storage folder "${ref.pool}" has ${formatBytes(pool.freeBytes)} free; the file needs ${formatBytes(size - offset)} more.`);
+  }
+  const key = keyOf(host, ref);
+  if (inflight.has(key)) throw new GuesthouseError("conflict", `${ref.file} is being uploaded right now (in another tab or by someone else).`);
+
+  const what = `${ref.pool}/${ref.file}`;
+  const task = { taskId: `web-${randomBytes(10).toString("hex")}`, userId: user.id, cancelled: false };
+  inflight.set(key, task);
+  const log: string[] = offset > 0 ? [`resuming from byte ${offset} (${formatBytes(offset)})`] : [];
+  try {
+    await db.task.create({
+      data: {
+        id: task.taskId,
+        kind: "upload",
+        title: uploadTitle(ref, size),
+        state: "running",
+        progress: offset / size,
+        log: JSON.stringify(log),
+        hostId: host.id,
+        userId: user.id,
+      },
+    });
+  } catch (err) {
+    inflight.delete(key);
+    throw err;
+  }
+
+  let received = 0;
+  req.setTimeout(IDLE_MS, () => req.destroy(new GuesthouseError("timeout", "The upload stalled.")));
+  // Progress for the task list, at most once a second, never two writes at once.
+  let written = received;
+  let writing: Promise<unknown> = Promise.resolve();
+  const ticker = setInterval(() => {
+    if (received === written) return;
+    written = received;
+    writing = writing.then(() => db.task.update({ where: { id: task.taskId }, data: { progress: (offset + written) / size } })).catch(() => {});
+  }, PROGRESS_EVERY_MS);
+  const stopProgress = async () => {
+    clearInterval(ticker);
+    await writing;
+  };
+
+  let result: { sha256: string; sizeBytes: number; format: string };
+  try {
+    result = await forward(agent, ref, req, size, offset, (n) => (received += n));
+  } catch (err) {
+    await stopProgress();
+    const browserGone = !req.complete && req.destroyed;
+    let error = toGuesthouseError(err);
+    let state: "failed" | "cancelled" = "failed";
+    let message = error.message;
+    if (task.cancelled || (error.code === "conflict" && /cancelled/i.test(error.message))) {
+      state = "cancelled";
+      message = "Cancelled; nothing of it was kept.";
+      error = new GuesthouseError("conflict", "The upload was cancelled.");
+    } else if (browserGone) {
+      // The agent keeps what arrived; once it has let go of the file, its size is where a resume starts.
+      const kept = await partAfterInterruption(host, ref);
+      message = `The connection broke after ${formatBytes(offset + received)} of ${formatBytes(size)}${kept ? `; ${formatBytes(kept)} are kept on the host. Choose the same file again to resume the upload` : ""}.`;
+      error = new GuesthouseError("invalid-input", message);
+    }
+    log.push(message);
+    await finishTask(task.taskId, state, message, log);
+    inflight.delete(key);
+    await recordEvent("upload", false, `upload of ${what} ${state === "cancelled" ? "cancelled" : `failed: ${message}`}`, user.id, null).catch(() => {});
+    if (error.code === "internal") console.error(`upload: ${what} failed:`, error.detail ?? error.message);
+    return refuse(req, res, error);
+  }
+  await stopProgress();
+  inflight.delete(key);
+
+  log.push(`sha256 ${result.sha256}`);
+  try {
+    let extra: { diskId: string } | { iso: { id: string; name: string } };
+    if (ref.pool === ISO_POOL) {
+      const iso = await db.isoImage.upsert({
+        where: { hostId_name: { hostId: host.id, name: ref.file } },
+        create: { hostId: host.id, name: ref.file, sizeBytes: BigInt(result.sizeBytes), sha256: result.sha256 },
+        update: { sizeBytes: BigInt(result.sizeBytes), sha256: result.sha256, seenAt: new Date() },
+        select: { id: true, name: true },
+      });
+      extra = { iso };
+    } else {
+      extra = { diskId: await registerUpload(user, host, ref, result.sha256) };
+    }
+    const message = `${formatBytes(result.sizeBytes)}, ${result.format}, sha256 ${result.sha256}`;
+    await finishTask(task.taskId, "succeeded", message, log, "diskId" in extra ? extra.diskId : null);
+    await recordEvent("upload", true, `uploaded ${what} (${formatBytes(result.sizeBytes)}, ${result.format})`, user.id, null).catch(() => {});
+    reply(req, res, 201, { ...result, ...extra });
+  } catch (err) {
+    const error = toGuesthouseError(err);
+    log.push(error.message);
+    await finishTask(task.taskId, "failed", error.message, log);
+    await recordEvent("upload", false, `upload of ${what} failed: ${error.message}`, user.id, null).catch(() => {});
+    throw error;
+  }
+}
+
+/**
+ * Streams the browser's body to the agent, but only once the agent has accepted the
+ * upload (its task for the file appears). Node sends a request's head with its first
+ * body bytes, so one chunk goes ahead; the rest waits. A refusal (over the limit, no
+ * room, the name taken, a wrong offset) thus comes back as the agent's own answer,
+ * not as a connection it closed while bytes were still being written to it.
+ */
+async function forward(agent: AgentClient, ref: ImageRef, req: http.IncomingMessage, size: number, offset: number, onBytes: (n: number) => void) {
+  const target = `${ref.pool}/${ref.file}`;
+  const ours = (t: TaskStatus) => t.kind === "upload" && t.targets.includes(target);
+  const before = new Set((await agent.tasks()).filter(ours).map((t) => t.id));
+  const body = new Transform({
+    highWaterMark: BODY_BUFFER_BYTES,
+    transform(chunk: Buffer, _encoding, done) {
+      onBytes(chunk.length);
+      done(null, chunk);
+    },
+  });
+  // The browser going away fails the body, which ends the agent's side too (it keeps the part).
+  const onError = (err: Error) => body.destroy(err);
+  const onClose = () => {
+    if (!req.complete) body.destroy(new GuesthouseError("invalid-input", "The browser closed the connection."));
+  };
+  req.once("error", onError);
+  req.once("close", onClose);
+  const first = (chunk: Buffer) => {
+    req.pause();
+    body.write(chunk);
+  };
+  if (size - offset > 0) req.once("data", first);
+  else req.pipe(body);
+  let settled = false;
+  const uploading = agent.upload(ref, body, size, offset).finally(() => (settled = true));
+  try {
+    const deadline = Date.now() + ACCEPT_TIMEOUT_MS;
+    while (!settled && size - offset > 0) {
+      const tasks = await agent.tasks().catch(() => []);
+      if (tasks.some((t) => ours(t) && !before.has(t.id))) {
+        req.off("data", first);
+        req.pipe(body);
+        break;
+      }
+      if (Date.now() > deadline) {
+        body.destroy(new GuesthouseError("timeout", "The host agent did not start receiving the upload in time."));
+        break;
+      }
+      await Promise.race([uploading.catch(() => {}), new Promise((r) => setTimeout(r, ACCEPT_POLL_MS))]);
+    }
+    return await uploading;
+  } finally {
+    req.off("data", first);
+    req.unpipe(body);
+    req.off("error", onError);
+    req.off("close", onClose);
+  }
+}
+
+/**
+ * The new file becomes a disk of this user. A file that cannot be one (an encrypted
+ * image, a format guests cannot use) is removed again, so its name is free to retry.
+ */
+async function registerUpload(user: SessionUser, host: Host, ref: ImageRef, sha256: string): Promise<string> {
+  try {
+    return (await registerImage(user, host, ref, { sha256 })).id;
+  } catch (err) {
+    const error = toGuesthouseError(err);
+    if (error.code === "invalid-input" || error.code === "conflict") {
+      await agentFor(host)
+        .deleteImage(ref)
+        .catch((e) => console.error(`upload: could not remove ${ref.pool}/${ref.file} after refusing it:`, e));
+      throw new GuesthouseError(error.code, `${error.message} The uploaded file was removed.`);
+    }
+    throw error;
+  }
+}
+
+async function finishTask(id: string, state: "succeeded" | "failed" | "cancelled", message: string, log: string[], diskId: string | null = null) {
+  await db.task
+    .update({
+      where: { id },
+      data: {
+        state,
+        message,
+        log: JSON.stringify(log.slice(-50)),
+        finishedAt: new Date(),
+        ...(state === "succeeded" ? { progress: 1 } : {}),
+        ...(diskId ? { diskId } : {}),
+      },
+    })
+    .catch((err) => console.error(`upload: could not record the end of task ${id}:`, err));
+}
+
+/**
+ * Waits (a few seconds at most) until the agent's own upload task has let go of the
+ * file, so the size reported is final, then returns it.
+ */
+async function partAfterInterruption(host: Host, ref: ImageRef): Promise<number> {
+  const agent = agentFor(host);
+  const target = `${ref.pool}/${ref.file}`;
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const tasks = await agent.tasks().catch(() => []);
+    if (!tasks.some((t) => t.kind === "upload" && t.state === "running" && t.targets.includes(target))) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return agent.uploadOffset(ref).catch(() => 0);
+}
+
+function parseTarget(rawPool: string, rawFile: string): ImageRef {
+  let pool: string;
+  let file: string;
+  try {
+    pool = decodeURIComponent(rawPool);
+    file = decodeURIComponent(rawFile);
+  } catch {
+    throw new GuesthouseError("invalid-input", "The upload address is not valid (bad %-encoding).");
+  }
+  pool = parseOrThrow(poolName, pool, "The storage folder's name");
+  file = parseOrThrow(imageFileName, file, "The file name");
+  if (pool === ISO_POOL) parseOrThrow(isoName, file, "The ISO's name");
+  return { pool, file };
+}
+
+function bytesParam(value: string | null, name: string): number {
+  if (value === null || !/^\d{1,16}$/.test(value)) throw new GuesthouseError("invalid-input", `The upload needs ${name}=<number of bytes>.`);
+  const n = Number(value);
+  if (!Number.isSafeInteger(n)) throw new GuesthouseError("invalid-input", `${name} is too large.`);
+  return n;
+}
+
+/** Refuses a name that is a disk or an ISO of this host already. */
+async function assertNameFree(host: Host, ref: ImageRef): Promise<void> {
+  if (ref.pool === ISO_POOL) {
+    const iso = await db.isoImage.findUnique({ where: { hostId_name: { hostId: host.id, name: ref.file } }, select: { id: true } });
+    if (iso) throw new GuesthouseError("conflict", `There is already an ISO named ${ref.file}. Choose another name.`);
+    return;
+  }
+  const disk = await db.disk.findFirst({ where: { hostId: host.id, pool: ref.pool, file: ref.file }, select: { id: true } });
+  if (disk) throw new GuesthouseError("conflict", `There is already a disk ${ref.file} in "${ref.pool}". Choose another name.`);
+}
+
+/**
+ * An upload in progress or interrupted belongs to whoever started it (the last upload
+ * of that name recorded): others, except admins, may not resume or cancel it. Parts
+ * without a recorded upload are anyone's.
+ */
+async function assertMayTouchPart(user: SessionUser, host: Host, ref: ImageRef, running?: Inflight): Promise<void> {
+  if (user.role === "admin") return;
+  if (running && running.userId !== user.id) throw new GuesthouseError("forbidden", `Someone else is uploading ${ref.file}; choose another name.`);
+  const last = await db.task.findFirst({
+    where: { hostId: host.id, kind: "upload", title: { startsWith: `${uploadTitlePrefix(ref)} (` } },
+    orderBy: { startedAt: "desc" },
+    select: { userId: true },
+  });
+  if (last?.userId && last.userId !== user.id) {
+    throw new GuesthouseError("forbidden", `Someone else's interrupted upload has the name ${ref.file}; choose another name.`);
+  }
+}
+
+const uploadTitlePrefix = (ref: ImageRef) => `upload ${ref.pool}/${ref.file}`;
+const uploadTitle = (ref: ImageRef, size: number) => `${uploadTitlePrefix(ref)} (${formatBytes(size)})`;
+const keyOf = (host: Host, ref: ImageRef) => `${host.id}/${ref.pool}/${ref.file}`;
+
+/**
+ * Same-origin check: the Origin's host must be the one asked (as the console bridge
+ * does). A GET without Origin is a same-origin read (browsers omit it there); a
+ * cross-site one is still refused by Sec-Fetch-Site.
+ */
+function originAllowed(req: http.IncomingMessage, mayOmit: boolean): boolean {
+  const origin = req.headers.origin;
+  if (!origin) {
+    const site = req.headers["sec-fetch-site"];
+    return mayOmit && (site === undefined || site === "same-origin" || site === "none");
+  }
+  try {
+    return new URL(origin).host === req.headers.host;
+  } catch {
+    return false;
+  }
+}
+
+function reply(req: http.IncomingMessage, res: http.ServerResponse, status: number, json: unknown): void {
+  if (res.headersSent || res.destroyed) return;
+  const body = JSON.stringify(json);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body), "cache-control": "no-store" });
+  res.end(body);
+  lingerOnBody(req);
+}
+
+function refuse(req: http.IncomingMessage, res: http.ServerResponse, error: GuesthouseError): void {
+  reply(req, res, error.httpStatus, { error: error.message, code: error.code });
+}
+
+/**
+ * A refused upload's body is still coming. Closing at once could reset the connection
+ * before the browser read the answer; so read and discard it for a few seconds, then close.
+ */
+function lingerOnBody(req: http.IncomingMessage): void {
+  if (req.complete || req.destroyed) return;
+  req.unpipe();
+  req.resume();
+  const timer = setTimeout(() => req.socket.destroy(), LINGER_MS);
+  timer.unref();
+  req.once("end", () => clearTimeout(timer));
+  req.once("close", () => clearTimeout(timer));
+}

@@ -41,16 +41,28 @@ export function useLiveTasks(initial: TaskView[]): Map<string, TaskView> {
   return tasks;
 }
 
-/** A progress bar with its percentage and a Cancel button while the task runs. */
+/** A progress bar with its percentage and a Cancel button while the task runs; one line once it ended. */
 export function TaskBar({ task, label }: { task: TaskView; label: string }) {
   const [error, setError] = useState<string | null>(null);
+  if (task.state !== "running") {
+    const colour = task.state === "failed" ? "text-red-700" : task.state === "cancelled" ? "text-slate-500" : "text-emerald-700";
+    return (
+      <div className="flex items-baseline justify-between gap-3 text-sm" data-testid="task" data-task={task.id} data-state={task.state}>
+        <span>{label}</span>
+        <span className={`shrink-0 ${colour}`} title={task.message ?? undefined}>
+          {task.state}
+          {task.state !== "succeeded" && task.message ? `: ${task.message}` : ""}
+        </span>
+      </div>
+    );
+  }
   const percent = task.progress === null ? null : Math.floor(task.progress * 100);
   return (
     <div className="space-y-1" data-testid="task" data-task={task.id} data-state={task.state}>
       <div className="flex items-center justify-between text-sm">
         <span>{label}</span>
         <span className="text-slate-600">
-          {task.state === "running" ? (percent === null ? "working…" : `${percent} %`) : task.state}
+          {percent === null ? "working…" : `${percent} %`}
         </span>
       </div>
       <div
@@ -62,12 +74,12 @@ export function TaskBar({ task, label }: { task: TaskView; label: string }) {
         className="h-2 overflow-hidden rounded bg-slate-200"
       >
         <div
-          className={`h-full transition-[width] ${task.state === "failed" ? "bg-red-500" : task.state === "cancelled" ? "bg-slate-400" : "bg-indigo-600"}`}
-          style={{ width: `${task.state === "succeeded" ? 100 : (percent ?? 5)}%` }}
+          className="h-full bg-indigo-600 transition-[width]"
+          style={{ width: `${percent ?? 5}%` }}
         />
       </div>
-      {task.message && task.state !== "running" && <p className="text-xs text-slate-600">{task.message}</p>}
-      {task.state === "running" && (
+      {/* Uploads (web-…) are cancelled by the page that sends them. */}
+      {!task.id.startsWith("web-") && (
         <button
           type="button"
           className="btn btn-danger"
@@ -87,9 +99,11 @@ export function TaskBar({ task, label }: { task: TaskView; label: string }) {
 /** The running and recent tasks given by the server, kept live. */
 export function LiveTaskBars({ initial, labels }: { initial: TaskView[]; labels: Record<string, string> }) {
   const tasks = useLiveTasks(initial);
+  // Running ones first, then the most recent.
+  const ordered = [...tasks.values()].reverse().sort((a, b) => Number(b.state === "running") - Number(a.state === "running"));
   return (
     <div className="space-y-3">
-      {[...tasks.values()].map((t) => (
+      {ordered.map((t) => (
         <TaskBar key={t.id} task={t} label={labels[t.id] ?? t.id} />
       ))}
     </div>

@@ -11,7 +11,7 @@ import { authedAction } from "@/server/web/action";
 import { assertNoClones, loadDisk, refOf, refreshDisk, registerImage, secretOf, type DiskRow } from "@/server/web/disks";
 import { agentFor, liveState, loadGuest, recordEvent, specOf } from "@/server/web/guests";
 import { localHost } from "@/server/web/hosts";
-import { recordTask } from "@/server/web/tasks";
+import { recordedTask, recordTask, WEB_TASK_PREFIX } from "@/server/web/tasks";
 
 const createDiskInput = z.strictObject({
   pool: poolName,
@@ -30,7 +30,9 @@ export const createDisk = authedAction("create-disk", async (user, raw: unknown)
   const host = await localHost();
   await assertNameFree(host.id, input.pool, input.file);
   const volume = newVolumeId();
-  const info = await agentFor(host).createImage({ pool: input.pool, file: input.file, format: input.format, bytes, volume, passphrase: secret });
+  const info = await recordedTask(user, host.id, { kind: "create", title: `create ${input.pool}/${input.file} (${input.size} ${input.format}${secret ? ", encrypted" : ""})` }, () =>
+    agentFor(host).createImage({ pool: input.pool, file: input.file, format: input.format, bytes, volume, passphrase: secret }),
+  );
   try {
     const disk = await db.disk.create({
       select: { id: true },
@@ -114,7 +116,10 @@ export const resizeDisk = authedAction("resize-disk", async (user, diskId: strin
   const input = parseOrThrow(resizeInput, raw, "The new size");
   const disk = await readyDisk(user, diskId);
   assertNoClones(disk, "resize it");
-  const info = await agentFor(disk.host).resizeImage(refOf(disk), parseSize(input.size), input.shrink, secretOf(disk));
+  const bytes = parseSize(input.size);
+  const info = await recordedTask(user, disk.hostId, { kind: "resize", title: `resize ${disk.pool}/${disk.file} to ${input.size}${disk.guest ? " (live if running)" : ""}`, diskId: disk.id }, () =>
+    agentFor(disk.host).resizeImage(refOf(disk), bytes, input.shrink, secretOf(disk)),
+  );
   await refreshDisk(disk.id, info);
   await recordEvent("disk-resize", true, `resized ${disk.file} to ${input.size}`, user.id, disk.guest?.id ?? null).catch(() => {});
   revalidatePath(`/disks/${disk.id}`);
@@ -128,7 +133,9 @@ export const snapshotDisk = authedAction("snapshot-disk", async (user, diskId: s
   const input = parseOrThrow(snapshotInput, raw, "The snapshot");
   const disk = await readyDisk(user, diskId);
   if (input.op === "revert") assertNoClones(disk, "revert it");
-  await agentFor(disk.host).snapshot(refOf(disk), input.op, input.name, secretOf(disk));
+  await recordedTask(user, disk.hostId, { kind: "snapshot", title: `${input.op} snapshot ${input.name} of ${disk.pool}/${disk.file}`, diskId: disk.id }, () =>
+    agentFor(disk.host).snapshot(refOf(disk), input.op, input.name, secretOf(disk)),
+  );
   await recordEvent("snapshot", true, `${input.op} snapshot ${input.name} of ${disk.file}`, user.id, disk.guest?.id ?? null).catch(() => {});
   revalidatePath(`/disks/${disk.id}`);
   return null;
@@ -158,7 +165,9 @@ export const attachDisk = authedAction("attach-disk", async (user, diskId: strin
   if (state !== "stopped") {
     if (state !== "running" && state !== "paused") throw new GuesthouseError("conflict", `${guest.name} is ${state}; wait until it runs or is stopped.`);
     const spec = specOf({ ...guest, disks: [...guest.disks, { ...disk, bus: input.bus as DiskBus, position }] });
-    await agentFor(guest.host).attachDisk(guest.id, spec.disks.at(-1)!);
+    await recordedTask(user, guest.hostId, { kind: "attach", title: `hot-plug ${disk.file} into ${guest.name}`, diskId: disk.id }, () =>
+      agentFor(guest.host).attachDisk(guest.id, spec.disks.at(-1)!),
+    );
   }
   await db.disk.update({ where: { id: disk.id }, data: { guestId: guest.id, bus: input.bus, position } });
   await recordEvent("disk-attach", true, `attached ${disk.file} to ${guest.name}${state === "stopped" ? "" : " (hot-plugged)"}`, user.id, guest.id).catch(() => {});
@@ -175,7 +184,9 @@ export const detachDisk = authedAction("detach-disk", async (user, diskId: strin
   const { state } = await liveState(guest);
   if (state !== "stopped") {
     if (state !== "running" && state !== "paused") throw new GuesthouseError("conflict", `${guest.name} is ${state}; wait until it runs or is stopped.`);
-    await agentFor(guest.host).detachDisk(guest.id, disk.volume);
+    await recordedTask(user, guest.hostId, { kind: "detach", title: `unplug ${disk.file} from ${guest.name}`, diskId: disk.id }, () =>
+      agentFor(guest.host).detachDisk(guest.id, disk.volume),
+    );
   }
   await db.$transaction([
     db.disk.update({ where: { id: disk.id }, data: { guestId: null, position: 0 } }),
@@ -199,7 +210,7 @@ export const deleteDisk = authedAction("delete-disk", async (user, diskId: strin
   if (disk.guest) throw new GuesthouseError("conflict", `${disk.file} is attached to ${disk.guest.name}; detach it first.`);
   assertNoClones(disk, "delete it");
   if (disk.state === "pending") throw new GuesthouseError("conflict", `${disk.file} is still being made; cancel its task instead.`);
-  await agentFor(disk.host).deleteImage(refOf(disk), secretOf(disk));
+  await recordedTask(user, disk.hostId, { kind: "delete", title: `delete ${disk.pool}/${disk.file}` }, () => agentFor(disk.host).deleteImage(refOf(disk), secretOf(disk)));
   await db.disk.delete({ where: { id: disk.id } });
   await recordEvent("disk-delete", true, `deleted disk ${disk.file}`, user.id, null).catch(() => {});
   revalidatePath("/disks");
@@ -214,6 +225,9 @@ export const cancelTask = authedAction("cancel-task", async (user, taskId: strin
   });
   if (!task) throw new GuesthouseError("not-found", "There is no such task, or it is not yours.");
   if (task.state !== "running") return null;
+  if (task.id.startsWith(WEB_TASK_PREFIX)) {
+    throw new GuesthouseError("conflict", "An upload is cancelled on the page that sends it (its Cancel button), or by closing that page.");
+  }
   await agentFor(task.host).cancelTask(task.id);
   revalidatePath("/tasks");
   return null;

@@ -1,5 +1,6 @@
 import Link from "next/link";
 import { CreateDiskForm, ImportButton } from "@/components/disk-forms";
+import { UploadForm } from "@/components/upload-form";
 import { LiveTaskBars } from "@/components/task-progress";
 import { guestScope } from "@/server/auth/policy";
 import { db } from "@/server/db/client";
@@ -128,6 +129,11 @@ export default async function DisksPage() {
           </ul>
         </section>
       )}
+
+      <section className="card space-y-3 p-4">
+        <h2 className="font-semibold">Upload an image or ISO</h2>
+        <UploadForm pools={imagePools.map((p) => p.name)} />
+      </section>
 
       <section className="card space-y-3 p-4">
         <h2 className="font-semibold">New disk</h2>

@@ -22,7 +22,7 @@ async function main(): Promise<void> {
   // The task record follows every host for as long as the web runs, so a conversion
   // finishing while no page is open still gets its result recorded and applied.
   const stopTasks = stateHub.subscribeTasks((hostId, task) => settleTask(hostId, task));
-  reconcileTasks().catch((err) => console.error("web: could not reconcile tasks:", err));
+  reconcileTasks({ atStartup: true }).catch((err) => console.error("web: could not reconcile tasks:", err));
   const server = http.createServer((req, res) => {
     // Uploads stream to the agent here; Next would buffer a request body.
     if (isUploadRequest(req)) return handleUpload(req, res);

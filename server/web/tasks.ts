@@ -5,6 +5,7 @@
  * ready, or is removed if the conversion failed. Applying is idempotent, so it is
  * safe from the event stream and from a page that finds a row still "running".
  */
+import { randomBytes } from "node:crypto";
 import { AgentClient } from "../agent-client";
 import { db } from "../db/client";
 import type { TaskStatus } from "../domain/types";
@@ -12,6 +13,47 @@ import { refreshDisk } from "./disks";
 
 /** What the web does when a task ends. */
 export type TaskEffect = { type: "ready-when-done"; diskId: string };
+
+/**
+ * Runs a quick operation (create, resize, snapshot, …) that the action waits for, and
+ * records it as a finished task either way, so the tasks page lists every change.
+ */
+export async function recordedTask<T>(
+  user: { id: string },
+  hostId: string,
+  what: { kind: TaskStatus["kind"]; title: string; diskId?: string | null },
+  work: () => Promise<T>,
+): Promise<T> {
+  const startedAt = new Date();
+  let state: TaskStatus["state"] = "failed";
+  let message: string | null = null;
+  try {
+    const result = await work();
+    state = "succeeded";
+    return result;
+  } catch (err) {
+    message = err instanceof Error ? err.message : String(err);
+    throw err;
+  } finally {
+    await db.task
+      .create({
+        data: {
+          id: `${WEB_TASK_PREFIX}${randomBytes(10).toString("hex")}`,
+          kind: what.kind,
+          title: what.title,
+          state,
+          progress: state === "succeeded" ? 1 : null,
+          message,
+          startedAt,
+          finishedAt: new Date(),
+          hostId,
+          userId: user.id,
+          diskId: what.diskId ?? null,
+        },
+      })
+      .catch((e) => console.error("tasks: could not record a task:", e));
+  }
+}
 
 /** Records a task the agent has just started for this user. */
 export async function recordTask(
@@ -79,12 +121,25 @@ async function applyEffect(effect: TaskEffect, task: TaskStatus): Promise<void> 
   }
 }
 
+/** Tasks the web itself runs (uploads it relays) have ids of this form; the agent does not know them. */
+export const WEB_TASK_PREFIX = "web-";
+
 /**
  * Rows still "running" are checked against their agents (one call per host): a task
- * that ended while no web process listened is settled now.
+ * that ended while no web process listened is settled now. At the web's own start,
+ * its own tasks (uploads) still marked running were cut off by the restart.
  */
-export async function reconcileTasks(): Promise<void> {
-  const open = await db.task.findMany({ where: { state: "running" }, select: { id: true, host: { select: { id: true, endpoint: true } } } });
+export async function reconcileTasks({ atStartup = false } = {}): Promise<void> {
+  if (atStartup) {
+    await db.task.updateMany({
+      where: { state: "running", id: { startsWith: WEB_TASK_PREFIX } },
+      data: { state: "failed", finishedAt: new Date(), message: "The web server restarted during the upload; choose the same file again to resume it." },
+    });
+  }
+  const open = await db.task.findMany({
+    where: { state: "running", NOT: { id: { startsWith: WEB_TASK_PREFIX } } },
+    select: { id: true, host: { select: { id: true, endpoint: true } } },
+  });
   const hosts = new Map(open.map((t) => [t.host.id, t.host.endpoint]));
   await Promise.all(
     [...hosts].map(async ([hostId, endpoint]) => {

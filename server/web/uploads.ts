@@ -30,6 +30,7 @@ import { imageFileName, isoName, parseOrThrow, poolName } from "../domain/valida
 import { registerImage } from "./disks";
 import { agentFor, recordEvent } from "./guests";
 import { localHost } from "./hosts";
+import { WEB_TASK_PREFIX } from "./tasks";
 
 /** The same-origin path uploads are served on (no page route). */
 export const UPLOAD_PATH = "/upload";
@@ -148,7 +149,7 @@ async function put(
   if (inflight.has(key)) throw new GuesthouseError("conflict", `${ref.file} is being uploaded right now (in another tab or by someone else).`);
 
   const what = `${ref.pool}/${ref.file}`;
-  const task = { taskId: `web-${randomBytes(10).toString("hex")}`, userId: user.id, cancelled: false };
+  const task = { taskId: `${WEB_TASK_PREFIX}${randomBytes(10).toString("hex")}`, userId: user.id, cancelled: false };
   inflight.set(key, task);
   const log: string[] = offset > 0 ? [`resuming from byte ${offset} (${formatBytes(offset)})`] : [];
   try {

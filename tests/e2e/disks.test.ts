@@ -1,0 +1,184 @@
+/**
+ * Disk images end to end in Debian's Chromium: upload an ISO through the page (the
+ * progress bar reaches 100 %, the SHA-256 is the file's), create a guest from it, grow
+ * its disk (the guest sees the new size), take a live snapshot and revert to it (the
+ * guest's memory goes back too), and see it all on the tasks page.
+ */
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { after, afterEach, before, describe, test } from "node:test";
+import type { Page } from "playwright-core";
+import { DEMO_ISO, waitFor } from "../helpers/agent";
+import { launchBrowser } from "../helpers/browser";
+import { startTestStack, type TestStack } from "../helpers/web";
+
+const GUEST = "e2e-disks";
+const ISO = "uploaded-demo.iso";
+
+describe("disk images in Chromium", () => {
+  let stack: TestStack;
+  let browser: Awaited<ReturnType<typeof launchBrowser>>;
+  let page: Page;
+  let guestId = "";
+  let diskId = "";
+  let tmp = "";
+  const serialLog = () => {
+    try {
+      return fs.readFileSync(path.join(stack.agent.dataDir, "guests", guestId, "serial.log"), "utf8");
+    } catch {
+      return "";
+    }
+  };
+  /** Types one line into the guest's serial shell. */
+  const typeSerial = async (line: string) => {
+    const serial = net.createConnection({ path: path.join(stack.agent.dataDir, "guests", guestId, "serial.sock") });
+    await new Promise((resolve, reject) => serial.once("connect", resolve).once("error", reject));
+    await new Promise<void>((resolve) => serial.write(`${line}\n`, () => resolve()));
+    await new Promise((r) => setTimeout(r, 200));
+    serial.destroy();
+  };
+
+  before(async () => {
+    stack = await startTestStack();
+    browser = await launchBrowser();
+    page = await browser.context.newPage();
+    page.setDefaultTimeout(30_000);
+    page.on("dialog", (dialog) => void dialog.accept());
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "gh-e2e-disks-"));
+    fs.copyFileSync(DEMO_ISO, path.join(tmp, ISO));
+  });
+  afterEach(async (t) => {
+    fs.mkdirSync(".cache/e2e", { recursive: true });
+    await page?.screenshot({ path: `.cache/e2e/disks-${t.name.replace(/[^a-z0-9]+/gi, "-").slice(0, 60)}.png` }).catch(() => {});
+  });
+  after(async () => {
+    await browser?.close();
+    await stack?.cleanup();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  test("log in", async () => {
+    await page.goto(`${stack.baseUrl}/login`);
+    await page.fill('input[name="username"]', stack.admin.username);
+    await page.fill('input[name="password"]', stack.admin.password);
+    await page.click('button[type="submit"]');
+    await page.waitForURL(`${stack.baseUrl}/`, { waitUntil: "commit" });
+  });
+
+  test("upload an ISO: the progress bar reaches 100 % and the SHA-256 is the file's", async () => {
+    await page.goto(`${stack.baseUrl}/disks`);
+    await page.getByLabel("Image or ISO file").setInputFiles(path.join(tmp, ISO));
+    assert.match(await page.getByTestId("upload-target").innerText(), /ISO/i);
+    // Record every value the progress bar shows.
+    await page.evaluate(() => {
+      const seen: number[] = [];
+      (window as unknown as { progressSeen: number[] }).progressSeen = seen;
+      new MutationObserver(() => {
+        for (const bar of document.querySelectorAll('[data-testid="upload-progress"] [role="progressbar"]')) {
+          seen.push(Number(bar.getAttribute("aria-valuenow")));
+        }
+      }).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ["aria-valuenow"] });
+    });
+    await page.getByRole("button", { name: "Upload", exact: true }).click();
+    await page.getByTestId("upload-done").waitFor({ timeout: 60_000 });
+    const seen = await page.evaluate(() => (window as unknown as { progressSeen: number[] }).progressSeen);
+    assert.ok(seen.length > 0, "the progress bar was shown");
+    assert.equal(Math.max(...seen), 100, `the progress bar reached 100 % (saw ${[...new Set(seen)].join(", ")})`);
+    const expected = createHash("sha256").update(fs.readFileSync(DEMO_ISO)).digest("hex");
+    assert.equal(await page.getByTestId("upload-sha256").innerText(), expected);
+    assert.deepEqual(fs.readFileSync(path.join(stack.agent.dataDir, "images", ISO)), fs.readFileSync(DEMO_ISO));
+    const row = await stack.database.db.isoImage.findFirstOrThrow({ where: { name: ISO } });
+    assert.equal(row.sha256, expected);
+  });
+
+  test("create a guest from the uploaded ISO", async () => {
+    await page.goto(`${stack.baseUrl}/guests/new`);
+    await page.fill('input[name="name"]', GUEST);
+    await page.fill('input[name="vcpus"]', "1");
+    await page.fill('input[name="memoryMiB"]', "256");
+    await page.fill('input[name="diskGiB"]', "1");
+    await page.selectOption('select[name="iso"]', ISO);
+    await page.selectOption('select[name="boot"]', "cdrom");
+    await page.click('button[type="submit"]');
+    await page.waitForURL(/\/guests\/(?!new$)[a-z0-9]+$/, { waitUntil: "commit" });
+    const guest = await stack.database.db.guest.findFirstOrThrow({ where: { name: GUEST }, include: { disks: true } });
+    guestId = guest.id;
+    diskId = guest.disks[0]!.id;
+    assert.match(await page.getByTestId("command-line").innerText(), new RegExp(ISO.replace(".", "\\.")));
+  });
+
+  test("grow its disk on the disk page while the guest is stopped; the guest boots and sees 2 GiB", async () => {
+    await page.goto(`${stack.baseUrl}/guests/${guestId}`);
+    await page.getByRole("link", { name: /^e2e-disks-.*\.qcow2$/ }).click();
+    await page.waitForURL(`${stack.baseUrl}/disks/${diskId}`, { waitUntil: "commit" });
+    assert.equal(await page.getByTestId("image-size").innerText(), "1.0 GiB");
+    const resize = page.getByRole("form", { name: "Resize" });
+    await resize.locator('input[name="size"]').fill("2G");
+    await resize.getByRole("button", { name: "Resize" }).click();
+    await page.locator('[data-testid="image-size"]', { hasText: "2.0 GiB" }).waitFor();
+
+    await page.goto(`${stack.baseUrl}/guests/${guestId}`);
+    await page.getByRole("button", { name: "Start", exact: true }).click();
+    await page.locator('[data-testid="guest-state"][data-state="running"]').waitFor();
+    await waitFor("the guest to boot", () => serialLog().includes("demo:~# "), 90_000);
+    assert.match(serialLog(), /GUESTHOUSE-DISK vda 4194304/, "the guest sees 2 GiB (4194304 sectors)");
+  });
+
+  test("grow it again while the guest runs; the guest sees the new size at once", async () => {
+    await page.goto(`${stack.baseUrl}/disks/${diskId}`);
+    const resize = page.getByRole("form", { name: "Resize" });
+    await resize.locator('input[name="size"]').fill("3G");
+    await resize.getByRole("button", { name: "Resize" }).click();
+    await page.locator('[data-testid="image-size"]', { hasText: "3.0 GiB" }).waitFor();
+    await typeSerial("echo LIVE-SIZE-$(cat /sys/block/vda/size)");
+    await waitFor("the guest to report its disk size", () => serialLog().includes("LIVE-SIZE-6291456"), 30_000);
+  });
+
+  test("take a live snapshot and revert to it: the guest's memory goes back too", async () => {
+    await typeSerial("echo BEFORE > /tmp/state && echo SNAP-READY-$((40+2))");
+    await waitFor("the guest to write its state", () => serialLog().includes("SNAP-READY-42"), 30_000);
+    const form = page.getByRole("form", { name: "Take snapshot" });
+    await form.locator('input[name="name"]').fill("before");
+    await form.getByRole("button", { name: "Take snapshot" }).click();
+    const row = page.locator('[data-testid="snapshot"][data-name="before"]');
+    await row.waitFor({ timeout: 120_000 });
+    assert.doesNotMatch(await row.innerText(), /disk only/, "a live snapshot saves the memory");
+
+    await typeSerial("echo AFTER > /tmp/state && echo CHANGED-$((50+5))");
+    await waitFor("the guest to change its state", () => serialLog().includes("CHANGED-55"), 30_000);
+    await row.getByRole("button", { name: "Revert" }).click();
+    await waitFor("the revert to finish", async () => {
+      const tasks = await stack.database.db.task.findMany({ where: { kind: "snapshot", title: { startsWith: "revert" } } });
+      return tasks.some((t) => t.state === "succeeded");
+    }, 120_000);
+    await typeSerial("echo STATE-NOW-$(cat /tmp/state)");
+    await waitFor("the guest to report its state after the revert", () => /STATE-NOW-(BEFORE|AFTER)/.test(serialLog()), 30_000);
+    assert.match(serialLog(), /STATE-NOW-BEFORE/, "the guest's memory (its tmpfs) is back to the snapshot");
+  });
+
+  test("converting or deleting a disk a running guest uses is refused, naming why", async () => {
+    await page.goto(`${stack.baseUrl}/disks/${diskId}`);
+    const convert = page.getByRole("form", { name: "Convert" });
+    await convert.getByRole("button", { name: "Convert" }).click();
+    await page.getByTestId("convert-error").waitFor();
+    assert.match(await page.getByTestId("convert-error").innerText(), /in use by e2e-disks|stop the guest/);
+    await page.getByRole("button", { name: "Delete disk" }).click();
+    await page.getByTestId("delete-error").waitFor();
+    assert.match(await page.getByTestId("delete-error").innerText(), /attached to e2e-disks/);
+  });
+
+  test("the tasks page lists the upload, the resizes and the snapshots with who did them", async () => {
+    await page.goto(`${stack.baseUrl}/tasks`);
+    const rows = page.getByTestId("task-row");
+    await rows.first().waitFor();
+    const text = await page.locator("table").innerText();
+    for (const kind of [/upload .*uploaded-demo\.iso/, /resize .* to 2G/, /resize .* to 3G/, /create snapshot before/, /revert snapshot before/]) {
+      assert.match(text, kind);
+    }
+    assert.equal(await page.locator('[data-testid="task-row"][data-state="failed"]').count(), 0);
+  });
+});

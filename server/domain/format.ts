@@ -11,5 +11,7 @@ export function formatBytes(bytes: number): string {
     value /= 1024;
     unit++;
   }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+  // One decimal where it says something: "1.5 GiB", but "2 GiB" rather than "2.0 GiB".
+  const text = unit === 0 ? value.toFixed(0) : value.toFixed(1).replace(/\.0$/, "");
+  return `${text} ${units[unit]}`;
 }

@@ -317,7 +317,7 @@ describe("dashboard in Chromium", () => {
     assert.equal(imported.memoryMiB, 512);
     assert.equal(imported.disks.length, 1);
     assert.equal(imported.nics.length, 1);
-    assert.ok(fs.existsSync(path.join(stack.agent.dataDir, "disks", `${imported.disks[0]!.volume}.qcow2`)), "a new disk was made");
+    assert.ok(fs.existsSync(path.join(stack.agent.dataDir, "disks", imported.disks[0]!.file)), "a new disk was made");
 
     await page.goto(`${stack.baseUrl}/guests/new`);
     await page.fill('textarea[name="definition"]', '{"guesthouse": 1, "name": "x", "memoryMiB": 0}');

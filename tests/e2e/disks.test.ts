@@ -115,11 +115,11 @@ describe("disk images in Chromium", () => {
     await page.goto(`${stack.baseUrl}/guests/${guestId}`);
     await page.getByRole("link", { name: /^e2e-disks-.*\.qcow2$/ }).click();
     await page.waitForURL(`${stack.baseUrl}/disks/${diskId}`, { waitUntil: "commit" });
-    assert.equal(await page.getByTestId("image-size").innerText(), "1.0 GiB");
+    assert.equal(await page.getByTestId("image-size").innerText(), "1 GiB");
     const resize = page.getByRole("form", { name: "Resize" });
     await resize.locator('input[name="size"]').fill("2G");
     await resize.getByRole("button", { name: "Resize" }).click();
-    await page.locator('[data-testid="image-size"]', { hasText: "2.0 GiB" }).waitFor();
+    await page.locator('[data-testid="image-size"]', { hasText: "2 GiB" }).waitFor();
 
     await page.goto(`${stack.baseUrl}/guests/${guestId}`);
     await page.getByRole("button", { name: "Start", exact: true }).click();
@@ -133,7 +133,7 @@ describe("disk images in Chromium", () => {
     const resize = page.getByRole("form", { name: "Resize" });
     await resize.locator('input[name="size"]').fill("3G");
     await resize.getByRole("button", { name: "Resize" }).click();
-    await page.locator('[data-testid="image-size"]', { hasText: "3.0 GiB" }).waitFor();
+    await page.locator('[data-testid="image-size"]', { hasText: "3 GiB" }).waitFor();
     await typeSerial("echo LIVE-SIZE-$(cat /sys/block/vda/size)");
     await waitFor("the guest to report its disk size", () => serialLog().includes("LIVE-SIZE-6291456"), 30_000);
   });

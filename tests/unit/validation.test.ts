@@ -375,7 +375,7 @@ describe("guestSpecSchema", () => {
     ["an uppercase id", { id: "ABCD1234" }, "id"],
     ["a short id", { id: "abc" }, "id"],
     ["a volume with a path", { disks: [vdisk("../../etc/x")] }, "disks.0.volume"],
-    ["an unknown disk format", { disks: [{ ...vdisk("vol00001"), format: "vmdk" }] }, "disks.0.format"],
+    ["an unknown disk format", { disks: [{ ...vdisk("vol00001"), format: "qed" }] }, "disks.0.format"],
     ["an unknown disk bus", { disks: [{ ...vdisk("vol00001"), bus: "sata" }] }, "disks.0.bus"],
     ["an unknown cache mode", { disks: [{ ...vdisk("vol00001"), cache: "default" }] }, "disks.0.cache"],
     ["an uppercase MAC", { nics: [unic("52:54:00:AB:CD:EF")] }, "nics.0.mac"],

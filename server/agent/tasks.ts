@@ -18,8 +18,11 @@ const KEEP_FINISHED = 200;
 const LOG_LINES = 50;
 /** Progress is passed on at most this often, and always when it moved by a whole per cent. */
 const PROGRESS_EVERY_MS = 250;
-/** A running task is announced at least this often, even when its progress is unknown or still. */
-const HEARTBEAT_MS = 1000;
+/**
+ * A running task is announced at least this often, even when its progress is unknown or
+ * still, so a page hears from it well within a second whatever qemu-img is doing.
+ */
+const HEARTBEAT_MS = 500;
 
 export interface TaskContext {
   readonly id: string;
@@ -102,7 +105,7 @@ export class Tasks extends EventEmitter<{ task: [TaskStatus] }> {
         running.lastEmit = Date.now();
         this.emit("task", { ...status, log: [...status.log] });
       }
-    }, HEARTBEAT_MS / 2);
+    }, HEARTBEAT_MS / 4);
     heartbeat.unref();
     running.done = (async () => {
       try {
@@ -187,21 +190,23 @@ export function runQemuImg(
     let stderr = "";
     child.stdout.setEncoding("utf8");
     child.stderr.setEncoding("utf8");
+    // Progress lines "(12.34/100%)" (printed on SIGUSR1, to stderr) go to the task, not to the log.
+    const takeProgress = (chunk: string): string => {
+      if (!ctx || !opts.progress) return chunk;
+      const last = [...chunk.matchAll(/\((\d+(?:\.\d+)?)\/100%\)/g)].at(-1);
+      if (last) ctx.progress(Number(last[1]) / 100);
+      return chunk.replace(/^\s*\(\d+(?:\.\d+)?\/100%\)\s*$/gm, "");
+    };
     child.stdout.on("data", (chunk: string) => {
-      if (ctx && opts.progress) {
-        const last = [...chunk.matchAll(/\((\d+(?:\.\d+)?)\/100%\)/g)].at(-1);
-        if (last) ctx.progress(Number(last[1]) / 100);
-        return;
-      }
-      stdout += chunk;
+      stdout += takeProgress(chunk);
       if (stdout.length > 16 * 1024 * 1024) child.kill("SIGKILL");
     });
     child.stderr.on("data", (chunk: string) => {
-      stderr += chunk;
+      stderr += takeProgress(chunk);
       if (stderr.length > 64 * 1024) stderr = stderr.slice(-64 * 1024);
     });
     // `-p` would print progress only at each whole per cent (minutes apart on a large
-    // image). Without it, qemu-img prints its exact progress whenever it gets SIGUSR1:
+    // image). Without it, qemu-img prints its exact progress (to stderr) on SIGUSR1:
     // asked for four times a second, it reports at that pace whatever the size. The
     // signal is sent only once qemu-img has installed its handler (else it would die).
     const poke = ctx && opts.progress && child.pid ? setInterval(() => catchesUsr1(child.pid!) && child.kill("SIGUSR1"), PROGRESS_EVERY_MS) : null;

@@ -17,6 +17,10 @@ async function main(): Promise<void> {
   const dataDir = path.resolve(process.env.GUESTHOUSE_DATA_DIR ?? ".data");
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
 
+  // Write-ahead logging: pages keep reading while a task's progress is written (the
+  // default rollback journal makes a reader wait, blocking the event loop, on every write).
+  // The mode is kept in the database file, so setting it once here is enough.
+  await db.$queryRawUnsafe("PRAGMA journal_mode=WAL");
   const team = await db.team.upsert({ where: { name: "default" }, create: { name: "default" }, update: {} });
   await db.host.upsert({
     where: { name: "local" },

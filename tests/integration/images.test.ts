@@ -145,6 +145,8 @@ describe("images with real qemu-img", () => {
     const stream = agent.client.events(() => {}, undefined, (t) => seen.push(t));
     try {
       const task = await agent.client.convertImage(ref("big.raw"), ref("big.qcow2"), "qcow2");
+      // qemu-img is asked for its progress four times a second: a fraction arrives mid-way.
+      await waitFor("a progress report between 0 and 1", () => seen.some((t) => t.id === task.id && (t.progress ?? 0) > 0 && (t.progress ?? 1) < 1), 20_000, 10);
       // Hold qemu-img still so the cancel cannot lose a race with a fast disk.
       const pid = await holdQemuImg("big.qcow2");
       const before = seen.filter((t) => t.id === task.id).length;

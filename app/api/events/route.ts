@@ -66,6 +66,7 @@ export async function GET(request: Request): Promise<Response> {
     cancel: stop,
   });
   return new Response(stream, {
-    headers: { "content-type": "text/event-stream", "cache-control": "no-store", "x-accel-buffering": "no" },
+    // no-transform: Next's gzip would otherwise hold events back until its buffer fills.
+    headers: { "content-type": "text/event-stream", "cache-control": "no-store, no-transform", "x-accel-buffering": "no" },
   });
 }

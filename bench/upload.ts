@@ -8,13 +8,25 @@
  *   BENCH_SIZE_MIB=512 BENCH_ROUNDS=5 node --import tsx bench/upload.ts
  *
  * Fair to both sides: the source file is generated once on the same file system as the
- * storage folder (not tmpfs) and is in the page cache for both; neither side fsyncs
- * (the agent does not, and cp does not); `sync` runs before every measured copy so one
- * round's writeback does not slow the next; cp runs with --reflink=never (a reflink
- * would copy nothing). The upload is streamed from disk by node:http, never held in
- * memory. Targets: upload throughput ≥ 0.8 × cp's (medians), and the web server's RSS
- * growing by ≤ 64 MiB during an upload. Prints PASS or MISS per target and exits 0
- * either way (1 only if the benchmark could not run).
+ * storage folder (not tmpfs) and is in the page cache for both; `sync` runs before every
+ * measured copy so one round's writeback does not slow the next; cp runs with
+ * --reflink=never (a reflink would copy nothing). cp does not fsync; the agent does (it
+ * asks for writeback every 64 MiB during the upload and fsyncs before it answers), so
+ * the first column ("page cache": the operation alone) tilts against the upload, and the
+ * second ("on disk": the operation, then `sync`) compares both with the data on disk. Targets: upload throughput ≥ 0.8 × cp's (medians), and the web
+ * server's RSS growing by ≤ 64 MiB during an upload. Prints PASS or MISS per target and
+ * exits 0 either way (1 only if the benchmark could not run).
+ *
+ * The client stands in for the browser, a native program: it is a small node process of
+ * its own (not this one, whose heap holds Prisma), reading the file into four reused
+ * 1 MiB buffers and writing each to the socket, so it neither holds the file in memory
+ * nor makes garbage per read. CPU time is reported per process (user + kernel) for cp,
+ * the client, the web server and the agent, the last two split into their main thread
+ * and their other threads (V8's garbage collector helpers, libuv's file writes).
+ *
+ * BENCH_WEB_V8_FLAGS / BENCH_AGENT_V8_FLAGS (e.g. "--heap-growing-percent=100") pass V8
+ * flags to the web server / agent (set with v8.setFlagsFromString at their start), to
+ * measure heap settings the product does not make itself; the run says so when used.
  *
  * Needs a built app (.next; `NODE_ENV=production npx next build`) and the demo ISO
  * (`bash scripts/fixtures.sh`), like every full-stack benchmark.
@@ -32,6 +44,7 @@ import { startTestStack, type TestStack } from "../tests/helpers/web";
 import { machineLine, median, sleep, verdict } from "./stats";
 
 const MiB = 2 ** 20;
+const GiB = 2 ** 30;
 const SIZE = Number(process.env.BENCH_SIZE_MIB ?? 2048) * MiB;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const RATIO_TARGET = 0.8;
@@ -39,6 +52,44 @@ const RSS_TARGET_MIB = 64;
 const SAMPLE_MS = 50;
 /** Bytes the client reads from the source file at a time (a browser sends the file in similar slices). */
 const CLIENT_CHUNK = 1024 * 1024;
+/** The warm-up upload before the measured rounds. */
+const WARMUP_BYTES = 128 * MiB;
+/** Reused read buffers in the client: at most this many chunks are in flight. */
+const CLIENT_BUFFERS = 4;
+
+/**
+ * The client, run with `node -e` in a process of its own. Reads the file into reused
+ * buffers (a buffer is read into again once the socket has taken it) and PUTs it with
+ * node:http; prints the answer as JSON. Its settings come in GH_UPLOAD_CLIENT.
+ */
+const CLIENT_SOURCE = `
+const http = require("node:http");
+const fs = require("node:fs");
+const { url, file, size, headers, chunk, buffers } = JSON.parse(process.env.GH_UPLOAD_CLIENT);
+const req = http.request(url, { method: "PUT", headers });
+req.on("response", (res) => {
+  const parts = [];
+  res.on("data", (c) => parts.push(c));
+  res.on("end", () => process.stdout.write(JSON.stringify({ status: res.statusCode, text: Buffer.concat(parts).toString() })));
+});
+req.on("error", (err) => { console.error(err); process.exit(1); });
+const fd = fs.openSync(file, "r");
+const free = Array.from({ length: buffers }, () => Buffer.allocUnsafeSlow(chunk));
+const waiting = [];
+const take = () => (free.length ? Promise.resolve(free.pop()) : new Promise((r) => waiting.push(r)));
+const give = (b) => (waiting.length ? waiting.shift()(b) : free.push(b));
+const read = (buf, len, pos) => new Promise((ok, fail) => fs.read(fd, buf, 0, len, pos, (err, n) => (err ? fail(err) : ok(n))));
+(async () => {
+  for (let pos = 0; pos < size; ) {
+    const buf = await take();
+    const n = await read(buf, Math.min(chunk, size - pos), pos);
+    if (n === 0) throw new Error("the source file is shorter than announced");
+    pos += n;
+    req.write(n === buf.length ? buf : buf.subarray(0, n), () => give(buf));
+  }
+  req.end();
+})().catch((err) => { console.error(err); process.exit(1); });
+`;
 
 interface Sample {
   ms: number;
@@ -47,8 +98,21 @@ interface Sample {
   /** The web server's RSS growth over its value just before the upload (MiB), at its peak. */
   rssGrowthMiB?: number;
   rssBeforeMiB?: number;
-  /** CPU time used meanwhile, ms. */
-  cpu?: { web: number; agent: number; client: number; webSys: number; agentSys: number; clientSys: number };
+  /** CPU time used meanwhile (user + kernel), ms. */
+  cpu: Cpu;
+}
+
+interface Cpu {
+  /** The measured process (cp, or the upload's client). */
+  own: number;
+  web?: ThreadsCpu;
+  agent?: ThreadsCpu;
+}
+
+interface ThreadsCpu {
+  main: number;
+  /** Every other thread: V8's platform workers (garbage collection) and libuv's pool (file writes). */
+  others: number;
 }
 
 function rssMiB(pid: number): number | null {
@@ -60,15 +124,38 @@ function rssMiB(pid: number): number | null {
   }
 }
 
-/** User and system CPU time of a process so far (ms), from /proc; zeros if it is gone. */
-function cpuSplitMs(pid: number): { user: number; system: number } {
+const USER_HZ = 100;
+
+/** CPU time (user + kernel, ms) of a process so far, its main thread apart from the others; zeros if it is gone. */
+function threadsCpuMs(pid: number): ThreadsCpu {
+  const out = { main: 0, others: 0 };
+  let tids: string[] = [];
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return { user: (Number(fields[11]) * 1000) / 100, system: (Number(fields[12]) * 1000) / 100 }; // USER_HZ 100
+    tids = fs.readdirSync(`/proc/${pid}/task`);
   } catch {
-    return { user: 0, system: 0 };
+    return out;
   }
+  for (const tid of tids) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const ms = ((Number(fields[11]) + Number(fields[12])) * 1000) / USER_HZ;
+      if (tid === String(pid)) out.main += ms;
+      else out.others += ms;
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
+const threadsDelta = (a: ThreadsCpu, b: ThreadsCpu): ThreadsCpu => ({ main: b.main - a.main, others: b.others - a.others });
+
+/** CPU time (user + kernel, ms) of this process's children that have ended and been waited for. */
+function childrenCpuMs(): number {
+  const stat = fs.readFileSync("/proc/self/stat", "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return ((Number(fields[13]) + Number(fields[14])) * 1000) / USER_HZ; // cutime, cstime
 }
 
 /** The web server: our child running server/web/main.ts (startTestStack does not expose it). */
@@ -127,13 +214,37 @@ function run(cmd: string, args: string[]): Promise<void> {
 
 async function timeCp(source: string, dest: string): Promise<Sample> {
   await run("sync", []);
+  const cpu0 = childrenCpuMs();
   const t = performance.now();
   await run("cp", ["--reflink=never", source, dest]);
   const took = performance.now() - t;
+  const own = childrenCpuMs() - cpu0;
   await run("sync", []);
   const syncMs = performance.now() - t - took;
   if (fs.statSync(dest).size !== SIZE) throw new Error("cp made a file of the wrong size");
-  return { ms: took, syncMs };
+  return { ms: took, syncMs, cpu: { own } };
+}
+
+/** Runs the client (CLIENT_SOURCE) to the end; its answer, parsed. */
+function runClient(settings: { url: string; file: string; size: number; headers: Record<string, string> }): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, GH_UPLOAD_CLIENT: JSON.stringify({ ...settings, chunk: CLIENT_CHUNK, buffers: CLIENT_BUFFERS }) };
+    delete env.NODE_OPTIONS;
+    const child = spawn(process.execPath, ["-e", CLIENT_SOURCE], { env, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (err += c.toString()));
+    child.on("error", reject);
+    child.on("exit", (code) => {
+      try {
+        if (code !== 0) throw new Error(`exited ${code}`);
+        resolve(JSON.parse(out) as { status: number; text: string });
+      } catch (e) {
+        reject(new Error(`the upload client failed (${(e as Error).message}): ${err || out}`));
+      }
+    });
+  });
 }
 
 async function timeUpload(stack: TestStack, cookie: string, source: string, file: string, expectSha: string, web: number): Promise<Sample & { diskId: string }> {
@@ -146,43 +257,41 @@ async function timeUpload(stack: TestStack, cookie: string, source: string, file
     const now = rssMiB(web);
     if (now !== null && now > rssPeak) rssPeak = now;
   }, SAMPLE_MS);
-  const cpu0 = { web: cpuSplitMs(web), agent: cpuSplitMs(agentPid), client: process.cpuUsage() };
+  const cpu0 = { web: threadsCpuMs(web), agent: threadsCpuMs(agentPid), client: childrenCpuMs() };
   const t = performance.now();
-  const answer = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-    const req = http.request(`${stack.baseUrl}/upload/default/${file}?size=${SIZE}&offset=0`, {
-      method: "PUT",
-      headers: { cookie, origin: stack.baseUrl, "content-type": "application/octet-stream", "content-length": String(SIZE) },
-    });
-    req.on("response", (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
-      res.on("error", reject);
-    });
-    req.on("error", reject);
-    fs.createReadStream(source, { highWaterMark: CLIENT_CHUNK }).pipe(req);
+  const answer = await runClient({
+    url: `${stack.baseUrl}/upload/default/${file}?size=${SIZE}&offset=0`,
+    file: source,
+    size: SIZE,
+    headers: { cookie, origin: stack.baseUrl, "content-type": "application/octet-stream", "content-length": String(SIZE) },
   });
   const took = performance.now() - t;
+  const cpu = {
+    own: childrenCpuMs() - cpu0.client,
+    web: threadsDelta(cpu0.web, threadsCpuMs(web)),
+    agent: threadsDelta(cpu0.agent, threadsCpuMs(agentPid)),
+  };
   clearInterval(sampler);
   await run("sync", []);
   const syncMs = performance.now() - t - took;
   const rssAfter = rssMiB(web);
   if (rssAfter !== null && rssAfter > rssPeak) rssPeak = rssAfter;
-  const client = process.cpuUsage(cpu0.client);
-  const webCpu = cpuSplitMs(web);
-  const agentCpu = cpuSplitMs(agentPid);
-  const cpu = {
-    web: webCpu.user + webCpu.system - cpu0.web.user - cpu0.web.system,
-    webSys: webCpu.system - cpu0.web.system,
-    agent: agentCpu.user + agentCpu.system - cpu0.agent.user - cpu0.agent.system,
-    agentSys: agentCpu.system - cpu0.agent.system,
-    client: (client.user + client.system) / 1000,
-    clientSys: client.system / 1000,
-  };
   if (answer.status !== 201) throw new Error(`the upload answered ${answer.status}: ${answer.text}`);
   const json = JSON.parse(answer.text) as { sha256: string; sizeBytes: number; diskId: string };
   if (json.sha256 !== expectSha || json.sizeBytes !== SIZE) throw new Error(`the upload arrived wrong: ${answer.text}`);
   return { ms: took, syncMs, rssBeforeMiB: rssBefore, rssGrowthMiB: rssPeak - rssBefore, cpu, diskId: json.diskId };
+}
+
+/**
+ * A module for `--import` (in NODE_OPTIONS, inherited by the stack's processes) that sets
+ * the given V8 flags in the web server or the agent as they start; other processes are left alone.
+ */
+function v8FlagsPreload(flags: { web: string; agent: string }): string {
+  const source =
+    `import v8 from "node:v8";` +
+    `const flags = ${JSON.stringify({ "server/web/main.ts": flags.web, "server/agent/main.ts": flags.agent })};` +
+    `for (const [main, f] of Object.entries(flags)) if (f && process.argv.some((a) => a.endsWith(main))) v8.setFlagsFromString(f);`;
+  return `data:text/javascript,${encodeURIComponent(source)}`;
 }
 
 const sec = (msValue: number) => `${(msValue / 1000).toFixed(1)} s`;
@@ -222,6 +331,12 @@ async function main(): Promise<number> {
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
 
+  const v8Flags = { web: process.env.BENCH_WEB_V8_FLAGS ?? "", agent: process.env.BENCH_AGENT_V8_FLAGS ?? "" };
+  if (v8Flags.web || v8Flags.agent) {
+    console.log(`V8 flags set by this run (not by the product): web "${v8Flags.web}", agent "${v8Flags.agent}"`);
+    process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ""} --import=${v8FlagsPreload(v8Flags)}`.trim();
+  }
+
   try {
     stack = await startTestStack();
     const db = stack.database.db;
@@ -242,10 +357,15 @@ async function main(): Promise<number> {
     const cookie = `${SESSION_COOKIE}=${(await createSession(db, admin.id)).secret}`;
     console.log(`web server pid ${web}, RSS ${rssMiB(web)?.toFixed(1)} MiB; agent pid ${stack.agent.process.pid}`);
 
-    // Warm-up: a small upload (loads the code paths, the database and qemu-img into cache).
-    const warm = Buffer.alloc(4 * MiB, 1);
-    const warmRes = await fetch(`${stack.baseUrl}/upload/default/warm.raw?size=${warm.length}`, { method: "PUT", body: warm, headers: { cookie, origin: stack.baseUrl } });
-    if (warmRes.status !== 201) throw new Error(`warm-up upload answered ${warmRes.status}: ${await warmRes.text()}`);
+    // Warm-up: a smaller upload the same way (compiles the hot paths, loads the database and qemu-img into cache).
+    const warmSize = Math.min(SIZE, WARMUP_BYTES);
+    const warm = await runClient({
+      url: `${stack.baseUrl}/upload/default/warm.raw?size=${warmSize}&offset=0`,
+      file: source,
+      size: warmSize,
+      headers: { cookie, origin: stack.baseUrl, "content-type": "application/octet-stream", "content-length": String(warmSize) },
+    });
+    if (warm.status !== 201) throw new Error(`warm-up upload answered ${warm.status}: ${warm.text}`);
 
     const cps: Sample[] = [];
     const uploads: Sample[] = [];
@@ -257,7 +377,7 @@ async function main(): Promise<number> {
           const s = await timeCp(source, dest);
           cps.push(s);
           fs.rmSync(dest);
-          console.log(`round ${round + 1}: cp      ${(s.ms / 1000).toFixed(2)} s  ${mbps(s.ms).toFixed(0)} MB/s; with sync ${((s.ms + s.syncMs) / 1000).toFixed(2)} s  ${mbps(s.ms + s.syncMs).toFixed(0)} MB/s`);
+          console.log(`round ${round + 1}: cp      ${(s.ms / 1000).toFixed(2)} s  ${mbps(s.ms).toFixed(0)} MB/s; with sync ${((s.ms + s.syncMs) / 1000).toFixed(2)} s  ${mbps(s.ms + s.syncMs).toFixed(0)} MB/s; CPU ${sec(s.cpu.own)}`);
         } else {
           const file = `up-${round}.raw`;
           const s = await timeUpload(stack, cookie, source, file, sha, web);
@@ -266,7 +386,7 @@ async function main(): Promise<number> {
           await db.disk.delete({ where: { id: s.diskId } });
           console.log(
             `round ${round + 1}: upload  ${(s.ms / 1000).toFixed(2)} s  ${mbps(s.ms).toFixed(0)} MB/s; with sync ${((s.ms + s.syncMs) / 1000).toFixed(2)} s  ${mbps(s.ms + s.syncMs).toFixed(0)} MB/s; web RSS ${s.rssBeforeMiB!.toFixed(0)} MiB, +${s.rssGrowthMiB!.toFixed(1)} MiB at peak; ` +
-              `CPU (of it in the kernel): web ${sec(s.cpu!.web)} (${sec(s.cpu!.webSys)}), agent ${sec(s.cpu!.agent)} (${sec(s.cpu!.agentSys)}), client ${sec(s.cpu!.client)} (${sec(s.cpu!.clientSys)})`,
+              `CPU: client ${sec(s.cpu.own)}, web ${sec(s.cpu.web!.main)} + ${sec(s.cpu.web!.others)}, agent ${sec(s.cpu.agent!.main)} + ${sec(s.cpu.agent!.others)} (main thread + others)`,
           );
         }
       }
@@ -280,13 +400,20 @@ async function main(): Promise<number> {
     const ratioDisk = mbps(upDiskMs) / mbps(cpDiskMs);
     const rssWorst = Math.max(...uploads.map((s) => s.rssGrowthMiB!));
     console.log("");
-    console.log("                        page cache (no fsync)      on disk (op + sync)");
+    console.log("                        page cache (op alone)      on disk (op + sync)");
     const line = (name: string, a: number, b: number) =>
       console.log(`${name.padEnd(22)} ${`${(a / 1000).toFixed(2)} s ${mbps(a).toFixed(0).padStart(5)} MB/s`.padEnd(26)} ${(b / 1000).toFixed(2)} s ${mbps(b).toFixed(0).padStart(5)} MB/s`);
     line("cp (median)", cpMs, cpDiskMs);
     line("upload (median)", upMs, upDiskMs);
     console.log(`ratio upload/cp throughput: page cache ${ratio.toFixed(2)}, on disk ${ratioDisk.toFixed(2)}`);
-    console.log(`target: upload throughput >= ${RATIO_TARGET} x cp, page cache (both skip fsync): ${verdict(ratio >= RATIO_TARGET)}`);
+    const perGiB = (values: number[]) => `${((median(values) / 1000) * (GiB / SIZE)).toFixed(2)} s`;
+    console.log(
+      `CPU per GiB (medians; user + kernel): cp ${perGiB(cps.map((s) => s.cpu.own))}; upload: client ${perGiB(uploads.map((s) => s.cpu.own))}, ` +
+        `web ${perGiB(uploads.map((s) => s.cpu.web!.main))} main + ${perGiB(uploads.map((s) => s.cpu.web!.others))} other threads, ` +
+        `agent ${perGiB(uploads.map((s) => s.cpu.agent!.main))} main + ${perGiB(uploads.map((s) => s.cpu.agent!.others))} other threads, ` +
+        `all ${perGiB(uploads.map((s) => s.cpu.own + s.cpu.web!.main + s.cpu.web!.others + s.cpu.agent!.main + s.cpu.agent!.others))}`,
+    );
+    console.log(`target: upload throughput >= ${RATIO_TARGET} x cp, page cache (the operation alone; only the upload fsyncs): ${verdict(ratio >= RATIO_TARGET)}`);
     console.log(`target: upload throughput >= ${RATIO_TARGET} x cp, on disk (both synced): ${verdict(ratioDisk >= RATIO_TARGET)}`);
     console.log(`target: web server RSS growth during an upload <= ${RSS_TARGET_MIB} MiB (worst ${rssWorst.toFixed(1)} MiB): ${verdict(rssWorst <= RSS_TARGET_MIB)}`);
     console.log(`machine after: ${machineLine()}`);

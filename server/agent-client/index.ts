@@ -27,6 +27,8 @@ import {
 } from "../domain/types";
 
 const REQUEST_TIMEOUT_MS = 60_000;
+/** What the socket carrying an upload to the agent may hold before the body's source is paused. */
+const UPLOAD_SOCKET_BUFFER_BYTES = 1024 * 1024;
 
 const guestStatusSchema = z.object({
   id: z.string(),
@@ -288,40 +290,91 @@ export class AgentClient {
   }
 
   /**
-   * Streams a file to the host: `body` is piped with backpressure (memory stays flat),
-   * `size` bytes in all, from `offset` when resuming. Resolves with its SHA-256.
+   * Streams a file to the host: `size` bytes in all, from `offset` when resuming.
+   * Resolves with the file's SHA-256.
+   *
+   * The request carries `Expect: 100-continue`, and `body` is not read until the agent
+   * has accepted the upload (size limit, free space, name and offset checked, the file
+   * held by its task): a refusal thus arrives as the agent's own status with nothing of
+   * the body read, so the caller can still answer its own client. Once accepted,
+   * `onAccepted` runs and `body` is piped with backpressure (memory stays flat). A body
+   * that fails or closes before its end ends the agent's side too, which keeps what
+   * arrived for resuming.
    */
-  upload(ref: ImageRef, body: Readable, size: number, offset: number): Promise<{ sha256: string; sizeBytes: number; format: string }> {
+  upload(
+    ref: ImageRef,
+    body: Readable,
+    size: number,
+    offset: number,
+    hooks: { onAccepted?: () => void } = {},
+  ): Promise<{ sha256: string; sizeBytes: number; format: string }> {
     return new Promise((resolve, reject) => {
-      const req = http.request(
-        {
-          socketPath: socketPathOf(this.endpoint),
-          method: "PUT",
-          path: `/v1/uploads/${imagePath(ref)}?size=${size}&offset=${offset}`,
-          headers: { "content-type": "application/octet-stream", "content-length": size - offset },
+      const length = size - offset;
+      let sending = false;
+      let settled = false;
+      // highWaterMark: net.Socket's option (http.request passes it on to the socket; its type does not say so).
+      const options: http.RequestOptions & { highWaterMark: number } = {
+        socketPath: socketPathOf(this.endpoint),
+        method: "PUT",
+        path: `/v1/uploads/${imagePath(ref)}?size=${size}&offset=${offset}`,
+        headers: {
+          "content-type": "application/octet-stream",
+          "content-length": length,
+          ...(length > 0 ? { expect: "100-continue" } : {}),
         },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (c: Buffer) => chunks.push(c));
-          res.on("error", reject);
-          res.on("end", () => {
-            let json: unknown = null;
-            try {
-              json = JSON.parse(Buffer.concat(chunks).toString("utf8"));
-            } catch {
-              // fall through with null
-            }
-            if ((res.statusCode ?? 500) >= 400) return reject(agentError(json, res.statusCode ?? 500));
-            const parsed = uploadResultSchema.safeParse(json);
-            if (!parsed.success) return reject(new GuesthouseError("internal", "The host agent sent a reply of the wrong shape.", parsed.error.message));
-            resolve(parsed.data);
-          });
-        },
-      );
-      req.on("error", (err) => reject(err instanceof GuesthouseError ? err : unreachable(err)));
-      // A body that fails (the browser went away) ends the agent's side too, which keeps the part for resuming.
-      body.once("error", (err) => req.destroy(err));
-      body.pipe(req);
+        highWaterMark: UPLOAD_SOCKET_BUFFER_BYTES,
+      };
+      const req = http.request(options);
+      const onBodyError = (err: Error) => req.destroy(err);
+      const onBodyClose = () => {
+        if (!body.readableEnded) req.destroy(new GuesthouseError("invalid-input", "The upload's source closed before its end."));
+      };
+      const settle = (err: Error | null, value?: { sha256: string; sizeBytes: number; format: string }) => {
+        if (settled) return;
+        settled = true;
+        body.off("error", onBodyError);
+        body.off("close", onBodyClose);
+        if (sending) body.unpipe(req);
+        if (err) reject(err);
+        else resolve(value!);
+      };
+      const send = () => {
+        if (sending || settled) return;
+        sending = true;
+        hooks.onAccepted?.();
+        body.pipe(req);
+      };
+      body.once("error", onBodyError);
+      body.once("close", onBodyClose);
+      req.once("continue", send);
+      req.on("response", (res) => {
+        const status = res.statusCode ?? 500;
+        // A refusal or failure: send no more of the body (the caller still holds the rest).
+        if (status >= 400 && sending) body.unpipe(req);
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("error", (err) => settle(unreachable(err)));
+        res.on("end", () => {
+          let json: unknown = null;
+          try {
+            json = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+          } catch {
+            // fall through with null
+          }
+          if (status >= 400) {
+            settle(agentError(json, status));
+            // The body was cut short (or never sent): this connection cannot carry another request.
+            req.destroy();
+            return;
+          }
+          const parsed = uploadResultSchema.safeParse(json);
+          if (!parsed.success) return settle(new GuesthouseError("internal", "The host agent sent a reply of the wrong shape.", parsed.error.message));
+          settle(null, parsed.data);
+        });
+      });
+      req.on("error", (err) => settle(err instanceof GuesthouseError ? err : unreachable(err)));
+      if (length > 0) req.flushHeaders();
+      else send();
     });
   }
 

@@ -42,7 +42,8 @@
  *   POST   /v1/images/:pool/:file/snapshots { op, name, volume? } → ImageInfo (live when a guest runs it)
  *   POST   /v1/images/:pool/:file/check     → { ok, report }
  *   GET    /v1/uploads/:pool/:file     { offset }: bytes an interrupted upload has
- *   PUT    /v1/uploads/:pool/:file?size=N&offset=M   the raw file → { sha256, sizeBytes, format }
+ *   PUT    /v1/uploads/:pool/:file?size=N&offset=M   the raw file → { sha256, sizeBytes, format };
+ *                                      with Expect: 100-continue, the 100 comes once the upload is accepted
  *   DELETE /v1/uploads/:pool/:file     cancel: stop it and remove what it wrote
  *   DELETE /v1/isos/:name
  *
@@ -82,6 +83,11 @@ const resizeSchema = z.strictObject({ bytes: imageBytes, shrink: z.boolean(), vo
 const snapshotSchema = z.strictObject({ op: z.enum(["create", "revert", "delete"]), name: snapshotName, volume: volumeId.optional() });
 /** A disk to plug in, checked with the very schema of a spec's disks. */
 const attachSchema = z.strictObject({ disk: guestSpecSchema.shape.disks.element });
+/**
+ * What a request may buffer before its socket is paused: an upload's body keeps arriving
+ * while the part file's write is in flight (Node's default, 16 KiB, is a quarter of one read).
+ */
+const REQUEST_BUFFER_BYTES = 1024 * 1024;
 const uploadQuery = z.strictObject({
   size: z.string().regex(/^\d{1,16}$/, "size must be a number of bytes.").transform(Number),
   offset: z.string().regex(/^\d{1,16}$/, "offset must be a number of bytes.").transform(Number).default(0),
@@ -206,12 +212,19 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, i
     }],
   ];
 
-  /** PUT /v1/uploads/:pool/:file: the body is the file itself, streamed to disk. */
+  /**
+   * PUT /v1/uploads/:pool/:file: the body is the file itself, streamed to disk. A client
+   * that sends `Expect: 100-continue` (the web does) gets `100 Continue` only once the
+   * upload is accepted; a refusal is the final answer and none of the body is read.
+   */
   const upload = async (req: http.IncomingMessage, res: http.ServerResponse, url: URL, match: RegExpExecArray) => {
     try {
       const target = ref(decodeURIComponent(match[1]!), decodeURIComponent(match[2]!));
       const query = parseOrThrow(uploadQuery, Object.fromEntries(url.searchParams), "The upload request");
-      const result = await images.receive(target, req, query.size, query.offset);
+      const accepted = () => {
+        if (expectsContinue(req)) res.writeContinue();
+      };
+      const result = await images.receive(target, req, query.size, query.offset, accepted);
       send(res, 201, result);
     } catch (err) {
       const error = toGuesthouseError(err);
@@ -222,13 +235,21 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, i
       req.resume();
     }
   };
+  const uploadPath = (req: http.IncomingMessage) => {
+    if (req.method !== "PUT") return null;
+    try {
+      return /^\/v1\/uploads\/([^/]+)\/([^/]+)$/.exec(new URL(req.url ?? "/", "http://agent").pathname);
+    } catch {
+      return null; // not a URL: handle() refuses it
+    }
+  };
 
-  const server = http.createServer(async (req, res) => {
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     if (req.method === "GET" && req.url === "/v1/events") return streamEvents(supervisor, images, res);
     const started = Date.now();
     try {
       const url = new URL(req.url ?? "/", "http://agent");
-      const uploadMatch = req.method === "PUT" ? /^\/v1\/uploads\/([^/]+)\/([^/]+)$/.exec(url.pathname) : null;
+      const uploadMatch = uploadPath(req);
       if (uploadMatch) return await upload(req, res, url, uploadMatch);
       const route = routes.find(([method, pattern]) => method === req.method && pattern.test(url.pathname));
       if (!route) throw new GuesthouseError("not-found", `No such agent endpoint: ${req.method} ${url.pathname}`);
@@ -244,6 +265,12 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, i
     } finally {
       if (process.env.GUESTHOUSE_AGENT_LOG === "1") console.log(`agent: ${req.method} ${req.url} ${res.statusCode} ${Date.now() - started}ms`);
     }
+  };
+  const server = http.createServer({ highWaterMark: REQUEST_BUFFER_BYTES }, handle);
+  // An upload answers `100 Continue` itself once accepted; any other request may go on at once.
+  server.on("checkContinue", (req, res) => {
+    if (!uploadPath(req)) res.writeContinue();
+    void handle(req, res);
   });
 
   server.on("upgrade", (req, socket, head) => void upgradeConsole(consoles, req, socket, head));
@@ -330,6 +357,10 @@ async function readJson(req: http.IncomingMessage): Promise<unknown> {
 
 function sendBytes(res: http.ServerResponse, status: number, type: string, body: Buffer): void {
   res.writeHead(status, { "content-type": type, "content-length": body.length, "cache-control": "no-store" }).end(body);
+}
+
+function expectsContinue(req: http.IncomingMessage): boolean {
+  return /^100-continue$/i.test(req.headers.expect ?? "");
 }
 
 function send(res: http.ServerResponse, status: number, json: unknown): void {

@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
-import { Transform, type Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { promisify } from "node:util";
 import { GuesthouseError } from "../domain/errors";
@@ -42,6 +42,16 @@ export interface EncryptionRef {
 }
 
 export const refKey = (ref: ImageRef) => `${ref.pool}/${ref.file}`;
+
+/**
+ * Bytes of an upload held for the part file while a write is in flight: the socket keeps
+ * being read meanwhile, and what piled up goes to disk in one writev.
+ */
+const UPLOAD_WRITE_BUFFER_BYTES = 4 * 1024 * 1024;
+/** An upload asks for writeback each time this much more has arrived. */
+const UPLOAD_WRITEBACK_BYTES = 64 * 1024 * 1024;
+/** How often an upload's task reports how far it got (Tasks passes on at most 4 a second anyway). */
+const UPLOAD_PROGRESS_MS = 250;
 
 export class Images {
   readonly storage: Storage;
@@ -306,11 +316,20 @@ export class Images {
   /**
    * Receives an upload into `<file>.part`, then renames it into place. The body is
    * streamed to disk with backpressure (memory stays flat whatever the size) and hashed
-   * on the way. Sizes over the limit or the free space are refused before a byte is
-   * written. From `offset` > 0 it resumes an interrupted upload. A connection that
-   * breaks keeps the part for resuming; a full disk or a cancel removes it.
+   * on the way; writeback runs alongside, and the file and its folder are synced before
+   * the answer, so an answered upload is on disk. Sizes over the limit or the free space
+   * are refused before a byte is read: `onAccepted` runs only once every check passed and the part is open (the HTTP
+   * handler answers `100 Continue` there). From `offset` > 0 it resumes an interrupted
+   * upload. A connection that breaks keeps the part for resuming; a full disk or a
+   * cancel removes it.
    */
-  async receive(ref: ImageRef, body: Readable, size: number, offset: number): Promise<{ sha256: string; sizeBytes: number; format: string }> {
+  async receive(
+    ref: ImageRef,
+    body: Readable,
+    size: number,
+    offset: number,
+    onAccepted: () => void = () => {},
+  ): Promise<{ sha256: string; sizeBytes: number; format: string }> {
     const content = ref.pool === ISO_POOL ? "isos" : "images";
     const final = this.storage.pathOf(ref.pool, ref.file, content);
     if (content === "isos" && !ref.file.toLowerCase().endsWith(".iso")) throw new GuesthouseError("invalid-input", "Files in the ISO folder must end in .iso.");
@@ -330,23 +349,48 @@ export class Images {
     let result = { sha256: "", sizeBytes: size, format: "iso" };
     await this.tasks.run("upload", `upload ${refKey(ref)} (${formatBytes(size)})`, [refKey(ref)], async (ctx) => {
       const hash = createHash("sha256");
-      if (offset > 0) await pipeline(fs.createReadStream(part, { end: offset - 1 }), hash, { end: false });
+      if (offset > 0) await pipeline(fs.createReadStream(part, { end: offset - 1, highWaterMark: UPLOAD_WRITE_BUFFER_BYTES }), hash, { end: false });
+      // Opened before the body is asked for, so a part that cannot be written refuses the upload.
+      const file = await fsp.open(part, offset > 0 ? "r+" : "wx", 0o600);
+      // flush: the part is on disk (fsync) before the stream closes it; with the folder synced after
+      // the rename, an answered upload survives a crash.
+      const out = file.createWriteStream({ start: offset, highWaterMark: UPLOAD_WRITE_BUFFER_BYTES, flush: true });
       let received = offset;
-      const counter = new Transform({
-        transform(chunk: Buffer, _enc, cb) {
-          received += chunk.length;
-          if (received > size) return cb(new GuesthouseError("invalid-input", `The upload sent more than the ${size} bytes it announced.`));
-          hash.update(chunk);
-          ctx.progress(received / size);
-          cb(null, chunk);
-        },
-      });
-      const out = fs.createWriteStream(part, { flags: offset > 0 ? "r+" : "wx", start: offset, mode: 0o600, highWaterMark: 1 << 20 });
+      // Writeback runs alongside the upload (one fdatasync at a time, in the thread pool), so
+      // little is left to write when it ends instead of the whole file.
+      let flushedAt = offset;
+      let flushing: Promise<void> | null = null;
+      // A write error seen here (EIO; ENOSPC on some file systems) is reported once only: it fails the upload.
+      let flushError: Error | null = null;
+      const flushSome = () => {
+        flushedAt = received;
+        flushing = file.datasync().then(
+          () => void (flushing = null),
+          (err: Error) => {
+            flushError = err;
+            out.destroy(err);
+          },
+        );
+      };
+      // The hot path does only this per chunk; progress is read off `received` on a timer.
+      const count = (chunk: Buffer) => {
+        received += chunk.length;
+        if (received > size) body.destroy(new GuesthouseError("invalid-input", `The upload sent more than the ${size} bytes it announced.`));
+        else hash.update(chunk);
+        if (!flushing && received - flushedAt >= UPLOAD_WRITEBACK_BYTES) flushSome();
+      };
+      const progress = setInterval(() => ctx.progress(received / size), UPLOAD_PROGRESS_MS);
       const onAbort = () => body.destroy(new GuesthouseError("conflict", "Cancelled."));
       ctx.signal.addEventListener("abort", onAbort, { once: true });
       try {
-        await pipeline(body, counter, out);
+        if (ctx.signal.aborted) throw new GuesthouseError("conflict", "Cancelled.");
+        body.on("data", count);
+        onAccepted();
+        await pipeline(body, out);
+        await flushing;
+        if (flushError) throw flushError;
       } catch (err) {
+        out.destroy();
         const code = (err as NodeJS.ErrnoException).code;
         if (code === "ENOSPC" || code === "EDQUOT") {
           await fsp.rm(part, { force: true });
@@ -356,8 +400,11 @@ export class Images {
         else ctx.log(`interrupted after ${received} bytes; the part is kept for resuming`);
         throw err instanceof GuesthouseError ? err : new GuesthouseError("invalid-input", `The upload was interrupted after ${formatBytes(received)}; resume it or cancel it.`);
       } finally {
+        clearInterval(progress);
+        body.off("data", count);
         ctx.signal.removeEventListener("abort", onAbort);
       }
+      ctx.progress(received / size);
       if (received !== size) {
         throw new GuesthouseError("invalid-input", `The upload ended after ${formatBytes(received)} of ${formatBytes(size)}; resume it or cancel it.`);
       }
@@ -375,6 +422,7 @@ export class Images {
         throw err.code === "EEXIST" ? new GuesthouseError("conflict", `"${ref.file}" appeared in "${ref.pool}" meanwhile; the upload was discarded.`) : err;
       });
       await fsp.rm(part, { force: true });
+      await syncFolder(path.dirname(final));
       result = { sha256: hash.digest("hex"), sizeBytes: size, format };
       return `sha256 ${result.sha256}`;
     });
@@ -402,6 +450,16 @@ export class Images {
 
   async removeIso(name: string): Promise<void> {
     await fsp.rm(await this.storage.existing(ISO_POOL, name, "isos"));
+  }
+}
+
+/** Makes a folder's entries durable (a new name in it survives a crash). */
+async function syncFolder(dir: string): Promise<void> {
+  const handle = await fsp.open(dir, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 

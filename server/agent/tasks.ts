@@ -209,7 +209,17 @@ export function runQemuImg(
     // image). Without it, qemu-img prints its exact progress (to stderr) on SIGUSR1:
     // asked for four times a second, it reports at that pace whatever the size. The
     // signal is sent only once qemu-img has installed its handler (else it would die).
-    const poke = ctx && opts.progress && child.pid ? setInterval(() => catchesUsr1(child.pid!) && child.kill("SIGUSR1"), PROGRESS_EVERY_MS) : null;
+    // The first request goes out as soon as the handler is there (checked every 20 ms), so
+    // even a conversion of a second or two reports how far it is.
+    let lastPoke = 0;
+    const poke =
+      ctx && opts.progress && child.pid
+        ? setInterval(() => {
+            if (Date.now() - lastPoke < PROGRESS_EVERY_MS || !catchesUsr1(child.pid!)) return;
+            lastPoke = Date.now();
+            child.kill("SIGUSR1");
+          }, 20)
+        : null;
     const onAbort = () => child.kill("SIGTERM");
     ctx?.signal.addEventListener("abort", onAbort, { once: true });
     child.once("error", (err) => {

@@ -19,13 +19,12 @@
  */
 import { randomBytes } from "node:crypto";
 import type http from "node:http";
-import { Transform } from "node:stream";
 import type { AgentClient, ImageRef } from "../agent-client";
 import { cookieFromHeader, SESSION_COOKIE, userForSession, type SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
 import { GuesthouseError, toGuesthouseError } from "../domain/errors";
 import { formatBytes } from "../domain/format";
-import { ISO_POOL, type TaskStatus } from "../domain/types";
+import { ISO_POOL } from "../domain/types";
 import { imageFileName, isoName, parseOrThrow, poolName } from "../domain/validation";
 import { registerImage } from "./disks";
 import { agentFor, recordEvent } from "./guests";
@@ -41,11 +40,6 @@ const PROGRESS_EVERY_MS = 1000;
  * when resuming, the agent first hashes the part it has, and the browser waits meanwhile.
  */
 const IDLE_MS = 5 * 60_000;
-/** How often, and how long, to look for the agent's task before the body flows. */
-const ACCEPT_POLL_MS = 10;
-const ACCEPT_TIMEOUT_MS = 30_000;
-/** Bytes held between the browser's socket and the agent's (constant, whatever the file's size). */
-const BODY_BUFFER_BYTES = 64 * 1024;
 /** After refusing a body mid-way, keep reading (and discarding) it this long so the browser sees the answer. */
 const LINGER_MS = 3000;
 
@@ -242,59 +236,19 @@ async function put(
 }
 
 /**
- * Streams the browser's body to the agent, but only once the agent has accepted the
- * upload (its task for the file appears). Node sends a request's head with its first
- * body bytes, so one chunk goes ahead; the rest waits. A refusal (over the limit, no
- * room, the name taken, a wrong offset) thus comes back as the agent's own answer,
- * not as a connection it closed while bytes were still being written to it.
+ * Streams the browser's body to the agent. The agent answers `100 Continue` only once it
+ * has accepted the upload, and only then is the body read (see AgentClient.upload): a
+ * refusal (over the limit, no room, the name taken, a wrong offset) comes back as the
+ * agent's own answer while the browser's bytes are still unread, not as a connection
+ * closed under them. Per chunk, the web only counts the bytes; the browser going away
+ * fails the body, which ends the agent's side too (it keeps the part).
  */
 async function forward(agent: AgentClient, ref: ImageRef, req: http.IncomingMessage, size: number, offset: number, onBytes: (n: number) => void) {
-  const target = `${ref.pool}/${ref.file}`;
-  const ours = (t: TaskStatus) => t.kind === "upload" && t.targets.includes(target);
-  const before = new Set((await agent.tasks()).filter(ours).map((t) => t.id));
-  const body = new Transform({
-    highWaterMark: BODY_BUFFER_BYTES,
-    transform(chunk: Buffer, _encoding, done) {
-      onBytes(chunk.length);
-      done(null, chunk);
-    },
-  });
-  // The browser going away fails the body, which ends the agent's side too (it keeps the part).
-  const onError = (err: Error) => body.destroy(err);
-  const onClose = () => {
-    if (!req.complete) body.destroy(new GuesthouseError("invalid-input", "The browser closed the connection."));
-  };
-  req.once("error", onError);
-  req.once("close", onClose);
-  const first = (chunk: Buffer) => {
-    req.pause();
-    body.write(chunk);
-  };
-  if (size - offset > 0) req.once("data", first);
-  else req.pipe(body);
-  let settled = false;
-  const uploading = agent.upload(ref, body, size, offset).finally(() => (settled = true));
+  const count = (chunk: Buffer) => onBytes(chunk.length);
   try {
-    const deadline = Date.now() + ACCEPT_TIMEOUT_MS;
-    while (!settled && size - offset > 0) {
-      const tasks = await agent.tasks().catch(() => []);
-      if (tasks.some((t) => ours(t) && !before.has(t.id))) {
-        req.off("data", first);
-        req.pipe(body);
-        break;
-      }
-      if (Date.now() > deadline) {
-        body.destroy(new GuesthouseError("timeout", "The host agent did not start receiving the upload in time."));
-        break;
-      }
-      await Promise.race([uploading.catch(() => {}), new Promise((r) => setTimeout(r, ACCEPT_POLL_MS))]);
-    }
-    return await uploading;
+    return await agent.upload(ref, req, size, offset, { onAccepted: () => req.on("data", count) });
   } finally {
-    req.off("data", first);
-    req.unpipe(body);
-    req.off("error", onError);
-    req.off("close", onClose);
+    req.off("data", count);
   }
 }
 

@@ -8,6 +8,7 @@ import {
   convertDisk,
   createDisk,
   deleteDisk,
+  deleteIso,
   detachDisk,
   importImage,
   resizeDisk,
@@ -327,6 +328,26 @@ export function DeleteDiskButton({ diskId, file, usedBy }: { diskId: string; fil
         {pending ? "Deleting…" : "Delete disk"}
       </button>
       <ErrorLine error={error} testId="delete-error" />
+    </span>
+  );
+}
+
+/** Deletes an ISO image from the host (admins); refused while a guest has it as CD-ROM. */
+export function DeleteIsoButton({ name, usedBy }: { name: string; usedBy: string[] }) {
+  const { run, error, pending } = useButtonAction();
+  return (
+    <span>
+      <button
+        className="btn btn-danger"
+        disabled={pending}
+        onClick={() => {
+          const uses = usedBy.length ? `\n\nIt is the CD-ROM of: ${usedBy.join(", ")}. Remove it from them first.` : "";
+          if (confirm(`Delete the ISO ${name} from the host?${uses}`)) run(() => deleteIso(name));
+        }}
+      >
+        Delete
+      </button>
+      <ErrorLine error={error} testId="iso-error" />
     </span>
   );
 }

@@ -6,7 +6,7 @@ import { db } from "@/server/db/client";
 import { GuesthouseError } from "@/server/domain/errors";
 import { newVolumeId } from "@/server/domain/ids";
 import { DEFAULT_POOL, DISK_BUSES, DISK_FORMATS, NEW_DISK_FORMATS, type DiskBus, type DiskFormat } from "@/server/domain/types";
-import { imageFileName, parseOrThrow, parseSize, passphrase, poolName, snapshotName } from "@/server/domain/validation";
+import { imageFileName, isoName, parseOrThrow, parseSize, passphrase, poolName, snapshotName } from "@/server/domain/validation";
 import { authedAction } from "@/server/web/action";
 import { assertNoClones, loadDisk, refOf, refreshDisk, registerImage, secretOf, type DiskRow } from "@/server/web/disks";
 import { agentFor, liveState, loadGuest, recordEvent, specOf } from "@/server/web/guests";
@@ -213,6 +213,25 @@ export const deleteDisk = authedAction("delete-disk", async (user, diskId: strin
   await recordedTask(user, disk.hostId, { kind: "delete", title: `delete ${disk.pool}/${disk.file}` }, () => agentFor(disk.host).deleteImage(refOf(disk), secretOf(disk)));
   await db.disk.delete({ where: { id: disk.id } });
   await recordEvent("disk-delete", true, `deleted disk ${disk.file}`, user.id, null).catch(() => {});
+  revalidatePath("/disks");
+  return null;
+});
+
+/**
+ * Deletes an ISO image from the host's ISO folder. Admins only: ISOs are shared by
+ * everyone on the host. Refused while a guest has it as a CD-ROM.
+ */
+export const deleteIso = authedAction("delete-iso", async (user, raw: unknown) => {
+  if (user.role !== "admin") throw new GuesthouseError("forbidden", "Only admins delete ISO images: everyone on the host shares them.");
+  const name = parseOrThrow(isoName, raw, "The ISO name");
+  const host = await localHost();
+  const users = await db.cdrom.findMany({ where: { iso: { hostId: host.id, name } }, select: { guest: { select: { name: true } } } });
+  if (users.length) {
+    throw new GuesthouseError("conflict", `${name} is the CD-ROM of ${[...new Set(users.map((u) => u.guest.name))].join(", ")}; remove it from them first.`);
+  }
+  await recordedTask(user, host.id, { kind: "delete", title: `delete ISO ${name}` }, () => agentFor(host).deleteIso(name));
+  await db.isoImage.deleteMany({ where: { hostId: host.id, name } });
+  await recordEvent("iso-delete", true, `deleted ISO ${name}`, user.id, null).catch(() => {});
   revalidatePath("/disks");
   return null;
 });

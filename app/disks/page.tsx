@@ -1,5 +1,5 @@
 import Link from "next/link";
-import { CreateDiskForm, ImportButton } from "@/components/disk-forms";
+import { CreateDiskForm, DeleteIsoButton, ImportButton } from "@/components/disk-forms";
 import { UploadForm } from "@/components/upload-form";
 import { LiveTaskBars } from "@/components/task-progress";
 import { guestScope } from "@/server/auth/policy";
@@ -21,7 +21,7 @@ export default async function DisksPage() {
   const user = await requireUser();
   const host = await localHost();
   const agent = agentFor(host);
-  const [disks, known, images, hostInfo, tasks] = await Promise.all([
+  const [disks, known, images, hostInfo, tasks, isoRows] = await Promise.all([
     db.disk.findMany({
       where: { hostId: host.id, ...guestScope(user) },
       orderBy: [{ pool: "asc" }, { file: "asc" }],
@@ -31,7 +31,9 @@ export default async function DisksPage() {
     agent.images().catch(() => null),
     agent.host().catch(() => null),
     db.task.findMany({ where: { state: "running", ...(user.role === "admin" ? {} : { userId: user.id }) }, orderBy: { startedAt: "desc" } }),
+    db.isoImage.findMany({ where: { hostId: host.id }, select: { name: true, sha256: true, cdroms: { select: { guest: { select: { name: true } } } } } }),
   ]);
+  const isoFacts = new Map(isoRows.map((r) => [r.name, r]));
   const facts = new Map((images ?? []).map((i) => [`${i.pool}/${i.file}`, i]));
   const knownFiles = new Set(known.map((d) => `${d.pool}/${d.file}`));
   const unregistered = (images ?? []).filter((i) => !knownFiles.has(`${i.pool}/${i.file}`));
@@ -112,6 +114,32 @@ export default async function DisksPage() {
           </tbody>
         </table>
       )}
+
+      <section className="card space-y-2 p-4">
+        <h2 className="font-semibold">ISO images</h2>
+        {(hostInfo?.isos ?? []).length === 0 ? (
+          <p className="text-sm text-slate-600">No ISO images yet. Upload one below.</p>
+        ) : (
+          <ul className="divide-y divide-slate-100 text-sm">
+            {(hostInfo?.isos ?? []).map((iso) => {
+              const row = isoFacts.get(iso.name);
+              const users = [...new Set((row?.cdroms ?? []).map((c) => c.guest.name))];
+              return (
+                <li key={iso.name} className="flex flex-wrap items-center justify-between gap-2 py-2" data-testid="iso-row" data-iso={iso.name}>
+                  <span>
+                    <span className="font-medium">{iso.name}</span> · {formatBytes(iso.sizeBytes)}
+                    {row?.sha256 && <span className="ml-2 font-mono text-xs text-slate-500" title="SHA-256 as uploaded">{row.sha256.slice(0, 16)}…</span>}
+                  </span>
+                  <span className="flex items-center gap-3">
+                    <span className="text-slate-500">{users.length ? `CD-ROM of ${users.join(", ")}` : "not in use"}</span>
+                    {user.role === "admin" && <DeleteIsoButton name={iso.name} usedBy={users} />}
+                  </span>
+                </li>
+              );
+            })}
+          </ul>
+        )}
+      </section>
 
       {unregistered.length > 0 && (
         <section className="card space-y-2 p-4">

@@ -93,6 +93,10 @@ describe("disk images in Chromium", () => {
     assert.deepEqual(fs.readFileSync(path.join(stack.agent.dataDir, "images", ISO)), fs.readFileSync(DEMO_ISO));
     const row = await stack.database.db.isoImage.findFirstOrThrow({ where: { name: ISO } });
     assert.equal(row.sha256, expected);
+    await page.reload();
+    const listed = page.locator(`[data-testid="iso-row"][data-iso="${ISO}"]`);
+    await listed.waitFor();
+    assert.match(await listed.innerText(), new RegExp(`${expected.slice(0, 16)}.*not in use`, "s"));
   });
 
   test("create a guest from the uploaded ISO", async () => {
@@ -169,6 +173,16 @@ describe("disk images in Chromium", () => {
     await page.getByRole("button", { name: "Delete disk" }).click();
     await page.getByTestId("delete-error").waitFor();
     assert.match(await page.getByTestId("delete-error").innerText(), /attached to e2e-disks/);
+  });
+
+  test("an ISO a guest uses cannot be deleted; the refusal names the guest", async () => {
+    await page.goto(`${stack.baseUrl}/disks`);
+    const listed = page.locator(`[data-testid="iso-row"][data-iso="${ISO}"]`);
+    assert.match(await listed.innerText(), /CD-ROM of e2e-disks/);
+    await listed.getByRole("button", { name: "Delete" }).click();
+    await page.getByTestId("iso-error").waitFor();
+    assert.match(await page.getByTestId("iso-error").innerText(), /CD-ROM of e2e-disks/);
+    assert.ok(fs.existsSync(path.join(stack.agent.dataDir, "images", ISO)), "the ISO is still there");
   });
 
   test("the tasks page lists the upload, the resizes and the snapshots with who did them", async () => {

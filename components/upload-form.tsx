@@ -256,6 +256,12 @@ export function UploadForm({ pools = [DEFAULT_POOL] }: { pools?: string[] }) {
 
       {phase.kind === "done" && (
         <div className="rounded-md bg-green-50 p-3 text-sm text-green-900" data-testid="upload-done">
+          {/* The bar stays, full: the last progress events and the answer can arrive in one render. */}
+          <div data-testid="upload-progress" className="mb-2">
+            <div role="progressbar" aria-label={`Uploaded ${name}`} aria-valuemin={0} aria-valuemax={100} aria-valuenow={100} className="h-2 overflow-hidden rounded bg-green-200">
+              <div className="h-full w-full bg-green-600" />
+            </div>
+          </div>
           <p>
             Uploaded {name} ({formatBytes(phase.sizeBytes)}, {phase.format}).
           </p>

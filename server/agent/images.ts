@@ -434,7 +434,7 @@ export class Images {
     const holder = this.tasks.holder(refKey(ref));
     if (holder?.kind === "upload") {
       this.tasks.cancel(holder.id);
-      await this.tasks.settle();
+      await this.tasks.ended(holder.id);
     }
     await fsp.rm(`${this.storage.pathOf(ref.pool, ref.file)}${PART_SUFFIX}`, { force: true });
   }

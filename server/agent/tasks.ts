@@ -161,9 +161,9 @@ export class Tasks extends EventEmitter<{ task: [TaskStatus] }> {
     return [...this.tasks.values()].map((t) => ({ ...t.status, log: [...t.status.log] }));
   }
 
-  /** Waits for every running task (used when the agent stops). */
-  async settle(): Promise<void> {
-    await Promise.all([...this.tasks.values()].map((t) => t.done));
+  /** Waits until one task has ended (at once if it already has, or is unknown). */
+  async ended(id: string): Promise<void> {
+    await this.tasks.get(id)?.done;
   }
 
   private forgetOld(): void {

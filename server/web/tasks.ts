@@ -138,7 +138,7 @@ export async function reconcileTasks({ atStartup = false } = {}): Promise<void> 
   }
   const open = await db.task.findMany({
     where: { state: "running", NOT: { id: { startsWith: WEB_TASK_PREFIX } } },
-    select: { id: true, host: { select: { id: true, endpoint: true } } },
+    include: { host: { select: { id: true, endpoint: true } } },
   });
   const hosts = new Map(open.map((t) => [t.host.id, t.host.endpoint]));
   await Promise.all(
@@ -151,17 +151,17 @@ export async function reconcileTasks({ atStartup = false } = {}): Promise<void> 
         if (task) await settleTask(hostId, task);
         else {
           // The agent restarted and forgot it: whatever it was doing did not finish.
-          await settleTask(hostId, { ...(await lostTask(row.id)), state: "failed", message: "The host agent restarted while this task ran; it did not finish." });
+          await settleTask(hostId, { ...lostTask(row), state: "failed", message: "The host agent restarted while this task ran; it did not finish." });
         }
       }
     }),
   );
 }
 
-async function lostTask(id: string): Promise<TaskStatus> {
-  const row = await db.task.findUniqueOrThrow({ where: { id } });
+/** The agent's view of a task it no longer knows, rebuilt from the web's row. */
+function lostTask(row: { id: string; kind: string; title: string; progress: number | null; startedAt: Date; log: string }): TaskStatus {
   return {
-    id,
+    id: row.id,
     kind: row.kind as TaskStatus["kind"],
     title: row.title,
     targets: [],

@@ -191,6 +191,7 @@ async function writeBytes(socket: net.Socket, chunk: Buffer, bytes: number): Pro
  * `set_password` call, which is set-up cost and not measured here.
  */
 async function runAgent(socketPath: string, backendPath: string): Promise<void> {
+  (await import("../server/heap")).giveHeapRoom(400); // as server/agent/main.ts does
   const { AGENT_VNC_PASSWORD_HEADER, AGENT_VNC_UPGRADE } = await import("../server/domain/types");
   const { refuseUpgrade } = await import("../server/http/refuse-upgrade");
   const server = http.createServer((_req, res) => res.writeHead(404).end());
@@ -225,6 +226,7 @@ async function runAgent(socketPath: string, backendPath: string): Promise<void> 
  * when the benchmark asks (each connection needs a fresh one; they live 30 s).
  */
 async function runBridge(agentPath: string): Promise<void> {
+  (await import("../server/heap")).giveHeapRoom(100); // as server/web/main.ts does
   const { createSession, SESSION_COOKIE } = await import("../server/auth/sessions");
   const { createConsoleBridge } = await import("../server/console/bridge");
   const { mintTicket } = await import("../server/console/tickets");

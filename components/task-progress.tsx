@@ -78,19 +78,16 @@ export function TaskBar({ task, label }: { task: TaskView; label: string }) {
           style={{ width: `${percent ?? 5}%` }}
         />
       </div>
-      {/* Uploads (web-…) are cancelled by the page that sends them. */}
-      {!task.id.startsWith("web-") && (
-        <button
-          type="button"
-          className="btn btn-danger"
-          onClick={async () => {
-            const result = await cancelTask(task.id);
-            if (!result.ok) setError(result.error);
-          }}
-        >
-          Cancel
-        </button>
-      )}
+      <button
+        type="button"
+        className="btn btn-danger"
+        onClick={async () => {
+          const result = await cancelTask(task.id);
+          if (!result.ok) setError(result.error);
+        }}
+      >
+        Cancel
+      </button>
       {error && <p className="text-sm text-red-700" data-testid="action-error">{error}</p>}
     </div>
   );

@@ -12,6 +12,7 @@ import { assertNoClones, loadDisk, refOf, refreshDisk, registerImage, secretOf, 
 import { agentFor, liveState, loadGuest, recordEvent, specOf } from "@/server/web/guests";
 import { localHost } from "@/server/web/hosts";
 import { recordedTask, recordTask, WEB_TASK_PREFIX } from "@/server/web/tasks";
+import { cancelUploadTask } from "@/server/web/uploads";
 
 const createDiskInput = z.strictObject({
   pool: poolName,
@@ -244,10 +245,9 @@ export const cancelTask = authedAction("cancel-task", async (user, taskId: strin
   });
   if (!task) throw new GuesthouseError("not-found", "There is no such task, or it is not yours.");
   if (task.state !== "running") return null;
-  if (task.id.startsWith(WEB_TASK_PREFIX)) {
-    throw new GuesthouseError("conflict", "An upload is cancelled on the page that sends it (its Cancel button), or by closing that page.");
-  }
-  await agentFor(task.host).cancelTask(task.id);
+  // An upload is relayed by the web, not run by the agent as a task of that id: stop it by its file.
+  if (task.id.startsWith(WEB_TASK_PREFIX)) await cancelUploadTask(task);
+  else await agentFor(task.host).cancelTask(task.id);
   revalidatePath("/tasks");
   return null;
 });

@@ -24,7 +24,7 @@ import { cookieFromHeader, SESSION_COOKIE, userForSession, type SessionUser } fr
 import { db } from "../db/client";
 import { GuesthouseError, toGuesthouseError } from "../domain/errors";
 import { formatBytes } from "../domain/format";
-import { ISO_POOL } from "../domain/types";
+import { ISO_POOL, type TaskStatus } from "../domain/types";
 import { imageFileName, isoName, parseOrThrow, poolName } from "../domain/validation";
 import { registerImage } from "./disks";
 import { agentFor, recordEvent } from "./guests";
@@ -57,6 +57,28 @@ const inflight = new Map<string, Inflight>();
 export function isUploadRequest(req: http.IncomingMessage): boolean {
   const pathname = (req.url ?? "").split("?")[0] ?? "";
   return pathname === UPLOAD_PATH || pathname.startsWith(`${UPLOAD_PATH}/`);
+}
+
+/**
+ * Cancels a running upload from outside the page that sends it (the tasks page). The
+ * agent stops it and removes what it wrote; the web process relaying it then answers
+ * the browser "cancelled" and records the row so. A row that nothing relays any more
+ * (its web process is gone) is closed here after a moment.
+ */
+export async function cancelUploadTask(task: { id: string; target: string | null; host: { endpoint: string } }): Promise<void> {
+  if (!task.target) throw new GuesthouseError("conflict", "This upload does not name its file; cancel it on the page that sends it.");
+  const [pool = "", file = ""] = task.target.split("/", 2);
+  await agentFor(task.host).cancelUpload(parseTarget(pool, file));
+  const deadline = Date.now() + 3000;
+  while (Date.now() < deadline) {
+    const row = await db.task.findUnique({ where: { id: task.id }, select: { state: true } });
+    if (row?.state !== "running") return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await db.task.updateMany({
+    where: { id: task.id, state: "running" },
+    data: { state: "cancelled", message: "Cancelled; nothing of it was kept.", finishedAt: new Date() },
+  });
 }
 
 /** Serves a request under /upload/ (check isUploadRequest first); never throws. */
@@ -101,7 +123,7 @@ async function serve(req: http.IncomingMessage, res: http.ServerResponse): Promi
   // An interrupted upload's record said it could be resumed; now it cannot.
   if (!running && offset > 0) {
     const last = await db.task.findFirst({
-      where: { hostId: host.id, kind: "upload", state: "failed", title: { startsWith: `${uploadTitlePrefix(ref)} (` } },
+      where: { hostId: host.id, kind: "upload", state: "failed", target: targetOf(ref) },
       orderBy: { startedAt: "desc" },
       select: { id: true, log: true },
     });
@@ -151,7 +173,8 @@ async function put(
       data: {
         id: task.taskId,
         kind: "upload",
-        title: uploadTitle(ref, size),
+        title: `upload ${targetOf(ref)} (${formatBytes(size)})`,
+        target: targetOf(ref),
         state: "running",
         progress: offset / size,
         log: JSON.stringify(log),
@@ -188,7 +211,10 @@ async function put(
     let error = toGuesthouseError(err);
     let state: "failed" | "cancelled" = "failed";
     let message = error.message;
-    if (task.cancelled || (error.code === "conflict" && /cancelled/i.test(error.message))) {
+    // Cancelled here (DELETE), or by the agent at someone's request (the tasks page): the
+    // agent then cuts the connection mid-body, so ask it how its upload task ended.
+    const cut = error.code === "agent-unreachable" && !browserGone;
+    if (task.cancelled || (error.code === "conflict" && /cancelled/i.test(error.message)) || (cut && (await lastAgentUpload(agent, ref))?.state === "cancelled")) {
       state = "cancelled";
       message = "Cancelled; nothing of it was kept.";
       error = new GuesthouseError("conflict", "The upload was cancelled.");
@@ -252,6 +278,17 @@ async function forward(agent: AgentClient, ref: ImageRef, req: http.IncomingMess
   }
 }
 
+/** The agent's latest upload task for this file, once it has ended (waits 10 s at most). */
+async function lastAgentUpload(agent: AgentClient, ref: ImageRef): Promise<TaskStatus | null> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const tasks = await agent.tasks().catch(() => null);
+    const last = tasks?.filter((t) => t.kind === "upload" && t.targets.includes(targetOf(ref))).sort((a, b) => b.startedAt - a.startedAt)[0] ?? null;
+    if (last?.state !== "running" || Date.now() > deadline) return last;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /**
  * The new file becomes a disk of this user. A file that cannot be one (an encrypted
  * image, a format guests cannot use) is removed again, so its name is free to retry.
@@ -287,19 +324,10 @@ async function finishTask(id: string, state: "succeeded" | "failed" | "cancelled
     .catch((err) => console.error(`upload: could not record the end of task ${id}:`, err));
 }
 
-/**
- * Waits (a few seconds at most) until the agent's own upload task has let go of the
- * file, so the size reported is final, then returns it.
- */
+/** What an interrupted upload kept, once the agent's upload task has let go of the file. */
 async function partAfterInterruption(host: Host, ref: ImageRef): Promise<number> {
   const agent = agentFor(host);
-  const target = `${ref.pool}/${ref.file}`;
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    const tasks = await agent.tasks().catch(() => []);
-    if (!tasks.some((t) => t.kind === "upload" && t.state === "running" && t.targets.includes(target))) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await lastAgentUpload(agent, ref);
   return agent.uploadOffset(ref).catch(() => 0);
 }
 
@@ -345,7 +373,7 @@ async function assertMayTouchPart(user: SessionUser, host: Host, ref: ImageRef, 
   if (user.role === "admin") return;
   if (running && running.userId !== user.id) throw new GuesthouseError("forbidden", `Someone else is uploading ${ref.file}; choose another name.`);
   const last = await db.task.findFirst({
-    where: { hostId: host.id, kind: "upload", title: { startsWith: `${uploadTitlePrefix(ref)} (` } },
+    where: { hostId: host.id, kind: "upload", target: targetOf(ref) },
     orderBy: { startedAt: "desc" },
     select: { userId: true },
   });
@@ -354,8 +382,8 @@ async function assertMayTouchPart(user: SessionUser, host: Host, ref: ImageRef, 
   }
 }
 
-const uploadTitlePrefix = (ref: ImageRef) => `upload ${ref.pool}/${ref.file}`;
-const uploadTitle = (ref: ImageRef, size: number) => `${uploadTitlePrefix(ref)} (${formatBytes(size)})`;
+/** An upload's Task row names its file so: "<pool>/<file>". */
+const targetOf = (ref: ImageRef) => `${ref.pool}/${ref.file}`;
 const keyOf = (host: Host, ref: ImageRef) => `${host.id}/${ref.pool}/${ref.file}`;
 
 /**

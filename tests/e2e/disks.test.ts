@@ -2,16 +2,19 @@
  * Disk images end to end in Debian's Chromium: upload an ISO through the page (the
  * progress bar reaches 100 %, the SHA-256 is the file's), create a guest from it, grow
  * its disk (the guest sees the new size), take a live snapshot and revert to it (the
- * guest's memory goes back too), and see it all on the tasks page.
+ * guest's memory goes back too), and see it all on the tasks page, where an upload
+ * another client is sending can be cancelled.
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
+import http from "node:http";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { after, afterEach, before, describe, test } from "node:test";
 import type { Page } from "playwright-core";
+import { createSession, SESSION_COOKIE } from "../../server/auth/sessions";
 import { DEMO_ISO, waitFor } from "../helpers/agent";
 import { launchBrowser } from "../helpers/browser";
 import { startTestStack, type TestStack } from "../helpers/web";
@@ -194,5 +197,52 @@ describe("disk images in Chromium", () => {
       assert.match(text, kind);
     }
     assert.equal(await page.locator('[data-testid="task-row"][data-state="failed"]').count(), 0);
+  });
+
+  test("an upload another client is sending is cancelled from the tasks page: the sender is told, nothing is kept", async () => {
+    const db = stack.database.db;
+    const admin = await db.user.findUniqueOrThrow({ where: { username: stack.admin.username } });
+    const cookie = `${SESSION_COOKIE}=${(await createSession(db, admin.id)).secret}`;
+    const size = 64 * 2 ** 20;
+    // A client (a second tab, another machine) that sends the first MiB and then stalls.
+    const req = http.request(`${stack.baseUrl}/upload/isos/cancel-me.iso?size=${size}`, {
+      method: "PUT",
+      headers: { cookie, origin: stack.baseUrl, "content-length": String(size) },
+    });
+    const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
+      req.on("response", (res) => {
+        let body = "";
+        res.on("data", (c: Buffer) => (body += c.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on("error", reject);
+    });
+    try {
+      req.write(Buffer.alloc(2 ** 20, 7));
+      const part = path.join(stack.agent.dataDir, "images", "cancel-me.iso.part");
+      await waitFor("the upload to start writing", () => fs.existsSync(part), 30_000);
+      const task = await db.task.findFirstOrThrow({ where: { kind: "upload", target: "isos/cancel-me.iso", state: "running" } });
+
+      await page.goto(`${stack.baseUrl}/tasks`);
+      const bar = page.locator(`[data-testid="task"][data-task="${task.id}"]`);
+      assert.match(await bar.innerText(), /upload isos\/cancel-me\.iso/);
+      await bar.getByRole("button", { name: "Cancel" }).click();
+
+      const { status, body } = await answer;
+      assert.equal(status, 409, `the sender is told the upload was cancelled: ${body}`);
+      assert.match(body, /cancelled/);
+      const row = await waitFor("the task to be recorded as cancelled", async () => {
+        const r = await db.task.findUniqueOrThrow({ where: { id: task.id } });
+        return r.state === "cancelled" ? r : null;
+      });
+      assert.ok(row.finishedAt, "the cancelled task has an end time");
+      assert.equal(fs.existsSync(part), false, "the part written so far was removed");
+      assert.equal(fs.existsSync(path.join(stack.agent.dataDir, "images", "cancel-me.iso")), false);
+      assert.equal(await db.isoImage.count({ where: { name: "cancel-me.iso" } }), 0);
+      await page.reload();
+      assert.equal(await page.locator(`[data-testid="task-row"][data-state="cancelled"]`).filter({ hasText: "cancel-me.iso" }).count(), 1);
+    } finally {
+      req.destroy();
+    }
   });
 });

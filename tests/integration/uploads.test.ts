@@ -98,7 +98,8 @@ describe("browser uploads through the web server", () => {
   const upload = (pool: string, file: string, data: Buffer, offset = 0, opts: Parameters<typeof send>[2] = {}) =>
     send("PUT", `/upload/${pool}/${file}?size=${data.length}&offset=${offset}`, { body: data.subarray(offset), ...opts });
 
-  const taskOf = (title: string) => db().task.findFirst({ where: { kind: "upload", title: { startsWith: `upload ${title} (` } }, orderBy: { startedAt: "desc" } });
+  /** The latest upload task of "<pool>/<file>". */
+  const taskOf = (target: string) => db().task.findFirst({ where: { kind: "upload", target }, orderBy: { startedAt: "desc" } });
 
   before(async () => {
     process.env.GUESTHOUSE_UPLOAD_LIMIT = String(LIMIT);

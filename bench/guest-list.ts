@@ -10,6 +10,10 @@
  *   BENCH_PROFILE=/tmp/prof node --import tsx bench/guest-list.ts   (CPU profile of the web
  *     server during the measured requests, summarized; slows the numbers down a little)
  *
+ * Diagnostics (no targets): the page uncompressed, the rows in one SQL statement, and the
+ * floor under any page: Next's not-found page for the same user (same root layout and
+ * session read) and a 404 Next answers without rendering.
+ *
  * Needs a built app (.next; `NODE_ENV=production npx next build`) and the demo ISO
  * (`bash scripts/fixtures.sh`). Targets: page median ≤ 150 ms and ≤ 2 × raw read
  * median; agent requests per render do not grow with the guest count. Prints PASS or
@@ -113,14 +117,14 @@ interface PageResult {
 }
 
 /** One full page load: request, server render, the whole body read (and decompressed, like a browser). */
-async function getPage(url: string, cookie: string, acceptEncoding?: string): Promise<PageResult> {
+async function getPage(url: string, cookie: string, acceptEncoding?: string, expectStatus = 200): Promise<PageResult> {
   const headers: Record<string, string> = { cookie };
   if (acceptEncoding) headers["accept-encoding"] = acceptEncoding;
   const t0 = performance.now();
   const res = await fetch(url, { headers, redirect: "manual" });
   const html = await res.text();
   const took = performance.now() - t0;
-  if (res.status !== 200) throw new Error(`GET ${url} answered ${res.status}: ${html.slice(0, 300)}`);
+  if (res.status !== expectStatus) throw new Error(`GET ${url} answered ${res.status}: ${html.slice(0, 300)}`);
   let flightBytes = 0;
   for (const m of html.matchAll(/<script>self\.__next_f\.push\([\s\S]*?<\/script>/g)) flightBytes += Buffer.byteLength(m[0]);
   return {
@@ -361,6 +365,18 @@ async function main(): Promise<number> {
       if (i >= 2) identity.push(p.ms);
     }
     const oneSql = (await oneStatementRead(stack.database.url, 12, GUESTS)).slice(2);
+    // The floor under any page: Next's not-found page for the same user (the same root
+    // layout and session read, no list), and an answer Next gives without rendering.
+    const floorPage: number[] = [];
+    const floorBare: number[] = [];
+    for (let i = 0; i < 22; i++) {
+      const p = await getPage(`${stack.baseUrl}/no-such-page`, cookie, undefined, 404);
+      const b = await getPage(`${stack.baseUrl}/_next/static/no-such-file.js`, cookie, undefined, 404);
+      if (i >= 2) {
+        floorPage.push(p.ms);
+        floorBare.push(b.ms);
+      }
+    }
 
     const pageMedian = median(pageTimes);
     const rawMedian = median(rawTimes);
@@ -386,11 +402,17 @@ async function main(): Promise<number> {
     console.log("diagnostics:");
     row(`GET / uncompressed (${GUESTS} guests)`, identity);
     row(`one SQL statement (${GUESTS} rows)`, oneSql);
+    row("GET /no-such-page (not-found page)", floorPage);
+    row("GET /_next/static/… (404, no render)", floorBare);
     console.log("scaling (medians): " + scaling.map((s) => `${s.guests} guests: page ${ms(s.page)}${Number.isNaN(s.raw) ? "" : `, raw ${ms(s.raw)}`}`).join("; "));
     const slope = (pageMedian - median(smallTimes)) / (GUESTS - RUNNING);
     console.log(`page cost per guest row: ${(slope * 1000).toFixed(0)} µs (raw read: ${((rawMedian / GUESTS) * 1000).toFixed(0)} µs)`);
     console.log("");
     console.log(`ratio median(page)/median(raw read) = ${(pageMedian / rawMedian).toFixed(2)}`);
+    console.log(
+      `floor: the cheapest page this server renders (not found, same layout) takes ${ms(median(floorPage))} = ${(median(floorPage) / rawMedian).toFixed(2)} × the raw read; ` +
+        `the list page adds ${ms(pageMedian - median(floorPage))} to it, of which the read itself ${ms(rawMedian)}`,
+    );
     console.log(`target: page median ${ms(pageMedian)} <= ${PAGE_LIMIT_MS} ms: ${verdict(okAbs)}`);
     console.log(`target: page median ${ms(pageMedian)} <= ${RAW_FACTOR} x raw median ${ms(rawMedian)} = ${ms(RAW_FACTOR * rawMedian)}: ${verdict(okRel)}`);
     console.log(`agent requests in one render with ${RUNNING} guests: ${smallCalls.length} (${calls(smallCalls)})`);

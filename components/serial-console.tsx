@@ -3,31 +3,12 @@
 import "@xterm/xterm/css/xterm.css";
 import type { FitAddon } from "@xterm/addon-fit";
 import type { Terminal } from "@xterm/xterm";
-import { useEffect, useReducer, useRef, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { openConsole } from "@/app/actions/open-console";
-import type { ConsoleOpening } from "@/server/console/availability";
-import { canConsoleTransition, reconnectDelayMs, type ConsoleStateKind } from "@/server/console/types";
-import type { ActionResult } from "@/server/web/action";
+import { bridgeSocket, CONSOLE_LABELS, useConsoleConnection } from "./use-console-connection";
 
-type Status = { kind: ConsoleStateKind; reason?: string };
-
-function statusReducer(current: Status, next: Status): Status {
-  if (!canConsoleTransition(current.kind, next.kind)) {
-    console.warn(`serial: ignored a change from ${current.kind} to ${next.kind}`);
-    return current;
-  }
-  return next;
-}
-
-const MAX_FAILURES = 12;
+/** Errors that another try would not change. */
 const FINAL_CODES = new Set(["unauthenticated", "forbidden", "not-found", "invalid-input", "conflict"]);
-const LABELS: Record<ConsoleStateKind, string> = {
-  connecting: "Connecting…",
-  connected: "Connected",
-  reconnecting: "Reconnecting…",
-  "guest-off": "Guest is off",
-  disconnected: "Disconnected",
-};
 
 /**
  * The guest's first serial port in xterm.js, over the same ticketed same-origin bridge
@@ -39,7 +20,6 @@ export function SerialConsole({ guestId, guestName }: { guestId: string; guestNa
   const box = useRef<HTMLDivElement>(null);
   const termRef = useRef<Terminal | null>(null);
   const socketRef = useRef<WebSocket | null>(null);
-  const [status, setStatus] = useReducer(statusReducer, { kind: "connecting" });
   const [size, setSize] = useState<{ cols: number; rows: number } | null>(null);
   const [generation, setGeneration] = useState(0);
   const [note, setNote] = useState<string | null>(null);
@@ -84,89 +64,38 @@ export function SerialConsole({ guestId, guestName }: { guestId: string; guestNa
     };
   }, []);
 
-  useEffect(() => {
-    let stopped = false;
-    let failures = 0;
-    let backoff = 0;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let events: EventSource | null = null;
-    const later = (ms: number, fn: () => void) => {
-      clearTimeout(timer);
-      timer = setTimeout(fn, ms);
-    };
-    const retry = (reason: string, counts = true) => {
-      if (stopped) return;
-      if (counts) failures++;
-      if (failures > MAX_FAILURES) return setStatus({ kind: "disconnected", reason });
-      setStatus({ kind: "reconnecting", reason });
-      later(reconnectDelayMs(backoff++), () => void attempt());
-    };
-    const waitForGuest = (reason: string) => {
-      setStatus({ kind: "guest-off", reason });
-      failures = 0;
-      backoff = 0;
-      events?.close();
-      events = new EventSource("/api/events");
-      events.onmessage = (e: MessageEvent<string>) => {
-        try {
-          if (!(JSON.parse(e.data) as string[]).includes(guestId)) return;
-        } catch {
-          return;
-        }
-        events?.close();
-        events = null;
-        later(300, () => void attempt());
-      };
-      later(15_000, () => void attempt());
-    };
-    const attempt = async () => {
-      if (stopped) return;
-      clearTimeout(timer);
-      if (backoff === 0) setStatus({ kind: "connecting" });
-      let result: ActionResult<ConsoleOpening>;
-      try {
-        result = await openConsole(guestId, { kind: "serial" });
-      } catch {
-        result = { ok: false, code: "agent-unreachable", error: "The dashboard did not answer." };
-      }
-      if (stopped) return;
-      if (!result.ok) return FINAL_CODES.has(result.code) ? setStatus({ kind: "disconnected", reason: result.error }) : retry(result.error);
-      const opening = result.data;
-      if (opening.status === "off") return waitForGuest(opening.message);
-      if (opening.status === "wait") return retry(opening.message, false);
-      events?.close();
-      events = null;
-      const scheme = window.location.protocol === "https:" ? "wss" : "ws";
-      const ws = new WebSocket(`${scheme}://${window.location.host}${opening.path}?ticket=${encodeURIComponent(opening.ticket)}`);
-      ws.binaryType = "arraybuffer";
-      socketRef.current = ws;
-      let opened = false;
-      ws.onopen = () => {
-        opened = true;
-        failures = 0;
-        backoff = 0;
-        setStatus({ kind: "connected" });
-        termRef.current?.focus();
-      };
-      ws.onmessage = (e: MessageEvent<ArrayBuffer | string>) => {
-        termRef.current?.write(typeof e.data === "string" ? e.data : new Uint8Array(e.data));
-      };
-      ws.onclose = (e) => {
-        if (socketRef.current === ws) socketRef.current = null;
-        if (stopped) return;
-        // Closed after it worked: the guest may have stopped or be restarting; ask again.
-        retry(e.reason || (opened ? "The serial console closed." : "The serial console was refused."), !opened);
-      };
-    };
-    void attempt();
-    return () => {
-      stopped = true;
-      clearTimeout(timer);
-      events?.close();
-      socketRef.current?.close();
-      socketRef.current = null;
-    };
-  }, [guestId, generation]);
+  const status = useConsoleConnection(
+    {
+      name: "serial",
+      ask: () => openConsole(guestId, { kind: "serial" }),
+      open: (ticket, link) => {
+        const ws = bridgeSocket(ticket);
+        socketRef.current = ws;
+        let opened = false;
+        ws.onopen = () => {
+          opened = true;
+          link.connected();
+          termRef.current?.focus();
+        };
+        ws.onmessage = (e: MessageEvent<ArrayBuffer | string>) => {
+          termRef.current?.write(typeof e.data === "string" ? e.data : new Uint8Array(e.data));
+        };
+        ws.onclose = (e) => {
+          if (socketRef.current === ws) socketRef.current = null;
+          // Closed after it worked: the guest may have stopped or be restarting; ask again.
+          link.lost(e.reason || (opened ? "The serial console closed." : "The serial console was refused."), !opened);
+        };
+        return () => {
+          ws.onclose = null;
+          ws.close();
+          if (socketRef.current === ws) socketRef.current = null;
+        };
+      },
+      watchGuest: guestId,
+      finalCodes: FINAL_CODES,
+    },
+    [guestId, generation],
+  );
 
   const sendLine = (line: string) => {
     const ws = socketRef.current;
@@ -200,7 +129,7 @@ export function SerialConsole({ guestId, guestName }: { guestId: string; guestNa
     <div className="space-y-2">
       <div className="flex flex-wrap items-center justify-between gap-2 text-sm">
         <span data-testid="serial-state" data-state={status.kind} role="status" aria-live="polite" className="flex items-center gap-2">
-          <span className="font-medium">{LABELS[status.kind]}</span>
+          <span className="font-medium">{CONSOLE_LABELS[status.kind]}</span>
           {status.reason && status.kind !== "connected" && <span className="text-slate-600">{status.reason}</span>}
         </span>
         <div className="flex flex-wrap gap-2">

@@ -1,36 +1,16 @@
 "use client";
 
 import type RFB from "@novnc/novnc/lib/rfb";
-import { useCallback, useEffect, useReducer, useRef, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import { openConsole } from "@/app/actions/open-console";
 import { openSharedConsole } from "@/app/actions/open-shared-console";
-import type { ConsoleOpening } from "@/server/console/availability";
-import { canConsoleTransition, reconnectDelayMs, type ConsoleStateKind } from "@/server/console/types";
-import type { ActionResult } from "@/server/web/action";
 import { comboEvents, type KeyCombo } from "./console-keys";
 import { ConsoleToolbar, type ScaleMode } from "./console-toolbar";
+import { bridgeSocket, CONSOLE_LABELS, useConsoleConnection, type ConsoleStatus } from "./use-console-connection";
 
 /** Whose console: a logged-in user's guest, or a view-only link's. */
 export type ConsoleSource = { kind: "guest"; guestId: string } | { kind: "share"; token: string };
 
-type Status =
-  | { kind: "connecting" }
-  | { kind: "connected" }
-  | { kind: "reconnecting"; reason: string }
-  | { kind: "guest-off"; reason: string }
-  | { kind: "disconnected"; reason: string };
-
-/** The page's state machine: an illegal change is ignored (and said in the browser's console). */
-function statusReducer(current: Status, next: Status): Status {
-  if (!canConsoleTransition(current.kind, next.kind as ConsoleStateKind)) {
-    console.warn(`console: ignored a change from ${current.kind} to ${next.kind}`);
-    return current;
-  }
-  return next;
-}
-
-/** Attempts in a row that may fail while the guest runs, before the page gives up and says why. */
-const MAX_FAILURES = 12;
 /** Errors that another try would not change. */
 const FINAL_CODES = new Set(["unauthenticated", "forbidden", "not-found", "invalid-input"]);
 const SCALE_KEY = "guesthouse.console.scale";
@@ -46,7 +26,6 @@ export function VncConsole({ source, guestName, popup = false }: { source: Conso
   const frame = useRef<HTMLDivElement>(null);
   const screen = useRef<HTMLDivElement>(null);
   const rfbRef = useRef<RFB | null>(null);
-  const [status, setStatus] = useReducer(statusReducer, { kind: "connecting" });
   const shared = source.kind === "share";
   const [viewOnly, setViewOnly] = useState(shared);
   const [scale, setScale] = useState<ScaleMode>("fit");
@@ -63,146 +42,78 @@ export function VncConsole({ source, guestName, popup = false }: { source: Conso
     if (saved === "fit" || saved === "actual" || saved === "remote") setScale(saved);
   }, []);
 
-  useEffect(() => {
-    let stopped = false;
-    /** Failed tries in a row (gives up after MAX_FAILURES); `backoff` also counts waits for a starting guest. */
-    let failures = 0;
-    let backoff = 0;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let socket: WebSocket | null = null;
-    let events: EventSource | null = null;
-    let rfb: RFB | null = null;
-
-    const later = (ms: number, fn: () => void) => {
-      clearTimeout(timer);
-      timer = setTimeout(fn, ms);
-    };
-
-    const ask = (): Promise<ActionResult<ConsoleOpening>> =>
-      guestId !== null ? openConsole(guestId, { kind: "vnc", viewOnly }) : openSharedConsole(token!);
-
-    /** Counts a failed try and tries again after a while, or gives up with the reason. */
-    const retry = (reason: string, counts = true) => {
-      if (stopped) return;
-      if (counts) failures++;
-      if (failures > MAX_FAILURES) return setStatus({ kind: "disconnected", reason });
-      setStatus({ kind: "reconnecting", reason });
-      later(reconnectDelayMs(backoff++), () => void attempt());
-    };
-
-    /** The guest is off: wait for it to change (the event stream, or polling for a shared link). */
-    const waitForGuest = (reason: string) => {
-      setStatus({ kind: "guest-off", reason });
-      failures = 0;
-      backoff = 0;
-      if (guestId !== null) {
-        events?.close();
-        events = new EventSource("/api/events");
-        events.onmessage = (e: MessageEvent<string>) => {
-          try {
-            if (!(JSON.parse(e.data) as string[]).includes(guestId)) return;
-          } catch {
-            return;
-          }
-          events?.close();
-          events = null;
-          later(300, () => void attempt());
+  const status = useConsoleConnection(
+    {
+      name: "console",
+      ask: () => (guestId !== null ? openConsole(guestId, { kind: "vnc", viewOnly }) : openSharedConsole(token!)),
+      open: (ticket, link) => {
+        let closed = false;
+        let socket: WebSocket | null = null;
+        let rfb: RFB | null = null;
+        void (async () => {
+          // noVNC touches `window` when it loads, so it is imported here, in the browser only.
+          const { default: NoVncRFB } = await import("@novnc/novnc");
+          if (closed || !screen.current) return;
+          const ws = bridgeSocket(ticket);
+          socket = ws;
+          let closeReason = "";
+          ws.addEventListener("close", (e) => (closeReason = e.reason));
+          ws.onclose = (e) => link.lost(e.reason || "The console connection was refused or lost.", true);
+          ws.onmessage = (e: MessageEvent<unknown>) => {
+            // The first message is the one-time password; the RFB stream follows.
+            let password: string;
+            try {
+              if (typeof e.data !== "string") throw new Error("binary");
+              password = String((JSON.parse(e.data) as { password?: unknown }).password ?? "");
+            } catch {
+              ws.close();
+              return;
+            }
+            if (closed || !screen.current) return ws.close();
+            let securityReason: string | null = null;
+            let reached = false;
+            // Hands the open socket over: noVNC replaces its handlers now, before the next message.
+            const r = new NoVncRFB(screen.current, ws, {
+              shared: true,
+              // VNC authentication needs the password only (the types ask for all three kinds).
+              credentials: { password } as { username: string; password: string; target: string },
+            });
+            rfb = r;
+            rfbRef.current = r;
+            r.focusOnClick = true;
+            r.viewOnly = viewOnly;
+            applyScale(r, scaleRef.current);
+            r.addEventListener("connect", () => {
+              reached = true;
+              link.connected();
+              if (!viewOnly) r.focus();
+            });
+            r.addEventListener("securityfailure", (ev) => {
+              securityReason = `The guest refused the console: ${ev.detail.reason ?? "authentication failed"}.`;
+            });
+            r.addEventListener("disconnect", () => {
+              if (rfbRef.current === r) rfbRef.current = null;
+              rfb = null;
+              socket = null;
+              if (closed) return;
+              // A connection that never got as far as the screen counts as a failure; one that did may be a reboot.
+              link.lost(securityReason ?? (closeReason || "The connection to the console closed."), !reached || securityReason !== null);
+            });
+          };
+        })().catch((err: unknown) => link.lost(`The console could not start: ${err instanceof Error ? err.message : String(err)}`, true));
+        return () => {
+          closed = true;
+          if (rfb) rfb.disconnect();
+          else socket?.close();
+          rfbRef.current = null;
         };
-      }
-      // Also poll now and then: a shared link has no event stream, and streams can miss a change.
-      later(guestId !== null ? 15_000 : 5_000, () => void attempt());
-    };
-
-    const attempt = async () => {
-      if (stopped) return;
-      clearTimeout(timer);
-      if (backoff === 0) setStatus({ kind: "connecting" });
-      let result: ActionResult<ConsoleOpening>;
-      try {
-        result = await ask();
-      } catch {
-        result = { ok: false, code: "agent-unreachable", error: "The dashboard did not answer." };
-      }
-      if (stopped) return;
-      if (!result.ok) {
-        if (FINAL_CODES.has(result.code)) return setStatus({ kind: "disconnected", reason: result.error });
-        return retry(result.error);
-      }
-      const opening = result.data;
-      if (opening.status === "off") return waitForGuest(opening.message);
-      // Starting: no failure, it only takes a moment.
-      if (opening.status === "wait") return retry(opening.message, false);
-      events?.close();
-      events = null;
-
-      // noVNC touches `window` when it loads, so it is imported here, in the browser only.
-      const { default: NoVncRFB } = await import("@novnc/novnc");
-      if (stopped || !screen.current) return;
-      const scheme = window.location.protocol === "https:" ? "wss" : "ws";
-      const ws = new WebSocket(`${scheme}://${window.location.host}${opening.path}?ticket=${encodeURIComponent(opening.ticket)}`);
-      socket = ws;
-      ws.binaryType = "arraybuffer";
-      let closeReason = "";
-      ws.addEventListener("close", (e) => (closeReason = e.reason));
-      ws.onclose = (e) => retry(e.reason || "The console connection was refused or lost.");
-      ws.onmessage = (e: MessageEvent<unknown>) => {
-        // The first message is the one-time password; the RFB stream follows.
-        let password: string;
-        try {
-          if (typeof e.data !== "string") throw new Error("binary");
-          password = String((JSON.parse(e.data) as { password?: unknown }).password ?? "");
-        } catch {
-          ws.close();
-          return;
-        }
-        if (stopped || !screen.current) return ws.close();
-        let securityReason: string | null = null;
-        let reached = false;
-        // Hands the open socket over: noVNC replaces its handlers now, before the next message.
-        const r = new NoVncRFB(screen.current, ws, {
-          shared: true,
-          // VNC authentication needs the password only (the types ask for all three kinds).
-          credentials: { password } as { username: string; password: string; target: string },
-        });
-        rfb = r;
-        rfbRef.current = r;
-        r.focusOnClick = true;
-        r.viewOnly = viewOnly;
-        applyScale(r, scaleRef.current);
-        r.addEventListener("connect", () => {
-          reached = true;
-          failures = 0;
-          backoff = 0;
-          setStatus({ kind: "connected" });
-          if (!viewOnly) r.focus();
-        });
-        r.addEventListener("securityfailure", (ev) => {
-          securityReason = `The guest refused the console: ${ev.detail.reason ?? "authentication failed"}.`;
-        });
-        r.addEventListener("disconnect", () => {
-          if (rfbRef.current === r) rfbRef.current = null;
-          rfb = null;
-          socket = null;
-          if (stopped) return;
-          // Ask the server what happened: the guest may be rebooting, off, or the link revoked.
-          // A connection that never got as far as the screen counts as a failure; one that did may be a reboot.
-          retry(securityReason ?? (closeReason || "The connection to the console closed."), !reached || securityReason !== null);
-        });
-      };
-    };
-
-    void attempt();
-    return () => {
-      stopped = true;
-      clearTimeout(timer);
-      events?.close();
-      if (rfb) rfb.disconnect();
-      else socket?.close();
-      rfbRef.current = null;
-    };
+      },
+      watchGuest: guestId,
+      finalCodes: FINAL_CODES,
+    },
     // `scale` is applied separately, without reconnecting.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [guestId, token, generation, viewOnly]);
+    [guestId, token, generation, viewOnly],
+  );
 
   useEffect(() => {
     scaleRef.current = scale;
@@ -306,15 +217,7 @@ function applyScale(rfb: RFB, mode: ScaleMode): void {
   rfb.resizeSession = mode === "remote";
 }
 
-const LABELS: Record<Status["kind"], string> = {
-  connecting: "Connecting…",
-  connected: "Connected",
-  reconnecting: "Reconnecting…",
-  "guest-off": "Guest is off",
-  disconnected: "Disconnected",
-};
-
-function StatusLine({ status, viewOnly, shared }: { status: Status; viewOnly: boolean; shared: boolean }) {
+function StatusLine({ status, viewOnly, shared }: { status: ConsoleStatus; viewOnly: boolean; shared: boolean }) {
   const colour =
     status.kind === "connected"
       ? "bg-emerald-500"
@@ -326,8 +229,8 @@ function StatusLine({ status, viewOnly, shared }: { status: Status; viewOnly: bo
   return (
     <span data-testid="console-state" data-state={status.kind} className="flex items-center gap-2 text-sm text-slate-700" role="status" aria-live="polite">
       <span className={`inline-block h-2.5 w-2.5 rounded-full ${colour}`} aria-hidden />
-      <span className="font-medium">{LABELS[status.kind]}</span>
-      {"reason" in status && <span data-testid="console-reason" className="text-slate-600">{status.reason}</span>}
+      <span className="font-medium">{CONSOLE_LABELS[status.kind]}</span>
+      {status.reason && status.kind !== "connected" && <span data-testid="console-reason" className="text-slate-600">{status.reason}</span>}
       {status.kind === "connected" && viewOnly && (
         <span className="rounded bg-slate-100 px-1.5 text-xs text-slate-600">{shared ? "view-only link" : "view only"}</span>
       )}
@@ -335,12 +238,12 @@ function StatusLine({ status, viewOnly, shared }: { status: Status; viewOnly: bo
   );
 }
 
-function Overlay({ status, shared, guestId }: { status: Status; shared: boolean; guestId: string | null }) {
+function Overlay({ status, shared, guestId }: { status: ConsoleStatus; shared: boolean; guestId: string | null }) {
   return (
     <div className="pointer-events-none absolute inset-0 flex items-center justify-center rounded-lg bg-black/60 text-center text-slate-100">
       <div className="pointer-events-auto max-w-md space-y-2 p-4">
-        <p className="text-lg font-medium">{LABELS[status.kind]}</p>
-        {"reason" in status && <p className="text-sm text-slate-300">{status.reason}</p>}
+        <p className="text-lg font-medium">{CONSOLE_LABELS[status.kind]}</p>
+        {status.reason && <p className="text-sm text-slate-300">{status.reason}</p>}
         {status.kind === "guest-off" && (
           <p className="text-sm text-slate-300">
             The console connects by itself when the guest starts.

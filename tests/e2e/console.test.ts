@@ -217,6 +217,22 @@ describe("console in Chromium", () => {
     assert.equal((await fetch(`${stack.baseUrl}/guests/${guestId}/thumbnail`)).status, 401);
   });
 
+  test("the guest's downloads and reads answer only with a login, and only for a guest one may see", async () => {
+    const routes = ["thumbnail", "serial-log", "viewers", "vnc-ca", "definition"];
+    for (const route of routes) {
+      const anonymous = await fetch(`${stack.baseUrl}/guests/${guestId}/${route}`);
+      assert.equal(anonymous.status, 401, `${route} without a login`);
+      assert.equal(anonymous.headers.get("cache-control"), "no-store", `${route}: a refusal is not cached`);
+      const missing = await page.request.get(`${stack.baseUrl}/guests/${"0".repeat(24)}/${route}`);
+      assert.equal(missing.status(), 404, `${route} of a guest that does not exist (or is not ours)`);
+      assert.match(await missing.text(), /does not exist, or you may not see it/);
+    }
+    // JSON for the page's poll, text for downloads.
+    assert.deepEqual(await (await fetch(`${stack.baseUrl}/guests/${guestId}/viewers`)).json(), { message: "Log in first." });
+    // This stack runs with TLS VNC off: there is no CA to hand out.
+    assert.equal((await page.request.get(`${stack.baseUrl}/guests/${guestId}/vnc-ca`)).status(), 404);
+  });
+
   test("open the console: the password comes as the first websocket message, never in a URL", async () => {
     await page.goto(`${stack.baseUrl}/guests/${guestId}/console`);
     await page.locator('[data-testid="console-state"][data-state="connected"]').waitFor();

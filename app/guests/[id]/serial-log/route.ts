@@ -1,6 +1,5 @@
-import { toGuesthouseError } from "@/server/domain/errors";
-import { agentFor, loadGuest, recordEvent } from "@/server/web/guests";
-import { currentUser } from "@/server/web/session";
+import { agentFor, recordEvent } from "@/server/web/guests";
+import { guestRoute } from "@/server/web/guest-route";
 
 export const dynamic = "force-dynamic";
 
@@ -9,23 +8,15 @@ export const dynamic = "force-dynamic";
  * rotated log), as a text download. Works whether or not the guest runs, and
  * whether or not anyone had the console open. `?view=1` shows it in the browser.
  */
-export async function GET(request: Request, { params }: { params: Promise<{ id: string }> }): Promise<Response> {
-  const user = await currentUser();
-  if (!user) return new Response("Log in first.", { status: 401 });
-  try {
-    const guest = await loadGuest(user, (await params).id);
-    const log = await agentFor(guest.host).serialLog(guest.id);
-    const inline = new URL(request.url).searchParams.get("view") === "1";
-    await recordEvent("serial-log", true, `read the serial log of ${guest.name}`, user.id, guest.id).catch(() => {});
-    return new Response(log, {
-      headers: {
-        "content-type": "text/plain; charset=utf-8",
-        "content-disposition": `${inline ? "inline" : "attachment"}; filename="${guest.name}-serial.log"`,
-        "cache-control": "no-store",
-      },
-    });
-  } catch (err) {
-    const error = toGuesthouseError(err);
-    return new Response(error.message, { status: error.httpStatus });
-  }
-}
+export const GET = guestRoute(async ({ request, user, guest }) => {
+  const log = await agentFor(guest.host).serialLog(guest.id);
+  const inline = new URL(request.url).searchParams.get("view") === "1";
+  await recordEvent("serial-log", true, `read the serial log of ${guest.name}`, user.id, guest.id).catch(() => {});
+  return new Response(log, {
+    headers: {
+      "content-type": "text/plain; charset=utf-8",
+      "content-disposition": `${inline ? "inline" : "attachment"}; filename="${guest.name}-serial.log"`,
+      "cache-control": "no-store",
+    },
+  });
+});

@@ -1,7 +1,6 @@
-import { toGuesthouseError } from "@/server/domain/errors";
 import { SCREENSHOT_MAX_WIDTH, THUMBNAIL_WIDTH } from "@/server/domain/types";
-import { agentFor, loadGuest } from "@/server/web/guests";
-import { currentUser } from "@/server/web/session";
+import { agentFor } from "@/server/web/guests";
+import { guestRoute } from "@/server/web/guest-route";
 
 export const dynamic = "force-dynamic";
 
@@ -10,19 +9,11 @@ export const dynamic = "force-dynamic";
  * the host's agent), for the guest list. `?w=` asks for another width, up to the
  * agent's limit. A guest that is not running answers 409; the list shows a placeholder.
  */
-export async function GET(request: Request, { params }: { params: Promise<{ id: string }> }): Promise<Response> {
-  const user = await currentUser();
-  if (!user) return new Response("Log in first.", { status: 401 });
+export const GET = guestRoute(async ({ request, guest }) => {
   const asked = Number(new URL(request.url).searchParams.get("w"));
   const width = Number.isInteger(asked) && asked >= 16 ? Math.min(asked, SCREENSHOT_MAX_WIDTH) : THUMBNAIL_WIDTH;
-  try {
-    const guest = await loadGuest(user, (await params).id);
-    const png = await agentFor(guest.host).screenshot(guest.id, width);
-    return new Response(new Uint8Array(png), {
-      headers: { "content-type": "image/png", "cache-control": "private, max-age=2", "content-length": String(png.length) },
-    });
-  } catch (err) {
-    const error = toGuesthouseError(err);
-    return new Response(error.message, { status: error.httpStatus, headers: { "cache-control": "no-store" } });
-  }
-}
+  const png = await agentFor(guest.host).screenshot(guest.id, width);
+  return new Response(new Uint8Array(png), {
+    headers: { "content-type": "image/png", "cache-control": "private, max-age=2", "content-length": String(png.length) },
+  });
+});

@@ -1,0 +1,32 @@
+/**
+ * Route handlers under /guests/<id>/… (downloads, pictures, small JSON reads): each
+ * needs the logged-in user and a guest that user may see, and turns a refusal into
+ * its HTTP status with the message for a person, never cached.
+ */
+import type { SessionUser } from "../auth/sessions";
+import { toGuesthouseError } from "../domain/errors";
+import { loadGuest, type GuestRow } from "./guests";
+import { currentUser } from "./session";
+
+type Params = { params: Promise<{ id: string }> };
+
+export function guestRoute(
+  handle: (ctx: { request: Request; user: SessionUser; guest: GuestRow }) => Promise<Response>,
+  { json = false }: { json?: boolean } = {},
+): (request: Request, params: Params) => Promise<Response> {
+  const refuse = (status: number, message: string) => {
+    const init = { status, headers: { "cache-control": "no-store" } };
+    return json ? Response.json({ message }, init) : new Response(message, init);
+  };
+  return async (request, { params }) => {
+    const user = await currentUser();
+    if (!user) return refuse(401, "Log in first.");
+    try {
+      const guest = await loadGuest(user, (await params).id);
+      return await handle({ request, user, guest });
+    } catch (err) {
+      const error = toGuesthouseError(err);
+      return refuse(error.httpStatus, error.message);
+    }
+  };
+}

@@ -1030,6 +1030,15 @@ function report(r: Results, bridgeStats: { opened: number; closed: number; odd: 
   }
   console.log("CPU ms per GiB moved (median), one session:");
   for (const w of PATHS) console.log(`  ${w.padEnd(10)} ${cpuLine(r.throughputCpu[w])}`);
+  // What the CPU allows at all: a relay that cost nothing still leaves the bridge path's
+  // client and backend, which on this machine's cores cap the throughput at:
+  const cores = os.cpus().length;
+  const ends = ["client", "backend"].reduce((sum, k) => sum + median(r.throughputCpu.bridge.map((c) => c[k] ?? 0)), 0);
+  const ceiling = (cores * 1024) / (ends / 1000);
+  console.log(
+    `  ceiling: with a relay costing no CPU, the bridge path's client and backend (${ends.toFixed(0)} ms per GiB) allow at most ` +
+      `${ceiling.toFixed(0)} MiB/s on ${cores} cores = ${(ceiling / med("websockify")).toFixed(2)} × websockify, ${(ceiling / med("direct")).toFixed(2)} × direct (measured)`,
+  );
   console.log(`CPU ms per GiB moved (median), ${SESSIONS} sessions:`);
   for (const w of PATHS) console.log(`  ${w.padEnd(10)} ${cpuLine(r.concThroughputCpu[w])}`);
   console.log(`CPU µs per round trip (median), ${SESSIONS} sessions back to back:`);

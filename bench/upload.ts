@@ -294,6 +294,18 @@ function v8FlagsPreload(flags: { web: string; agent: string }): string {
   return `data:text/javascript,${encodeURIComponent(source)}`;
 }
 
+/** SHA-256 of one stream on one core, MB/s: 1 GiB in 64 KiB pieces (the agent's read size). */
+function sha256Speed(): number {
+  const block = randomBytes(16 * 2 ** 20);
+  const hash = createHash("sha256");
+  const t0 = performance.now();
+  for (let done = 0; done < GiB; done += block.length) {
+    for (let at = 0; at < block.length; at += 65536) hash.update(block.subarray(at, at + 65536));
+  }
+  hash.digest();
+  return GiB / 1e6 / ((performance.now() - t0) / 1000);
+}
+
 const sec = (msValue: number) => `${(msValue / 1000).toFixed(1)} s`;
 const mbps = (msTaken: number) => SIZE / 1e6 / (msTaken / 1000);
 
@@ -412,6 +424,15 @@ async function main(): Promise<number> {
         `web ${perGiB(uploads.map((s) => s.cpu.web!.main))} main + ${perGiB(uploads.map((s) => s.cpu.web!.others))} other threads, ` +
         `agent ${perGiB(uploads.map((s) => s.cpu.agent!.main))} main + ${perGiB(uploads.map((s) => s.cpu.agent!.others))} other threads, ` +
         `all ${perGiB(uploads.map((s) => s.cpu.own + s.cpu.web!.main + s.cpu.web!.others + s.cpu.agent!.main + s.cpu.agent!.others))}`,
+    );
+    // What this machine allows an upload at all: its SHA-256 (one stream, sequential) and its CPU.
+    const hashMBps = sha256Speed();
+    const allPerGiB = median(uploads.map((s) => s.cpu.own + s.cpu.web!.main + s.cpu.web!.others + s.cpu.agent!.main + s.cpu.agent!.others)) / 1000 * (GiB / SIZE);
+    const cpuCeiling = (os.cpus().length * GiB) / 1e6 / allPerGiB;
+    console.log(
+      `ceilings: SHA-256 of one stream here ${hashMBps.toFixed(0)} MB/s = ${(hashMBps / mbps(cpMs)).toFixed(2)} x cp (page cache); ` +
+        `the upload's processes use ${allPerGiB.toFixed(2)} CPU-s per GiB: at most ${cpuCeiling.toFixed(0)} MB/s on ${os.cpus().length} cores ` +
+        `= ${(cpuCeiling / mbps(cpMs)).toFixed(2)} x cp (page cache), ${(cpuCeiling / mbps(cpDiskMs)).toFixed(2)} x cp (on disk)`,
     );
     console.log(`target: upload throughput >= ${RATIO_TARGET} x cp, page cache (the operation alone; only the upload fsyncs): ${verdict(ratio >= RATIO_TARGET)}`);
     console.log(`target: upload throughput >= ${RATIO_TARGET} x cp, on disk (both synced): ${verdict(ratioDisk >= RATIO_TARGET)}`);

@@ -16,7 +16,7 @@ import WebSocket from "ws";
 import { mintShareTicket, mintTicket } from "../../server/console/tickets";
 import { hashSecret } from "../../server/auth/tokens";
 import { waitFor } from "../helpers/agent";
-import { launchBrowser } from "../helpers/browser";
+import { launchBrowser, logIn, screenshotStep } from "../helpers/browser";
 import { startTestStack, type TestStack } from "../helpers/web";
 
 const GUEST = "e2e-console";
@@ -160,12 +160,7 @@ describe("console in Chromium", () => {
       });
     });
   });
-  afterEach(async (t) => {
-    fs.mkdirSync(".cache/e2e", { recursive: true });
-    const name = `console-${t.name.replace(/[^a-z0-9]+/gi, "-").slice(0, 60)}`;
-    await page?.screenshot({ path: `.cache/e2e/${name}.png` }).catch(() => {});
-    if (sharedPage && !sharedPage.isClosed()) await sharedPage.screenshot({ path: `.cache/e2e/${name}-shared.png` }).catch(() => {});
-  });
+  afterEach((t) => screenshotStep("console", t.name, [page, sharedPage]));
   after(async () => {
     await stranger?.close();
     await browser?.close();
@@ -173,11 +168,7 @@ describe("console in Chromium", () => {
   });
 
   test("log in, create the demo guest and start it", async () => {
-    await page.goto(`${stack.baseUrl}/login`);
-    await page.fill('input[name="username"]', stack.admin.username);
-    await page.fill('input[name="password"]', stack.admin.password);
-    await page.click('button[type="submit"]');
-    await page.waitForURL(`${stack.baseUrl}/`, { waitUntil: "commit" });
+    await logIn(page, stack.baseUrl, stack.admin);
     await page.goto(`${stack.baseUrl}/guests/new`);
     await page.fill('input[name="name"]', GUEST);
     await page.fill('input[name="vcpus"]', "1");

@@ -13,7 +13,7 @@ import type { Page } from "playwright-core";
 import WebSocket from "ws";
 import { mintTicket } from "../../server/console/tickets";
 import { waitFor } from "../helpers/agent";
-import { launchBrowser } from "../helpers/browser";
+import { launchBrowser, screenshotStep } from "../helpers/browser";
 import { startTestStack, type TestStack } from "../helpers/web";
 
 const GUEST = "e2e-demo";
@@ -37,11 +37,7 @@ describe("dashboard in Chromium", () => {
     page = await browser.context.newPage();
     page.setDefaultTimeout(30_000);
   });
-  // A screenshot after every step, for whoever has to read a failure.
-  afterEach(async (t) => {
-    fs.mkdirSync(".cache/e2e", { recursive: true });
-    await page?.screenshot({ path: `.cache/e2e/${t.name.replace(/[^a-z0-9]+/gi, "-").slice(0, 60)}.png` }).catch(() => {});
-  });
+  afterEach((t) => screenshotStep("dashboard", t.name, [page]));
   after(async () => {
     await browser?.close();
     await stack?.cleanup();

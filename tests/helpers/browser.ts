@@ -2,7 +2,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { chromium, type BrowserContext } from "playwright-core";
+import { chromium, type BrowserContext, type Page } from "playwright-core";
 
 const CHROMIUM = ["/usr/lib/chromium/chromium", "/usr/bin/chromium"].find((p) => fs.existsSync(p));
 const FLAGS = [
@@ -32,4 +32,26 @@ export async function launchBrowser(): Promise<{ context: BrowserContext; close(
       fs.rmSync(profile, { recursive: true, force: true });
     },
   };
+}
+
+/** Logs the page in through the login form, as a person would, and waits for the guest list. */
+export async function logIn(page: Page, baseUrl: string, who: { username: string; password: string }): Promise<void> {
+  await page.goto(`${baseUrl}/login`);
+  await page.fill('input[name="username"]', who.username);
+  await page.fill('input[name="password"]', who.password);
+  await page.click('button[type="submit"]');
+  await page.waitForURL(`${baseUrl}/`, { waitUntil: "commit" });
+}
+
+/**
+ * A screenshot of each open page after a test step, for whoever has to read a failure:
+ * `.cache/e2e/<prefix>-<step>.png`, then `-2`, `-3`… for further pages.
+ */
+export async function screenshotStep(prefix: string, step: string, pages: Array<Page | null | undefined>): Promise<void> {
+  fs.mkdirSync(".cache/e2e", { recursive: true });
+  const name = `${prefix}-${step.replace(/[^a-z0-9]+/gi, "-").slice(0, 60)}`;
+  for (const [i, page] of pages.entries()) {
+    if (!page || page.isClosed()) continue;
+    await page.screenshot({ path: `.cache/e2e/${name}${i === 0 ? "" : `-${i + 1}`}.png` }).catch(() => {});
+  }
 }

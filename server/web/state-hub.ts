@@ -38,6 +38,11 @@ class StateHub {
     };
   }
 
+  /** How a task the web runs itself (an upload it relays) goes, for the pages that follow tasks. */
+  publishTask(hostId: string, task: TaskStatus): void {
+    this.notifyTask(hostId, task);
+  }
+
   private notifyTask(hostId: string, task: TaskStatus): void {
     for (const listener of this.taskListeners) {
       Promise.resolve(listener(hostId, task)).catch((err) => console.error("state hub: a task listener failed:", err));

@@ -88,6 +88,7 @@ export async function recordTask(
  * effect exactly once (the row's state changes from "running" in the same update).
  */
 export async function settleTask(hostId: string, task: TaskStatus): Promise<void> {
+  if (task.id.startsWith(WEB_TASK_PREFIX)) return; // recorded by the code that runs it (server/web/uploads.ts)
   const row = await db.task.findFirst({ where: { id: task.id, hostId }, select: { state: true, effect: true } });
   if (!row) return; // a task started by someone else (a test, the agent's own) is not recorded
   const data = {

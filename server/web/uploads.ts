@@ -29,6 +29,7 @@ import { imageFileName, isoName, parseOrThrow, poolName } from "../domain/valida
 import { registerImage } from "./disks";
 import { agentFor, recordEvent } from "./guests";
 import { localHost } from "./hosts";
+import { stateHub } from "./state-hub";
 import { WEB_TASK_PREFIX } from "./tasks";
 
 /** The same-origin path uploads are served on (no page route). */
@@ -168,15 +169,28 @@ async function put(
   const task = { taskId: `${WEB_TASK_PREFIX}${randomBytes(10).toString("hex")}`, userId: user.id, cancelled: false };
   inflight.set(key, task);
   const log: string[] = offset > 0 ? [`resuming from byte ${offset} (${formatBytes(offset)})`] : [];
+  // The task as pages following tasks see it (the tasks page's bars), like an agent's task.
+  const status: TaskStatus = {
+    id: task.taskId,
+    kind: "upload",
+    title: `upload ${targetOf(ref)} (${formatBytes(size)})`,
+    targets: [targetOf(ref)],
+    state: "running",
+    progress: offset / size,
+    startedAt: Date.now(),
+    finishedAt: null,
+    message: null,
+    log,
+  };
   try {
     await db.task.create({
       data: {
         id: task.taskId,
-        kind: "upload",
-        title: `upload ${targetOf(ref)} (${formatBytes(size)})`,
+        kind: status.kind,
+        title: status.title,
         target: targetOf(ref),
-        state: "running",
-        progress: offset / size,
+        state: status.state,
+        progress: status.progress,
         log: JSON.stringify(log),
         hostId: host.id,
         userId: user.id,
@@ -186,6 +200,12 @@ async function put(
     inflight.delete(key);
     throw err;
   }
+  const publish = () => stateHub.publishTask(host.id, { ...status, log: [...log] });
+  const finish = async (state: "succeeded" | "failed" | "cancelled", message: string, diskId: string | null = null) => {
+    await finishTask(task.taskId, state, message, log, diskId);
+    Object.assign(status, { state, message, finishedAt: Date.now() }, state === "succeeded" ? { progress: 1 } : {});
+    publish();
+  };
 
   let received = 0;
   req.setTimeout(IDLE_MS, () => req.destroy(new GuesthouseError("timeout", "The upload stalled.")));
@@ -195,7 +215,9 @@ async function put(
   const ticker = setInterval(() => {
     if (received === written) return;
     written = received;
-    writing = writing.then(() => db.task.update({ where: { id: task.taskId }, data: { progress: (offset + written) / size } })).catch(() => {});
+    status.progress = (offset + written) / size;
+    publish();
+    writing = writing.then(() => db.task.update({ where: { id: task.taskId }, data: { progress: status.progress } })).catch(() => {});
   }, PROGRESS_EVERY_MS);
   const stopProgress = async () => {
     clearInterval(ticker);
@@ -225,7 +247,7 @@ async function put(
       error = new GuesthouseError("invalid-input", message);
     }
     log.push(message);
-    await finishTask(task.taskId, state, message, log);
+    await finish(state, message);
     inflight.delete(key);
     await recordEvent("upload", false, `upload of ${what} ${state === "cancelled" ? "cancelled" : `failed: ${message}`}`, user.id, null).catch(() => {});
     if (error.code === "internal") console.error(`upload: ${what} failed:`, error.detail ?? error.message);
@@ -249,13 +271,13 @@ async function put(
       extra = { diskId: await registerUpload(user, host, ref, result.sha256) };
     }
     const message = `${formatBytes(result.sizeBytes)}, ${result.format}, sha256 ${result.sha256}`;
-    await finishTask(task.taskId, "succeeded", message, log, "diskId" in extra ? extra.diskId : null);
+    await finish("succeeded", message, "diskId" in extra ? extra.diskId : null);
     await recordEvent("upload", true, `uploaded ${what} (${formatBytes(result.sizeBytes)}, ${result.format})`, user.id, null).catch(() => {});
     reply(req, res, 201, { ...result, ...extra });
   } catch (err) {
     const error = toGuesthouseError(err);
     log.push(error.message);
-    await finishTask(task.taskId, "failed", error.message, log);
+    await finish("failed", error.message);
     await recordEvent("upload", false, `upload of ${what} failed: ${error.message}`, user.id, null).catch(() => {});
     throw error;
   }

@@ -16,7 +16,7 @@ import { after, afterEach, before, describe, test } from "node:test";
 import type { Page } from "playwright-core";
 import { createSession, SESSION_COOKIE } from "../../server/auth/sessions";
 import { DEMO_ISO, waitFor } from "../helpers/agent";
-import { launchBrowser } from "../helpers/browser";
+import { launchBrowser, logIn, screenshotStep } from "../helpers/browser";
 import { startTestStack, type TestStack } from "../helpers/web";
 
 const GUEST = "e2e-disks";
@@ -54,23 +54,14 @@ describe("disk images in Chromium", () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), "gh-e2e-disks-"));
     fs.copyFileSync(DEMO_ISO, path.join(tmp, ISO));
   });
-  afterEach(async (t) => {
-    fs.mkdirSync(".cache/e2e", { recursive: true });
-    await page?.screenshot({ path: `.cache/e2e/disks-${t.name.replace(/[^a-z0-9]+/gi, "-").slice(0, 60)}.png` }).catch(() => {});
-  });
+  afterEach((t) => screenshotStep("disks", t.name, [page]));
   after(async () => {
     await browser?.close();
     await stack?.cleanup();
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  test("log in", async () => {
-    await page.goto(`${stack.baseUrl}/login`);
-    await page.fill('input[name="username"]', stack.admin.username);
-    await page.fill('input[name="password"]', stack.admin.password);
-    await page.click('button[type="submit"]');
-    await page.waitForURL(`${stack.baseUrl}/`, { waitUntil: "commit" });
-  });
+  test("log in", () => logIn(page, stack.baseUrl, stack.admin));
 
   test("upload an ISO: the progress bar reaches 100 % and the SHA-256 is the file's", async () => {
     await page.goto(`${stack.baseUrl}/disks`);
@@ -226,6 +217,11 @@ describe("disk images in Chromium", () => {
       await page.goto(`${stack.baseUrl}/tasks`);
       const bar = page.locator(`[data-testid="task"][data-task="${task.id}"]`);
       assert.match(await bar.innerText(), /upload isos\/cancel-me\.iso/);
+      const percent = async () => Number(await bar.getByRole("progressbar").getAttribute("aria-valuenow"));
+      assert.ok((await percent()) < 10, `the bar starts near the start (${await percent()} %)`);
+      // The bar follows the upload without a reload.
+      await new Promise<void>((resolve) => req.write(Buffer.alloc(40 * 2 ** 20, 7), () => resolve()));
+      await waitFor("the bar to move past 50 % by itself", async () => (await percent()) >= 50, 15_000);
       await bar.getByRole("button", { name: "Cancel" }).click();
 
       const { status, body } = await answer;

@@ -84,7 +84,7 @@ export class Consoles {
     if (target.spec && !target.spec.serial) {
       throw new GuesthouseError("conflict", "This guest has no serial port. Turn it on in the guest's hardware and restart the guest.");
     }
-    const lease = await this.serialPorts.open(guestId, target.files.serial);
+    const lease = await this.serialPorts.open(guestId, target.files.serial, target.files.serialLog);
     return { headers: {}, attach: lease.attach, cancel: lease.cancel };
   }
 

@@ -8,7 +8,9 @@
  * what any viewer types goes to the guest (a viewer typing faster than the guest reads
  * waits). The port is never paused for a viewer: a viewer more than MAX_BEHIND_BYTES
  * behind is disconnected (it can read the log and attach again), so one frozen browser
- * tab cannot stall the guest for the others.
+ * tab cannot stall the guest for the others. A viewer joining first gets the last
+ * REPLAY_BYTES the port printed (from the log when the hub was just opened), cut at a
+ * line start, so a guest waiting at a prompt shows it instead of an empty terminal.
  *
  * The log. QEMU itself writes everything the port prints to `serial.log` (chardev
  * `logfile=…,logappend=on`, whether or not anyone is attached), and opens it with
@@ -37,6 +39,19 @@ export const MAX_BEHIND_BYTES = 1024 * 1024;
 const CLOSE_GRACE_MS = 10_000;
 /** How long connecting to QEMU's serial socket may take. */
 const CONNECT_TIMEOUT_MS = 5_000;
+/** How much of the latest output a joining viewer is shown first. */
+export const REPLAY_BYTES = 8 * 1024;
+
+/**
+ * The part of the latest output worth replaying: all of it, or, when older output was
+ * cut off in front of it, from the first line start on (no half line, no half escape
+ * sequence or UTF-8 character).
+ */
+export function replayOf(recent: Buffer, cut: boolean): Buffer {
+  if (!cut) return recent;
+  const newline = recent.indexOf(0x0a);
+  return newline === -1 ? Buffer.alloc(0) : recent.subarray(newline + 1);
+}
 
 // ---------------------------------------------------------------------------------------------
 // The log
@@ -161,25 +176,35 @@ class SerialHub {
   private readonly viewers = new Set<Duplex>();
   /** Viewers promised a place (their upgrade is being answered): the port stays open for them. */
   private reserved = 0;
+  /** The latest output (at most REPLAY_BYTES), and whether older output was cut off in front of it. */
+  private recent: Buffer = Buffer.alloc(0);
+  private recentCut = false;
   readonly ready: Promise<void>;
 
   constructor(
     socketPath: string,
+    logPath: string | null,
     private readonly onClosed: () => void,
   ) {
-    this.port = net.createConnection({ path: socketPath });
-    this.ready = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => this.port.destroy(new Error("no answer")), CONNECT_TIMEOUT_MS);
-      this.port.once("connect", () => {
-        clearTimeout(timer);
-        if (this.state === "connecting") this.state = "open";
-        resolve();
+    this.port = new net.Socket();
+    this.ready = (async () => {
+      // What the guest printed while nobody watched is only in the log: its end seeds the replay.
+      const tail = logPath ? await readTail(logPath, REPLAY_BYTES + 1).catch(() => null) : null;
+      if (tail) this.remember(tail);
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => this.port.destroy(new Error("no answer")), CONNECT_TIMEOUT_MS);
+        this.port.once("connect", () => {
+          clearTimeout(timer);
+          if (this.state === "connecting") this.state = "open";
+          resolve();
+        });
+        this.port.once("error", (err) => {
+          clearTimeout(timer);
+          reject(new GuesthouseError("qemu-failed", `The guest's serial port is not reachable: ${err.message}`));
+        });
+        this.port.connect({ path: socketPath });
       });
-      this.port.once("error", (err) => {
-        clearTimeout(timer);
-        reject(new GuesthouseError("qemu-failed", `The guest's serial port is not reachable: ${err.message}`));
-      });
-    });
+    })();
     this.ready.catch(() => {});
     this.port.on("data", (chunk: Buffer) => this.broadcast(chunk));
     this.port.on("error", () => this.close());
@@ -203,6 +228,8 @@ class SerialHub {
       this.closeIfUnused();
       return;
     }
+    const replay = replayOf(this.recent, this.recentCut);
+    if (replay.length) viewer.write(replay);
     this.viewers.add(viewer);
     if (head.length) this.port.write(head);
     viewer.on("data", (chunk: Buffer) => {
@@ -222,7 +249,18 @@ class SerialHub {
     viewer.once("end", leave);
   }
 
+  private remember(chunk: Buffer): void {
+    const all = this.recent.length ? Buffer.concat([this.recent, chunk]) : chunk;
+    if (all.length > REPLAY_BYTES) {
+      this.recent = Buffer.from(all.subarray(all.length - REPLAY_BYTES));
+      this.recentCut = true;
+    } else {
+      this.recent = all === chunk ? Buffer.from(chunk) : all;
+    }
+  }
+
   private broadcast(chunk: Buffer): void {
+    this.remember(chunk);
     for (const viewer of this.viewers) {
       if (viewer.writableLength > MAX_BEHIND_BYTES) {
         // Too far behind: drop it rather than pause the guest's port for everyone.
@@ -259,13 +297,14 @@ export class SerialPorts {
 
   /**
    * Connects to the guest's serial socket (or joins the connection already open) and
-   * returns how to attach the viewer once its upgrade is answered. The port stays
+   * returns how to attach the viewer once its upgrade is answered. `logPath`, the port's
+   * log, gives a new connection what to replay to its first viewers. The port stays
    * open until `attach` or `cancel` is called.
    */
-  async open(guestId: string, socketPath: string): Promise<{ attach(viewer: Duplex, head: Buffer): void; cancel(): void }> {
+  async open(guestId: string, socketPath: string, logPath: string | null = null): Promise<{ attach(viewer: Duplex, head: Buffer): void; cancel(): void }> {
     let hub = this.hubs.get(guestId);
     if (!hub || hub.state === "closed") {
-      const created: SerialHub = new SerialHub(socketPath, () => {
+      const created: SerialHub = new SerialHub(socketPath, logPath, () => {
         if (this.hubs.get(guestId) === created) this.hubs.delete(guestId);
       });
       hub = created;

@@ -310,9 +310,12 @@ describe("console in Chromium", () => {
     await waitFor("the injected command to run", () => serialLog().includes(marker), 30_000);
   });
 
-  test("the serial console: run a command and see its output in xterm", async () => {
+  test("the serial console: it shows what the guest printed before, then runs a command and shows its output", async () => {
+    const earlier = serialLog().match(/rawkeys-\d+/g)?.at(-1);
+    assert.ok(earlier, "the guest printed a marker on its serial port earlier, while nobody watched it");
     await page.goto(`${stack.baseUrl}/guests/${guestId}/serial`);
     await page.locator('[data-testid="serial-state"][data-state="connected"]').waitFor();
+    await waitFor("the earlier output in the terminal", async () => (await page.locator(".xterm-rows").innerText()).includes(earlier), 10_000, 250);
     await page.getByTestId("serial-terminal").click();
     await page.keyboard.type("echo SERIAL-$((6*7))-OK");
     await page.keyboard.press("Enter");

@@ -10,7 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { Duplex } from "node:stream";
 import { after, before, describe, test } from "node:test";
-import { MAX_BEHIND_BYTES, readSerialLog, rotateSerialLog, SerialPorts } from "../../server/agent/serial";
+import { MAX_BEHIND_BYTES, readSerialLog, replayOf, REPLAY_BYTES, rotateSerialLog, SerialPorts } from "../../server/agent/serial";
 import { GuesthouseError } from "../../server/domain/errors";
 
 /** An in-memory viewer: what it was sent, what it types, and (stuck) a viewer that never drains. */
@@ -69,6 +69,8 @@ describe("SerialPorts", () => {
     await new Promise<void>((resolve) => server.listen(socketPath, resolve));
   });
   after(async () => {
+    // A failed test may leave a port open; the server only closes once every connection is gone.
+    for (const c of connections) c.socket.destroy();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     fs.rmSync(dir, { recursive: true, force: true });
   });
@@ -131,6 +133,46 @@ describe("SerialPorts", () => {
     await tick();
     lease.cancel();
     await until("the port to be closed", () => current().ended);
+  });
+
+  test("viewers joining see the latest output first: the log's end when the port was quiet, then what it printed, from a line start", async () => {
+    const log = path.join(dir, "g6-serial.log");
+    // More than the replay holds: the first line kept is cut off, so it is left out.
+    fs.writeFileSync(log, `${"x".repeat(REPLAY_BYTES + 500)}\nboot done\nlogin: `);
+    const ports = new SerialPorts();
+    const a = viewer();
+    const before = connections.length;
+    (await ports.open("g6", socketPath, log)).attach(a.stream, Buffer.alloc(0));
+    assert.equal(a.received(), "boot done\nlogin: ", "the first viewer sees the prompt the guest printed before anyone watched");
+    await until("the connection", () => connections.length === before + 1);
+    current().socket.write("root\n");
+    await until("the live output", () => a.received().endsWith("root\n"));
+    const b = viewer();
+    (await ports.open("g6", socketPath, log)).attach(b.stream, Buffer.alloc(0));
+    assert.equal(b.received(), "boot done\nlogin: root\n", "a later viewer sees the same screen, live output included, once");
+    current().socket.write("$ ");
+    await until("both to get what follows", () => a.received().endsWith("root\n$ ") && b.received().endsWith("root\n$ "));
+    a.stream.destroy();
+    b.stream.destroy();
+    await until("the port to be closed", () => current().ended);
+
+    // A short log is replayed whole; no log, nothing.
+    fs.writeFileSync(log, "short\n");
+    for (const [id, file, expected] of [["g7", log, "short\n"], ["g8", path.join(dir, "no-such.log"), ""]] as const) {
+      const v = viewer();
+      const count = connections.length;
+      (await ports.open(id, socketPath, file)).attach(v.stream, Buffer.alloc(0));
+      assert.equal(v.received(), expected, id);
+      await until("the connection", () => connections.length === count + 1);
+      v.stream.destroy();
+      await until("the port to be closed", () => current().ended);
+    }
+  });
+
+  test("replayOf: whole when nothing was cut, else from the first line start; nothing when no line starts", () => {
+    assert.equal(replayOf(Buffer.from("a\nb"), false).toString(), "a\nb");
+    assert.equal(replayOf(Buffer.from("half line\nwhole\n"), true).toString(), "whole\n");
+    assert.equal(replayOf(Buffer.from("\x1b[31mno line end"), true).length, 0);
   });
 
   test("a missing socket is refused with a clear error", async () => {

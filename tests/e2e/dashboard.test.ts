@@ -11,7 +11,9 @@ import path from "node:path";
 import { after, afterEach, before, describe, test } from "node:test";
 import type { Page } from "playwright-core";
 import WebSocket from "ws";
+import { createSession, SESSION_COOKIE } from "../../server/auth/sessions";
 import { mintTicket } from "../../server/console/tickets";
+import { guestInclude, specOf } from "../../server/web/guests";
 import { waitFor } from "../helpers/agent";
 import { launchBrowser, screenshotStep } from "../helpers/browser";
 import { startTestStack, type TestStack } from "../helpers/web";
@@ -284,6 +286,61 @@ describe("dashboard in Chromium", () => {
     await page.locator('[data-testid="guest-state"][data-state="running"]').waitFor();
     await page.getByRole("button", { name: "Force off" }).click();
     await page.locator('[data-testid="guest-state"][data-state="stopped"]').waitFor();
+  });
+
+  test("the event stream tells each user about the guests they may see, and no others", async () => {
+    const db = stack.database.db;
+    const agent = stack.agent.client;
+    const admin = await db.user.findUniqueOrThrow({ where: { username: stack.admin.username } });
+    const member = await db.user.create({ data: { username: "events-member", passwordHash: "x", role: "member", teamId: admin.teamId } });
+    // Two guests without disks (nothing to boot, little CPU): one of the member's, one of the admin's.
+    const { id: _id, name: _name, ownerId: _owner, createdAt: _c, updatedAt: _u, ...settings } = await db.guest.findUniqueOrThrow({ where: { id: guestId } });
+    const mine = await db.guest.create({ data: { ...settings, name: "events-member-guest", ownerId: member.id } });
+    const theirs = await db.guest.create({ data: { ...settings, name: "events-admin-guest", ownerId: admin.id } });
+    /** Follows /api/events as a user: every guest id it names. */
+    const listen = async (userId: string) => {
+      const cookie = `${SESSION_COOKIE}=${(await createSession(db, userId)).secret}`;
+      const stop = new AbortController();
+      const res = await fetch(`${stack.baseUrl}/api/events`, { headers: { cookie }, signal: stop.signal });
+      assert.equal(res.status, 200);
+      const seen = new Set<string>();
+      const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+      void (async () => {
+        let buffer = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) return;
+          buffer += value;
+          for (const m of buffer.matchAll(/^data: (\[.*\])$/gm)) for (const id of JSON.parse(m[1]!) as string[]) seen.add(id);
+          buffer = buffer.slice(buffer.lastIndexOf("\n") + 1);
+        }
+      })().catch(() => {});
+      return { seen, close: () => stop.abort() };
+    };
+    const adminEvents = await listen(admin.id);
+    const memberEvents = await listen(member.id);
+    try {
+      for (const g of [theirs, mine]) {
+        const status = await agent.start(specOf(await db.guest.findUniqueOrThrow({ where: { id: g.id }, include: guestInclude })));
+        assert.equal(status.state, "running");
+      }
+      await waitFor("the admin to hear about both guests", () => adminEvents.seen.has(mine.id) && adminEvents.seen.has(theirs.id), 10_000);
+      await waitFor("the member to hear about their guest", () => memberEvents.seen.has(mine.id), 10_000);
+      await agent.forceOff(theirs.id);
+      await waitFor("the admin to hear their guest stopped", async () => (await agent.guest(theirs.id)).state === "stopped", 10_000);
+      await new Promise((r) => setTimeout(r, 1000)); // anything about it would have reached the member by now
+      assert.deepEqual([...memberEvents.seen], [mine.id], "the member heard of nothing but their own guest");
+    } finally {
+      adminEvents.close();
+      memberEvents.close();
+      for (const g of [mine, theirs]) {
+        await agent.forceOff(g.id).catch(() => {});
+        await agent.forget(g.id).catch(() => {});
+        await db.guest.delete({ where: { id: g.id } });
+      }
+      await db.session.deleteMany({ where: { userId: member.id } });
+      await db.user.delete({ where: { id: member.id } });
+    }
   });
 
   test("export the definition and import it as a new guest", async () => {

@@ -308,6 +308,9 @@ async function upgradeConsole(consoles: Consoles, req: http.IncomingMessage, soc
 /** Pushes state changes as they happen, so pages learn of them without polling. */
 function streamEvents(supervisor: Supervisor, images: Images, res: http.ServerResponse): void {
   res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
+  // Now, not with the first line: a host with no guests and no tasks has nothing to say yet,
+  // and the web learns from the answer itself that the agent is there.
+  res.flushHeaders();
   const send = (status: GuestStatus) => res.write(`${JSON.stringify(status)}\n`);
   const sendTask = (task: TaskStatus) => res.write(`${JSON.stringify({ task })}\n`);
   for (const status of supervisor.list()) send(status);

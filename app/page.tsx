@@ -9,6 +9,7 @@ import { canDo } from "@/server/domain/types";
 import { GUEST_PAGE_SIZE, guestListQuery, pageNumber } from "@/server/web/guest-list";
 import { agentFor, liveStates } from "@/server/web/guests";
 import { requireUser } from "@/server/web/session";
+import { stateHub } from "@/server/web/state-hub";
 
 export const dynamic = "force-dynamic";
 
@@ -20,12 +21,15 @@ export default async function GuestListPage({ searchParams }: { searchParams: Pr
     db.guest.count({ where: guestScope(user) }),
   ]);
   const pages = Math.max(1, Math.ceil(total / GUEST_PAGE_SIZE));
-  // Independent reads, side by side: the guests' live states and each host's details.
+  // Independent reads, side by side: the guests' live states (one call per host) and each
+  // host's identity (known to the state hub while it follows the host; else asked).
   const [states, hostInfo] = await Promise.all([
     liveStates(guests),
     db.host
-      .findMany({ select: { name: true, endpoint: true } })
-      .then((hosts) => Promise.all(hosts.map(async (h) => ({ name: h.name, info: await agentFor(h).host().catch(() => null) })))),
+      .findMany({ select: { id: true, name: true, endpoint: true } })
+      .then((hosts) =>
+        Promise.all(hosts.map(async (h) => ({ name: h.name, info: stateHub.hostIdentity(h.id) ?? (await agentFor(h).host().catch(() => null)) }))),
+      ),
   ]);
 
   return (

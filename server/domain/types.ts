@@ -204,6 +204,9 @@ export interface HostInfo {
   pools: PoolInfo[];
 }
 
+/** What stays the same for as long as a host's agent runs: shown next to its guests. */
+export type HostIdentity = Pick<HostInfo, "hostname" | "accelerator" | "acceleratorReason" | "qemuVersion">;
+
 /** The storage folder every host has (`<data folder>/disks`), where new guests' disks go. */
 export const DEFAULT_POOL = "default";
 /** The folder of ISO images: also a storage folder, for uploads and listing. */

@@ -4,20 +4,26 @@
  * each host's agent event stream (one connection per host, whatever the number of
  * guests or pages) and tells listeners which guests changed and how tasks go. A host
  * whose agent goes away is retried every few seconds and reported as `host:<id>`.
+ * While connected to a host it also knows the host's identity (QEMU version,
+ * accelerator), asked once per connection, so pages need not ask the agent each time.
  */
 import { AgentClient } from "../agent-client";
-import { db } from "../db/client";
-import type { TaskStatus } from "../domain/types";
+import { db, type PrismaClient } from "../db/client";
+import type { HostIdentity, TaskStatus } from "../domain/types";
 
 const RETRY_MS = 2000;
 type Listener = (changed: string[]) => void | Promise<void>;
 type TaskListener = (hostId: string, task: TaskStatus) => void | Promise<void>;
 
-class StateHub {
+export class StateHub {
   private readonly listeners = new Set<Listener>();
   private readonly taskListeners = new Set<TaskListener>();
   private followers = new Map<string, { close(): void }>();
+  private readonly identities = new Map<string, HostIdentity>();
   private running = false;
+
+  /** `database` is where the hosts are listed (the process's own client, except in tests). */
+  constructor(private readonly database: Pick<PrismaClient, "host"> = db) {}
 
   subscribe(listener: Listener): () => void {
     this.listeners.add(listener);
@@ -26,6 +32,11 @@ class StateHub {
       this.listeners.delete(listener);
       if (this.listeners.size === 0) this.stop();
     };
+  }
+
+  /** The host's identity while its agent is connected; null when not known (ask the agent). */
+  hostIdentity(hostId: string): HostIdentity | null {
+    return this.identities.get(hostId) ?? null;
   }
 
   /** Task changes of every host; keeps the hub following as long as it is subscribed. */
@@ -58,7 +69,7 @@ class StateHub {
   private async start(): Promise<void> {
     this.running = true;
     try {
-      const hosts = await db.host.findMany({ select: { id: true, endpoint: true } });
+      const hosts = await this.database.host.findMany({ select: { id: true, endpoint: true } });
       for (const host of hosts) this.follow(host);
     } catch (err) {
       console.error("state hub: could not list hosts:", err);
@@ -70,6 +81,7 @@ class StateHub {
     this.running = false;
     for (const follower of this.followers.values()) follower.close();
     this.followers.clear();
+    this.identities.clear();
   }
 
   /** Follows one host until the hub stops, reconnecting after failures. */
@@ -82,7 +94,8 @@ class StateHub {
 
     const connect = () => {
       if (closed) return;
-      const stream = new AgentClient(host.endpoint).events(
+      const agent = new AgentClient(host.endpoint);
+      const stream = agent.events(
         (status) => {
           const key = `${status.state}@${status.since}`;
           if (last.get(status.id) !== key) {
@@ -91,6 +104,12 @@ class StateHub {
           }
         },
         () => {
+          agent
+            .host()
+            .then(({ hostname, accelerator, acceleratorReason, qemuVersion }) => {
+              if (!closed && current === stream) this.identities.set(host.id, { hostname, accelerator, acceleratorReason, qemuVersion });
+            })
+            .catch(() => {});
           if (!reachable) {
             reachable = true;
             this.notify([`host:${host.id}`]);
@@ -107,6 +126,8 @@ class StateHub {
           }
         })
         .finally(() => {
+          // The next connection asks again: the agent may have restarted with another QEMU.
+          this.identities.delete(host.id);
           if (!closed) timer = setTimeout(connect, RETRY_MS);
         });
     };

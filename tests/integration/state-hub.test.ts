@@ -1,0 +1,66 @@
+/**
+ * The web's state hub against a real agent and a real database: one event stream per
+ * host pushes guest changes to listeners, the host's identity is known while the agent
+ * is connected (so pages need not ask for it), and an agent that goes away and comes
+ * back is reported both times.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { after, before, describe, test } from "node:test";
+import type { GuestSpec } from "../../server/domain/types";
+import { StateHub } from "../../server/web/state-hub";
+import { startTestAgent, waitFor, type TestAgent } from "../helpers/agent";
+import { createTestDb, type TestDb } from "../helpers/db";
+import { testSpec } from "../helpers/specs";
+
+describe("state hub", () => {
+  let agent: TestAgent;
+  let database: TestDb;
+  let hub: StateHub;
+  let hostId = "";
+  const heard: string[] = [];
+  let unsubscribe = () => {};
+
+  before(async () => {
+    agent = await startTestAgent();
+    database = await createTestDb();
+    const host = await database.db.host.create({ data: { name: "state-hub-test", endpoint: `unix:${agent.socketPath}` } });
+    hostId = host.id;
+    hub = new StateHub(database.db);
+    unsubscribe = hub.subscribe((changed) => void heard.push(...changed));
+  });
+  after(async () => {
+    unsubscribe();
+    await agent?.cleanup();
+    await database?.cleanup();
+  });
+
+  test("while connected it knows the host's identity, as the agent reports it", async () => {
+    const identity = await waitFor("the hub to know the host", () => hub.hostIdentity(hostId), 10_000);
+    const info = await agent.client.host();
+    assert.deepEqual(identity, { hostname: info.hostname, accelerator: info.accelerator, acceleratorReason: info.acceleratorReason, qemuVersion: info.qemuVersion });
+  });
+
+  test("a guest starting and stopping reaches listeners, each change once", async () => {
+    // Nothing to boot: the guest sits in its firmware, using little CPU.
+    const spec: GuestSpec = testSpec(randomBytes(12).toString("hex"), { cdroms: [] });
+    heard.length = 0;
+    await agent.client.start(spec);
+    await waitFor("the start to be heard", () => heard.includes(spec.id), 5_000);
+    await agent.client.forceOff(spec.id);
+    await waitFor("the stop to be heard", () => heard.filter((id) => id === spec.id).length >= 2, 5_000);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.ok(heard.filter((id) => id === spec.id).length <= 3, `heard ${heard.length} changes: ${heard.join(", ")}`);
+  });
+
+  test("an agent that goes away is reported and its identity forgotten; back again, both return", async () => {
+    heard.length = 0;
+    await agent.kill();
+    await waitFor("the host to be reported gone", () => heard.includes(`host:${hostId}`), 5_000);
+    await waitFor("the identity to be forgotten", () => hub.hostIdentity(hostId) === null, 5_000);
+    heard.length = 0;
+    await agent.restart();
+    await waitFor("the host to be reported back", () => heard.includes(`host:${hostId}`), 10_000);
+    await waitFor("the identity to be known again", () => hub.hostIdentity(hostId), 10_000);
+  });
+});

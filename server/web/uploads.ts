@@ -49,11 +49,17 @@ type Host = Awaited<ReturnType<typeof localHost>>;
 interface Inflight {
   taskId: string;
   userId: string;
+  ref: ImageRef;
+  /** Set by whoever cancels it (a DELETE, the tasks page), before the agent is asked to stop it. */
   cancelled: boolean;
 }
 
-/** Uploads running through this web process, by host/pool/file. */
-const inflight = new Map<string, Inflight>();
+/**
+ * Uploads running through this web process, by host/pool/file. On globalThis: the
+ * custom server and Next's bundles (server actions) load this module separately.
+ */
+const globalForUploads = globalThis as unknown as { guesthouseUploads?: Map<string, Inflight> };
+const inflight: Map<string, Inflight> = (globalForUploads.guesthouseUploads ??= new Map());
 
 export function isUploadRequest(req: http.IncomingMessage): boolean {
   const pathname = (req.url ?? "").split("?")[0] ?? "";
@@ -61,25 +67,16 @@ export function isUploadRequest(req: http.IncomingMessage): boolean {
 }
 
 /**
- * Cancels a running upload from outside the page that sends it (the tasks page). The
- * agent stops it and removes what it wrote; the web process relaying it then answers
- * the browser "cancelled" and records the row so. A row that nothing relays any more
- * (its web process is gone) is closed here after a moment.
+ * Cancels a running upload from outside the page that sends it (the tasks page): that
+ * upload, by its task, not whatever holds its file by then. The agent stops it and
+ * removes what it wrote; the relay (put below) then answers the browser "cancelled"
+ * and records the row so.
  */
-export async function cancelUploadTask(task: { id: string; target: string | null; host: { endpoint: string } }): Promise<void> {
-  if (!task.target) throw new GuesthouseError("conflict", "This upload does not name its file; cancel it on the page that sends it.");
-  const [pool = "", file = ""] = task.target.split("/", 2);
-  await agentFor(task.host).cancelUpload(parseTarget(pool, file));
-  const deadline = Date.now() + 3000;
-  while (Date.now() < deadline) {
-    const row = await db.task.findUnique({ where: { id: task.id }, select: { state: true } });
-    if (row?.state !== "running") return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  await db.task.updateMany({
-    where: { id: task.id, state: "running" },
-    data: { state: "cancelled", message: "Cancelled; nothing of it was kept.", finishedAt: new Date() },
-  });
+export async function cancelUploadTask(task: { id: string; host: { endpoint: string } }): Promise<void> {
+  const running = [...inflight.values()].find((u) => u.taskId === task.id);
+  if (!running) throw new GuesthouseError("conflict", "This upload is not running any more; reload the page to see how it ended.");
+  running.cancelled = true;
+  await agentFor(task.host).cancelUpload(running.ref);
 }
 
 /** Serves a request under /upload/ (check isUploadRequest first); never throws. */
@@ -166,7 +163,7 @@ async function put(
   if (inflight.has(key)) throw new GuesthouseError("conflict", `${ref.file} is being uploaded right now (in another tab or by someone else).`);
 
   const what = `${ref.pool}/${ref.file}`;
-  const task = { taskId: `${WEB_TASK_PREFIX}${randomBytes(10).toString("hex")}`, userId: user.id, cancelled: false };
+  const task: Inflight = { taskId: `${WEB_TASK_PREFIX}${randomBytes(10).toString("hex")}`, userId: user.id, ref, cancelled: false };
   inflight.set(key, task);
   const log: string[] = offset > 0 ? [`resuming from byte ${offset} (${formatBytes(offset)})`] : [];
   // The task as pages following tasks see it (the tasks page's bars), like an agent's task.
@@ -233,10 +230,8 @@ async function put(
     let error = toGuesthouseError(err);
     let state: "failed" | "cancelled" = "failed";
     let message = error.message;
-    // Cancelled here (DELETE), or by the agent at someone's request (the tasks page): the
-    // agent then cuts the connection mid-body, so ask it how its upload task ended.
-    const cut = error.code === "agent-unreachable" && !browserGone;
-    if (task.cancelled || (error.code === "conflict" && /cancelled/i.test(error.message)) || (cut && (await lastAgentUpload(agent, ref))?.state === "cancelled")) {
+    // Cancelled by a DELETE or from the tasks page (the agent then cuts the connection mid-body).
+    if (task.cancelled || (error.code === "conflict" && /cancelled/i.test(error.message))) {
       state = "cancelled";
       message = "Cancelled; nothing of it was kept.";
       error = new GuesthouseError("conflict", "The upload was cancelled.");
@@ -300,17 +295,6 @@ async function forward(agent: AgentClient, ref: ImageRef, req: http.IncomingMess
   }
 }
 
-/** The agent's latest upload task for this file, once it has ended (waits 10 s at most). */
-async function lastAgentUpload(agent: AgentClient, ref: ImageRef): Promise<TaskStatus | null> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const tasks = await agent.tasks().catch(() => null);
-    const last = tasks?.filter((t) => t.kind === "upload" && t.targets.includes(targetOf(ref))).sort((a, b) => b.startedAt - a.startedAt)[0] ?? null;
-    if (last?.state !== "running" || Date.now() > deadline) return last;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /**
  * The new file becomes a disk of this user. A file that cannot be one (an encrypted
  * image, a format guests cannot use) is removed again, so its name is free to retry.
@@ -346,10 +330,18 @@ async function finishTask(id: string, state: "succeeded" | "failed" | "cancelled
     .catch((err) => console.error(`upload: could not record the end of task ${id}:`, err));
 }
 
-/** What an interrupted upload kept, once the agent's upload task has let go of the file. */
+/**
+ * What an interrupted upload kept: waits (10 s at most) until the agent's upload task
+ * has let go of the file, so the size is final, then returns it.
+ */
 async function partAfterInterruption(host: Host, ref: ImageRef): Promise<number> {
   const agent = agentFor(host);
-  await lastAgentUpload(agent, ref);
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const tasks = await agent.tasks().catch(() => []);
+    if (!tasks.some((t) => t.kind === "upload" && t.state === "running" && t.targets.includes(targetOf(ref)))) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
   return agent.uploadOffset(ref).catch(() => 0);
 }
 

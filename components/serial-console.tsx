@@ -74,6 +74,8 @@ export function SerialConsole({ guestId, guestName }: { guestId: string; guestNa
         let opened = false;
         ws.onopen = () => {
           opened = true;
+          // Each connection starts with the port's latest output again: a clean screen for it, not a repeat.
+          termRef.current?.reset();
           link.connected();
           termRef.current?.focus();
         };

@@ -43,14 +43,29 @@ const CONNECT_TIMEOUT_MS = 5_000;
 export const REPLAY_BYTES = 8 * 1024;
 
 /**
- * The part of the latest output worth replaying: all of it, or, when older output was
- * cut off in front of it, from the first line start on (no half line, no half escape
- * sequence or UTF-8 character).
+ * Terminal queries, which a replay must not repeat: the viewer's terminal would answer
+ * them again, and its answers would reach the guest as if typed (device attributes,
+ * status and cursor position reports, DECRQM, window reports, XTVERSION, DECRQSS, OSC
+ * colour queries). They were answered when the guest first printed them.
+ */
+// eslint-disable-next-line no-control-regex
+const TERMINAL_QUERIES = /\x1b\[[>=?]?[\d;]*[cn]|\x1b\[\??[\d;]*\$p|\x1b\[[\d;]*t|\x1b\[>\d*q|\x1bP\$q[^\x1b]*\x1b\\|\x1b\][\d;]*;\?(?:\x07|\x1b\\)/g;
+
+/**
+ * The part of the latest output worth replaying to a viewer: all of it, or, when older
+ * output was cut off in front of it, from the first line start on (no half line, half
+ * escape sequence or half UTF-8 character), without terminal queries. A replay is the
+ * end of what the port printed, not a transcript: right after a rotation it holds only
+ * what followed it, and output printed while the first viewer's connection was being
+ * made (a few milliseconds) is in the log but in neither the replay nor the stream.
  */
 export function replayOf(recent: Buffer, cut: boolean): Buffer {
-  if (!cut) return recent;
-  const newline = recent.indexOf(0x0a);
-  return newline === -1 ? Buffer.alloc(0) : recent.subarray(newline + 1);
+  let text = recent.toString("latin1"); // one char per byte: the regular expression cannot split a UTF-8 sequence
+  if (cut) {
+    const newline = text.indexOf("\n");
+    text = newline === -1 ? "" : text.slice(newline + 1);
+  }
+  return Buffer.from(text.replace(TERMINAL_QUERIES, ""), "latin1");
 }
 
 // ---------------------------------------------------------------------------------------------

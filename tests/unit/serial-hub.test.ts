@@ -173,6 +173,15 @@ describe("SerialPorts", () => {
     assert.equal(replayOf(Buffer.from("a\nb"), false).toString(), "a\nb");
     assert.equal(replayOf(Buffer.from("half line\nwhole\n"), true).toString(), "whole\n");
     assert.equal(replayOf(Buffer.from("\x1b[31mno line end"), true).length, 0);
+    // UTF-8 survives byte for byte.
+    assert.equal(replayOf(Buffer.from("grüße ✓\n"), false).toString("utf8"), "grüße ✓\n");
+  });
+
+  test("replayOf drops terminal queries (the viewer's terminal would answer them as if typed) and keeps everything else", () => {
+    const queries = ["\x1b[6n", "\x1b[5n", "\x1b[?6n", "\x1b[c", "\x1b[0c", "\x1b[>c", "\x1b[=c", "\x1b[?25$p", "\x1b[18t", "\x1b[>q", "\x1bP$qm\x1b\\", "\x1b]11;?\x07", "\x1b]10;?\x1b\\"];
+    const shown = "\x1b[1;32mOK\x1b[0m \x1b[2J\x1b[H\x1b[?25l login: ";
+    assert.equal(replayOf(Buffer.from(`${queries.join("")}${shown}`), false).toString("latin1"), shown);
+    assert.equal(replayOf(Buffer.from(`a\x1b[6nb\x1b[cc`), false).toString(), "abc");
   });
 
   test("a missing socket is refused with a clear error", async () => {

@@ -95,6 +95,8 @@ export class StateHub {
     const connect = () => {
       if (closed) return;
       const agent = new AgentClient(host.endpoint);
+      /** This connection is the one in use: an answer arriving after it ended is not kept. */
+      let live = true;
       const stream = agent.events(
         (status) => {
           const key = `${status.state}@${status.since}`;
@@ -107,7 +109,7 @@ export class StateHub {
           agent
             .host()
             .then(({ hostname, accelerator, acceleratorReason, qemuVersion }) => {
-              if (!closed && current === stream) this.identities.set(host.id, { hostname, accelerator, acceleratorReason, qemuVersion });
+              if (live && !closed) this.identities.set(host.id, { hostname, accelerator, acceleratorReason, qemuVersion });
             })
             .catch(() => {});
           if (!reachable) {
@@ -127,6 +129,7 @@ export class StateHub {
         })
         .finally(() => {
           // The next connection asks again: the agent may have restarted with another QEMU.
+          live = false;
           this.identities.delete(host.id);
           if (!closed) timer = setTimeout(connect, RETRY_MS);
         });

@@ -16,6 +16,7 @@ import WebSocket from "ws";
 import { mintShareTicket, mintTicket } from "../../server/console/tickets";
 import { hashSecret } from "../../server/auth/tokens";
 import { waitFor } from "../helpers/agent";
+import { createSession, SESSION_COOKIE } from "../../server/auth/sessions";
 import { launchBrowser, logIn, screenshotStep } from "../helpers/browser";
 import { startTestStack, type TestStack } from "../helpers/web";
 
@@ -210,7 +211,14 @@ describe("console in Chromium", () => {
 
   test("the guest's downloads and reads answer only with a login, and only for a guest one may see", async () => {
     const routes = ["thumbnail", "serial-log", "viewers", "vnc-ca", "definition"];
+    const db = stack.database.db;
+    const admin = await db.user.findUniqueOrThrow({ where: { username: stack.admin.username } });
+    const member = await db.user.create({ data: { username: "routes-member", passwordHash: "x", role: "member", teamId: admin.teamId } });
+    const memberCookie = `${SESSION_COOKIE}=${(await createSession(db, member.id)).secret}`;
     for (const route of routes) {
+      // A member of the same team, for a guest that is not theirs: as if it did not exist.
+      const notTheirs = await fetch(`${stack.baseUrl}/guests/${guestId}/${route}`, { headers: { cookie: memberCookie } });
+      assert.equal(notTheirs.status, 404, `${route} of someone else's guest`);
       const anonymous = await fetch(`${stack.baseUrl}/guests/${guestId}/${route}`);
       assert.equal(anonymous.status, 401, `${route} without a login`);
       assert.equal(anonymous.headers.get("cache-control"), "no-store", `${route}: a refusal is not cached`);

@@ -297,13 +297,13 @@ describe("dashboard in Chromium", () => {
     const { id: _id, name: _name, ownerId: _owner, createdAt: _c, updatedAt: _u, ...settings } = await db.guest.findUniqueOrThrow({ where: { id: guestId } });
     const mine = await db.guest.create({ data: { ...settings, name: "events-member-guest", ownerId: member.id } });
     const theirs = await db.guest.create({ data: { ...settings, name: "events-admin-guest", ownerId: admin.id } });
-    /** Follows /api/events as a user: every guest id it names. */
+    /** Follows /api/events as a user: every guest id it names, in order. */
     const listen = async (userId: string) => {
       const cookie = `${SESSION_COOKIE}=${(await createSession(db, userId)).secret}`;
       const stop = new AbortController();
       const res = await fetch(`${stack.baseUrl}/api/events`, { headers: { cookie }, signal: stop.signal });
       assert.equal(res.status, 200);
-      const seen = new Set<string>();
+      const seen: string[] = [];
       const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
       void (async () => {
         let buffer = "";
@@ -311,7 +311,7 @@ describe("dashboard in Chromium", () => {
           const { value, done } = await reader.read();
           if (done) return;
           buffer += value;
-          for (const m of buffer.matchAll(/^data: (\[.*\])$/gm)) for (const id of JSON.parse(m[1]!) as string[]) seen.add(id);
+          for (const m of buffer.matchAll(/^data: (\[.*\])$/gm)) seen.push(...(JSON.parse(m[1]!) as string[]));
           buffer = buffer.slice(buffer.lastIndexOf("\n") + 1);
         }
       })().catch(() => {});
@@ -324,12 +324,15 @@ describe("dashboard in Chromium", () => {
         const status = await agent.start(specOf(await db.guest.findUniqueOrThrow({ where: { id: g.id }, include: guestInclude })));
         assert.equal(status.state, "running");
       }
-      await waitFor("the admin to hear about both guests", () => adminEvents.seen.has(mine.id) && adminEvents.seen.has(theirs.id), 10_000);
-      await waitFor("the member to hear about their guest", () => memberEvents.seen.has(mine.id), 10_000);
+      await waitFor("the admin to hear about both guests", () => adminEvents.seen.includes(mine.id) && adminEvents.seen.includes(theirs.id), 10_000);
+      await waitFor("the member to hear about their guest", () => memberEvents.seen.includes(mine.id), 10_000);
+      const heardOfTheirs = () => adminEvents.seen.filter((id) => id === theirs.id).length;
+      await new Promise((r) => setTimeout(r, 500)); // the start's changes have all arrived
+      const before = heardOfTheirs();
       await agent.forceOff(theirs.id);
-      await waitFor("the admin to hear their guest stopped", async () => (await agent.guest(theirs.id)).state === "stopped", 10_000);
-      await new Promise((r) => setTimeout(r, 1000)); // anything about it would have reached the member by now
-      assert.deepEqual([...memberEvents.seen], [mine.id], "the member heard of nothing but their own guest");
+      await waitFor("the admin to hear their guest stopped", () => heardOfTheirs() > before, 10_000);
+      await new Promise((r) => setTimeout(r, 500)); // anything about it would have reached the member by now
+      assert.deepEqual([...new Set(memberEvents.seen)], [mine.id], "the member heard of nothing but their own guest");
     } finally {
       adminEvents.close();
       memberEvents.close();

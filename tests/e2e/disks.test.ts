@@ -15,7 +15,7 @@ import path from "node:path";
 import { after, afterEach, before, describe, test } from "node:test";
 import type { Page } from "playwright-core";
 import { createSession, SESSION_COOKIE } from "../../server/auth/sessions";
-import { DEMO_ISO, waitFor } from "../helpers/agent";
+import { DEMO_ISO, waitFor, within } from "../helpers/agent";
 import { launchBrowser, logIn, screenshotStep } from "../helpers/browser";
 import { startTestStack, type TestStack } from "../helpers/web";
 
@@ -220,11 +220,11 @@ describe("disk images in Chromium", () => {
       const percent = async () => Number(await bar.getByRole("progressbar").getAttribute("aria-valuenow"));
       assert.ok((await percent()) < 10, `the bar starts near the start (${await percent()} %)`);
       // The bar follows the upload without a reload.
-      await new Promise<void>((resolve) => req.write(Buffer.alloc(40 * 2 ** 20, 7), () => resolve()));
+      await within("40 MiB more to be taken", new Promise<void>((resolve) => req.write(Buffer.alloc(40 * 2 ** 20, 7), () => resolve())));
       await waitFor("the bar to move past 50 % by itself", async () => (await percent()) >= 50, 15_000);
       await bar.getByRole("button", { name: "Cancel" }).click();
 
-      const { status, body } = await answer;
+      const { status, body } = await within("the sender's answer", answer);
       assert.equal(status, 409, `the sender is told the upload was cancelled: ${body}`);
       assert.match(body, /cancelled/);
       const row = await waitFor("the task to be recorded as cancelled", async () => {

@@ -141,6 +141,19 @@ export async function waitFor<T>(what: string, check: () => T | Promise<T>, time
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ""}`);
 }
 
+/** The promise's value, or a failure naming what it was waiting for once timeoutMs have passed. */
+export async function within<T>(what: string, promise: Promise<T>, timeoutMs = 30_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** True once the process has exited (a zombie whose parent died unreaped counts as exited). */
 export function processGone(pid: number): boolean {
   try {

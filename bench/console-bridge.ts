@@ -1031,10 +1031,11 @@ function report(r: Results, bridgeStats: { opened: number; closed: number; odd: 
   console.log("CPU ms per GiB moved (median), one session:");
   for (const w of PATHS) console.log(`  ${w.padEnd(10)} ${cpuLine(r.throughputCpu[w])}`);
   // What the CPU allows at all: a relay that cost nothing still leaves the bridge path's
-  // client and backend, which on this machine's cores cap the throughput at:
+  // client and backend, spread over this machine's cores, each no faster than one core.
   const cores = os.cpus().length;
-  const ends = ["client", "backend"].reduce((sum, k) => sum + median(r.throughputCpu.bridge.map((c) => c[k] ?? 0)), 0);
-  const ceiling = (cores * 1024) / (ends / 1000);
+  const endCost = (k: string) => median(r.throughputCpu.bridge.map((c) => c[k] ?? 0));
+  const ends = endCost("client") + endCost("backend");
+  const ceiling = Math.min(cores / ends, 1 / Math.max(endCost("client"), endCost("backend"))) * 1000 * 1024;
   console.log(
     `  ceiling: with a relay costing no CPU, the bridge path's client and backend (${ends.toFixed(0)} ms per GiB) allow at most ` +
       `${ceiling.toFixed(0)} MiB/s on ${cores} cores = ${(ceiling / med("websockify")).toFixed(2)} × websockify, ${(ceiling / med("direct")).toFixed(2)} × direct (measured)`,

@@ -93,7 +93,7 @@ async function main(): Promise<void> {
     const agentStream = agent.events(() => {}, undefined, (t) => t.state === "running" && agentTimes.push(performance.now()));
     cleanups.push(() => agentStream.close());
     const start = performance.now();
-    const task = await agent.convertImage({ pool: "default", file: "source.raw" }, { pool: "default", file: "out.qcow2" }, "qcow2");
+    const task = await agent.convertImage({ pool: "default", file: "source.raw", format: "raw" }, { pool: "default", file: "out.qcow2" }, "qcow2");
     // The row a server action writes (server/web/tasks.ts recordTask): the page hears of recorded tasks only.
     await db.task.create({ data: { id: task.id, kind: task.kind, title: task.title, state: task.state, hostId: host.id, userId: admin.id } });
     while ((await agent.task(task.id)).state === "running") await new Promise((r) => setTimeout(r, 100));

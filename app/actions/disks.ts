@@ -60,8 +60,13 @@ export const createDisk = authedAction("create-disk", async (user, raw: unknown)
   }
 });
 
-/** Records an image file found in a storage folder as a disk of this user. */
+/**
+ * Records an image file found in a storage folder as a disk of this user. Admins only:
+ * a file without a row may be someone's disk being made (a clone, an upload) or one the
+ * host's admin put there, so it is no one's to claim.
+ */
 export const importImage = authedAction("import-image", async (user, raw: unknown) => {
+  if (user.role !== "admin") throw new GuesthouseError("forbidden", "Only admins import files from the storage folders; upload an image to make it your disk.");
   const ref = parseOrThrow(z.strictObject({ pool: poolName, file: imageFileName }), raw, "The image");
   const host = await localHost();
   await assertNameFree(host.id, ref.pool, ref.file);
@@ -100,7 +105,7 @@ export const convertDisk = authedAction("convert-disk", async (user, diskId: str
     },
   });
   try {
-    const task = await agentFor(disk.host).convertImage(refOf(disk), { pool: disk.pool, file: input.file }, input.format as DiskFormat);
+    const task = await agentFor(disk.host).convertImage({ ...refOf(disk), format: disk.format as DiskFormat }, { pool: disk.pool, file: input.file }, input.format as DiskFormat);
     await recordTask(user.id, disk.hostId, task, { diskId: output.id, effect: { type: "ready-when-done", diskId: output.id } });
     revalidatePath("/disks");
     return { taskId: task.id, diskId: output.id };
@@ -158,6 +163,8 @@ export const attachDisk = authedAction("attach-disk", async (user, diskId: strin
   const input = parseOrThrow(attachInput, raw, "The attachment");
   const disk = await readyDisk(user, diskId);
   if (disk.guest) throw new GuesthouseError("conflict", `${disk.file} is attached to ${disk.guest.name}; detach it first.`);
+  // A guest would write to it, under every linked clone made from it.
+  assertNoClones(disk, "attach it to a guest");
   const guest = await loadGuest(user, input.guestId);
   if (guest.hostId !== disk.hostId) throw new GuesthouseError("invalid-input", "The disk and the guest are on different hosts.");
   if (guest.isTemplate) throw new GuesthouseError("conflict", "A template's disks do not change; attach the disk to a guest made from it.");
@@ -182,6 +189,7 @@ export const detachDisk = authedAction("detach-disk", async (user, diskId: strin
   const disk = await readyDisk(user, diskId);
   if (!disk.guest) return null;
   const guest = await loadGuest(user, disk.guest.id);
+  if (guest.isTemplate) throw new GuesthouseError("conflict", `${guest.name} is a template: its disks stay as they are (guests made from it may be based on them).`);
   const { state } = await liveState(guest);
   if (state !== "stopped") {
     if (state !== "running" && state !== "paused") throw new GuesthouseError("conflict", `${guest.name} is ${state}; wait until it runs or is stopped.`);

@@ -255,9 +255,9 @@ export class AgentClient {
     return this.request("POST", `/v1/images/${imagePath(from)}/clone`, taskStatusSchema, { to, format: from.format, mode });
   }
 
-  /** Starts converting into a new image; resolves with the running task. */
-  convertImage(from: ImageRef, to: ImageRef, format: DiskFormat): Promise<TaskStatus> {
-    return this.request("POST", `/v1/images/${imagePath(from)}/convert`, taskStatusSchema, { to, format });
+  /** Starts converting into a new image (`from.format`: as the disk was registered); resolves with the running task. */
+  convertImage(from: ImageRef & { format: DiskFormat }, to: ImageRef, format: DiskFormat): Promise<TaskStatus> {
+    return this.request("POST", `/v1/images/${imagePath(from)}/convert`, taskStatusSchema, { to, format, sourceFormat: from.format });
   }
 
   resizeImage(ref: ImageRef, bytes: number, shrink: boolean, volume?: string): Promise<ImageInfo> {

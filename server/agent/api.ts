@@ -78,7 +78,8 @@ const createImageSchema = z.strictObject({
   passphrase: passphrase.optional(),
 });
 const cloneSchema = z.strictObject({ to: imageRef, format: z.enum(DISK_FORMATS), mode: z.enum(["full", "linked"]) });
-const convertSchema = z.strictObject({ to: imageRef, format: z.enum(DISK_FORMATS), volume: volumeId.optional() });
+/** `sourceFormat`: the format the disk was registered with; never guessed from the file. */
+const convertSchema = z.strictObject({ to: imageRef, format: z.enum(DISK_FORMATS), sourceFormat: z.enum(DISK_FORMATS), volume: volumeId.optional() });
 const resizeSchema = z.strictObject({ bytes: imageBytes, shrink: z.boolean(), volume: volumeId.optional() });
 const snapshotSchema = z.strictObject({ op: z.enum(["create", "revert", "delete"]), name: snapshotName, volume: volumeId.optional() });
 /** A disk to plug in, checked with the very schema of a spec's disks. */
@@ -189,7 +190,7 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, i
     }],
     ["POST", /^\/v1\/images\/([^/]+)\/([^/]+)\/convert$/, async ([pool, file], body) => {
       const req = parseOrThrow(convertSchema, body, "The convert request");
-      return { status: 202, json: images.convert(ref(pool, file), { ...req.to, format: req.format }, { volume: req.volume }) };
+      return { status: 202, json: images.convert({ ...ref(pool, file), format: req.sourceFormat }, { ...req.to, format: req.format }, { volume: req.volume }) };
     }],
     ["POST", /^\/v1\/images\/([^/]+)\/([^/]+)\/resize$/, async ([pool, file], body) => {
       const req = parseOrThrow(resizeSchema, body, "The resize request");

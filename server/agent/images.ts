@@ -14,7 +14,7 @@ import { pipeline } from "node:stream/promises";
 import { promisify } from "node:util";
 import { GuesthouseError } from "../domain/errors";
 import { formatBytes } from "../domain/format";
-import type { DiskFormat, ImageInfo, IsoInfo, SnapshotInfo, TaskStatus } from "../domain/types";
+import { DISK_FORMATS, type DiskFormat, type ImageInfo, type IsoInfo, type SnapshotInfo, type TaskStatus } from "../domain/types";
 import { optValue, secretPath } from "../qemu/args";
 import { ISO_POOL, type AgentConfig } from "./config";
 import { PART_SUFFIX, Storage } from "./storage";
@@ -50,6 +50,8 @@ export const refKey = (ref: ImageRef) => `${ref.pool}/${ref.file}`;
 const UPLOAD_WRITE_BUFFER_BYTES = 4 * 1024 * 1024;
 /** An upload asks for writeback each time this much more has arrived. */
 const UPLOAD_WRITEBACK_BYTES = 64 * 1024 * 1024;
+/** Backing files under an image, at most (a linked clone has one). */
+const MAX_BACKING_CHAIN = 16;
 /** How often an upload's task reports how far it got (Tasks passes on at most 4 a second anyway). */
 const UPLOAD_PROGRESS_MS = 250;
 
@@ -152,20 +154,19 @@ export class Images {
     });
   }
 
-  /** What qemu-img says about an image (shared read: works while a guest runs it). */
+  /**
+   * What qemu-img says about an image (shared read: works while a guest runs it), with
+   * the images under it. Disk images come from uploads and imports, so their headers are
+   * not trusted: the chain is read one level at a time, and each backing file must be an
+   * image in a storage folder (Storage.imageAt) before anything opens it.
+   */
   async info(ref: ImageRef): Promise<ImageInfo> {
-    const file = await this.storage.existing(ref.pool, ref.file);
+    const file = await this.storage.existing(ref.pool, ref.file, "images");
     const stat = await fsp.stat(file);
     const stamp = `${stat.ino}:${stat.size}:${stat.mtimeMs}:${stat.ctimeMs}`;
     const cached = this.infoCache.get(file);
     if (cached?.stamp === stamp) return cached.info;
-    const out = await runQemuImg(["info", "-U", "--output=json", "--backing-chain", file], null, this.scrub);
-    let chain: Array<Record<string, unknown>>;
-    try {
-      chain = JSON.parse(out) as Array<Record<string, unknown>>;
-    } catch {
-      throw new GuesthouseError("qemu-failed", "qemu-img info printed something that is not JSON.");
-    }
+    const chain = await this.chainOf(file, ref.file);
     const top = chain[0] ?? {};
     const snapshots = ((top.snapshots as Array<Record<string, number | string>> | undefined) ?? []).map(
       (s): SnapshotInfo => ({
@@ -192,6 +193,30 @@ export class Images {
     return info;
   }
 
+  /** `qemu-img info` of an image and of each backing file under it, checked level by level. */
+  private async chainOf(top: string, name: string): Promise<Array<Record<string, unknown>>> {
+    const chain: Array<Record<string, unknown>> = [];
+    let file = top;
+    let format: string | null = null;
+    for (;;) {
+      // Without --backing-chain qemu-img does not open the backing file; with -f it does not guess.
+      const out = await runQemuImg(["info", "-U", "--output=json", ...(format ? ["-f", format] : []), file], null, this.scrub);
+      let level: Record<string, unknown>;
+      try {
+        level = JSON.parse(out) as Record<string, unknown>;
+      } catch {
+        throw new GuesthouseError("qemu-failed", "qemu-img info printed something that is not JSON.");
+      }
+      chain.push(level);
+      const backing = level["full-backing-filename"] ?? level["backing-filename"];
+      if (typeof backing !== "string" || backing === "") return chain;
+      if (chain.length >= MAX_BACKING_CHAIN) throw new GuesthouseError("invalid-input", `${name} sits on more than ${MAX_BACKING_CHAIN} backing files; it is not used.`);
+      file = await this.storage.imageAt(path.resolve(path.dirname(file), backing), name);
+      const backingFormat = level["backing-filename-format"];
+      format = typeof backingFormat === "string" && (DISK_FORMATS as readonly string[]).includes(backingFormat) ? backingFormat : null;
+    }
+  }
+
   /** Every image in every image folder, with qemu-img's facts (one call per host for the disks page). */
   async list(): Promise<Array<ImageInfo | (ImageRef & { error: string })>> {
     const out: Array<ImageInfo | (ImageRef & { error: string })> = [];
@@ -208,17 +233,18 @@ export class Images {
    * Converts into a new image (qcow2, raw, vmdk, vdi or vpc) with progress; cancelling
    * or failing removes the new file. Returns at once with the task.
    */
-  convert(from: ImageRef, to: ImageRef & { format: DiskFormat }, sourceEnc: EncryptionRef): TaskStatus {
+  convert(from: ImageRef & { format: DiskFormat }, to: ImageRef & { format: DiskFormat }, sourceEnc: EncryptionRef): TaskStatus {
     if (sourceEnc.volume) {
       throw new GuesthouseError("invalid-input", "Encrypted images cannot be converted: the copy would be written unencrypted.");
     }
     this.notInUse(from, "convert it");
     const { status } = this.tasks.start("convert", `convert ${refKey(from)} → ${refKey(to)} (${to.format})`, [refKey(from), refKey(to)], async (ctx) => {
       const source = await this.storage.existing(from.pool, from.file, "images");
-      const format = (await this.info(from)).format as DiskFormat;
+      await this.info(from); // its backing chain is checked before qemu-img convert reads through it
       const file = await this.reserve(to);
       try {
-        await runQemuImg(["convert", "-f", format, "-O", to.format, source, file], ctx, this.scrub, { progress: true });
+        // The format the disk was registered with, never a guess: a raw disk's guest can write anything into it, a qcow2 header too.
+        await runQemuImg(["convert", "-f", from.format, "-O", to.format, source, file], ctx, this.scrub, { progress: true });
       } catch (err) {
         await fsp.rm(file, { force: true });
         throw err;
@@ -298,7 +324,8 @@ export class Images {
   async remove(ref: ImageRef & EncryptionRef): Promise<void> {
     this.notInUse(ref, "delete it");
     await this.tasks.run("delete", `delete ${refKey(ref)}`, [refKey(ref)], async () => {
-      const file = this.storage.pathOf(ref.pool, ref.file);
+      // Disk images only: ISOs are shared by everyone on the host and go through removeIso.
+      const file = this.storage.pathOf(ref.pool, ref.file, "images");
       await fsp.rm(file, { force: true });
       if (ref.volume) await fsp.rm(secretPath(this.config, ref.volume), { force: true });
       this.infoCache.delete(file);

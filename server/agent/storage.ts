@@ -58,6 +58,27 @@ export class Storage {
     return candidate;
   }
 
+  /**
+   * The image a path from an image's own header stands for (its backing file): a regular
+   * file, not a symlink, directly inside an image folder, with a valid image name. Any
+   * other path (a host file, a device, the secrets folder, an ISO) is refused, so no
+   * image can make qemu-img or QEMU open it.
+   */
+  async imageAt(candidate: string, of: string): Promise<string> {
+    const refuse = () =>
+      new GuesthouseError(
+        "invalid-input",
+        `${of} is based on "${path.basename(candidate)}", which is not an image in this host's storage folders; it is not opened.`,
+      );
+    const stat = await fsp.lstat(candidate).catch(() => null);
+    if (!stat?.isFile() || !imageFileName.safeParse(path.basename(candidate)).success) throw refuse();
+    const realFile = await fsp.realpath(candidate);
+    for (const { dir, content } of Object.values(this.folders)) {
+      if (content === "images" && path.dirname(realFile) === (await fsp.realpath(dir).catch(() => null))) return candidate;
+    }
+    throw refuse();
+  }
+
   /** The regular files in a pool whose names are valid image names (uploads in progress left out). */
   async list(pool: string): Promise<string[]> {
     const entries = await fsp.readdir(this.folder(pool), { withFileTypes: true }).catch(() => []);

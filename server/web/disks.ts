@@ -11,7 +11,7 @@ import { db } from "../db/client";
 import { isUniqueViolationOn } from "../db/errors";
 import { GuesthouseError } from "../domain/errors";
 import { newVolumeId } from "../domain/ids";
-import { DISK_FORMATS, type DiskFormat, type ImageInfo } from "../domain/types";
+import { DISK_FORMATS, ISO_POOL, type ImageInfo } from "../domain/types";
 import { agentFor } from "./guests";
 
 export const diskInclude = {
@@ -59,8 +59,10 @@ export function assertNoClones(disk: DiskRow, doing: string): void {
 
 /**
  * Records an image file that is already in a storage folder as a disk of this user
- * (an upload that just finished, or a file an admin put there). Encrypted images
- * are refused: their passphrase is not known to the host.
+ * (an upload that just finished, or a file an admin put there). Refused: encrypted
+ * images (their passphrase is not known to the host) and images based on another
+ * image (a backing file), which would let the disk read an image that is not its
+ * owner's; only linked clones Guesthouse makes itself have one.
  */
 export async function registerImage(
   user: SessionUser,
@@ -68,8 +70,15 @@ export async function registerImage(
   ref: ImageRef,
   extra: { sha256?: string } = {},
 ): Promise<{ id: string }> {
+  if (ref.pool === ISO_POOL) throw new GuesthouseError("invalid-input", "ISO images are the host's, shared by everyone; they are not anyone's disk.");
   const info = await agentFor(host).image(ref);
   if (info.encrypted) throw new GuesthouseError("invalid-input", `${ref.file} is encrypted, and its passphrase is not known here; it cannot be imported.`);
+  if (info.backing.length > 0) {
+    throw new GuesthouseError(
+      "invalid-input",
+      `${ref.file} is based on another image (${info.backing[0]}). Only self-contained images are taken: make one with "qemu-img convert -O qcow2 ${ref.file} <new name>" and use that.`,
+    );
+  }
   if (!(DISK_FORMATS as readonly string[]).includes(info.format)) {
     throw new GuesthouseError("invalid-input", `${ref.file} is a ${info.format} image; guests can use ${DISK_FORMATS.join(", ")}.`);
   }
@@ -95,10 +104,15 @@ export async function registerImage(
   }
 }
 
-/** Keeps the row's cached facts in step with the file after an operation. */
+/**
+ * Keeps the row's cached facts in step with the file after an operation. Not its
+ * format: that was fixed when the disk was made or registered, and QEMU always opens
+ * the disk with it. What qemu-img guesses now could be wrong on purpose (a guest can
+ * write a qcow2 header, backing file and all, into its own raw disk).
+ */
 export async function refreshDisk(diskId: string, info: ImageInfo): Promise<void> {
   await db.disk.update({
     where: { id: diskId },
-    data: { sizeBytes: BigInt(info.virtualBytes), format: info.format as DiskFormat, encrypted: info.encrypted },
+    data: { sizeBytes: BigInt(info.virtualBytes), encrypted: info.encrypted },
   });
 }

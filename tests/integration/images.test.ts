@@ -67,6 +67,51 @@ describe("images with real qemu-img", () => {
     fs.rmSync(file("link.qcow2"));
   });
 
+  test("backing files: only images in the storage folders; a host file, a symlink or an ISO under an image is refused before it is opened", async () => {
+    // A linked clone made the way Guesthouse makes them: its base is listed.
+    execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", file("base.qcow2"), "1G"]);
+    execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", file("clone.qcow2")]);
+    assert.deepEqual((await agent.client.image(ref("clone.qcow2"))).backing, ["base.qcow2"]);
+    // Uploaded images carry whatever header their maker wrote.
+    fs.mkdirSync(path.join(agent.dataDir, "elsewhere"), { recursive: true });
+    fs.writeFileSync(path.join(agent.dataDir, "elsewhere", "secret.raw"), "host secret");
+    fs.symlinkSync(file("base.qcow2"), file("via-link.qcow2"));
+    const hostile: Array<[string, string, string]> = [
+      ["evil-host.qcow2", "/etc/hostname", "raw"],
+      ["evil-up.qcow2", "../elsewhere/secret.raw", "raw"],
+      ["evil-secret.qcow2", path.join(agent.dataDir, "secrets", "any.key"), "raw"],
+      ["evil-link.qcow2", "via-link.qcow2", "qcow2"],
+      ["evil-iso.qcow2", path.join(agent.dataDir, "images", "demo.iso"), "raw"],
+      ["evil-dev.qcow2", "/dev/zero", "raw"],
+    ];
+    for (const [name, backing, format] of hostile) {
+      // -u: qemu-img does not look at the backing file while writing the header.
+      execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", "-u", "-b", backing, "-F", format, file(name), "1G"]);
+      await assert.rejects(agent.client.image(ref(name)), (err: Error & { code?: string }) => err.code === "invalid-input" && /is based on ".+", which is not an image in this host's storage folders/.test(err.message), name);
+      const convert = await waitForTask(agent, (await agent.client.convertImage({ ...ref(name), format: "qcow2" }, ref(`out-${name}`), "raw")).id);
+      assert.equal(convert.state, "failed", `convert ${name}`);
+      assert.match(convert.message ?? "", /not an image in this host's storage folders/);
+      assert.equal(fs.existsSync(file(`out-${name}`)), false, "nothing written");
+    }
+    const listed = (await agent.client.images()).find((i) => i.file === "evil-host.qcow2");
+    assert.ok(listed && "error" in listed, "the list shows it, with the refusal");
+    assert.match(listed.error, /not an image in this host's storage folders/);
+    // A raw disk whose guest wrote a qcow2 header into it, naming another disk as its base:
+    // converted as the raw disk it was registered as, its bytes are copied, not the other disk's.
+    execFileSync("qemu-io", ["-f", "qcow2", "-c", "write -P 0x77 0 1M", file("base.qcow2")]);
+    execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", "-u", "-b", "base.qcow2", "-F", "qcow2", file("planted.raw"), "1G"]);
+    const task = await agent.client.convertImage({ ...ref("planted.raw"), format: "raw" }, ref("planted-copy.raw"), "raw");
+    assert.equal((await waitForTask(agent, task.id)).state, "succeeded");
+    const [copy, own] = [fs.readFileSync(file("planted-copy.raw")), fs.readFileSync(file("planted.raw"))];
+    assert.deepEqual(copy.subarray(0, own.length), own, "the copy is the raw file's own bytes");
+    assert.ok(copy.length < own.length + 512 && copy.subarray(own.length).every((b) => b === 0), "then at most a sector's padding, not the 1 GiB disk the header claims");
+    // ISOs are not disk images: no disk operation reaches the ISO folder.
+    await assert.rejects(agent.client.deleteImage({ pool: "isos", file: "demo.iso" }), isCode("invalid-input"));
+    await assert.rejects(agent.client.image({ pool: "isos", file: "demo.iso" }), isCode("invalid-input"));
+    assert.ok(fs.existsSync(path.join(agent.dataDir, "images", "demo.iso")), "the ISO is still there");
+    for (const name of ["base.qcow2", "clone.qcow2", "via-link.qcow2", "planted.raw", "planted-copy.raw", ...hostile.map(([n]) => n)]) fs.rmSync(file(name), { force: true });
+  });
+
   test("an encrypted image: LUKS inside qcow2, the passphrase in a 0600 file, never in a log", async () => {
     const secret = "correct horse battery staple";
     const info = await agent.client.createImage({ ...ref("enc.qcow2"), format: "qcow2", bytes: GiB, volume: "volenc000001", passphrase: secret });
@@ -120,7 +165,7 @@ describe("images with real qemu-img", () => {
   test("convert to every format with progress, and back, keeps the contents", async () => {
     execFileSync("qemu-io", ["-f", "qcow2", "-c", "write -P 0x5a 4M 2M", file("a.qcow2")]);
     for (const [format, name] of [["raw", "c.raw"], ["vmdk", "c.vmdk"], ["vdi", "c.vdi"], ["vpc", "c.vhd"]] as const) {
-      const started = await agent.client.convertImage(ref("a.qcow2"), ref(name), format);
+      const started = await agent.client.convertImage({ ...ref("a.qcow2"), format: "qcow2" }, ref(name), format);
       assert.equal(started.state, "running");
       const done = await waitForTask(agent, started.id);
       assert.equal(done.state, "succeeded", done.message ?? "");
@@ -129,7 +174,7 @@ describe("images with real qemu-img", () => {
     }
     // vpc rounds sizes to its geometry; the others keep the exact size.
     for (const name of ["c.raw", "c.vmdk", "c.vdi"]) assert.equal(qemuInfo(name)["virtual-size"], 20 * GiB, name);
-    const back = await agent.client.convertImage(ref("c.vmdk"), ref("d.qcow2"), "qcow2");
+    const back = await agent.client.convertImage({ ...ref("c.vmdk"), format: "vmdk" }, ref("d.qcow2"), "qcow2");
     assert.equal((await waitForTask(agent, back.id)).state, "succeeded");
     execFileSync("qemu-img", ["compare", "-f", "qcow2", "-F", "qcow2", file("a.qcow2"), file("d.qcow2")]);
     qemuCheck("d.qcow2");
@@ -144,7 +189,7 @@ describe("images with real qemu-img", () => {
     const seen: TaskStatus[] = [];
     const stream = agent.client.events(() => {}, undefined, (t) => seen.push(t));
     try {
-      const task = await agent.client.convertImage(ref("big.raw"), ref("big.qcow2"), "qcow2");
+      const task = await agent.client.convertImage({ ...ref("big.raw"), format: "raw" }, ref("big.qcow2"), "qcow2");
       // qemu-img is asked for its progress four times a second: a fraction arrives mid-way.
       await waitFor("a progress report between 0 and 1", () => seen.some((t) => t.id === task.id && (t.progress ?? 0) > 0 && (t.progress ?? 1) < 1), 20_000, 10);
       // Hold qemu-img still so the cancel cannot lose a race with a fast disk.
@@ -164,10 +209,10 @@ describe("images with real qemu-img", () => {
   });
 
   test("two operations on one image at once: the second is refused, not interleaved", async () => {
-    const first = await agent.client.convertImage(ref("big.raw"), ref("big2.qcow2"), "qcow2");
+    const first = await agent.client.convertImage({ ...ref("big.raw"), format: "raw" }, ref("big2.qcow2"), "qcow2");
     const pid = await holdQemuImg("big2.qcow2");
     await assert.rejects(agent.client.resizeImage(ref("big.raw"), GiB, false), (err: Error & { code?: string }) => err.code === "conflict" && /busy/.test(err.message));
-    await assert.rejects(agent.client.convertImage(ref("big.raw"), ref("big3.qcow2"), "qcow2"), isCode("conflict"));
+    await assert.rejects(agent.client.convertImage({ ...ref("big.raw"), format: "raw" }, ref("big3.qcow2"), "qcow2"), isCode("conflict"));
     process.kill(pid, "SIGCONT");
     assert.equal((await waitForTask(agent, first.id)).state, "succeeded");
     assert.equal(fs.existsSync(file("big3.qcow2")), false);
@@ -261,7 +306,7 @@ describe("a full storage folder", () => {
     const a = agent;
     // 40 MiB of random data in the default folder; the small folder has 24 MiB.
     fs.writeFileSync(path.join(a.dataDir, "disks", "src.raw"), randomBytes(40 * MiB));
-    const task = await a.client.convertImage({ pool: "default", file: "src.raw" }, { pool: "small", file: "out.qcow2" }, "qcow2");
+    const task = await a.client.convertImage({ pool: "default", file: "src.raw", format: "raw" }, { pool: "small", file: "out.qcow2" }, "qcow2");
     const done = await waitForTask(a, task.id);
     assert.equal(done.state, "failed");
     assert.match(done.message ?? "", /full|No space/i);

@@ -31,7 +31,7 @@ export default async function DisksPage() {
     agent.images().catch(() => null),
     agent.host().catch(() => null),
     db.task.findMany({ where: { state: "running", ...(user.role === "admin" ? {} : { userId: user.id }) }, orderBy: { startedAt: "desc" } }),
-    db.isoImage.findMany({ where: { hostId: host.id }, select: { name: true, sha256: true, cdroms: { select: { guest: { select: { name: true } } } } } }),
+    db.isoImage.findMany({ where: { hostId: host.id }, select: { name: true, sha256: true, cdroms: { select: { guest: { select: { name: true, ownerId: true } } } } } }),
   ]);
   const isoFacts = new Map(isoRows.map((r) => [r.name, r]));
   const facts = new Map((images ?? []).map((i) => [`${i.pool}/${i.file}`, i]));
@@ -123,7 +123,11 @@ export default async function DisksPage() {
           <ul className="divide-y divide-slate-100 text-sm">
             {(hostInfo?.isos ?? []).map((iso) => {
               const row = isoFacts.get(iso.name);
-              const users = [...new Set((row?.cdroms ?? []).map((c) => c.guest.name))];
+              // Members see the names of their own guests only; others are counted.
+              const guests = (row?.cdroms ?? []).map((c) => c.guest);
+              const named = [...new Set(guests.filter((g) => user.role === "admin" || g.ownerId === user.id).map((g) => g.name))];
+              const others = guests.length - guests.filter((g) => user.role === "admin" || g.ownerId === user.id).length;
+              const users = [...named, ...(others > 0 ? [`${others} other guest${others === 1 ? "" : "s"}`] : [])];
               return (
                 <li key={iso.name} className="flex flex-wrap items-center justify-between gap-2 py-2" data-testid="iso-row" data-iso={iso.name}>
                   <span>
@@ -141,7 +145,7 @@ export default async function DisksPage() {
         )}
       </section>
 
-      {unregistered.length > 0 && (
+      {user.role === "admin" && unregistered.length > 0 && (
         <section className="card space-y-2 p-4">
           <h2 className="font-semibold">Files in the storage folders that are not disks yet</h2>
           <ul className="divide-y divide-slate-100 text-sm">

@@ -6,6 +6,7 @@
  * another client is sending can be cancelled.
  */
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import http from "node:http";
@@ -188,6 +189,27 @@ describe("disk images in Chromium", () => {
       assert.match(text, kind);
     }
     assert.equal(await page.locator('[data-testid="task-row"][data-state="failed"]').count(), 0);
+  });
+
+  test("an image an admin put in the storage folder is imported; one based on a host file is shown with why, and cannot be", async () => {
+    const folder = path.join(stack.agent.dataDir, "disks");
+    execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", path.join(folder, "found.qcow2"), "3G"]);
+    execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", "-u", "-b", "/etc/hostname", "-F", "raw", path.join(folder, "found-evil.qcow2"), "1G"]);
+    try {
+      await page.goto(`${stack.baseUrl}/disks`);
+      const evil = page.locator('[data-testid="unregistered"][data-file="found-evil.qcow2"]');
+      assert.match(await evil.innerText(), /is based on "hostname", which is not an image in this host's storage folders/);
+      assert.equal(await evil.getByRole("button", { name: "Import" }).count(), 0);
+      await page.locator('[data-testid="unregistered"][data-file="found.qcow2"]').getByRole("button", { name: "Import" }).click();
+      await page.waitForURL(/\/disks\/[^/]+$/);
+      assert.equal(await page.getByTestId("disk-name").innerText(), "found.qcow2");
+      const disk = await stack.database.db.disk.findFirstOrThrow({ where: { file: "found.qcow2" }, include: { owner: true } });
+      assert.equal(disk.format, "qcow2");
+      assert.equal(disk.sizeBytes, 3n * 2n ** 30n);
+      assert.equal(disk.owner.username, stack.admin.username);
+    } finally {
+      fs.rmSync(path.join(folder, "found-evil.qcow2"), { force: true });
+    }
   });
 
   test("an upload another client is sending is cancelled from the tasks page: the sender is told, nothing is kept", async () => {

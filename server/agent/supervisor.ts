@@ -26,11 +26,9 @@ import {
   assertHotpluggable,
   buildQemuArgs,
   diskId,
-  diskPath,
   guestFiles,
   hotplugCommands,
   hotplugPorts,
-  isoPath,
   OVMF_VARS_TEMPLATE,
   QEMU_BINARY,
   SCSI_CONTROLLER,
@@ -40,8 +38,9 @@ import {
   type QemuHostLayout,
 } from "../qemu/args";
 import { guestSpecSchema, parseOrThrow } from "../domain/validation";
-import type { AgentConfig } from "./config";
+import { ISO_POOL, type AgentConfig } from "./config";
 import { rotateSerialLog } from "./serial";
+import { Storage } from "./storage";
 
 const START_TIMEOUT_MS = 30_000;
 const FORCE_OFF_GRACE_MS = 3_000;
@@ -144,8 +143,27 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
   /** Guests deleted since the agent started; a late start for one is refused. */
   private readonly forgotten = new Set<string>();
 
+  /** Where QEMU's disks and ISOs are: the same checks as every other use of a name (Storage.existing). */
+  private readonly storage: Storage;
+
   constructor(private readonly config: AgentConfig) {
     super();
+    this.storage = new Storage(config);
+  }
+
+  /**
+   * A disk or ISO QEMU is about to open: a regular file inside its storage folder (no
+   * symlink leading out), or a clear refusal before QEMU is asked.
+   */
+  private async mustBeImage(pool: string, file: string, what: string): Promise<void> {
+    try {
+      await this.storage.existing(pool, file, pool === ISO_POOL ? "isos" : "images");
+    } catch (err) {
+      if (err instanceof GuesthouseError && err.code === "not-found") {
+        throw new GuesthouseError("not-found", `The ${what} is missing on the host. Check the storage folder, or recreate it.`);
+      }
+      throw err;
+    }
   }
 
   stateDir(id: string): string {
@@ -255,10 +273,10 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
 
   private async spawnQemu(guest: SupervisedGuest, spec: GuestSpec): Promise<void> {
     for (const disk of spec.disks) {
-      await mustExist(diskPath(this.layout(spec.id), disk), `disk ${disk.pool}/${disk.file}`);
+      await this.mustBeImage(disk.pool, disk.file, `disk ${disk.pool}/${disk.file}`);
       if (disk.encrypted) await mustHaveSecret(secretPath(this.layout(spec.id), disk.volume), disk);
     }
-    for (const cdrom of spec.cdroms) await mustExist(isoPath(this.layout(spec.id), cdrom.iso), `ISO ${cdrom.iso}`);
+    for (const cdrom of spec.cdroms) await this.mustBeImage(ISO_POOL, cdrom.iso, `ISO ${cdrom.iso}`);
 
     const files = guestFiles(guest.stateDir);
     await fsp.mkdir(guest.stateDir, { recursive: true, mode: 0o700 });
@@ -619,7 +637,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
         }
       }
       // Checked before QEMU is asked, so a missing file is named in the agent's words.
-      await mustExist(diskPath(layout, disk), `disk ${disk.pool}/${disk.file}`);
+      await this.mustBeImage(disk.pool, disk.file, `disk ${disk.pool}/${disk.file}`);
       if (disk.encrypted) await mustHaveSecret(secretPath(layout, disk.volume), disk);
 
       // Ids are never reused within one QEMU run: a device the guest has not let go of keeps its name.
@@ -897,13 +915,6 @@ function portFree(address: string, port: number): Promise<boolean> {
   });
 }
 
-async function mustExist(file: string, what: string): Promise<void> {
-  try {
-    await fsp.access(file, fs.constants.R_OK);
-  } catch {
-    throw new GuesthouseError("not-found", `The ${what} is missing on the host. Check the image folder, or recreate it.`, file);
-  }
-}
 
 /** An encrypted disk's passphrase file, which only this host has: without it the image cannot be opened. */
 async function mustHaveSecret(file: string, disk: DiskSpec): Promise<void> {

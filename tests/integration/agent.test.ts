@@ -65,6 +65,24 @@ describe("agent with real QEMU", () => {
     await assert.rejects(agent.client.start(missing), (err: GuesthouseError) => err.code === "not-found");
   });
 
+  test("a disk or ISO that is a symlink out of its folder is refused before QEMU runs", async () => {
+    const outside = path.join(agent.dataDir, "outside.qcow2");
+    fs.copyFileSync(path.join(agent.dataDir, "images", "demo.iso"), path.join(agent.dataDir, "outside.iso"));
+    await createTestImage(agent.client, "volsym000001", "qcow2", 1);
+    fs.renameSync(path.join(agent.dataDir, "disks", "volsym000001.qcow2"), outside);
+    fs.symlinkSync(outside, path.join(agent.dataDir, "disks", "volsym000001.qcow2"));
+    fs.symlinkSync(path.join(agent.dataDir, "outside.iso"), path.join(agent.dataDir, "images", "linked.iso"));
+    try {
+      for (const s of [demoSpec("guestsym0001", "volsym000001"), { ...demoSpec("guestsym0002", null), cdroms: [{ iso: "linked.iso" }] }]) {
+        await assert.rejects(agent.client.start(s), (err: GuesthouseError) => err.code === "invalid-input" && /symbolic link/.test(err.message));
+        assert.deepEqual(qemuPidsUnder(path.join(agent.dataDir, "guests", s.id)), [], "no QEMU was started");
+      }
+    } finally {
+      fs.rmSync(path.join(agent.dataDir, "disks", "volsym000001.qcow2"));
+      fs.rmSync(path.join(agent.dataDir, "images", "linked.iso"));
+    }
+  });
+
   test("two concurrent starts give one QEMU; the guest boots the demo ISO", async () => {
     const results = await Promise.allSettled([agent.client.start(spec), agent.client.start(spec)]);
     const ok = results.filter((r) => r.status === "fulfilled");

@@ -5,6 +5,7 @@ import { redirect } from "next/navigation";
 import { z } from "zod";
 import { verifyPassword } from "@/server/auth/password";
 import { createSession, deleteSession, SESSION_COOKIE } from "@/server/auth/sessions";
+import { loginThrottle, waitText } from "@/server/auth/throttle";
 import { db } from "@/server/db/client";
 
 const loginInput = z.object({
@@ -25,9 +26,18 @@ export async function login(_prev: LoginState, form: FormData): Promise<LoginSta
   const parsed = loginInput.safeParse({ username: form.get("username"), password: form.get("password") });
   const username = String(form.get("username") ?? "").slice(0, 64);
   if (!parsed.success) return { error: "Enter a user name and a password.", username };
-  const user = await db.user.findUnique({ where: { username: parsed.data.username } });
+  const name = parsed.data.username;
+  const wait = loginThrottle.waitMs(name);
+  if (wait > 0) {
+    return { error: `Too many failed logins for this user name. Try again in ${waitText(wait)}.`, username };
+  }
+  const user = await db.user.findUnique({ where: { username: name } });
   const ok = await verifyPassword(parsed.data.password, user?.passwordHash ?? DUMMY_HASH);
-  if (!user || !ok) return { error: "That user name and password do not match.", username };
+  if (!user || !ok) {
+    loginThrottle.failed(name);
+    return { error: "That user name and password do not match.", username };
+  }
+  loginThrottle.succeeded(name);
 
   const session = await createSession(db, user.id);
   const secure = (await headers()).get("x-forwarded-proto") === "https";

@@ -11,6 +11,7 @@ import path from "node:path";
 import { after, afterEach, before, describe, test } from "node:test";
 import type { Page } from "playwright-core";
 import WebSocket from "ws";
+import { hashPassword } from "../../server/auth/password";
 import { createSession, SESSION_COOKIE } from "../../server/auth/sessions";
 import { mintTicket } from "../../server/console/tickets";
 import { guestInclude, specOf } from "../../server/web/guests";
@@ -60,6 +61,30 @@ describe("dashboard in Chromium", () => {
     await page.click('button[type="submit"]');
     await page.getByTestId("form-error").waitFor();
     assert.match(await page.getByTestId("form-error").innerText(), /do not match/);
+  });
+
+  test("after five failed logins a user name must wait, even with the right password; then it works", async () => {
+    const db = stack.database.db;
+    const admin = await db.user.findUniqueOrThrow({ where: { username: stack.admin.username } });
+    await db.user.create({ data: { username: "throttled", passwordHash: await hashPassword("the-right-one"), role: "member", teamId: admin.teamId } });
+    const other = await launchBrowser(); // its own cookies: this page stays logged out for the next steps
+    try {
+      const p = await other.context.newPage();
+      const attempt = async (password: string) => {
+        await p.goto(`${stack.baseUrl}/login`);
+        await p.fill('input[name="username"]', "throttled");
+        await p.fill('input[name="password"]', password);
+        await p.click('button[type="submit"]');
+        await Promise.race([p.getByTestId("form-error").waitFor(), p.waitForURL(`${stack.baseUrl}/`, { waitUntil: "commit" })]);
+        return (await p.getByTestId("form-error").count()) ? await p.getByTestId("form-error").innerText() : "logged in";
+      };
+      for (let i = 0; i < 5; i++) assert.match(await attempt(`wrong-${i}`), /do not match/, `failure ${i + 1}`);
+      assert.match(await attempt("the-right-one"), /Too many failed logins for this user name\. Try again in 1 s/);
+      await new Promise((r) => setTimeout(r, 1100));
+      assert.equal(await attempt("the-right-one"), "logged in");
+    } finally {
+      await other.close();
+    }
   });
 
   test("log in and see the empty guest list with the host's accelerator", async () => {

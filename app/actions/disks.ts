@@ -169,10 +169,11 @@ export const attachDisk = authedAction("attach-disk", async (user, diskId: strin
   if (guest.hostId !== disk.hostId) throw new GuesthouseError("invalid-input", "The disk and the guest are on different hosts.");
   if (guest.isTemplate) throw new GuesthouseError("conflict", "A template's disks do not change; attach the disk to a guest made from it.");
   const position = guest.disks.length;
+  // The guest with the disk must still be a valid guest (disk count, IDE slots, read-only rules): checked before anything is written.
+  const spec = specOf({ ...guest, disks: [...guest.disks, { ...disk, bus: input.bus as DiskBus, position }] });
   const { state } = await liveState(guest);
   if (state !== "stopped") {
     if (state !== "running" && state !== "paused") throw new GuesthouseError("conflict", `${guest.name} is ${state}; wait until it runs or is stopped.`);
-    const spec = specOf({ ...guest, disks: [...guest.disks, { ...disk, bus: input.bus as DiskBus, position }] });
     await recordedTask(user, guest.hostId, { kind: "attach", title: `hot-plug ${disk.file} into ${guest.name}`, diskId: disk.id }, () =>
       agentFor(guest.host).attachDisk(guest.id, spec.disks.at(-1)!),
     );

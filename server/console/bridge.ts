@@ -39,6 +39,8 @@ import { CONSOLE_WS_PATHS, SESSION_TOUCH_MS, type ConsoleKind } from "./types";
 export const CLOSE_CODES = {
   /** The view-only link was revoked or expired while someone watched. */
   shareEnded: 4001,
+  /** The viewer's login ended (logged out, expired) or the guest is no longer theirs to see. */
+  accessEnded: 4003,
   /** A view-only session sent something the filter cannot follow. */
   protocol: 1008,
   /** The web server is stopping. */
@@ -60,6 +62,8 @@ export interface BridgeOptions {
 
 interface LiveSession {
   shareId: string | null;
+  /** A logged-in viewer's session secret (from the cookie of the upgrade) and the guest: checked again while it runs. */
+  login: { secret: string; guestId: string } | null;
   /** Closes the websocket with this code and reason, and records why. */
   close(code: number, reason: string): void;
 }
@@ -91,6 +95,20 @@ export function createConsoleBridge({ db, log = console.log, touchMs = SESSION_T
   let touches = 0;
   async function touch(): Promise<void> {
     await touchSessions(db, [...live.keys()]);
+    // A console lasts as long as the login that opened it, and only while the guest is still the viewer's to see.
+    const allowed = new Map<string, Promise<boolean>>();
+    for (const session of [...live.values()]) {
+      if (!session.login) continue;
+      const { secret, guestId } = session.login;
+      const key = `${secret}\n${guestId}`;
+      if (!allowed.has(key)) {
+        allowed.set(
+          key,
+          userForSession(db, secret).then(async (user) => Boolean(user) && (await db.guest.count({ where: { id: guestId, ...guestScope(user!) } })) > 0),
+        );
+      }
+      if (!(await allowed.get(key))) session.close(CLOSE_CODES.accessEnded, "Your login ended, or this guest is no longer yours to see; log in again.");
+    }
     const shares = new Set([...live.values()].flatMap((s) => (s.shareId ? [s.shareId] : [])));
     for (const shareId of shares) {
       const check = await checkShare(db, shareId);
@@ -116,13 +134,16 @@ export function createConsoleBridge({ db, log = console.log, touchMs = SESSION_T
 
     // Who it is for: the user of this very request, or a view-only link that still works.
     let who: string;
+    let login: LiveSession["login"] = null;
     if (ticket.userId) {
-      const user = await userForSession(db, cookieFromHeader(req.headers.cookie, SESSION_COOKIE));
+      const secret = cookieFromHeader(req.headers.cookie, SESSION_COOKIE);
+      const user = await userForSession(db, secret);
       if (!user) return refuseUpgrade(socket, 401, "Log in first.");
       if (user.id !== ticket.userId) return refuseUpgrade(socket, 403, "This console ticket belongs to someone else.");
       const visible = await db.guest.count({ where: { id: guestId, ...guestScope(user) } });
       if (!visible) return refuseUpgrade(socket, 404, "This guest does not exist, or you may not see it.");
       who = user.username;
+      login = { secret: secret!, guestId };
     } else if (ticket.shareId) {
       const share = await checkShare(db, ticket.shareId);
       if (!share.ok) return refuseUpgrade(socket, 403, `This view-only link was ${share.reason}.`);
@@ -155,14 +176,23 @@ export function createConsoleBridge({ db, log = console.log, touchMs = SESSION_T
 
     wss.handleUpgrade(req, socket, head, (ws) => {
       upgraded = true;
-      relay(ws, stream, { kind, guestId, who, viewOnly, password, userId: ticket.userId, shareId: ticket.shareId });
+      relay(ws, stream, { kind, guestId, who, viewOnly, password, userId: ticket.userId, shareId: ticket.shareId, login });
     });
   }
 
   function relay(
     ws: WebSocket,
     guestStream: Duplex,
-    s: { kind: ConsoleKind; guestId: string; who: string; viewOnly: boolean; password: string | null; userId: string | null; shareId: string | null },
+    s: {
+      kind: ConsoleKind;
+      guestId: string;
+      who: string;
+      viewOnly: boolean;
+      password: string | null;
+      userId: string | null;
+      shareId: string | null;
+      login: LiveSession["login"];
+    },
   ): void {
     const started = Date.now();
     const label = `${s.kind === "vnc" ? "console" : "serial"}: ${s.who} on guest ${s.guestId}${s.viewOnly ? " (view-only)" : ""}`;
@@ -180,7 +210,7 @@ export function createConsoleBridge({ db, log = console.log, touchMs = SESSION_T
       .then((id) => {
         sessionId = id;
         if (ended !== null) return endSession(db, id, ended);
-        live.set(id, { shareId: s.shareId, close: closeWith });
+        live.set(id, { shareId: s.shareId, login: s.login, close: closeWith });
       })
       .catch((err) => console.error(`${label}: could not record the session:`, err));
 

@@ -13,7 +13,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import WebSocket from "ws";
-import { createSession, SESSION_COOKIE } from "../../server/auth/sessions";
+import { createSession, deleteSession, SESSION_COOKIE } from "../../server/auth/sessions";
 import { createConsoleBridge, CLOSE_CODES } from "../../server/console/bridge";
 import { createShare, revokeShare } from "../../server/console/shares";
 import { mintShareTicket, mintTicket } from "../../server/console/tickets";
@@ -163,6 +163,30 @@ describe("console bridge (fake agent, real SQLite)", () => {
     assert.equal(opened.length, before, "no guest stream was opened for it");
   });
 
+  test("a logged-in viewer's console ends within moments of their logout, and when the guest stops being theirs", async () => {
+    for (const ending of ["logout", "guest given away"] as const) {
+      scripts.push((socket) => socket.write("RFB 003.008\n"));
+      const own = await createSession(t.db, basics.user.id);
+      const { ticket } = await mintTicket(t.db, basics.user.id, basics.guest.id, new Date(), { kind: "vnc" });
+      const ws = connect("console", ticket, { cookie: `${SESSION_COOKIE}=${own.secret}` });
+      const done = collect(ws);
+      await new Promise((r) => ws.once("open", r));
+      await waitFor("the session to be recorded", () => t.db.consoleSession.findFirst({ where: { userId: basics.user.id, endedAt: null } }));
+      await new Promise((r) => setTimeout(r, 500)); // a few checks pass while the login holds
+      assert.equal(ws.readyState, WebSocket.OPEN, `still open before the ${ending}`);
+      const other = ending === "guest given away" ? await t.db.user.create({ data: { username: "new-owner", passwordHash: "x", role: "member", teamId: basics.team.id } }) : null;
+      if (other) await t.db.guest.update({ where: { id: basics.guest.id }, data: { ownerId: other.id } });
+      else await deleteSession(t.db, own.secret);
+      const { code, reason } = await done;
+      assert.equal(code, CLOSE_CODES.accessEnded, ending);
+      assert.match(reason, /log in again/);
+      if (other) {
+        await t.db.guest.update({ where: { id: basics.guest.id }, data: { ownerId: basics.user.id } });
+        await t.db.user.delete({ where: { id: other.id } });
+      }
+    }
+  });
+
   test("the serial path relays both ways, with no password message", async () => {
     const got: Buffer[] = [];
     scripts.push((socket) => {
@@ -213,10 +237,13 @@ describe("console bridge (fake agent, real SQLite)", () => {
         ["vnc", false, "user"],
         ["vnc", true, "user"],
         ["vnc", true, "share"],
+        ["vnc", false, "user"], // ended by the logout
+        ["vnc", false, "user"], // ended when the guest was given away
         ["serial", false, "user"],
       ],
     );
     for (const r of rows) assert.ok(r.endedAt && r.endedAt >= r.startedAt);
     assert.match(rows[0]!.endReason ?? "", /guest's console closed/);
+    assert.match(rows[3]!.endReason ?? "", /Your login ended/);
   });
 });

@@ -1,6 +1,7 @@
 "use server";
 
 import { revalidatePath } from "next/cache";
+import { guestNameFor } from "@/server/auth/policy";
 import { db } from "@/server/db/client";
 import { GuesthouseError } from "@/server/domain/errors";
 import { canDo, type DiskFormat } from "@/server/domain/types";
@@ -22,10 +23,10 @@ export const deleteGuest = authedAction("delete-guest", async (user, guestId: st
   }
   const clones = await db.disk.findMany({
     where: { baseId: { in: guest.disks.map((d) => d.id) } },
-    select: { guest: { select: { name: true } } },
+    select: { guest: { select: { name: true, ownerId: true } } },
   });
   if (clones.length) {
-    const names = [...new Set(clones.map((c) => c.guest?.name ?? "a detached disk"))].join(", ");
+    const names = [...new Set(clones.map((c) => (c.guest ? guestNameFor(user, c.guest) : "a detached disk")))].join(", ");
     throw new GuesthouseError("conflict", `Linked clones use ${guest.name}'s disks (${names}); delete them first.`);
   }
   await agent.forget(guest.id);

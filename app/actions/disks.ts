@@ -121,7 +121,7 @@ const resizeInput = z.strictObject({ size: z.string().max(40), shrink: z.boolean
 export const resizeDisk = authedAction("resize-disk", async (user, diskId: string, raw: unknown) => {
   const input = parseOrThrow(resizeInput, raw, "The new size");
   const disk = await readyDisk(user, diskId);
-  assertNoClones(disk, "resize it");
+  assertNoClones(disk, "resize it", user);
   const bytes = parseSize(input.size);
   const info = await recordedTask(user, disk.hostId, { kind: "resize", title: `resize ${disk.pool}/${disk.file} to ${input.size}${disk.guest ? " (live if running)" : ""}`, diskId: disk.id }, () =>
     agentFor(disk.host).resizeImage(refOf(disk), bytes, input.shrink, secretOf(disk)),
@@ -138,7 +138,7 @@ const snapshotInput = z.strictObject({ op: z.enum(["create", "revert", "delete"]
 export const snapshotDisk = authedAction("snapshot-disk", async (user, diskId: string, raw: unknown) => {
   const input = parseOrThrow(snapshotInput, raw, "The snapshot");
   const disk = await readyDisk(user, diskId);
-  if (input.op === "revert") assertNoClones(disk, "revert it");
+  if (input.op === "revert") assertNoClones(disk, "revert it", user);
   await recordedTask(user, disk.hostId, { kind: "snapshot", title: `${input.op} snapshot ${input.name} of ${disk.pool}/${disk.file}`, diskId: disk.id }, () =>
     agentFor(disk.host).snapshot(refOf(disk), input.op, input.name, secretOf(disk)),
   );
@@ -164,7 +164,7 @@ export const attachDisk = authedAction("attach-disk", async (user, diskId: strin
   const disk = await readyDisk(user, diskId);
   if (disk.guest) throw new GuesthouseError("conflict", `${disk.file} is attached to ${disk.guest.name}; detach it first.`);
   // A guest would write to it, under every linked clone made from it.
-  assertNoClones(disk, "attach it to a guest");
+  assertNoClones(disk, "attach it to a guest", user);
   const guest = await loadGuest(user, input.guestId);
   if (guest.hostId !== disk.hostId) throw new GuesthouseError("invalid-input", "The disk and the guest are on different hosts.");
   if (guest.isTemplate) throw new GuesthouseError("conflict", "A template's disks do not change; attach the disk to a guest made from it.");
@@ -218,7 +218,7 @@ export const detachDisk = authedAction("detach-disk", async (user, diskId: strin
 export const deleteDisk = authedAction("delete-disk", async (user, diskId: string) => {
   const disk = await loadDisk(user, diskId);
   if (disk.guest) throw new GuesthouseError("conflict", `${disk.file} is attached to ${disk.guest.name}; detach it first.`);
-  assertNoClones(disk, "delete it");
+  assertNoClones(disk, "delete it", user);
   if (disk.state === "pending") throw new GuesthouseError("conflict", `${disk.file} is still being made; cancel its task instead.`);
   await recordedTask(user, disk.hostId, { kind: "delete", title: `delete ${disk.pool}/${disk.file}` }, () => agentFor(disk.host).deleteImage(refOf(disk), secretOf(disk)));
   await db.disk.delete({ where: { id: disk.id } });

@@ -12,3 +12,8 @@ export function guestScope(user: SessionUser): { ownerId?: string } {
 export function canOperateGuest(user: SessionUser, guest: { ownerId: string }): boolean {
   return user.role === "admin" || guest.ownerId === user.id;
 }
+
+/** A guest's name as this user may be told it: another member's guest stays anonymous. */
+export function guestNameFor(user: SessionUser, guest: { name: string; ownerId: string }): string {
+  return canOperateGuest(user, guest) ? guest.name : "another member's guest";
+}

@@ -5,7 +5,7 @@
  */
 import { notFound } from "next/navigation";
 import type { ImageRef } from "../agent-client";
-import { guestScope } from "../auth/policy";
+import { guestNameFor, guestScope } from "../auth/policy";
 import type { SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
 import { isUniqueViolationOn } from "../db/errors";
@@ -19,7 +19,7 @@ export const diskInclude = {
   owner: { select: { username: true } },
   guest: { select: { id: true, name: true, ownerId: true } },
   base: { select: { id: true, file: true } },
-  clones: { select: { id: true, file: true, guest: { select: { name: true } } } },
+  clones: { select: { id: true, file: true, guest: { select: { name: true, ownerId: true } } } },
 };
 
 export type DiskRow = NonNullable<Awaited<ReturnType<typeof findDisk>>>;
@@ -49,10 +49,15 @@ export const refOf = (disk: { pool: string; file: string }): ImageRef => ({ pool
 /** The volume whose passphrase opens an encrypted disk (undefined for plain ones). */
 export const secretOf = (disk: { encrypted: boolean; volume: string }) => (disk.encrypted ? disk.volume : undefined);
 
+/** The linked clones based on a disk, named as this user may be told (guestNameFor); a kept disk by its file. */
+export function cloneNames(disk: DiskRow, user: SessionUser): string[] {
+  return disk.clones.map((c) => (c.guest ? guestNameFor(user, c.guest) : c.file));
+}
+
 /** Refuses changing a disk that a linked clone uses as its base (the clone would break). */
-export function assertNoClones(disk: DiskRow, doing: string): void {
+export function assertNoClones(disk: DiskRow, doing: string, user: SessionUser): void {
   if (disk.clones.length) {
-    const names = disk.clones.map((c) => c.guest?.name ?? c.file).join(", ");
+    const names = cloneNames(disk, user).join(", ");
     throw new GuesthouseError("conflict", `Linked clones are based on ${disk.file} (${names}); it must stay unchanged, so you cannot ${doing}.`);
   }
 }

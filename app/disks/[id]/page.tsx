@@ -4,7 +4,7 @@ import { LiveTaskBars } from "@/components/task-progress";
 import { guestScope } from "@/server/auth/policy";
 import { db } from "@/server/db/client";
 import { formatBytes } from "@/server/domain/format";
-import { loadDiskOr404, refOf } from "@/server/web/disks";
+import { cloneNames, loadDiskOr404, refOf } from "@/server/web/disks";
 import { agentFor, liveStates } from "@/server/web/guests";
 import { requireUser } from "@/server/web/session";
 
@@ -25,7 +25,7 @@ export default async function DiskPage({ params }: { params: Promise<{ id: strin
   ]);
   const states = await liveStates(guests);
   const image = info?.ok ? info.i : null;
-  const usedBy = [...(disk.guest ? [disk.guest.name] : []), ...disk.clones.map((c) => `linked clone ${c.guest?.name ?? c.file}`)];
+  const usedBy = [...(disk.guest ? [disk.guest.name] : []), ...cloneNames(disk, user).map((name) => `linked clone ${name}`)];
   const baseName = disk.file.replace(/\.[A-Za-z0-9]+$/, "");
 
   return (

@@ -20,6 +20,8 @@ export function SerialConsole({ guestId, guestName }: { guestId: string; guestNa
   const box = useRef<HTMLDivElement>(null);
   const termRef = useRef<Terminal | null>(null);
   const socketRef = useRef<WebSocket | null>(null);
+  /** Output that arrived before xterm.js had loaded (the port's replay comes first thing). */
+  const earlyRef = useRef<Array<string | Uint8Array>>([]);
   const [size, setSize] = useState<{ cols: number; rows: number } | null>(null);
   const [generation, setGeneration] = useState(0);
   const [note, setNote] = useState<string | null>(null);
@@ -54,6 +56,7 @@ export function SerialConsole({ guestId, guestName }: { guestId: string; guestNa
       observer = new ResizeObserver(() => fit?.fit());
       observer.observe(box.current);
       termRef.current = term;
+      for (const data of earlyRef.current.splice(0)) term.write(data);
       term.focus();
     })().catch((err: unknown) => setNote(`The terminal could not start: ${err instanceof Error ? err.message : String(err)}`));
     return () => {
@@ -76,11 +79,14 @@ export function SerialConsole({ guestId, guestName }: { guestId: string; guestNa
           opened = true;
           // Each connection starts with the port's latest output again: a clean screen for it, not a repeat.
           termRef.current?.reset();
+          earlyRef.current = [];
           link.connected();
           termRef.current?.focus();
         };
         ws.onmessage = (e: MessageEvent<ArrayBuffer | string>) => {
-          termRef.current?.write(typeof e.data === "string" ? e.data : new Uint8Array(e.data));
+          const data = typeof e.data === "string" ? e.data : new Uint8Array(e.data);
+          if (termRef.current) termRef.current.write(data);
+          else earlyRef.current.push(data);
         };
         ws.onclose = (e) => {
           if (socketRef.current === ws) socketRef.current = null;

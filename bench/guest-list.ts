@@ -28,11 +28,10 @@ import { createSession, SESSION_COOKIE, type SessionUser } from "../server/auth/
 import type { PrismaClient } from "../server/db/client";
 import { GUEST_PAGE_SIZE, guestListQuery } from "../server/web/guest-list";
 import { guestInclude, specOf } from "../server/web/guests";
-import { DEMO_ISO } from "../tests/helpers/agent";
 import { createTestDb, seedBasics } from "../tests/helpers/db";
 import { startTestStack, type TestStack } from "../tests/helpers/web";
 import { printSummary, readProfile, summarize } from "./profile-summary";
-import { cpuTimeMs, machineLine, median, ms, percentile, sleep, verdict } from "./stats";
+import { cpuTimeMs, machineLine, median, ms, percentile, sleep, verdict, missingPrerequisite } from "./stats";
 
 const GUESTS = Number(process.env.BENCH_GUESTS ?? 1000);
 const RUNNING = 3;
@@ -211,12 +210,9 @@ async function waitIdle(pids: number[], timeoutMs = 180_000): Promise<number[]> 
 }
 
 async function main(): Promise<number> {
-  if (!fs.existsSync(DEMO_ISO)) {
-    console.error(`${DEMO_ISO} is missing: run bash scripts/fixtures.sh first.`);
-    return 1;
-  }
-  if (!fs.existsSync(".next/BUILD_ID")) {
-    console.error(".next is missing: run NODE_ENV=production npx next build first.");
+  const missing = missingPrerequisite({ build: true });
+  if (missing) {
+    console.error(missing);
     return 1;
   }
   console.log(`guest-list: ${GUESTS} guests (${RUNNING} running), ${REQUESTS} requests after ${WARMUP} warm-ups`);

@@ -16,9 +16,9 @@ import path from "node:path";
 import type { GuestSpec } from "../server/domain/types";
 import { QmpClient } from "../server/qemu/qmp";
 import { guestInclude, specOf } from "../server/web/guests";
-import { DEMO_ISO, killQemusUnder, startTestAgent, type TestAgent } from "../tests/helpers/agent";
+import { killQemusUnder, startTestAgent, type TestAgent } from "../tests/helpers/agent";
 import { createTestDb, seedBasics, type TestDb } from "../tests/helpers/db";
-import { machineLine, median, ms, percentile, sleep, verdict } from "./stats";
+import { machineLine, median, ms, percentile, sleep, verdict, missingPrerequisite } from "./stats";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
 /** At least one: the agent's first start also prepares files the hand-run side copies (UEFI variables). */
@@ -157,8 +157,9 @@ function agentServerMs(agent: TestAgent, id: string, before: number): number | n
 }
 
 async function main(): Promise<number> {
-  if (!fs.existsSync(DEMO_ISO)) {
-    console.error(`${DEMO_ISO} is missing: run bash scripts/fixtures.sh first.`);
+  const missing = missingPrerequisite({ build: false });
+  if (missing) {
+    console.error(missing);
     return 1;
   }
   console.log(`start-overhead: ${ROUNDS} rounds each (+${WARMUP} warm-up), alternating; direct side polls every ${POLL_MS} ms`);

@@ -1,6 +1,7 @@
 /** Small helpers shared by the benchmarks: order statistics, formatting, timing. */
 import fs from "node:fs";
 import os from "node:os";
+import { DEMO_ISO } from "../tests/helpers/agent";
 
 /** The median (the mean of the two middle values for an even count). */
 export function median(values: number[]): number {
@@ -49,4 +50,14 @@ export function cpuTimeMs(pid: number): number | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * What a benchmark needs before it can run and is missing, as a line to print (null when
+ * all is there): the demo ISO, and for those that serve the built app, `.next`.
+ */
+export function missingPrerequisite({ build }: { build: boolean }): string | null {
+  if (!fs.existsSync(DEMO_ISO)) return `${DEMO_ISO} is missing: run bash scripts/fixtures.sh first.`;
+  if (build && !fs.existsSync(".next/BUILD_ID")) return ".next is missing: run NODE_ENV=production npx next build first.";
+  return null;
 }

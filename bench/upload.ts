@@ -39,9 +39,8 @@ import os from "node:os";
 import path from "node:path";
 import { createSession, SESSION_COOKIE } from "../server/auth/sessions";
 import { formatBytes } from "../server/domain/format";
-import { DEMO_ISO } from "../tests/helpers/agent";
 import { startTestStack, type TestStack } from "../tests/helpers/web";
-import { machineLine, median, sleep, verdict } from "./stats";
+import { machineLine, median, sleep, verdict, missingPrerequisite } from "./stats";
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
@@ -310,12 +309,9 @@ const sec = (msValue: number) => `${(msValue / 1000).toFixed(1)} s`;
 const mbps = (msTaken: number) => SIZE / 1e6 / (msTaken / 1000);
 
 async function main(): Promise<number> {
-  if (!fs.existsSync(DEMO_ISO)) {
-    console.error(`${DEMO_ISO} is missing: run bash scripts/fixtures.sh first.`);
-    return 1;
-  }
-  if (!fs.existsSync(".next/BUILD_ID")) {
-    console.error(".next is missing: run NODE_ENV=production npx next build first.");
+  const missing = missingPrerequisite({ build: true });
+  if (missing) {
+    console.error(missing);
     return 1;
   }
   // The agent's data folder (and so the storage folder) lives in os.tmpdir(); keep it off tmpfs.

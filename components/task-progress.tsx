@@ -23,8 +23,10 @@ export function useLiveTasks(initial: TaskView[]): Map<string, TaskView> {
   const initialKey = initial.map((t) => `${t.id}:${t.state}`).join(",");
   useEffect(() => {
     setTasks((old) => {
-      const next = new Map(old);
-      for (const t of initial) if (!next.has(t.id) || t.state !== "running") next.set(t.id, t);
+      // The server's newest first; tasks it did not know before come ahead of the rest.
+      const fresh = initial.filter((t) => !old.has(t.id));
+      const next = new Map([...fresh.map((t) => [t.id, t] as const), ...old]);
+      for (const t of initial) if (t.state !== "running") next.set(t.id, t);
       return next;
     });
     // eslint-disable-next-line react-hooks/exhaustive-deps
@@ -33,7 +35,8 @@ export function useLiveTasks(initial: TaskView[]): Map<string, TaskView> {
     const events = new EventSource("/api/events");
     events.addEventListener("task", (e) => {
       const task = JSON.parse((e as MessageEvent<string>).data) as TaskView;
-      setTasks((old) => new Map(old).set(task.id, task));
+      // A task heard of for the first time is the newest: it goes first.
+      setTasks((old) => (old.has(task.id) ? new Map(old).set(task.id, task) : new Map([[task.id, task], ...old])));
       if (task.state !== "running") router.refresh();
     });
     return () => events.close();
@@ -96,8 +99,8 @@ export function TaskBar({ task, label }: { task: TaskView; label: string }) {
 /** The running and recent tasks given by the server, kept live. */
 export function LiveTaskBars({ initial, labels }: { initial: TaskView[]; labels: Record<string, string> }) {
   const tasks = useLiveTasks(initial);
-  // Running ones first, then the most recent.
-  const ordered = [...tasks.values()].reverse().sort((a, b) => Number(b.state === "running") - Number(a.state === "running"));
+  // Running ones first, then the most recent (the map keeps newest first).
+  const ordered = [...tasks.values()].sort((a, b) => Number(b.state === "running") - Number(a.state === "running"));
   return (
     <div className="space-y-3">
       {ordered.map((t) => (

@@ -7,7 +7,7 @@ import { CONSOLE_WS_PATHS } from "@/server/console/types";
 import { db } from "@/server/db/client";
 import { toGuesthouseError, type ErrorCode } from "@/server/domain/errors";
 import type { ActionResult } from "@/server/web/action";
-import { agentFor } from "@/server/web/guests";
+import { liveState } from "@/server/web/guests";
 
 /**
  * The one console action that needs no login: whoever holds a working view-only
@@ -26,7 +26,7 @@ export async function openSharedConsole(token: string): Promise<ActionResult<Con
       where: { id: found.share.guestId },
       select: { id: true, name: true, host: { select: { endpoint: true } } },
     });
-    const { state } = await agentFor(guest.host).guest(guest.id);
+    const { state } = await liveState(guest);
     if (consoleAvailability(state) !== "ready") return { ok: true, data: unavailable(guest.name, state) };
     const ticket = await mintShareTicket(db, found.share.id, guest.id);
     return { ok: true, data: { status: "ticket", path: `${CONSOLE_WS_PATHS.vnc}/${guest.id}`, ticket: ticket.ticket, viewOnly: true } };

@@ -1,6 +1,6 @@
 "use server";
 
-import { isKeyboardLayout, textToKeystrokes } from "@/server/domain/keymaps";
+import { keyboardLayoutOf, textToKeystrokes } from "@/server/domain/keymaps";
 import { GuesthouseError } from "@/server/domain/errors";
 import { canDo, PASTE_MAX_CHARS } from "@/server/domain/types";
 import { authedAction } from "@/server/web/action";
@@ -19,7 +19,7 @@ export const pasteText = authedAction("paste-text", async (user, guestId: string
     throw new GuesthouseError("invalid-input", `A paste can have at most ${PASTE_MAX_CHARS.toLocaleString("en")} characters.`);
   }
   const guest = await loadGuest(user, guestId);
-  const layout = isKeyboardLayout(guest.keyboardLayout) ? guest.keyboardLayout : "us";
+  const layout = keyboardLayoutOf(guest.keyboardLayout);
   // Throws, naming every character this layout has no key for (the page warned already).
   textToKeystrokes(text, layout);
   const { state } = await liveState(guest);

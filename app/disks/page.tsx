@@ -2,7 +2,7 @@ import Link from "next/link";
 import { CreateDiskForm, DeleteIsoButton, ImportButton } from "@/components/disk-forms";
 import { UploadForm } from "@/components/upload-form";
 import { LiveTaskBars } from "@/components/task-progress";
-import { guestScope } from "@/server/auth/policy";
+import { canOperateGuest, guestScope } from "@/server/auth/policy";
 import { db } from "@/server/db/client";
 import { formatBytes } from "@/server/domain/format";
 import type { ImageInfo } from "@/server/domain/types";
@@ -125,8 +125,9 @@ export default async function DisksPage() {
               const row = isoFacts.get(iso.name);
               // Members see the names of their own guests only; others are counted.
               const guests = (row?.cdroms ?? []).map((c) => c.guest);
-              const named = [...new Set(guests.filter((g) => user.role === "admin" || g.ownerId === user.id).map((g) => g.name))];
-              const others = guests.length - guests.filter((g) => user.role === "admin" || g.ownerId === user.id).length;
+              const mine = guests.filter((g) => canOperateGuest(user, g));
+              const named = [...new Set(mine.map((g) => g.name))];
+              const others = guests.length - mine.length;
               const users = [...named, ...(others > 0 ? [`${others} other guest${others === 1 ? "" : "s"}`] : [])];
               return (
                 <li key={iso.name} className="flex flex-wrap items-center justify-between gap-2 py-2" data-testid="iso-row" data-iso={iso.name}>

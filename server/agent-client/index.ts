@@ -526,7 +526,7 @@ function agentError(json: unknown, status: number): GuesthouseError {
   if (parsed.success && isErrorCode(parsed.data.code)) {
     return new GuesthouseError(parsed.data.code, parsed.data.message, parsed.data.detail);
   }
-  // A refused upgrade carries only { message }: its status still tells which kind of error it is.
+  // An answer without a code (not from our agent): its status still tells which kind of error it is.
   const message = (json as { message?: unknown } | null)?.message;
   const code = (Object.keys(ERROR_CODES) as ErrorCode[]).find((c) => ERROR_CODES[c] === status) ?? "internal";
   return new GuesthouseError(code, typeof message === "string" ? message : `The host agent answered ${status}.`);

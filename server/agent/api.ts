@@ -289,14 +289,14 @@ async function upgradeConsole(consoles: Consoles, req: http.IncomingMessage, soc
   const match = /^\/v1\/guests\/([^/]+)\/(vnc|serial)$/.exec(req.url ?? "");
   const upgrade = req.headers.upgrade ?? "";
   const kind = Object.hasOwn(CONSOLE_UPGRADES, upgrade) ? CONSOLE_UPGRADES[upgrade as keyof typeof CONSOLE_UPGRADES] : null;
-  if (!match || kind !== match[2]) return refuseUpgrade(socket, 404, "No such upgrade.");
+  if (!match || kind !== match[2]) return refuseUpgrade(socket, 404, "No such upgrade.", "not-found");
   let stream;
   try {
     stream = await consoles.open(kind, parseId(match[1]));
   } catch (err) {
     const error = toGuesthouseError(err);
     if (error.code === "internal") console.error(`agent: opening the ${kind} stream of ${req.url} failed:`, error.detail);
-    return refuseUpgrade(socket, error.httpStatus, error.message);
+    return refuseUpgrade(socket, error.httpStatus, error.message, error.code);
   }
   if (socket.destroyed) return stream.cancel();
   const extra = Object.entries(stream.headers)

@@ -239,8 +239,9 @@ export class Images {
     }
     this.notInUse(from, "convert it");
     const { status } = this.tasks.start("convert", `convert ${refKey(from)} → ${refKey(to)} (${to.format})`, [refKey(from), refKey(to)], async (ctx) => {
-      const source = await this.storage.existing(from.pool, from.file, "images");
-      await this.info(from); // its backing chain is checked before qemu-img convert reads through it
+      // info() checks the file (Storage.existing) and its backing chain before qemu-img convert reads through it.
+      await this.info(from);
+      const source = this.storage.pathOf(from.pool, from.file, "images");
       const file = await this.reserve(to);
       try {
         // The format the disk was registered with, never a guess: a raw disk's guest can write anything into it, a qcow2 header too.

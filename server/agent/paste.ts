@@ -11,7 +11,7 @@
  * (a PS/2 controller holds 16 bytes) only so fast, and a paste faster than that loses keys.
  */
 import { GuesthouseError } from "../domain/errors";
-import { KEYBOARD_LAYOUT_NAMES, qmpEventsFor, textToKeystrokes, type KeyboardLayout, type Keystroke } from "../domain/keymaps";
+import { KEYBOARD_LAYOUT_NAMES, normalize, qmpEventsFor, textToKeystrokes, type KeyboardLayout, type Keystroke } from "../domain/keymaps";
 import type { TaskStatus } from "../domain/types";
 import type { Supervisor } from "./supervisor";
 import type { TaskContext, Tasks } from "./tasks";
@@ -32,7 +32,7 @@ export class Paste {
       throw new GuesthouseError("conflict", `This guest is ${target.state}; text can be typed only while it runs.`);
     }
     const strokes = textToKeystrokes(text, layout); // refuses untypeable text before anything is typed
-    const characters = [...text.normalize("NFC").replace(/\r\n?/g, "\n")].length;
+    const characters = [...normalize(text)].length;
     const name = target.spec?.name ?? guestId;
     const title = `Typing ${characters} character${characters === 1 ? "" : "s"} into ${name} (${KEYBOARD_LAYOUT_NAMES[layout]})`;
     const { status } = this.tasks.start("paste", title, [`guest:${guestId}`], (ctx) => this.typeAll(guestId, strokes, ctx));

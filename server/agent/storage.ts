@@ -53,8 +53,7 @@ export class Storage {
     if (!stat.isFile()) {
       throw new GuesthouseError("invalid-input", `"${file}" in "${pool}" is ${stat.isSymbolicLink() ? "a symbolic link" : "not a regular file"}; only regular files are used.`);
     }
-    const [realFolder, realFile] = await Promise.all([fsp.realpath(this.folder(pool)), fsp.realpath(candidate)]);
-    if (path.dirname(realFile) !== realFolder) throw new GuesthouseError("invalid-input", `"${file}" is not inside the storage folder "${pool}".`);
+    if (!(await directlyIn(candidate, [this.folder(pool)]))) throw new GuesthouseError("invalid-input", `"${file}" is not inside the storage folder "${pool}".`);
     return candidate;
   }
 
@@ -72,11 +71,9 @@ export class Storage {
       );
     const stat = await fsp.lstat(candidate).catch(() => null);
     if (!stat?.isFile() || !imageFileName.safeParse(path.basename(candidate)).success) throw refuse();
-    const realFile = await fsp.realpath(candidate);
-    for (const { dir, content } of Object.values(this.folders)) {
-      if (content === "images" && path.dirname(realFile) === (await fsp.realpath(dir).catch(() => null))) return candidate;
-    }
-    throw refuse();
+    const imageFolders = Object.values(this.folders).flatMap(({ dir, content }) => (content === "images" ? [dir] : []));
+    if (!(await directlyIn(candidate, imageFolders))) throw refuse();
+    return candidate;
   }
 
   /** The regular files in a pool whose names are valid image names (uploads in progress left out). */
@@ -115,4 +112,10 @@ export class Storage {
     for (const [name, { dir }] of Object.entries(this.folders)) out = out.replaceAll(`${dir}/`, `${name}/`).replaceAll(dir, name);
     return out;
   }
+}
+
+/** Whether a file's real path lies directly in the real path of one of these folders (no symlink leads out). */
+async function directlyIn(file: string, folders: string[]): Promise<boolean> {
+  const [realFile, ...realFolders] = await Promise.all([fsp.realpath(file), ...folders.map((f) => fsp.realpath(f).catch(() => null))]);
+  return realFolders.includes(path.dirname(realFile!));
 }

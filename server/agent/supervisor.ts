@@ -180,7 +180,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
 
   /**
    * The argument array this spec would run with on this host. With TLS VNC on, its
-   * port is the first one free now; the start takes whichever is free then.
+   * port is the first one no other guest holds now; the start takes whichever is free then.
    */
   argvFor(spec: GuestSpec): string[] {
     const running = this.guests.get(spec.id)?.vncTls?.port;

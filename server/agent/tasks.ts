@@ -212,10 +212,12 @@ export function runQemuImg(
     // The first request goes out as soon as the handler is there (checked every 20 ms), so
     // even a conversion of a second or two reports how far it is.
     let lastPoke = 0;
+    let handlerReady = false; // once installed, qemu-img keeps it: /proc is read until then only
     const poke =
       ctx && opts.progress && child.pid
         ? setInterval(() => {
-            if (Date.now() - lastPoke < PROGRESS_EVERY_MS || !catchesUsr1(child.pid!)) return;
+            if (Date.now() - lastPoke < PROGRESS_EVERY_MS) return;
+            if (!handlerReady && !(handlerReady = catchesUsr1(child.pid!))) return;
             lastPoke = Date.now();
             child.kill("SIGUSR1");
           }, 20)

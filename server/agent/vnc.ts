@@ -6,7 +6,7 @@
  * the stream, in the 101 reply.
  *
  * Sharing: sessions opening while the current password still has a good part of its
- * life left (all but SHARE_MARGIN of it) get the same password, so two viewers
+ * life left (all but `shareMarginMs` of it: 10 s, or half a short lifetime) get the same password, so two viewers
  * opening at once do not knock each other out by replacing it under the other's
  * handshake. After that a new one is made. A password only guards the handshake:
  * sessions already connected stay (`connected` must be "keep" for VNC in QEMU 7.2).

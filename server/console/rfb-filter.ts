@@ -219,7 +219,7 @@ function stripEncodings(message: Buffer): Buffer {
 }
 
 /** The filter as a stream stage: browser → filter → guest. Errors with RfbFilterError. */
-export function rfbViewOnlyStream(): Transform & { filter: RfbClientFilter } {
+export function rfbViewOnlyStream(): Transform {
   const filter = new RfbClientFilter();
   const stream = new Transform({
     transform(chunk: Buffer, _enc, callback: TransformCallback) {
@@ -233,5 +233,5 @@ export function rfbViewOnlyStream(): Transform & { filter: RfbClientFilter } {
       callback();
     },
   });
-  return Object.assign(stream, { filter });
+  return stream;
 }

@@ -2,7 +2,7 @@
  * View-only links to a guest's screen. A link carries a 256-bit token; the database
  * keeps only its SHA-256 (the row's id), so a leaked database holds no usable link.
  * A link works until it expires (1, 8 or 24 hours after it was made) or is revoked;
- * the share page and the bridge both ask `findShare`, and the bridge ends live
+ * the share page asks `findShare`, the bridge `checkShare`, and the bridge ends live
  * sessions of a link that stopped working (server/console/bridge.ts).
  */
 import type { PrismaClient } from "../db/client";

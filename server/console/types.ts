@@ -15,7 +15,7 @@ export function isConsoleKind(value: unknown): value is ConsoleKind {
 
 export const CONSOLE_KIND_NAMES: Record<ConsoleKind, string> = { vnc: "screen", serial: "serial console" };
 
-/** The same-origin websocket path of each console (under /ws/: no page route; see NOTES). */
+/** The same-origin websocket path of each console (under /ws/: no page route, so Next never sees the upgrade; see server/web/main.ts). */
 export const CONSOLE_WS_PATHS: Record<ConsoleKind, string> = { vnc: CONSOLE_WS_PATH, serial: "/ws/serial" };
 
 /** How long a view-only link may live: the maker picks one. */

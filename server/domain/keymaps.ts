@@ -51,6 +51,11 @@ export function isKeyboardLayout(value: unknown): value is KeyboardLayout {
   return typeof value === "string" && (KEYBOARD_LAYOUTS as readonly string[]).includes(value);
 }
 
+/** A guest's stored layout, or "us" when it holds none this version knows. */
+export function keyboardLayoutOf(value: unknown): KeyboardLayout {
+  return isKeyboardLayout(value) ? value : "us";
+}
+
 /** The keys that type text, by QKeyCode name, in keyboard order. */
 export const TYPING_KEYS = [
   // number row
@@ -223,7 +228,8 @@ export function typeableCharacters(layout: KeyboardLayout): ReadonlyMap<string, 
 }
 
 /** NFC, and every line ending as "\n". */
-function normalize(text: string): string {
+/** Text as it is typed: NFC, line endings as "\n" (what the character count of a paste counts). */
+export function normalize(text: string): string {
   return text.normalize("NFC").replace(/\r\n?/g, "\n");
 }
 

@@ -25,10 +25,22 @@ function findGuest(user: SessionUser, id: string) {
   return db.guest.findFirst({ where: { id, ...guestScope(user) }, include: guestInclude });
 }
 
+const notVisible = () => new GuesthouseError("not-found", "This guest does not exist, or you may not see it.");
+const plausibleId = (id: unknown): id is string => typeof id === "string" && id.length <= 64;
+
 /** The guest if this user may see it; "not found" otherwise (whether or not it exists). */
 export async function loadGuest(user: SessionUser, id: string): Promise<GuestRow> {
-  const guest = typeof id === "string" && id.length <= 64 ? await findGuest(user, id) : null;
-  if (!guest) throw new GuesthouseError("not-found", "This guest does not exist, or you may not see it.");
+  const guest = plausibleId(id) ? await findGuest(user, id) : null;
+  if (!guest) throw notVisible();
+  return guest;
+}
+
+/** Like loadGuest, but only its id, name and host: for reads that pages poll. */
+export async function loadGuestBrief(user: SessionUser, id: string): Promise<{ id: string; name: string; host: { endpoint: string } }> {
+  const guest = plausibleId(id)
+    ? await db.guest.findFirst({ where: { id, ...guestScope(user) }, select: { id: true, name: true, host: { select: { endpoint: true } } } })
+    : null;
+  if (!guest) throw notVisible();
   return guest;
 }
 

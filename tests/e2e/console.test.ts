@@ -12,12 +12,12 @@ import fs from "node:fs";
 import path from "node:path";
 import { after, afterEach, before, describe, test } from "node:test";
 import type { Page } from "playwright-core";
-import WebSocket from "ws";
 import { mintShareTicket, mintTicket } from "../../server/console/tickets";
 import { hashSecret } from "../../server/auth/tokens";
 import { waitFor } from "../helpers/agent";
+import { upgradeStatus } from "../helpers/net";
 import { createSession, SESSION_COOKIE } from "../../server/auth/sessions";
-import { launchBrowser, logIn, screenshotStep } from "../helpers/browser";
+import { launchBrowser, logIn, screenshotStep, submitNewGuest } from "../helpers/browser";
 import { startTestStack, type TestStack } from "../helpers/web";
 
 const GUEST = "e2e-console";
@@ -171,14 +171,7 @@ describe("console in Chromium", () => {
   test("log in, create the demo guest and start it", async () => {
     await logIn(page, stack.baseUrl, stack.admin);
     await page.goto(`${stack.baseUrl}/guests/new`);
-    await page.fill('input[name="name"]', GUEST);
-    await page.fill('input[name="vcpus"]', "1");
-    await page.fill('input[name="memoryMiB"]', "256");
-    await page.fill('input[name="diskGiB"]', "0");
-    await page.selectOption('select[name="iso"]', "demo.iso");
-    await page.selectOption('select[name="boot"]', "cdrom");
-    await page.click('button[type="submit"]');
-    await page.waitForURL(/\/guests\/(?!new$)[a-z0-9]+$/, { waitUntil: "commit" });
+    await submitNewGuest(page, { name: GUEST, diskGiB: 0, iso: "demo.iso" });
     guestId = (await stack.database.db.guest.findFirstOrThrow({ where: { name: GUEST } })).id;
     await page.getByRole("button", { name: "Start", exact: true }).click();
     await page.locator('[data-testid="guest-state"][data-state="running"]').waitFor();
@@ -235,7 +228,7 @@ describe("console in Chromium", () => {
   test("open the console: the password comes as the first websocket message, never in a URL", async () => {
     await page.goto(`${stack.baseUrl}/guests/${guestId}/console`);
     await page.locator('[data-testid="console-state"][data-state="connected"]').waitFor();
-    const colours = await waitFor(
+    await waitFor(
       "the screen to show the guest",
       async () => {
         const p = await pixelsOf(page, '[data-testid="vnc-screen"] canvas');
@@ -244,7 +237,6 @@ describe("console in Chromium", () => {
       30_000,
       250,
     );
-    assert.ok(colours >= 2);
     const consoleUrls = socketUrls.filter((u) => u.includes("/ws/console/"));
     assert.ok(consoleUrls.length >= 1);
     for (const u of consoleUrls) {
@@ -257,7 +249,7 @@ describe("console in Chromium", () => {
     assert.ok(!consoleUrls.some((u) => u.includes(encodeURIComponent(first.password))));
   });
 
-  test("Ctrl-Alt-Del from the toolbar reboots the guest, and the console is back by itself", async () => {
+  test("Ctrl-Alt-Del from the toolbar reboots the guest; the console stays with it through the reboot", async () => {
     const readyBefore = count(serialLog(), "GUESTHOUSE-DEMO-READY");
     await page.getByRole("button", { name: "Ctrl-Alt-Del" }).click();
     await waitFor("the guest to log its reboot", () => serialLog().includes("GUESTHOUSE-DEMO-REBOOT"), 30_000);
@@ -338,18 +330,7 @@ describe("console in Chromium", () => {
     const origin = stack.baseUrl;
     const user = await stack.database.db.user.findUniqueOrThrow({ where: { username: stack.admin.username } });
     const attempt = (kindPath: string, ticket: string, headers: Record<string, string> = { cookie, origin }) =>
-      new Promise<number>((resolve, reject) => {
-        const ws = new WebSocket(`ws://127.0.0.1:${stack.port}/ws/${kindPath}/${guestId}?ticket=${encodeURIComponent(ticket)}`, { headers });
-        ws.once("open", () => {
-          ws.close();
-          resolve(101);
-        });
-        ws.once("unexpected-response", (_req, res) => {
-          resolve(res.statusCode ?? 0);
-          ws.terminate();
-        });
-        ws.once("error", (err) => (err.message.includes("Unexpected server response") ? undefined : reject(err)));
-      });
+      upgradeStatus(`ws://127.0.0.1:${stack.port}/ws/${kindPath}/${guestId}?ticket=${encodeURIComponent(ticket)}`, headers);
 
     for (const [kind, kindPath] of [["vnc", "console"], ["serial", "serial"]] as const) {
       const fresh = await mintTicket(stack.database.db, user.id, guestId, new Date(), { kind });
@@ -431,18 +412,7 @@ describe("console in Chromium", () => {
     assert.equal(await sharedPage!.getByTestId("share-refused").getAttribute("data-reason"), "revoked");
 
     const ticket = await mintShareTicket(stack.database.db, shareId, guestId);
-    const status = await new Promise<number>((resolve, reject) => {
-      const ws = new WebSocket(`ws://127.0.0.1:${stack.port}/ws/console/${guestId}?ticket=${ticket.ticket}`, { headers: { origin: stack.baseUrl } });
-      ws.once("open", () => {
-        ws.close();
-        resolve(101);
-      });
-      ws.once("unexpected-response", (_req, res) => {
-        resolve(res.statusCode ?? 0);
-        ws.terminate();
-      });
-      ws.once("error", (err) => (err.message.includes("Unexpected server response") ? undefined : reject(err)));
-    });
+    const status = await upgradeStatus(`ws://127.0.0.1:${stack.port}/ws/console/${guestId}?ticket=${ticket.ticket}`, { origin: stack.baseUrl });
     assert.equal(status, 403, "a ticket of a revoked link");
     const ended = await stack.database.db.consoleSession.findFirstOrThrow({ where: { shareId }, orderBy: { startedAt: "desc" } });
     assert.ok(ended.endedAt, "the share viewer's session was ended");

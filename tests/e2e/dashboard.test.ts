@@ -10,13 +10,13 @@ import http from "node:http";
 import path from "node:path";
 import { after, afterEach, before, describe, test } from "node:test";
 import type { Page } from "playwright-core";
-import WebSocket from "ws";
 import { hashPassword } from "../../server/auth/password";
 import { createSession, SESSION_COOKIE } from "../../server/auth/sessions";
 import { mintTicket } from "../../server/console/tickets";
 import { guestInclude, specOf } from "../../server/web/guests";
 import { waitFor } from "../helpers/agent";
-import { launchBrowser, screenshotStep } from "../helpers/browser";
+import { upgradeStatus } from "../helpers/net";
+import { launchBrowser, screenshotStep, submitNewGuest } from "../helpers/browser";
 import { startTestStack, type TestStack } from "../helpers/web";
 
 const GUEST = "e2e-demo";
@@ -106,14 +106,7 @@ describe("dashboard in Chromium", () => {
   });
 
   test("create a guest from the demo ISO with a sparse disk", async () => {
-    await page.fill('input[name="name"]', GUEST);
-    await page.fill('input[name="vcpus"]', "1");
-    await page.fill('input[name="memoryMiB"]', "256");
-    await page.fill('input[name="diskGiB"]', "1");
-    await page.selectOption('select[name="iso"]', "demo.iso");
-    await page.selectOption('select[name="boot"]', "cdrom");
-    await page.click('button[type="submit"]');
-    await page.waitForURL(/\/guests\/(?!new$)[a-z0-9]+$/, { waitUntil: "commit" });
+    await submitNewGuest(page, { name: GUEST, diskGiB: 1, iso: "demo.iso" });
     guestId = (await stack.database.db.guest.findFirstOrThrow({ where: { name: GUEST } })).id;
     assert.equal(new URL(page.url()).pathname, `/guests/${guestId}`);
     assert.equal(await page.getByTestId("guest-name").innerText(), GUEST);
@@ -245,21 +238,7 @@ describe("dashboard in Chromium", () => {
     const cookie = cookies.map((c) => `${c.name}=${c.value}`).join("; ");
     const user = await stack.database.db.user.findUniqueOrThrow({ where: { username: stack.admin.username } });
     const url = (ticket: string) => `ws://127.0.0.1:${stack.port}/ws/console/${guestId}?ticket=${encodeURIComponent(ticket)}`;
-    const attempt = (ticket: string, headers: Record<string, string>) =>
-      new Promise<number>((resolve, reject) => {
-        const ws = new WebSocket(url(ticket), { headers });
-        ws.once("open", () => {
-          ws.once("message", () => {
-            ws.close();
-            resolve(101);
-          });
-        });
-        ws.once("unexpected-response", (_req, res) => {
-          resolve(res.statusCode ?? 0);
-          ws.terminate();
-        });
-        ws.once("error", (err) => (err.message.includes("Unexpected server response") ? undefined : reject(err)));
-      });
+    const attempt = (ticket: string, headers: Record<string, string>) => upgradeStatus(url(ticket), headers, { firstMessage: true });
     const origin = stack.baseUrl;
 
     assert.equal(await attempt("", { cookie, origin }), 401, "no ticket");

@@ -17,7 +17,7 @@ import { after, afterEach, before, describe, test } from "node:test";
 import type { Page } from "playwright-core";
 import { createSession, SESSION_COOKIE } from "../../server/auth/sessions";
 import { DEMO_ISO, waitFor, within } from "../helpers/agent";
-import { launchBrowser, logIn, screenshotStep } from "../helpers/browser";
+import { launchBrowser, logIn, screenshotStep, submitNewGuest } from "../helpers/browser";
 import { startTestStack, type TestStack } from "../helpers/web";
 
 const GUEST = "e2e-disks";
@@ -96,14 +96,7 @@ describe("disk images in Chromium", () => {
 
   test("create a guest from the uploaded ISO", async () => {
     await page.goto(`${stack.baseUrl}/guests/new`);
-    await page.fill('input[name="name"]', GUEST);
-    await page.fill('input[name="vcpus"]', "1");
-    await page.fill('input[name="memoryMiB"]', "256");
-    await page.fill('input[name="diskGiB"]', "1");
-    await page.selectOption('select[name="iso"]', ISO);
-    await page.selectOption('select[name="boot"]', "cdrom");
-    await page.click('button[type="submit"]');
-    await page.waitForURL(/\/guests\/(?!new$)[a-z0-9]+$/, { waitUntil: "commit" });
+    await submitNewGuest(page, { name: GUEST, diskGiB: 1, iso: ISO });
     const guest = await stack.database.db.guest.findFirstOrThrow({ where: { name: GUEST }, include: { disks: true } });
     guestId = guest.id;
     diskId = guest.disks[0]!.id;

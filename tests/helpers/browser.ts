@@ -55,3 +55,18 @@ export async function screenshotStep(prefix: string, step: string, pages: Array<
     await page.screenshot({ path: `.cache/e2e/${name}${i === 0 ? "" : `-${i + 1}`}.png` }).catch(() => {});
   }
 }
+
+/**
+ * Fills the new-guest form the page is on (1 vCPU, 256 MiB, booting the ISO) and submits
+ * it; resolves once the browser is on the new guest's page.
+ */
+export async function submitNewGuest(page: Page, guest: { name: string; diskGiB: number; iso: string }): Promise<void> {
+  await page.fill('input[name="name"]', guest.name);
+  await page.fill('input[name="vcpus"]', "1");
+  await page.fill('input[name="memoryMiB"]', "256");
+  await page.fill('input[name="diskGiB"]', String(guest.diskGiB));
+  await page.selectOption('select[name="iso"]', guest.iso);
+  await page.selectOption('select[name="boot"]', "cdrom");
+  await page.click('button[type="submit"]');
+  await page.waitForURL(/\/guests\/(?!new$)[a-z0-9]+$/, { waitUntil: "commit" });
+}

@@ -15,7 +15,7 @@ import type { Duplex } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { GuesthouseError } from "../../server/domain/errors";
 import type { TaskStatus } from "../../server/domain/types";
-import { startTestAgent, waitFor, type TestAgent } from "../helpers/agent";
+import { startTestAgent, waitFor, within, type TestAgent } from "../helpers/agent";
 import { decodePng } from "../helpers/png";
 import { testSpec } from "../helpers/specs";
 
@@ -380,7 +380,7 @@ describe("guest console, agent side, with real QEMU", () => {
     serial.write("echo BEFORE-OFF-$((9*9))\n");
     await rx.until("BEFORE-OFF-81");
     await agent.client.forceOff(spec.id);
-    await rx.closed; // the viewer's stream ends with the guest
+    await within("the viewer's stream to end with the guest", rx.closed, 15_000);
 
     const log = await agent.client.serialLog(spec.id);
     assert.ok(log.includes("BEFORE-OFF-81"), "the log survives the guest stopping");
@@ -391,9 +391,10 @@ describe("guest console, agent side, with real QEMU", () => {
     await assert.rejects(agent.client.openSerial(spec.id), conflict);
     await assert.rejects(agent.client.openVnc(spec.id), conflict);
 
-    // It is kept across the next start too (QEMU appends to it).
+    // The next start appends to it (QEMU opens it with logappend=on).
+    const readyBefore = log.split("GUESTHOUSE-DEMO-READY").length;
     await agent.client.start(spec);
-    await waitFor("the second boot", async () => (await agent.client.serialLog(spec.id)).split("GUESTHOUSE-DEMO-READY").length > 1, BOOT_TIMEOUT_MS);
+    await waitFor("the second boot", async () => (await agent.client.serialLog(spec.id)).split("GUESTHOUSE-DEMO-READY").length > readyBefore, BOOT_TIMEOUT_MS);
     await agent.client.forceOff(spec.id);
   });
 

@@ -46,9 +46,12 @@ describe("state hub", () => {
     const spec: GuestSpec = testSpec(randomBytes(12).toString("hex"), { cdroms: [] });
     heard.length = 0;
     await agent.client.start(spec);
-    await waitFor("the start to be heard", () => heard.includes(spec.id), 5_000);
+    const heardOf = () => heard.filter((id) => id === spec.id).length;
+    await waitFor("the start to be heard", () => heardOf() > 0, 5_000);
+    await new Promise((r) => setTimeout(r, 300)); // starting, then running: both arrived
+    const before = heardOf();
     await agent.client.forceOff(spec.id);
-    await waitFor("the stop to be heard", () => heard.filter((id) => id === spec.id).length >= 2, 5_000);
+    await waitFor("the stop to be heard", () => heardOf() > before, 5_000);
     await new Promise((r) => setTimeout(r, 500));
     assert.ok(heard.filter((id) => id === spec.id).length <= 3, `heard ${heard.length} changes: ${heard.join(", ")}`);
   });

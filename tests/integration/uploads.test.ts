@@ -16,7 +16,7 @@ import http from "node:http";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { createSession, SESSION_COOKIE } from "../../server/auth/sessions";
-import { DEMO_ISO, waitFor } from "../helpers/agent";
+import { DEMO_ISO, waitFor, within } from "../helpers/agent";
 import { startTestStack, type TestStack } from "../helpers/web";
 
 const MiB = 2 ** 20;
@@ -283,7 +283,7 @@ describe("browser uploads through the web server", () => {
     const size = LIMIT + 1;
     const put = openPut(`/upload/default/huge.raw?size=${size}`, size);
     await put.write(randomBytes(MiB)); // the browser starts sending right away
-    const answer = await put.answer;
+    const answer = await within("the 413", put.answer, 10_000);
     put.req.destroy();
     assert.equal(answer.status, 413);
     assert.equal(answer.json?.code, "too-large");
@@ -297,7 +297,7 @@ describe("browser uploads through the web server", () => {
     // More than the folder has free is refused by the web before the agent is asked.
     const free = (await stack.agent.client.host()).pools.find((p) => p.name === "default")!.freeBytes;
     const tooBig = openPut(`/upload/default/huge.raw?size=${free + 1}`, free + 1);
-    const refused = await tooBig.answer;
+    const refused = await within("the refusal", tooBig.answer, 10_000);
     tooBig.req.destroy();
     assert.equal(refused.status, 413);
     assert.match(String(refused.json?.error), /free/);
@@ -370,7 +370,7 @@ describe("browser uploads through the web server", () => {
     await live.write(data.subarray(0, MiB));
     await waitFor("the upload to run", async () => (await send("GET", "/upload/default/live.raw")).json?.uploading === true, 5000);
     assert.equal((await send("DELETE", "/upload/default/live.raw")).status, 204);
-    const answer = await live.answer;
+    const answer = await within("the answer to the cancelled upload", live.answer, 10_000);
     assert.equal(answer.status, 409);
     assert.match(String(answer.json?.error), /cancelled/);
     live.req.destroy();

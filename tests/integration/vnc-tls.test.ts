@@ -24,7 +24,7 @@ import tls from "node:tls";
 import { parseCertificateNames, parsePortRange, vncTlsConfig, loadAgentConfig } from "../../server/agent/config";
 import { certificateNames, ensureVncTls, tlsFiles } from "../../server/agent/tls";
 import { GuesthouseError } from "../../server/domain/errors";
-import { startTestAgent, waitFor, type TestAgent } from "../helpers/agent";
+import { startTestAgent, waitFor, within, type TestAgent } from "../helpers/agent";
 import { testSpec } from "../helpers/specs";
 
 const LOOPBACK = "127.0.0.1";
@@ -138,7 +138,7 @@ async function nativeLogin(port: number, ca: string | null, password: string, ch
     assert.equal(rx.take(1)[0], 1, "the server accepts x509vnc and starts TLS");
     assert.equal(rx.detach().length, 0, "nothing in clear after the accept");
 
-    const secure = await new Promise<tls.TLSSocket>((resolve, reject) => {
+    const secure = await within("the TLS handshake", new Promise<tls.TLSSocket>((resolve, reject) => {
       const s = tls.connect({
         socket,
         ...(ca === null ? {} : { ca }),
@@ -147,7 +147,7 @@ async function nativeLogin(port: number, ca: string | null, password: string, ch
       });
       s.once("secureConnect", () => resolve(s));
       s.once("error", reject);
-    });
+    }), 15_000);
     const authorized = secure.authorized;
     const srx = collect(secure);
     await srx.until(16);

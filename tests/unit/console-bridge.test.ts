@@ -18,7 +18,7 @@ import { createConsoleBridge, CLOSE_CODES } from "../../server/console/bridge";
 import { createShare, revokeShare } from "../../server/console/shares";
 import { mintShareTicket, mintTicket } from "../../server/console/tickets";
 import { AGENT_VNC_PASSWORD_HEADER } from "../../server/domain/types";
-import { waitFor } from "../helpers/agent";
+import { waitFor, within } from "../helpers/agent";
 import { createTestDb, seedBasics, type TestDb } from "../helpers/db";
 
 /** What the fake agent does with the next stream it opens. */
@@ -119,7 +119,7 @@ describe("console bridge (fake agent, real SQLite)", () => {
     const { ticket } = await mintTicket(t.db, basics.user.id, basics.guest.id, new Date(), { viewOnly: true });
     const ws = connect("console", ticket);
     const done = collect(ws);
-    await new Promise((r) => ws.once("open", r));
+    await within("the websocket to open", new Promise((r) => ws.once("open", r)));
     const handshake = Buffer.concat([Buffer.from("RFB 003.008\n"), Buffer.from([2]), Buffer.alloc(16, 7), Buffer.from([0])]);
     const key = Buffer.from([4, 1, 0, 0, 0, 0, 0, 0x61]);
     const pointer = Buffer.from([5, 1, 0, 10, 0, 10]);
@@ -133,7 +133,7 @@ describe("console bridge (fake agent, real SQLite)", () => {
     assert.ok(Buffer.concat(got).equals(expected), "only the handshake (shared) and the update requests passed");
     // Something the filter cannot frame ends the session, with a policy close.
     ws.send(Buffer.from([99]));
-    const { code } = await done;
+    const { code } = await within("the websocket to close", done);
     assert.equal(code, CLOSE_CODES.protocol);
     const row = await waitFor("the session's end to be recorded", () =>
       t.db.consoleSession.findFirst({ where: { viewOnly: true, userId: basics.user.id, endedAt: { not: null } } }),
@@ -147,10 +147,10 @@ describe("console bridge (fake agent, real SQLite)", () => {
     const { ticket } = await mintShareTicket(t.db, share.id, basics.guest.id);
     const ws = connect("console", ticket, {});
     const done = collect(ws);
-    await new Promise((r) => ws.once("open", r));
+    await within("the websocket to open", new Promise((r) => ws.once("open", r)));
     await waitFor("the share session to be recorded", () => t.db.consoleSession.findFirst({ where: { shareId: share.id, endedAt: null } }));
     assert.equal(await revokeShare(t.db, basics.guest.id, share.id), true);
-    const { code, reason } = await done;
+    const { code, reason } = await within("the websocket to close", done);
     assert.equal(code, CLOSE_CODES.shareEnded);
     assert.match(reason, /revoked/);
     const row = await waitFor("the end", () => t.db.consoleSession.findFirst({ where: { shareId: share.id, endedAt: { not: null } } }));
@@ -170,14 +170,14 @@ describe("console bridge (fake agent, real SQLite)", () => {
       const { ticket } = await mintTicket(t.db, basics.user.id, basics.guest.id, new Date(), { kind: "vnc" });
       const ws = connect("console", ticket, { cookie: `${SESSION_COOKIE}=${own.secret}` });
       const done = collect(ws);
-      await new Promise((r) => ws.once("open", r));
+      await within("the websocket to open", new Promise((r) => ws.once("open", r)));
       await waitFor("the session to be recorded", () => t.db.consoleSession.findFirst({ where: { userId: basics.user.id, endedAt: null } }));
       await new Promise((r) => setTimeout(r, 500)); // a few checks pass while the login holds
       assert.equal(ws.readyState, WebSocket.OPEN, `still open before the ${ending}`);
       const other = ending === "guest given away" ? await t.db.user.create({ data: { username: "new-owner", passwordHash: "x", role: "member", teamId: basics.team.id } }) : null;
       if (other) await t.db.guest.update({ where: { id: basics.guest.id }, data: { ownerId: other.id } });
       else await deleteSession(t.db, own.secret);
-      const { code, reason } = await done;
+      const { code, reason } = await within("the websocket to close", done);
       assert.equal(code, CLOSE_CODES.accessEnded, ending);
       assert.match(reason, /log in again/);
       if (other) {
@@ -199,9 +199,9 @@ describe("console bridge (fake agent, real SQLite)", () => {
     const { ticket } = await mintTicket(t.db, basics.user.id, basics.guest.id, new Date(), { kind: "serial" });
     const ws = connect("serial", ticket);
     const done = collect(ws);
-    await new Promise((r) => ws.once("open", r));
+    await within("the websocket to open", new Promise((r) => ws.once("open", r)));
     ws.send("root\r");
-    const { messages } = await done;
+    const { messages } = await within("the websocket to close", done);
     assert.ok(messages.every((m) => Buffer.isBuffer(m)));
     assert.equal(Buffer.concat(messages as Buffer[]).toString(), "login: \r\nwelcome\r\n");
     assert.equal(Buffer.concat(got).toString(), "root\r");

@@ -83,7 +83,7 @@ describe("VncPasswords", () => {
     assert.equal(failing.calls.filter((c) => c.command === "set_password").length, 2);
   });
 
-  test("random passwords use the whole alphabet and differ", () => {
+  test("random passwords differ", () => {
     const seen = new Set(Array.from({ length: 200 }, randomVncPassword));
     assert.equal(seen.size, 200);
   });

@@ -6,7 +6,7 @@ import { VncConsole } from "@/components/vnc-console";
 import { canOperateGuest } from "@/server/auth/policy";
 import { listShares } from "@/server/console/shares";
 import { db } from "@/server/db/client";
-import { isKeyboardLayout } from "@/server/domain/keymaps";
+import { keyboardLayoutOf } from "@/server/domain/keymaps";
 import { loadGuestOr404 } from "@/server/web/guests";
 import { requireUser } from "@/server/web/session";
 
@@ -46,7 +46,7 @@ export default async function ConsolePage({
       <VncConsole source={{ kind: "guest", guestId: guest.id }} guestName={guest.name} popup={ownWindow} />
       {!ownWindow && (
         <div className="grid gap-4 md:grid-cols-2">
-          <PasteBox guestId={guest.id} layout={isKeyboardLayout(guest.keyboardLayout) ? guest.keyboardLayout : "us"} />
+          <PasteBox guestId={guest.id} layout={keyboardLayoutOf(guest.keyboardLayout)} />
           <div className="space-y-4">
             <ConsoleViewers guestId={guest.id} />
             {canShare && <ShareLinks guestId={guest.id} shares={shares} />}

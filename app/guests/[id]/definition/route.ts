@@ -1,11 +1,11 @@
-import { definitionOf } from "@/server/web/guests";
+import { definitionOf, loadGuest } from "@/server/web/guests";
 import { guestRoute } from "@/server/web/guest-route";
 
 export const dynamic = "force-dynamic";
 
 /** Export: the guest's definition as a JSON download, importable on any Guesthouse. */
-export const GET = guestRoute(async ({ guest }) =>
-  new Response(`${JSON.stringify(definitionOf(guest), null, 2)}\n`, {
+export const GET = guestRoute(async ({ user, guest }) =>
+  new Response(`${JSON.stringify(definitionOf(await loadGuest(user, guest.id)), null, 2)}\n`, {
     headers: {
       "content-type": "application/json",
       "content-disposition": `attachment; filename="${guest.name}.guesthouse.json"`,

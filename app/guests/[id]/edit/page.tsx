@@ -1,6 +1,6 @@
 import Link from "next/link";
 import { formatBytes } from "@/server/domain/format";
-import { isKeyboardLayout } from "@/server/domain/keymaps";
+import { keyboardLayoutOf } from "@/server/domain/keymaps";
 import { HardwareEditor } from "@/components/hardware-editor";
 import type { EditHardwareInput } from "@/server/domain/validation";
 import { agentFor, definitionOf, loadGuestOr404 } from "@/server/web/guests";
@@ -19,7 +19,7 @@ export default async function EditHardwarePage({ params }: { params: Promise<{ i
     ...hardware,
     disks: guest.disks.map((d, i) => ({ id: d.id, bus: disks[i]!.bus, cache: disks[i]!.cache, readOnly: disks[i]!.readOnly })),
     nics: guest.nics.map((n, i) => ({ mac: n.mac, model: nics[i]!.model, forwards: nics[i]!.forwards })),
-    keyboardLayout: isKeyboardLayout(guest.keyboardLayout) ? guest.keyboardLayout : "us",
+    keyboardLayout: keyboardLayoutOf(guest.keyboardLayout),
   };
   return (
     <div className="mx-auto max-w-3xl space-y-4">

@@ -60,7 +60,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
-import { machineLine, median, percentile, sleep, verdict } from "./stats";
+import { machineLine, median, percentile, rotate, sleep, verdict, which } from "./stats";
 
 const SELF = fileURLToPath(import.meta.url);
 const KiB = 1024;
@@ -582,11 +582,6 @@ function websockifyVersion(): string | null {
   return py.status === 0 ? py.stdout.trim() : null;
 }
 
-function which(program: string): string | null {
-  const r = spawnSync("sh", ["-c", 'command -v "$1"', "sh", program], { encoding: "utf8" });
-  return r.status === 0 ? r.stdout.trim() : null;
-}
-
 async function freePort(): Promise<number> {
   const { freePort: free } = await import("../tests/helpers/net");
   return free();
@@ -654,11 +649,6 @@ function cpuSnapshot(run: Run, which: PathName): Cpu {
 
 function cpuDelta(a: Cpu, b: Cpu): Cpu {
   return Object.fromEntries(Object.keys(a).map((k) => [k, b[k]! - a[k]!]));
-}
-
-function rotate<T>(items: T[], by: number): T[] {
-  const k = by % items.length;
-  return [...items.slice(k), ...items.slice(0, k)];
 }
 
 const mibps = (bytes: number, msTaken: number) => bytes / MiB / (msTaken / 1000);

@@ -1,4 +1,5 @@
 /** Small helpers shared by the benchmarks: order statistics, formatting, timing. */
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import { DEMO_ISO } from "../tests/helpers/agent";
@@ -60,4 +61,16 @@ export function missingPrerequisite({ build }: { build: boolean }): string | nul
   if (!fs.existsSync(DEMO_ISO)) return `${DEMO_ISO} is missing: run bash scripts/fixtures.sh first.`;
   if (build && !fs.existsSync(".next/BUILD_ID")) return ".next is missing: run NODE_ENV=production npx next build first.";
   return null;
+}
+
+/** The program's path on PATH, or null if it is not installed. */
+export function which(program: string): string | null {
+  const r = spawnSync("sh", ["-c", 'command -v "$1"', "sh", program], { encoding: "utf8" });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
+/** The items rotated left by `by` places: each one goes first in turn over rounds. */
+export function rotate<T>(items: T[], by: number): T[] {
+  const k = by % items.length;
+  return [...items.slice(k), ...items.slice(0, k)];
 }

@@ -17,6 +17,10 @@
  * server's RSS growing by ≤ 64 MiB during an upload. Prints PASS or MISS per target and
  * exits 0 either way (1 only if the benchmark could not run).
  *
+ * Each round also sends the same upload straight to the agent's socket (no web, no
+ * session): what a design that takes the web out of the byte path could reach at best
+ * (a reverse proxy would add its own cost). It is printed beside the targets, not judged.
+ *
  * The client stands in for the browser, a native program: it is a small node process of
  * its own (not this one, whose heap holds Prisma), reading the file into four reused
  * 1 MiB buffers and writing each to the socket, so it neither holds the file in memory
@@ -40,7 +44,7 @@ import path from "node:path";
 import { createSession, SESSION_COOKIE } from "../server/auth/sessions";
 import { formatBytes } from "../server/domain/format";
 import { startTestStack, type TestStack } from "../tests/helpers/web";
-import { machineLine, median, sleep, verdict, missingPrerequisite } from "./stats";
+import { machineLine, median, missingPrerequisite, rotate, sleep, verdict, which } from "./stats";
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
@@ -64,8 +68,8 @@ const CLIENT_BUFFERS = 4;
 const CLIENT_SOURCE = `
 const http = require("node:http");
 const fs = require("node:fs");
-const { url, file, size, headers, chunk, buffers } = JSON.parse(process.env.GH_UPLOAD_CLIENT);
-const req = http.request(url, { method: "PUT", headers });
+const { url, socketPath, file, size, headers, chunk, buffers } = JSON.parse(process.env.GH_UPLOAD_CLIENT);
+const req = http.request(url, { method: "PUT", headers, socketPath });
 req.on("response", (res) => {
   const parts = [];
   res.on("data", (c) => parts.push(c));
@@ -106,6 +110,8 @@ interface Cpu {
   own: number;
   web?: ThreadsCpu;
   agent?: ThreadsCpu;
+  /** nginx, on the "nginx" side. */
+  proxy?: ThreadsCpu | undefined;
 }
 
 interface ThreadsCpu {
@@ -225,7 +231,7 @@ async function timeCp(source: string, dest: string): Promise<Sample> {
 }
 
 /** Runs the client (CLIENT_SOURCE) to the end; its answer, parsed. */
-function runClient(settings: { url: string; file: string; size: number; headers: Record<string, string> }): Promise<{ status: number; text: string }> {
+function runClient(settings: { url: string; socketPath?: string; file: string; size: number; headers: Record<string, string> }): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const env: NodeJS.ProcessEnv = { ...process.env, GH_UPLOAD_CLIENT: JSON.stringify({ ...settings, chunk: CLIENT_CHUNK, buffers: CLIENT_BUFFERS }) };
     delete env.NODE_OPTIONS;
@@ -246,7 +252,81 @@ function runClient(settings: { url: string; file: string; size: number; headers:
   });
 }
 
-async function timeUpload(stack: TestStack, cookie: string, source: string, file: string, expectSha: string, web: number): Promise<Sample & { diskId: string }> {
+/**
+ * Where the upload's bytes go: "web" is the product's path (browser → web → agent).
+ * The other two are diagnostics, not targets: what a design without the web in the byte
+ * path could reach here. "agent" sends the same request straight to the agent's socket
+ * (no proxy at all: the best any such design can do); "nginx" sends it through nginx
+ * (`proxy_request_buffering off`) to the agent's socket, the design proposed for it: a
+ * reverse proxy in front of the web, passing upload bodies to the agent. Its
+ * `auth_request` to the web (one small request per upload, not per byte) is left out.
+ */
+type Via = "web" | "agent" | "nginx";
+
+/** A reverse proxy started by this benchmark, in front of the agent's socket. */
+interface Proxy {
+  url: string;
+  pid: number;
+  stop: () => Promise<void>;
+}
+
+/** nginx in the foreground (one process, no master), on a free loopback port, proxying /v1/uploads/ to the agent. */
+async function startNginx(binary: string, dir: string, agentSocket: string): Promise<Proxy> {
+  const { freePort } = await import("../tests/helpers/net");
+  const port = await freePort();
+  const conf = path.join(dir, "nginx.conf");
+  fs.writeFileSync(
+    conf,
+    [
+      `daemon off; master_process off; worker_processes 1; pid ${dir}/nginx.pid; error_log ${dir}/nginx.log;`,
+      "events { worker_connections 64; }",
+      `http { access_log off; client_body_temp_path ${dir}/nginx-body; proxy_temp_path ${dir}/nginx-proxy;`,
+      `  server { listen 127.0.0.1:${port}; client_max_body_size 0;`,
+      `    location /v1/uploads/ { proxy_pass http://unix:${agentSocket}; proxy_http_version 1.1; proxy_request_buffering off; proxy_buffering off; client_body_buffer_size 1m; }`,
+      "  }",
+      "}",
+    ].join("\n"),
+  );
+  const child = spawn(binary, ["-c", conf, "-p", dir], { stdio: ["ignore", "ignore", "pipe"] });
+  let err = "";
+  child.stderr.on("data", (c: Buffer) => (err += c.toString()));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const up = await new Promise<boolean>((resolve) => {
+      const probe = http.get(`http://127.0.0.1:${port}/`, (res) => {
+        res.resume();
+        resolve(true);
+      });
+      probe.on("error", () => resolve(false));
+    });
+    if (up) break;
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`nginx did not start: ${err || fs.readFileSync(path.join(dir, "nginx.log"), "utf8")}`);
+    }
+    await sleep(50);
+  }
+  return {
+    url: `http://127.0.0.1:${port}`,
+    pid: child.pid!,
+    stop: async () => {
+      if (child.exitCode === null) child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+async function timeUpload(
+  stack: TestStack,
+  via: Via,
+  proxy: Proxy | null,
+  cookie: string,
+  source: string,
+  file: string,
+  expectSha: string,
+  web: number,
+): Promise<Sample & { diskId: string | null }> {
   await run("sync", []);
   await sleep(200); // let the web's memory settle after the sync
   const agentPid = stack.agent.process.pid!;
@@ -256,19 +336,22 @@ async function timeUpload(stack: TestStack, cookie: string, source: string, file
     const now = rssMiB(web);
     if (now !== null && now > rssPeak) rssPeak = now;
   }, SAMPLE_MS);
-  const cpu0 = { web: threadsCpuMs(web), agent: threadsCpuMs(agentPid), client: childrenCpuMs() };
+  const cpu0 = { web: threadsCpuMs(web), agent: threadsCpuMs(agentPid), proxy: proxy ? threadsCpuMs(proxy.pid) : null, client: childrenCpuMs() };
   const t = performance.now();
-  const answer = await runClient({
-    url: `${stack.baseUrl}/upload/default/${file}?size=${SIZE}&offset=0`,
-    file: source,
-    size: SIZE,
-    headers: { cookie, origin: stack.baseUrl, "content-type": "application/octet-stream", "content-length": String(SIZE) },
-  });
+  const headers = { "content-type": "application/octet-stream", "content-length": String(SIZE) };
+  const answer = await runClient(
+    via === "web"
+      ? { url: `${stack.baseUrl}/upload/default/${file}?size=${SIZE}&offset=0`, file: source, size: SIZE, headers: { ...headers, cookie, origin: stack.baseUrl } }
+      : via === "nginx"
+        ? { url: `${proxy!.url}/v1/uploads/default/${file}?size=${SIZE}&offset=0`, file: source, size: SIZE, headers }
+        : { url: `http://agent/v1/uploads/default/${file}?size=${SIZE}&offset=0`, socketPath: stack.agent.socketPath, file: source, size: SIZE, headers },
+  );
   const took = performance.now() - t;
   const cpu = {
     own: childrenCpuMs() - cpu0.client,
     web: threadsDelta(cpu0.web, threadsCpuMs(web)),
     agent: threadsDelta(cpu0.agent, threadsCpuMs(agentPid)),
+    proxy: proxy && cpu0.proxy ? threadsDelta(cpu0.proxy, threadsCpuMs(proxy.pid)) : undefined,
   };
   clearInterval(sampler);
   await run("sync", []);
@@ -276,9 +359,9 @@ async function timeUpload(stack: TestStack, cookie: string, source: string, file
   const rssAfter = rssMiB(web);
   if (rssAfter !== null && rssAfter > rssPeak) rssPeak = rssAfter;
   if (answer.status !== 201) throw new Error(`the upload answered ${answer.status}: ${answer.text}`);
-  const json = JSON.parse(answer.text) as { sha256: string; sizeBytes: number; diskId: string };
+  const json = JSON.parse(answer.text) as { sha256: string; sizeBytes: number; diskId?: string };
   if (json.sha256 !== expectSha || json.sizeBytes !== SIZE) throw new Error(`the upload arrived wrong: ${answer.text}`);
-  return { ms: took, syncMs, rssBeforeMiB: rssBefore, rssGrowthMiB: rssPeak - rssBefore, cpu, diskId: json.diskId };
+  return { ms: took, syncMs, rssBeforeMiB: rssBefore, rssGrowthMiB: rssPeak - rssBefore, cpu, diskId: json.diskId ?? null };
 }
 
 /**
@@ -320,12 +403,19 @@ async function main(): Promise<number> {
     fs.mkdirSync(dir, { recursive: true });
     process.env.TMPDIR = dir;
   }
-  console.log(`upload: ${formatBytes(SIZE)}, ${ROUNDS} rounds of cp and of the upload, alternating`);
+  const nginxBinary = which("nginx");
+  console.log(
+    `upload: ${formatBytes(SIZE)}, ${ROUNDS} rounds of cp, the upload, the same straight to the agent` +
+      `${nginxBinary ? " and through nginx to the agent" : " (nginx is not installed: apt-get install nginx-light to measure the reverse proxy design too)"}, each first in turn`,
+  );
   console.log(`machine: ${machineLine()}`);
 
   let stack: TestStack | null = null;
   let work: string | null = null;
+  let proxy: Proxy | null = null;
   const cleanup = async () => {
+    await proxy?.stop();
+    proxy = null;
     if (work) fs.rmSync(work, { recursive: true, force: true });
     work = null;
     const s = stack;
@@ -375,28 +465,37 @@ async function main(): Promise<number> {
     });
     if (warm.status !== 201) throw new Error(`warm-up upload answered ${warm.status}: ${warm.text}`);
 
+    if (nginxBinary) proxy = await startNginx(nginxBinary, work, stack.agent.socketPath);
+    const vias: Via[] = proxy ? ["web", "agent", "nginx"] : ["web", "agent"];
     const cps: Sample[] = [];
-    const uploads: Sample[] = [];
+    const byVia: Record<Via, Sample[]> = { web: [], agent: [], nginx: [] };
+    const uploads = byVia.web;
+    const label: Record<Via, string> = { web: "upload", agent: "agent", nginx: "nginx" };
     for (let round = 0; round < ROUNDS; round++) {
-      const order = round % 2 === 0 ? ["cp", "upload"] : ["upload", "cp"];
-      for (const side of order) {
+      // Each side goes first in turn (writeback and page cache state left by the one before).
+      for (const side of rotate<"cp" | Via>(["cp", ...vias], round)) {
         if (side === "cp") {
           const dest = path.join(storage, `cp-${round}.raw`);
           const s = await timeCp(source, dest);
           cps.push(s);
           fs.rmSync(dest);
           console.log(`round ${round + 1}: cp      ${(s.ms / 1000).toFixed(2)} s  ${mbps(s.ms).toFixed(0)} MB/s; with sync ${((s.ms + s.syncMs) / 1000).toFixed(2)} s  ${mbps(s.ms + s.syncMs).toFixed(0)} MB/s; CPU ${sec(s.cpu.own)}`);
-        } else {
-          const file = `up-${round}.raw`;
-          const s = await timeUpload(stack, cookie, source, file, sha, web);
-          uploads.push(s);
-          await stack.agent.client.deleteImage({ pool: "default", file });
-          await db.disk.delete({ where: { id: s.diskId } });
-          console.log(
-            `round ${round + 1}: upload  ${(s.ms / 1000).toFixed(2)} s  ${mbps(s.ms).toFixed(0)} MB/s; with sync ${((s.ms + s.syncMs) / 1000).toFixed(2)} s  ${mbps(s.ms + s.syncMs).toFixed(0)} MB/s; web RSS ${s.rssBeforeMiB!.toFixed(0)} MiB, +${s.rssGrowthMiB!.toFixed(1)} MiB at peak; ` +
-              `CPU: client ${sec(s.cpu.own)}, web ${sec(s.cpu.web!.main)} + ${sec(s.cpu.web!.others)}, agent ${sec(s.cpu.agent!.main)} + ${sec(s.cpu.agent!.others)} (main thread + others)`,
-          );
+          continue;
         }
+        const file = `${side}-${round}.raw`;
+        const s = await timeUpload(stack, side, side === "nginx" ? proxy : null, cookie, source, file, sha, web);
+        byVia[side].push(s);
+        await stack.agent.client.deleteImage({ pool: "default", file });
+        if (s.diskId) await db.disk.delete({ where: { id: s.diskId } });
+        const cpu =
+          `CPU: client ${sec(s.cpu.own)}, ` +
+          (side === "web" ? `web ${sec(s.cpu.web!.main)} + ${sec(s.cpu.web!.others)}, ` : "") +
+          (s.cpu.proxy ? `nginx ${sec(s.cpu.proxy.main + s.cpu.proxy.others)}, ` : "") +
+          `agent ${sec(s.cpu.agent!.main)} + ${sec(s.cpu.agent!.others)} (main thread + others)`;
+        const memory = side === "web" ? `web RSS ${s.rssBeforeMiB!.toFixed(0)} MiB, +${s.rssGrowthMiB!.toFixed(1)} MiB at peak; ` : "";
+        console.log(
+          `round ${round + 1}: ${label[side].padEnd(7)} ${(s.ms / 1000).toFixed(2)} s  ${mbps(s.ms).toFixed(0)} MB/s; with sync ${((s.ms + s.syncMs) / 1000).toFixed(2)} s  ${mbps(s.ms + s.syncMs).toFixed(0)} MB/s; ${memory}${cpu}`,
+        );
       }
     }
 
@@ -408,13 +507,26 @@ async function main(): Promise<number> {
     const ratioDisk = mbps(upDiskMs) / mbps(cpDiskMs);
     const rssWorst = Math.max(...uploads.map((s) => s.rssGrowthMiB!));
     console.log("");
-    console.log("                        page cache (op alone)      on disk (op + sync)");
+    console.log(`${"".padEnd(28)} page cache (op alone)      on disk (op + sync)`);
     const line = (name: string, a: number, b: number) =>
-      console.log(`${name.padEnd(22)} ${`${(a / 1000).toFixed(2)} s ${mbps(a).toFixed(0).padStart(5)} MB/s`.padEnd(26)} ${(b / 1000).toFixed(2)} s ${mbps(b).toFixed(0).padStart(5)} MB/s`);
+      console.log(`${name.padEnd(28)} ${`${(a / 1000).toFixed(2)} s ${mbps(a).toFixed(0).padStart(5)} MB/s`.padEnd(26)} ${(b / 1000).toFixed(2)} s ${mbps(b).toFixed(0).padStart(5)} MB/s`);
     line("cp (median)", cpMs, cpDiskMs);
     line("upload (median)", upMs, upDiskMs);
-    console.log(`ratio upload/cp throughput: page cache ${ratio.toFixed(2)}, on disk ${ratioDisk.toFixed(2)}`);
     const perGiB = (values: number[]) => `${((median(values) / 1000) * (GiB / SIZE)).toFixed(2)} s`;
+    const without = vias.filter((v) => v !== "web");
+    for (const v of without) line(`${v === "agent" ? "straight to agent" : "nginx to agent"} (median)`, median(byVia[v].map((s) => s.ms)), median(byVia[v].map((s) => s.ms + s.syncMs)));
+    console.log(`ratio upload/cp throughput: page cache ${ratio.toFixed(2)}, on disk ${ratioDisk.toFixed(2)}`);
+    for (const v of without) {
+      const samples = byVia[v];
+      const what = v === "agent" ? "the same client straight to the agent's socket, the best any such design can do" : "the same client through nginx to the agent's socket, the reverse proxy design";
+      console.log(
+        `without the web in the byte path (${what}), not a target: ` +
+          `page cache ${(mbps(median(samples.map((s) => s.ms))) / mbps(cpMs)).toFixed(2)} x cp, on disk ${(mbps(median(samples.map((s) => s.ms + s.syncMs))) / mbps(cpDiskMs)).toFixed(2)} x cp; ` +
+          `CPU per GiB: client ${perGiB(samples.map((s) => s.cpu.own))}` +
+          (v === "nginx" ? `, nginx ${perGiB(samples.map((s) => s.cpu.proxy!.main + s.cpu.proxy!.others))}` : "") +
+          `, agent ${perGiB(samples.map((s) => s.cpu.agent!.main + s.cpu.agent!.others))}`,
+      );
+    }
     console.log(
       `CPU per GiB (medians; user + kernel): cp ${perGiB(cps.map((s) => s.cpu.own))}; upload: client ${perGiB(uploads.map((s) => s.cpu.own))}, ` +
         `web ${perGiB(uploads.map((s) => s.cpu.web!.main))} main + ${perGiB(uploads.map((s) => s.cpu.web!.others))} other threads, ` +

@@ -17,7 +17,7 @@ import { formatBytes } from "../domain/format";
 import { DISK_FORMATS, type DiskFormat, type ImageInfo, type IsoInfo, type SnapshotInfo, type TaskStatus } from "../domain/types";
 import { optValue, secretPath } from "../qemu/args";
 import { ISO_POOL, type AgentConfig } from "./config";
-import { PART_SUFFIX, Storage } from "./storage";
+import { MAX_BACKING_CHAIN, PART_SUFFIX, Storage } from "./storage";
 import { runQemuImg, type Tasks } from "./tasks";
 
 const run = promisify(execFile);
@@ -50,10 +50,28 @@ export const refKey = (ref: ImageRef) => `${ref.pool}/${ref.file}`;
 const UPLOAD_WRITE_BUFFER_BYTES = 4 * 1024 * 1024;
 /** An upload asks for writeback each time this much more has arrived. */
 const UPLOAD_WRITEBACK_BYTES = 64 * 1024 * 1024;
-/** Backing files under an image, at most (a linked clone has one). */
-const MAX_BACKING_CHAIN = 16;
 /** How often an upload's task reports how far it got (Tasks passes on at most 4 a second anyway). */
 const UPLOAD_PROGRESS_MS = 250;
+
+/**
+ * qemu-img's own account of the files one level of an image opened, checked after the
+ * header checks as a second line: no external data file, and every VMDK extent is the
+ * image file itself. A header the agent misread cannot get a foreign file past both.
+ */
+function otherFilesIn(level: Record<string, unknown>, file: string, name: string): void {
+  const data = ((level["format-specific"] as { data?: Record<string, unknown> } | undefined)?.data ?? {}) as {
+    "data-file"?: unknown;
+    extents?: Array<{ filename?: unknown }>;
+  };
+  if (data["data-file"] !== undefined) {
+    throw new GuesthouseError("invalid-input", `${name} keeps its data in another file (a qcow2 external data file); only self-contained images are used.`);
+  }
+  for (const extent of data.extents ?? []) {
+    if (typeof extent.filename !== "string" || path.resolve(extent.filename) !== path.resolve(file)) {
+      throw new GuesthouseError("invalid-input", `${name} is a VMDK whose data is in other files; only single-file images are used.`);
+    }
+  }
+}
 
 export class Images {
   readonly storage: Storage;
@@ -199,6 +217,9 @@ export class Images {
     let file = top;
     let format: string | null = null;
     for (;;) {
+      // What the header names is checked before qemu-img opens the file (it would open an
+      // external data file or a descriptor's extents with it).
+      await this.storage.selfContained(file, name, format, { followBacking: false });
       // Without --backing-chain qemu-img does not open the backing file; with -f it does not guess.
       const out = await runQemuImg(["info", "-U", "--output=json", ...(format ? ["-f", format] : []), file], null, this.scrub);
       let level: Record<string, unknown>;
@@ -207,6 +228,7 @@ export class Images {
       } catch {
         throw new GuesthouseError("qemu-failed", "qemu-img info printed something that is not JSON.");
       }
+      otherFilesIn(level, file, name);
       chain.push(level);
       const backing = level["full-backing-filename"] ?? level["backing-filename"];
       if (typeof backing !== "string" || backing === "") return chain;
@@ -438,10 +460,14 @@ export class Images {
       }
       let format = "iso";
       if (content === "images") {
-        const out = await runQemuImg(["info", "--output=json", part], null, this.scrub).catch(async (err) => {
-          await fsp.rm(part, { force: true });
-          throw err;
-        });
+        // The header is checked before qemu-img opens the part (a descriptor's extents, a data file).
+        const out = await this.storage
+          .selfContained(part, ref.file, null, { followBacking: false })
+          .then(() => runQemuImg(["info", "--output=json", part], null, this.scrub))
+          .catch(async (err) => {
+            await fsp.rm(part, { force: true });
+            throw err;
+          });
         format = String((JSON.parse(out) as { format?: string }).format ?? "raw");
       }
       // link() refuses an existing name: nothing that appeared meanwhile is overwritten.

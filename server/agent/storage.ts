@@ -11,6 +11,10 @@ import { GuesthouseError } from "../domain/errors";
 import type { PoolInfo } from "../domain/types";
 import { imageFileName, parseOrThrow } from "../domain/validation";
 import { ISO_POOL, type AgentConfig } from "./config";
+import { readImageHeader } from "./image-header";
+
+/** Backing files under an image, at most (a linked clone has one). */
+export const MAX_BACKING_CHAIN = 16;
 
 /** The suffix of an upload still being written; image names may not end with it. */
 export const PART_SUFFIX = ".part";
@@ -74,6 +78,36 @@ export class Storage {
     const imageFolders = Object.values(this.folders).flatMap(({ dir, content }) => (content === "images" ? [dir] : []));
     if (!(await directlyIn(candidate, imageFolders))) throw refuse();
     return candidate;
+  }
+
+  /**
+   * Refuses an image whose header would make QEMU or qemu-img open a file that is not an
+   * image in a storage folder: a qcow2 external data file, a VMDK text descriptor (its
+   * extent lines name the files holding the data), or a backing file elsewhere (each level
+   * through imageAt, unless `followBacking` is false: the caller walks the chain). Read from the headers alone, without qemu-img:
+   * cheap enough for every start and hot-plug. `format` is what QEMU will be told the
+   * image is (a raw disk's bytes are its guest's, whatever they look like), or null
+   * where qemu-img will probe it.
+   */
+  async selfContained(file: string, of: string, format: string | null, { followBacking = true } = {}): Promise<void> {
+    for (let level = 0; ; level++) {
+      const header = await readImageHeader(file);
+      const as = (kinds: string[]) => format === null || kinds.includes(format);
+      if (header.kind === "vmdk-descriptor" && as(["vmdk"])) {
+        throw new GuesthouseError(
+          "invalid-input",
+          `${of} is a VMDK descriptor, which names other files that hold its data; only single-file images are used. Convert it where it was made (for example "qemu-img convert -O qcow2").`,
+        );
+      }
+      if (header.kind !== "qcow" || !as(["qcow2", "qcow"])) return;
+      if (header.externalData) {
+        throw new GuesthouseError("invalid-input", `${of} keeps its data in another file (a qcow2 external data file); only self-contained images are used.`);
+      }
+      if (header.backing === null || !followBacking) return;
+      if (level >= MAX_BACKING_CHAIN) throw new GuesthouseError("invalid-input", `${of} sits on more than ${MAX_BACKING_CHAIN} backing files; it is not used.`);
+      file = await this.imageAt(path.resolve(path.dirname(file), header.backing), of);
+      format = header.backingFormat;
+    }
   }
 
   /** The regular files in a pool whose names are valid image names (uploads in progress left out). */

@@ -153,11 +153,15 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
 
   /**
    * A disk or ISO QEMU is about to open: a regular file inside its storage folder (no
-   * symlink leading out), or a clear refusal before QEMU is asked.
+   * symlink leading out) and, for a disk, one that names no file but images in the
+   * storage folders (its backing chain, no external data file or VMDK extents; read
+   * from the headers, as QEMU will open it in `format`), or a clear refusal before QEMU
+   * is asked.
    */
-  private async mustBeImage(pool: string, file: string, what: string): Promise<void> {
+  private async mustBeImage(pool: string, file: string, what: string, format: string | null = null): Promise<void> {
     try {
-      await this.storage.existing(pool, file, pool === ISO_POOL ? "isos" : "images");
+      const found = await this.storage.existing(pool, file, pool === ISO_POOL ? "isos" : "images");
+      if (pool !== ISO_POOL) await this.storage.selfContained(found, `The ${what}`, format);
     } catch (err) {
       if (err instanceof GuesthouseError && err.code === "not-found") {
         throw new GuesthouseError("not-found", `The ${what} is missing on the host. Check the storage folder, or recreate it.`);
@@ -273,7 +277,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
 
   private async spawnQemu(guest: SupervisedGuest, spec: GuestSpec): Promise<void> {
     for (const disk of spec.disks) {
-      await this.mustBeImage(disk.pool, disk.file, `disk ${disk.pool}/${disk.file}`);
+      await this.mustBeImage(disk.pool, disk.file, `disk ${disk.pool}/${disk.file}`, disk.format);
       if (disk.encrypted) await mustHaveSecret(secretPath(this.layout(spec.id), disk.volume), disk);
     }
     for (const cdrom of spec.cdroms) await this.mustBeImage(ISO_POOL, cdrom.iso, `ISO ${cdrom.iso}`);
@@ -637,7 +641,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
         }
       }
       // Checked before QEMU is asked, so a missing file is named in the agent's words.
-      await this.mustBeImage(disk.pool, disk.file, `disk ${disk.pool}/${disk.file}`);
+      await this.mustBeImage(disk.pool, disk.file, `disk ${disk.pool}/${disk.file}`, disk.format);
       if (disk.encrypted) await mustHaveSecret(secretPath(layout, disk.volume), disk);
 
       // Ids are never reused within one QEMU run: a device the guest has not let go of keeps its name.

@@ -3,6 +3,7 @@
  * demo ISO, check QMP, serial, VNC, stop it both ways, survive an agent SIGKILL.
  */
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -80,6 +81,34 @@ describe("agent with real QEMU", () => {
     } finally {
       fs.rmSync(path.join(agent.dataDir, "disks", "volsym000001.qcow2"));
       fs.rmSync(path.join(agent.dataDir, "images", "linked.iso"));
+    }
+  });
+
+  test("a disk whose header names a file outside the storage folders is refused before QEMU runs; a raw disk's bytes are not read as a header", async () => {
+    // Headers rewritten after the disk was registered (the registration checks them too):
+    // a backing file on the host, an external data file, and a VMDK descriptor's extent.
+    const disks = path.join(agent.dataDir, "disks");
+    const made: Array<[GuestSpec, RegExp]> = [];
+    execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", "-u", "-b", "/etc/hostname", "-F", "raw", path.join(disks, "volhdr000001.qcow2"), "1G"]);
+    made.push([demoSpec("guesthdr0001", "volhdr000001"), /is based on "hostname", which is not an image in this host's storage folders/]);
+    execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", "-o", `data_file=${path.join(agent.dataDir, "host-data.bin")}`, path.join(disks, "volhdr000002.qcow2"), "1M"]);
+    made.push([demoSpec("guesthdr0002", "volhdr000002"), /keeps its data in another file/]);
+    fs.writeFileSync(path.join(disks, "volhdr000003.vmdk"), `# Disk DescriptorFile\nversion=1\ncreateType="monolithicFlat"\nRW 2048 FLAT "/etc/hostname" 0\n`);
+    made.push([demoSpec("guesthdr0003", null, { disks: [testDisk("volhdr000003", "qcow2", { file: "volhdr000003.vmdk", format: "vmdk" })] }), /is a VMDK descriptor/]);
+    try {
+      for (const [s, why] of made) {
+        await assert.rejects(agent.client.start(s), (err: GuesthouseError) => err.code === "invalid-input" && why.test(err.message), s.id);
+        assert.deepEqual(qemuPidsUnder(path.join(agent.dataDir, "guests", s.id)), [], "no QEMU was started");
+      }
+      // The same qcow2 header planted in a raw disk: QEMU is told "raw", so it is the guest's data, not a header.
+      fs.copyFileSync(path.join(disks, "volhdr000001.qcow2"), path.join(disks, "volhdr000004.raw"));
+      const raw = demoSpec("guesthdr0004", "volhdr000004", { disks: [testDisk("volhdr000004", "raw")] });
+      await agent.client.start(raw);
+      assert.equal(qemuPidsUnder(path.join(agent.dataDir, "guests", raw.id)).length, 1, "QEMU runs the raw disk");
+      await agent.client.forceOff(raw.id);
+    } finally {
+      for (const f of ["volhdr000001.qcow2", "volhdr000002.qcow2", "volhdr000003.vmdk", "volhdr000004.raw"]) fs.rmSync(path.join(disks, f), { force: true });
+      fs.rmSync(path.join(agent.dataDir, "host-data.bin"), { force: true });
     }
   });
 

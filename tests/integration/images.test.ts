@@ -112,6 +112,36 @@ describe("images with real qemu-img", () => {
     for (const name of ["base.qcow2", "clone.qcow2", "via-link.qcow2", "planted.raw", "planted-copy.raw", ...hostile.map(([n]) => n)]) fs.rmSync(file(name), { force: true });
   });
 
+  test("images keeping their data in other files are refused before qemu-img opens them; single-file VMDKs are taken", async () => {
+    const hostFile = path.join(agent.dataDir, "host-secret.bin");
+    // A qcow2 whose external data file is the host file (made first: qemu-img create makes the data file too).
+    execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", "-o", `data_file=${hostFile},data_file_raw=on`, file("datafile.qcow2"), "1M"]);
+    fs.writeFileSync(hostFile, Buffer.alloc(1024 * 1024, "host secret "));
+    const before = fs.readFileSync(hostFile);
+    // A VMDK text descriptor whose extent is the host file, laid out the way QEMU probes it and with comments first.
+    fs.writeFileSync(file("flat.vmdk"), `# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType="monolithicFlat"\n\nRW 2048 FLAT "${hostFile}" 0\n`);
+    for (const [name, why] of [
+      ["flat.vmdk", /is a VMDK descriptor, which names other files/],
+      ["datafile.qcow2", /keeps its data in another file/],
+    ] as const) {
+      await assert.rejects(agent.client.image(ref(name)), (err: Error & { code?: string }) => err.code === "invalid-input" && why.test(err.message), name);
+      const convert = await waitForTask(agent, (await agent.client.convertImage({ ...ref(name), format: name.endsWith(".vmdk") ? "vmdk" : "qcow2" }, ref(`out-${name}.raw`), "raw")).id);
+      assert.equal(convert.state, "failed", `convert ${name}`);
+      assert.match(convert.message ?? "", why);
+      assert.equal(fs.existsSync(file(`out-${name}.raw`)), false, "nothing written");
+    }
+    assert.ok(fs.readFileSync(hostFile).equals(before), "the host file is untouched");
+    // What VMware and VirtualBox export: one file holding its own data.
+    for (const subformat of ["monolithicSparse", "streamOptimized"]) {
+      execFileSync("qemu-img", ["create", "-q", "-f", "vmdk", "-o", `subformat=${subformat}`, file(`${subformat}.vmdk`), "64M"]);
+      const info = await agent.client.image(ref(`${subformat}.vmdk`));
+      assert.equal(info.format, "vmdk", subformat);
+      assert.equal(info.virtualBytes, 64 * MiB);
+    }
+    for (const name of ["flat.vmdk", "datafile.qcow2", "monolithicSparse.vmdk", "streamOptimized.vmdk"]) fs.rmSync(file(name));
+    fs.rmSync(hostFile);
+  });
+
   test("an encrypted image: LUKS inside qcow2, the passphrase in a 0600 file, never in a log", async () => {
     const secret = "correct horse battery staple";
     const info = await agent.client.createImage({ ...ref("enc.qcow2"), format: "qcow2", bytes: GiB, volume: "volenc000001", passphrase: secret });

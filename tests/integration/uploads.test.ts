@@ -210,6 +210,21 @@ describe("browser uploads through the web server", () => {
     fs.rmSync(path.join(disksDir(), "someones-disk.qcow2"));
   });
 
+  test("a VMDK descriptor or a qcow2 with an external data file is refused before qemu-img opens it, and nothing is kept", async () => {
+    const made = path.join(scratch, "datafile.qcow2");
+    execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", "-o", `data_file=${path.join(scratch, "data.bin")},data_file_raw=on`, made, "1M"]);
+    for (const [name, body, why] of [
+      ["flat.vmdk", Buffer.from('# Disk DescriptorFile\nversion=1\ncreateType="monolithicFlat"\nRW 2048 FLAT "/etc/hostname" 0\n'), /is a VMDK descriptor/],
+      ["datafile.qcow2", fs.readFileSync(made), /keeps its data in another file/],
+    ] as const) {
+      const answer = await upload("default", name, body);
+      assert.equal(answer.status, 400, JSON.stringify(answer.json));
+      assert.match(String(answer.json?.error), why);
+      assert.deepEqual(filesIn(disksDir()).filter((f) => f.startsWith(name)), [], `neither ${name} nor its part is kept`);
+      assert.equal(await db().disk.count({ where: { file: name } }), 0);
+    }
+  });
+
   test("a qcow2 made by qemu-img and a raw file become disks with their SHA-256 and format", async () => {
     const raw = randomBytes(3 * MiB + 12345);
     const source = path.join(scratch, "source.raw");

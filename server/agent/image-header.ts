@@ -1,0 +1,130 @@
+/**
+ * What an image file's own first bytes say about other files QEMU or qemu-img would open
+ * with it, read by the agent itself before either of them sees the file. Disk images
+ * come from uploads and imports (and a qcow2's header names its backing file), so these
+ * are not trusted; the storage folder decides what each named file may be
+ * (Storage.selfContained).
+ *
+ * Three ways an image reaches for another file:
+ * - a qcow2 (or qcow) backing file: its name sits in the header (offset and length at
+ *   8 and 16), its format in a header extension;
+ * - a qcow2 external data file (incompatible feature bit 2, version 3): the guest's
+ *   data lives in a file the header names, read and written as the disk;
+ * - a VMDK text descriptor: a small text file whose extent lines name the files that
+ *   hold the data ("RW 2048 FLAT "/any/file" 0"). The single-file binary VMDKs (magic
+ *   KDMV or COWD, monolithicSparse and streamOptimized) hold their data themselves.
+ */
+import fsp from "node:fs/promises";
+
+/** What the header is, as far as these checks go. */
+export type HeaderKind = "qcow" | "vmdk" | "vmdk-descriptor" | "other";
+
+export interface ImageHeader {
+  kind: HeaderKind;
+  /** The backing file's name as written (qcow only), or null. */
+  backing: string | null;
+  /** The backing file's format from the header extension (qcow2 only), or null. */
+  backingFormat: string | null;
+  /** The image keeps its data in an external file (qcow2 v3, incompatible feature bit 2). */
+  externalData: boolean;
+}
+
+/** Bytes read from the start of a file: a qcow2 header with its extensions, or a VMDK descriptor (QEMU reads at most 1 MiB; the extent lines come first in practice). */
+export const HEADER_BYTES = 64 * 1024;
+/** QEMU refuses longer backing file names (`1023` in block/qcow2.c). */
+const MAX_BACKING_NAME = 1023;
+
+const QCOW_MAGIC = 0x514649fb; // "QFI\xfb", qcow and qcow2
+const VMDK3_MAGIC = 0x434f5744; // "COWD"
+const VMDK4_MAGIC = 0x4b444d56; // "KDMV"
+const QCOW2_INCOMPAT_DATA_FILE = 1n << 2n;
+/** Incompatible features QEMU knows: dirty, corrupt, external data file, compression type, extended L2. */
+const QCOW2_KNOWN_INCOMPAT = 0b11111n;
+const QCOW2_EXT_BACKING_FORMAT = 0xe2792aca;
+const QCOW2_EXT_END = 0;
+
+/**
+ * Whether QEMU's vmdk driver would take this text for a descriptor when it probes a
+ * file: its first line that is neither a comment nor blank is `version=1`, `2` or `3`
+ * (vmdk_probe in block/vmdk.c). Any line that looks like an extent counts too, so a
+ * descriptor is refused however it is laid out.
+ */
+function looksLikeVmdkDescriptor(head: Buffer): boolean {
+  const text = head.toString("latin1");
+  for (const raw of text.split("\n")) {
+    const line = raw.replace(/\r$/, "");
+    if (line.startsWith("#") || /^ *$/.test(line)) continue;
+    if (/^version=[123]$/.test(line)) return true;
+    break;
+  }
+  return /^\s*(RW|RDONLY|NOACCESS)\s+\d+\s+\w+\s+"/m.test(text);
+}
+
+/** The header facts of an image from its first bytes (`head`) and a reader for bytes further in. */
+export async function parseImageHeader(head: Buffer, readAt: (offset: number, length: number) => Promise<Buffer>): Promise<ImageHeader> {
+  const none: ImageHeader = { kind: "other", backing: null, backingFormat: null, externalData: false };
+  if (head.length >= 4) {
+    const magic = head.readUInt32BE(0);
+    if (magic === VMDK3_MAGIC || magic === VMDK4_MAGIC) return { ...none, kind: "vmdk" };
+    if (magic === QCOW_MAGIC && head.length >= 20) return parseQcow(head, readAt);
+  }
+  return looksLikeVmdkDescriptor(head) ? { ...none, kind: "vmdk-descriptor" } : none;
+}
+
+async function parseQcow(head: Buffer, readAt: (offset: number, length: number) => Promise<Buffer>): Promise<ImageHeader> {
+  const version = head.readUInt32BE(4);
+  // QEMU opens nothing for a header it refuses (a version it does not know, incompatible
+  // features it lacks): nothing is named, and qemu-img gives its own reason.
+  if (version < 1 || version > 3) return { kind: "qcow", backing: null, backingFormat: null, externalData: false };
+  if (version === 3 && head.length >= 80 && (head.readBigUInt64BE(72) & ~QCOW2_KNOWN_INCOMPAT) !== 0n) {
+    return { kind: "qcow", backing: null, backingFormat: null, externalData: false };
+  }
+  const backingOffset = head.readBigUInt64BE(8);
+  const backingSize = head.readUInt32BE(16);
+  let backing: string | null = null;
+  if (backingOffset !== 0n && backingSize > 0) {
+    // A name QEMU would refuse to read is refused here as well, as a name no image has.
+    const size = Math.min(backingSize, MAX_BACKING_NAME + 1);
+    const at = Number(backingOffset);
+    const bytes = at + size <= head.length ? head.subarray(at, at + size) : await readAt(at, size);
+    backing = bytes.toString("utf8");
+  }
+  let externalData = false;
+  let backingFormat: string | null = null;
+  if (version >= 3 && head.length >= 104) {
+    externalData = (head.readBigUInt64BE(72) & QCOW2_INCOMPAT_DATA_FILE) !== 0n;
+    backingFormat = qcow2BackingFormat(head, head.readUInt32BE(100));
+  } else if (version === 2) {
+    backingFormat = qcow2BackingFormat(head, 72);
+  }
+  return { kind: "qcow", backing, backingFormat, externalData };
+}
+
+/** The backing format header extension, if it is within the bytes read (extensions follow the header, 8-byte aligned). */
+function qcow2BackingFormat(head: Buffer, headerLength: number): string | null {
+  let at = headerLength;
+  while (at + 8 <= head.length) {
+    const type = head.readUInt32BE(at);
+    const length = head.readUInt32BE(at + 4);
+    if (type === QCOW2_EXT_END || at + 8 + length > head.length) return null;
+    if (type === QCOW2_EXT_BACKING_FORMAT) return head.subarray(at + 8, at + 8 + length).toString("latin1");
+    at += 8 + Math.ceil(length / 8) * 8;
+  }
+  return null;
+}
+
+/** The header facts of an image file (reads at most HEADER_BYTES plus a backing name). */
+export async function readImageHeader(file: string): Promise<ImageHeader> {
+  const handle = await fsp.open(file, "r");
+  try {
+    const head = Buffer.alloc(HEADER_BYTES);
+    const { bytesRead } = await handle.read(head, 0, HEADER_BYTES, 0);
+    return await parseImageHeader(head.subarray(0, bytesRead), async (offset, length) => {
+      const buf = Buffer.alloc(length);
+      const { bytesRead: n } = await handle.read(buf, 0, length, offset);
+      return buf.subarray(0, n);
+    });
+  } finally {
+    await handle.close();
+  }
+}

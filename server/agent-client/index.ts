@@ -147,15 +147,7 @@ export class AgentClient {
   /** A request whose reply is not JSON (a log, a picture): its bytes, if of the expected type. */
   private async requestBytes(method: string, path: string, expectedType: string): Promise<Buffer> {
     const reply = await this.exchange(method, path);
-    if (reply.status >= 400) {
-      let json: unknown = null;
-      try {
-        json = JSON.parse(reply.body.toString("utf8"));
-      } catch {
-        // fall through with null
-      }
-      throw agentError(json, reply.status);
-    }
+    if (reply.status >= 400) throw agentError(jsonOrNull(reply.body), reply.status);
     if (!reply.type.startsWith(expectedType)) {
       throw new GuesthouseError("internal", `The host agent sent ${reply.type || "something untyped"} instead of ${expectedType}.`);
     }
@@ -355,12 +347,7 @@ export class AgentClient {
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("error", (err) => settle(unreachable(err)));
         res.on("end", () => {
-          let json: unknown = null;
-          try {
-            json = JSON.parse(Buffer.concat(chunks).toString("utf8"));
-          } catch {
-            // fall through with null
-          }
+          const json = jsonOrNull(Buffer.concat(chunks));
           if (status >= 400) {
             settle(agentError(json, status));
             // The body was cut short (or never sent): this connection cannot carry another request.
@@ -504,20 +491,21 @@ export class AgentClient {
       req.on("response", (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => {
-          let json: unknown = null;
-          try {
-            json = JSON.parse(Buffer.concat(chunks).toString("utf8"));
-          } catch {
-            // fall through with null
-          }
-          reject(agentError(json, res.statusCode ?? 502));
-        });
+        res.on("end", () => reject(agentError(jsonOrNull(Buffer.concat(chunks)), res.statusCode ?? 502)));
       });
       req.on("timeout", () => req.destroy(new GuesthouseError("timeout", "The host agent did not open the console in time.")));
       req.on("error", (err) => reject(err instanceof GuesthouseError ? err : unreachable(err)));
       req.end();
     });
+  }
+}
+
+/** A reply body as JSON, or null when it is not JSON (an error page from something that is not our agent). */
+function jsonOrNull(body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString("utf8"));
+  } catch {
+    return null;
   }
 }
 

@@ -10,6 +10,7 @@ import type { Duplex } from "node:stream";
 import { GuesthouseError } from "../domain/errors";
 import type { KeyboardLayout } from "../domain/keymaps";
 import { AGENT_SERIAL_UPGRADE, AGENT_VNC_PASSWORD_HEADER, AGENT_VNC_UPGRADE, type NativeVncPassword, type TaskStatus } from "../domain/types";
+import type { ConsoleKind } from "../console/types";
 import { guestFiles, VNC_TLS_DISPLAY_ID } from "../qemu/args";
 import type { AgentConfig } from "./config";
 import { Paste } from "./paste";
@@ -21,8 +22,7 @@ import { readCaCertificate } from "./tls";
 import { NativeVncPasswords, VncPasswords } from "./vnc";
 
 /** The byte streams a console client can ask the agent for, by their HTTP Upgrade name. */
-export const CONSOLE_UPGRADES = { [AGENT_VNC_UPGRADE]: "vnc", [AGENT_SERIAL_UPGRADE]: "serial" } as const;
-export type ConsoleKind = (typeof CONSOLE_UPGRADES)[keyof typeof CONSOLE_UPGRADES];
+export const CONSOLE_UPGRADES = { [AGENT_VNC_UPGRADE]: "vnc", [AGENT_SERIAL_UPGRADE]: "serial" } as const satisfies Record<string, ConsoleKind>;
 
 /** A console stream that is ready: the 101 reply's extra headers, then the client is attached. */
 export interface ConsoleStream {

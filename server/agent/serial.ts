@@ -28,6 +28,7 @@ import type { Duplex } from "node:stream";
 import { GuesthouseError } from "../domain/errors";
 import type { guestFiles } from "../qemu/args";
 import type { Supervisor } from "./supervisor";
+import { KeyedTurns } from "./turns";
 
 type GuestFiles = Pick<ReturnType<typeof guestFiles>, "serial" | "serialLog" | "serialLogOld">;
 
@@ -72,24 +73,14 @@ export function replayOf(recent: Buffer, cut: boolean): Buffer {
 // The log
 
 /** Rotation and reading of one log take turns (by path), so a reader never sees a half-rotated pair. */
-const logLocks = new Map<string, Promise<unknown>>();
-
-function withLogLock<T>(file: string, work: () => Promise<T>): Promise<T> {
-  const run = (logLocks.get(file) ?? Promise.resolve()).then(work, work);
-  const tail = run.catch(() => {});
-  logLocks.set(file, tail);
-  void tail.then(() => {
-    if (logLocks.get(file) === tail) logLocks.delete(file);
-  });
-  return run;
-}
+const logTurns = new KeyedTurns<string>();
 
 /**
  * Moves the log's contents to `serial.log.1` (replacing the older part) and empties it,
  * if it has reached `limitBytes`. Resolves true when it rotated.
  */
 export function rotateSerialLog(files: GuestFiles, limitBytes: number): Promise<boolean> {
-  return withLogLock(files.serialLog, async () => {
+  return logTurns.run(files.serialLog, async () => {
     let size: number;
     try {
       size = (await fsp.stat(files.serialLog)).size;
@@ -111,7 +102,7 @@ export function rotateSerialLog(files: GuestFiles, limitBytes: number): Promise<
  */
 export function readSerialLog(files: GuestFiles, limitBytes: number): Promise<Buffer> {
   const partMax = Math.max(4 * limitBytes, 2 ** 20);
-  return withLogLock(files.serialLog, async () => {
+  return logTurns.run(files.serialLog, async () => {
     const parts = await Promise.all([files.serialLogOld, files.serialLog].map((f) => readTail(f, partMax)));
     if (parts.every((p) => p === null)) {
       throw new GuesthouseError("not-found", "This guest has no serial log yet: it has not run on this host with a serial port.");

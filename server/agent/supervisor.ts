@@ -41,6 +41,7 @@ import { guestSpecSchema, parseOrThrow } from "../domain/validation";
 import { ISO_POOL, type AgentConfig } from "./config";
 import { rotateSerialLog } from "./serial";
 import { Storage } from "./storage";
+import { Turns } from "./turns";
 
 const START_TIMEOUT_MS = 30_000;
 const FORCE_OFF_GRACE_MS = 3_000;
@@ -116,7 +117,8 @@ class SupervisedGuest {
   /** How QEMU names the disks of `spec`. */
   disks: DiskTable = { next: 0, disks: {} };
   /** The tail of the queue of disk operations: they run one at a time. */
-  diskOps: Promise<unknown> = Promise.resolve();
+  /** Disk operations take turns: each reads and changes the disk table. */
+  readonly diskOps = new Turns();
   /**
    * Its TLS VNC endpoint (GUESTHOUSE_VNC_TLS=on): the port is claimed while it starts
    * and held while its QEMU lives; read back from argv.json on adoption.
@@ -377,7 +379,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
         // The guest let go of a device: an unplug the agent asked for, or one the guest did itself.
         const device = event.data?.device;
         if (typeof device === "string" && Object.values(guest.disks.disks).some((d) => d.device === device)) {
-          this.serially(guest, () => this.finishUnplug(guest, device)).catch((err) =>
+          guest.diskOps.run(() => this.finishUnplug(guest, device)).catch((err) =>
             console.error(`agent: guest ${guest.id}: cleaning up after unplugging ${device} failed:`, err),
           );
         }
@@ -492,13 +494,6 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     return guest as SupervisedGuest & { qmp: QmpClient; spec: GuestSpec };
   }
 
-  /** Runs disk operations of one guest one after the other: each reads and changes its disk table. */
-  private serially<T>(guest: SupervisedGuest, work: () => Promise<T>): Promise<T> {
-    const run = guest.diskOps.then(work, work);
-    guest.diskOps = run.catch(() => {});
-    return run;
-  }
-
   /** How QEMU names one of a running guest's disks. */
   private pluggedOf(guest: SupervisedGuest, volume: string): PluggedDisk {
     const plugged = Object.hasOwn(guest.disks.disks, volume) ? guest.disks.disks[volume] : undefined;
@@ -511,7 +506,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     const guest = this.running(id);
     if (!guest.qmp) throw new GuesthouseError("qmp-disconnected", "The agent has lost QMP to this guest.");
     const qmp = guest.qmp;
-    await this.serially(guest, async () => {
+    await guest.diskOps.run(async () => {
       const plugged = this.pluggedOf(guest, volume);
       const target = plugged.opened === "drive" ? { device: plugged.id } : { "node-name": plugged.id };
       await qmp.execute("block_resize", { ...target, size: bytes });
@@ -528,7 +523,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
    */
   async snapshot(id: string, op: "create" | "revert" | "delete", name: string): Promise<void> {
     const guest = this.live(id);
-    await this.serially(guest, async () => {
+    await guest.diskOps.run(async () => {
       const writable = guest.spec.disks.filter((d) => !d.readOnly && (op !== "delete" || d.format === "qcow2"));
       const unable = writable.filter((d) => d.format !== "qcow2");
       if (unable.length > 0) {
@@ -611,7 +606,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
    */
   async attachDisk(id: string, disk: DiskSpec): Promise<GuestStatus> {
     const guest = this.live(id);
-    return this.serially(guest, async () => {
+    return guest.diskOps.run(async () => {
       const spec = guest.spec;
       if (spec.disks.some((d) => d.volume === disk.volume)) throw new GuesthouseError("conflict", "This disk is already attached to the guest.");
       assertHotpluggable(disk);
@@ -678,7 +673,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
    */
   async detachDisk(id: string, volume: string): Promise<GuestStatus> {
     const guest = this.live(id);
-    return this.serially(guest, async () => {
+    return guest.diskOps.run(async () => {
       const disk = guest.spec.disks.find((d) => d.volume === volume);
       const plugged = disk ? guest.disks.disks[volume] : undefined;
       if (!disk || !plugged) throw new GuesthouseError("not-found", "This disk is not attached to the running guest.");
@@ -761,7 +756,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     if (pending.length === 0) return;
     const devices = await this.peripherals(guest);
     for (const plugged of pending) {
-      if (!devices.has(plugged.device!)) await this.serially(guest, () => this.finishUnplug(guest, plugged.device!));
+      if (!devices.has(plugged.device!)) await guest.diskOps.run(() => this.finishUnplug(guest, plugged.device!));
     }
   }
 

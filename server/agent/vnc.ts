@@ -22,6 +22,7 @@
  */
 import { randomInt } from "node:crypto";
 import type { QmpClient } from "../qemu/qmp";
+import { Turns } from "./turns";
 
 export const VNC_PASSWORD_LENGTH = 8;
 const ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
@@ -94,7 +95,7 @@ export class VncPasswords {
  * login with the old password never ends the new one.
  */
 export class NativeVncPasswords {
-  private readonly displays = new WeakMap<QmpClient, { generation: number; queue: Promise<unknown> }>();
+  private readonly displays = new WeakMap<QmpClient, { generation: number; turns: Turns }>();
 
   constructor(
     private readonly lifetimeSeconds: number,
@@ -105,7 +106,7 @@ export class NativeVncPasswords {
   /** A new password for the guest's TLS display on `port`, valid for the lifetime or one login. */
   issue(qmp: QmpClient, port: number): Promise<{ password: string; expiresInSeconds: number }> {
     const display = this.watch(qmp, port);
-    return this.serially(display, async () => {
+    return display.turns.run(async () => {
       const password = randomVncPassword();
       await qmp.execute("set_password", { protocol: "vnc", password, display: this.displayId });
       await qmp.execute("expire_password", { protocol: "vnc", time: `+${this.lifetimeSeconds}`, display: this.displayId });
@@ -114,23 +115,17 @@ export class NativeVncPasswords {
     });
   }
 
-  private serially<T>(display: { queue: Promise<unknown> }, work: () => Promise<T>): Promise<T> {
-    const run = display.queue.then(work, work);
-    display.queue = run.catch(() => {});
-    return run;
-  }
-
   private watch(qmp: QmpClient, port: number) {
     let display = this.displays.get(qmp);
     if (display) return display;
-    const d = { generation: 0, queue: Promise.resolve() as Promise<unknown> };
+    const d = { generation: 0, turns: new Turns() };
     this.displays.set(qmp, d);
     qmp.on("event", (event) => {
       if (event.event !== "VNC_INITIALIZED") return;
       const server = event.data?.server as { family?: unknown; service?: unknown } | undefined;
       if (server?.family === "unix" || String(server?.service) !== String(port)) return;
       const seen = d.generation;
-      void this.serially(d, async () => {
+      void d.turns.run(async () => {
         if (d.generation !== seen) return;
         // A password nobody knows ends the used one at once (QEMU's "now" still lets the current second in).
         await qmp.execute("set_password", { protocol: "vnc", password: randomVncPassword(), display: this.displayId });

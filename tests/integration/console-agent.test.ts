@@ -8,7 +8,6 @@
  * the serial log.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import type { Duplex } from "node:stream";
@@ -17,6 +16,7 @@ import { GuesthouseError } from "../../server/domain/errors";
 import type { TaskStatus } from "../../server/domain/types";
 import { startTestAgent, waitFor, within, type TestAgent } from "../helpers/agent";
 import { decodePng } from "../helpers/png";
+import { collect, vncResponse } from "../helpers/rfb";
 import { testSpec } from "../helpers/specs";
 
 const BOOT_TIMEOUT_MS = 90_000;
@@ -26,63 +26,7 @@ const SERIAL_LOG_BYTES = 8192;
 const VNC_PASSWORD_SECONDS = 4;
 
 // ---------------------------------------------------------------------------------------------
-// Streams
-
-/** Collects a stream's bytes; `until` waits for text (or a byte count) to arrive. */
-function collect(stream: Duplex) {
-  let data = Buffer.alloc(0);
-  let ended = false;
-  stream.on("data", (c: Buffer) => (data = Buffer.concat([data, c])));
-  const closed = new Promise<void>((resolve) => stream.once("close", resolve));
-  void closed.then(() => (ended = true));
-  return {
-    closed,
-    text: () => data.toString("latin1"),
-    bytes: () => data,
-    take(n: number): Buffer {
-      const head = data.subarray(0, n);
-      data = data.subarray(n);
-      return head;
-    },
-    until: (what: string | number, timeoutMs = 30_000) =>
-      waitFor(
-        `${typeof what === "string" ? JSON.stringify(what) : `${what} bytes`} on the stream`,
-        () => {
-          if (typeof what === "number" ? data.length >= what : data.toString("latin1").includes(what)) return true;
-          if (ended) throw new Error(`the stream ended after ${JSON.stringify(data.toString("latin1").slice(-300))}`);
-          return false;
-        },
-        timeoutMs,
-        20,
-      ),
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
 // VNC (RFB 3.8) authentication, as a native viewer or noVNC does it
-
-/**
- * The VNC authentication response: the 16-byte challenge DES-encrypted with the password
- * (8 bytes, zero-padded, each byte's bits reversed) as key. Node's OpenSSL 3 keeps DES in
- * its legacy provider, so a child node with --openssl-legacy-provider computes it.
- */
-function vncResponse(password: string, challenge: Buffer): Buffer {
-  const key = Buffer.alloc(8);
-  Buffer.from(password, "latin1").copy(key, 0, 0, 8);
-  for (let i = 0; i < 8; i++) {
-    let b = key[i]!;
-    let r = 0;
-    for (let bit = 0; bit < 8; bit++) r |= ((b >> bit) & 1) << (7 - bit);
-    key[i] = r;
-  }
-  const script =
-    'const c=require("crypto").createCipheriv("des-ecb",Buffer.from(process.argv[1],"hex"),null);c.setAutoPadding(false);' +
-    'process.stdout.write(Buffer.concat([c.update(Buffer.from(process.argv[2],"hex")),c.final()]).toString("hex"))';
-  const hex = execFileSync(process.execPath, ["--openssl-legacy-provider", "-e", script, key.toString("hex"), challenge.toString("hex")], {
-    encoding: "utf8",
-  });
-  return Buffer.from(hex, "hex");
-}
 
 /** Runs the RFB 3.8 handshake with VNC authentication; on success also ClientInit/ServerInit. */
 async function vncLogin(stream: Duplex, password: string): Promise<{ ok: true; width: number; height: number } | { ok: false; reason: string }> {

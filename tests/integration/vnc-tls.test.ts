@@ -13,7 +13,6 @@
  * VNC authentication (16-byte DES challenge, u32 SecurityResult).
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
@@ -25,6 +24,7 @@ import { parseCertificateNames, parsePortRange, vncTlsConfig, loadAgentConfig } 
 import { certificateNames, ensureVncTls, tlsFiles } from "../../server/agent/tls";
 import { GuesthouseError } from "../../server/domain/errors";
 import { startTestAgent, waitFor, within, type TestAgent } from "../helpers/agent";
+import { collect, vncResponse } from "../helpers/rfb";
 import { testSpec } from "../helpers/specs";
 
 const LOOPBACK = "127.0.0.1";
@@ -32,36 +32,7 @@ const VENCRYPT = 19;
 const X509VNC = 261;
 
 // ---------------------------------------------------------------------------------------------
-// Bytes on a stream
-
-function collect(stream: Duplex) {
-  let data = Buffer.alloc(0);
-  let ended = false;
-  const onData = (c: Buffer) => (data = Buffer.concat([data, c]));
-  stream.on("data", onData);
-  stream.once("close", () => (ended = true));
-  stream.once("end", () => (ended = true));
-  return {
-    take(n: number): Buffer {
-      const head = data.subarray(0, n);
-      data = data.subarray(n);
-      return head;
-    },
-    available: () => data.length,
-    /** Stops collecting; what was read but not taken is returned (for a stream taken over by TLS). */
-    detach(): Buffer {
-      stream.off("data", onData);
-      return data;
-    },
-    async until(n: number, timeoutMs = 15_000): Promise<void> {
-      await waitFor(`${n} bytes on the stream`, () => {
-        if (data.length >= n) return true;
-        if (ended) throw new Error(`the stream ended after ${JSON.stringify(data.toString("latin1"))}`);
-        return false;
-      }, timeoutMs, 10);
-    },
-  };
-}
+// Connections and the RFB handshake
 
 function connectTcp(port: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
@@ -69,24 +40,6 @@ function connectTcp(port: number): Promise<net.Socket> {
     socket.once("connect", () => resolve(socket));
     socket.once("error", reject);
   });
-}
-
-/** The VNC authentication response (DES with the bit-reversed password), through a child node with the legacy provider. */
-function vncResponse(password: string, challenge: Buffer): Buffer {
-  const key = Buffer.alloc(8);
-  Buffer.from(password, "latin1").copy(key, 0, 0, 8);
-  for (let i = 0; i < 8; i++) {
-    let r = 0;
-    for (let bit = 0; bit < 8; bit++) r |= ((key[i]! >> bit) & 1) << (7 - bit);
-    key[i] = r;
-  }
-  const script =
-    'const c=require("crypto").createCipheriv("des-ecb",Buffer.from(process.argv[1],"hex"),null);c.setAutoPadding(false);' +
-    'process.stdout.write(Buffer.concat([c.update(Buffer.from(process.argv[2],"hex")),c.final()]).toString("hex"))';
-  return Buffer.from(
-    execFileSync(process.execPath, ["--openssl-legacy-provider", "-e", script, key.toString("hex"), challenge.toString("hex")], { encoding: "utf8" }),
-    "hex",
-  );
 }
 
 /** RFB 3.8 version exchange; resolves with the security types the server offers. */

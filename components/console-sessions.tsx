@@ -2,13 +2,10 @@ import Link from "next/link";
 import { recentSessions } from "@/server/console/sessions";
 import { CONSOLE_KIND_NAMES } from "@/server/console/types";
 import { db } from "@/server/db/client";
+import { formatDuration } from "@/server/domain/format";
 
 function duration(from: string, to: string | null): string {
-  if (!to) return "connected now";
-  const s = Math.max(0, Math.round((Date.parse(to) - Date.parse(from)) / 1000));
-  if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
-  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  return to ? formatDuration(Date.parse(from), Date.parse(to)) : "connected now";
 }
 
 /** The guest's consoles (screen, serial, log) and its latest console sessions: who, when, how long. */

@@ -3,7 +3,7 @@
 import { useRouter } from "next/navigation";
 import { useState, useTransition } from "react";
 import { createShareLink, revokeShareLink } from "@/app/actions/share-console";
-import { SHARE_DURATION_NAMES, SHARE_DURATIONS, type ShareDuration, type ShareView } from "@/server/console/types";
+import { SHARE_DURATION_NAMES, SHARE_DURATIONS, SHARE_LABEL_MAX, type ShareDuration, type ShareView } from "@/server/console/types";
 import { CopyButton } from "./copy-button";
 
 /**
@@ -51,7 +51,7 @@ export function ShareLinks({ guestId, shares }: { guestId: string; shares: Share
           <input
             name="share-label"
             className="field"
-            maxLength={80}
+            maxLength={SHARE_LABEL_MAX}
             placeholder="e.g. support call"
             value={label}
             onChange={(e) => setLabel(e.target.value)}

@@ -3,11 +3,8 @@
 import { useRouter } from "next/navigation";
 import { useEffect, useRef, useState } from "react";
 import { formatBytes } from "@/server/domain/format";
-import { DEFAULT_POOL, ISO_POOL } from "@/server/domain/types";
+import { DEFAULT_POOL, ISO_POOL, UPLOAD_PATH } from "@/server/domain/types";
 import { imageFileName, isoName } from "@/server/domain/validation";
-
-/** The web's upload address (server/web/uploads.ts): PUT the file, GET how much an interrupted one has, DELETE to cancel. */
-const UPLOAD_PATH = "/upload";
 
 type Phase =
   | { kind: "idle" }

@@ -2,8 +2,8 @@
 
 import { revalidatePath } from "next/cache";
 import { canOperateGuest } from "@/server/auth/policy";
-import { createShare, revokeShare, SHARE_LABEL_MAX } from "@/server/console/shares";
-import { isShareDuration, SHARE_DURATION_NAMES, SHARE_PATH, type ShareDuration } from "@/server/console/types";
+import { createShare, revokeShare } from "@/server/console/shares";
+import { isShareDuration, SHARE_DURATION_NAMES, SHARE_LABEL_MAX, SHARE_PATH, type ShareDuration } from "@/server/console/types";
 import { db } from "@/server/db/client";
 import { GuesthouseError } from "@/server/domain/errors";
 import { authedAction } from "@/server/web/action";

@@ -1,14 +1,10 @@
 import { LiveTaskBars } from "@/components/task-progress";
 import { db } from "@/server/db/client";
+import { formatDuration } from "@/server/domain/format";
 import { reconcileTasks } from "@/server/web/tasks";
 import { requireUser } from "@/server/web/session";
 
 export const dynamic = "force-dynamic";
-
-function duration(from: Date, to: Date | null): string {
-  const s = Math.max(0, Math.round(((to ?? new Date()).getTime() - from.getTime()) / 1000));
-  return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`;
-}
 
 /** Running and recent image tasks: who, what, progress, how long, how it ended, its log. */
 export default async function TasksPage() {
@@ -56,7 +52,7 @@ export default async function TasksPage() {
                     {t.state}
                     {t.state === "running" && t.progress !== null && ` ${Math.floor(t.progress * 100)} %`}
                   </td>
-                  <td className="px-3 py-2 whitespace-nowrap">{duration(t.startedAt, t.finishedAt)}</td>
+                  <td className="px-3 py-2 whitespace-nowrap">{formatDuration(t.startedAt.getTime(), (t.finishedAt ?? new Date()).getTime())}</td>
                   <td className="px-3 py-2">
                     {t.message}
                     {log.length > 0 && (

@@ -7,9 +7,7 @@
  */
 import type { PrismaClient } from "../db/client";
 import { hashSecret, newSecret } from "../auth/tokens";
-import { SHARE_DURATIONS, type ShareDuration, type ShareState, type ShareView } from "./types";
-
-export const SHARE_LABEL_MAX = 80;
+import { SHARE_DURATIONS, SHARE_LABEL_MAX, type ShareDuration, type ShareState, type ShareView } from "./types";
 
 export async function createShare(
   db: PrismaClient,

@@ -18,6 +18,9 @@ export const CONSOLE_KIND_NAMES: Record<ConsoleKind, string> = { vnc: "screen", 
 /** The same-origin websocket path of each console (under /ws/: no page route, so Next never sees the upgrade; see server/web/main.ts). */
 export const CONSOLE_WS_PATHS: Record<ConsoleKind, string> = { vnc: CONSOLE_WS_PATH, serial: "/ws/serial" };
 
+/** A view-only link's label (who it is for), at most this many characters. */
+export const SHARE_LABEL_MAX = 80;
+
 /** How long a view-only link may live: the maker picks one. */
 export const SHARE_DURATIONS = { "1h": 3_600_000, "8h": 8 * 3_600_000, "24h": 24 * 3_600_000 } as const;
 export type ShareDuration = keyof typeof SHARE_DURATIONS;

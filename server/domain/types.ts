@@ -293,6 +293,9 @@ export const CONSOLE_TICKET_TTL_MS = 30_000;
 /** The same-origin path the console websocket is served on (not a page route; see NOTES). */
 export const CONSOLE_WS_PATH = "/ws/console";
 
+/** The same-origin path browser uploads are served on (server/web/uploads.ts; no page route): PUT the file, GET how far an interrupted one got, DELETE to cancel. */
+export const UPLOAD_PATH = "/upload";
+
 export const USER_ROLES = ["admin", "member"] as const;
 export type UserRole = (typeof USER_ROLES)[number];
 

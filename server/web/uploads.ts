@@ -24,7 +24,7 @@ import { cookieFromHeader, SESSION_COOKIE, userForSession, type SessionUser } fr
 import { db } from "../db/client";
 import { GuesthouseError, toGuesthouseError } from "../domain/errors";
 import { formatBytes } from "../domain/format";
-import { ISO_POOL, type TaskStatus } from "../domain/types";
+import { ISO_POOL, UPLOAD_PATH, type TaskStatus } from "../domain/types";
 import { imageFileName, isoName, parseOrThrow, poolName } from "../domain/validation";
 import { registerImage } from "./disks";
 import { agentFor, recordEvent } from "./guests";
@@ -32,8 +32,6 @@ import { localHost } from "./hosts";
 import { stateHub } from "./state-hub";
 import { WEB_TASK_PREFIX } from "./tasks";
 
-/** The same-origin path uploads are served on (no page route). */
-export const UPLOAD_PATH = "/upload";
 /** Progress is written to the Task row at most this often. */
 const PROGRESS_EVERY_MS = 1000;
 /**

@@ -3,9 +3,9 @@
 import { revalidatePath } from "next/cache";
 import { z } from "zod";
 import { GuesthouseError } from "@/server/domain/errors";
-import type { DiskFormat } from "@/server/domain/types";
 import { guestName, parseOrThrow } from "@/server/domain/validation";
 import { authedAction } from "@/server/web/action";
+import { refOf } from "@/server/web/disks";
 import { makeGuest } from "@/server/web/guest-factory";
 import { definitionOf, liveState, loadGuest } from "@/server/web/guests";
 
@@ -27,7 +27,7 @@ export const cloneGuest = authedAction("clone-guest", async (user, guestId: stri
   if (state !== "stopped") {
     throw new GuesthouseError("conflict", `${source.name} is ${state}; shut it down first, so its disks are consistent.`);
   }
-  const sources = source.disks.map((d) => ({ kind: input.mode, diskId: d.id, pool: d.pool, file: d.file, format: d.format as DiskFormat, sizeBytes: d.sizeBytes }));
+  const sources = source.disks.map((d) => ({ kind: input.mode, diskId: d.id, ...refOf(d), sizeBytes: d.sizeBytes }));
   // Host ports can be forwarded to one guest only: the clone's cards start without forwards.
   const definition = definitionOf(source, input.name);
   definition.nics = definition.nics.map((n) => ({ ...n, forwards: [] }));

@@ -105,7 +105,7 @@ export const convertDisk = authedAction("convert-disk", async (user, diskId: str
     },
   });
   try {
-    const task = await agentFor(disk.host).convertImage({ ...refOf(disk), format: disk.format as DiskFormat }, { pool: disk.pool, file: input.file }, input.format as DiskFormat);
+    const task = await agentFor(disk.host).convertImage(refOf(disk), { pool: disk.pool, file: input.file }, input.format as DiskFormat);
     await recordTask(user.id, disk.hostId, task, { diskId: output.id, effect: { type: "ready-when-done", diskId: output.id } });
     revalidatePath("/disks");
     return { taskId: task.id, diskId: output.id };

@@ -87,6 +87,11 @@ export interface ImageRef {
   file: string;
 }
 
+/** A registered disk's image, with the format it was registered in: the agent opens it as that, never by a guess. */
+export interface DiskRef extends ImageRef {
+  format: DiskFormat;
+}
+
 const imagePath = (ref: ImageRef) => `${encodeURIComponent(ref.pool)}/${encodeURIComponent(ref.file)}`;
 const errorSchema = z.object({ code: z.string(), message: z.string(), detail: z.string().optional() });
 
@@ -233,8 +238,10 @@ export class AgentClient {
     return this.request("GET", "/v1/images", imageListSchema);
   }
 
-  image(ref: ImageRef): Promise<ImageInfo> {
-    return this.request("GET", `/v1/images/${imagePath(ref)}`, imageInfoSchema);
+  /** qemu-img's facts: a registered disk's in its format (a DiskRef), a file not yet registered as qemu-img probes it. */
+  image(ref: ImageRef | DiskRef): Promise<ImageInfo> {
+    const format = "format" in ref ? `?format=${encodeURIComponent(ref.format)}` : "";
+    return this.request("GET", `/v1/images/${imagePath(ref)}${format}`, imageInfoSchema);
   }
 
   /** A new sparse image; with a passphrase, LUKS-encrypted qcow2 (the agent keeps the passphrase). */
@@ -243,25 +250,25 @@ export class AgentClient {
   }
 
   /** A new qcow2 image `to` from `from`: a full copy, or linked (backed by it). */
-  cloneImage(from: ImageRef & { format: DiskFormat }, to: ImageRef, mode: "full" | "linked"): Promise<TaskStatus> {
+  cloneImage(from: DiskRef, to: ImageRef, mode: "full" | "linked"): Promise<TaskStatus> {
     return this.request("POST", `/v1/images/${imagePath(from)}/clone`, taskStatusSchema, { to, format: from.format, mode });
   }
 
   /** Starts converting into a new image (`from.format`: as the disk was registered); resolves with the running task. */
-  convertImage(from: ImageRef & { format: DiskFormat }, to: ImageRef, format: DiskFormat): Promise<TaskStatus> {
-    return this.request("POST", `/v1/images/${imagePath(from)}/convert`, taskStatusSchema, { to, format, sourceFormat: from.format });
+  convertImage(from: DiskRef, to: ImageRef, format: DiskFormat): Promise<TaskStatus> {
+    return this.request("POST", `/v1/images/${imagePath(from)}/convert`, taskStatusSchema, { to: { pool: to.pool, file: to.file }, format, sourceFormat: from.format });
   }
 
-  resizeImage(ref: ImageRef, bytes: number, shrink: boolean, volume?: string): Promise<ImageInfo> {
-    return this.request("POST", `/v1/images/${imagePath(ref)}/resize`, imageInfoSchema, { bytes, shrink, ...(volume ? { volume } : {}) });
+  resizeImage(ref: DiskRef, bytes: number, shrink: boolean, volume?: string): Promise<ImageInfo> {
+    return this.request("POST", `/v1/images/${imagePath(ref)}/resize`, imageInfoSchema, { format: ref.format, bytes, shrink, ...(volume ? { volume } : {}) });
   }
 
-  snapshot(ref: ImageRef, op: "create" | "revert" | "delete", name: string, volume?: string): Promise<ImageInfo> {
-    return this.request("POST", `/v1/images/${imagePath(ref)}/snapshots`, imageInfoSchema, { op, name, ...(volume ? { volume } : {}) });
+  snapshot(ref: DiskRef, op: "create" | "revert" | "delete", name: string, volume?: string): Promise<ImageInfo> {
+    return this.request("POST", `/v1/images/${imagePath(ref)}/snapshots`, imageInfoSchema, { format: ref.format, op, name, ...(volume ? { volume } : {}) });
   }
 
-  checkImage(ref: ImageRef): Promise<{ ok: boolean; report: string }> {
-    return this.request("POST", `/v1/images/${imagePath(ref)}/check`, z.object({ ok: z.boolean(), report: z.string() }), {});
+  checkImage(ref: DiskRef): Promise<{ ok: boolean; report: string }> {
+    return this.request("POST", `/v1/images/${imagePath(ref)}/check`, z.object({ ok: z.boolean(), report: z.string() }), { format: ref.format });
   }
 
   /** Deletes an image (and, given its volume, the passphrase the agent keeps for it). */

@@ -34,13 +34,14 @@
  *   POST   /v1/tasks/:id/cancel        stop a running task; what an image task wrote is removed
  *   GET    /v1/images                  ImageInfo[] for every image in every image folder
  *   POST   /v1/images                  { pool, file, format, bytes, volume, passphrase? } → 201 ImageInfo
- *   GET    /v1/images/:pool/:file      ImageInfo (qemu-img info)
+ *   GET    /v1/images/:pool/:file      ImageInfo (qemu-img info); ?format= a registered disk's format (else probed)
  *   DELETE /v1/images/:pool/:file      ?volume= also removes its passphrase; refused while in use
+ *   (format, sourceFormat below: the format a disk was registered in; an image is never opened by a guess)
  *   POST   /v1/images/:pool/:file/clone     { to: {pool, file}, format, mode } → TaskStatus (done)
- *   POST   /v1/images/:pool/:file/convert   { to: {pool, file}, format, volume? } → 202 TaskStatus (running)
- *   POST   /v1/images/:pool/:file/resize    { bytes, shrink, volume? } → ImageInfo (live when a guest runs it)
- *   POST   /v1/images/:pool/:file/snapshots { op, name, volume? } → ImageInfo (live when a guest runs it)
- *   POST   /v1/images/:pool/:file/check     → { ok, report }
+ *   POST   /v1/images/:pool/:file/convert   { to: {pool, file}, format, sourceFormat, volume? } → 202 TaskStatus (running)
+ *   POST   /v1/images/:pool/:file/resize    { format, bytes, shrink, volume? } → ImageInfo (live when a guest runs it)
+ *   POST   /v1/images/:pool/:file/snapshots { format, op, name, volume? } → ImageInfo (live when a guest runs it)
+ *   POST   /v1/images/:pool/:file/check     { format } → { ok, report }
  *   GET    /v1/uploads/:pool/:file     { offset }: bytes an interrupted upload has
  *   PUT    /v1/uploads/:pool/:file?size=N&offset=M   the raw file → { sha256, sizeBytes, format };
  *                                      with Expect: 100-continue, the 100 comes once the upload is accepted
@@ -69,6 +70,7 @@ import type { Supervisor } from "./supervisor";
 const MAX_BODY_BYTES = 256 * 1024;
 
 const imageRef = z.strictObject({ pool: poolName, file: imageFileName });
+const diskFormat = z.enum(DISK_FORMATS);
 const createImageSchema = z.strictObject({
   pool: poolName,
   file: imageFileName,
@@ -77,11 +79,12 @@ const createImageSchema = z.strictObject({
   volume: volumeId,
   passphrase: passphrase.optional(),
 });
-const cloneSchema = z.strictObject({ to: imageRef, format: z.enum(DISK_FORMATS), mode: z.enum(["full", "linked"]) });
+const cloneSchema = z.strictObject({ to: imageRef, format: diskFormat, mode: z.enum(["full", "linked"]) });
 /** `sourceFormat`: the format the disk was registered with; never guessed from the file. */
-const convertSchema = z.strictObject({ to: imageRef, format: z.enum(DISK_FORMATS), sourceFormat: z.enum(DISK_FORMATS), volume: volumeId.optional() });
-const resizeSchema = z.strictObject({ bytes: imageBytes, shrink: z.boolean(), volume: volumeId.optional() });
-const snapshotSchema = z.strictObject({ op: z.enum(["create", "revert", "delete"]), name: snapshotName, volume: volumeId.optional() });
+const convertSchema = z.strictObject({ to: imageRef, format: diskFormat, sourceFormat: diskFormat, volume: volumeId.optional() });
+const resizeSchema = z.strictObject({ format: diskFormat, bytes: imageBytes, shrink: z.boolean(), volume: volumeId.optional() });
+const snapshotSchema = z.strictObject({ format: diskFormat, op: z.enum(["create", "revert", "delete"]), name: snapshotName, volume: volumeId.optional() });
+const checkSchema = z.strictObject({ format: diskFormat });
 /** A disk to plug in, checked with the very schema of a spec's disks. */
 const attachSchema = z.strictObject({ disk: guestSpecSchema.shape.disks.element });
 /**
@@ -179,7 +182,10 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, i
       const req = parseOrThrow(createImageSchema, body, "The image request");
       return { status: 201, json: await images.create(req) };
     }],
-    ["GET", /^\/v1\/images\/([^/]+)\/([^/]+)$/, async ([pool, file]) => ({ json: await images.info(ref(pool, file)) })],
+    ["GET", /^\/v1\/images\/([^/]+)\/([^/]+)$/, async ([pool, file], _, query) => {
+      const format = query.has("format") ? parseOrThrow(diskFormat, query.get("format"), "The format") : null;
+      return { json: await images.info(ref(pool, file), format) };
+    }],
     ["DELETE", /^\/v1\/images\/([^/]+)\/([^/]+)$/, async ([pool, file], _, query) => {
       await images.remove({ ...ref(pool, file), volume: optionalVolume(query) });
       return { status: 204, json: null };
@@ -198,9 +204,12 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, i
     }],
     ["POST", /^\/v1\/images\/([^/]+)\/([^/]+)\/snapshots$/, async ([pool, file], body) => {
       const req = parseOrThrow(snapshotSchema, body, "The snapshot request");
-      return { json: await images.snapshot({ ...ref(pool, file), volume: req.volume }, req.op, req.name) };
+      return { json: await images.snapshot({ ...ref(pool, file), format: req.format, volume: req.volume }, req.op, req.name) };
     }],
-    ["POST", /^\/v1\/images\/([^/]+)\/([^/]+)\/check$/, async ([pool, file]) => ({ json: await images.check(ref(pool, file)) })],
+    ["POST", /^\/v1\/images\/([^/]+)\/([^/]+)\/check$/, async ([pool, file], body) => {
+      const req = parseOrThrow(checkSchema, body, "The check request");
+      return { json: await images.check({ ...ref(pool, file), format: req.format }) };
+    }],
 
     ["GET", /^\/v1\/uploads\/([^/]+)\/([^/]+)$/, async ([pool, file]) => ({ json: { offset: await images.uploadOffset(ref(pool, file)) } })],
     ["DELETE", /^\/v1\/uploads\/([^/]+)\/([^/]+)$/, async ([pool, file]) => {

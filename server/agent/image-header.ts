@@ -11,8 +11,12 @@
  * - a qcow2 external data file (incompatible feature bit 2, version 3): the guest's
  *   data lives in a file the header names, read and written as the disk;
  * - a VMDK text descriptor: a small text file whose extent lines name the files that
- *   hold the data ("RW 2048 FLAT "/any/file" 0"). The single-file binary VMDKs (magic
- *   KDMV or COWD, monolithicSparse and streamOptimized) hold their data themselves.
+ *   hold the data ("RW 2048 FLAT "/any/file" 0"). A binary VMDK (magic KDMV) whose
+ *   capacity is 0 and that points at a descriptor inside itself is read by QEMU as that
+ *   descriptor, and counts as one. The other single-file binary VMDKs (KDMV or COWD:
+ *   monolithicSparse, streamOptimized) hold their data themselves, but the descriptor
+ *   embedded in a KDMV file may name a parent image (`parentFileNameHint`), which QEMU
+ *   opens as its backing file.
  */
 import fsp from "node:fs/promises";
 
@@ -21,7 +25,7 @@ export type HeaderKind = "qcow" | "vmdk" | "vmdk-descriptor" | "other";
 
 export interface ImageHeader {
   kind: HeaderKind;
-  /** The backing file's name as written (qcow only), or null. */
+  /** The backing file's name as written (qcow; a VMDK's parent), or null. */
   backing: string | null;
   /** The backing file's format from the header extension (qcow2 only), or null. */
   backingFormat: string | null;
@@ -65,10 +69,36 @@ export async function parseImageHeader(head: Buffer, readAt: (offset: number, le
   const none: ImageHeader = { kind: "other", backing: null, backingFormat: null, externalData: false };
   if (head.length >= 4) {
     const magic = head.readUInt32BE(0);
-    if (magic === VMDK3_MAGIC || magic === VMDK4_MAGIC) return { ...none, kind: "vmdk" };
+    if (magic === VMDK3_MAGIC) return { ...none, kind: "vmdk" };
+    if (magic === VMDK4_MAGIC && head.length >= 44) return parseVmdk4(head, readAt);
     if (magic === QCOW_MAGIC && head.length >= 20) return parseQcow(head, readAt);
   }
   return looksLikeVmdkDescriptor(head) ? { ...none, kind: "vmdk-descriptor" } : none;
+}
+
+/** QEMU reads at most this much of an embedded VMDK descriptor (block/vmdk.c). */
+const VMDK_DESCRIPTOR_MAX = 1024 * 1024;
+
+/**
+ * A KDMV header (little-endian, after the magic: version, flags, capacity at 12,
+ * granularity, descriptor offset at 28 and size at 36, both in 512-byte sectors), as
+ * vmdk_open_vmdk4 reads it.
+ */
+async function parseVmdk4(head: Buffer, readAt: (offset: number, length: number) => Promise<Buffer>): Promise<ImageHeader> {
+  const capacity = head.readBigUInt64LE(12);
+  const descOffset = head.readBigUInt64LE(28);
+  const descSize = head.readBigUInt64LE(36);
+  // QEMU then opens the file as the descriptor found there, extents and all.
+  if (capacity === 0n && descOffset !== 0n) return { kind: "vmdk-descriptor", backing: null, backingFormat: null, externalData: false };
+  let backing: string | null = null;
+  if (descOffset !== 0n && descSize !== 0n) {
+    const at = Number(descOffset) * 512;
+    const size = Math.min(Number(descSize) * 512, VMDK_DESCRIPTOR_MAX);
+    const text = (at + size <= head.length ? head.subarray(at, at + size) : await readAt(at, size)).toString("latin1");
+    const hint = /parentFileNameHint="([^"]*)"/.exec(text)?.[1];
+    if (hint) backing = hint;
+  }
+  return { kind: "vmdk", backing, backingFormat: null, externalData: false };
 }
 
 async function parseQcow(head: Buffer, readAt: (offset: number, length: number) => Promise<Buffer>): Promise<ImageHeader> {
@@ -91,26 +121,37 @@ async function parseQcow(head: Buffer, readAt: (offset: number, length: number) 
   }
   let externalData = false;
   let backingFormat: string | null = null;
+  // Extensions end where the backing name starts, or at the end of the first cluster (qcow2_do_open).
+  const extensionsEnd = backingOffset !== 0n ? Number(backingOffset) : 2 ** head.readUInt32BE(20);
   if (version >= 3 && head.length >= 104) {
     externalData = (head.readBigUInt64BE(72) & QCOW2_INCOMPAT_DATA_FILE) !== 0n;
-    backingFormat = qcow2BackingFormat(head, head.readUInt32BE(100));
+    backingFormat = qcow2BackingFormat(head, head.readUInt32BE(100), extensionsEnd);
   } else if (version === 2) {
-    backingFormat = qcow2BackingFormat(head, 72);
+    backingFormat = qcow2BackingFormat(head, 72, extensionsEnd);
   }
   return { kind: "qcow", backing, backingFormat, externalData };
 }
 
-/** The backing format header extension, if it is within the bytes read (extensions follow the header, 8-byte aligned). */
-function qcow2BackingFormat(head: Buffer, headerLength: number): string | null {
+/**
+ * The backing format header extension as QEMU takes it (qcow2_read_extensions):
+ * extensions follow the header, 8-byte aligned, up to `end`; a later one of the same
+ * type replaces an earlier one. Records past the bytes read (a header's cluster is up to
+ * 2 MiB) leave the format unknown: null, which the checks read as "any format".
+ */
+function qcow2BackingFormat(head: Buffer, headerLength: number, end: number): string | null {
+  let format: string | null = null;
   let at = headerLength;
-  while (at + 8 <= head.length) {
+  while (at + 8 <= end) {
+    // Past the bytes read, a later record could still change it: unknown (the strictest reading).
+    if (at + 8 > head.length) return null;
     const type = head.readUInt32BE(at);
     const length = head.readUInt32BE(at + 4);
-    if (type === QCOW2_EXT_END || at + 8 + length > head.length) return null;
-    if (type === QCOW2_EXT_BACKING_FORMAT) return head.subarray(at + 8, at + 8 + length).toString("latin1");
+    if (type === QCOW2_EXT_END) break;
+    if (at + 8 + length > head.length) return null;
+    if (type === QCOW2_EXT_BACKING_FORMAT) format = head.subarray(at + 8, at + 8 + length).toString("latin1");
     at += 8 + Math.ceil(length / 8) * 8;
   }
-  return null;
+  return format;
 }
 
 /** The header facts of an image file (reads at most HEADER_BYTES plus a backing name). */

@@ -36,6 +36,11 @@ export interface ImageRef {
   file: string;
 }
 
+/** A registered disk's image: with the format it was registered in, which every operation opens it as (never a guess from its bytes). */
+export interface DiskRef extends ImageRef {
+  format: DiskFormat;
+}
+
 export interface EncryptionRef {
   /** The volume whose passphrase file opens the image (encrypted images only). */
   volume?: string | undefined;
@@ -50,6 +55,10 @@ export const refKey = (ref: ImageRef) => `${ref.pool}/${ref.file}`;
 const UPLOAD_WRITE_BUFFER_BYTES = 4 * 1024 * 1024;
 /** An upload asks for writeback each time this much more has arrived. */
 const UPLOAD_WRITEBACK_BYTES = 64 * 1024 * 1024;
+/** `qemu-img info` reads headers only: a file it cannot read in this long is reported, not waited for. */
+const INFO_TIMEOUT_MS = 30_000;
+/** `qemu-img check` reads every table of a large image; it still ends. */
+const CHECK_TIMEOUT_MS = 10 * 60_000;
 /** How often an upload's task reports how far it got (Tasks passes on at most 4 a second anyway). */
 const UPLOAD_PROGRESS_MS = 250;
 
@@ -88,12 +97,17 @@ export class Images {
 
   private scrub = (text: string) => this.storage.scrub(text);
 
-  /** The options that open an image: plain, or through its secret when encrypted. */
-  private openArgs(file: string, format: DiskFormat, enc: EncryptionRef): string[] {
-    if (!enc.volume) return ["-f", format, file];
+  /**
+   * The options that open an image in `format`: plain, or through its secret when
+   * encrypted. `imageOpts` for subcommands without -f (`qemu-img snapshot`).
+   */
+  private openArgs(file: string, format: DiskFormat, enc: EncryptionRef, { imageOpts = false } = {}): string[] {
+    if (!enc.volume && !imageOpts) return ["-f", format, file];
+    const opts = `driver=${format},file.filename=${optValue(file)}`;
+    if (!enc.volume) return ["--image-opts", opts];
     return [
       "--object", `secret,id=sec0,format=raw,file=${optValue(secretPath(this.config, enc.volume))}`,
-      "--image-opts", `driver=${format},file.filename=${optValue(file)},encrypt.key-secret=sec0`,
+      "--image-opts", `${opts},encrypt.key-secret=sec0`,
     ];
   }
 
@@ -152,8 +166,10 @@ export class Images {
    * A new qcow2 image from an existing one: a full, sparse copy, or a linked clone
    * whose backing file is the source (which must then never change).
    */
-  async clone(from: ImageRef & { format: DiskFormat }, to: ImageRef, mode: "full" | "linked"): Promise<TaskStatus> {
+  async clone(from: DiskRef, to: ImageRef, mode: "full" | "linked"): Promise<TaskStatus> {
     const source = await this.storage.existing(from.pool, from.file, "images");
+    // The source's header and backing chain, checked as for any disk before qemu-img opens it.
+    await this.info(from, from.format);
     return this.tasks.run("clone", `${mode} clone ${refKey(from)} → ${refKey(to)}`, [refKey(from), refKey(to)], async (ctx) => {
       const file = await this.reserve(to);
       // A linked clone names its base relative to itself when both share a folder, so the pair can move together.
@@ -176,15 +192,16 @@ export class Images {
    * What qemu-img says about an image (shared read: works while a guest runs it), with
    * the images under it. Disk images come from uploads and imports, so their headers are
    * not trusted: the chain is read one level at a time, and each backing file must be an
-   * image in a storage folder (Storage.imageAt) before anything opens it.
+   * image in a storage folder (Storage.imageAt) before anything opens it. A registered
+   * disk is read in its registered `format`; only files not yet registered are probed.
    */
-  async info(ref: ImageRef): Promise<ImageInfo> {
+  async info(ref: ImageRef, format: DiskFormat | null = null): Promise<ImageInfo> {
     const file = await this.storage.existing(ref.pool, ref.file, "images");
     const stat = await fsp.stat(file);
-    const stamp = `${stat.ino}:${stat.size}:${stat.mtimeMs}:${stat.ctimeMs}`;
+    const stamp = `${format ?? "probe"}:${stat.ino}:${stat.size}:${stat.mtimeMs}:${stat.ctimeMs}`;
     const cached = this.infoCache.get(file);
     if (cached?.stamp === stamp) return cached.info;
-    const chain = await this.chainOf(file, ref.file);
+    const chain = await this.chainOf(file, ref.file, format);
     const top = chain[0] ?? {};
     const snapshots = ((top.snapshots as Array<Record<string, number | string>> | undefined) ?? []).map(
       (s): SnapshotInfo => ({
@@ -212,16 +229,16 @@ export class Images {
   }
 
   /** `qemu-img info` of an image and of each backing file under it, checked level by level. */
-  private async chainOf(top: string, name: string): Promise<Array<Record<string, unknown>>> {
+  private async chainOf(top: string, name: string, topFormat: DiskFormat | null): Promise<Array<Record<string, unknown>>> {
     const chain: Array<Record<string, unknown>> = [];
     let file = top;
-    let format: string | null = null;
+    let format: string | null = topFormat;
     for (;;) {
       // What the header names is checked before qemu-img opens the file (it would open an
       // external data file or a descriptor's extents with it).
       await this.storage.selfContained(file, name, format, { followBacking: false });
       // Without --backing-chain qemu-img does not open the backing file; with -f it does not guess.
-      const out = await runQemuImg(["info", "-U", "--output=json", ...(format ? ["-f", format] : []), file], null, this.scrub);
+      const out = await runQemuImg(["info", "-U", "--output=json", ...(format ? ["-f", format] : []), file], null, this.scrub, { timeoutMs: INFO_TIMEOUT_MS });
       let level: Record<string, unknown>;
       try {
         level = JSON.parse(out) as Record<string, unknown>;
@@ -255,14 +272,14 @@ export class Images {
    * Converts into a new image (qcow2, raw, vmdk, vdi or vpc) with progress; cancelling
    * or failing removes the new file. Returns at once with the task.
    */
-  convert(from: ImageRef & { format: DiskFormat }, to: ImageRef & { format: DiskFormat }, sourceEnc: EncryptionRef): TaskStatus {
+  convert(from: DiskRef, to: DiskRef, sourceEnc: EncryptionRef): TaskStatus {
     if (sourceEnc.volume) {
       throw new GuesthouseError("invalid-input", "Encrypted images cannot be converted: the copy would be written unencrypted.");
     }
     this.notInUse(from, "convert it");
     const { status } = this.tasks.start("convert", `convert ${refKey(from)} → ${refKey(to)} (${to.format})`, [refKey(from), refKey(to)], async (ctx) => {
       // info() checks the file (Storage.existing) and its backing chain before qemu-img convert reads through it.
-      await this.info(from);
+      await this.info(from, from.format);
       const source = this.storage.pathOf(from.pool, from.file, "images");
       const file = await this.reserve(to);
       try {
@@ -281,8 +298,8 @@ export class Images {
    * Grows (or, when `shrink` is confirmed and the format allows it, shrinks) an image:
    * offline with qemu-img, or live with QMP when a running guest has it open.
    */
-  async resize(ref: ImageRef & { bytes: number; shrink: boolean } & EncryptionRef): Promise<ImageInfo> {
-    const before = await this.info(ref);
+  async resize(ref: DiskRef & { bytes: number; shrink: boolean } & EncryptionRef): Promise<ImageInfo> {
+    const before = await this.info(ref, ref.format);
     const growing = ref.bytes >= before.virtualBytes;
     if (!growing && !ref.shrink) {
       throw new GuesthouseError(
@@ -290,8 +307,8 @@ export class Images {
         `${formatBytes(ref.bytes)} is smaller than the disk (${formatBytes(before.virtualBytes)}). Shrinking cuts off data at the end; confirm it explicitly, after shrinking the file systems inside.`,
       );
     }
-    if (!growing && !["qcow2", "raw"].includes(before.format)) throw new GuesthouseError("invalid-input", `qemu-img cannot shrink ${before.format} images.`);
-    if (before.snapshots.length > 0 && before.format === "qcow2" && !growing) {
+    if (!growing && !["qcow2", "raw"].includes(ref.format)) throw new GuesthouseError("invalid-input", `qemu-img cannot shrink ${ref.format} images.`);
+    if (before.snapshots.length > 0 && ref.format === "qcow2" && !growing) {
       throw new GuesthouseError("invalid-input", "A qcow2 image with snapshots cannot be shrunk; delete its snapshots first.");
     }
     const user = this.live.userOf(ref.pool, ref.file);
@@ -302,18 +319,18 @@ export class Images {
         await this.live.resize(user.guestId, user.volume, ref.bytes);
       } else {
         const file = await this.storage.existing(ref.pool, ref.file, "images");
-        const args = ["resize", "-q", ...(growing ? [] : ["--shrink"]), ...this.openArgs(file, before.format as DiskFormat, ref), String(ref.bytes)];
+        const args = ["resize", "-q", ...(growing ? [] : ["--shrink"]), ...this.openArgs(file, ref.format, ref), String(ref.bytes)];
         await runQemuImg(args, ctx, this.scrub);
       }
       return `now ${formatBytes(ref.bytes)}`;
     });
-    return this.info(ref);
+    return this.info(ref, ref.format);
   }
 
   /** Internal qcow2 snapshots: offline through qemu-img, live (with memory) through QMP. */
-  async snapshot(ref: ImageRef & EncryptionRef, op: "create" | "revert" | "delete", name: string): Promise<ImageInfo> {
-    const before = await this.info(ref);
-    if (before.format !== "qcow2") throw new GuesthouseError("invalid-input", `Only qcow2 images have snapshots; this one is ${before.format}.`);
+  async snapshot(ref: DiskRef & EncryptionRef, op: "create" | "revert" | "delete", name: string): Promise<ImageInfo> {
+    if (ref.format !== "qcow2") throw new GuesthouseError("invalid-input", `Only qcow2 images have snapshots; this one is ${ref.format}.`);
+    const before = await this.info(ref, ref.format);
     const exists = before.snapshots.some((s) => s.name === name);
     if (op === "create" && exists) throw new GuesthouseError("conflict", `There is already a snapshot "${name}".`);
     if (op !== "create" && !exists) throw new GuesthouseError("not-found", `There is no snapshot "${name}".`);
@@ -324,19 +341,20 @@ export class Images {
       } else {
         const file = await this.storage.existing(ref.pool, ref.file, "images");
         const flag = { create: "-c", revert: "-a", delete: "-d" }[op];
-        await runQemuImg(["snapshot", "-q", flag, name, ...this.openArgs(file, "qcow2", ref).filter((a) => a !== "-f" && a !== "qcow2")], ctx, this.scrub);
+        // `qemu-img snapshot` has no -f: the driver is named in --image-opts, so nothing is guessed.
+        await runQemuImg(["snapshot", "-q", flag, name, ...this.openArgs(file, "qcow2", ref, { imageOpts: true })], ctx, this.scrub);
       }
       return null;
     });
-    return this.info(ref);
+    return this.info(ref, ref.format);
   }
 
   /** `qemu-img check`: consistency of a qcow2/vdi/vhdx image, reported in its own words. */
-  async check(ref: ImageRef): Promise<{ ok: boolean; report: string }> {
+  async check(ref: DiskRef): Promise<{ ok: boolean; report: string }> {
     const file = await this.storage.existing(ref.pool, ref.file, "images");
-    const format = (await this.info(ref)).format;
+    await this.info(ref, ref.format);
     try {
-      const out = await runQemuImg(["check", "-U", "-f", format, file], null, this.scrub);
+      const out = await runQemuImg(["check", "-U", "-f", ref.format, file], null, this.scrub, { timeoutMs: CHECK_TIMEOUT_MS });
       return { ok: true, report: out.trim() };
     } catch (err) {
       return { ok: false, report: (err as Error).message };
@@ -463,7 +481,7 @@ export class Images {
         // The header is checked before qemu-img opens the part (a descriptor's extents, a data file).
         const out = await this.storage
           .selfContained(part, ref.file, null, { followBacking: false })
-          .then(() => runQemuImg(["info", "--output=json", part], null, this.scrub))
+          .then(() => runQemuImg(["info", "--output=json", part], null, this.scrub, { timeoutMs: INFO_TIMEOUT_MS }))
           .catch(async (err) => {
             await fsp.rm(part, { force: true });
             throw err;

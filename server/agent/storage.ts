@@ -83,9 +83,10 @@ export class Storage {
   /**
    * Refuses an image whose header would make QEMU or qemu-img open a file that is not an
    * image in a storage folder: a qcow2 external data file, a VMDK text descriptor (its
-   * extent lines name the files holding the data), or a backing file elsewhere (each level
-   * through imageAt, unless `followBacking` is false: the caller walks the chain). Read from the headers alone, without qemu-img:
-   * cheap enough for every start and hot-plug. `format` is what QEMU will be told the
+   * extent lines name the files holding the data), or a backing file (a qcow2's, a VMDK's
+   * parent) elsewhere, each level through imageAt unless `followBacking` is false (the
+   * caller walks the chain). Read from the headers alone, without qemu-img: cheap enough
+   * for every start and hot-plug. `format` is what QEMU will be told the
    * image is (a raw disk's bytes are its guest's, whatever they look like), or null
    * where qemu-img will probe it.
    */
@@ -99,8 +100,9 @@ export class Storage {
           `${of} is a VMDK descriptor, which names other files that hold its data; only single-file images are used. Convert it where it was made (for example "qemu-img convert -O qcow2").`,
         );
       }
-      if (header.kind !== "qcow" || !as(["qcow2", "qcow"])) return;
-      if (header.externalData) {
+      const qcow = header.kind === "qcow" && as(["qcow2", "qcow"]);
+      if (!qcow && !(header.kind === "vmdk" && as(["vmdk"]))) return;
+      if (qcow && header.externalData) {
         throw new GuesthouseError("invalid-input", `${of} keeps its data in another file (a qcow2 external data file); only self-contained images are used.`);
       }
       if (header.backing === null || !followBacking) return;

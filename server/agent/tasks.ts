@@ -181,7 +181,7 @@ export function runQemuImg(
   args: string[],
   ctx: TaskContext | null,
   scrub: (text: string) => string = (t) => t,
-  opts: { progress?: boolean } = {},
+  opts: { progress?: boolean; timeoutMs?: number } = {},
 ): Promise<string> {
   return new Promise((resolve, reject) => {
     if (ctx?.signal.aborted) return reject(ctx.signal.reason);
@@ -224,17 +224,28 @@ export function runQemuImg(
         : null;
     const onAbort = () => child.kill("SIGTERM");
     ctx?.signal.addEventListener("abort", onAbort, { once: true });
+    // A file that blocks on open (a FIFO, a terminal) must not hold up the page that asked.
+    let timedOut = false;
+    const timer = opts.timeoutMs
+      ? setTimeout(() => {
+          timedOut = true;
+          child.kill("SIGKILL");
+        }, opts.timeoutMs)
+      : null;
     child.once("error", (err) => {
+      if (timer) clearTimeout(timer);
       if (poke) clearInterval(poke);
       ctx?.signal.removeEventListener("abort", onAbort);
       reject(new GuesthouseError("qemu-failed", `qemu-img could not run: ${err.message}. Is the qemu-utils package installed?`));
     });
     child.once("close", (code, signal) => {
+      if (timer) clearTimeout(timer);
       if (poke) clearInterval(poke);
       ctx?.signal.removeEventListener("abort", onAbort);
       const messages = scrub(stderr).trim();
       for (const line of messages.split("\n").filter(Boolean)) ctx?.log(line);
       if (ctx?.signal.aborted) return reject(ctx.signal.reason);
+      if (timedOut) return reject(new GuesthouseError("timeout", `qemu-img ${args[0]} did not finish within ${Math.round(opts.timeoutMs! / 1000)} s; the image could not be read.`));
       if (code === 0) return resolve(stdout);
       reject(new GuesthouseError("qemu-failed", qemuImgReason(messages, signal)));
     });

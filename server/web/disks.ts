@@ -4,14 +4,14 @@
  * backing chain, snapshots). One agent call per host lists every image.
  */
 import { notFound } from "next/navigation";
-import type { ImageRef } from "../agent-client";
+import type { DiskRef, ImageRef } from "../agent-client";
 import { guestNameFor, guestScope } from "../auth/policy";
 import type { SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
 import { isUniqueViolationOn } from "../db/errors";
 import { GuesthouseError } from "../domain/errors";
 import { newVolumeId } from "../domain/ids";
-import { DISK_FORMATS, ISO_POOL, type ImageInfo } from "../domain/types";
+import { DISK_FORMATS, ISO_POOL, type DiskFormat, type ImageInfo } from "../domain/types";
 import { agentFor } from "./guests";
 
 export const diskInclude = {
@@ -44,7 +44,13 @@ export async function loadDiskOr404(user: SessionUser, id: string): Promise<Disk
   }
 }
 
-export const refOf = (disk: { pool: string; file: string }): ImageRef => ({ pool: disk.pool, file: disk.file });
+/** A disk row's image, with the format it was registered in: the agent opens it as that, never by a guess. */
+export function refOf(disk: { pool: string; file: string; format: string }): DiskRef {
+  if (!(DISK_FORMATS as readonly string[]).includes(disk.format)) {
+    throw new GuesthouseError("internal", `The disk ${disk.file} has the unknown format "${disk.format}" in the database.`);
+  }
+  return { pool: disk.pool, file: disk.file, format: disk.format as DiskFormat };
+}
 
 /** The volume whose passphrase opens an encrypted disk (undefined for plain ones). */
 export const secretOf = (disk: { encrypted: boolean; volume: string }) => (disk.encrypted ? disk.volume : undefined);

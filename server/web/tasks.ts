@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { AgentClient } from "../agent-client";
 import { db } from "../db/client";
 import type { TaskStatus } from "../domain/types";
-import { refreshDisk } from "./disks";
+import { refOf, refreshDisk } from "./disks";
 
 /** What the web does when a task ends. */
 export type TaskEffect = { type: "ready-when-done"; diskId: string };
@@ -112,7 +112,7 @@ async function applyEffect(effect: TaskEffect, task: TaskStatus): Promise<void> 
     const disk = await db.disk.findUnique({ where: { id: effect.diskId }, include: { host: true } });
     if (!disk) return;
     if (task.state === "succeeded") {
-      const info = await new AgentClient(disk.host.endpoint).image({ pool: disk.pool, file: disk.file }).catch(() => null);
+      const info = await new AgentClient(disk.host.endpoint).image(refOf(disk)).catch(() => null);
       await db.disk.update({ where: { id: disk.id }, data: { state: "ready" } });
       if (info) await refreshDisk(disk.id, info);
     } else {

@@ -99,14 +99,14 @@ describe("disks of running guests with real QEMU", () => {
     const shell = await open(s.id);
     assert.equal(await sectors(shell, "vda"), 2097152);
 
-    const info = await agent.client.resizeImage({ pool: "default", file: "volgrow00001.qcow2" }, 2 * GiB, false);
+    const info = await agent.client.resizeImage({ pool: "default", file: "volgrow00001.qcow2", format: "qcow2" }, 2 * GiB, false);
     assert.equal(info.virtualBytes, 2 * GiB);
     assert.equal(await sectors(shell, "vda"), 4194304, "the guest sees 2 GiB at once");
     const task = (await agent.client.tasks()).find((t) => t.kind === "resize");
     assert.match(task?.title ?? "", /\(live\)/, "the resize went through the running guest");
 
     await assert.rejects(
-      agent.client.resizeImage({ pool: "default", file: "volgrow00001.qcow2" }, 1 * GiB, true),
+      agent.client.resizeImage({ pool: "default", file: "volgrow00001.qcow2", format: "qcow2" }, 1 * GiB, true),
       isCode("conflict", /can only grow/),
     );
     await agent.client.forceOff(s.id);
@@ -221,7 +221,7 @@ describe("disks of running guests with real QEMU", () => {
 
   test("live snapshot: create with memory, change the disk, revert (disk and memory come back), delete", { timeout: TEST_TIMEOUT_MS }, async () => {
     await createTestImage(agent.client, "volsnap00001", "qcow2", 1);
-    const ref = { pool: "default", file: "volsnap00001.qcow2" };
+    const ref = { pool: "default", file: "volsnap00001.qcow2", format: "qcow2" } as const;
     const s = testSpec("guestlive0005", { disks: [testDisk("volsnap00001")] });
     await agent.client.start(s);
     const shell = await open(s.id);

@@ -13,6 +13,7 @@ import os from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { after, before, describe, test } from "node:test";
+import type { DiskRef } from "../../server/agent-client";
 import type { TaskStatus } from "../../server/domain/types";
 import { startTestAgent, waitFor, type TestAgent } from "../helpers/agent";
 
@@ -23,6 +24,8 @@ const isCode = (code: string) => (err: Error & { code?: string }) => err.code ==
 describe("images with real qemu-img", () => {
   let agent: TestAgent;
   const ref = (file: string) => ({ pool: "default", file });
+  /** A registered disk's reference: its format is the one its name ends in. */
+  const disk = (file: string): DiskRef => ({ ...ref(file), format: file.endsWith(".qcow2") ? "qcow2" : "raw" });
   const file = (name: string, pool = "disks") => path.join(agent.dataDir, pool, name);
   const qemuInfo = (name: string) => JSON.parse(execFileSync("qemu-img", ["info", "-U", "--output=json", file(name)], { encoding: "utf8" }));
   const qemuCheck = (name: string) => execFileSync("qemu-img", ["check", file(name)], { encoding: "utf8" });
@@ -59,7 +62,7 @@ describe("images with real qemu-img", () => {
       await assert.rejects(agent.client.image(ref(name)), (err: Error & { code?: string }) => ["invalid-input", "not-found"].includes(err.code ?? ""), name);
     }
     await assert.rejects(agent.client.image(ref("link.qcow2")), /symbolic link/);
-    await assert.rejects(agent.client.resizeImage(ref("link.qcow2"), 2 * GiB, false), /symbolic link/);
+    await assert.rejects(agent.client.resizeImage(disk("link.qcow2"), 2 * GiB, false), /symbolic link/);
     await assert.rejects(agent.client.image({ pool: "nosuchpool", file: "a.qcow2" }), isCode("not-found"));
     assert.equal(JSON.parse(execFileSync("qemu-img", ["info", "--output=json", outside], { encoding: "utf8" }))["virtual-size"], GiB);
     const listed = await agent.client.images();
@@ -120,8 +123,17 @@ describe("images with real qemu-img", () => {
     const before = fs.readFileSync(hostFile);
     // A VMDK text descriptor whose extent is the host file, laid out the way QEMU probes it and with comments first.
     fs.writeFileSync(file("flat.vmdk"), `# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType="monolithicFlat"\n\nRW 2048 FLAT "${hostFile}" 0\n`);
+    // A binary VMDK of capacity 0 whose header points at a descriptor inside it: QEMU reads that descriptor's extents.
+    const embedded = Buffer.alloc(1024);
+    embedded.write("KDMV", 0, "latin1");
+    embedded.writeUInt32LE(1, 4);
+    embedded.writeBigUInt64LE(1n, 28); // the descriptor at sector 1
+    embedded.writeBigUInt64LE(1n, 36);
+    embedded.write(`createType="monolithicFlat"\nRW 2048 FLAT "${hostFile}" 0\n`, 512, "latin1");
+    fs.writeFileSync(file("embedded.vmdk"), embedded);
     for (const [name, why] of [
       ["flat.vmdk", /is a VMDK descriptor, which names other files/],
+      ["embedded.vmdk", /is a VMDK descriptor, which names other files/],
       ["datafile.qcow2", /keeps its data in another file/],
     ] as const) {
       await assert.rejects(agent.client.image(ref(name)), (err: Error & { code?: string }) => err.code === "invalid-input" && why.test(err.message), name);
@@ -138,7 +150,7 @@ describe("images with real qemu-img", () => {
       assert.equal(info.format, "vmdk", subformat);
       assert.equal(info.virtualBytes, 64 * MiB);
     }
-    for (const name of ["flat.vmdk", "datafile.qcow2", "monolithicSparse.vmdk", "streamOptimized.vmdk"]) fs.rmSync(file(name));
+    for (const name of ["flat.vmdk", "embedded.vmdk", "datafile.qcow2", "monolithicSparse.vmdk", "streamOptimized.vmdk"]) fs.rmSync(file(name));
     fs.rmSync(hostFile);
   });
 
@@ -151,7 +163,7 @@ describe("images with real qemu-img", () => {
     assert.equal(fs.readFileSync(keyFile, "utf8"), secret);
     assert.equal(fs.statSync(keyFile).mode & 0o777, 0o600);
     // It opens with its secret (resize goes through --image-opts with the key) …
-    const grown = await agent.client.resizeImage(ref("enc.qcow2"), 2 * GiB, false, "volenc000001");
+    const grown = await agent.client.resizeImage(disk("enc.qcow2"), 2 * GiB, false, "volenc000001");
     assert.equal(grown.virtualBytes, 2 * GiB);
     // … and not without it.
     assert.throws(() => execFileSync("qemu-io", ["-c", "read 0 512", file("enc.qcow2")], { stdio: "pipe" }));
@@ -165,12 +177,12 @@ describe("images with real qemu-img", () => {
   });
 
   test("resize: grow offline; shrinking needs confirmation", async () => {
-    const grown = await agent.client.resizeImage(ref("a.qcow2"), 20 * GiB, false);
+    const grown = await agent.client.resizeImage(disk("a.qcow2"), 20 * GiB, false);
     assert.equal(grown.virtualBytes, 20 * GiB);
     assert.equal(qemuInfo("a.qcow2")["virtual-size"], 20 * GiB);
-    await assert.rejects(agent.client.resizeImage(ref("b.raw"), 256 * MiB, false), /smaller than the disk/);
+    await assert.rejects(agent.client.resizeImage(disk("b.raw"), 256 * MiB, false), /smaller than the disk/);
     assert.equal(fs.statSync(file("b.raw")).size, 512 * MiB);
-    const shrunk = await agent.client.resizeImage(ref("b.raw"), 256 * MiB, true);
+    const shrunk = await agent.client.resizeImage(disk("b.raw"), 256 * MiB, true);
     assert.equal(shrunk.virtualBytes, 256 * MiB);
     qemuCheck("a.qcow2");
   });
@@ -178,17 +190,17 @@ describe("images with real qemu-img", () => {
   test("snapshots offline: create, list, revert restores the data, delete", async () => {
     const io = (cmd: string) => execFileSync("qemu-io", ["-f", "qcow2", "-c", cmd, file("a.qcow2")], { encoding: "utf8" });
     io("write -P 0x11 0 1M");
-    let info = await agent.client.snapshot(ref("a.qcow2"), "create", "before");
+    let info = await agent.client.snapshot(disk("a.qcow2"), "create", "before");
     assert.deepEqual(info.snapshots.map((s) => s.name), ["before"]);
     assert.equal(info.snapshots[0]!.vmStateBytes, 0, "an offline snapshot has no memory state");
     io("write -P 0x22 0 1M");
-    await assert.rejects(agent.client.snapshot(ref("a.qcow2"), "create", "before"), isCode("conflict"));
-    info = await agent.client.snapshot(ref("a.qcow2"), "revert", "before");
+    await assert.rejects(agent.client.snapshot(disk("a.qcow2"), "create", "before"), isCode("conflict"));
+    info = await agent.client.snapshot(disk("a.qcow2"), "revert", "before");
     assert.doesNotMatch(io("read -P 0x11 0 1M"), /verification failed/, "reverting brought the first pattern back");
-    info = await agent.client.snapshot(ref("a.qcow2"), "delete", "before");
+    info = await agent.client.snapshot(disk("a.qcow2"), "delete", "before");
     assert.deepEqual(info.snapshots, []);
     assert.deepEqual(qemuInfo("a.qcow2").snapshots ?? [], []);
-    await assert.rejects(agent.client.snapshot(ref("b.raw"), "create", "x"), /Only qcow2/);
+    await assert.rejects(agent.client.snapshot(disk("b.raw"), "create", "x"), /Only qcow2/);
     qemuCheck("a.qcow2");
   });
 
@@ -241,7 +253,7 @@ describe("images with real qemu-img", () => {
   test("two operations on one image at once: the second is refused, not interleaved", async () => {
     const first = await agent.client.convertImage({ ...ref("big.raw"), format: "raw" }, ref("big2.qcow2"), "qcow2");
     const pid = await holdQemuImg("big2.qcow2");
-    await assert.rejects(agent.client.resizeImage(ref("big.raw"), GiB, false), (err: Error & { code?: string }) => err.code === "conflict" && /busy/.test(err.message));
+    await assert.rejects(agent.client.resizeImage(disk("big.raw"), GiB, false), (err: Error & { code?: string }) => err.code === "conflict" && /busy/.test(err.message));
     await assert.rejects(agent.client.convertImage({ ...ref("big.raw"), format: "raw" }, ref("big3.qcow2"), "qcow2"), isCode("conflict"));
     process.kill(pid, "SIGCONT");
     assert.equal((await waitForTask(agent, first.id)).state, "succeeded");
@@ -256,7 +268,7 @@ describe("images with real qemu-img", () => {
       assert.ok(!err.message.includes(agent.dataDir), `no host path in "${err.message}"`);
       return /qcow2|header|image/i.test(err.message);
     });
-    const check = await agent.client.checkImage(ref("a.qcow2"));
+    const check = await agent.client.checkImage(disk("a.qcow2"));
     assert.equal(check.ok, true);
     assert.match(check.report, /No errors/);
   });

@@ -1,7 +1,11 @@
 /** The agent's task runner: state changes, holding images, cancelling, progress, memory. */
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { describe, test } from "node:test";
-import { qemuImgReason, Tasks } from "../../server/agent/tasks";
+import { qemuImgReason, runQemuImg, Tasks } from "../../server/agent/tasks";
 import { GuesthouseError } from "../../server/domain/errors";
 import type { TaskStatus } from "../../server/domain/types";
 
@@ -128,4 +132,24 @@ describe("qemu-img's reasons in plain words", () => {
     ["", /without saying why/],
   ];
   for (const [stderr, expected] of table) test(JSON.stringify(stderr).slice(0, 50), () => assert.match(qemuImgReason(stderr), expected));
+});
+
+describe("qemu-img that does not finish", () => {
+  test("is killed after its time limit with a clear error, not waited for", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gh-fifo-"));
+    try {
+      // A FIFO nobody writes to: qemu-img's open of it never returns.
+      const fifo = path.join(dir, "stuck");
+      execFileSync("mkfifo", [fifo]);
+      const started = Date.now();
+      await assert.rejects(runQemuImg(["info", "-f", "raw", fifo], null, undefined, { timeoutMs: 500 }), (err: GuesthouseError) => {
+        assert.equal(err.code, "timeout");
+        assert.match(err.message, /qemu-img info did not finish within 1 s/);
+        return true;
+      });
+      assert.ok(Date.now() - started < 5000, "it gave up at its limit");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

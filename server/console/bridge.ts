@@ -25,7 +25,7 @@ import type { Duplex } from "node:stream";
 import { WebSocketServer, createWebSocketStream, type WebSocket } from "ws";
 import { AgentClient } from "../agent-client";
 import { guestScope } from "../auth/policy";
-import { cookieFromHeader, SESSION_COOKIE, userForSession } from "../auth/sessions";
+import { cookieFromHeader, SESSION_COOKIE, userForSession, type SessionUser } from "../auth/sessions";
 import type { PrismaClient } from "../db/client";
 import { toGuesthouseError } from "../domain/errors";
 import { refuseUpgrade } from "../http/refuse-upgrade";
@@ -93,6 +93,10 @@ export function createConsoleBridge({ db, log = console.log, touchMs = SESSION_T
   toucher.unref();
 
   let touches = 0;
+  /** The guest, with its host, if it is the user's to see (the one question behind every console's access). */
+  const visibleGuest = (user: SessionUser, guestId: string) =>
+    db.guest.findFirst({ where: { id: guestId, ...guestScope(user) }, select: { host: { select: { endpoint: true } } } });
+
   async function touch(): Promise<void> {
     await touchSessions(db, [...live.keys()]);
     // A console lasts as long as the login that opened it, and only while the guest is still the viewer's to see.
@@ -104,7 +108,7 @@ export function createConsoleBridge({ db, log = console.log, touchMs = SESSION_T
       if (!allowed.has(key)) {
         allowed.set(
           key,
-          userForSession(db, secret).then(async (user) => Boolean(user) && (await db.guest.count({ where: { id: guestId, ...guestScope(user!) } })) > 0),
+          userForSession(db, secret).then(async (user) => Boolean(user && (await visibleGuest(user, guestId)))),
         );
       }
       if (!(await allowed.get(key))) session.close(CLOSE_CODES.accessEnded, "Your login ended, or this guest is no longer yours to see; log in again.");
@@ -135,13 +139,14 @@ export function createConsoleBridge({ db, log = console.log, touchMs = SESSION_T
     // Who it is for: the user of this very request, or a view-only link that still works.
     let who: string;
     let login: LiveSession["login"] = null;
+    let guest: { host: { endpoint: string } } | null;
     if (ticket.userId) {
       const secret = cookieFromHeader(req.headers.cookie, SESSION_COOKIE);
       const user = await userForSession(db, secret);
       if (!user) return refuseUpgrade(socket, 401, "Log in first.");
       if (user.id !== ticket.userId) return refuseUpgrade(socket, 403, "This console ticket belongs to someone else.");
-      const visible = await db.guest.count({ where: { id: guestId, ...guestScope(user) } });
-      if (!visible) return refuseUpgrade(socket, 404, "This guest does not exist, or you may not see it.");
+      guest = await visibleGuest(user, guestId);
+      if (!guest) return refuseUpgrade(socket, 404, "This guest does not exist, or you may not see it.");
       who = user.username;
       login = { secret: secret!, guestId };
     } else if (ticket.shareId) {
@@ -149,13 +154,13 @@ export function createConsoleBridge({ db, log = console.log, touchMs = SESSION_T
       if (!share.ok) return refuseUpgrade(socket, 403, `This view-only link was ${share.reason}.`);
       if (share.share.guestId !== guestId) return refuseUpgrade(socket, 403, "This view-only link is for another guest.");
       who = `view-only link ${share.share.id.slice(0, 8)}`;
+      guest = await db.guest.findUnique({ where: { id: guestId }, select: { host: { select: { endpoint: true } } } });
+      if (!guest) return refuseUpgrade(socket, 404, "This guest no longer exists.");
     } else {
       return refuseUpgrade(socket, 401, "This console ticket belongs to no one.");
     }
     const viewOnly = ticket.viewOnly || Boolean(ticket.shareId);
 
-    const guest = await db.guest.findUnique({ where: { id: guestId }, select: { host: { select: { endpoint: true } } } });
-    if (!guest) return refuseUpgrade(socket, 404, "This guest no longer exists.");
 
     let stream: Duplex;
     let password: string | null = null;

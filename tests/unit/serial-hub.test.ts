@@ -12,6 +12,7 @@ import { Duplex } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { MAX_BEHIND_BYTES, readSerialLog, replayOf, REPLAY_BYTES, rotateSerialLog, SerialPorts } from "../../server/agent/serial";
 import { GuesthouseError } from "../../server/domain/errors";
+import { waitFor } from "../helpers/agent";
 
 /** An in-memory viewer: what it was sent, what it types, and (stuck) a viewer that never drains. */
 function viewer(opts: { stuck?: boolean } = {}) {
@@ -38,13 +39,7 @@ function viewer(opts: { stuck?: boolean } = {}) {
 
 const tick = (ms = 20) => new Promise((r) => setTimeout(r, ms));
 
-async function until(what: string, check: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await tick(5);
-  }
-}
+const until = (what: string, check: () => boolean, timeoutMs = 3000) => waitFor(what, check, timeoutMs, 5);
 
 describe("SerialPorts", () => {
   let dir: string;

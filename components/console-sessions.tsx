@@ -1,6 +1,6 @@
 import Link from "next/link";
 import { recentSessions } from "@/server/console/sessions";
-import { CONSOLE_KIND_NAMES } from "@/server/console/types";
+import { CONSOLE_KIND_NAMES, viewerName } from "@/server/console/types";
 import { db } from "@/server/db/client";
 import { formatDuration } from "@/server/domain/format";
 
@@ -42,7 +42,7 @@ export async function ConsoleSessions({ guestId, serial }: { guestId: string; se
           <tbody className="divide-y divide-slate-100">
             {sessions.map((s) => (
               <tr key={s.id} data-testid="console-session">
-                <td className="py-1 pr-4">{s.username ?? `view-only link${s.share && s.share !== "view-only link" ? ` “${s.share}”` : ""}`}</td>
+                <td className="py-1 pr-4">{viewerName(s)}</td>
                 <td className="py-1 pr-4">
                   {CONSOLE_KIND_NAMES[s.kind]}
                   {s.viewOnly && <span className="text-slate-500">, view only</span>}

@@ -1,7 +1,7 @@
 "use client";
 
 import { useEffect, useState } from "react";
-import { CONSOLE_KIND_NAMES, type ViewerView } from "@/server/console/types";
+import { CONSOLE_KIND_NAMES, viewerName, type ViewerView } from "@/server/console/types";
 
 const POLL_MS = 4_000;
 
@@ -57,11 +57,10 @@ export function ConsoleViewers({ guestId }: { guestId: string }) {
           {viewers.map((v) => (
             <li key={v.id} data-testid="console-viewer" className="flex items-center justify-between gap-2">
               <span>
-                <span className="font-medium">{v.username ?? `“${v.share}”`}</span>{" "}
+                <span className="font-medium">{viewerName(v)}</span>{" "}
                 <span className="text-slate-500">
                   {CONSOLE_KIND_NAMES[v.kind]}
                   {v.viewOnly && ", view only"}
-                  {v.share !== null && " (shared link)"}
                 </span>
               </span>
               <span className="text-xs text-slate-500">since {new Date(v.startedAt).toLocaleTimeString()}</span>

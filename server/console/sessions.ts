@@ -65,7 +65,7 @@ function viewerOf(row: {
   return {
     id: row.id,
     username: row.user?.username ?? null,
-    share: row.shareId ? row.share?.label || "view-only link" : null,
+    share: row.shareId ? (row.share?.label ?? "") : null,
     kind: row.kind as ConsoleKind,
     viewOnly: row.viewOnly,
     startedAt: row.startedAt.toISOString(),

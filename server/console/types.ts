@@ -55,11 +55,17 @@ export interface ViewerView {
   id: string;
   /** The user's name, or null for someone who came through a view-only link. */
   username: string | null;
-  /** The link's label (or "view-only link") for share viewers. */
+  /** For someone who came through a view-only link: its label ("" when it has none); null otherwise. */
   share: string | null;
   kind: ConsoleKind;
   viewOnly: boolean;
   startedAt: string;
+}
+
+/** How a viewer is named on the pages: the user, or the view-only link with its label. */
+export function viewerName(viewer: Pick<ViewerView, "username" | "share">): string {
+  if (viewer.username !== null) return viewer.username;
+  return viewer.share ? `view-only link “${viewer.share}”` : "view-only link";
 }
 
 /**

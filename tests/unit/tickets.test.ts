@@ -9,7 +9,7 @@ import { createTestDb, seedBasics, type TestDb } from "../helpers/db";
 import { consumeTicket, mintShareTicket, mintTicket } from "../../server/console/tickets";
 import { checkShare, createShare, findShare, listShares, revokeShare } from "../../server/console/shares";
 import { closeStaleSessions, endSession, liveViewers, recentSessions, startSession, touchSessions } from "../../server/console/sessions";
-import { SESSION_STALE_MS, SHARE_DURATIONS, type ConsoleKind } from "../../server/console/types";
+import { SESSION_STALE_MS, SHARE_DURATIONS, viewerName, type ConsoleKind } from "../../server/console/types";
 import { hashPassword, verifyPassword } from "../../server/auth/password";
 import { cookieFromHeader, createSession, SESSION_TTL_MS, userForSession } from "../../server/auth/sessions";
 import { CONSOLE_TICKET_TTL_MS } from "../../server/domain/types";
@@ -361,6 +361,9 @@ describe("console session records (real SQLite)", () => {
     const id = await startSession(t.db, { guestId: basics.guest.id, userId: null, shareId: made.id, kind: "vnc", viewOnly: true }, t0);
     let live = await liveViewers(t.db, basics.guest.id, t0);
     assert.deepEqual(live.map((v) => [v.username, v.share, v.viewOnly]), [[null, "support call", true]]);
+    assert.equal(viewerName(live[0]!), "view-only link “support call”");
+    assert.equal(viewerName({ username: null, share: "" }), "view-only link", "a link without a label");
+    assert.equal(viewerName({ username: "ann", share: null }), "ann");
     // Touched: still live later on.
     const t1 = new Date(t0.getTime() + SESSION_STALE_MS - 1000);
     await touchSessions(t.db, [id], t1);

@@ -190,7 +190,8 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
    */
   argvFor(spec: GuestSpec): string[] {
     const running = this.guests.get(spec.id)?.vncTls?.port;
-    return [QEMU_BINARY, ...buildQemuArgs(spec, this.layout(spec.id, running ?? this.vncTlsPorts().find((p) => !this.vncTlsPortsTaken(null).has(p))))];
+    const taken = this.vncTlsPortsTaken(null);
+    return [QEMU_BINARY, ...buildQemuArgs(spec, this.layout(spec.id, running ?? this.vncTlsPorts().find((p) => !taken.has(p))))];
   }
 
   /** Where things are for QEMU; `vncTlsPort` adds the TLS VNC display (when TLS VNC is on). */
@@ -230,8 +231,9 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
   private async claimVncTlsPort(guest: SupervisedGuest): Promise<number | undefined> {
     const tls = this.config.vncTls;
     if (!tls) return undefined;
+    const taken = this.vncTlsPortsTaken(guest);
     for (const port of this.vncTlsPorts()) {
-      if (this.vncTlsPortsTaken(guest).has(port)) continue;
+      if (taken.has(port)) continue;
       guest.vncTls = { host: tls.connectHost, port };
       if (await portFree(tls.address, port)) return port;
     }

@@ -18,8 +18,10 @@
  * exits 0 either way (1 only if the benchmark could not run).
  *
  * Each round also sends the same upload straight to the agent's socket (no web, no
- * session): what a design that takes the web out of the byte path could reach at best
- * (a reverse proxy would add its own cost). It is printed beside the targets, not judged.
+ * session: what a design that takes the web out of the byte path could reach at best)
+ * and, when nginx is installed, through nginx to the agent's socket (that design as
+ * proposed, a reverse proxy in front of the web). Both are printed beside the targets,
+ * not judged.
  *
  * The client stands in for the browser, a native program: it is a small node process of
  * its own (not this one, whose heap holds Prisma), reading the file into four reused

@@ -5,8 +5,8 @@ import { z } from "zod";
 import { db } from "@/server/db/client";
 import { GuesthouseError } from "@/server/domain/errors";
 import { newVolumeId } from "@/server/domain/ids";
-import { DEFAULT_POOL, DISK_BUSES, DISK_FORMATS, NEW_DISK_FORMATS, type DiskBus, type DiskFormat } from "@/server/domain/types";
-import { imageFileName, isoName, parseOrThrow, parseSize, passphrase, poolName, snapshotName } from "@/server/domain/validation";
+import { DEFAULT_POOL, DISK_BUSES, NEW_DISK_FORMATS, type DiskBus } from "@/server/domain/types";
+import { diskFormat, imageFileName, isoName, parseOrThrow, parseSize, passphrase, poolName, snapshotName } from "@/server/domain/validation";
 import { authedAction } from "@/server/web/action";
 import { assertNoClones, loadDisk, refOf, refreshDisk, registerImage, secretOf, type DiskRow } from "@/server/web/disks";
 import { agentFor, liveState, loadGuest, recordEvent, specOf } from "@/server/web/guests";
@@ -76,7 +76,7 @@ export const importImage = authedAction("import-image", async (user, raw: unknow
   return disk;
 });
 
-const convertInput = z.strictObject({ file: imageFileName, format: z.enum(DISK_FORMATS) });
+const convertInput = z.strictObject({ file: imageFileName, format: diskFormat });
 
 /**
  * Converts into a new image beside the original (the original stays as it is). The
@@ -105,7 +105,7 @@ export const convertDisk = authedAction("convert-disk", async (user, diskId: str
     },
   });
   try {
-    const task = await agentFor(disk.host).convertImage(refOf(disk), { pool: disk.pool, file: input.file }, input.format as DiskFormat);
+    const task = await agentFor(disk.host).convertImage(refOf(disk), { pool: disk.pool, file: input.file }, input.format);
     await recordTask(user.id, disk.hostId, task, { diskId: output.id, effect: { type: "ready-when-done", diskId: output.id } });
     revalidatePath("/disks");
     return { taskId: task.id, diskId: output.id };

@@ -6,6 +6,7 @@ import { canOperateGuest, guestScope } from "@/server/auth/policy";
 import { db } from "@/server/db/client";
 import { formatBytes } from "@/server/domain/format";
 import type { ImageInfo } from "@/server/domain/types";
+import { refOf } from "@/server/web/disks";
 import { agentFor } from "@/server/web/guests";
 import { localHost } from "@/server/web/hosts";
 import { requireUser } from "@/server/web/session";
@@ -21,14 +22,15 @@ export default async function DisksPage() {
   const user = await requireUser();
   const host = await localHost();
   const agent = agentFor(host);
-  const [disks, known, images, hostInfo, tasks, isoRows] = await Promise.all([
+  // Every disk of the host, so the agent reads each in its registered format (and knows the rest are not disks).
+  const known = await db.disk.findMany({ where: { hostId: host.id }, select: { pool: true, file: true, format: true } });
+  const [disks, images, hostInfo, tasks, isoRows] = await Promise.all([
     db.disk.findMany({
       where: { hostId: host.id, ...guestScope(user) },
       orderBy: [{ pool: "asc" }, { file: "asc" }],
       include: { guest: { select: { id: true, name: true } }, owner: { select: { username: true } } },
     }),
-    db.disk.findMany({ where: { hostId: host.id }, select: { pool: true, file: true } }),
-    agent.images().catch(() => null),
+    agent.images(known.map(refOf)).catch(() => null),
     agent.host().catch(() => null),
     db.task.findMany({ where: { state: "running", ...(user.role === "admin" ? {} : { userId: user.id }) }, orderBy: { startedAt: "desc" } }),
     db.isoImage.findMany({ where: { hostId: host.id }, select: { name: true, sha256: true, cdroms: { select: { guest: { select: { name: true, ownerId: true } } } } } }),

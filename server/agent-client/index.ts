@@ -234,8 +234,11 @@ export class AgentClient {
   }
 
   /** Every image in every image folder of the host, with qemu-img's facts (or why it could not be read). */
-  images(): Promise<Array<ImageInfo | (ImageRef & { error: string })>> {
-    return this.request("GET", "/v1/images", imageListSchema);
+  /** Every image file of the host with qemu-img's facts; the `registered` disks read in their format, the other files probed. */
+  images(registered: DiskRef[] = []): Promise<Array<ImageInfo | (ImageRef & { error: string })>> {
+    if (registered.length === 0) return this.request("GET", "/v1/images", imageListSchema);
+    const formats = Object.fromEntries(registered.map((d) => [`${d.pool}/${d.file}`, d.format]));
+    return this.request("POST", "/v1/images/list", imageListSchema, { formats });
   }
 
   /** qemu-img's facts: a registered disk's in its format (a DiskRef), a file not yet registered as qemu-img probes it. */

@@ -33,6 +33,7 @@
  *   GET    /v1/tasks/:id               TaskStatus
  *   POST   /v1/tasks/:id/cancel        stop a running task; what an image task wrote is removed
  *   GET    /v1/images                  ImageInfo[] for every image in every image folder
+ *   POST   /v1/images/list             { formats: { "<pool>/<file>": format } } → the same, registered disks read in their format
  *   POST   /v1/images                  { pool, file, format, bytes, volume, passphrase? } → 201 ImageInfo
  *   GET    /v1/images/:pool/:file      ImageInfo (qemu-img info); ?format= a registered disk's format (else probed)
  *   DELETE /v1/images/:pool/:file      ?volume= also removes its passphrase; refused while in use
@@ -59,18 +60,18 @@ import { z } from "zod";
 import { GuesthouseError, toGuesthouseError } from "../domain/errors";
 import { refuseUpgrade } from "../http/refuse-upgrade";
 import type { GuestStatus, HostInfo, TaskStatus } from "../domain/types";
-import { DISK_FORMATS, NEW_DISK_FORMATS, PASTE_MAX_CHARS, SCREENSHOT_MAX_WIDTH, THUMBNAIL_WIDTH } from "../domain/types";
+import { NEW_DISK_FORMATS, PASTE_MAX_CHARS, SCREENSHOT_MAX_WIDTH, THUMBNAIL_WIDTH } from "../domain/types";
 import { KEYBOARD_LAYOUTS } from "../domain/keymaps";
-import { guestSpecSchema, imageBytes, imageFileName, isoName, parseOrThrow, passphrase, poolName, snapshotName, volumeId } from "../domain/validation";
+import { diskFormat, guestSpecSchema, imageBytes, imageFileName, isoName, parseOrThrow, passphrase, poolName, snapshotName, volumeId } from "../domain/validation";
 import type { AgentConfig } from "./config";
 import { CONSOLE_UPGRADES, type Consoles } from "./console";
 import { qemuVersion, type ImageRef, type Images } from "./images";
 import type { Supervisor } from "./supervisor";
 
-const MAX_BODY_BYTES = 256 * 1024;
+/** JSON bodies; the largest is the disks page's list of registered formats (about 50 bytes a disk). */
+const MAX_BODY_BYTES = 1024 * 1024;
 
 const imageRef = z.strictObject({ pool: poolName, file: imageFileName });
-const diskFormat = z.enum(DISK_FORMATS);
 const createImageSchema = z.strictObject({
   pool: poolName,
   file: imageFileName,
@@ -85,6 +86,7 @@ const convertSchema = z.strictObject({ to: imageRef, format: diskFormat, sourceF
 const resizeSchema = z.strictObject({ format: diskFormat, bytes: imageBytes, shrink: z.boolean(), volume: volumeId.optional() });
 const snapshotSchema = z.strictObject({ format: diskFormat, op: z.enum(["create", "revert", "delete"]), name: snapshotName, volume: volumeId.optional() });
 const checkSchema = z.strictObject({ format: diskFormat });
+const listSchema = z.strictObject({ formats: z.record(z.string().max(300), diskFormat) });
 /** A disk to plug in, checked with the very schema of a spec's disks. */
 const attachSchema = z.strictObject({ disk: guestSpecSchema.shape.disks.element });
 /**
@@ -178,6 +180,10 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, i
     ["POST", /^\/v1\/tasks\/([^/]+)\/cancel$/, async ([id]) => ({ json: images.tasks.cancel(parseTaskId(id)) })],
 
     ["GET", /^\/v1\/images$/, async () => ({ json: await images.list() })],
+    ["POST", /^\/v1\/images\/list$/, async (_, body) => {
+      const req = parseOrThrow(listSchema, body, "The list request");
+      return { json: await images.list(new Map(Object.entries(req.formats))) };
+    }],
     ["POST", /^\/v1\/images$/, async (_, body) => {
       const req = parseOrThrow(createImageSchema, body, "The image request");
       return { status: 201, json: await images.create(req) };

@@ -14,7 +14,7 @@ import { pipeline } from "node:stream/promises";
 import { promisify } from "node:util";
 import { GuesthouseError } from "../domain/errors";
 import { formatBytes } from "../domain/format";
-import { DISK_FORMATS, type DiskFormat, type ImageInfo, type IsoInfo, type SnapshotInfo, type TaskStatus } from "../domain/types";
+import { isDiskFormat, type DiskFormat, type ImageInfo, type IsoInfo, type SnapshotInfo, type TaskStatus } from "../domain/types";
 import { optValue, secretPath } from "../qemu/args";
 import { ISO_POOL, type AgentConfig } from "./config";
 import { MAX_BACKING_CHAIN, PART_SUFFIX, Storage } from "./storage";
@@ -73,11 +73,11 @@ function otherFilesIn(level: Record<string, unknown>, file: string, name: string
     extents?: Array<{ filename?: unknown }>;
   };
   if (data["data-file"] !== undefined) {
-    throw new GuesthouseError("invalid-input", `${name} keeps its data in another file (a qcow2 external data file); only self-contained images are used.`);
+    throw new GuesthouseError("invalid-input", `qemu-img reports that ${name} uses a data file of its own; only self-contained images are used.`);
   }
   for (const extent of data.extents ?? []) {
     if (typeof extent.filename !== "string" || path.resolve(extent.filename) !== path.resolve(file)) {
-      throw new GuesthouseError("invalid-input", `${name} is a VMDK whose data is in other files; only single-file images are used.`);
+      throw new GuesthouseError("invalid-input", `qemu-img reports that ${name} reads its data from other files (VMDK extents); only single-file images are used.`);
     }
   }
 }
@@ -159,7 +159,7 @@ export class Images {
       }
       return `made ${ref.file}`;
     });
-    return this.info(ref);
+    return this.info(ref, ref.format);
   }
 
   /**
@@ -252,17 +252,21 @@ export class Images {
       if (chain.length >= MAX_BACKING_CHAIN) throw new GuesthouseError("invalid-input", `${name} sits on more than ${MAX_BACKING_CHAIN} backing files; it is not used.`);
       file = await this.storage.imageAt(path.resolve(path.dirname(file), backing), name);
       const backingFormat = level["backing-filename-format"];
-      format = typeof backingFormat === "string" && (DISK_FORMATS as readonly string[]).includes(backingFormat) ? backingFormat : null;
+      format = isDiskFormat(backingFormat) ? backingFormat : null;
     }
   }
 
-  /** Every image in every image folder, with qemu-img's facts (one call per host for the disks page). */
-  async list(): Promise<Array<ImageInfo | (ImageRef & { error: string })>> {
+  /**
+   * Every image in every image folder, with qemu-img's facts (one call per host for the
+   * disks page). `formats` names the registered disks' formats ("pool/file" → format):
+   * those are read as registered; only the other files are probed.
+   */
+  async list(formats: ReadonlyMap<string, DiskFormat> = new Map()): Promise<Array<ImageInfo | (ImageRef & { error: string })>> {
     const out: Array<ImageInfo | (ImageRef & { error: string })> = [];
     for (const [pool, { content }] of Object.entries(this.storage.folders)) {
       if (content !== "images") continue;
       for (const file of await this.storage.list(pool)) {
-        out.push(await this.info({ pool, file }).catch((err: Error) => ({ pool, file, error: err.message })));
+        out.push(await this.info({ pool, file }, formats.get(`${pool}/${file}`) ?? null).catch((err: Error) => ({ pool, file, error: err.message })));
       }
     }
     return out;

@@ -116,7 +116,6 @@ class SupervisedGuest {
   restartWith: GuestSpec | null = null;
   /** How QEMU names the disks of `spec`. */
   disks: DiskTable = { next: 0, disks: {} };
-  /** The tail of the queue of disk operations: they run one at a time. */
   /** Disk operations take turns: each reads and changes the disk table. */
   readonly diskOps = new Turns();
   /**
@@ -231,9 +230,9 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
   private async claimVncTlsPort(guest: SupervisedGuest): Promise<number | undefined> {
     const tls = this.config.vncTls;
     if (!tls) return undefined;
-    const taken = this.vncTlsPortsTaken(guest);
     for (const port of this.vncTlsPorts()) {
-      if (taken.has(port)) continue;
+      // Asked again for each port: another start may have claimed one while this one awaited.
+      if (this.vncTlsPortsTaken(guest).has(port)) continue;
       guest.vncTls = { host: tls.connectHost, port };
       if (await portFree(tls.address, port)) return port;
     }

@@ -161,7 +161,6 @@ export function createConsoleBridge({ db, log = console.log, touchMs = SESSION_T
     }
     const viewOnly = ticket.viewOnly || Boolean(ticket.shareId);
 
-
     let stream: Duplex;
     let password: string | null = null;
     try {

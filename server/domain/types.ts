@@ -84,6 +84,10 @@ export type DiskBus = (typeof DISK_BUSES)[number];
 export const DISK_FORMATS = ["qcow2", "raw", "vmdk", "vdi", "vpc"] as const;
 export type DiskFormat = (typeof DISK_FORMATS)[number];
 
+export function isDiskFormat(value: unknown): value is DiskFormat {
+  return typeof value === "string" && (DISK_FORMATS as readonly string[]).includes(value);
+}
+
 /** The formats a new, empty image can be made in from the dashboard. */
 export const NEW_DISK_FORMATS = ["qcow2", "raw"] as const satisfies readonly DiskFormat[];
 

@@ -50,6 +50,9 @@ export const imageFileName = z
   .regex(IMAGE_FILE, `An image name must be ${IMAGE_FILE_RULE}.`)
   .refine((name) => !name.endsWith(".part"), "An image name cannot end in .part (used for uploads in progress).");
 /** A storage folder's name, as the admin configured it. */
+/** One of the formats a disk can be in (as registered). */
+export const diskFormat = z.enum(DISK_FORMATS);
+
 export const poolName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, "A storage folder's name is 1 to 32 lowercase letters, digits, '_' or '-'.");
 
 export const guestName = z.string().trim().regex(GUEST_NAME, `A guest name must be ${GUEST_NAME_RULE}.`);
@@ -172,7 +175,7 @@ export const guestSpecSchema = z
     name: guestName,
     ...hardwareShape,
     disks: listOf(
-      z.strictObject({ volume: volumeId, pool: poolName, file: imageFileName, format: z.enum(DISK_FORMATS), encrypted: z.boolean(), ...diskAttachment }),
+      z.strictObject({ volume: volumeId, pool: poolName, file: imageFileName, format: diskFormat, encrypted: z.boolean(), ...diskAttachment }),
       LIMITS_DEVICES.disks,
       "disks",
     ),
@@ -220,7 +223,7 @@ export const guestDefinitionSchema = z
     ...hardwareShape,
     description,
     tags,
-    disks: listOf(z.strictObject({ sizeGiB: diskGiB, format: z.enum(DISK_FORMATS), ...diskAttachment }), LIMITS_DEVICES.disks, "disks"),
+    disks: listOf(z.strictObject({ sizeGiB: diskGiB, format: diskFormat, ...diskAttachment }), LIMITS_DEVICES.disks, "disks"),
     cdroms,
     nics: listOf(z.strictObject({ model: z.enum(NIC_MODELS), forwards }), LIMITS_DEVICES.nics, "network cards"),
   })

@@ -11,7 +11,7 @@ import { db } from "../db/client";
 import { isUniqueViolationOn } from "../db/errors";
 import { GuesthouseError } from "../domain/errors";
 import { newVolumeId } from "../domain/ids";
-import { DISK_FORMATS, ISO_POOL, type DiskFormat, type ImageInfo } from "../domain/types";
+import { DISK_FORMATS, ISO_POOL, isDiskFormat, type ImageInfo } from "../domain/types";
 import { agentFor } from "./guests";
 
 export const diskInclude = {
@@ -46,10 +46,8 @@ export async function loadDiskOr404(user: SessionUser, id: string): Promise<Disk
 
 /** A disk row's image, with the format it was registered in: the agent opens it as that, never by a guess. */
 export function refOf(disk: { pool: string; file: string; format: string }): DiskRef {
-  if (!(DISK_FORMATS as readonly string[]).includes(disk.format)) {
-    throw new GuesthouseError("internal", `The disk ${disk.file} has the unknown format "${disk.format}" in the database.`);
-  }
-  return { pool: disk.pool, file: disk.file, format: disk.format as DiskFormat };
+  if (!isDiskFormat(disk.format)) throw new GuesthouseError("internal", `The disk ${disk.file} has the unknown format "${disk.format}" in the database.`);
+  return { pool: disk.pool, file: disk.file, format: disk.format };
 }
 
 /** The volume whose passphrase opens an encrypted disk (undefined for plain ones). */
@@ -90,7 +88,7 @@ export async function registerImage(
       `${ref.file} is based on another image (${info.backing[0]}). Only self-contained images are taken: make one with "qemu-img convert -O qcow2 ${ref.file} <new name>" and use that.`,
     );
   }
-  if (!(DISK_FORMATS as readonly string[]).includes(info.format)) {
+  if (!isDiskFormat(info.format)) {
     throw new GuesthouseError("invalid-input", `${ref.file} is a ${info.format} image; guests can use ${DISK_FORMATS.join(", ")}.`);
   }
   try {

@@ -108,6 +108,16 @@ describe("images with real qemu-img", () => {
     const [copy, own] = [fs.readFileSync(file("planted-copy.raw")), fs.readFileSync(file("planted.raw"))];
     assert.deepEqual(copy.subarray(0, own.length), own, "the copy is the raw file's own bytes");
     assert.ok(copy.length < own.length + 512 && copy.subarray(own.length).every((b) => b === 0), "then at most a sector's padding, not the 1 GiB disk the header claims");
+    // Listed as the raw disk it was registered as, its facts are the raw file's; only unregistered files are probed.
+    const probed = (await agent.client.images()).find((i) => i.file === "planted.raw");
+    assert.ok(probed && !("error" in probed) && probed.format === "qcow2" && probed.backing[0] === "base.qcow2", "probed, it passes for a clone of base.qcow2");
+    const asRegistered = (await agent.client.images([disk("planted.raw")])).find((i) => i.file === "planted.raw");
+    assert.ok(asRegistered && !("error" in asRegistered), JSON.stringify(asRegistered));
+    assert.equal(asRegistered.format, "raw");
+    assert.deepEqual(asRegistered.backing, []);
+    assert.equal(asRegistered.virtualBytes, Math.ceil(own.length / 512) * 512, "the file's own size (in whole sectors), not the 1 GiB the header claims");
+    const single = await agent.client.image(disk("planted.raw"));
+    assert.deepEqual([single.format, single.backing], ["raw", []]);
     // ISOs are not disk images: no disk operation reaches the ISO folder.
     await assert.rejects(agent.client.deleteImage({ pool: "isos", file: "demo.iso" }), isCode("invalid-input"));
     await assert.rejects(agent.client.image({ pool: "isos", file: "demo.iso" }), isCode("invalid-input"));

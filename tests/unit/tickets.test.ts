@@ -355,6 +355,17 @@ describe("console session records (real SQLite)", () => {
     assert.equal(Date.parse(record!.endedAt!) - Date.parse(record!.startedAt), 65_000);
   });
 
+  test("a viewer of a link without a label is named as a view-only link, live and in the record", async () => {
+    const made = await createShare(t.db, { guestId: basics.guest.id, createdById: basics.user.id, duration: "1h" });
+    const t0 = new Date();
+    const id = await startSession(t.db, { guestId: basics.guest.id, userId: null, shareId: made.id, kind: "vnc", viewOnly: true }, t0);
+    const live = (await liveViewers(t.db, basics.guest.id, t0)).filter((v) => v.id === id);
+    assert.deepEqual(live.map((v) => [v.share, viewerName(v)]), [["", "view-only link"]]);
+    await endSession(t.db, id, "closed");
+    const record = (await recentSessions(t.db, basics.guest.id)).filter((r) => r.id === id);
+    assert.deepEqual(record.map((r) => viewerName(r)), ["view-only link"]);
+  });
+
   test("a share viewer is named by the link's label; a session nobody touches stops counting and is closed", async () => {
     const made = await createShare(t.db, { guestId: basics.guest.id, createdById: basics.user.id, duration: "1h", label: "support call" });
     const t0 = new Date();
@@ -362,7 +373,6 @@ describe("console session records (real SQLite)", () => {
     let live = await liveViewers(t.db, basics.guest.id, t0);
     assert.deepEqual(live.map((v) => [v.username, v.share, v.viewOnly]), [[null, "support call", true]]);
     assert.equal(viewerName(live[0]!), "view-only link “support call”");
-    assert.equal(viewerName({ username: null, share: "" }), "view-only link", "a link without a label");
     assert.equal(viewerName({ username: "ann", share: null }), "ann");
     // Touched: still live later on.
     const t1 = new Date(t0.getTime() + SESSION_STALE_MS - 1000);

@@ -5,6 +5,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { after, before } from "node:test";
 import Database from "better-sqlite3";
 import { createPrisma, type PrismaClient } from "../../server/db/client";
 
@@ -55,4 +56,21 @@ export async function seedBasics(db: PrismaClient, endpoint = "unix:/nonexistent
     data: { name: "g1", vcpus: 1, memoryMiB: 256, ownerId: user.id, teamId: team.id, hostId: host.id },
   });
   return { team, user, host, guest };
+}
+
+export type Basics = Awaited<ReturnType<typeof seedBasics>>;
+
+/**
+ * A fresh migrated database with seedBasics() for the enclosing describe block: made
+ * before its tests, removed after them. `ready` gets both (and may add rows of its own).
+ */
+export function withSeededDb(ready: (seeded: { t: TestDb; basics: Basics }) => void | Promise<void>): void {
+  let t: TestDb | undefined;
+  before(async () => {
+    t = await createTestDb();
+    await ready({ t, basics: await seedBasics(t.db) });
+  });
+  after(async () => {
+    await t?.cleanup();
+  });
 }

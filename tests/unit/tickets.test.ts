@@ -3,9 +3,9 @@
  * project's migrations applied (tests/helpers/db.ts).
  */
 import { createHash } from "node:crypto";
-import { test, describe, before, after } from "node:test";
+import { test, describe } from "node:test";
 import assert from "node:assert/strict";
-import { createTestDb, seedBasics, type TestDb } from "../helpers/db";
+import { withSeededDb, type Basics, type TestDb } from "../helpers/db";
 import { consumeTicket, mintShareTicket, mintTicket } from "../../server/console/tickets";
 import { checkShare, createShare, findShare, listShares, revokeShare } from "../../server/console/shares";
 import { closeStaleSessions, endSession, liveViewers, recentSessions, startSession, touchSessions } from "../../server/console/sessions";
@@ -18,12 +18,11 @@ const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 
 describe("console tickets (real SQLite)", () => {
   let t: TestDb;
-  let basics: Awaited<ReturnType<typeof seedBasics>>;
+  let basics: Basics;
   let otherGuestId: string;
 
-  before(async () => {
-    t = await createTestDb();
-    basics = await seedBasics(t.db);
+  withSeededDb(async (seeded) => {
+    ({ t, basics } = seeded);
     const other = await t.db.guest.create({
       data: {
         name: "g2",
@@ -36,9 +35,6 @@ describe("console tickets (real SQLite)", () => {
       },
     });
     otherGuestId = other.id;
-  });
-  after(async () => {
-    await t.cleanup();
   });
 
   const mint = (now?: Date) => mintTicket(t.db, basics.user.id, basics.guest.id, now);
@@ -209,20 +205,16 @@ describe("console tickets (real SQLite)", () => {
 
 describe("view-only links and their tickets (real SQLite)", () => {
   let t: TestDb;
-  let basics: Awaited<ReturnType<typeof seedBasics>>;
+  let basics: Basics;
   let otherGuestId: string;
 
-  before(async () => {
-    t = await createTestDb();
-    basics = await seedBasics(t.db);
+  withSeededDb(async (seeded) => {
+    ({ t, basics } = seeded);
     otherGuestId = (
       await t.db.guest.create({
         data: { name: "g2", vcpus: 1, memoryMiB: 256, ownerId: basics.user.id, teamId: basics.team.id, hostId: basics.host.id },
       })
     ).id;
-  });
-  after(async () => {
-    await t.cleanup();
   });
 
   const share = (duration: keyof typeof SHARE_DURATIONS, now = new Date(), label?: string) =>
@@ -332,15 +324,8 @@ describe("view-only links and their tickets (real SQLite)", () => {
 
 describe("console session records (real SQLite)", () => {
   let t: TestDb;
-  let basics: Awaited<ReturnType<typeof seedBasics>>;
-
-  before(async () => {
-    t = await createTestDb();
-    basics = await seedBasics(t.db);
-  });
-  after(async () => {
-    await t.cleanup();
-  });
+  let basics: Basics;
+  withSeededDb((seeded) => void ({ t, basics } = seeded));
 
   test("a session is live from start to end, then in the record with how it ended", async () => {
     const start = new Date();
@@ -426,15 +411,8 @@ describe("passwords", () => {
 
 describe("sessions (real SQLite)", () => {
   let t: TestDb;
-  let basics: Awaited<ReturnType<typeof seedBasics>>;
-
-  before(async () => {
-    t = await createTestDb();
-    basics = await seedBasics(t.db);
-  });
-  after(async () => {
-    await t.cleanup();
-  });
+  let basics: Basics;
+  withSeededDb((seeded) => void ({ t, basics } = seeded));
 
   test("a fresh session finds its user; only the hash is stored", async () => {
     const t0 = Date.now();

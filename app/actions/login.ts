@@ -27,14 +27,14 @@ export async function login(_prev: LoginState, form: FormData): Promise<LoginSta
   const username = String(form.get("username") ?? "").slice(0, 64);
   if (!parsed.success) return { error: "Enter a user name and a password.", username };
   const name = parsed.data.username;
-  const wait = loginThrottle.waitMs(name);
+  const wait = loginThrottle.attempt(name);
   if (wait > 0) {
     return { error: `Too many failed logins for this user name. Try again in ${waitText(wait)}.`, username };
   }
   const user = await db.user.findUnique({ where: { username: name } });
   const ok = await verifyPassword(parsed.data.password, user?.passwordHash ?? DUMMY_HASH);
   if (!user || !ok) {
-    loginThrottle.failed(name);
+    // Counted as a failure when it began (loginThrottle.attempt).
     return { error: "That user name and password do not match.", username };
   }
   loginThrottle.succeeded(name);

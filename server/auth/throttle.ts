@@ -30,6 +30,18 @@ export class LoginThrottle {
     return Math.max(0, entry.last + wait - this.now());
   }
 
+  /**
+   * Starts an attempt for this name: the milliseconds to wait first (nothing is counted
+   * then), or 0, and from then on the attempt counts as a failure until `succeeded`
+   * clears the name. So attempts sent at once cannot all get in before the first
+   * password check has ended.
+   */
+  attempt(name: string): number {
+    const wait = this.waitMs(name);
+    if (wait === 0) this.failed(name);
+    return wait;
+  }
+
   failed(name: string): void {
     const entry = this.current(name) ?? { count: 0, last: 0 };
     this.failures.delete(name); // re-inserted last: the map stays ordered by last failure

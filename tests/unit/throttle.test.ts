@@ -29,6 +29,18 @@ describe("LoginThrottle", () => {
     assert.equal(th.waitMs("bob"), 0, "other names are not touched");
   });
 
+  test("attempts sent at once count before their password checks end: only the free ones get in", () => {
+    const c = clock();
+    const th = new LoginThrottle(c.now);
+    // Twenty attempts begun together, none answered yet.
+    const waits = Array.from({ length: 20 }, () => th.attempt("bob"));
+    assert.deepEqual(waits.slice(0, FREE_FAILURES), Array(FREE_FAILURES).fill(0), "the free attempts go ahead");
+    assert.ok(waits.slice(FREE_FAILURES).every((w) => w > 0), `the rest wait: ${waits.join(", ")}`);
+    // One of them had the right password: the name is clear again.
+    th.succeeded("bob");
+    assert.equal(th.attempt("bob"), 0);
+  });
+
   test("a success clears the name; so does an hour without failures", () => {
     const c = clock();
     const th = new LoginThrottle(c.now);

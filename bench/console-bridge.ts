@@ -60,7 +60,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
-import { machineLine, median, percentile, rotate, sleep, verdict, which } from "./stats";
+import { cpuCeiling, machineLine, median, percentile, rotate, sleep, verdict, which } from "./stats";
 
 const SELF = fileURLToPath(import.meta.url);
 const KiB = 1024;
@@ -191,7 +191,8 @@ async function writeBytes(socket: net.Socket, chunk: Buffer, bytes: number): Pro
  * `set_password` call, which is set-up cost and not measured here.
  */
 async function runAgent(socketPath: string, backendPath: string): Promise<void> {
-  (await import("../server/heap")).giveHeapRoom(400); // as server/agent/main.ts does
+  const heap = await import("../server/heap");
+  heap.giveHeapRoom(heap.AGENT_HEAP_GROWING_PERCENT); // as server/agent/main.ts does
   const { AGENT_VNC_PASSWORD_HEADER, AGENT_VNC_UPGRADE } = await import("../server/domain/types");
   const { refuseUpgrade } = await import("../server/http/refuse-upgrade");
   const server = http.createServer((_req, res) => res.writeHead(404).end());
@@ -226,7 +227,8 @@ async function runAgent(socketPath: string, backendPath: string): Promise<void> 
  * when the benchmark asks (each connection needs a fresh one; they live 30 s).
  */
 async function runBridge(agentPath: string): Promise<void> {
-  (await import("../server/heap")).giveHeapRoom(100); // as server/web/main.ts does
+  const heap = await import("../server/heap");
+  heap.giveHeapRoom(heap.WEB_HEAP_GROWING_PERCENT); // as server/web/main.ts does
   const { createSession, SESSION_COOKIE } = await import("../server/auth/sessions");
   const { createConsoleBridge } = await import("../server/console/bridge");
   const { mintTicket } = await import("../server/console/tickets");
@@ -1025,7 +1027,7 @@ function report(r: Results, bridgeStats: { opened: number; closed: number; odd: 
   const cores = os.cpus().length;
   const endCost = (k: string) => median(r.throughputCpu.bridge.map((c) => c[k] ?? 0));
   const ends = endCost("client") + endCost("backend");
-  const ceiling = Math.min(cores / ends, 1 / Math.max(endCost("client"), endCost("backend"))) * 1000 * 1024;
+  const ceiling = cpuCeiling(ends / 1000, Math.max(endCost("client"), endCost("backend")) / 1000) * 1024;
   console.log(
     `  ceiling: with a relay costing no CPU, the bridge path's client and backend (${ends.toFixed(0)} ms per GiB) allow at most ` +
       `${ceiling.toFixed(0)} MiB/s on ${cores} cores = ${(ceiling / med("websockify")).toFixed(2)} × websockify, ${(ceiling / med("direct")).toFixed(2)} × direct (measured)`,

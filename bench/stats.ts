@@ -74,3 +74,12 @@ export function rotate<T>(items: T[], by: number): T[] {
   const k = by % items.length;
   return [...items.slice(k), ...items.slice(0, k)];
 }
+
+/**
+ * The most units per second a pipeline of processes can move on this machine's cores:
+ * its CPU seconds per unit (all processes) spread over every core, and no faster than
+ * its busiest single thread, which runs on one core.
+ */
+export function cpuCeiling(cpuSecondsPerUnit: number, busiestThreadSecondsPerUnit: number): number {
+  return Math.min(os.cpus().length / cpuSecondsPerUnit, 1 / busiestThreadSecondsPerUnit);
+}

@@ -27,8 +27,9 @@
  * its own (not this one, whose heap holds Prisma), reading the file into four reused
  * 1 MiB buffers and writing each to the socket, so it neither holds the file in memory
  * nor makes garbage per read. CPU time is reported per process (user + kernel) for cp,
- * the client, the web server and the agent, the last two split into their main thread
- * and their other threads (V8's garbage collector helpers, libuv's file writes).
+ * the client, nginx, the web server and the agent, the last two split into their main
+ * thread and their other threads (V8's garbage collector helpers, libuv's file writes);
+ * the web server's only on the web side, where it is in the path.
  *
  * BENCH_WEB_V8_FLAGS / BENCH_AGENT_V8_FLAGS (e.g. "--heap-growing-percent=100") pass V8
  * flags to the web server / agent (set with v8.setFlagsFromString at their start), to
@@ -46,7 +47,7 @@ import path from "node:path";
 import { createSession, SESSION_COOKIE } from "../server/auth/sessions";
 import { formatBytes } from "../server/domain/format";
 import { startTestStack, type TestStack } from "../tests/helpers/web";
-import { machineLine, median, missingPrerequisite, rotate, sleep, verdict, which } from "./stats";
+import { cpuCeiling, machineLine, median, missingPrerequisite, rotate, sleep, verdict, which } from "./stats";
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
@@ -113,7 +114,7 @@ interface Cpu {
   web?: ThreadsCpu;
   agent?: ThreadsCpu;
   /** nginx, on the "nginx" side. */
-  proxy?: ThreadsCpu | undefined;
+  proxy?: ThreadsCpu;
 }
 
 interface ThreadsCpu {
@@ -274,7 +275,7 @@ interface Proxy {
 
 /** nginx in the foreground (one process, no master), on a free loopback port, proxying /v1/uploads/ to the agent. */
 async function startNginx(binary: string, dir: string, agentSocket: string): Promise<Proxy> {
-  const { freePort } = await import("../tests/helpers/net");
+  const { connects, freePort } = await import("../tests/helpers/net");
   const port = await freePort();
   const conf = path.join(dir, "nginx.conf");
   fs.writeFileSync(
@@ -293,21 +294,15 @@ async function startNginx(binary: string, dir: string, agentSocket: string): Pro
   let err = "";
   child.stderr.on("data", (c: Buffer) => (err += c.toString()));
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    const up = await new Promise<boolean>((resolve) => {
-      const probe = http.get(`http://127.0.0.1:${port}/`, (res) => {
-        res.resume();
-        resolve(true);
-      });
-      probe.on("error", () => resolve(false));
-    });
-    if (up) break;
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill("SIGKILL");
-      throw new Error(`nginx did not start: ${err || fs.readFileSync(path.join(dir, "nginx.log"), "utf8")}`);
-    }
-    await sleep(50);
+  const { waitFor } = await import("../tests/helpers/agent");
+  try {
+    await waitFor("nginx to listen", async () => {
+      if (child.exitCode !== null) throw new Error("nginx exited");
+      return connects(port);
+    }, 5000, 50);
+  } catch {
+    child.kill("SIGKILL");
+    throw new Error(`nginx did not start: ${err || fs.readFileSync(path.join(dir, "nginx.log"), "utf8")}`);
   }
   return {
     url: `http://127.0.0.1:${port}`,
@@ -319,6 +314,7 @@ async function startNginx(binary: string, dir: string, agentSocket: string): Pro
   };
 }
 
+/** One upload of the source by `via` (`proxy` is used on the nginx side); the web's memory and CPU are read on the web side only. */
 async function timeUpload(
   stack: TestStack,
   via: Via,
@@ -332,37 +328,42 @@ async function timeUpload(
   await run("sync", []);
   await sleep(200); // let the web's memory settle after the sync
   const agentPid = stack.agent.process.pid!;
-  const rssBefore = rssMiB(web) ?? 0;
+  const nginx = via === "nginx" ? proxy : null;
+  const rssBefore = via === "web" ? (rssMiB(web) ?? 0) : 0;
   let rssPeak = rssBefore;
-  const sampler = setInterval(() => {
-    const now = rssMiB(web);
-    if (now !== null && now > rssPeak) rssPeak = now;
-  }, SAMPLE_MS);
-  const cpu0 = { web: threadsCpuMs(web), agent: threadsCpuMs(agentPid), proxy: proxy ? threadsCpuMs(proxy.pid) : null, client: childrenCpuMs() };
+  const sampler =
+    via === "web"
+      ? setInterval(() => {
+          const now = rssMiB(web);
+          if (now !== null && now > rssPeak) rssPeak = now;
+        }, SAMPLE_MS)
+      : null;
+  const cpu0 = { web: threadsCpuMs(web), agent: threadsCpuMs(agentPid), proxy: nginx ? threadsCpuMs(nginx.pid) : null, client: childrenCpuMs() };
   const t = performance.now();
   const headers = { "content-type": "application/octet-stream", "content-length": String(SIZE) };
   const answer = await runClient(
     via === "web"
       ? { url: `${stack.baseUrl}/upload/default/${file}?size=${SIZE}&offset=0`, file: source, size: SIZE, headers: { ...headers, cookie, origin: stack.baseUrl } }
-      : via === "nginx"
-        ? { url: `${proxy!.url}/v1/uploads/default/${file}?size=${SIZE}&offset=0`, file: source, size: SIZE, headers }
+      : nginx
+        ? { url: `${nginx.url}/v1/uploads/default/${file}?size=${SIZE}&offset=0`, file: source, size: SIZE, headers }
         : { url: `http://agent/v1/uploads/default/${file}?size=${SIZE}&offset=0`, socketPath: stack.agent.socketPath, file: source, size: SIZE, headers },
   );
   const took = performance.now() - t;
-  const cpu = {
+  const cpu: Cpu = {
     own: childrenCpuMs() - cpu0.client,
-    web: threadsDelta(cpu0.web, threadsCpuMs(web)),
     agent: threadsDelta(cpu0.agent, threadsCpuMs(agentPid)),
-    proxy: proxy && cpu0.proxy ? threadsDelta(cpu0.proxy, threadsCpuMs(proxy.pid)) : undefined,
+    ...(via === "web" ? { web: threadsDelta(cpu0.web, threadsCpuMs(web)) } : {}),
+    ...(nginx && cpu0.proxy ? { proxy: threadsDelta(cpu0.proxy, threadsCpuMs(nginx.pid)) } : {}),
   };
-  clearInterval(sampler);
+  if (sampler) clearInterval(sampler);
   await run("sync", []);
   const syncMs = performance.now() - t - took;
-  const rssAfter = rssMiB(web);
-  if (rssAfter !== null && rssAfter > rssPeak) rssPeak = rssAfter;
   if (answer.status !== 201) throw new Error(`the upload answered ${answer.status}: ${answer.text}`);
   const json = JSON.parse(answer.text) as { sha256: string; sizeBytes: number; diskId?: string };
   if (json.sha256 !== expectSha || json.sizeBytes !== SIZE) throw new Error(`the upload arrived wrong: ${answer.text}`);
+  if (via !== "web") return { ms: took, syncMs, cpu, diskId: null };
+  const rssAfter = rssMiB(web);
+  if (rssAfter !== null && rssAfter > rssPeak) rssPeak = rssAfter;
   return { ms: took, syncMs, rssBeforeMiB: rssBefore, rssGrowthMiB: rssPeak - rssBefore, cpu, diskId: json.diskId ?? null };
 }
 
@@ -408,7 +409,7 @@ async function main(): Promise<number> {
   const nginxBinary = which("nginx");
   console.log(
     `upload: ${formatBytes(SIZE)}, ${ROUNDS} rounds of cp, the upload, the same straight to the agent` +
-      `${nginxBinary ? " and through nginx to the agent" : " (nginx is not installed: apt-get install nginx-light to measure the reverse proxy design too)"}, each first in turn`,
+      `${nginxBinary ? " and through nginx to the agent" : " (nginx is not installed: apt-get install nginx-light to measure the reverse proxy design too)"}, the order rotating each round`,
   );
   console.log(`machine: ${machineLine()}`);
 
@@ -472,7 +473,11 @@ async function main(): Promise<number> {
     const cps: Sample[] = [];
     const byVia: Record<Via, Sample[]> = { web: [], agent: [], nginx: [] };
     const uploads = byVia.web;
-    const label: Record<Via, string> = { web: "upload", agent: "agent", nginx: "nginx" };
+    const names: Record<Via, { short: string; long: string }> = {
+      web: { short: "upload", long: "upload" },
+      agent: { short: "agent", long: "straight to agent" },
+      nginx: { short: "nginx", long: "nginx to agent" },
+    };
     for (let round = 0; round < ROUNDS; round++) {
       // Each side goes first in turn (writeback and page cache state left by the one before).
       for (const side of rotate<"cp" | Via>(["cp", ...vias], round)) {
@@ -485,7 +490,7 @@ async function main(): Promise<number> {
           continue;
         }
         const file = `${side}-${round}.raw`;
-        const s = await timeUpload(stack, side, side === "nginx" ? proxy : null, cookie, source, file, sha, web);
+        const s = await timeUpload(stack, side, proxy, cookie, source, file, sha, web);
         byVia[side].push(s);
         await stack.agent.client.deleteImage({ pool: "default", file });
         if (s.diskId) await db.disk.delete({ where: { id: s.diskId } });
@@ -496,60 +501,60 @@ async function main(): Promise<number> {
           `agent ${sec(s.cpu.agent!.main)} + ${sec(s.cpu.agent!.others)} (main thread + others)`;
         const memory = side === "web" ? `web RSS ${s.rssBeforeMiB!.toFixed(0)} MiB, +${s.rssGrowthMiB!.toFixed(1)} MiB at peak; ` : "";
         console.log(
-          `round ${round + 1}: ${label[side].padEnd(7)} ${(s.ms / 1000).toFixed(2)} s  ${mbps(s.ms).toFixed(0)} MB/s; with sync ${((s.ms + s.syncMs) / 1000).toFixed(2)} s  ${mbps(s.ms + s.syncMs).toFixed(0)} MB/s; ${memory}${cpu}`,
+          `round ${round + 1}: ${names[side].short.padEnd(7)} ${(s.ms / 1000).toFixed(2)} s  ${mbps(s.ms).toFixed(0)} MB/s; with sync ${((s.ms + s.syncMs) / 1000).toFixed(2)} s  ${mbps(s.ms + s.syncMs).toFixed(0)} MB/s; ${memory}${cpu}`,
         );
       }
     }
 
-    const cpMs = median(cps.map((s) => s.ms));
-    const upMs = median(uploads.map((s) => s.ms));
-    const cpDiskMs = median(cps.map((s) => s.ms + s.syncMs));
-    const upDiskMs = median(uploads.map((s) => s.ms + s.syncMs));
-    const ratio = mbps(upMs) / mbps(cpMs);
-    const ratioDisk = mbps(upDiskMs) / mbps(cpDiskMs);
+    // Medians of each side: the operation alone ("page cache") and with the sync after it ("on disk").
+    const timesOf = (samples: Sample[]) => ({ ms: median(samples.map((x) => x.ms)), diskMs: median(samples.map((x) => x.ms + x.syncMs)) });
+    const cp = timesOf(cps);
+    const times = Object.fromEntries(vias.map((v) => [v, timesOf(byVia[v])])) as Record<Via, { ms: number; diskMs: number }>;
+    const ratioOf = (v: Via) => ({ pageCache: mbps(times[v].ms) / mbps(cp.ms), onDisk: mbps(times[v].diskMs) / mbps(cp.diskMs) });
+    const ratio = ratioOf("web");
     const rssWorst = Math.max(...uploads.map((s) => s.rssGrowthMiB!));
     console.log("");
     console.log(`${"".padEnd(28)} page cache (op alone)      on disk (op + sync)`);
     const line = (name: string, a: number, b: number) =>
       console.log(`${name.padEnd(28)} ${`${(a / 1000).toFixed(2)} s ${mbps(a).toFixed(0).padStart(5)} MB/s`.padEnd(26)} ${(b / 1000).toFixed(2)} s ${mbps(b).toFixed(0).padStart(5)} MB/s`);
-    line("cp (median)", cpMs, cpDiskMs);
-    line("upload (median)", upMs, upDiskMs);
-    const perGiB = (values: number[]) => `${((median(values) / 1000) * (GiB / SIZE)).toFixed(2)} s`;
-    const without = vias.filter((v) => v !== "web");
-    for (const v of without) line(`${v === "agent" ? "straight to agent" : "nginx to agent"} (median)`, median(byVia[v].map((s) => s.ms)), median(byVia[v].map((s) => s.ms + s.syncMs)));
-    console.log(`ratio upload/cp throughput: page cache ${ratio.toFixed(2)}, on disk ${ratioDisk.toFixed(2)}`);
-    for (const v of without) {
-      const samples = byVia[v];
+    line("cp (median)", cp.ms, cp.diskMs);
+    for (const v of vias) line(`${names[v].long} (median)`, times[v].ms, times[v].diskMs);
+    /** CPU seconds per GiB moved, the median over the samples. */
+    const perGiB = (samples: Sample[], of: (c: Cpu) => number) => (median(samples.map((x) => of(x.cpu))) / 1000) * (GiB / SIZE);
+    const sec2 = (value: number) => `${value.toFixed(2)} s`;
+    const both = (t?: ThreadsCpu) => (t ? t.main + t.others : 0);
+    console.log(`ratio upload/cp throughput: page cache ${ratio.pageCache.toFixed(2)}, on disk ${ratio.onDisk.toFixed(2)}`);
+    for (const v of vias.filter((x) => x !== "web")) {
       const what = v === "agent" ? "the same client straight to the agent's socket, the best any such design can do" : "the same client through nginx to the agent's socket, the reverse proxy design";
+      const samples = byVia[v];
       console.log(
         `without the web in the byte path (${what}), not a target: ` +
-          `page cache ${(mbps(median(samples.map((s) => s.ms))) / mbps(cpMs)).toFixed(2)} x cp, on disk ${(mbps(median(samples.map((s) => s.ms + s.syncMs))) / mbps(cpDiskMs)).toFixed(2)} x cp; ` +
-          `CPU per GiB: client ${perGiB(samples.map((s) => s.cpu.own))}` +
-          (v === "nginx" ? `, nginx ${perGiB(samples.map((s) => s.cpu.proxy!.main + s.cpu.proxy!.others))}` : "") +
-          `, agent ${perGiB(samples.map((s) => s.cpu.agent!.main + s.cpu.agent!.others))}`,
+          `page cache ${ratioOf(v).pageCache.toFixed(2)} x cp, on disk ${ratioOf(v).onDisk.toFixed(2)} x cp; ` +
+          `CPU per GiB: client ${sec2(perGiB(samples, (c) => c.own))}` +
+          (v === "nginx" ? `, nginx ${sec2(perGiB(samples, (c) => both(c.proxy)))}` : "") +
+          `, agent ${sec2(perGiB(samples, (c) => both(c.agent)))}`,
       );
     }
+    const allPerGiB = perGiB(uploads, (c) => c.own + both(c.web) + both(c.agent));
     console.log(
-      `CPU per GiB (medians; user + kernel): cp ${perGiB(cps.map((s) => s.cpu.own))}; upload: client ${perGiB(uploads.map((s) => s.cpu.own))}, ` +
-        `web ${perGiB(uploads.map((s) => s.cpu.web!.main))} main + ${perGiB(uploads.map((s) => s.cpu.web!.others))} other threads, ` +
-        `agent ${perGiB(uploads.map((s) => s.cpu.agent!.main))} main + ${perGiB(uploads.map((s) => s.cpu.agent!.others))} other threads, ` +
-        `all ${perGiB(uploads.map((s) => s.cpu.own + s.cpu.web!.main + s.cpu.web!.others + s.cpu.agent!.main + s.cpu.agent!.others))}`,
+      `CPU per GiB (medians; user + kernel): cp ${sec2(perGiB(cps, (c) => c.own))}; upload: client ${sec2(perGiB(uploads, (c) => c.own))}, ` +
+        `web ${sec2(perGiB(uploads, (c) => c.web!.main))} main + ${sec2(perGiB(uploads, (c) => c.web!.others))} other threads, ` +
+        `agent ${sec2(perGiB(uploads, (c) => c.agent!.main))} main + ${sec2(perGiB(uploads, (c) => c.agent!.others))} other threads, ` +
+        `all ${sec2(allPerGiB)}`,
     );
     // What this machine allows an upload at all: its SHA-256 (one stream, sequential), and
     // its CPU: all processes' time spread over every core, and no faster than its busiest
     // single thread (the client, the web's and the agent's main threads each run on one core).
     const hashMBps = sha256Speed();
-    const sPerGiB = (values: number[]) => (median(values) / 1000) * (GiB / SIZE);
-    const allPerGiB = sPerGiB(uploads.map((s) => s.cpu.own + s.cpu.web!.main + s.cpu.web!.others + s.cpu.agent!.main + s.cpu.agent!.others));
-    const busiest = Math.max(sPerGiB(uploads.map((s) => s.cpu.own)), sPerGiB(uploads.map((s) => s.cpu.web!.main)), sPerGiB(uploads.map((s) => s.cpu.agent!.main)));
-    const cpuCeiling = Math.min(os.cpus().length / allPerGiB, 1 / busiest) * (GiB / 1e6);
+    const busiest = Math.max(perGiB(uploads, (c) => c.own), perGiB(uploads, (c) => c.web!.main), perGiB(uploads, (c) => c.agent!.main));
+    const ceiling = cpuCeiling(allPerGiB, busiest) * (GiB / 1e6);
     console.log(
-      `ceilings: SHA-256 of one stream here ${hashMBps.toFixed(0)} MB/s = ${(hashMBps / mbps(cpMs)).toFixed(2)} x cp (page cache); ` +
-        `the upload's processes use ${allPerGiB.toFixed(2)} CPU-s per GiB, the busiest thread ${busiest.toFixed(2)}: at most ${cpuCeiling.toFixed(0)} MB/s on ${os.cpus().length} cores ` +
-        `= ${(cpuCeiling / mbps(cpMs)).toFixed(2)} x cp (page cache), ${(cpuCeiling / mbps(cpDiskMs)).toFixed(2)} x cp (on disk)`,
+      `ceilings: SHA-256 of one stream here ${hashMBps.toFixed(0)} MB/s = ${(hashMBps / mbps(cp.ms)).toFixed(2)} x cp (page cache); ` +
+        `the upload's processes use ${allPerGiB.toFixed(2)} CPU-s per GiB, the busiest thread ${busiest.toFixed(2)}: at most ${ceiling.toFixed(0)} MB/s on ${os.cpus().length} cores ` +
+        `= ${(ceiling / mbps(cp.ms)).toFixed(2)} x cp (page cache), ${(ceiling / mbps(cp.diskMs)).toFixed(2)} x cp (on disk)`,
     );
-    console.log(`target: upload throughput >= ${RATIO_TARGET} x cp, page cache (the operation alone; only the upload fsyncs): ${verdict(ratio >= RATIO_TARGET)}`);
-    console.log(`target: upload throughput >= ${RATIO_TARGET} x cp, on disk (both synced): ${verdict(ratioDisk >= RATIO_TARGET)}`);
+    console.log(`target: upload throughput >= ${RATIO_TARGET} x cp, page cache (the operation alone; only the upload fsyncs): ${verdict(ratio.pageCache >= RATIO_TARGET)}`);
+    console.log(`target: upload throughput >= ${RATIO_TARGET} x cp, on disk (both synced): ${verdict(ratio.onDisk >= RATIO_TARGET)}`);
     console.log(`target: web server RSS growth during an upload <= ${RSS_TARGET_MIB} MiB (worst ${rssWorst.toFixed(1)} MiB): ${verdict(rssWorst <= RSS_TARGET_MIB)}`);
     console.log(`machine after: ${machineLine()}`);
     return 0;

@@ -13,6 +13,11 @@
  */
 import v8 from "node:v8";
 
+/** The web server's growth: its heap (Next.js, ~63 MB live) may double before a collection. */
+export const WEB_HEAP_GROWING_PERCENT = 100;
+/** The agent's: a small heap (~11 MB live), so a larger factor costs little. */
+export const AGENT_HEAP_GROWING_PERCENT = 400;
+
 export function giveHeapRoom(growingPercent: number): void {
   if (!Number.isInteger(growingPercent) || growingPercent < 1) throw new Error(`heap growth must be a positive whole percent, not ${growingPercent}`);
   v8.setFlagsFromString(`--heap-growing-percent=${growingPercent}`);

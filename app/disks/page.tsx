@@ -23,14 +23,15 @@ export default async function DisksPage() {
   const host = await localHost();
   const agent = agentFor(host);
   // Every disk of the host, so the agent reads each in its registered format (and knows the rest are not disks).
-  const known = await db.disk.findMany({ where: { hostId: host.id }, select: { pool: true, file: true, format: true } });
-  const [disks, images, hostInfo, tasks, isoRows] = await Promise.all([
+  const knownRows = db.disk.findMany({ where: { hostId: host.id }, select: { pool: true, file: true, format: true } });
+  const [disks, known, images, hostInfo, tasks, isoRows] = await Promise.all([
     db.disk.findMany({
       where: { hostId: host.id, ...guestScope(user) },
       orderBy: [{ pool: "asc" }, { file: "asc" }],
       include: { guest: { select: { id: true, name: true } }, owner: { select: { username: true } } },
     }),
-    agent.images(known.map(refOf)).catch(() => null),
+    knownRows,
+    knownRows.then((rows) => agent.images(rows.map(refOf))).catch(() => null),
     agent.host().catch(() => null),
     db.task.findMany({ where: { state: "running", ...(user.role === "admin" ? {} : { userId: user.id }) }, orderBy: { startedAt: "desc" } }),
     db.isoImage.findMany({ where: { hostId: host.id }, select: { name: true, sha256: true, cdroms: { select: { guest: { select: { name: true, ownerId: true } } } } } }),

@@ -233,10 +233,11 @@ export class AgentClient {
     return this.request("POST", `/v1/tasks/${encodeURIComponent(id)}/cancel`, taskStatusSchema, {});
   }
 
-  /** Every image in every image folder of the host, with qemu-img's facts (or why it could not be read). */
-  /** Every image file of the host with qemu-img's facts; the `registered` disks read in their format, the other files probed. */
+  /**
+   * Every image file of the host with qemu-img's facts (or why they could not be read);
+   * the `registered` disks read in their format, the other files probed.
+   */
   images(registered: DiskRef[] = []): Promise<Array<ImageInfo | (ImageRef & { error: string })>> {
-    if (registered.length === 0) return this.request("GET", "/v1/images", imageListSchema);
     const formats = Object.fromEntries(registered.map((d) => [`${d.pool}/${d.file}`, d.format]));
     return this.request("POST", "/v1/images/list", imageListSchema, { formats });
   }

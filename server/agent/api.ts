@@ -32,8 +32,8 @@
  *   GET    /v1/tasks                   TaskStatus[]: running and recent tasks (image operations, pastes)
  *   GET    /v1/tasks/:id               TaskStatus
  *   POST   /v1/tasks/:id/cancel        stop a running task; what an image task wrote is removed
- *   GET    /v1/images                  ImageInfo[] for every image in every image folder
- *   POST   /v1/images/list             { formats: { "<pool>/<file>": format } } → the same, registered disks read in their format
+ *   POST   /v1/images/list             { formats: { "<pool>/<file>": format } } → ImageInfo[] for every image in every
+ *                                      image folder, the registered disks named in `formats` read in their format
  *   POST   /v1/images                  { pool, file, format, bytes, volume, passphrase? } → 201 ImageInfo
  *   GET    /v1/images/:pool/:file      ImageInfo (qemu-img info); ?format= a registered disk's format (else probed)
  *   DELETE /v1/images/:pool/:file      ?volume= also removes its passphrase; refused while in use
@@ -68,8 +68,9 @@ import { CONSOLE_UPGRADES, type Consoles } from "./console";
 import { qemuVersion, type ImageRef, type Images } from "./images";
 import type { Supervisor } from "./supervisor";
 
-/** JSON bodies; the largest is the disks page's list of registered formats (about 50 bytes a disk). */
-const MAX_BODY_BYTES = 1024 * 1024;
+const MAX_BODY_BYTES = 256 * 1024;
+/** The disks page's list of registered formats: about 50 bytes a disk. */
+const LIST_BODY_BYTES = 4 * 1024 * 1024;
 
 const imageRef = z.strictObject({ pool: poolName, file: imageFileName });
 const createImageSchema = z.strictObject({
@@ -118,13 +119,15 @@ const screenshotQuery = z.strictObject({
 /** A reply: JSON, or raw bytes of some content type (a log, a picture). */
 type Reply = { status?: number; json: unknown } | { status?: number; body: Buffer; type: string };
 type Handler = (params: string[], body: unknown, query: URLSearchParams) => Promise<Reply>;
+/** Method, path, handler, and the largest JSON body it takes (MAX_BODY_BYTES unless given). */
+type Route = [string, RegExp, Handler, number?];
 
 export function createAgentServer(config: AgentConfig, supervisor: Supervisor, images: Images, consoles: Consoles): http.Server {
   let version: Promise<string> | null = null;
   const ref = (pool: string | undefined, file: string | undefined): ImageRef => parseOrThrow(imageRef, { pool, file }, "The image");
   const optionalVolume = (query: URLSearchParams) => (query.has("volume") ? parseOrThrow(volumeId, query.get("volume"), "The volume") : undefined);
 
-  const routes: Array<[string, RegExp, Handler]> = [
+  const routes: Route[] = [
     ["GET", /^\/v1\/host$/, async () => {
       version ??= qemuVersion();
       const info: HostInfo = {
@@ -179,11 +182,10 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, i
     ["GET", /^\/v1\/tasks\/([^/]+)$/, async ([id]) => ({ json: images.tasks.get(parseTaskId(id)) })],
     ["POST", /^\/v1\/tasks\/([^/]+)\/cancel$/, async ([id]) => ({ json: images.tasks.cancel(parseTaskId(id)) })],
 
-    ["GET", /^\/v1\/images$/, async () => ({ json: await images.list() })],
     ["POST", /^\/v1\/images\/list$/, async (_, body) => {
       const req = parseOrThrow(listSchema, body, "The list request");
       return { json: await images.list(new Map(Object.entries(req.formats))) };
-    }],
+    }, LIST_BODY_BYTES],
     ["POST", /^\/v1\/images$/, async (_, body) => {
       const req = parseOrThrow(createImageSchema, body, "The image request");
       return { status: 201, json: await images.create(req) };
@@ -270,7 +272,7 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, i
       const route = routes.find(([method, pattern]) => method === req.method && pattern.test(url.pathname));
       if (!route) throw new GuesthouseError("not-found", `No such agent endpoint: ${req.method} ${url.pathname}`);
       const params = route[1].exec(url.pathname)!.slice(1).map(decodeURIComponent);
-      const body = req.method === "POST" ? await readJson(req) : undefined;
+      const body = req.method === "POST" ? await readJson(req, route[3] ?? MAX_BODY_BYTES) : undefined;
       const reply = await route[2](params, body, url.searchParams);
       if ("body" in reply) sendBytes(res, reply.status ?? 200, reply.type, reply.body);
       else send(res, reply.status ?? 200, reply.json);
@@ -356,7 +358,7 @@ function specFor(id: string | undefined, body: unknown) {
   return spec;
 }
 
-async function readJson(req: http.IncomingMessage): Promise<unknown> {
+async function readJson(req: http.IncomingMessage, limitBytes: number): Promise<unknown> {
   if (!(req.headers["content-type"] ?? "").startsWith("application/json")) {
     throw new GuesthouseError("invalid-input", "The agent accepts only application/json bodies.");
   }
@@ -364,7 +366,7 @@ async function readJson(req: http.IncomingMessage): Promise<unknown> {
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new GuesthouseError("invalid-input", `The request body is larger than ${MAX_BODY_BYTES} bytes.`);
+    if (size > limitBytes) throw new GuesthouseError("invalid-input", `The request body is larger than ${limitBytes} bytes.`);
     chunks.push(chunk as Buffer);
   }
   try {

@@ -34,7 +34,7 @@ export interface ImageHeader {
 }
 
 /** Bytes read from the start of a file: a qcow2 header with its extensions, or a VMDK descriptor (QEMU reads at most 1 MiB; the extent lines come first in practice). */
-export const HEADER_BYTES = 64 * 1024;
+const HEADER_BYTES = 64 * 1024;
 /** QEMU refuses longer backing file names (`1023` in block/qcow2.c). */
 const MAX_BACKING_NAME = 1023;
 

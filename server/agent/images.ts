@@ -167,9 +167,9 @@ export class Images {
    * whose backing file is the source (which must then never change).
    */
   async clone(from: DiskRef, to: ImageRef, mode: "full" | "linked"): Promise<TaskStatus> {
-    const source = await this.storage.existing(from.pool, from.file, "images");
-    // The source's header and backing chain, checked as for any disk before qemu-img opens it.
+    // info() checks the file (Storage.existing), its header and backing chain before qemu-img opens it.
     await this.info(from, from.format);
+    const source = this.storage.pathOf(from.pool, from.file, "images");
     return this.tasks.run("clone", `${mode} clone ${refKey(from)} → ${refKey(to)}`, [refKey(from), refKey(to)], async (ctx) => {
       const file = await this.reserve(to);
       // A linked clone names its base relative to itself when both share a folder, so the pair can move together.
@@ -355,8 +355,8 @@ export class Images {
 
   /** `qemu-img check`: consistency of a qcow2/vdi/vhdx image, reported in its own words. */
   async check(ref: DiskRef): Promise<{ ok: boolean; report: string }> {
-    const file = await this.storage.existing(ref.pool, ref.file, "images");
-    await this.info(ref, ref.format);
+    await this.info(ref, ref.format); // checks the file, its header and chain first
+    const file = this.storage.pathOf(ref.pool, ref.file, "images");
     try {
       const out = await runQemuImg(["check", "-U", "-f", ref.format, file], null, this.scrub, { timeoutMs: CHECK_TIMEOUT_MS });
       return { ok: true, report: out.trim() };

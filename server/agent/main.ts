@@ -5,7 +5,7 @@
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
-import { giveHeapRoom } from "../heap";
+import { AGENT_HEAP_GROWING_PERCENT, giveHeapRoom } from "../heap";
 import { loadAgentConfig } from "./config";
 import { createAgentServer } from "./api";
 import { Consoles } from "./console";
@@ -27,7 +27,7 @@ async function socketInUse(socketPath: string): Promise<boolean> {
 
 async function main(): Promise<void> {
   // The agent keeps ~11 MB live: up to ~55 MB before a full collection (see server/heap.ts).
-  giveHeapRoom(400);
+  giveHeapRoom(AGENT_HEAP_GROWING_PERCENT);
   const config = loadAgentConfig();
   for (const dir of [config.dataDir, config.guestsDir, config.secretsDir, config.isoDir, ...Object.values(config.pools)]) {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });

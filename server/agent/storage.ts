@@ -92,8 +92,10 @@ export class Storage {
    */
   async selfContained(file: string, of: string, format: string | null, { followBacking = true } = {}): Promise<void> {
     for (let level = 0; ; level++) {
-      const header = await readImageHeader(file);
       const as = (kinds: string[]) => format === null || kinds.includes(format);
+      // Opened as raw, vdi or vpc, an image names no other file: its header is not read.
+      if (!as(["qcow2", "qcow", "vmdk"])) return;
+      const header = await readImageHeader(file);
       if (header.kind === "vmdk-descriptor" && as(["vmdk"])) {
         throw new GuesthouseError(
           "invalid-input",

@@ -47,7 +47,7 @@ export const KEYBOARD_LAYOUT_NAMES: Record<KeyboardLayout, string> = {
   ch: "German (Switzerland)",
 };
 
-export function isKeyboardLayout(value: unknown): value is KeyboardLayout {
+function isKeyboardLayout(value: unknown): value is KeyboardLayout {
   return typeof value === "string" && (KEYBOARD_LAYOUTS as readonly string[]).includes(value);
 }
 
@@ -227,7 +227,6 @@ export function typeableCharacters(layout: KeyboardLayout): ReadonlyMap<string, 
   return CHARACTER_MAPS[layout];
 }
 
-/** NFC, and every line ending as "\n". */
 /** Text as it is typed: NFC, line endings as "\n" (what the character count of a paste counts). */
 export function normalize(text: string): string {
   return text.normalize("NFC").replace(/\r\n?/g, "\n");

@@ -49,10 +49,10 @@ export const imageFileName = z
   .string()
   .regex(IMAGE_FILE, `An image name must be ${IMAGE_FILE_RULE}.`)
   .refine((name) => !name.endsWith(".part"), "An image name cannot end in .part (used for uploads in progress).");
-/** A storage folder's name, as the admin configured it. */
 /** One of the formats a disk can be in (as registered). */
 export const diskFormat = z.enum(DISK_FORMATS);
 
+/** A storage folder's name, as the admin configured it. */
 export const poolName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, "A storage folder's name is 1 to 32 lowercase letters, digits, '_' or '-'.");
 
 export const guestName = z.string().trim().regex(GUEST_NAME, `A guest name must be ${GUEST_NAME_RULE}.`);

@@ -7,7 +7,7 @@ import http from "node:http";
 import next from "next";
 import { createConsoleBridge } from "../console/bridge";
 import { db } from "../db/client";
-import { giveHeapRoom } from "../heap";
+import { giveHeapRoom, WEB_HEAP_GROWING_PERCENT } from "../heap";
 import { loadWebConfig } from "./config";
 import { stateHub } from "./state-hub";
 import { reconcileTasks, settleTask } from "./tasks";
@@ -15,7 +15,7 @@ import { handleUpload, isUploadRequest } from "./uploads";
 
 async function main(): Promise<void> {
   // Next.js keeps ~63 MB live: up to ~130 MB before a full collection (see server/heap.ts).
-  giveHeapRoom(100);
+  giveHeapRoom(WEB_HEAP_GROWING_PERCENT);
   const config = loadWebConfig();
   const app = next({ dev: config.dev, dir: process.cwd(), hostname: config.host, port: config.port });
   const handle = app.getRequestHandler();

@@ -49,12 +49,8 @@ export class StateHub {
     };
   }
 
-  /** How a task the web runs itself (an upload it relays) goes, for the pages that follow tasks. */
+  /** How a task goes, for the pages that follow tasks: the agent's, and those the web runs itself (an upload it relays). */
   publishTask(hostId: string, task: TaskStatus): void {
-    this.notifyTask(hostId, task);
-  }
-
-  private notifyTask(hostId: string, task: TaskStatus): void {
     for (const listener of this.taskListeners) {
       Promise.resolve(listener(hostId, task)).catch((err) => console.error("state hub: a task listener failed:", err));
     }
@@ -117,7 +113,7 @@ export class StateHub {
             this.notify([`host:${host.id}`]);
           }
         },
-        (task) => this.notifyTask(host.id, task),
+        (task) => this.publishTask(host.id, task),
       );
       current = stream;
       stream.done

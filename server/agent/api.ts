@@ -65,7 +65,7 @@ import { KEYBOARD_LAYOUTS } from "../domain/keymaps";
 import { diskFormat, guestSpecSchema, imageBytes, imageFileName, isoName, parseOrThrow, passphrase, poolName, snapshotName, volumeId } from "../domain/validation";
 import type { AgentConfig } from "./config";
 import { CONSOLE_UPGRADES, type Consoles } from "./console";
-import { qemuVersion, type ImageRef, type Images } from "./images";
+import type { ImageRef, Images } from "./images";
 import type { Supervisor } from "./supervisor";
 
 const MAX_BODY_BYTES = 256 * 1024;
@@ -123,18 +123,16 @@ type Handler = (params: string[], body: unknown, query: URLSearchParams) => Prom
 type Route = [string, RegExp, Handler, number?];
 
 export function createAgentServer(config: AgentConfig, supervisor: Supervisor, images: Images, consoles: Consoles): http.Server {
-  let version: Promise<string> | null = null;
   const ref = (pool: string | undefined, file: string | undefined): ImageRef => parseOrThrow(imageRef, { pool, file }, "The image");
   const optionalVolume = (query: URLSearchParams) => (query.has("volume") ? parseOrThrow(volumeId, query.get("volume"), "The volume") : undefined);
 
   const routes: Route[] = [
     ["GET", /^\/v1\/host$/, async () => {
-      version ??= qemuVersion();
       const info: HostInfo = {
         hostname: os.hostname(),
         accelerator: config.accelerator,
         acceleratorReason: config.acceleratorReason,
-        qemuVersion: await version,
+        qemuVersion: config.qemuVersion,
         isos: await images.listIsos(),
         pools: await images.storage.pools(),
       };

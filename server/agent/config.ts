@@ -1,13 +1,12 @@
 /** The agent's configuration, read from the environment once and validated. */
-import { spawnSync } from "node:child_process";
-import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
 import { DEFAULT_POOL, ISO_POOL, type Accelerator } from "../domain/types";
 import { poolName } from "../domain/validation";
-import { QEMU_BINARY, VNC_BASE_PORT } from "../qemu/args";
+import { VNC_BASE_PORT } from "../qemu/args";
+import { checkHostQemu, type AcceleratorMode } from "./host-qemu";
 import { certificateNames, isCertificateName, isWildcardAddress } from "./tls";
 
 const envSchema = z.object({
@@ -15,6 +14,8 @@ const envSchema = z.object({
   GUESTHOUSE_IMAGE_DIR: z.string().min(1).optional(),
   GUESTHOUSE_AGENT_SOCKET: z.string().min(1).optional(),
   GUESTHOUSE_ACCEL: z.enum(["auto", "kvm", "tcg"]).default("auto"),
+  /** Where the KVM probe's verdict is remembered (default <data>/accelerator.json). */
+  GUESTHOUSE_ACCEL_CACHE: z.string().min(1).optional(),
   /** More storage folders for disk images: "fast=/srv/nvme,bulk=/srv/hdd" (name=absolute path). */
   GUESTHOUSE_STORAGE: z.string().optional(),
   /** The largest upload accepted, in bytes (default 64 GiB). */
@@ -40,7 +41,8 @@ const envSchema = z.object({
 
 export { DEFAULT_POOL, ISO_POOL };
 
-export interface AgentConfig {
+/** The agent's settings, read from the environment. */
+export interface AgentSettings {
   dataDir: string;
   /** One state folder per guest: `<guestsDir>/<guest id>/`. */
   guestsDir: string;
@@ -57,9 +59,19 @@ export interface AgentConfig {
   /** The optional TLS VNC endpoint for native viewers; null when off (the default). */
   vncTls: VncTlsConfig | null;
   socketPath: string;
+  /** GUESTHOUSE_ACCEL: "auto" runs the KVM probe at start. */
+  accelMode: AcceleratorMode;
+  /** The file the KVM probe's verdict is remembered in. */
+  accelCacheFile: string;
+}
+
+/** The settings plus what the agent found out about its host's QEMU at start. */
+export interface AgentConfig extends AgentSettings {
   accelerator: Accelerator;
   /** Why this accelerator was chosen, shown on the dashboard. */
   acceleratorReason: string;
+  /** QEMU's version, "7.2.22". */
+  qemuVersion: string;
 }
 
 /** GUESTHOUSE_VNC_TLS=on: each running guest gets a second VNC display on TCP, behind TLS and a password. */
@@ -114,28 +126,8 @@ export function vncTlsConfig(e: z.infer<typeof envSchema>, dataDir: string, host
   };
 }
 
-/**
- * KVM when /dev/kvm can be opened and a QEMU actually starts a vCPU with it; TCG
- * otherwise. The probe matters: some hosts (nested virtualization) expose a
- * /dev/kvm on which QEMU aborts at the first vCPU reset.
- */
-export function detectAccelerator(): { accelerator: Accelerator; reason: string } {
-  try {
-    fs.accessSync("/dev/kvm", fs.constants.R_OK | fs.constants.W_OK);
-  } catch {
-    return { accelerator: "tcg", reason: "/dev/kvm is missing or not accessible" };
-  }
-  const probe = spawnSync(
-    QEMU_BINARY,
-    ["-machine", "q35,accel=kvm", "-cpu", "host", "-m", "16", "-nodefaults", "-no-user-config", "-display", "none", "-S", "-qmp", "stdio"],
-    { input: '{"execute":"qmp_capabilities"}\n{"execute":"quit"}\n', timeout: 10_000, encoding: "utf8" },
-  );
-  if (probe.status === 0) return { accelerator: "kvm", reason: "/dev/kvm works" };
-  const why = (probe.stderr || probe.error?.message || `exit ${probe.status}`).trim().split("\n")[0];
-  return { accelerator: "tcg", reason: `/dev/kvm exists but QEMU cannot use it (${why})` };
-}
-
-export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
+/** The settings from the environment, validated; throws naming each bad variable. */
+export function readAgentSettings(env: NodeJS.ProcessEnv = process.env): AgentSettings {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
     throw new Error(`Agent configuration is invalid: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
@@ -153,13 +145,19 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
     vncTls: vncTlsConfig(e, dataDir),
     isoDir: path.resolve(e.GUESTHOUSE_IMAGE_DIR ?? path.join(dataDir, "images")),
     socketPath: path.resolve(e.GUESTHOUSE_AGENT_SOCKET ?? path.join(dataDir, "agent.sock")),
-    ...(e.GUESTHOUSE_ACCEL === "auto"
-      ? (() => {
-          const { accelerator, reason } = detectAccelerator();
-          return { accelerator, acceleratorReason: reason };
-        })()
-      : { accelerator: e.GUESTHOUSE_ACCEL, acceleratorReason: "set by GUESTHOUSE_ACCEL" }),
+    accelMode: e.GUESTHOUSE_ACCEL,
+    accelCacheFile: path.resolve(e.GUESTHOUSE_ACCEL_CACHE ?? path.join(dataDir, "accelerator.json")),
   };
+}
+
+/**
+ * The agent's whole configuration: the settings, then its host's QEMU (which must be
+ * installed) and the accelerator its guests get (server/agent/host-qemu.ts).
+ */
+export async function loadAgentConfig(env: NodeJS.ProcessEnv = process.env, log?: (line: string) => void): Promise<AgentConfig> {
+  const settings = readAgentSettings(env);
+  const qemu = await checkHostQemu({ mode: settings.accelMode, cacheFile: settings.accelCacheFile, log });
+  return { ...settings, accelerator: qemu.accelerator, acceleratorReason: qemu.acceleratorReason, qemuVersion: qemu.version };
 }
 
 /** "name=/abs/path,…" plus the default folder; names are checked like every pool name. */

@@ -4,14 +4,12 @@
  * operation that writes is a task holding the images it touches; whatever a failed or
  * cancelled operation had written is removed.
  */
-import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { promisify } from "node:util";
 import { GuesthouseError } from "../domain/errors";
 import { formatBytes } from "../domain/format";
 import { isDiskFormat, type DiskFormat, type ImageInfo, type IsoInfo, type SnapshotInfo, type TaskStatus } from "../domain/types";
@@ -19,8 +17,6 @@ import { optValue, secretPath } from "../qemu/args";
 import { ISO_POOL, type AgentConfig } from "./config";
 import { MAX_BACKING_CHAIN, PART_SUFFIX, Storage } from "./storage";
 import { runQemuImg, type Tasks } from "./tasks";
-
-const run = promisify(execFile);
 
 /** The guest, if any, whose running QEMU has an image open; and what it can do live. */
 export interface LiveDisks {
@@ -536,14 +532,5 @@ async function syncFolder(dir: string): Promise<void> {
     await handle.sync();
   } finally {
     await handle.close();
-  }
-}
-
-export async function qemuVersion(): Promise<string> {
-  try {
-    const { stdout } = await run("qemu-system-x86_64", ["--version"], { timeout: 10_000 });
-    return /version ([\d.]+)/.exec(stdout)?.[1] ?? "unknown";
-  } catch {
-    return "not installed";
   }
 }

@@ -1,6 +1,8 @@
 /**
  * The host agent: one per host, owns QEMU. Run with `tsx server/agent/main.ts`.
  * It re-adopts running guests at start and leaves them running when it stops.
+ * `tsx server/agent/main.ts --accelerator` only says which accelerator guests would get
+ * here and why (probing KVM if that has not been done for this QEMU and kernel).
  */
 import fs from "node:fs";
 import net from "node:net";
@@ -28,7 +30,12 @@ async function socketInUse(socketPath: string): Promise<boolean> {
 async function main(): Promise<void> {
   // The agent keeps ~11 MB live: up to ~55 MB before a full collection (see server/heap.ts).
   giveHeapRoom(AGENT_HEAP_GROWING_PERCENT);
-  const config = loadAgentConfig();
+  if (process.argv.includes("--accelerator")) {
+    const config = await loadAgentConfig(process.env);
+    console.log(`accelerator: ${config.accelerator} (${config.acceleratorReason}); QEMU ${config.qemuVersion}`);
+    return;
+  }
+  const config = await loadAgentConfig(process.env, (line) => console.log(`agent: ${line}`));
   for (const dir of [config.dataDir, config.guestsDir, config.secretsDir, config.isoDir, ...Object.values(config.pools)]) {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
@@ -78,6 +85,7 @@ process.on("unhandledRejection", (reason) => console.error("agent: unhandled rej
 process.on("uncaughtException", (err) => console.error("agent: uncaught exception:", err));
 
 main().catch((err) => {
-  console.error(`agent: ${err instanceof Error ? err.message : String(err)}`);
+  // A missing QEMU, a bad setting, a busy socket: said in one line, not as a stack.
+  console.error(`agent: cannot start: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);
 });

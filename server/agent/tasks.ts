@@ -11,6 +11,7 @@ import { EventEmitter } from "node:events";
 import fs from "node:fs";
 import { GuesthouseError } from "../domain/errors";
 import type { TaskKind, TaskStatus } from "../domain/types";
+import { childEnv } from "./process";
 
 /** Finished tasks kept in memory for pages that look later (the web keeps the full record). */
 const KEEP_FINISHED = 200;
@@ -185,7 +186,7 @@ export function runQemuImg(
 ): Promise<string> {
   return new Promise((resolve, reject) => {
     if (ctx?.signal.aborted) return reject(ctx.signal.reason);
-    const child = spawn("qemu-img", args, { stdio: ["ignore", "pipe", "pipe"], env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" } as unknown as NodeJS.ProcessEnv });
+    const child = spawn("qemu-img", args, { stdio: ["ignore", "pipe", "pipe"], env: childEnv({ LC_ALL: "C" }) });
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8");

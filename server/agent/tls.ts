@@ -37,6 +37,7 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { GuesthouseError } from "../domain/errors";
+import { childEnv } from "./process";
 
 const run = promisify(execFile);
 
@@ -145,7 +146,7 @@ function stillValid(cert: X509Certificate, marginDays: number): boolean {
 async function openssl(args: string[], cwd: string): Promise<void> {
   try {
     // A minimal environment: no OPENSSL_CONF or the like from the agent's own changes what is made.
-    const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", LANG: "C.UTF-8" } as unknown as NodeJS.ProcessEnv; // Next declares NODE_ENV required
+    const env = childEnv();
     await run(OPENSSL_BINARY, args, { cwd, timeout: 60_000, env });
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: string };

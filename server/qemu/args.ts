@@ -159,6 +159,37 @@ export function isoPath(layout: QemuHostLayout, iso: string): string {
   return path.join(layout.isoDir, iso);
 }
 
+/** The vCPU model: the host's own CPU under KVM; under TCG every feature QEMU emulates. */
+export function cpuModel(accelerator: Accelerator): string {
+  return accelerator === "kvm" ? "host" : "max";
+}
+
+/** The I/O port of QEMU's isa-debug-exit device in the accelerator probe: a write of v makes QEMU exit with (v << 1) | 1. */
+export const PROBE_EXIT_PORT = 0xf4;
+
+/**
+ * The accelerator probe's QEMU (server/agent/kvm-probe.ts): the machine and vCPU a
+ * guest gets under KVM, SeaBIOS, and nothing but the test guest's boot sector on a
+ * read-only disk, its serial port on stdout, and the exit device it ends with.
+ */
+export function kvmProbeArgs(bootImage: string): string[] {
+  return [
+    "-machine", "q35,accel=kvm",
+    "-cpu", cpuModel("kvm"),
+    "-m", "32",
+    "-nodefaults",
+    "-no-user-config",
+    "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
+    "-display", "none",
+    // A triple fault ends QEMU instead of starting the test over.
+    "-no-reboot",
+    "-chardev", "stdio,id=probe,signal=off",
+    "-serial", "chardev:probe",
+    "-device", `isa-debug-exit,iobase=0x${PROBE_EXIT_PORT.toString(16)},iosize=0x04`,
+    "-drive", `file=${optValue(bootImage)},format=raw,if=virtio,readonly=on`,
+  ];
+}
+
 /** Builds the full argument array (without the binary) for one guest. */
 export function buildQemuArgs(spec: GuestSpec, layout: QemuHostLayout): string[] {
   const files = guestFiles(layout.stateDir);
@@ -169,7 +200,7 @@ export function buildQemuArgs(spec: GuestSpec, layout: QemuHostLayout): string[]
   const args: string[] = [
     "-name", `guest=${optValue(spec.name)},debug-threads=on`,
     "-machine", `${spec.machine},accel=${layout.accelerator}`,
-    "-cpu", layout.accelerator === "kvm" ? "host" : "max",
+    "-cpu", cpuModel(layout.accelerator),
     "-smp", `${spec.vcpus},sockets=${spec.sockets},cores=${cores},threads=${spec.threads}`,
     "-m", String(spec.memoryMiB),
     "-nodefaults",

@@ -20,7 +20,7 @@ import path from "node:path";
 import type { Duplex } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import tls from "node:tls";
-import { parseCertificateNames, parsePortRange, vncTlsConfig, loadAgentConfig } from "../../server/agent/config";
+import { parseCertificateNames, parsePortRange, vncTlsConfig, readAgentSettings } from "../../server/agent/config";
 import { certificateNames, ensureVncTls, tlsFiles } from "../../server/agent/tls";
 import { GuesthouseError } from "../../server/domain/errors";
 import { startTestAgent, waitFor, within, type TestAgent } from "../helpers/agent";
@@ -197,8 +197,8 @@ describe("TLS VNC configuration", () => {
 
   test("off by default; when on, viewers connect to the first extra name, else a specific address, else the host name", () => {
     const base = { GUESTHOUSE_ACCEL: "tcg", GUESTHOUSE_DATA_DIR: "/tmp/gh-config-only" } as Record<string, string> as NodeJS.ProcessEnv;
-    assert.equal(loadAgentConfig(base).vncTls, null);
-    const on = loadAgentConfig({ ...base, GUESTHOUSE_VNC_TLS: "on" }).vncTls!;
+    assert.equal(readAgentSettings(base).vncTls, null);
+    const on = readAgentSettings({ ...base, GUESTHOUSE_VNC_TLS: "on" }).vncTls!;
     assert.equal(on.address, "0.0.0.0");
     assert.deepEqual([on.firstPort, on.lastPort], [5900, 5999]);
     assert.equal(on.dir, "/tmp/gh-config-only/tls");
@@ -207,8 +207,8 @@ describe("TLS VNC configuration", () => {
     assert.equal(vncTlsConfig(env({}), "/d", "box")!.connectHost, "box");
     assert.equal(vncTlsConfig(env({ GUESTHOUSE_VNC_TLS_ADDRESS: "10.1.2.3" }), "/d", "box")!.connectHost, "10.1.2.3");
     assert.equal(vncTlsConfig(env({ GUESTHOUSE_VNC_TLS_NAMES: "vm.example.com" }), "/d", "box")!.connectHost, "vm.example.com");
-    assert.throws(() => loadAgentConfig({ ...base, GUESTHOUSE_VNC_TLS: "yes" }), /GUESTHOUSE_VNC_TLS/);
-    assert.throws(() => loadAgentConfig({ ...base, GUESTHOUSE_VNC_TLS: "on", GUESTHOUSE_VNC_TLS_ADDRESS: "example.com" }), /IP address/);
+    assert.throws(() => readAgentSettings({ ...base, GUESTHOUSE_VNC_TLS: "yes" }), /GUESTHOUSE_VNC_TLS/);
+    assert.throws(() => readAgentSettings({ ...base, GUESTHOUSE_VNC_TLS: "on", GUESTHOUSE_VNC_TLS_ADDRESS: "example.com" }), /IP address/);
   });
 
   test("ensureVncTls keeps a valid CA and certificate, and issues a new certificate (same CA) when the names change", async () => {

@@ -1,0 +1,158 @@
+/**
+ * What this host's QEMU is and which accelerator its guests get, settled once when the
+ * agent starts: QEMU must be there (else the agent refuses to start, saying what to
+ * install), and KVM is used only when the probe's test guest ran under it
+ * (server/agent/kvm-probe.ts); otherwise TCG, with the reason shown on the dashboard.
+ *
+ * The probe's verdict is remembered in a small file, keyed by the QEMU binary, the
+ * host's kernel and the KVM modules' parameters, so an agent restarted on the same
+ * host does not boot the test guest again; any change to those probes again. Verdicts
+ * that could change by themselves (a time-out on a busy host, a /dev/kvm that appears
+ * once a module loads) are not remembered.
+ */
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import fsp from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { z } from "zod";
+import type { Accelerator } from "../domain/types";
+import { kvmProbeArgs, QEMU_BINARY } from "../qemu/args";
+import { bootSector, QemuNotStartedError, runKvmProbe } from "./kvm-probe";
+import { childEnv } from "./process";
+
+const execFileAsync = promisify(execFile);
+
+/** GUESTHOUSE_ACCEL: "auto" probes; "kvm" and "tcg" are taken as given. */
+export type AcceleratorMode = "auto" | Accelerator;
+
+export interface HostQemu {
+  /** "7.2.22" */
+  version: string;
+  accelerator: Accelerator;
+  /** Why, in plain words: shown beside the host on the dashboard. */
+  acceleratorReason: string;
+}
+
+/** QEMU cannot be run on this host: the agent cannot do its job and says so at start. */
+export class QemuMissingError extends Error {}
+
+/** The version QEMU reports, or QemuMissingError saying what to install. */
+export async function qemuVersion(qemu = QEMU_BINARY): Promise<string> {
+  try {
+    const { stdout } = await execFileAsync(qemu, ["--version"], { timeout: 10_000, env: childEnv() });
+    return /version ([\d.]+)/.exec(stdout)?.[1] ?? "unknown";
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { stderr?: string };
+    if (e.code === "ENOENT") {
+      throw new QemuMissingError(`QEMU is not installed: ${qemu} is not on the agent's PATH. Install Debian's qemu-system-x86 package (apt-get install qemu-system-x86).`);
+    }
+    throw new QemuMissingError(`QEMU does not run: \`${qemu} --version\` failed (${(e.stderr || e.message).trim().split("\n")[0]}). Reinstall qemu-system-x86.`);
+  }
+}
+
+const verdictSchema = z.strictObject({
+  key: z.string(),
+  accelerator: z.enum(["kvm", "tcg"]),
+  reason: z.string(),
+  checkedAt: z.string(),
+});
+export type RememberedVerdict = z.infer<typeof verdictSchema>;
+
+/**
+ * QEMU's version and the accelerator for its guests. `cacheFile` remembers the probe's
+ * lasting verdicts; `probe` is the probe itself (tests hand in their own time limit).
+ */
+export async function checkHostQemu(options: {
+  mode: AcceleratorMode;
+  cacheFile: string;
+  qemu?: string;
+  probe?: typeof runKvmProbe;
+  log?: (line: string) => void;
+}): Promise<HostQemu> {
+  const qemu = options.qemu ?? QEMU_BINARY;
+  const log = options.log ?? (() => {});
+  const version = await qemuVersion(qemu);
+  if (options.mode !== "auto") return { version, accelerator: options.mode, acceleratorReason: "set by GUESTHOUSE_ACCEL" };
+
+  const key = await probeKey(qemu);
+  const remembered = await readVerdict(options.cacheFile);
+  if (remembered && remembered.key === key) {
+    log(`accelerator ${remembered.accelerator}: ${remembered.reason} (remembered from ${remembered.checkedAt}; this QEMU and kernel were probed then)`);
+    return { version, accelerator: remembered.accelerator, acceleratorReason: remembered.reason };
+  }
+  let result;
+  try {
+    result = await (options.probe ?? runKvmProbe)({ qemu });
+  } catch (err) {
+    if (err instanceof QemuNotStartedError) throw new QemuMissingError(`QEMU could not be started for the KVM probe: ${err.message}. Reinstall qemu-system-x86.`);
+    throw err;
+  }
+  const verdict = result.ok
+    ? { accelerator: "kvm" as const, reason: result.reason }
+    : { accelerator: "tcg" as const, reason: result.reason };
+  log(`accelerator ${verdict.accelerator}: ${verdict.reason}`);
+  if (result.ok || result.lasting) {
+    await writeVerdict(options.cacheFile, { key, ...verdict, checkedAt: new Date().toISOString() }).catch((err: Error) =>
+      log(`could not remember the accelerator verdict in ${options.cacheFile}: ${err.message}`),
+    );
+  }
+  return { version, accelerator: verdict.accelerator, acceleratorReason: verdict.reason };
+}
+
+/**
+ * What the verdict depends on: the probe itself (its test guest and command line), the
+ * QEMU binary (the file PATH resolves to, by identity and size), the kernel (release
+ * and build), and the KVM modules' parameters (nested, unrestricted_guest, …).
+ */
+export async function probeKey(qemu: string): Promise<string> {
+  const binary = resolveExecutable(qemu);
+  const stat = binary ? await fsp.stat(binary).catch(() => null) : null;
+  const parameters: Record<string, string> = {};
+  for (const module of ["kvm", "kvm_intel", "kvm_amd"]) {
+    const dir = `/sys/module/${module}/parameters`;
+    for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
+      parameters[`${module}.${name}`] = (await fsp.readFile(path.join(dir, name), "utf8").catch(() => "?")).trim();
+    }
+  }
+  const facts = {
+    probe: createHash("sha256").update(bootSector()).update(kvmProbeArgs("").join(" ")).digest("hex"),
+    qemu: binary && stat ? { path: binary, dev: stat.dev, ino: stat.ino, size: stat.size, mtimeMs: stat.mtimeMs } : qemu,
+    kernel: `${os.release()} ${os.version()}`,
+    parameters,
+  };
+  return createHash("sha256").update(JSON.stringify(facts)).digest("hex");
+}
+
+/** The file `name` runs as, searched on PATH the way spawn does; null when there is none. */
+function resolveExecutable(name: string): string | null {
+  if (name.includes("/")) return path.resolve(name);
+  for (const dir of (process.env.PATH ?? "").split(":").filter(Boolean)) {
+    const candidate = path.join(dir, name);
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK);
+      return fs.realpathSync(candidate);
+    } catch {
+      // not here
+    }
+  }
+  return null;
+}
+
+async function readVerdict(file: string): Promise<RememberedVerdict | null> {
+  try {
+    const parsed = verdictSchema.safeParse(JSON.parse(await fsp.readFile(file, "utf8")));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
+}
+
+async function writeVerdict(file: string, verdict: RememberedVerdict): Promise<void> {
+  await fsp.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  const temporary = `${file}.${process.pid}.tmp`;
+  await fsp.writeFile(temporary, `${JSON.stringify(verdict, null, 2)}\n`, { mode: 0o600 });
+  await fsp.rename(temporary, file);
+}

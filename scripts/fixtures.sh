@@ -16,7 +16,10 @@
 #   .cache/fixtures/build-info.txt   what was built; written last, doubles as the "done" stamp
 #
 # The guest, once booted:
-#   - prints "GUESTHOUSE-DISK <name> <sectors>" for every /sys/block/vd* and sd* to the serial port
+#   - prints "GUESTHOUSE-DISK <name> <sectors>" for every /sys/block/vd* and sd* to the serial port,
+#     "GUESTHOUSE-NIC <vendor>:<device>" for every PCI network card, and "GUESTHOUSE-BOOTORDER <paths>"
+#     with the boot order QEMU handed the firmware (fw_cfg's bootorder)
+#   - reports a kernel panic to QEMU's pvpanic device (echo c >/proc/sysrq-trigger makes one)
 #   - prints a banner (hostname "demo", kernel version) on the VGA console
 #   - runs respawning root shells on tty1 (VGA/VNC) and ttyS0 (serial); the first shell on each
 #     prints the line "GUESTHOUSE-DEMO-READY" on its terminal, so the marker means "booted, the
@@ -39,7 +42,10 @@ PACKAGES=(busybox-static isolinux syslinux-common xorriso cpio gzip
 # The kernel command line, the same for both boot loaders (isolinux for BIOS, GRUB for UEFI).
 CMDLINE="console=tty0 console=ttyS0"
 # Kernel modules loaded at boot (dependencies are added automatically).
-MODULES=(button evdev virtio_pci virtio_blk virtio_scsi sd_mod virtio_net virtio_console virtio_input)
+# ata_piix: a pc machine's IDE disks; qemu_fw_cfg: the boot order QEMU gives the firmware, readable
+# in /sys; pvpanic-mmio: a kernel panic reported to QEMU (its pvpanic device).
+MODULES=(button evdev virtio_pci virtio_blk virtio_scsi sd_mod ata_piix virtio_net virtio_console virtio_input
+  qemu_fw_cfg pvpanic-mmio)
 
 SCRIPT="$(readlink -f "${BASH_SOURCE[0]}")"
 ROOT="$(cd "$(dirname "$SCRIPT")/.." && pwd)"
@@ -261,6 +267,15 @@ done
 for b in /sys/block/vd* /sys/block/sd*; do
   [ -e "$b/size" ] && say "GUESTHOUSE-DISK ${b##*/} $(cat "$b/size")"
 done
+# Network cards by PCI vendor:device (the card the guest sees, whether or not it has a driver).
+for d in /sys/bus/pci/devices/*; do
+  case "$(cat "$d/class" 2>/dev/null)" in
+    0x02*) say "GUESTHOUSE-NIC $(cut -c3- "$d/vendor"):$(cut -c3- "$d/device")" ;;
+  esac
+done
+# The boot order QEMU handed the firmware, device paths in order.
+bootorder=/sys/firmware/qemu_fw_cfg/by_name/bootorder/raw
+[ -r $bootorder ] && say "GUESTHOUSE-BOOTORDER $(tr '\n\000' '  ' <$bootorder)"
 
 # acpid scans /dev/input/event* once, at start: start it after the modules, and wait until it
 # holds every event device open, so a power button press right after READY is never lost.

@@ -17,11 +17,12 @@ const RUN: Record<PowerAction, (agent: AgentClient, spec: GuestSpec) => Promise<
   pause: (agent, spec) => agent.pause(spec.id),
   resume: (agent, spec) => agent.resume(spec.id),
   "force-off": (agent, spec) => agent.forceOff(spec.id),
+  restart: (agent, spec) => agent.restart(spec),
 };
 
 /**
  * Changes a guest's power state: start, ACPI shutdown or reboot, hard reset, pause,
- * resume, force off. The agent checks the state table too, so a stale page that
+ * resume, force off, and restart (force off and start again) for a guest QEMU halted. The agent checks the state table too, so a stale page that
  * offers a button the state no longer allows gets a clear refusal.
  */
 export const powerGuest = authedAction("power-guest", async (user, guestId: string, action: PowerAction, options?: { bootMenu?: boolean }) => {

@@ -38,6 +38,7 @@ const guestStatusSchema = z.object({
   logTail: z.string().nullable(),
   argv: z.array(z.string()).nullable(),
   spec: guestSpecSchema.nullable(),
+  haltReason: z.string().nullable().optional(),
   vncTls: z.object({ host: z.string(), port: z.number().int().min(1).max(65535) }).nullable().optional(),
 });
 const nativeVncPasswordSchema = z.object({
@@ -201,6 +202,11 @@ export class AgentClient {
 
   resume(id: string): Promise<GuestStatus> {
     return this.request("POST", `/v1/guests/${encodeURIComponent(id)}/resume`, guestStatusSchema, {});
+  }
+
+  /** Force off a guest QEMU has halted, then a fresh start with `spec`. */
+  restart(spec: GuestSpec): Promise<GuestStatus> {
+    return this.request("POST", `/v1/guests/${encodeURIComponent(spec.id)}/restart`, guestStatusSchema, spec);
   }
 
   forceOff(id: string): Promise<GuestStatus> {

@@ -148,6 +148,7 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, i
     ["POST", /^\/v1\/guests\/([^/]+)\/pause$/, async ([id]) => ({ json: await supervisor.pause(parseId(id)) })],
     ["POST", /^\/v1\/guests\/([^/]+)\/resume$/, async ([id]) => ({ json: await supervisor.resume(parseId(id)) })],
     ["POST", /^\/v1\/guests\/([^/]+)\/force-off$/, async ([id]) => ({ json: await supervisor.forceOff(parseId(id)) })],
+    ["POST", /^\/v1\/guests\/([^/]+)\/restart$/, async ([id], body) => ({ json: await supervisor.restart(specFor(id, body)) })],
     ["DELETE", /^\/v1\/guests\/([^/]+)$/, async ([id]) => {
       await supervisor.forget(parseId(id));
       return { status: 204, json: null };

@@ -8,24 +8,86 @@ export const GUEST_STATES = [
   "stopped", // no QEMU process
   "starting", // QEMU spawned, QMP not ready yet
   "running", // QMP says the VM runs
-  "paused", // QMP says the VM is stopped (paused) but QEMU lives
+  "paused", // paused by a person (QMP stop); QEMU lives
   "shutting-down", // ACPI power-down requested or force-off in progress
   "crashed", // QEMU exited without being asked to
+  // QEMU lives but has stopped the vCPUs itself (QMP STOP that nobody asked for, then
+  // query-status says why). None of these is "running": the guest does nothing until
+  // someone acts.
+  "internal-error", // the hypervisor could not run the guest's code (KVM internal error)
+  "guest-panicked", // the guest's kernel reported a panic (pvpanic)
+  "io-error", // a disk operation failed (a full storage folder); resuming retries it
+  "watchdog", // the guest's watchdog fired with the action "pause"
+  "powered-off", // the guest powered off but QEMU stayed (started with -no-shutdown)
+  "halted", // the vCPUs stopped for another reason (a debugger, another monitor)
 ] as const;
 export type GuestState = (typeof GUEST_STATES)[number];
+
+/** The states in which QEMU itself has stopped the vCPUs: the guest is stuck until someone acts. */
+export const HALTED_STATES = ["internal-error", "guest-panicked", "io-error", "watchdog", "powered-off", "halted"] as const satisfies readonly GuestState[];
+export type HaltedState = (typeof HALTED_STATES)[number];
+
+export function isHalted(state: GuestState): state is HaltedState {
+  return (HALTED_STATES as readonly GuestState[]).includes(state);
+}
+
+/** QEMU keeps running (and holds its disks) in these states. */
+export function qemuLives(state: GuestState): boolean {
+  return state !== "stopped" && state !== "crashed";
+}
+
+/**
+ * QEMU's run state (QMP query-status) in the guest's words. `requested`: the agent
+ * itself asked for the pause. Null: a passing state (a snapshot being saved or
+ * loaded, a migration) that leaves the guest's state as it was.
+ */
+export function stateOfRunState(runState: string, requested: boolean): GuestState | null {
+  switch (runState) {
+    case "running":
+      return "running";
+    case "paused":
+    case "prelaunch": // after a reset of a stopped VM
+      return requested ? "paused" : "halted";
+    case "internal-error":
+    case "guest-panicked":
+    case "io-error":
+    case "watchdog":
+      return runState;
+    case "shutdown":
+      return "powered-off";
+    case "save-vm":
+    case "restore-vm":
+    case "finish-migrate":
+    case "inmigrate":
+    case "postmigrate":
+    case "colo":
+      return null;
+    default: // "debug", "suspended", and whatever a later QEMU adds
+      return "halted";
+  }
+}
 
 /**
  * The agent's guest state machine: which state may follow which. The supervisor
  * refuses any other change, so a bug shows up as an error instead of a wrong badge.
  */
+const LIVE_STATES = ["running", "paused", ...HALTED_STATES] as const;
+/** A halted guest may be reset or resumed, halt for another reason, be forced off, or die. */
+const fromHalted = (state: HaltedState): GuestState[] => [...LIVE_STATES.filter((s) => s !== state), "stopped", "crashed"];
 const TRANSITIONS: Record<GuestState, readonly GuestState[]> = {
   stopped: ["starting"],
   crashed: ["starting"],
   // a start that fails ends in "stopped" (the error goes to the caller)
-  starting: ["running", "paused", "stopped", "crashed"],
-  running: ["paused", "shutting-down", "stopped", "crashed"],
-  paused: ["running", "shutting-down", "stopped", "crashed"],
-  "shutting-down": ["stopped", "crashed"],
+  starting: [...LIVE_STATES, "stopped", "crashed"],
+  running: ["paused", ...HALTED_STATES, "shutting-down", "stopped", "crashed"],
+  paused: ["running", ...HALTED_STATES, "shutting-down", "stopped", "crashed"],
+  "shutting-down": [...HALTED_STATES, "stopped", "crashed"],
+  "internal-error": fromHalted("internal-error"),
+  "guest-panicked": fromHalted("guest-panicked"),
+  "io-error": fromHalted("io-error"),
+  watchdog: fromHalted("watchdog"),
+  "powered-off": fromHalted("powered-off"),
+  halted: fromHalted("halted"),
 };
 
 export function canTransition(from: GuestState, to: GuestState): boolean {
@@ -37,14 +99,18 @@ export const GUEST_ACTIONS = [
   "start",
   "shutdown", // ACPI power button
   "reboot", // ACPI power button, then start again (with any pending changes)
-  "reset", // hard reset, like the reset button
+  "reset", // hard reset, like the reset button (a halted guest then runs again)
   "pause",
   "resume",
   "force-off",
+  "restart", // force off, then start again (with any pending changes): for a guest QEMU has halted
   "console",
   "delete",
 ] as const;
 export type GuestAction = (typeof GUEST_ACTIONS)[number];
+
+/** A halted guest: look at its screen, reset it, or start it afresh. */
+const HALTED_ACTIONS = ["reset", "force-off", "restart", "console"] as const satisfies readonly GuestAction[];
 
 const ALLOWED: Record<GuestState, readonly GuestAction[]> = {
   stopped: ["start", "delete"],
@@ -53,10 +119,18 @@ const ALLOWED: Record<GuestState, readonly GuestAction[]> = {
   paused: ["resume", "reset", "force-off", "console"],
   "shutting-down": ["force-off", "console"],
   crashed: ["start", "delete"],
+  "internal-error": HALTED_ACTIONS,
+  "guest-panicked": HALTED_ACTIONS,
+  // Resuming retries the failed disk operation (after space was freed, say).
+  "io-error": ["resume", ...HALTED_ACTIONS],
+  watchdog: ["resume", ...HALTED_ACTIONS],
+  // The screen of a machine that powered off shows nothing.
+  "powered-off": ["reset", "force-off", "restart"],
+  halted: ["resume", ...HALTED_ACTIONS],
 };
 
 /** The actions that change a guest's power state, each one agent call. */
-export const POWER_ACTIONS = ["start", "shutdown", "reboot", "reset", "pause", "resume", "force-off"] as const;
+export const POWER_ACTIONS = ["start", "shutdown", "reboot", "reset", "pause", "resume", "force-off", "restart"] as const;
 export type PowerAction = (typeof POWER_ACTIONS)[number];
 
 /** After this long in "shutting-down", the page offers to force the guest off. */
@@ -190,12 +264,14 @@ export interface GuestStatus {
   /** When the guest entered this state (ms since the epoch, agent's clock). */
   since: number;
   pid: number | null;
-  /** The last lines of QEMU's log when it crashed or failed to start. */
+  /** The last lines of QEMU's log when it crashed, failed to start, or halted the guest. */
   logTail: string | null;
   /** The argument array QEMU was started with (never shown with secrets). */
   argv: string[] | null;
   /** The spec QEMU was started with: compared with the stored one, it shows pending changes. */
   spec: GuestSpec | null;
+  /** What QEMU said when it halted the guest itself (a disk error: which disk, doing what, why); absent otherwise. */
+  haltReason?: string | null;
 }
 
 export interface HostInfo {

@@ -218,6 +218,10 @@ export function buildQemuArgs(spec: GuestSpec, layout: QemuHostLayout): string[]
     ...(layout.vncTls ? vncTlsArgs(layout.vncTls) : []),
     "-rtc", `base=${spec.rtc}`,
     "-boot", spec.bootMenu ? "strict=on,menu=on,splash-time=10000" : "strict=on",
+    // A guest kernel that panics says so through the pvpanic device; QEMU then keeps it
+    // paused (state guest-panicked) with the panic on its screen, instead of powering off.
+    "-device", "pvpanic",
+    "-action", "panic=pause",
   ];
   if (spec.firmware === "uefi") {
     args.push(

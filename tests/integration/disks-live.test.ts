@@ -6,14 +6,13 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { GuestStatus } from "../../server/domain/types";
 import { startTestAgent, waitFor, type TestAgent } from "../helpers/agent";
+import { SerialShell } from "../helpers/serial-shell";
 import { createTestImage, testDisk, testSpec } from "../helpers/specs";
 
-const BOOT_TIMEOUT_MS = 90_000;
 const TEST_TIMEOUT_MS = 240_000;
 const GiB = 2 ** 30;
 
@@ -22,51 +21,6 @@ const isCode = (code: string, mention?: RegExp) => (err: Error & { code?: string
   if (mention) assert.match(err.message, mention);
   return true;
 };
-
-/**
- * The root shell on a guest's serial port. Each command ends by echoing a marker the
- * shell computes (`$((n+1))`), so the echo of the typed line never matches it.
- */
-class SerialShell {
-  private counter = 0;
-  private constructor(
-    private readonly socket: net.Socket,
-    private readonly logFile: string,
-  ) {}
-
-  static async open(agent: TestAgent, id: string): Promise<SerialShell> {
-    const dir = path.join(agent.dataDir, "guests", id);
-    const logFile = path.join(dir, "serial.log");
-    const log = () => (fs.existsSync(logFile) ? fs.readFileSync(logFile, "utf8") : "");
-    await waitFor("the guest's serial shell", () => log().includes("GUESTHOUSE-DEMO-READY") && log().includes("demo:~# "), BOOT_TIMEOUT_MS, 250);
-    const socket = net.createConnection({ path: path.join(dir, "serial.sock") });
-    await new Promise((resolve, reject) => socket.once("connect", resolve).once("error", reject));
-    return new SerialShell(socket, logFile);
-  }
-
-  log(): string {
-    return fs.readFileSync(this.logFile, "utf8");
-  }
-
-  /** Runs a command line and resolves with what it printed (carriage returns and terminal queries removed). */
-  async run(command: string, timeoutMs = 30_000): Promise<string> {
-    const n = ++this.counter * 10;
-    const marker = `GH-END-${n + 1}`;
-    const from = this.log().length;
-    this.socket.write(`${command}; echo GH-END-$((${n}+1))\n`);
-    const out = await waitFor(`"${command}" in the guest`, () => {
-      const text = this.log().slice(from);
-      const at = text.lastIndexOf(marker);
-      return at >= 0 ? text.slice(0, at) : null;
-    }, timeoutMs, 100);
-    // Drop the echoed command line (up to its first line break) and terminal noise.
-    return out.replace(/\x1b\[[0-9;]*[A-Za-z]/g, "").replace(/\r/g, "").replace(/^[^\n]*\n/, "");
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
-}
 
 describe("disks of running guests with real QEMU", () => {
   let agent: TestAgent;

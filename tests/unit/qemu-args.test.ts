@@ -88,6 +88,8 @@ const BASE_TCG: readonly string[] = [
   "-vnc", "unix:/srv/gh/state/abcd1234/vnc.sock,password=on",
   "-rtc", "base=utc",
   "-boot", "strict=on",
+  "-device", "pvpanic",
+  "-action", "panic=pause",
   "-chardev",
   "socket,id=serial0,path=/srv/gh/state/abcd1234/serial.sock,server=on,wait=off,logfile=/srv/gh/state/abcd1234/serial.log,logappend=on",
   "-serial", "chardev:serial0",
@@ -325,6 +327,8 @@ const CASES: Case[] = [
       "-vnc", "unix:/srv/gh/state/abcd1234/vnc.sock,password=on",
       "-rtc", "base=utc",
       "-boot", "strict=on",
+      "-device", "pvpanic",
+      "-action", "panic=pause",
       "-chardev", SERIAL_CHARDEV,
       "-serial", "chardev:serial0",
     ],
@@ -345,6 +349,7 @@ const CASES: Case[] = [
     }),
     values: {
       "-device": [
+        "pvpanic",
         "ide-hd,drive=disk0,id=disk0,bus=ide.0,unit=0,bootindex=3",
         "ide-hd,drive=disk1,id=disk1,bus=ide.0,unit=1,bootindex=4",
         "ide-cd,drive=cd0,bus=ide.1,unit=0,bootindex=1",
@@ -357,6 +362,7 @@ const CASES: Case[] = [
     spec: spec({ machine: "pc", disks: [vdisk("vol00001"), idedisk("vol00002"), scsidisk("vol00003")], cdroms: [cd("a.iso")] }),
     values: {
       "-device": [
+        "pvpanic",
         "virtio-scsi-pci,id=scsi0",
         "virtio-blk-pci,drive=disk0,id=disk0,bootindex=1",
         "ide-hd,drive=disk1,id=disk1,bus=ide.0,unit=0,bootindex=2",
@@ -374,6 +380,7 @@ const CASES: Case[] = [
     }),
     values: {
       "-device": [
+        "pvpanic",
         "ide-hd,drive=disk0,id=disk0,bus=ide.0",
         "ide-hd,drive=disk1,id=disk1,bus=ide.1",
         "ide-hd,drive=disk2,id=disk2,bus=ide.2",
@@ -406,6 +413,8 @@ const CASES: Case[] = [
       "-vnc", "unix:/srv/gh/state/abcd1234/vnc.sock,password=on",
       "-rtc", "base=utc",
       "-boot", "strict=on",
+      "-device", "pvpanic",
+      "-action", "panic=pause",
       "-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
       "-drive", "if=pflash,format=raw,unit=1,file=/srv/gh/state/abcd1234/efivars.fd",
       "-chardev", SERIAL_CHARDEV,
@@ -451,6 +460,8 @@ const CASES: Case[] = [
       "-vnc", "unix:/srv/gh/state/abcd1234/vnc.sock,password=on",
       "-rtc", "base=utc",
       "-boot", "strict=on",
+      "-device", "pvpanic",
+      "-action", "panic=pause",
       ...SPARE_PORTS,
     ],
     absent: ["-chardev", "-serial"],
@@ -579,6 +590,7 @@ const CASES: Case[] = [
     spec: spec({ disks: [vdisk("vol00001"), idedisk("vol00002")], cdroms: [cd("a.iso")] }),
     values: {
       "-device": [
+        "pvpanic",
         "virtio-blk-pci,drive=disk0,id=disk0,bootindex=1",
         "ide-hd,drive=disk1,id=disk1,bus=ide.0,bootindex=2",
         "ide-cd,drive=cd0,bus=ide.1,bootindex=3",
@@ -729,6 +741,7 @@ const CASES: Case[] = [
     }),
     values: {
       "-device": [
+        "pvpanic",
         "virtio-scsi-pci,id=scsi0",
         "virtio-blk-pci,drive=disk0,id=disk0,bootindex=3",
         "scsi-hd,drive=disk1,id=disk1,bus=scsi0.0,bootindex=4",
@@ -781,7 +794,7 @@ const CASES: Case[] = [
   {
     name: "pc: no root ports (its PCI bus hot-plugs through ACPI)",
     spec: spec({ machine: "pc", disks: [vdisk("vol00001")] }),
-    values: { "-device": ["virtio-blk-pci,drive=disk0,id=disk0,bootindex=1"] },
+    values: { "-device": ["pvpanic", "virtio-blk-pci,drive=disk0,id=disk0,bootindex=1"] },
   },
 
   // ---- everything at once --------------------------------------------------------
@@ -821,6 +834,8 @@ const CASES: Case[] = [
       "-vnc", "unix:/srv/gh/state/abcd1234/vnc.sock,password=on",
       "-rtc", "base=localtime",
       "-boot", "strict=on,menu=on,splash-time=10000",
+      "-device", "pvpanic",
+      "-action", "panic=pause",
       "-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
       "-drive", "if=pflash,format=raw,unit=1,file=/srv/gh/state/abcd1234/efivars.fd",
       "-device", "virtio-scsi-pci,id=scsi0",
@@ -871,13 +886,13 @@ describe("buildQemuArgs: IDE limits per machine", () => {
 
   test("pc: 4 IDE devices are fine, in ide.0/ide.1 units 0 and 1", () => {
     const args = buildQemuArgs(spec({ machine: "pc", disks: ideDisks(1), cdroms: cds(3) }), TCG);
-    const slots = valuesOf(args, "-device").map((d) => /bus=ide\.\d,unit=\d/.exec(d)?.[0]);
+    const slots = valuesOf(args, "-device").filter((d) => d !== "pvpanic").map((d) => /bus=ide\.\d,unit=\d/.exec(d)?.[0]);
     assert.deepEqual(slots, ["bus=ide.0,unit=0", "bus=ide.0,unit=1", "bus=ide.1,unit=0", "bus=ide.1,unit=1"]);
   });
 
   test("q35: 6 IDE devices are fine, ide.0 .. ide.5 without units", () => {
     const args = buildQemuArgs(spec({ disks: ideDisks(2), cdroms: cds(4) }), TCG);
-    const devices = valuesOf(args, "-device").filter((d) => !d.startsWith("pcie-root-port"));
+    const devices = valuesOf(args, "-device").filter((d) => !d.startsWith("pcie-root-port") && d !== "pvpanic");
     assert.deepEqual(
       devices.map((d) => /bus=ide\.\d/.exec(d)?.[0]),
       ["bus=ide.0", "bus=ide.1", "bus=ide.2", "bus=ide.3", "bus=ide.4", "bus=ide.5"],
@@ -905,14 +920,14 @@ describe("buildQemuArgs: IDE limits per machine", () => {
   test("virtio and SCSI disks do not count against the IDE limit (pc)", () => {
     const disks = [...Array.from({ length: 4 }, (_, i) => vdisk(`vol0000${i}`)), ...Array.from({ length: 4 }, (_, i) => scsidisk(`vol0001${i}`))];
     const args = buildQemuArgs(spec({ machine: "pc", disks, cdroms: cds(4) }), TCG);
-    // 1 SCSI controller + 8 disks + 4 CD-ROMs
-    assert.equal(valuesOf(args, "-device").length, 13);
+    // pvpanic + 1 SCSI controller + 8 disks + 4 CD-ROMs
+    assert.equal(valuesOf(args, "-device").length, 14);
   });
 
   test("virtio disks do not count against the IDE limit (q35)", () => {
     const args = buildQemuArgs(spec({ disks: Array.from({ length: 8 }, (_, i) => vdisk(`vol0000${i}`)), cdroms: cds(6) }), TCG);
-    // 8 disks + 6 CD-ROMs + 4 spare hot-plug ports
-    assert.equal(valuesOf(args, "-device").length, 18);
+    // pvpanic + 8 disks + 6 CD-ROMs + 4 spare hot-plug ports
+    assert.equal(valuesOf(args, "-device").length, 19);
   });
 });
 
@@ -1099,7 +1114,8 @@ describe("buildQemuArgs: hot-plug ports", () => {
     assert.deepEqual(hotplugPorts("q35"), ["hotplug0", "hotplug1", "hotplug2", "hotplug3"]);
     assert.deepEqual(hotplugPorts("pc"), []);
     const args = buildQemuArgs(spec(), TCG);
-    assert.deepEqual(valuesOf(args, "-device").map((d) => /^pcie-root-port,id=([^,]+)/.exec(d)?.[1]), hotplugPorts("q35"));
+    const ports = valuesOf(args, "-device").filter((d) => d.startsWith("pcie-root-port"));
+    assert.deepEqual(ports.map((d) => /^pcie-root-port,id=([^,]+)/.exec(d)?.[1]), hotplugPorts("q35"));
   });
 
   test("the ports are the very last arguments, so earlier devices keep their PCI addresses", () => {

@@ -1,6 +1,6 @@
 /**
- * Input validation at the boundaries (server/domain/validation.ts) and the guest
- * state machine's tables (server/domain/types.ts).
+ * Input validation at the boundaries (server/domain/validation.ts). The guest state
+ * machine's properties are in guest-states.test.ts.
  */
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
@@ -14,18 +14,7 @@ import {
   parseOrThrow,
 } from "../../server/domain/validation";
 import { GuesthouseError } from "../../server/domain/errors";
-import {
-  allowedActions,
-  canDo,
-  canTransition,
-  GUEST_ACTIONS,
-  GUEST_STATES,
-  type DiskSpec,
-  type GuestAction,
-  type GuestSpec,
-  type GuestState,
-  type NicSpec,
-} from "../../server/domain/types";
+import type { DiskSpec, GuestSpec, NicSpec } from "../../server/domain/types";
 
 function invalidInput(...mustMention: string[]) {
   return (err: unknown) => {
@@ -745,94 +734,5 @@ describe("editHardwareInput", () => {
       () => parseOrThrow(editHardwareInput, { ...HW, disks: [{ id: "d1", bus: "ide", cache: "none", readOnly: true }] }),
       invalidInput("disks"),
     );
-  });
-});
-
-describe("guest state machine tables", () => {
-  test("the states and actions are exactly these", () => {
-    assert.deepEqual([...GUEST_STATES], ["stopped", "starting", "running", "paused", "shutting-down", "crashed"]);
-    assert.deepEqual([...GUEST_ACTIONS], ["start", "shutdown", "reboot", "reset", "pause", "resume", "force-off", "console", "delete"]);
-  });
-
-  /** Written out by hand: which buttons each state offers. */
-  const ACTIONS: Record<GuestState, GuestAction[]> = {
-    stopped: ["start", "delete"],
-    starting: ["force-off"],
-    running: ["shutdown", "reboot", "reset", "pause", "force-off", "console"],
-    paused: ["resume", "reset", "force-off", "console"],
-    "shutting-down": ["force-off", "console"],
-    crashed: ["start", "delete"],
-  };
-  for (const state of GUEST_STATES) {
-    for (const action of GUEST_ACTIONS) {
-      const expected = ACTIONS[state].includes(action);
-      test(`canDo(${state}, ${action}) is ${expected}`, () => {
-        assert.equal(canDo(state, action), expected);
-      });
-    }
-    test(`allowedActions(${state}) is exactly ${ACTIONS[state].join(", ")}`, () => {
-      assert.deepEqual([...allowedActions(state)].sort(), [...ACTIONS[state]].sort());
-    });
-  }
-
-  test("a few rules spelled out", () => {
-    assert.equal(canDo("running", "delete"), false, "a running guest cannot be deleted");
-    assert.equal(canDo("running", "start"), false);
-    assert.equal(canDo("stopped", "console"), false, "no console without QEMU");
-    assert.equal(canDo("stopped", "force-off"), false);
-    assert.equal(canDo("crashed", "start"), true);
-  });
-
-  /** Written out by hand: which state may follow which. */
-  const NEXT: Record<GuestState, GuestState[]> = {
-    stopped: ["starting"],
-    crashed: ["starting"],
-    starting: ["running", "paused", "stopped", "crashed"],
-    running: ["paused", "shutting-down", "stopped", "crashed"],
-    paused: ["running", "shutting-down", "stopped", "crashed"],
-    "shutting-down": ["stopped", "crashed"],
-  };
-  for (const from of GUEST_STATES) {
-    for (const to of GUEST_STATES) {
-      const expected = NEXT[from].includes(to);
-      test(`canTransition(${from} → ${to}) is ${expected}`, () => {
-        assert.equal(canTransition(from, to), expected);
-      });
-    }
-  }
-
-  test("illegal shortcuts are refused", () => {
-    assert.equal(canTransition("stopped", "running"), false, "stopped → running skips starting");
-    assert.equal(canTransition("stopped", "paused"), false);
-    assert.equal(canTransition("crashed", "running"), false);
-    assert.equal(canTransition("shutting-down", "running"), false);
-    for (const s of GUEST_STATES) assert.equal(canTransition(s, s), false, `${s} → ${s} is not a change`);
-  });
-
-  test("every state is reachable from stopped, and every state can end in stopped", () => {
-    const reach = (from: GuestState) => {
-      const seen = new Set<GuestState>([from]);
-      const queue = [from];
-      while (queue.length) {
-        const s = queue.shift()!;
-        for (const t of GUEST_STATES) if (canTransition(s, t) && !seen.has(t)) (seen.add(t), queue.push(t));
-      }
-      return seen;
-    };
-    assert.deepEqual([...reach("stopped")].sort(), [...GUEST_STATES].sort());
-    for (const s of GUEST_STATES) assert.ok(reach(s).has("stopped"), `${s} cannot get back to stopped`);
-  });
-
-  test("an action offered in a state leads somewhere legal", () => {
-    // start → starting; shutdown and reboot → shutting-down; force-off → stopped;
-    // pause → paused; resume → running.
-    for (const s of GUEST_STATES) {
-      if (canDo(s, "start")) assert.ok(canTransition(s, "starting"), s);
-      if (canDo(s, "shutdown")) assert.ok(canTransition(s, "shutting-down"), s);
-      if (canDo(s, "reboot")) assert.ok(canTransition(s, "shutting-down"), s);
-      if (canDo(s, "force-off")) assert.ok(canTransition(s, "stopped"), s);
-      if (canDo(s, "pause")) assert.ok(canTransition(s, "paused"), s);
-      if (canDo(s, "resume")) assert.ok(canTransition(s, "running"), s);
-    }
   });
 });

@@ -1,0 +1,185 @@
+/**
+ * One guest the agent supervises, and what its state folder keeps of it so that an
+ * agent started later finds it again: `argv.json` (the command line QEMU runs), the
+ * spec it runs (`spec.json`) with how QEMU names its disks (`disks.json`; both change
+ * as disks are plugged in and out), and `paused` while a person has paused it.
+ */
+import type { ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import fsp from "node:fs/promises";
+import path from "node:path";
+import type { DiskSpec, GuestSpec, GuestState, GuestStatus, VncTlsEndpoint } from "../domain/types";
+import { guestSpecSchema } from "../domain/validation";
+import { diskId, OVMF_VARS_TEMPLATE } from "../qemu/args";
+import type { QmpClient } from "../qemu/qmp";
+import { GuesthouseError } from "../domain/errors";
+import { Turns } from "./turns";
+
+/**
+ * How QEMU knows one disk of a running guest, by volume. Kept in `disks.json`, since
+ * the names of disks plugged in live cannot be derived from the spec.
+ */
+export interface PluggedDisk {
+  /** The -drive id (disks the guest started with) or node name (plugged in live); see diskId. */
+  id: string;
+  /** "drive": opened by -drive, QEMU closes it with its device; "node": added with blockdev-add, the agent closes it. */
+  opened: "drive" | "node";
+  /** The device's id, or null for a guest started by an agent that gave disk devices none. */
+  device: string | null;
+  /** The hot-plug root port it sits in (q35), or null. */
+  port: string | null;
+  /** device_del was sent and the guest has not let go yet. */
+  detaching: boolean;
+}
+
+export interface DiskTable {
+  /** The number of the next disk plugged in (diskId). */
+  next: number;
+  disks: Record<string, PluggedDisk>;
+}
+
+/**
+ * The table of a guest as it started: disk<i> for its i-th disk, as buildQemuArgs
+ * names them. Its device shares the name when the command line gave it one.
+ */
+export function startTable(disks: DiskSpec[], argv: string[] | null): DiskTable {
+  const table: Record<string, PluggedDisk> = {};
+  disks.forEach((disk, i) => {
+    const id = diskId(i);
+    const named = (argv ?? []).some((a) => a.includes(`drive=${id},id=${id}`));
+    table[disk.volume] = { id, opened: "drive", device: named ? id : null, port: null, detaching: false };
+  });
+  return { next: disks.length, disks: table };
+}
+
+/** One guest that the agent supervises (running, halted, or remembered as crashed). */
+export class SupervisedGuest {
+  state: GuestState = "starting";
+  /** When the current state began (ms since the epoch). */
+  since = Date.now();
+  pid: number | null = null;
+  child: ChildProcess | null = null;
+  qmp: QmpClient | null = null;
+  argv: string[] | null = null;
+  spec: GuestSpec | null = null;
+  logTail: string | null = null;
+  /** QEMU's own run state, as query-status last said ("running", "internal-error", …). */
+  runState: string | null = null;
+  /** What QEMU said when it halted the guest itself (a disk error's device and cause), if anything. */
+  haltReason: string | null = null;
+  /** A person paused it (kept in the `paused` file): a stop QEMU reports is theirs, not QEMU's. */
+  pauseRequested = false;
+  /** Set when an exit is expected: a SHUTDOWN event was seen or force-off was asked for. */
+  exitExpected = false;
+  /** Resolves once the QEMU process is gone and its files are cleaned. */
+  exited: Promise<void> | null = null;
+  /** Set when its start failed: stops the QMP poll of that start. */
+  aborted = false;
+  /** Set by reboot: start again with this spec once QEMU has exited. */
+  restartWith: GuestSpec | null = null;
+  /** How QEMU names the disks of `spec`. */
+  disks: DiskTable = { next: 0, disks: {} };
+  /** Disk operations take turns: each reads and changes the disk table. */
+  readonly diskOps = new Turns();
+  /** Run-state queries take turns, so their answers apply in the order QEMU gave them. */
+  readonly runStateChecks = new Turns();
+  /**
+   * Its TLS VNC endpoint (GUESTHOUSE_VNC_TLS=on): the port is claimed while it starts
+   * and held while its QEMU lives; read back from argv.json on adoption.
+   */
+  vncTls: VncTlsEndpoint | null = null;
+
+  constructor(
+    readonly id: string,
+    readonly stateDir: string,
+  ) {}
+
+  status(): GuestStatus {
+    return {
+      id: this.id,
+      state: this.state,
+      since: this.since,
+      pid: this.pid,
+      logTail: this.logTail,
+      argv: this.argv,
+      spec: this.spec,
+      // Only when there is something to say, so the statuses of running guests stay as they were.
+      ...(this.haltReason ? { haltReason: this.haltReason } : {}),
+      // Only when there is one: with TLS VNC off, statuses look exactly as before.
+      ...(this.vncTls && this.state !== "crashed" ? { vncTls: this.vncTls } : {}),
+    };
+  }
+
+  /** Writes the running spec and its disk table (atomically: a crash leaves the old or the new). */
+  async saveDisks(): Promise<void> {
+    await writeAtomically(path.join(this.stateDir, "spec.json"), JSON.stringify(this.spec));
+    await writeAtomically(path.join(this.stateDir, "disks.json"), JSON.stringify(this.disks));
+  }
+
+  /** Records whether a person has paused the guest, for this agent and the next. */
+  async setPauseRequested(requested: boolean): Promise<void> {
+    this.pauseRequested = requested;
+    const file = path.join(this.stateDir, "paused");
+    if (requested) await fsp.writeFile(file, "", { mode: 0o600 });
+    else await fsp.rm(file, { force: true });
+  }
+
+  /** Reads back what the state folder keeps of a guest whose QEMU an earlier agent started. */
+  async load(): Promise<void> {
+    this.argv = await readArgv(path.join(this.stateDir, "argv.json"));
+    this.spec = await readSpec(path.join(this.stateDir, "spec.json"));
+    this.disks = (await readDiskTable(path.join(this.stateDir, "disks.json"), this.spec)) ?? startTable(this.spec?.disks ?? [], this.argv);
+    this.pauseRequested = fs.existsSync(path.join(this.stateDir, "paused"));
+  }
+}
+
+export async function writeAtomically(file: string, text: string): Promise<void> {
+  const temporary = `${file}.${process.pid}.tmp`;
+  await fsp.writeFile(temporary, text, { mode: 0o600 });
+  await fsp.rename(temporary, file);
+}
+
+/** A guest's disk table, if it is readable and names exactly the disks of its spec. */
+async function readDiskTable(file: string, spec: GuestSpec | null): Promise<DiskTable | null> {
+  try {
+    const table = JSON.parse(await fsp.readFile(file, "utf8")) as DiskTable;
+    const volumes = Object.keys(table.disks ?? {}).sort();
+    const expected = (spec?.disks ?? []).map((d) => d.volume).sort();
+    if (!Number.isInteger(table.next) || JSON.stringify(volumes) !== JSON.stringify(expected)) return null;
+    return table;
+  } catch {
+    return null;
+  }
+}
+
+async function readSpec(file: string): Promise<GuestSpec | null> {
+  try {
+    const parsed = guestSpecSchema.safeParse(JSON.parse(await fsp.readFile(file, "utf8")));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
+}
+
+async function readArgv(file: string): Promise<string[] | null> {
+  try {
+    const parsed: unknown = JSON.parse(await fsp.readFile(file, "utf8"));
+    return Array.isArray(parsed) && parsed.every((a) => typeof a === "string") ? parsed : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A guest's UEFI variables start as a copy of OVMF's template and are kept from then on. */
+export async function ensureEfiVars(file: string): Promise<void> {
+  try {
+    await fsp.copyFile(OVMF_VARS_TEMPLATE, file, fs.constants.COPYFILE_EXCL);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EEXIST") return;
+    if (code === "ENOENT") {
+      throw new GuesthouseError("not-found", "UEFI firmware (Debian's ovmf package) is not installed on this host. Install it, or use BIOS.");
+    }
+    throw err;
+  }
+}

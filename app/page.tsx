@@ -1,6 +1,7 @@
 import Link from "next/link";
 import { formatBytes, formatMiB } from "@/server/domain/format";
 import { GuestThumbnail } from "@/components/guest-thumbnail";
+import { HaltNotice } from "@/components/halt-notice";
 import { LiveRefresh } from "@/components/live-refresh";
 import { StateBadge } from "@/components/state-badge";
 import { guestScope } from "@/server/auth/policy";
@@ -101,7 +102,10 @@ export default async function GuestListPage({ searchParams }: { searchParams: Pr
                   {g.isTemplate ? (
                     <span className="rounded-full bg-violet-50 px-2 py-0.5 text-xs font-medium text-violet-800 ring-1 ring-violet-300">template</span>
                   ) : (
-                    <StateBadge state={states.get(g.id)?.state ?? null} />
+                    <>
+                      <StateBadge state={states.get(g.id)?.state ?? null} />
+                      <HaltNotice status={states.get(g.id) ?? null} compact />
+                    </>
                   )}
                 </td>
                 <td className="px-4 py-2">{g.vcpus}</td>

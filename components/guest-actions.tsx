@@ -16,6 +16,7 @@ const POWER_BUTTONS: Array<{ action: PowerAction; label: string; style: string; 
   { action: "pause", label: "Pause", style: "", title: "Stop the vCPUs; memory stays" },
   { action: "reset", label: "Reset", style: "btn-danger", title: "Hard reset, like the reset button" },
   { action: "force-off", label: "Force off", style: "btn-danger", title: "Stop QEMU at once, like pulling the plug" },
+  { action: "restart", label: "Start again", style: "btn-primary", title: "Force QEMU off and start the guest afresh (applies pending changes)" },
 ];
 
 /** The buttons a guest's state allows, and the error of the last one pressed. */

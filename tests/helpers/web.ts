@@ -18,8 +18,9 @@ export interface TestStack {
   cleanup(): Promise<void>;
 }
 
-export async function startTestStack(): Promise<TestStack> {
-  const agent = await startTestAgent();
+/** `agentEnv`: more environment for the agent (a stand-in QEMU on its PATH, say). */
+export async function startTestStack(agentEnv: Record<string, string> = {}): Promise<TestStack> {
+  const agent = await startTestAgent(agentEnv);
   const database = await createTestDb();
   const port = await freePort();
   const admin = { username: "admin", password: `pw-${Math.random().toString(36).slice(2)}` };

@@ -7,9 +7,11 @@ import { NativeViewer } from "@/components/native-viewer";
 import { canOperateGuest } from "@/server/auth/policy";
 import { formatBytes, formatMiB } from "@/server/domain/format";
 import { GuestActions } from "@/components/guest-actions";
+import { HaltNotice } from "@/components/halt-notice";
 import { LiveRefresh } from "@/components/live-refresh";
 import { StateBadge } from "@/components/state-badge";
 import { diffSpecs } from "@/server/domain/spec-diff";
+import { qemuLives } from "@/server/domain/types";
 import { formatCommandLine } from "@/server/qemu/format";
 import { agentFor, loadGuestOr404, specOf } from "@/server/web/guests";
 import { requireUser } from "@/server/web/session";
@@ -26,7 +28,7 @@ export default async function GuestPage({ params }: { params: Promise<{ id: stri
   const status = await agent.guest(guest.id).catch(() => null);
   // Running: the array QEMU runs with. Otherwise: the array it would run with.
   const argv = status?.argv ?? (await agent.argv(spec).catch(() => null));
-  const changes = status?.spec && status.state !== "stopped" && status.state !== "crashed" ? diffSpecs(status.spec, spec) : [];
+  const changes = status?.spec && qemuLives(status.state) ? diffSpecs(status.spec, spec) : [];
   const commandLine = argv ? formatCommandLine(argv, { wrap: true }) : null;
 
   return (
@@ -52,13 +54,7 @@ export default async function GuestPage({ params }: { params: Promise<{ id: stri
         />
       </div>
 
-      {status?.state === "crashed" && (
-        <section className="card border-red-200 p-4">
-          <h2 className="font-semibold text-red-800">QEMU stopped unexpectedly</h2>
-          <p className="text-sm text-slate-600">The end of its log:</p>
-          <pre className="mt-2 max-h-64 overflow-auto rounded bg-slate-900 p-3 text-xs text-slate-100">{status.logTail || "(empty)"}</pre>
-        </section>
-      )}
+      <HaltNotice status={status} />
 
       {changes.length > 0 && (
         <section data-testid="pending-changes" className="card border-amber-200 bg-amber-50/50 p-4">

@@ -1,5 +1,8 @@
 import Link from "next/link";
 import { ConsoleViewers } from "@/components/console-viewers";
+import { GuestActions } from "@/components/guest-actions";
+import { HaltNotice } from "@/components/halt-notice";
+import { LiveRefresh } from "@/components/live-refresh";
 import { PasteBox } from "@/components/paste-box";
 import { ShareLinks } from "@/components/share-links";
 import { VncConsole } from "@/components/vnc-console";
@@ -7,7 +10,8 @@ import { canOperateGuest } from "@/server/auth/policy";
 import { listShares } from "@/server/console/shares";
 import { db } from "@/server/db/client";
 import { keyboardLayoutOf } from "@/server/domain/keymaps";
-import { loadGuestOr404 } from "@/server/web/guests";
+import { isHalted } from "@/server/domain/types";
+import { agentFor, loadGuestOr404 } from "@/server/web/guests";
 import { requireUser } from "@/server/web/session";
 
 export const dynamic = "force-dynamic";
@@ -25,9 +29,15 @@ export default async function ConsolePage({
   // "Own window": the screen and its toolbar only.
   const ownWindow = (await searchParams).window === "1";
   const canShare = canOperateGuest(user, guest);
-  const shares = canShare && !ownWindow ? await listShares(db, guest.id) : [];
+  const [shares, status] = await Promise.all([
+    canShare && !ownWindow ? listShares(db, guest.id) : [],
+    agentFor(guest.host).guest(guest.id).catch(() => null),
+  ]);
+  // A guest QEMU has halted shows a frozen screen: say why, and offer the way out here.
+  const halted = status !== null && isHalted(status.state);
   return (
     <div className="space-y-4">
+      <LiveRefresh />
       <div className="flex flex-wrap items-center justify-between gap-2">
         <h1 className="text-xl font-semibold">Console: {guest.name}</h1>
         {!ownWindow && (
@@ -43,6 +53,12 @@ export default async function ConsolePage({
           </div>
         )}
       </div>
+      {halted && (
+        <div className="space-y-2">
+          <HaltNotice status={status} />
+          {canShare && <GuestActions guestId={guest.id} guestName={guest.name} state={status.state} since={status.since} diskNames={[]} />}
+        </div>
+      )}
       <VncConsole source={{ kind: "guest", guestId: guest.id }} guestName={guest.name} popup={ownWindow} />
       {!ownWindow && (
         <div className="grid gap-4 md:grid-cols-2">

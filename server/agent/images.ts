@@ -57,6 +57,14 @@ const INFO_TIMEOUT_MS = 30_000;
 const CHECK_TIMEOUT_MS = 10 * 60_000;
 /** How often an upload's task reports how far it got (Tasks passes on at most 4 a second anyway). */
 const UPLOAD_PROGRESS_MS = 250;
+/**
+ * qemu-img times its LUKS key derivation with the thread's CPU clock, to pick an
+ * iteration count. Where that clock is coarse it now and then measures 0 ms and gives
+ * up ("Unable to get accurate CPU usage"; seen in 5 of 40 tries on a 2-core VM here);
+ * another try measures again, and a failed one costs only milliseconds.
+ */
+const LUKS_TIMING_TRIES = 6;
+const LUKS_TIMING_FAILURE = /Unable to get accurate CPU usage/;
 
 /**
  * qemu-img's own account of the files one level of an image opened, checked after the
@@ -140,11 +148,19 @@ export class Images {
         if (ref.passphrase !== undefined) {
           await fsp.mkdir(this.config.secretsDir, { recursive: true, mode: 0o700 });
           await fsp.writeFile(secret, ref.passphrase, { mode: 0o600, flag: "wx" });
-          await runQemuImg(
-            ["create", "-q", "--object", `secret,id=sec0,format=raw,file=${optValue(secret)}`, "-f", "qcow2",
-             "-o", "encrypt.format=luks,encrypt.key-secret=sec0", file, String(ref.bytes)],
-            ctx, this.scrub,
-          );
+          for (let attempt = 1; ; attempt++) {
+            try {
+              await runQemuImg(
+                ["create", "-q", "--object", `secret,id=sec0,format=raw,file=${optValue(secret)}`, "-f", "qcow2",
+                 "-o", "encrypt.format=luks,encrypt.key-secret=sec0", file, String(ref.bytes)],
+                ctx, this.scrub,
+              );
+              break;
+            } catch (err) {
+              if (attempt >= LUKS_TIMING_TRIES || !(err instanceof GuesthouseError) || !LUKS_TIMING_FAILURE.test(err.message)) throw err;
+              ctx.log(`qemu-img could not time its key derivation (this host's CPU clock is coarse); trying again (${attempt + 1} of ${LUKS_TIMING_TRIES})`);
+            }
+          }
         } else {
           await runQemuImg(["create", "-q", "-f", ref.format, file, String(ref.bytes)], ctx, this.scrub);
         }

@@ -332,6 +332,70 @@ describe("images with real qemu-img", () => {
   });
 });
 
+describe("an encrypted image on a host with a coarse CPU clock", () => {
+  let agent: TestAgent;
+  let dir: string;
+  /** A qemu-img that fails the first `failures` LUKS creations with `message` (by default as its key-derivation timing does), then runs the real one. */
+  const coarseClock = (failures: number, message = "Unable to get accurate CPU usage") => {
+    const real = execFileSync("sh", ["-c", "command -v qemu-img"], { encoding: "utf8" }).trim();
+    fs.writeFileSync(
+      path.join(dir, "bin", "qemu-img"),
+      `#!/bin/sh
+case " $* " in
+  *encrypt.format=luks*)
+    n=$(cat "${dir}/tries" 2>/dev/null || echo 0); n=$((n + 1)); echo $n >"${dir}/tries"
+    if [ $n -le ${failures} ]; then echo "qemu-img: ${dir}/x: ${message}" >&2; exit 1; fi ;;
+esac
+exec ${real} "$@"
+`,
+      { mode: 0o755 },
+    );
+    fs.rmSync(path.join(dir, "tries"), { force: true });
+  };
+  const tries = () => Number(fs.readFileSync(path.join(dir, "tries"), "utf8"));
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "gh-coarse-"));
+    fs.mkdirSync(path.join(dir, "bin"));
+    coarseClock(0);
+    agent = await startTestAgent({ PATH: `${path.join(dir, "bin")}:${process.env.PATH}` });
+  });
+  after(async () => {
+    await agent?.cleanup();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("qemu-img's failed timing of the key derivation is tried again, and the image is made", async () => {
+    coarseClock(2);
+    const info = await agent.client.createImage({ pool: "default", file: "coarse.qcow2", format: "qcow2", bytes: GiB, volume: "volcoarse001", passphrase: "a passphrase of some length" });
+    assert.equal(info.encrypted, true);
+    // Two failures of the stand-in, then the real qemu-img (which on this very host may fail the same way now and then).
+    assert.ok(tries() >= 3, `tried ${tries()} times`);
+    const task = (await agent.client.tasks()).find((t) => t.title.includes("coarse.qcow2"));
+    assert.ok(task?.log.some((l) => /trying again \(3 of 6\)/.test(l)), `the task's log says it tried again: ${JSON.stringify(task?.log)}`);
+  });
+
+  test("after six failures it gives up with qemu-img's reason, and leaves no file or passphrase", async () => {
+    coarseClock(6);
+    await assert.rejects(
+      agent.client.createImage({ pool: "default", file: "never.qcow2", format: "qcow2", bytes: GiB, volume: "volcoarse002", passphrase: "a passphrase of some length" }),
+      /Unable to get accurate CPU usage/,
+    );
+    assert.equal(tries(), 6);
+    assert.equal(fs.existsSync(path.join(agent.dataDir, "disks", "never.qcow2")), false);
+    assert.equal(fs.existsSync(path.join(agent.dataDir, "secrets", "volcoarse002.key")), false);
+  });
+
+  test("other failures are not tried again", async () => {
+    coarseClock(1, "Could not write image: Input/output error");
+    await assert.rejects(
+      agent.client.createImage({ pool: "default", file: "broken.qcow2", format: "qcow2", bytes: GiB, volume: "volcoarse003", passphrase: "a passphrase of some length" }),
+      /Input\/output error/,
+    );
+    assert.equal(tries(), 1, "one try only");
+  });
+});
+
 describe("a full storage folder", () => {
   let agent: TestAgent | undefined;
   let mountPoint: string;

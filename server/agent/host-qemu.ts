@@ -98,6 +98,9 @@ export async function checkHostQemu(options: {
     await writeVerdict(options.cacheFile, { key, ...verdict, checkedAt: new Date().toISOString() }).catch((err: Error) =>
       log(`could not remember the accelerator verdict in ${options.cacheFile}: ${err.message}`),
     );
+  } else {
+    // What is there was said of another QEMU or kernel; this one's verdict is not for keeping.
+    await fsp.rm(options.cacheFile, { force: true });
   }
   return { version, accelerator: verdict.accelerator, acceleratorReason: verdict.reason };
 }

@@ -16,6 +16,7 @@ import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
+import os from "node:os";
 import path from "node:path";
 import type { Duplex } from "node:stream";
 import { after, before, describe, test } from "node:test";
@@ -212,7 +213,7 @@ describe("TLS VNC configuration", () => {
   });
 
   test("ensureVncTls keeps a valid CA and certificate, and issues a new certificate (same CA) when the names change", async () => {
-    const dir = fs.mkdtempSync("/tmp/gh-tls-");
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gh-tls-"));
     try {
       const first = await ensureVncTls(path.join(dir, "tls"), ["box", "127.0.0.1"], "box");
       assert.deepEqual(first.made, ["ca", "server"]);

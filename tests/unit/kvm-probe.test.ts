@@ -184,8 +184,9 @@ describe("the verdict, kept per QEMU binary and kernel", () => {
     assert.equal(again.accelerator, "kvm");
   });
 
-  test("a verdict that may change by itself (a time-out) is not kept", async () => {
+  test("a verdict that may change by itself (a time-out) is not kept, and one kept for another QEMU is dropped", async () => {
     const cacheFile = path.join(dir, "c.json");
+    fs.writeFileSync(cacheFile, JSON.stringify({ key: "another QEMU and kernel", accelerator: "kvm", reason: "KVM ran the test guest", checkedAt: "2026-01-01T00:00:00.000Z" }));
     const probe = countingProbe({ ok: false, reason: "KVM did not finish the test code within 10 s", lasting: false, ms: 10_000 });
     await checkHostQemu({ mode: "auto", cacheFile, qemu: qemu(), probe });
     await checkHostQemu({ mode: "auto", cacheFile, qemu: qemu(), probe });

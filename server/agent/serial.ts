@@ -14,19 +14,25 @@
  *
  * The log. QEMU itself writes everything the port prints to `serial.log` (chardev
  * `logfile=…,logappend=on`, whether or not anyone is attached), and opens it with
- * O_APPEND (checked on QEMU 7.2: /proc/<pid>/fdinfo shows flags 02102001). So the log
- * can be rotated under a running QEMU by copy-then-truncate: its next write lands at
- * the new end of the file, not at its old offset. Rotation happens at start and every
- * ROTATE_EVERY_MS while the guest runs, once the log reaches the configured size; the
- * previous part is `serial.log.1`. Like logrotate's copytruncate, bytes written in the
- * instant between the copy and the truncation can be lost. Both files stay after the
- * guest stops; forgetting the guest removes its folder and them with it.
+ * O_APPEND (checked on QEMU 7.2: /proc/<pid>/fdinfo shows flags 02102001), so its next
+ * write always lands at the file's end, wherever that is now. That lets the agent rotate
+ * the log under a running QEMU without losing a byte: it copies the log's whole blocks
+ * to `serial.log.1` and cuts them out of the log in place (fallocate's collapse-range,
+ * ext4 and XFS); the kernel orders that cut with QEMU's appends, so what QEMU writes
+ * meanwhile stays in the log. Where the file system cannot cut (tmpfs, …) the agent
+ * falls back to copy-then-truncate, which, like logrotate's copytruncate, can lose what
+ * QEMU writes in the instant between the two. Rotation happens at start and every
+ * ROTATE_EVERY_MS while the guest runs, once the log reaches the configured size. Both
+ * files stay after the guest stops; forgetting the guest removes its folder and them.
  */
+import { execFile } from "node:child_process";
 import fsp from "node:fs/promises";
 import net from "node:net";
+import { promisify } from "node:util";
 import type { Duplex } from "node:stream";
 import { GuesthouseError } from "../domain/errors";
 import type { guestFiles } from "../qemu/args";
+import { childEnv } from "./process";
 import type { Supervisor } from "./supervisor";
 import { KeyedTurns } from "./turns";
 
@@ -88,10 +94,44 @@ export function rotateSerialLog(files: GuestFiles, limitBytes: number): Promise<
       return false; // no log yet
     }
     if (size < limitBytes) return false;
+    if (await rotateByCutting(files)) return true;
     await fsp.copyFile(files.serialLog, files.serialLogOld);
     await fsp.truncate(files.serialLog, 0);
     return true;
   });
+}
+
+const execFileAsync = promisify(execFile);
+
+/**
+ * Rotation without a window: the log's whole file-system blocks go to `serial.log.1`,
+ * then are cut out of the log in place (`fallocate --collapse-range`). What QEMU appends
+ * meanwhile is kept, in order, after the cut; less than a block of older output stays
+ * in front of it. False, with nothing changed, where the file system cannot cut.
+ */
+async function rotateByCutting(files: GuestFiles): Promise<boolean> {
+  const { size, blksize } = await fsp.stat(files.serialLog);
+  // Collapse-range takes whole blocks and must leave at least one byte after the cut.
+  const cut = Math.floor((size - 1) / blksize) * blksize;
+  if (cut <= 0) return false;
+  const part = `${files.serialLogOld}.part`;
+  const log = await fsp.open(files.serialLog, "r");
+  try {
+    const head = Buffer.alloc(cut);
+    const { bytesRead } = await log.read(head, 0, cut, 0);
+    if (bytesRead !== cut) return false;
+    await fsp.writeFile(part, head, { mode: 0o600 });
+  } finally {
+    await log.close();
+  }
+  try {
+    await execFileAsync("fallocate", ["--collapse-range", "--offset", "0", "--length", String(cut), files.serialLog], { env: childEnv(), timeout: 10_000 });
+  } catch {
+    await fsp.rm(part, { force: true });
+    return false;
+  }
+  await fsp.rename(part, files.serialLogOld);
+  return true;
 }
 
 /**

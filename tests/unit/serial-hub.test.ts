@@ -4,6 +4,7 @@
  * one that never reads.
  */
 import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -186,7 +187,7 @@ describe("SerialPorts", () => {
 });
 
 describe("serial log", () => {
-  test("rotates at the limit by copy then truncate, and reads the older part first", async () => {
+  test("rotates at the limit, and reads the older part first (a log under one block: copy then truncate)", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gh-seriallog-"));
     const files = { serial: path.join(dir, "serial.sock"), serialLog: path.join(dir, "serial.log"), serialLogOld: path.join(dir, "serial.log.1") };
     try {
@@ -203,6 +204,44 @@ describe("serial log", () => {
       assert.equal(fs.statSync(files.serialLogOld).size, 1100);
       const log = (await readSerialLog(files, 1024)).toString("latin1");
       assert.equal(log, `${"a".repeat(1000)}${"b".repeat(100)}after`);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("rotating while a writer appends as fast as it can loses no line (the log's blocks are cut out in place)", async (t) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gh-seriallog-"));
+    const files = { serial: path.join(dir, "serial.sock"), serialLog: path.join(dir, "serial.log"), serialLogOld: path.join(dir, "serial.log.1") };
+    try {
+      fs.writeFileSync(path.join(dir, "probe"), Buffer.alloc(3 * 4096));
+      if (spawnSync("fallocate", ["--collapse-range", "--offset", "0", "--length", "4096", path.join(dir, "probe")]).status !== 0) {
+        return t.skip("this file system cannot cut ranges out of a file (tmpfs?): the agent falls back to copy-then-truncate here");
+      }
+      // A stand-in for QEMU: another process appending numbered lines with O_APPEND, flat out.
+      const writer = spawn(process.execPath, [
+        "-e",
+        `const fs = require("node:fs"); const fd = fs.openSync(${JSON.stringify(files.serialLog)}, "a");
+         for (let i = 0; i < 200000; i++) fs.writeSync(fd, "line-" + i + "\\n");`,
+      ]);
+      const ended = new Promise((resolve) => writer.once("exit", resolve));
+      let running = true;
+      void ended.then(() => (running = false));
+      const kept: string[] = [];
+      let rotations = 0;
+      while (running) {
+        if (await rotateSerialLog(files, 64 * 1024)) {
+          rotations++;
+          kept.push(fs.readFileSync(files.serialLogOld, "latin1"));
+        }
+      }
+      await ended;
+      const all = kept.join("") + fs.readFileSync(files.serialLog, "latin1");
+      const lines = all.split("\n").filter(Boolean);
+      assert.ok(rotations >= 5, `rotated ${rotations} times while the writer ran`);
+      assert.equal(lines.length, 200000, "every line is in serial.log.1 (as it was at each rotation) or serial.log");
+      lines.forEach((line, i) => {
+        if (line !== `line-${i}`) assert.fail(`line ${i} is ${JSON.stringify(line)}`);
+      });
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { after, afterEach, before, describe, test } from "node:test";
+import { after, afterEach, before } from "node:test";
 import type { Page } from "playwright-core";
 import { mintShareTicket, mintTicket } from "../../server/console/tickets";
 import { hashSecret } from "../../server/auth/tokens";
@@ -19,6 +19,7 @@ import { upgradeStatus } from "../helpers/net";
 import { createSession, SESSION_COOKIE } from "../../server/auth/sessions";
 import { launchBrowser, logIn, screenshotStep, submitNewGuest } from "../helpers/browser";
 import { startTestStack, type TestStack } from "../helpers/web";
+import { story } from "../helpers/story";
 
 const GUEST = "e2e-console";
 
@@ -125,7 +126,7 @@ async function pixelsOf(page: Page, selector: string): Promise<{ width: number; 
   });
 }
 
-describe("console in Chromium", () => {
+story("console in Chromium", (step) => {
   let stack: TestStack;
   let browser: Awaited<ReturnType<typeof launchBrowser>>;
   let stranger: Awaited<ReturnType<typeof launchBrowser>> | null = null;
@@ -160,15 +161,7 @@ describe("console in Chromium", () => {
         first = false;
       });
     });
-  });
-  afterEach((t) => screenshotStep("console", t.name, [page, sharedPage]));
-  after(async () => {
-    await stranger?.close();
-    await browser?.close();
-    await stack?.cleanup();
-  });
-
-  test("log in, create the demo guest and start it", async () => {
+    // Set-up, through the pages as a person would: log in, create the demo guest, start it.
     await logIn(page, stack.baseUrl, stack.admin);
     await page.goto(`${stack.baseUrl}/guests/new`);
     await submitNewGuest(page, { name: GUEST, diskGiB: 0, iso: "demo.iso" });
@@ -177,8 +170,14 @@ describe("console in Chromium", () => {
     await page.locator('[data-testid="guest-state"][data-state="running"]').waitFor();
     await waitFor("the guest to boot", () => serialLog().includes("GUESTHOUSE-DEMO-READY"), 90_000);
   });
+  afterEach((t) => screenshotStep("console", t.name, [page, sharedPage]));
+  after(async () => {
+    await stranger?.close();
+    await browser?.close();
+    await stack?.cleanup();
+  });
 
-  test("the guest list shows a live thumbnail of the running guest that is not blank", async () => {
+  step("the guest list shows a live thumbnail of the running guest that is not blank", async () => {
     await page.goto(`${stack.baseUrl}/`);
     const row = page.locator(`[data-testid="guest-row"][data-guest="${GUEST}"]`);
     const img = row.getByTestId("guest-thumbnail");
@@ -202,7 +201,7 @@ describe("console in Chromium", () => {
     assert.equal((await fetch(`${stack.baseUrl}/guests/${guestId}/thumbnail`)).status, 401);
   });
 
-  test("the guest's downloads and reads answer only with a login, and only for a guest one may see", async () => {
+  step("the guest's downloads and reads answer only with a login, and only for a guest one may see", async () => {
     const routes = ["thumbnail", "serial-log", "viewers", "vnc-ca", "definition"];
     const db = stack.database.db;
     const admin = await db.user.findUniqueOrThrow({ where: { username: stack.admin.username } });
@@ -225,7 +224,7 @@ describe("console in Chromium", () => {
     assert.equal((await page.request.get(`${stack.baseUrl}/guests/${guestId}/vnc-ca`)).status(), 404);
   });
 
-  test("open the console: the password comes as the first websocket message, never in a URL", async () => {
+  step("open the console: the password comes as the first websocket message, never in a URL", async () => {
     await page.goto(`${stack.baseUrl}/guests/${guestId}/console`);
     await page.locator('[data-testid="console-state"][data-state="connected"]').waitFor();
     await waitFor(
@@ -249,16 +248,28 @@ describe("console in Chromium", () => {
     assert.ok(!consoleUrls.some((u) => u.includes(encodeURIComponent(first.password))));
   });
 
-  test("Ctrl-Alt-Del from the toolbar reboots the guest; the console stays with it through the reboot", async () => {
+  step("Ctrl-Alt-Del from the toolbar reboots the guest; the console stays with it through the reboot", async () => {
+    assert.equal(await consoleState(page), "connected");
+    await page.evaluate(() => {
+      const w = window as unknown as { __states: string[] };
+      w.__states = [];
+      const el = document.querySelector('[data-testid="console-state"]')!;
+      new MutationObserver(() => w.__states.push(el.getAttribute("data-state") ?? "")).observe(el, { attributes: true });
+    });
+    const sessionsBefore = await stack.database.db.consoleSession.count({ where: { guestId, kind: "vnc" } });
     const readyBefore = count(serialLog(), "GUESTHOUSE-DEMO-READY");
     await page.getByRole("button", { name: "Ctrl-Alt-Del" }).click();
     await waitFor("the guest to log its reboot", () => serialLog().includes("GUESTHOUSE-DEMO-REBOOT"), 30_000);
     await waitFor("the guest to boot again", () => count(serialLog(), "GUESTHOUSE-DEMO-READY") > readyBefore, 90_000);
-    await page.locator('[data-testid="console-state"][data-state="connected"]').waitFor({ timeout: 60_000 });
     await waitFor("the screen after the reboot", async () => (await pixelsOf(page, '[data-testid="vnc-screen"] canvas')).lit > 200, 30_000, 250);
+    // The guest rebooted inside the same QEMU: the one connection carried it all, never dropping.
+    const states = await page.evaluate(() => (window as unknown as { __states: string[] }).__states);
+    assert.deepEqual(states.filter((s) => s !== "connected"), [], `the console left "connected": ${states.join(" → ")}`);
+    assert.equal(await consoleState(page), "connected");
+    assert.equal(await stack.database.db.consoleSession.count({ where: { guestId, kind: "vnc" } }), sessionsBefore, "no new console session was needed");
   });
 
-  test("a reboot from the dashboard restarts QEMU: the console shows it and reconnects by itself", async () => {
+  step("a reboot from the dashboard restarts QEMU: the console shows it and reconnects by itself", async () => {
     await page.evaluate(() => {
       const w = window as unknown as { __states: string[] };
       w.__states = [];
@@ -287,7 +298,7 @@ describe("console in Chromium", () => {
     await waitFor("the screen after the restart", async () => (await pixelsOf(page, '[data-testid="vnc-screen"] canvas')).lit > 200, 30_000, 250);
   });
 
-  test("paste text as keystrokes: it runs in the guest's shell and shows progress", async () => {
+  step("paste text as keystrokes: it runs in the guest's shell and shows progress", async () => {
     const marker = `PASTE-E2E-${Date.now()}`;
     await page.getByTestId("paste-text").fill(`echo ${marker} > /dev/ttyS0`);
     await page.getByTestId("paste-enter").check();
@@ -304,13 +315,13 @@ describe("console in Chromium", () => {
     await page.getByTestId("paste-text").fill("");
   });
 
-  test("keys written straight onto the websocket of a full session do reach the guest (the control)", async () => {
+  step("keys written straight onto the websocket of a full session do reach the guest (the control)", async () => {
     const marker = `rawkeys-${Date.now()}`;
     await injectKeys(page, `echo ${marker} >/dev/ttyS0`);
     await waitFor("the injected command to run", () => serialLog().includes(marker), 30_000);
   });
 
-  test("the serial console: it shows what the guest printed before, then runs a command and shows its output", async () => {
+  step("the serial console: it shows what the guest printed before, then runs a command and shows its output", async () => {
     const earlier = serialLog().match(/rawkeys-\d+/g)?.at(-1);
     assert.ok(earlier, "the guest printed a marker on its serial port earlier, while nobody watched it");
     await page.goto(`${stack.baseUrl}/guests/${guestId}/serial`);
@@ -324,7 +335,7 @@ describe("console in Chromium", () => {
     assert.match(await page.getByTestId("serial-size").innerText(), /stty rows \d+ cols \d+/);
   });
 
-  test("reused, expired and wrong-kind tickets are refused at the websocket upgrade", async () => {
+  step("reused, expired and wrong-kind tickets are refused at the websocket upgrade", async () => {
     const cookies = await browser.context.cookies(stack.baseUrl);
     const cookie = cookies.map((c) => `${c.name}=${c.value}`).join("; ");
     const origin = stack.baseUrl;
@@ -347,7 +358,7 @@ describe("console in Chromium", () => {
     assert.equal(await attempt("console", noSession.ticket, { origin }), 401, "a user's ticket without the user's session");
   });
 
-  test("a view-only link shows the screen to someone not logged in; nothing typed there reaches the guest", async () => {
+  step("a view-only link shows the screen to someone not logged in; nothing typed there reaches the guest", async () => {
     await page.goto(`${stack.baseUrl}/guests/${guestId}/console`);
     await page.fill('input[name="share-label"]', "e2e viewer");
     await page.selectOption('select[name="share-duration"]', "1h");
@@ -394,13 +405,13 @@ describe("console in Chromium", () => {
     assert.equal(await consoleState(sharedPage), "connected", "the viewer still watches");
   });
 
-  test("the owner sees who else is connected", async () => {
+  step("the owner sees who else is connected", async () => {
     const viewers = page.getByTestId("console-viewers");
     await waitFor("the share viewer in the list", async () => /e2e viewer.*view only/s.test(await viewers.innerText().catch(() => "")), 20_000, 500);
     assert.match(await viewers.innerText(), new RegExp(stack.admin.username));
   });
 
-  test("a revoked link is refused: the watching page is cut off, the page and the bridge refuse it", async () => {
+  step("a revoked link is refused: the watching page is cut off, the page and the bridge refuse it", async () => {
     const token = shareUrl.split("/").pop()!;
     const shareId = hashSecret(token);
     await page.locator(`[data-testid="share-link"][data-state="active"]`).getByRole("button", { name: "Revoke" }).click();
@@ -419,7 +430,7 @@ describe("console in Chromium", () => {
     assert.match(ended.endReason ?? "", /revoked/);
   });
 
-  test("the guest page lists the recent console sessions", async () => {
+  step("the guest page lists the recent console sessions", async () => {
     await page.goto(`${stack.baseUrl}/guests/${guestId}`);
     const sessions = page.getByTestId("console-sessions");
     await sessions.waitFor();
@@ -430,7 +441,7 @@ describe("console in Chromium", () => {
     assert.ok((await page.getByTestId("console-session").count()) >= 3);
   });
 
-  test("the serial log can be read and downloaded after the guest stopped", async () => {
+  step("the serial log can be read and downloaded after the guest stopped", async () => {
     await page.getByRole("button", { name: "Force off" }).click();
     await page.locator('[data-testid="guest-state"][data-state="stopped"]').waitFor();
     const res = await page.request.get(`${stack.baseUrl}/guests/${guestId}/serial-log`);

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
-import { after, afterEach, before, describe, test } from "node:test";
+import { after, afterEach, before } from "node:test";
 import type { Page } from "playwright-core";
 import { hashPassword } from "../../server/auth/password";
 import { createSession, SESSION_COOKIE } from "../../server/auth/sessions";
@@ -18,10 +18,11 @@ import { waitFor } from "../helpers/agent";
 import { upgradeStatus } from "../helpers/net";
 import { launchBrowser, screenshotStep, submitNewGuest } from "../helpers/browser";
 import { startTestStack, type TestStack } from "../helpers/web";
+import { story } from "../helpers/story";
 
 const GUEST = "e2e-demo";
 
-describe("dashboard in Chromium", () => {
+story("dashboard in Chromium", (step) => {
   let stack: TestStack;
   let browser: Awaited<ReturnType<typeof launchBrowser>>;
   let page: Page;
@@ -46,7 +47,7 @@ describe("dashboard in Chromium", () => {
     await stack?.cleanup();
   });
 
-  test("every page asks for a login first", async () => {
+  step("every page asks for a login first", async () => {
     await page.goto(`${stack.baseUrl}/`);
     assert.match(new URL(page.url()).pathname, /^\/login$/);
     await page.goto(`${stack.baseUrl}/guests/new`);
@@ -55,7 +56,7 @@ describe("dashboard in Chromium", () => {
     assert.equal(events.status, 401);
   });
 
-  test("a wrong password is refused with a clear message", async () => {
+  step("a wrong password is refused with a clear message", async () => {
     await page.fill('input[name="username"]', stack.admin.username);
     await page.fill('input[name="password"]', "not-the-password");
     await page.click('button[type="submit"]');
@@ -63,7 +64,7 @@ describe("dashboard in Chromium", () => {
     assert.match(await page.getByTestId("form-error").innerText(), /do not match/);
   });
 
-  test("after five failed logins a user name must wait, even with the right password; then it works", async () => {
+  step("after five failed logins a user name must wait, even with the right password; then it works", async () => {
     const db = stack.database.db;
     const admin = await db.user.findUniqueOrThrow({ where: { username: stack.admin.username } });
     await db.user.create({ data: { username: "throttled", passwordHash: await hashPassword("the-right-one"), role: "member", teamId: admin.teamId } });
@@ -87,7 +88,7 @@ describe("dashboard in Chromium", () => {
     }
   });
 
-  test("log in and see the empty guest list with the host's accelerator", async () => {
+  step("log in and see the empty guest list with the host's accelerator", async () => {
     await page.fill('input[name="password"]', stack.admin.password);
     await page.click('button[type="submit"]');
     await page.waitForURL(`${stack.baseUrl}/`, { waitUntil: "commit" });
@@ -95,7 +96,7 @@ describe("dashboard in Chromium", () => {
     assert.match(await page.getByTestId("accelerator").innerText(), /KVM|TCG/);
   });
 
-  test("creating a guest with a bad name shows what names may be", async () => {
+  step("creating a guest with a bad name shows what names may be", async () => {
     await page.goto(`${stack.baseUrl}/guests/new`);
     await page.fill('input[name="name"]', "bad name!");
     await page.click('button[type="submit"]');
@@ -105,7 +106,7 @@ describe("dashboard in Chromium", () => {
     assert.deepEqual(fs.readdirSync(path.join(stack.agent.dataDir, "disks")), [], "no disk was left behind");
   });
 
-  test("create a guest from the demo ISO with a sparse disk", async () => {
+  step("create a guest from the demo ISO with a sparse disk", async () => {
     await submitNewGuest(page, { name: GUEST, diskGiB: 1, iso: "demo.iso" });
     guestId = (await stack.database.db.guest.findFirstOrThrow({ where: { name: GUEST } })).id;
     assert.equal(new URL(page.url()).pathname, `/guests/${guestId}`);
@@ -122,7 +123,7 @@ describe("dashboard in Chromium", () => {
     assert.ok(stat.blocks * 512 < 10 * 1024 * 1024, "the 1 GiB qcow2 disk is sparse");
   });
 
-  test("a duplicate name is refused", async () => {
+  step("a duplicate name is refused", async () => {
     await page.goto(`${stack.baseUrl}/guests/new`);
     await page.fill('input[name="name"]', GUEST);
     await page.click('button[type="submit"]');
@@ -131,7 +132,7 @@ describe("dashboard in Chromium", () => {
     assert.equal(await stack.database.db.guest.count(), 1);
   });
 
-  test("the list shows the guest with its vCPUs, memory, disks and network", async () => {
+  step("the list shows the guest with its vCPUs, memory, disks and network", async () => {
     await page.goto(`${stack.baseUrl}/`);
     const row = page.locator(`[data-testid="guest-row"][data-guest="${GUEST}"]`);
     const text = await row.innerText();
@@ -142,7 +143,7 @@ describe("dashboard in Chromium", () => {
     assert.match(text, /user · 52:54:00:/);
   });
 
-  test("edit the hardware of the stopped guest and see the command line change", async () => {
+  step("edit the hardware of the stopped guest and see the command line change", async () => {
     await page.goto(`${stack.baseUrl}/guests/${guestId}`);
     assert.match(await page.getByTestId("command-line").innerText(), /-m 256\b/);
     await page.getByRole("link", { name: "Edit hardware" }).click();
@@ -161,7 +162,7 @@ describe("dashboard in Chromium", () => {
     assert.match(commandLine, /hostfwd=tcp::\d+-:22/);
   });
 
-  test("an impossible topology is refused with a clear message and nothing is saved", async () => {
+  step("an impossible topology is refused with a clear message and nothing is saved", async () => {
     await page.getByRole("link", { name: "Edit hardware" }).click();
     await page.fill('input[name="vcpus"]', "3");
     await page.fill('input[name="sockets"]', "2");
@@ -173,14 +174,14 @@ describe("dashboard in Chromium", () => {
     await page.goto(`${stack.baseUrl}/guests/${guestId}`);
   });
 
-  test("start it and watch the state change", async () => {
+  step("start it and watch the state change", async () => {
     await page.goto(`${stack.baseUrl}/guests/${guestId}`);
     await page.getByRole("button", { name: "Start", exact: true }).click();
     await page.locator('[data-testid="guest-state"][data-state="running"]').waitFor();
     await waitFor("the guest to boot", () => serialLog().includes("GUESTHOUSE-DEMO-READY"), 90_000);
   });
 
-  test("editing a running guest shows pending changes that apply at the next start", async () => {
+  step("editing a running guest shows pending changes that apply at the next start", async () => {
     await page.getByRole("link", { name: "Edit hardware" }).click();
     await page.fill('input[name="memoryMiB"]', "512");
     await page.getByRole("button", { name: "Save hardware" }).click();
@@ -193,7 +194,7 @@ describe("dashboard in Chromium", () => {
     assert.match(await page.getByTestId("command-line").innerText(), /-m 384\b/, "the running command line is unchanged");
   });
 
-  test("the console shows the guest's screen and takes keystrokes", async () => {
+  step("the console shows the guest's screen and takes keystrokes", async () => {
     await page.getByRole("link", { name: "Console" }).click();
     await page.locator('[data-testid="console-state"][data-state="connected"]').waitFor();
     const canvas = page.locator('[data-testid="vnc-screen"] canvas');
@@ -233,7 +234,7 @@ describe("dashboard in Chromium", () => {
     await waitFor("the typed command to run in the guest", () => serialLog().includes(marker), 30_000);
   });
 
-  test("the console websocket refuses anything but a fresh ticket of this user and guest", async () => {
+  step("the console websocket refuses anything but a fresh ticket of this user and guest", async () => {
     const cookies = await browser.context.cookies(stack.baseUrl);
     const cookie = cookies.map((c) => `${c.name}=${c.value}`).join("; ");
     const user = await stack.database.db.user.findUniqueOrThrow({ where: { username: stack.admin.username } });
@@ -268,7 +269,7 @@ describe("dashboard in Chromium", () => {
     assert.equal(await attempt(expired.ticket, { cookie, origin }), 401, "an expired ticket");
   });
 
-  test("shut it down from the page; the state follows without a reload", async () => {
+  step("shut it down from the page; the state follows without a reload", async () => {
     await page.goto(`${stack.baseUrl}/guests/${guestId}`);
     let reloaded = false;
     page.once("load", () => (reloaded = true));
@@ -278,7 +279,7 @@ describe("dashboard in Chromium", () => {
     assert.match(serialLog(), /GUESTHOUSE-DEMO-POWEROFF/);
   });
 
-  test("start again, pause and resume it from the page, force it off", async () => {
+  step("start again, pause and resume it from the page, force it off", async () => {
     await page.getByRole("button", { name: "Start", exact: true }).click();
     await page.locator('[data-testid="guest-state"][data-state="running"]').waitFor();
     assert.match(await page.getByTestId("command-line").innerText(), /-m 512\b/, "the pending change applied at this start");
@@ -292,7 +293,7 @@ describe("dashboard in Chromium", () => {
     await page.locator('[data-testid="guest-state"][data-state="stopped"]').waitFor();
   });
 
-  test("the event stream tells each user about the guests they may see, and no others", async () => {
+  step("the event stream tells each user about the guests they may see, and no others", async () => {
     const db = stack.database.db;
     const agent = stack.agent.client;
     const admin = await db.user.findUniqueOrThrow({ where: { username: stack.admin.username } });
@@ -350,7 +351,7 @@ describe("dashboard in Chromium", () => {
     }
   });
 
-  test("export the definition and import it as a new guest", async () => {
+  step("export the definition and import it as a new guest", async () => {
     const response = await page.request.get(`${stack.baseUrl}/guests/${guestId}/definition`);
     assert.equal(response.status(), 200);
     const text = await response.text();
@@ -386,7 +387,7 @@ describe("dashboard in Chromium", () => {
     assert.match(await page.getByTestId("import-error").innerText(), /memoryMiB/);
   });
 
-  test("make it a template, create a linked clone from it, and boot the clone", async () => {
+  step("make it a template, create a linked clone from it, and boot the clone", async () => {
     await page.goto(`${stack.baseUrl}/guests/${guestId}`);
     page.once("dialog", (dialog) => void dialog.accept());
     await page.getByRole("button", { name: "Convert to template" }).click();
@@ -408,7 +409,7 @@ describe("dashboard in Chromium", () => {
     await page.locator('[data-testid="guest-state"][data-state="stopped"]').waitFor();
   });
 
-  test("a template with linked clones cannot be deleted; after the clones go, it can", async () => {
+  step("a template with linked clones cannot be deleted; after the clones go, it can", async () => {
     const deleteVia = async (name: string) => {
       const row = await stack.database.db.guest.findFirstOrThrow({ where: { name } });
       await page.goto(`${stack.baseUrl}/guests/${row.id}`);

@@ -13,17 +13,18 @@ import http from "node:http";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { after, afterEach, before, describe, test } from "node:test";
+import { after, afterEach, before } from "node:test";
 import type { Page } from "playwright-core";
 import { createSession, SESSION_COOKIE } from "../../server/auth/sessions";
 import { DEMO_ISO, waitFor, within } from "../helpers/agent";
 import { launchBrowser, logIn, screenshotStep, submitNewGuest } from "../helpers/browser";
 import { startTestStack, type TestStack } from "../helpers/web";
+import { story } from "../helpers/story";
 
 const GUEST = "e2e-disks";
 const ISO = "uploaded-demo.iso";
 
-describe("disk images in Chromium", () => {
+story("disk images in Chromium", (step) => {
   let stack: TestStack;
   let browser: Awaited<ReturnType<typeof launchBrowser>>;
   let page: Page;
@@ -41,9 +42,12 @@ describe("disk images in Chromium", () => {
   const typeSerial = async (line: string) => {
     const serial = net.createConnection({ path: path.join(stack.agent.dataDir, "guests", guestId, "serial.sock") });
     await new Promise((resolve, reject) => serial.once("connect", resolve).once("error", reject));
-    await new Promise<void>((resolve) => serial.write(`${line}\n`, () => resolve()));
-    await new Promise((r) => setTimeout(r, 200));
-    serial.destroy();
+    // Ends the connection after the line: QEMU reads it all, then closes its side.
+    serial.resume();
+    await new Promise((resolve) => {
+      serial.once("close", resolve);
+      serial.end(`${line}\n`);
+    });
   };
 
   before(async () => {
@@ -54,6 +58,7 @@ describe("disk images in Chromium", () => {
     page.on("dialog", (dialog) => void dialog.accept());
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), "gh-e2e-disks-"));
     fs.copyFileSync(DEMO_ISO, path.join(tmp, ISO));
+    await logIn(page, stack.baseUrl, stack.admin);
   });
   afterEach((t) => screenshotStep("disks", t.name, [page]));
   after(async () => {
@@ -62,9 +67,7 @@ describe("disk images in Chromium", () => {
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  test("log in", () => logIn(page, stack.baseUrl, stack.admin));
-
-  test("upload an ISO: the progress bar reaches 100 % and the SHA-256 is the file's", async () => {
+  step("upload an ISO: the progress bar reaches 100 % and the SHA-256 is the file's", async () => {
     await page.goto(`${stack.baseUrl}/disks`);
     await page.getByLabel("Image or ISO file").setInputFiles(path.join(tmp, ISO));
     assert.match(await page.getByTestId("upload-target").innerText(), /ISO/i);
@@ -94,7 +97,7 @@ describe("disk images in Chromium", () => {
     assert.match(await listed.innerText(), new RegExp(`${expected.slice(0, 16)}.*not in use`, "s"));
   });
 
-  test("create a guest from the uploaded ISO", async () => {
+  step("create a guest from the uploaded ISO", async () => {
     await page.goto(`${stack.baseUrl}/guests/new`);
     await submitNewGuest(page, { name: GUEST, diskGiB: 1, iso: ISO });
     const guest = await stack.database.db.guest.findFirstOrThrow({ where: { name: GUEST }, include: { disks: true } });
@@ -103,7 +106,7 @@ describe("disk images in Chromium", () => {
     assert.match(await page.getByTestId("command-line").innerText(), new RegExp(ISO.replace(".", "\\.")));
   });
 
-  test("grow its disk on the disk page while the guest is stopped; the guest boots and sees 2 GiB", async () => {
+  step("grow its disk on the disk page while the guest is stopped; the guest boots and sees 2 GiB", async () => {
     await page.goto(`${stack.baseUrl}/guests/${guestId}`);
     await page.getByRole("link", { name: /^e2e-disks-.*\.qcow2$/ }).click();
     await page.waitForURL(`${stack.baseUrl}/disks/${diskId}`, { waitUntil: "commit" });
@@ -120,7 +123,7 @@ describe("disk images in Chromium", () => {
     assert.match(serialLog(), /GUESTHOUSE-DISK vda 4194304/, "the guest sees 2 GiB (4194304 sectors)");
   });
 
-  test("grow it again while the guest runs; the guest sees the new size at once", async () => {
+  step("grow it again while the guest runs; the guest sees the new size at once", async () => {
     await page.goto(`${stack.baseUrl}/disks/${diskId}`);
     const resize = page.getByRole("form", { name: "Resize" });
     await resize.locator('input[name="size"]').fill("3G");
@@ -130,7 +133,7 @@ describe("disk images in Chromium", () => {
     await waitFor("the guest to report its disk size", () => serialLog().includes("LIVE-SIZE-6291456"), 30_000);
   });
 
-  test("take a live snapshot and revert to it: the guest's memory goes back too", async () => {
+  step("take a live snapshot and revert to it: the guest's memory goes back too", async () => {
     await typeSerial("echo BEFORE > /tmp/state && echo SNAP-READY-$((40+2))");
     await waitFor("the guest to write its state", () => serialLog().includes("SNAP-READY-42"), 30_000);
     const form = page.getByRole("form", { name: "Take snapshot" });
@@ -152,7 +155,7 @@ describe("disk images in Chromium", () => {
     assert.match(serialLog(), /STATE-NOW-BEFORE/, "the guest's memory (its tmpfs) is back to the snapshot");
   });
 
-  test("converting or deleting a disk a running guest uses is refused, naming why", async () => {
+  step("converting or deleting a disk a running guest uses is refused, naming why", async () => {
     await page.goto(`${stack.baseUrl}/disks/${diskId}`);
     const convert = page.getByRole("form", { name: "Convert" });
     await convert.getByRole("button", { name: "Convert" }).click();
@@ -163,7 +166,7 @@ describe("disk images in Chromium", () => {
     assert.match(await page.getByTestId("delete-error").innerText(), /attached to e2e-disks/);
   });
 
-  test("an ISO a guest uses cannot be deleted; the refusal names the guest", async () => {
+  step("an ISO a guest uses cannot be deleted; the refusal names the guest", async () => {
     await page.goto(`${stack.baseUrl}/disks`);
     const listed = page.locator(`[data-testid="iso-row"][data-iso="${ISO}"]`);
     assert.match(await listed.innerText(), /CD-ROM of e2e-disks/);
@@ -173,7 +176,7 @@ describe("disk images in Chromium", () => {
     assert.ok(fs.existsSync(path.join(stack.agent.dataDir, "images", ISO)), "the ISO is still there");
   });
 
-  test("the tasks page lists the upload, the resizes and the snapshots with who did them", async () => {
+  step("the tasks page lists the upload, the resizes and the snapshots with who did them", async () => {
     await page.goto(`${stack.baseUrl}/tasks`);
     const rows = page.getByTestId("task-row");
     await rows.first().waitFor();
@@ -184,7 +187,7 @@ describe("disk images in Chromium", () => {
     assert.equal(await page.locator('[data-testid="task-row"][data-state="failed"]').count(), 0);
   });
 
-  test("an image an admin put in the storage folder is imported; one based on a host file is shown with why, and cannot be", async () => {
+  step("an image an admin put in the storage folder is imported; one based on a host file is shown with why, and cannot be", async () => {
     const folder = path.join(stack.agent.dataDir, "disks");
     execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", path.join(folder, "found.qcow2"), "3G"]);
     execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", "-u", "-b", "/etc/hostname", "-F", "raw", path.join(folder, "found-evil.qcow2"), "1G"]);
@@ -205,7 +208,7 @@ describe("disk images in Chromium", () => {
     }
   });
 
-  test("an upload another client is sending is cancelled from the tasks page: the sender is told, nothing is kept", async () => {
+  step("an upload another client is sending is cancelled from the tasks page: the sender is told, nothing is kept", async () => {
     const db = stack.database.db;
     const admin = await db.user.findUniqueOrThrow({ where: { username: stack.admin.username } });
     const cookie = `${SESSION_COOKIE}=${(await createSession(db, admin.id)).secret}`;

@@ -10,17 +10,18 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { after, afterEach, before, describe, test } from "node:test";
+import { after, afterEach, before } from "node:test";
 import type { Page } from "playwright-core";
 import { waitFor } from "../helpers/agent";
 import { launchBrowser, logIn, screenshotStep, submitNewGuest } from "../helpers/browser";
 import { fakeQemu } from "../helpers/fake-qemu";
 import { SerialShell } from "../helpers/serial-shell";
 import { startTestStack, type TestStack } from "../helpers/web";
+import { story } from "../helpers/story";
 
 const GUEST = "e2e-panic";
 
-describe("halted guests and a failing KVM, in the browser", () => {
+story("halted guests and a failing KVM, in the browser", (step) => {
   let dir: string;
   let stack: TestStack;
   let browser: Awaited<ReturnType<typeof launchBrowser>>;
@@ -44,14 +45,14 @@ describe("halted guests and a failing KVM, in the browser", () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  test("the guest list says the host runs guests under TCG, and why", async () => {
+  step("the guest list says the host runs guests under TCG, and why", async () => {
     await page.goto(`${stack.baseUrl}/`);
     const accelerator = page.getByTestId("accelerator");
     assert.equal(await accelerator.textContent(), "TCG (software emulation, slower)");
     assert.match(await page.getByTestId("host-info").textContent() ?? "", /KVM stopped with an emulation failure while running test code/);
   });
 
-  test("a guest whose kernel panics is halted on the list, not running, with why", async () => {
+  step("a guest whose kernel panics is halted on the list, not running, with why", async () => {
     await page.goto(`${stack.baseUrl}/guests/new`);
     await submitNewGuest(page, { name: GUEST, diskGiB: 0, iso: "demo.iso" });
     guestId = new URL(page.url()).pathname.split("/").pop()!;
@@ -68,7 +69,7 @@ describe("halted guests and a failing KVM, in the browser", () => {
     assert.match(await row.getByTestId("halt-notice").textContent() ?? "", /The guest's operating system panicked/);
   });
 
-  test("the guest page explains it, shows QEMU's log, and offers reset, force off and start again, but not pause or shut down", async () => {
+  step("the guest page explains it, shows QEMU's log, and offers reset, force off and start again, but not pause or shut down", async () => {
     await page.goto(`${stack.baseUrl}/guests/${guestId}`);
     const notice = page.getByTestId("halt-notice");
     assert.match(await notice.locator("h2").textContent() ?? "", /The guest's operating system panicked/);
@@ -81,7 +82,7 @@ describe("halted guests and a failing KVM, in the browser", () => {
     }
   });
 
-  test("the console page says so above the frozen screen, and its Reset brings the guest back", async () => {
+  step("the console page says so above the frozen screen, and its Reset brings the guest back", async () => {
     await page.goto(`${stack.baseUrl}/guests/${guestId}/console`);
     await page.getByTestId("halt-notice").waitFor();
     await page.getByRole("button", { name: "Reset", exact: true }).click();

@@ -6,11 +6,12 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { after, before, describe, test } from "node:test";
+import { after, before } from "node:test";
 import type { GuestSpec } from "../../server/domain/types";
 import { GuesthouseError } from "../../server/domain/errors";
 import { createTestImage, testDisk, testSpec } from "../helpers/specs";
-import { processGone, qemuPidsUnder, startTestAgent, waitFor, type TestAgent } from "../helpers/agent";
+import { processGone, qemuPidsUnder, startTestAgent, waitFor, within, type TestAgent } from "../helpers/agent";
+import { story } from "../helpers/story";
 
 const BOOT_TIMEOUT_MS = 90_000;
 
@@ -23,7 +24,7 @@ function demoSpec(id: string, volume: string | null, overrides: Partial<GuestSpe
   });
 }
 
-describe("agent with real QEMU", () => {
+story("agent with real QEMU", (step) => {
   let agent: TestAgent;
   const spec = demoSpec("guestaaaa0001", "volaaaa00001");
   const stateDir = () => path.join(agent.dataDir, "guests", spec.id);
@@ -40,7 +41,7 @@ describe("agent with real QEMU", () => {
     await agent?.cleanup();
   });
 
-  test("reports its accelerator and the ISOs in its image folder", async () => {
+  step("reports its accelerator and the ISOs in its image folder", async () => {
     const host = await agent.client.host();
     assert.ok(host.accelerator === "kvm" || host.accelerator === "tcg");
     assert.ok(host.acceleratorReason.length > 0);
@@ -48,7 +49,7 @@ describe("agent with real QEMU", () => {
     assert.deepEqual(host.isos.map((i) => i.name), ["demo.iso"]);
   });
 
-  test("a QEMU that refuses to start is reported with its exit code and its own words", async () => {
+  step("a QEMU that refuses to start is reported with its exit code and its own words", async () => {
     const bad = demoSpec("guestbad00001", "volbad000001");
     fs.writeFileSync(path.join(agent.dataDir, "disks", "volbad000001.qcow2"), "this is not a qcow2 image\n".repeat(100));
     await assert.rejects(agent.client.start(bad), (err: GuesthouseError) => {
@@ -61,12 +62,12 @@ describe("agent with real QEMU", () => {
     assert.deepEqual(qemuPidsUnder(path.join(agent.dataDir, "guests", bad.id)), []);
   });
 
-  test("a spec naming a missing ISO is refused before QEMU runs", async () => {
+  step("a spec naming a missing ISO is refused before QEMU runs", async () => {
     const missing = { ...demoSpec("guestmiss0001", null), cdroms: [{ iso: "nope.iso" }] };
     await assert.rejects(agent.client.start(missing), (err: GuesthouseError) => err.code === "not-found");
   });
 
-  test("a disk or ISO that is a symlink out of its folder is refused before QEMU runs", async () => {
+  step("a disk or ISO that is a symlink out of its folder is refused before QEMU runs", async () => {
     const outside = path.join(agent.dataDir, "outside.qcow2");
     fs.copyFileSync(path.join(agent.dataDir, "images", "demo.iso"), path.join(agent.dataDir, "outside.iso"));
     await createTestImage(agent.client, "volsym000001", "qcow2", 1);
@@ -84,7 +85,7 @@ describe("agent with real QEMU", () => {
     }
   });
 
-  test("a disk whose header names a file outside the storage folders is refused before QEMU runs; a raw disk's bytes are not read as a header", async () => {
+  step("a disk whose header names a file outside the storage folders is refused before QEMU runs; a raw disk's bytes are not read as a header", async () => {
     // Headers rewritten after the disk was registered (the registration checks them too):
     // a backing file on the host, an external data file, and a VMDK descriptor's extent.
     const disks = path.join(agent.dataDir, "disks");
@@ -112,7 +113,7 @@ describe("agent with real QEMU", () => {
     }
   });
 
-  test("two concurrent starts give one QEMU; the guest boots the demo ISO", async () => {
+  step("two concurrent starts give one QEMU; the guest boots the demo ISO", async () => {
     const results = await Promise.allSettled([agent.client.start(spec), agent.client.start(spec)]);
     const ok = results.filter((r) => r.status === "fulfilled");
     const refused = results.filter((r) => r.status === "rejected");
@@ -124,13 +125,15 @@ describe("agent with real QEMU", () => {
     const status = await agent.client.guest(spec.id);
     assert.equal(status.state, "running", "QMP query-status says running");
     assert.ok(status.pid && status.pid > 1);
-    assert.deepEqual(status.argv, await agent.client.argv(spec), "the argv shown is the argv run");
+    const running = fs.readFileSync(`/proc/${status.pid}/cmdline`, "utf8").split("\0").slice(0, -1);
+    assert.deepEqual(status.argv, running, "the argv shown is the command line of the QEMU process");
+    assert.deepEqual(await agent.client.argv(spec), running, "and the one the guest page shows for its spec");
 
     await waitFor("the boot marker on the serial log", () => countMarker("GUESTHOUSE-DEMO-READY") > 0, BOOT_TIMEOUT_MS);
     assert.match(serialLog(), /GUESTHOUSE-DISK vda 2097152/, "the 1 GiB virtio disk is attached");
   });
 
-  test("the VNC socket, reached through the agent, answers with an RFB version", async () => {
+  step("the VNC socket, reached through the agent, answers with an RFB version", async () => {
     const { stream } = await agent.client.openVnc(spec.id);
     const greeting = await new Promise<string>((resolve, reject) => {
       let data = "";
@@ -144,7 +147,7 @@ describe("agent with real QEMU", () => {
     assert.match(greeting, /^RFB 003\.00[38]\n$/);
   });
 
-  test("pause and resume: QMP stops and continues the vCPUs", async () => {
+  step("pause and resume: QMP stops and continues the vCPUs", async () => {
     const paused = await agent.client.pause(spec.id);
     assert.equal(paused.state, "paused");
     await assert.rejects(agent.client.pause(spec.id), (err: GuesthouseError) => err.code === "conflict" && /paused/.test(err.message));
@@ -154,7 +157,7 @@ describe("agent with real QEMU", () => {
     assert.ok(resumed.since >= paused.since);
   });
 
-  test("reset restarts the guest inside the same QEMU", async () => {
+  step("reset restarts the guest inside the same QEMU", async () => {
     const before = await agent.client.guest(spec.id);
     const readyBefore = countMarker("GUESTHOUSE-DEMO-READY");
     await agent.client.reset(spec.id);
@@ -164,7 +167,7 @@ describe("agent with real QEMU", () => {
     assert.equal(after.pid, before.pid, "a reset keeps the QEMU process");
   });
 
-  test("reboot powers off over ACPI and starts a fresh QEMU", async () => {
+  step("reboot powers off over ACPI and starts a fresh QEMU", async () => {
     const before = await agent.client.guest(spec.id);
     const readyBefore = countMarker("GUESTHOUSE-DEMO-READY");
     const poweroffBefore = countMarker("GUESTHOUSE-DEMO-POWEROFF");
@@ -178,7 +181,7 @@ describe("agent with real QEMU", () => {
     assert.equal(qemuPidsUnder(stateDir()).length, 1);
   });
 
-  test("after the agent is SIGKILLed and restarted, the guest still runs and is controllable", async () => {
+  step("after the agent is SIGKILLed and restarted, the guest still runs and is controllable", async () => {
     const before = await agent.client.guest(spec.id);
     await agent.kill();
     assert.equal(qemuPidsUnder(stateDir()).length, 1, "killing the agent did not stop the guest");
@@ -190,7 +193,7 @@ describe("agent with real QEMU", () => {
     // Controllable: the ACPI shutdown below goes through the re-established QMP connection.
   });
 
-  test("ACPI shutdown ends the process and cleans the sockets", async () => {
+  step("ACPI shutdown ends the process and cleans the sockets", async () => {
     const { pid } = await agent.client.guest(spec.id);
     const status = await agent.client.shutdown(spec.id);
     assert.equal(status.state, "shutting-down");
@@ -200,7 +203,7 @@ describe("agent with real QEMU", () => {
     assert.deepEqual(socketsLeft(), []);
   });
 
-  test("force off ends a running guest at once and cleans the sockets", async () => {
+  step("force off ends a running guest at once and cleans the sockets", async () => {
     await agent.client.start(spec);
     assert.equal(qemuPidsUnder(stateDir()).length, 1);
     const status = await agent.client.forceOff(spec.id);
@@ -209,7 +212,7 @@ describe("agent with real QEMU", () => {
     assert.deepEqual(socketsLeft(), []);
   });
 
-  test("a QEMU killed from outside shows as crashed with its log, and starts again", async () => {
+  step("a QEMU killed from outside shows as crashed with its log, and starts again", async () => {
     const { pid } = await agent.client.start(spec);
     process.kill(pid!, "SIGKILL");
     const crashed = await waitFor(
@@ -229,12 +232,14 @@ describe("agent with real QEMU", () => {
     await agent.client.forceOff(spec.id);
   });
 
-  test("the event stream reports each state change, in order", async () => {
+  step("the event stream reports each state change, in order", async () => {
     const seen: string[] = [];
+    let opened = () => {};
+    const open = new Promise<void>((resolve) => (opened = resolve));
     const stream = agent.client.events((status) => {
       if (status.id === spec.id) seen.push(status.state);
-    });
-    await new Promise((r) => setTimeout(r, 200)); // let the stream connect
+    }, opened);
+    await within("the agent to accept the event stream", open, 5000);
     await agent.client.start(spec);
     await agent.client.pause(spec.id);
     await agent.client.resume(spec.id);
@@ -244,7 +249,7 @@ describe("agent with real QEMU", () => {
     assert.deepEqual(seen, ["starting", "running", "paused", "running", "stopped"]);
   });
 
-  test("force off kills a QEMU that no longer answers QMP", async () => {
+  step("force off kills a QEMU that no longer answers QMP", async () => {
     const { pid } = await agent.client.start(spec);
     process.kill(pid!, "SIGSTOP"); // frozen: QMP `quit` gets no answer
     const t0 = Date.now();
@@ -255,7 +260,7 @@ describe("agent with real QEMU", () => {
     assert.deepEqual(socketsLeft(), []);
   });
 
-  test("requests that do not match the API are refused with a clear error", async () => {
+  step("requests that do not match the API are refused with a clear error", async () => {
     await assert.rejects(
       agent.client.start({ ...spec, name: "bad name; rm -rf /" }),
       (err: GuesthouseError) => err.code === "invalid-input" && /guest name/i.test(err.message),
@@ -268,7 +273,7 @@ describe("agent with real QEMU", () => {
     await assert.rejects(agent.client.shutdown(spec.id), (err: GuesthouseError) => err.code === "conflict");
   });
 
-  test("a deleted guest's state folder is removed and it cannot be started again", async () => {
+  step("a deleted guest's state folder is removed and it cannot be started again", async () => {
     await agent.client.forget(spec.id);
     assert.equal(fs.existsSync(stateDir()), false);
     await assert.rejects(agent.client.start(spec), (err: GuesthouseError) => err.code === "not-found");

@@ -11,13 +11,14 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import type { Duplex } from "node:stream";
-import { after, before, describe, test } from "node:test";
+import { after, before } from "node:test";
 import { GuesthouseError } from "../../server/domain/errors";
 import type { TaskStatus } from "../../server/domain/types";
 import { startTestAgent, waitFor, within, type TestAgent } from "../helpers/agent";
 import { decodePng } from "../helpers/png";
 import { collect, vncResponse } from "../helpers/rfb";
 import { testSpec } from "../helpers/specs";
+import { story } from "../helpers/story";
 
 const BOOT_TIMEOUT_MS = 90_000;
 /** Small, so that a few bursts of output rotate the log. */
@@ -128,7 +129,7 @@ async function loadGermanKeymap(serial: Duplex): Promise<void> {
 
 // ---------------------------------------------------------------------------------------------
 
-describe("guest console, agent side, with real QEMU", () => {
+story("guest console, agent side, with real QEMU", (step) => {
   let agent: TestAgent;
   const spec = testSpec("guestcons0001", { name: "console-demo" });
   const stateDir = () => path.join(agent.dataDir, "guests", spec.id);
@@ -151,7 +152,7 @@ describe("guest console, agent side, with real QEMU", () => {
     await agent?.cleanup();
   });
 
-  test("the display asks for a password; the one the agent hands out opens it, a wrong one does not", async () => {
+  step("the display asks for a password; the one the agent hands out opens it, a wrong one does not", async () => {
     const first = await agent.client.openVnc(spec.id);
     assert.match(first.password, /^[A-Za-z0-9]{8}$/);
     const login = await vncLogin(first.stream, first.password);
@@ -165,7 +166,7 @@ describe("guest console, agent side, with real QEMU", () => {
     assert.equal(wrong.ok, false);
   });
 
-  test("viewers opening together share a password; later ones get a new one; an old one expires", async () => {
+  step("viewers opening together share a password; later ones get a new one; an old one expires", async () => {
     const [a, b] = await Promise.all([agent.client.openVnc(spec.id), agent.client.openVnc(spec.id)]);
     assert.equal(a.password, b.password, "two viewers opening at once do not knock each other out");
     const loginB = await vncLogin(b.stream, b.password);
@@ -194,7 +195,7 @@ describe("guest console, agent side, with real QEMU", () => {
     if (!expired.ok) assert.match(expired.reason, /expired|failed/i);
   });
 
-  test("a screenshot is a PNG of the asked width showing the guest's screen", async () => {
+  step("a screenshot is a PNG of the asked width showing the guest's screen", async () => {
     const png = await agent.client.screenshot(spec.id, 200);
     const image = decodePng(png);
     assert.equal(image.width, 200);
@@ -211,7 +212,7 @@ describe("guest console, agent side, with real QEMU", () => {
     assert.deepEqual(fs.readdirSync(stateDir()).filter((f) => f.endsWith(".ppm")), [], "no screendump files are left behind");
   });
 
-  test("two serial viewers at once both see what one of them typed", async () => {
+  step("two serial viewers at once both see what one of them typed", async () => {
     const one = await agent.client.openSerial(spec.id);
     const two = await agent.client.openSerial(spec.id);
     const rxOne = collect(one);
@@ -225,8 +226,7 @@ describe("guest console, agent side, with real QEMU", () => {
     one.destroy();
     two.destroy();
 
-    // The agent let go of the port after the last viewer left: a new viewer connects again.
-    await new Promise((r) => setTimeout(r, 200));
+    // After the last viewer left, a new viewer has the port again.
     const three = await agent.client.openSerial(spec.id);
     const rxThree = collect(three);
     three.write("echo SERIAL-$((8*8))\n");
@@ -234,7 +234,7 @@ describe("guest console, agent side, with real QEMU", () => {
     three.destroy();
   });
 
-  test("paste types a line into the guest's console (us)", async () => {
+  step("paste types a line into the guest's console (us)", async () => {
     const task = await agent.client.typeText(spec.id, "echo PASTE-OK-$((2*21)) > /dev/ttyS0\n", "us");
     assert.equal(task.kind, "paste");
     assert.equal(task.state, "running");
@@ -246,7 +246,7 @@ describe("guest console, agent side, with real QEMU", () => {
     await waitFor("PASTE-OK-42 on the serial log", async () => (await agent.client.serialLog(spec.id)).includes("PASTE-OK-42"), 30_000);
   });
 
-  test("paste refuses what it cannot type, too much text, an unknown layout, and a second paste meanwhile", async () => {
+  step("paste refuses what it cannot type, too much text, an unknown layout, and a second paste meanwhile", async () => {
     await assert.rejects(agent.client.typeText(spec.id, "naïve ☃", "us"), (err: GuesthouseError) => {
       assert.equal(err.code, "invalid-input");
       assert.match(err.message, /☃/);
@@ -262,7 +262,7 @@ describe("guest console, agent side, with real QEMU", () => {
     await taskDone((await agent.client.typeText(spec.id, "\n", "us")).id); // end the comment line
   });
 
-  test("a long paste can be cancelled: it stops typing", async () => {
+  step("a long paste can be cancelled: it stops typing", async () => {
     const task = await agent.client.typeText(spec.id, `#${"b".repeat(3000)}`, "us");
     await waitFor("some progress", async () => ((await agent.client.task(task.id)).progress ?? 0) > 0.01, 20_000);
     const cancelled = await agent.client.cancelTask(task.id);
@@ -277,7 +277,7 @@ describe("guest console, agent side, with real QEMU", () => {
     await taskDone((await agent.client.typeText(spec.id, "\n", "us")).id);
   });
 
-  test("paste with the de layout types characters that differ from us (y/z, @, -, AltGr and Shift symbols)", async () => {
+  step("paste with the de layout types characters that differ from us (y/z, @, -, AltGr and Shift symbols)", async () => {
     const serial = await agent.client.openSerial(spec.id);
     try {
       await loadGermanKeymap(serial);
@@ -291,7 +291,7 @@ describe("guest console, agent side, with real QEMU", () => {
     await waitFor(`${payload} on the serial log`, async () => (await agent.client.serialLog(spec.id)).includes(payload), 30_000);
   });
 
-  test("the serial log is rotated at its limit: both parts stay bounded, the newest output is kept", async () => {
+  step("the serial log is rotated at its limit: both parts stay bounded, the newest output is kept", async () => {
     const serial = await agent.client.openSerial(spec.id);
     const rx = collect(serial);
     const line = "-".repeat(100);
@@ -318,7 +318,7 @@ describe("guest console, agent side, with real QEMU", () => {
     assert.equal(text, fs.readFileSync(logFile("serial.log.1"), "utf8") + fs.readFileSync(logFile("serial.log"), "utf8"), "the older part comes first");
   });
 
-  test("after force off: the serial log stays readable; consoles, screenshots and pastes are refused", async () => {
+  step("after force off: the serial log stays readable; consoles, screenshots and pastes are refused", async () => {
     const serial = await agent.client.openSerial(spec.id);
     const rx = collect(serial);
     serial.write("echo BEFORE-OFF-$((9*9))\n");
@@ -342,18 +342,18 @@ describe("guest console, agent side, with real QEMU", () => {
     await agent.client.forceOff(spec.id);
   });
 
-  test("a paste fails clearly when the guest stops meanwhile", async () => {
+  step("a paste fails clearly when the guest stops meanwhile", async () => {
     await agent.client.start(spec);
     await waitFor("the guest's QMP", async () => (await agent.client.guest(spec.id)).state === "running", 30_000);
     const task = await agent.client.typeText(spec.id, `#${"c".repeat(2000)}`, "us");
-    await new Promise((r) => setTimeout(r, 500));
+    await waitFor("some of it typed", async () => ((await agent.client.task(task.id)).progress ?? 0) > 0, 20_000, 20);
     await agent.client.forceOff(spec.id);
     const done = await taskDone(task.id);
     assert.equal(done.state, "failed");
     assert.match(done.message ?? "", /(stopped|closed).*\d+ of 2001 key presses|after \d+ of 2001 key presses/);
   });
 
-  test("serial logs: none for a guest that never ran; gone once the guest is forgotten", async () => {
+  step("serial logs: none for a guest that never ran; gone once the guest is forgotten", async () => {
     await assert.rejects(agent.client.serialLog("guestnever001"), (err: GuesthouseError) => err.code === "not-found" && /has not run/.test(err.message));
     await agent.client.forget(spec.id);
     await assert.rejects(agent.client.serialLog(spec.id), (err: GuesthouseError) => err.code === "not-found");

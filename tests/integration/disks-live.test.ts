@@ -7,11 +7,12 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { after, before, describe, test } from "node:test";
+import { after, before } from "node:test";
 import type { GuestStatus } from "../../server/domain/types";
 import { startTestAgent, waitFor, type TestAgent } from "../helpers/agent";
 import { SerialShell } from "../helpers/serial-shell";
 import { createTestImage, testDisk, testSpec } from "../helpers/specs";
+import { story } from "../helpers/story";
 
 const TEST_TIMEOUT_MS = 240_000;
 const GiB = 2 ** 30;
@@ -22,7 +23,7 @@ const isCode = (code: string, mention?: RegExp) => (err: Error & { code?: string
   return true;
 };
 
-describe("disks of running guests with real QEMU", () => {
+story("disks of running guests with real QEMU", (step) => {
   let agent: TestAgent;
   const shells: SerialShell[] = [];
   const imagePath = (file: string) => path.join(agent.dataDir, "disks", file);
@@ -46,7 +47,7 @@ describe("disks of running guests with real QEMU", () => {
     await agent?.cleanup();
   });
 
-  test("online resize: the agent grows a disk a running guest uses through QMP, and the guest sees it", { timeout: TEST_TIMEOUT_MS }, async () => {
+  step("online resize: the agent grows a disk a running guest uses through QMP, and the guest sees it", { timeout: TEST_TIMEOUT_MS }, async () => {
     await createTestImage(agent.client, "volgrow00001", "qcow2", 1);
     const s = testSpec("guestlive0001", { disks: [testDisk("volgrow00001")] });
     await agent.client.start(s);
@@ -66,7 +67,7 @@ describe("disks of running guests with real QEMU", () => {
     await agent.client.forceOff(s.id);
   });
 
-  test("hot-plug on q35: a disk appears in the running guest, is in use meanwhile, and goes away on detach", { timeout: TEST_TIMEOUT_MS }, async () => {
+  step("hot-plug on q35: a disk appears in the running guest, is in use meanwhile, and goes away on detach", { timeout: TEST_TIMEOUT_MS }, async () => {
     const s = testSpec("guestlive0002");
     await agent.client.start(s);
     const shell = await open(s.id);
@@ -118,7 +119,7 @@ describe("disks of running guests with real QEMU", () => {
     await agent.client.forceOff(s.id);
   });
 
-  test("hot-plug on pc: virtio on the PCI bus, SCSI onto the controller, and a disk the guest started with unplugs too", { timeout: TEST_TIMEOUT_MS }, async () => {
+  step("hot-plug on pc: virtio on the PCI bus, SCSI onto the controller, and a disk the guest started with unplugs too", { timeout: TEST_TIMEOUT_MS }, async () => {
     await createTestImage(agent.client, "volpcscsi001", "qcow2", 1);
     await createTestImage(agent.client, "volpcscsi002", "qcow2", 2);
     await createTestImage(agent.client, "volpcvirt001", "qcow2", 1);
@@ -143,7 +144,7 @@ describe("disks of running guests with real QEMU", () => {
     await agent.client.forceOff(s.id);
   });
 
-  test("after an agent restart, a disk plugged in before is still known and unplugs", { timeout: TEST_TIMEOUT_MS }, async () => {
+  step("after an agent restart, a disk plugged in before is still known and unplugs", { timeout: TEST_TIMEOUT_MS }, async () => {
     const s = testSpec("guestlive0007");
     await agent.client.start(s);
     const shell = await open(s.id);
@@ -164,7 +165,7 @@ describe("disks of running guests with real QEMU", () => {
     await agent.client.forceOff(s.id);
   });
 
-  test("a disk the q35 guest started with on virtio cannot be unplugged: refused with what to do", { timeout: TEST_TIMEOUT_MS }, async () => {
+  step("a disk the q35 guest started with on virtio cannot be unplugged: refused with what to do", { timeout: TEST_TIMEOUT_MS }, async () => {
     await createTestImage(agent.client, "volq35boot01", "qcow2", 1);
     const s = testSpec("guestlive0004", { disks: [testDisk("volq35boot01")] });
     await agent.client.start(s);
@@ -173,7 +174,7 @@ describe("disks of running guests with real QEMU", () => {
     await agent.client.forceOff(s.id);
   });
 
-  test("live snapshot: create with memory, change the disk, revert (disk and memory come back), delete", { timeout: TEST_TIMEOUT_MS }, async () => {
+  step("live snapshot: create with memory, change the disk, revert (disk and memory come back), delete", { timeout: TEST_TIMEOUT_MS }, async () => {
     await createTestImage(agent.client, "volsnap00001", "qcow2", 1);
     const ref = { pool: "default", file: "volsnap00001.qcow2", format: "qcow2" } as const;
     const s = testSpec("guestlive0005", { disks: [testDisk("volsnap00001")] });
@@ -223,7 +224,7 @@ describe("disks of running guests with real QEMU", () => {
     execFileSync("qemu-img", ["check", imagePath("volsnap00001.qcow2")]);
   });
 
-  test("encrypted disks: boot with one, plug in another, never show the passphrase, refuse a start without it", { timeout: TEST_TIMEOUT_MS }, async () => {
+  step("encrypted disks: boot with one, plug in another, never show the passphrase, refuse a start without it", { timeout: TEST_TIMEOUT_MS }, async () => {
     const passphrase = "correct horse battery";
     const created = await agent.client.createImage({ pool: "default", file: "volcrypt0001.qcow2", format: "qcow2", bytes: GiB, volume: "volcrypt0001", passphrase });
     assert.equal(created.encrypted, true);

@@ -17,6 +17,11 @@ const BOOT_TIMEOUT_MS = 90_000;
 
 const spec = testSpec;
 
+/** The values the demo guest printed after "GUESTHOUSE-<what> " on its serial port, one per line. */
+function reported(log: string, what: string): string[] {
+  return [...log.matchAll(new RegExp(`^GUESTHOUSE-${what} (.*?)\\r?$`, "gm"))].map((m) => m[1]!.trim());
+}
+
 describe("hardware options with real QEMU", () => {
   let agent: TestAgent;
   const serialLog = (id: string) => {
@@ -55,6 +60,7 @@ describe("hardware options with real QEMU", () => {
     const log = serialLog(s.id);
     assert.match(log, /GUESTHOUSE-DISK sda 4194304/, "the 2 GiB SCSI disk is seen by the guest");
     assert.match(log, /GUESTHOUSE-DISK vda 2097152/, "the 1 GiB virtio disk is seen by the guest");
+    assert.deepEqual(reported(log, "NIC"), ["8086:100e"], "the guest sees one Intel 82540EM (e1000) card");
     assert.ok(await connects(port), `QEMU listens on the forwarded host port ${port}`);
     await agent.client.forceOff(s.id);
     assert.equal(await connects(port), false, "the forward is gone with the guest");
@@ -66,12 +72,23 @@ describe("hardware options with real QEMU", () => {
       machine: "pc",
       disks: [testDisk("volide000001", "qcow2", { bus: "ide" })],
       nics: [{ mac: "52:54:00:00:00:81", model: "rtl8139", mode: "user", forwards: [] }],
-      bootOrder: ["cdrom", "disk", "network"],
+      bootOrder: ["network", "cdrom", "disk"],
       rtc: "localtime",
       display: "virtio",
     });
     await agent.client.start(s);
     await waitFor("the boot marker", () => serialLog(s.id).includes("GUESTHOUSE-DEMO-READY"), BOOT_TIMEOUT_MS);
+    const log = serialLog(s.id);
+    assert.match(log, /GUESTHOUSE-DISK sda 2097152/, "the 1 GiB disk is on the pc's IDE controller (ata_piix: sda)");
+    assert.deepEqual(reported(log, "NIC"), ["10ec:8139"], "the guest sees one Realtek RTL8139 card");
+    // What the firmware was told, read by the guest from fw_cfg: the card first, then the
+    // CD-ROM (IDE unit 1), then the disk (IDE unit 0), then nothing else (strict boot).
+    const order = reported(log, "BOOTORDER")[0]?.split(" ") ?? [];
+    assert.equal(order.length, 4, order.join(" "));
+    assert.match(order[0]!, /\/ethernet@3\//, "the network card first");
+    assert.match(order[1]!, /\/ide@1,1\/drive@0\/disk@1$/, "the CD-ROM second");
+    assert.match(order[2]!, /\/ide@1,1\/drive@0\/disk@0$/, "the disk third");
+    assert.equal(order[3], "HALT", "and no other device");
     await agent.client.forceOff(s.id);
   });
 

@@ -42,18 +42,28 @@ describe("state hub", () => {
   });
 
   test("a guest starting and stopping reaches listeners, each change once", async () => {
-    // Nothing to boot: the guest sits in its firmware, using little CPU.
+    // Nothing to boot: the guests sit in their firmware, using little CPU.
     const spec: GuestSpec = testSpec(randomBytes(12).toString("hex"), { cdroms: [] });
-    heard.length = 0;
-    await agent.client.start(spec);
-    const heardOf = () => heard.filter((id) => id === spec.id).length;
-    await waitFor("the start to be heard", () => heardOf() > 0, 5_000);
-    await new Promise((r) => setTimeout(r, 300)); // starting, then running: both arrived
-    const before = heardOf();
-    await agent.client.forceOff(spec.id);
-    await waitFor("the stop to be heard", () => heardOf() > before, 5_000);
-    await new Promise((r) => setTimeout(r, 500));
-    assert.ok(heard.filter((id) => id === spec.id).length <= 3, `heard ${heard.length} changes: ${heard.join(", ")}`);
+    const marker: GuestSpec = testSpec(randomBytes(12).toString("hex"), { cdroms: [] });
+    /** What the agent itself sent, on a stream of the test's own. */
+    const sent: string[] = [];
+    const own = agent.client.events((status) => {
+      if (status.id === spec.id || status.id === marker.id) sent.push(`${status.id === marker.id ? "marker" : "guest"}:${status.state}`);
+    });
+    try {
+      heard.length = 0;
+      await agent.client.start(spec);
+      await agent.client.forceOff(spec.id);
+      // One stream per host, in order: once the marker guest's start is heard, so is everything before it.
+      await agent.client.start(marker);
+      await waitFor("the hub to hear the marker", () => heard.includes(marker.id), 10_000);
+      await waitFor("the test's own stream to see the marker", () => sent.includes("marker:starting"), 10_000);
+      assert.deepEqual(sent.filter((e) => e.startsWith("guest:")), ["guest:starting", "guest:running", "guest:stopped"], "the agent sent each change");
+      assert.equal(heard.filter((id) => id === spec.id).length, 3, `the hub passed each on once: ${heard.join(", ")}`);
+    } finally {
+      own.close();
+      await agent.client.forceOff(marker.id).catch(() => {});
+    }
   });
 
   test("an agent that goes away is reported and its identity forgotten; back again, both return", async () => {

@@ -95,6 +95,8 @@ const attachSchema = z.strictObject({ disk: guestSpecSchema.shape.disks.element 
  * while the part file's write is in flight (Node's default, 16 KiB, is a quarter of one read).
  */
 const REQUEST_BUFFER_BYTES = 1024 * 1024;
+/** How long the rest of a refused upload's body is read (and dropped) while its client takes in the refusal. */
+const REFUSED_BODY_DRAIN_MS = 5_000;
 const uploadQuery = z.strictObject({
   size: z.string().regex(/^\d{1,16}$/, "size must be a number of bytes.").transform(Number),
   offset: z.string().regex(/^\d{1,16}$/, "offset must be a number of bytes.").transform(Number).default(0),
@@ -246,10 +248,17 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, i
     } catch (err) {
       const error = toGuesthouseError(err);
       if (error.code === "internal") console.error(`agent: upload ${url.pathname} failed:`, error.detail);
-      // The rest of a refused body is not read: say so, and close the connection.
-      res.setHeader("connection", "close");
+      // The refusal goes out while the client may still be sending (a folder that filled up
+      // mid-way). Closing at once would meet its next write with EPIPE, which can reach it
+      // before the refusal does ("agent not reachable" instead of "filled up"): what it still
+      // sends is read and dropped until it stops, which it does on reading the refusal, and
+      // for a few seconds at most.
       send(res, error.httpStatus, error.toJSON());
-      req.resume();
+      if (!req.complete) {
+        const cut = setTimeout(() => req.destroy(), REFUSED_BODY_DRAIN_MS);
+        req.once("close", () => clearTimeout(cut));
+        req.resume();
+      }
     }
   };
   const uploadPath = (req: http.IncomingMessage) => {

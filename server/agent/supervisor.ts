@@ -301,7 +301,11 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
       case "WATCHDOG":
       case "SUSPEND":
       case "WAKEUP":
-        this.checkRunState(guest).catch((err) => console.error(`agent: guest ${guest.id}: reading its run state after ${event.event}:`, err));
+        this.checkRunState(guest).catch((err) => {
+          // A QEMU on its way out (a power-off, a force off) stops the vCPUs and then closes QMP.
+          if (guest.exitExpected || !guest.qmp) return;
+          console.error(`agent: guest ${guest.id}: reading its run state after ${event.event}:`, err);
+        });
         break;
       case "DEVICE_DELETED": {
         // The guest let go of a device: an unplug the agent asked for, or one the guest did itself.
@@ -430,7 +434,12 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     const guest = this.forAction(id, "pause");
     // Before the command: QEMU's STOP event must find the pause already asked for.
     await guest.setPauseRequested(true);
-    await guest.qmp.execute("stop");
+    try {
+      await guest.qmp.execute("stop");
+    } catch (err) {
+      await guest.setPauseRequested(false);
+      throw err;
+    }
     await this.checkRunState(guest);
     return guest.status();
   }

@@ -35,14 +35,18 @@ cleanup() {
     kill -KILL -- "-$runner" 2>/dev/null || true
   fi
   # QEMU runs in process groups of its own, and browsers too: found by the folder they name.
-  local left=0
+  local left=()
   for cmdline in /proc/[0-9]*/cmdline; do
     if grep -qF "$run_dir" "$cmdline" 2>/dev/null; then
       pid=${cmdline#/proc/}; pid=${pid%/cmdline}
-      kill -KILL "$pid" 2>/dev/null && left=$((left + 1))
+      name=$(tr '\0' ' ' <"$cmdline" 2>/dev/null | cut -c1-160)
+      kill -KILL "$pid" 2>/dev/null && left+=("$pid: $name")
     fi
   done
-  [ "$left" = 0 ] || echo "test: stopped $left process(es) the tests left running (QEMU, browsers)" >&2
+  if [ ${#left[@]} -gt 0 ]; then
+    echo "test: stopped ${#left[@]} process(es) the tests left running:" >&2
+    printf 'test:   %s\n' "${left[@]}" >&2
+  fi
   awk -v dir="$run_dir" 'index($2, dir) == 1 { print $2 }' /proc/mounts | sort -r | while read -r mount; do umount -l "$mount" || true; done
   rm -rf "$run_dir"
   exit "$status"

@@ -16,7 +16,12 @@ NODE_ENV=production npx next build >/dev/null
 node --import tsx server/agent/main.ts &
 agent=$!
 trap 'kill $agent 2>/dev/null; wait $agent 2>/dev/null' EXIT
-for _ in $(seq 100); do [ -S "$GUESTHOUSE_AGENT_SOCKET" ] && break; sleep 0.1; done
+# The agent listens once it has chosen its accelerator (a first start probes KVM: up to 10 s).
+for _ in $(seq 300); do
+  [ -S "$GUESTHOUSE_AGENT_SOCKET" ] && break
+  kill -0 "$agent" 2>/dev/null || { echo "start: the agent did not start (its message is above)" >&2; exit 1; }
+  sleep 0.1
+done
 
 # The web repeats how to log in next to its address (the file's path, never the password).
 GUESTHOUSE_LOGIN_HINT="log in as \"${GUESTHOUSE_ADMIN_USER:-admin}\" with the password in $GUESTHOUSE_DATA_DIR/admin-password" \

@@ -105,7 +105,8 @@ export function qemuPidsUnder(dir: string): number[] {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, "utf8");
-      if (cmdline.startsWith("qemu-system") && cmdline.includes(dir)) pids.push(Number(entry));
+      // By its program's name: run by PATH ("qemu-system-x86_64") or by a full path (a wrapper's exec).
+      if (path.basename(cmdline.split("\0")[0] ?? "").startsWith("qemu-system") && cmdline.includes(dir)) pids.push(Number(entry));
     } catch {
       // gone meanwhile
     }

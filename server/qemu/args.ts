@@ -199,7 +199,10 @@ export function buildQemuArgs(spec: GuestSpec, layout: QemuHostLayout): string[]
   }
   const args: string[] = [
     "-name", `guest=${optValue(spec.name)},debug-threads=on`,
-    "-machine", `${spec.machine},accel=${layout.accelerator}`,
+    // graphics=off: SeaBIOS also writes to the serial port (and reads keys from it), so the
+    // serial console shows the firmware's messages, the boot menu and the boot order taken.
+    // OVMF does that by itself.
+    "-machine", `${spec.machine},accel=${layout.accelerator}${spec.serial && spec.firmware === "bios" ? ",graphics=off" : ""}`,
     "-cpu", cpuModel(layout.accelerator),
     "-smp", `${spec.vcpus},sockets=${spec.sockets},cores=${cores},threads=${spec.threads}`,
     "-m", String(spec.memoryMiB),

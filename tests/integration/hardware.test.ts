@@ -89,6 +89,13 @@ describe("hardware options with real QEMU", () => {
     assert.match(order[1]!, /\/ide@1,1\/drive@0\/disk@1$/, "the CD-ROM second");
     assert.match(order[2]!, /\/ide@1,1\/drive@0\/disk@0$/, "the disk third");
     assert.equal(order[3], "HALT", "and no other device");
+    // What the firmware did with it, on the serial console (SeaBIOS writes there too): the
+    // card's network boot tried first and found nothing, then the CD-ROM booted.
+    const rom = log.indexOf("Booting from ROM");
+    const nothing = log.indexOf("Nothing to boot", rom);
+    const cd = log.indexOf("Booting from DVD/CD", nothing);
+    assert.ok(rom >= 0 && nothing > rom && cd > nothing, "network boot tried (iPXE: nothing to boot), then the CD-ROM");
+    assert.equal(log.indexOf("Booting from Hard Disk"), -1, "the disk was never needed");
     await agent.client.forceOff(s.id);
   });
 

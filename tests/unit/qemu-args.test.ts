@@ -73,7 +73,7 @@ const nic = (mac: string, model: NicModel = "virtio", forwards: PortForward[] = 
 /** The whole command line of a guest with no devices on the TCG layout, written out by hand. */
 const BASE_TCG: readonly string[] = [
   "-name", "guest=web1,debug-threads=on",
-  "-machine", "q35,accel=tcg",
+  "-machine", "q35,accel=tcg,graphics=off",
   "-cpu", "max",
   "-smp", "2,sockets=1,cores=2,threads=1",
   "-m", "512",
@@ -270,13 +270,13 @@ const CASES: Case[] = [
     name: "kvm: accel=kvm and -cpu host",
     spec: spec(),
     layout: KVM,
-    runs: [["-machine", "q35,accel=kvm", "-cpu", "host"]],
+    runs: [["-machine", "q35,accel=kvm,graphics=off", "-cpu", "host"]],
   },
   {
     name: "tcg: accel=tcg and -cpu max",
     spec: spec(),
     layout: TCG,
-    runs: [["-machine", "q35,accel=tcg", "-cpu", "max"]],
+    runs: [["-machine", "q35,accel=tcg,graphics=off", "-cpu", "max"]],
   },
   {
     name: "a comma in a host path is doubled in option values, but not in plain path arguments",
@@ -312,7 +312,7 @@ const CASES: Case[] = [
     spec: spec({ machine: "pc" }),
     exact: [
       "-name", "guest=web1,debug-threads=on",
-      "-machine", "pc,accel=tcg",
+      "-machine", "pc,accel=tcg,graphics=off",
       "-cpu", "max",
       "-smp", "2,sockets=1,cores=2,threads=1",
       "-m", "512",
@@ -337,7 +337,7 @@ const CASES: Case[] = [
     name: "machine pc, kvm: -machine pc,accel=kvm",
     spec: spec({ machine: "pc" }),
     layout: KVM,
-    runs: [["-machine", "pc,accel=kvm", "-cpu", "host"]],
+    runs: [["-machine", "pc,accel=kvm,graphics=off", "-cpu", "host"]],
   },
   {
     name: "pc IDE slots: two buses of two units, in order (disks first, then CD-ROMs)",
@@ -870,6 +870,18 @@ describe("buildQemuArgs: table", () => {
       for (const a of args) assert.ok(!/^-\S+\s/.test(a), `flag and value glued together: ${JSON.stringify(a)}`);
     });
   }
+});
+
+describe("buildQemuArgs: the firmware on the serial console", () => {
+  const machineOf = (s: GuestSpec) => valuesOf(buildQemuArgs(s, TCG), "-machine")[0];
+  test("SeaBIOS writes to the serial port when the guest has one (graphics=off), for both machine types", () => {
+    assert.equal(machineOf(spec({ serial: true })), "q35,accel=tcg,graphics=off");
+    assert.equal(machineOf(spec({ machine: "pc", serial: true })), "pc,accel=tcg,graphics=off");
+  });
+  test("not without a serial port, and not under UEFI (OVMF writes to it by itself)", () => {
+    assert.equal(machineOf(spec({ serial: false })), "q35,accel=tcg");
+    assert.equal(machineOf(spec({ firmware: "uefi", serial: true })), "q35,accel=tcg");
+  });
 });
 
 describe("buildQemuArgs: IDE limits per machine", () => {

@@ -2,7 +2,8 @@
  * One guest the agent supervises, and what its state folder keeps of it so that an
  * agent started later finds it again: `argv.json` (the command line QEMU runs), the
  * spec it runs (`spec.json`) with how QEMU names its disks (`disks.json`; both change
- * as disks are plugged in and out), and `paused` while a person has paused it.
+ * as disks are plugged in and out), `paused` while a person has paused it, and
+ * `io-error` with the last disk error QEMU halted it for.
  */
 import type { ChildProcess } from "node:child_process";
 import fs from "node:fs";
@@ -13,6 +14,7 @@ import { guestSpecSchema } from "../domain/validation";
 import { diskId, OVMF_VARS_TEMPLATE } from "../qemu/args";
 import type { QmpClient } from "../qemu/qmp";
 import { GuesthouseError } from "../domain/errors";
+import { writeAtomically } from "./files";
 import { Turns } from "./turns";
 
 /**
@@ -69,6 +71,8 @@ export class SupervisedGuest {
   haltReason: string | null = null;
   /** A person paused it (kept in the `paused` file): a stop QEMU reports is theirs, not QEMU's. */
   pauseRequested = false;
+  /** The last disk error QEMU stopped the guest for (BLOCK_IO_ERROR, kept in the `io-error` file), in words. */
+  lastIoError: string | null = null;
   /** Set when an exit is expected: a SHUTDOWN event was seen or force-off was asked for. */
   exitExpected = false;
   /** Resolves once the QEMU process is gone and its files are cleaned. */
@@ -83,6 +87,8 @@ export class SupervisedGuest {
   readonly diskOps = new Turns();
   /** Run-state queries take turns, so their answers apply in the order QEMU gave them. */
   readonly runStateChecks = new Turns();
+  /** A run-state query waiting for its turn (not yet asked): later events join it. */
+  runStateCheckWaiting: Promise<void> | null = null;
   /**
    * Its TLS VNC endpoint (GUESTHOUSE_VNC_TLS=on): the port is claimed while it starts
    * and held while its QEMU lives; read back from argv.json on adoption.
@@ -124,19 +130,22 @@ export class SupervisedGuest {
     else await fsp.rm(file, { force: true });
   }
 
+  /** Records the disk error QEMU is about to halt the guest for (null: none), for this agent and the next. */
+  async setLastIoError(reason: string | null): Promise<void> {
+    this.lastIoError = reason;
+    const file = path.join(this.stateDir, "io-error");
+    if (reason !== null) await writeAtomically(file, reason);
+    else await fsp.rm(file, { force: true });
+  }
+
   /** Reads back what the state folder keeps of a guest whose QEMU an earlier agent started. */
   async load(): Promise<void> {
     this.argv = await readArgv(path.join(this.stateDir, "argv.json"));
     this.spec = await readSpec(path.join(this.stateDir, "spec.json"));
     this.disks = (await readDiskTable(path.join(this.stateDir, "disks.json"), this.spec)) ?? startTable(this.spec?.disks ?? [], this.argv);
     this.pauseRequested = fs.existsSync(path.join(this.stateDir, "paused"));
+    this.lastIoError = await fsp.readFile(path.join(this.stateDir, "io-error"), "utf8").catch(() => null);
   }
-}
-
-export async function writeAtomically(file: string, text: string): Promise<void> {
-  const temporary = `${file}.${process.pid}.tmp`;
-  await fsp.writeFile(temporary, text, { mode: 0o600 });
-  await fsp.rename(temporary, file);
 }
 
 /** A guest's disk table, if it is readable and names exactly the disks of its spec. */

@@ -73,24 +73,6 @@ export function killGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-/** The last `bytes` of a log, or "" when it cannot be read. */
-export async function readTail(file: string, bytes = 4096): Promise<string> {
-  try {
-    const handle = await fsp.open(file, "r");
-    try {
-      const { size } = await handle.stat();
-      const start = Math.max(0, size - bytes);
-      const buffer = Buffer.alloc(size - start);
-      await handle.read(buffer, 0, buffer.length, start);
-      return buffer.toString("utf8");
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    return "";
-  }
-}
-
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

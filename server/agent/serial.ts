@@ -26,12 +26,15 @@
  * files stay after the guest stops; forgetting the guest removes its folder and them.
  */
 import { execFile } from "node:child_process";
+import fs from "node:fs";
 import fsp from "node:fs/promises";
 import net from "node:net";
 import { promisify } from "node:util";
 import type { Duplex } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { GuesthouseError } from "../domain/errors";
 import type { guestFiles } from "../qemu/args";
+import { readTail } from "./files";
 import { childEnv } from "./process";
 import type { Supervisor } from "./supervisor";
 import { KeyedTurns } from "./turns";
@@ -115,15 +118,8 @@ async function rotateByCutting(files: GuestFiles): Promise<boolean> {
   const cut = Math.floor((size - 1) / blksize) * blksize;
   if (cut <= 0) return false;
   const part = `${files.serialLogOld}.part`;
-  const log = await fsp.open(files.serialLog, "r");
-  try {
-    const head = Buffer.alloc(cut);
-    const { bytesRead } = await log.read(head, 0, cut, 0);
-    if (bytesRead !== cut) return false;
-    await fsp.writeFile(part, head, { mode: 0o600 });
-  } finally {
-    await log.close();
-  }
+  // Streamed: the limit may be large, and the agent's memory stays flat.
+  await pipeline(fs.createReadStream(files.serialLog, { start: 0, end: cut - 1 }), fs.createWriteStream(part, { mode: 0o600 }));
   try {
     await execFileAsync("fallocate", ["--collapse-range", "--offset", "0", "--length", String(cut), files.serialLog], { env: childEnv(), timeout: 10_000 });
   } catch {
@@ -149,25 +145,6 @@ export function readSerialLog(files: GuestFiles, limitBytes: number): Promise<Bu
     }
     return Buffer.concat(parts.filter((p): p is Buffer => p !== null));
   });
-}
-
-async function readTail(file: string, maxBytes: number): Promise<Buffer | null> {
-  let handle: fsp.FileHandle;
-  try {
-    handle = await fsp.open(file, "r");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw err;
-  }
-  try {
-    const { size } = await handle.stat();
-    const start = Math.max(0, size - maxBytes);
-    const buffer = Buffer.alloc(size - start);
-    const { bytesRead } = await handle.read(buffer, 0, buffer.length, start);
-    return buffer.subarray(0, bytesRead);
-  } finally {
-    await handle.close();
-  }
 }
 
 /** Checks the serial logs of running guests every ROTATE_EVERY_MS and rotates the full ones. */

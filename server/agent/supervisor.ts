@@ -25,6 +25,7 @@ import {
   canDo,
   canTransition,
   isHalted,
+  qemuLives,
   stateOfRunState,
   type DiskFormat,
   type DiskSpec,
@@ -39,7 +40,8 @@ import { buildQemuArgs, guestFiles, QEMU_BINARY, secretPath, VNC_BASE_PORT, vncT
 import { ISO_POOL, type AgentConfig } from "./config";
 import { GuestDisks, mustHaveSecret } from "./guest-disks";
 import { ensureEfiVars, startTable, SupervisedGuest } from "./guest-state";
-import { childEnv, isQemuOf, killGroup, pidAlive, readPid, readTail, sleep, waitForPidExit } from "./process";
+import { logTail } from "./files";
+import { childEnv, isQemuOf, killGroup, pidAlive, readPid, sleep, waitForPidExit } from "./process";
 import { rotateSerialLog } from "./serial";
 import { Storage } from "./storage";
 
@@ -217,6 +219,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     await fsp.writeFile(path.join(guest.stateDir, "argv.json"), JSON.stringify(argv));
     await guest.saveDisks();
     await guest.setPauseRequested(false);
+    await guest.setLastIoError(null);
 
     const log = fs.openSync(files.log, "w", 0o600);
     let child: ChildProcess;
@@ -245,7 +248,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     const outcome = await Promise.race([connected.then(() => "ready" as const), exit.then((e) => e)]);
     if (outcome !== "ready") {
       connected.catch(() => {});
-      const tail = await readTail(files.log);
+      const tail = await logTail(files.log);
       const how = outcome.signal ? `was killed by ${outcome.signal}` : `exited with code ${outcome.code}`;
       throw new GuesthouseError("qemu-failed", `QEMU did not start: it ${how}. ${tail.trim() || "It printed nothing."}`, argv.join(" "));
     }
@@ -292,7 +295,9 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
         break;
       case "BLOCK_IO_ERROR":
         // Followed by STOP when the drive's error policy stops the VM (ENOSPC by default).
-        if (event.data?.action === "stop") guest.haltReason = ioErrorReason(event.data);
+        if (event.data?.action === "stop") {
+          guest.setLastIoError(ioErrorReason(event.data)).catch((err) => console.error(`agent: guest ${guest.id}: keeping its disk error:`, err));
+        }
         break;
       // QEMU stopped or continued the vCPUs, for whatever reason: query-status says which.
       case "STOP":
@@ -323,34 +328,40 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
   /**
    * Asks QEMU for its run state and shows it as the guest's state: running, paused by a
    * person, or halted by QEMU itself (an internal error, a panic, a disk error, …), with
-   * the end of QEMU's log then. Queries take turns, so their answers apply in order.
+   * the end of QEMU's log then. Queries take turns, so their answers apply in order, and
+   * a burst of events (a guest suspending and waking in a loop) asks once more, not once
+   * per event: the one question still waiting its turn reads the latest state anyway.
    */
   private checkRunState(guest: SupervisedGuest): Promise<void> {
-    return guest.runStateChecks.run(async () => {
+    if (guest.runStateCheckWaiting) return guest.runStateCheckWaiting;
+    const check = guest.runStateChecks.run(async () => {
+      guest.runStateCheckWaiting = null;
       const qmp = guest.qmp;
       if (!qmp || this.guests.get(guest.id) !== guest) return;
-      const { status } = await qmp.execute<{ running: boolean; status: string }>("query-status");
+      const { running, status } = await qmp.execute<{ running: boolean; status: string }>("query-status");
       guest.runState = status;
-      const next = stateOfRunState(status, guest.pauseRequested);
+      // A passing state (a snapshot being saved, a migration) leaves the guest as it is; a
+      // guest just adopted takes QEMU's word for whether its vCPUs run.
+      const next = stateOfRunState(status, guest.pauseRequested) ?? (guest.state === "starting" ? (running ? "running" : "halted") : null);
       if (next === null || next === guest.state) return;
       // An ACPI shutdown in progress: the guest runs on until it powers off.
       if (guest.state === "shutting-down" && (next === "running" || next === "paused")) return;
+      // Read before deciding: the guest may change meanwhile (it exits, someone forces it off).
+      const tail = isHalted(next) ? await logTail(guestFiles(guest.stateDir).log) : null;
+      if (this.guests.get(guest.id) !== guest) return;
       if (!canTransition(guest.state, next)) {
         console.error(`agent: guest ${guest.id}: QEMU's run state "${status}" does not fit its state ${guest.state}; left as it is`);
         return;
       }
-      if (isHalted(next)) {
-        guest.logTail = await readTail(guestFiles(guest.stateDir).log);
-        // A disk error's reason came with its BLOCK_IO_ERROR event; an unexplained halt is named by QEMU's own word.
-        if (next === "halted") guest.haltReason = status === "suspended" ? "the guest suspended itself (ACPI sleep); resume wakes it" : `QEMU's run state is "${status}"`;
-        else if (next !== "io-error") guest.haltReason = null;
-        console.error(`agent: guest ${guest.id}: QEMU halted it (${status})${guest.haltReason ? `: ${guest.haltReason}` : ""}`);
-      } else {
-        guest.logTail = null;
-        guest.haltReason = null;
-      }
+      // A pause marker an agent wrote just before it died, whose stop never reached QEMU.
+      if (guest.state === "starting" && next === "running" && guest.pauseRequested) await guest.setPauseRequested(false);
+      guest.logTail = tail;
+      guest.haltReason = haltReasonOf(next, status, guest.lastIoError);
+      if (isHalted(next)) console.log(`agent: guest ${guest.id}: QEMU halted it (${status})${guest.haltReason ? `: ${guest.haltReason}` : ""}`);
       this.transition(guest, next);
     });
+    guest.runStateCheckWaiting = check;
+    return check;
   }
 
   private async afterExit(guest: SupervisedGuest): Promise<void> {
@@ -363,6 +374,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     guest.runState = null;
     guest.haltReason = null;
     await guest.setPauseRequested(false).catch(() => {});
+    await guest.setLastIoError(null).catch(() => {});
     if (guest.exitExpected) {
       this.transition(guest, "stopped");
       this.guests.delete(guest.id);
@@ -371,15 +383,15 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
         this.start(spec).catch((err) => console.error(`agent: guest ${guest.id} did not come back after its reboot:`, err));
       }
     } else {
-      guest.logTail = await readTail(guestFiles(guest.stateDir).log);
+      guest.logTail = await logTail(guestFiles(guest.stateDir).log);
       this.transition(guest, "crashed");
     }
   }
 
-  /** A guest whose QEMU lives (any state but crashed). */
+  /** A guest whose QEMU lives (any state but crashed; stopped guests are not kept). */
   private running(id: string): SupervisedGuest {
     const guest = this.guests.get(id);
-    if (!guest || guest.state === "crashed") throw new GuesthouseError("conflict", "This guest is not running.");
+    if (!guest || !qemuLives(guest.state)) throw new GuesthouseError("conflict", "This guest is not running.");
     return guest;
   }
 
@@ -587,7 +599,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
       // The pid file outlived its QEMU: it died while nobody watched.
       guest.pid = null;
       guest.vncTls = null;
-      guest.logTail = await readTail(files.log);
+      guest.logTail = await logTail(files.log);
       await this.cleanFiles(guest);
       this.transition(guest, "crashed");
     }
@@ -612,8 +624,9 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
   }
 
   /**
-   * A guest whose QEMU runs (running, paused or shutting down), for its consoles: its
-   * files (VNC and serial sockets, serial log), the spec it runs and its QMP connection.
+   * A guest whose QEMU runs (running, paused, halted or shutting down; not still
+   * starting), for its consoles, screenshots and pastes: its files (VNC and serial
+   * sockets, serial log), the spec it runs and its QMP connection.
    */
   consoleOf(id: string): ConsoleTarget {
     const guest = this.running(id);
@@ -624,7 +637,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
 
   /** The ids and state folders of the guests whose QEMU runs now (for the serial log's rotation). */
   runningGuests(): Array<{ id: string; stateDir: string }> {
-    return [...this.guests.values()].filter((g) => g.pid !== null && g.state !== "crashed").map((g) => ({ id: g.id, stateDir: g.stateDir }));
+    return [...this.guests.values()].filter((g) => g.pid !== null && qemuLives(g.state)).map((g) => ({ id: g.id, stateDir: g.stateDir }));
   }
 }
 
@@ -647,6 +660,13 @@ function portFree(address: string, port: number): Promise<boolean> {
     probe.once("error", () => resolve(false));
     probe.listen({ host: address, port, exclusive: true }, () => probe.close(() => resolve(true)));
   });
+}
+
+/** What the status says of a halt: a disk error's cause, a sleeping guest, QEMU's word for another halt; null otherwise. */
+function haltReasonOf(state: GuestState, runState: string, lastIoError: string | null): string | null {
+  if (state === "io-error") return lastIoError ?? "a disk request failed (QEMU did not say which)";
+  if (state !== "halted") return null;
+  return runState === "suspended" ? "the guest suspended itself (ACPI sleep); resume wakes it" : `QEMU's run state is "${runState}"`;
 }
 
 /** A disk error's BLOCK_IO_ERROR event in words: which device, doing what, and why. */

@@ -277,7 +277,7 @@ export interface GuestStatus {
 export interface HostInfo {
   hostname: string;
   accelerator: Accelerator;
-  /** Why: "/dev/kvm works", "/dev/kvm is missing", … */
+  /** Why, in plain words: "KVM ran the test guest …", "KVM stopped with an emulation failure while running test code (…)", … */
   acceleratorReason: string;
   qemuVersion: string;
   isos: IsoInfo[];

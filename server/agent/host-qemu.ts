@@ -5,10 +5,12 @@
  * (server/agent/kvm-probe.ts); otherwise TCG, with the reason shown on the dashboard.
  *
  * The probe's verdict is remembered in a small file, keyed by the QEMU binary, the
- * host's kernel and the KVM modules' parameters, so an agent restarted on the same
- * host does not boot the test guest again; any change to those probes again. Verdicts
- * that could change by themselves (a time-out on a busy host, a /dev/kvm that appears
- * once a module loads) are not remembered.
+ * firmware the test guest boots, the host's kernel and KVM modules' parameters, and the
+ * CPU the host shows (its flags and microcode: a nested host moved or its hypervisor
+ * upgraded shows others), so an agent restarted on the same host does not boot the test
+ * guest again; any change to those probes again, and so does a kept "kvm" whose /dev/kvm
+ * the agent can no longer open. Verdicts that could change by themselves (a time-out on
+ * a busy host, a /dev/kvm that appears once a module loads) are not remembered.
  */
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -21,6 +23,7 @@ import { z } from "zod";
 import type { Accelerator } from "../domain/types";
 import { kvmProbeArgs, QEMU_BINARY } from "../qemu/args";
 import { bootSector, QemuNotStartedError, runKvmProbe } from "./kvm-probe";
+import { writeAtomically } from "./files";
 import { childEnv } from "./process";
 
 const execFileAsync = promisify(execFile);
@@ -79,7 +82,7 @@ export async function checkHostQemu(options: {
 
   const key = await probeKey(qemu);
   const remembered = await readVerdict(options.cacheFile);
-  if (remembered && remembered.key === key) {
+  if (remembered && remembered.key === key && (remembered.accelerator !== "kvm" || kvmOpens())) {
     log(`accelerator ${remembered.accelerator}: ${remembered.reason} (remembered from ${remembered.checkedAt}; this QEMU and kernel were probed then)`);
     return { version, accelerator: remembered.accelerator, acceleratorReason: remembered.reason };
   }
@@ -105,14 +108,33 @@ export async function checkHostQemu(options: {
   return { version, accelerator: verdict.accelerator, acceleratorReason: verdict.reason };
 }
 
+/** The firmware the probe's q35 machine boots (Debian's QEMU finds SeaBIOS in /usr/share/seabios). */
+const FIRMWARE_FILES = ["/usr/share/seabios/bios-256k.bin", "/usr/share/qemu/bios-256k.bin"];
+
+/** Whether the agent can open /dev/kvm now. */
+function kvmOpens(): boolean {
+  try {
+    fs.accessSync("/dev/kvm", fs.constants.R_OK | fs.constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A file's identity and size, or null when there is none. */
+async function fileFacts(file: string): Promise<{ path: string; dev: number; ino: number; size: number; mtimeMs: number } | null> {
+  const stat = await fsp.stat(file).catch(() => null);
+  return stat ? { path: file, dev: stat.dev, ino: stat.ino, size: stat.size, mtimeMs: stat.mtimeMs } : null;
+}
+
 /**
  * What the verdict depends on: the probe itself (its test guest and command line), the
- * QEMU binary (the file PATH resolves to, by identity and size), the kernel (release
- * and build), and the KVM modules' parameters (nested, unrestricted_guest, …).
+ * QEMU binary (the file PATH resolves to, by identity and size), the firmware it boots,
+ * the kernel (release and build), the KVM modules' parameters (nested,
+ * unrestricted_guest, …), and the CPU as the host shows it (flags, microcode, model).
  */
 export async function probeKey(qemu: string): Promise<string> {
   const binary = resolveExecutable(qemu);
-  const stat = binary ? await fsp.stat(binary).catch(() => null) : null;
   const parameters: Record<string, string> = {};
   for (const module of ["kvm", "kvm_intel", "kvm_amd"]) {
     const dir = `/sys/module/${module}/parameters`;
@@ -120,11 +142,16 @@ export async function probeKey(qemu: string): Promise<string> {
       parameters[`${module}.${name}`] = (await fsp.readFile(path.join(dir, name), "utf8").catch(() => "?")).trim();
     }
   }
+  const cpuinfo = await fsp.readFile("/proc/cpuinfo", "utf8").catch(() => "");
+  const cpu = ["model name", "microcode", "flags"].map((field) => new RegExp(`^${field}\\s*:\\s*(.*)$`, "m").exec(cpuinfo)?.[1] ?? "");
+  const firmware = await Promise.all(FIRMWARE_FILES.map((f) => fileFacts(fs.existsSync(f) ? fs.realpathSync(f) : f)));
   const facts = {
     probe: createHash("sha256").update(bootSector()).update(kvmProbeArgs("").join(" ")).digest("hex"),
-    qemu: binary && stat ? { path: binary, dev: stat.dev, ino: stat.ino, size: stat.size, mtimeMs: stat.mtimeMs } : qemu,
+    qemu: (binary ? await fileFacts(binary) : null) ?? qemu,
+    firmware,
     kernel: `${os.release()} ${os.version()}`,
     parameters,
+    cpu: createHash("sha256").update(cpu.join("\n")).digest("hex"),
   };
   return createHash("sha256").update(JSON.stringify(facts)).digest("hex");
 }
@@ -155,7 +182,5 @@ async function readVerdict(file: string): Promise<RememberedVerdict | null> {
 
 async function writeVerdict(file: string, verdict: RememberedVerdict): Promise<void> {
   await fsp.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  const temporary = `${file}.${process.pid}.tmp`;
-  await fsp.writeFile(temporary, `${JSON.stringify(verdict, null, 2)}\n`, { mode: 0o600 });
-  await fsp.rename(temporary, file);
+  await writeAtomically(file, `${JSON.stringify(verdict, null, 2)}\n`);
 }

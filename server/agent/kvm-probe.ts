@@ -146,34 +146,56 @@ export async function runKvmProbe(options: { qemu?: string; timeLimitMs?: number
     const started = Date.now();
     const run = await new Promise<ProbeRun>((resolve, reject) => {
       // stdin stays an open pipe: QEMU's stdio chardev would otherwise read end-of-file.
-      const child = spawn(qemu, kvmProbeArgs(image), {
-        stdio: ["pipe", "pipe", "pipe"],
-        env: childEnv(),
-      });
+      // A process group of its own, so that a kill reaches QEMU behind any wrapper script.
+      const child = spawn(qemu, kvmProbeArgs(image), { stdio: ["pipe", "pipe", "pipe"], env: childEnv(), detached: true });
       let serial = "";
       let stderr = "";
       let timedOut = false;
-      let failing: NodeJS.Timeout | undefined;
-      const timer = setTimeout(() => {
-        timedOut = true;
-        child.kill("SIGKILL");
-      }, timeLimitMs);
+      let settled = false;
+      const timers: NodeJS.Timeout[] = [];
+      const killAll = () => {
+        if (child.pid === undefined) return;
+        try {
+          process.kill(-child.pid, "SIGKILL");
+        } catch {
+          child.kill("SIGKILL"); // the group is gone already
+        }
+      };
+      const finish = (status: number | null, signal: NodeJS.Signals | null) => {
+        if (settled) return;
+        settled = true;
+        for (const t of timers) clearTimeout(t);
+        for (const stream of [child.stdin, child.stdout, child.stderr]) stream.destroy();
+        resolve({ status, signal, serial, stderr, timedOut, ms: Date.now() - started, timeLimitMs });
+      };
+      timers.push(
+        setTimeout(() => {
+          timedOut = true;
+          killAll();
+          // Should something still hold the pipes open, the verdict does not wait for it.
+          timers.push(setTimeout(() => finish(null, "SIGKILL"), 1000));
+        }, timeLimitMs),
+      );
+      let failing = false;
       child.stdout.setEncoding("utf8").on("data", (chunk: string) => (serial += chunk));
       child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
         stderr += chunk;
         // QEMU prints the whole register dump at once, then leaves the vCPU paused for good.
-        if (!failing && stderr.includes("KVM internal error")) failing = setTimeout(() => child.kill("SIGKILL"), 200);
+        if (!failing && stderr.includes("KVM internal error")) {
+          failing = true;
+          timers.push(setTimeout(killAll, 200));
+        }
       });
       child.once("error", (err: NodeJS.ErrnoException) => {
-        clearTimeout(timer);
-        clearTimeout(failing);
+        settled = true;
+        for (const t of timers) clearTimeout(t);
         reject(new QemuNotStartedError(err.code === "ENOENT" ? `${qemu} was not found` : `${qemu} could not be started (${err.message})`));
       });
-      child.once("close", (status, signal) => {
-        clearTimeout(timer);
-        clearTimeout(failing);
-        child.stdin.destroy();
-        resolve({ status, signal, serial, stderr, timedOut, ms: Date.now() - started, timeLimitMs });
+      child.once("close", (status, signal) => finish(status, signal));
+      // Should something else hold its pipes open (a wrapper's child), QEMU's exit is enough.
+      child.once("exit", (status, signal) => {
+        killAll();
+        timers.push(setTimeout(() => finish(status, signal), 500));
       });
     });
     return classifyProbe(run);

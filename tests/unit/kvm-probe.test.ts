@@ -14,7 +14,22 @@ import { after, before, describe, test } from "node:test";
 import { checkHostQemu, QemuMissingError, type RememberedVerdict } from "../../server/agent/host-qemu";
 import { bootSector, classifyProbe, PROBE_PASSED_STATUS, QemuNotStartedError, runKvmProbe, type ProbeResult, type ProbeRun } from "../../server/agent/kvm-probe";
 import { kvmProbeArgs } from "../../server/qemu/args";
-import { fakeQemu } from "../helpers/fake-qemu";
+import { FAKE_SLEEPS, fakeQemu } from "../helpers/fake-qemu";
+
+/** Pids of `sleep <seconds>` processes: what a fake QEMU hangs in. */
+function sleepersLeft(seconds: string): number[] {
+  return fs
+    .readdirSync("/proc")
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        return fs.readFileSync(`/proc/${p}/cmdline`, "utf8") === `sleep\0${seconds}\0` && !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${p}/stat`, "utf8"));
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
 
 const run = (patch: Partial<ProbeRun>): ProbeRun => ({ status: null, signal: null, serial: "", stderr: "", timedOut: false, ms: 100, timeLimitMs: 10_000, ...patch });
 const failed = (result: ProbeResult) => {
@@ -115,14 +130,19 @@ describe("running the probe", () => {
     const result = failed(await runKvmProbe({ qemu: fake("emulation", "emulation-failure"), timeLimitMs: 20_000 }));
     assert.equal(result.reason, "KVM stopped with an emulation failure while running test code (in 32-bit protected mode, after real mode)");
     assert.ok(Date.now() - started < 5_000, `took ${Date.now() - started} ms`);
+    assert.deepEqual(sleepersLeft(FAKE_SLEEPS["emulation-failure"]), [], "the paused QEMU was killed");
   });
 
   test("a probe that hangs is killed at its time limit and counts as a failure", async () => {
-    const started = Date.now();
-    const result = failed(await runKvmProbe({ qemu: fake("hang", "hang"), timeLimitMs: 1_500 }));
-    assert.match(result.reason, /^KVM did not finish the test code within 2 s/);
-    assert.ok(Date.now() - started >= 1_500, "it waited for the time limit");
-    assert.equal(result.lasting, false);
+    for (const kind of ["hang", "hang-wrapped"] as const) {
+      const started = Date.now();
+      const result = failed(await runKvmProbe({ qemu: fake(kind, kind), timeLimitMs: 1_500 }));
+      assert.match(result.reason, /^KVM did not finish the test code within 2 s/, kind);
+      const took = Date.now() - started;
+      assert.ok(took >= 1_500 && took < 5_000, `${kind}: waited for the time limit and no longer (${took} ms)`);
+      assert.equal(result.lasting, false);
+      assert.deepEqual(sleepersLeft(FAKE_SLEEPS[kind]), [], `${kind}: nothing of the probe's QEMU is left running`);
+    }
   });
 
   test("a QEMU that aborts is a failure with its words; one that passes is a working KVM", async () => {

@@ -234,9 +234,12 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, i
   /**
    * PUT /v1/uploads/:pool/:file: the body is the file itself, streamed to disk. A client
    * that sends `Expect: 100-continue` (the web does) gets `100 Continue` only once the
-   * upload is accepted; a refusal is the final answer and none of the body is read.
+   * upload is accepted; a refusal before that is the final answer, and the client sends
+   * nothing of the body.
    */
   const upload = async (req: http.IncomingMessage, res: http.ServerResponse, url: URL, match: RegExpExecArray) => {
+    // Kept here: a failed write destroys `req`, which then lets go of its socket.
+    const socket = req.socket;
     try {
       const target = ref(decodeURIComponent(match[1]!), decodeURIComponent(match[2]!));
       const query = parseOrThrow(uploadQuery, Object.fromEntries(url.searchParams), "The upload request");
@@ -254,10 +257,10 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, i
       // sends is read and dropped until it stops, which it does on reading the refusal, and
       // for a few seconds at most.
       send(res, error.httpStatus, error.toJSON());
-      if (!req.complete) {
-        const cut = setTimeout(() => req.destroy(), REFUSED_BODY_DRAIN_MS);
-        req.once("close", () => clearTimeout(cut));
-        req.resume();
+      if (!req.complete && !socket.destroyed) {
+        const cut = setTimeout(() => socket.destroy(), REFUSED_BODY_DRAIN_MS);
+        socket.once("close", () => clearTimeout(cut));
+        if (!req.destroyed) req.resume();
       }
     }
   };

@@ -18,17 +18,19 @@ export interface Step {
 export function story(name: string, body: (step: Step) => void): void {
   describe(name, () => {
     let failed: string | null = null;
+    /** Steps begun so far: a step cut off by its time-out may still end later, after others began. */
+    let begun = 0;
     const step: Step = (title: string, a: StepOptions | StepBody, b?: StepBody) => {
       const options = typeof a === "function" ? {} : a;
       const run = typeof a === "function" ? a : b!;
       test(title, options, async (t) => {
+        const mine = ++begun;
         if (failed !== null) return t.skip(`an earlier step failed: "${failed}"`);
-        try {
-          await run(t);
-        } catch (err) {
-          failed = title;
-          throw err;
-        }
+        // Marked failed until it has passed: a step cut off by its time-out never gets to a
+        // catch, and if it ends after all, later steps have begun and it clears nothing.
+        failed = title;
+        await run(t);
+        if (begun === mine) failed = null;
       });
     };
     body(step);

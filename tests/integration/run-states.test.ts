@@ -1,6 +1,7 @@
 /**
  * Guests that QEMU halts by itself, against real QEMU: a kernel panic (pvpanic), a
- * disk whose storage folder fills up (io-error), a guest that suspends itself. Each
+ * disk whose storage folder fills up (io-error), a guest that suspends itself, and, on
+ * hosts whose KVM can be made to fail that way, a KVM internal error. Each
  * must show as what it is, never as running, with the end of QEMU's log and the
  * actions the state table allows; and an agent restarted meanwhile must find them so.
  */
@@ -10,20 +11,28 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
+import { runKvmProbe } from "../../server/agent/kvm-probe";
 import { GuesthouseError } from "../../server/domain/errors";
 import type { GuestState, GuestStatus } from "../../server/domain/types";
 import { startTestAgent, waitFor, type TestAgent } from "../helpers/agent";
+import { qemuWithoutCpuFeature } from "../helpers/fake-qemu";
 import { BOOT_TIMEOUT_MS, SerialShell } from "../helpers/serial-shell";
 import { testDisk, testSpec } from "../helpers/specs";
 
 const MiB = 2 ** 20;
 
+/** The agent's status of the guest once it is in `state`. */
+function waitForState(agent: TestAgent, id: string, state: GuestState, timeoutMs = 60_000): Promise<GuestStatus> {
+  return waitFor(`guest ${id} to be ${state}`, async () => {
+    const status = await agent.client.guest(id);
+    return status.state === state ? status : null;
+  }, timeoutMs);
+}
+
 describe("guests QEMU halts, with real QEMU", () => {
   let agent: TestAgent;
   const shells: SerialShell[] = [];
   const stateOf = async (id: string) => (await agent.client.guest(id)).state;
-  const waitForState = (id: string, state: GuestState, timeoutMs = 60_000) =>
-    waitFor(`guest ${id} to be ${state}`, async () => ((await agent.client.guest(id)).state === state ? agent.client.guest(id) : null), timeoutMs);
   const shell = async (id: string) => {
     const s = await SerialShell.open(agent, id);
     shells.push(s);
@@ -44,9 +53,10 @@ describe("guests QEMU halts, with real QEMU", () => {
     await agent.client.start(spec);
     const console1 = await shell(spec.id);
     console1.send("echo c > /proc/sysrq-trigger");
-    const panicked = await waitForState(spec.id, "guest-panicked");
+    const panicked = await waitForState(agent, spec.id, "guest-panicked");
     assert.match(console1.log(), /Kernel panic - not syncing: sysrq triggered crash/, "the guest really panicked");
-    assert.equal(typeof panicked.logTail, "string", "the end of QEMU's log comes with the state");
+    const qemuLog = fs.readFileSync(path.join(agent.dataDir, "guests", spec.id, "qemu.log"), "utf8");
+    assert.equal(panicked.logTail, qemuLog.slice(-4096), "the end of QEMU's log comes with the state");
     for (const refusedAction of [() => agent.client.pause(spec.id), () => agent.client.shutdown(spec.id), () => agent.client.resume(spec.id)]) {
       await assert.rejects(refusedAction(), refused);
     }
@@ -66,7 +76,7 @@ describe("guests QEMU halts, with real QEMU", () => {
     const spec = testSpec("guestpanic002");
     const first = await agent.client.start(spec);
     (await shell(spec.id)).send("echo c > /proc/sysrq-trigger");
-    await waitForState(spec.id, "guest-panicked");
+    await waitForState(agent, spec.id, "guest-panicked");
     const again = await agent.client.restart(spec);
     assert.equal(again.state, "running");
     assert.notEqual(again.pid, first.pid, "a new QEMU process");
@@ -85,7 +95,7 @@ describe("guests QEMU halts, with real QEMU", () => {
     await agent.client.start(spec);
     const console1 = await shell(spec.id);
     console1.send("echo mem > /sys/power/state; echo woke-$((1+1))");
-    const asleep = await waitForState(spec.id, "halted");
+    const asleep = await waitForState(agent, spec.id, "halted");
     assert.match(asleep.haltReason ?? "", /suspended/);
     const awake = await agent.client.resume(spec.id);
     assert.equal(awake.state, "running");
@@ -99,7 +109,7 @@ describe("guests QEMU halts, with real QEMU", () => {
     await agent.client.start(panicking);
     await agent.client.start(pausing);
     (await shell(panicking.id)).send("echo c > /proc/sysrq-trigger");
-    await waitForState(panicking.id, "guest-panicked");
+    await waitForState(agent, panicking.id, "guest-panicked");
     await agent.client.pause(pausing.id);
 
     await agent.kill();
@@ -157,5 +167,45 @@ describe("a guest whose disk's storage folder fills up, with real QEMU", () => {
     await waitFor("the guest's write to finish after the retry", () => shellOnGuest!.log().includes("wrote-32"), 120_000);
     assert.doesNotMatch(shellOnGuest.log(), /Input\/output error|No space left/, "the guest never saw an error");
     await agent.client.forceOff(spec.id);
+  });
+});
+
+describe("a guest on a KVM that fails on guest code, with real QEMU", () => {
+  let dir: string;
+  let agent: TestAgent | undefined;
+  let unavailable = "";
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "gh-kvmfail-"));
+    const bin = qemuWithoutCpuFeature(path.join(dir, "bin"), "arch-capabilities");
+    // Only where this host's KVM really fails that way: the probe, with the same QEMU, says so.
+    const probe = await runKvmProbe({ qemu: path.join(bin, "qemu-system-x86_64") });
+    if (probe.ok || !/emulation failure/.test(probe.reason)) {
+      unavailable = `this host's KVM does not stop guest code with an emulation failure (the probe: ${probe.reason})`;
+      return;
+    }
+    agent = await startTestAgent({ PATH: `${bin}:${process.env.PATH}`, GUESTHOUSE_ACCEL: "kvm" });
+  });
+  after(async () => {
+    await agent?.cleanup();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("KVM stops the demo guest's boot loader: the guest turns internal-error with QEMU's register dump; resume is refused, reset and start again meet the same, force off ends it", async (t) => {
+    if (!agent) return t.skip(unavailable);
+    const a = agent;
+    const spec = testSpec("guestkvmfail1");
+    const started = await a.client.start(spec);
+    assert.ok(started.argv!.includes("q35,accel=kvm,graphics=off") && started.argv!.includes("host"), "forced onto KVM");
+    const halted = await waitForState(a, spec.id, "internal-error");
+    assert.match(halted.logTail ?? "", /KVM internal error\. Suberror: 1[\s\S]*emulation failure/, "QEMU's own words, with its dump");
+    await assert.rejects(a.client.resume(spec.id), (err: unknown) => err instanceof GuesthouseError && err.code === "conflict", "QEMU cannot continue without a reset");
+
+    await a.client.reset(spec.id);
+    await waitForState(a, spec.id, "internal-error");
+    const again = await a.client.restart(spec);
+    assert.notEqual(again.pid, started.pid, "a new QEMU");
+    await waitForState(a, spec.id, "internal-error");
+    assert.equal((await a.client.forceOff(spec.id)).state, "stopped");
   });
 });

@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import type { GuestSpec } from "../../server/domain/types";
 import { StateHub } from "../../server/web/state-hub";
-import { startTestAgent, waitFor, type TestAgent } from "../helpers/agent";
+import { startTestAgent, waitFor, within, type TestAgent } from "../helpers/agent";
 import { createTestDb, type TestDb } from "../helpers/db";
 import { testSpec } from "../helpers/specs";
 
@@ -47,10 +47,13 @@ describe("state hub", () => {
     const marker: GuestSpec = testSpec(randomBytes(12).toString("hex"), { cdroms: [] });
     /** What the agent itself sent, on a stream of the test's own. */
     const sent: string[] = [];
+    let opened = () => {};
+    const open = new Promise<void>((resolve) => (opened = resolve));
     const own = agent.client.events((status) => {
       if (status.id === spec.id || status.id === marker.id) sent.push(`${status.id === marker.id ? "marker" : "guest"}:${status.state}`);
-    });
+    }, opened);
     try {
+      await within("the agent to accept the test's own stream", open, 5000);
       heard.length = 0;
       await agent.client.start(spec);
       await agent.client.forceOff(spec.id);

@@ -95,6 +95,7 @@ describe("guest state machine", () => {
   test("resume is offered where QEMU can continue: a person's pause, a disk error, a watchdog, an unexplained halt; never after an internal error or a panic", () => {
     assert.equal(canDo("paused", "resume"), true);
     assert.equal(canDo("io-error", "resume"), true);
+    assert.equal(canDo("watchdog", "resume"), true);
     assert.equal(canDo("halted", "resume"), true);
     assert.equal(canDo("internal-error", "resume"), false, "QEMU refuses cont until the guest is reset");
     assert.equal(canDo("guest-panicked", "resume"), false, "QEMU refuses cont until the guest is reset");

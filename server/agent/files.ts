@@ -1,11 +1,22 @@
-/** Small file helpers the agent's modules share: a write that is all or nothing, the end of a log. */
+/** Small file helpers the agent's modules share: a write that is all or nothing, a checked JSON read, the end of a log. */
 import fsp from "node:fs/promises";
+import type { z } from "zod";
 
 /** Writes `text` to `file` through a temporary file and a rename: a crash leaves the old or the new, never half. */
 export async function writeAtomically(file: string, text: string): Promise<void> {
   const temporary = `${file}.${process.pid}.tmp`;
   await fsp.writeFile(temporary, text, { mode: 0o600 });
   await fsp.rename(temporary, file);
+}
+
+/** A JSON file's contents if it is there, parses, and is what `schema` says; null otherwise. */
+export async function readJsonFile<T>(file: string, schema: z.ZodType<T>): Promise<T | null> {
+  try {
+    const parsed = schema.safeParse(JSON.parse(await fsp.readFile(file, "utf8")));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
 }
 
 /** The last `maxBytes` of a file, or null when there is no such file. */

@@ -9,12 +9,13 @@ import type { ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
+import { z } from "zod";
 import type { DiskSpec, GuestSpec, GuestState, GuestStatus, VncTlsEndpoint } from "../domain/types";
 import { guestSpecSchema } from "../domain/validation";
 import { diskId, OVMF_VARS_TEMPLATE } from "../qemu/args";
 import type { QmpClient } from "../qemu/qmp";
 import { GuesthouseError } from "../domain/errors";
-import { writeAtomically } from "./files";
+import { readJsonFile, writeAtomically } from "./files";
 import { Turns } from "./turns";
 
 /**
@@ -140,8 +141,8 @@ export class SupervisedGuest {
 
   /** Reads back what the state folder keeps of a guest whose QEMU an earlier agent started. */
   async load(): Promise<void> {
-    this.argv = await readArgv(path.join(this.stateDir, "argv.json"));
-    this.spec = await readSpec(path.join(this.stateDir, "spec.json"));
+    this.argv = await readJsonFile(path.join(this.stateDir, "argv.json"), z.array(z.string()));
+    this.spec = await readJsonFile(path.join(this.stateDir, "spec.json"), guestSpecSchema);
     this.disks = (await readDiskTable(path.join(this.stateDir, "disks.json"), this.spec)) ?? startTable(this.spec?.disks ?? [], this.argv);
     this.pauseRequested = fs.existsSync(path.join(this.stateDir, "paused"));
     this.lastIoError = await fsp.readFile(path.join(this.stateDir, "io-error"), "utf8").catch(() => null);
@@ -156,24 +157,6 @@ async function readDiskTable(file: string, spec: GuestSpec | null): Promise<Disk
     const expected = (spec?.disks ?? []).map((d) => d.volume).sort();
     if (!Number.isInteger(table.next) || JSON.stringify(volumes) !== JSON.stringify(expected)) return null;
     return table;
-  } catch {
-    return null;
-  }
-}
-
-async function readSpec(file: string): Promise<GuestSpec | null> {
-  try {
-    const parsed = guestSpecSchema.safeParse(JSON.parse(await fsp.readFile(file, "utf8")));
-    return parsed.success ? parsed.data : null;
-  } catch {
-    return null;
-  }
-}
-
-async function readArgv(file: string): Promise<string[] | null> {
-  try {
-    const parsed: unknown = JSON.parse(await fsp.readFile(file, "utf8"));
-    return Array.isArray(parsed) && parsed.every((a) => typeof a === "string") ? parsed : null;
   } catch {
     return null;
   }

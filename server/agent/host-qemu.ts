@@ -23,7 +23,7 @@ import { z } from "zod";
 import type { Accelerator } from "../domain/types";
 import { kvmProbeArgs, QEMU_BINARY } from "../qemu/args";
 import { bootSector, QemuNotStartedError, runKvmProbe } from "./kvm-probe";
-import { writeAtomically } from "./files";
+import { readJsonFile, writeAtomically } from "./files";
 import { childEnv } from "./process";
 
 const execFileAsync = promisify(execFile);
@@ -81,7 +81,7 @@ export async function checkHostQemu(options: {
   if (options.mode !== "auto") return { version, accelerator: options.mode, acceleratorReason: "set by GUESTHOUSE_ACCEL" };
 
   const key = await probeKey(qemu);
-  const remembered = await readVerdict(options.cacheFile);
+  const remembered = await readJsonFile(options.cacheFile, verdictSchema);
   if (remembered && remembered.key === key && (remembered.accelerator !== "kvm" || kvmOpens())) {
     log(`accelerator ${remembered.accelerator}: ${remembered.reason} (remembered from ${remembered.checkedAt}; this QEMU and kernel were probed then)`);
     return { version, accelerator: remembered.accelerator, acceleratorReason: remembered.reason };
@@ -169,15 +169,6 @@ function resolveExecutable(name: string): string | null {
     }
   }
   return null;
-}
-
-async function readVerdict(file: string): Promise<RememberedVerdict | null> {
-  try {
-    const parsed = verdictSchema.safeParse(JSON.parse(await fsp.readFile(file, "utf8")));
-    return parsed.success ? parsed.data : null;
-  } catch {
-    return null;
-  }
 }
 
 async function writeVerdict(file: string, verdict: RememberedVerdict): Promise<void> {

@@ -146,6 +146,17 @@ story("console in Chromium", (step) => {
   };
   const count = (text: string, marker: string) => text.split(marker).length - 1;
   const consoleState = (p: Page) => p.getByTestId("console-state").getAttribute("data-state");
+  const vncSessions = () => stack.database.db.consoleSession.count({ where: { guestId, kind: "vnc" } });
+  /** Starts recording every state the page's console passes through; the function returned reads them. */
+  const recordConsoleStates = async (p: Page): Promise<() => Promise<string[]>> => {
+    await p.evaluate(() => {
+      const w = window as unknown as { __states: string[] };
+      w.__states = [];
+      const el = document.querySelector('[data-testid="console-state"]')!;
+      new MutationObserver(() => w.__states.push(el.getAttribute("data-state") ?? "")).observe(el, { attributes: true });
+    });
+    return () => p.evaluate(() => (window as unknown as { __states: string[] }).__states);
+  };
 
   before(async () => {
     stack = await startTestStack();
@@ -250,33 +261,23 @@ story("console in Chromium", (step) => {
 
   step("Ctrl-Alt-Del from the toolbar reboots the guest; the console stays with it through the reboot", async () => {
     assert.equal(await consoleState(page), "connected");
-    await page.evaluate(() => {
-      const w = window as unknown as { __states: string[] };
-      w.__states = [];
-      const el = document.querySelector('[data-testid="console-state"]')!;
-      new MutationObserver(() => w.__states.push(el.getAttribute("data-state") ?? "")).observe(el, { attributes: true });
-    });
-    const sessionsBefore = await stack.database.db.consoleSession.count({ where: { guestId, kind: "vnc" } });
+    const statesSeen = await recordConsoleStates(page);
+    const sessionsBefore = await vncSessions();
     const readyBefore = count(serialLog(), "GUESTHOUSE-DEMO-READY");
     await page.getByRole("button", { name: "Ctrl-Alt-Del" }).click();
     await waitFor("the guest to log its reboot", () => serialLog().includes("GUESTHOUSE-DEMO-REBOOT"), 30_000);
     await waitFor("the guest to boot again", () => count(serialLog(), "GUESTHOUSE-DEMO-READY") > readyBefore, 90_000);
     await waitFor("the screen after the reboot", async () => (await pixelsOf(page, '[data-testid="vnc-screen"] canvas')).lit > 200, 30_000, 250);
     // The guest rebooted inside the same QEMU: the one connection carried it all, never dropping.
-    const states = await page.evaluate(() => (window as unknown as { __states: string[] }).__states);
+    const states = await statesSeen();
     assert.deepEqual(states.filter((s) => s !== "connected"), [], `the console left "connected": ${states.join(" → ")}`);
     assert.equal(await consoleState(page), "connected");
-    assert.equal(await stack.database.db.consoleSession.count({ where: { guestId, kind: "vnc" } }), sessionsBefore, "no new console session was needed");
+    assert.equal(await vncSessions(), sessionsBefore, "no new console session was needed");
   });
 
   step("a reboot from the dashboard restarts QEMU: the console shows it and reconnects by itself", async () => {
-    await page.evaluate(() => {
-      const w = window as unknown as { __states: string[] };
-      w.__states = [];
-      const el = document.querySelector('[data-testid="console-state"]')!;
-      new MutationObserver(() => w.__states.push(el.getAttribute("data-state") ?? "")).observe(el, { attributes: true });
-    });
-    const sessionsBefore = await stack.database.db.consoleSession.count({ where: { guestId, kind: "vnc" } });
+    const statesSeen = await recordConsoleStates(page);
+    const sessionsBefore = await vncSessions();
     const readyBefore = count(serialLog(), "GUESTHOUSE-DEMO-READY");
     const other = await browser.context.newPage();
     await other.goto(`${stack.baseUrl}/guests/${guestId}`);
@@ -286,7 +287,7 @@ story("console in Chromium", (step) => {
     const states = await waitFor(
       "the console to reconnect",
       async () => {
-        const seen = await page.evaluate(() => (window as unknown as { __states: string[] }).__states);
+        const seen = await statesSeen();
         const lost = seen.findIndex((s) => s !== "connected");
         return lost >= 0 && seen.slice(lost).includes("connected") && (await consoleState(page)) === "connected" ? seen : null;
       },
@@ -294,7 +295,7 @@ story("console in Chromium", (step) => {
       250,
     );
     assert.ok(states.some((s) => s === "reconnecting" || s === "guest-off"), `states seen: ${states.join(" → ")}`);
-    assert.ok((await stack.database.db.consoleSession.count({ where: { guestId, kind: "vnc" } })) > sessionsBefore, "a new session was opened");
+    assert.ok((await vncSessions()) > sessionsBefore, "a new session was opened");
     await waitFor("the screen after the restart", async () => (await pixelsOf(page, '[data-testid="vnc-screen"] canvas')).lit > 200, 30_000, 250);
   });
 

@@ -250,6 +250,11 @@ story("disk images in Chromium", (step) => {
         return r.state === "cancelled" ? r : null;
       });
       assert.ok(row.finishedAt, "the cancelled task has an end time");
+      // The web hears of the cancel as soon as the agent cuts the upload off; the agent's own
+      // task ends once it has removed what the upload wrote.
+      await waitFor("the agent's upload task to end cancelled", async () =>
+        (await stack.agent.client.tasks()).some((t) => t.kind === "upload" && t.targets.includes("isos/cancel-me.iso") && t.state === "cancelled"),
+      );
       assert.equal(fs.existsSync(part), false, "the part written so far was removed");
       assert.equal(fs.existsSync(path.join(stack.agent.dataDir, "images", "cancel-me.iso")), false);
       assert.equal(await db.isoImage.count({ where: { name: "cancel-me.iso" } }), 0);

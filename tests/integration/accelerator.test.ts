@@ -37,7 +37,7 @@ describe("an agent on a host whose KVM fails on guest code", () => {
   test("its guests run under TCG and boot", async () => {
     const spec = testSpec("guestaccel001");
     const status = await agent.client.start(spec);
-    assert.ok(status.argv!.includes("q35,accel=tcg") && status.argv!.includes("max"), status.argv!.join(" "));
+    assert.ok(status.argv!.some((a) => a.startsWith("q35,accel=tcg")) && status.argv!.includes("max"), status.argv!.join(" "));
     assert.equal(status.state, "running");
     await agent.client.forceOff(spec.id);
   });

@@ -16,6 +16,7 @@ import { after, before, describe, test } from "node:test";
 import type { DiskRef } from "../../server/agent-client";
 import type { TaskStatus } from "../../server/domain/types";
 import { startTestAgent, waitFor, type TestAgent } from "../helpers/agent";
+import { mountTmpfs, type TestTmpfs } from "../helpers/tmpfs";
 
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
@@ -398,23 +399,17 @@ exec ${real} "$@"
 
 describe("a full storage folder", () => {
   let agent: TestAgent | undefined;
+  let small: TestTmpfs;
   let mountPoint: string;
-  let mounted = false;
 
   before(async () => {
-    mountPoint = fs.mkdtempSync(path.join(os.tmpdir(), "gh-full-"));
-    try {
-      execFileSync("mount", ["-t", "tmpfs", "-o", "size=24m", "tmpfs", mountPoint], { stdio: "pipe" });
-      mounted = true;
-    } catch {
-      return;
-    }
-    agent = await startTestAgent({ GUESTHOUSE_STORAGE: `small=${mountPoint}` });
+    small = mountTmpfs("24m");
+    mountPoint = small.dir;
+    if (small.mounted) agent = await startTestAgent({ GUESTHOUSE_STORAGE: `small=${mountPoint}` });
   });
   after(async () => {
     await agent?.cleanup();
-    if (mounted) execFileSync("umount", [mountPoint]);
-    fs.rmSync(mountPoint, { recursive: true, force: true });
+    small.cleanup();
   });
 
   test("convert and upload into a full folder fail clearly and leave no partial file", async (t) => {

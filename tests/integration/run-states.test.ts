@@ -6,7 +6,6 @@
  * actions the state table allows; and an agent restarted meanwhile must find them so.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -17,6 +16,7 @@ import type { GuestState, GuestStatus } from "../../server/domain/types";
 import { startTestAgent, waitFor, type TestAgent } from "../helpers/agent";
 import { qemuWithoutCpuFeature } from "../helpers/fake-qemu";
 import { BOOT_TIMEOUT_MS, SerialShell } from "../helpers/serial-shell";
+import { mountTmpfs, type TestTmpfs } from "../helpers/tmpfs";
 import { testDisk, testSpec } from "../helpers/specs";
 
 const MiB = 2 ** 20;
@@ -126,25 +126,17 @@ describe("guests QEMU halts, with real QEMU", () => {
 
 describe("a guest whose disk's storage folder fills up, with real QEMU", () => {
   let agent: TestAgent | undefined;
-  let mountPoint: string;
-  let mounted = false;
+  let small: TestTmpfs;
   let shellOnGuest: SerialShell | undefined;
 
   before(async () => {
-    mountPoint = fs.mkdtempSync(path.join(os.tmpdir(), "gh-fill-"));
-    try {
-      execFileSync("mount", ["-t", "tmpfs", "-o", "size=8m", "tmpfs", mountPoint], { stdio: "pipe" });
-      mounted = true;
-    } catch {
-      return;
-    }
-    agent = await startTestAgent({ GUESTHOUSE_STORAGE: `small=${mountPoint}` });
+    small = mountTmpfs("8m");
+    if (small.mounted) agent = await startTestAgent({ GUESTHOUSE_STORAGE: `small=${small.dir}` });
   });
   after(async () => {
     shellOnGuest?.close();
     await agent?.cleanup();
-    if (mounted) execFileSync("umount", [mountPoint]);
-    fs.rmSync(mountPoint, { recursive: true, force: true });
+    small.cleanup();
   });
 
   test("QEMU pauses it on the write that finds no space (io-error, the disk named); once space is freed, resume retries the write and the guest goes on", async (t) => {
@@ -160,7 +152,7 @@ describe("a guest whose disk's storage folder fills up, with real QEMU", () => {
     assert.match(halted!.haltReason ?? "", /write on disk0 failed: no space left/);
     assert.equal(shellOnGuest.log().includes("wrote-32"), false, "the guest's write did not finish meanwhile");
 
-    execFileSync("mount", ["-o", "remount,size=128m", mountPoint]);
+    small.resize("128m");
     const resumed = await agent.client.resume(spec.id);
     assert.equal(resumed.state, "running");
     assert.equal(resumed.haltReason ?? null, null, "the reason goes with the halt");

@@ -14,9 +14,15 @@
  *   hold the data ("RW 2048 FLAT "/any/file" 0"). A binary VMDK (magic KDMV) whose
  *   capacity is 0 and that points at a descriptor inside itself is read by QEMU as that
  *   descriptor, and counts as one. The other single-file binary VMDKs (KDMV or COWD:
- *   monolithicSparse, streamOptimized) hold their data themselves, but the descriptor
- *   embedded in a KDMV file may name a parent image (`parentFileNameHint`), which QEMU
- *   opens as its backing file.
+ *   monolithicSparse, streamOptimized) hold their data themselves, but QEMU looks for a
+ *   parent image in them as vmdk_parent_open does: it reads 10 KiB at byte 0x200 whatever
+ *   the header says, as a C string (up to the first NUL), finds `parentFileNameHint`
+ *   anywhere in it, skips two more characters without checking them and takes what
+ *   follows up to the next `"` as a file name to open as the backing file. The check
+ *   here reads the same bytes the same way, so no spelling QEMU accepts is missed.
+ *
+ * Everything here runs in time linear in the bytes read: the file is hostile, and the
+ * agent checks it at every start.
  */
 import fsp from "node:fs/promises";
 
@@ -54,14 +60,40 @@ const QCOW2_EXT_END = 0;
  * descriptor is refused however it is laid out.
  */
 function looksLikeVmdkDescriptor(head: Buffer): boolean {
-  const text = head.toString("latin1");
-  for (const raw of text.split("\n")) {
-    const line = raw.replace(/\r$/, "");
+  const lines = head.toString("latin1").split("\n");
+  for (const raw of lines) {
+    const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
     if (line.startsWith("#") || /^ *$/.test(line)) continue;
     if (/^version=[123]$/.test(line)) return true;
     break;
   }
-  return /^\s*(RW|RDONLY|NOACCESS)\s+\d+\s+\w+\s+"/m.test(text);
+  // Line by line, each test anchored and free of overlapping repeats: linear in the text
+  // (one multi-line /^\s*…/m over it backtracked across every run of blank lines).
+  return lines.some((line) => EXTENT_LINE.test(line));
+}
+
+/** An extent line as vmdk_parse_extents scans it: access, sectors, type, then a quoted file name. */
+const EXTENT_LINE = /^[ \t\r\v\f]*(?:RW|RDONLY|NOACCESS)[ \t\r\v\f]+[+-]?\d+[ \t\r\v\f]+\S+[ \t\r\v\f]+"/;
+
+/** Where and how much QEMU reads of a sparse VMDK (KDMV or COWD) when it looks for a parent (block/vmdk.c). */
+const VMDK_PARENT_DESC_OFFSET = 0x200;
+const VMDK_PARENT_DESC_SIZE = 10 * 1024;
+
+/**
+ * The parent file name QEMU would take from a sparse VMDK's bytes at 0x200, read as
+ * vmdk_parent_open reads them; null when it finds no `parentFileNameHint`. A hint
+ * without a closing quote makes QEMU refuse the image: it is returned as it stands, so
+ * the check refuses it too.
+ */
+function vmdkParentHint(area: Buffer): string | null {
+  const nul = area.indexOf(0);
+  const text = (nul === -1 ? area : area.subarray(0, nul)).toString("latin1");
+  const at = text.indexOf("parentFileNameHint");
+  if (at === -1) return null;
+  // sizeof("parentFileNameHint") + 1: the name, its NUL, one more; usually `="`, never checked.
+  const start = at + "parentFileNameHint".length + 2;
+  const end = text.indexOf('"', start);
+  return end === -1 ? text.slice(start) : text.slice(start, end);
 }
 
 /** The header facts of an image from its first bytes (`head`) and a reader for bytes further in. */
@@ -69,36 +101,30 @@ export async function parseImageHeader(head: Buffer, readAt: (offset: number, le
   const none: ImageHeader = { kind: "other", backing: null, backingFormat: null, externalData: false };
   if (head.length >= 4) {
     const magic = head.readUInt32BE(0);
-    if (magic === VMDK3_MAGIC) return { ...none, kind: "vmdk" };
+    if (magic === VMDK3_MAGIC) return { ...none, kind: "vmdk", backing: await sparseVmdkParent(head, readAt) };
     if (magic === VMDK4_MAGIC && head.length >= 44) return parseVmdk4(head, readAt);
     if (magic === QCOW_MAGIC && head.length >= 20) return parseQcow(head, readAt);
   }
   return looksLikeVmdkDescriptor(head) ? { ...none, kind: "vmdk-descriptor" } : none;
 }
 
-/** QEMU reads at most this much of an embedded VMDK descriptor (block/vmdk.c). */
-const VMDK_DESCRIPTOR_MAX = 1024 * 1024;
-
 /**
  * A KDMV header (little-endian, after the magic: version, flags, capacity at 12,
- * granularity, descriptor offset at 28 and size at 36, both in 512-byte sectors), as
- * vmdk_open_vmdk4 reads it.
+ * granularity, descriptor offset at 28, in 512-byte sectors), as vmdk_open_vmdk4 reads it.
  */
 async function parseVmdk4(head: Buffer, readAt: (offset: number, length: number) => Promise<Buffer>): Promise<ImageHeader> {
   const capacity = head.readBigUInt64LE(12);
   const descOffset = head.readBigUInt64LE(28);
-  const descSize = head.readBigUInt64LE(36);
   // QEMU then opens the file as the descriptor found there, extents and all.
   if (capacity === 0n && descOffset !== 0n) return { kind: "vmdk-descriptor", backing: null, backingFormat: null, externalData: false };
-  let backing: string | null = null;
-  if (descOffset !== 0n && descSize !== 0n) {
-    const at = Number(descOffset) * 512;
-    const size = Math.min(Number(descSize) * 512, VMDK_DESCRIPTOR_MAX);
-    const text = (at + size <= head.length ? head.subarray(at, at + size) : await readAt(at, size)).toString("latin1");
-    const hint = /parentFileNameHint="([^"]*)"/.exec(text)?.[1];
-    if (hint) backing = hint;
-  }
-  return { kind: "vmdk", backing, backingFormat: null, externalData: false };
+  return { kind: "vmdk", backing: await sparseVmdkParent(head, readAt), backingFormat: null, externalData: false };
+}
+
+/** The parent a sparse VMDK (KDMV or COWD) names where QEMU looks for one, or null. */
+async function sparseVmdkParent(head: Buffer, readAt: (offset: number, length: number) => Promise<Buffer>): Promise<string | null> {
+  const end = VMDK_PARENT_DESC_OFFSET + VMDK_PARENT_DESC_SIZE;
+  const area = end <= head.length ? head.subarray(VMDK_PARENT_DESC_OFFSET, end) : await readAt(VMDK_PARENT_DESC_OFFSET, VMDK_PARENT_DESC_SIZE);
+  return vmdkParentHint(area);
 }
 
 async function parseQcow(head: Buffer, readAt: (offset: number, length: number) => Promise<Buffer>): Promise<ImageHeader> {

@@ -3,11 +3,11 @@
 import { revalidatePath } from "next/cache";
 import { z } from "zod";
 import { GuesthouseError } from "@/server/domain/errors";
-import { guestName, parseOrThrow } from "@/server/domain/validation";
+import { guestName, MAX_BACKING_IMAGES, parseOrThrow } from "@/server/domain/validation";
 import { authedAction } from "@/server/web/action";
 import { refOf } from "@/server/web/disks";
 import { makeGuest } from "@/server/web/guest-factory";
-import { definitionOf, liveState, loadGuest } from "@/server/web/guests";
+import { definitionOf, liveState, loadGuest, specOf } from "@/server/web/guests";
 
 const cloneInput = z.strictObject({ name: guestName, mode: z.enum(["full", "linked"]) });
 
@@ -22,6 +22,11 @@ export const cloneGuest = authedAction("clone-guest", async (user, guestId: stri
   const source = await loadGuest(user, guestId);
   if (input.mode === "linked" && !source.isTemplate) {
     throw new GuesthouseError("conflict", "Linked clones are made from templates only: a template's disks never change. Make a full clone, or convert the guest to a template first.");
+  }
+  // The clone's disks sit on the template's, and on whatever those sit on: the spec says how deep.
+  const deepest = Math.max(0, ...specOf(source).disks.map((d) => d.backing.length));
+  if (input.mode === "linked" && deepest >= MAX_BACKING_IMAGES) {
+    throw new GuesthouseError("conflict", `${source.name}'s disks already sit on ${deepest} base images, as many as a disk may. Make a full clone instead.`);
   }
   const { state } = await liveState(source);
   if (state !== "stopped") {

@@ -5,11 +5,11 @@ import { z } from "zod";
 import { db } from "@/server/db/client";
 import { GuesthouseError } from "@/server/domain/errors";
 import { newVolumeId } from "@/server/domain/ids";
-import { DEFAULT_POOL, DISK_BUSES, NEW_DISK_FORMATS, type DiskBus } from "@/server/domain/types";
+import { DEFAULT_POOL, DISK_BUSES, isGuestDiskFormat, NEW_DISK_FORMATS, type DiskBus } from "@/server/domain/types";
 import { diskFormat, imageFileName, isoName, parseOrThrow, parseSize, passphrase, poolName, snapshotName } from "@/server/domain/validation";
 import { authedAction } from "@/server/web/action";
 import { assertNoClones, loadDisk, refOf, refreshDisk, registerImage, secretOf, type DiskRow } from "@/server/web/disks";
-import { agentFor, liveState, loadGuest, recordEvent, specOf } from "@/server/web/guests";
+import { agentFor, baseChain, liveState, loadGuest, recordEvent, specOf } from "@/server/web/guests";
 import { localHost } from "@/server/web/hosts";
 import { recordedTask, recordTask, WEB_TASK_PREFIX } from "@/server/web/tasks";
 import { cancelUploadTask } from "@/server/web/uploads";
@@ -163,6 +163,9 @@ export const attachDisk = authedAction("attach-disk", async (user, diskId: strin
   const input = parseOrThrow(attachInput, raw, "The attachment");
   const disk = await readyDisk(user, diskId);
   if (disk.guest) throw new GuesthouseError("conflict", `${disk.file} is attached to ${disk.guest.name}; detach it first.`);
+  if (!isGuestDiskFormat(disk.format)) {
+    throw new GuesthouseError("invalid-input", `${disk.file} is a ${disk.format} image; guests use qcow2 and raw disks only. Convert it to qcow2 first (below), then attach the copy.`);
+  }
   // A guest would write to it, under every linked clone made from it.
   assertNoClones(disk, "attach it to a guest", user);
   const guest = await loadGuest(user, input.guestId);
@@ -170,7 +173,8 @@ export const attachDisk = authedAction("attach-disk", async (user, diskId: strin
   if (guest.isTemplate) throw new GuesthouseError("conflict", "A template's disks do not change; attach the disk to a guest made from it.");
   const position = guest.disks.length;
   // The guest with the disk must still be a valid guest (disk count, IDE slots, read-only rules): checked before anything is written.
-  const spec = specOf({ ...guest, disks: [...guest.disks, { ...disk, bus: input.bus as DiskBus, position }] });
+  const withBases = await db.disk.findUniqueOrThrow({ where: { id: disk.id }, include: { base: baseChain } });
+  const spec = specOf({ ...guest, disks: [...guest.disks, { ...withBases, bus: input.bus as DiskBus, position }] });
   const { state } = await liveState(guest);
   if (state !== "stopped") {
     if (state !== "running" && state !== "paused") throw new GuesthouseError("conflict", `${guest.name} is ${state}; wait until it runs or is stopped.`);

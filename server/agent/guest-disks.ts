@@ -192,6 +192,7 @@ export class GuestDisks {
       }
       // Checked before QEMU is asked, so a missing file is named in the agent's words.
       await this.host.mustBeImage(disk.pool, disk.file, `disk ${disk.pool}/${disk.file}`, disk.format);
+      for (const base of disk.backing) await this.host.mustBeImage(base.pool, base.file, `base image ${base.pool}/${base.file} of ${disk.file}`, base.format);
       if (disk.encrypted) await mustHaveSecret(secretPath(layout, disk.volume), disk);
 
       // Ids are never reused within one QEMU run: a device the guest has not let go of keeps its name.

@@ -43,14 +43,17 @@ export interface DiskTable {
 
 /**
  * The table of a guest as it started: disk<i> for its i-th disk, as buildQemuArgs
- * names them. Its device shares the name when the command line gave it one.
+ * names them. Its device shares the name when the command line gave it one. Opened by
+ * `-blockdev` (node named disk<i>: the agent closes it after an unplug), or by `-drive`
+ * on a command line of an earlier agent (QEMU closes it with its device).
  */
 export function startTable(disks: DiskSpec[], argv: string[] | null): DiskTable {
   const table: Record<string, PluggedDisk> = {};
   disks.forEach((disk, i) => {
     const id = diskId(i);
     const named = (argv ?? []).some((a) => a.includes(`drive=${id},id=${id}`));
-    table[disk.volume] = { id, opened: "drive", device: named ? id : null, port: null, detaching: false };
+    const node = (argv ?? []).some((a, at) => argv![at - 1] === "-blockdev" && a.includes(`"node-name":"${id}"`));
+    table[disk.volume] = { id, opened: node ? "node" : "drive", device: named ? id : null, port: null, detaching: false };
   });
   return { next: disks.length, disks: table };
 }

@@ -201,6 +201,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
   private async spawnQemu(guest: SupervisedGuest, spec: GuestSpec): Promise<void> {
     for (const disk of spec.disks) {
       await this.mustBeImage(disk.pool, disk.file, `disk ${disk.pool}/${disk.file}`, disk.format);
+      for (const base of disk.backing) await this.mustBeImage(base.pool, base.file, `base image ${base.pool}/${base.file} of ${disk.file}`, base.format);
       if (disk.encrypted) await mustHaveSecret(secretPath(this.layout(spec.id), disk.volume), disk);
     }
     for (const cdrom of spec.cdroms) await this.mustBeImage(ISO_POOL, cdrom.iso, `ISO ${cdrom.iso}`);

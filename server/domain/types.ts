@@ -165,6 +165,18 @@ export function isDiskFormat(value: unknown): value is DiskFormat {
 /** The formats a new, empty image can be made in from the dashboard. */
 export const NEW_DISK_FORMATS = ["qcow2", "raw"] as const satisfies readonly DiskFormat[];
 
+/**
+ * The formats a guest's QEMU opens. Images in the others (VMware's, VirtualBox's,
+ * Hyper-V's) are converted to qcow2 before a guest may use them: their headers can name
+ * other files (a VMDK's parent, its extents), and a guest can write into a VMDK's.
+ */
+export const GUEST_DISK_FORMATS = ["qcow2", "raw"] as const satisfies readonly DiskFormat[];
+export type GuestDiskFormat = (typeof GUEST_DISK_FORMATS)[number];
+
+export function isGuestDiskFormat(value: unknown): value is GuestDiskFormat {
+  return typeof value === "string" && (GUEST_DISK_FORMATS as readonly string[]).includes(value);
+}
+
 /** The usual file name ending of each format. */
 export const FORMAT_EXTENSIONS: Record<DiskFormat, string> = { qcow2: "qcow2", raw: "raw", vmdk: "vmdk", vdi: "vdi", vpc: "vhd" };
 
@@ -228,11 +240,24 @@ export interface DiskSpec {
   pool: string;
   file: string;
   format: DiskFormat;
+  /**
+   * A linked clone's bases, nearest first, as the dashboard recorded them when it made
+   * the clone; [] for a disk of its own. QEMU is given exactly these (a `-blockdev` graph
+   * with `backing: null` below the last), never a name from an image's header.
+   */
+  backing: BackingImage[];
   /** A LUKS-encrypted qcow2: the agent hands QEMU the secret it keeps for this volume. */
   encrypted: boolean;
   bus: DiskBus;
   cache: DiskCache;
   readOnly: boolean;
+}
+
+/** A base image under a linked clone: a storage folder and a file, never a path. */
+export interface BackingImage {
+  pool: string;
+  file: string;
+  format: GuestDiskFormat;
 }
 
 export interface CdromSpec {

@@ -10,6 +10,7 @@ import {
   DISK_BUSES,
   DISK_CACHES,
   DISK_FORMATS,
+  GUEST_DISK_FORMATS,
   DISPLAY_ADAPTERS,
   FIRMWARES,
   FORWARD_PROTOCOLS,
@@ -51,6 +52,9 @@ export const imageFileName = z
   .refine((name) => !name.endsWith(".part"), "An image name cannot end in .part (used for uploads in progress).");
 /** One of the formats a disk can be in (as registered). */
 export const diskFormat = z.enum(DISK_FORMATS);
+
+/** The most base images under one linked clone (a clone of a template made from a clone …). */
+export const MAX_BACKING_IMAGES = 4;
 
 /** A storage folder's name, as the admin configured it. */
 export const poolName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, "A storage folder's name is 1 to 32 lowercase letters, digits, '_' or '-'.");
@@ -175,7 +179,19 @@ export const guestSpecSchema = z
     name: guestName,
     ...hardwareShape,
     disks: listOf(
-      z.strictObject({ volume: volumeId, pool: poolName, file: imageFileName, format: diskFormat, encrypted: z.boolean(), ...diskAttachment }),
+      z.strictObject({
+        volume: volumeId,
+        pool: poolName,
+        file: imageFileName,
+        format: diskFormat,
+        // Absent in the spec.json of a guest an earlier agent started: a disk of its own.
+        backing: z
+          .array(z.strictObject({ pool: poolName, file: imageFileName, format: z.enum(GUEST_DISK_FORMATS) }))
+          .max(MAX_BACKING_IMAGES, `A linked clone sits on at most ${MAX_BACKING_IMAGES} base images.`)
+          .default([]),
+        encrypted: z.boolean(),
+        ...diskAttachment,
+      }),
       LIMITS_DEVICES.disks,
       "disks",
     ),

@@ -5,7 +5,7 @@
  */
 import path from "node:path";
 import { GuesthouseError } from "../domain/errors";
-import type { Accelerator, DiskCache, DiskSpec, GuestSpec, MachineType, NicModel } from "../domain/types";
+import { isGuestDiskFormat, type Accelerator, type BackingImage, type DiskCache, type DiskSpec, type GuestSpec, type MachineType, type NicModel } from "../domain/types";
 
 export const QEMU_BINARY = "qemu-system-x86_64";
 
@@ -271,26 +271,20 @@ export function buildQemuArgs(spec: GuestSpec, layout: QemuHostLayout): string[]
     if (disk.readOnly && disk.bus === "ide") {
       throw new GuesthouseError("invalid-input", "QEMU cannot attach a read-only disk to IDE. Put read-only disks on virtio or SCSI.");
     }
-    const readOnly = disk.readOnly ? ",readonly=on" : "";
     // An encrypted image's passphrase reaches QEMU as a secret object read from a
     // 0600 file: the command line names the file, never the passphrase.
-    let encryption = "";
-    if (disk.encrypted) {
-      args.push("-object", `secret,id=${id}-secret,format=raw,file=${optValue(secretPath(layout, disk.volume))}`);
-      encryption = `,encrypt.key-secret=${id}-secret`;
-    }
-    args.push(
-      "-drive",
-      `file=${optValue(diskPath(layout, disk))},format=${disk.format},if=none,id=${id},cache=${disk.cache},discard=unmap${readOnly}${encryption}`,
-    );
-    // The device has an id (the drive's) so that it can be unplugged while the guest runs.
+    if (disk.encrypted) args.push("-object", `secret,id=${id}-secret,format=raw,file=${optValue(secretPath(layout, disk.volume))}`);
+    args.push("-blockdev", JSON.stringify(diskBlockdev(disk, layout, id)));
+    // The device has an id (the node's) so that it can be unplugged while the guest runs.
+    // A node-named drive shows the guest a write cache unless told not to.
+    const writeCache = CACHE_MODES[disk.cache].writeCache ? "" : ",write-cache=off";
     const device =
       disk.bus === "virtio"
         ? `virtio-blk-pci,drive=${id},id=${id}`
         : disk.bus === "scsi"
           ? `scsi-hd,drive=${id},id=${id},bus=${SCSI_CONTROLLER}.0`
           : `ide-hd,drive=${id},id=${id},${takeIdeSlot()}`;
-    args.push("-device", `${device}${bootIndex("disk", i)}`);
+    args.push("-device", `${device}${writeCache}${bootIndex("disk", i)}`);
   });
 
   spec.cdroms.forEach((cdrom, i) => {
@@ -338,6 +332,43 @@ export function assertHotpluggable(disk: Pick<DiskSpec, "bus">): void {
   }
 }
 
+/**
+ * A guest disk as QEMU's block graph, built from the agent's records alone: the image's
+ * format node named `id` over its file, and for a linked clone its bases (as the
+ * dashboard recorded them) as read-only nodes below it, the last with `backing: null`.
+ * QEMU is never left to open a file that an image's header names: a qcow2's backing
+ * file (and a VMDK's parent: only qcow2 and raw reach a guest). `-blockdev` at start
+ * (as JSON) and `blockdev-add` for a hot-plug take this same object.
+ */
+export function diskBlockdev(disk: DiskSpec, layout: Pick<QemuHostLayout, "pools" | "secretsDir">, id: string): Record<string, unknown> {
+  for (const image of [disk, ...disk.backing]) {
+    if (!isGuestDiskFormat(image.format)) {
+      throw new GuesthouseError("invalid-input", `${image.file} is a ${image.format} image; guests use qcow2 and raw disks only. Convert it to qcow2 on its disk page.`);
+    }
+  }
+  if (disk.format === "raw" && disk.backing.length > 0) throw new GuesthouseError("invalid-input", `${disk.file} is raw, which cannot sit on a base image.`);
+  const mode = CACHE_MODES[disk.cache];
+  const cache = { direct: mode.direct, "no-flush": mode.noFlush };
+  const node = (image: { pool: string; file: string; format: string }, readOnly: boolean) => ({
+    driver: image.format,
+    "read-only": readOnly,
+    ...(readOnly ? {} : { discard: "unmap" }),
+    cache,
+    file: { driver: "file", filename: diskPath(layout, image), "read-only": readOnly, ...(readOnly ? {} : { discard: "unmap" }), cache },
+  });
+  // Built from the bottom up: each base is the backing of the one above it.
+  let backing: Record<string, unknown> | null = null;
+  for (const base of [...disk.backing].reverse() as BackingImage[]) {
+    backing = { ...node(base, true), ...(base.format === "qcow2" ? { backing } : {}) };
+  }
+  return {
+    ...node(disk, disk.readOnly),
+    "node-name": id,
+    ...(disk.format === "qcow2" ? { backing } : {}),
+    ...(disk.encrypted ? { encrypt: { format: "luks", "key-secret": `${id}-secret` } } : {}),
+  };
+}
+
 /** The QMP commands (name and arguments) that plug one disk into a running guest, in order. */
 export interface HotplugCommands {
   /** object-add of the passphrase's secret (encrypted disks only): like -object, it names the file. */
@@ -355,17 +386,9 @@ export interface HotplugCommands {
 export function hotplugCommands(disk: DiskSpec, layout: Pick<QemuHostLayout, "pools" | "secretsDir">, id: string, port: string | null): HotplugCommands {
   assertHotpluggable(disk);
   const cache = CACHE_MODES[disk.cache];
-  const common = { "read-only": disk.readOnly, discard: "unmap", cache: { direct: cache.direct, "no-flush": cache.noFlush } };
-  const secretId = `${id}-secret`;
   return {
-    secret: disk.encrypted ? { "qom-type": "secret", id: secretId, format: "raw", file: secretPath(layout, disk.volume) } : null,
-    blockdev: {
-      driver: disk.format,
-      "node-name": id,
-      ...common,
-      file: { driver: "file", filename: diskPath(layout, disk), ...common },
-      ...(disk.encrypted ? { encrypt: { format: "luks", "key-secret": secretId } } : {}),
-    },
+    secret: disk.encrypted ? { "qom-type": "secret", id: `${id}-secret`, format: "raw", file: secretPath(layout, disk.volume) } : null,
+    blockdev: diskBlockdev(disk, layout, id),
     device: {
       driver: disk.bus === "virtio" ? "virtio-blk-pci" : "scsi-hd",
       id,

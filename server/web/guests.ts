@@ -9,12 +9,19 @@ import type { SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
 import { GuesthouseError } from "../domain/errors";
 import type { GuestSpec, GuestStatus } from "../domain/types";
-import { guestSpecSchema, parseOrThrow, type GuestDefinition } from "../domain/validation";
+import { guestSpecSchema, MAX_BACKING_IMAGES, parseOrThrow, type GuestDefinition } from "../domain/validation";
+
+/** What the spec needs of a base image: where it is, its format, and whether it has a base itself. */
+const baseFields = { pool: true, file: true, format: true, baseId: true } as const;
+/** A disk's bases, as deep as a linked clone may go (MAX_BACKING_IMAGES): include it as a disk's `base`. */
+export const baseChain = {
+  select: { ...baseFields, base: { select: { ...baseFields, base: { select: { ...baseFields, base: { select: baseFields } } } } } },
+} as const;
 
 export const guestInclude = {
   host: { select: { id: true, name: true, endpoint: true } },
   owner: { select: { username: true } },
-  disks: { orderBy: { position: "asc" as const } },
+  disks: { orderBy: { position: "asc" as const }, include: { base: baseChain } },
   cdroms: { orderBy: { position: "asc" as const }, include: { iso: { select: { name: true } } } },
   nics: { orderBy: { position: "asc" as const } },
 };
@@ -83,6 +90,7 @@ export function specOf(guest: GuestRow): GuestSpec {
         pool: d.pool,
         file: d.file,
         format: d.format,
+        backing: backingOf(d),
         encrypted: d.encrypted,
         bus: d.bus,
         cache: d.cache,
@@ -93,6 +101,26 @@ export function specOf(guest: GuestRow): GuestSpec {
     },
     `The stored definition of ${guest.name}`,
   );
+}
+
+type BaseRow = { pool: string; file: string; format: string; baseId: string | null; base?: BaseRow | null };
+
+/**
+ * A disk's bases from the database, nearest first: what the agent gives QEMU as the
+ * disk's backing chain (never the names in the images' headers). A chain deeper than
+ * the rows loaded (MAX_BACKING_IMAGES) is refused, as making one is.
+ */
+function backingOf(disk: { baseId: string | null; base?: BaseRow | null }): Array<{ pool: string; file: string; format: string }> {
+  const chain: Array<{ pool: string; file: string; format: string }> = [];
+  let at: { baseId: string | null; base?: BaseRow | null } = disk;
+  while (at.baseId !== null) {
+    if (!at.base || chain.length >= MAX_BACKING_IMAGES) {
+      throw new GuesthouseError("invalid-input", `A disk sits on more than ${MAX_BACKING_IMAGES} base images; it cannot be started. Make a full clone of its guest instead.`);
+    }
+    chain.push({ pool: at.base.pool, file: at.base.file, format: at.base.format });
+    at = at.base;
+  }
+  return chain;
 }
 
 /** The guest's portable definition (for export and cloning): no host, path, volume or MAC. */

@@ -25,7 +25,7 @@ export function testSpec(id: string, overrides: Partial<GuestSpec> = {}): GuestS
 
 /** A disk in the agent's default storage folder, named `<volume>.<format>`. */
 export function testDisk(volume: string, format: "qcow2" | "raw" = "qcow2", overrides: Partial<DiskSpec> = {}): DiskSpec {
-  return { volume, pool: "default", file: `${volume}.${format}`, format, encrypted: false, bus: "virtio", cache: "none", readOnly: false, ...overrides };
+  return { volume, pool: "default", file: `${volume}.${format}`, format, backing: [], encrypted: false, bus: "virtio", cache: "none", readOnly: false, ...overrides };
 }
 
 /** Makes the image `testDisk(volume, format)` names, `gib` GiB large. */

@@ -6,10 +6,10 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
-import net from "node:net";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { startTestAgent, waitFor, type TestAgent } from "../helpers/agent";
+import { SerialShell } from "../helpers/serial-shell";
 import { connects, freePort } from "../helpers/net";
 import { createTestImage, testDisk, testSpec } from "../helpers/specs";
 
@@ -162,23 +162,41 @@ describe("clones with real qemu-img and QEMU", () => {
     const info = JSON.parse(execFileSync("qemu-img", ["info", "--output=json", disk("vollink00001")], { encoding: "utf8" }));
     assert.equal(info["backing-filename"], "volbase00001.qcow2", "the base is named relative to the clone (same folder)");
 
+    // Its base as the dashboard records it: QEMU gets it as a node of its own.
     const s = spec("guestlink0001", {
-      disks: [testDisk("vollink00001")],
+      disks: [testDisk("vollink00001", "qcow2", { backing: [{ pool: "default", file: "volbase00001.qcow2", format: "qcow2" }] })],
     });
     await agent.client.start(s);
-    const log = () => fs.readFileSync(path.join(agent.dataDir, "guests", s.id, "serial.log"), "utf8");
-    await waitFor("the boot marker", () => log().includes("demo:~# "), BOOT_TIMEOUT_MS);
-    // Type into the guest's serial shell: overwrite the first MiB of its disk.
-    const serial = net.createConnection({ path: path.join(agent.dataDir, "guests", s.id, "serial.sock") });
-    await new Promise((resolve) => serial.once("connect", resolve));
-    serial.write("dd if=/dev/zero of=/dev/vda bs=1M count=1 conv=fsync && echo CLONE-WROTE-$((6*7))\n");
-    await waitFor("the guest's write", () => log().includes("CLONE-WROTE-42"), 30_000);
-    serial.destroy();
+    const shell = await SerialShell.open(agent, s.id);
+    try {
+      assert.match(await shell.run("dd if=/dev/vda bs=8 count=1 2>/dev/null | od -An -tx1"), /ab ab ab ab ab ab ab ab/, "the guest sees its base's data through the clone");
+      // Overwrite the first MiB of its disk.
+      assert.match(await shell.run("dd if=/dev/zero of=/dev/vda bs=1M count=1 conv=fsync 2>/dev/null && echo wrote-$((6*7))"), /wrote-42/);
+    } finally {
+      shell.close();
+    }
     await agent.client.forceOff(s.id);
 
     assert.equal(sha256(disk("volbase00001")), baseBefore, "the base is byte for byte unchanged");
     assert.doesNotMatch(qemuIo(disk("vollink00001"), "read -P 0 0 1M"), /verification failed/, "the clone holds the guest's zeros");
     assert.doesNotMatch(qemuIo(disk("volbase00001"), "read -P 0xab 0 1M"), /verification failed/, "the base still holds its pattern");
+  });
+
+  test("a qcow2 whose header names a backing file the records do not: QEMU never opens it, the guest sees only the disk's own data", async () => {
+    // The header names the base (as a linked clone's would); the spec says the disk has none.
+    await agent.client.cloneImage({ pool: "default", file: "volbase00001.qcow2", format: "qcow2" }, { pool: "default", file: "volhint00001.qcow2" }, "linked");
+    const s = spec("guesthint0001", { disks: [testDisk("volhint00001")] });
+    const status = await agent.client.start(s);
+    const shell = await SerialShell.open(agent, s.id);
+    try {
+      assert.match(await shell.run("dd if=/dev/vda bs=8 count=1 2>/dev/null | od -An -tx1"), /00 00 00 00 00 00 00 00/, "zeros where the base holds 0xab: it was not opened");
+      const open = fs.readdirSync(`/proc/${status.pid}/fd`).map((fd) => fs.readlinkSync(`/proc/${status.pid}/fd/${fd}`));
+      assert.ok(!open.includes(disk("volbase00001")), "QEMU has no descriptor of the file the header names");
+      assert.ok(open.includes(disk("volhint00001")));
+    } finally {
+      shell.close();
+    }
+    await agent.client.forceOff(s.id);
   });
 
   test("cloning onto an existing volume is refused and leaves it alone", async () => {

@@ -58,6 +58,7 @@ const disk = (volume: string, bus: DiskBus, patch: Partial<DiskSpec> = {}): Disk
   pool: "default",
   file: `${volume}.${bus === "ide" ? "raw" : "qcow2"}`,
   format: bus === "ide" ? "raw" : "qcow2",
+  backing: [],
   encrypted: false,
   bus,
   cache: "none",
@@ -109,10 +110,30 @@ const SPARE_PORTS: readonly string[] = [
   "-device", "pcie-root-port,id=hotplug3,chassis=4",
 ];
 
-/** Drive strings, written out: one per disk kind used below. */
+/**
+ * A disk's -blockdev as the builder must write it: its format node (named `id`) over its
+ * file node, cache and discard on both, `backing: null` for a qcow2 of its own.
+ */
+function bd(file: string, format: "qcow2" | "raw", id: string, cacheMode: DiskCache, opts: { readOnly?: boolean; encrypted?: boolean } = {}): string {
+  const modes: Record<DiskCache, [boolean, boolean]> = { none: [true, false], writeback: [false, false], writethrough: [false, false], directsync: [true, false], unsafe: [false, true] };
+  const [direct, noFlush] = modes[cacheMode];
+  const readOnly = opts.readOnly ?? false;
+  const cache = `"cache":{"direct":${direct},"no-flush":${noFlush}}`;
+  const discard = readOnly ? "" : `"discard":"unmap",`;
+  const fileNode = `{"driver":"file","filename":${JSON.stringify(file.replaceAll(",,", ","))},"read-only":${readOnly},${discard}${cache}}`;
+  const backing = format === "qcow2" ? `,"backing":null` : "";
+  const encrypt = opts.encrypted ? `,"encrypt":{"format":"luks","key-secret":"${id}-secret"}` : "";
+  return `{"driver":"${format}","read-only":${readOnly},${discard}${cache},"file":${fileNode},"node-name":"${id}"${backing}${encrypt}}`;
+}
+
+/** Disk nodes, written out: one per disk kind used below. */
+const BLOCKDEV = {
+  vol1: bd("/srv/gh/disks/vol00001.qcow2", "qcow2", "disk0", "none"),
+  vol2ide1: bd("/srv/gh/disks/vol00002.raw", "raw", "disk1", "none"),
+} as const;
+
+/** CD-ROM drive strings, written out. */
 const DRIVE = {
-  vol1: "file=/srv/gh/disks/vol00001.qcow2,format=qcow2,if=none,id=disk0,cache=none,discard=unmap",
-  vol2ide1: "file=/srv/gh/disks/vol00002.raw,format=raw,if=none,id=disk1,cache=none,discard=unmap",
   cdA0: "file=/srv/gh/isos/a.iso,format=raw,if=none,id=cd0,media=cdrom,readonly=on",
   cdB1: "file=/srv/gh/isos/b.iso,format=raw,if=none,id=cd1,media=cdrom,readonly=on",
 } as const;
@@ -173,7 +194,7 @@ const SERIAL_CHARDEV =
 /** One virtio disk, one CD-ROM and one NIC, with the bootindex suffix of each written in. */
 function oneOfEach(diskBoot: string, cdBoot: string, nicBoot: string): string[] {
   return [
-    "-drive", DRIVE.vol1,
+    "-blockdev", BLOCKDEV.vol1,
     "-device", `virtio-blk-pci,drive=disk0,id=disk0${diskBoot}`,
     "-drive", DRIVE.cdA0,
     "-device", `ide-cd,drive=cd0,bus=ide.0${cdBoot}`,
@@ -192,13 +213,13 @@ const CASES: Case[] = [
   {
     name: "one virtio disk",
     spec: spec({ disks: [vdisk("vol00001")] }),
-    tail: ["-drive", DRIVE.vol1, "-device", "virtio-blk-pci,drive=disk0,id=disk0,bootindex=1"],
+    tail: ["-blockdev", BLOCKDEV.vol1, "-device", "virtio-blk-pci,drive=disk0,id=disk0,bootindex=1"],
   },
   {
     name: "one IDE disk takes ide.0 (q35)",
     spec: spec({ disks: [idedisk("vol00002")] }),
     tail: [
-      "-drive", "file=/srv/gh/disks/vol00002.raw,format=raw,if=none,id=disk0,cache=none,discard=unmap",
+      "-blockdev", bd("/srv/gh/disks/vol00002.raw", "raw", "disk0", "none"),
       "-device", "ide-hd,drive=disk0,id=disk0,bus=ide.0,bootindex=1",
     ],
   },
@@ -206,7 +227,7 @@ const CASES: Case[] = [
     name: "disk + cdrom, bootOrder disk,cdrom: the disk gets bootindex 1",
     spec: spec({ bootOrder: ["disk", "cdrom"], disks: [vdisk("vol00001")], cdroms: [cd("a.iso")] }),
     tail: [
-      "-drive", DRIVE.vol1,
+      "-blockdev", BLOCKDEV.vol1,
       "-device", "virtio-blk-pci,drive=disk0,id=disk0,bootindex=1",
       "-drive", DRIVE.cdA0,
       "-device", "ide-cd,drive=cd0,bus=ide.0,bootindex=2",
@@ -216,7 +237,7 @@ const CASES: Case[] = [
     name: "disk + cdrom, bootOrder cdrom,disk: the cdrom gets bootindex 1",
     spec: spec({ bootOrder: ["cdrom", "disk"], disks: [vdisk("vol00001")], cdroms: [cd("a.iso")] }),
     tail: [
-      "-drive", DRIVE.vol1,
+      "-blockdev", BLOCKDEV.vol1,
       "-device", "virtio-blk-pci,drive=disk0,id=disk0,bootindex=2",
       "-drive", DRIVE.cdA0,
       "-device", "ide-cd,drive=cd0,bus=ide.0,bootindex=1",
@@ -230,11 +251,11 @@ const CASES: Case[] = [
       cdroms: [cd("a.iso"), cd("b.iso")],
     }),
     tail: [
-      "-drive", DRIVE.vol1,
+      "-blockdev", BLOCKDEV.vol1,
       "-device", "virtio-blk-pci,drive=disk0,id=disk0,bootindex=3",
-      "-drive", DRIVE.vol2ide1,
+      "-blockdev", BLOCKDEV.vol2ide1,
       "-device", "ide-hd,drive=disk1,id=disk1,bus=ide.0,bootindex=4",
-      "-drive", "file=/srv/gh/disks/vol00003.qcow2,format=qcow2,if=none,id=disk2,cache=none,discard=unmap",
+      "-blockdev", bd("/srv/gh/disks/vol00003.qcow2", "qcow2", "disk2", "none"),
       "-device", "virtio-blk-pci,drive=disk2,id=disk2,bootindex=5",
       "-drive", DRIVE.cdA0,
       "-device", "ide-cd,drive=cd0,bus=ide.1,bootindex=1",
@@ -246,9 +267,9 @@ const CASES: Case[] = [
     name: "several disks and cdroms, bootOrder disk,cdrom: disks first",
     spec: spec({ bootOrder: ["disk", "cdrom"], disks: [vdisk("vol00001"), vdisk("vol00003")], cdroms: [cd("a.iso"), cd("b.iso")] }),
     tail: [
-      "-drive", DRIVE.vol1,
+      "-blockdev", BLOCKDEV.vol1,
       "-device", "virtio-blk-pci,drive=disk0,id=disk0,bootindex=1",
-      "-drive", "file=/srv/gh/disks/vol00003.qcow2,format=qcow2,if=none,id=disk1,cache=none,discard=unmap",
+      "-blockdev", bd("/srv/gh/disks/vol00003.qcow2", "qcow2", "disk1", "none"),
       "-device", "virtio-blk-pci,drive=disk1,id=disk1,bootindex=2",
       "-drive", DRIVE.cdA0,
       "-device", "ide-cd,drive=cd0,bus=ide.0,bootindex=3",
@@ -291,7 +312,7 @@ const CASES: Case[] = [
         "-chardev",
         "socket,id=serial0,path=/srv/a,,b/state/serial.sock,server=on,wait=off,logfile=/srv/a,,b/state/serial.log,logappend=on",
       ],
-      ["-drive", "file=/srv/d,,isks/vol00001.qcow2,format=qcow2,if=none,id=disk0,cache=none,discard=unmap"],
+      ["-blockdev", bd("/srv/d,,isks/vol00001.qcow2", "qcow2", "disk0", "none")],
       ["-drive", "file=/srv/i,,so/x.iso,format=raw,if=none,id=cd0,media=cdrom,readonly=on"],
     ],
   },
@@ -423,20 +444,20 @@ const CASES: Case[] = [
     ],
   },
   {
-    name: "UEFI on pc with a disk: the pflash drives come before the disk's drive",
+    name: "UEFI on pc with a disk: the pflash drives, and the disk as a node of its own",
     spec: spec({ machine: "pc", firmware: "uefi", disks: [vdisk("vol00001")] }),
     values: {
       "-drive": [
         "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
         "if=pflash,format=raw,unit=1,file=/srv/gh/state/abcd1234/efivars.fd",
-        DRIVE.vol1,
       ],
+      "-blockdev": [BLOCKDEV.vol1],
     },
   },
   {
     name: "BIOS: no pflash drive at all",
     spec: spec({ firmware: "bios", disks: [vdisk("vol00001")] }),
-    values: { "-drive": [DRIVE.vol1] },
+    values: { "-drive": [], "-blockdev": [BLOCKDEV.vol1] },
   },
 
   // ---- serial --------------------------------------------------------------------
@@ -557,7 +578,7 @@ const CASES: Case[] = [
     spec: spec({ disks: [scsidisk("vol00001")] }),
     tail: [
       "-device", "virtio-scsi-pci,id=scsi0",
-      "-drive", DRIVE.vol1,
+      "-blockdev", BLOCKDEV.vol1,
       "-device", "scsi-hd,drive=disk0,id=disk0,bus=scsi0.0,bootindex=1",
     ],
   },
@@ -566,9 +587,9 @@ const CASES: Case[] = [
     spec: spec({ disks: [scsidisk("vol00001"), scsidisk("vol00003")] }),
     tail: [
       "-device", "virtio-scsi-pci,id=scsi0",
-      "-drive", DRIVE.vol1,
+      "-blockdev", BLOCKDEV.vol1,
       "-device", "scsi-hd,drive=disk0,id=disk0,bus=scsi0.0,bootindex=1",
-      "-drive", "file=/srv/gh/disks/vol00003.qcow2,format=qcow2,if=none,id=disk1,cache=none,discard=unmap",
+      "-blockdev", bd("/srv/gh/disks/vol00003.qcow2", "qcow2", "disk1", "none"),
       "-device", "scsi-hd,drive=disk1,id=disk1,bus=scsi0.0,bootindex=2",
     ],
   },
@@ -577,11 +598,11 @@ const CASES: Case[] = [
     spec: spec({ disks: [vdisk("vol00001"), scsidisk("vol00003"), idedisk("vol00002")] }),
     tail: [
       "-device", "virtio-scsi-pci,id=scsi0",
-      "-drive", DRIVE.vol1,
+      "-blockdev", BLOCKDEV.vol1,
       "-device", "virtio-blk-pci,drive=disk0,id=disk0,bootindex=1",
-      "-drive", "file=/srv/gh/disks/vol00003.qcow2,format=qcow2,if=none,id=disk1,cache=none,discard=unmap",
+      "-blockdev", bd("/srv/gh/disks/vol00003.qcow2", "qcow2", "disk1", "none"),
       "-device", "scsi-hd,drive=disk1,id=disk1,bus=scsi0.0,bootindex=2",
-      "-drive", "file=/srv/gh/disks/vol00002.raw,format=raw,if=none,id=disk2,cache=none,discard=unmap",
+      "-blockdev", bd("/srv/gh/disks/vol00002.raw", "raw", "disk2", "none"),
       "-device", "ide-hd,drive=disk2,id=disk2,bus=ide.0,bootindex=3",
     ],
   },
@@ -602,26 +623,27 @@ const CASES: Case[] = [
   // ---- cache modes and read-only -------------------------------------------------
   ...(
     [
-      ["none", "file=/srv/gh/disks/vol00001.qcow2,format=qcow2,if=none,id=disk0,cache=none,discard=unmap"],
-      ["writeback", "file=/srv/gh/disks/vol00001.qcow2,format=qcow2,if=none,id=disk0,cache=writeback,discard=unmap"],
-      ["writethrough", "file=/srv/gh/disks/vol00001.qcow2,format=qcow2,if=none,id=disk0,cache=writethrough,discard=unmap"],
-      ["directsync", "file=/srv/gh/disks/vol00001.qcow2,format=qcow2,if=none,id=disk0,cache=directsync,discard=unmap"],
-      ["unsafe", "file=/srv/gh/disks/vol00001.qcow2,format=qcow2,if=none,id=disk0,cache=unsafe,discard=unmap"],
+      ["none", bd("/srv/gh/disks/vol00001.qcow2", "qcow2", "disk0", "none")],
+      ["writeback", bd("/srv/gh/disks/vol00001.qcow2", "qcow2", "disk0", "writeback")],
+      ["writethrough", bd("/srv/gh/disks/vol00001.qcow2", "qcow2", "disk0", "writethrough")],
+      ["directsync", bd("/srv/gh/disks/vol00001.qcow2", "qcow2", "disk0", "directsync")],
+      ["unsafe", bd("/srv/gh/disks/vol00001.qcow2", "qcow2", "disk0", "unsafe")],
     ] as const
   ).map(
     ([cache, drive]): Case => ({
       name: `cache mode ${cache}`,
       spec: spec({ disks: [vdisk("vol00001", { cache: cache as DiskCache })] }),
-      tail: ["-drive", drive, "-device", "virtio-blk-pci,drive=disk0,id=disk0,bootindex=1"],
+      // Without a volatile write cache (writethrough, directsync) the device says so.
+      tail: ["-blockdev", drive, "-device", `virtio-blk-pci,drive=disk0,id=disk0${["writethrough", "directsync"].includes(cache) ? ",write-cache=off" : ""},bootindex=1`],
     }),
   ),
   {
     name: "two disks with different cache modes keep their own",
     spec: spec({ disks: [vdisk("vol00001", { cache: "unsafe" }), idedisk("vol00002", { cache: "writethrough" })] }),
     values: {
-      "-drive": [
-        "file=/srv/gh/disks/vol00001.qcow2,format=qcow2,if=none,id=disk0,cache=unsafe,discard=unmap",
-        "file=/srv/gh/disks/vol00002.raw,format=raw,if=none,id=disk1,cache=writethrough,discard=unmap",
+      "-blockdev": [
+        bd("/srv/gh/disks/vol00001.qcow2", "qcow2", "disk0", "unsafe"),
+        bd("/srv/gh/disks/vol00002.raw", "raw", "disk1", "writethrough"),
       ],
     },
   },
@@ -629,7 +651,7 @@ const CASES: Case[] = [
     name: "a read-only virtio disk: ,readonly=on on its drive",
     spec: spec({ disks: [vdisk("vol00001", { readOnly: true })] }),
     tail: [
-      "-drive", "file=/srv/gh/disks/vol00001.qcow2,format=qcow2,if=none,id=disk0,cache=none,discard=unmap,readonly=on",
+      "-blockdev", bd("/srv/gh/disks/vol00001.qcow2", "qcow2", "disk0", "none", { readOnly: true }),
       "-device", "virtio-blk-pci,drive=disk0,id=disk0,bootindex=1",
     ],
   },
@@ -637,9 +659,9 @@ const CASES: Case[] = [
     name: "a read-only SCSI disk next to a writable one: only its drive is read-only",
     spec: spec({ disks: [scsidisk("vol00001", { readOnly: true, cache: "directsync" }), vdisk("vol00003")] }),
     values: {
-      "-drive": [
-        "file=/srv/gh/disks/vol00001.qcow2,format=qcow2,if=none,id=disk0,cache=directsync,discard=unmap,readonly=on",
-        "file=/srv/gh/disks/vol00003.qcow2,format=qcow2,if=none,id=disk1,cache=none,discard=unmap",
+      "-blockdev": [
+        bd("/srv/gh/disks/vol00001.qcow2", "qcow2", "disk0", "directsync", { readOnly: true }),
+        bd("/srv/gh/disks/vol00003.qcow2", "qcow2", "disk1", "none"),
       ],
     },
   },
@@ -757,7 +779,7 @@ const CASES: Case[] = [
     name: "a disk in a second storage folder: its file joined to that folder",
     spec: spec({ disks: [vdisk("vol00001", { pool: "fast", file: "db.qcow2" })] }),
     tail: [
-      "-drive", "file=/srv/nvme/gh/db.qcow2,format=qcow2,if=none,id=disk0,cache=none,discard=unmap",
+      "-blockdev", bd("/srv/nvme/gh/db.qcow2", "qcow2", "disk0", "none"),
       "-device", "virtio-blk-pci,drive=disk0,id=disk0,bootindex=1",
     ],
   },
@@ -765,10 +787,10 @@ const CASES: Case[] = [
     name: "an encrypted disk: a secret object read from the volume's key file, named on its drive",
     spec: spec({ disks: [vdisk("vol00001"), vdisk("vol00002", { encrypted: true })] }),
     tail: [
-      "-drive", DRIVE.vol1,
+      "-blockdev", BLOCKDEV.vol1,
       "-device", "virtio-blk-pci,drive=disk0,id=disk0,bootindex=1",
       "-object", "secret,id=disk1-secret,format=raw,file=/srv/gh/secrets/vol00002.key",
-      "-drive", "file=/srv/gh/disks/vol00002.qcow2,format=qcow2,if=none,id=disk1,cache=none,discard=unmap,encrypt.key-secret=disk1-secret",
+      "-blockdev", bd("/srv/gh/disks/vol00002.qcow2", "qcow2", "disk1", "none", { encrypted: true }),
       "-device", "virtio-blk-pci,drive=disk1,id=disk1,bootindex=2",
     ],
   },
@@ -784,7 +806,7 @@ const CASES: Case[] = [
     name: "q35: four empty PCIe root ports for hot-plug, after every other device",
     spec: spec({ disks: [vdisk("vol00001")], nics: [nic("52:54:00:00:00:01")] }),
     tail: [
-      "-drive", DRIVE.vol1,
+      "-blockdev", BLOCKDEV.vol1,
       "-device", "virtio-blk-pci,drive=disk0,id=disk0,bootindex=1",
       "-netdev", "user,id=net0",
       "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:00:00:01",
@@ -839,9 +861,9 @@ const CASES: Case[] = [
       "-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
       "-drive", "if=pflash,format=raw,unit=1,file=/srv/gh/state/abcd1234/efivars.fd",
       "-device", "virtio-scsi-pci,id=scsi0",
-      "-drive", "file=/srv/gh/disks/vol00001.qcow2,format=qcow2,if=none,id=disk0,cache=writeback,discard=unmap,readonly=on",
+      "-blockdev", bd("/srv/gh/disks/vol00001.qcow2", "qcow2", "disk0", "writeback", { readOnly: true }),
       "-device", "scsi-hd,drive=disk0,id=disk0,bus=scsi0.0,bootindex=3",
-      "-drive", "file=/srv/gh/disks/vol00002.raw,format=raw,if=none,id=disk1,cache=none,discard=unmap",
+      "-blockdev", bd("/srv/gh/disks/vol00002.raw", "raw", "disk1", "none"),
       "-device", "ide-hd,drive=disk1,id=disk1,bus=ide.0,unit=0,bootindex=4",
       "-drive", "file=/srv/gh/isos/a.iso,format=raw,if=none,id=cd0,media=cdrom,readonly=on",
       "-device", "ide-cd,drive=cd0,bus=ide.0,unit=1,bootindex=2",
@@ -870,6 +892,58 @@ describe("buildQemuArgs: table", () => {
       for (const a of args) assert.ok(!/^-\S+\s/.test(a), `flag and value glued together: ${JSON.stringify(a)}`);
     });
   }
+});
+
+describe("buildQemuArgs: disks as nodes built from the records, never from an image's header", () => {
+  const nodeOf = (s: GuestSpec) => JSON.parse(valuesOf(buildQemuArgs(s, TCG), "-blockdev")[0]!) as Record<string, unknown>;
+
+  test("a qcow2 disk of its own, written out: backing null, so QEMU opens no backing file its header may name", () => {
+    assert.deepEqual(valuesOf(buildQemuArgs(spec({ disks: [vdisk("vol00001")] }), TCG), "-blockdev"), [
+      '{"driver":"qcow2","read-only":false,"discard":"unmap","cache":{"direct":true,"no-flush":false},' +
+        '"file":{"driver":"file","filename":"/srv/gh/disks/vol00001.qcow2","read-only":false,"discard":"unmap","cache":{"direct":true,"no-flush":false}},' +
+        '"node-name":"disk0","backing":null}',
+    ]);
+  });
+
+  test("a linked clone: its bases as the spec records them, nearest first, read-only, the last with backing null", () => {
+    const clone = vdisk("vol00001", {
+      backing: [
+        { pool: "default", file: "template.qcow2", format: "qcow2" },
+        { pool: "fast", file: "golden.raw", format: "raw" },
+      ],
+    });
+    const node = nodeOf(spec({ disks: [clone] }));
+    const base = node.backing as Record<string, unknown>;
+    assert.equal((base.file as Record<string, unknown>).filename, "/srv/gh/disks/template.qcow2");
+    assert.deepEqual([base.driver, base["read-only"], (base.file as Record<string, unknown>)["read-only"]], ["qcow2", true, true]);
+    const bottom = base.backing as Record<string, unknown>;
+    assert.deepEqual(bottom, {
+      driver: "raw",
+      "read-only": true,
+      cache: { direct: true, "no-flush": false },
+      file: { driver: "file", filename: "/srv/nvme/gh/golden.raw", "read-only": true, cache: { direct: true, "no-flush": false } },
+    }, "a raw base takes no backing option at all");
+  });
+
+  test("a disk in another format reaches no guest: vmdk, vdi and vpc are refused with what to do", () => {
+    for (const format of ["vmdk", "vdi", "vpc"] as const) {
+      assert.throws(() => buildQemuArgs(spec({ disks: [vdisk("vol00001", { format, file: `vol00001.${format}` })] }), TCG), invalidInput(`vol00001.${format} is a ${format} image`, "Convert it to qcow2"));
+      assert.throws(() => hotplugCommands(vdisk("vol00001", { format }), TCG, "disk1", null), invalidInput("qcow2 and raw disks only"));
+    }
+  });
+
+  test("a raw disk cannot sit on a base image", () => {
+    assert.throws(() => buildQemuArgs(spec({ disks: [vdisk("vol00001", { format: "raw", backing: [{ pool: "default", file: "b.qcow2", format: "qcow2" }] })] }), TCG), invalidInput("cannot sit on a base image"));
+  });
+
+  test("every qcow2 node, at every level, says what its backing is", () => {
+    const args = buildQemuArgs(spec({ disks: [vdisk("vol00001"), vdisk("vol00003", { backing: [{ pool: "default", file: "t.qcow2", format: "qcow2" }] }), idedisk("vol00002")] }), TCG);
+    for (const json of valuesOf(args, "-blockdev")) {
+      for (let n: Record<string, unknown> | null = JSON.parse(json) as Record<string, unknown>; n; n = (n.backing ?? null) as Record<string, unknown> | null) {
+        if (n.driver === "qcow2") assert.ok(Object.hasOwn(n, "backing"), `a qcow2 node without a backing option: ${json}`);
+      }
+    }
+  });
 });
 
 describe("buildQemuArgs: the firmware on the serial console", () => {
@@ -1031,11 +1105,13 @@ describe("buildQemuArgs: invariants", () => {
 
       test(`no argument carries shell syntax: the array is the API (${label})`, () => {
         const args = buildQemuArgs(s, layout);
-        for (const a of args) {
+        args.forEach((a, i) => {
           assert.equal(typeof a, "string");
           assert.ok(a.length > 0, "empty argument");
+          // A disk's node is a JSON document QEMU parses; its strings are the same paths and names.
+          if (args[i - 1] === "-blockdev") return void assert.equal(typeof JSON.parse(a), "object");
           assert.ok(!/[\s;&|`$<>'"\\(){}*?!#~]/.test(a), `shell metacharacter or whitespace in ${JSON.stringify(a)}`);
-        }
+        });
         // The binary is not part of the array; the caller spawns it without a shell.
         assert.ok(!args.some((a) => a.includes("qemu-system")));
       });
@@ -1116,8 +1192,8 @@ describe("buildQemuArgs: disk files and secrets", () => {
       "secret,id=disk1-secret,format=raw,file=/srv/gh/secrets/vol00002.key",
     ]);
     for (const a of args) assert.ok(!/(^|,)data=/.test(a), `an inline secret: ${a}`);
-    // Each secret object comes before the drive that names it.
-    assert.ok(args.indexOf("secret,id=disk1-secret,format=raw,file=/srv/gh/secrets/vol00002.key") < args.findIndex((a) => a.includes("encrypt.key-secret=disk1-secret")));
+    // Each secret object comes before the node that names it.
+    assert.ok(args.indexOf("secret,id=disk1-secret,format=raw,file=/srv/gh/secrets/vol00002.key") < args.findIndex((a) => a.includes('"key-secret":"disk1-secret"')));
   });
 });
 
@@ -1140,7 +1216,7 @@ describe("buildQemuArgs: hot-plug ports", () => {
 describe("hotplugCommands: a disk plugged into a running guest", () => {
   const LIVE = { pools: TCG.pools, secretsDir: TCG.secretsDir };
 
-  test("virtio on a q35 port: file and qcow2 nodes with the drive's defaults, the device on the port", () => {
+  test("virtio on a q35 port: file and qcow2 nodes with the drive's defaults, no backing from the header, the device on the port", () => {
     assert.deepEqual(hotplugCommands(vdisk("vol00001"), LIVE, "disk3", "hotplug0"), {
       secret: null,
       blockdev: {
@@ -1150,6 +1226,7 @@ describe("hotplugCommands: a disk plugged into a running guest", () => {
         discard: "unmap",
         cache: { direct: true, "no-flush": false },
         file: { driver: "file", filename: "/srv/gh/disks/vol00001.qcow2", "read-only": false, discard: "unmap", cache: { direct: true, "no-flush": false } },
+        backing: null,
       },
       device: { driver: "virtio-blk-pci", id: "disk3", drive: "disk3", bus: "hotplug0", "write-cache": "on" },
     });

@@ -8,8 +8,8 @@ import assert from "node:assert/strict";
 import { diffSpecs, type SpecChange } from "../../server/domain/spec-diff";
 import type { DiskSpec, GuestSpec, NicSpec } from "../../server/domain/types";
 
-const DISK1: DiskSpec = { volume: "vol00001", pool: "default", file: "vol00001.qcow2", format: "qcow2", encrypted: false, bus: "virtio", cache: "none", readOnly: false };
-const DISK2: DiskSpec = { volume: "vol00002", pool: "default", file: "vol00002.raw", format: "raw", encrypted: false, bus: "ide", cache: "writeback", readOnly: false };
+const DISK1: DiskSpec = { volume: "vol00001", pool: "default", file: "vol00001.qcow2", format: "qcow2", backing: [], encrypted: false, bus: "virtio", cache: "none", readOnly: false };
+const DISK2: DiskSpec = { volume: "vol00002", pool: "default", file: "vol00002.raw", format: "raw", backing: [], encrypted: false, bus: "ide", cache: "writeback", readOnly: false };
 const NIC1: NicSpec = { mac: "52:54:00:12:34:56", model: "virtio", mode: "user", forwards: [{ protocol: "tcp", hostPort: 2222, guestPort: 22 }] };
 const NIC2: NicSpec = { mac: "52:54:00:00:00:02", model: "e1000", mode: "user", forwards: [] };
 
@@ -140,7 +140,7 @@ describe("diffSpecs: disks", () => {
     ["a disk removed", [DISK1], [{ what: "Disk 2", from: "ide, cache writeback", to: "removed" }]],
     [
       "a disk added",
-      [DISK1, DISK2, { volume: "vol00003", pool: "default", file: "vol00003.qcow2", format: "qcow2", encrypted: false, bus: "scsi", cache: "none", readOnly: true }],
+      [DISK1, DISK2, { volume: "vol00003", pool: "default", file: "vol00003.qcow2", format: "qcow2", backing: [], encrypted: false, bus: "scsi", cache: "none", readOnly: true }],
       [{ what: "Disk (new)", from: "none", to: "scsi, cache none, read-only" }],
     ],
   ];

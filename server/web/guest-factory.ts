@@ -46,14 +46,24 @@ export async function makeGuest(
     for (const [i, disk] of def.disks.entries()) {
       const source = sources[i] ?? { kind: "new" };
       const volume = newVolumeId();
-      // A clone is always qcow2 (a linked one must be: it records its backing file).
-      const format: DiskFormat = source.kind === "new" ? disk.format : "qcow2";
+      // A new disk is made raw or qcow2, whatever a definition asks (an exported vmdk disk is
+      // made as qcow2: the row says what the file is). A clone is always qcow2 (a linked one
+      // must be: it sits on its base).
+      const format: DiskFormat = source.kind === "new" && disk.format === "raw" ? "raw" : "qcow2";
       // A clone stays in its source's storage folder (a linked one names its base relative to itself).
       const target = { pool: source.kind === "new" ? DEFAULT_POOL : source.pool, file: newDiskFile(def.name, volume, format) };
-      made.push(target);
       const sizeBytes = source.kind === "new" ? BigInt(disk.sizeGiB) * 2n ** 30n : source.sizeBytes;
-      if (source.kind === "new") await agent.createImage({ ...target, format: disk.format === "raw" ? "raw" : "qcow2", bytes: Number(sizeBytes), volume });
-      else await agent.cloneImage({ pool: source.pool, file: source.file, format: source.format }, target, source.kind);
+      try {
+        if (source.kind === "new") await agent.createImage({ ...target, format, bytes: Number(sizeBytes), volume });
+        else await agent.cloneImage({ pool: source.pool, file: source.file, format: source.format }, target, source.kind);
+      } catch (err) {
+        // A refusal means the agent made nothing: a file already under that name is not this
+        // guest's to remove. An answer that never came may hide a disk it did make.
+        const unheard = err instanceof GuesthouseError && (err.code === "timeout" || err.code === "agent-unreachable");
+        if (unheard) made.push(target);
+        throw err;
+      }
+      made.push(target);
       disks.push({
         volume,
         ...target,

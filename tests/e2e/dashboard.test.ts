@@ -158,7 +158,8 @@ story("dashboard in Chromium", (step) => {
     const commandLine = await page.getByTestId("command-line").innerText();
     assert.match(commandLine, /-m 384\b/);
     assert.match(commandLine, /-smp 2,sockets=1,cores=2,threads=1/);
-    assert.match(commandLine, /cache=writeback/);
+    // Cache mode writeback: the host's page cache (no O_DIRECT), flushes kept.
+    assert.match(commandLine, /"cache":\{"direct":false,"no-flush":false\}/);
     assert.match(commandLine, /hostfwd=tcp::\d+-:22/);
   });
 

@@ -58,9 +58,10 @@ async function errorOf(res: Response): Promise<string> {
  * Uploads a disk image or an ISO from this computer to the host, with a progress bar,
  * its speed, Cancel, and resuming an upload that was broken off. An `.iso` file goes
  * to the ISO folder, anything else to the disk images (the first of `pools` unless
- * another is chosen). The host's SHA-256 of what arrived is shown at the end.
+ * another is chosen). The host's SHA-256 of what arrived is shown at the end. Only admins
+ * add ISO images (`isoUploads`): the ISO folder is shared by every user.
  */
-export function UploadForm({ pools = [DEFAULT_POOL] }: { pools?: string[] }) {
+export function UploadForm({ pools = [DEFAULT_POOL], isoUploads = false }: { pools?: string[]; isoUploads?: boolean }) {
   const router = useRouter();
   const [file, setFile] = useState<File | null>(null);
   const [name, setName] = useState("");
@@ -210,7 +211,11 @@ export function UploadForm({ pools = [DEFAULT_POOL] }: { pools?: string[] }) {
           </label>
           <div className="label">
             Goes to
-            {iso ? (
+            {iso && !isoUploads ? (
+              <p className="mt-1 py-2 text-sm font-normal text-red-700" data-testid="upload-target">
+                Only admins add ISO images to the host&apos;s shared ISO folder. Ask an admin to add it.
+              </p>
+            ) : iso ? (
               <p className="mt-1 py-2 text-sm font-normal text-slate-700" data-testid="upload-target">
                 ISO images ({ISO_POOL})
               </p>
@@ -276,7 +281,7 @@ export function UploadForm({ pools = [DEFAULT_POOL] }: { pools?: string[] }) {
 
       {file && phase.kind !== "ask" && phase.kind !== "uploading" && phase.kind !== "finishing" && (
         <div className="flex justify-end">
-          <button type="submit" className="btn btn-primary" disabled={busy || !name || nameProblem !== null}>
+          <button type="submit" className="btn btn-primary" disabled={busy || !name || nameProblem !== null || (iso && !isoUploads)}>
             {phase.kind === "checking" ? "Checking…" : "Upload"}
           </button>
         </div>

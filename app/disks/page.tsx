@@ -168,7 +168,7 @@ export default async function DisksPage() {
 
       <section className="card space-y-3 p-4">
         <h2 className="font-semibold">Upload an image or ISO</h2>
-        <UploadForm pools={imagePools.map((p) => p.name)} />
+        <UploadForm pools={imagePools.map((p) => p.name)} isoUploads={user.role === "admin"} />
       </section>
 
       <section className="card space-y-3 p-4">

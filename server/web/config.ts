@@ -7,6 +7,8 @@ const schema = z.object({
   GUESTHOUSE_PORT: z.coerce.number().int().min(1).max(65535).default(3000),
   GUESTHOUSE_DATA_DIR: z.string().min(1).default(".data"),
   GUESTHOUSE_AGENT_SOCKET: z.string().min(1).optional(),
+  /** How long a request (but an upload's body) may take to arrive, in seconds. */
+  GUESTHOUSE_REQUEST_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
   NODE_ENV: z.string().optional(),
 });
 
@@ -16,6 +18,8 @@ export interface WebConfig {
   dev: boolean;
   /** The endpoint of this machine's agent, recorded as the "local" host. */
   localAgentEndpoint: string;
+  /** How long a request's headers and body (an upload's body aside) may take to arrive. */
+  requestMs: number;
 }
 
 export function loadWebConfig(env: NodeJS.ProcessEnv = process.env): WebConfig {
@@ -25,5 +29,11 @@ export function loadWebConfig(env: NodeJS.ProcessEnv = process.env): WebConfig {
   }
   const e = parsed.data;
   const socket = path.resolve(e.GUESTHOUSE_AGENT_SOCKET ?? path.join(e.GUESTHOUSE_DATA_DIR, "agent.sock"));
-  return { host: e.GUESTHOUSE_HOST, port: e.GUESTHOUSE_PORT, dev: e.NODE_ENV === "development", localAgentEndpoint: `unix:${socket}` };
+  return {
+    host: e.GUESTHOUSE_HOST,
+    port: e.GUESTHOUSE_PORT,
+    dev: e.NODE_ENV === "development",
+    localAgentEndpoint: `unix:${socket}`,
+    requestMs: e.GUESTHOUSE_REQUEST_SECONDS * 1000,
+  };
 }

@@ -26,23 +26,49 @@ async function main(): Promise<void> {
   // finishing while no page is open still gets its result recorded and applied.
   const stopTasks = stateHub.subscribeTasks((hostId, task) => settleTask(hostId, task));
   reconcileTasks({ atStartup: true }).catch((err) => console.error("web: could not reconcile tasks:", err));
-  const server = http.createServer((req, res) => {
+  // Time limits on connections are checked this often (Node's default, 30 s, would let a
+  // header that never ends hold its socket that long past the limit).
+  const server = http.createServer({ connectionsCheckingInterval: Math.min(1000, config.requestMs) }, (req, res) => {
     // Uploads stream to the agent here; Next would buffer a request body.
     if (isUploadRequest(req)) return handleUpload(req, res);
+    // Any other request's body arrives within the limit, or the connection goes: a slow
+    // body (a login form sent a byte a minute) cannot hold a socket for ever, also after
+    // Next has answered without reading it (Node then keeps reading it for the next request).
+    if (!req.complete) {
+      const socket = req.socket;
+      const cut = setTimeout(() => socket.destroy(), config.requestMs);
+      req.once("end", () => clearTimeout(cut));
+      socket.once("close", () => clearTimeout(cut));
+    }
     handle(req, res).catch((err) => {
       console.error("web: request failed:", err);
       if (!res.headersSent) res.writeHead(500).end("Internal error");
     });
   });
-  // Node ends any request not received within 5 minutes, which a big upload is not;
-  // uploads close stalled connections themselves (server/web/uploads.ts).
+  // Node's own limit on a whole request would end a big upload; every other request has its
+  // own (above), and uploads close stalled connections themselves (server/web/uploads.ts).
+  // Headers always arrive within the limit.
   server.requestTimeout = 0;
+  server.headersTimeout = config.requestMs;
   server.on("upgrade", (req, socket, head) => {
     if (bridge.onUpgrade(req, socket, head)) return;
     // In development Next's own listener serves HMR under /_next/; anything else is refused.
     if (!config.dev || !(req.url ?? "").startsWith("/_next/")) socket.destroy();
   });
 
+  // A port taken (by another program, or a guest's port forward) ends the web with why,
+  // instead of a server that runs but does not listen.
+  server.once("error", (err: NodeJS.ErrnoException) => {
+    const where = `${config.host}:${config.port}`;
+    const why =
+      err.code === "EADDRINUSE"
+        ? `${where} is taken by another program. Stop it, or set GUESTHOUSE_PORT to a free port.`
+        : err.code === "EACCES"
+          ? `${where} needs privileges this process lacks. Choose a port above 1023 (GUESTHOUSE_PORT).`
+          : `${where}: ${err.message}`;
+    console.error(`web: cannot listen: ${why}`);
+    process.exit(1);
+  });
   server.listen(config.port, config.host, () => {
     const shown = config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;
     console.log(`web: Guesthouse is at http://${shown}:${config.port}/`);

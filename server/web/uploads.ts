@@ -105,6 +105,10 @@ async function serve(req: http.IncomingMessage, res: http.ServerResponse): Promi
   const user = await userForSession(db, cookieFromHeader(req.headers.cookie, SESSION_COOKIE));
   if (!user) throw new GuesthouseError("unauthenticated", "Log in first.");
   const ref = parseTarget(segments[0], segments[1]);
+  // The ISO folder is the host's, offered in every user's new-guest form: admins fill it.
+  if (ref.pool === ISO_POOL && user.role !== "admin") {
+    throw new GuesthouseError("forbidden", "Only admins add ISO images to the host's shared ISO folder, which every user's new-guest form offers. Ask an admin to add it.");
+  }
   const host = await localHost();
 
   if (method === "PUT") return put(req, res, user, host, ref, new URLSearchParams(search));

@@ -32,7 +32,7 @@ story("halted guests and a failing KVM, in the browser", (step) => {
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "gh-halt-"));
     const bin = fakeQemu(path.join(dir, "bin"), "emulation-failure");
-    stack = await startTestStack({ PATH: `${bin}:${process.env.PATH}`, GUESTHOUSE_ACCEL: "auto", GUESTHOUSE_ACCEL_CACHE: path.join(dir, "accelerator.json") });
+    stack = await startTestStack({ agentEnv: { PATH: `${bin}:${process.env.PATH}`, GUESTHOUSE_ACCEL: "auto", GUESTHOUSE_ACCEL_CACHE: path.join(dir, "accelerator.json") } });
     browser = await launchBrowser();
     page = await browser.context.newPage();
     await logIn(page, stack.baseUrl, stack.admin);

@@ -14,13 +14,18 @@ export interface TestStack {
   baseUrl: string;
   port: number;
   admin: { username: string; password: string };
+  /** The web server's environment, for starting another one beside it. */
+  env: NodeJS.ProcessEnv;
   output(): string;
   cleanup(): Promise<void>;
 }
 
-/** `agentEnv`: more environment for the agent (a stand-in QEMU on its PATH, say). */
-export async function startTestStack(agentEnv: Record<string, string> = {}): Promise<TestStack> {
-  const agent = await startTestAgent(agentEnv);
+/**
+ * `agentEnv`: more environment for the agent (a stand-in QEMU on its PATH, say);
+ * `webEnv`: more for the web server (shorter time limits).
+ */
+export async function startTestStack(options: { agentEnv?: Record<string, string>; webEnv?: Record<string, string> } = {}): Promise<TestStack> {
+  const agent = await startTestAgent(options.agentEnv ?? {});
   const database = await createTestDb();
   const port = await freePort();
   const admin = { username: "admin", password: `pw-${Math.random().toString(36).slice(2)}` };
@@ -33,6 +38,7 @@ export async function startTestStack(agentEnv: Record<string, string> = {}): Pro
     GUESTHOUSE_PORT: String(port),
     GUESTHOUSE_HOST: "127.0.0.1",
     GUESTHOUSE_ADMIN_PASSWORD: admin.password,
+    ...options.webEnv,
   };
   const setup = spawnSync(process.execPath, ["--import", "tsx", "server/setup/bootstrap.ts"], { env, encoding: "utf8" });
   if (setup.status !== 0) throw new Error(`bootstrap failed: ${setup.stderr}${setup.stdout}`);
@@ -54,6 +60,7 @@ export async function startTestStack(agentEnv: Record<string, string> = {}): Pro
     port,
     baseUrl: `http://127.0.0.1:${port}`,
     admin,
+    env,
     output: () => out,
     async cleanup() {
       if (web.exitCode === null && web.signalCode === null) {

@@ -294,6 +294,18 @@ describe("browser uploads through the web server", () => {
     assert.equal((await upload("isos", "uploaded.iso", iso)).status, 409, "the name is an ISO now");
   });
 
+  test("a member cannot write the host's shared ISO folder (every user's new-guest form offers it): 403 for PUT, GET and DELETE, and nothing is written", async () => {
+    const iso = fs.readFileSync(DEMO_ISO);
+    const before = filesIn(isoDir());
+    const put = await upload("isos", "members.iso", iso, 0, { cookie: memberCookie });
+    assert.equal(put.status, 403, JSON.stringify(put.json));
+    assert.match(String(put.json?.error), /Only admins add ISO images/);
+    assert.equal((await send("GET", "/upload/isos/members.iso", { cookie: memberCookie })).status, 403);
+    assert.equal((await send("DELETE", "/upload/isos/uploaded.iso", { cookie: memberCookie })).status, 403);
+    assert.deepEqual(filesIn(isoDir()), before, "the folder is as it was");
+    assert.equal(await db().isoImage.count({ where: { name: "members.iso" } }), 0);
+  });
+
   test("over the agent's upload limit: 413 at once, before a byte is written", async () => {
     const size = LIMIT + 1;
     const put = openPut(`/upload/default/huge.raw?size=${size}`, size);

@@ -1,4 +1,5 @@
 /** The agent's configuration, read from the environment once and validated. */
+import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -158,6 +159,35 @@ export async function loadAgentConfig(env: NodeJS.ProcessEnv = process.env, log?
   const settings = readAgentSettings(env);
   const qemu = await checkHostQemu({ mode: settings.accelMode, cacheFile: settings.accelCacheFile, log });
   return { ...settings, accelerator: qemu.accelerator, acceleratorReason: qemu.acceleratorReason, qemuVersion: qemu.version };
+}
+
+/**
+ * Refuses storage folders that overlap: one inside another (a file would be two disks, or
+ * an ISO and a disk), or one holding the data folder (its secrets, guests' sockets and
+ * the database would be images to qemu-img), or one inside the data folder other than
+ * its own `disks` and `images`. Compared by real path, once the folders exist.
+ */
+export function assertFoldersApart(dataDir: string, pools: Record<string, string>, isoDir: string): void {
+  const real = (dir: string) => {
+    try {
+      return fs.realpathSync(dir);
+    } catch {
+      return path.resolve(dir);
+    }
+  };
+  const inside = (child: string, parent: string) => child === parent || child.startsWith(`${parent}${path.sep}`);
+  const data = real(dataDir);
+  const folders = [...Object.entries(pools).map(([name, dir]) => ({ name: `storage folder "${name}"`, dir: real(dir) })), { name: "the ISO folder", dir: real(isoDir) }];
+  const own = new Set([real(path.join(dataDir, "disks")), real(path.join(dataDir, "images"))]);
+  for (const a of folders) {
+    if (inside(data, a.dir)) throw new Error(`${a.name} (${a.dir}) holds the data folder ${data}; its secrets and database would be reachable as images. Choose a folder of its own.`);
+    if (inside(a.dir, data) && !own.has(a.dir)) throw new Error(`${a.name} (${a.dir}) lies inside the data folder ${data}. Choose a folder outside it.`);
+  }
+  for (const [i, a] of folders.entries()) {
+    for (const b of folders.slice(i + 1)) {
+      if (inside(a.dir, b.dir) || inside(b.dir, a.dir)) throw new Error(`${a.name} (${a.dir}) and ${b.name} (${b.dir}) overlap: a file would belong to both. Give each a folder of its own.`);
+    }
+  }
 }
 
 /** "name=/abs/path,…" plus the default folder; names are checked like every pool name. */

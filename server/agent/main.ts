@@ -8,7 +8,7 @@ import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { AGENT_HEAP_GROWING_PERCENT, giveHeapRoom } from "../heap";
-import { loadAgentConfig } from "./config";
+import { assertFoldersApart, loadAgentConfig } from "./config";
 import { createAgentServer } from "./api";
 import { Consoles } from "./console";
 import { Supervisor } from "./supervisor";
@@ -39,6 +39,7 @@ async function main(): Promise<void> {
   for (const dir of [config.dataDir, config.guestsDir, config.secretsDir, config.isoDir, ...Object.values(config.pools)]) {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
+  assertFoldersApart(config.dataDir, config.pools, config.isoDir);
   if (Buffer.byteLength(path.join(config.guestsDir, "x".repeat(25), "serial.sock")) > 107) {
     throw new Error(`The data folder ${config.dataDir} is too deep for unix socket paths (108 bytes); choose a shorter GUESTHOUSE_DATA_DIR.`);
   }

@@ -8,7 +8,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { parsePools } from "../../server/agent/config";
+import { assertFoldersApart, parsePools } from "../../server/agent/config";
 import { Storage } from "../../server/agent/storage";
 import { GuesthouseError } from "../../server/domain/errors";
 import { imageFileName, parseSize } from "../../server/domain/validation";
@@ -130,6 +130,29 @@ describe("storage folders from the environment", () => {
   for (const bad of ["fast", "=/x", "Fast=/x", "fast=relative", "default=/x", "isos=/x", "a=/x,a=/y", "../x=/y"]) {
     test(`refused: ${bad}`, () => assert.throws(() => parsePools(bad, "/d")));
   }
+
+  test("folders that overlap, hold the data folder or sit inside it are refused at agent start; the usual layout and separate folders are fine", () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "gh-apart-"));
+    try {
+      const data = path.join(root, "data");
+      const d = (...parts: string[]) => path.join(root, ...parts);
+      for (const dir of [data, d("data", "disks"), d("data", "images"), d("nvme"), d("nvme", "inner"), d("hdd")]) fs.mkdirSync(dir, { recursive: true });
+      fs.symlinkSync(d("nvme"), d("alias"));
+      const usual = { default: d("data", "disks") };
+      assert.doesNotThrow(() => assertFoldersApart(data, usual, d("data", "images")));
+      assert.doesNotThrow(() => assertFoldersApart(data, { ...usual, fast: d("nvme"), bulk: d("hdd") }, d("data", "images")));
+      const refused: Array<[string, Record<string, string>, string, RegExp]> = [
+        ["a folder inside another", { ...usual, fast: d("nvme"), inner: d("nvme", "inner") }, d("data", "images"), /overlap/],
+        ["the same folder twice, once through a symlink", { ...usual, fast: d("nvme"), alias: d("alias") }, d("data", "images"), /overlap/],
+        ["a folder holding the data folder", { ...usual, everything: root }, d("data", "images"), /holds the data folder/],
+        ["a folder inside the data folder", { ...usual, secrets: d("data", "secrets") }, d("data", "images"), /inside the data folder/],
+        ["the ISO folder inside a disk folder", { ...usual, fast: d("nvme") }, d("nvme", "inner"), /overlap/],
+      ];
+      for (const [what, pools, isos, why] of refused) assert.throws(() => assertFoldersApart(data, pools, isos), why, what);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
 });
 
 describe("sizes", () => {

@@ -46,8 +46,15 @@ function patchAt<T>(list: T[], i: number, patch: Partial<T>): T[] {
 }
 
 /** The hardware form: edits a copy of the definition and saves it in one action. */
-export function HardwareEditor(props: { guestId: string; initial: Hw; diskLabels: string[]; isos: string[] }) {
-  const { guestId, diskLabels, isos } = props;
+export function HardwareEditor(props: {
+  guestId: string;
+  initial: Hw;
+  diskLabels: string[];
+  isos: string[];
+  /** The host ports this host forwards to guests (null: its agent did not say). */
+  forwardPorts: { address: string; firstPort: number; lastPort: number } | null;
+}) {
+  const { guestId, diskLabels, isos, forwardPorts } = props;
   const router = useRouter();
   const [hw, setHw] = useState<Hw>(props.initial);
   const [tagText, setTagText] = useState(props.initial.tags.join(", "));
@@ -185,6 +192,13 @@ export function HardwareEditor(props: { guestId: string; initial: Hw; diskLabels
               </label>
               <button type="button" className="btn btn-danger mb-0.5" onClick={() => set({ nics: hw.nics.filter((_, j) => j !== i) })}>Remove</button>
             </div>
+            <label className="flex items-start gap-2 text-sm" title="User-mode networking with restrict=on">
+              <input type="checkbox" name={`nic${i}-isolated`} className="mt-1" checked={n.isolated} onChange={(e) => set({ nics: patchAt(hw.nics, i, { isolated: e.target.checked }) })} />
+              <span>
+                Isolated: the guest reaches neither this host (whose own services it can otherwise reach at 10.0.2.2) nor the
+                network through this card. Port forwards into it still work.
+              </span>
+            </label>
             {n.forwards.map((f, k) => {
               const setForward = (patch: Partial<typeof f>) =>
                 set({ nics: patchAt(hw.nics, i, { forwards: patchAt(n.forwards, k, patch) }) });
@@ -203,13 +217,22 @@ export function HardwareEditor(props: { guestId: string; initial: Hw; diskLabels
                 </div>
               );
             })}
-            <button type="button" className="btn" onClick={() => set({ nics: patchAt(hw.nics, i, { forwards: [...n.forwards, { protocol: "tcp", hostPort: 2222, guestPort: 22 }] }) })}>
+            <button
+              type="button"
+              className="btn"
+              onClick={() => set({ nics: patchAt(hw.nics, i, { forwards: [...n.forwards, { protocol: "tcp", hostPort: forwardPorts?.firstPort ?? 20000, guestPort: 22 }] }) })}
+            >
               Add port forward
             </button>
+            {forwardPorts && n.forwards.length > 0 && (
+              <p className="text-xs text-slate-500">
+                Host ports {forwardPorts.firstPort}–{forwardPorts.lastPort}, reachable at {forwardPorts.address === "127.0.0.1" ? "this host only (127.0.0.1)" : forwardPorts.address}.
+              </p>
+            )}
           </div>
         ))}
         <div className="col-span-2">
-          <button type="button" className="btn" onClick={() => set({ nics: [...hw.nics, { model: "virtio", forwards: [] }] })}>
+          <button type="button" className="btn" onClick={() => set({ nics: [...hw.nics, { model: "virtio", isolated: false, forwards: [] }] })}>
             Add network card
           </button>
         </div>

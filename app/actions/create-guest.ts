@@ -43,7 +43,7 @@ export const createGuest = authedAction("create-guest", async (user, form: FormD
     tags: [],
     disks: input.diskGiB > 0 ? [{ sizeGiB: input.diskGiB, format: "qcow2", bus: input.diskBus, cache: "none", readOnly: false }] : [],
     cdroms: input.iso ? [{ iso: input.iso }] : [],
-    nics: input.network === "user" ? [{ model: "virtio", forwards: [] }] : [],
+    nics: input.network === "user" ? [{ model: "virtio", isolated: false, forwards: [] }] : [],
   };
   const guest = await makeGuest(user, await localHost(), definition);
   revalidatePath("/");

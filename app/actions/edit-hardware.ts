@@ -27,7 +27,7 @@ export const editHardware = authedAction("edit-hardware", async (user, guestId: 
   if (input.disks.length !== own.size || input.disks.some((d) => !own.has(d.id))) {
     throw new GuesthouseError("invalid-input", "The disk list does not match this guest's disks. Reload the page and try again.");
   }
-  await assertPortsFree(guest.host.id, guest.id, input.nics.flatMap((n) => n.forwards));
+  await assertPortsFree(guest.host, guest.id, input.nics.flatMap((n) => n.forwards));
   const isoIds = await isoRowsFor(guest.host, input.cdroms.map((c) => c.iso));
   const network = await userModeNetwork({ teamId: guest.teamId, ownerId: guest.ownerId, hostId: guest.host.id });
 
@@ -63,6 +63,7 @@ export const editHardware = authedAction("edit-hardware", async (user, guestId: 
           mac: n.mac ?? newMac(),
           model: n.model,
           forwards: JSON.stringify(n.forwards),
+          isolated: n.isolated,
           position,
           networkId: network.id,
         })),

@@ -54,6 +54,7 @@ const hostInfoSchema = z.object({
   qemuVersion: z.string(),
   isos: z.array(z.object({ name: z.string(), sizeBytes: z.number() })),
   pools: z.array(z.object({ name: z.string(), content: z.enum(["images", "isos"]), totalBytes: z.number(), freeBytes: z.number() })),
+  forwards: z.object({ address: z.string(), firstPort: z.number().int(), lastPort: z.number().int() }),
 });
 const imageInfoSchema = z.object({
   pool: z.string(),

@@ -137,6 +137,7 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, i
         qemuVersion: config.qemuVersion,
         isos: await images.listIsos(),
         pools: await images.storage.pools(),
+        forwards: config.forwards,
       };
       return { json: info };
     }],

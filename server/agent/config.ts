@@ -38,6 +38,13 @@ const envSchema = z.object({
   GUESTHOUSE_VNC_TLS_NAMES: z.string().optional(),
   /** How long a native viewer's one-time VNC password stays valid, in seconds (default 60). */
   GUESTHOUSE_VNC_TLS_PASSWORD_SECONDS: z.coerce.number().int().min(5).max(3600).default(60),
+  /** The host ports guests' port forwards may take: "first-last" (default 20000-29999). */
+  GUESTHOUSE_FORWARD_PORTS: z.string().default("20000-29999"),
+  /** The address port forwards listen on (default 127.0.0.1: this machine only; 0.0.0.0 for every interface). */
+  GUESTHOUSE_FORWARD_ADDRESS: z
+    .string()
+    .refine((a) => net.isIP(a) === 4, "must be an IPv4 address, such as 127.0.0.1, 0.0.0.0 or 192.168.1.10 (QEMU's user networking forwards IPv4)")
+    .default("127.0.0.1"),
 });
 
 export { DEFAULT_POOL, ISO_POOL };
@@ -59,6 +66,8 @@ export interface AgentSettings {
   vncPasswordSeconds: number;
   /** The optional TLS VNC endpoint for native viewers; null when off (the default). */
   vncTls: VncTlsConfig | null;
+  /** Where guests' port forwards may listen: this address, these ports only. */
+  forwards: ForwardPolicy;
   socketPath: string;
   /** GUESTHOUSE_ACCEL: "auto" runs the KVM probe at start. */
   accelMode: AcceleratorMode;
@@ -89,6 +98,28 @@ export interface VncTlsConfig {
   /** What a viewer connects to: the first extra name, else a specific address, else the host name. */
   connectHost: string;
   passwordSeconds: number;
+}
+
+/**
+ * Where guests' port forwards may listen. A range of its own keeps them off the
+ * dashboard's port, the TLS VNC ports (refused at start if the ranges overlap) and any
+ * other service of the host; the address keeps them off the network unless an admin opens it.
+ */
+export interface ForwardPolicy {
+  address: string;
+  firstPort: number;
+  lastPort: number;
+}
+
+/** "20000-29999": the range guests' port forwards may take (unprivileged ports only). */
+export function parseForwardPorts(text: string): { firstPort: number; lastPort: number } {
+  const match = /^\s*(\d{1,5})\s*-\s*(\d{1,5})\s*$/.exec(text);
+  const first = match ? Number(match[1]) : NaN;
+  const last = match ? Number(match[2]) : NaN;
+  if (!(first >= 1024 && last >= first && last <= 65535)) {
+    throw new Error(`GUESTHOUSE_FORWARD_PORTS: "${text}" is not a port range such as 20000-29999 (from 1024 to 65535).`);
+  }
+  return { firstPort: first, lastPort: last };
 }
 
 /** "5900-5999" or "5901": an inclusive range of ports QEMU can express as VNC displays (port - 5900). */
@@ -144,6 +175,7 @@ export function readAgentSettings(env: NodeJS.ProcessEnv = process.env): AgentSe
     serialLogBytes: e.GUESTHOUSE_SERIAL_LOG_BYTES,
     vncPasswordSeconds: e.GUESTHOUSE_VNC_PASSWORD_SECONDS,
     vncTls: vncTlsConfig(e, dataDir),
+    forwards: forwardPolicy(e),
     isoDir: path.resolve(e.GUESTHOUSE_IMAGE_DIR ?? path.join(dataDir, "images")),
     socketPath: path.resolve(e.GUESTHOUSE_AGENT_SOCKET ?? path.join(dataDir, "agent.sock")),
     accelMode: e.GUESTHOUSE_ACCEL,
@@ -188,6 +220,18 @@ export function assertFoldersApart(dataDir: string, pools: Record<string, string
       if (inside(a.dir, b.dir) || inside(b.dir, a.dir)) throw new Error(`${a.name} (${a.dir}) and ${b.name} (${b.dir}) overlap: a file would belong to both. Give each a folder of its own.`);
     }
   }
+}
+
+/** The port forward policy; refuses a range that overlaps the TLS VNC ports (one port, two owners). */
+function forwardPolicy(e: z.infer<typeof envSchema>): ForwardPolicy {
+  const range = parseForwardPorts(e.GUESTHOUSE_FORWARD_PORTS);
+  if (e.GUESTHOUSE_VNC_TLS === "on") {
+    const tls = parsePortRange(e.GUESTHOUSE_VNC_TLS_PORTS);
+    if (range.firstPort <= tls.lastPort && tls.firstPort <= range.lastPort) {
+      throw new Error(`GUESTHOUSE_FORWARD_PORTS (${e.GUESTHOUSE_FORWARD_PORTS}) overlaps GUESTHOUSE_VNC_TLS_PORTS (${e.GUESTHOUSE_VNC_TLS_PORTS}): give each its own ports.`);
+    }
+  }
+  return { address: e.GUESTHOUSE_FORWARD_ADDRESS, ...range };
 }
 
 /** "name=/abs/path,…" plus the default folder; names are checked like every pool name. */

@@ -37,7 +37,7 @@ import {
 } from "../domain/types";
 import { QmpClient, type QmpEvent } from "../qemu/qmp";
 import { buildQemuArgs, guestFiles, QEMU_BINARY, secretPath, VNC_BASE_PORT, vncTlsPortOf, type QemuHostLayout } from "../qemu/args";
-import { ISO_POOL, type AgentConfig } from "./config";
+import { ISO_POOL, type AgentConfig, type ForwardPolicy } from "./config";
 import { GuestDisks, mustHaveSecret } from "./guest-disks";
 import { ensureEfiVars, startTable, SupervisedGuest } from "./guest-state";
 import { logTail } from "./files";
@@ -121,6 +121,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
       pools: this.config.pools,
       secretsDir: this.config.secretsDir,
       isoDir: this.config.isoDir,
+      forwardAddress: this.config.forwards.address,
       vncTls: tls && vncTlsPort !== undefined ? { dir: tls.dir, address: tls.address, display: vncTlsPort - VNC_BASE_PORT } : null,
     };
   }
@@ -205,6 +206,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
       if (disk.encrypted) await mustHaveSecret(secretPath(this.layout(spec.id), disk.volume), disk);
     }
     for (const cdrom of spec.cdroms) await this.mustBeImage(ISO_POOL, cdrom.iso, `ISO ${cdrom.iso}`);
+    assertForwardsAllowed(spec, this.config.forwards);
 
     const files = guestFiles(guest.stateDir);
     await fsp.mkdir(guest.stateDir, { recursive: true, mode: 0o700 });
@@ -668,6 +670,21 @@ function haltReasonOf(state: GuestState, runState: string, lastIoError: string |
   if (state === "io-error") return lastIoError ?? "a disk request failed (QEMU did not say which)";
   if (state !== "halted") return null;
   return runState === "suspended" ? "the guest suspended itself (ACPI sleep); resume wakes it" : `QEMU's run state is "${runState}"`;
+}
+
+/**
+ * Port forwards only in the range the host allows: never the dashboard's port, a TLS VNC
+ * port or another service's (the web checks the same when the hardware is saved).
+ */
+function assertForwardsAllowed(spec: GuestSpec, policy: ForwardPolicy): void {
+  for (const f of spec.nics.flatMap((n) => n.forwards)) {
+    if (f.hostPort < policy.firstPort || f.hostPort > policy.lastPort) {
+      throw new GuesthouseError(
+        "invalid-input",
+        `Host port ${f.protocol} ${f.hostPort} is outside the ports this host forwards to guests (${policy.firstPort}–${policy.lastPort}). Choose one in that range.`,
+      );
+    }
+  }
 }
 
 /** A disk error's BLOCK_IO_ERROR event in words: which device, doing what, and why. */

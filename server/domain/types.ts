@@ -279,6 +279,11 @@ export interface NicSpec {
   mac: string;
   model: NicModel;
   mode: "user";
+  /**
+   * User-mode networking with restrict=on: the guest reaches neither the host (its
+   * loopback services are otherwise at 10.0.2.2) nor the network; forwards into it work.
+   */
+  isolated: boolean;
   forwards: PortForward[];
 }
 
@@ -307,6 +312,8 @@ export interface HostInfo {
   qemuVersion: string;
   isos: IsoInfo[];
   pools: PoolInfo[];
+  /** Where guests' port forwards may listen on this host: this address, these ports. */
+  forwards: { address: string; firstPort: number; lastPort: number };
 }
 
 /** What stays the same for as long as a host's agent runs: shown next to its guests. */

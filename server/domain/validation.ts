@@ -97,6 +97,9 @@ const portForward = z.strictObject({
   guestPort: portNumber("A guest port", 1),
 });
 
+/** A card isolated from the host and the network (restrict=on); left out (an older spec or definition): not isolated. */
+const isolated = z.boolean().default(false);
+
 /** How a disk is attached: the same in the spec, the edit form and the definition. */
 const diskAttachment = { bus: z.enum(DISK_BUSES), cache: z.enum(DISK_CACHES), readOnly: z.boolean() };
 const forwards = z
@@ -197,7 +200,7 @@ export const guestSpecSchema = z
     ),
     cdroms,
     nics: listOf(
-      z.strictObject({ mac, model: z.enum(NIC_MODELS), mode: z.literal("user"), forwards }),
+      z.strictObject({ mac, model: z.enum(NIC_MODELS), mode: z.literal("user"), isolated, forwards }),
       LIMITS_DEVICES.nics,
       "network cards",
     ),
@@ -221,7 +224,7 @@ export const editHardwareInput = z
     disks: listOf(z.strictObject({ id: z.string().min(1).max(64), ...diskAttachment }), LIMITS_DEVICES.disks, "disks"),
     cdroms,
     // A new card has no MAC yet: one is generated.
-    nics: listOf(z.strictObject({ mac: mac.optional(), model: z.enum(NIC_MODELS), forwards }), LIMITS_DEVICES.nics, "network cards"),
+    nics: listOf(z.strictObject({ mac: mac.optional(), model: z.enum(NIC_MODELS), isolated, forwards }), LIMITS_DEVICES.nics, "network cards"),
     /** The guest OS's keyboard layout, for paste as keystrokes; left out: unchanged. */
     keyboardLayout: z.enum(KEYBOARD_LAYOUTS).optional(),
   })
@@ -241,7 +244,7 @@ export const guestDefinitionSchema = z
     tags,
     disks: listOf(z.strictObject({ sizeGiB: diskGiB, format: diskFormat, ...diskAttachment }), LIMITS_DEVICES.disks, "disks"),
     cdroms,
-    nics: listOf(z.strictObject({ model: z.enum(NIC_MODELS), forwards }), LIMITS_DEVICES.nics, "network cards"),
+    nics: listOf(z.strictObject({ model: z.enum(NIC_MODELS), isolated, forwards }), LIMITS_DEVICES.nics, "network cards"),
   })
   .superRefine(checkHardware);
 export type GuestDefinition = z.infer<typeof guestDefinitionSchema>;

@@ -62,6 +62,8 @@ export interface QemuHostLayout {
   secretsDir: string;
   /** Folder holding ISO images. */
   isoDir: string;
+  /** The address guests' port forwards listen on (none given: every IPv4 address, as QEMU does). */
+  forwardAddress?: string;
   /**
    * The optional TLS VNC endpoint (GUESTHOUSE_VNC_TLS=on): QEMU's x509 folder, the
    * address to listen on and the guest's VNC display number (its port - 5900).
@@ -299,8 +301,8 @@ export function buildQemuArgs(spec: GuestSpec, layout: QemuHostLayout): string[]
 
   spec.nics.forEach((nic, i) => {
     const id = `net${i}`;
-    const forwards = nic.forwards.map((f) => `,hostfwd=${f.protocol}::${f.hostPort}-:${f.guestPort}`).join("");
-    args.push("-netdev", `user,id=${id}${forwards}`, "-device", `${NIC_DEVICES[nic.model]},netdev=${id},mac=${nic.mac}${bootIndex("network", i)}`);
+    const forwards = nic.forwards.map((f) => `,hostfwd=${f.protocol}:${layout.forwardAddress ?? ""}:${f.hostPort}-:${f.guestPort}`).join("");
+    args.push("-netdev", `user,id=${id}${nic.isolated ? ",restrict=on" : ""}${forwards}`, "-device", `${NIC_DEVICES[nic.model]},netdev=${id},mac=${nic.mac}${bootIndex("network", i)}`);
   });
 
   // Last, so every device above keeps the PCI address it had before the ports existed

@@ -12,6 +12,7 @@ import { newMac, newVolumeId } from "../domain/ids";
 import { DEFAULT_POOL, FORMAT_EXTENSIONS, type DiskFormat, type PortForward } from "../domain/types";
 import type { GuestDefinition } from "../domain/validation";
 import { agentFor, recordEvent } from "./guests";
+import { loadWebConfig } from "./config";
 import { isoRowsFor } from "./isos";
 import { userModeNetwork } from "./networks";
 
@@ -35,7 +36,7 @@ export async function makeGuest(
   if (await db.guest.findFirst({ where: { teamId: user.teamId, name: def.name }, select: { id: true } })) {
     throw new GuesthouseError("conflict", `Your team already has a guest named "${def.name}". Choose another name.`);
   }
-  await assertPortsFree(host.id, null, def.nics.flatMap((n) => n.forwards));
+  await assertPortsFree(host, null, def.nics.flatMap((n) => n.forwards));
   const isoIds = await isoRowsFor(host, def.cdroms.map((c) => c.iso));
   const network = def.nics.length ? await userModeNetwork({ teamId: user.teamId, ownerId: user.id, hostId: host.id }) : null;
 
@@ -105,6 +106,7 @@ export async function makeGuest(
             mac: newMac(),
             model: n.model,
             forwards: JSON.stringify(n.forwards),
+            isolated: n.isolated,
             position,
             networkId: network!.id,
           })),
@@ -127,11 +129,25 @@ export async function makeGuest(
   }
 }
 
-/** Forwarded host ports are shared by every guest on the host: refuse one already taken. */
-export async function assertPortsFree(hostId: string, exceptGuestId: string | null, forwards: PortForward[]): Promise<void> {
+/**
+ * A guest's port forwards, before they are saved: each in the range its host forwards
+ * (the agent refuses others at start too), never this dashboard's own port, and none a
+ * port another guest of the host already forwards.
+ */
+export async function assertPortsFree(host: { id: string; endpoint: string }, exceptGuestId: string | null, forwards: PortForward[]): Promise<void> {
   if (forwards.length === 0) return;
+  const policy = (await agentFor(host).host()).forwards;
+  const ownPort = loadWebConfig().port;
+  for (const f of forwards) {
+    if (f.hostPort === ownPort) {
+      throw new GuesthouseError("invalid-input", `Host port ${f.hostPort} is this dashboard's own port; a guest cannot have it. Choose one from ${policy.firstPort}–${policy.lastPort}.`);
+    }
+    if (f.hostPort < policy.firstPort || f.hostPort > policy.lastPort) {
+      throw new GuesthouseError("invalid-input", `Host port ${f.protocol} ${f.hostPort} is outside the ports this host forwards to guests (${policy.firstPort}–${policy.lastPort}). Choose one in that range.`);
+    }
+  }
   const others = await db.nic.findMany({
-    where: { guest: { hostId, ...(exceptGuestId ? { id: { not: exceptGuestId } } : {}) }, forwards: { not: "[]" } },
+    where: { guest: { hostId: host.id, ...(exceptGuestId ? { id: { not: exceptGuestId } } : {}) }, forwards: { not: "[]" } },
     select: { forwards: true, guest: { select: { name: true } } },
   });
   const taken = new Map<string, string>();

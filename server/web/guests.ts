@@ -97,7 +97,7 @@ export function specOf(guest: GuestRow): GuestSpec {
         readOnly: d.readOnly,
       })),
       cdroms: guest.cdroms.map((c) => ({ iso: c.iso.name })),
-      nics: guest.nics.map((n) => ({ mac: n.mac, model: n.model, mode: "user", forwards: JSON.parse(n.forwards) as unknown })),
+      nics: guest.nics.map((n) => ({ mac: n.mac, model: n.model, mode: "user", isolated: n.isolated, forwards: JSON.parse(n.forwards) as unknown })),
     },
     `The stored definition of ${guest.name}`,
   );
@@ -150,7 +150,7 @@ export function definitionOf(guest: GuestRow, name = guest.name): GuestDefinitio
       readOnly: spec.disks[i]!.readOnly,
     })),
     cdroms: spec.cdroms,
-    nics: spec.nics.map((n) => ({ model: n.model, forwards: n.forwards })),
+    nics: spec.nics.map((n) => ({ model: n.model, isolated: n.isolated, forwards: n.forwards })),
   };
 }
 

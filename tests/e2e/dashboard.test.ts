@@ -15,7 +15,7 @@ import { createSession, SESSION_COOKIE } from "../../server/auth/sessions";
 import { mintTicket } from "../../server/console/tickets";
 import { guestInclude, specOf } from "../../server/web/guests";
 import { waitFor } from "../helpers/agent";
-import { upgradeStatus } from "../helpers/net";
+import { freeForwardPort, upgradeStatus } from "../helpers/net";
 import { launchBrowser, screenshotStep, submitNewGuest } from "../helpers/browser";
 import { startTestStack, type TestStack } from "../helpers/web";
 import { story } from "../helpers/story";
@@ -151,7 +151,7 @@ story("dashboard in Chromium", (step) => {
     await page.fill('input[name="vcpus"]', "2");
     await page.selectOption('select[name="disk0-cache"]', "writeback");
     await page.getByRole("button", { name: "Add port forward" }).click();
-    await page.fill('input[name="nic0-fwd0-host"]', String(20000 + Math.floor(Math.random() * 20000)));
+    await page.fill('input[name="nic0-fwd0-host"]', String(await freeForwardPort()));
     await page.fill('input[name="tags"]', "demo, e2e");
     await page.getByRole("button", { name: "Save hardware" }).click();
     await page.waitForURL(`${stack.baseUrl}/guests/${guestId}`, { waitUntil: "commit" });
@@ -160,7 +160,20 @@ story("dashboard in Chromium", (step) => {
     assert.match(commandLine, /-smp 2,sockets=1,cores=2,threads=1/);
     // Cache mode writeback: the host's page cache (no O_DIRECT), flushes kept.
     assert.match(commandLine, /"cache":\{"direct":false,"no-flush":false\}/);
-    assert.match(commandLine, /hostfwd=tcp::\d+-:22/);
+    assert.match(commandLine, /hostfwd=tcp:127\.0\.0\.1:\d+-:22/, "on the host's forward address");
+  });
+
+  step("a port forward on the dashboard's own port, or outside the host's range, is refused and nothing is saved", async () => {
+    for (const [port, why] of [[stack.port, /this dashboard's own port/], [2222, /outside the ports this host forwards to guests \(20000–29999\)/]] as const) {
+      await page.goto(`${stack.baseUrl}/guests/${guestId}/edit`);
+      await page.fill('input[name="nic0-fwd0-host"]', String(port));
+      await page.getByRole("button", { name: "Save hardware" }).click();
+      await page.getByTestId("form-error").waitFor();
+      assert.match(await page.getByTestId("form-error").innerText(), why);
+    }
+    const nic = await stack.database.db.nic.findFirstOrThrow({ where: { guestId } });
+    assert.ok((JSON.parse(nic.forwards) as Array<{ hostPort: number }>).every((f) => f.hostPort >= 20000 && f.hostPort <= 29999), nic.forwards);
+    await page.goto(`${stack.baseUrl}/guests/${guestId}`);
   });
 
   step("an impossible topology is refused with a clear message and nothing is saved", async () => {

@@ -14,6 +14,20 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** The ports a host forwards to guests unless configured otherwise (GUESTHOUSE_FORWARD_PORTS). */
+export const FORWARD_PORTS = { first: 20000, last: 29999 } as const;
+
+/** A port of the forward range that nothing on 127.0.0.1 listens on now (tried from a random start). */
+export async function freeForwardPort(): Promise<number> {
+  const span = FORWARD_PORTS.last - FORWARD_PORTS.first + 1;
+  const start = Math.floor(Math.random() * span);
+  for (let i = 0; i < span; i++) {
+    const port = FORWARD_PORTS.first + ((start + i) % span);
+    if (!(await connects(port))) return port;
+  }
+  throw new Error("no free port in the forward range");
+}
+
 /** Whether something accepts a TCP connection on 127.0.0.1:port. */
 export function connects(port: number): Promise<boolean> {
   return new Promise((resolve) => {

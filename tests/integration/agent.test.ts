@@ -19,7 +19,7 @@ function demoSpec(id: string, volume: string | null, overrides: Partial<GuestSpe
   return testSpec(id, {
     name: `demo-${id.slice(0, 6)}`,
     disks: volume ? [testDisk(volume)] : [],
-    nics: [{ mac: "52:54:00:ab:cd:01", model: "virtio", mode: "user", forwards: [] }],
+    nics: [{ mac: "52:54:00:ab:cd:01", model: "virtio", mode: "user", isolated: false, forwards: [] }],
     ...overrides,
   });
 }

@@ -6,16 +6,29 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
+import net from "node:net";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { startTestAgent, waitFor, type TestAgent } from "../helpers/agent";
 import { SerialShell } from "../helpers/serial-shell";
-import { connects, freePort } from "../helpers/net";
+import { connects, freeForwardPort } from "../helpers/net";
 import { createTestImage, testDisk, testSpec } from "../helpers/specs";
 
 const BOOT_TIMEOUT_MS = 90_000;
 
 const spec = testSpec;
+
+/** The local addresses that listen on a TCP port, from /proc/net/tcp (state 0A). */
+function listenersOn(port: number): string[] {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
+  return fs
+    .readFileSync("/proc/net/tcp", "utf8")
+    .split("\n")
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter((f) => f[1]?.endsWith(`:${hexPort}`) && f[3] === "0A")
+    .map((f) => f[1]!.split(":")[0]!.match(/../g)!.reverse().map((h) => parseInt(h, 16)).join("."));
+}
 
 /** The values the demo guest printed after "GUESTHOUSE-<what> " on its serial port, one per line. */
 function reported(log: string, what: string): string[] {
@@ -42,7 +55,7 @@ describe("hardware options with real QEMU", () => {
   test("q35 with a SCSI disk, a read-only virtio disk, an e1000 card and a TCP port forward", async () => {
     await createTestImage(agent.client, "volscsi00001", "qcow2", 2);
     await createTestImage(agent.client, "volvirt00001", "raw", 1);
-    const port = await freePort();
+    const port = await freeForwardPort();
     const s = spec("guesthw000001", {
       vcpus: 2,
       sockets: 1,
@@ -51,7 +64,7 @@ describe("hardware options with real QEMU", () => {
         testDisk("volscsi00001", "qcow2", { bus: "scsi", cache: "writeback" }),
         testDisk("volvirt00001", "raw", { readOnly: true }),
       ],
-      nics: [{ mac: "52:54:00:00:00:e1", model: "e1000", mode: "user", forwards: [{ protocol: "tcp", hostPort: port, guestPort: 22 }] }],
+      nics: [{ mac: "52:54:00:00:00:e1", model: "e1000", mode: "user", isolated: false, forwards: [{ protocol: "tcp", hostPort: port, guestPort: 22 }] }],
     });
     const status = await agent.client.start(s);
     assert.equal(status.state, "running");
@@ -62,6 +75,7 @@ describe("hardware options with real QEMU", () => {
     assert.match(log, /GUESTHOUSE-DISK vda 2097152/, "the 1 GiB virtio disk is seen by the guest");
     assert.deepEqual(reported(log, "NIC"), ["8086:100e"], "the guest sees one Intel 82540EM (e1000) card");
     assert.ok(await connects(port), `QEMU listens on the forwarded host port ${port}`);
+    assert.deepEqual(listenersOn(port), ["127.0.0.1"], "on the configured address only (127.0.0.1 by default), not on every interface");
     await agent.client.forceOff(s.id);
     assert.equal(await connects(port), false, "the forward is gone with the guest");
   });
@@ -71,7 +85,7 @@ describe("hardware options with real QEMU", () => {
     const s = spec("guesthw000002", {
       machine: "pc",
       disks: [testDisk("volide000001", "qcow2", { bus: "ide" })],
-      nics: [{ mac: "52:54:00:00:00:81", model: "rtl8139", mode: "user", forwards: [] }],
+      nics: [{ mac: "52:54:00:00:00:81", model: "rtl8139", mode: "user", isolated: false, forwards: [] }],
       bootOrder: ["network", "cdrom", "disk"],
       rtc: "localtime",
       display: "virtio",
@@ -109,6 +123,39 @@ describe("hardware options with real QEMU", () => {
     await agent.client.shutdown(s.id);
     await waitFor("the guest to power off", async () => (await agent.client.guest(s.id)).state === "stopped", 60_000);
     assert.ok(fs.existsSync(vars), "the variables survive a stop");
+  });
+
+  test("a port forward outside the host's range (a dashboard's port, a TLS VNC port, any other service's) is refused before QEMU runs", async () => {
+    for (const hostPort of [3000, 5900, 19999, 30000]) {
+      const s = spec(`guestfwd${hostPort}`.padEnd(13, "0"), { nics: [{ mac: "52:54:00:00:00:f1", model: "virtio", mode: "user", isolated: false, forwards: [{ protocol: "tcp", hostPort, guestPort: 22 }] }] });
+      await assert.rejects(agent.client.start(s), (err: Error & { code?: string }) => err.code === "invalid-input" && /outside the ports this host forwards to guests \(20000–29999\)/.test(err.message), String(hostPort));
+      assert.equal((await agent.client.guest(s.id)).state, "stopped");
+    }
+  });
+
+  test("a user-mode guest reaches the host's own services at 10.0.2.2; an isolated card (restrict=on) does not", async () => {
+    // A service of the host's, on its loopback only, that a guest should not see.
+    const service = net.createServer((socket) => socket.end("HOST-LOOPBACK-SERVICE\n"));
+    await new Promise<void>((resolve) => service.listen(0, "127.0.0.1", resolve));
+    const port = (service.address() as net.AddressInfo).port;
+    const reach = async (id: string, isolated: boolean) => {
+      const s = spec(id, { nics: [{ mac: `52:54:00:00:01:${isolated ? "02" : "01"}`, model: "virtio", mode: "user", isolated, forwards: [] }] });
+      await agent.client.start(s);
+      const shell = await SerialShell.open(agent, s.id);
+      try {
+        await shell.run("ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2");
+        return await shell.run(`nc -w 3 10.0.2.2 ${port} </dev/null; echo tried`, 30_000);
+      } finally {
+        shell.close();
+        await agent.client.forceOff(s.id);
+      }
+    };
+    try {
+      assert.match(await reach("guestnetopen1", false), /HOST-LOOPBACK-SERVICE/, "by default it does: the README says so, and how to close it");
+      assert.doesNotMatch(await reach("guestnetiso01", true), /HOST-LOOPBACK-SERVICE/, "isolated, it does not");
+    } finally {
+      service.close();
+    }
   });
 
   test("serial off: no serial socket or log, and the guest still runs", async () => {

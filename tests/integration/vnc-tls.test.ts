@@ -213,6 +213,18 @@ describe("TLS VNC configuration", () => {
     assert.throws(() => readAgentSettings({ ...base, GUESTHOUSE_VNC_TLS: "on", GUESTHOUSE_VNC_TLS_ADDRESS: "example.com" }), /IP address/);
   });
 
+  test("port forwards: their own range (20000-29999) on 127.0.0.1 by default; a range overlapping the TLS VNC ports, privileged ports or a bad address are refused", () => {
+    const base = { GUESTHOUSE_ACCEL: "tcg", GUESTHOUSE_DATA_DIR: "/tmp/gh-config-only" } as Record<string, string> as NodeJS.ProcessEnv;
+    assert.deepEqual(readAgentSettings(base).forwards, { address: "127.0.0.1", firstPort: 20000, lastPort: 29999 });
+    assert.deepEqual(readAgentSettings({ ...base, GUESTHOUSE_FORWARD_PORTS: "40000-40100", GUESTHOUSE_FORWARD_ADDRESS: "0.0.0.0" }).forwards, { address: "0.0.0.0", firstPort: 40000, lastPort: 40100 });
+    assert.throws(() => readAgentSettings({ ...base, GUESTHOUSE_VNC_TLS: "on", GUESTHOUSE_FORWARD_PORTS: "5000-6000" }), /overlaps GUESTHOUSE_VNC_TLS_PORTS/);
+    assert.doesNotThrow(() => readAgentSettings({ ...base, GUESTHOUSE_VNC_TLS: "off", GUESTHOUSE_FORWARD_PORTS: "5000-6000" }), "TLS VNC off: its ports are nobody's");
+    for (const bad of ["80-90", "30000-20000", "20000", "20000-70000", "a-b"]) {
+      assert.throws(() => readAgentSettings({ ...base, GUESTHOUSE_FORWARD_PORTS: bad }), /GUESTHOUSE_FORWARD_PORTS/, bad);
+    }
+    assert.throws(() => readAgentSettings({ ...base, GUESTHOUSE_FORWARD_ADDRESS: "::1" }), /IPv4 address/);
+  });
+
   test("ensureVncTls keeps a valid CA and certificate, and issues a new certificate (same CA) when the names change", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gh-tls-"));
     try {

@@ -21,7 +21,7 @@ const GOOD: GuestDefinition = {
   tags: ["prod", "web"],
   disks: [{ sizeGiB: 20, format: "qcow2", bus: "virtio", cache: "none", readOnly: false }],
   cdroms: [{ iso: "debian-12.iso" }],
-  nics: [{ model: "e1000", forwards: [{ protocol: "tcp", hostPort: 8080, guestPort: 80 }] }],
+  nics: [{ model: "e1000", isolated: false, forwards: [{ protocol: "tcp", hostPort: 8080, guestPort: 80 }] }],
 };
 
 function refused(text: string, ...expected: RegExp[]): void {

@@ -69,7 +69,7 @@ const vdisk = (volume: string, patch: Partial<DiskSpec> = {}) => disk(volume, "v
 const idedisk = (volume: string, patch: Partial<DiskSpec> = {}) => disk(volume, "ide", patch);
 const scsidisk = (volume: string, patch: Partial<DiskSpec> = {}) => disk(volume, "scsi", patch);
 const cd = (iso: string): CdromSpec => ({ iso });
-const nic = (mac: string, model: NicModel = "virtio", forwards: PortForward[] = []): NicSpec => ({ mac, model, mode: "user", forwards });
+const nic = (mac: string, model: NicModel = "virtio", forwards: PortForward[] = []): NicSpec => ({ mac, model, mode: "user", isolated: false, forwards });
 
 /** The whole command line of a guest with no devices on the TCG layout, written out by hand. */
 const BASE_TCG: readonly string[] = [
@@ -1117,6 +1117,16 @@ describe("buildQemuArgs: invariants", () => {
       });
     }
   }
+
+  test("an isolated card is user-mode networking with restrict=on; forwards into it stay", () => {
+    const card = { ...nic("52:54:00:00:00:01", "virtio", [{ protocol: "tcp", hostPort: 22222, guestPort: 22 }]), isolated: true };
+    assert.deepEqual(valuesOf(buildQemuArgs(spec({ nics: [card, nic("52:54:00:00:00:02")] }), TCG), "-netdev"), ["user,id=net0,restrict=on,hostfwd=tcp::22222-:22", "user,id=net1"]);
+  });
+
+  test("port forwards listen on the host's forward address when it has one", () => {
+    const args = buildQemuArgs(spec({ nics: [nic("52:54:00:00:00:01", "virtio", [{ protocol: "tcp", hostPort: 22222, guestPort: 22 }])] }), { ...TCG, forwardAddress: "127.0.0.1" });
+    assert.deepEqual(valuesOf(args, "-netdev"), ["user,id=net0,hostfwd=tcp:127.0.0.1:22222-:22"]);
+  });
 
   test("port forwards are the only host listeners besides the unix sockets, and only in -netdev user", () => {
     const args = buildQemuArgs(

@@ -10,8 +10,8 @@ import type { DiskSpec, GuestSpec, NicSpec } from "../../server/domain/types";
 
 const DISK1: DiskSpec = { volume: "vol00001", pool: "default", file: "vol00001.qcow2", format: "qcow2", backing: [], encrypted: false, bus: "virtio", cache: "none", readOnly: false };
 const DISK2: DiskSpec = { volume: "vol00002", pool: "default", file: "vol00002.raw", format: "raw", backing: [], encrypted: false, bus: "ide", cache: "writeback", readOnly: false };
-const NIC1: NicSpec = { mac: "52:54:00:12:34:56", model: "virtio", mode: "user", forwards: [{ protocol: "tcp", hostPort: 2222, guestPort: 22 }] };
-const NIC2: NicSpec = { mac: "52:54:00:00:00:02", model: "e1000", mode: "user", forwards: [] };
+const NIC1: NicSpec = { mac: "52:54:00:12:34:56", model: "virtio", mode: "user", isolated: false, forwards: [{ protocol: "tcp", hostPort: 2222, guestPort: 22 }] };
+const NIC2: NicSpec = { mac: "52:54:00:00:00:02", model: "e1000", mode: "user", isolated: false, forwards: [] };
 
 /** What the guest runs with. */
 const RUNNING: GuestSpec = {

@@ -216,7 +216,7 @@ const SPEC: GuestSpec = {
   memoryMiB: 512,
   disks: [{ volume: "vol00001", pool: "default", file: "vol00001.qcow2", format: "qcow2", backing: [], encrypted: false, bus: "virtio", cache: "none", readOnly: false }],
   cdroms: [{ iso: "debian-12.4.0-amd64-netinst.iso" }],
-  nics: [{ mac: "52:54:00:12:34:56", model: "virtio", mode: "user", forwards: [{ protocol: "tcp", hostPort: 2222, guestPort: 22 }] }],
+  nics: [{ mac: "52:54:00:12:34:56", model: "virtio", mode: "user", isolated: false, forwards: [{ protocol: "tcp", hostPort: 2222, guestPort: 22 }] }],
   bootOrder: ["cdrom", "disk"],
   display: "std",
   serial: true,
@@ -244,12 +244,13 @@ const FULL_SPEC: GuestSpec = {
       mac: "52:54:00:00:00:01",
       model: "e1000",
       mode: "user",
+      isolated: true,
       forwards: [
         { protocol: "tcp", hostPort: 8080, guestPort: 80 },
         { protocol: "udp", hostPort: 8080, guestPort: 80 },
       ],
     },
-    { mac: "52:54:00:00:00:02", model: "rtl8139", mode: "user", forwards: [{ protocol: "tcp", hostPort: 65535, guestPort: 1 }] },
+    { mac: "52:54:00:00:00:02", model: "rtl8139", mode: "user", isolated: false, forwards: [{ protocol: "tcp", hostPort: 65535, guestPort: 1 }] },
   ],
   bootOrder: ["network", "disk", "cdrom"],
   bootMenu: true,
@@ -272,7 +273,7 @@ const vdisk = (volume: string, patch: Partial<DiskSpec> = {}): DiskSpec => ({
 });
 const idedisks = (n: number): DiskSpec[] => Array.from({ length: n }, (_, i) => vdisk(`vol0000${i}`, { bus: "ide" }));
 const cds = (n: number) => Array.from({ length: n }, (_, i) => ({ iso: `c${i}.iso` }));
-const unic = (mac: string, forwards: NicSpec["forwards"] = []): NicSpec => ({ mac, model: "virtio", mode: "user", forwards });
+const unic = (mac: string, forwards: NicSpec["forwards"] = []): NicSpec => ({ mac, model: "virtio", mode: "user", isolated: false, forwards });
 
 describe("guestSpecSchema", () => {
   test("a valid spec parses unchanged", () => {
@@ -597,14 +598,19 @@ const HW = {
   ],
   cdroms: [{ iso: "debian-12.iso" }],
   nics: [
-    { mac: "52:54:00:12:34:56", model: "virtio", forwards: [{ protocol: "tcp", hostPort: 2222, guestPort: 22 }] },
-    { model: "e1000", forwards: [] },
+    { mac: "52:54:00:12:34:56", model: "virtio", isolated: false, forwards: [{ protocol: "tcp", hostPort: 2222, guestPort: 22 }] },
+    { model: "e1000", isolated: true, forwards: [] },
   ],
 };
 
 describe("editHardwareInput", () => {
   test("a good definition parses unchanged", () => {
     assert.deepEqual(parseOrThrow(editHardwareInput, HW, "The hardware"), HW);
+  });
+
+  test("a card without \"isolated\" (an older page or definition) is not isolated", () => {
+    const parsed = parseOrThrow(editHardwareInput, { ...HW, nics: [{ model: "e1000", forwards: [] }] }, "The hardware");
+    assert.equal(parsed.nics[0]!.isolated, false);
   });
 
   test("tags are trimmed", () => {

@@ -143,7 +143,7 @@ export default async function GuestPage({ params }: { params: Promise<{ id: stri
             ))}
             {spec.nics.map((n) => (
               <li key={n.mac}>
-                Network: user mode, {n.model}, MAC <span className="font-mono">{n.mac}</span>
+                Network: user mode{n.isolated ? " (isolated)" : ""}, {n.model}, MAC <span className="font-mono">{n.mac}</span>
                 {n.forwards.map((f) => (
                   <span key={`${f.protocol}${f.hostPort}`} className="ml-2 rounded bg-slate-100 px-1.5 text-xs">
                     {f.protocol} host:{f.hostPort} → {f.guestPort}

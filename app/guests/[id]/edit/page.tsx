@@ -18,7 +18,7 @@ export default async function EditHardwarePage({ params }: { params: Promise<{ i
   const initial: EditHardwareInput = {
     ...hardware,
     disks: guest.disks.map((d, i) => ({ id: d.id, bus: disks[i]!.bus, cache: disks[i]!.cache, readOnly: disks[i]!.readOnly })),
-    nics: guest.nics.map((n, i) => ({ mac: n.mac, model: nics[i]!.model, forwards: nics[i]!.forwards })),
+    nics: guest.nics.map((n, i) => ({ mac: n.mac, model: nics[i]!.model, isolated: nics[i]!.isolated, forwards: nics[i]!.forwards })),
     keyboardLayout: keyboardLayoutOf(guest.keyboardLayout),
   };
   return (
@@ -34,6 +34,7 @@ export default async function EditHardwarePage({ params }: { params: Promise<{ i
         initial={initial}
         diskLabels={guest.disks.map((d) => `${d.file} (${formatBytes(Number(d.sizeBytes))} ${d.format})`)}
         isos={(info?.isos ?? []).map((i) => i.name)}
+        forwardPorts={info?.forwards ?? null}
       />
     </div>
   );

@@ -3,6 +3,7 @@
 import { revalidatePath } from "next/cache";
 import { z } from "zod";
 import { db } from "@/server/db/client";
+import { isForeignKeyViolation } from "@/server/db/errors";
 import { GuesthouseError } from "@/server/domain/errors";
 import { newVolumeId } from "@/server/domain/ids";
 import { DEFAULT_POOL, DISK_BUSES, isGuestDiskFormat, NEW_DISK_FORMATS, type DiskBus } from "@/server/domain/types";
@@ -243,8 +244,24 @@ export const deleteIso = authedAction("delete-iso", async (user, raw: unknown) =
   if (users.length) {
     throw new GuesthouseError("conflict", `${name} is the CD-ROM of ${[...new Set(users.map((u) => u.guest.name))].join(", ")}; remove it from them first.`);
   }
-  await recordedTask(user, host.id, { kind: "delete", title: `delete ISO ${name}` }, () => agentFor(host).deleteIso(name));
-  await db.isoImage.deleteMany({ where: { hostId: host.id, name } });
+  // The row goes first: a guest that took the ISO as its CD-ROM since the check above makes
+  // the database refuse (Cdrom → IsoImage is restricted), before the file is touched.
+  const row = await db.isoImage.findUnique({ where: { hostId_name: { hostId: host.id, name } } });
+  if (row) {
+    try {
+      await db.isoImage.delete({ where: { id: row.id } });
+    } catch (err) {
+      if (isForeignKeyViolation(err)) throw new GuesthouseError("conflict", `${name} has just become a guest's CD-ROM; remove it from that guest first.`);
+      throw err;
+    }
+  }
+  try {
+    await recordedTask(user, host.id, { kind: "delete", title: `delete ISO ${name}` }, () => agentFor(host).deleteIso(name));
+  } catch (err) {
+    // The file stays: so does its record.
+    if (row) await db.isoImage.create({ data: { id: row.id, name: row.name, sizeBytes: row.sizeBytes, hostId: row.hostId, seenAt: row.seenAt, sha256: row.sha256 } }).catch(() => {});
+    throw err;
+  }
   await recordEvent("iso-delete", true, `deleted ISO ${name}`, user.id, null).catch(() => {});
   revalidatePath("/disks");
   return null;

@@ -1,3 +1,8 @@
+/** Prisma's foreign-key error (P2003): a row other rows still refer to (with onDelete Restrict). */
+export function isForeignKeyViolation(err: unknown): boolean {
+  return (err as { code?: string } | null)?.code === "P2003";
+}
+
 /** Prisma's unique-constraint error (P2002) on a constraint that includes `field`. */
 export function isUniqueViolationOn(err: unknown, field: string): boolean {
   const e = err as { code?: string; meta?: { target?: unknown } } | null;

@@ -300,13 +300,19 @@ async function forward(agent: AgentClient, ref: ImageRef, req: http.IncomingMess
 /**
  * The new file becomes a disk of this user. A file that cannot be one (an encrypted
  * image, a format guests cannot use) is removed again, so its name is free to retry.
+ * One whose name another disk took while it arrived (a conversion's output, say) is
+ * kept: the file is the uploader's, whole, and an admin can import it under that name
+ * once it is free; removing it would lose it over a name.
  */
 async function registerUpload(user: SessionUser, host: Host, ref: ImageRef, sha256: string): Promise<string> {
   try {
     return (await registerImage(user, host, ref, { sha256 })).id;
   } catch (err) {
     const error = toGuesthouseError(err);
-    if (error.code === "invalid-input" || error.code === "conflict") {
+    if (error.code === "conflict") {
+      throw new GuesthouseError("conflict", `${ref.file} arrived whole (SHA-256 ${sha256}), but another disk took its name meanwhile. The file is kept on the host; ask an admin to import it, or upload it again under another name.`);
+    }
+    if (error.code === "invalid-input") {
       await agentFor(host)
         .deleteImage(ref)
         .catch((e) => console.error(`upload: could not remove ${ref.pool}/${ref.file} after refusing it:`, e));

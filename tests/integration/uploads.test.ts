@@ -294,6 +294,26 @@ describe("browser uploads through the web server", () => {
     assert.equal((await upload("isos", "uploaded.iso", iso)).status, 409, "the name is an ISO now");
   });
 
+  test("an upload whose name another disk took while it arrived (a conversion's pending output) is kept, not removed", async () => {
+    const data = randomBytes(2 * MiB);
+    const put = openPut(`/upload/default/raced.raw?size=${data.length}&offset=0`, data.length);
+    await put.write(data.subarray(0, MiB));
+    await waitFor("the upload to start writing", () => fs.existsSync(path.join(disksDir(), "raced.raw.part")), 10_000);
+    // As convertDisk does: a pending row for its output, under the name the upload will take.
+    const admin = await db().user.findUniqueOrThrow({ where: { username: stack.admin.username } });
+    const host = await db().host.findUniqueOrThrow({ where: { name: "local" } });
+    await db().disk.create({
+      data: { volume: "volraced0001", pool: "default", file: "raced.raw", format: "qcow2", state: "pending", sizeBytes: 1n, bus: "virtio", ownerId: admin.id, teamId: admin.teamId, hostId: host.id },
+    });
+    await put.write(data.subarray(MiB));
+    put.req.end();
+    const answer = await put.answer;
+    assert.equal(answer.status, 409, JSON.stringify(answer.json));
+    assert.match(String(answer.json?.error), /another disk took its name meanwhile\. The file is kept on the host/);
+    assert.ok(fs.readFileSync(path.join(disksDir(), "raced.raw")).equals(data), "the uploaded file is on the host, whole");
+    await db().disk.delete({ where: { volume: "volraced0001" } });
+  });
+
   test("a member cannot write the host's shared ISO folder (every user's new-guest form offers it): 403 for PUT, GET and DELETE, and nothing is written", async () => {
     const iso = fs.readFileSync(DEMO_ISO);
     const before = filesIn(isoDir());

@@ -14,7 +14,7 @@ type Phase =
   | { kind: "uploading"; offset: number; sent: number; bytesPerSecond: number | null }
   /** Every byte is sent; the host hashes and inspects the file. */
   | { kind: "finishing" }
-  | { kind: "done"; sha256: string; format: string; sizeBytes: number }
+  | { kind: "done"; sha256: string; format: string; sizeBytes: number; convertedTo: string | null }
   | { kind: "cancelled" };
 
 /**
@@ -37,9 +37,11 @@ export function sanitizeImageName(original: string, iso: boolean): string {
 }
 
 /** The upload's JSON answer, or null when it is not JSON (a proxy's error page). */
-function parseReply(text: string): { sha256?: string; format?: string; sizeBytes?: number; error?: string } | null {
+type Reply = { sha256?: string; format?: string; sizeBytes?: number; error?: string; convertedFrom?: string; file?: string };
+
+function parseReply(text: string): Reply | null {
   try {
-    return JSON.parse(text) as { sha256?: string; format?: string; sizeBytes?: number; error?: string };
+    return JSON.parse(text) as Reply;
   } catch {
     return null;
   }
@@ -148,7 +150,7 @@ export function UploadForm({ pools = [DEFAULT_POOL], isoUploads = false }: { poo
       xhrRef.current = null;
       const json = parseReply(xhr.responseText);
       if (xhr.status === 201 && json?.sha256) {
-        setPhase({ kind: "done", sha256: json.sha256, format: json.format ?? "?", sizeBytes: json.sizeBytes ?? size });
+        setPhase({ kind: "done", sha256: json.sha256, format: json.format ?? "?", sizeBytes: json.sizeBytes ?? size, convertedTo: json.convertedFrom ? (json.file ?? null) : null });
         router.refresh();
       } else {
         fail(new Error(json?.error ?? `The upload was refused (${xhr.status}).`));
@@ -267,6 +269,12 @@ export function UploadForm({ pools = [DEFAULT_POOL], isoUploads = false }: { poo
           <p>
             Uploaded {name} ({formatBytes(phase.sizeBytes)}, {phase.format}).
           </p>
+          {phase.convertedTo && (
+            <p className="mt-1" data-testid="upload-converting">
+              Guests use qcow2 and raw disks: it is being converted to qcow2 as {phase.convertedTo} (see Tasks); the {phase.format} file
+              goes once the copy is made.
+            </p>
+          )}
           <p className="mt-1 break-all">
             SHA-256: <code className="font-mono text-xs" data-testid="upload-sha256">{phase.sha256}</code>
           </p>

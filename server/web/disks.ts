@@ -8,10 +8,8 @@ import type { DiskRef, ImageRef } from "../agent-client";
 import { guestNameFor, guestScope } from "../auth/policy";
 import type { SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
-import { isUniqueViolationOn } from "../db/errors";
 import { GuesthouseError } from "../domain/errors";
-import { newVolumeId } from "../domain/ids";
-import { DISK_FORMATS, ISO_POOL, isDiskFormat, type ImageInfo } from "../domain/types";
+import { isDiskFormat, type ImageInfo } from "../domain/types";
 import { agentFor } from "./guests";
 
 export const diskInclude = {
@@ -63,53 +61,6 @@ export function assertNoClones(disk: DiskRow, doing: string, user: SessionUser):
   if (disk.clones.length) {
     const names = cloneNames(disk, user).join(", ");
     throw new GuesthouseError("conflict", `Linked clones are based on ${disk.file} (${names}); it must stay unchanged, so you cannot ${doing}.`);
-  }
-}
-
-/**
- * Records an image file that is already in a storage folder as a disk of this user
- * (an upload that just finished, or a file an admin put there). Refused: encrypted
- * images (their passphrase is not known to the host) and images based on another
- * image (a backing file), which would let the disk read an image that is not its
- * owner's; only linked clones Guesthouse makes itself have one.
- */
-export async function registerImage(
-  user: SessionUser,
-  host: { id: string; endpoint: string },
-  ref: ImageRef,
-  extra: { sha256?: string } = {},
-): Promise<{ id: string }> {
-  if (ref.pool === ISO_POOL) throw new GuesthouseError("invalid-input", "ISO images are the host's, shared by everyone; they are not anyone's disk.");
-  const info = await agentFor(host).image(ref);
-  if (info.encrypted) throw new GuesthouseError("invalid-input", `${ref.file} is encrypted, and its passphrase is not known here; it cannot be imported.`);
-  if (info.backing.length > 0) {
-    throw new GuesthouseError(
-      "invalid-input",
-      `${ref.file} is based on another image (${info.backing[0]}). Only self-contained images are taken: make one with "qemu-img convert -O qcow2 ${ref.file} <new name>" and use that.`,
-    );
-  }
-  if (!isDiskFormat(info.format)) {
-    throw new GuesthouseError("invalid-input", `${ref.file} is a ${info.format} image; guests can use ${DISK_FORMATS.join(", ")}.`);
-  }
-  try {
-    return await db.disk.create({
-      select: { id: true },
-      data: {
-        volume: newVolumeId(),
-        pool: ref.pool,
-        file: ref.file,
-        format: info.format,
-        sizeBytes: BigInt(info.virtualBytes),
-        sha256: extra.sha256 ?? null,
-        bus: "virtio",
-        ownerId: user.id,
-        teamId: user.teamId,
-        hostId: host.id,
-      },
-    });
-  } catch (err) {
-    if (isUniqueViolationOn(err, "file")) throw new GuesthouseError("conflict", `${ref.file} is already a disk here.`);
-    throw err;
   }
 }
 

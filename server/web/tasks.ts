@@ -12,7 +12,12 @@ import type { TaskStatus } from "../domain/types";
 import { refOf, refreshDisk } from "./disks";
 
 /** What the web does when a task ends. */
-export type TaskEffect = { type: "ready-when-done"; diskId: string };
+/**
+ * What a finished task does to the database: its new disk becomes ready (or goes, if
+ * the task failed); `removeWhenDone`, an image the task read from goes too either way
+ * (an upload that arrived in a format guests do not use, converted).
+ */
+export type TaskEffect = { type: "ready-when-done"; diskId: string; removeWhenDone?: { pool: string; file: string } };
 
 /**
  * Runs a quick operation (create, resize, snapshot, …) that the action waits for, and
@@ -111,6 +116,10 @@ async function applyEffect(effect: TaskEffect, task: TaskStatus): Promise<void> 
   if (effect.type === "ready-when-done") {
     const disk = await db.disk.findUnique({ where: { id: effect.diskId }, include: { host: true } });
     if (!disk) return;
+    if (effect.removeWhenDone) {
+      const source = effect.removeWhenDone;
+      await new AgentClient(disk.host.endpoint).deleteImage(source).catch((err) => console.error(`tasks: could not remove ${source.pool}/${source.file}:`, err));
+    }
     if (task.state === "succeeded") {
       const info = await new AgentClient(disk.host.endpoint).image(refOf(disk)).catch(() => null);
       await db.disk.update({ where: { id: disk.id }, data: { state: "ready" } });

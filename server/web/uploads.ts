@@ -26,7 +26,7 @@ import { GuesthouseError, toGuesthouseError } from "../domain/errors";
 import { formatBytes } from "../domain/format";
 import { ISO_POOL, UPLOAD_PATH, type TaskStatus } from "../domain/types";
 import { imageFileName, isoName, parseOrThrow, poolName } from "../domain/validation";
-import { registerImage } from "./disks";
+import { registerImage, type Registered } from "./registration";
 import { agentFor, recordEvent } from "./guests";
 import { localHost } from "./hosts";
 import { stateHub } from "./state-hub";
@@ -255,7 +255,7 @@ async function put(
 
   log.push(`sha256 ${result.sha256}`);
   try {
-    let extra: { diskId: string } | { iso: { id: string; name: string } };
+    let extra: { diskId: string; convertedFrom?: string; taskId?: string; file?: string } | { iso: { id: string; name: string } };
     if (ref.pool === ISO_POOL) {
       const iso = await db.isoImage.upsert({
         where: { hostId_name: { hostId: host.id, name: ref.file } },
@@ -265,9 +265,11 @@ async function put(
       });
       extra = { iso };
     } else {
-      extra = { diskId: await registerUpload(user, host, ref, result.sha256) };
+      const disk = await registerUpload(user, host, ref, result.sha256);
+      extra = { diskId: disk.id, ...(disk.convertedFrom ? { convertedFrom: disk.convertedFrom, taskId: disk.taskId, file: disk.file } : {}) };
     }
-    const message = `${formatBytes(result.sizeBytes)}, ${result.format}, sha256 ${result.sha256}`;
+    const converting = "convertedFrom" in extra && extra.convertedFrom ? `; converting to qcow2 as ${extra.file}` : "";
+    const message = `${formatBytes(result.sizeBytes)}, ${result.format}, sha256 ${result.sha256}${converting}`;
     await finish("succeeded", message, "diskId" in extra ? extra.diskId : null);
     await recordEvent("upload", true, `uploaded ${what} (${formatBytes(result.sizeBytes)}, ${result.format})`, user.id, null).catch(() => {});
     reply(req, res, 201, { ...result, ...extra });
@@ -304,9 +306,10 @@ async function forward(agent: AgentClient, ref: ImageRef, req: http.IncomingMess
  * kept: the file is the uploader's, whole, and an admin can import it under that name
  * once it is free; removing it would lose it over a name.
  */
-async function registerUpload(user: SessionUser, host: Host, ref: ImageRef, sha256: string): Promise<string> {
+async function registerUpload(user: SessionUser, host: Host, ref: ImageRef, sha256: string): Promise<Registered> {
   try {
-    return (await registerImage(user, host, ref, { sha256 })).id;
+    // A vmdk, vdi or vpc arrives as the uploader's file: its qcow2 copy is the disk, and it goes.
+    return await registerImage(user, host, ref, { sha256, removeAfterConversion: true });
   } catch (err) {
     const error = toGuesthouseError(err);
     if (error.code === "conflict") {

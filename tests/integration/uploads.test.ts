@@ -294,6 +294,31 @@ describe("browser uploads through the web server", () => {
     assert.equal((await upload("isos", "uploaded.iso", iso)).status, 409, "the name is an ISO now");
   });
 
+  test("a VMDK, VDI or VHD upload becomes a qcow2 disk: converted with a task, the same data, and the original goes", async () => {
+    const raw = randomBytes(2 * MiB);
+    const source = path.join(scratch, "guest.raw");
+    fs.writeFileSync(source, raw);
+    for (const [format, ext] of [["vmdk", "vmdk"], ["vdi", "vdi"], ["vpc", "vhd"]] as const) {
+      const made = path.join(scratch, `from-${format}.${ext}`);
+      execFileSync("qemu-img", ["convert", "-q", "-f", "raw", "-O", format, source, made]);
+      const answer = await upload("default", `from-${format}.${ext}`, fs.readFileSync(made));
+      assert.equal(answer.status, 201, JSON.stringify(answer.json));
+      assert.equal(answer.json?.convertedFrom, format);
+      assert.equal(answer.json?.file, `from-${format}.qcow2`);
+      const row = await waitFor(`the ${format} upload's qcow2 copy to be ready`, async () => {
+        const r = await db().disk.findUniqueOrThrow({ where: { id: String(answer.json?.diskId) } });
+        return r.state === "ready" ? r : null;
+      }, 30_000);
+      assert.equal(row.format, "qcow2");
+      assert.equal(row.file, `from-${format}.qcow2`);
+      const info = JSON.parse(execFileSync("qemu-img", ["info", "--output=json", path.join(disksDir(), row.file)], { encoding: "utf8" })) as { format: string };
+      assert.equal(info.format, "qcow2");
+      execFileSync("qemu-img", ["compare", "-f", "raw", "-F", "qcow2", source, path.join(disksDir(), row.file)]); // exit 0: the same data
+      await waitFor(`the ${format} original to go`, () => !fs.existsSync(path.join(disksDir(), `from-${format}.${ext}`)), 10_000);
+      assert.equal(await db().disk.count({ where: { file: `from-${format}.${ext}` } }), 0, "no row for the original");
+    }
+  });
+
   test("an upload whose name another disk took while it arrived (a conversion's pending output) is kept, not removed", async () => {
     const data = randomBytes(2 * MiB);
     const put = openPut(`/upload/default/raced.raw?size=${data.length}&offset=0`, data.length);

@@ -10,7 +10,7 @@ import { GuesthouseError } from "../domain/errors";
 import { qemuLives, type DiskFormat, type DiskSpec, type GuestSpec, type GuestStatus } from "../domain/types";
 import { guestSpecSchema, parseOrThrow } from "../domain/validation";
 import { assertHotpluggable, diskId, hotplugCommands, hotplugPorts, SCSI_CONTROLLER, secretPath, type QemuHostLayout } from "../qemu/args";
-import type { QmpClient, QmpEvent } from "../qemu/qmp";
+import { QmpCommandError, type QmpClient, type QmpEvent } from "../qemu/qmp";
 import type { PluggedDisk, SupervisedGuest } from "./guest-state";
 
 /** How long a guest has to let go of an unplugged disk before the agent says so. */
@@ -247,7 +247,7 @@ export class GuestDisks {
         await guest.qmp.execute("device_del", { id: device });
       } catch (err) {
         // A second request while the first is pending: keep waiting for the guest.
-        if (!(plugged.detaching && /already|in progress|pending/i.test((err as Error).message))) {
+        if (!(plugged.detaching && err instanceof QmpCommandError && /already|in progress|pending/i.test(err.desc))) {
           deleted.cancel();
           throw err;
         }
@@ -325,16 +325,16 @@ export async function mustHaveSecret(file: string, disk: DiskSpec): Promise<void
   }
 }
 
-/** QEMU's refusal to plug a disk in, in words that say what to do. */
+/** QEMU's refusal to plug a disk in, in words that say what to do (read from QEMU's own description, not our message). */
 function plugError(err: unknown, disk: DiskSpec): unknown {
-  if (!(err instanceof GuesthouseError) || err.code !== "qmp-error") return err;
-  if (/Failed to get "\w+" lock|another process using/i.test(err.message)) {
+  if (!(err instanceof QmpCommandError)) return err;
+  if (/Failed to get "\w+" lock|another process using/i.test(err.desc)) {
     return new GuesthouseError("conflict", `${disk.file} is open in another program (another QEMU or qemu-img); it cannot be attached meanwhile.`, err.message);
   }
-  if (/not in .* format|image is not|Invalid|magic/i.test(err.message) && !/secret|key|passphrase|decrypt/i.test(err.message)) {
-    return new GuesthouseError("invalid-input", `QEMU cannot open ${disk.file} as ${disk.format}: ${err.message.replace(/^QEMU refused [^:]+: /, "")}`, err.message);
+  if (/not in .* format|image is not|Invalid|magic/i.test(err.desc) && !/secret|key|passphrase|decrypt/i.test(err.desc)) {
+    return new GuesthouseError("invalid-input", `QEMU cannot open ${disk.file} as ${disk.format}: ${err.desc}`, err.message);
   }
-  return new GuesthouseError("qmp-error", `QEMU could not plug ${disk.file} in: ${err.message.replace(/^QEMU refused [^:]+: /, "")}`, err.message);
+  return new GuesthouseError("qmp-error", `QEMU could not plug ${disk.file} in: ${err.desc}`, err.message);
 }
 
 /** The next event `match` accepts, or null after `timeoutMs` or when QMP closes; listening starts at once. */

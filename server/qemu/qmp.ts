@@ -36,6 +36,23 @@ const DEFAULT_CALL_TIMEOUT_MS = 10_000;
 /** Guards against a peer that never sends a newline. */
 const MAX_LINE_BYTES = 16 * 1024 * 1024;
 
+/**
+ * QEMU's refusal of one command, with its fields as QEMU sent them: callers decide on
+ * `errorClass` and `desc` (QEMU's own words), never on the message composed for people.
+ */
+export class QmpCommandError extends GuesthouseError {
+  constructor(
+    readonly command: string,
+    /** QMP's error class: "GenericError", "DeviceNotFound", "CommandNotFound", … */
+    readonly errorClass: string,
+    /** QEMU's description of what went wrong. */
+    readonly desc: string,
+  ) {
+    super("qmp-error", `QEMU refused ${command}: ${desc}`, `class=${errorClass}`);
+    this.name = "QmpCommandError";
+  }
+}
+
 export class QmpClient extends EventEmitter<{ event: [QmpEvent]; disconnect: [Error | null]; state: [QmpRunstate] }> {
   private _state: QmpRunstate = "idle";
   private socket: net.Socket | null = null;
@@ -201,14 +218,8 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; disconnect: [Er
     if ("return" in message) {
       call.resolve(message.return);
     } else {
-      const error = (message.error ?? {}) as { class?: string; desc?: string };
-      call.reject(
-        new GuesthouseError(
-          "qmp-error",
-          `QEMU refused ${call.command}: ${error.desc ?? "no reason given"}`,
-          `class=${error.class ?? "?"}`,
-        ),
-      );
+      const error = (message.error ?? {}) as { class?: unknown; desc?: unknown };
+      call.reject(new QmpCommandError(call.command, typeof error.class === "string" ? error.class : "?", typeof error.desc === "string" ? error.desc : "no reason given"));
     }
   }
 

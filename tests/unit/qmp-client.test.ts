@@ -11,7 +11,7 @@ import path from "node:path";
 import { setImmediate as tick } from "node:timers/promises";
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { QmpClient, type QmpEvent, type QmpRunstate } from "../../server/qemu/qmp";
+import { QmpClient, QmpCommandError, type QmpEvent, type QmpRunstate } from "../../server/qemu/qmp";
 import { GuesthouseError, type ErrorCode } from "../../server/domain/errors";
 
 type Json = Record<string, unknown>;
@@ -275,7 +275,7 @@ describe("QmpClient against a hostile fake QMP server", () => {
     await c.close();
   });
 
-  test("an error reply rejects with qmp-error naming QEMU's desc; the connection stays usable", TEST, async () => {
+  test("an error reply rejects with qmp-error naming QEMU's desc, its class and desc kept as fields; the connection stays usable", TEST, async () => {
     const desc = "Device 'nøpe' not found";
     fake.script = async (peer) => {
       await peer.handshake();
@@ -290,6 +290,8 @@ describe("QmpClient against a hostile fake QMP server", () => {
       isCode("qmp-error")(err);
       assert.ok((err as Error).message.includes(desc), (err as Error).message);
       assert.ok((err as Error).message.includes("device_del"), "the message names the command");
+      assert.ok(err instanceof QmpCommandError);
+      assert.deepEqual([err.command, err.errorClass, err.desc], ["device_del", "DeviceNotFound", desc]);
       return true;
     });
     assert.equal(c.state, "running");

@@ -4,7 +4,7 @@ import { cookies, headers } from "next/headers";
 import { redirect } from "next/navigation";
 import { z } from "zod";
 import { verifyPassword } from "@/server/auth/password";
-import { createSession, deleteSession, SESSION_COOKIE } from "@/server/auth/sessions";
+import { createSession, deleteSession, overTls, sessionCookieName } from "@/server/auth/sessions";
 import { loginThrottle, waitText } from "@/server/auth/throttle";
 import { db } from "@/server/db/client";
 
@@ -40,8 +40,8 @@ export async function login(_prev: LoginState, form: FormData): Promise<LoginSta
   loginThrottle.succeeded(name);
 
   const session = await createSession(db, user.id);
-  const secure = (await headers()).get("x-forwarded-proto") === "https";
-  (await cookies()).set(SESSION_COOKIE, session.secret, {
+  const secure = overTls(Object.fromEntries((await headers()).entries()));
+  (await cookies()).set(sessionCookieName(secure), session.secret, {
     httpOnly: true,
     sameSite: "lax",
     secure,
@@ -53,8 +53,9 @@ export async function login(_prev: LoginState, form: FormData): Promise<LoginSta
 
 export async function logout(): Promise<void> {
   const jar = await cookies();
-  const secret = jar.get(SESSION_COOKIE)?.value;
+  const name = sessionCookieName(overTls(Object.fromEntries((await headers()).entries())));
+  const secret = jar.get(name)?.value;
   if (secret) await deleteSession(db, secret);
-  jar.delete(SESSION_COOKIE);
+  jar.delete(name);
   redirect("/login");
 }

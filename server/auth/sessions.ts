@@ -7,6 +7,32 @@ import type { UserRole } from "../domain/types";
 import { hashSecret, newSecret } from "./tokens";
 
 export const SESSION_COOKIE = "gh_session";
+/**
+ * The session cookie's name over TLS: `__Host-` makes the browser keep it only if it is
+ * Secure, for this host alone, path /, so no other site or subdomain can set or shadow it.
+ */
+export const TLS_SESSION_COOKIE = "__Host-gh_session";
+
+/** The session cookie's name for a request that came over TLS (`secure`) or not. */
+export function sessionCookieName(secure: boolean): string {
+  return secure ? TLS_SESSION_COOKIE : SESSION_COOKIE;
+}
+
+/**
+ * Whether a request reached the dashboard over TLS: its own socket, or the reverse proxy
+ * in front of it saying so (X-Forwarded-Proto: https, as the README asks of proxies).
+ */
+export function overTls(headers: { [name: string]: string | string[] | undefined }, encrypted = false): boolean {
+  const proto = headers["x-forwarded-proto"];
+  return encrypted || (Array.isArray(proto) ? proto[0] : proto)?.split(",")[0]?.trim() === "https";
+}
+
+/** The session secret a raw request carries, under the one name its transport allows (over TLS only the `__Host-` one). */
+export function sessionSecretOf(req: { headers: { [name: string]: string | string[] | undefined }; socket?: unknown }): string | null {
+  const encrypted = Boolean((req.socket as { encrypted?: boolean } | undefined)?.encrypted);
+  const header = req.headers.cookie;
+  return cookieFromHeader(Array.isArray(header) ? header.join("; ") : header, sessionCookieName(overTls(req.headers, encrypted)));
+}
 export const SESSION_TTL_MS = 12 * 60 * 60 * 1000;
 
 export interface SessionUser {

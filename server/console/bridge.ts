@@ -25,7 +25,7 @@ import type { Duplex } from "node:stream";
 import { WebSocketServer, createWebSocketStream, type WebSocket } from "ws";
 import { AgentClient } from "../agent-client";
 import { guestScope } from "../auth/policy";
-import { cookieFromHeader, SESSION_COOKIE, userForSession, type SessionUser } from "../auth/sessions";
+import { sessionSecretOf, userForSession, type SessionUser } from "../auth/sessions";
 import type { PrismaClient } from "../db/client";
 import { toGuesthouseError } from "../domain/errors";
 import { refuseUpgrade } from "../http/refuse-upgrade";
@@ -141,7 +141,7 @@ export function createConsoleBridge({ db, log = console.log, touchMs = SESSION_T
     let login: LiveSession["login"] = null;
     let guest: { host: { endpoint: string } } | null;
     if (ticket.userId) {
-      const secret = cookieFromHeader(req.headers.cookie, SESSION_COOKIE);
+      const secret = sessionSecretOf(req);
       const user = await userForSession(db, secret);
       if (!user) return refuseUpgrade(socket, 401, "Log in first.");
       if (user.id !== ticket.userId) return refuseUpgrade(socket, 403, "This console ticket belongs to someone else.");

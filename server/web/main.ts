@@ -3,12 +3,14 @@
  * websocket lives on the same origin under /ws/ (a path that is no page route;
  * see NOTES on Next's own upgrade listener). Run with `tsx server/web/main.ts`.
  */
+import { randomBytes } from "node:crypto";
 import http from "node:http";
 import next from "next";
 import { createConsoleBridge } from "../console/bridge";
 import { db } from "../db/client";
 import { giveHeapRoom, WEB_HEAP_GROWING_PERCENT } from "../heap";
 import { loadWebConfig } from "./config";
+import { contentSecurityPolicy } from "./csp";
 import { stateHub } from "./state-hub";
 import { reconcileTasks, settleTask } from "./tasks";
 import { handleUpload, isUploadRequest } from "./uploads";
@@ -40,6 +42,11 @@ async function main(): Promise<void> {
       req.once("end", () => clearTimeout(cut));
       socket.once("close", () => clearTimeout(cut));
     }
+    // A Content-Security-Policy with a nonce per response: Next reads the nonce from the
+    // request's policy header and puts it on every script it renders; nothing else runs.
+    const policy = contentSecurityPolicy(randomBytes(16).toString("base64"), config.dev);
+    req.headers["content-security-policy"] = policy;
+    res.setHeader("Content-Security-Policy", policy);
     handle(req, res).catch((err) => {
       console.error("web: request failed:", err);
       if (!res.headersSent) res.writeHead(500).end("Internal error");

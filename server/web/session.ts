@@ -1,14 +1,15 @@
 /** The logged-in user of the current Next.js request. */
-import { cookies } from "next/headers";
+import { cookies, headers } from "next/headers";
 import { cache } from "react";
 import { redirect } from "next/navigation";
-import { SESSION_COOKIE, userForSession, type SessionUser } from "../auth/sessions";
+import { overTls, sessionCookieName, userForSession, type SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
 
 /** Once per request: the layout and the page both ask. */
 export const currentUser = cache(async (): Promise<SessionUser | null> => {
   const jar = await cookies();
-  return userForSession(db, jar.get(SESSION_COOKIE)?.value);
+  const secure = overTls(Object.fromEntries((await headers()).entries()));
+  return userForSession(db, jar.get(sessionCookieName(secure))?.value);
 });
 
 /** For pages: the user, or a redirect to the login page. */

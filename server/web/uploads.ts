@@ -20,7 +20,7 @@
 import { randomBytes } from "node:crypto";
 import type http from "node:http";
 import type { AgentClient, ImageRef } from "../agent-client";
-import { cookieFromHeader, SESSION_COOKIE, userForSession, type SessionUser } from "../auth/sessions";
+import { sessionSecretOf, userForSession, type SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
 import { GuesthouseError, toGuesthouseError } from "../domain/errors";
 import { formatBytes } from "../domain/format";
@@ -102,7 +102,7 @@ async function serve(req: http.IncomingMessage, res: http.ServerResponse): Promi
   if (!originAllowed(req, method === "GET")) {
     throw new GuesthouseError("forbidden", "Uploads must come from this dashboard's own pages.");
   }
-  const user = await userForSession(db, cookieFromHeader(req.headers.cookie, SESSION_COOKIE));
+  const user = await userForSession(db, sessionSecretOf(req));
   if (!user) throw new GuesthouseError("unauthenticated", "Log in first.");
   const ref = parseTarget(segments[0], segments[1]);
   // The ISO folder is the host's, offered in every user's new-guest form: admins fill it.

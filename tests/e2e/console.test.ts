@@ -459,5 +459,9 @@ story("console in Chromium", (step) => {
     await row.getByTestId("guest-thumbnail-placeholder").waitFor();
     assert.equal(await row.getByTestId("guest-thumbnail").count(), 0);
   });
+
+  step("no page broke the Content-Security-Policy (noVNC, xterm.js and Next run under it)", () => {
+    assert.deepEqual(browser.cspViolations(), []);
+  });
 });
 

@@ -444,4 +444,8 @@ story("dashboard in Chromium", (step) => {
     assert.equal(await stack.database.db.disk.count(), 0);
     assert.deepEqual(fs.readdirSync(path.join(stack.agent.dataDir, "disks")), [], "every disk file is gone");
   });
+
+  step("no page broke the Content-Security-Policy (noVNC, xterm.js and Next run under it)", () => {
+    assert.deepEqual(browser.cspViolations(), []);
+  });
 });

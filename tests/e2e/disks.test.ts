@@ -264,4 +264,8 @@ story("disk images in Chromium", (step) => {
       req.destroy();
     }
   });
+
+  step("no page broke the Content-Security-Policy (noVNC, xterm.js and Next run under it)", () => {
+    assert.deepEqual(browser.cspViolations(), []);
+  });
 });

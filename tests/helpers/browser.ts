@@ -16,7 +16,11 @@ const FLAGS = [
   "--disable-sync",
 ];
 
-export async function launchBrowser(): Promise<{ context: BrowserContext; close(): Promise<void> }> {
+/**
+ * A fresh browser. `cspViolations()` lists what any of its pages reported as refused by
+ * the Content-Security-Policy so far: a test asserts it is empty.
+ */
+export async function launchBrowser(): Promise<{ context: BrowserContext; cspViolations(): string[]; close(): Promise<void> }> {
   if (!CHROMIUM) throw new Error("Chromium is not installed: scripts/setup.sh --test installs it.");
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), "gh-chromium-"));
   const context = await chromium.launchPersistentContext(profile, {
@@ -25,8 +29,14 @@ export async function launchBrowser(): Promise<{ context: BrowserContext; close(
     headless: true,
     viewport: { width: 1280, height: 900 },
   });
+  const violations: string[] = [];
+  context.on("console", (message) => {
+    const text = message.text();
+    if (/Content Security Policy|Content-Security-Policy/i.test(text)) violations.push(`${message.page()?.url() ?? "?"}: ${text}`);
+  });
   return {
     context,
+    cspViolations: () => [...violations],
     async close() {
       await context.close();
       fs.rmSync(profile, { recursive: true, force: true });

@@ -9,6 +9,7 @@ import {
   createDisk,
   deleteDisk,
   deleteIso,
+  removeUploadPart,
   detachDisk,
   importImage,
   resizeDisk,
@@ -348,6 +349,25 @@ export function DeleteIsoButton({ name, usedBy }: { name: string; usedBy: string
         Delete
       </button>
       <ErrorLine error={error} testId="iso-error" />
+    </span>
+  );
+}
+
+/** Removes an interrupted upload kept for resuming. */
+export function RemovePartButton({ pool, file }: { pool: string; file: string }) {
+  const { run, error, pending } = useButtonAction();
+  return (
+    <span>
+      <button
+        className="btn btn-danger"
+        disabled={pending}
+        onClick={() => {
+          if (confirm(`Remove the interrupted upload of ${file}? It cannot be resumed afterwards.`)) run(() => removeUploadPart({ pool, file }));
+        }}
+      >
+        Remove
+      </button>
+      <ErrorLine error={error} testId="part-error" />
     </span>
   );
 }

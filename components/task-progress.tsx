@@ -64,8 +64,9 @@ export function TaskBar({ task, label }: { task: TaskView; label: string }) {
     <div className="space-y-1" data-testid="task" data-task={task.id} data-state={task.state}>
       <div className="flex items-center justify-between text-sm">
         <span>{label}</span>
-        <span className="text-slate-600">
-          {percent === null ? "working…" : `${percent} %`}
+        <span className="text-slate-600" data-testid="task-status">
+          {/* A queued task says where it stands ("Waiting for a qemu-img slot: 1 job ahead …"). */}
+          {task.message ?? (percent === null ? "working…" : `${percent} %`)}
         </span>
       </div>
       <div

@@ -6,7 +6,7 @@ import { db } from "@/server/db/client";
 import { isForeignKeyViolation } from "@/server/db/errors";
 import { GuesthouseError } from "@/server/domain/errors";
 import { newVolumeId } from "@/server/domain/ids";
-import { DEFAULT_POOL, DISK_BUSES, isGuestDiskFormat, NEW_DISK_FORMATS, type DiskBus } from "@/server/domain/types";
+import { DEFAULT_POOL, DISK_BUSES, ISO_POOL, isGuestDiskFormat, NEW_DISK_FORMATS, type DiskBus } from "@/server/domain/types";
 import { diskFormat, imageFileName, isoName, parseOrThrow, parseSize, passphrase, poolName, snapshotName } from "@/server/domain/validation";
 import { authedAction } from "@/server/web/action";
 import { assertNoClones, loadDisk, refOf, refreshDisk, secretOf, type DiskRow } from "@/server/web/disks";
@@ -14,7 +14,7 @@ import { registerImage } from "@/server/web/registration";
 import { agentFor, baseChain, liveState, loadGuest, recordEvent, specOf } from "@/server/web/guests";
 import { localHost } from "@/server/web/hosts";
 import { recordedTask, recordTask, WEB_TASK_PREFIX } from "@/server/web/tasks";
-import { cancelUploadTask } from "@/server/web/uploads";
+import { cancelUploadTask, discardUpload } from "@/server/web/uploads";
 
 const createDiskInput = z.strictObject({
   pool: poolName,
@@ -264,6 +264,19 @@ export const deleteIso = authedAction("delete-iso", async (user, raw: unknown) =
     throw err;
   }
   await recordEvent("iso-delete", true, `deleted ISO ${name}`, user.id, null).catch(() => {});
+  revalidatePath("/disks");
+  return null;
+});
+
+const uploadPartInput = z.strictObject({ pool: z.union([poolName, z.literal(ISO_POOL)]), file: z.string().max(255) });
+
+/** Removes an interrupted upload kept for resuming (its owner or an admin). */
+export const removeUploadPart = authedAction("remove-upload-part", async (user, raw: unknown) => {
+  const { pool, file } = parseOrThrow(uploadPartInput, raw, "The interrupted upload");
+  parseOrThrow(pool === ISO_POOL ? isoName : imageFileName, file, "The file name");
+  const host = await localHost();
+  await discardUpload(user, host, { pool, file });
+  await recordEvent("upload-discard", true, `removed the interrupted upload ${pool}/${file}`, user.id, null).catch(() => {});
   revalidatePath("/disks");
   return null;
 });

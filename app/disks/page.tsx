@@ -1,5 +1,5 @@
 import Link from "next/link";
-import { CreateDiskForm, DeleteIsoButton, ImportButton } from "@/components/disk-forms";
+import { CreateDiskForm, DeleteIsoButton, ImportButton, RemovePartButton } from "@/components/disk-forms";
 import { UploadForm } from "@/components/upload-form";
 import { LiveTaskBars } from "@/components/task-progress";
 import { canOperateGuest, guestScope } from "@/server/auth/policy";
@@ -10,6 +10,7 @@ import { refOf } from "@/server/web/disks";
 import { agentFor } from "@/server/web/guests";
 import { localHost } from "@/server/web/hosts";
 import { requireUser } from "@/server/web/session";
+import { interruptedUploads } from "@/server/web/uploads";
 
 export const dynamic = "force-dynamic";
 
@@ -24,7 +25,7 @@ export default async function DisksPage() {
   const agent = agentFor(host);
   // Every disk of the host, so the agent reads each in its registered format (and knows the rest are not disks).
   const knownRows = db.disk.findMany({ where: { hostId: host.id }, select: { pool: true, file: true, format: true } });
-  const [disks, known, images, hostInfo, tasks, isoRows] = await Promise.all([
+  const [disks, known, images, hostInfo, tasks, isoRows, parts] = await Promise.all([
     db.disk.findMany({
       where: { hostId: host.id, ...guestScope(user) },
       orderBy: [{ pool: "asc" }, { file: "asc" }],
@@ -35,6 +36,7 @@ export default async function DisksPage() {
     agent.host().catch(() => null),
     db.task.findMany({ where: { state: "running", ...(user.role === "admin" ? {} : { userId: user.id }) }, orderBy: { startedAt: "desc" } }),
     db.isoImage.findMany({ where: { hostId: host.id }, select: { name: true, sha256: true, cdroms: { select: { guest: { select: { name: true, ownerId: true } } } } } }),
+    interruptedUploads(user, host),
   ]);
   const isoFacts = new Map(isoRows.map((r) => [r.name, r]));
   const facts = new Map((images ?? []).map((i) => [`${i.pool}/${i.file}`, i]));
@@ -160,6 +162,35 @@ export default async function DisksPage() {
                   {"format" in i ? `${i.format}, ${formatBytes(i.virtualBytes)}${i.encrypted ? ", encrypted (cannot be imported)" : ""}` : <span className="text-red-700">{i.error}</span>}
                 </span>
                 {"format" in i && !i.encrypted && <ImportButton pool={i.pool} file={i.file} />}
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
+
+      {parts && parts.length > 0 && (
+        <section className="card space-y-2 p-4">
+          <h2 className="font-semibold">Interrupted uploads</h2>
+          <p className="text-sm text-slate-600">
+            Choose the same file under the same name below to resume one. Each is removed once it has not grown for a while (the date on the right).
+          </p>
+          <ul className="divide-y divide-slate-100 text-sm">
+            {parts.map((p) => (
+              <li key={`${p.pool}/${p.file}`} className="flex items-center justify-between gap-3 py-2" data-testid="upload-part" data-file={p.file}>
+                <span>
+                  <span className="font-medium">{p.file}</span> in {p.pool} · {formatBytes(p.bytes)} so far
+                  {user.role === "admin" && ` · by ${p.owner ?? "unknown"}`} · last written {new Date(p.modifiedAt).toLocaleString()}
+                </span>
+                <span className="flex items-center gap-3">
+                  {p.uploading ? (
+                    <span className="text-slate-500">uploading now</span>
+                  ) : (
+                    <>
+                      <span className="text-slate-500" data-testid="part-expires">removed {new Date(p.expiresAt).toLocaleString()}</span>
+                      <RemovePartButton pool={p.pool} file={p.file} />
+                    </>
+                  )}
+                </span>
               </li>
             ))}
           </ul>

@@ -20,6 +20,7 @@ import {
   type DiskSpec,
   type GuestSpec,
   type GuestStatus,
+  type UploadPart,
   type HostInfo,
   type ImageInfo,
   type NativeVncPassword,
@@ -55,6 +56,14 @@ const hostInfoSchema = z.object({
   isos: z.array(z.object({ name: z.string(), sizeBytes: z.number() })),
   pools: z.array(z.object({ name: z.string(), content: z.enum(["images", "isos"]), totalBytes: z.number(), freeBytes: z.number() })),
   forwards: z.object({ address: z.string(), firstPort: z.number().int(), lastPort: z.number().int() }),
+});
+const uploadPartSchema = z.object({
+  pool: z.string(),
+  file: z.string(),
+  bytes: z.number(),
+  modifiedAt: z.number(),
+  expiresAt: z.number(),
+  uploading: z.boolean(),
 });
 const imageInfoSchema = z.object({
   pool: z.string(),
@@ -285,6 +294,11 @@ export class AgentClient {
   /** Deletes an image (and, given its volume, the passphrase the agent keeps for it). */
   deleteImage(ref: ImageRef, volume?: string): Promise<void> {
     return this.request("DELETE", `/v1/images/${imagePath(ref)}${volume ? `?volume=${encodeURIComponent(volume)}` : ""}`, null);
+  }
+
+  /** Interrupted uploads kept for resuming, oldest first, with when each expires. */
+  uploadParts(): Promise<UploadPart[]> {
+    return this.request("GET", "/v1/uploads", z.array(uploadPartSchema));
   }
 
   uploadOffset(ref: ImageRef): Promise<number> {

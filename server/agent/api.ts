@@ -43,6 +43,7 @@
  *   POST   /v1/images/:pool/:file/resize    { format, bytes, shrink, volume? } → ImageInfo (live when a guest runs it)
  *   POST   /v1/images/:pool/:file/snapshots { format, op, name, volume? } → ImageInfo (live when a guest runs it)
  *   POST   /v1/images/:pool/:file/check     { format } → { ok, report }
+ *   GET    /v1/uploads                 UploadPart[]: interrupted uploads, with when each expires
  *   GET    /v1/uploads/:pool/:file     { offset }: bytes an interrupted upload has
  *   PUT    /v1/uploads/:pool/:file?size=N&offset=M   the raw file → { sha256, sizeBytes, format };
  *                                      with Expect: 100-continue, the 100 comes once the upload is accepted
@@ -221,6 +222,7 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, i
       return { json: await images.check({ ...ref(pool, file), format: req.format }) };
     }],
 
+    ["GET", /^\/v1\/uploads$/, async () => ({ json: await images.parts() })],
     ["GET", /^\/v1\/uploads\/([^/]+)\/([^/]+)$/, async ([pool, file]) => ({ json: { offset: await images.uploadOffset(ref(pool, file)) } })],
     ["DELETE", /^\/v1\/uploads\/([^/]+)\/([^/]+)$/, async ([pool, file]) => {
       await images.cancelUpload(ref(pool, file));

@@ -8,6 +8,7 @@ import { DEFAULT_POOL, ISO_POOL, type Accelerator } from "../domain/types";
 import { poolName } from "../domain/validation";
 import { VNC_BASE_PORT } from "../qemu/args";
 import { checkHostQemu, type AcceleratorMode } from "./host-qemu";
+import { DEFAULT_QEMU_IMG_JOBS } from "./tasks";
 import { certificateNames, isCertificateName, isWildcardAddress } from "./tls";
 
 const envSchema = z.object({
@@ -17,6 +18,10 @@ const envSchema = z.object({
   GUESTHOUSE_ACCEL: z.enum(["auto", "kvm", "tcg"]).default("auto"),
   /** Where the KVM probe's verdict is remembered (default <data>/accelerator.json). */
   GUESTHOUSE_ACCEL_CACHE: z.string().min(1).optional(),
+  /** Long qemu-img jobs (convert, full clone, check) run at once on this host; the rest queue (default 2). */
+  GUESTHOUSE_QEMU_IMG_JOBS: z.coerce.number().int().min(1).max(64).default(DEFAULT_QEMU_IMG_JOBS),
+  /** An interrupted upload's part is removed once it has not grown for this many hours (default 24). */
+  GUESTHOUSE_UPLOAD_PART_HOURS: z.coerce.number().positive().max(24 * 365).default(24),
   /** More storage folders for disk images: "fast=/srv/nvme,bulk=/srv/hdd" (name=absolute path). */
   GUESTHOUSE_STORAGE: z.string().optional(),
   /** The largest upload accepted, in bytes (default 64 GiB). */
@@ -60,6 +65,10 @@ export interface AgentSettings {
   /** Encrypted volumes' passphrases, one 0600 file each. */
   secretsDir: string;
   uploadLimitBytes: number;
+  /** How long an interrupted upload's part is kept after it last grew, in milliseconds. */
+  uploadPartMs: number;
+  /** Long qemu-img jobs at once (the rest queue). */
+  qemuImgJobs: number;
   /** The size at which a guest's serial log is rotated; serial.log and serial.log.1 each stay about this size. */
   serialLogBytes: number;
   /** The lifetime of a one-time VNC password (QMP expire_password), in seconds. */
@@ -172,6 +181,8 @@ export function readAgentSettings(env: NodeJS.ProcessEnv = process.env): AgentSe
     pools: parsePools(e.GUESTHOUSE_STORAGE, path.join(dataDir, "disks")),
     secretsDir: path.join(dataDir, "secrets"),
     uploadLimitBytes: e.GUESTHOUSE_UPLOAD_LIMIT,
+    uploadPartMs: Math.round(e.GUESTHOUSE_UPLOAD_PART_HOURS * 3600_000),
+    qemuImgJobs: e.GUESTHOUSE_QEMU_IMG_JOBS,
     serialLogBytes: e.GUESTHOUSE_SERIAL_LOG_BYTES,
     vncPasswordSeconds: e.GUESTHOUSE_VNC_PASSWORD_SECONDS,
     vncTls: vncTlsConfig(e, dataDir),

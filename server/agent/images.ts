@@ -12,7 +12,7 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { GuesthouseError } from "../domain/errors";
 import { formatBytes } from "../domain/format";
-import { isDiskFormat, type DiskFormat, type ImageInfo, type IsoInfo, type SnapshotInfo, type TaskStatus } from "../domain/types";
+import { isDiskFormat, type DiskFormat, type ImageInfo, type IsoInfo, type SnapshotInfo, type TaskStatus, type UploadPart } from "../domain/types";
 import { optValue, secretPath } from "../qemu/args";
 import { ISO_POOL, type AgentConfig } from "./config";
 import { MAX_BACKING_CHAIN, PART_SUFFIX, Storage } from "./storage";
@@ -90,6 +90,19 @@ export class Images {
   readonly storage: Storage;
   /** qemu-img info results by path, valid while size and mtime stay the same. */
   private readonly infoCache = new Map<string, { stamp: string; info: ImageInfo }>();
+  /**
+   * What running uploads still have to write, by storage folder: a new upload must fit
+   * in the free space less these, or two uploads that each fit alone would both be let
+   * in and one would find the folder full half-way.
+   */
+  private readonly reserved = new Map<string, Set<{ bytes: number }>>();
+
+  /** Bytes running uploads into this folder still have to write. */
+  reservedBytes(pool: string): number {
+    let sum = 0;
+    for (const r of this.reserved.get(pool) ?? []) sum += r.bytes;
+    return sum;
+  }
 
   constructor(
     private readonly config: AgentConfig,
@@ -151,6 +164,7 @@ export class Images {
           for (let attempt = 1; ; attempt++) {
             try {
               await runQemuImg(
+                this.tasks.quick,
                 ["create", "-q", "--object", `secret,id=sec0,format=raw,file=${optValue(secret)}`, "-f", "qcow2",
                  "-o", "encrypt.format=luks,encrypt.key-secret=sec0", file, String(ref.bytes)],
                 ctx, this.scrub,
@@ -162,7 +176,7 @@ export class Images {
             }
           }
         } else {
-          await runQemuImg(["create", "-q", "-f", ref.format, file, String(ref.bytes)], ctx, this.scrub);
+          await runQemuImg(this.tasks.quick, ["create", "-q", "-f", ref.format, file, String(ref.bytes)], ctx, this.scrub);
         }
       } catch (err) {
         await fsp.rm(file, { force: true });
@@ -191,7 +205,7 @@ export class Images {
           ? ["create", "-q", "-f", "qcow2", "-b", backing, "-F", from.format, file]
           : ["convert", "-f", from.format, "-O", "qcow2", source, file];
       try {
-        await runQemuImg(args, ctx, this.scrub, { progress: mode === "full" });
+        await runQemuImg(mode === "full" ? this.tasks.jobs : this.tasks.quick, args, ctx, this.scrub, { progress: mode === "full" });
       } catch (err) {
         await fsp.rm(file, { force: true });
         throw err;
@@ -250,7 +264,7 @@ export class Images {
       // external data file or a descriptor's extents with it).
       await this.storage.selfContained(file, name, format, { followBacking: false });
       // Without --backing-chain qemu-img does not open the backing file; with -f it does not guess.
-      const out = await runQemuImg(["info", "-U", "--output=json", ...(format ? ["-f", format] : []), file], null, this.scrub, { timeoutMs: INFO_TIMEOUT_MS });
+      const out = await runQemuImg(this.tasks.quick, ["info", "-U", "--output=json", ...(format ? ["-f", format] : []), file], null, this.scrub, { timeoutMs: INFO_TIMEOUT_MS });
       let level: Record<string, unknown>;
       try {
         level = JSON.parse(out) as Record<string, unknown>;
@@ -300,7 +314,7 @@ export class Images {
       const file = await this.reserve(to);
       try {
         // The format the disk was registered with, never a guess: a raw disk's guest can write anything into it, a qcow2 header too.
-        await runQemuImg(["convert", "-f", from.format, "-O", to.format, source, file], ctx, this.scrub, { progress: true });
+        await runQemuImg(this.tasks.jobs, ["convert", "-f", from.format, "-O", to.format, source, file], ctx, this.scrub, { progress: true });
       } catch (err) {
         await fsp.rm(file, { force: true });
         throw err;
@@ -336,7 +350,7 @@ export class Images {
       } else {
         const file = await this.storage.existing(ref.pool, ref.file, "images");
         const args = ["resize", "-q", ...(growing ? [] : ["--shrink"]), ...this.openArgs(file, ref.format, ref), String(ref.bytes)];
-        await runQemuImg(args, ctx, this.scrub);
+        await runQemuImg(this.tasks.quick, args, ctx, this.scrub);
       }
       return `now ${formatBytes(ref.bytes)}`;
     });
@@ -358,7 +372,7 @@ export class Images {
         const file = await this.storage.existing(ref.pool, ref.file, "images");
         const flag = { create: "-c", revert: "-a", delete: "-d" }[op];
         // `qemu-img snapshot` has no -f: the driver is named in --image-opts, so nothing is guessed.
-        await runQemuImg(["snapshot", "-q", flag, name, ...this.openArgs(file, "qcow2", ref, { imageOpts: true })], ctx, this.scrub);
+        await runQemuImg(this.tasks.quick, ["snapshot", "-q", flag, name, ...this.openArgs(file, "qcow2", ref, { imageOpts: true })], ctx, this.scrub);
       }
       return null;
     });
@@ -370,7 +384,7 @@ export class Images {
     await this.info(ref, ref.format); // checks the file, its header and chain first
     const file = this.storage.pathOf(ref.pool, ref.file, "images");
     try {
-      const out = await runQemuImg(["check", "-U", "-f", ref.format, file], null, this.scrub, { timeoutMs: CHECK_TIMEOUT_MS });
+      const out = await runQemuImg(this.tasks.jobs, ["check", "-U", "-f", ref.format, file], null, this.scrub, { timeoutMs: CHECK_TIMEOUT_MS });
       return { ok: true, report: out.trim() };
     } catch (err) {
       return { ok: false, report: (err as Error).message };
@@ -427,9 +441,35 @@ export class Images {
       throw new GuesthouseError("conflict", have ? `An interrupted upload of "${ref.file}" has ${have} bytes; resume from there or cancel it.` : "There is no interrupted upload to resume.");
     }
     if (offset > size) throw new GuesthouseError("invalid-input", "The offset is past the end of the file.");
-    if (size - offset > this.storage.freeBytes(ref.pool)) {
-      throw new GuesthouseError("too-large", `The storage folder "${ref.pool}" has ${formatBytes(this.storage.freeBytes(ref.pool))} free; the file needs ${formatBytes(size - offset)} more.`);
+    const free = this.storage.freeBytes(ref.pool) - this.reservedBytes(ref.pool);
+    if (size - offset > free) {
+      const others = this.reservedBytes(ref.pool);
+      throw new GuesthouseError(
+        "too-large",
+        `The storage folder "${ref.pool}" has ${formatBytes(Math.max(0, free))} free${others ? ` once the uploads running into it have arrived (they hold ${formatBytes(others)})` : ""}; the file needs ${formatBytes(size - offset)} more.`,
+      );
     }
+    // Held from this check on, shrinking as bytes land, until the upload ends either way.
+    const reservation = { bytes: size - offset };
+    const held = this.reserved.get(ref.pool) ?? new Set();
+    this.reserved.set(ref.pool, held.add(reservation));
+    try {
+      return await this.receiveWithin(ref, body, size, offset, onAccepted, { content, final, part, reservation });
+    } finally {
+      held.delete(reservation);
+    }
+  }
+
+  /** The upload itself, once it is accepted and its space reserved. */
+  private async receiveWithin(
+    ref: ImageRef,
+    body: Readable,
+    size: number,
+    offset: number,
+    onAccepted: () => void,
+    at: { content: "isos" | "images"; final: string; part: string; reservation: { bytes: number } },
+  ): Promise<{ sha256: string; sizeBytes: number; format: string }> {
+    const { content, final, part, reservation } = at;
     let result = { sha256: "", sizeBytes: size, format: "iso" };
     await this.tasks.run("upload", `upload ${refKey(ref)} (${formatBytes(size)})`, [refKey(ref)], async (ctx) => {
       const hash = createHash("sha256");
@@ -459,6 +499,7 @@ export class Images {
       // The hot path does only this per chunk; progress is read off `received` on a timer.
       const count = (chunk: Buffer) => {
         received += chunk.length;
+        reservation.bytes = Math.max(0, size - received);
         if (received > size) body.destroy(new GuesthouseError("invalid-input", `The upload sent more than the ${size} bytes it announced.`));
         else hash.update(chunk);
         if (!flushing && received - flushedAt >= UPLOAD_WRITEBACK_BYTES) flushSome();
@@ -497,7 +538,7 @@ export class Images {
         // The header is checked before qemu-img opens the part (a descriptor's extents, a data file).
         const out = await this.storage
           .selfContained(part, ref.file, null, { followBacking: false })
-          .then(() => runQemuImg(["info", "--output=json", part], null, this.scrub, { timeoutMs: INFO_TIMEOUT_MS }))
+          .then(() => runQemuImg(this.tasks.quick, ["info", "--output=json", part], null, this.scrub, { timeoutMs: INFO_TIMEOUT_MS }))
           .catch(async (err) => {
             await fsp.rm(part, { force: true });
             throw err;
@@ -515,6 +556,45 @@ export class Images {
       return `sha256 ${result.sha256}`;
     });
     return result;
+  }
+
+  /** Interrupted uploads in every folder, oldest first, with when each expires. */
+  async parts(): Promise<UploadPart[]> {
+    return (await this.storage.parts()).map(({ pool, file, bytes, modifiedAt }) => ({
+      pool,
+      file,
+      bytes,
+      modifiedAt,
+      expiresAt: modifiedAt + this.config.uploadPartMs,
+      uploading: this.tasks.holder(refKey({ pool, file }))?.kind === "upload",
+    }));
+  }
+
+  /**
+   * Removes interrupted uploads that have not grown for GUESTHOUSE_UPLOAD_PART_HOURS,
+   * each as a task holding its name, so an upload resuming it meanwhile is refused
+   * rather than writing into a file that goes. A part an upload is writing is never
+   * removed (it keeps growing). Returns what it removed ("pool/file").
+   */
+  async expireParts(now = Date.now()): Promise<string[]> {
+    const removed: string[] = [];
+    for (const part of await this.parts()) {
+      if (part.uploading || part.expiresAt > now) continue;
+      const key = refKey(part);
+      if (this.tasks.holder(key)) continue;
+      const hours = Math.round((now - part.modifiedAt) / 360_000) / 10;
+      await this.tasks
+        .run("delete", `remove the interrupted upload ${key} (${formatBytes(part.bytes)}, untouched for ${hours} h)`, [key], async () => {
+          // Looked at again under the hold: an upload may have resumed it since the listing.
+          const stat = await fsp.lstat(`${this.storage.pathOf(part.pool, part.file)}${PART_SUFFIX}`).catch(() => null);
+          if (!stat?.isFile() || stat.mtimeMs + this.config.uploadPartMs > now) return "kept: it grew again";
+          await fsp.rm(`${this.storage.pathOf(part.pool, part.file)}${PART_SUFFIX}`, { force: true });
+          removed.push(key);
+          return "removed";
+        })
+        .catch((err: Error) => console.error(`agent: could not remove the interrupted upload ${key}:`, err.message));
+    }
+    return removed;
   }
 
   /** Cancels an upload: stops it if it runs and removes what it wrote. */

@@ -58,10 +58,18 @@ async function main(): Promise<void> {
   const supervisor = new Supervisor(config);
   await supervisor.adopt();
   // One task runner for the agent: image operations and pastes share it (and its event stream).
-  const tasks = new Tasks();
+  const tasks = new Tasks({ qemuImgJobs: config.qemuImgJobs });
   const images = new Images(config, tasks, supervisor);
   const consoles = new Consoles(config, supervisor, tasks);
   const server = createAgentServer(config, supervisor, images, consoles);
+  // Interrupted uploads that nobody resumed go after GUESTHOUSE_UPLOAD_PART_HOURS; looked for
+  // at start and then a few times per lifetime (at most hourly).
+  const expireParts = () =>
+    void images.expireParts().then((gone) => {
+      for (const key of gone) console.log(`agent: removed the interrupted upload ${key} (not resumed in time)`);
+    });
+  expireParts();
+  setInterval(expireParts, Math.min(3600_000, Math.max(1000, config.uploadPartMs / 4))).unref();
   const oldMask = process.umask(0o177);
   server.listen(config.socketPath, () => {
     process.umask(oldMask);

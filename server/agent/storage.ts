@@ -123,6 +123,24 @@ export class Storage {
       .sort();
   }
 
+  /**
+   * Interrupted uploads: `<name>.part` files (regular files whose name without the suffix
+   * is a valid image name) in every folder, with their size and when they last grew.
+   */
+  async parts(): Promise<Array<{ pool: string; file: string; path: string; bytes: number; modifiedAt: number }>> {
+    const found = [];
+    for (const [pool, { dir }] of Object.entries(this.folders)) {
+      for (const entry of await fsp.readdir(dir, { withFileTypes: true }).catch(() => [])) {
+        if (!entry.isFile() || !entry.name.endsWith(PART_SUFFIX)) continue;
+        const file = entry.name.slice(0, -PART_SUFFIX.length);
+        if (!imageFileName.safeParse(file).success) continue;
+        const stat = await fsp.lstat(path.join(dir, entry.name)).catch(() => null);
+        if (stat?.isFile()) found.push({ pool, file, path: path.join(dir, entry.name), bytes: stat.size, modifiedAt: stat.mtimeMs });
+      }
+    }
+    return found.sort((a, b) => a.modifiedAt - b.modifiedAt);
+  }
+
   /** Size and free space of each folder's file system. */
   async pools(): Promise<PoolInfo[]> {
     return Promise.all(

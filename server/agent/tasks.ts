@@ -30,6 +30,8 @@ export interface TaskContext {
   readonly signal: AbortSignal;
   /** 0 … 1. */
   progress(fraction: number): void;
+  /** Says the task waits for a qemu-img slot (`ahead` jobs before it), or (null) that it has one. */
+  waiting(ahead: number | null, of: number): void;
   log(line: string): void;
   /** What a cancel means for this task, shown as its result (default: nothing written was kept). */
   cancelled(message: string): void;
@@ -46,10 +48,90 @@ interface Running {
   done: Promise<TaskStatus>;
 }
 
+/**
+ * A fixed number of processes at once; the rest wait their turn, first come first
+ * served. A waiter that is cancelled leaves the queue without taking a slot.
+ */
+export class JobSlots {
+  private running = 0;
+  private readonly queue: Array<{ grant: () => void; moved: () => void }> = [];
+
+  constructor(readonly size: number) {
+    if (!Number.isInteger(size) || size < 1) throw new RangeError(`JobSlots needs a whole number ≥ 1, not ${size}`);
+  }
+
+  /** Slots in use, and jobs waiting for one. */
+  get load(): { running: number; waiting: number } {
+    return { running: this.running, waiting: this.queue.length };
+  }
+
+  /**
+   * Waits for a slot and returns its release (call it exactly once). `onWait` hears how
+   * many jobs are ahead each time that changes while this one waits.
+   */
+  take(signal?: AbortSignal, onWait?: (ahead: number) => void): Promise<() => void> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const release = () => {
+      this.running--;
+      const next = this.queue.shift();
+      if (next) next.grant();
+      for (const w of this.queue) w.moved();
+    };
+    let released = false;
+    const once = () => {
+      if (!released) {
+        released = true;
+        release();
+      }
+    };
+    if (this.running < this.size) {
+      this.running++;
+      return Promise.resolve(once);
+    }
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        grant: () => {
+          signal?.removeEventListener("abort", onAbort);
+          this.running++;
+          resolve(once);
+        },
+        moved: () => onWait?.(this.queue.indexOf(waiter)),
+      };
+      const onAbort = () => {
+        const at = this.queue.indexOf(waiter);
+        if (at >= 0) this.queue.splice(at, 1);
+        for (const w of this.queue.slice(at)) w.moved();
+        reject(signal!.reason);
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.queue.push(waiter);
+      onWait?.(this.queue.length - 1);
+    });
+  }
+}
+
+/** qemu-img processes that copy or read whole images (convert, full clone, check) at once, by default. */
+export const DEFAULT_QEMU_IMG_JOBS = 2;
+/**
+ * qemu-img runs that touch metadata only (info, create, resize, snapshot, a linked
+ * clone) have slots of their own: they take a second or two, and a guest's start or
+ * a new guest must not queue behind a long conversion. They are bounded all the same.
+ */
+export const QEMU_IMG_QUICK_SLOTS = 4;
+
 export class Tasks extends EventEmitter<{ task: [TaskStatus] }> {
   private readonly tasks = new Map<string, Running>();
   /** "pool/file" → the id of the task holding it. */
   private readonly held = new Map<string, string>();
+  /** The host's long qemu-img jobs: every conversion, full copy and check takes one. */
+  readonly jobs: JobSlots;
+  /** The host's quick qemu-img runs (metadata only). */
+  readonly quick = new JobSlots(QEMU_IMG_QUICK_SLOTS);
+
+  constructor(opts: { qemuImgJobs?: number } = {}) {
+    super();
+    this.jobs = new JobSlots(opts.qemuImgJobs ?? DEFAULT_QEMU_IMG_JOBS);
+  }
 
   /** Which task (if any) holds this image now. */
   holder(target: string): TaskStatus | null {
@@ -90,6 +172,12 @@ export class Tasks extends EventEmitter<{ task: [TaskStatus] }> {
           running.lastEmit = now;
           this.emit("task", { ...status, log: [...status.log] });
         }
+      },
+      waiting: (ahead, of) => {
+        status.message =
+          ahead === null ? null : `Waiting for a qemu-img slot: ${ahead === 0 ? "next in line" : `${ahead} ${ahead === 1 ? "job" : "jobs"} ahead`} (this host runs ${of} at once).`;
+        running.lastEmit = Date.now();
+        this.emit("task", { ...status, log: [...status.log] });
       },
       cancelled: (message) => {
         cancelMessage = message;
@@ -174,15 +262,36 @@ export class Tasks extends EventEmitter<{ task: [TaskStatus] }> {
 }
 
 /**
- * Runs `qemu-img` for a task: its messages go to the task's log, cancelling kills it,
- * and with `progress` the task learns how far it is (see below). Fails with qemu-img's
- * own reason, paths replaced by `scrub`.
+ * Runs `qemu-img` in one of `slots` (waiting for its turn; a task says so meanwhile):
+ * its messages go to the task's log, cancelling kills it (or takes it out of the
+ * queue), and with `progress` the task learns how far it is (see below). Fails with
+ * qemu-img's own reason, paths replaced by `scrub`.
  */
-export function runQemuImg(
+export async function runQemuImg(
+  slots: JobSlots,
   args: string[],
   ctx: TaskContext | null,
   scrub: (text: string) => string = (t) => t,
   opts: { progress?: boolean; timeoutMs?: number } = {},
+): Promise<string> {
+  let queued = false;
+  const release = await slots.take(ctx?.signal, (ahead) => {
+    queued = true;
+    ctx?.waiting(ahead, slots.size);
+  });
+  if (queued) ctx?.waiting(null, slots.size);
+  try {
+    return await spawnQemuImg(args, ctx, scrub, opts);
+  } finally {
+    release();
+  }
+}
+
+function spawnQemuImg(
+  args: string[],
+  ctx: TaskContext | null,
+  scrub: (text: string) => string,
+  opts: { progress?: boolean; timeoutMs?: number },
 ): Promise<string> {
   return new Promise((resolve, reject) => {
     if (ctx?.signal.aborted) return reject(ctx.signal.reason);

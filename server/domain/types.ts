@@ -333,6 +333,21 @@ export interface PoolInfo {
   freeBytes: number;
 }
 
+/** An interrupted upload kept for resuming: `<file>.part` in a storage folder. */
+export interface UploadPart {
+  pool: string;
+  /** The name the upload will have once it is complete. */
+  file: string;
+  /** Bytes it has so far. */
+  bytes: number;
+  /** When it last grew (ms since the epoch). */
+  modifiedAt: number;
+  /** When the agent removes it unless it grows again before (GUESTHOUSE_UPLOAD_PART_HOURS). */
+  expiresAt: number;
+  /** An upload is writing it right now. */
+  uploading: boolean;
+}
+
 /** What `qemu-img info` says about an image, in the dashboard's words. */
 export interface ImageInfo {
   pool: string;

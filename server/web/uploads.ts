@@ -24,7 +24,7 @@ import { sessionSecretOf, userForSession, type SessionUser } from "../auth/sessi
 import { db } from "../db/client";
 import { GuesthouseError, toGuesthouseError } from "../domain/errors";
 import { formatBytes } from "../domain/format";
-import { ISO_POOL, UPLOAD_PATH, type TaskStatus } from "../domain/types";
+import { ISO_POOL, UPLOAD_PATH, type TaskStatus, type UploadPart } from "../domain/types";
 import { imageFileName, isoName, parseOrThrow, poolName } from "../domain/validation";
 import { registerImage, type Registered } from "./registration";
 import { agentFor, recordEvent } from "./guests";
@@ -42,7 +42,7 @@ const IDLE_MS = 5 * 60_000;
 /** After refusing a body mid-way, keep reading (and discarding) it this long so the browser sees the answer. */
 const LINGER_MS = 3000;
 
-type Host = Awaited<ReturnType<typeof localHost>>;
+export type Host = Awaited<ReturnType<typeof localHost>>;
 
 interface Inflight {
   taskId: string;
@@ -112,12 +112,29 @@ async function serve(req: http.IncomingMessage, res: http.ServerResponse): Promi
   const host = await localHost();
 
   if (method === "PUT") return put(req, res, user, host, ref, new URLSearchParams(search));
+  if (method === "DELETE") {
+    await discardUpload(user, host, ref);
+    return void res.writeHead(204).end();
+  }
+  await assertNameFree(host, ref);
+  const offset = await agentFor(host).uploadOffset(ref);
+  const running = inflight.get(keyOf(host, ref));
+  if (offset > 0 || running) await assertMayTouchPart(user, host, ref, running);
+  reply(req, res, 200, { offset, uploading: Boolean(running) });
+}
+
+/**
+ * Cancels an upload, running or interrupted, and removes what it wrote: the DELETE of
+ * the page that sends it, or the Remove button of the interrupted uploads' list. Only
+ * its owner (the user of the last upload of that name) or an admin may.
+ */
+export async function discardUpload(user: SessionUser, host: Host, ref: ImageRef): Promise<void> {
+  if (ref.pool === ISO_POOL && user.role !== "admin") throw new GuesthouseError("forbidden", "Only admins manage uploads into the host's shared ISO folder.");
   await assertNameFree(host, ref);
   const agent = agentFor(host);
   const offset = await agent.uploadOffset(ref);
   const running = inflight.get(keyOf(host, ref));
   if (offset > 0 || running) await assertMayTouchPart(user, host, ref, running);
-  if (method === "GET") return reply(req, res, 200, { offset, uploading: Boolean(running) });
   if (running) running.cancelled = true;
   await agent.cancelUpload(ref);
   // An interrupted upload's record said it could be resumed; now it cannot.
@@ -132,7 +149,30 @@ async function serve(req: http.IncomingMessage, res: http.ServerResponse): Promi
       await finishTask(last.id, "cancelled", "Cancelled after it was interrupted; nothing of it was kept.", log);
     }
   }
-  res.writeHead(204).end();
+}
+
+/** An interrupted upload as a page shows it: the agent's facts and who started it. */
+export type InterruptedUpload = UploadPart & { owner: string | null };
+
+/**
+ * Interrupted uploads of a host that this user may see: every one for an admin, a
+ * member's own otherwise (by the last upload of that name; parts nobody recorded are
+ * shown to admins only). Null when the agent cannot be reached.
+ */
+export async function interruptedUploads(user: SessionUser, host: Host): Promise<InterruptedUpload[] | null> {
+  const parts = await agentFor(host).uploadParts().catch(() => null);
+  if (!parts) return null;
+  const rows = await db.task.findMany({
+    where: { hostId: host.id, kind: "upload", target: { in: parts.map(targetOf) } },
+    orderBy: { startedAt: "desc" },
+    select: { target: true, userId: true, user: { select: { username: true } } },
+  });
+  const last = new Map<string, (typeof rows)[number]>();
+  for (const row of rows) if (row.target && !last.has(row.target)) last.set(row.target, row);
+  return parts
+    .map((p) => ({ ...p, ownerId: last.get(targetOf(p))?.userId ?? null, owner: last.get(targetOf(p))?.user?.username ?? null }))
+    .filter((p) => user.role === "admin" || p.ownerId === user.id)
+    .map(({ ownerId: _, ...p }) => p);
 }
 
 async function put(

@@ -265,6 +265,32 @@ story("disk images in Chromium", (step) => {
     }
   });
 
+  step("an interrupted upload is listed on the disks page with when it goes, and its Remove button removes it", async () => {
+    const db = stack.database.db;
+    const admin = await db.user.findUniqueOrThrow({ where: { username: stack.admin.username } });
+    const cookie = `${SESSION_COOKIE}=${(await createSession(db, admin.id)).secret}`;
+    const size = 8 * 2 ** 20;
+    const req = http.request(`${stack.baseUrl}/upload/default/left-behind.raw?size=${size}`, {
+      method: "PUT",
+      headers: { cookie, origin: stack.baseUrl, "content-length": String(size) },
+    });
+    req.on("error", () => {}); // broken off below, on purpose
+    req.write(Buffer.alloc(2 ** 20, 3));
+    const part = path.join(stack.agent.dataDir, "disks", "left-behind.raw.part");
+    await waitFor("the upload to write", () => fs.existsSync(part) && fs.statSync(part).size > 0, 30_000);
+    req.destroy(); // the browser tab closed
+    await waitFor("the upload to end interrupted", async () => (await db.task.findFirst({ where: { target: "default/left-behind.raw" } }))?.state === "failed", 15_000);
+
+    await page.goto(`${stack.baseUrl}/disks`);
+    const row = page.locator('[data-testid="upload-part"][data-file="left-behind.raw"]');
+    assert.match(await row.innerText(), new RegExp(`left-behind\\.raw in default · .* so far · by ${stack.admin.username} · last written .*\\bremoved \\d`, "s"));
+    await row.getByRole("button", { name: "Remove" }).click();
+    await row.waitFor({ state: "detached" });
+    assert.equal(fs.existsSync(part), false, "the part is gone");
+    const task = await db.task.findFirstOrThrow({ where: { target: "default/left-behind.raw" } });
+    assert.equal(task.state, "cancelled", "its record no longer offers resuming");
+  });
+
   step("no page broke the Content-Security-Policy (noVNC, xterm.js and Next run under it)", () => {
     assert.deepEqual(browser.cspViolations(), []);
   });

@@ -412,6 +412,37 @@ describe("a full storage folder", () => {
     small.cleanup();
   });
 
+  test("two uploads that each fit alone but not together: the second is refused at once, the first completes", async (t) => {
+    if (!agent) return t.skip("cannot mount a tmpfs here (needs root): the full-disk case is untested on this machine");
+    const a = agent;
+    // 24 MiB folder: the first upload announces 16 MiB and is held after its first MiB.
+    const first = new Readable({ read() {} });
+    first.push(randomBytes(MiB));
+    const firstDone = a.client.upload({ pool: "small", file: "first.raw" }, first, 16 * MiB, 0);
+    await waitFor("the first upload to start", () => fs.existsSync(path.join(mountPoint, "first.raw.part")), 10_000);
+
+    // 12 MiB would fit in what is free on disk now, but not in what the first still needs.
+    assert.ok(fs.statfsSync(mountPoint).bavail * fs.statfsSync(mountPoint).bsize > 12 * MiB, "the disk alone has room");
+    const second = new Readable({ read() {} });
+    second.push(null);
+    await assert.rejects(
+      a.client.upload({ pool: "small", file: "second.raw" }, second, 12 * MiB, 0),
+      (err: Error & { code?: string }) => err.code === "too-large" && /uploads running into it/.test(err.message),
+    );
+    assert.ok(!fs.existsSync(path.join(mountPoint, "second.raw.part")), "the refused upload left no part");
+
+    for (let i = 0; i < 15; i++) first.push(randomBytes(MiB));
+    first.push(null);
+    assert.equal((await firstDone).sizeBytes, 16 * MiB);
+    assert.equal(fs.statSync(path.join(mountPoint, "first.raw")).size, 16 * MiB);
+
+    // Once it has landed the space is the disk's own again: 4 MiB fits, the reservation is gone.
+    const third = Readable.from([randomBytes(4 * MiB)]);
+    assert.equal((await a.client.upload({ pool: "small", file: "third.raw" }, third, 4 * MiB, 0)).sizeBytes, 4 * MiB);
+    for (const f of ["first.raw", "third.raw"]) await a.client.deleteImage({ pool: "small", file: f });
+    assert.deepEqual(fs.readdirSync(mountPoint), []);
+  });
+
   test("convert and upload into a full folder fail clearly and leave no partial file", async (t) => {
     if (!agent) return t.skip("cannot mount a tmpfs here (needs root): the full-disk case is untested on this machine");
     const a = agent;
@@ -456,6 +487,94 @@ describe("a full storage folder", () => {
     assert.deepEqual(fs.readdirSync(mountPoint).sort(), ["filler", "rest"], "no partial image");
   });
 });
+
+describe("interrupted uploads expire; qemu-img jobs queue", () => {
+  let agent: TestAgent;
+  /** 0.001 h: a part not written for 3.6 s goes; the agent looks every second. */
+  const PART_MS = 3600;
+
+  before(async () => {
+    agent = await startTestAgent({ GUESTHOUSE_UPLOAD_PART_HOURS: "0.001", GUESTHOUSE_QEMU_IMG_JOBS: "1" });
+  });
+  after(() => agent.cleanup());
+
+  test("a part nobody resumes is listed with its expiry and removed then; one an upload holds is not", async () => {
+    const partOf = (file: string) => path.join(agent.dataDir, "disks", `${file}.part`);
+    // "held" first: it is the older part, so the sweep that removes "broken" has passed it expired.
+    const held = new Readable({ read() {} });
+    held.push(randomBytes(MiB));
+    const heldDone = agent.client.upload({ pool: "default", file: "held.raw" }, held, 3 * MiB, 0);
+    await waitFor("the held upload to write", () => fs.existsSync(partOf("held.raw")) && fs.statSync(partOf("held.raw")).size === MiB, 10_000);
+
+    const broken = new Readable({ read() {} });
+    broken.push(randomBytes(MiB));
+    const brokenDone = assert.rejects(agent.client.upload({ pool: "default", file: "broken.raw" }, broken, 3 * MiB, 0));
+    await waitFor("the broken upload to write", () => fs.existsSync(partOf("broken.raw")) && fs.statSync(partOf("broken.raw")).size === MiB, 10_000);
+    broken.destroy(new Error("the browser went away"));
+    await brokenDone;
+    await waitFor("the broken upload to end", async () => !(await agent.client.uploadParts()).find((p) => p.file === "broken.raw")?.uploading, 10_000);
+
+    const parts = await agent.client.uploadParts();
+    assert.deepEqual(parts.map((p) => [p.file, p.bytes, p.uploading]), [["held.raw", MiB, true], ["broken.raw", MiB, false]]);
+    for (const p of parts) assert.equal(p.expiresAt - p.modifiedAt, PART_MS);
+
+    await waitFor("the broken part to be removed", () => !fs.existsSync(partOf("broken.raw")), 20_000, 50);
+    assert.ok(Date.now() > parts[0]!.expiresAt, "the held part was past its time at that sweep");
+    assert.ok(fs.existsSync(partOf("held.raw")), "the part an upload holds stays");
+    assert.match(agent.output(), /removed the interrupted upload default\/broken\.raw \(not resumed in time\)/);
+    assert.deepEqual((await agent.client.uploadParts()).map((p) => p.file), ["held.raw"]);
+    assert.equal(await agent.client.uploadOffset({ pool: "default", file: "broken.raw" }), 0, "nothing left to resume");
+
+    held.push(randomBytes(2 * MiB));
+    held.push(null);
+    assert.equal((await heldDone).sizeBytes, 3 * MiB);
+    assert.deepEqual(await agent.client.uploadParts(), []);
+    await agent.client.deleteImage({ pool: "default", file: "held.raw" });
+  });
+
+  test("with one qemu-img job allowed, a second conversion waits its turn, says so, and runs after", async () => {
+    const disks = path.join(agent.dataDir, "disks");
+    fs.writeFileSync(path.join(disks, "q1.raw"), randomBytes(8 * MiB));
+    fs.writeFileSync(path.join(disks, "q2.raw"), randomBytes(8 * MiB));
+    const first = await agent.client.convertImage({ pool: "default", file: "q1.raw", format: "raw" }, { pool: "default", file: "q1.qcow2" }, "qcow2");
+    const pid = await holdQemuImg("q1.qcow2");
+    try {
+      const second = await agent.client.convertImage({ pool: "default", file: "q2.raw", format: "raw" }, { pool: "default", file: "q2.qcow2" }, "qcow2");
+      // It checks its source and reserves its name first, then asks for a slot.
+      const waiting = await waitFor("the second to wait for a slot", async () => {
+        const t = await agent.client.task(second.id);
+        return t.message?.startsWith("Waiting") ? t : null;
+      }, 10_000);
+      assert.equal(waiting.state, "running");
+      assert.equal(waiting.message, "Waiting for a qemu-img slot: next in line (this host runs 1 at once).");
+      assert.deepEqual(qemuImgConverting(agent.dataDir), [pid], "one qemu-img runs: the first");
+      assert.equal(fs.statSync(path.join(disks, "q2.qcow2")).size, 0, "the second has written nothing");
+    } finally {
+      process.kill(pid, "SIGCONT");
+    }
+    assert.equal((await waitForTask(agent, first.id)).state, "succeeded");
+    const tasks = (await agent.client.tasks()).filter((t) => t.kind === "convert");
+    const second = tasks.find((t) => t.id !== first.id)!;
+    const done = await waitForTask(agent, second.id);
+    assert.equal(done.state, "succeeded");
+    assert.equal(done.message, "wrote q2.qcow2", "its result replaced the waiting note");
+    for (const f of ["q1", "q2"]) {
+      execFileSync("qemu-img", ["compare", "-f", "raw", "-F", "qcow2", path.join(disks, `${f}.raw`), path.join(disks, `${f}.qcow2`)]);
+    }
+  });
+});
+
+/** Pids of qemu-img convert processes running now on files under `dir`. */
+function qemuImgConverting(dir: string): number[] {
+  return fs
+    .readdirSync("/proc")
+    .filter((e) => /^\d+$/.test(e))
+    .filter((e) => {
+      const cmdline = safeRead(`/proc/${e}/cmdline`);
+      return cmdline.startsWith("qemu-img\0convert") && cmdline.includes(dir);
+    })
+    .map(Number);
+}
 
 /** Stops (SIGSTOP) the qemu-img writing `output` and returns its pid; SIGCONT lets it go on. */
 async function holdQemuImg(output: string): Promise<number> {

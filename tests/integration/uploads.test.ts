@@ -431,6 +431,12 @@ describe("browser uploads through the web server", () => {
     broken.req.destroy();
     await waitFor("the part to be final", async () => (await taskOf("default/dropped.raw"))?.state === "failed", 15_000);
     assert.ok(Number((await send("GET", "/upload/default/dropped.raw")).json?.offset) > 0);
+    // The disks page lists it, with who started it and when it goes, to its owner (here an admin) only.
+    const page = async (c: string) => (await fetch(`${stack.baseUrl}/disks`, { headers: { cookie: c } })).text();
+    const listed = /<li[^>]*data-testid="upload-part" data-file="dropped\.raw"[^]*?<\/li>/.exec(await page(cookie))?.[0] ?? "";
+    assert.match(listed, new RegExp(`by ${stack.admin.username}`));
+    assert.match(listed, /data-testid="part-expires">removed /);
+    assert.doesNotMatch(await page(memberCookie), /data-file="dropped\.raw"/, "a member does not see another's part");
     assert.equal((await send("DELETE", "/upload/default/dropped.raw", { cookie: memberCookie })).status, 403, "not someone else's");
     assert.equal((await send("DELETE", "/upload/default/dropped.raw")).status, 204);
     assert.deepEqual((await send("GET", "/upload/default/dropped.raw")).json, { offset: 0, uploading: false });

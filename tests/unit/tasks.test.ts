@@ -5,7 +5,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, test } from "node:test";
-import { qemuImgReason, runQemuImg, Tasks } from "../../server/agent/tasks";
+import { JobSlots, qemuImgReason, runQemuImg, Tasks } from "../../server/agent/tasks";
 import { GuesthouseError } from "../../server/domain/errors";
 import type { TaskStatus } from "../../server/domain/types";
 
@@ -142,7 +142,7 @@ describe("qemu-img that does not finish", () => {
       const fifo = path.join(dir, "stuck");
       execFileSync("mkfifo", [fifo]);
       const started = Date.now();
-      await assert.rejects(runQemuImg(["info", "-f", "raw", fifo], null, undefined, { timeoutMs: 500 }), (err: GuesthouseError) => {
+      await assert.rejects(runQemuImg(new JobSlots(1), ["info", "-f", "raw", fifo], null, undefined, { timeoutMs: 500 }), (err: GuesthouseError) => {
         assert.equal(err.code, "timeout");
         assert.match(err.message, /qemu-img info did not finish within 1 s/);
         return true;
@@ -151,5 +151,88 @@ describe("qemu-img that does not finish", () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("job slots", () => {
+  test("at most `size` at once; the rest are let in first come, first served", async () => {
+    const slots = new JobSlots(2);
+    const order: string[] = [];
+    const releases = new Map<string, () => void>();
+    const job = (name: string) =>
+      slots.take().then((release) => {
+        order.push(name);
+        releases.set(name, release);
+      });
+    const all = ["a", "b", "c", "d"].map(job);
+    await tick();
+    assert.deepEqual(order, ["a", "b"]);
+    assert.deepEqual(slots.load, { running: 2, waiting: 2 });
+    releases.get("b")!();
+    releases.get("b")!(); // a second release of one slot changes nothing
+    await tick();
+    assert.deepEqual(order, ["a", "b", "c"]);
+    assert.deepEqual(slots.load, { running: 2, waiting: 1 });
+    releases.get("a")!();
+    await Promise.all(all);
+    assert.deepEqual(order, ["a", "b", "c", "d"]);
+    releases.get("c")!();
+    releases.get("d")!();
+    assert.deepEqual(slots.load, { running: 0, waiting: 0 });
+  });
+
+  test("a waiter hears how many are ahead as the queue moves, and a cancelled one leaves without a slot", async () => {
+    const slots = new JobSlots(1);
+    const first = await slots.take();
+    const heardB: number[] = [];
+    const heardC: number[] = [];
+    const abortB = new AbortController();
+    const b = slots.take(abortB.signal, (n) => heardB.push(n));
+    const c = slots.take(undefined, (n) => heardC.push(n));
+    assert.deepEqual([heardB, heardC], [[0], [1]]);
+    abortB.abort(new Error("cancelled"));
+    await assert.rejects(b, /cancelled/);
+    assert.deepEqual(heardC, [1, 0], "c moved up when b left");
+    assert.deepEqual(slots.load, { running: 1, waiting: 1 });
+    first();
+    const releaseC = await c;
+    assert.deepEqual(slots.load, { running: 1, waiting: 0 });
+    releaseC();
+    assert.deepEqual(slots.load, { running: 0, waiting: 0 });
+    await assert.rejects(slots.take(abortB.signal), /cancelled/, "an aborted signal takes no slot");
+    assert.throws(() => new JobSlots(0), RangeError);
+  });
+
+  test("a task waiting for a qemu-img slot says so, then runs once the slot is free", async () => {
+    const tasks = new Tasks({ qemuImgJobs: 1 });
+    const hold = await tasks.jobs.take();
+    const seen: Array<string | null> = [];
+    tasks.on("task", (s) => seen.push(s.message));
+    const { done } = tasks.start("check", "check x", ["p/x"], async (ctx) => runQemuImg(tasks.jobs, ["--version"], ctx).then((out) => out.split("\n")[0]!));
+    // The task asks for its slot at once (no await comes before), so it already says it waits.
+    assert.match(tasks.list()[0]!.message ?? "", /^Waiting for a qemu-img slot: next in line \(this host runs 1 at once\)\.$/);
+    hold();
+    const final = await done;
+    assert.equal(final.state, "succeeded");
+    assert.match(final.message ?? "", /qemu-img version/);
+    assert.ok(seen.includes(null), "the waiting message was cleared when it got its slot");
+    assert.deepEqual(tasks.jobs.load, { running: 0, waiting: 0 });
+  });
+
+  test("cancelling a task that waits for a slot ends it without running qemu-img", async () => {
+    const tasks = new Tasks({ qemuImgJobs: 1 });
+    const hold = await tasks.jobs.take();
+    let ran = false;
+    const { status, done } = tasks.start("check", "check y", ["p/y"], async (ctx) => {
+      const out = await runQemuImg(tasks.jobs, ["--version"], ctx);
+      ran = true;
+      return out;
+    });
+    assert.match(tasks.get(status.id).message ?? "", /Waiting for a qemu-img slot/);
+    tasks.cancel(status.id);
+    assert.equal((await done).state, "cancelled");
+    assert.equal(ran, false);
+    assert.deepEqual(tasks.jobs.load, { running: 1, waiting: 0 });
+    hold();
   });
 });

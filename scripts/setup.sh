@@ -27,6 +27,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# QEMU runs as users of its own (GUESTHOUSE_QEMU_UIDS), which reach /dev/kvm through the
+# kvm group, as Debian's udev rules set it up. Where udev does not run (a container) the
+# device may be root's alone: it gets that group and mode here.
+getent group kvm >/dev/null || groupadd --system kvm
+if [ -c /dev/kvm ] && [ "$(stat -c '%a %G' /dev/kvm)" = "600 root" ]; then
+  say "giving /dev/kvm to the kvm group (0660), as udev would"
+  chgrp kvm /dev/kvm && chmod 0660 /dev/kvm
+fi
+
 # 2. npm packages (better-sqlite3 builds from source the first time: a few minutes)
 # --include=dev: the build needs Tailwind and the types even when NODE_ENV=production.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] \

@@ -23,6 +23,9 @@ rm -f "$tap"
 # sockets, browser profiles, mounts), so whatever outlives an interrupted run can be
 # found by it and stopped.
 run_dir=$(mktemp -d /tmp/ghtest.XXXXXX)
+# Searchable (not listable) by others: guests' QEMUs run as users of their own and make
+# their sockets in run folders below it.
+chmod 0711 "$run_dir"
 export TMPDIR="$run_dir"
 runner=""
 cleanup() {

@@ -144,7 +144,7 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, i
     }],
     ["GET", /^\/v1\/guests$/, async () => ({ json: supervisor.list() })],
     ["GET", /^\/v1\/guests\/([^/]+)$/, async ([id]) => ({ json: supervisor.status(parseId(id)) })],
-    ["POST", /^\/v1\/guests\/([^/]+)\/argv$/, async ([id], body) => ({ json: { argv: supervisor.argvFor(specFor(id, body)) } })],
+    ["POST", /^\/v1\/guests\/([^/]+)\/argv$/, async ([id], body) => ({ json: { argv: await supervisor.argvFor(specFor(id, body)) } })],
     ["POST", /^\/v1\/guests\/([^/]+)\/start$/, async ([id], body) => ({ json: await supervisor.start(specFor(id, body)) })],
     ["POST", /^\/v1\/guests\/([^/]+)\/shutdown$/, async ([id]) => ({ json: await supervisor.shutdown(parseId(id)) })],
     ["POST", /^\/v1\/guests\/([^/]+)\/reboot$/, async ([id], body) => ({ json: await supervisor.reboot(specFor(id, body)) })],

@@ -8,6 +8,7 @@ import { DEFAULT_POOL, ISO_POOL, type Accelerator } from "../domain/types";
 import { poolName } from "../domain/validation";
 import { VNC_BASE_PORT } from "../qemu/args";
 import { checkHostQemu, type AcceleratorMode } from "./host-qemu";
+import { assertUidRangeUnused, parseUidRange, QemuUsers, type UidRange } from "./qemu-user";
 import { DEFAULT_QEMU_IMG_JOBS } from "./tasks";
 import { certificateNames, isCertificateName, isWildcardAddress } from "./tls";
 
@@ -18,6 +19,10 @@ const envSchema = z.object({
   GUESTHOUSE_ACCEL: z.enum(["auto", "kvm", "tcg"]).default("auto"),
   /** Where the KVM probe's verdict is remembered (default <data>/accelerator.json). */
   GUESTHOUSE_ACCEL_CACHE: z.string().min(1).optional(),
+  /** The uids guests' QEMUs run as, one each while it runs (the last is the KVM probe's): "first-last". */
+  GUESTHOUSE_QEMU_UIDS: z.string().default("200000-200999"),
+  /** Where guests' run folders (QEMU's sockets) go; QEMU's users must be able to reach it (default /run/guesthouse as root). */
+  GUESTHOUSE_RUN_DIR: z.string().min(1).optional(),
   /** Long qemu-img jobs (convert, full clone, check) run at once on this host; the rest queue (default 2). */
   GUESTHOUSE_QEMU_IMG_JOBS: z.coerce.number().int().min(1).max(64).default(DEFAULT_QEMU_IMG_JOBS),
   /** An interrupted upload's part is removed once it has not grown for this many hours (default 24). */
@@ -69,6 +74,10 @@ export interface AgentSettings {
   uploadPartMs: number;
   /** Long qemu-img jobs at once (the rest queue). */
   qemuImgJobs: number;
+  /** The uids QEMU runs as (used when the agent is root). */
+  qemuUids: UidRange;
+  /** Guests' run folders: `<runDir>/<guest id>/`, QEMU's sockets. */
+  runDir: string;
   /** The size at which a guest's serial log is rotated; serial.log and serial.log.1 each stay about this size. */
   serialLogBytes: number;
   /** The lifetime of a one-time VNC password (QMP expire_password), in seconds. */
@@ -183,6 +192,8 @@ export function readAgentSettings(env: NodeJS.ProcessEnv = process.env): AgentSe
     uploadLimitBytes: e.GUESTHOUSE_UPLOAD_LIMIT,
     uploadPartMs: Math.round(e.GUESTHOUSE_UPLOAD_PART_HOURS * 3600_000),
     qemuImgJobs: e.GUESTHOUSE_QEMU_IMG_JOBS,
+    qemuUids: parseUidRange(e.GUESTHOUSE_QEMU_UIDS),
+    runDir: path.resolve(e.GUESTHOUSE_RUN_DIR ?? (process.getuid?.() === 0 ? "/run/guesthouse" : path.join(dataDir, "run"))),
     serialLogBytes: e.GUESTHOUSE_SERIAL_LOG_BYTES,
     vncPasswordSeconds: e.GUESTHOUSE_VNC_PASSWORD_SECONDS,
     vncTls: vncTlsConfig(e, dataDir),
@@ -200,7 +211,9 @@ export function readAgentSettings(env: NodeJS.ProcessEnv = process.env): AgentSe
  */
 export async function loadAgentConfig(env: NodeJS.ProcessEnv = process.env, log?: (line: string) => void): Promise<AgentConfig> {
   const settings = readAgentSettings(env);
-  const qemu = await checkHostQemu({ mode: settings.accelMode, cacheFile: settings.accelCacheFile, log });
+  const users = QemuUsers.forAgent(settings.qemuUids);
+  if (users.range) assertUidRangeUnused(users.range);
+  const qemu = await checkHostQemu({ mode: settings.accelMode, cacheFile: settings.accelCacheFile, log, identity: users.probe() });
   return { ...settings, accelerator: qemu.accelerator, acceleratorReason: qemu.acceleratorReason, qemuVersion: qemu.version };
 }
 

@@ -11,7 +11,7 @@ import { GuesthouseError } from "../domain/errors";
 import type { KeyboardLayout } from "../domain/keymaps";
 import { AGENT_SERIAL_UPGRADE, AGENT_VNC_PASSWORD_HEADER, AGENT_VNC_UPGRADE, type NativeVncPassword, type TaskStatus } from "../domain/types";
 import type { ConsoleKind } from "../console/types";
-import { guestFiles, VNC_TLS_DISPLAY_ID } from "../qemu/args";
+import { VNC_TLS_DISPLAY_ID } from "../qemu/args";
 import type { AgentConfig } from "./config";
 import { Paste } from "./paste";
 import { Screenshots } from "./screenshot";
@@ -47,7 +47,7 @@ export class Consoles {
     tasks: Tasks,
   ) {
     this.passwords = new VncPasswords(config.vncPasswordSeconds);
-    this.rotation = new SerialLogRotation(supervisor, config.serialLogBytes, guestFiles);
+    this.rotation = new SerialLogRotation(supervisor, config.serialLogBytes);
     this.paste = new Paste(supervisor, tasks);
     this.nativePasswords = new NativeVncPasswords(config.vncTls?.passwordSeconds ?? 60, VNC_TLS_DISPLAY_ID);
     this.rotation.start();
@@ -90,7 +90,7 @@ export class Consoles {
 
   /** Everything the guest's serial port printed that is kept (running or stopped guests). */
   serialLog(guestId: string): Promise<Buffer> {
-    return readSerialLog(guestFiles(this.supervisor.stateDir(guestId)), this.config.serialLogBytes);
+    return readSerialLog(this.supervisor.filesOf(guestId), this.config.serialLogBytes);
   }
 
   screenshot(guestId: string, width: number): Promise<Buffer> {

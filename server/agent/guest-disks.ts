@@ -9,8 +9,9 @@ import fsp from "node:fs/promises";
 import { GuesthouseError } from "../domain/errors";
 import { qemuLives, type DiskFormat, type DiskSpec, type GuestSpec, type GuestStatus } from "../domain/types";
 import { guestSpecSchema, parseOrThrow } from "../domain/validation";
-import { assertHotpluggable, diskId, hotplugCommands, hotplugPorts, SCSI_CONTROLLER, secretPath, type QemuHostLayout } from "../qemu/args";
+import { assertHotpluggable, diskId, FdSets, hotplugCommands, hotplugPorts, SCSI_CONTROLLER, secretPath, type QemuHostLayout } from "../qemu/args";
 import { QmpCommandError, type QmpClient, type QmpEvent } from "../qemu/qmp";
+import { handOver } from "./fd-passing";
 import type { PluggedDisk, SupervisedGuest } from "./guest-state";
 
 /** How long a guest has to let go of an unplugged disk before the agent says so. */
@@ -153,7 +154,9 @@ export class GuestDisks {
   }
 
   /**
-   * Plugs a disk into a running guest: its passphrase's secret (encrypted disks), the
+   * Plugs a disk into a running guest: the descriptors of its image and base images
+   * (opened by the agent, handed over on the guest's second QMP monitor: QEMU opens no
+   * file by name), its passphrase's secret (encrypted disks, as data over QMP), the
    * image's block nodes, then the device, on a free hot-plug root port (q35) or the
    * PCI bus (pc), or on the guest's SCSI controller. What was added is taken away
    * again if a later step fails. The running spec gains the disk, so the image
@@ -173,6 +176,9 @@ export class GuestDisks {
         );
       }
       const next = parseOrThrow(guestSpecSchema, { ...spec, disks: [...spec.disks, disk] }, "The guest with this disk");
+      if (guest.disks.nextFdSet === undefined) {
+        throw new GuesthouseError("conflict", "This guest's QEMU was started by an older agent, which gave it no way to receive files. Restart it once to plug disks in while it runs.");
+      }
       const layout = this.host.layout(id);
       const devices = await this.peripherals(guest);
       let port: string | null = null;
@@ -199,9 +205,15 @@ export class GuestDisks {
       let index = guest.disks.next;
       while (devices.has(diskId(index))) index++;
       const name = diskId(index);
-      const commands = hotplugCommands(disk, layout, name, port);
+      const files = new FdSets(guest.disks.nextFdSet);
+      const passphrase = disk.encrypted ? await fsp.readFile(secretPath(layout, disk.volume)) : null;
+      const commands = hotplugCommands(disk, layout, name, port, files, passphrase);
+      // Sets are never reused within one QEMU run, whatever happens below.
+      guest.disks.nextFdSet = files.next;
       const undo: Array<() => Promise<unknown>> = [];
       try {
+        undo.push(() => removeFdSets(guest.qmp, files.sets));
+        await handOver(guest.files.qmpFds, files.descriptors());
         if (commands.secret) {
           await guest.qmp.execute("object-add", commands.secret);
           undo.push(() => guest.qmp.execute("object-del", { id: commands.secret!.id }));
@@ -214,7 +226,7 @@ export class GuestDisks {
         throw plugError(err, disk);
       }
       guest.disks.next = index + 1;
-      guest.disks.disks[disk.volume] = { id: name, opened: "node", device: name, port, detaching: false };
+      guest.disks.disks[disk.volume] = { id: name, opened: "node", device: name, port, detaching: false, fdSets: files.sets };
       guest.spec = next;
       await guest.saveDisks();
       this.host.changed(guest);
@@ -285,6 +297,14 @@ export class GuestDisks {
     if (qmp && disk?.encrypted) {
       await qmp.execute("object-del", { id: `${plugged.id}-secret` }).catch((err) => console.error(`agent: guest ${guest.id}: removing ${plugged.id}'s secret:`, err));
     }
+    // QEMU closed the images with their nodes; its copies of the descriptors go too, but
+    // for a base image another of its disks still sits on.
+    if (qmp && plugged.fdSets) {
+      const stillUsed = new Set(Object.entries(guest.disks.disks).flatMap(([v, d]) => (v === volume ? [] : (d.fdSets ?? []))));
+      await removeFdSets(qmp, plugged.fdSets.filter((set) => !stillUsed.has(set))).catch((err) =>
+        console.error(`agent: guest ${guest.id}: removing ${plugged.id}'s descriptors:`, err),
+      );
+    }
     delete guest.disks.disks[volume];
     guest.spec = { ...guest.spec, disks: guest.spec.disks.filter((d) => d.volume !== volume) };
     await guest.saveDisks();
@@ -309,6 +329,15 @@ export class GuestDisks {
     for (const plugged of pending) {
       if (!devices.has(plugged.device!)) await guest.diskOps.run(() => this.finishUnplug(guest, plugged.device!));
     }
+  }
+}
+
+/** Takes fd sets out of QEMU (remove-fd closes the descriptors it holds in them); a set already gone is fine. */
+async function removeFdSets(qmp: QmpClient, sets: number[]): Promise<void> {
+  for (const set of sets) {
+    await qmp.execute("remove-fd", { "fdset-id": set }).catch((err) => {
+      if (!(err instanceof QmpCommandError && /not found|does not exist/i.test(err.desc))) throw err;
+    });
   }
 }
 

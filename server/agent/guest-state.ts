@@ -12,10 +12,11 @@ import path from "node:path";
 import { z } from "zod";
 import type { DiskSpec, GuestSpec, GuestState, GuestStatus, VncTlsEndpoint } from "../domain/types";
 import { guestSpecSchema } from "../domain/validation";
-import { diskId, OVMF_VARS_TEMPLATE } from "../qemu/args";
+import { diskId, guestFiles, OVMF_VARS_TEMPLATE, type GuestFiles, type QemuLaunch } from "../qemu/args";
 import type { QmpClient } from "../qemu/qmp";
 import { GuesthouseError } from "../domain/errors";
 import { readJsonFile, writeAtomically } from "./files";
+import type { QemuIdentity } from "./qemu-user";
 import { Turns } from "./turns";
 
 /**
@@ -33,11 +34,15 @@ export interface PluggedDisk {
   port: string | null;
   /** device_del was sent and the guest has not let go yet. */
   detaching: boolean;
+  /** The fd sets holding its images' descriptors, removed (QMP remove-fd) once it is unplugged; absent for an older agent's guest. */
+  fdSets?: number[];
 }
 
 export interface DiskTable {
   /** The number of the next disk plugged in (diskId). */
   next: number;
+  /** The first fd set a disk plugged in next may use (sets are never reused within one QEMU run). */
+  nextFdSet?: number;
   disks: Record<string, PluggedDisk>;
 }
 
@@ -47,15 +52,16 @@ export interface DiskTable {
  * `-blockdev` (node named disk<i>: the agent closes it after an unplug), or by `-drive`
  * on a command line of an earlier agent (QEMU closes it with its device).
  */
-export function startTable(disks: DiskSpec[], argv: string[] | null): DiskTable {
+export function startTable(disks: DiskSpec[], argv: string[] | null, launch?: Pick<QemuLaunch, "diskFdSets" | "nextFdSet">): DiskTable {
   const table: Record<string, PluggedDisk> = {};
   disks.forEach((disk, i) => {
     const id = diskId(i);
     const named = (argv ?? []).some((a) => a.includes(`drive=${id},id=${id}`));
     const node = (argv ?? []).some((a, at) => argv![at - 1] === "-blockdev" && a.includes(`"node-name":"${id}"`));
-    table[disk.volume] = { id, opened: node ? "node" : "drive", device: named ? id : null, port: null, detaching: false };
+    const fdSets = launch?.diskFdSets[disk.volume];
+    table[disk.volume] = { id, opened: node ? "node" : "drive", device: named ? id : null, port: null, detaching: false, ...(fdSets ? { fdSets } : {}) };
   });
-  return { next: disks.length, disks: table };
+  return { next: disks.length, ...(launch ? { nextFdSet: launch.nextFdSet } : {}), disks: table };
 }
 
 /** One guest that the agent supervises (running, halted, or remembered as crashed). */
@@ -98,11 +104,20 @@ export class SupervisedGuest {
    * and held while its QEMU lives; read back from argv.json on adoption.
    */
   vncTls: VncTlsEndpoint | null = null;
+  /** Who its QEMU runs as (null: the agent's own user); read from /proc on adoption. */
+  identity: QemuIdentity | null = null;
 
   constructor(
     readonly id: string,
     readonly stateDir: string,
+    /** Its run folder (QEMU's sockets); the state folder itself for a guest an older agent started. */
+    public runDir: string,
   ) {}
+
+  /** Its files: sockets in the run folder, the rest in the state folder. */
+  get files(): GuestFiles {
+    return guestFiles(this.stateDir, this.runDir);
+  }
 
   status(): GuestStatus {
     return {

@@ -25,6 +25,7 @@ import { kvmProbeArgs, QEMU_BINARY } from "../qemu/args";
 import { bootSector, QemuNotStartedError, runKvmProbe } from "./kvm-probe";
 import { readJsonFile, writeAtomically } from "./files";
 import { childEnv } from "./process";
+import type { QemuIdentity } from "./qemu-user";
 
 const execFileAsync = promisify(execFile);
 
@@ -74,21 +75,24 @@ export async function checkHostQemu(options: {
   qemu?: string;
   probe?: typeof runKvmProbe;
   log?: (line: string) => void;
+  /** Who guests' QEMUs run as (the probe runs so too); null: the agent's own user. */
+  identity?: QemuIdentity | null;
 }): Promise<HostQemu> {
+  const identity = options.identity ?? null;
   const qemu = options.qemu ?? QEMU_BINARY;
   const log = options.log ?? (() => {});
   const version = await qemuVersion(qemu);
   if (options.mode !== "auto") return { version, accelerator: options.mode, acceleratorReason: "set by GUESTHOUSE_ACCEL" };
 
-  const key = await probeKey(qemu);
+  const key = await probeKey(qemu, identity);
   const remembered = await readJsonFile(options.cacheFile, verdictSchema);
-  if (remembered && remembered.key === key && (remembered.accelerator !== "kvm" || kvmOpens())) {
+  if (remembered && remembered.key === key && (remembered.accelerator !== "kvm" || kvmOpens(identity))) {
     log(`accelerator ${remembered.accelerator}: ${remembered.reason} (remembered from ${remembered.checkedAt}; this QEMU and kernel were probed then)`);
     return { version, accelerator: remembered.accelerator, acceleratorReason: remembered.reason };
   }
   let result;
   try {
-    result = await (options.probe ?? runKvmProbe)({ qemu });
+    result = await (options.probe ?? runKvmProbe)({ qemu, identity });
   } catch (err) {
     if (err instanceof QemuNotStartedError) throw new QemuMissingError(`QEMU could not be started for the KVM probe: ${err.message}. Reinstall qemu-system-x86.`);
     throw err;
@@ -111,14 +115,20 @@ export async function checkHostQemu(options: {
 /** The firmware the probe's q35 machine boots (Debian's QEMU finds SeaBIOS in /usr/share/seabios). */
 const FIRMWARE_FILES = ["/usr/share/seabios/bios-256k.bin", "/usr/share/qemu/bios-256k.bin"];
 
-/** Whether the agent can open /dev/kvm now. */
-function kvmOpens(): boolean {
-  try {
-    fs.accessSync("/dev/kvm", fs.constants.R_OK | fs.constants.W_OK);
-    return true;
-  } catch {
-    return false;
+/** Whether QEMU's user (or, with none, the agent) can open /dev/kvm now, by its owner, group and mode. */
+function kvmOpens(identity: QemuIdentity | null): boolean {
+  if (!identity) {
+    try {
+      fs.accessSync("/dev/kvm", fs.constants.R_OK | fs.constants.W_OK);
+      return true;
+    } catch {
+      return false;
+    }
   }
+  const stat = fs.statSync("/dev/kvm", { throwIfNoEntry: false });
+  if (!stat) return false;
+  const bits = stat.uid === identity.uid ? stat.mode >> 6 : stat.gid === identity.gid ? stat.mode >> 3 : stat.mode;
+  return (bits & 0o6) === 0o6;
 }
 
 /** A file's identity and size, or null when there is none. */
@@ -133,7 +143,7 @@ async function fileFacts(file: string): Promise<{ path: string; dev: number; ino
  * the kernel (release and build), the KVM modules' parameters (nested,
  * unrestricted_guest, …), and the CPU as the host shows it (flags, microcode, model).
  */
-export async function probeKey(qemu: string): Promise<string> {
+export async function probeKey(qemu: string, identity: QemuIdentity | null = null): Promise<string> {
   const binary = resolveExecutable(qemu);
   const parameters: Record<string, string> = {};
   for (const module of ["kvm", "kvm_intel", "kvm_amd"]) {
@@ -152,6 +162,8 @@ export async function probeKey(qemu: string): Promise<string> {
     kernel: `${os.release()} ${os.version()}`,
     parameters,
     cpu: createHash("sha256").update(cpu.join("\n")).digest("hex"),
+    // Who the probe ran as: another user may not reach /dev/kvm.
+    identity,
   };
   return createHash("sha256").update(JSON.stringify(facts)).digest("hex");
 }

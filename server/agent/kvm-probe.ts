@@ -7,12 +7,14 @@
  * walks real, protected, unreal and long mode (server/agent/kvm-probe.S), and counts
  * KVM as working only when that guest reaches its end within a time limit.
  */
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
 import fsp from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { kvmProbeArgs, QEMU_BINARY } from "../qemu/args";
 import { childEnv } from "./process";
+import type { QemuIdentity } from "./qemu-user";
 
 /** kvm-probe.S assembled, up to its last non-zero byte before the boot signature (bootSector() adds the rest). */
 const CODE_BASE64 =
@@ -91,7 +93,12 @@ export function classifyProbe(run: ProbeRun): ProbeResult {
       return { ok: false, reason: "/dev/kvm is missing (the kvm kernel module is not loaded, or this machine has no hardware virtualization)", lasting: false, ms };
     }
     if (/Permission denied/i.test(why)) {
-      return { ok: false, reason: "/dev/kvm is not accessible to the agent's user (permission denied; add the user to the kvm group)", lasting: false, ms };
+      return {
+        ok: false,
+        reason: "/dev/kvm is not accessible to QEMU's user (permission denied): give the kvm group read and write on it, as Debian's udev rules do (scripts/setup.sh does where udev does not run)",
+        lasting: false,
+        ms,
+      };
     }
     return { ok: false, reason: `QEMU cannot open /dev/kvm (${why})`, lasting: false, ms };
   }
@@ -135,7 +142,7 @@ function firstWords(stderr: string): string {
  * that hangs is killed at the time limit and counts as a failure. Rejects with
  * QemuNotStartedError when the binary cannot be started at all.
  */
-export async function runKvmProbe(options: { qemu?: string; timeLimitMs?: number } = {}): Promise<ProbeResult> {
+export async function runKvmProbe(options: { qemu?: string; timeLimitMs?: number; identity?: QemuIdentity | null } = {}): Promise<ProbeResult> {
   const qemu = options.qemu ?? QEMU_BINARY;
   const timeLimitMs = options.timeLimitMs ?? PROBE_TIME_LIMIT_MS;
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), "guesthouse-kvm-probe-"));
@@ -147,7 +154,19 @@ export async function runKvmProbe(options: { qemu?: string; timeLimitMs?: number
     const run = await new Promise<ProbeRun>((resolve, reject) => {
       // stdin stays an open pipe: QEMU's stdio chardev would otherwise read end-of-file.
       // A process group of its own, so that a kill reaches QEMU behind any wrapper script.
-      const child = spawn(qemu, kvmProbeArgs(image), { stdio: ["pipe", "pipe", "pipe"], env: childEnv(), detached: true });
+      // As guests' QEMUs run: as a user of its own, its disk a descriptor the agent opened.
+      const disk = fs.openSync(image, "r");
+      let child: ChildProcess;
+      try {
+        child = spawn(qemu, kvmProbeArgs(image), {
+          stdio: ["pipe", "pipe", "pipe", disk],
+          env: childEnv(),
+          detached: true,
+          ...(options.identity ? { uid: options.identity.uid, gid: options.identity.gid } : {}),
+        });
+      } finally {
+        fs.closeSync(disk);
+      }
       let serial = "";
       let stderr = "";
       let timedOut = false;
@@ -165,7 +184,7 @@ export async function runKvmProbe(options: { qemu?: string; timeLimitMs?: number
         if (settled) return;
         settled = true;
         for (const t of timers) clearTimeout(t);
-        for (const stream of [child.stdin, child.stdout, child.stderr]) stream.destroy();
+        for (const stream of [child.stdin, child.stdout, child.stderr]) stream?.destroy();
         resolve({ status, signal, serial, stderr, timedOut, ms: Date.now() - started, timeLimitMs });
       };
       timers.push(
@@ -177,8 +196,8 @@ export async function runKvmProbe(options: { qemu?: string; timeLimitMs?: number
         }, timeLimitMs),
       );
       let failing = false;
-      child.stdout.setEncoding("utf8").on("data", (chunk: string) => (serial += chunk));
-      child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (serial += chunk));
+      child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
         stderr += chunk;
         // QEMU prints the whole register dump at once, then leaves the vCPU paused for good.
         if (!failing && stderr.includes("KVM internal error")) {

@@ -11,6 +11,7 @@ import { AGENT_HEAP_GROWING_PERCENT, giveHeapRoom } from "../heap";
 import { assertFoldersApart, loadAgentConfig } from "./config";
 import { createAgentServer } from "./api";
 import { Consoles } from "./console";
+import { assertRunDirReachable } from "./qemu-user";
 import { Supervisor } from "./supervisor";
 import { Images } from "./images";
 import { Tasks } from "./tasks";
@@ -40,8 +41,12 @@ async function main(): Promise<void> {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
   assertFoldersApart(config.dataDir, config.pools, config.isoDir);
-  if (Buffer.byteLength(path.join(config.guestsDir, "x".repeat(25), "serial.sock")) > 107) {
-    throw new Error(`The data folder ${config.dataDir} is too deep for unix socket paths (108 bytes); choose a shorter GUESTHOUSE_DATA_DIR.`);
+  // Guests' run folders: QEMU's users pass through this folder (0711: they cannot list it).
+  fs.mkdirSync(config.runDir, { recursive: true, mode: 0o711 });
+  fs.chmodSync(config.runDir, 0o711);
+  if (process.getuid?.() === 0) assertRunDirReachable(config.runDir);
+  if (Buffer.byteLength(path.join(config.runDir, "x".repeat(25), "qmp-fds.sock")) > 107) {
+    throw new Error(`The run folder ${config.runDir} is too deep for unix socket paths (108 bytes); choose a shorter GUESTHOUSE_RUN_DIR.`);
   }
   if (fs.existsSync(config.socketPath)) {
     if (await socketInUse(config.socketPath)) throw new Error(`Another agent already listens on ${config.socketPath}.`);
@@ -56,6 +61,7 @@ async function main(): Promise<void> {
   }
 
   const supervisor = new Supervisor(config);
+  console.log(`agent: QEMU runs as ${supervisor.users.describe()}, with nothing but the files the agent opens for it`);
   await supervisor.adopt();
   // One task runner for the agent: image operations and pastes share it (and its event stream).
   const tasks = new Tasks({ qemuImgJobs: config.qemuImgJobs });

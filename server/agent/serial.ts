@@ -155,7 +155,6 @@ export class SerialLogRotation {
   constructor(
     private readonly supervisor: Pick<Supervisor, "runningGuests">,
     private readonly limitBytes: number,
-    private readonly filesOf: (stateDir: string) => GuestFiles,
   ) {}
 
   start(): void {
@@ -174,7 +173,7 @@ export class SerialLogRotation {
     this.busy = true;
     try {
       for (const guest of this.supervisor.runningGuests()) {
-        await rotateSerialLog(this.filesOf(guest.stateDir), this.limitBytes).catch((err) =>
+        await rotateSerialLog(guest.files, this.limitBytes).catch((err) =>
           console.error(`agent: guest ${guest.id}: rotating its serial log failed:`, err),
         );
       }

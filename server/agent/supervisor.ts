@@ -3,17 +3,18 @@
  * and finds them again after the agent itself restarts.
  *
  * QEMU runs in its own process group with its output in `qemu.log`, so killing or
- * restarting the agent never stops a guest. Every guest has a state folder holding
- * its QMP, VNC and serial sockets, pid file, QEMU log, serial log (kept when the guest
- * stops, removed only when it is forgotten), and what server/agent/guest-state.ts
- * keeps for the next agent.
+ * restarting the agent never stops a guest, and as a user of its own with nothing but
+ * the descriptors the agent opened for it (server/agent/qemu-user.ts). Every guest has
+ * a state folder holding its pid file, QEMU log, serial log (kept when the guest stops,
+ * removed only when it is forgotten) and what server/agent/guest-state.ts keeps for
+ * the next agent, and a run folder with QEMU's QMP, VNC and serial sockets.
  *
  * The guest's state follows QEMU's own run state: every time QEMU stops or continues
  * the vCPUs (QMP STOP, RESUME, GUEST_PANICKED, …) the supervisor asks `query-status`,
  * so a guest QEMU has halted (a KVM internal error, a panic, a disk error) is shown as
  * such, never as running. Disk operations on a running guest are server/agent/guest-disks.ts.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { EventEmitter } from "node:events";
 import fs from "node:fs";
 import fsp from "node:fs/promises";
@@ -36,14 +37,17 @@ import {
   type VncTlsEndpoint,
 } from "../domain/types";
 import { QmpClient, type QmpEvent } from "../qemu/qmp";
-import { buildQemuArgs, guestFiles, QEMU_BINARY, secretPath, VNC_BASE_PORT, vncTlsPortOf, type QemuHostLayout } from "../qemu/args";
+import { buildQemuLaunch, guestFiles, QEMU_BINARY, secretPath, VNC_BASE_PORT, vncTlsPortOf, type EncryptedSecret, type GuestFiles, type QemuHostLayout } from "../qemu/args";
 import { ISO_POOL, type AgentConfig, type ForwardPolicy } from "./config";
 import { GuestDisks, mustHaveSecret } from "./guest-disks";
 import { ensureEfiVars, startTable, SupervisedGuest } from "./guest-state";
 import { logTail } from "./files";
-import { childEnv, isQemuOf, killGroup, pidAlive, readPid, sleep, waitForPidExit } from "./process";
+import { encryptPassphrases, spawnQemu, writeMasterKey } from "./launch";
+import { isQemuOf, killGroup, pidAlive, readPid, sleep, waitForPidExit } from "./process";
+import { gidOfPid, lockRunDir, prepareRunDir, QemuUsers, uidOfPid } from "./qemu-user";
 import { rotateSerialLog } from "./serial";
 import { Storage } from "./storage";
+import { qemuTlsCopy } from "./tls";
 
 const START_TIMEOUT_MS = 30_000;
 const FORCE_OFF_GRACE_MS = 3_000;
@@ -58,10 +62,13 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
   private readonly storage: Storage;
   /** Hot-plug, unplug, online resize and live snapshots of the guests' disks. */
   private readonly disks: GuestDisks;
+  /** Who guests' QEMUs run as. */
+  readonly users: QemuUsers;
 
   constructor(private readonly config: AgentConfig) {
     super();
     this.storage = new Storage(config);
+    this.users = QemuUsers.forAgent(config.qemuUids);
     this.disks = new GuestDisks({
       guest: (id) => this.guests.get(id),
       userOf: (pool, file) => this.userOf(pool, file),
@@ -94,6 +101,16 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     return path.join(this.config.guestsDir, id);
   }
 
+  /** Where a guest's QEMU makes its sockets (a guest an older agent started has them in its state folder). */
+  private runDirOf(id: string): string {
+    return this.guests.get(id)?.runDir ?? path.join(this.config.runDir, id);
+  }
+
+  /** A guest's files, wherever its QEMU has them. */
+  filesOf(id: string): GuestFiles {
+    return guestFiles(this.stateDir(id), this.runDirOf(id));
+  }
+
   list(): GuestStatus[] {
     return [...this.guests.values()].map((g) => g.status());
   }
@@ -106,23 +123,28 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
    * The argument array this spec would run with on this host. With TLS VNC on, its
    * port is the first one no other guest holds now; the start takes whichever is free then.
    */
-  argvFor(spec: GuestSpec): string[] {
+  async argvFor(spec: GuestSpec): Promise<string[]> {
     const running = this.guests.get(spec.id)?.vncTls?.port;
     const taken = this.vncTlsPortsTaken(null);
-    return [QEMU_BINARY, ...buildQemuArgs(spec, this.layout(spec.id, running ?? this.vncTlsPorts().find((p) => !taken.has(p))))];
+    // Encrypted disks' passphrases as a start encrypts them, with a key made (and dropped) for this view.
+    const secrets = await encryptPassphrases(spec, this.config.secretsDir);
+    return [QEMU_BINARY, ...buildQemuLaunch(spec, this.layout(spec.id, running ?? this.vncTlsPorts().find((p) => !taken.has(p)), secrets?.secrets)).args];
   }
 
   /** Where things are for QEMU; `vncTlsPort` adds the TLS VNC display (when TLS VNC is on). */
-  private layout(id: string, vncTlsPort?: number): QemuHostLayout {
+  private layout(id: string, vncTlsPort?: number, secrets?: Record<string, EncryptedSecret>): QemuHostLayout {
     const tls = this.config.vncTls;
     return {
       accelerator: this.config.accelerator,
       stateDir: this.stateDir(id),
+      runDir: this.runDirOf(id),
+      ...(secrets ? { secrets } : {}),
       pools: this.config.pools,
       secretsDir: this.config.secretsDir,
       isoDir: this.config.isoDir,
       forwardAddress: this.config.forwards.address,
-      vncTls: tls && vncTlsPort !== undefined ? { dir: tls.dir, address: tls.address, display: vncTlsPort - VNC_BASE_PORT } : null,
+      // QEMU's copy of the credentials, in its run folder (qemuTlsCopy).
+      vncTls: tls && vncTlsPort !== undefined ? { dir: path.join(this.runDirOf(id), "tls"), address: tls.address, display: vncTlsPort - VNC_BASE_PORT } : null,
     };
   }
 
@@ -183,7 +205,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
       throw new GuesthouseError("conflict", `This guest is already ${existing.state}.`);
     }
     // Claim the guest synchronously, before any await: a second start finds it "starting".
-    const guest = new SupervisedGuest(spec.id, this.stateDir(spec.id));
+    const guest = new SupervisedGuest(spec.id, this.stateDir(spec.id), path.join(this.config.runDir, spec.id));
     this.guests.set(spec.id, guest);
     this.emit("state", guest.status());
     try {
@@ -208,34 +230,30 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     for (const cdrom of spec.cdroms) await this.mustBeImage(ISO_POOL, cdrom.iso, `ISO ${cdrom.iso}`);
     assertForwardsAllowed(spec, this.config.forwards);
 
-    const files = guestFiles(guest.stateDir);
+    const files = guest.files;
     await fsp.mkdir(guest.stateDir, { recursive: true, mode: 0o700 });
     await this.cleanFiles(guest);
     // The serial log is kept across starts (QEMU appends to it): rotate it first if it is full.
     if (spec.serial) await rotateSerialLog(files, this.config.serialLogBytes);
     if (spec.firmware === "uefi") await ensureEfiVars(files.efiVars);
+    // A uid no other guest's QEMU has: claimed before any await, so two starts never share one.
+    guest.identity = this.users.claim([...this.guests.values()].flatMap((g) => (g !== guest && g.identity ? [g.identity.uid] : [])));
     const vncTlsPort = await this.claimVncTlsPort(guest);
-    const argv = [QEMU_BINARY, ...buildQemuArgs(spec, this.layout(spec.id, vncTlsPort))];
+    const secrets = await encryptPassphrases(spec, this.config.secretsDir);
+    const launch = buildQemuLaunch(spec, this.layout(spec.id, vncTlsPort, secrets?.secrets));
+    const argv = [QEMU_BINARY, ...launch.args];
     guest.argv = argv;
     guest.spec = spec;
-    guest.disks = startTable(spec.disks, argv);
+    guest.disks = startTable(spec.disks, argv, launch);
     await fsp.writeFile(path.join(guest.stateDir, "argv.json"), JSON.stringify(argv));
     await guest.saveDisks();
     await guest.setPauseRequested(false);
     await guest.setLastIoError(null);
+    await prepareRunDir(guest.runDir, guest.identity);
+    if (secrets) await writeMasterKey(files.masterKey, secrets.masterKey, guest.identity);
+    if (this.config.vncTls && vncTlsPort !== undefined) await qemuTlsCopy(this.config.vncTls.dir, path.join(guest.runDir, "tls"), guest.identity);
 
-    const log = fs.openSync(files.log, "w", 0o600);
-    let child: ChildProcess;
-    try {
-      // QEMU gets a minimal environment: nothing of the agent's own (secrets included).
-      child = spawn(argv[0]!, argv.slice(1), {
-        detached: true,
-        stdio: ["ignore", log, log],
-        env: childEnv(),
-      });
-    } finally {
-      fs.closeSync(log);
-    }
+    const child = spawnQemu(argv, launch.descriptors, guest.identity, files.log);
     child.unref();
     guest.child = child;
     const exit = new Promise<{ code: number | null; signal: string | null }>((resolve) => {
@@ -246,6 +264,8 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
       });
     });
     guest.pid = child.pid ?? null;
+    // The agent's record of the pid (QEMU writes no pid file): an agent started later finds the guest by it.
+    if (guest.pid !== null) await fsp.writeFile(files.pid, `${guest.pid}\n`, { mode: 0o600 });
 
     const connected = this.connectWhenReady(guest, files.qmp);
     const outcome = await Promise.race([connected.then(() => "ready" as const), exit.then((e) => e)]);
@@ -256,6 +276,12 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
       throw new GuesthouseError("qemu-failed", `QEMU did not start: it ${how}. ${tail.trim() || "It printed nothing."}`, argv.join(" "));
     }
     guest.exited = exit.then(() => this.afterExit(guest));
+    // QEMU has made its sockets and read its secrets, and no guest instruction has run
+    // (-S): the run folder becomes the agent's, the key goes, and the guest may run.
+    await lockRunDir(guest.runDir);
+    await fsp.rm(files.masterKey, { force: true });
+    await fsp.rm(path.join(guest.runDir, "tls"), { recursive: true, force: true });
+    await guest.qmp!.execute("cont");
     await this.checkRunState(guest);
   }
 
@@ -350,7 +376,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
       // An ACPI shutdown in progress: the guest runs on until it powers off.
       if (guest.state === "shutting-down" && (next === "running" || next === "paused")) return;
       // Read before deciding: the guest may change meanwhile (it exits, someone forces it off).
-      const tail = isHalted(next) ? await logTail(guestFiles(guest.stateDir).log) : null;
+      const tail = isHalted(next) ? await logTail(guest.files.log) : null;
       if (this.guests.get(guest.id) !== guest) return;
       if (!canTransition(guest.state, next)) {
         console.error(`agent: guest ${guest.id}: QEMU's run state "${status}" does not fit its state ${guest.state}; left as it is`);
@@ -386,7 +412,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
         this.start(spec).catch((err) => console.error(`agent: guest ${guest.id} did not come back after its reboot:`, err));
       }
     } else {
-      guest.logTail = await logTail(guestFiles(guest.stateDir).log);
+      guest.logTail = await logTail(guest.files.log);
       this.transition(guest, "crashed");
     }
   }
@@ -568,12 +594,16 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     }
     for (const id of ids) {
       const stateDir = this.stateDir(id);
-      const files = guestFiles(stateDir);
-      const pid = await readPid(files.pid);
+      const pid = await readPid(guestFiles(stateDir, stateDir).pid);
       if (pid === null) continue;
-      const guest = new SupervisedGuest(id, stateDir);
+      // An older agent's QEMU made its sockets in the state folder.
+      const runDir = path.join(this.config.runDir, id);
+      const guest = new SupervisedGuest(id, stateDir, fs.existsSync(path.join(runDir, "qmp.sock")) ? runDir : stateDir);
+      const files = guest.files;
       await guest.load();
       guest.pid = pid;
+      const uid = uidOfPid(pid);
+      guest.identity = uid !== null && uid !== process.getuid?.() ? { uid, gid: gidOfPid(pid) ?? uid } : null;
       const vncTlsPort = vncTlsPortOf(guest.argv);
       // Its QEMU keeps the display it started with, even if TLS VNC was turned off since.
       if (vncTlsPort !== null) guest.vncTls = { host: this.config.vncTls?.connectHost ?? os.hostname(), port: vncTlsPort };
@@ -621,9 +651,12 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     }
   }
 
+  /** Removes what a QEMU run leaves: its run folder (sockets), pid file and last screen; logs stay. */
   private async cleanFiles(guest: SupervisedGuest): Promise<void> {
-    const files = guestFiles(guest.stateDir);
-    await Promise.all([files.qmp, files.vnc, files.serial, files.pid].map((f) => fsp.rm(f, { force: true })));
+    const files = guest.files;
+    // An older agent's guest has its sockets in the state folder, which stays.
+    if (guest.runDir !== guest.stateDir) await fsp.rm(guest.runDir, { recursive: true, force: true });
+    await Promise.all([files.qmp, files.qmpFds, files.vnc, files.serial, files.pid, files.screen].map((f) => fsp.rm(f, { force: true })));
   }
 
   /**
@@ -635,12 +668,12 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     const guest = this.running(id);
     if (guest.state === "starting") throw new GuesthouseError("conflict", "This guest is still starting; try again in a moment.");
     if (!guest.qmp) throw new GuesthouseError("qmp-disconnected", "The agent has lost QMP to this guest; force it off instead.");
-    return { id, state: guest.state, stateDir: guest.stateDir, files: guestFiles(guest.stateDir), spec: guest.spec, qmp: guest.qmp, vncTls: guest.vncTls };
+    return { id, state: guest.state, stateDir: guest.stateDir, files: guest.files, spec: guest.spec, qmp: guest.qmp, vncTls: guest.vncTls, argv: guest.argv };
   }
 
-  /** The ids and state folders of the guests whose QEMU runs now (for the serial log's rotation). */
-  runningGuests(): Array<{ id: string; stateDir: string }> {
-    return [...this.guests.values()].filter((g) => g.pid !== null && qemuLives(g.state)).map((g) => ({ id: g.id, stateDir: g.stateDir }));
+  /** The ids and files of the guests whose QEMU runs now (for the serial log's rotation). */
+  runningGuests(): Array<{ id: string; files: GuestFiles }> {
+    return [...this.guests.values()].filter((g) => g.pid !== null && qemuLives(g.state)).map((g) => ({ id: g.id, files: g.files }));
   }
 }
 
@@ -649,9 +682,11 @@ export interface ConsoleTarget {
   id: string;
   state: GuestState;
   stateDir: string;
-  files: ReturnType<typeof guestFiles>;
+  files: GuestFiles;
   spec: GuestSpec | null;
   qmp: QmpClient;
+  /** The command line its QEMU runs with (the screenshots look for the screen's fd set there). */
+  argv: string[] | null;
   /** Its TLS VNC endpoint, when its QEMU has one. */
   vncTls: VncTlsEndpoint | null;
 }

@@ -10,9 +10,10 @@
  *   server-key.pem   the key QEMU's VNC server presents…
  *   server-cert.pem  …with this certificate, signed by the CA, naming the host (SANs)
  *
- * The folder is also QEMU's x509 credentials folder (`-object tls-creds-x509,dir=…`):
- * QEMU reads exactly ca-cert.pem, server-cert.pem and server-key.pem from it (its
- * crypto/tlscredsx509.h names them) and ignores ca-key.pem.
+ * QEMU's x509 credentials folder (`-object tls-creds-x509,dir=…`) is a copy of the
+ * three files it reads, ca-cert.pem, server-cert.pem and server-key.pem (its
+ * crypto/tlscredsx509.h names them), in each guest's run folder, readable by that
+ * guest's QEMU user only until it has started (qemuTlsCopy); QEMU never sees ca-key.pem.
  *
  * The CA is kept as long as it is valid, so viewers that trust it go on trusting the
  * host. The server certificate is issued again at agent start when the names it
@@ -282,6 +283,22 @@ export async function ensureVncTls(dir: string, names: readonly string[], hostna
     return { made, names: [...names] };
   } finally {
     await fsp.rm(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Copies the three files QEMU's TLS VNC server reads into `target` (a guest's run
+ * folder's `tls`), owned by its QEMU's user: never the CA's key.
+ */
+export async function qemuTlsCopy(dir: string, target: string, owner: { uid: number; gid: number } | null): Promise<void> {
+  const from = tlsFiles(dir);
+  const to = tlsFiles(target);
+  await fsp.mkdir(target, { mode: 0o700 });
+  if (owner) await fsp.chown(target, owner.uid, owner.gid);
+  for (const name of ["caCert", "serverCert", "serverKey"] as const) {
+    await fsp.copyFile(from[name], to[name], fs.constants.COPYFILE_EXCL);
+    await fsp.chmod(to[name], 0o600);
+    if (owner) await fsp.chown(to[name], owner.uid, owner.gid);
   }
 }
 

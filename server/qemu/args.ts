@@ -2,6 +2,11 @@
  * The one place that builds QEMU's command line: a pure function from a guest's
  * spec and the host's layout to an argument array. The agent spawns exactly this
  * array (never through a shell) and the dashboard shows exactly this array.
+ *
+ * QEMU opens no image, ISO or log by name: each file it needs is opened by the agent
+ * and handed over as a descriptor (`-add-fd`, then `/dev/fdset/<set>` where a path
+ * would be), so QEMU, running as a user of its own, reaches exactly the files its
+ * guest was given. The command line says which file each set is (its `opaque`).
  */
 import path from "node:path";
 import { GuesthouseError } from "../domain/errors";
@@ -54,12 +59,23 @@ const NIC_DEVICES: Record<NicModel, string> = { virtio: "virtio-net-pci", e1000:
 /** Where things live on the host; filled in by the agent, never by the browser. */
 export interface QemuHostLayout {
   accelerator: Accelerator;
-  /** The guest's own state folder (sockets, pid file, logs). */
+  /** The guest's own state folder, the agent's (logs, UEFI variables, its screen): QEMU gets descriptors of these files. */
   stateDir: string;
+  /**
+   * The guest's run folder, QEMU's own while it starts (its sockets are made there and
+   * the master key of its secrets is read from there), the agent's once it runs.
+   */
+  runDir: string;
   /** Storage folders by name; a disk is `<pools[disk.pool]>/<disk.file>`. */
   pools: Record<string, string>;
   /** Where the agent keeps encrypted volumes' passphrases, one 0600 file per volume. */
   secretsDir: string;
+  /**
+   * Encrypted disks' passphrases as QEMU gets them: each encrypted (AES-256-CBC) with a
+   * key made for this start, which QEMU reads from `guestFiles(…).masterKey`; by volume.
+   * Needed for a spec with encrypted disks.
+   */
+  secrets?: Record<string, EncryptedSecret>;
   /** Folder holding ISO images. */
   isoDir: string;
   /** The address guests' port forwards listen on (none given: every IPv4 address, as QEMU does). */
@@ -70,6 +86,89 @@ export interface QemuHostLayout {
    * Absent or null: the guest's only display is its unix socket.
    */
   vncTls?: VncTlsLayout | null;
+}
+
+/** A passphrase encrypted with the start's master key: base64 of the ciphertext and of its IV. */
+export interface EncryptedSecret {
+  data: string;
+  iv: string;
+}
+
+/** How the agent opens a file it hands to QEMU. */
+export type FileAccess = "rw" | "ro" | "append";
+
+/** One descriptor of a launch: the child's fd `3 + index` is `path`, opened so. */
+export interface PassedDescriptor {
+  path: string;
+  /** "rw" files are passed twice, once of each access mode (QEMU takes the one whose mode it asks for). */
+  mode: "read-write" | "read-only" | "append";
+  set: number;
+}
+
+/** The fd set of the guest's screen: the file `screendump` writes (guestFiles(…).screen). */
+export const SCREEN_FDSET = 0;
+/** The first child descriptor that is a passed file (after stdin, stdout, stderr). */
+export const FIRST_PASSED_FD = 3;
+
+/**
+ * The files one launch (or one hot-plug) hands to QEMU, each an fd set of its own:
+ * `open` names a file as QEMU will open it ("/dev/fdset/<set>"); a file named twice
+ * keeps its set. Sets are numbered from `firstSet`; the screen has SCREEN_FDSET.
+ */
+export class FdSets {
+  private readonly byPath = new Map<string, { set: number; access: FileAccess }>();
+  /** Every set `open` named, in order (a file named again shows again): what a part of a command line uses. */
+  private readonly named: number[] = [];
+  private nextSet: number;
+
+  constructor(firstSet = 1) {
+    this.nextSet = firstSet;
+  }
+
+  open(file: string, access: FileAccess, set?: number): string {
+    const known = this.byPath.get(file);
+    if (known) {
+      if (known.access !== access) throw new GuesthouseError("internal", `${file} is handed to QEMU both ${known.access} and ${access}.`);
+      this.named.push(known.set);
+      return `/dev/fdset/${known.set}`;
+    }
+    const chosen = set ?? this.nextSet++;
+    this.byPath.set(file, { set: chosen, access });
+    this.named.push(chosen);
+    return `/dev/fdset/${chosen}`;
+  }
+
+  /** The sets `build` names (each once), with what it returns: a disk's sets, shared ones included. */
+  using<T>(build: () => T): { result: T; sets: number[] } {
+    const from = this.named.length;
+    const result = build();
+    return { result, sets: [...new Set(this.named.slice(from))] };
+  }
+
+  /** The sets made, in order (a hot-plug removes them again when its disk goes). */
+  get sets(): number[] {
+    return [...this.byPath.values()].map((f) => f.set);
+  }
+
+  /** The set after the last one made: where the next launch step's sets start. */
+  get next(): number {
+    return this.nextSet;
+  }
+
+  /** Every descriptor to open, in order: a read-write file as two (read-write, then read-only). */
+  descriptors(): PassedDescriptor[] {
+    const list: PassedDescriptor[] = [];
+    for (const [path, { set, access }] of this.byPath) {
+      if (access === "rw") list.push({ path, mode: "read-write", set }, { path, mode: "read-only", set });
+      else list.push({ path, mode: access === "ro" ? "read-only" : "append", set });
+    }
+    return list;
+  }
+
+  /** `-add-fd` for each descriptor, as child fd FIRST_PASSED_FD + its index; `opaque` says which file it is. */
+  addFdArgs(): string[] {
+    return this.descriptors().flatMap((d, i) => ["-add-fd", `fd=${FIRST_PASSED_FD + i},set=${d.set},opaque=${optValue(`${d.mode}:${d.path}`)}`]);
+  }
 }
 
 export interface VncTlsLayout {
@@ -117,21 +216,33 @@ export function vncTlsPortOf(argv: readonly string[] | null): number | null {
   return null;
 }
 
-/** The files QEMU creates in a guest's state folder. */
-export function guestFiles(stateDir: string) {
+/**
+ * A guest's files: QEMU's sockets (and the master key it reads at start) in its run
+ * folder, everything else in the agent's state folder, handed to QEMU as descriptors.
+ */
+export function guestFiles(stateDir: string, runDir: string) {
   return {
-    qmp: path.join(stateDir, "qmp.sock"),
-    vnc: path.join(stateDir, "vnc.sock"),
-    serial: path.join(stateDir, "serial.sock"),
+    qmp: path.join(runDir, "qmp.sock"),
+    /** A second QMP monitor, for the helper that hands QEMU descriptors of disks plugged in later. */
+    qmpFds: path.join(runDir, "qmp-fds.sock"),
+    vnc: path.join(runDir, "vnc.sock"),
+    serial: path.join(runDir, "serial.sock"),
+    /** The key this start's secrets are encrypted with; removed once QEMU has read it. */
+    masterKey: path.join(runDir, "master.key"),
     serialLog: path.join(stateDir, "serial.log"),
     /** The serial log's previous part, once it was rotated (see server/agent/serial.ts). */
     serialLogOld: path.join(stateDir, "serial.log.1"),
+    /** QEMU's pid, written by the agent. */
     pid: path.join(stateDir, "qemu.pid"),
     log: path.join(stateDir, "qemu.log"),
     /** UEFI variables (boot entries); kept across starts, made from OVMF's template. */
     efiVars: path.join(stateDir, "efivars.fd"),
+    /** What QMP `screendump` writes (into SCREEN_FDSET), for the guest list's thumbnails. */
+    screen: path.join(stateDir, "screen.ppm"),
   };
 }
+
+export type GuestFiles = ReturnType<typeof guestFiles>;
 
 /** QEMU option values separate keys with commas; a literal comma is written twice. */
 export function optValue(value: string): string {
@@ -152,7 +263,7 @@ export function diskPath(layout: Pick<QemuHostLayout, "pools">, disk: { pool: st
   return path.join(folder, disk.file);
 }
 
-/** The file holding an encrypted volume's passphrase (QEMU reads it as a secret object). */
+/** The file holding an encrypted volume's passphrase (the agent's; QEMU gets it encrypted, or over QMP). */
 export function secretPath(layout: Pick<QemuHostLayout, "secretsDir">, volume: string): string {
   return path.join(layout.secretsDir, `${volume}.key`);
 }
@@ -172,9 +283,12 @@ export const PROBE_EXIT_PORT = 0xf4;
 /**
  * The accelerator probe's QEMU (server/agent/kvm-probe.ts): the machine and vCPU a
  * guest gets under KVM, SeaBIOS, and nothing but the test guest's boot sector on a
- * read-only disk, its serial port on stdout, and the exit device it ends with.
+ * read-only disk (handed over as child fd FIRST_PASSED_FD, as guests' disks are), its
+ * serial port on stdout, and the exit device it ends with.
  */
 export function kvmProbeArgs(bootImage: string): string[] {
+  const files = new FdSets();
+  const disk = files.open(bootImage, "ro");
   return [
     "-machine", "q35,accel=kvm",
     "-cpu", cpuModel("kvm"),
@@ -188,13 +302,35 @@ export function kvmProbeArgs(bootImage: string): string[] {
     "-chardev", "stdio,id=probe,signal=off",
     "-serial", "chardev:probe",
     "-device", `isa-debug-exit,iobase=0x${PROBE_EXIT_PORT.toString(16)},iosize=0x04`,
-    "-drive", `file=${optValue(bootImage)},format=raw,if=virtio,readonly=on`,
+    ...files.addFdArgs(),
+    "-drive", `file=${disk},format=raw,if=virtio,readonly=on`,
   ];
 }
 
+/** What the agent runs for one guest: the arguments (without the binary) and the files it opens for them, in fd order. */
+export interface QemuLaunch {
+  args: string[];
+  descriptors: PassedDescriptor[];
+  /** The set after the launch's last: a disk plugged in later starts there. */
+  nextFdSet: number;
+  /** The fd sets of each disk, by volume (removed when the disk is unplugged). */
+  diskFdSets: Record<string, number[]>;
+}
+
+/** The id of the secret holding the start's master key; every passphrase's secret names it as its `keyid`. */
+export const MASTER_SECRET_ID = "gh-master";
+
 /** Builds the full argument array (without the binary) for one guest. */
 export function buildQemuArgs(spec: GuestSpec, layout: QemuHostLayout): string[] {
-  const files = guestFiles(layout.stateDir);
+  return buildQemuLaunch(spec, layout).args;
+}
+
+/** The argument array and the descriptors it refers to, for one guest. */
+export function buildQemuLaunch(spec: GuestSpec, layout: QemuHostLayout): QemuLaunch {
+  const files = guestFiles(layout.stateDir, layout.runDir);
+  const passed = new FdSets();
+  // Opened first, so its set is the same on every command line (the screenshots name it).
+  passed.open(files.screen, "append", SCREEN_FDSET);
   const cores = spec.vcpus / (spec.sockets * spec.threads);
   if (!Number.isInteger(cores) || cores < 1) {
     throw new GuesthouseError("invalid-input", `${spec.vcpus} vCPUs cannot be split into ${spec.sockets} socket(s) of ${spec.threads} thread(s) per core.`);
@@ -212,8 +348,11 @@ export function buildQemuArgs(spec: GuestSpec, layout: QemuHostLayout): string[]
     "-no-user-config",
     "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
     "-msg", "timestamp=on",
-    "-pidfile", files.pid,
+    // Stopped before the first instruction: the agent takes the run folder back from QEMU
+    // (so QEMU can swap none of its sockets) and then lets the guest run.
+    "-S",
     "-qmp", `unix:${optValue(files.qmp)},server=on,wait=off`,
+    "-qmp", `unix:${optValue(files.qmpFds)},server=on,wait=off`,
     "-display", "none",
     "-vga", spec.display,
     // password=on: nobody gets in until the agent sets a one-time password over QMP
@@ -231,12 +370,12 @@ export function buildQemuArgs(spec: GuestSpec, layout: QemuHostLayout): string[]
   if (spec.firmware === "uefi") {
     args.push(
       "-drive", `if=pflash,format=raw,unit=0,readonly=on,file=${optValue(OVMF_CODE)}`,
-      "-drive", `if=pflash,format=raw,unit=1,file=${optValue(files.efiVars)}`,
+      "-drive", `if=pflash,format=raw,unit=1,file=${passed.open(files.efiVars, "rw")}`,
     );
   }
   if (spec.serial) {
     args.push(
-      "-chardev", `socket,id=serial0,path=${optValue(files.serial)},server=on,wait=off,logfile=${optValue(files.serialLog)},logappend=on`,
+      "-chardev", `socket,id=serial0,path=${optValue(files.serial)},server=on,wait=off,logfile=${passed.open(files.serialLog, "append")},logappend=on`,
       "-serial", "chardev:serial0",
     );
   }
@@ -268,15 +407,25 @@ export function buildQemuArgs(spec: GuestSpec, layout: QemuHostLayout): string[]
   };
 
   if (spec.disks.some((d) => d.bus === "scsi")) args.push("-device", `virtio-scsi-pci,id=${SCSI_CONTROLLER}`);
+  // Encrypted disks' passphrases arrive encrypted with a key made for this start, which
+  // QEMU reads from its run folder: the command line (which anyone on the host can
+  // read) carries ciphertext only, and no passphrase is in a file QEMU may open.
+  if (spec.disks.some((d) => d.encrypted)) args.push("-object", `secret,id=${MASTER_SECRET_ID},format=raw,file=${optValue(files.masterKey)}`);
+  const diskFdSets: Record<string, number[]> = {};
   spec.disks.forEach((disk, i) => {
     const id = diskId(i);
     if (disk.readOnly && disk.bus === "ide") {
       throw new GuesthouseError("invalid-input", "QEMU cannot attach a read-only disk to IDE. Put read-only disks on virtio or SCSI.");
     }
-    // An encrypted image's passphrase reaches QEMU as a secret object read from a
-    // 0600 file: the command line names the file, never the passphrase.
-    if (disk.encrypted) args.push("-object", `secret,id=${id}-secret,format=raw,file=${optValue(secretPath(layout, disk.volume))}`);
-    args.push("-blockdev", JSON.stringify(diskBlockdev(disk, layout, id)));
+    if (disk.encrypted) {
+      const secret = layout.secrets?.[disk.volume];
+      if (!secret) throw new GuesthouseError("internal", `The passphrase of ${disk.file} was not prepared for QEMU.`);
+      args.push("-object", `secret,id=${id}-secret,format=base64,keyid=${MASTER_SECRET_ID},iv=${secret.iv},data=${secret.data}`);
+    }
+    const { result: node, sets } = passed.using(() => diskBlockdev(disk, layout, id, passed));
+    args.push("-blockdev", JSON.stringify(node));
+    // Every set the disk's images are in, a base it shares with another disk included.
+    diskFdSets[disk.volume] = sets;
     // The device has an id (the node's) so that it can be unplugged while the guest runs.
     // A node-named drive shows the guest a write cache unless told not to.
     const writeCache = CACHE_MODES[disk.cache].writeCache ? "" : ",write-cache=off";
@@ -293,7 +442,7 @@ export function buildQemuArgs(spec: GuestSpec, layout: QemuHostLayout): string[]
     const id = `cd${i}`;
     args.push(
       "-drive",
-      `file=${optValue(isoPath(layout, cdrom.iso))},format=raw,if=none,id=${id},media=cdrom,readonly=on`,
+      `file=${passed.open(isoPath(layout, cdrom.iso), "ro")},format=raw,if=none,id=${id},media=cdrom,readonly=on`,
       "-device",
       `ide-cd,drive=${id},${takeIdeSlot()}${bootIndex("cdrom", i)}`,
     );
@@ -311,7 +460,9 @@ export function buildQemuArgs(spec: GuestSpec, layout: QemuHostLayout): string[]
     args.push("-device", `pcie-root-port,id=${port},chassis=${i + 1}`);
   });
 
-  return args;
+  // The descriptors come first on the command line: QEMU must know the sets before a
+  // -blockdev or -drive opens one.
+  return { args: [...passed.addFdArgs(), ...args], descriptors: passed.descriptors(), nextFdSet: passed.next, diskFdSets };
 }
 
 /**
@@ -342,7 +493,7 @@ export function assertHotpluggable(disk: Pick<DiskSpec, "bus">): void {
  * file (and a VMDK's parent: only qcow2 and raw reach a guest). `-blockdev` at start
  * (as JSON) and `blockdev-add` for a hot-plug take this same object.
  */
-export function diskBlockdev(disk: DiskSpec, layout: Pick<QemuHostLayout, "pools" | "secretsDir">, id: string): Record<string, unknown> {
+export function diskBlockdev(disk: DiskSpec, layout: Pick<QemuHostLayout, "pools">, id: string, files: FdSets): Record<string, unknown> {
   for (const image of [disk, ...disk.backing]) {
     if (!isGuestDiskFormat(image.format)) {
       throw new GuesthouseError("invalid-input", `${image.file} is a ${image.format} image; guests use qcow2 and raw disks only. Convert it to qcow2 on its disk page.`);
@@ -356,7 +507,7 @@ export function diskBlockdev(disk: DiskSpec, layout: Pick<QemuHostLayout, "pools
     "read-only": readOnly,
     ...(readOnly ? {} : { discard: "unmap" }),
     cache,
-    file: { driver: "file", filename: diskPath(layout, image), "read-only": readOnly, ...(readOnly ? {} : { discard: "unmap" }), cache },
+    file: { driver: "file", filename: files.open(diskPath(layout, image), readOnly ? "ro" : "rw"), "read-only": readOnly, ...(readOnly ? {} : { discard: "unmap" }), cache },
   });
   // Built from the bottom up: each base is the backing of the one above it.
   let backing: Record<string, unknown> | null = null;
@@ -373,24 +524,34 @@ export function diskBlockdev(disk: DiskSpec, layout: Pick<QemuHostLayout, "pools
 
 /** The QMP commands (name and arguments) that plug one disk into a running guest, in order. */
 export interface HotplugCommands {
-  /** object-add of the passphrase's secret (encrypted disks only): like -object, it names the file. */
+  /** object-add of the passphrase's secret (encrypted disks only), as data over QMP. */
   secret: Record<string, unknown> | null;
   blockdev: Record<string, unknown>;
   device: Record<string, unknown>;
 }
 
 /**
- * The live counterpart of a disk's -drive and -device: a pure function like
+ * The live counterpart of a disk's -blockdev and -device: a pure function like
  * buildQemuArgs, so the unit tests pin it down. `id` names the format node and the
  * device (see diskId); `port` is a free hot-plug root port on q35 (null on pc, and
- * for SCSI disks, which go onto the guest's controller).
+ * for SCSI disks, which go onto the guest's controller). The images are named as
+ * fd sets in `files` (the agent hands QEMU their descriptors first); an encrypted
+ * disk's `passphrase` goes to QEMU as the secret's data, over QMP only.
  */
-export function hotplugCommands(disk: DiskSpec, layout: Pick<QemuHostLayout, "pools" | "secretsDir">, id: string, port: string | null): HotplugCommands {
+export function hotplugCommands(
+  disk: DiskSpec,
+  layout: Pick<QemuHostLayout, "pools">,
+  id: string,
+  port: string | null,
+  files: FdSets,
+  passphrase: Buffer | null,
+): HotplugCommands {
   assertHotpluggable(disk);
+  if (disk.encrypted && !passphrase) throw new GuesthouseError("internal", `The passphrase of ${disk.file} was not read.`);
   const cache = CACHE_MODES[disk.cache];
   return {
-    secret: disk.encrypted ? { "qom-type": "secret", id: `${id}-secret`, format: "raw", file: secretPath(layout, disk.volume) } : null,
-    blockdev: diskBlockdev(disk, layout, id),
+    secret: disk.encrypted ? { "qom-type": "secret", id: `${id}-secret`, format: "base64", data: passphrase!.toString("base64") } : null,
+    blockdev: diskBlockdev(disk, layout, id, files),
     device: {
       driver: disk.bus === "virtio" ? "virtio-blk-pci" : "scsi-hd",
       id,

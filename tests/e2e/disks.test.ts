@@ -40,7 +40,7 @@ story("disk images in Chromium", (step) => {
   };
   /** Types one line into the guest's serial shell. */
   const typeSerial = async (line: string) => {
-    const serial = net.createConnection({ path: path.join(stack.agent.dataDir, "guests", guestId, "serial.sock") });
+    const serial = net.createConnection({ path: path.join(stack.agent.dataDir, "run", guestId, "serial.sock") });
     await new Promise((resolve, reject) => serial.once("connect", resolve).once("error", reject));
     // Ends the connection after the line: QEMU reads it all, then closes its side.
     serial.resume();

@@ -28,6 +28,8 @@ export interface TestAgent {
 export async function startTestAgent(env: Record<string, string> = {}): Promise<TestAgent> {
   if (!fs.existsSync(DEMO_ISO)) throw new Error(`${DEMO_ISO} is missing: run scripts/fixtures.sh (scripts/test.sh does).`);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "gh-"));
+  // QEMU's users reach the guests' run folders through it (they cannot list it).
+  fs.chmodSync(dataDir, 0o711);
   const socketPath = path.join(dataDir, "agent.sock");
   fs.mkdirSync(path.join(dataDir, "images"));
   fs.copyFileSync(DEMO_ISO, path.join(dataDir, "images", "demo.iso"));
@@ -35,7 +37,7 @@ export async function startTestAgent(env: Record<string, string> = {}): Promise<
 
   const launch = async (): Promise<ChildProcess> => {
     const child = spawn(process.execPath, ["--import", "tsx", "server/agent/main.ts"], {
-      env: { ...process.env, GUESTHOUSE_DATA_DIR: dataDir, GUESTHOUSE_AGENT_SOCKET: socketPath, ...env },
+      env: { ...process.env, GUESTHOUSE_DATA_DIR: dataDir, GUESTHOUSE_AGENT_SOCKET: socketPath, GUESTHOUSE_RUN_DIR: path.join(dataDir, "run"), ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     child.stdout!.on("data", (c: Buffer) => (out += c.toString()));

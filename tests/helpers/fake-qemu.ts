@@ -50,7 +50,7 @@ const PROBE: Record<FakeKvm, string> = {
  */
 export function qemuWithoutCpuFeature(dir: string, feature: string): string {
   const real = execFileSync("sh", ["-c", "command -v qemu-system-x86_64"], { encoding: "utf8" }).trim();
-  fs.mkdirSync(dir, { recursive: true });
+  binFolder(dir);
   const script = `#!/bin/bash
 args=()
 for a in "$@"; do [ "$a" = host ] && a="host,-${feature}"; args+=("$a"); done
@@ -60,10 +60,19 @@ exec ${real} "\${args[@]}"
   return dir;
 }
 
+/**
+ * Makes `dir` for a stand-in QEMU: the agent runs QEMU (and its probe) as users of their
+ * own, who must pass through the caller's temporary folder to find it on PATH.
+ */
+function binFolder(dir: string): void {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+  fs.chmodSync(path.dirname(dir), 0o711);
+}
+
 /** Writes the fake into `dir` (which the caller puts first on PATH) and returns `dir`. */
 export function fakeQemu(dir: string, kvm: FakeKvm): string {
   const real = execFileSync("sh", ["-c", "command -v qemu-system-x86_64"], { encoding: "utf8" }).trim();
-  fs.mkdirSync(dir, { recursive: true });
+  binFolder(dir);
   const script = `#!/bin/sh
 # The accelerator probe (server/agent/kvm-probe.ts) is the only QEMU with an isa-debug-exit device.
 case " $* " in

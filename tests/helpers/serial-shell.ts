@@ -27,7 +27,8 @@ export class SerialShell {
     const logFile = path.join(dir, "serial.log");
     const log = () => (fs.existsSync(logFile) ? fs.readFileSync(logFile, "utf8") : "");
     await waitFor("the guest's serial shell", () => log().includes("GUESTHOUSE-DEMO-READY") && log().includes("demo:~# "), BOOT_TIMEOUT_MS, 250);
-    const socket = net.createConnection({ path: path.join(dir, "serial.sock") });
+    // QEMU's sockets are in the guest's run folder (the test agents' GUESTHOUSE_RUN_DIR).
+    const socket = net.createConnection({ path: path.join(agent.dataDir, "run", id, "serial.sock") });
     await new Promise((resolve, reject) => socket.once("connect", resolve).once("error", reject));
     // What the port prints is read from QEMU's log file; the socket is drained all the same, or a
     // full socket buffer would hold the guest's serial port up (a rebooting kernel prints a lot).

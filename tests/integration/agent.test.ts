@@ -30,8 +30,11 @@ story("agent with real QEMU", (step) => {
   const stateDir = () => path.join(agent.dataDir, "guests", spec.id);
   const serialLog = () => fs.readFileSync(path.join(stateDir(), "serial.log"), "utf8");
   const countMarker = (marker: string) => serialLog().split(marker).length - 1;
-  const socketsLeft = () =>
-    ["qmp.sock", "vnc.sock", "serial.sock", "qemu.pid"].filter((f) => fs.existsSync(path.join(stateDir(), f)));
+  /** What a QEMU run leaves that must go with it: its pid file and last screen, and its run folder with the sockets. */
+  const socketsLeft = () => [
+    ...["qemu.pid", "screen.ppm"].filter((f) => fs.existsSync(path.join(stateDir(), f))),
+    ...(fs.existsSync(path.join(agent.dataDir, "run", spec.id)) ? ["run folder"] : []),
+  ];
 
   before(async () => {
     agent = await startTestAgent();

@@ -163,7 +163,8 @@ describe("hardware options with real QEMU", () => {
     const status = await agent.client.start(s);
     assert.equal(status.state, "running");
     const dir = path.join(agent.dataDir, "guests", s.id);
-    assert.equal(fs.existsSync(path.join(dir, "serial.sock")), false);
+    assert.equal(fs.existsSync(path.join(agent.dataDir, "run", s.id, "serial.sock")), false);
+    assert.ok(fs.existsSync(path.join(agent.dataDir, "run", s.id, "vnc.sock")), "(where it would be)");
     assert.equal(fs.existsSync(path.join(dir, "serial.log")), false);
     assert.ok(!status.argv!.includes("-serial"));
     await agent.client.forceOff(s.id);

@@ -22,7 +22,7 @@ import type { Duplex } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import tls from "node:tls";
 import { parseCertificateNames, parsePortRange, vncTlsConfig, readAgentSettings } from "../../server/agent/config";
-import { certificateNames, ensureVncTls, tlsFiles } from "../../server/agent/tls";
+import { certificateNames, ensureVncTls, qemuTlsCopy, tlsFiles } from "../../server/agent/tls";
 import { GuesthouseError } from "../../server/domain/errors";
 import { startTestAgent, waitFor, within, type TestAgent } from "../helpers/agent";
 import { collect, vncResponse } from "../helpers/rfb";
@@ -225,6 +225,24 @@ describe("TLS VNC configuration", () => {
     assert.throws(() => readAgentSettings({ ...base, GUESTHOUSE_FORWARD_ADDRESS: "::1" }), /IPv4 address/);
   });
 
+  test("QEMU's copy holds the three files it reads, never the CA's key, readable by its user alone", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gh-tls-"));
+    try {
+      await ensureVncTls(path.join(dir, "tls"), ["box"], "box");
+      const owner = process.getuid?.() === 0 ? { uid: 4000001, gid: 4000001 } : null;
+      await qemuTlsCopy(path.join(dir, "tls"), path.join(dir, "copy"), owner);
+      assert.deepEqual(fs.readdirSync(path.join(dir, "copy")).sort(), ["ca-cert.pem", "server-cert.pem", "server-key.pem"]);
+      for (const name of ["", "ca-cert.pem", "server-cert.pem", "server-key.pem"]) {
+        const stat = fs.statSync(path.join(dir, "copy", name));
+        assert.equal(stat.mode & 0o077, 0, `${name || "the folder"} is its owner's alone`);
+        if (owner) assert.equal(stat.uid, owner.uid, `${name || "the folder"} belongs to QEMU's user`);
+      }
+      assert.equal(fs.readFileSync(path.join(dir, "copy", "server-key.pem"), "utf8"), fs.readFileSync(path.join(dir, "tls", "server-key.pem"), "utf8"));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("ensureVncTls keeps a valid CA and certificate, and issues a new certificate (same CA) when the names change", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gh-tls-"));
     try {
@@ -293,7 +311,10 @@ story("TLS VNC endpoint for native viewers, with real QEMU", (step) => {
     const display = firstPort - 5900;
     const argv = status.argv!;
     const object = argv[argv.indexOf("-object") + 1];
-    assert.equal(object, `tls-creds-x509,id=vnctls,dir=${tlsDir()},endpoint=server,verify-peer=off`);
+    // QEMU reads a copy of the three files it needs from its run folder (never the CA's key), gone once it started.
+    const copy = path.join(agent.dataDir, "run", spec.id, "tls");
+    assert.equal(object, `tls-creds-x509,id=vnctls,dir=${copy},endpoint=server,verify-peer=off`);
+    assert.equal(fs.existsSync(copy), false, "the copy went once QEMU had read it");
     assert.ok(argv.includes(`${LOOPBACK}:${display},tls-creds=vnctls,password=on,id=vnc-tls`), "the second -vnc");
     assert.deepEqual(listeningPortsOf(status.pid!), [firstPort], "QEMU's only TCP listener is the TLS display");
     const socket = await connectTcp(firstPort);

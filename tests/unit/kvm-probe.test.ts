@@ -6,7 +6,7 @@
  * and a verdict is reused only for the same QEMU binary and kernel.
  */
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawnSync, type SpawnSyncReturns } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -53,6 +53,13 @@ describe("the probe's test guest", () => {
     assert.deepEqual([...bootSector().subarray(510)], [0x55, 0xaa], "a boot signature SeaBIOS accepts");
   });
 
+  test("its command line hands the disk over as child fd 3 (fd set 1, read-only) and opens it only as /dev/fdset/1", () => {
+    const args = kvmProbeArgs("/tmp/x,y/boot.img");
+    assert.deepEqual(args.slice(-4), ["-add-fd", "fd=3,set=1,opaque=read-only:/tmp/x,,y/boot.img", "-drive", "file=/dev/fdset/1,format=raw,if=virtio,readonly=on"]);
+    assert.equal(args.filter((a) => a === "-add-fd").length, 1);
+    assert.ok(!args.some((a) => a.includes("boot.img") && !a.startsWith("fd=3,set=1,opaque=")), "the image's path is in the opaque only");
+  });
+
   test("under TCG it walks real, protected, unreal and long mode and ends QEMU with the pass status", () => {
     // The probe's own command line, with the accelerator TCG has instead of KVM.
     const image = path.join(dir, "boot.img");
@@ -60,7 +67,14 @@ describe("the probe's test guest", () => {
     fs.truncateSync(image, 1 << 20);
     const args = kvmProbeArgs(image).map((a) => (a === "q35,accel=kvm" ? "q35,accel=tcg" : a === "host" ? "max" : a));
     assert.ok(args.includes("q35,accel=tcg") && args.includes("max"), "the accelerator and CPU were swapped");
-    const qemu = spawnSync("qemu-system-x86_64", args, { input: "", encoding: "utf8", timeout: 30_000 });
+    // The disk is a descriptor, child fd 3, opened read-only as runKvmProbe opens it.
+    const disk = fs.openSync(image, "r");
+    let qemu: SpawnSyncReturns<string>;
+    try {
+      qemu = spawnSync("qemu-system-x86_64", args, { input: "", encoding: "utf8", timeout: 30_000, stdio: ["pipe", "pipe", "pipe", disk] });
+    } finally {
+      fs.closeSync(disk);
+    }
     assert.equal(qemu.stdout, "RPUL\n", `what the guest printed (QEMU said: ${qemu.stderr})`);
     assert.equal(qemu.status, PROBE_PASSED_STATUS);
   });
@@ -100,7 +114,7 @@ describe("reading the probe's run", () => {
     assert.match(missing.reason, /^\/dev\/kvm is missing/);
     assert.equal(missing.lasting, false);
     const forbidden = failed(classifyProbe(run({ status: 1, stderr: "Could not access KVM kernel module: Permission denied\n" })));
-    assert.match(forbidden.reason, /^\/dev\/kvm is not accessible to the agent's user \(permission denied/);
+    assert.match(forbidden.reason, /^\/dev\/kvm is not accessible to QEMU's user \(permission denied\): give the kvm group read and write on it/);
     assert.equal(forbidden.lasting, false);
   });
 
@@ -148,6 +162,21 @@ describe("running the probe", () => {
   test("a QEMU that aborts is a failure with its words; one that passes is a working KVM", async () => {
     assert.match(failed(await runKvmProbe({ qemu: fake("abort", "abort") })).reason, /^QEMU cannot use \/dev\/kvm: it aborted at start \(failed to set MSR 0x10a/);
     assert.equal((await runKvmProbe({ qemu: fake("works", "works") })).ok, true);
+  });
+
+  test("it runs as QEMU's user, as guests do: that user's uid and gid, no other groups, the disk as fd 3", async (t) => {
+    if (process.getuid?.() !== 0) return t.skip("only root can run a program as another user; untested here");
+    fs.chmodSync(dir, 0o711);
+    const bin = path.join(dir, "whoami");
+    fs.mkdirSync(bin);
+    // Says who it runs as and what fd 3 is (QEMU's words come from stderr), then fails.
+    fs.writeFileSync(
+      path.join(bin, "qemu-system-x86_64"),
+      '#!/bin/sh\necho "uid $(id -u) gid $(id -g) groups $(id -G) fd3 $(readlink /proc/self/fd/3 | sed s,.*/,,)" >&2\nexit 1\n',
+      { mode: 0o755 },
+    );
+    const result = failed(await runKvmProbe({ qemu: path.join(bin, "qemu-system-x86_64"), identity: { uid: 4000002, gid: 4000003 } }));
+    assert.equal(result.reason, "QEMU cannot use /dev/kvm: it exited with status 1 (uid 4000002 gid 4000003 groups 4000003 fd3 boot.img)");
   });
 
   test("a QEMU that cannot be started at all is an error of its own, not a verdict", async () => {

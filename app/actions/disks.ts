@@ -3,13 +3,13 @@
 import { revalidatePath } from "next/cache";
 import { z } from "zod";
 import { db } from "@/server/db/client";
-import { isForeignKeyViolation } from "@/server/db/errors";
 import { GuesthouseError } from "@/server/domain/errors";
 import { newVolumeId } from "@/server/domain/ids";
 import { DEFAULT_POOL, DISK_BUSES, ISO_POOL, isGuestDiskFormat, NEW_DISK_FORMATS, type DiskBus } from "@/server/domain/types";
 import { diskFormat, imageFileName, isoName, parseOrThrow, parseSize, passphrase, poolName, snapshotName } from "@/server/domain/validation";
 import { authedAction } from "@/server/web/action";
 import { assertNoClones, loadDisk, refOf, refreshDisk, secretOf, type DiskRow } from "@/server/web/disks";
+import { removeIso } from "@/server/web/isos";
 import { registerImage } from "@/server/web/registration";
 import { agentFor, baseChain, liveState, loadGuest, recordEvent, specOf } from "@/server/web/guests";
 import { localHost } from "@/server/web/hosts";
@@ -238,32 +238,8 @@ export const deleteDisk = authedAction("delete-disk", async (user, diskId: strin
  * everyone on the host. Refused while a guest has it as a CD-ROM.
  */
 export const deleteIso = authedAction("delete-iso", async (user, raw: unknown) => {
-  if (user.role !== "admin") throw new GuesthouseError("forbidden", "Only admins delete ISO images: everyone on the host shares them.");
   const name = parseOrThrow(isoName, raw, "The ISO name");
-  const host = await localHost();
-  const users = await db.cdrom.findMany({ where: { iso: { hostId: host.id, name } }, select: { guest: { select: { name: true } } } });
-  if (users.length) {
-    throw new GuesthouseError("conflict", `${name} is the CD-ROM of ${[...new Set(users.map((u) => u.guest.name))].join(", ")}; remove it from them first.`);
-  }
-  // The row goes first: a guest that took the ISO as its CD-ROM since the check above makes
-  // the database refuse (Cdrom → IsoImage is restricted), before the file is touched.
-  const row = await db.isoImage.findUnique({ where: { hostId_name: { hostId: host.id, name } } });
-  if (row) {
-    try {
-      await db.isoImage.delete({ where: { id: row.id } });
-    } catch (err) {
-      if (isForeignKeyViolation(err)) throw new GuesthouseError("conflict", `${name} has just become a guest's CD-ROM; remove it from that guest first.`);
-      throw err;
-    }
-  }
-  try {
-    await recordedTask(user, host.id, { kind: "delete", title: `delete ISO ${name}` }, () => agentFor(host).deleteIso(name));
-  } catch (err) {
-    // The file stays: so does its record.
-    if (row) await db.isoImage.create({ data: { id: row.id, name: row.name, sizeBytes: row.sizeBytes, hostId: row.hostId, seenAt: row.seenAt, sha256: row.sha256 } }).catch(() => {});
-    throw err;
-  }
-  await recordEvent("iso-delete", true, `deleted ISO ${name}`, user.id, null).catch(() => {});
+  await removeIso(user, await localHost(), name);
   revalidatePath("/disks");
   return null;
 });

@@ -1,19 +1,14 @@
-/** The one Prisma client of a process, on the embedded SQLite database by default. */
-import path from "node:path";
-import { PrismaBetterSQLite3 } from "@prisma/adapter-better-sqlite3";
-import { PrismaClient } from "./generated/client";
+/**
+ * The one Prisma client of a process (server/db/prisma.ts makes it). On globalThis:
+ * the custom server and Next's bundles load this module separately, and a test that
+ * drives the web's modules puts its own database's client there before loading them.
+ */
+import { createPrisma, type PrismaClient } from "./prisma";
 
-export function databaseUrl(env: NodeJS.ProcessEnv = process.env): string {
-  return env.DATABASE_URL ?? `file:${path.resolve(env.GUESTHOUSE_DATA_DIR ?? ".data", "guesthouse.db")}`;
-}
-
-export function createPrisma(url = databaseUrl()): PrismaClient {
-  return new PrismaClient({ adapter: new PrismaBetterSQLite3({ url }) });
-}
+export { createPrisma, databaseUrl } from "./prisma";
 
 const globalForPrisma = globalThis as unknown as { guesthousePrisma?: PrismaClient };
 
-/** Shared by the custom server and Next's bundles, which load this module separately. */
 export const db: PrismaClient = (globalForPrisma.guesthousePrisma ??= createPrisma());
 
 export type { PrismaClient };

@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before } from "node:test";
 import Database from "better-sqlite3";
-import { createPrisma, type PrismaClient } from "../../server/db/client";
+import { createPrisma, type PrismaClient } from "../../server/db/prisma";
 
 export interface TestDb {
   db: PrismaClient;
@@ -73,4 +73,15 @@ export function withSeededDb(ready: (seeded: { t: TestDb; basics: Basics }) => v
   after(async () => {
     await t?.cleanup();
   });
+}
+
+/**
+ * Makes `db` of server/db/client.ts this test database's client, for a test that drives
+ * the web's modules directly: call it before the first import of any of them (import
+ * them dynamically afterwards), since that module takes the client once, when loaded.
+ */
+export function useAsProcessDatabase(database: TestDb): void {
+  const slot = globalThis as unknown as { guesthousePrisma?: PrismaClient };
+  if (slot.guesthousePrisma && slot.guesthousePrisma !== database.db) throw new Error("the process already has a database client: set the test's before loading the web's modules");
+  slot.guesthousePrisma = database.db;
 }

@@ -15,6 +15,7 @@ import {
   resizeDisk,
   snapshotDisk,
 } from "@/app/actions/disks";
+import { FORMAT_EXTENSIONS } from "@/server/domain/types";
 import type { ActionResult } from "@/server/web/action";
 import { useFormAction } from "./use-form-action";
 
@@ -123,7 +124,7 @@ export function ConvertForm({ diskId, baseName }: { diskId: string; baseName: st
     (result) => router.push(`/disks/${result.diskId}`),
   );
   const [format, setFormat] = useState("qcow2");
-  const ext: Record<string, string> = { qcow2: "qcow2", raw: "raw", vmdk: "vmdk", vdi: "vdi", vpc: "vhd" };
+  const ext = FORMAT_EXTENSIONS as Record<string, string>;
   return (
     <form onSubmit={onSubmit} className="flex flex-wrap items-end gap-2" aria-label="Convert">
       <label className="label">
@@ -133,7 +134,8 @@ export function ConvertForm({ diskId, baseName }: { diskId: string; baseName: st
           <option value="raw">raw</option>
           <option value="vmdk">vmdk (VMware)</option>
           <option value="vdi">vdi (VirtualBox)</option>
-          <option value="vpc">vhd (Hyper-V, Virtual PC)</option>
+          <option value="vpc">vhd (Virtual PC, older Hyper-V)</option>
+          <option value="vhdx">vhdx (Hyper-V)</option>
         </select>
       </label>
       <label className="label">

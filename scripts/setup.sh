@@ -18,7 +18,7 @@ say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
 # 1. Debian packages
 # g++, make and python3 build better-sqlite3 from source when no prebuilt binary can be had.
 packages=(qemu-system-x86 qemu-utils ovmf g++ make python3)
-[ "$WITH_TESTS" = 1 ] && packages+=(chromium xkb-data)
+[ "$WITH_TESTS" = 1 ] && packages+=(chromium xkb-data strace)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

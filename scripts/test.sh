@@ -14,7 +14,7 @@ npx tsc --noEmit
 echo "test: building the web app"
 NODE_ENV=production npx next build >/dev/null
 
-if [ $# -gt 0 ]; then files=("$@"); else files=(tests/unit/*.test.ts tests/integration/*.test.ts tests/e2e/*.test.ts); fi
+if [ $# -gt 0 ]; then files=("$@"); else files=(tests/unit/*.test.ts tests/integration/*.test.ts tests/hostile/*.test.ts tests/e2e/*.test.ts); fi
 mkdir -p .cache
 tap=.cache/test-results.tap
 rm -f "$tap"

@@ -243,10 +243,16 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, i
   const upload = async (req: http.IncomingMessage, res: http.ServerResponse, url: URL, match: RegExpExecArray) => {
     // Kept here: a failed write destroys `req`, which then lets go of its socket.
     const socket = req.socket;
+    let continued = false;
     try {
       const target = ref(decodeURIComponent(match[1]!), decodeURIComponent(match[2]!));
       const query = parseOrThrow(uploadQuery, Object.fromEntries(url.searchParams), "The upload request");
+      const length = req.headers["content-length"];
+      if (length !== undefined && Number(length) !== query.size - query.offset) {
+        throw new GuesthouseError("invalid-input", `The upload's Content-Length (${length}) is not its size less its offset (${query.size - query.offset}).`);
+      }
       const accepted = () => {
+        continued = true;
         if (expectsContinue(req)) res.writeContinue();
       };
       const result = await images.receive(target, req, query.size, query.offset, accepted);
@@ -254,17 +260,12 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, i
     } catch (err) {
       const error = toGuesthouseError(err);
       if (error.code === "internal") console.error(`agent: upload ${url.pathname} failed:`, error.detail);
-      // The refusal goes out while the client may still be sending (a folder that filled up
-      // mid-way). Closing at once would meet its next write with EPIPE, which can reach it
-      // before the refusal does ("agent not reachable" instead of "filled up"): what it still
-      // sends is read and dropped until it stops, which it does on reading the refusal, and
-      // for a few seconds at most.
+      // A client waiting for `100 Continue` sends no body after a refusal: the connection
+      // closes after it. Otherwise the refusal goes out while the client may still be sending
+      // (a folder that filled up mid-way), and what it sends is read and dropped (dropBody).
+      if (!continued && expectsContinue(req) && !req.complete) res.setHeader("connection", "close");
       send(res, error.httpStatus, error.toJSON());
-      if (!req.complete && !socket.destroyed) {
-        const cut = setTimeout(() => socket.destroy(), REFUSED_BODY_DRAIN_MS);
-        socket.once("close", () => clearTimeout(cut));
-        if (!req.destroyed) req.resume();
-      }
+      if (res.getHeader("connection") !== "close") dropBody(req, socket);
     }
   };
   const uploadPath = (req: http.IncomingMessage) => {
@@ -284,9 +285,13 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, i
       const uploadMatch = uploadPath(req);
       if (uploadMatch) return await upload(req, res, url, uploadMatch);
       const route = routes.find(([method, pattern]) => method === req.method && pattern.test(url.pathname));
+      // The whole body arrives before any answer, so every answer (a refusal too) reaches the
+      // client whole and the connection can carry its next request.
+      const raw = await readBody(req, route?.[3] ?? MAX_BODY_BYTES);
       if (!route) throw new GuesthouseError("not-found", `No such agent endpoint: ${req.method} ${url.pathname}`);
       const params = route[1].exec(url.pathname)!.slice(1).map(decodeURIComponent);
-      const body = req.method === "POST" ? await readJson(req, route[3] ?? MAX_BODY_BYTES) : undefined;
+      if (req.method !== "POST" && raw.length > 0) throw new GuesthouseError("invalid-input", `${req.method} ${url.pathname} takes no body.`);
+      const body = req.method === "POST" ? parseJson(req, raw) : undefined;
       const reply = await route[2](params, body, url.searchParams);
       if ("body" in reply) sendBytes(res, reply.status ?? 200, reply.type, reply.body);
       else send(res, reply.status ?? 200, reply.json);
@@ -372,22 +377,55 @@ function specFor(id: string | undefined, body: unknown) {
   return spec;
 }
 
-async function readJson(req: http.IncomingMessage, limitBytes: number): Promise<unknown> {
+/**
+ * A request's whole body. Up to `limitBytes` is kept; a larger one is read to its end
+ * and dropped (for REFUSED_BODY_DRAIN_MS at most, then the connection is cut) and
+ * refused, so the refusal is answered once the client has sent everything.
+ */
+function readBody(req: http.IncomingMessage, limitBytes: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let cut: NodeJS.Timeout | null = null;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limitBytes) return void chunks.push(chunk);
+      if (!cut) cut = setTimeout(() => req.socket.destroy(), REFUSED_BODY_DRAIN_MS);
+    });
+    req.once("end", () => {
+      if (cut) clearTimeout(cut);
+      if (size > limitBytes) reject(new GuesthouseError("invalid-input", `The request body is larger than ${limitBytes} bytes.`));
+      else resolve(Buffer.concat(chunks));
+    });
+    req.once("error", reject);
+  });
+}
+
+/** A POST's body as JSON. */
+function parseJson(req: http.IncomingMessage, raw: Buffer): unknown {
   if (!(req.headers["content-type"] ?? "").startsWith("application/json")) {
     throw new GuesthouseError("invalid-input", "The agent accepts only application/json bodies.");
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limitBytes) throw new GuesthouseError("invalid-input", `The request body is larger than ${limitBytes} bytes.`);
-    chunks.push(chunk as Buffer);
-  }
   try {
-    return JSON.parse(Buffer.concat(chunks).toString("utf8") || "null");
+    return JSON.parse(raw.toString("utf8") || "null");
   } catch {
     throw new GuesthouseError("invalid-input", "The request body is not valid JSON.");
   }
+}
+
+/**
+ * Reads what is left of a request's body and drops it, so the answer already sent
+ * arrives whole (closing now would meet the client's next write with a reset, which can
+ * reach it before the answer) and the connection can carry the next request once the
+ * body has ended. A client that goes on sending for REFUSED_BODY_DRAIN_MS is cut off.
+ */
+function dropBody(req: http.IncomingMessage, socket: Duplex): void {
+  if (req.complete || req.destroyed || socket.destroyed) return;
+  const cut = setTimeout(() => socket.destroy(), REFUSED_BODY_DRAIN_MS);
+  const done = () => clearTimeout(cut);
+  req.once("end", done);
+  socket.once("close", done);
+  req.resume();
 }
 
 function sendBytes(res: http.ServerResponse, status: number, type: string, body: Buffer): void {

@@ -14,6 +14,8 @@ import { childEnv } from "./process";
 import { closeAll, openDescriptors } from "./qemu-user";
 
 const HELPER = fileURLToPath(new URL("./add-fds.py", import.meta.url));
+/** The system's Python (Debian's python3-minimal), never one a user's PATH puts first. */
+const SYSTEM_PATH = "/usr/bin:/bin";
 /** The helper gives up on a QEMU that does not answer (its own socket time-out is shorter). */
 const HELPER_TIMEOUT_MS = 20_000;
 
@@ -29,7 +31,7 @@ export async function handOver(qmpSocket: string, descriptors: PassedDescriptor[
     await new Promise<void>((resolve, reject) => {
       const child = spawn("python3", [HELPER, qmpSocket, JSON.stringify(wanted)], {
         stdio: ["ignore", "ignore", "pipe", ...fds],
-        env: childEnv(),
+        env: { ...childEnv(), PATH: SYSTEM_PATH },
       });
       let stderr = "";
       child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr = (stderr + chunk).slice(-4096)));

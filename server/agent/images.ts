@@ -15,7 +15,7 @@ import { formatBytes } from "../domain/format";
 import { isDiskFormat, type DiskFormat, type ImageInfo, type IsoInfo, type SnapshotInfo, type TaskStatus, type UploadPart } from "../domain/types";
 import { optValue, secretPath } from "../qemu/args";
 import { ISO_POOL, type AgentConfig } from "./config";
-import { MAX_BACKING_CHAIN, PART_SUFFIX, Storage } from "./storage";
+import { basedOnAnother, MAX_BACKING_CHAIN, PART_SUFFIX, Storage } from "./storage";
 import { runQemuImg, type Tasks } from "./tasks";
 
 /** The guest, if any, whose running QEMU has an image open; and what it can do live. */
@@ -262,7 +262,7 @@ export class Images {
     for (;;) {
       // What the header names is checked before qemu-img opens the file (it would open an
       // external data file or a descriptor's extents with it).
-      await this.storage.selfContained(file, name, format, { followBacking: false });
+      await this.storage.selfContained(file, name, format, { backing: "ignore" });
       // Without --backing-chain qemu-img does not open the backing file; with -f it does not guess.
       const out = await runQemuImg(this.tasks.quick, ["info", "-U", "--output=json", ...(format ? ["-f", format] : []), file], null, this.scrub, { timeoutMs: INFO_TIMEOUT_MS });
       let level: Record<string, unknown>;
@@ -537,13 +537,28 @@ export class Images {
       if (content === "images") {
         // The header is checked before qemu-img opens the part (a descriptor's extents, a data file).
         const out = await this.storage
-          .selfContained(part, ref.file, null, { followBacking: false })
-          .then(() => runQemuImg(this.tasks.quick, ["info", "--output=json", part], null, this.scrub, { timeoutMs: INFO_TIMEOUT_MS }))
+          .selfContained(part, ref.file, null, { backing: "refuse" })
+          .then(async () => {
+            const json = await runQemuImg(this.tasks.quick, ["info", "--output=json", part], null, this.scrub, { timeoutMs: INFO_TIMEOUT_MS });
+            // qemu-img reads backing file names of formats the header check does not know.
+            let info: { format?: unknown; "backing-filename"?: unknown };
+            try {
+              info = JSON.parse(json) as typeof info;
+            } catch {
+              throw new GuesthouseError("qemu-failed", "qemu-img info printed something that is not JSON.");
+            }
+            if (info["backing-filename"] !== undefined) throw basedOnAnother(ref.file, info["backing-filename"]);
+            return info;
+          })
           .catch(async (err) => {
             await fsp.rm(part, { force: true });
+            // What qemu-img cannot read is the file's fault, not the host's: said as such.
+            if (err instanceof GuesthouseError && err.code === "qemu-failed") {
+              throw new GuesthouseError("invalid-input", `${ref.file} was not kept: ${err.message.replace(/\.?$/, ".")}`, err.detail);
+            }
             throw err;
           });
-        format = String((JSON.parse(out) as { format?: string }).format ?? "raw");
+        format = String(out.format ?? "raw");
       }
       // link() refuses an existing name: nothing that appeared meanwhile is overwritten.
       await fsp.link(part, final).catch(async (err: NodeJS.ErrnoException) => {

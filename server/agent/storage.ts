@@ -73,9 +73,12 @@ export class Storage {
         "invalid-input",
         `${of} is based on "${path.basename(candidate)}", which is not an image in this host's storage folders; it is not opened.`,
       );
-    const stat = await fsp.lstat(candidate).catch(() => null);
-    if (!stat?.isFile() || !imageFileName.safeParse(path.basename(candidate)).success) throw refuse();
     const imageFolders = Object.values(this.folders).flatMap(({ dir, content }) => (content === "images" ? [dir] : []));
+    // Decided on the name first: a path that does not name an image directly in an image
+    // folder is refused without the file system ever being asked about it.
+    if (!imageFileName.safeParse(path.basename(candidate)).success || !imageFolders.includes(path.dirname(candidate))) throw refuse();
+    const stat = await fsp.lstat(candidate).catch(() => null);
+    if (!stat?.isFile()) throw refuse();
     if (!(await directlyIn(candidate, imageFolders))) throw refuse();
     return candidate;
   }
@@ -84,13 +87,14 @@ export class Storage {
    * Refuses an image whose header would make QEMU or qemu-img open a file that is not an
    * image in a storage folder: a qcow2 external data file, a VMDK text descriptor (its
    * extent lines name the files holding the data), or a backing file (a qcow2's, a VMDK's
-   * parent) elsewhere, each level through imageAt unless `followBacking` is false (the
-   * caller walks the chain). Read from the headers alone, without qemu-img: cheap enough
+   * parent) elsewhere, each level through imageAt. `backing` says what a backing file
+   * name does: "follow" (checked level by level), "ignore" (the caller walks the chain)
+   * or "refuse" (an upload: what arrives must stand alone). Read from the headers alone, without qemu-img: cheap enough
    * for every start and hot-plug. `format` is what QEMU will be told the
    * image is (a raw disk's bytes are its guest's, whatever they look like), or null
    * where qemu-img will probe it.
    */
-  async selfContained(file: string, of: string, format: string | null, { followBacking = true } = {}): Promise<void> {
+  async selfContained(file: string, of: string, format: string | null, { backing = "follow" }: { backing?: "follow" | "ignore" | "refuse" } = {}): Promise<void> {
     for (let level = 0; ; level++) {
       const as = (kinds: string[]) => format === null || kinds.includes(format);
       // Opened as raw, vdi or vpc, an image names no other file: its header is not read.
@@ -107,7 +111,8 @@ export class Storage {
       if (qcow && header.externalData) {
         throw new GuesthouseError("invalid-input", `${of} keeps its data in another file (a qcow2 external data file); only self-contained images are used.`);
       }
-      if (header.backing === null || !followBacking) return;
+      if (header.backing === null || backing === "ignore") return;
+      if (backing === "refuse") throw basedOnAnother(of, header.backing);
       if (level >= MAX_BACKING_CHAIN) throw new GuesthouseError("invalid-input", `${of} sits on more than ${MAX_BACKING_CHAIN} backing files; it is not used.`);
       file = await this.imageAt(path.resolve(path.dirname(file), header.backing), of);
       format = header.backingFormat;
@@ -168,6 +173,15 @@ export class Storage {
     for (const [name, { dir }] of Object.entries(this.folders)) out = out.replaceAll(`${dir}/`, `${name}/`).replaceAll(dir, name);
     return out;
   }
+}
+
+/** An uploaded image that names a backing file: refused without looking at what it names. */
+export function basedOnAnother(of: string, backing: unknown): GuesthouseError {
+  const named = typeof backing === "string" ? ` ("${path.basename(backing).slice(0, 80)}")` : "";
+  return new GuesthouseError(
+    "invalid-input",
+    `${of} is based on another image${named}, so it was not kept: only self-contained images are taken. Join it with its base where it was made, for example "qemu-img convert -O qcow2 <image> <new image>", and upload that.`,
+  );
 }
 
 /** Whether a file's real path lies directly in the real path of one of these folders (no symlink leads out). */

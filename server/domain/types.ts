@@ -151,11 +151,11 @@ export const DISK_BUSES = ["virtio", "scsi", "ide"] as const;
 export type DiskBus = (typeof DISK_BUSES)[number];
 
 /**
- * Image formats `qemu-img` makes, converts and QEMU runs: qcow2 (snapshots, backing
- * files, encryption), raw, and the formats other hypervisors use (VMware's vmdk,
- * VirtualBox's vdi, Hyper-V/Virtual PC's vpc, the `.vhd` files).
+ * Image formats `qemu-img` makes and converts: qcow2 (snapshots, backing files,
+ * encryption), raw, and the formats other hypervisors use (VMware's vmdk, VirtualBox's
+ * vdi, Virtual PC's and Hyper-V's vpc, the `.vhd` files, and Hyper-V's vhdx).
  */
-export const DISK_FORMATS = ["qcow2", "raw", "vmdk", "vdi", "vpc"] as const;
+export const DISK_FORMATS = ["qcow2", "raw", "vmdk", "vdi", "vpc", "vhdx"] as const;
 export type DiskFormat = (typeof DISK_FORMATS)[number];
 
 export function isDiskFormat(value: unknown): value is DiskFormat {
@@ -178,7 +178,7 @@ export function isGuestDiskFormat(value: unknown): value is GuestDiskFormat {
 }
 
 /** The usual file name ending of each format. */
-export const FORMAT_EXTENSIONS: Record<DiskFormat, string> = { qcow2: "qcow2", raw: "raw", vmdk: "vmdk", vdi: "vdi", vpc: "vhd" };
+export const FORMAT_EXTENSIONS: Record<DiskFormat, string> = { qcow2: "qcow2", raw: "raw", vmdk: "vmdk", vdi: "vdi", vpc: "vhd", vhdx: "vhdx" };
 
 /** QEMU's cache modes; "none" (O_DIRECT) is the safe default for images on local disks. */
 export const DISK_CACHES = ["none", "writeback", "writethrough", "directsync", "unsafe"] as const;

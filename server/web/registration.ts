@@ -4,7 +4,7 @@
  * is not known to the host) and images based on another image (a backing file), which
  * would let the disk read an image that is not its owner's; only linked clones
  * Guesthouse makes itself have one. An image in a format guests do not use (vmdk, vdi,
- * vpc) is converted to qcow2 first, as a task with progress: its row waits "pending"
+ * vpc, vhdx) is converted to qcow2 first, as a task with progress: its row waits "pending"
  * under the new name and becomes ready when the copy is done.
  */
 import type { ImageRef } from "../agent-client";

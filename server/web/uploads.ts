@@ -348,7 +348,7 @@ async function forward(agent: AgentClient, ref: ImageRef, req: http.IncomingMess
  */
 async function registerUpload(user: SessionUser, host: Host, ref: ImageRef, sha256: string): Promise<Registered> {
   try {
-    // A vmdk, vdi or vpc arrives as the uploader's file: its qcow2 copy is the disk, and it goes.
+    // A vmdk, vdi, vpc or vhdx arrives as the uploader's file: its qcow2 copy is the disk, and it goes.
     return await registerImage(user, host, ref, { sha256, removeAfterConversion: true });
   } catch (err) {
     const error = toGuesthouseError(err);

@@ -33,33 +33,49 @@ export const createDisk = authedAction("create-disk", async (user, raw: unknown)
   const host = await localHost();
   await assertNameFree(host.id, input.pool, input.file);
   const volume = newVolumeId();
-  const info = await recordedTask(user, host.id, { kind: "create", title: `create ${input.pool}/${input.file} (${input.size} ${input.format}${secret ? ", encrypted" : ""})` }, () =>
-    agentFor(host).createImage({ pool: input.pool, file: input.file, format: input.format, bytes, volume, passphrase: secret }),
-  );
-  try {
-    const disk = await db.disk.create({
-      select: { id: true },
-      data: {
-        volume,
-        pool: input.pool,
-        file: input.file,
-        format: input.format,
-        encrypted: info.encrypted,
-        sizeBytes: BigInt(info.virtualBytes),
-        bus: "virtio",
-        ownerId: user.id,
-        teamId: user.teamId,
-        hostId: host.id,
+  // The row is written within the task: a web killed before it leaves the task running,
+  // and its next start removes the file no row took (reconcileTasks).
+  const target = { pool: input.pool, file: input.file };
+  // A file of that name no row records (put there by the host's admin) is refused here, so
+  // the clean-up after a restart can only ever meet a file this operation made.
+  const existing = await agentFor(host)
+    .image(target)
+    .then(
+      () => true,
+      (err: unknown) => {
+        if (err instanceof GuesthouseError && err.code === "not-found") return false;
+        if (err instanceof GuesthouseError && err.code === "invalid-input") return true; // there, but not a usable image
+        throw err;
       },
-    });
-    await recordEvent("disk-create", true, `created disk ${input.file} (${input.size}${secret ? ", encrypted" : ""})`, user.id, null).catch(() => {});
-    revalidatePath("/disks");
-    return disk;
-  } catch (err) {
-    // No row, no file: the image just made is removed again.
-    await agentFor(host).deleteImage({ pool: input.pool, file: input.file }, secret ? volume : undefined).catch(() => {});
-    throw err;
-  }
+    );
+  if (existing) throw new GuesthouseError("conflict", `There is already a file "${input.file}" in "${input.pool}". Choose another name.`);
+  const disk = await recordedTask(user, host.id, { kind: "create", title: `create ${input.pool}/${input.file} (${input.size} ${input.format}${secret ? ", encrypted" : ""})`, makes: [target] }, async () => {
+    const info = await agentFor(host).createImage({ ...target, format: input.format, bytes, volume, passphrase: secret });
+    try {
+      return await db.disk.create({
+        select: { id: true },
+        data: {
+          volume,
+          pool: input.pool,
+          file: input.file,
+          format: input.format,
+          encrypted: info.encrypted,
+          sizeBytes: BigInt(info.virtualBytes),
+          bus: "virtio",
+          ownerId: user.id,
+          teamId: user.teamId,
+          hostId: host.id,
+        },
+      });
+    } catch (err) {
+      // No row, no file: the image just made is removed again.
+      await agentFor(host).deleteImage(target, secret ? volume : undefined).catch(() => {});
+      throw err;
+    }
+  });
+  await recordEvent("disk-create", true, `created disk ${input.file} (${input.size}${secret ? ", encrypted" : ""})`, user.id, null).catch(() => {});
+  revalidatePath("/disks");
+  return disk;
 });
 
 /**

@@ -16,7 +16,7 @@ import { isDiskFormat, type DiskFormat, type ImageInfo, type IsoInfo, type Snaps
 import { optValue, secretPath } from "../qemu/args";
 import { ISO_POOL, type AgentConfig } from "./config";
 import { basedOnAnother, MAX_BACKING_CHAIN, PART_SUFFIX, Storage } from "./storage";
-import { runQemuImg, type Tasks } from "./tasks";
+import { runQemuImg, type Tasks, type TaskContext } from "./tasks";
 
 /** The guest, if any, whose running QEMU has an image open; and what it can do live. */
 export interface LiveDisks {
@@ -128,19 +128,21 @@ export class Images {
     ];
   }
 
-  /** Claims a new image's file atomically: an existing file of that name is never overwritten. */
-  private async reserve(ref: ImageRef): Promise<string> {
-    const file = this.storage.pathOf(ref.pool, ref.file, "images");
-    await fsp.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-    try {
-      await (await fsp.open(file, "wx", 0o600)).close();
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "EEXIST") {
-        throw new GuesthouseError("conflict", `There is already an image "${ref.file}" in "${ref.pool}". Choose another name.`);
-      }
-      throw err;
+  /**
+   * Where a task makes a new image: a temporary of the task's own beside the final name
+   * (journaled, so an agent killed meanwhile leaves nothing), created empty; the task's
+   * `commit` puts it in place, never over an existing file. The name is refused at once
+   * when a file has it already.
+   */
+  private async reserve(ref: ImageRef, ctx: TaskContext): Promise<string> {
+    const final = this.storage.pathOf(ref.pool, ref.file, "images");
+    await fsp.mkdir(path.dirname(final), { recursive: true, mode: 0o700 });
+    if (await fsp.lstat(final).catch(() => null)) {
+      throw new GuesthouseError("conflict", `There is already an image "${ref.file}" in "${ref.pool}". Choose another name.`);
     }
-    return file;
+    const temp = ctx.temporary(final);
+    await (await fsp.open(temp, "wx", 0o600)).close();
+    return temp;
   }
 
   /** Refuses changing an image a running guest has open (the live paths say so themselves). */
@@ -155,34 +157,33 @@ export class Images {
       throw new GuesthouseError("invalid-input", "Only qcow2 images can be encrypted.");
     }
     await this.tasks.run("create", `create ${refKey(ref)} (${formatBytes(ref.bytes)} ${ref.format})`, [refKey(ref)], async (ctx) => {
-      const file = await this.reserve(ref);
-      const secret = secretPath(this.config, ref.volume);
-      try {
-        if (ref.passphrase !== undefined) {
-          await fsp.mkdir(this.config.secretsDir, { recursive: true, mode: 0o700 });
-          await fsp.writeFile(secret, ref.passphrase, { mode: 0o600, flag: "wx" });
-          for (let attempt = 1; ; attempt++) {
-            try {
-              await runQemuImg(
-                this.tasks.quick,
-                ["create", "-q", "--object", `secret,id=sec0,format=raw,file=${optValue(secret)}`, "-f", "qcow2",
-                 "-o", "encrypt.format=luks,encrypt.key-secret=sec0", file, String(ref.bytes)],
-                ctx, this.scrub,
-              );
-              break;
-            } catch (err) {
-              if (attempt >= LUKS_TIMING_TRIES || !(err instanceof GuesthouseError) || !LUKS_TIMING_FAILURE.test(err.message)) throw err;
-              ctx.log(`qemu-img could not time its key derivation (this host's CPU clock is coarse); trying again (${attempt + 1} of ${LUKS_TIMING_TRIES})`);
-            }
-          }
-        } else {
-          await runQemuImg(this.tasks.quick, ["create", "-q", "-f", ref.format, file, String(ref.bytes)], ctx, this.scrub);
-        }
-      } catch (err) {
-        await fsp.rm(file, { force: true });
-        if (ref.passphrase !== undefined) await fsp.rm(secret, { force: true });
-        throw err;
+      const file = await this.reserve(ref, ctx);
+      if (ref.passphrase !== undefined && (await fsp.lstat(secretPath(this.config, ref.volume)).catch(() => null))) {
+        throw new GuesthouseError("conflict", `There is already a passphrase for the volume ${ref.volume}.`);
       }
+      // The passphrase is made beside the image, under a temporary name, and put in place with it.
+      const secret = ref.passphrase !== undefined ? ctx.temporary(secretPath(this.config, ref.volume)) : "";
+      if (ref.passphrase !== undefined) {
+        await fsp.mkdir(this.config.secretsDir, { recursive: true, mode: 0o700 });
+        await fsp.writeFile(secret, ref.passphrase, { mode: 0o600, flag: "wx" });
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await runQemuImg(
+              this.tasks.quick,
+              ["create", "-q", "--object", `secret,id=sec0,format=raw,file=${optValue(secret)}`, "-f", "qcow2",
+               "-o", "encrypt.format=luks,encrypt.key-secret=sec0", file, String(ref.bytes)],
+              ctx, this.scrub,
+            );
+            break;
+          } catch (err) {
+            if (attempt >= LUKS_TIMING_TRIES || !(err instanceof GuesthouseError) || !LUKS_TIMING_FAILURE.test(err.message)) throw err;
+            ctx.log(`qemu-img could not time its key derivation (this host's CPU clock is coarse); trying again (${attempt + 1} of ${LUKS_TIMING_TRIES})`);
+          }
+        }
+      } else {
+        await runQemuImg(this.tasks.quick, ["create", "-q", "-f", ref.format, file, String(ref.bytes)], ctx, this.scrub);
+      }
+      await ctx.commit();
       return `made ${ref.file}`;
     });
     return this.info(ref, ref.format);
@@ -197,19 +198,15 @@ export class Images {
     await this.info(from, from.format);
     const source = this.storage.pathOf(from.pool, from.file, "images");
     return this.tasks.run("clone", `${mode} clone ${refKey(from)} → ${refKey(to)}`, [refKey(from), refKey(to)], async (ctx) => {
-      const file = await this.reserve(to);
+      const file = await this.reserve(to, ctx);
       // A linked clone names its base relative to itself when both share a folder, so the pair can move together.
       const backing = from.pool === to.pool ? path.basename(source) : source;
       const args =
         mode === "linked"
           ? ["create", "-q", "-f", "qcow2", "-b", backing, "-F", from.format, file]
           : ["convert", "-f", from.format, "-O", "qcow2", source, file];
-      try {
-        await runQemuImg(mode === "full" ? this.tasks.jobs : this.tasks.quick, args, ctx, this.scrub, { progress: mode === "full" });
-      } catch (err) {
-        await fsp.rm(file, { force: true });
-        throw err;
-      }
+      await runQemuImg(mode === "full" ? this.tasks.jobs : this.tasks.quick, args, ctx, this.scrub, { progress: mode === "full" });
+      await ctx.commit();
       return null;
     });
   }
@@ -311,14 +308,10 @@ export class Images {
       // info() checks the file (Storage.existing) and its backing chain before qemu-img convert reads through it.
       await this.info(from, from.format);
       const source = this.storage.pathOf(from.pool, from.file, "images");
-      const file = await this.reserve(to);
-      try {
-        // The format the disk was registered with, never a guess: a raw disk's guest can write anything into it, a qcow2 header too.
-        await runQemuImg(this.tasks.jobs, ["convert", "-f", from.format, "-O", to.format, source, file], ctx, this.scrub, { progress: true });
-      } catch (err) {
-        await fsp.rm(file, { force: true });
-        throw err;
-      }
+      const file = await this.reserve(to, ctx);
+      // The format the disk was registered with, never a guess: a raw disk's guest can write anything into it, a qcow2 header too.
+      await runQemuImg(this.tasks.jobs, ["convert", "-f", from.format, "-O", to.format, source, file], ctx, this.scrub, { progress: true });
+      await ctx.commit();
       return `wrote ${to.file}`;
     });
     return status;

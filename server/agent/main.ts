@@ -14,6 +14,7 @@ import { Consoles } from "./console";
 import { assertRunDirReachable } from "./qemu-user";
 import { Supervisor } from "./supervisor";
 import { Images } from "./images";
+import { Journal } from "./journal";
 import { Tasks } from "./tasks";
 import { ensureVncTls } from "./tls";
 
@@ -63,8 +64,11 @@ async function main(): Promise<void> {
   const supervisor = new Supervisor(config);
   console.log(`agent: QEMU runs as ${supervisor.users.describe()}, with nothing but the files the agent opens for it`);
   await supervisor.adopt();
+  // What the last agent's tasks left unfinished goes before anything new begins (server/agent/journal.ts).
+  const journal = new Journal(path.join(config.dataDir, "journal"));
+  for (const line of journal.recover()) console.log(`agent: ${line}`);
   // One task runner for the agent: image operations and pastes share it (and its event stream).
-  const tasks = new Tasks({ qemuImgJobs: config.qemuImgJobs });
+  const tasks = new Tasks({ qemuImgJobs: config.qemuImgJobs, journal });
   const images = new Images(config, tasks, supervisor);
   const consoles = new Consoles(config, supervisor, tasks);
   const server = createAgentServer(config, supervisor, images, consoles);

@@ -11,6 +11,7 @@ import { EventEmitter } from "node:events";
 import fs from "node:fs";
 import { GuesthouseError } from "../domain/errors";
 import type { TaskKind, TaskStatus } from "../domain/types";
+import { Journal } from "./journal";
 import { childEnv } from "./process";
 
 /** Finished tasks kept in memory for pages that look later (the web keeps the full record). */
@@ -35,6 +36,16 @@ export interface TaskContext {
   log(line: string): void;
   /** What a cancel means for this task, shown as its result (default: nothing written was kept). */
   cancelled(message: string): void;
+  /**
+   * Where to make the new file `final` (an absolute path): a temporary name of this
+   * task's own in the same folder, journaled before it exists. It is removed when the
+   * task ends without `commit`, and by a restarted agent when the agent died first.
+   */
+  temporary(final: string): string;
+  /** Puts the task's temporaries in place under their final names, all or none, never over an existing file. */
+  commit(): Promise<void>;
+  /** A process the task started (a restarted agent stops it if it outlived its agent). */
+  spawned(pid: number): void;
 }
 
 export type TaskWork = (ctx: TaskContext) => Promise<string | null>;
@@ -128,9 +139,13 @@ export class Tasks extends EventEmitter<{ task: [TaskStatus] }> {
   /** The host's quick qemu-img runs (metadata only). */
   readonly quick = new JobSlots(QEMU_IMG_QUICK_SLOTS);
 
-  constructor(opts: { qemuImgJobs?: number } = {}) {
+  /** What running tasks are making, on disk so a restarted agent can undo it (server/agent/journal.ts). */
+  readonly journal: Journal;
+
+  constructor(opts: { qemuImgJobs?: number; journal?: Journal } = {}) {
     super();
     this.jobs = new JobSlots(opts.qemuImgJobs ?? DEFAULT_QEMU_IMG_JOBS);
+    this.journal = opts.journal ?? new Journal(null);
   }
 
   /** Which task (if any) holds this image now. */
@@ -155,6 +170,12 @@ export class Tasks extends EventEmitter<{ task: [TaskStatus] }> {
     const status: TaskStatus = { id, kind, title, targets, state: "running", progress: null, startedAt: Date.now(), finishedAt: null, message: null, log: [] };
     const abort = new AbortController();
     let cancelMessage = "Cancelled; nothing it had written was kept.";
+    // Written down before any work: a journal that cannot be written refuses the task.
+    try {
+      this.journal.begin(id, kind, title);
+    } catch (err) {
+      throw new GuesthouseError("internal", `The agent could not write its task journal: ${(err as Error).message}`);
+    }
     for (const target of targets) this.held.set(target, id);
     const running: Running = { status, error: null, abort, lastEmit: Date.now(), done: Promise.resolve(status) };
     this.tasks.set(id, running);
@@ -186,6 +207,9 @@ export class Tasks extends EventEmitter<{ task: [TaskStatus] }> {
         status.log.push(line);
         if (status.log.length > LOG_LINES) status.log.splice(0, status.log.length - LOG_LINES);
       },
+      temporary: (final) => this.journal.temporary(id, final),
+      commit: () => this.journal.commit(id),
+      spawned: (pid) => this.journal.spawned(id, pid),
     };
 
     // A heartbeat: pages hear from a running task at least every second, moving or not.
@@ -214,6 +238,11 @@ export class Tasks extends EventEmitter<{ task: [TaskStatus] }> {
         }
       } finally {
         clearInterval(heartbeat);
+        try {
+          this.journal.end(id);
+        } catch (err) {
+          console.error(`agent: could not close task ${id}'s journal entry:`, err);
+        }
         status.finishedAt = Date.now();
         for (const target of targets) if (this.held.get(target) === id) this.held.delete(target);
         this.forgetOld();
@@ -296,6 +325,7 @@ function spawnQemuImg(
   return new Promise((resolve, reject) => {
     if (ctx?.signal.aborted) return reject(ctx.signal.reason);
     const child = spawn("qemu-img", args, { stdio: ["ignore", "pipe", "pipe"], env: childEnv({ LC_ALL: "C" }) });
+    if (child.pid) ctx?.spawned(child.pid);
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8");

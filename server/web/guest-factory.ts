@@ -12,6 +12,7 @@ import { newMac, newVolumeId } from "../domain/ids";
 import { DEFAULT_POOL, FORMAT_EXTENSIONS, type DiskFormat, type PortForward } from "../domain/types";
 import type { GuestDefinition } from "../domain/validation";
 import { agentFor, recordEvent } from "./guests";
+import { recordedTask } from "./tasks";
 import { loadWebConfig } from "./config";
 import { isoRowsFor } from "./isos";
 import { userModeNetwork } from "./networks";
@@ -41,18 +42,38 @@ export async function makeGuest(
   const network = def.nics.length ? await userModeNetwork({ teamId: user.teamId, ownerId: user.id, hostId: host.id }) : null;
 
   const agent = agentFor(host);
+  // Every disk's name is chosen first, so the task row can name them before any is made: a
+  // web killed half-way leaves the row, and its next start removes the disks no row took.
+  const planned = def.disks.map((disk, i) => {
+    const source = sources[i] ?? { kind: "new" as const };
+    const volume = newVolumeId();
+    // A new disk is made raw or qcow2, whatever a definition asks (an exported vmdk disk is
+    // made as qcow2: the row says what the file is). A clone is always qcow2 (a linked one
+    // must be: it sits on its base).
+    const format: "qcow2" | "raw" = source.kind === "new" && disk.format === "raw" ? "raw" : "qcow2";
+    // A clone stays in its source's storage folder (a linked one names its base relative to itself).
+    const target = { pool: source.kind === "new" ? DEFAULT_POOL : source.pool, file: newDiskFile(def.name, volume, format) };
+    return { disk, source, volume, format, target };
+  });
+  return recordedTask(user, host.id, { kind: "create", title: `${how} guest ${def.name}`, makes: planned.map((p) => p.target) }, () =>
+    makeGuestDisksAndRows(user, host, def, planned, network, isoIds, how),
+  );
+}
+
+async function makeGuestDisksAndRows(
+  user: SessionUser,
+  host: { id: string; endpoint: string },
+  def: GuestDefinition,
+  planned: Array<{ disk: GuestDefinition["disks"][number]; source: DiskSource; volume: string; format: "qcow2" | "raw"; target: { pool: string; file: string } }>,
+  network: { id: string } | null,
+  isoIds: string[],
+  how: string,
+): Promise<{ id: string }> {
+  const agent = agentFor(host);
   const made: Array<{ pool: string; file: string }> = [];
   try {
     const disks = [];
-    for (const [i, disk] of def.disks.entries()) {
-      const source = sources[i] ?? { kind: "new" };
-      const volume = newVolumeId();
-      // A new disk is made raw or qcow2, whatever a definition asks (an exported vmdk disk is
-      // made as qcow2: the row says what the file is). A clone is always qcow2 (a linked one
-      // must be: it sits on its base).
-      const format: DiskFormat = source.kind === "new" && disk.format === "raw" ? "raw" : "qcow2";
-      // A clone stays in its source's storage folder (a linked one names its base relative to itself).
-      const target = { pool: source.kind === "new" ? DEFAULT_POOL : source.pool, file: newDiskFile(def.name, volume, format) };
+    for (const [i, { disk, source, volume, format, target }] of planned.entries()) {
       const sizeBytes = source.kind === "new" ? BigInt(disk.sizeGiB) * 2n ** 30n : source.sizeBytes;
       try {
         if (source.kind === "new") await agent.createImage({ ...target, format, bytes: Number(sizeBytes), volume });

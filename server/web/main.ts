@@ -28,6 +28,11 @@ async function main(): Promise<void> {
   // finishing while no page is open still gets its result recorded and applied.
   const stopTasks = stateHub.subscribeTasks((hostId, task) => settleTask(hostId, task));
   reconcileTasks({ atStartup: true }).catch((err) => console.error("web: could not reconcile tasks:", err));
+  // An agent that went away and came back may have restarted and forgotten its tasks:
+  // their rows are settled as soon as it answers again.
+  const stopHosts = stateHub.subscribe((changed) => {
+    if (changed.some((key) => key.startsWith("host:"))) reconcileTasks().catch((err) => console.error("web: could not reconcile tasks:", err));
+  });
   // Time limits on connections are checked this often (Node's default, 30 s, would let a
   // header that never ends hold its socket that long past the limit).
   const server = http.createServer({ connectionsCheckingInterval: Math.min(1000, config.requestMs) }, (req, res) => {
@@ -39,8 +44,14 @@ async function main(): Promise<void> {
     if (!req.complete) {
       const socket = req.socket;
       const cut = setTimeout(() => socket.destroy(), config.requestMs);
-      req.once("end", () => clearTimeout(cut));
-      socket.once("close", () => clearTimeout(cut));
+      // Taken off the socket again once the body is in: a keep-alive connection carries
+      // many requests, and a listener left per request would pile up on it.
+      const clear = () => {
+        clearTimeout(cut);
+        socket.off("close", clear);
+      };
+      req.once("end", clear);
+      socket.once("close", clear);
     }
     // A Content-Security-Policy with a nonce per response: Next reads the nonce from the
     // request's policy header and puts it on every script it renders; nothing else runs.
@@ -84,6 +95,7 @@ async function main(): Promise<void> {
 
   const stop = () => {
     stopTasks();
+    stopHosts();
     bridge.close();
     server.close();
     void db.$disconnect().finally(() => process.exit(0));

@@ -8,6 +8,7 @@
 import { randomBytes } from "node:crypto";
 import { AgentClient } from "../agent-client";
 import { db } from "../db/client";
+import { GuesthouseError } from "../domain/errors";
 import type { TaskStatus } from "../domain/types";
 import { refOf, refreshDisk } from "./disks";
 
@@ -17,19 +18,35 @@ import { refOf, refreshDisk } from "./disks";
  * the task failed); `removeWhenDone`, an image the task read from goes too either way
  * (an upload that arrived in a format guests do not use, converted).
  */
-export type TaskEffect = { type: "ready-when-done"; diskId: string; removeWhenDone?: { pool: string; file: string } };
+export type TaskEffect =
+  | { type: "ready-when-done"; diskId: string; removeWhenDone?: { pool: string; file: string } }
+  /**
+   * A web operation that makes image files on a host (a new disk, a new guest's disks):
+   * if the web dies before the operation ends, its next start removes those of the
+   * files that no disk row took (reconcileTasks), so nothing is left that nobody owns.
+   */
+  | { type: "remove-unclaimed-when-lost"; files: Array<{ pool: string; file: string }> };
 
 /**
- * Runs a quick operation (create, resize, snapshot, …) that the action waits for, and
- * records it as a finished task either way, so the tasks page lists every change.
+ * Runs a quick operation (create, resize, snapshot, …) that the action waits for,
+ * recorded as a running task before it begins and settled when it ends, so the tasks
+ * page lists every change and a web killed meanwhile leaves a row that says so. `makes`
+ * names the image files the operation may make (see TaskEffect).
  */
 export async function recordedTask<T>(
   user: { id: string },
   hostId: string,
-  what: { kind: TaskStatus["kind"]; title: string; diskId?: string | null },
+  what: { kind: TaskStatus["kind"]; title: string; diskId?: string | null; makes?: Array<{ pool: string; file: string }> },
   work: () => Promise<T>,
 ): Promise<T> {
-  const startedAt = new Date();
+  const id = `${WEB_TASK_PREFIX}${randomBytes(10).toString("hex")}`;
+  const effect: TaskEffect | null = what.makes?.length ? { type: "remove-unclaimed-when-lost", files: what.makes } : null;
+  // Written before the work: a row that cannot be written stops an operation that makes files.
+  const recorded = db.task.create({
+    data: { id, kind: what.kind, title: what.title, state: "running", effect: effect ? JSON.stringify(effect) : null, hostId, userId: user.id, diskId: what.diskId ?? null },
+  });
+  if (effect) await recorded;
+  else await recorded.catch((e) => console.error("tasks: could not record a task:", e));
   let state: TaskStatus["state"] = "failed";
   let message: string | null = null;
   try {
@@ -41,21 +58,7 @@ export async function recordedTask<T>(
     throw err;
   } finally {
     await db.task
-      .create({
-        data: {
-          id: `${WEB_TASK_PREFIX}${randomBytes(10).toString("hex")}`,
-          kind: what.kind,
-          title: what.title,
-          state,
-          progress: state === "succeeded" ? 1 : null,
-          message,
-          startedAt,
-          finishedAt: new Date(),
-          hostId,
-          userId: user.id,
-          diskId: what.diskId ?? null,
-        },
-      })
+      .updateMany({ where: { id }, data: { state, progress: state === "succeeded" ? 1 : null, message, finishedAt: new Date() } })
       .catch((e) => console.error("tasks: could not record a task:", e));
   }
 }
@@ -125,9 +128,30 @@ async function applyEffect(effect: TaskEffect, task: TaskStatus): Promise<void> 
       await db.disk.update({ where: { id: disk.id }, data: { state: "ready" } });
       if (info) await refreshDisk(disk.id, info);
     } else {
-      // The agent removed what the task wrote; the row goes too.
+      // The agent removed what the task wrote (also a restarted agent: its journal). A file of
+      // the row's name is still this task's if one is there (the agent died as it put it in
+      // place): the row held the name. Then the row goes too.
+      await new AgentClient(disk.host.endpoint).deleteImage(refOf(disk)).catch((err: unknown) => {
+        if (!(err instanceof GuesthouseError && err.code === "not-found")) console.error(`tasks: could not remove ${disk.pool}/${disk.file}:`, err);
+      });
       await db.disk.delete({ where: { id: disk.id } }).catch((err) => console.error(`tasks: could not remove disk row ${disk.id}:`, err));
     }
+  }
+}
+
+/** A lost web operation's files that no disk row took are removed (see TaskEffect). */
+async function removeUnclaimed(hostId: string, files: Array<{ pool: string; file: string }>): Promise<void> {
+  const host = await db.host.findUnique({ where: { id: hostId }, select: { endpoint: true } });
+  if (!host) return;
+  const agent = new AgentClient(host.endpoint);
+  for (const { pool, file } of files) {
+    if (await db.disk.findFirst({ where: { hostId, pool, file }, select: { id: true } })) continue;
+    await agent.deleteImage({ pool, file }).then(
+      () => console.log(`web: removed ${pool}/${file}, made by an operation the web's restart cut off`),
+      (err: unknown) => {
+        if (!(err instanceof GuesthouseError && err.code === "not-found")) console.error(`web: could not remove ${pool}/${file} left by an interrupted operation:`, err);
+      },
+    );
   }
 }
 
@@ -141,10 +165,17 @@ export const WEB_TASK_PREFIX = "web-";
  */
 export async function reconcileTasks({ atStartup = false } = {}): Promise<void> {
   if (atStartup) {
-    await db.task.updateMany({
-      where: { state: "running", id: { startsWith: WEB_TASK_PREFIX } },
-      data: { state: "failed", finishedAt: new Date(), message: "The web server restarted during the upload; choose the same file again to resume it." },
-    });
+    const cut = await db.task.findMany({ where: { state: "running", id: { startsWith: WEB_TASK_PREFIX } }, select: { id: true, kind: true, hostId: true, effect: true } });
+    for (const row of cut) {
+      const message =
+        row.kind === "upload"
+          ? "The web server restarted during the upload; choose the same file again to resume it."
+          : "The web server restarted while this ran; it did not finish, and what it had made was removed.";
+      // Only the update that moves the row out of "running" undoes it.
+      const { count } = await db.task.updateMany({ where: { id: row.id, state: "running" }, data: { state: "failed", finishedAt: new Date(), message } });
+      const effect = count === 1 && row.effect ? (JSON.parse(row.effect) as TaskEffect) : null;
+      if (effect?.type === "remove-unclaimed-when-lost") await removeUnclaimed(row.hostId, effect.files);
+    }
   }
   const open = await db.task.findMany({
     where: { state: "running", NOT: { id: { startsWith: WEB_TASK_PREFIX } } },

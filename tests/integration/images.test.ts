@@ -548,7 +548,11 @@ describe("interrupted uploads expire; qemu-img jobs queue", () => {
       assert.equal(waiting.state, "running");
       assert.equal(waiting.message, "Waiting for a qemu-img slot: next in line (this host runs 1 at once).");
       assert.deepEqual(qemuImgConverting(agent.dataDir), [pid], "one qemu-img runs: the first");
-      assert.equal(fs.statSync(path.join(disks, "q2.qcow2")).size, 0, "the second has written nothing");
+      // Its temporary (`.q2.qcow2.<task>.new`) is there, empty; the name itself is not taken yet.
+      const temps = fs.readdirSync(disks).filter((f) => f.startsWith(`.q2.qcow2.${second.id}.`));
+      assert.equal(temps.length, 1);
+      assert.equal(fs.statSync(path.join(disks, temps[0]!)).size, 0, "the second has written nothing");
+      assert.equal(fs.existsSync(path.join(disks, "q2.qcow2")), false);
     } finally {
       process.kill(pid, "SIGCONT");
     }
@@ -581,7 +585,8 @@ async function holdQemuImg(output: string): Promise<number> {
   const pid = await waitFor(`qemu-img writing ${output}`, () => {
     for (const entry of fs.readdirSync("/proc").filter((e) => /^\d+$/.test(e))) {
       const cmdline = safeRead(`/proc/${entry}/cmdline`);
-      if (cmdline.startsWith("qemu-img\0convert") && cmdline.includes(`/${output}\0`)) return Number(entry);
+      // The agent writes a new image under a temporary name of its task's (`.<name>.<task>.new`).
+      if (cmdline.startsWith("qemu-img\0convert") && cmdline.includes(`/.${output}.t`)) return Number(entry);
     }
     return 0;
   }, 10_000, 5);

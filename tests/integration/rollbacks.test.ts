@@ -1,50 +1,22 @@
 /**
  * Half-done operations of the web, against a real agent and a real database: what a
  * failure undoes, and what it must leave alone. Races and failures are made to happen
- * between the web and the agent by a relay on the agent's socket that forwards every
- * request to the real agent, and for one request does something first (another writer
- * takes a name) or answers a failure itself.
+ * between the web and the agent by a relay on the agent's socket (tests/helpers/relay.ts).
  */
 import assert from "node:assert/strict";
 import fs from "node:fs";
-import http from "node:http";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { SessionUser } from "../../server/auth/sessions";
 import { startTestAgent, type TestAgent } from "../helpers/agent";
 import { createTestDb, useAsProcessDatabase, type TestDb } from "../helpers/db";
-
-/** What the relay does with one request (its body read) before, or instead of, the real agent. */
-type Hook = (req: http.IncomingMessage, body: Buffer) => { status: number; json: unknown } | void;
-
-/** An HTTP relay on a unix socket in front of the real agent's socket. */
-function relay(agentSocket: string, socketPath: string, hook: () => Hook | null): Promise<http.Server> {
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      const body = Buffer.concat(chunks);
-      const own = hook()?.(req, body);
-      if (own) {
-        res.writeHead(own.status, { "content-type": "application/json" }).end(JSON.stringify(own.json));
-        return;
-      }
-      const upstream = http.request({ socketPath: agentSocket, method: req.method, path: req.url, headers: req.headers }, (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      });
-      upstream.on("error", () => res.destroy());
-      upstream.end(body);
-    });
-  });
-  return new Promise((resolve) => server.listen(socketPath, () => resolve(server)));
-}
+import { relay, type Relay, type RelayHook } from "../helpers/relay";
 
 describe("rollbacks between the web and the agent", () => {
   let agent: TestAgent;
   let database: TestDb;
-  let server: http.Server;
-  let hook: Hook | null = null;
+  let server: Relay;
+  let hook: RelayHook | null = null;
   let user: SessionUser;
   let admin: SessionUser;
   let host: { id: string; endpoint: string };

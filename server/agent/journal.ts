@@ -37,6 +37,11 @@ interface Entry {
 /** Task ids as Tasks makes them; anything else in the folder is not the journal's. */
 const TASK_ID = /^t[0-9a-z]{1,16}[0-9a-f]{10}$/;
 
+/** A temporary's name in a message, as the name it stands for (people never see temporaries). */
+export function finalNames(text: string): string {
+  return text.replace(/\.([^/\s"']+?)\.t[0-9a-z]{1,16}[0-9a-f]{10}\.new\b/g, "$1");
+}
+
 export class Journal {
   private readonly entries = new Map<string, Entry>();
 

@@ -12,6 +12,7 @@ import type { PoolInfo } from "../domain/types";
 import { imageFileName, parseOrThrow } from "../domain/validation";
 import { ISO_POOL, type AgentConfig } from "./config";
 import { readImageHeader } from "./image-header";
+import { finalNames } from "./journal";
 
 /** Backing files under an image, at most (a linked clone has one). */
 export const MAX_BACKING_CHAIN = 16;
@@ -167,9 +168,9 @@ export class Storage {
     return stat.bavail * stat.bsize;
   }
 
-  /** Replaces storage folder paths in a message by their names, so no host path reaches a page. */
+  /** Replaces storage folder paths in a message by their names, and a task's temporaries by the names they stand for, so no host path reaches a page. */
   scrub(text: string): string {
-    let out = text;
+    let out = finalNames(text);
     for (const [name, { dir }] of Object.entries(this.folders)) out = out.replaceAll(`${dir}/`, `${name}/`).replaceAll(dir, name);
     return out;
   }

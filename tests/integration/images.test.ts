@@ -486,6 +486,34 @@ describe("a full storage folder", () => {
     );
     assert.deepEqual(fs.readdirSync(mountPoint).sort(), ["filler", "rest"], "no partial image");
   });
+
+  test("a full clone, a linked clone and a snapshot in a full folder fail clearly; nothing partial is left, the source checks clean and holds the same data", async (t) => {
+    if (!agent) return t.skip("cannot mount a tmpfs here (needs root): the full-disk case is untested on this machine");
+    const a = agent;
+    for (const f of fs.readdirSync(mountPoint)) fs.rmSync(path.join(mountPoint, f));
+    // A qcow2 with 8 MiB of data in the 24 MiB folder, then the folder filled to its last byte.
+    const raw = path.join(a.dataDir, "eight.raw");
+    fs.writeFileSync(raw, randomBytes(8 * MiB));
+    execFileSync("qemu-img", ["convert", "-f", "raw", "-O", "qcow2", raw, path.join(mountPoint, "src.qcow2")]);
+    const fd = fs.openSync(path.join(mountPoint, "rest"), "w");
+    try {
+      for (;;) fs.writeSync(fd, Buffer.alloc(4096));
+    } catch (err) {
+      assert.equal((err as NodeJS.ErrnoException).code, "ENOSPC");
+    } finally {
+      fs.closeSync(fd);
+    }
+    const src = { pool: "small", file: "src.qcow2", format: "qcow2" as const };
+    await assert.rejects(a.client.cloneImage(src, { pool: "small", file: "full.qcow2" }, "full"), (err: Error) => /is full \(small\/full\.qcow2: .*No space/.test(err.message));
+    await assert.rejects(a.client.cloneImage(src, { pool: "small", file: "linked.qcow2" }, "linked"), (err: Error) => /full|No space/i.test(err.message));
+    await assert.rejects(a.client.snapshot(src, "create", "full-folder"), (err: Error) => /full|No space/i.test(err.message));
+    assert.deepEqual(fs.readdirSync(mountPoint).sort(), ["rest", "src.qcow2"], "no partial clone");
+    assert.equal((await a.client.checkImage(src)).ok, true, "the source checks clean");
+    assert.deepEqual((await a.client.image(src)).snapshots, [], "no half-made snapshot");
+    // Its bytes may move (a failed snapshot's refcount updates), its contents may not.
+    execFileSync("qemu-img", ["compare", "-q", "-f", "qcow2", "-F", "raw", path.join(mountPoint, "src.qcow2"), raw]);
+    fs.rmSync(raw);
+  });
 });
 
 describe("interrupted uploads expire; qemu-img jobs queue", () => {

@@ -279,21 +279,7 @@ export function AttachForm({ diskId, guests }: { diskId: string; guests: Array<{
 }
 
 export function DetachButton({ diskId, guestName }: { diskId: string; guestName: string }) {
-  const { run, error, pending } = useButtonAction();
-  return (
-    <span className="space-x-2">
-      <button
-        className="btn"
-        disabled={pending}
-        onClick={() => {
-          if (confirm(`Detach this disk from ${guestName}?`)) run(() => detachDisk(diskId));
-        }}
-      >
-        {pending ? "Detaching…" : `Detach from ${guestName}`}
-      </button>
-      <ErrorLine error={error} />
-    </span>
-  );
+  return <ConfirmedButton label={`Detach from ${guestName}`} busy="Detaching…" question={() => `Detach this disk from ${guestName}?`} action={() => detachDisk(diskId)} />;
 }
 
 export function CheckButton({ diskId }: { diskId: string }) {
@@ -317,59 +303,60 @@ export function CheckButton({ diskId }: { diskId: string }) {
 /** Delete, with a confirmation that names what used the disk. */
 export function DeleteDiskButton({ diskId, file, usedBy }: { diskId: string; file: string; usedBy: string[] }) {
   const router = useRouter();
+  const uses = usedBy.length ? `\n\nUsed by: ${usedBy.join(", ")}.` : "";
+  return (
+    <ConfirmedButton
+      danger
+      label="Delete disk"
+      busy="Deleting…"
+      testId="delete-error"
+      question={() => `Delete ${file} and its data for good?${uses}`}
+      action={() => deleteDisk(diskId)}
+      onDone={() => router.push("/disks")}
+    />
+  );
+}
+
+/**
+ * A button that asks first (`question`), then runs `action`: its error shows beside it
+ * (under `testId`), and the page refreshes once it succeeded.
+ */
+function ConfirmedButton<T>({ label, busy, question, action, danger = false, testId, onDone }: {
+  label: string;
+  busy: string;
+  question: () => string;
+  action: () => Promise<ActionResult<T>>;
+  danger?: boolean;
+  testId?: string;
+  onDone?: (data: T) => void;
+}) {
   const { run, error, pending } = useButtonAction();
   return (
-    <span className="space-y-2">
-      <button
-        className="btn btn-danger"
-        disabled={pending}
-        onClick={() => {
-          const uses = usedBy.length ? `\n\nUsed by: ${usedBy.join(", ")}.` : "";
-          if (confirm(`Delete ${file} and its data for good?${uses}`)) run(() => deleteDisk(diskId), () => router.push("/disks"));
-        }}
-      >
-        {pending ? "Deleting…" : "Delete disk"}
+    <span className="space-x-2">
+      <button className={danger ? "btn btn-danger" : "btn"} disabled={pending} onClick={() => confirm(question()) && run(action, onDone)}>
+        {pending ? busy : label}
       </button>
-      <ErrorLine error={error} testId="delete-error" />
+      <ErrorLine error={error} testId={testId} />
     </span>
   );
 }
 
 /** Deletes an ISO image from the host (admins); refused while a guest has it as CD-ROM. */
 export function DeleteIsoButton({ name, usedBy }: { name: string; usedBy: string[] }) {
-  const { run, error, pending } = useButtonAction();
-  return (
-    <span>
-      <button
-        className="btn btn-danger"
-        disabled={pending}
-        onClick={() => {
-          const uses = usedBy.length ? `\n\nIt is the CD-ROM of: ${usedBy.join(", ")}. Remove it from them first.` : "";
-          if (confirm(`Delete the ISO ${name} from the host?${uses}`)) run(() => deleteIso(name));
-        }}
-      >
-        Delete
-      </button>
-      <ErrorLine error={error} testId="iso-error" />
-    </span>
-  );
+  const uses = usedBy.length ? `\n\nIt is the CD-ROM of: ${usedBy.join(", ")}. Remove it from them first.` : "";
+  return <ConfirmedButton danger label="Delete" busy="Deleting…" testId="iso-error" question={() => `Delete the ISO ${name} from the host?${uses}`} action={() => deleteIso(name)} />;
 }
 
 /** Removes an interrupted upload kept for resuming. */
 export function RemovePartButton({ pool, file }: { pool: string; file: string }) {
-  const { run, error, pending } = useButtonAction();
   return (
-    <span>
-      <button
-        className="btn btn-danger"
-        disabled={pending}
-        onClick={() => {
-          if (confirm(`Remove the interrupted upload of ${file}? It cannot be resumed afterwards.`)) run(() => removeUploadPart({ pool, file }));
-        }}
-      >
-        Remove
-      </button>
-      <ErrorLine error={error} testId="part-error" />
-    </span>
+    <ConfirmedButton
+      danger
+      label="Remove"
+      busy="Removing…"
+      testId="part-error"
+      question={() => `Remove the interrupted upload of ${file}? It cannot be resumed afterwards.`}
+      action={() => removeUploadPart({ pool, file })}
+    />
   );
 }

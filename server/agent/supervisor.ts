@@ -9,16 +9,13 @@
  * removed only when it is forgotten) and what server/agent/guest-state.ts keeps for
  * the next agent, and a run folder with QEMU's QMP, VNC and serial sockets.
  *
- * The guest's state follows QEMU's own run state: every time QEMU stops or continues
- * the vCPUs (QMP STOP, RESUME, GUEST_PANICKED, …) the supervisor asks `query-status`,
- * so a guest QEMU has halted (a KVM internal error, a panic, a disk error) is shown as
- * such, never as running. Disk operations on a running guest are server/agent/guest-disks.ts.
+ * The guest's state follows QEMU's own run state (server/agent/run-state.ts). Disk
+ * operations on a running guest are server/agent/guest-disks.ts; the host ports guests
+ * take (TLS VNC, port forwards) server/agent/host-ports.ts.
  */
-import type { ChildProcess } from "node:child_process";
 import { EventEmitter } from "node:events";
 import fs from "node:fs";
 import fsp from "node:fs/promises";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { GuesthouseError } from "../domain/errors";
@@ -27,7 +24,6 @@ import {
   canTransition,
   isHalted,
   qemuLives,
-  stateOfRunState,
   type DiskFormat,
   type DiskSpec,
   type GuestAction,
@@ -38,8 +34,10 @@ import {
 } from "../domain/types";
 import { QmpClient, type QmpEvent } from "../qemu/qmp";
 import { buildQemuLaunch, guestFiles, QEMU_BINARY, secretPath, VNC_BASE_PORT, vncTlsPortOf, type EncryptedSecret, type GuestFiles, type QemuHostLayout } from "../qemu/args";
-import { ISO_POOL, type AgentConfig, type ForwardPolicy } from "./config";
+import { ISO_POOL, type AgentConfig } from "./config";
 import { GuestDisks, mustHaveSecret } from "./guest-disks";
+import { assertForwardsAllowed, VncTlsPorts } from "./host-ports";
+import { checkRunState, onQmpEvent, type RunStateHooks } from "./run-state";
 import { ensureEfiVars, startTable, SupervisedGuest } from "./guest-state";
 import { logTail } from "./files";
 import { encryptPassphrases, spawnQemu, writeMasterKey } from "./launch";
@@ -64,11 +62,20 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
   private readonly disks: GuestDisks;
   /** Who guests' QEMUs run as. */
   readonly users: QemuUsers;
+  /** The TLS VNC ports running guests hold. */
+  private readonly vncTlsPorts: VncTlsPorts;
+  /** What the run-state code (server/agent/run-state.ts) may do here. */
+  private readonly runStateHooks: RunStateHooks = {
+    isCurrent: (guest) => this.guests.get(guest.id) === guest,
+    transition: (guest, next) => this.transition(guest, next),
+    finishUnplug: (guest, device) => this.disks.finishUnplug(guest, device),
+  };
 
   constructor(private readonly config: AgentConfig) {
     super();
     this.storage = new Storage(config);
     this.users = QemuUsers.forAgent(config.qemuUids);
+    this.vncTlsPorts = new VncTlsPorts(config.vncTls, () => this.guests.values());
     this.disks = new GuestDisks({
       guest: (id) => this.guests.get(id),
       userOf: (pool, file) => this.userOf(pool, file),
@@ -125,10 +132,9 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
    */
   async argvFor(spec: GuestSpec): Promise<string[]> {
     const running = this.guests.get(spec.id)?.vncTls?.port;
-    const taken = this.vncTlsPortsTaken(null);
     // Encrypted disks' passphrases as a start encrypts them, with a key made (and dropped) for this view.
     const secrets = await encryptPassphrases(spec, this.config.secretsDir);
-    return [QEMU_BINARY, ...buildQemuLaunch(spec, this.layout(spec.id, running ?? this.vncTlsPorts().find((p) => !taken.has(p)), secrets?.secrets)).args];
+    return [QEMU_BINARY, ...buildQemuLaunch(spec, this.layout(spec.id, running ?? this.vncTlsPorts.firstFree(), secrets?.secrets)).args];
   }
 
   /** Where things are for QEMU; `vncTlsPort` adds the TLS VNC display (when TLS VNC is on). */
@@ -146,44 +152,6 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
       // QEMU's copy of the credentials, in its run folder (qemuTlsCopy).
       vncTls: tls && vncTlsPort !== undefined ? { dir: path.join(this.runDirOf(id), "tls"), address: tls.address, display: vncTlsPort - VNC_BASE_PORT } : null,
     };
-  }
-
-  /** Every port of GUESTHOUSE_VNC_TLS_PORTS, in order (none when TLS VNC is off). */
-  private vncTlsPorts(): number[] {
-    const tls = this.config.vncTls;
-    if (!tls) return [];
-    return Array.from({ length: tls.lastPort - tls.firstPort + 1 }, (_, i) => tls.firstPort + i);
-  }
-
-  /** The ports other guests' QEMUs hold or are starting with. */
-  private vncTlsPortsTaken(except: SupervisedGuest | null): Set<number> {
-    const taken = new Set<number>();
-    for (const g of this.guests.values()) {
-      if (g !== except && g.vncTls && g.state !== "crashed") taken.add(g.vncTls.port);
-    }
-    return taken;
-  }
-
-  /**
-   * Claims a free port of the range for a starting guest: one no other guest holds
-   * (claimed before each await, so two starts never pick the same) and that nothing
-   * else on the host listens on. Refuses clearly when none is left.
-   */
-  private async claimVncTlsPort(guest: SupervisedGuest): Promise<number | undefined> {
-    const tls = this.config.vncTls;
-    if (!tls) return undefined;
-    for (const port of this.vncTlsPorts()) {
-      // Asked again for each port: another start may have claimed one while this one awaited.
-      if (this.vncTlsPortsTaken(guest).has(port)) continue;
-      guest.vncTls = { host: tls.connectHost, port };
-      if (await portFree(tls.address, port)) return port;
-    }
-    guest.vncTls = null;
-    const range = tls.firstPort === tls.lastPort ? `port ${tls.firstPort}` : `ports ${tls.firstPort}–${tls.lastPort}`;
-    throw new GuesthouseError(
-      "conflict",
-      `No port is free for this guest's TLS VNC endpoint: ${range} (GUESTHOUSE_VNC_TLS_PORTS) are all taken by running guests or other programs. Stop a guest, or give the agent a wider range.`,
-    );
   }
 
   private transition(guest: SupervisedGuest, next: GuestState): void {
@@ -238,7 +206,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     if (spec.firmware === "uefi") await ensureEfiVars(files.efiVars);
     // A uid no other guest's QEMU has: claimed before any await, so two starts never share one.
     guest.identity = this.users.claim([...this.guests.values()].flatMap((g) => (g !== guest && g.identity ? [g.identity.uid] : [])));
-    const vncTlsPort = await this.claimVncTlsPort(guest);
+    const vncTlsPort = await this.vncTlsPorts.claim(guest);
     const secrets = await encryptPassphrases(spec, this.config.secretsDir);
     const launch = buildQemuLaunch(spec, this.layout(spec.id, vncTlsPort, secrets?.secrets));
     const argv = [QEMU_BINARY, ...launch.args];
@@ -282,7 +250,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     await fsp.rm(files.masterKey, { force: true });
     await fsp.rm(path.join(guest.runDir, "tls"), { recursive: true, force: true });
     await guest.qmp!.execute("cont");
-    await this.checkRunState(guest);
+    await checkRunState(guest, this.runStateHooks);
   }
 
   /** Polls for the QMP socket and connects; stops trying once the process is gone. */
@@ -309,88 +277,12 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
 
   private watch(guest: SupervisedGuest, qmp: QmpClient): void {
     guest.qmp = qmp;
-    qmp.on("event", (event: QmpEvent) => this.onEvent(guest, event));
+    qmp.on("event", (event: QmpEvent) => onQmpEvent(guest, event, this.runStateHooks));
     qmp.once("disconnect", () => {
       guest.qmp = null;
       // QEMU closes QMP only when it exits (or the agent closes it on purpose).
       if (!guest.child && guest.pid !== null && !guest.exited) this.watchPidExit(guest);
     });
-  }
-
-  private onEvent(guest: SupervisedGuest, event: QmpEvent): void {
-    switch (event.event) {
-      case "SHUTDOWN":
-        guest.exitExpected = true;
-        break;
-      case "BLOCK_IO_ERROR":
-        // Followed by STOP when the drive's error policy stops the VM (ENOSPC by default).
-        if (event.data?.action === "stop") {
-          guest.setLastIoError(ioErrorReason(event.data)).catch((err) => console.error(`agent: guest ${guest.id}: keeping its disk error:`, err));
-        }
-        break;
-      // QEMU stopped or continued the vCPUs, for whatever reason: query-status says which.
-      case "STOP":
-      case "RESUME":
-      case "GUEST_PANICKED":
-      case "WATCHDOG":
-      case "SUSPEND":
-      case "WAKEUP":
-        this.checkRunState(guest).catch((err) => {
-          // A QEMU on its way out (a power-off, a force off) stops the vCPUs and then closes QMP.
-          if (guest.exitExpected || !guest.qmp) return;
-          console.error(`agent: guest ${guest.id}: reading its run state after ${event.event}:`, err);
-        });
-        break;
-      case "DEVICE_DELETED": {
-        // The guest let go of a device: an unplug the agent asked for, or one the guest did itself.
-        const device = event.data?.device;
-        if (typeof device === "string" && Object.values(guest.disks.disks).some((d) => d.device === device)) {
-          guest.diskOps.run(() => this.disks.finishUnplug(guest, device)).catch((err) =>
-            console.error(`agent: guest ${guest.id}: cleaning up after unplugging ${device} failed:`, err),
-          );
-        }
-        break;
-      }
-    }
-  }
-
-  /**
-   * Asks QEMU for its run state and shows it as the guest's state: running, paused by a
-   * person, or halted by QEMU itself (an internal error, a panic, a disk error, …), with
-   * the end of QEMU's log then. Queries take turns, so their answers apply in order, and
-   * a burst of events (a guest suspending and waking in a loop) asks once more, not once
-   * per event: the one question still waiting its turn reads the latest state anyway.
-   */
-  private checkRunState(guest: SupervisedGuest): Promise<void> {
-    if (guest.runStateCheckWaiting) return guest.runStateCheckWaiting;
-    const check = guest.runStateChecks.run(async () => {
-      guest.runStateCheckWaiting = null;
-      const qmp = guest.qmp;
-      if (!qmp || this.guests.get(guest.id) !== guest) return;
-      const { running, status } = await qmp.execute<{ running: boolean; status: string }>("query-status");
-      guest.runState = status;
-      // A passing state (a snapshot being saved, a migration) leaves the guest as it is; a
-      // guest just adopted takes QEMU's word for whether its vCPUs run.
-      const next = stateOfRunState(status, guest.pauseRequested) ?? (guest.state === "starting" ? (running ? "running" : "halted") : null);
-      if (next === null || next === guest.state) return;
-      // An ACPI shutdown in progress: the guest runs on until it powers off.
-      if (guest.state === "shutting-down" && (next === "running" || next === "paused")) return;
-      // Read before deciding: the guest may change meanwhile (it exits, someone forces it off).
-      const tail = isHalted(next) ? await logTail(guest.files.log) : null;
-      if (this.guests.get(guest.id) !== guest) return;
-      if (!canTransition(guest.state, next)) {
-        console.error(`agent: guest ${guest.id}: QEMU's run state "${status}" does not fit its state ${guest.state}; left as it is`);
-        return;
-      }
-      // A pause marker an agent wrote just before it died, whose stop never reached QEMU.
-      if (guest.state === "starting" && next === "running" && guest.pauseRequested) await guest.setPauseRequested(false);
-      guest.logTail = tail;
-      guest.haltReason = haltReasonOf(next, status, guest.lastIoError);
-      if (isHalted(next)) console.log(`agent: guest ${guest.id}: QEMU halted it (${status})${guest.haltReason ? `: ${guest.haltReason}` : ""}`);
-      this.transition(guest, next);
-    });
-    guest.runStateCheckWaiting = check;
-    return check;
   }
 
   private async afterExit(guest: SupervisedGuest): Promise<void> {
@@ -466,7 +358,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
       await guest.setPauseRequested(false);
       await guest.qmp.execute("cont");
     }
-    await this.checkRunState(guest);
+    await checkRunState(guest, this.runStateHooks);
     return guest.status();
   }
 
@@ -481,7 +373,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
       await guest.setPauseRequested(false);
       throw err;
     }
-    await this.checkRunState(guest);
+    await checkRunState(guest, this.runStateHooks);
     return guest.status();
   }
 
@@ -494,7 +386,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     const guest = this.forAction(id, "resume");
     await guest.qmp.execute(guest.runState === "suspended" ? "system_wakeup" : "cont");
     await guest.setPauseRequested(false);
-    await this.checkRunState(guest);
+    await checkRunState(guest, this.runStateHooks);
     return guest.status();
   }
 
@@ -613,7 +505,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
           const qmp = new QmpClient();
           await qmp.connect(files.qmp);
           this.watch(guest, qmp);
-          await this.checkRunState(guest);
+          await checkRunState(guest, this.runStateHooks);
           await this.disks.reconcile(guest as SupervisedGuest & { qmp: QmpClient }).catch((err: unknown) =>
             console.error(`agent: guest ${id}: checking its unplugged disks failed:`, err),
           );
@@ -689,42 +581,4 @@ export interface ConsoleTarget {
   argv: string[] | null;
   /** Its TLS VNC endpoint, when its QEMU has one. */
   vncTls: VncTlsEndpoint | null;
-}
-
-/** Nothing listens on this address and port now (QEMU will bind it a moment later). */
-function portFree(address: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = net.createServer();
-    probe.once("error", () => resolve(false));
-    probe.listen({ host: address, port, exclusive: true }, () => probe.close(() => resolve(true)));
-  });
-}
-
-/** What the status says of a halt: a disk error's cause, a sleeping guest, QEMU's word for another halt; null otherwise. */
-function haltReasonOf(state: GuestState, runState: string, lastIoError: string | null): string | null {
-  if (state === "io-error") return lastIoError ?? "a disk request failed (QEMU did not say which)";
-  if (state !== "halted") return null;
-  return runState === "suspended" ? "the guest suspended itself (ACPI sleep); resume wakes it" : `QEMU's run state is "${runState}"`;
-}
-
-/**
- * Port forwards only in the range the host allows: never the dashboard's port, a TLS VNC
- * port or another service's (the web checks the same when the hardware is saved).
- */
-function assertForwardsAllowed(spec: GuestSpec, policy: ForwardPolicy): void {
-  for (const f of spec.nics.flatMap((n) => n.forwards)) {
-    if (f.hostPort < policy.firstPort || f.hostPort > policy.lastPort) {
-      throw new GuesthouseError(
-        "invalid-input",
-        `Host port ${f.protocol} ${f.hostPort} is outside the ports this host forwards to guests (${policy.firstPort}–${policy.lastPort}). Choose one in that range.`,
-      );
-    }
-  }
-}
-
-/** A disk error's BLOCK_IO_ERROR event in words: which device, doing what, and why. */
-function ioErrorReason(data: Record<string, unknown>): string {
-  const device = typeof data.device === "string" && data.device ? data.device : typeof data["node-name"] === "string" ? data["node-name"] : "a disk";
-  const why = data.nospace === true ? "no space left on its storage folder" : typeof data.reason === "string" ? data.reason : "an I/O error";
-  return `${String(data.operation ?? "access")} on ${device} failed: ${why}`;
 }

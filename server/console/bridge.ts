@@ -32,7 +32,7 @@ import { refuseUpgrade } from "../http/refuse-upgrade";
 import { rfbViewOnlyStream } from "./rfb-filter";
 import { closeStaleSessions, endSession, startSession, touchSessions } from "./sessions";
 import { checkShare } from "./shares";
-import { consumeTicket } from "./tickets";
+import { consumeTicket, type TicketRefusal } from "./tickets";
 import { CONSOLE_WS_PATHS, SESSION_TOUCH_MS, type ConsoleKind } from "./types";
 
 /** Close codes the console pages understand (4000–4999 are the application's). */
@@ -51,6 +51,16 @@ const KIND_OF_PREFIX = new Map<string, ConsoleKind>(
   Object.entries(CONSOLE_WS_PATHS).map(([kind, path]) => [path, kind as ConsoleKind]),
 );
 const GUEST_ID = /^[a-z0-9]{8,64}$/;
+
+/** Why a ticket was refused, in words (the refusal adds "open the console again"). */
+const TICKET_REFUSALS: Record<TicketRefusal, string> = {
+  malformed: "The console ticket is missing or malformed",
+  unknown: "There is no such console ticket",
+  used: "This console ticket was used already",
+  expired: "This console ticket expired",
+  "wrong-guest": "This console ticket is for another guest",
+  "wrong-kind": "This console ticket is for the other console (screen or serial port)",
+};
 
 export interface BridgeOptions {
   db: PrismaClient;
@@ -126,15 +136,18 @@ export function createConsoleBridge({ db, log = console.log, touchMs = SESSION_T
   }
 
   async function handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    const url = new URL(req.url ?? "/", "http://localhost");
-    const target = parseConsolePath(url.pathname);
+    // The raw path, as onUpgrade saw it: a URL would resolve "..", "%2e%2e" and the like first.
+    const raw = req.url ?? "";
+    const at = raw.indexOf("?");
+    const [pathname, query] = at < 0 ? [raw, ""] : [raw.slice(0, at), raw.slice(at + 1)];
+    const target = parseConsolePath(pathname);
     if (!target?.guestId) return refuseUpgrade(socket, 404, "No such console.");
     const { kind, guestId } = target;
     if (!isWebSocketHandshake(req)) return refuseUpgrade(socket, 400, "This address takes websocket connections only.");
     if (!sameOrigin(req)) return refuseUpgrade(socket, 403, "Console connections must come from this dashboard's own pages.");
 
-    const ticket = await consumeTicket(db, url.searchParams.get("ticket"), { guestId, kind });
-    if (!ticket.ok) return refuseUpgrade(socket, 401, `The console ticket is ${ticket.reason}; open the console again.`);
+    const ticket = await consumeTicket(db, new URLSearchParams(query).get("ticket"), { guestId, kind });
+    if (!ticket.ok) return refuseUpgrade(socket, 401, `${TICKET_REFUSALS[ticket.reason]}; open the console again.`);
 
     // Who it is for: the user of this very request, or a view-only link that still works.
     let who: string;
@@ -266,6 +279,11 @@ export function createConsoleBridge({ db, log = console.log, touchMs = SESSION_T
     onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): boolean {
       const pathname = (req.url ?? "").split("?")[0] ?? "";
       if (!parseConsolePath(pathname)) return false;
+      // Node takes its own error listener off a socket it hands to 'upgrade', and the checks
+      // below take a while: a browser that resets the connection meanwhile would make the
+      // refusal's write throw as an uncaught error. Such a socket is simply gone (ws adds
+      // its own listener once it owns the socket).
+      socket.on("error", () => socket.destroy());
       handleUpgrade(req, socket, head).catch((err) => {
         const error = toGuesthouseError(err);
         console.error("console: upgrade failed:", error.detail ?? error.message);

@@ -193,8 +193,11 @@ async function put(
     throw new GuesthouseError("invalid-input", `The body has ${length} bytes, but the file's rest from byte ${offset} is ${size - offset}.`);
   }
   await assertNameFree(host, ref);
-  if (offset > 0) await assertMayTouchPart(user, host, ref);
   const agent = agentFor(host);
+  // An interrupted upload is its owner's, also to start over from byte 0: another member's
+  // attempt, refused by the agent, would still be recorded as the last upload of that name
+  // and so make them its owner, free to resume or remove it.
+  if (offset > 0 || (await agent.uploadOffset(ref)) > 0) await assertMayTouchPart(user, host, ref);
   // The folder must exist and have room; the agent checks again (and its upload limit) before writing.
   const pool = (await agent.host()).pools.find((p) => p.name === ref.pool);
   if (!pool) throw new GuesthouseError("not-found", `This host has no storage folder named "${ref.pool}".`);

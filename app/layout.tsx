@@ -2,6 +2,8 @@ import type { Metadata } from "next";
 import Link from "next/link";
 import "./globals.css";
 import { logout } from "./actions/login";
+import { TeamSwitcher } from "@/components/team-switcher";
+import { db } from "@/server/db/client";
 import { currentUser } from "@/server/web/session";
 
 export const metadata: Metadata = {
@@ -11,6 +13,12 @@ export const metadata: Metadata = {
 
 export default async function RootLayout({ children }: { children: React.ReactNode }) {
   const user = await currentUser();
+  // The user's teams, for the header's switcher (an admin working in a team of no role of theirs sees it too).
+  const teams = user
+    ? (await db.team.findMany({ where: { id: { in: [...user.teams.keys(), user.teamId] } }, select: { id: true, name: true }, orderBy: { name: "asc" } })).map(
+        (t) => ({ ...t, role: user.teams.get(t.id) ?? "admin" }),
+      )
+    : [];
   return (
     <html lang="en">
       <body>
@@ -25,8 +33,10 @@ export default async function RootLayout({ children }: { children: React.ReactNo
                 <Link href="/guests/new" className="hover:text-white">New guest</Link>
                 <Link href="/disks" className="hover:text-white">Disks</Link>
                 <Link href="/tasks" className="hover:text-white">Tasks</Link>
+                <TeamSwitcher teams={teams} current={user.teamId} />
                 <span className="text-slate-400">
-                  {user.username} <span className="text-slate-500">({user.role})</span>
+                  {user.username}
+                  {user.admin && <span className="text-slate-500"> (admin)</span>}
                 </span>
                 <form action={logout}>
                   <button className="rounded border border-slate-600 px-2 py-1 hover:bg-slate-800">Log out</button>

@@ -4,7 +4,7 @@ import { GuestThumbnail } from "@/components/guest-thumbnail";
 import { HaltNotice } from "@/components/halt-notice";
 import { LiveRefresh } from "@/components/live-refresh";
 import { StateBadge } from "@/components/state-badge";
-import { guestScope } from "@/server/auth/policy";
+import { ownedWhere } from "@/server/auth/policy";
 import { db } from "@/server/db/client";
 import { canDo } from "@/server/domain/types";
 import { GUEST_PAGE_SIZE, guestListQuery, pageNumber } from "@/server/web/guest-list";
@@ -19,9 +19,11 @@ export default async function GuestListPage({ searchParams }: { searchParams: Pr
   const page = pageNumber((await searchParams).page);
   const [guests, total] = await Promise.all([
     guestListQuery(db, user, page),
-    db.guest.count({ where: guestScope(user) }),
+    db.guest.count({ where: ownedWhere(user, "view") }),
   ]);
   const pages = Math.max(1, Math.ceil(total / GUEST_PAGE_SIZE));
+  // Whose each guest is, once the list holds any but the user's own (their team's, or all for an admin).
+  const showOwner = user.admin || guests.some((g) => g.owner.username !== user.username);
   // Independent reads, side by side: the guests' live states (one call per host) and each
   // host's identity (known to the state hub while it follows the host; else asked).
   const [states, hostInfo] = await Promise.all([
@@ -79,7 +81,7 @@ export default async function GuestListPage({ searchParams }: { searchParams: Pr
               <th className="px-4 py-2">Memory</th>
               <th className="px-4 py-2">Disks</th>
               <th className="px-4 py-2">Networks</th>
-              {user.role === "admin" && <th className="px-4 py-2">Owner</th>}
+              {showOwner && <th className="px-4 py-2">Owner</th>}
             </tr>
           </thead>
           <tbody className="divide-y divide-slate-100">
@@ -114,7 +116,7 @@ export default async function GuestListPage({ searchParams }: { searchParams: Pr
                   {[...g.disks.map((d) => `${formatBytes(Number(d.sizeBytes))} ${d.bus}`), ...g.cdroms.map((c) => `CD ${c.iso.name}`)].join(", ") || "none"}
                 </td>
                 <td className="px-4 py-2 font-mono text-xs">{g.nics.map((n) => `user · ${n.mac}`).join(", ") || "none"}</td>
-                {user.role === "admin" && <td className="px-4 py-2">{g.owner.username}</td>}
+                {showOwner && <td className="px-4 py-2">{g.owner.username}</td>}
               </tr>
             ))}
           </tbody>

@@ -23,8 +23,7 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import Database from "better-sqlite3";
 import path from "node:path";
-import { guestScope } from "../server/auth/policy";
-import { createSession, SESSION_COOKIE, type SessionUser } from "../server/auth/sessions";
+import { createSession, SESSION_COOKIE, userForSession, type SessionUser } from "../server/auth/sessions";
 import type { PrismaClient } from "../server/db/client";
 import { GUEST_PAGE_SIZE, guestListQuery } from "../server/web/guest-list";
 import { guestInclude, specOf } from "../server/web/guests";
@@ -252,7 +251,7 @@ async function main(): Promise<number> {
     const agent = stack.agent.client;
 
     const admin = await db.user.findUniqueOrThrow({ where: { username: stack.admin.username } });
-    const adminUser: SessionUser = { id: admin.id, username: admin.username, role: "admin", teamId: admin.teamId };
+    const adminUser: SessionUser = (await userForSession(db, (await createSession(db, admin.id)).secret))!;
     const host = await db.host.findUniqueOrThrow({ where: { name: "local" } });
     const info = await agent.host();
     const demo = info.isos.find((i) => i.name === "demo.iso");

@@ -23,6 +23,8 @@ export function ConsoleToolbar(props: {
   connected: boolean;
   shared: boolean;
   viewOnly: boolean;
+  /** View-only is all this user may have (their team role): no switch. */
+  viewOnlyLocked?: boolean;
   scale: ScaleMode;
   onKeys: (combo: KeyCombo) => void;
   onScale: (mode: ScaleMode) => void;
@@ -60,7 +62,7 @@ export function ConsoleToolbar(props: {
           ))}
         </select>
       </label>
-      {!shared && (
+      {!shared && !props.viewOnlyLocked && (
         <label className="flex items-center gap-1" title="Watch without sending keys or mouse; enforced by the server">
           <input type="checkbox" data-testid="console-view-only" checked={viewOnly} onChange={(e) => props.onViewOnly(e.target.checked)} />
           View only

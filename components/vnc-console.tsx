@@ -22,12 +22,13 @@ const SCALE_KEY = "guesthouse.console.scale";
  * When the connection ends it asks the server again: a rebooting guest reconnects by
  * itself (with backoff while it starts), a guest that is off is waited for.
  */
-export function VncConsole({ source, guestName, popup = false }: { source: ConsoleSource; guestName: string; popup?: boolean }) {
+/** `watchOnly`: the user may watch this guest but not operate it (their team role): the console stays view-only. */
+export function VncConsole({ source, guestName, popup = false, watchOnly = false }: { source: ConsoleSource; guestName: string; popup?: boolean; watchOnly?: boolean }) {
   const frame = useRef<HTMLDivElement>(null);
   const screen = useRef<HTMLDivElement>(null);
   const rfbRef = useRef<RFB | null>(null);
   const shared = source.kind === "share";
-  const [viewOnly, setViewOnly] = useState(shared);
+  const [viewOnly, setViewOnly] = useState(shared || watchOnly);
   const [scale, setScale] = useState<ScaleMode>("fit");
   // The current scaling, for connections made later; changes apply at once to the live one.
   const scaleRef = useRef(scale);
@@ -174,6 +175,7 @@ export function VncConsole({ source, guestName, popup = false }: { source: Conso
           connected={status.kind === "connected"}
           shared={shared}
           viewOnly={viewOnly}
+          viewOnlyLocked={watchOnly}
           scale={scale}
           onKeys={sendKeys}
           onScale={changeScale}

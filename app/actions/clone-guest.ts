@@ -19,7 +19,10 @@ const cloneInput = z.strictObject({ name: guestName, mode: z.enum(["full", "link
  */
 export const cloneGuest = authedAction("clone-guest", async (user, guestId: string, raw: unknown) => {
   const input = parseOrThrow(cloneInput, raw, "The clone");
-  const source = await loadGuest(user, guestId);
+  // A template is there to be cloned by whoever may see it; any other guest's disks are
+  // copied only by whoever may change it.
+  const seen = await loadGuest(user, guestId, "view");
+  const source = seen.isTemplate ? seen : await loadGuest(user, guestId, "change");
   if (input.mode === "linked" && !source.isTemplate) {
     throw new GuesthouseError("conflict", "Linked clones are made from templates only: a template's disks never change. Make a full clone, or convert the guest to a template first.");
   }

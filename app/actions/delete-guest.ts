@@ -14,7 +14,7 @@ import { agentFor, liveState, loadGuest, recordEvent } from "@/server/web/guests
  * Then the rows go, then the disk files.
  */
 export const deleteGuest = authedAction("delete-guest", async (user, guestId: string, withDisks: boolean) => {
-  const guest = await loadGuest(user, guestId);
+  const guest = await loadGuest(user, guestId, "delete");
   const disks = withDisks === true ? guest.disks : [];
   const agent = agentFor(guest.host);
   const { state } = await liveState(guest);
@@ -23,7 +23,7 @@ export const deleteGuest = authedAction("delete-guest", async (user, guestId: st
   }
   const clones = await db.disk.findMany({
     where: { baseId: { in: guest.disks.map((d) => d.id) } },
-    select: { guest: { select: { name: true, ownerId: true } } },
+    select: { guest: { select: { name: true, ownerId: true, teamId: true } } },
   });
   if (clones.length) {
     const names = [...new Set(clones.map((c) => (c.guest ? guestNameFor(user, c.guest) : "a detached disk")))].join(", ");

@@ -3,6 +3,7 @@
 import { revalidatePath } from "next/cache";
 import { z } from "zod";
 import { db } from "@/server/db/client";
+import { assertMayCreate, assertSameOwner, canManageHost, taskWhere, type Action } from "@/server/auth/policy";
 import { GuesthouseError } from "@/server/domain/errors";
 import { newVolumeId } from "@/server/domain/ids";
 import { DEFAULT_POOL, DISK_BUSES, ISO_POOL, isGuestDiskFormat, NEW_DISK_FORMATS, type DiskBus } from "@/server/domain/types";
@@ -27,6 +28,7 @@ const createDiskInput = z.strictObject({
 
 /** A new, empty, sparse image; optionally LUKS-encrypted qcow2. */
 export const createDisk = authedAction("create-disk", async (user, raw: unknown) => {
+  assertMayCreate(user, user.teamId);
   const input = parseOrThrow(createDiskInput, raw, "The new disk");
   const bytes = parseSize(input.size);
   const secret = input.encrypt ? parseOrThrow(passphrase, input.passphrase, "The passphrase") : undefined;
@@ -84,7 +86,7 @@ export const createDisk = authedAction("create-disk", async (user, raw: unknown)
  * host's admin put there, so it is no one's to claim.
  */
 export const importImage = authedAction("import-image", async (user, raw: unknown) => {
-  if (user.role !== "admin") throw new GuesthouseError("forbidden", "Only admins import files from the storage folders; upload an image to make it your disk.");
+  if (!canManageHost(user)) throw new GuesthouseError("forbidden", "Only admins import files from the storage folders; upload an image to make it your disk.");
   const ref = parseOrThrow(z.strictObject({ pool: poolName, file: imageFileName }), raw, "The image");
   const host = await localHost();
   await assertNameFree(host.id, ref.pool, ref.file);
@@ -103,7 +105,7 @@ const convertInput = z.strictObject({ file: imageFileName, format: diskFormat })
  */
 export const convertDisk = authedAction("convert-disk", async (user, diskId: string, raw: unknown) => {
   const input = parseOrThrow(convertInput, raw, "The conversion");
-  const disk = await readyDisk(user, diskId);
+  const disk = await readyDisk(user, diskId, "change");
   if (disk.encrypted) throw new GuesthouseError("invalid-input", "Encrypted disks cannot be converted: the copy would be written unencrypted.");
   await assertNotRunning(disk, "convert it");
   await assertNameFree(disk.hostId, disk.pool, input.file);
@@ -138,7 +140,7 @@ const resizeInput = z.strictObject({ size: z.string().max(40), shrink: z.boolean
 /** Grows (or, confirmed, shrinks) a disk; live through QMP when its guest is running. */
 export const resizeDisk = authedAction("resize-disk", async (user, diskId: string, raw: unknown) => {
   const input = parseOrThrow(resizeInput, raw, "The new size");
-  const disk = await readyDisk(user, diskId);
+  const disk = await readyDisk(user, diskId, "change");
   assertNoClones(disk, "resize it", user);
   const bytes = parseSize(input.size);
   const info = await recordedTask(user, disk.hostId, { kind: "resize", title: `resize ${disk.pool}/${disk.file} to ${input.size}${disk.guest ? " (live if running)" : ""}`, diskId: disk.id }, () =>
@@ -155,7 +157,7 @@ const snapshotInput = z.strictObject({ op: z.enum(["create", "revert", "delete"]
 /** Internal qcow2 snapshots; of a running guest they include its memory. */
 export const snapshotDisk = authedAction("snapshot-disk", async (user, diskId: string, raw: unknown) => {
   const input = parseOrThrow(snapshotInput, raw, "The snapshot");
-  const disk = await readyDisk(user, diskId);
+  const disk = await readyDisk(user, diskId, "change");
   if (input.op === "revert") assertNoClones(disk, "revert it", user);
   await recordedTask(user, disk.hostId, { kind: "snapshot", title: `${input.op} snapshot ${input.name} of ${disk.pool}/${disk.file}`, diskId: disk.id }, () =>
     agentFor(disk.host).snapshot(refOf(disk), input.op, input.name, secretOf(disk)),
@@ -167,7 +169,7 @@ export const snapshotDisk = authedAction("snapshot-disk", async (user, diskId: s
 
 /** `qemu-img check`: is the image consistent? */
 export const checkDisk = authedAction("check-disk", async (user, diskId: string) => {
-  const disk = await readyDisk(user, diskId);
+  const disk = await readyDisk(user, diskId, "operate");
   return agentFor(disk.host).checkImage(refOf(disk));
 });
 
@@ -179,14 +181,15 @@ const attachInput = z.strictObject({ guestId: z.string().min(1).max(64), bus: z.
  */
 export const attachDisk = authedAction("attach-disk", async (user, diskId: string, raw: unknown) => {
   const input = parseOrThrow(attachInput, raw, "The attachment");
-  const disk = await readyDisk(user, diskId);
+  const disk = await readyDisk(user, diskId, "change");
   if (disk.guest) throw new GuesthouseError("conflict", `${disk.file} is attached to ${disk.guest.name}; detach it first.`);
   if (!isGuestDiskFormat(disk.format)) {
     throw new GuesthouseError("invalid-input", `${disk.file} is a ${disk.format} image; guests use qcow2 and raw disks only. Convert it to qcow2 first (below), then attach the copy.`);
   }
   // A guest would write to it, under every linked clone made from it.
   assertNoClones(disk, "attach it to a guest", user);
-  const guest = await loadGuest(user, input.guestId);
+  const guest = await loadGuest(user, input.guestId, "change");
+  assertSameOwner(disk, guest);
   if (guest.hostId !== disk.hostId) throw new GuesthouseError("invalid-input", "The disk and the guest are on different hosts.");
   if (guest.isTemplate) throw new GuesthouseError("conflict", "A template's disks do not change; attach the disk to a guest made from it.");
   const position = guest.disks.length;
@@ -209,9 +212,9 @@ export const attachDisk = authedAction("attach-disk", async (user, diskId: strin
 
 /** Detaches a disk from its guest: hot-unplugged if the guest runs. */
 export const detachDisk = authedAction("detach-disk", async (user, diskId: string) => {
-  const disk = await readyDisk(user, diskId);
+  const disk = await readyDisk(user, diskId, "change");
   if (!disk.guest) return null;
-  const guest = await loadGuest(user, disk.guest.id);
+  const guest = await loadGuest(user, disk.guest.id, "change");
   if (guest.isTemplate) throw new GuesthouseError("conflict", `${guest.name} is a template: its disks stay as they are (guests made from it may be based on them).`);
   const { state } = await liveState(guest);
   if (state !== "stopped") {
@@ -238,7 +241,7 @@ export const detachDisk = authedAction("detach-disk", async (user, diskId: strin
  * based on it: the page names them, and the person detaches or deletes them first.
  */
 export const deleteDisk = authedAction("delete-disk", async (user, diskId: string) => {
-  const disk = await loadDisk(user, diskId);
+  const disk = await loadDisk(user, diskId, "delete");
   if (disk.guest) throw new GuesthouseError("conflict", `${disk.file} is attached to ${disk.guest.name}; detach it first.`);
   assertNoClones(disk, "delete it", user);
   if (disk.state === "pending") throw new GuesthouseError("conflict", `${disk.file} is still being made; cancel its task instead.`);
@@ -276,7 +279,7 @@ export const removeUploadPart = authedAction("remove-upload-part", async (user, 
 /** Cancels a running task of this user (admins: anyone's). */
 export const cancelTask = authedAction("cancel-task", async (user, taskId: string) => {
   const task = await db.task.findFirst({
-    where: { id: String(taskId).slice(0, 64), ...(user.role === "admin" ? {} : { userId: user.id }) },
+    where: { id: String(taskId).slice(0, 64), ...taskWhere(user) },
     include: { host: true },
   });
   if (!task) throw new GuesthouseError("not-found", "There is no such task, or it is not yours.");
@@ -288,8 +291,8 @@ export const cancelTask = authedAction("cancel-task", async (user, taskId: strin
   return null;
 });
 
-async function readyDisk(user: Parameters<typeof loadDisk>[0], diskId: string): Promise<DiskRow> {
-  const disk = await loadDisk(user, diskId);
+async function readyDisk(user: Parameters<typeof loadDisk>[0], diskId: string, action: Action): Promise<DiskRow> {
+  const disk = await loadDisk(user, diskId, action);
   if (disk.state !== "ready") throw new GuesthouseError("conflict", `${disk.file} is still being made; wait for its task to finish.`);
   return disk;
 }

@@ -20,7 +20,7 @@ import { userModeNetwork } from "@/server/web/networks";
  */
 export const editHardware = authedAction("edit-hardware", async (user, guestId: string, raw: unknown) => {
   const input = parseOrThrow(editHardwareInput, raw, "The hardware");
-  const guest = await loadGuest(user, guestId);
+  const guest = await loadGuest(user, guestId, "change");
   if (guest.isTemplate) throw new GuesthouseError("conflict", `${guest.name} is a template; clone it to make a guest you can change.`);
 
   const own = new Set(guest.disks.map((d) => d.id));

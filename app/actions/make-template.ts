@@ -12,7 +12,7 @@ import { liveState, loadGuest, recordEvent } from "@/server/web/guests";
  * back while linked clones depend on it.
  */
 export const makeTemplate = authedAction("make-template", async (user, guestId: string) => {
-  const guest = await loadGuest(user, guestId);
+  const guest = await loadGuest(user, guestId, "change");
   if (guest.isTemplate) return null;
   const { state } = await liveState(guest);
   if (state !== "stopped") throw new GuesthouseError("conflict", `${guest.name} is ${state}; shut it down first.`);

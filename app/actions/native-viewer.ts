@@ -1,6 +1,5 @@
 "use server";
 
-import { canOperateGuest } from "@/server/auth/policy";
 import { GuesthouseError } from "@/server/domain/errors";
 import type { NativeVncPassword } from "@/server/domain/types";
 import { authedAction } from "@/server/web/action";
@@ -8,13 +7,12 @@ import { agentFor, loadGuest, recordEvent } from "@/server/web/guests";
 
 /**
  * A one-time VNC password for a native viewer (remote-viewer, TigerVNC) on the guest's
- * TLS VNC endpoint, with the host and port to connect to. Only the guest's owner or an
- * admin may have one; the agent sets it on the guest's TLS display only, and it ends
+ * TLS VNC endpoint, with the host and port to connect to. Only who may operate the guest
+ * (server/auth/policy.ts) may have one; the agent sets it on the guest's TLS display only, and it ends
  * at its first login or after its lifetime. Recorded either way.
  */
 export const nativeViewerPassword = authedAction("native-viewer-password", async (user, guestId: string): Promise<NativeVncPassword> => {
-  const guest = await loadGuest(user, guestId);
-  if (!canOperateGuest(user, guest)) throw new GuesthouseError("forbidden", "Only the guest's owner or an admin can connect a native viewer.");
+  const guest = await loadGuest(user, guestId, "operate");
   if (guest.isTemplate) throw new GuesthouseError("conflict", `${guest.name} is a template: templates never run.`);
   try {
     const issued = await agentFor(guest.host).nativeVncPassword(guest.id);

@@ -20,7 +20,8 @@ export const openConsole = authedAction(
     const kind = options.kind ?? "vnc";
     if (!isConsoleKind(kind)) throw new GuesthouseError("invalid-input", "There is no such console.");
     const viewOnly = options.viewOnly === true;
-    const guest = await loadGuest(user, guestId);
+    // Watching (view-only) and operating are separate rights: a team's viewer may only watch.
+    const guest = await loadGuest(user, guestId, viewOnly ? "watch" : "operate");
     if (kind === "serial" && !guest.serial) {
       throw new GuesthouseError("conflict", `${guest.name} has no serial console; turn it on in its hardware (applies at the next start).`);
     }

@@ -18,7 +18,7 @@ export const pasteText = authedAction("paste-text", async (user, guestId: string
   if (text.length > PASTE_MAX_CHARS) {
     throw new GuesthouseError("invalid-input", `A paste can have at most ${PASTE_MAX_CHARS.toLocaleString("en")} characters.`);
   }
-  const guest = await loadGuest(user, guestId);
+  const guest = await loadGuest(user, guestId, "operate");
   const layout = keyboardLayoutOf(guest.keyboardLayout);
   // Throws, naming every character this layout has no key for (the page warned already).
   textToKeystrokes(text, layout);

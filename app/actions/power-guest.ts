@@ -28,7 +28,7 @@ const RUN: Record<PowerAction, (agent: AgentClient, spec: GuestSpec) => Promise<
 export const powerGuest = authedAction("power-guest", async (user, guestId: string, action: PowerAction, options?: { bootMenu?: boolean }) => {
   const op = parseOrThrow(z.enum(POWER_ACTIONS), action, "The action");
   const { bootMenu } = parseOrThrow(z.strictObject({ bootMenu: z.boolean().optional() }), options ?? {}, "The options");
-  const guest = await loadGuest(user, guestId);
+  const guest = await loadGuest(user, guestId, "operate");
   if (guest.isTemplate) {
     throw new GuesthouseError("conflict", `${guest.name} is a template: templates are never started. Clone it to make a guest.`);
   }

@@ -1,7 +1,7 @@
 "use server";
 
 import { revalidatePath } from "next/cache";
-import { canOperateGuest } from "@/server/auth/policy";
+import type { SessionUser } from "@/server/auth/sessions";
 import { createShare, revokeShare } from "@/server/console/shares";
 import { isShareDuration, SHARE_DURATION_NAMES, SHARE_LABEL_MAX, SHARE_PATH, type ShareDuration } from "@/server/console/types";
 import { db } from "@/server/db/client";
@@ -9,10 +9,8 @@ import { GuesthouseError } from "@/server/domain/errors";
 import { authedAction } from "@/server/web/action";
 import { loadGuest, recordEvent } from "@/server/web/guests";
 
-async function ownedGuest(user: Parameters<typeof canOperateGuest>[0], guestId: string) {
-  const guest = await loadGuest(user, guestId);
-  if (!canOperateGuest(user, guest)) throw new GuesthouseError("forbidden", "Only the guest's owner or an admin can share its screen.");
-  return guest;
+function ownedGuest(user: SessionUser, guestId: string) {
+  return loadGuest(user, guestId, "share");
 }
 
 /**

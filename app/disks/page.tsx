@@ -2,7 +2,7 @@ import Link from "next/link";
 import { CreateDiskForm, DeleteIsoButton, ImportButton, RemovePartButton } from "@/components/disk-forms";
 import { UploadForm } from "@/components/upload-form";
 import { LiveTaskBars } from "@/components/task-progress";
-import { canOperateGuest, guestScope } from "@/server/auth/policy";
+import { can, canManageHost, ownedWhere, taskWhere } from "@/server/auth/policy";
 import { db } from "@/server/db/client";
 import { formatBytes } from "@/server/domain/format";
 import type { ImageInfo } from "@/server/domain/types";
@@ -27,15 +27,15 @@ export default async function DisksPage() {
   const knownRows = db.disk.findMany({ where: { hostId: host.id }, select: { pool: true, file: true, format: true } });
   const [disks, known, images, hostInfo, tasks, isoRows, parts] = await Promise.all([
     db.disk.findMany({
-      where: { hostId: host.id, ...guestScope(user) },
+      where: { hostId: host.id, ...ownedWhere(user, "view") },
       orderBy: [{ pool: "asc" }, { file: "asc" }],
       include: { guest: { select: { id: true, name: true } }, owner: { select: { username: true } } },
     }),
     knownRows,
     knownRows.then((rows) => agent.images(rows.map(refOf))).catch(() => null),
     agent.host().catch(() => null),
-    db.task.findMany({ where: { state: "running", ...(user.role === "admin" ? {} : { userId: user.id }) }, orderBy: { startedAt: "desc" } }),
-    db.isoImage.findMany({ where: { hostId: host.id }, select: { name: true, sha256: true, cdroms: { select: { guest: { select: { name: true, ownerId: true } } } } } }),
+    db.task.findMany({ where: { state: "running", ...taskWhere(user) }, orderBy: { startedAt: "desc" } }),
+    db.isoImage.findMany({ where: { hostId: host.id }, select: { name: true, sha256: true, cdroms: { select: { guest: { select: { name: true, ownerId: true, teamId: true } } } } } }),
     interruptedUploads(user, host),
   ]);
   const isoFacts = new Map(isoRows.map((r) => [r.name, r]));
@@ -81,7 +81,7 @@ export default async function DisksPage() {
               <th className="px-3 py-2">Backing</th>
               <th className="px-3 py-2">Snapshots</th>
               <th className="px-3 py-2">Used by</th>
-              {user.role === "admin" && <th className="px-3 py-2">Owner</th>}
+              {canManageHost(user) && <th className="px-3 py-2">Owner</th>}
             </tr>
           </thead>
           <tbody className="divide-y divide-slate-100">
@@ -112,7 +112,7 @@ export default async function DisksPage() {
                       <span className="text-slate-500">free</span>
                     )}
                   </td>
-                  {user.role === "admin" && <td className="px-3 py-2">{d.owner.username}</td>}
+                  {canManageHost(user) && <td className="px-3 py-2">{d.owner.username}</td>}
                 </tr>
               );
             })}
@@ -128,9 +128,9 @@ export default async function DisksPage() {
           <ul className="divide-y divide-slate-100 text-sm">
             {(hostInfo?.isos ?? []).map((iso) => {
               const row = isoFacts.get(iso.name);
-              // Members see the names of their own guests only; others are counted.
+              // The names of the guests this user may see; others are counted.
               const guests = (row?.cdroms ?? []).map((c) => c.guest);
-              const mine = guests.filter((g) => canOperateGuest(user, g));
+              const mine = guests.filter((g) => can(user, "view", g));
               const named = [...new Set(mine.map((g) => g.name))];
               const others = guests.length - mine.length;
               const users = [...named, ...(others > 0 ? [`${others} other guest${others === 1 ? "" : "s"}`] : [])];
@@ -142,7 +142,7 @@ export default async function DisksPage() {
                   </span>
                   <span className="flex items-center gap-3">
                     <span className="text-slate-500">{users.length ? `CD-ROM of ${users.join(", ")}` : "not in use"}</span>
-                    {user.role === "admin" && <DeleteIsoButton name={iso.name} usedBy={users} />}
+                    {canManageHost(user) && <DeleteIsoButton name={iso.name} usedBy={users} />}
                   </span>
                 </li>
               );
@@ -151,7 +151,7 @@ export default async function DisksPage() {
         )}
       </section>
 
-      {user.role === "admin" && unregistered.length > 0 && (
+      {canManageHost(user) && unregistered.length > 0 && (
         <section className="card space-y-2 p-4">
           <h2 className="font-semibold">Files in the storage folders that are not disks yet</h2>
           <ul className="divide-y divide-slate-100 text-sm">
@@ -179,7 +179,7 @@ export default async function DisksPage() {
               <li key={`${p.pool}/${p.file}`} className="flex items-center justify-between gap-3 py-2" data-testid="upload-part" data-file={p.file}>
                 <span>
                   <span className="font-medium">{p.file}</span> in {p.pool} · {formatBytes(p.bytes)} so far
-                  {user.role === "admin" && ` · by ${p.owner ?? "unknown"}`} · last written {new Date(p.modifiedAt).toLocaleString()}
+                  {canManageHost(user) && ` · by ${p.owner ?? "unknown"}`} · last written {new Date(p.modifiedAt).toLocaleString()}
                 </span>
                 <span className="flex items-center gap-3">
                   {p.uploading ? (
@@ -199,7 +199,7 @@ export default async function DisksPage() {
 
       <section className="card space-y-3 p-4">
         <h2 className="font-semibold">Upload an image or ISO</h2>
-        <UploadForm pools={imagePools.map((p) => p.name)} isoUploads={user.role === "admin"} />
+        <UploadForm pools={imagePools.map((p) => p.name)} isoUploads={canManageHost(user)} />
       </section>
 
       <section className="card space-y-3 p-4">

@@ -1,6 +1,7 @@
 import { LiveTaskBars } from "@/components/task-progress";
 import { db } from "@/server/db/client";
 import { formatDuration } from "@/server/domain/format";
+import { taskWhere } from "@/server/auth/policy";
 import { reconcileTasks } from "@/server/web/tasks";
 import { requireUser } from "@/server/web/session";
 
@@ -11,7 +12,7 @@ export default async function TasksPage() {
   const user = await requireUser();
   await reconcileTasks().catch((err) => console.error("tasks page: could not reconcile:", err));
   const tasks = await db.task.findMany({
-    where: user.role === "admin" ? {} : { userId: user.id },
+    where: taskWhere(user),
     orderBy: { startedAt: "desc" },
     take: 100,
     include: { user: { select: { username: true } } },

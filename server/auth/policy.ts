@@ -1,19 +1,176 @@
 /**
- * Who may see and operate which guest. Admins see every guest; members see the
- * guests they own. Queries use guestScope() so another person's guest is simply
- * "not found", which leaks nothing about its existence.
+ * The one policy: who may do what to which resource. Every page, server action, route,
+ * upload, event stream and console upgrade asks it, through `can` (one resource in
+ * hand), `assertCan` (the same, refusing), or the `*Where` scopes (a query's filter, so
+ * a list or a lookup only ever finds what the actor may see); no other file decides
+ * access. Both come from one table, GRANTS, so a list and a check cannot disagree.
+ *
+ * Who: a signed-in user, with a role in each team they belong to, and possibly the
+ * host-wide admin flag; or the holder of a view-only console link (one guest's screen).
+ * A disabled user may do nothing. Roles in a team:
+ *   owner     everything in the team, and its members (invites, roles) and usage
+ *   operator  sees the team's guests and disks and operates every guest (power, console)
+ *   member    sees the team's guests and disks; creates, changes and deletes their own
+ *   viewer    sees the team's guests and disks, and their screens view-only
+ * Admins may do everything everywhere, and alone manage the host (its storage folders,
+ * the shared ISO folder, teams and users).
+ *
+ * A resource another team holds is "not found" to an actor who may not see it (the
+ * scopes never return it); one they may see but not change is "forbidden" with a reason.
  */
-import type { SessionUser } from "./sessions";
+import { GuesthouseError } from "../domain/errors";
 
-export function guestScope(user: SessionUser): { ownerId?: string } {
-  return user.role === "admin" ? {} : { ownerId: user.id };
+export const TEAM_ROLES = ["owner", "operator", "member", "viewer"] as const;
+export type TeamRole = (typeof TEAM_ROLES)[number];
+
+export function isTeamRole(value: unknown): value is TeamRole {
+  return typeof value === "string" && (TEAM_ROLES as readonly string[]).includes(value);
 }
 
-export function canOperateGuest(user: SessionUser, guest: { ownerId: string }): boolean {
-  return user.role === "admin" || guest.ownerId === user.id;
+/** What may be done to a team's guest or disk. */
+export type Action =
+  /** See it in lists, on its page and in the event stream. */
+  | "view"
+  /** Watch its screen without input (the console view-only). */
+  | "watch"
+  /** Power actions, the console with input, the serial console, paste, a native viewer. */
+  | "operate"
+  /** Its hardware, disks attached, resize, snapshots, conversions, export, clone, template. */
+  | "change"
+  | "delete"
+  /** Make and revoke view-only links to its screen. */
+  | "share"
+  /** Give it to another member or team. */
+  | "hand-over";
+
+/** What a role may do: to every resource of its team, and to the resources its holder owns. */
+const GRANTS: Record<TeamRole, { all: readonly Action[]; own: readonly Action[] }> = {
+  owner: { all: ["view", "watch", "operate", "change", "delete", "share", "hand-over"], own: [] },
+  operator: { all: ["view", "watch", "operate"], own: ["change", "delete", "share"] },
+  member: { all: ["view", "watch"], own: ["operate", "change", "delete", "share"] },
+  viewer: { all: ["view", "watch"], own: [] },
+};
+
+/** A signed-in user as the policy sees them. */
+export interface UserActor {
+  kind: "user";
+  id: string;
+  admin: boolean;
+  disabled: boolean;
+  /** Their role in each team they belong to, by team id. */
+  teams: ReadonlyMap<string, TeamRole>;
 }
 
-/** A guest's name as this user may be told it: another member's guest stays anonymous. */
-export function guestNameFor(user: SessionUser, guest: { name: string; ownerId: string }): string {
-  return canOperateGuest(user, guest) ? guest.name : "another member's guest";
+/** The holder of a view-only link to one guest's screen. */
+export interface ShareActor {
+  kind: "share";
+  guestId: string;
+}
+
+export type Actor = UserActor | ShareActor;
+
+/** A team's resource: a guest, a disk, a network, a task's subject. */
+export interface Owned {
+  teamId: string;
+  ownerId: string;
+}
+
+/** Whether `actor` may do `action` to `resource` (a guest or disk; `id` for a share's guest). */
+export function can(actor: Actor, action: Action, resource: Owned & { id?: string }): boolean {
+  if (actor.kind === "share") return action === "watch" && resource.id === actor.guestId;
+  if (actor.disabled) return false;
+  if (actor.admin) return true;
+  const role = actor.teams.get(resource.teamId);
+  if (!role) return false;
+  const grants = GRANTS[role];
+  return grants.all.includes(action) || (resource.ownerId === actor.id && grants.own.includes(action));
+}
+
+/**
+ * Refuses what `can` does not allow: "not found" when the actor may not even see it (so
+ * nothing about it leaks), "forbidden" with `why` when they may see it but not do this.
+ */
+export function assertCan(actor: Actor, action: Action, resource: Owned & { id?: string }, why: string): void {
+  if (can(actor, action, resource)) return;
+  if (!can(actor, "view", resource)) throw new GuesthouseError("not-found", "There is no such guest or disk, or it is not yours to see.");
+  throw new GuesthouseError("forbidden", why);
+}
+
+/**
+ * The filter of a query for the guests or disks `actor` may do `action` to: every one
+ * for an admin, none for a disabled user, otherwise those of the teams whose role grants
+ * it for all and the actor's own in the teams whose role grants it for their own.
+ */
+export function ownedWhere(actor: UserActor, action: Action): { OR: Array<Record<string, unknown>> } | Record<string, never> {
+  if (actor.disabled) return { OR: [] };
+  if (actor.admin) return {};
+  const all: string[] = [];
+  const own: string[] = [];
+  for (const [teamId, role] of actor.teams) {
+    if (GRANTS[role].all.includes(action)) all.push(teamId);
+    else if (GRANTS[role].own.includes(action)) own.push(teamId);
+  }
+  return { OR: [{ teamId: { in: all } }, { teamId: { in: own }, ownerId: actor.id }] };
+}
+
+const VERBS: Record<Action, string> = {
+  view: "see",
+  watch: "watch",
+  operate: "operate",
+  change: "change",
+  delete: "delete",
+  share: "share",
+  "hand-over": "hand over",
+};
+
+/** Why a user who may see a guest or disk may not do `action` to it, and whom to ask. */
+export function refusalFor(what: "guest" | "disk", action: Action): string {
+  return `Your role in this ${what}'s team lets you see it, not ${VERBS[action]} it. Ask its owner or an owner of the team.`;
+}
+
+/** Roles that make new guests and disks in their team. */
+const CREATORS: readonly TeamRole[] = ["owner", "operator", "member"];
+
+/** Refuses making a guest or disk in `teamId` (the session's team) to one who may not. */
+export function assertMayCreate(actor: UserActor, teamId: string): void {
+  if (actor.disabled) throw new GuesthouseError("forbidden", "Your account is disabled.");
+  if (actor.admin) return;
+  const role = actor.teams.get(teamId);
+  if (!role) throw new GuesthouseError("forbidden", "You are in no team to make guests or disks in. Ask an admin to add you to one.");
+  if (!CREATORS.includes(role)) throw new GuesthouseError("forbidden", `A ${role} of this team sees its guests but makes none. Ask an owner of the team for another role.`);
+}
+
+/** The host-wide things only admins do: storage folders, the shared ISO folder, teams and users. */
+export function canManageHost(actor: Actor): boolean {
+  return actor.kind === "user" && !actor.disabled && actor.admin;
+}
+
+/** A team's members, roles and usage: its owners and admins. */
+export function canManageTeam(actor: Actor, teamId: string): boolean {
+  return actor.kind === "user" && !actor.disabled && (actor.admin || actor.teams.get(teamId) === "owner");
+}
+
+/** A task's record (and cancelling it): its starter's, and an admin's. */
+export function canSeeTask(actor: Actor, task: { userId: string | null }): boolean {
+  return actor.kind === "user" && !actor.disabled && (actor.admin || task.userId === actor.id);
+}
+
+/** The filter of a query for the task records `actor` may see (canSeeTask). */
+export function taskWhere(actor: UserActor): { userId?: string } {
+  return actor.admin && !actor.disabled ? {} : { userId: actor.disabled ? "" : actor.id };
+}
+
+/**
+ * A disk goes into a guest of the same team and the same owner: attached, it would be
+ * operated by whoever operates the guest. Another's disk is handed over first.
+ */
+export function assertSameOwner(disk: Owned & { file: string }, guest: Owned & { name: string }): void {
+  if (disk.teamId !== guest.teamId || disk.ownerId !== guest.ownerId) {
+    throw new GuesthouseError("forbidden", `${disk.file} and ${guest.name} have different owners; a disk goes only into its own owner's guests. Hand the disk over to the guest's owner first.`);
+  }
+}
+
+/** A guest's name as `actor` may be told it: one they may not see stays anonymous. */
+export function guestNameFor(actor: Actor, guest: Owned & { name: string; id?: string }): string {
+  return can(actor, "view", guest) ? guest.name : "a guest you cannot see";
 }

@@ -3,7 +3,8 @@
  * The cookie holds a random secret; the database holds only its hash.
  */
 import type { PrismaClient } from "../db/client";
-import type { UserRole } from "../domain/types";
+import { GuesthouseError } from "../domain/errors";
+import { isTeamRole, type TeamRole, type UserActor } from "./policy";
 import { hashSecret, newSecret } from "./tokens";
 
 export const SESSION_COOKIE = "gh_session";
@@ -35,11 +36,16 @@ export function sessionSecretOf(req: { headers: { [name: string]: string | strin
 }
 export const SESSION_TTL_MS = 12 * 60 * 60 * 1000;
 
-export interface SessionUser {
-  id: string;
+/** A signed-in user: who they are to the policy (server/auth/policy.ts), and the team this session works in. */
+export interface SessionUser extends UserActor {
   username: string;
-  role: UserRole;
+  /** The team this session works in: new guests and disks go to it; the header switches it. */
   teamId: string;
+}
+
+/** The roles a user holds, as the policy reads them. */
+export function teamsOf(memberships: Array<{ teamId: string; role: string }>): Map<string, TeamRole> {
+  return new Map(memberships.flatMap((m) => (isTeamRole(m.role) ? [[m.teamId, m.role] as const] : [])));
 }
 
 export async function createSession(db: PrismaClient, userId: string): Promise<{ secret: string; expiresAt: Date }> {
@@ -53,10 +59,31 @@ export async function userForSession(db: PrismaClient, secret: string | undefine
   if (!secret || secret.length > 200) return null;
   const session = await db.session.findUnique({
     where: { id: hashSecret(secret) },
-    select: { expiresAt: true, user: { select: { id: true, username: true, role: true, teamId: true } } },
+    select: {
+      expiresAt: true,
+      teamId: true,
+      user: { select: { id: true, username: true, role: true, teamId: true, disabledAt: true, memberships: { select: { teamId: true, role: true } } } },
+    },
   });
-  if (!session || session.expiresAt.getTime() <= Date.now()) return null;
-  return { ...session.user, role: session.user.role === "admin" ? "admin" : "member" };
+  // A disabled user's sessions end: nothing of theirs is served until an admin enables them.
+  if (!session || session.expiresAt.getTime() <= Date.now() || session.user.disabledAt) return null;
+  const { user } = session;
+  const teams = teamsOf(user.memberships);
+  // The session's team while the user is still in it, else their default team, else any of theirs.
+  const admin = user.role === "admin";
+  const teamId = (admin && session.teamId) || ([session.teamId, user.teamId].find((t) => t && teams.has(t)) ?? teams.keys().next().value ?? user.teamId);
+  return { kind: "user", id: user.id, username: user.username, admin, disabled: false, teams, teamId };
+}
+
+/**
+ * Makes `teamId` the team this session works in. A user works in the teams they belong
+ * to; an admin in any team.
+ */
+export async function switchSessionTeam(db: PrismaClient, secret: string, user: SessionUser, teamId: string): Promise<void> {
+  if (!user.teams.has(teamId) && !(user.admin && (await db.team.count({ where: { id: teamId } })) === 1)) {
+    throw new GuesthouseError("not-found", "There is no such team, or you are not in it.");
+  }
+  await db.session.updateMany({ where: { id: hashSecret(secret), userId: user.id }, data: { teamId } });
 }
 
 export async function deleteSession(db: PrismaClient, secret: string): Promise<void> {

@@ -24,7 +24,7 @@ import type http from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, createWebSocketStream, type WebSocket } from "ws";
 import { AgentClient } from "../agent-client";
-import { guestScope } from "../auth/policy";
+import { ownedWhere, type Action } from "../auth/policy";
 import { sessionSecretOf, userForSession, type SessionUser } from "../auth/sessions";
 import type { PrismaClient } from "../db/client";
 import { toGuesthouseError } from "../domain/errors";
@@ -73,7 +73,8 @@ export interface BridgeOptions {
 interface LiveSession {
   shareId: string | null;
   /** A logged-in viewer's session secret (from the cookie of the upgrade) and the guest: checked again while it runs. */
-  login: { secret: string; guestId: string } | null;
+  /** The login that opened it, and what it lets them do (watch or operate): asked again while it lasts. */
+  login: { secret: string; guestId: string; action: Action } | null;
   /** Closes the websocket with this code and reason, and records why. */
   close(code: number, reason: string): void;
 }
@@ -103,9 +104,9 @@ export function createConsoleBridge({ db, log = console.log, touchMs = SESSION_T
   toucher.unref();
 
   let touches = 0;
-  /** The guest, with its host, if it is the user's to see (the one question behind every console's access). */
-  const visibleGuest = (user: SessionUser, guestId: string) =>
-    db.guest.findFirst({ where: { id: guestId, ...guestScope(user) }, select: { host: { select: { endpoint: true } } } });
+  /** The guest, with its host, if the policy lets the user do `action` to it (watch its screen, or operate it). */
+  const allowedGuest = (user: SessionUser, guestId: string, action: Action) =>
+    db.guest.findFirst({ where: { id: guestId, ...ownedWhere(user, action) }, select: { host: { select: { endpoint: true } } } });
 
   async function touch(): Promise<void> {
     await touchSessions(db, [...live.keys()]);
@@ -113,15 +114,15 @@ export function createConsoleBridge({ db, log = console.log, touchMs = SESSION_T
     const allowed = new Map<string, Promise<boolean>>();
     for (const session of [...live.values()]) {
       if (!session.login) continue;
-      const { secret, guestId } = session.login;
-      const key = `${secret}\n${guestId}`;
+      const { secret, guestId, action } = session.login;
+      const key = `${secret}\n${guestId}\n${action}`;
       if (!allowed.has(key)) {
         allowed.set(
           key,
-          userForSession(db, secret).then(async (user) => Boolean(user && (await visibleGuest(user, guestId)))),
+          userForSession(db, secret).then(async (user) => Boolean(user && (await allowedGuest(user, guestId, action)))),
         );
       }
-      if (!(await allowed.get(key))) session.close(CLOSE_CODES.accessEnded, "Your login ended, or this guest is no longer yours to see; log in again.");
+      if (!(await allowed.get(key))) session.close(CLOSE_CODES.accessEnded, `Your login ended, or this guest is no longer yours to ${action === "watch" ? "watch" : "operate"}; log in again.`);
     }
     const shares = new Set([...live.values()].flatMap((s) => (s.shareId ? [s.shareId] : [])));
     for (const shareId of shares) {
@@ -158,10 +159,12 @@ export function createConsoleBridge({ db, log = console.log, touchMs = SESSION_T
       const user = await userForSession(db, secret);
       if (!user) return refuseUpgrade(socket, 401, "Log in first.");
       if (user.id !== ticket.userId) return refuseUpgrade(socket, 403, "This console ticket belongs to someone else.");
-      guest = await visibleGuest(user, guestId);
-      if (!guest) return refuseUpgrade(socket, 404, "This guest does not exist, or you may not see it.");
+      // A view-only ticket needs the right to watch; any other, to operate the guest.
+      const action: Action = ticket.viewOnly ? "watch" : "operate";
+      guest = await allowedGuest(user, guestId, action);
+      if (!guest) return refuseUpgrade(socket, 404, `This guest does not exist, or you may not ${action} it.`);
       who = user.username;
-      login = { secret: secret!, guestId };
+      login = { secret: secret!, guestId, action };
     } else if (ticket.shareId) {
       const share = await checkShare(db, ticket.shareId);
       if (!share.ok) return refuseUpgrade(socket, 403, `This view-only link was ${share.reason}.`);

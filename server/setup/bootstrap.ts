@@ -37,11 +37,11 @@ async function main(): Promise<void> {
     fs.rmSync(passwordFile, { force: true });
     const passwordHash = await hashPassword(fromEnv);
     if (existing) await db.user.update({ where: { username }, data: { passwordHash } });
-    else await db.user.create({ data: { username, passwordHash, role: "admin", teamId: team.id } });
+    else await db.user.create({ data: { username, passwordHash, role: "admin", teamId: team.id, memberships: { create: { teamId: team.id, role: "owner" } } } });
     console.log(`setup: log in as "${username}" with the password in GUESTHOUSE_ADMIN_PASSWORD`);
   } else if (!existing) {
     const password = randomBytes(12).toString("base64url");
-    await db.user.create({ data: { username, passwordHash: await hashPassword(password), role: "admin", teamId: team.id } });
+    await db.user.create({ data: { username, passwordHash: await hashPassword(password), role: "admin", teamId: team.id, memberships: { create: { teamId: team.id, role: "owner" } } } });
     fs.writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
     // Shown once, on the terminal of the person setting up; kept in a root-only file.
     console.log(`setup: created the first admin: log in as "${username}" with password ${password} (kept in ${passwordFile})`);

@@ -5,7 +5,7 @@
  */
 import { notFound } from "next/navigation";
 import type { DiskRef, ImageRef } from "../agent-client";
-import { guestNameFor, guestScope } from "../auth/policy";
+import { assertCan, guestNameFor, ownedWhere, refusalFor, type Action } from "../auth/policy";
 import type { SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
 import { GuesthouseError } from "../domain/errors";
@@ -15,27 +15,28 @@ import { agentFor } from "./guests";
 export const diskInclude = {
   host: { select: { id: true, name: true, endpoint: true } },
   owner: { select: { username: true } },
-  guest: { select: { id: true, name: true, ownerId: true } },
+  guest: { select: { id: true, name: true, ownerId: true, teamId: true } },
   base: { select: { id: true, file: true } },
-  clones: { select: { id: true, file: true, guest: { select: { name: true, ownerId: true } } } },
+  clones: { select: { id: true, file: true, guest: { select: { name: true, ownerId: true, teamId: true } } } },
 };
 
 export type DiskRow = NonNullable<Awaited<ReturnType<typeof findDisk>>>;
 
 function findDisk(user: SessionUser, id: string) {
-  return db.disk.findFirst({ where: { id, ...guestScope(user) }, include: diskInclude });
+  return db.disk.findFirst({ where: { id, ...ownedWhere(user, "view") }, include: diskInclude });
 }
 
-/** The disk if this user may see it (its owner, or an admin); "not found" otherwise. */
-export async function loadDisk(user: SessionUser, id: string): Promise<DiskRow> {
+/** The disk if this user may do `action` to it (see loadGuest); "not found" when they may not see it. */
+export async function loadDisk(user: SessionUser, id: string, action: Action): Promise<DiskRow> {
   const disk = typeof id === "string" && id.length <= 64 ? await findDisk(user, id) : null;
   if (!disk) throw new GuesthouseError("not-found", "This disk does not exist, or you may not see it.");
+  assertCan(user, action, disk, refusalFor("disk", action));
   return disk;
 }
 
-export async function loadDiskOr404(user: SessionUser, id: string): Promise<DiskRow> {
+export async function loadDiskOr404(user: SessionUser, id: string, action: Action = "view"): Promise<DiskRow> {
   try {
-    return await loadDisk(user, id);
+    return await loadDisk(user, id, action);
   } catch (err) {
     if (err instanceof GuesthouseError && err.code === "not-found") notFound();
     throw err;

@@ -4,6 +4,7 @@
  * makes the disks (new, copied or linked), writes the rows in one go, and removes
  * every disk it made if anything fails: no half-made guest is ever left behind.
  */
+import { assertMayCreate } from "../auth/policy";
 import type { SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
 import { isUniqueViolationOn } from "../db/errors";
@@ -34,6 +35,7 @@ export async function makeGuest(
   sources: DiskSource[] = def.disks.map(() => ({ kind: "new" })),
   how = "created",
 ): Promise<{ id: string }> {
+  assertMayCreate(user, user.teamId);
   if (await db.guest.findFirst({ where: { teamId: user.teamId, name: def.name }, select: { id: true } })) {
     throw new GuesthouseError("conflict", `Your team already has a guest named "${def.name}". Choose another name.`);
   }

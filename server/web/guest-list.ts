@@ -3,7 +3,7 @@
  * name order, with just the columns the list shows. Rows of the page only, so the
  * list stays fast however many guests there are.
  */
-import { guestScope } from "../auth/policy";
+import { ownedWhere } from "../auth/policy";
 import type { SessionUser } from "../auth/sessions";
 import type { PrismaClient } from "../db/client";
 
@@ -11,7 +11,7 @@ export const GUEST_PAGE_SIZE = 100;
 
 export function guestListQuery(db: PrismaClient, user: SessionUser, page: number) {
   return db.guest.findMany({
-    where: guestScope(user),
+    where: ownedWhere(user, "view"),
     orderBy: [{ name: "asc" }, { id: "asc" }],
     skip: (page - 1) * GUEST_PAGE_SIZE,
     take: GUEST_PAGE_SIZE,

@@ -4,7 +4,7 @@
  */
 import { notFound } from "next/navigation";
 import { AgentClient } from "../agent-client";
-import { guestScope } from "../auth/policy";
+import { assertCan, ownedWhere, refusalFor, type Action } from "../auth/policy";
 import type { SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
 import { GuesthouseError } from "../domain/errors";
@@ -29,32 +29,41 @@ export const guestInclude = {
 export type GuestRow = NonNullable<Awaited<ReturnType<typeof findGuest>>>;
 
 function findGuest(user: SessionUser, id: string) {
-  return db.guest.findFirst({ where: { id, ...guestScope(user) }, include: guestInclude });
+  return db.guest.findFirst({ where: { id, ...ownedWhere(user, "view") }, include: guestInclude });
 }
 
 const notVisible = () => new GuesthouseError("not-found", "This guest does not exist, or you may not see it.");
 const plausibleId = (id: unknown): id is string => typeof id === "string" && id.length <= 64;
 
-/** The guest if this user may see it; "not found" otherwise (whether or not it exists). */
-export async function loadGuest(user: SessionUser, id: string): Promise<GuestRow> {
+/**
+ * The guest if this user may do `action` to it (server/auth/policy.ts): "not found" when
+ * they may not even see it (whether or not it exists), "forbidden" with why when they
+ * may see it but not do this. Every caller names what it is about to do.
+ */
+export async function loadGuest(user: SessionUser, id: string, action: Action): Promise<GuestRow> {
   const guest = plausibleId(id) ? await findGuest(user, id) : null;
   if (!guest) throw notVisible();
+  assertCan(user, action, guest, refusalFor("guest", action));
   return guest;
 }
 
 /** Like loadGuest, but only its id, name and host: for reads that pages poll. */
-export async function loadGuestBrief(user: SessionUser, id: string): Promise<{ id: string; name: string; host: { endpoint: string } }> {
+export async function loadGuestBrief(user: SessionUser, id: string, action: Action): Promise<{ id: string; name: string; host: { endpoint: string } }> {
   const guest = plausibleId(id)
-    ? await db.guest.findFirst({ where: { id, ...guestScope(user) }, select: { id: true, name: true, host: { select: { endpoint: true } } } })
+    ? await db.guest.findFirst({
+        where: { id, ...ownedWhere(user, "view") },
+        select: { id: true, name: true, teamId: true, ownerId: true, host: { select: { endpoint: true } } },
+      })
     : null;
   if (!guest) throw notVisible();
+  assertCan(user, action, guest, refusalFor("guest", action));
   return guest;
 }
 
 /** For pages: the guest, or Next's 404 page when this user may not see it. */
-export async function loadGuestOr404(user: SessionUser, id: string): Promise<GuestRow> {
+export async function loadGuestOr404(user: SessionUser, id: string, action: Action = "view"): Promise<GuestRow> {
   try {
-    return await loadGuest(user, id);
+    return await loadGuest(user, id, action);
   } catch (err) {
     if (err instanceof GuesthouseError && err.code === "not-found") notFound();
     throw err;

@@ -1,4 +1,5 @@
 /** ISO images: the host's agent lists them; rows record the ones guests use. */
+import { canManageHost } from "../auth/policy";
 import type { SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
 import { isForeignKeyViolation } from "../db/errors";
@@ -34,7 +35,7 @@ export async function isoRowsFor(host: { id: string; endpoint: string }, names: 
  * guest uses it, and a file that stays keeps its record.
  */
 export async function removeIso(user: SessionUser, host: { id: string; endpoint: string }, name: string): Promise<void> {
-  if (user.role !== "admin") throw new GuesthouseError("forbidden", "Only admins delete ISO images: everyone on the host shares them.");
+  if (!canManageHost(user)) throw new GuesthouseError("forbidden", "Only admins delete ISO images: everyone on the host shares them.");
   const usedBy = async () => {
     const users = await db.cdrom.findMany({ where: { iso: { hostId: host.id, name } }, select: { guest: { select: { name: true } } } });
     return [...new Set(users.map((u) => u.guest.name))];

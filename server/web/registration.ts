@@ -8,6 +8,7 @@
  * under the new name and becomes ready when the copy is done.
  */
 import type { ImageRef } from "../agent-client";
+import { assertMayCreate } from "../auth/policy";
 import type { SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
 import { isUniqueViolationOn } from "../db/errors";
@@ -35,6 +36,7 @@ export async function registerImage(
   extra: { sha256?: string; removeAfterConversion?: boolean } = {},
 ): Promise<Registered> {
   if (ref.pool === ISO_POOL) throw new GuesthouseError("invalid-input", "ISO images are the host's, shared by everyone; they are not anyone's disk.");
+  assertMayCreate(user, user.teamId);
   const agent = agentFor(host);
   const info = await agent.image(ref);
   if (info.encrypted) throw new GuesthouseError("invalid-input", `${ref.file} is encrypted, and its passphrase is not known here; it cannot be imported.`);

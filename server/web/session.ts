@@ -5,12 +5,15 @@ import { redirect } from "next/navigation";
 import { overTls, sessionCookieName, userForSession, type SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
 
-/** Once per request: the layout and the page both ask. */
-export const currentUser = cache(async (): Promise<SessionUser | null> => {
+/** The current request's session secret, under the one cookie name its transport allows. */
+export async function currentSessionSecret(): Promise<string | undefined> {
   const jar = await cookies();
   const secure = overTls(Object.fromEntries((await headers()).entries()));
-  return userForSession(db, jar.get(sessionCookieName(secure))?.value);
-});
+  return jar.get(sessionCookieName(secure))?.value;
+}
+
+/** Once per request: the layout and the page both ask. */
+export const currentUser = cache(async (): Promise<SessionUser | null> => userForSession(db, await currentSessionSecret()));
 
 /** For pages: the user, or a redirect to the login page. */
 export async function requireUser(): Promise<SessionUser> {

@@ -20,6 +20,7 @@
 import { randomBytes } from "node:crypto";
 import type http from "node:http";
 import type { AgentClient, ImageRef } from "../agent-client";
+import { assertMayCreate, canManageHost } from "../auth/policy";
 import { sessionSecretOf, userForSession, type SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
 import { GuesthouseError, toGuesthouseError } from "../domain/errors";
@@ -106,11 +107,13 @@ async function serve(req: http.IncomingMessage, res: http.ServerResponse): Promi
   if (!user) throw new GuesthouseError("unauthenticated", "Log in first.");
   const ref = parseTarget(segments[0], segments[1]);
   // The ISO folder is the host's, offered in every user's new-guest form: admins fill it.
-  if (ref.pool === ISO_POOL && user.role !== "admin") {
+  if (ref.pool === ISO_POOL && !canManageHost(user)) {
     throw new GuesthouseError("forbidden", "Only admins add ISO images to the host's shared ISO folder, which every user's new-guest form offers. Ask an admin to add it.");
   }
   const host = await localHost();
 
+  // A disk upload becomes a disk of the session's team: only its creators may make one.
+  if (method === "PUT" && ref.pool !== ISO_POOL) assertMayCreate(user, user.teamId);
   if (method === "PUT") return put(req, res, user, host, ref, new URLSearchParams(search));
   if (method === "DELETE") {
     await discardUpload(user, host, ref);
@@ -129,7 +132,7 @@ async function serve(req: http.IncomingMessage, res: http.ServerResponse): Promi
  * its owner (the user of the last upload of that name) or an admin may.
  */
 export async function discardUpload(user: SessionUser, host: Host, ref: ImageRef): Promise<void> {
-  if (ref.pool === ISO_POOL && user.role !== "admin") throw new GuesthouseError("forbidden", "Only admins manage uploads into the host's shared ISO folder.");
+  if (ref.pool === ISO_POOL && !canManageHost(user)) throw new GuesthouseError("forbidden", "Only admins manage uploads into the host's shared ISO folder.");
   await assertNameFree(host, ref);
   const agent = agentFor(host);
   const offset = await agent.uploadOffset(ref);
@@ -171,7 +174,7 @@ export async function interruptedUploads(user: SessionUser, host: Host): Promise
   for (const row of rows) if (row.target && !last.has(row.target)) last.set(row.target, row);
   return parts
     .map((p) => ({ ...p, ownerId: last.get(targetOf(p))?.userId ?? null, owner: last.get(targetOf(p))?.user?.username ?? null }))
-    .filter((p) => user.role === "admin" || p.ownerId === user.id)
+    .filter((p) => canManageHost(user) || p.ownerId === user.id)
     .map(({ ownerId: _, ...p }) => p);
 }
 
@@ -438,7 +441,7 @@ async function assertNameFree(host: Host, ref: ImageRef): Promise<void> {
  * without a recorded upload are anyone's.
  */
 async function assertMayTouchPart(user: SessionUser, host: Host, ref: ImageRef, running?: Inflight): Promise<void> {
-  if (user.role === "admin") return;
+  if (canManageHost(user)) return;
   if (running && running.userId !== user.id) throw new GuesthouseError("forbidden", `Someone else is uploading ${ref.file}; choose another name.`);
   const last = await db.task.findFirst({
     where: { hostId: host.id, kind: "upload", target: targetOf(ref) },

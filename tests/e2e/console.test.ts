@@ -216,10 +216,11 @@ story("console in Chromium", (step) => {
     const routes = ["thumbnail", "serial-log", "viewers", "vnc-ca", "definition"];
     const db = stack.database.db;
     const admin = await db.user.findUniqueOrThrow({ where: { username: stack.admin.username } });
-    const member = await db.user.create({ data: { username: "routes-member", passwordHash: "x", role: "member", teamId: admin.teamId } });
+    const otherTeam = await db.team.create({ data: { name: "routes-team" } });
+    const member = await db.user.create({ data: { username: "routes-member", passwordHash: "x", role: "member", teamId: otherTeam.id, memberships: { create: { teamId: otherTeam.id, role: "member" } } } });
     const memberCookie = `${SESSION_COOKIE}=${(await createSession(db, member.id)).secret}`;
     for (const route of routes) {
-      // A member of the same team, for a guest that is not theirs: as if it did not exist.
+      // A member of another team, for a guest that is not theirs to see: as if it did not exist.
       const notTheirs = await fetch(`${stack.baseUrl}/guests/${guestId}/${route}`, { headers: { cookie: memberCookie } });
       assert.equal(notTheirs.status, 404, `${route} of someone else's guest`);
       const anonymous = await fetch(`${stack.baseUrl}/guests/${guestId}/${route}`);

@@ -67,7 +67,7 @@ story("dashboard in Chromium", (step) => {
   step("after five failed logins a user name must wait, even with the right password; then it works", async () => {
     const db = stack.database.db;
     const admin = await db.user.findUniqueOrThrow({ where: { username: stack.admin.username } });
-    await db.user.create({ data: { username: "throttled", passwordHash: await hashPassword("the-right-one"), role: "member", teamId: admin.teamId } });
+    await db.user.create({ data: { username: "throttled", passwordHash: await hashPassword("the-right-one"), role: "member", teamId: admin.teamId, memberships: { create: { teamId: admin.teamId, role: "member" } } } });
     const other = await launchBrowser(); // its own cookies: this page stays logged out for the next steps
     try {
       const p = await other.context.newPage();
@@ -311,10 +311,12 @@ story("dashboard in Chromium", (step) => {
     const db = stack.database.db;
     const agent = stack.agent.client;
     const admin = await db.user.findUniqueOrThrow({ where: { username: stack.admin.username } });
-    const member = await db.user.create({ data: { username: "events-member", passwordHash: "x", role: "member", teamId: admin.teamId } });
+    // A member of another team: the admin's guests are not theirs to see.
+    const otherTeam = await db.team.create({ data: { name: "events-team" } });
+    const member = await db.user.create({ data: { username: "events-member", passwordHash: "x", role: "member", teamId: otherTeam.id, memberships: { create: { teamId: otherTeam.id, role: "member" } } } });
     // Two guests without disks (nothing to boot, little CPU): one of the member's, one of the admin's.
     const { id: _id, name: _name, ownerId: _owner, createdAt: _c, updatedAt: _u, ...settings } = await db.guest.findUniqueOrThrow({ where: { id: guestId } });
-    const mine = await db.guest.create({ data: { ...settings, name: "events-member-guest", ownerId: member.id } });
+    const mine = await db.guest.create({ data: { ...settings, name: "events-member-guest", ownerId: member.id, teamId: otherTeam.id } });
     const theirs = await db.guest.create({ data: { ...settings, name: "events-admin-guest", ownerId: admin.id } });
     /** Follows /api/events as a user: every guest id it names, in order. */
     const listen = async (userId: string) => {

@@ -7,6 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before } from "node:test";
 import Database from "better-sqlite3";
+import { createSession, userForSession, type SessionUser } from "../../server/auth/sessions";
 import { createPrisma, type PrismaClient } from "../../server/db/prisma";
 
 export interface TestDb {
@@ -45,11 +46,18 @@ export async function createTestDb(): Promise<TestDb> {
   };
 }
 
+/** A user as a session sees them (their teams and roles read from the database, as for a login). */
+export async function sessionUser(db: PrismaClient, userId: string): Promise<SessionUser> {
+  const user = await userForSession(db, (await createSession(db, userId)).secret);
+  if (!user) throw new Error(`user ${userId} has no working session (disabled?)`);
+  return user;
+}
+
 /** A team, a user in it, the local host and one guest row: the minimum most tests need. */
 export async function seedBasics(db: PrismaClient, endpoint = "unix:/nonexistent/agent.sock") {
   const team = await db.team.create({ data: { name: `team-${Math.random().toString(36).slice(2)}` } });
   const user = await db.user.create({
-    data: { username: `user-${Math.random().toString(36).slice(2)}`, passwordHash: "x", role: "member", teamId: team.id },
+    data: { username: `user-${Math.random().toString(36).slice(2)}`, passwordHash: "x", role: "member", teamId: team.id, memberships: { create: { teamId: team.id, role: "member" } } },
   });
   const host = await db.host.create({ data: { name: `host-${Math.random().toString(36).slice(2)}`, endpoint } });
   const guest = await db.guest.create({

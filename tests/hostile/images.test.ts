@@ -102,7 +102,7 @@ story("crafted images uploaded by a member", (step) => {
     stack = await startTestStack();
     const db = stack.database.db;
     const admin = await db.user.findUniqueOrThrow({ where: { username: stack.admin.username } });
-    const member = await db.user.create({ data: { username: "mallory", passwordHash: "x", role: "member", teamId: admin.teamId } });
+    const member = await db.user.create({ data: { username: "mallory", passwordHash: "x", role: "member", teamId: admin.teamId, memberships: { create: { teamId: admin.teamId, role: "member" } } } });
     cookie = `${SESSION_COOKIE}=${(await createSession(db, member.id)).secret}`;
     scratch = fs.mkdtempSync(path.join(os.tmpdir(), "gh-crafted-"));
     // Another member's disk the crafted images reach for.

@@ -12,7 +12,7 @@ import path from "node:path";
 import { after, before } from "node:test";
 import type { SessionUser } from "../../server/auth/sessions";
 import { startTestAgent, waitFor, type TestAgent } from "../helpers/agent";
-import { createTestDb, useAsProcessDatabase, type TestDb } from "../helpers/db";
+import { createTestDb, sessionUser, useAsProcessDatabase, type TestDb } from "../helpers/db";
 import { relay, type Relay, type RelayHook } from "../helpers/relay";
 import { story } from "../helpers/story";
 
@@ -36,8 +36,8 @@ story("work the web started, cut off", (step) => {
     const team = await db.team.create({ data: { name: "cut-off" } });
     const row = await db.host.create({ data: { name: "cut-off", endpoint: `unix:${path.join(agent.dataDir, "relay.sock")}` } });
     host = { id: row.id, endpoint: row.endpoint };
-    const m = await db.user.create({ data: { username: "member", passwordHash: "x", role: "member", teamId: team.id } });
-    user = { id: m.id, username: m.username, role: "member", teamId: team.id };
+    const m = await db.user.create({ data: { username: "member", passwordHash: "x", role: "member", teamId: team.id, memberships: { create: { teamId: team.id, role: "member" } } } });
+    user = await sessionUser(db, m.id);
   });
   after(async () => {
     proxy?.close();
@@ -56,7 +56,7 @@ story("work the web started, cut off", (step) => {
       display: "std", serial: true, rtc: "utc", description: "", tags: [], cdroms: [], nics: [],
       disks: [1, 2].map(() => ({ sizeGiB: 1, format: "qcow2", bus: "virtio", cache: "none", readOnly: false })),
     };
-    const web = spawn(process.execPath, ["--import", "tsx", "tests/helpers/make-guest-process.ts", JSON.stringify({ user, host, definition })], {
+    const web = spawn(process.execPath, ["--import", "tsx", "tests/helpers/make-guest-process.ts", JSON.stringify({ userId: user.id, host, definition })], {
       env: { ...process.env, DATABASE_URL: database.url },
       stdio: ["ignore", "pipe", "pipe"],
     });

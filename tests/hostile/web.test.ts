@@ -329,9 +329,11 @@ describe("the web under hostile input", () => {
     stack = await startTestStack();
     actions = actionIds();
     const admin = await db().user.findUniqueOrThrow({ where: { username: stack.admin.username } });
-    // Two members of the same team: the closest another member can be.
-    const alice = await db().user.create({ data: { username: "alice", passwordHash: "x", role: "member", teamId: admin.teamId } });
-    const mallory = await db().user.create({ data: { username: "mallory", passwordHash: "x", role: "member", teamId: admin.teamId } });
+    // Members of two teams: alice's team's guests are no business of mallory's (what a
+    // teammate may see and do is the policy's unit test, tests/unit/policy.test.ts).
+    const malloryTeam = await db().team.create({ data: { name: "mallorys-team" } });
+    const alice = await db().user.create({ data: { username: "alice", passwordHash: "x", role: "member", teamId: admin.teamId, memberships: { create: { teamId: admin.teamId, role: "member" } } } });
+    const mallory = await db().user.create({ data: { username: "mallory", passwordHash: "x", role: "member", teamId: malloryTeam.id, memberships: { create: { teamId: malloryTeam.id, role: "member" } } } });
     ids.alice = alice.id;
     ids.mallory = mallory.id;
     cookies.alice = `${SESSION_COOKIE}=${(await createSession(db(), alice.id)).secret}`;
@@ -709,7 +711,7 @@ describe("the web under hostile input", () => {
     await attempt("alice's ticket with mallory's session", "vnc", A.guest, await ticketFor(ids.alice, A.guest, "vnc"), cookies.mallory, 403, /someone else/);
     await attempt("alice's ticket without a session", "serial", A.guest, await ticketFor(ids.alice, A.guest, "serial"), undefined, 401, /Log in/);
     // A ticket minted for mallory on alice's guest (what a broken openConsole would hand out) still meets the bridge's own check.
-    await attempt("a ticket of mallory's for alice's guest", "vnc", A.guest, await ticketFor(ids.mallory, A.guest, "vnc"), cookies.mallory, 404, /may not see it/);
+    await attempt("a ticket of mallory's for alice's guest", "vnc", A.guest, await ticketFor(ids.mallory, A.guest, "vnc"), cookies.mallory, 404, /does not exist, or you may not operate it/);
     // Wrong kind.
     await attempt("a screen ticket on the serial path", "serial", A.guest, await ticketFor(ids.alice, A.guest, "vnc"), cookies.alice, 401, /other console/);
     await attempt("a serial ticket on the screen path", "vnc", A.guest, await ticketFor(ids.alice, A.guest, "serial"), cookies.alice, 401, /other console/);

@@ -9,7 +9,7 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { SessionUser } from "../../server/auth/sessions";
 import { startTestAgent, type TestAgent } from "../helpers/agent";
-import { createTestDb, useAsProcessDatabase, type TestDb } from "../helpers/db";
+import { createTestDb, sessionUser, useAsProcessDatabase, type TestDb } from "../helpers/db";
 import { relay, type Relay, type RelayHook } from "../helpers/relay";
 
 describe("rollbacks between the web and the agent", () => {
@@ -37,10 +37,10 @@ describe("rollbacks between the web and the agent", () => {
     const team = await db.team.create({ data: { name: "rollbacks" } });
     const row = await db.host.create({ data: { name: "rollbacks", endpoint: `unix:${socket}` } });
     host = { id: row.id, endpoint: row.endpoint };
-    const m = await db.user.create({ data: { username: "member", passwordHash: "x", role: "member", teamId: team.id } });
-    const a = await db.user.create({ data: { username: "root-admin", passwordHash: "x", role: "admin", teamId: team.id } });
-    user = { id: m.id, username: m.username, role: "member", teamId: team.id };
-    admin = { id: a.id, username: a.username, role: "admin", teamId: team.id };
+    const m = await db.user.create({ data: { username: "member", passwordHash: "x", role: "member", teamId: team.id, memberships: { create: { teamId: team.id, role: "member" } } } });
+    const a = await db.user.create({ data: { username: "root-admin", passwordHash: "x", role: "admin", teamId: team.id, memberships: { create: { teamId: team.id, role: "owner" } } } });
+    user = await sessionUser(db, m.id);
+    admin = await sessionUser(db, a.id);
   });
   after(async () => {
     server?.close();

@@ -111,7 +111,7 @@ describe("browser uploads through the web server", () => {
     origin = stack.baseUrl;
     const admin = await db().user.findUniqueOrThrow({ where: { username: stack.admin.username } });
     cookie = `${SESSION_COOKIE}=${(await createSession(db(), admin.id)).secret}`;
-    const member = await db().user.create({ data: { username: "member", passwordHash: "x", role: "member", teamId: admin.teamId } });
+    const member = await db().user.create({ data: { username: "member", passwordHash: "x", role: "member", teamId: admin.teamId, memberships: { create: { teamId: admin.teamId, role: "member" } } } });
     memberCookie = `${SESSION_COOKIE}=${(await createSession(db(), member.id)).secret}`;
     scratch = fs.mkdtempSync(path.join(stack.agent.dataDir, "scratch-"));
   });

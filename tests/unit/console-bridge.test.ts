@@ -174,7 +174,7 @@ describe("console bridge (fake agent, real SQLite)", () => {
       await waitFor("the session to be recorded", () => t.db.consoleSession.findFirst({ where: { userId: basics.user.id, endedAt: null } }));
       await new Promise((r) => setTimeout(r, 500)); // a few checks pass while the login holds
       assert.equal(ws.readyState, WebSocket.OPEN, `still open before the ${ending}`);
-      const other = ending === "guest given away" ? await t.db.user.create({ data: { username: "new-owner", passwordHash: "x", role: "member", teamId: basics.team.id } }) : null;
+      const other = ending === "guest given away" ? await t.db.user.create({ data: { username: "new-owner", passwordHash: "x", role: "member", teamId: basics.team.id, memberships: { create: { teamId: basics.team.id, role: "member" } } } }) : null;
       if (other) await t.db.guest.update({ where: { id: basics.guest.id }, data: { ownerId: other.id } });
       else await deleteSession(t.db, own.secret);
       const { code, reason } = await within("the websocket to close", done);

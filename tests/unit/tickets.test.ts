@@ -11,7 +11,7 @@ import { checkShare, createShare, findShare, listShares, revokeShare } from "../
 import { closeStaleSessions, endSession, liveViewers, recentSessions, startSession, touchSessions } from "../../server/console/sessions";
 import { SESSION_STALE_MS, SHARE_DURATIONS, viewerName, type ConsoleKind } from "../../server/console/types";
 import { hashPassword, verifyPassword } from "../../server/auth/password";
-import { cookieFromHeader, createSession, SESSION_TTL_MS, userForSession } from "../../server/auth/sessions";
+import { cookieFromHeader, createSession, SESSION_TTL_MS, switchSessionTeam, userForSession } from "../../server/auth/sessions";
 import { CONSOLE_TICKET_TTL_MS } from "../../server/domain/types";
 
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
@@ -420,9 +420,12 @@ describe("sessions (real SQLite)", () => {
     assert.match(secret, /^[A-Za-z0-9_-]{43}$/);
     assert.ok(Math.abs(expiresAt.getTime() - (t0 + SESSION_TTL_MS)) < 5000);
     assert.deepEqual(await userForSession(t.db, secret), {
+      kind: "user",
       id: basics.user.id,
       username: basics.user.username,
-      role: "member",
+      admin: false,
+      disabled: false,
+      teams: new Map([[basics.team.id, "member"]]),
       teamId: basics.team.id,
     });
     const rows = await t.db.session.findMany();
@@ -430,12 +433,35 @@ describe("sessions (real SQLite)", () => {
     assert.ok(!JSON.stringify(rows).includes(secret));
   });
 
-  test("an admin's session reports role admin", async () => {
+  test("a session works in the user's default team until switched to another of theirs; never one they are not in", async () => {
+    const other = await t.db.team.create({ data: { name: "second-team" } });
+    const stranger = await t.db.team.create({ data: { name: "not-theirs" } });
+    const u = await t.db.user.create({ data: { username: "two-teams", passwordHash: "x", teamId: basics.team.id, memberships: { create: [{ teamId: basics.team.id, role: "member" }, { teamId: other.id, role: "viewer" }] } } });
+    const { secret } = await createSession(t.db, u.id);
+    const before = (await userForSession(t.db, secret))!;
+    assert.equal(before.teamId, basics.team.id);
+    await switchSessionTeam(t.db, secret, before, other.id);
+    assert.equal((await userForSession(t.db, secret))!.teamId, other.id);
+    await assert.rejects(switchSessionTeam(t.db, secret, before, stranger.id), /no such team, or you are not in it/);
+    // Taken out of the team the session works in: it falls back to one they are still in.
+    await t.db.membership.delete({ where: { userId_teamId: { userId: u.id, teamId: other.id } } });
+    assert.equal((await userForSession(t.db, secret))!.teamId, basics.team.id);
+  });
+
+  test("a disabled user's sessions find no one", async () => {
+    const u = await t.db.user.create({ data: { username: "to-disable", passwordHash: "x", teamId: basics.team.id, memberships: { create: { teamId: basics.team.id, role: "owner" } } } });
+    const { secret } = await createSession(t.db, u.id);
+    assert.ok(await userForSession(t.db, secret));
+    await t.db.user.update({ where: { id: u.id }, data: { disabledAt: new Date() } });
+    assert.equal(await userForSession(t.db, secret), null);
+  });
+
+  test("an admin's session says so", async () => {
     const admin = await t.db.user.create({
       data: { username: "root-admin", passwordHash: "x", role: "admin", teamId: basics.team.id },
     });
     const { secret } = await createSession(t.db, admin.id);
-    assert.equal((await userForSession(t.db, secret))?.role, "admin");
+    assert.equal((await userForSession(t.db, secret))?.admin, true);
   });
 
   test("an unknown, empty, missing or oversized secret finds no one", async () => {

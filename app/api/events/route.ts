@@ -1,4 +1,4 @@
-import { guestScope } from "@/server/auth/policy";
+import { canManageHost, canSeeTask, ownedWhere } from "@/server/auth/policy";
 import { db } from "@/server/db/client";
 import { currentUser } from "@/server/web/session";
 import { stateHub } from "@/server/web/state-hub";
@@ -37,9 +37,9 @@ export async function GET(request: Request): Promise<Response> {
       unsubscribe = stateHub.subscribe(async (changed) => {
         const guestIds = changed.filter((id) => !id.startsWith("host:"));
         const visible = guestIds.length
-          ? await db.guest.findMany({ where: { id: { in: guestIds }, ...guestScope(user) }, select: { id: true } })
+          ? await db.guest.findMany({ where: { id: { in: guestIds }, ...ownedWhere(user, "view") }, select: { id: true } })
           : [];
-        const hosts = user.role === "admin" ? changed.filter((id) => id.startsWith("host:")) : [];
+        const hosts = canManageHost(user) ? changed.filter((id) => id.startsWith("host:")) : [];
         const ids = [...visible.map((g) => g.id), ...hosts];
         if (ids.length) send(`data: ${JSON.stringify(ids)}\n\n`, controller);
       });
@@ -49,7 +49,7 @@ export async function GET(request: Request): Promise<Response> {
           visible = db.task.findFirst({ where: { id: task.id, hostId }, select: { userId: true } }).then((row) => {
             // Not recorded yet (the row is written right after the agent answers): ask again next time.
             if (!row) visibleTasks.delete(task.id);
-            return Boolean(row) && (user.role === "admin" || row!.userId === user.id);
+            return Boolean(row) && canSeeTask(user, row!);
           });
           visibleTasks.set(task.id, visible);
         }

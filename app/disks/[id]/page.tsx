@@ -1,7 +1,7 @@
 import Link from "next/link";
 import { AttachForm, CheckButton, ConvertForm, DeleteDiskButton, DetachButton, ResizeForm, SnapshotPanel } from "@/components/disk-forms";
 import { LiveTaskBars } from "@/components/task-progress";
-import { guestScope } from "@/server/auth/policy";
+import { ownedWhere } from "@/server/auth/policy";
 import { db } from "@/server/db/client";
 import { formatBytes } from "@/server/domain/format";
 import { cloneNames, loadDiskOr404, refOf } from "@/server/web/disks";
@@ -18,7 +18,8 @@ export default async function DiskPage({ params }: { params: Promise<{ id: strin
     disk.state === "ready" ? agent.image(refOf(disk)).then((i) => ({ ok: true as const, i }), (e: Error) => ({ ok: false as const, error: e.message })) : null,
     db.task.findMany({ where: { diskId: disk.id }, orderBy: { startedAt: "desc" }, take: 5 }),
     db.guest.findMany({
-      where: { hostId: disk.hostId, isTemplate: false, ...guestScope(user) },
+      // The guests it may go into: its own owner's, which this user may change.
+      where: { hostId: disk.hostId, isTemplate: false, teamId: disk.teamId, ownerId: disk.ownerId, ...ownedWhere(user, "change") },
       orderBy: { name: "asc" },
       select: { id: true, name: true, host: { select: { id: true, endpoint: true } } },
     }),

@@ -4,7 +4,7 @@ import { ConsoleSessions } from "@/components/console-sessions";
 import { CopyButton } from "@/components/copy-button";
 import { MakeTemplateButton } from "@/components/make-template-button";
 import { NativeViewer } from "@/components/native-viewer";
-import { canOperateGuest } from "@/server/auth/policy";
+import { can } from "@/server/auth/policy";
 import { formatBytes, formatMiB } from "@/server/domain/format";
 import { GuestActions } from "@/components/guest-actions";
 import { HaltNotice } from "@/components/halt-notice";
@@ -22,6 +22,8 @@ export default async function GuestPage({ params }: { params: Promise<{ id: stri
   const user = await requireUser();
   const { id } = await params;
   const guest = await loadGuestOr404(user, id);
+  // What this user's role lets them do here (server/auth/policy.ts): the page offers only that.
+  const may = { operate: can(user, "operate", guest), change: can(user, "change", guest), delete: can(user, "delete", guest) };
   const agent = agentFor(guest.host);
   const spec = specOf(guest);
   const tags = JSON.parse(guest.tags) as string[];
@@ -45,13 +47,13 @@ export default async function GuestPage({ params }: { params: Promise<{ id: stri
             <StateBadge state={status?.state ?? null} />
           )}
         </div>
-        <GuestActions
+        {(may.operate || may.delete) && <GuestActions
           guestId={guest.id}
           guestName={guest.name}
           state={status ? (guest.isTemplate ? "template" : status.state) : null}
           since={status?.since ?? 0}
           diskNames={guest.disks.map((d) => `${d.file} (${formatBytes(Number(d.sizeBytes))} ${d.format})`)}
-        />
+        />}
       </div>
 
       <HaltNotice status={status} />
@@ -79,7 +81,7 @@ export default async function GuestPage({ params }: { params: Promise<{ id: stri
         <div className="card p-4">
           <div className="mb-2 flex items-center justify-between">
             <h2 className="font-semibold">Hardware</h2>
-            {!guest.isTemplate && (
+            {!guest.isTemplate && may.change && (
               <Link href={`/guests/${guest.id}/edit`} className="btn">
                 Edit hardware
               </Link>
@@ -158,7 +160,7 @@ export default async function GuestPage({ params }: { params: Promise<{ id: stri
 
       {!guest.isTemplate && <ConsoleSessions guestId={guest.id} serial={guest.serial} />}
 
-      {!guest.isTemplate && status?.vncTls && canOperateGuest(user, guest) && (
+      {!guest.isTemplate && status?.vncTls && may.operate && (
         <NativeViewer guestId={guest.id} host={status.vncTls.host} port={status.vncTls.port} />
       )}
 
@@ -183,7 +185,7 @@ export default async function GuestPage({ params }: { params: Promise<{ id: stri
           <a className="btn" href={`/guests/${guest.id}/definition`} download>
             Export definition (JSON)
           </a>
-          {!guest.isTemplate && status?.state === "stopped" && <MakeTemplateButton guestId={guest.id} guestName={guest.name} />}
+          {!guest.isTemplate && may.change && status?.state === "stopped" && <MakeTemplateButton guestId={guest.id} guestName={guest.name} />}
         </div>
         {status?.state === "stopped" ? (
           <CloneForm key={guest.isTemplate ? "template" : "guest"} guestId={guest.id} guestName={guest.name} isTemplate={guest.isTemplate} />

@@ -1,7 +1,7 @@
 import Link from "next/link";
 import { CreateGuestForm } from "@/components/create-guest-form";
 import { ImportForm } from "@/components/import-form";
-import { guestScope } from "@/server/auth/policy";
+import { ownedWhere } from "@/server/auth/policy";
 import { db } from "@/server/db/client";
 import { LIMITS, GUEST_NAME_RULE } from "@/server/domain/validation";
 import { agentFor } from "@/server/web/guests";
@@ -14,7 +14,7 @@ export default async function NewGuestPage() {
   const user = await requireUser();
   const host = await localHost();
   const templates = await db.guest.findMany({
-    where: { isTemplate: true, ...guestScope(user) },
+    where: { isTemplate: true, ...ownedWhere(user, "view") },
     orderBy: { name: "asc" },
     select: { id: true, name: true, vcpus: true, memoryMiB: true, description: true },
   });

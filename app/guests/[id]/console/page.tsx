@@ -6,7 +6,7 @@ import { LiveRefresh } from "@/components/live-refresh";
 import { PasteBox } from "@/components/paste-box";
 import { ShareLinks } from "@/components/share-links";
 import { VncConsole } from "@/components/vnc-console";
-import { canOperateGuest } from "@/server/auth/policy";
+import { can } from "@/server/auth/policy";
 import { listShares } from "@/server/console/shares";
 import { db } from "@/server/db/client";
 import { keyboardLayoutOf } from "@/server/domain/keymaps";
@@ -25,10 +25,11 @@ export default async function ConsolePage({
 }) {
   const user = await requireUser();
   const { id } = await params;
-  const guest = await loadGuestOr404(user, id);
+  const guest = await loadGuestOr404(user, id, "watch");
   // "Own window": the screen and its toolbar only.
   const ownWindow = (await searchParams).window === "1";
-  const canShare = canOperateGuest(user, guest);
+  const canShare = can(user, "share", guest);
+  const canOperate = can(user, "operate", guest);
   const [shares, status] = await Promise.all([
     canShare && !ownWindow ? listShares(db, guest.id) : [],
     agentFor(guest.host).guest(guest.id).catch(() => null),
@@ -56,10 +57,10 @@ export default async function ConsolePage({
       {halted && (
         <div className="space-y-2">
           <HaltNotice status={status} />
-          {canShare && <GuestActions guestId={guest.id} guestName={guest.name} state={status.state} since={status.since} diskNames={[]} />}
+          {canOperate && <GuestActions guestId={guest.id} guestName={guest.name} state={status.state} since={status.since} diskNames={[]} />}
         </div>
       )}
-      <VncConsole source={{ kind: "guest", guestId: guest.id }} guestName={guest.name} popup={ownWindow} />
+      <VncConsole source={{ kind: "guest", guestId: guest.id }} guestName={guest.name} popup={ownWindow} watchOnly={!canOperate} />
       {!ownWindow && (
         <div className="grid gap-4 md:grid-cols-2">
           <PasteBox guestId={guest.id} layout={keyboardLayoutOf(guest.keyboardLayout)} />

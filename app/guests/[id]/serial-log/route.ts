@@ -8,7 +8,7 @@ export const dynamic = "force-dynamic";
  * rotated log), as a text download. Works whether or not the guest runs, and
  * whether or not anyone had the console open. `?view=1` shows it in the browser.
  */
-export const GET = guestRoute(async ({ request, user, guest }) => {
+export const GET = guestRoute("operate", async ({ request, user, guest }) => {
   const log = await agentFor(guest.host).serialLog(guest.id);
   const inline = new URL(request.url).searchParams.get("view") === "1";
   await recordEvent("serial-log", true, `read the serial log of ${guest.name}`, user.id, guest.id).catch(() => {});

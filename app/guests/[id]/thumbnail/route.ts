@@ -9,7 +9,7 @@ export const dynamic = "force-dynamic";
  * the host's agent), for the guest list. `?w=` asks for another width, up to the
  * agent's limit. A guest that is not running answers 409; the list shows a placeholder.
  */
-export const GET = guestRoute(async ({ request, guest }) => {
+export const GET = guestRoute("watch", async ({ request, guest }) => {
   const asked = Number(new URL(request.url).searchParams.get("w"));
   const width = Number.isInteger(asked) && asked >= 16 ? Math.min(asked, SCREENSHOT_MAX_WIDTH) : THUMBNAIL_WIDTH;
   const png = await agentFor(guest.host).screenshot(guest.id, width);

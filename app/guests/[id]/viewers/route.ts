@@ -6,6 +6,7 @@ export const dynamic = "force-dynamic";
 
 /** Who is connected to the guest's consoles right now (the console page polls this). */
 export const GET = guestRoute(
+  "view",
   async ({ guest }) => Response.json({ viewers: await liveViewers(db, guest.id) }, { headers: { "cache-control": "no-store" } }),
   { json: true },
 );

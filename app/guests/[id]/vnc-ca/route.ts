@@ -8,7 +8,7 @@ export const dynamic = "force-dynamic";
  * viewer to trust (a PEM file; public, but served only to people who may see the
  * guest, like the rest of its page). 404 when the host has TLS VNC off.
  */
-export const GET = guestRoute(async ({ guest }) =>
+export const GET = guestRoute("operate", async ({ guest }) =>
   new Response(await agentFor(guest.host).vncCaCertificate(), {
     headers: {
       "content-type": "application/x-pem-file",

@@ -33,6 +33,7 @@ export default async function RootLayout({ children }: { children: React.ReactNo
                 <Link href="/guests/new" className="hover:text-white">New guest</Link>
                 <Link href="/disks" className="hover:text-white">Disks</Link>
                 <Link href="/tasks" className="hover:text-white">Tasks</Link>
+                <Link href="/teams" className="hover:text-white">Teams</Link>
                 <TeamSwitcher teams={teams} current={user.teamId} />
                 <span className="text-slate-400">
                   {user.username}

@@ -21,7 +21,7 @@ async function main(): Promise<void> {
   // default rollback journal makes a reader wait, blocking the event loop, on every write).
   // The mode is kept in the database file, so setting it once here is enough.
   await db.$queryRawUnsafe("PRAGMA journal_mode=WAL");
-  const team = await db.team.upsert({ where: { name: "default" }, create: { name: "default" }, update: {} });
+  const team = await db.team.upsert({ where: { name: "default" }, create: { name: "default", nameKey: "default" }, update: {} });
   await db.host.upsert({
     where: { name: "local" },
     create: { name: "local", endpoint: config.localAgentEndpoint },

@@ -413,6 +413,44 @@ story("console in Chromium", (step) => {
     assert.match(await viewers.innerText(), new RegExp(stack.admin.username));
   });
 
+  step("a viewer of the team watches the screen view-only, enforced by the server; the pages offer them nothing more", async () => {
+    const db = stack.database.db;
+    const admin = await db.user.findUniqueOrThrow({ where: { username: stack.admin.username } });
+    const viewer = await db.user.create({ data: { username: "team-viewer", passwordHash: "x", role: "member", teamId: admin.teamId, memberships: { create: { teamId: admin.teamId, role: "viewer" } } } });
+    const watcher = await launchBrowser();
+    try {
+      await watcher.context.addInitScript(KEEP_CONSOLE_SOCKETS);
+      await watcher.context.addCookies([{ name: SESSION_COOKIE, value: (await createSession(db, viewer.id)).secret, url: stack.baseUrl }]);
+      const p = await watcher.context.newPage();
+      p.setDefaultTimeout(30_000);
+      // The guest page: seen, with no power buttons, no hardware editing.
+      await p.goto(`${stack.baseUrl}/guests/${guestId}`);
+      assert.equal(await p.getByTestId("guest-name").innerText(), GUEST);
+      assert.equal(await p.getByRole("button", { name: "Shut down" }).count(), 0);
+      assert.equal(await p.getByRole("link", { name: "Edit hardware" }).count(), 0);
+      // The console: connected, view-only without a switch.
+      await p.goto(`${stack.baseUrl}/guests/${guestId}/console`);
+      await p.locator('[data-testid="console-state"][data-state="connected"]').waitFor();
+      await waitFor("the viewer's screen", async () => (await pixelsOf(p, '[data-testid="vnc-screen"] canvas')).lit > 200, 30_000, 250);
+      assert.equal(await p.getByTestId("console-view-only").count(), 0, "no view-only switch to turn off");
+      // RFB key events written straight onto the websocket, as a hostile page would: dropped by the bridge.
+      const injected = `viewer-raw-${Date.now()}`;
+      await injectKeys(p, `echo ${injected} >/dev/ttyS0`, "plain");
+      const control = `after-viewer-${Date.now()}`;
+      await injectKeys(page, `echo ${control} >/dev/ttyS0`);
+      await waitFor("the owner's command (typed after the viewer's)", () => serialLog().includes(control), 30_000);
+      assert.ok(!serialLog().includes(injected), "keys from a viewer reached the guest");
+      // A ticket for the full console is refused to a viewer, at the action and at the bridge.
+      const full = await mintTicket(db, viewer.id, guestId, new Date(), { kind: "vnc", viewOnly: false });
+      const cookie = `${SESSION_COOKIE}=${(await createSession(db, viewer.id)).secret}`;
+      assert.equal(await upgradeStatus(`${stack.baseUrl.replace("http", "ws")}/ws/console/${guestId}?ticket=${full.ticket}`, { cookie, origin: stack.baseUrl }), 404);
+      const serial = await fetch(`${stack.baseUrl}/guests/${guestId}/serial-log`, { headers: { cookie } });
+      assert.equal(serial.status, 403, "the serial log is for who may operate the guest");
+    } finally {
+      await watcher.close();
+    }
+  });
+
   step("a revoked link is refused: the watching page is cut off, the page and the bridge refuse it", async () => {
     const token = shareUrl.split("/").pop()!;
     const shareId = hashSecret(token);

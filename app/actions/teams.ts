@@ -1,0 +1,38 @@
+"use server";
+
+import { revalidatePath } from "next/cache";
+import { db } from "@/server/db/client";
+import { authedAction } from "@/server/web/action";
+import { recordEvent } from "@/server/web/guests";
+import { createTeam, removeMembership, renameTeam, setMembership } from "@/server/web/teams";
+
+/** A new team (admins). */
+export const addTeam = authedAction("add-team", async (user, name: unknown) => {
+  const team = await createTeam(user, name);
+  await recordEvent("team-create", true, `made the team ${team.name}`, user.id, null).catch(() => {});
+  revalidatePath("/teams");
+  return team;
+});
+
+/** A team's new name (admins). */
+export const changeTeamName = authedAction("rename-team", async (user, teamId: string, name: unknown) => {
+  await renameTeam(user, teamId, name);
+  revalidatePath("/", "layout");
+  return null;
+});
+
+/** Adds a user to a team, or changes their role in it (its owners and admins). */
+export const setTeamRole = authedAction("set-team-role", async (user, teamId: string, username: unknown, role: unknown) => {
+  await setMembership(user, teamId, username, role);
+  const team = await db.team.findUnique({ where: { id: String(teamId) }, select: { name: true } });
+  await recordEvent("team-role", true, `made ${String(username).slice(0, 64)} a ${String(role)} of ${team?.name ?? "a team"}`, user.id, null).catch(() => {});
+  revalidatePath("/teams");
+  return null;
+});
+
+/** Takes a user out of a team (its owners and admins). */
+export const removeFromTeam = authedAction("remove-from-team", async (user, teamId: string, userId: string) => {
+  await removeMembership(user, teamId, userId);
+  revalidatePath("/teams");
+  return null;
+});

@@ -1,0 +1,57 @@
+import { notFound } from "next/navigation";
+import { MemberForm, NewTeamForm, RemoveMemberButton } from "@/components/team-forms";
+import { canManageHost } from "@/server/auth/policy";
+import { teamsFor } from "@/server/web/teams";
+import { requireUser } from "@/server/web/session";
+
+export const dynamic = "force-dynamic";
+
+/** Teams: their members and roles; owners manage theirs, admins all and make new ones. */
+export default async function TeamsPage() {
+  const user = await requireUser();
+  const teams = await teamsFor(user);
+  if (teams.length === 0 && !canManageHost(user)) notFound();
+  return (
+    <div className="space-y-6">
+      <h1 className="text-2xl font-semibold">Teams</h1>
+      {canManageHost(user) && (
+        <section className="card p-4">
+          <NewTeamForm />
+        </section>
+      )}
+      {teams.map((team) => (
+        <section key={team.id} className="card space-y-3 p-4" data-testid={`team-${team.name}`}>
+          <div className="flex items-baseline justify-between">
+            <h2 className="text-lg font-semibold">{team.name}</h2>
+            <span className="text-sm text-slate-500">
+              {team._count.guests} guests · {team._count.disks} disks
+            </span>
+          </div>
+          <table className="w-full text-sm">
+            <thead className="text-left text-slate-500">
+              <tr>
+                <th className="py-1">User</th>
+                <th className="py-1">Role</th>
+                {team.manage && <th className="py-1" />}
+              </tr>
+            </thead>
+            <tbody className="divide-y divide-slate-100">
+              {team.memberships.map((m) => (
+                <tr key={m.user.id}>
+                  <td className="py-1">{m.user.username}</td>
+                  <td className="py-1">{m.role}</td>
+                  {team.manage && (
+                    <td className="py-1 text-right">
+                      <RemoveMemberButton teamId={team.id} userId={m.user.id} username={m.user.username} />
+                    </td>
+                  )}
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          {team.manage && <MemberForm teamId={team.id} />}
+        </section>
+      ))}
+    </div>
+  );
+}

@@ -1,0 +1,81 @@
+"use client";
+
+import { useRouter } from "next/navigation";
+import { useState, useTransition } from "react";
+import { addTeam, removeFromTeam, setTeamRole } from "@/app/actions/teams";
+import { TEAM_ROLES } from "@/server/auth/policy";
+import { useFormAction } from "./use-form-action";
+
+function ErrorLine({ error, testId }: { error: string | null; testId: string }) {
+  return error ? (
+    <p className="text-sm text-red-700" data-testid={testId}>
+      {error}
+    </p>
+  ) : null;
+}
+
+/** Makes a team (admins). */
+export function NewTeamForm() {
+  const router = useRouter();
+  const { onSubmit, error, pending } = useFormAction((form) => addTeam(form.get("name")), () => router.refresh());
+  return (
+    <form onSubmit={onSubmit} className="flex flex-wrap items-end gap-2" aria-label="New team">
+      <label className="space-y-1">
+        <span className="text-sm text-slate-600">New team</span>
+        <input name="name" className="field" required maxLength={64} placeholder="Platform" />
+      </label>
+      <button className="btn btn-primary" disabled={pending}>
+        {pending ? "Making…" : "Make team"}
+      </button>
+      <ErrorLine error={error} testId="team-error" />
+    </form>
+  );
+}
+
+/** Adds a user to a team with a role, or changes their role (owners and admins). */
+export function MemberForm({ teamId }: { teamId: string }) {
+  const router = useRouter();
+  const { onSubmit, error, pending } = useFormAction((form) => setTeamRole(teamId, form.get("username"), form.get("role")), () => router.refresh());
+  return (
+    <form onSubmit={onSubmit} className="flex flex-wrap items-end gap-2" aria-label="Add or change a member">
+      <input name="username" className="field w-40" required maxLength={64} placeholder="user name" />
+      <select name="role" className="field w-32" defaultValue="member">
+        {TEAM_ROLES.map((r) => (
+          <option key={r} value={r}>
+            {r}
+          </option>
+        ))}
+      </select>
+      <button className="btn" disabled={pending}>
+        {pending ? "Saving…" : "Add or change"}
+      </button>
+      <ErrorLine error={error} testId="member-error" />
+    </form>
+  );
+}
+
+/** Takes a member out of the team. */
+export function RemoveMemberButton({ teamId, userId, username }: { teamId: string; userId: string; username: string }) {
+  const router = useRouter();
+  const [error, setError] = useState<string | null>(null);
+  const [pending, startTransition] = useTransition();
+  return (
+    <span className="space-x-2">
+      <button
+        className="btn btn-danger"
+        disabled={pending}
+        onClick={() =>
+          confirm(`Take ${username} out of this team? Their guests and disks stay the team's.`) &&
+          startTransition(async () => {
+            const result = await removeFromTeam(teamId, userId);
+            setError(result.ok ? null : result.error);
+            router.refresh();
+          })
+        }
+      >
+        Remove
+      </button>
+      <ErrorLine error={error} testId="remove-member-error" />
+    </span>
+  );
+}

@@ -34,9 +34,10 @@ export default async function RootLayout({ children }: { children: React.ReactNo
                 <Link href="/disks" className="hover:text-white">Disks</Link>
                 <Link href="/tasks" className="hover:text-white">Tasks</Link>
                 <Link href="/teams" className="hover:text-white">Teams</Link>
+                {user.admin && <Link href="/users" className="hover:text-white">Users</Link>}
                 <TeamSwitcher teams={teams} current={user.teamId} />
                 <span className="text-slate-400">
-                  {user.username}
+                  <Link href="/account" className="hover:text-white">{user.username}</Link>
                   {user.admin && <span className="text-slate-500"> (admin)</span>}
                 </span>
                 <form action={logout}>

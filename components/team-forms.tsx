@@ -38,8 +38,8 @@ export function MemberForm({ teamId }: { teamId: string }) {
   const { onSubmit, error, pending } = useFormAction((form) => setTeamRole(teamId, form.get("username"), form.get("role")), () => router.refresh());
   return (
     <form onSubmit={onSubmit} className="flex flex-wrap items-end gap-2" aria-label="Add or change a member">
-      <input name="username" className="field w-40" required maxLength={64} placeholder="user name" />
-      <select name="role" className="field w-32" defaultValue="member">
+      <input name="username" className="field w-40!" required maxLength={64} placeholder="user name" aria-label="Member's user name" />
+      <select name="role" className="field w-32!" defaultValue="member" aria-label="Member's role">
         {TEAM_ROLES.map((r) => (
           <option key={r} value={r}>
             {r}

@@ -7,6 +7,8 @@ import { verifyPassword } from "@/server/auth/password";
 import { createSession, deleteSession, overTls, sessionCookieName } from "@/server/auth/sessions";
 import { loginThrottle, waitText } from "@/server/auth/throttle";
 import { db } from "@/server/db/client";
+import { clientAddress } from "@/server/web/client-address";
+import { nameKey } from "@/server/domain/names";
 
 const loginInput = z.object({
   username: z.string().trim().min(1).max(64),
@@ -31,7 +33,8 @@ export async function login(_prev: LoginState, form: FormData): Promise<LoginSta
   if (wait > 0) {
     return { error: `Too many failed logins for this user name. Try again in ${waitText(wait)}.`, username };
   }
-  const user = await db.user.findUnique({ where: { username: name } });
+  // The name as typed, or any spelling of it (case, width): one person either way.
+  const user = await db.user.findFirst({ where: { OR: [{ usernameKey: nameKey(name) }, { username: name }] } });
   const ok = await verifyPassword(parsed.data.password, user?.passwordHash ?? DUMMY_HASH);
   if (!user || !ok) {
     // Counted as a failure when it began (loginThrottle.attempt).
@@ -39,8 +42,9 @@ export async function login(_prev: LoginState, form: FormData): Promise<LoginSta
   }
   loginThrottle.succeeded(name);
 
-  const session = await createSession(db, user.id);
-  const secure = overTls(Object.fromEntries((await headers()).entries()));
+  const head = await headers();
+  const session = await createSession(db, user.id, { userAgent: head.get("user-agent"), address: clientAddress(head) });
+  const secure = overTls(Object.fromEntries(head.entries()));
   (await cookies()).set(sessionCookieName(secure), session.secret, {
     httpOnly: true,
     sameSite: "lax",
@@ -48,7 +52,7 @@ export async function login(_prev: LoginState, form: FormData): Promise<LoginSta
     path: "/",
     expires: session.expiresAt,
   });
-  redirect("/");
+  redirect(user.mustChangePassword ? "/account" : "/");
 }
 
 export async function logout(): Promise<void> {

@@ -1,5 +1,7 @@
 import { notFound } from "next/navigation";
+import { InviteForm, NewAccountForm, RevokeInviteButton } from "@/components/people-forms";
 import { MemberForm, NewTeamForm, RemoveMemberButton } from "@/components/team-forms";
+import { openInvites } from "@/server/web/people";
 import { canManageHost } from "@/server/auth/policy";
 import { teamsFor } from "@/server/web/teams";
 import { requireUser } from "@/server/web/session";
@@ -10,6 +12,7 @@ export const dynamic = "force-dynamic";
 export default async function TeamsPage() {
   const user = await requireUser();
   const teams = await teamsFor(user);
+  const invites = new Map(await Promise.all(teams.filter((t) => t.manage).map(async (t) => [t.id, await openInvites(t.id)] as const)));
   if (teams.length === 0 && !canManageHost(user)) notFound();
   return (
     <div className="space-y-6">
@@ -49,7 +52,25 @@ export default async function TeamsPage() {
               ))}
             </tbody>
           </table>
-          {team.manage && <MemberForm teamId={team.id} />}
+          {team.manage && (
+            <div className="space-y-3 border-t border-slate-100 pt-3">
+              <MemberForm teamId={team.id} />
+              <InviteForm teamId={team.id} />
+              <NewAccountForm teamId={team.id} />
+              {(invites.get(team.id) ?? []).length > 0 && (
+                <ul className="text-sm" data-testid="open-invites">
+                  {(invites.get(team.id) ?? []).map((i) => (
+                    <li key={i.id} className="flex items-center justify-between py-1">
+                      <span>
+                        an invitation as {i.role}, by {i.createdBy?.username ?? "someone gone"}, until {i.expiresAt.toLocaleString()}
+                      </span>
+                      <RevokeInviteButton inviteId={i.id} />
+                    </li>
+                  ))}
+                </ul>
+              )}
+            </div>
+          )}
         </section>
       ))}
     </div>

@@ -39,6 +39,10 @@ export const SESSION_TTL_MS = 12 * 60 * 60 * 1000;
 /** A signed-in user: who they are to the policy (server/auth/policy.ts), and the team this session works in. */
 export interface SessionUser extends UserActor {
   username: string;
+  /** Made with a one-time password not yet changed: nothing but changing it works. */
+  mustChangePassword: boolean;
+  /** This session's id (the hash of its secret), to tell it apart on the account page. */
+  sessionId: string;
   /** The team this session works in: new guests and disks go to it; the header switches it. */
   teamId: string;
 }
@@ -48,21 +52,34 @@ export function teamsOf(memberships: Array<{ teamId: string; role: string }>): M
   return new Map(memberships.flatMap((m) => (isTeamRole(m.role) ? [[m.teamId, m.role] as const] : [])));
 }
 
-export async function createSession(db: PrismaClient, userId: string): Promise<{ secret: string; expiresAt: Date }> {
+/** What a session records of where it came from (shown on the account page). */
+export interface SessionOrigin {
+  userAgent?: string | null;
+  address?: string | null;
+}
+
+export async function createSession(db: PrismaClient, userId: string, origin: SessionOrigin = {}): Promise<{ secret: string; expiresAt: Date }> {
   const secret = newSecret();
   const expiresAt = new Date(Date.now() + SESSION_TTL_MS);
-  await db.session.create({ data: { id: hashSecret(secret), userId, expiresAt } });
+  await db.session.create({
+    data: { id: hashSecret(secret), userId, expiresAt, userAgent: origin.userAgent?.slice(0, 300) ?? null, address: origin.address?.slice(0, 64) ?? null, lastSeenAt: new Date() },
+  });
   return { secret, expiresAt };
 }
+
+/** How stale a session's "last seen" may get before a request writes it again. */
+const LAST_SEEN_EVERY_MS = 60_000;
 
 export async function userForSession(db: PrismaClient, secret: string | undefined | null): Promise<SessionUser | null> {
   if (!secret || secret.length > 200) return null;
   const session = await db.session.findUnique({
     where: { id: hashSecret(secret) },
     select: {
+      id: true,
       expiresAt: true,
       teamId: true,
-      user: { select: { id: true, username: true, role: true, teamId: true, disabledAt: true, memberships: { select: { teamId: true, role: true } } } },
+      lastSeenAt: true,
+      user: { select: { id: true, username: true, role: true, teamId: true, disabledAt: true, mustChangePassword: true, memberships: { select: { teamId: true, role: true } } } },
     },
   });
   // A disabled user's sessions end: nothing of theirs is served until an admin enables them.
@@ -72,7 +89,11 @@ export async function userForSession(db: PrismaClient, secret: string | undefine
   // The session's team while the user is still in it, else their default team, else any of theirs.
   const admin = user.role === "admin";
   const teamId = (admin && session.teamId) || ([session.teamId, user.teamId].find((t) => t && teams.has(t)) ?? teams.keys().next().value ?? user.teamId);
-  return { kind: "user", id: user.id, username: user.username, admin, disabled: false, teams, teamId };
+  if (!session.lastSeenAt || Date.now() - session.lastSeenAt.getTime() > LAST_SEEN_EVERY_MS) {
+    await db.session.updateMany({ where: { id: session.id }, data: { lastSeenAt: new Date() } });
+  }
+  // Until a one-time password is changed the policy allows nothing (only changing it works).
+  return { kind: "user", id: user.id, username: user.username, admin, disabled: user.mustChangePassword, teams, teamId, mustChangePassword: user.mustChangePassword, sessionId: session.id };
 }
 
 /**

@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { hashPassword } from "../auth/password";
+import { nameKey } from "../domain/names";
 import { db } from "../db/client";
 import { loadWebConfig } from "../web/config";
 
@@ -21,7 +22,7 @@ async function main(): Promise<void> {
   // default rollback journal makes a reader wait, blocking the event loop, on every write).
   // The mode is kept in the database file, so setting it once here is enough.
   await db.$queryRawUnsafe("PRAGMA journal_mode=WAL");
-  const team = await db.team.upsert({ where: { name: "default" }, create: { name: "default", nameKey: "default" }, update: {} });
+  const team = await db.team.upsert({ where: { name: "default" }, create: { name: "default", nameKey: nameKey("default") }, update: {} });
   await db.host.upsert({
     where: { name: "local" },
     create: { name: "local", endpoint: config.localAgentEndpoint },
@@ -37,11 +38,11 @@ async function main(): Promise<void> {
     fs.rmSync(passwordFile, { force: true });
     const passwordHash = await hashPassword(fromEnv);
     if (existing) await db.user.update({ where: { username }, data: { passwordHash } });
-    else await db.user.create({ data: { username, passwordHash, role: "admin", teamId: team.id, memberships: { create: { teamId: team.id, role: "owner" } } } });
+    else await db.user.create({ data: { username, passwordHash, role: "admin", usernameKey: nameKey(username), teamId: team.id, memberships: { create: { teamId: team.id, role: "owner" } } } });
     console.log(`setup: log in as "${username}" with the password in GUESTHOUSE_ADMIN_PASSWORD`);
   } else if (!existing) {
     const password = randomBytes(12).toString("base64url");
-    await db.user.create({ data: { username, passwordHash: await hashPassword(password), role: "admin", teamId: team.id, memberships: { create: { teamId: team.id, role: "owner" } } } });
+    await db.user.create({ data: { username, passwordHash: await hashPassword(password), role: "admin", usernameKey: nameKey(username), teamId: team.id, memberships: { create: { teamId: team.id, role: "owner" } } } });
     fs.writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
     // Shown once, on the terminal of the person setting up; kept in a root-only file.
     console.log(`setup: created the first admin: log in as "${username}" with password ${password} (kept in ${passwordFile})`);

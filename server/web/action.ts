@@ -7,6 +7,9 @@ import { toGuesthouseError, type ErrorCode } from "../domain/errors";
 import type { SessionUser } from "../auth/sessions";
 import { currentUser } from "./session";
 
+/** The actions an account with a one-time password may run: changing it, and its sessions. */
+const ALLOWED_BEFORE_NEW_PASSWORD = new Set(["change-password", "end-session"]);
+
 export type ActionResult<T = null> = { ok: true; data: T } | { ok: false; code: ErrorCode; error: string };
 
 export function authedAction<A extends unknown[], R>(
@@ -16,6 +19,10 @@ export function authedAction<A extends unknown[], R>(
   return async (...args: A) => {
     const user = await currentUser();
     if (!user) return { ok: false, code: "unauthenticated", error: "Your session has ended. Log in again." };
+    // An account made with a one-time password does nothing else until it is changed.
+    if (user.mustChangePassword && !ALLOWED_BEFORE_NEW_PASSWORD.has(name)) {
+      return { ok: false, code: "forbidden", error: "Choose your own password first (your account page)." };
+    }
     try {
       return { ok: true, data: await fn(user, ...args) };
     } catch (err) {

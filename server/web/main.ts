@@ -12,6 +12,7 @@ import { giveHeapRoom, WEB_HEAP_GROWING_PERCENT } from "../heap";
 import { loadWebConfig } from "./config";
 import { contentSecurityPolicy } from "./csp";
 import { stateHub } from "./state-hub";
+import { CLIENT_ADDRESS_HEADER } from "./client-address";
 import { reconcileTasks, settleTask } from "./tasks";
 import { handleUpload, isUploadRequest } from "./uploads";
 
@@ -37,6 +38,8 @@ async function main(): Promise<void> {
   // header that never ends hold its socket that long past the limit).
   const server = http.createServer({ connectionsCheckingInterval: Math.min(1000, config.requestMs) }, (req, res) => {
     // Uploads stream to the agent here; Next would buffer a request body.
+    // Where it came from, for the account page's sessions: the socket's word, never the client's.
+    req.headers[CLIENT_ADDRESS_HEADER] = req.socket.remoteAddress ?? "";
     if (isUploadRequest(req)) return handleUpload(req, res);
     // Any other request's body arrives within the limit, or the connection goes: a slow
     // body (a login form sent a byte a minute) cannot hold a socket for ever, also after

@@ -15,9 +15,14 @@ export async function currentSessionSecret(): Promise<string | undefined> {
 /** Once per request: the layout and the page both ask. */
 export const currentUser = cache(async (): Promise<SessionUser | null> => userForSession(db, await currentSessionSecret()));
 
-/** For pages: the user, or a redirect to the login page. */
-export async function requireUser(): Promise<SessionUser> {
+/**
+ * For pages: the user, or a redirect to the login page; an account with a one-time
+ * password goes to its account page to choose its own first (`allowOneTimePassword` is
+ * that page).
+ */
+export async function requireUser({ allowOneTimePassword = false } = {}): Promise<SessionUser> {
   const user = await currentUser();
   if (!user) redirect("/login");
+  if (user.mustChangePassword && !allowOneTimePassword) redirect("/account");
   return user;
 }

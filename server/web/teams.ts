@@ -11,20 +11,11 @@ import type { SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
 import { isUniqueViolationOn } from "../db/errors";
 import { GuesthouseError } from "../domain/errors";
+import { nameKey, normalizeName } from "../domain/names";
 import { parseOrThrow } from "../domain/validation";
 
 /** What a team's name may hold, after normalizing: letters and digits of any script, spaces, '.', '_' and '-'. */
 const TEAM_NAME = /^[\p{L}\p{N}][\p{L}\p{N} ._-]{0,63}$/u;
-
-/** A name as people mean it: NFKC (full-width and compatibility forms folded), spaces trimmed and collapsed. */
-export function normalizeName(raw: string): string {
-  return raw.normalize("NFKC").replace(/\s+/gu, " ").trim();
-}
-
-/** The key two names share when they are the same name to people: normalized, then case-folded. */
-export function nameKey(name: string): string {
-  return normalizeName(name).toLowerCase().normalize("NFKC");
-}
 
 export const teamName = z
   .string()

@@ -427,6 +427,8 @@ describe("sessions (real SQLite)", () => {
       disabled: false,
       teams: new Map([[basics.team.id, "member"]]),
       teamId: basics.team.id,
+      mustChangePassword: false,
+      sessionId: sha256(secret),
     });
     const rows = await t.db.session.findMany();
     assert.ok(rows.some((r) => r.id === sha256(secret)));

@@ -1,9 +1,13 @@
 import { canManageHost, canSeeTask, ownedWhere } from "@/server/auth/policy";
 import { db } from "@/server/db/client";
-import { currentUser } from "@/server/web/session";
+import { userForSession } from "@/server/auth/sessions";
+import { currentSessionSecret, currentUser } from "@/server/web/session";
 import { stateHub } from "@/server/web/state-hub";
 
 export const dynamic = "force-dynamic";
+
+/** How often an open stream asks whether its login still holds. */
+const SESSION_RECHECK_MS = 3000;
 
 /**
  * Server-sent events: `data: ["<guest id>", …]` whenever guests this user may see
@@ -14,12 +18,14 @@ export const dynamic = "force-dynamic";
 export async function GET(request: Request): Promise<Response> {
   const user = await currentUser();
   if (!user) return new Response("Log in first.", { status: 401 });
+  const secret = await currentSessionSecret();
   const encoder = new TextEncoder();
   let unsubscribe = () => {};
   let unsubscribeTasks = () => {};
   /** Task id → may this user see it (asked once per task). */
   const visibleTasks = new Map<string, Promise<boolean>>();
   let keepAlive: NodeJS.Timeout | undefined;
+  let recheck: NodeJS.Timeout | undefined;
   let open = true;
   const send = (text: string, controller: ReadableStreamDefaultController<Uint8Array>) => {
     if (open) controller.enqueue(encoder.encode(text));
@@ -29,6 +35,7 @@ export async function GET(request: Request): Promise<Response> {
     unsubscribe();
     unsubscribeTasks();
     clearInterval(keepAlive);
+    clearInterval(recheck);
   };
 
   const stream = new ReadableStream<Uint8Array>({
@@ -58,6 +65,16 @@ export async function GET(request: Request): Promise<Response> {
         send(`event: task\ndata: ${JSON.stringify({ id, state, progress, message })}\n\n`, controller);
       });
       keepAlive = setInterval(() => send(": keep-alive\n\n", controller), 15_000);
+      // The login is asked again while the stream lasts: a logout, a disabled account or a
+      // changed password ends it within SESSION_RECHECK_MS.
+      recheck = setInterval(() => {
+        void userForSession(db, secret).then((still) => {
+          if (still || !open) return;
+          send("event: ended\ndata: \"Your session has ended.\"\n\n", controller);
+          stop();
+          controller.close();
+        });
+      }, SESSION_RECHECK_MS);
       request.signal.addEventListener("abort", () => {
         stop();
         controller.close();

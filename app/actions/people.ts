@@ -1,0 +1,91 @@
+"use server";
+
+import { cookies, headers } from "next/headers";
+import { revalidatePath } from "next/cache";
+import { redirect } from "next/navigation";
+import { createSession, overTls, sessionCookieName } from "@/server/auth/sessions";
+import { db } from "@/server/db/client";
+import { authedAction } from "@/server/web/action";
+import { clientAddress } from "@/server/web/client-address";
+import { recordEvent } from "@/server/web/guests";
+import { changePassword, createAccount, createInvite, deleteUser, endOwnSession, redeemInvite, revokeInvite, setAdmin, setDisabled } from "@/server/web/people";
+import { toGuesthouseError } from "@/server/domain/errors";
+
+const note = (user: { id: string }, action: string, what: string) => recordEvent(action, true, what, user.id, null).catch(() => {});
+
+/** A single-use invitation link's token (shown once). */
+export const inviteToTeam = authedAction("invite", async (user, teamId: string, role: unknown, hours: unknown) => {
+  const invite = await createInvite(user, teamId, role, hours);
+  await note(user, "invite", `invited someone into a team as ${String(role)}`);
+  revalidatePath("/teams");
+  return { token: invite.token, expiresAt: invite.expiresAt.toISOString() };
+});
+
+export const revokeInvitation = authedAction("revoke-invite", async (user, inviteId: string) => {
+  await revokeInvite(user, inviteId);
+  revalidatePath("/teams");
+  return null;
+});
+
+/** An account with a one-time password (shown once). */
+export const makeAccount = authedAction("make-account", async (user, username: unknown, teamId: string, role: unknown) => {
+  const made = await createAccount(user, username, teamId, role);
+  await note(user, "account-create", `made the account ${String(username).slice(0, 64)}`);
+  revalidatePath("/teams");
+  revalidatePath("/users");
+  return made;
+});
+
+export const changeOwnPassword = authedAction("change-password", async (user, current: unknown, next: unknown) => {
+  await changePassword(user, current, next);
+  await note(user, "password-change", "changed their password; their other sessions ended");
+  revalidatePath("/", "layout");
+  return null;
+});
+
+export const endSession = authedAction("end-session", async (user, sessionId: string) => {
+  await endOwnSession(user, sessionId);
+  revalidatePath("/account");
+  return null;
+});
+
+export const disableUser = authedAction("disable-user", async (user, userId: string, disabled: boolean) => {
+  await setDisabled(user, userId, disabled === true);
+  await note(user, disabled ? "user-disable" : "user-enable", `${disabled ? "disabled" : "enabled"} a user`);
+  revalidatePath("/users");
+  return null;
+});
+
+export const makeAdmin = authedAction("make-admin", async (user, userId: string, admin: boolean) => {
+  await setAdmin(user, userId, admin === true);
+  revalidatePath("/users");
+  return null;
+});
+
+export const removeUser = authedAction("delete-user", async (user, userId: string, heirId: string) => {
+  await deleteUser(user, userId, heirId);
+  await note(user, "user-delete", "deleted a user, handing their guests and disks on");
+  revalidatePath("/users");
+  return null;
+});
+
+export interface InviteState {
+  error: string | null;
+  username: string;
+}
+
+/** The invitation page's form: makes the account, logs it in, goes to the guest list. */
+export async function acceptInvite(token: string, _prev: InviteState, form: FormData): Promise<InviteState> {
+  const username = String(form.get("username") ?? "").slice(0, 64);
+  let userId: string;
+  try {
+    ({ userId } = await redeemInvite(token, form.get("username"), form.get("password")));
+  } catch (err) {
+    return { error: toGuesthouseError(err).message, username };
+  }
+  const head = await headers();
+  const session = await createSession(db, userId, { userAgent: head.get("user-agent"), address: clientAddress(head) });
+  const secure = overTls(Object.fromEntries(head.entries()));
+  (await cookies()).set(sessionCookieName(secure), session.secret, { httpOnly: true, sameSite: "lax", secure, path: "/", expires: session.expiresAt });
+  redirect("/");
+}

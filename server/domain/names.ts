@@ -1,0 +1,12 @@
+/**
+ * Names people give (teams, users), as people mean them: Unicode NFKC (full-width and
+ * compatibility forms folded), spaces trimmed and collapsed; and the key two names share
+ * when they are one name to people (case folded too), kept under a unique index.
+ */
+export function normalizeName(raw: string): string {
+  return raw.normalize("NFKC").replace(/\s+/gu, " ").trim();
+}
+
+export function nameKey(name: string): string {
+  return normalizeName(name).toLowerCase().normalize("NFKC");
+}

@@ -5,7 +5,8 @@ import { redirect } from "next/navigation";
 import { z } from "zod";
 import { verifyPassword } from "@/server/auth/password";
 import { createSession, deleteSession, overTls, sessionCookieName } from "@/server/auth/sessions";
-import { loginThrottle, waitText } from "@/server/auth/throttle";
+import { loginGateOfProcess, waitText } from "@/server/auth/throttle";
+import { GuesthouseError } from "@/server/domain/errors";
 import { db } from "@/server/db/client";
 import { clientAddress } from "@/server/web/client-address";
 import { nameKey } from "@/server/domain/names";
@@ -29,20 +30,30 @@ export async function login(_prev: LoginState, form: FormData): Promise<LoginSta
   const username = String(form.get("username") ?? "").slice(0, 64);
   if (!parsed.success) return { error: "Enter a user name and a password.", username };
   const name = parsed.data.username;
-  const wait = loginThrottle.attempt(name);
-  if (wait > 0) {
-    return { error: `Too many failed logins for this user name. Try again in ${waitText(wait)}.`, username };
+  const head = await headers();
+  const address = clientAddress(head) ?? "unknown";
+  // Counted per name as its folded key: "Admin" and "ａｄｍｉｎ" share a counter.
+  const key = nameKey(name);
+  const gate = loginGateOfProcess.attempt(key, address);
+  if (gate.waitMs > 0) {
+    const who = gate.by === "address" ? "from your address" : "for this user name";
+    return { error: `Too many failed logins ${who}. Try again in ${waitText(gate.waitMs)}.`, username };
   }
   // The name as typed, or any spelling of it (case, width): one person either way.
-  const user = await db.user.findFirst({ where: { OR: [{ usernameKey: nameKey(name) }, { username: name }] } });
-  const ok = await verifyPassword(parsed.data.password, user?.passwordHash ?? DUMMY_HASH);
+  const user = await db.user.findFirst({ where: { OR: [{ usernameKey: key }, { username: name }] } });
+  let ok: boolean;
+  try {
+    ok = await verifyPassword(parsed.data.password, user?.passwordHash ?? DUMMY_HASH);
+  } catch (err) {
+    if (err instanceof GuesthouseError) return { error: err.message, username };
+    throw err;
+  }
   if (!user || !ok) {
-    // Counted as a failure when it began (loginThrottle.attempt).
+    // Counted as a failure when it began (loginGate.attempt).
     return { error: "That user name and password do not match.", username };
   }
-  loginThrottle.succeeded(name);
+  loginGateOfProcess.succeeded(key, address);
 
-  const head = await headers();
   const session = await createSession(db, user.id, { userAgent: head.get("user-agent"), address: clientAddress(head) });
   const secure = overTls(Object.fromEntries(head.entries()));
   (await cookies()).set(sessionCookieName(secure), session.secret, {

@@ -16,6 +16,7 @@
  *    ├─ code "qmp-disconnected"   the QMP socket closed while a call was pending (502)
  *    ├─ code "qmp-state"          a QMP call was made in the wrong protocol state (500)
  *    ├─ code "agent-unreachable"  the web could not reach the host agent (503)
+ *    ├─ code "busy"               too much of the same at once; try again shortly (429)
  *    ├─ code "timeout"            an operation did not finish in time (504)
  *    └─ code "internal"           a bug; detail holds the cause (500)
  */
@@ -31,6 +32,7 @@ export const ERROR_CODES = {
   "qmp-disconnected": 502,
   "qmp-state": 500,
   "agent-unreachable": 503,
+  busy: 429,
   timeout: 504,
   internal: 500,
 } as const;

@@ -5,7 +5,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, test } from "node:test";
-import { JobSlots, qemuImgReason, runQemuImg, Tasks } from "../../server/agent/tasks";
+import { qemuImgReason, runQemuImg, Tasks } from "../../server/agent/tasks";
+import { JobSlots } from "../../server/slots";
 import { GuesthouseError } from "../../server/domain/errors";
 import type { TaskStatus } from "../../server/domain/types";
 

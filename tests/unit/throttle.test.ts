@@ -1,7 +1,7 @@
 /** Login throttling with a hand-driven clock. */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { FORGET_AFTER_MS, FREE_FAILURES, LoginThrottle, MAX_WAIT_MS, waitText } from "../../server/auth/throttle";
+import { ADDRESS_FREE_FAILURES, FORGET_AFTER_MS, FREE_FAILURES, KNOWN_FOR_MS, KnownAddresses, loginGate, LoginThrottle, MAX_WAIT_MS, waitText } from "../../server/auth/throttle";
 
 describe("LoginThrottle", () => {
   const clock = () => {
@@ -69,5 +69,56 @@ describe("LoginThrottle", () => {
     assert.equal(waitText(1), "1 s");
     assert.equal(waitText(4000), "4 s");
     assert.equal(waitText(90_000), "2 min");
+  });
+});
+
+describe("the login gate: addresses in front of names", () => {
+  const clock = () => {
+    let t = 1_000_000;
+    return { now: () => t, advance: (ms: number) => (t += ms) };
+  };
+  const gateWith = (c: { now: () => number }) => {
+    const byName = new LoginThrottle(c.now);
+    const byAddress = new LoginThrottle(c.now, ADDRESS_FREE_FAILURES);
+    return { byName, gate: loginGate(byName, byAddress, new KnownAddresses(c.now)) };
+  };
+
+  test("an address failing on many names is stopped before it can push any name into long waits", () => {
+    const c = clock();
+    const { gate, byName } = gateWith(c);
+    let failedNames = 0;
+    for (let i = 0; i < 10_000; i++) {
+      const r = gate.attempt(`victim-${i % 3}`, "203.0.113.9");
+      if (r.by === "address") break;
+      failedNames++;
+    }
+    assert.equal(failedNames, ADDRESS_FREE_FAILURES, "only the address's free failures reached the names");
+    // 20 failures over 3 names: 7 at most on one, so a wait of 4 s at most, not the 15-minute cap.
+    for (const name of ["victim-0", "victim-1", "victim-2"]) assert.ok(byName.waitMs(name) <= 1000 * 2 ** (7 - FREE_FAILURES), name);
+    // Another address is not held up by this one.
+    assert.equal(gate.attempt("someone", "198.51.100.1").waitMs, 0);
+  });
+
+  test("failing on thousands of other names from one address cannot evict a name's counter", () => {
+    const c = clock();
+    const { gate, byName } = gateWith(c);
+    for (let i = 0; i < 8; i++) gate.attempt("target", `192.0.2.${i}`);
+    const before = byName.waitMs("target");
+    assert.ok(before > 0);
+    for (let i = 0; i < 20_000; i++) if (gate.attempt(`filler-${i}`, "203.0.113.66").by === "address") break;
+    assert.equal(byName.waitMs("target"), before, "the target's counter is still there");
+  });
+
+  test("a stranger failing on a name does not lock its person out of an address they logged in from before", () => {
+    const c = clock();
+    const { gate } = gateWith(c);
+    assert.equal(gate.attempt("alice", "192.0.2.10").waitMs, 0);
+    gate.succeeded("alice", "192.0.2.10");
+    for (let i = 0; i < 30; i++) gate.attempt("alice", `203.0.113.${i}`);
+    assert.equal(gate.attempt("alice", "203.0.113.200").by, "name", "a new address waits");
+    assert.equal(gate.attempt("alice", "192.0.2.10").waitMs, 0, "alice's own browser does not");
+    c.advance(KNOWN_FOR_MS + 1);
+    for (let i = 0; i < 30; i++) gate.attempt("alice", `203.0.113.${i}`);
+    assert.equal(gate.attempt("alice", "192.0.2.10").by, "name", "known for a time only");
   });
 });

@@ -10,7 +10,7 @@ import { consumeTicket, mintShareTicket, mintTicket } from "../../server/console
 import { checkShare, createShare, findShare, listShares, revokeShare } from "../../server/console/shares";
 import { closeStaleSessions, endSession, liveViewers, recentSessions, startSession, touchSessions } from "../../server/console/sessions";
 import { SESSION_STALE_MS, SHARE_DURATIONS, viewerName, type ConsoleKind } from "../../server/console/types";
-import { hashPassword, verifyPassword } from "../../server/auth/password";
+import { hashPassword, MAX_WAITING_HASHES, verifyPassword } from "../../server/auth/password";
 import { cookieFromHeader, createSession, SESSION_TTL_MS, switchSessionTeam, userForSession } from "../../server/auth/sessions";
 import { CONSOLE_TICKET_TTL_MS } from "../../server/domain/types";
 
@@ -376,6 +376,18 @@ describe("console session records (real SQLite)", () => {
 
 
 describe("passwords", () => {
+  test("a flood of password checks is bounded: two hash at once, sixteen wait, the rest are refused as busy at once", async () => {
+    const stored = await hashPassword("correct horse battery staple");
+    const results = await Promise.allSettled(Array.from({ length: 40 }, (_, i) => verifyPassword(i % 2 ? "correct horse battery staple" : "wrong", stored)));
+    const done = results.filter((r): r is PromiseFulfilledResult<boolean> => r.status === "fulfilled");
+    const refused = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
+    assert.equal(done.length, 2 + MAX_WAITING_HASHES);
+    assert.ok(refused.every((r) => (r.reason as { code?: string }).code === "busy" && /Too many logins at once/.test(String(r.reason.message))));
+    // The ones let in were answered rightly, in the order they came.
+    assert.deepEqual(done.map((r) => r.value), results.slice(0, done.length).map((_, i) => i % 2 === 1));
+    assert.equal(await verifyPassword("correct horse battery staple", stored), true, "and the slots are free again");
+  });
+
   test("the right password verifies, wrong ones do not", async () => {
     const stored = await hashPassword("correct horse battery staple");
     assert.equal(await verifyPassword("correct horse battery staple", stored), true);

@@ -4,6 +4,7 @@ import "./globals.css";
 import { logout } from "./actions/login";
 import { TeamSwitcher } from "@/components/team-switcher";
 import { db } from "@/server/db/client";
+import { canReadAudit } from "@/server/web/audit";
 import { currentUser } from "@/server/web/session";
 
 export const metadata: Metadata = {
@@ -35,6 +36,7 @@ export default async function RootLayout({ children }: { children: React.ReactNo
                 <Link href="/tasks" className="hover:text-white">Tasks</Link>
                 <Link href="/teams" className="hover:text-white">Teams</Link>
                 {user.admin && <Link href="/users" className="hover:text-white">Users</Link>}
+                {canReadAudit(user) && <Link href="/audit" className="hover:text-white">Audit</Link>}
                 <TeamSwitcher teams={teams} current={user.teamId} />
                 <span className="text-slate-400">
                   <Link href="/account" className="hover:text-white">{user.username}</Link>

@@ -6,7 +6,8 @@ import { db } from "@/server/db/client";
 import { GuesthouseError } from "@/server/domain/errors";
 import { canDo, type DiskFormat } from "@/server/domain/types";
 import { authedAction } from "@/server/web/action";
-import { agentFor, liveState, loadGuest, recordEvent } from "@/server/web/guests";
+import {agentFor, liveState, loadGuest } from "@/server/web/guests";
+import { recordEvent } from "@/server/web/audit";
 
 /**
  * Deletes a stopped guest, with its disks or leaving them detached on the host. The agent forgets the guest first: from
@@ -47,8 +48,9 @@ export const deleteGuest = authedAction("delete-guest", async (user, guestId: st
     "delete",
     leftovers.length === 0,
     `deleted guest ${guest.name}, ${disks.length - leftovers.length} disk(s) deleted, ${guest.disks.length - disks.length} kept`,
-    user.id,
+    user,
     null,
+    { teamId: guest.teamId, params: { guest: guest.name, withDisks: withDisks === true } },
   ).catch((err) => console.error("delete-guest: could not record the event", err));
   revalidatePath("/");
   return null;

@@ -12,7 +12,8 @@ import { authedAction } from "@/server/web/action";
 import { assertNoClones, loadDisk, refOf, refreshDisk, secretOf, type DiskRow } from "@/server/web/disks";
 import { removeIso } from "@/server/web/isos";
 import { registerImage } from "@/server/web/registration";
-import { agentFor, baseChain, liveState, loadGuest, recordEvent, specOf } from "@/server/web/guests";
+import {agentFor, baseChain, liveState, loadGuest, specOf } from "@/server/web/guests";
+import { recordEvent } from "@/server/web/audit";
 import { localHost } from "@/server/web/hosts";
 import { recordedTask, recordTask, WEB_TASK_PREFIX } from "@/server/web/tasks";
 import { cancelUploadTask, discardUpload } from "@/server/web/uploads";
@@ -75,7 +76,7 @@ export const createDisk = authedAction("create-disk", async (user, raw: unknown)
       throw err;
     }
   });
-  await recordEvent("disk-create", true, `created disk ${input.file} (${input.size}${secret ? ", encrypted" : ""})`, user.id, null).catch(() => {});
+  await recordEvent("disk-create", true, `created disk ${input.file} (${input.size}${secret ? ", encrypted" : ""})`, user, null).catch(() => {});
   revalidatePath("/disks");
   return disk;
 });
@@ -91,7 +92,7 @@ export const importImage = authedAction("import-image", async (user, raw: unknow
   const host = await localHost();
   await assertNameFree(host.id, ref.pool, ref.file);
   const disk = await registerImage(user, host, ref);
-  await recordEvent("disk-import", true, `imported ${ref.pool}/${ref.file}`, user.id, null).catch(() => {});
+  await recordEvent("disk-import", true, `imported ${ref.pool}/${ref.file}`, user, null).catch(() => {});
   revalidatePath("/disks");
   return disk;
 });
@@ -147,7 +148,7 @@ export const resizeDisk = authedAction("resize-disk", async (user, diskId: strin
     agentFor(disk.host).resizeImage(refOf(disk), bytes, input.shrink, secretOf(disk)),
   );
   await refreshDisk(disk.id, info);
-  await recordEvent("disk-resize", true, `resized ${disk.file} to ${input.size}`, user.id, disk.guest?.id ?? null).catch(() => {});
+  await recordEvent("disk-resize", true, `resized ${disk.file} to ${input.size}`, user, disk.guest?.id ?? null).catch(() => {});
   revalidatePath(`/disks/${disk.id}`);
   return null;
 });
@@ -162,7 +163,7 @@ export const snapshotDisk = authedAction("snapshot-disk", async (user, diskId: s
   await recordedTask(user, disk.hostId, { kind: "snapshot", title: `${input.op} snapshot ${input.name} of ${disk.pool}/${disk.file}`, diskId: disk.id }, () =>
     agentFor(disk.host).snapshot(refOf(disk), input.op, input.name, secretOf(disk)),
   );
-  await recordEvent("snapshot", true, `${input.op} snapshot ${input.name} of ${disk.file}`, user.id, disk.guest?.id ?? null).catch(() => {});
+  await recordEvent("snapshot", true, `${input.op} snapshot ${input.name} of ${disk.file}`, user, disk.guest?.id ?? null).catch(() => {});
   revalidatePath(`/disks/${disk.id}`);
   return null;
 });
@@ -204,7 +205,7 @@ export const attachDisk = authedAction("attach-disk", async (user, diskId: strin
     );
   }
   await db.disk.update({ where: { id: disk.id }, data: { guestId: guest.id, bus: input.bus, position } });
-  await recordEvent("disk-attach", true, `attached ${disk.file} to ${guest.name}${state === "stopped" ? "" : " (hot-plugged)"}`, user.id, guest.id).catch(() => {});
+  await recordEvent("disk-attach", true, `attached ${disk.file} to ${guest.name}${state === "stopped" ? "" : " (hot-plugged)"}`, user, guest.id).catch(() => {});
   revalidatePath(`/disks/${disk.id}`);
   revalidatePath(`/guests/${guest.id}`);
   return null;
@@ -230,7 +231,7 @@ export const detachDisk = authedAction("detach-disk", async (user, diskId: strin
       .filter((d) => d.position > disk.position)
       .map((d) => db.disk.update({ where: { id: d.id }, data: { position: d.position - 1 } })),
   ]);
-  await recordEvent("disk-detach", true, `detached ${disk.file} from ${guest.name}`, user.id, guest.id).catch(() => {});
+  await recordEvent("disk-detach", true, `detached ${disk.file} from ${guest.name}`, user, guest.id).catch(() => {});
   revalidatePath(`/disks/${disk.id}`);
   revalidatePath(`/guests/${guest.id}`);
   return null;
@@ -247,7 +248,7 @@ export const deleteDisk = authedAction("delete-disk", async (user, diskId: strin
   if (disk.state === "pending") throw new GuesthouseError("conflict", `${disk.file} is still being made; cancel its task instead.`);
   await recordedTask(user, disk.hostId, { kind: "delete", title: `delete ${disk.pool}/${disk.file}` }, () => agentFor(disk.host).deleteImage(refOf(disk), secretOf(disk)));
   await db.disk.delete({ where: { id: disk.id } });
-  await recordEvent("disk-delete", true, `deleted disk ${disk.file}`, user.id, null).catch(() => {});
+  await recordEvent("disk-delete", true, `deleted disk ${disk.file}`, user, null).catch(() => {});
   revalidatePath("/disks");
   return null;
 });
@@ -271,7 +272,7 @@ export const removeUploadPart = authedAction("remove-upload-part", async (user, 
   parseOrThrow(pool === ISO_POOL ? isoName : imageFileName, file, "The file name");
   const host = await localHost();
   await discardUpload(user, host, { pool, file });
-  await recordEvent("upload-discard", true, `removed the interrupted upload ${pool}/${file}`, user.id, null).catch(() => {});
+  await recordEvent("upload-discard", true, `removed the interrupted upload ${pool}/${file}`, user, null).catch(() => {});
   revalidatePath("/disks");
   return null;
 });

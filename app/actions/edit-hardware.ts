@@ -8,7 +8,8 @@ import { newMac } from "@/server/domain/ids";
 import { editHardwareInput, parseOrThrow } from "@/server/domain/validation";
 import { authedAction } from "@/server/web/action";
 import { assertPortsFree } from "@/server/web/guest-factory";
-import { loadGuest, recordEvent } from "@/server/web/guests";
+import {loadGuest } from "@/server/web/guests";
+import { recordEvent } from "@/server/web/audit";
 import { isoRowsFor } from "@/server/web/isos";
 import { userModeNetwork } from "@/server/web/networks";
 
@@ -75,7 +76,7 @@ export const editHardware = authedAction("edit-hardware", async (user, guestId: 
     }
     throw err;
   }
-  await recordEvent("edit", true, `edited the hardware of ${guest.name}`, user.id, guest.id).catch(() => {});
+  await recordEvent("edit", true, `edited the hardware of ${guest.name}`, user, guest.id).catch(() => {});
   revalidatePath(`/guests/${guest.id}`);
   return null;
 });

@@ -3,7 +3,8 @@
 import { GuesthouseError } from "@/server/domain/errors";
 import type { NativeVncPassword } from "@/server/domain/types";
 import { authedAction } from "@/server/web/action";
-import { agentFor, loadGuest, recordEvent } from "@/server/web/guests";
+import {agentFor, loadGuest } from "@/server/web/guests";
+import { recordEvent } from "@/server/web/audit";
 
 /**
  * A one-time VNC password for a native viewer (remote-viewer, TigerVNC) on the guest's
@@ -16,11 +17,11 @@ export const nativeViewerPassword = authedAction("native-viewer-password", async
   if (guest.isTemplate) throw new GuesthouseError("conflict", `${guest.name} is a template: templates never run.`);
   try {
     const issued = await agentFor(guest.host).nativeVncPassword(guest.id);
-    await recordEvent("native-viewer", true, `got a one-time password for a native viewer of ${guest.name} (${issued.host}:${issued.port})`, user.id, guest.id);
+    await recordEvent("native-viewer", true, `got a one-time password for a native viewer of ${guest.name} (${issued.host}:${issued.port})`, user, guest.id);
     return issued;
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    await recordEvent("native-viewer", false, `a native viewer password for ${guest.name} failed: ${message}`, user.id, guest.id).catch(() => {});
+    await recordEvent("native-viewer", false, `a native viewer password for ${guest.name} failed: ${message}`, user, guest.id).catch(() => {});
     throw err;
   }
 });

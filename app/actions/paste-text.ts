@@ -4,7 +4,8 @@ import { keyboardLayoutOf, textToKeystrokes } from "@/server/domain/keymaps";
 import { GuesthouseError } from "@/server/domain/errors";
 import { canDo, PASTE_MAX_CHARS } from "@/server/domain/types";
 import { authedAction } from "@/server/web/action";
-import { agentFor, liveState, loadGuest, recordEvent } from "@/server/web/guests";
+import {agentFor, liveState, loadGuest } from "@/server/web/guests";
+import { recordEvent } from "@/server/web/audit";
 import { recordTask } from "@/server/web/tasks";
 
 /**
@@ -28,6 +29,6 @@ export const pasteText = authedAction("paste-text", async (user, guestId: string
   }
   const task = await agentFor(guest.host).typeText(guest.id, text, layout);
   await recordTask(user.id, guest.host.id, task);
-  await recordEvent("console-paste", true, `typed ${text.length} characters into ${guest.name}`, user.id, guest.id).catch(() => {});
+  await recordEvent("console-paste", true, `typed ${text.length} characters into ${guest.name}`, user, guest.id).catch(() => {});
   return { id: task.id, state: task.state, progress: task.progress, message: task.message };
 });

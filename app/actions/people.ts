@@ -3,26 +3,27 @@
 import { cookies, headers } from "next/headers";
 import { revalidatePath } from "next/cache";
 import { redirect } from "next/navigation";
-import { createSession, overTls, sessionCookieName } from "@/server/auth/sessions";
+import { createSession, overTls, sessionCookieName, type SessionUser } from "@/server/auth/sessions";
 import { db } from "@/server/db/client";
 import { authedAction } from "@/server/web/action";
 import { clientAddress } from "@/server/web/client-address";
-import { recordEvent } from "@/server/web/guests";
+import { recordEvent } from "@/server/web/audit";
 import { changePassword, createAccount, createInvite, deleteUser, endOwnSession, redeemInvite, revokeInvite, setAdmin, setDisabled } from "@/server/web/people";
 import { toGuesthouseError } from "@/server/domain/errors";
 
-const note = (user: { id: string }, action: string, what: string) => recordEvent(action, true, what, user.id, null).catch(() => {});
+const note = (user: SessionUser, action: string, what: string, teamId?: string) => recordEvent(action, true, what, user, null, { teamId }).catch(() => {});
 
 /** A single-use invitation link's token (shown once). */
 export const inviteToTeam = authedAction("invite", async (user, teamId: string, role: unknown, hours: unknown) => {
   const invite = await createInvite(user, teamId, role, hours);
-  await note(user, "invite", `invited someone into a team as ${String(role)}`);
+  await note(user, "invite", `invited someone into a team as ${String(role)}`, String(teamId));
   revalidatePath("/teams");
   return { token: invite.token, expiresAt: invite.expiresAt.toISOString() };
 });
 
 export const revokeInvitation = authedAction("revoke-invite", async (user, inviteId: string) => {
   await revokeInvite(user, inviteId);
+  await note(user, "invite-revoke", "revoked an invitation");
   revalidatePath("/teams");
   return null;
 });
@@ -30,7 +31,7 @@ export const revokeInvitation = authedAction("revoke-invite", async (user, invit
 /** An account with a one-time password (shown once). */
 export const makeAccount = authedAction("make-account", async (user, username: unknown, teamId: string, role: unknown) => {
   const made = await createAccount(user, username, teamId, role);
-  await note(user, "account-create", `made the account ${String(username).slice(0, 64)}`);
+  await note(user, "account-create", `made the account ${String(username).slice(0, 64)}`, String(teamId));
   revalidatePath("/teams");
   revalidatePath("/users");
   return made;
@@ -45,6 +46,7 @@ export const changeOwnPassword = authedAction("change-password", async (user, cu
 
 export const endSession = authedAction("end-session", async (user, sessionId: string) => {
   await endOwnSession(user, sessionId);
+  await note(user, "session-end", "ended one of their sessions");
   revalidatePath("/account");
   return null;
 });
@@ -58,6 +60,7 @@ export const disableUser = authedAction("disable-user", async (user, userId: str
 
 export const makeAdmin = authedAction("make-admin", async (user, userId: string, admin: boolean) => {
   await setAdmin(user, userId, admin === true);
+  await note(user, admin === true ? "admin-grant" : "admin-revoke", `${admin === true ? "made" : "took back"} a user's admin rights`);
   revalidatePath("/users");
   return null;
 });

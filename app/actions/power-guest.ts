@@ -7,7 +7,8 @@ import { GuesthouseError } from "@/server/domain/errors";
 import { POWER_ACTIONS, type GuestSpec, type GuestStatus, type PowerAction } from "@/server/domain/types";
 import { parseOrThrow } from "@/server/domain/validation";
 import { authedAction } from "@/server/web/action";
-import { agentFor, loadGuest, recordEvent, specOf } from "@/server/web/guests";
+import {agentFor, loadGuest, specOf } from "@/server/web/guests";
+import { recordEvent } from "@/server/web/audit";
 
 const RUN: Record<PowerAction, (agent: AgentClient, spec: GuestSpec) => Promise<GuestStatus>> = {
   start: (agent, spec) => agent.start(spec),
@@ -35,11 +36,11 @@ export const powerGuest = authedAction("power-guest", async (user, guestId: stri
   try {
     // The boot menu is a one-time choice for this start, never stored.
     const status = await RUN[op](agentFor(guest.host), { ...specOf(guest), ...(bootMenu ? { bootMenu: true } : {}) });
-    await recordEvent(op, true, `${op} ${guest.name}`, user.id, guest.id);
+    await recordEvent(op, true, `${op} ${guest.name}`, user, guest.id);
     revalidatePath("/");
     return status.state;
   } catch (err) {
-    await recordEvent(op, false, `${op} ${guest.name} failed: ${(err as Error).message}`, user.id, guest.id).catch(() => {});
+    await recordEvent(op, false, `${op} ${guest.name} failed: ${(err as Error).message}`, user, guest.id).catch(() => {});
     throw err;
   }
 });

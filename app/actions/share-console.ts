@@ -7,7 +7,8 @@ import { isShareDuration, SHARE_DURATION_NAMES, SHARE_LABEL_MAX, SHARE_PATH, typ
 import { db } from "@/server/db/client";
 import { GuesthouseError } from "@/server/domain/errors";
 import { authedAction } from "@/server/web/action";
-import { loadGuest, recordEvent } from "@/server/web/guests";
+import {loadGuest } from "@/server/web/guests";
+import { recordEvent } from "@/server/web/audit";
 
 function ownedGuest(user: SessionUser, guestId: string) {
   return loadGuest(user, guestId, "share");
@@ -24,7 +25,7 @@ export const createShareLink = authedAction("share-console", async (user, guestI
   }
   const guest = await ownedGuest(user, guestId);
   const share = await createShare(db, { guestId: guest.id, createdById: user.id, duration, label });
-  await recordEvent("console-share", true, `shared the screen of ${guest.name} view-only for ${SHARE_DURATION_NAMES[duration]}`, user.id, guest.id).catch(() => {});
+  await recordEvent("console-share", true, `shared the screen of ${guest.name} view-only for ${SHARE_DURATION_NAMES[duration]}`, user, guest.id).catch(() => {});
   revalidatePath(`/guests/${guest.id}/console`);
   return { path: `${SHARE_PATH}/${share.token}`, expiresAt: share.expiresAt.toISOString() };
 });
@@ -35,7 +36,7 @@ export const revokeShareLink = authedAction("revoke-share", async (user, guestId
   const guest = await ownedGuest(user, guestId);
   const revoked = await revokeShare(db, guest.id, shareId);
   if (!revoked) throw new GuesthouseError("conflict", "This link no longer works (it expired or was revoked already).");
-  await recordEvent("console-share-revoke", true, `revoked a view-only link to ${guest.name}`, user.id, guest.id).catch(() => {});
+  await recordEvent("console-share-revoke", true, `revoked a view-only link to ${guest.name}`, user, guest.id).catch(() => {});
   revalidatePath(`/guests/${guest.id}/console`);
   return null;
 });

@@ -3,13 +3,13 @@
 import { revalidatePath } from "next/cache";
 import { db } from "@/server/db/client";
 import { authedAction } from "@/server/web/action";
-import { recordEvent } from "@/server/web/guests";
+import { recordEvent } from "@/server/web/audit";
 import { createTeam, removeMembership, renameTeam, setMembership } from "@/server/web/teams";
 
 /** A new team (admins). */
 export const addTeam = authedAction("add-team", async (user, name: unknown) => {
   const team = await createTeam(user, name);
-  await recordEvent("team-create", true, `made the team ${team.name}`, user.id, null).catch(() => {});
+  await recordEvent("team-create", true, `made the team ${team.name}`, user, null, { teamId: team.id }).catch(() => {});
   revalidatePath("/teams");
   return team;
 });
@@ -17,6 +17,7 @@ export const addTeam = authedAction("add-team", async (user, name: unknown) => {
 /** A team's new name (admins). */
 export const changeTeamName = authedAction("rename-team", async (user, teamId: string, name: unknown) => {
   await renameTeam(user, teamId, name);
+  await recordEvent("team-rename", true, `renamed a team to ${String(name).slice(0, 64)}`, user, null, { teamId: String(teamId) }).catch(() => {});
   revalidatePath("/", "layout");
   return null;
 });
@@ -25,7 +26,7 @@ export const changeTeamName = authedAction("rename-team", async (user, teamId: s
 export const setTeamRole = authedAction("set-team-role", async (user, teamId: string, username: unknown, role: unknown) => {
   await setMembership(user, teamId, username, role);
   const team = await db.team.findUnique({ where: { id: String(teamId) }, select: { name: true } });
-  await recordEvent("team-role", true, `made ${String(username).slice(0, 64)} a ${String(role)} of ${team?.name ?? "a team"}`, user.id, null).catch(() => {});
+  await recordEvent("team-role", true, `made ${String(username).slice(0, 64)} a ${String(role)} of ${team?.name ?? "a team"}`, user, null, { teamId: String(teamId), params: { username, role } }).catch(() => {});
   revalidatePath("/teams");
   return null;
 });
@@ -33,6 +34,7 @@ export const setTeamRole = authedAction("set-team-role", async (user, teamId: st
 /** Takes a user out of a team (its owners and admins). */
 export const removeFromTeam = authedAction("remove-from-team", async (user, teamId: string, userId: string) => {
   await removeMembership(user, teamId, userId);
+  await recordEvent("team-remove", true, "took a member out of the team", user, null, { teamId: String(teamId), params: { userId } }).catch(() => {});
   revalidatePath("/teams");
   return null;
 });

@@ -9,6 +9,8 @@ const schema = z.object({
   GUESTHOUSE_AGENT_SOCKET: z.string().min(1).optional(),
   /** How long a request (but an upload's body) may take to arrive, in seconds. */
   GUESTHOUSE_REQUEST_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
+  /** How long the audit trail keeps a change, in days. */
+  GUESTHOUSE_AUDIT_DAYS: z.coerce.number().int().min(1).max(36500).default(365),
   NODE_ENV: z.string().optional(),
 });
 
@@ -20,6 +22,8 @@ export interface WebConfig {
   localAgentEndpoint: string;
   /** How long a request's headers and body (an upload's body aside) may take to arrive. */
   requestMs: number;
+  /** How long the audit trail keeps a change. */
+  auditDays: number;
 }
 
 export function loadWebConfig(env: NodeJS.ProcessEnv = process.env): WebConfig {
@@ -35,5 +39,6 @@ export function loadWebConfig(env: NodeJS.ProcessEnv = process.env): WebConfig {
     dev: e.NODE_ENV === "development",
     localAgentEndpoint: `unix:${socket}`,
     requestMs: e.GUESTHOUSE_REQUEST_SECONDS * 1000,
+    auditDays: e.GUESTHOUSE_AUDIT_DAYS,
   };
 }

@@ -12,7 +12,8 @@ import { GuesthouseError } from "../domain/errors";
 import { newMac, newVolumeId } from "../domain/ids";
 import { DEFAULT_POOL, FORMAT_EXTENSIONS, type DiskFormat, type PortForward } from "../domain/types";
 import type { GuestDefinition } from "../domain/validation";
-import { agentFor, recordEvent } from "./guests";
+import {agentFor } from "./guests";
+import { recordEvent } from "./audit";
 import { recordedTask } from "./tasks";
 import { loadWebConfig } from "./config";
 import { isoRowsFor } from "./isos";
@@ -136,7 +137,7 @@ async function makeGuestDisksAndRows(
         },
       },
     });
-    await recordEvent("create", true, `${how} guest ${def.name}`, user.id, guest.id).catch((err) =>
+    await recordEvent("create", true, `${how} guest ${def.name}`, user, guest.id).catch((err) =>
       console.error("make-guest: could not record the event", err),
     );
     return guest;

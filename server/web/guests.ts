@@ -197,12 +197,3 @@ export async function liveState(guest: { id: string; host: { endpoint: string } 
   return agentFor(guest.host).guest(guest.id);
 }
 
-export async function recordEvent(
-  kind: string,
-  ok: boolean,
-  message: string,
-  userId: string | null,
-  guestId: string | null,
-): Promise<void> {
-  await db.event.create({ data: { kind, ok, message, userId, guestId } });
-}

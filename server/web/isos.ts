@@ -4,7 +4,8 @@ import type { SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
 import { isForeignKeyViolation } from "../db/errors";
 import { GuesthouseError } from "../domain/errors";
-import { agentFor, recordEvent } from "./guests";
+import {agentFor } from "./guests";
+import { recordEvent } from "./audit";
 import { recordedTask } from "./tasks";
 
 /** The IsoImage row ids for these names, checking each is in the host's image folder now. */
@@ -62,5 +63,5 @@ export async function removeIso(user: SessionUser, host: { id: string; endpoint:
     }
     throw err;
   }
-  await recordEvent("iso-delete", true, `deleted ISO ${name}`, user.id, null).catch(() => {});
+  await recordEvent("iso-delete", true, `deleted ISO ${name}`, user, null).catch(() => {});
 }

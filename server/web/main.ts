@@ -12,6 +12,7 @@ import { giveHeapRoom, WEB_HEAP_GROWING_PERCENT } from "../heap";
 import { loadWebConfig } from "./config";
 import { contentSecurityPolicy } from "./csp";
 import { stateHub } from "./state-hub";
+import { pruneAudit } from "./audit";
 import { CLIENT_ADDRESS_HEADER } from "./client-address";
 import { reconcileTasks, settleTask } from "./tasks";
 import { handleUpload, isUploadRequest } from "./uploads";
@@ -29,6 +30,14 @@ async function main(): Promise<void> {
   // finishing while no page is open still gets its result recorded and applied.
   const stopTasks = stateHub.subscribeTasks((hostId, task) => settleTask(hostId, task));
   reconcileTasks({ atStartup: true }).catch((err) => console.error("web: could not reconcile tasks:", err));
+  // The audit trail keeps GUESTHOUSE_AUDIT_DAYS: older changes go at start and then daily.
+  const prune = () =>
+    void pruneAudit(config.auditDays).then(
+      (n) => n > 0 && console.log(`web: removed ${n} audit record(s) older than ${config.auditDays} days`),
+      (err) => console.error("web: could not prune the audit trail:", err),
+    );
+  prune();
+  setInterval(prune, 24 * 3600_000).unref();
   // An agent that went away and came back may have restarted and forgotten its tasks:
   // their rows are settled as soon as it answers again.
   const stopHosts = stateHub.subscribe((changed) => {

@@ -28,7 +28,8 @@ import { formatBytes } from "../domain/format";
 import { ISO_POOL, UPLOAD_PATH, type TaskStatus, type UploadPart } from "../domain/types";
 import { imageFileName, isoName, parseOrThrow, poolName } from "../domain/validation";
 import { registerImage, type Registered } from "./registration";
-import { agentFor, recordEvent } from "./guests";
+import {agentFor } from "./guests";
+import { recordEvent } from "./audit";
 import { localHost } from "./hosts";
 import { stateHub } from "./state-hub";
 import { WEB_TASK_PREFIX } from "./tasks";
@@ -292,7 +293,7 @@ async function put(
     log.push(message);
     await finish(state, message);
     inflight.delete(key);
-    await recordEvent("upload", false, `upload of ${what} ${state === "cancelled" ? "cancelled" : `failed: ${message}`}`, user.id, null).catch(() => {});
+    await recordEvent("upload", false, `upload of ${what} ${state === "cancelled" ? "cancelled" : `failed: ${message}`}`, user, null).catch(() => {});
     if (error.code === "internal") console.error(`upload: ${what} failed:`, error.detail ?? error.message);
     return refuse(req, res, error);
   }
@@ -317,13 +318,13 @@ async function put(
     const converting = "convertedFrom" in extra && extra.convertedFrom ? `; converting to qcow2 as ${extra.file}` : "";
     const message = `${formatBytes(result.sizeBytes)}, ${result.format}, sha256 ${result.sha256}${converting}`;
     await finish("succeeded", message, "diskId" in extra ? extra.diskId : null);
-    await recordEvent("upload", true, `uploaded ${what} (${formatBytes(result.sizeBytes)}, ${result.format})`, user.id, null).catch(() => {});
+    await recordEvent("upload", true, `uploaded ${what} (${formatBytes(result.sizeBytes)}, ${result.format})`, user, null).catch(() => {});
     reply(req, res, 201, { ...result, ...extra });
   } catch (err) {
     const error = toGuesthouseError(err);
     log.push(error.message);
     await finish("failed", error.message);
-    await recordEvent("upload", false, `upload of ${what} failed: ${error.message}`, user.id, null).catch(() => {});
+    await recordEvent("upload", false, `upload of ${what} failed: ${error.message}`, user, null).catch(() => {});
     throw error;
   }
 }

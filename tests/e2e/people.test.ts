@@ -178,6 +178,37 @@ story("people and teams in Chromium", (step) => {
     assert.equal(await admin.getByTestId(`user-${stack.admin.username}`).getByRole("button").count(), 0);
   });
 
+  step("the audit page lists these changes with who, role, team and address; filtered and exported as CSV", async () => {
+    await admin.goto(`${stack.baseUrl}/audit`);
+    const table = admin.getByTestId("audit");
+    const text = await table.innerText();
+    for (const seen of [/made the team Research Lab/, /invited someone into a team as member/, /made the account trainee/, /disabled a user/]) assert.match(text, seen);
+    assert.match(text, new RegExp(`${stack.admin.username} \\(admin\\)`));
+    await admin.getByLabel("Action").fill("user-disable");
+    await admin.getByRole("button", { name: "Filter" }).click();
+    await admin.waitForURL(/action=user-disable/);
+    const rows = table.locator("tbody tr");
+    assert.equal(await rows.count(), 1);
+    assert.match(await rows.first().innerText(), /disabled a user.*127\.0\.0\.1/s);
+    const href = await admin.getByTestId("audit-export").getAttribute("href");
+    const csv = await admin.evaluate(async (url) => (await fetch(url!)).text(), href);
+    const lines = csv.trim().split("\r\n");
+    assert.equal(lines[0], "time,user,role,team,action,result,message,guest,parameters,address");
+    assert.equal(lines.length, 2);
+    assert.match(lines[1]!, /,admin,admin,.*,user-disable,ok,disabled a user,/);
+    // The newcomer (a member, no owner) has no audit page.
+    const second = await launchBrowser();
+    try {
+      const p = await second.context.newPage();
+      await logIn(p, stack.baseUrl, { username: "ada", password: PASSWORD });
+      const answer = await p.goto(`${stack.baseUrl}/audit`);
+      assert.equal(answer?.status(), 404);
+      assert.equal((await p.evaluate(async () => (await fetch("/audit/export")).status)), 403);
+    } finally {
+      await second.close();
+    }
+  });
+
   step("no page broke the Content-Security-Policy", () => {
     assert.deepEqual([...adminBrowser.cspViolations(), ...(guestBrowser?.cspViolations() ?? [])], []);
   });

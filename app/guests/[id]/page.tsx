@@ -12,6 +12,7 @@ import { LiveRefresh } from "@/components/live-refresh";
 import { StateBadge } from "@/components/state-badge";
 import { diffSpecs } from "@/server/domain/spec-diff";
 import { qemuLives } from "@/server/domain/types";
+import { db } from "@/server/db/client";
 import { formatCommandLine } from "@/server/qemu/format";
 import { agentFor, loadGuestOr404, specOf } from "@/server/web/guests";
 import { requireUser } from "@/server/web/session";
@@ -26,6 +27,7 @@ export default async function GuestPage({ params }: { params: Promise<{ id: stri
   const may = { operate: can(user, "operate", guest), change: can(user, "change", guest), delete: can(user, "delete", guest) };
   const agent = agentFor(guest.host);
   const spec = specOf(guest);
+  const history = await db.event.findMany({ where: { guestId: guest.id }, orderBy: { at: "desc" }, take: 20 });
   const tags = JSON.parse(guest.tags) as string[];
   const status = await agent.guest(guest.id).catch(() => null);
   // Running: the array QEMU runs with. Otherwise: the array it would run with.
@@ -159,6 +161,25 @@ export default async function GuestPage({ params }: { params: Promise<{ id: stri
       </section>
 
       {!guest.isTemplate && <ConsoleSessions guestId={guest.id} serial={guest.serial} />}
+
+      <section className="card p-4" data-testid="guest-history">
+        <h2 className="mb-2 font-semibold">History</h2>
+        {history.length === 0 ? (
+          <p className="text-sm text-slate-500">Nothing recorded yet.</p>
+        ) : (
+          <ul className="divide-y divide-slate-100 text-sm">
+            {history.map((e) => (
+              <li key={e.id} className="flex justify-between gap-4 py-1">
+                <span>
+                  {e.username ?? "the system"}: {e.message}
+                  {!e.ok && <span className="text-red-700"> (failed)</span>}
+                </span>
+                <span className="whitespace-nowrap text-slate-500">{e.at.toLocaleString()}</span>
+              </li>
+            ))}
+          </ul>
+        )}
+      </section>
 
       {!guest.isTemplate && status?.vncTls && may.operate && (
         <NativeViewer guestId={guest.id} host={status.vncTls.host} port={status.vncTls.port} />

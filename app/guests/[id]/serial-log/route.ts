@@ -1,4 +1,5 @@
-import { agentFor, recordEvent } from "@/server/web/guests";
+import {agentFor } from "@/server/web/guests";
+import { recordEvent } from "@/server/web/audit";
 import { guestRoute } from "@/server/web/guest-route";
 
 export const dynamic = "force-dynamic";
@@ -11,7 +12,7 @@ export const dynamic = "force-dynamic";
 export const GET = guestRoute("operate", async ({ request, user, guest }) => {
   const log = await agentFor(guest.host).serialLog(guest.id);
   const inline = new URL(request.url).searchParams.get("view") === "1";
-  await recordEvent("serial-log", true, `read the serial log of ${guest.name}`, user.id, guest.id).catch(() => {});
+  await recordEvent("serial-log", true, `read the serial log of ${guest.name}`, user, guest.id).catch(() => {});
   return new Response(log, {
     headers: {
       "content-type": "text/plain; charset=utf-8",

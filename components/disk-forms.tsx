@@ -17,15 +17,9 @@ import {
 } from "@/app/actions/disks";
 import { FORMAT_EXTENSIONS } from "@/server/domain/types";
 import type { ActionResult } from "@/server/web/action";
+import { ActionButton, ErrorLine } from "./action-button";
 import { useFormAction } from "./use-form-action";
 
-function ErrorLine({ error, testId = "action-error" }: { error: string | null; testId?: string }) {
-  return error ? (
-    <p className="text-sm text-red-700" data-testid={testId}>
-      {error}
-    </p>
-  ) : null;
-}
 
 /** A new empty disk: folder, name, format, size with units, optional encryption. */
 export function CreateDiskForm({ pools }: { pools: string[] }) {
@@ -279,7 +273,7 @@ export function AttachForm({ diskId, guests }: { diskId: string; guests: Array<{
 }
 
 export function DetachButton({ diskId, guestName }: { diskId: string; guestName: string }) {
-  return <ConfirmedButton label={`Detach from ${guestName}`} busy="Detaching…" question={() => `Detach this disk from ${guestName}?`} action={() => detachDisk(diskId)} />;
+  return <ActionButton label={`Detach from ${guestName}`} busy="Detaching…" question={() => `Detach this disk from ${guestName}?`} run={() => detachDisk(diskId)} />;
 }
 
 export function CheckButton({ diskId }: { diskId: string }) {
@@ -305,58 +299,35 @@ export function DeleteDiskButton({ diskId, file, usedBy }: { diskId: string; fil
   const router = useRouter();
   const uses = usedBy.length ? `\n\nUsed by: ${usedBy.join(", ")}.` : "";
   return (
-    <ConfirmedButton
+    <ActionButton
       danger
       label="Delete disk"
       busy="Deleting…"
       testId="delete-error"
       question={() => `Delete ${file} and its data for good?${uses}`}
-      action={() => deleteDisk(diskId)}
+      run={() => deleteDisk(diskId)}
       onDone={() => router.push("/disks")}
     />
   );
 }
 
-/**
- * A button that asks first (`question`), then runs `action`: its error shows beside it
- * (under `testId`), and the page refreshes once it succeeded.
- */
-function ConfirmedButton<T>({ label, busy, question, action, danger = false, testId, onDone }: {
-  label: string;
-  busy: string;
-  question: () => string;
-  action: () => Promise<ActionResult<T>>;
-  danger?: boolean;
-  testId?: string;
-  onDone?: (data: T) => void;
-}) {
-  const { run, error, pending } = useButtonAction();
-  return (
-    <span className="space-x-2">
-      <button className={danger ? "btn btn-danger" : "btn"} disabled={pending} onClick={() => confirm(question()) && run(action, onDone)}>
-        {pending ? busy : label}
-      </button>
-      <ErrorLine error={error} testId={testId} />
-    </span>
-  );
-}
 
 /** Deletes an ISO image from the host (admins); refused while a guest has it as CD-ROM. */
 export function DeleteIsoButton({ name, usedBy }: { name: string; usedBy: string[] }) {
   const uses = usedBy.length ? `\n\nIt is the CD-ROM of: ${usedBy.join(", ")}. Remove it from them first.` : "";
-  return <ConfirmedButton danger label="Delete" busy="Deleting…" testId="iso-error" question={() => `Delete the ISO ${name} from the host?${uses}`} action={() => deleteIso(name)} />;
+  return <ActionButton danger label="Delete" busy="Deleting…" testId="iso-error" question={() => `Delete the ISO ${name} from the host?${uses}`} run={() => deleteIso(name)} />;
 }
 
 /** Removes an interrupted upload kept for resuming. */
 export function RemovePartButton({ pool, file }: { pool: string; file: string }) {
   return (
-    <ConfirmedButton
+    <ActionButton
       danger
       label="Remove"
       busy="Removing…"
       testId="part-error"
       question={() => `Remove the interrupted upload of ${file}? It cannot be resumed afterwards.`}
-      action={() => removeUploadPart({ pool, file })}
+      run={() => removeUploadPart({ pool, file })}
     />
   );
 }

@@ -15,17 +15,10 @@ import {
   type InviteState,
 } from "@/app/actions/people";
 import { TEAM_ROLES } from "@/server/auth/policy";
-import type { ActionResult } from "@/server/web/action";
 import { CopyButton } from "./copy-button";
+import { ActionButton, ErrorLine } from "./action-button";
 import { useFormAction } from "./use-form-action";
 
-function ErrorLine({ error, testId }: { error: string | null; testId: string }) {
-  return error ? (
-    <p className="text-sm text-red-700" data-testid={testId}>
-      {error}
-    </p>
-  ) : null;
-}
 
 function RoleSelect({ label }: { label: string }) {
   return (
@@ -108,39 +101,13 @@ export function NewAccountForm({ teamId }: { teamId: string }) {
   );
 }
 
-/** A button that runs one action and refreshes the page; asks first when `question` is given. */
-function ActButton({ label, run, question, danger = false, testId }: { label: string; run: () => Promise<ActionResult<unknown>>; question?: string; danger?: boolean; testId: string }) {
-  const router = useRouter();
-  const [error, setError] = useState<string | null>(null);
-  const [pending, startTransition] = useTransition();
-  return (
-    <span className="space-x-2">
-      <button
-        type="button"
-        className={danger ? "btn btn-danger" : "btn"}
-        disabled={pending}
-        onClick={() =>
-          (!question || confirm(question)) &&
-          startTransition(async () => {
-            const result = await run();
-            setError(result.ok ? null : result.error);
-            router.refresh();
-          })
-        }
-      >
-        {label}
-      </button>
-      <ErrorLine error={error} testId={testId} />
-    </span>
-  );
-}
 
 export function RevokeInviteButton({ inviteId }: { inviteId: string }) {
-  return <ActButton label="Revoke" danger testId="revoke-invite-error" run={() => revokeInvitation(inviteId)} />;
+  return <ActionButton label="Revoke" danger testId="revoke-invite-error" run={() => revokeInvitation(inviteId)} />;
 }
 
 export function EndSessionButton({ sessionId, current }: { sessionId: string; current: boolean }) {
-  return <ActButton label={current ? "Log out here" : "End"} testId="end-session-error" run={() => endSession(sessionId)} />;
+  return <ActionButton label={current ? "Log out here" : "End"} testId="end-session-error" run={() => endSession(sessionId)} />;
 }
 
 /** An admin's buttons for one user: disable or enable, admin or not, delete (handing things to someone). */
@@ -151,8 +118,8 @@ export function UserActions({ user, heirs }: { user: { id: string; username: str
   const [pending, startTransition] = useTransition();
   return (
     <span className="flex flex-wrap items-center justify-end gap-2">
-      <ActButton label={user.disabled ? "Enable" : "Disable"} testId="disable-error" run={() => disableUser(user.id, !user.disabled)} />
-      <ActButton label={user.admin ? "Take admin" : "Make admin"} testId="admin-error" run={() => makeAdmin(user.id, !user.admin)} />
+      <ActionButton label={user.disabled ? "Enable" : "Disable"} testId="disable-error" run={() => disableUser(user.id, !user.disabled)} />
+      <ActionButton label={user.admin ? "Take admin" : "Make admin"} testId="admin-error" run={() => makeAdmin(user.id, !user.admin)} />
       <select className="field w-32!" value={heir} onChange={(e) => setHeir(e.target.value)} aria-label={`Hand ${user.username}'s guests and disks to`}>
         {heirs.map((h) => (
           <option key={h.id} value={h.id}>

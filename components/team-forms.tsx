@@ -1,18 +1,11 @@
 "use client";
 
 import { useRouter } from "next/navigation";
-import { useState, useTransition } from "react";
 import { addTeam, removeFromTeam, setTeamRole } from "@/app/actions/teams";
 import { TEAM_ROLES } from "@/server/auth/policy";
+import { ActionButton, ErrorLine } from "./action-button";
 import { useFormAction } from "./use-form-action";
 
-function ErrorLine({ error, testId }: { error: string | null; testId: string }) {
-  return error ? (
-    <p className="text-sm text-red-700" data-testid={testId}>
-      {error}
-    </p>
-  ) : null;
-}
 
 /** Makes a team (admins). */
 export function NewTeamForm() {
@@ -56,26 +49,13 @@ export function MemberForm({ teamId }: { teamId: string }) {
 
 /** Takes a member out of the team. */
 export function RemoveMemberButton({ teamId, userId, username }: { teamId: string; userId: string; username: string }) {
-  const router = useRouter();
-  const [error, setError] = useState<string | null>(null);
-  const [pending, startTransition] = useTransition();
   return (
-    <span className="space-x-2">
-      <button
-        className="btn btn-danger"
-        disabled={pending}
-        onClick={() =>
-          confirm(`Take ${username} out of this team? Their guests and disks stay the team's.`) &&
-          startTransition(async () => {
-            const result = await removeFromTeam(teamId, userId);
-            setError(result.ok ? null : result.error);
-            router.refresh();
-          })
-        }
-      >
-        Remove
-      </button>
-      <ErrorLine error={error} testId="remove-member-error" />
-    </span>
+    <ActionButton
+      danger
+      label="Remove"
+      testId="remove-member-error"
+      question={() => `Take ${username} out of this team? Their guests and disks stay the team's.`}
+      run={() => removeFromTeam(teamId, userId)}
+    />
   );
 }

@@ -28,7 +28,7 @@ export const editHardware = authedAction("edit-hardware", async (user, guestId: 
   if (input.disks.length !== own.size || input.disks.some((d) => !own.has(d.id))) {
     throw new GuesthouseError("invalid-input", "The disk list does not match this guest's disks. Reload the page and try again.");
   }
-  await assertPortsFree(guest.host, guest.id, input.nics.flatMap((n) => n.forwards));
+  await assertPortsFree(user, guest.host, guest.id, input.nics.flatMap((n) => n.forwards));
   const isoIds = await isoRowsFor(guest.host, input.cdroms.map((c) => c.iso));
   const network = await userModeNetwork({ teamId: guest.teamId, ownerId: guest.ownerId, hostId: guest.host.id });
 

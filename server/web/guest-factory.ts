@@ -4,7 +4,7 @@
  * makes the disks (new, copied or linked), writes the rows in one go, and removes
  * every disk it made if anything fails: no half-made guest is ever left behind.
  */
-import { assertMayCreate } from "../auth/policy";
+import { assertMayCreate, guestNameFor } from "../auth/policy";
 import type { SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
 import { isUniqueViolationOn } from "../db/errors";
@@ -40,7 +40,7 @@ export async function makeGuest(
   if (await db.guest.findFirst({ where: { teamId: user.teamId, name: def.name }, select: { id: true } })) {
     throw new GuesthouseError("conflict", `Your team already has a guest named "${def.name}". Choose another name.`);
   }
-  await assertPortsFree(host, null, def.nics.flatMap((n) => n.forwards));
+  await assertPortsFree(user, host, null, def.nics.flatMap((n) => n.forwards));
   const isoIds = await isoRowsFor(host, def.cdroms.map((c) => c.iso));
   const network = def.nics.length ? await userModeNetwork({ teamId: user.teamId, ownerId: user.id, hostId: host.id }) : null;
 
@@ -158,7 +158,7 @@ async function makeGuestDisksAndRows(
  * (the agent refuses others at start too), never this dashboard's own port, and none a
  * port another guest of the host already forwards.
  */
-export async function assertPortsFree(host: { id: string; endpoint: string }, exceptGuestId: string | null, forwards: PortForward[]): Promise<void> {
+export async function assertPortsFree(actor: SessionUser, host: { id: string; endpoint: string }, exceptGuestId: string | null, forwards: PortForward[]): Promise<void> {
   if (forwards.length === 0) return;
   const policy = (await agentFor(host).host()).forwards;
   const ownPort = loadWebConfig().port;
@@ -172,11 +172,12 @@ export async function assertPortsFree(host: { id: string; endpoint: string }, ex
   }
   const others = await db.nic.findMany({
     where: { guest: { hostId: host.id, ...(exceptGuestId ? { id: { not: exceptGuestId } } : {}) }, forwards: { not: "[]" } },
-    select: { forwards: true, guest: { select: { name: true } } },
+    select: { forwards: true, guest: { select: { name: true, teamId: true, ownerId: true } } },
   });
+  // The guest holding a port, named only to whom may see it.
   const taken = new Map<string, string>();
   for (const nic of others) {
-    for (const f of JSON.parse(nic.forwards) as PortForward[]) taken.set(`${f.protocol}/${f.hostPort}`, nic.guest.name);
+    for (const f of JSON.parse(nic.forwards) as PortForward[]) taken.set(`${f.protocol}/${f.hostPort}`, guestNameFor(actor, nic.guest));
   }
   for (const f of forwards) {
     const owner = taken.get(`${f.protocol}/${f.hostPort}`);

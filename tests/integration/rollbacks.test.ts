@@ -89,6 +89,25 @@ describe("rollbacks between the web and the agent", () => {
     hook = null;
   });
 
+  test("a host port another team's guest holds is refused without naming that guest", async () => {
+    const db = database.db;
+    const other = await db.team.create({ data: { name: "elsewhere" } });
+    const stranger = await db.user.create({ data: { username: "stranger", passwordHash: "x", teamId: other.id, memberships: { create: { teamId: other.id, role: "owner" } } } });
+    const network = await db.network.create({ data: { name: "user", mode: "user", ownerId: stranger.id, teamId: other.id, hostId: host.id } });
+    const port = (await agent.client.host()).forwards.firstPort + 7;
+    await db.guest.create({
+      data: { name: "secret-project", vcpus: 1, memoryMiB: 256, ownerId: stranger.id, teamId: other.id, hostId: host.id, nics: { create: { mac: "52:54:00:aa:bb:77", model: "virtio", networkId: network.id, forwards: JSON.stringify([{ protocol: "tcp", hostPort: port, guestPort: 22 }]) } } },
+    });
+    const forwarding = { ...definition("wants-port", 0), nics: [{ model: "virtio" as const, isolated: false, forwards: [{ protocol: "tcp" as const, hostPort: port, guestPort: 22 }] }] };
+    await assert.rejects(makeGuest(user, host, forwarding), (err: Error & { code?: string }) => {
+      assert.equal(err.code, "conflict");
+      assert.match(err.message, /already forwarded to a guest you cannot see/);
+      assert.doesNotMatch(err.message, /secret-project/);
+      return true;
+    });
+    await assert.rejects(makeGuest(admin, host, { ...forwarding, name: "admin-wants-port" }), /already forwarded to secret-project/, "an admin is told which");
+  });
+
   test("an ISO a guest took as its CD-ROM is not deleted: the database refuses, the file and its record stay", async () => {
     const db = database.db;
     fs.copyFileSync(path.join(agent.dataDir, "images", "demo.iso"), path.join(agent.dataDir, "images", "kept.iso"));

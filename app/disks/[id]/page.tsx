@@ -1,7 +1,9 @@
 import Link from "next/link";
 import { AttachForm, CheckButton, ConvertForm, DeleteDiskButton, DetachButton, ResizeForm, SnapshotPanel } from "@/components/disk-forms";
 import { LiveTaskBars } from "@/components/task-progress";
-import { ownedWhere } from "@/server/auth/policy";
+import { HandOverForm } from "@/components/hand-over-form";
+import { handOverTeamsFor } from "@/server/web/hand-over";
+import { can, ownedWhere } from "@/server/auth/policy";
 import { db } from "@/server/db/client";
 import { formatBytes } from "@/server/domain/format";
 import { cloneNames, loadDiskOr404, refOf } from "@/server/web/disks";
@@ -13,6 +15,9 @@ export const dynamic = "force-dynamic";
 export default async function DiskPage({ params }: { params: Promise<{ id: string }> }) {
   const user = await requireUser();
   const disk = await loadDiskOr404(user, (await params).id);
+  const handOverTeams = can(user, "hand-over", disk)
+    ? await handOverTeamsFor(user)
+    : [];
   const agent = agentFor(disk.host);
   const [info, tasks, guests] = await Promise.all([
     disk.state === "ready" ? agent.image(refOf(disk)).then((i) => ({ ok: true as const, i }), (e: Error) => ({ ok: false as const, error: e.message })) : null,
@@ -127,6 +132,12 @@ export default async function DiskPage({ params }: { params: Promise<{ id: strin
             <CheckButton diskId={disk.id} />
             <DeleteDiskButton diskId={disk.id} file={disk.file} usedBy={usedBy} />
           </section>
+          {!disk.guest && can(user, "hand-over", disk) && (
+            <section className="card space-y-2 p-4">
+              <h2 className="font-semibold">Owner: {disk.owner.username}</h2>
+              <HandOverForm kind="disk" id={disk.id} teams={handOverTeams} currentTeam={disk.teamId} />
+            </section>
+          )}
         </>
       )}
     </div>

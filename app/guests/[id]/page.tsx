@@ -2,6 +2,8 @@ import Link from "next/link";
 import { CloneForm } from "@/components/clone-form";
 import { ConsoleSessions } from "@/components/console-sessions";
 import { CopyButton } from "@/components/copy-button";
+import { HandOverForm } from "@/components/hand-over-form";
+import { handOverTeamsFor } from "@/server/web/hand-over";
 import { MakeTemplateButton } from "@/components/make-template-button";
 import { NativeViewer } from "@/components/native-viewer";
 import { can } from "@/server/auth/policy";
@@ -24,7 +26,10 @@ export default async function GuestPage({ params }: { params: Promise<{ id: stri
   const { id } = await params;
   const guest = await loadGuestOr404(user, id);
   // What this user's role lets them do here (server/auth/policy.ts): the page offers only that.
-  const may = { operate: can(user, "operate", guest), change: can(user, "change", guest), delete: can(user, "delete", guest) };
+  const may = { operate: can(user, "operate", guest), change: can(user, "change", guest), delete: can(user, "delete", guest), handOver: can(user, "hand-over", guest) };
+  const handOverTeams = may.handOver
+    ? await handOverTeamsFor(user)
+    : [];
   const agent = agentFor(guest.host);
   const spec = specOf(guest);
   const history = await db.event.findMany({ where: { guestId: guest.id }, orderBy: { at: "desc" }, take: 20 });
@@ -161,6 +166,13 @@ export default async function GuestPage({ params }: { params: Promise<{ id: stri
       </section>
 
       {!guest.isTemplate && <ConsoleSessions guestId={guest.id} serial={guest.serial} />}
+
+      {may.handOver && (
+        <section className="card p-4">
+          <h2 className="mb-2 font-semibold">Owner: {guest.owner.username}</h2>
+          <HandOverForm kind="guest" id={guest.id} teams={handOverTeams} currentTeam={guest.teamId} />
+        </section>
+      )}
 
       <section className="card p-4" data-testid="guest-history">
         <h2 className="mb-2 font-semibold">History</h2>

@@ -1,0 +1,69 @@
+/**
+ * Handing a guest or a disk to another person, in the same team or another: its team's
+ * owners and admins may (the policy's "hand-over"). The new owner must be able to own it
+ * there (an owner, operator or member of that team). A guest takes its disks with it (a
+ * disk goes only into its own owner's guests) and, into another team, its network cards
+ * move to that team's network; a disk in a guest goes with its guest, not alone.
+ */
+import { assertCan } from "../auth/policy";
+import type { SessionUser } from "../auth/sessions";
+import { db } from "../db/client";
+import { GuesthouseError } from "../domain/errors";
+import { nameKey } from "../domain/names";
+import { recordEvent } from "./audit";
+import { userModeNetwork } from "./networks";
+
+/** The user, and the team (default: the thing's own), who will own it. */
+async function newOwner(username: unknown, teamId: string): Promise<{ id: string; username: string }> {
+  const name = typeof username === "string" ? username.slice(0, 64) : "";
+  const user = await db.user.findFirst({
+    where: { OR: [{ usernameKey: nameKey(name) }, { username: name }], disabledAt: null },
+    select: { id: true, username: true, memberships: { where: { teamId }, select: { role: true } } },
+  });
+  if (!user) throw new GuesthouseError("not-found", "There is no user of that name.");
+  const role = user.memberships[0]?.role;
+  if (!role) throw new GuesthouseError("invalid-input", `${user.username} is not in that team; add them to it first.`);
+  if (role === "viewer") throw new GuesthouseError("invalid-input", `${user.username} is a viewer of that team and owns nothing there; give them another role first.`);
+  return user;
+}
+
+export async function handOverGuest(actor: SessionUser, guestId: string, username: unknown, toTeamId?: string): Promise<void> {
+  const guest = await db.guest.findUnique({ where: { id: String(guestId).slice(0, 64) }, select: { id: true, name: true, teamId: true, ownerId: true, hostId: true } });
+  if (!guest) throw new GuesthouseError("not-found", "This guest does not exist, or you may not see it.");
+  assertCan(actor, "hand-over", guest, "Only the team's owners and admins hand guests over.");
+  const teamId = toTeamId ? String(toTeamId) : guest.teamId;
+  if (teamId !== guest.teamId && !actor.admin && actor.teams.get(teamId) !== "owner") {
+    throw new GuesthouseError("forbidden", "You may hand things only into teams you own.");
+  }
+  const to = await newOwner(username, teamId);
+  const network = teamId === guest.teamId ? null : await userModeNetwork({ teamId, ownerId: to.id, hostId: guest.hostId });
+  await db.$transaction(async (tx) => {
+    if (teamId !== guest.teamId && (await tx.guest.count({ where: { teamId, name: guest.name } })) > 0) {
+      throw new GuesthouseError("conflict", `That team already has a guest named "${guest.name}"; rename one of them first.`);
+    }
+    await tx.guest.update({ where: { id: guest.id }, data: { ownerId: to.id, teamId } });
+    await tx.disk.updateMany({ where: { guestId: guest.id }, data: { ownerId: to.id, teamId } });
+    if (network) await tx.nic.updateMany({ where: { guestId: guest.id }, data: { networkId: network.id } });
+  });
+  await recordEvent("hand-over", true, `handed ${guest.name} and its disks to ${to.username}`, actor, guest.id, { teamId, params: { to: to.username, fromTeam: guest.teamId } }).catch(() => {});
+}
+
+export async function handOverDisk(actor: SessionUser, diskId: string, username: unknown, toTeamId?: string): Promise<void> {
+  const disk = await db.disk.findUnique({ where: { id: String(diskId).slice(0, 64) }, select: { id: true, file: true, teamId: true, ownerId: true, guestId: true } });
+  if (!disk) throw new GuesthouseError("not-found", "This disk does not exist, or you may not see it.");
+  assertCan(actor, "hand-over", disk, "Only the team's owners and admins hand disks over.");
+  if (disk.guestId) throw new GuesthouseError("conflict", `${disk.file} is in a guest: hand the guest over (its disks go with it), or detach the disk first.`);
+  const teamId = toTeamId ? String(toTeamId) : disk.teamId;
+  if (teamId !== disk.teamId && !actor.admin && actor.teams.get(teamId) !== "owner") {
+    throw new GuesthouseError("forbidden", "You may hand things only into teams you own.");
+  }
+  const to = await newOwner(username, teamId);
+  await db.disk.update({ where: { id: disk.id }, data: { ownerId: to.id, teamId } });
+  await recordEvent("hand-over", true, `handed the disk ${disk.file} to ${to.username}`, actor, null, { teamId, params: { to: to.username, fromTeam: disk.teamId } }).catch(() => {});
+}
+
+/** The teams `actor` may hand things into: those they own (every team, for an admin). */
+export function handOverTeamsFor(actor: SessionUser) {
+  const owned = [...actor.teams].filter(([, role]) => role === "owner").map(([teamId]) => teamId);
+  return db.team.findMany({ where: actor.admin ? {} : { id: { in: owned } }, select: { id: true, name: true }, orderBy: { name: "asc" } });
+}

@@ -6,7 +6,7 @@ import { db } from "@/server/db/client";
 import { GuesthouseError } from "@/server/domain/errors";
 import { canDo, type DiskFormat } from "@/server/domain/types";
 import { authedAction } from "@/server/web/action";
-import {agentFor, liveState, loadGuest } from "@/server/web/guests";
+import { agentFor, liveState, loadGuest } from "@/server/web/guests";
 import { recordEvent } from "@/server/web/audit";
 
 /**

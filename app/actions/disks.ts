@@ -12,7 +12,7 @@ import { authedAction } from "@/server/web/action";
 import { assertNoClones, loadDisk, refOf, refreshDisk, secretOf, type DiskRow } from "@/server/web/disks";
 import { removeIso } from "@/server/web/isos";
 import { registerImage } from "@/server/web/registration";
-import {agentFor, baseChain, liveState, loadGuest, specOf } from "@/server/web/guests";
+import { agentFor, baseChain, liveState, loadGuest, specOf } from "@/server/web/guests";
 import { recordEvent } from "@/server/web/audit";
 import { localHost } from "@/server/web/hosts";
 import { recordedTask, recordTask, WEB_TASK_PREFIX } from "@/server/web/tasks";

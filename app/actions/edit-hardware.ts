@@ -8,7 +8,7 @@ import { newMac } from "@/server/domain/ids";
 import { editHardwareInput, parseOrThrow } from "@/server/domain/validation";
 import { authedAction } from "@/server/web/action";
 import { assertPortsFree } from "@/server/web/guest-factory";
-import {loadGuest } from "@/server/web/guests";
+import { loadGuest } from "@/server/web/guests";
 import { recordEvent } from "@/server/web/audit";
 import { isoRowsFor } from "@/server/web/isos";
 import { userModeNetwork } from "@/server/web/networks";

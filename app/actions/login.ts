@@ -9,7 +9,7 @@ import { loginGateOfProcess, waitText } from "@/server/auth/throttle";
 import { GuesthouseError } from "@/server/domain/errors";
 import { db } from "@/server/db/client";
 import { clientAddress } from "@/server/web/client-address";
-import { nameKey } from "@/server/domain/names";
+import { nameKey, userNamed } from "@/server/domain/names";
 
 const loginInput = z.object({
   username: z.string().trim().min(1).max(64),
@@ -40,7 +40,7 @@ export async function login(_prev: LoginState, form: FormData): Promise<LoginSta
     return { error: `Too many failed logins ${who}. Try again in ${waitText(gate.waitMs)}.`, username };
   }
   // The name as typed, or any spelling of it (case, width): one person either way.
-  const user = await db.user.findFirst({ where: { OR: [{ usernameKey: key }, { username: name }] } });
+  const user = await db.user.findFirst({ where: userNamed(name) });
   let ok: boolean;
   try {
     ok = await verifyPassword(parsed.data.password, user?.passwordHash ?? DUMMY_HASH);

@@ -4,7 +4,7 @@ import { revalidatePath } from "next/cache";
 import { db } from "@/server/db/client";
 import { GuesthouseError } from "@/server/domain/errors";
 import { authedAction } from "@/server/web/action";
-import {liveState, loadGuest } from "@/server/web/guests";
+import { liveState, loadGuest } from "@/server/web/guests";
 import { recordEvent } from "@/server/web/audit";
 
 /**

@@ -3,7 +3,7 @@
 import { GuesthouseError } from "@/server/domain/errors";
 import type { NativeVncPassword } from "@/server/domain/types";
 import { authedAction } from "@/server/web/action";
-import {agentFor, loadGuest } from "@/server/web/guests";
+import { agentFor, loadGuest } from "@/server/web/guests";
 import { recordEvent } from "@/server/web/audit";
 
 /**

@@ -4,7 +4,7 @@ import { keyboardLayoutOf, textToKeystrokes } from "@/server/domain/keymaps";
 import { GuesthouseError } from "@/server/domain/errors";
 import { canDo, PASTE_MAX_CHARS } from "@/server/domain/types";
 import { authedAction } from "@/server/web/action";
-import {agentFor, liveState, loadGuest } from "@/server/web/guests";
+import { agentFor, liveState, loadGuest } from "@/server/web/guests";
 import { recordEvent } from "@/server/web/audit";
 import { recordTask } from "@/server/web/tasks";
 

@@ -7,7 +7,7 @@ import { GuesthouseError } from "@/server/domain/errors";
 import { POWER_ACTIONS, type GuestSpec, type GuestStatus, type PowerAction } from "@/server/domain/types";
 import { parseOrThrow } from "@/server/domain/validation";
 import { authedAction } from "@/server/web/action";
-import {agentFor, loadGuest, specOf } from "@/server/web/guests";
+import { agentFor, loadGuest, specOf } from "@/server/web/guests";
 import { recordEvent } from "@/server/web/audit";
 
 const RUN: Record<PowerAction, (agent: AgentClient, spec: GuestSpec) => Promise<GuestStatus>> = {

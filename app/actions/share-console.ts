@@ -7,7 +7,7 @@ import { isShareDuration, SHARE_DURATION_NAMES, SHARE_LABEL_MAX, SHARE_PATH, typ
 import { db } from "@/server/db/client";
 import { GuesthouseError } from "@/server/domain/errors";
 import { authedAction } from "@/server/web/action";
-import {loadGuest } from "@/server/web/guests";
+import { loadGuest } from "@/server/web/guests";
 import { recordEvent } from "@/server/web/audit";
 
 function ownedGuest(user: SessionUser, guestId: string) {

@@ -145,6 +145,11 @@ export function canManageHost(actor: Actor): boolean {
   return actor.kind === "user" && !actor.disabled && actor.admin;
 }
 
+/** The teams `actor` owns (where they manage members, read the audit trail, hand things into). */
+export function ownedTeams(actor: UserActor): string[] {
+  return [...actor.teams].filter(([, role]) => role === "owner").map(([teamId]) => teamId);
+}
+
 /** A team's members, roles and usage: its owners and admins. */
 export function canManageTeam(actor: Actor, teamId: string): boolean {
   return actor.kind === "user" && !actor.disabled && (actor.admin || actor.teams.get(teamId) === "owner");

@@ -10,3 +10,8 @@ export function normalizeName(raw: string): string {
 export function nameKey(name: string): string {
   return normalizeName(name).toLowerCase().normalize("NFKC");
 }
+
+/** A query's filter for the user a name means: as typed, or any spelling of it (case, width). */
+export function userNamed(name: string): { OR: Array<{ usernameKey: string } | { username: string }> } {
+  return { OR: [{ usernameKey: nameKey(name) }, { username: name }] };
+}

@@ -6,7 +6,7 @@
  * Admins read all of it on the audit page; a team's owners their team's; each guest's
  * page shows its own. One place writes it (`recordEvent`) and one reads it (`auditWhere`).
  */
-import { canManageHost, type TeamRole } from "../auth/policy";
+import { canManageHost, ownedTeams, type TeamRole } from "../auth/policy";
 import type { SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
 import { clientAddress } from "./client-address";
@@ -78,7 +78,7 @@ export interface AuditFilter {
 
 /** The rows `actor` may read (admins: all; team owners: their teams'), narrowed by `filter`. */
 export function auditWhere(actor: SessionUser, filter: AuditFilter) {
-  const owned = [...actor.teams].filter(([, role]) => role === "owner").map(([teamId]) => teamId);
+  const owned = ownedTeams(actor);
   return {
     AND: [
       canManageHost(actor) ? {} : { teamId: { in: owned } },
@@ -94,7 +94,7 @@ export function auditWhere(actor: SessionUser, filter: AuditFilter) {
 
 /** Whether `actor` may read any of the trail (the page's link). */
 export function canReadAudit(actor: SessionUser): boolean {
-  return canManageHost(actor) || [...actor.teams.values()].includes("owner");
+  return canManageHost(actor) || ownedTeams(actor).length > 0;
 }
 
 /** Removes rows older than `days`; returns how many went. */

@@ -12,7 +12,7 @@ import { GuesthouseError } from "../domain/errors";
 import { newMac, newVolumeId } from "../domain/ids";
 import { DEFAULT_POOL, FORMAT_EXTENSIONS, type DiskFormat, type PortForward } from "../domain/types";
 import type { GuestDefinition } from "../domain/validation";
-import {agentFor } from "./guests";
+import { agentFor } from "./guests";
 import { recordEvent } from "./audit";
 import { recordedTask } from "./tasks";
 import { loadWebConfig } from "./config";
@@ -44,7 +44,6 @@ export async function makeGuest(
   const isoIds = await isoRowsFor(host, def.cdroms.map((c) => c.iso));
   const network = def.nics.length ? await userModeNetwork({ teamId: user.teamId, ownerId: user.id, hostId: host.id }) : null;
 
-  const agent = agentFor(host);
   // Every disk's name is chosen first, so the task row can name them before any is made: a
   // web killed half-way leaves the row, and its next start removes the disks no row took.
   const planned = def.disks.map((disk, i) => {

@@ -5,11 +5,11 @@
  * disk goes only into its own owner's guests) and, into another team, its network cards
  * move to that team's network; a disk in a guest goes with its guest, not alone.
  */
-import { assertCan } from "../auth/policy";
+import { assertCan, ownedTeams } from "../auth/policy";
 import type { SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
 import { GuesthouseError } from "../domain/errors";
-import { nameKey } from "../domain/names";
+import { userNamed } from "../domain/names";
 import { recordEvent } from "./audit";
 import { userModeNetwork } from "./networks";
 
@@ -17,7 +17,7 @@ import { userModeNetwork } from "./networks";
 async function newOwner(username: unknown, teamId: string): Promise<{ id: string; username: string }> {
   const name = typeof username === "string" ? username.slice(0, 64) : "";
   const user = await db.user.findFirst({
-    where: { OR: [{ usernameKey: nameKey(name) }, { username: name }], disabledAt: null },
+    where: { ...userNamed(name), disabledAt: null },
     select: { id: true, username: true, memberships: { where: { teamId }, select: { role: true } } },
   });
   if (!user) throw new GuesthouseError("not-found", "There is no user of that name.");
@@ -64,6 +64,5 @@ export async function handOverDisk(actor: SessionUser, diskId: string, username:
 
 /** The teams `actor` may hand things into: those they own (every team, for an admin). */
 export function handOverTeamsFor(actor: SessionUser) {
-  const owned = [...actor.teams].filter(([, role]) => role === "owner").map(([teamId]) => teamId);
-  return db.team.findMany({ where: actor.admin ? {} : { id: { in: owned } }, select: { id: true, name: true }, orderBy: { name: "asc" } });
+  return db.team.findMany({ where: actor.admin ? {} : { id: { in: ownedTeams(actor) } }, select: { id: true, name: true }, orderBy: { name: "asc" } });
 }

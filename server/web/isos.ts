@@ -4,7 +4,7 @@ import type { SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
 import { isForeignKeyViolation } from "../db/errors";
 import { GuesthouseError } from "../domain/errors";
-import {agentFor } from "./guests";
+import { agentFor } from "./guests";
 import { recordEvent } from "./audit";
 import { recordedTask } from "./tasks";
 

@@ -28,7 +28,7 @@ import { formatBytes } from "../domain/format";
 import { ISO_POOL, UPLOAD_PATH, type TaskStatus, type UploadPart } from "../domain/types";
 import { imageFileName, isoName, parseOrThrow, poolName } from "../domain/validation";
 import { registerImage, type Registered } from "./registration";
-import {agentFor } from "./guests";
+import { agentFor } from "./guests";
 import { recordEvent } from "./audit";
 import { localHost } from "./hosts";
 import { stateHub } from "./state-hub";

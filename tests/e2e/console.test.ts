@@ -215,7 +215,6 @@ story("console in Chromium", (step) => {
   step("the guest's downloads and reads answer only with a login, and only for a guest one may see", async () => {
     const routes = ["thumbnail", "serial-log", "viewers", "vnc-ca", "definition"];
     const db = stack.database.db;
-    const admin = await db.user.findUniqueOrThrow({ where: { username: stack.admin.username } });
     const otherTeam = await db.team.create({ data: { name: "routes-team" } });
     const member = await db.user.create({ data: { username: "routes-member", passwordHash: "x", role: "member", teamId: otherTeam.id, memberships: { create: { teamId: otherTeam.id, role: "member" } } } });
     const memberCookie = `${SESSION_COOKIE}=${(await createSession(db, member.id)).secret}`;

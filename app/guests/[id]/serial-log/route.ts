@@ -1,4 +1,4 @@
-import {agentFor } from "@/server/web/guests";
+import { agentFor } from "@/server/web/guests";
 import { recordEvent } from "@/server/web/audit";
 import { guestRoute } from "@/server/web/guest-route";
 

@@ -35,6 +35,7 @@ export default async function RootLayout({ children }: { children: React.ReactNo
                 <Link href="/disks" className="hover:text-white">Disks</Link>
                 <Link href="/tasks" className="hover:text-white">Tasks</Link>
                 <Link href="/teams" className="hover:text-white">Teams</Link>
+                <Link href="/quotas" className="hover:text-white">Quotas</Link>
                 {user.admin && <Link href="/users" className="hover:text-white">Users</Link>}
                 {canReadAudit(user) && <Link href="/audit" className="hover:text-white">Audit</Link>}
                 <TeamSwitcher teams={teams} current={user.teamId} />

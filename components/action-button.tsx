@@ -2,13 +2,16 @@
 
 import { useRouter } from "next/navigation";
 import { useState, useTransition } from "react";
+import type { QuotaRefusal } from "@/server/domain/types";
 import type { ActionResult } from "@/server/web/action";
+import { AskForMore } from "./quota-ask";
 
-/** A server action's refusal, beside what asked for it. */
-export function ErrorLine({ error, testId = "action-error" }: { error: string | null; testId?: string }) {
+/** A server action's refusal, beside what asked for it; a quota's with a link to ask for more. */
+export function ErrorLine({ error, quota, testId = "action-error" }: { error: string | null; quota?: QuotaRefusal | null; testId?: string }) {
   return error ? (
     <p className="text-sm text-red-700" data-testid={testId}>
       {error}
+      <AskForMore quota={quota} />
     </p>
   ) : null;
 }
@@ -36,6 +39,7 @@ export function ActionButton<T>({
 }) {
   const router = useRouter();
   const [error, setError] = useState<string | null>(null);
+  const [quota, setQuota] = useState<QuotaRefusal | null>(null);
   const [pending, startTransition] = useTransition();
   return (
     <span className="space-x-2">
@@ -48,6 +52,7 @@ export function ActionButton<T>({
           setError(null);
           startTransition(async () => {
             const result = await run();
+            setQuota(result.ok ? null : (result.quota ?? null));
             if (!result.ok) return setError(result.error);
             onDone?.(result.data);
             router.refresh();
@@ -56,7 +61,7 @@ export function ActionButton<T>({
       >
         {pending ? busy : label}
       </button>
-      <ErrorLine error={error} testId={testId} />
+      <ErrorLine error={error} quota={quota} testId={testId} />
     </span>
   );
 }

@@ -2,12 +2,13 @@
 
 import { useRouter } from "next/navigation";
 import { cloneGuest } from "@/app/actions/clone-guest";
+import { AskForMore } from "./quota-ask";
 import { useFormAction } from "./use-form-action";
 
 /** Clone a guest (full copy) or a template (linked clone by default). */
 export function CloneForm({ guestId, guestName, isTemplate }: { guestId: string; guestName: string; isTemplate: boolean }) {
   const router = useRouter();
-  const { onSubmit: submit, error, pending } = useFormAction(
+  const { onSubmit: submit, error, quota, pending } = useFormAction(
     (form) => cloneGuest(guestId, { name: form.get("clone-name"), mode: form.get("mode") }),
     (guest) => router.push(`/guests/${guest.id}`),
   );
@@ -34,6 +35,7 @@ export function CloneForm({ guestId, guestName, isTemplate }: { guestId: string;
       {error && (
         <p role="alert" data-testid="clone-error" className="rounded-md bg-red-50 p-2 text-sm text-red-800">
           {error}
+          <AskForMore quota={quota} />
         </p>
       )}
     </form>

@@ -5,11 +5,12 @@ import { createGuest } from "@/app/actions/create-guest";
 import type { IsoInfo } from "@/server/domain/types";
 import type { LIMITS } from "@/server/domain/validation";
 import { formatBytes } from "@/server/domain/format";
+import { AskForMore } from "./quota-ask";
 import { useFormAction } from "./use-form-action";
 
 export function CreateGuestForm({ isos, limits, nameRule }: { isos: IsoInfo[]; limits: typeof LIMITS; nameRule: string }) {
   const router = useRouter();
-  const { onSubmit: submit, error, pending } = useFormAction(createGuest, (guest) => router.push(`/guests/${guest.id}`));
+  const { onSubmit: submit, error, quota, pending } = useFormAction(createGuest, (guest) => router.push(`/guests/${guest.id}`));
 
   return (
     <form onSubmit={submit} className="card grid grid-cols-2 gap-4 p-6">
@@ -65,6 +66,7 @@ export function CreateGuestForm({ isos, limits, nameRule }: { isos: IsoInfo[]; l
       {error && (
         <p role="alert" data-testid="form-error" className="col-span-2 rounded-md bg-red-50 p-3 text-sm text-red-800">
           {error}
+          <AskForMore quota={quota} />
         </p>
       )}
       <div className="col-span-2 flex justify-end">

@@ -9,6 +9,7 @@ import {
   createDisk,
   deleteDisk,
   deleteIso,
+  setIsoPublished,
   removeUploadPart,
   detachDisk,
   importImage,
@@ -25,7 +26,7 @@ import { useFormAction } from "./use-form-action";
 export function CreateDiskForm({ pools }: { pools: string[] }) {
   const router = useRouter();
   const [encrypt, setEncrypt] = useState(false);
-  const { onSubmit, error, pending } = useFormAction(
+  const { onSubmit, error, quota, pending } = useFormAction(
     (form) =>
       createDisk({
         pool: form.get("pool"),
@@ -76,7 +77,7 @@ export function CreateDiskForm({ pools }: { pools: string[] }) {
       <button className="btn btn-primary" disabled={pending}>
         {pending ? "Creating…" : "Create disk"}
       </button>
-      <ErrorLine error={error} testId="form-error" />
+      <ErrorLine error={error} quota={quota} testId="form-error" />
     </form>
   );
 }
@@ -113,7 +114,7 @@ export function ImportButton({ pool, file }: { pool: string; file: string }) {
 
 export function ConvertForm({ diskId, baseName }: { diskId: string; baseName: string }) {
   const router = useRouter();
-  const { onSubmit, error, pending } = useFormAction(
+  const { onSubmit, error, quota, pending } = useFormAction(
     (form) => convertDisk(diskId, { file: form.get("file"), format: form.get("format") }),
     (result) => router.push(`/disks/${result.diskId}`),
   );
@@ -139,7 +140,7 @@ export function ConvertForm({ diskId, baseName }: { diskId: string; baseName: st
       <button className="btn" disabled={pending}>
         {pending ? "Starting…" : "Convert"}
       </button>
-      <ErrorLine error={error} testId="convert-error" />
+      <ErrorLine error={error} quota={quota} testId="convert-error" />
     </form>
   );
 }
@@ -147,7 +148,7 @@ export function ConvertForm({ diskId, baseName }: { diskId: string; baseName: st
 export function ResizeForm({ diskId, current }: { diskId: string; current: string }) {
   const router = useRouter();
   const [shrink, setShrink] = useState(false);
-  const { onSubmit, error, pending } = useFormAction(
+  const { onSubmit, error, quota, pending } = useFormAction(
     (form) => resizeDisk(diskId, { size: form.get("size"), shrink }),
     () => router.refresh(),
   );
@@ -166,7 +167,7 @@ export function ResizeForm({ diskId, current }: { diskId: string; current: strin
         <input type="checkbox" checked={shrink} onChange={(e) => setShrink(e.target.checked)} />
         Allow shrinking: data past the new end is lost (shrink the file systems inside first; stopped guests only)
       </label>
-      <ErrorLine error={error} testId="resize-error" />
+      <ErrorLine error={error} quota={quota} testId="resize-error" />
     </form>
   );
 }
@@ -174,7 +175,7 @@ export function ResizeForm({ diskId, current }: { diskId: string; current: strin
 export function SnapshotPanel({ diskId, snapshots }: { diskId: string; snapshots: Array<{ name: string; date: number; vmState: string }> }) {
   const router = useRouter();
   const { run, error, pending } = useButtonAction();
-  const { onSubmit, error: createError, pending: creating } = useFormAction(
+  const { onSubmit, error: createError, quota, pending: creating } = useFormAction(
     (form) => snapshotDisk(diskId, { op: "create", name: form.get("name") }),
     () => router.refresh(),
   );
@@ -232,7 +233,7 @@ export function SnapshotPanel({ diskId, snapshots }: { diskId: string; snapshots
           {creating ? "Taking…" : "Take snapshot"}
         </button>
       </form>
-      <ErrorLine error={error ?? createError} testId="snapshot-error" />
+      <ErrorLine error={error ?? createError} quota={error ? null : quota} testId="snapshot-error" />
     </div>
   );
 }
@@ -316,6 +317,11 @@ export function DeleteDiskButton({ diskId, file, usedBy }: { diskId: string; fil
 export function DeleteIsoButton({ name, usedBy }: { name: string; usedBy: string[] }) {
   const uses = usedBy.length ? `\n\nIt is the CD-ROM of: ${usedBy.join(", ")}. Remove it from them first.` : "";
   return <ActionButton danger label="Delete" busy="Deleting…" testId="iso-error" question={() => `Delete the ISO ${name} from the host?${uses}`} run={() => deleteIso(name)} />;
+}
+
+/** Offers a team's ISO to every team, or takes it back (admins). */
+export function PublishIsoButton({ name, published }: { name: string; published: boolean }) {
+  return <ActionButton label={published ? "Unpublish" : "Publish"} busy="Saving…" testId="iso-error" run={() => setIsoPublished(name, !published)} />;
 }
 
 /** Removes an interrupted upload kept for resuming. */

@@ -1,6 +1,8 @@
 "use client";
 
 import Link from "next/link";
+import type { QuotaRefusal } from "@/server/domain/types";
+import { AskForMore } from "./quota-ask";
 import { useRouter } from "next/navigation";
 import { useEffect, useState, useTransition } from "react";
 import { deleteGuest } from "@/app/actions/delete-guest";
@@ -31,6 +33,7 @@ export function GuestActions(props: {
   const { guestId, guestName, state, since, diskNames } = props;
   const router = useRouter();
   const [error, setError] = useState<string | null>(null);
+  const [quota, setQuota] = useState<QuotaRefusal | null>(null);
   const [pending, startTransition] = useTransition();
   const [confirmingDelete, setConfirmingDelete] = useState(false);
   const [deleteDisks, setDeleteDisks] = useState(true);
@@ -41,6 +44,7 @@ export function GuestActions(props: {
     setError(null);
     startTransition(async () => {
       const result = await action();
+      setQuota(result.ok ? null : (result.quota ?? null));
       if (!result.ok) setError(result.error);
       else if (after) after();
       else router.refresh();
@@ -118,6 +122,7 @@ export function GuestActions(props: {
       {error && (
         <p role="alert" data-testid="action-error" className="max-w-md rounded-md bg-red-50 p-2 text-sm text-red-800">
           {error}
+          <AskForMore quota={quota} />
         </p>
       )}
     </div>

@@ -1,6 +1,8 @@
 "use client";
 
 import { useRouter } from "next/navigation";
+import type { QuotaRefusal } from "@/server/domain/types";
+import { AskForMore } from "./quota-ask";
 import { useState, useTransition } from "react";
 import { editHardware } from "@/app/actions/edit-hardware";
 import {
@@ -59,6 +61,7 @@ export function HardwareEditor(props: {
   const [hw, setHw] = useState<Hw>(props.initial);
   const [tagText, setTagText] = useState(props.initial.tags.join(", "));
   const [error, setError] = useState<string | null>(null);
+  const [quota, setQuota] = useState<QuotaRefusal | null>(null);
   const [pending, startTransition] = useTransition();
   const set = (patch: Partial<Hw>) => setHw((h) => ({ ...h, ...patch }));
   const num = (v: string) => (v === "" ? Number.NaN : Number(v));
@@ -70,7 +73,10 @@ export function HardwareEditor(props: {
     startTransition(async () => {
       const result = await editHardware(guestId, { ...hw, tags });
       if (result.ok) router.push(`/guests/${guestId}`);
-      else setError(result.error);
+      else {
+        setError(result.error);
+        setQuota(result.quota ?? null);
+      }
     });
   }
 
@@ -252,6 +258,7 @@ export function HardwareEditor(props: {
       {error && (
         <p role="alert" data-testid="form-error" className="rounded-md bg-red-50 p-3 text-sm text-red-800">
           {error}
+          <AskForMore quota={quota} />
         </p>
       )}
       <div className="flex justify-end gap-2">

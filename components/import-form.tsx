@@ -1,6 +1,8 @@
 "use client";
 
 import { useRouter } from "next/navigation";
+import type { QuotaRefusal } from "@/server/domain/types";
+import { AskForMore } from "./quota-ask";
 import { useState, useTransition } from "react";
 import { importGuest } from "@/app/actions/import-guest";
 
@@ -9,6 +11,7 @@ export function ImportForm() {
   const router = useRouter();
   const [text, setText] = useState("");
   const [error, setError] = useState<string | null>(null);
+  const [quota, setQuota] = useState<QuotaRefusal | null>(null);
   const [pending, startTransition] = useTransition();
 
   return (
@@ -21,7 +24,10 @@ export function ImportForm() {
         startTransition(async () => {
           const result = await importGuest(text);
           if (result.ok) router.push(`/guests/${result.data.id}`);
-          else setError(result.error);
+          else {
+            setError(result.error);
+            setQuota(result.quota ?? null);
+          }
         });
       }}
     >
@@ -49,6 +55,7 @@ export function ImportForm() {
       {error && (
         <p role="alert" data-testid="import-error" className="rounded-md bg-red-50 p-3 text-sm text-red-800">
           {error}
+          <AskForMore quota={quota} />
         </p>
       )}
       <div className="flex justify-end">

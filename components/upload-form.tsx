@@ -3,8 +3,9 @@
 import { useRouter } from "next/navigation";
 import { useEffect, useRef, useState } from "react";
 import { formatBytes } from "@/server/domain/format";
-import { DEFAULT_POOL, ISO_POOL, UPLOAD_PATH } from "@/server/domain/types";
+import { DEFAULT_POOL, ISO_POOL, UPLOAD_PATH, type QuotaRefusal } from "@/server/domain/types";
 import { imageFileName, isoName } from "@/server/domain/validation";
+import { AskForMore } from "./quota-ask";
 
 type Phase =
   | { kind: "idle" }
@@ -37,7 +38,7 @@ export function sanitizeImageName(original: string, iso: boolean): string {
 }
 
 /** The upload's JSON answer, or null when it is not JSON (a proxy's error page). */
-type Reply = { sha256?: string; format?: string; sizeBytes?: number; error?: string; convertedFrom?: string; file?: string };
+type Reply = { sha256?: string; format?: string; sizeBytes?: number; error?: string; quota?: QuotaRefusal; convertedFrom?: string; file?: string };
 
 function parseReply(text: string): Reply | null {
   try {
@@ -60,16 +61,17 @@ async function errorOf(res: Response): Promise<string> {
  * Uploads a disk image or an ISO from this computer to the host, with a progress bar,
  * its speed, Cancel, and resuming an upload that was broken off. An `.iso` file goes
  * to the ISO folder, anything else to the disk images (the first of `pools` unless
- * another is chosen). The host's SHA-256 of what arrived is shown at the end. Only admins
- * add ISO images (`isoUploads`): the ISO folder is shared by every user.
+ * another is chosen). The host's SHA-256 of what arrived is shown at the end. Either
+ * becomes the session's team's; `mayUpload` says whether the user's role there makes things.
  */
-export function UploadForm({ pools = [DEFAULT_POOL], isoUploads = false }: { pools?: string[]; isoUploads?: boolean }) {
+export function UploadForm({ pools = [DEFAULT_POOL], mayUpload = false }: { pools?: string[]; mayUpload?: boolean }) {
   const router = useRouter();
   const [file, setFile] = useState<File | null>(null);
   const [name, setName] = useState("");
   const [diskPool, setDiskPool] = useState(pools[0] ?? DEFAULT_POOL);
   const [phase, setPhase] = useState<Phase>({ kind: "idle" });
   const [error, setError] = useState<string | null>(null);
+  const [quota, setQuota] = useState<QuotaRefusal | null>(null);
   const xhrRef = useRef<XMLHttpRequest | null>(null);
   const iso = file ? isIsoFile(file.name) : false;
   const pool = iso ? ISO_POOL : diskPool;
@@ -123,9 +125,10 @@ export function UploadForm({ pools = [DEFAULT_POOL], isoUploads = false }: { poo
     }
   }
 
-  function fail(err: unknown) {
+  function fail(err: unknown, refusal: QuotaRefusal | null = null) {
     setPhase({ kind: "idle" });
     setError(err instanceof Error ? err.message : String(err));
+    setQuota(refusal);
   }
 
   /** PUTs the file from `offset` on, following the bytes sent. */
@@ -153,7 +156,7 @@ export function UploadForm({ pools = [DEFAULT_POOL], isoUploads = false }: { poo
         setPhase({ kind: "done", sha256: json.sha256, format: json.format ?? "?", sizeBytes: json.sizeBytes ?? size, convertedTo: json.convertedFrom ? (json.file ?? null) : null });
         router.refresh();
       } else {
-        fail(new Error(json?.error ?? `The upload was refused (${xhr.status}).`));
+        fail(new Error(json?.error ?? `The upload was refused (${xhr.status}).`), json?.quota ?? null);
       }
     };
     xhr.onerror = () => {
@@ -213,13 +216,13 @@ export function UploadForm({ pools = [DEFAULT_POOL], isoUploads = false }: { poo
           </label>
           <div className="label">
             Goes to
-            {iso && !isoUploads ? (
+            {!mayUpload ? (
               <p className="mt-1 py-2 text-sm font-normal text-red-700" data-testid="upload-target">
-                Only admins add ISO images to the host&apos;s shared ISO folder. Ask an admin to add it.
+                Your role in this team uploads nothing. Ask an owner of the team for another role.
               </p>
             ) : iso ? (
               <p className="mt-1 py-2 text-sm font-normal text-slate-700" data-testid="upload-target">
-                ISO images ({ISO_POOL})
+                ISO images ({ISO_POOL}), your team&apos;s only until an admin publishes it
               </p>
             ) : pools.length > 1 ? (
               <select className="field" value={diskPool} disabled={busy} onChange={(e) => setDiskPool(e.target.value)} aria-label="Storage folder">
@@ -284,12 +287,13 @@ export function UploadForm({ pools = [DEFAULT_POOL], isoUploads = false }: { poo
       {error && (
         <p role="alert" data-testid="upload-error" className="rounded-md bg-red-50 p-3 text-sm text-red-800">
           {error}
+          <AskForMore quota={quota} />
         </p>
       )}
 
       {file && phase.kind !== "ask" && phase.kind !== "uploading" && phase.kind !== "finishing" && (
         <div className="flex justify-end">
-          <button type="submit" className="btn btn-primary" disabled={busy || !name || nameProblem !== null || (iso && !isoUploads)}>
+          <button type="submit" className="btn btn-primary" disabled={busy || !name || nameProblem !== null || !mayUpload}>
             {phase.kind === "checking" ? "Checking…" : "Upload"}
           </button>
         </div>

@@ -1,6 +1,7 @@
 "use client";
 
 import { useState, useTransition } from "react";
+import type { QuotaRefusal } from "@/server/domain/types";
 import type { ActionResult } from "@/server/web/action";
 
 /**
@@ -10,6 +11,7 @@ import type { ActionResult } from "@/server/web/action";
  */
 export function useFormAction<T>(action: (form: FormData) => Promise<ActionResult<T>>, onSuccess: (data: T) => void) {
   const [error, setError] = useState<string | null>(null);
+  const [quota, setQuota] = useState<QuotaRefusal | null>(null);
   const [pending, startTransition] = useTransition();
   function onSubmit(event: React.FormEvent<HTMLFormElement>) {
     event.preventDefault();
@@ -17,9 +19,10 @@ export function useFormAction<T>(action: (form: FormData) => Promise<ActionResul
     setError(null);
     startTransition(async () => {
       const result = await action(form);
+      setQuota(result.ok ? null : (result.quota ?? null));
       if (result.ok) onSuccess(result.data);
       else setError(result.error);
     });
   }
-  return { onSubmit, error, pending };
+  return { onSubmit, error, quota, pending };
 }

@@ -1,7 +1,6 @@
 "use server";
 
 import { revalidatePath } from "next/cache";
-import { db } from "@/server/db/client";
 import { isUniqueViolationOn } from "@/server/db/errors";
 import { GuesthouseError } from "@/server/domain/errors";
 import { newMac } from "@/server/domain/ids";
@@ -9,6 +8,7 @@ import { editHardwareInput, parseOrThrow } from "@/server/domain/validation";
 import { authedAction } from "@/server/web/action";
 import { assertPortsFree } from "@/server/web/guest-factory";
 import { loadGuest } from "@/server/web/guests";
+import { withinQuota } from "@/server/web/quotas";
 import { recordEvent } from "@/server/web/audit";
 import { isoRowsFor } from "@/server/web/isos";
 import { userModeNetwork } from "@/server/web/networks";
@@ -29,12 +29,17 @@ export const editHardware = authedAction("edit-hardware", async (user, guestId: 
     throw new GuesthouseError("invalid-input", "The disk list does not match this guest's disks. Reload the page and try again.");
   }
   await assertPortsFree(user, guest.host, guest.id, input.nics.flatMap((n) => n.forwards));
-  const isoIds = await isoRowsFor(guest.host, input.cdroms.map((c) => c.iso));
+  const isoIds = await isoRowsFor(guest.host, input.cdroms.map((c) => c.iso), guest.teamId);
   const network = await userModeNetwork({ teamId: guest.teamId, ownerId: guest.ownerId, hostId: guest.host.id });
 
   try {
-    await db.$transaction([
-      db.guest.update({
+    // A running guest's vCPUs and memory count against its team's quotas at once (its
+    // next start takes them): growing them is checked like a start.
+    const grows = guest.poweredAt
+      ? { vcpus: Math.max(0, input.vcpus - guest.vcpus), memoryMiB: Math.max(0, input.memoryMiB - guest.memoryMiB) }
+      : {};
+    await withinQuota({ teamId: guest.teamId, userId: guest.ownerId }, grows, async (tx) => {
+      await tx.guest.update({
         where: { id: guest.id },
         data: {
           machine: input.machine,
@@ -51,14 +56,14 @@ export const editHardware = authedAction("edit-hardware", async (user, guestId: 
           tags: JSON.stringify([...new Set(input.tags)]),
           ...(input.keyboardLayout ? { keyboardLayout: input.keyboardLayout } : {}),
         },
-      }),
-      ...input.disks.map((d, position) =>
-        db.disk.update({ where: { id: d.id }, data: { bus: d.bus, cache: d.cache, readOnly: d.readOnly, position } }),
-      ),
-      db.cdrom.deleteMany({ where: { guestId: guest.id } }),
-      db.cdrom.createMany({ data: isoIds.map((isoId, position) => ({ guestId: guest.id, isoId, position })) }),
-      db.nic.deleteMany({ where: { guestId: guest.id } }),
-      db.nic.createMany({
+      });
+      for (const [position, d] of input.disks.entries()) {
+        await tx.disk.update({ where: { id: d.id }, data: { bus: d.bus, cache: d.cache, readOnly: d.readOnly, position } });
+      }
+      await tx.cdrom.deleteMany({ where: { guestId: guest.id } });
+      await tx.cdrom.createMany({ data: isoIds.map((isoId, position) => ({ guestId: guest.id, isoId, position })) });
+      await tx.nic.deleteMany({ where: { guestId: guest.id } });
+      await tx.nic.createMany({
         data: input.nics.map((n, position) => ({
           guestId: guest.id,
           mac: n.mac ?? newMac(),
@@ -68,8 +73,8 @@ export const editHardware = authedAction("edit-hardware", async (user, guestId: 
           position,
           networkId: network.id,
         })),
-      }),
-    ]);
+      });
+    });
   } catch (err) {
     if (isUniqueViolationOn(err, "mac")) {
       throw new GuesthouseError("conflict", "Another guest already uses one of these MAC addresses. Choose another.");

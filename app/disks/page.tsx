@@ -1,14 +1,15 @@
 import Link from "next/link";
-import { CreateDiskForm, DeleteIsoButton, ImportButton, RemovePartButton } from "@/components/disk-forms";
+import { CreateDiskForm, DeleteIsoButton, ImportButton, PublishIsoButton, RemovePartButton } from "@/components/disk-forms";
 import { UploadForm } from "@/components/upload-form";
 import { LiveTaskBars } from "@/components/task-progress";
-import { can, canManageHost, ownedWhere, taskWhere } from "@/server/auth/policy";
+import { canCreate, canManageHost, ownedWhere, taskWhere } from "@/server/auth/policy";
 import { db } from "@/server/db/client";
 import { formatBytes } from "@/server/domain/format";
 import type { ImageInfo } from "@/server/domain/types";
 import { refOf } from "@/server/web/disks";
 import { agentFor } from "@/server/web/guests";
 import { localHost } from "@/server/web/hosts";
+import { isosFor } from "@/server/web/isos";
 import { requireUser } from "@/server/web/session";
 import { interruptedUploads } from "@/server/web/uploads";
 
@@ -25,7 +26,7 @@ export default async function DisksPage() {
   const agent = agentFor(host);
   // Every disk of the host, so the agent reads each in its registered format (and knows the rest are not disks).
   const knownRows = db.disk.findMany({ where: { hostId: host.id }, select: { pool: true, file: true, format: true } });
-  const [disks, known, images, hostInfo, tasks, isoRows, parts] = await Promise.all([
+  const [disks, known, images, hostInfo, tasks, isos, parts] = await Promise.all([
     db.disk.findMany({
       where: { hostId: host.id, ...ownedWhere(user, "view") },
       orderBy: [{ pool: "asc" }, { file: "asc" }],
@@ -35,10 +36,9 @@ export default async function DisksPage() {
     knownRows.then((rows) => agent.images(rows.map(refOf))).catch(() => null),
     agent.host().catch(() => null),
     db.task.findMany({ where: { state: "running", ...taskWhere(user) }, orderBy: { startedAt: "desc" } }),
-    db.isoImage.findMany({ where: { hostId: host.id }, select: { name: true, sha256: true, cdroms: { select: { guest: { select: { name: true, ownerId: true, teamId: true } } } } } }),
+    isosFor(user, host, user.teamId, { all: true }),
     interruptedUploads(user, host),
   ]);
-  const isoFacts = new Map(isoRows.map((r) => [r.name, r]));
   const facts = new Map((images ?? []).map((i) => [`${i.pool}/${i.file}`, i]));
   const knownFiles = new Set(known.map((d) => `${d.pool}/${d.file}`));
   const unregistered = (images ?? []).filter((i) => !knownFiles.has(`${i.pool}/${i.file}`));
@@ -122,31 +122,34 @@ export default async function DisksPage() {
 
       <section className="card space-y-2 p-4">
         <h2 className="font-semibold">ISO images</h2>
-        {(hostInfo?.isos ?? []).length === 0 ? (
+        <p className="text-sm text-slate-600">
+          The host&apos;s own ISOs are every team&apos;s; one you upload is your team&apos;s only, until an admin publishes it to everyone.
+        </p>
+        {(isos ?? []).length === 0 ? (
           <p className="text-sm text-slate-600">No ISO images yet. Upload one below.</p>
         ) : (
           <ul className="divide-y divide-slate-100 text-sm">
-            {(hostInfo?.isos ?? []).map((iso) => {
-              const row = isoFacts.get(iso.name);
-              // The names of the guests this user may see; others are counted.
-              const guests = (row?.cdroms ?? []).map((c) => c.guest);
-              const mine = guests.filter((g) => can(user, "view", g));
-              const named = [...new Set(mine.map((g) => g.name))];
-              const others = guests.length - mine.length;
-              const users = [...named, ...(others > 0 ? [`${others} other guest${others === 1 ? "" : "s"}`] : [])];
-              return (
-                <li key={iso.name} className="flex flex-wrap items-center justify-between gap-2 py-2" data-testid="iso-row" data-iso={iso.name}>
-                  <span>
-                    <span className="font-medium">{iso.name}</span> · {formatBytes(iso.sizeBytes)}
-                    {row?.sha256 && <span className="ml-2 font-mono text-xs text-slate-500" title="SHA-256 as uploaded">{row.sha256.slice(0, 16)}…</span>}
+            {(isos ?? []).map((iso) => (
+              <li key={iso.name} className="flex flex-wrap items-center justify-between gap-2 py-2" data-testid="iso-row" data-iso={iso.name}>
+                <span className="space-x-2">
+                  <span className="font-medium">{iso.name}</span>
+                  <span>{formatBytes(iso.sizeBytes)}</span>
+                  <span className="text-slate-500" data-testid="iso-origin">
+                    {iso.team === null ? "the host's, every team's" : `${iso.team}'s, uploaded by ${iso.uploader ?? "a former user"}${iso.published ? ", published to every team" : ""}`}
                   </span>
-                  <span className="flex items-center gap-3">
-                    <span className="text-slate-500">{users.length ? `CD-ROM of ${users.join(", ")}` : "not in use"}</span>
-                    {canManageHost(user) && <DeleteIsoButton name={iso.name} usedBy={users} />}
-                  </span>
-                </li>
-              );
-            })}
+                  {iso.sha256 && (
+                    <span className="break-all font-mono text-xs text-slate-500" title="SHA-256 as uploaded" data-testid="iso-sha256">
+                      sha256 {iso.sha256}
+                    </span>
+                  )}
+                </span>
+                <span className="flex items-center gap-3">
+                  <span className="text-slate-500">{iso.usedBy.length ? `CD-ROM of ${iso.usedBy.join(", ")}` : "not in use"}</span>
+                  {iso.mayPublish && <PublishIsoButton name={iso.name} published={iso.published} />}
+                  {iso.mayDelete && <DeleteIsoButton name={iso.name} usedBy={iso.usedBy} />}
+                </span>
+              </li>
+            ))}
           </ul>
         )}
       </section>
@@ -199,7 +202,7 @@ export default async function DisksPage() {
 
       <section className="card space-y-3 p-4">
         <h2 className="font-semibold">Upload an image or ISO</h2>
-        <UploadForm pools={imagePools.map((p) => p.name)} isoUploads={canManageHost(user)} />
+        <UploadForm pools={imagePools.map((p) => p.name)} mayUpload={canCreate(user, user.teamId)} />
       </section>
 
       <section className="card space-y-3 p-4">

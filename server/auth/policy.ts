@@ -140,6 +140,11 @@ export function assertMayCreate(actor: UserActor, teamId: string): void {
   if (!CREATORS.includes(role)) throw new GuesthouseError("forbidden", `A ${role} of this team sees its guests but makes none. Ask an owner of the team for another role.`);
 }
 
+/** Whether `actor` makes guests, disks and uploads in `teamId` (assertMayCreate, as a yes or no for a page). */
+export function canCreate(actor: UserActor, teamId: string): boolean {
+  return !actor.disabled && (actor.admin || CREATORS.includes(actor.teams.get(teamId) ?? "viewer"));
+}
+
 /** The host-wide things only admins do: storage folders, the shared ISO folder, teams and users. */
 export function canManageHost(actor: Actor): boolean {
   return actor.kind === "user" && !actor.disabled && actor.admin;
@@ -178,4 +183,41 @@ export function assertSameOwner(disk: Owned & { file: string }, guest: Owned & {
 /** A guest's name as `actor` may be told it: one they may not see stays anonymous. */
 export function guestNameFor(actor: Actor, guest: Owned & { name: string; id?: string }): string {
   return can(actor, "view", guest) ? guest.name : "a guest you cannot see";
+}
+
+/** An ISO image as the policy sees it: the host's own (no team), or a team's upload, private unless published. */
+export interface IsoAccess {
+  teamId: string | null;
+  uploaderId: string | null;
+  published: boolean;
+}
+
+/** Whether a guest of `teamId` may have this ISO as its CD-ROM (and whether the team's members see it). */
+export function isoOfferedTo(iso: IsoAccess | undefined, teamId: string): boolean {
+  return !iso || iso.teamId === null || iso.published || iso.teamId === teamId;
+}
+
+/** Deleting an ISO: admins; a team's own upload also its uploader (where their role deletes their own) and its team's owners. */
+export function canDeleteIso(actor: Actor, iso: IsoAccess | undefined): boolean {
+  if (canManageHost(actor)) return true;
+  if (!iso || iso.teamId === null || iso.published) return false;
+  return can(actor, "delete", { teamId: iso.teamId, ownerId: iso.uploaderId ?? "" });
+}
+
+/** Publishing an ISO to every team (and taking it back): admins. */
+export const canPublishIso = canManageHost;
+
+/** Setting quotas and answering requests for more: admins. */
+export const canSetQuotas = canManageHost;
+
+/** A team's usage against its quotas: its members, whatever their role (people should see what they use), and admins. */
+export function canSeeUsage(actor: Actor, teamId: string): boolean {
+  return actor.kind === "user" && !actor.disabled && (actor.admin || actor.teams.has(teamId));
+}
+
+/** Asking for a higher limit: those who make things in the team. */
+export function canAskForMore(actor: Actor, teamId: string): boolean {
+  if (actor.kind !== "user" || actor.disabled) return false;
+  const role = actor.teams.get(teamId);
+  return actor.admin || (role !== undefined && CREATORS.includes(role));
 }

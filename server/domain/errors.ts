@@ -10,6 +10,7 @@
  *    ├─ code "forbidden"          the user may not do this (403)
  *    ├─ code "not-found"          no such guest, disk, ISO (404)
  *    ├─ code "conflict"           duplicate name, action not allowed in this state, busy (409)
+ *    ├─ code "over-quota"         the change would take the team past a quota (403); see QuotaError
  *    ├─ code "too-large"          a file over the upload limit or the free space (413)
  *    ├─ code "qemu-failed"        QEMU refused to start or died; detail holds its output (502)
  *    ├─ code "qmp-error"          QEMU answered a QMP command with an error (502)
@@ -20,12 +21,15 @@
  *    ├─ code "timeout"            an operation did not finish in time (504)
  *    └─ code "internal"           a bug; detail holds the cause (500)
  */
+import type { QuotaRefusal } from "./types";
+
 export const ERROR_CODES = {
   "invalid-input": 400,
   unauthenticated: 401,
   forbidden: 403,
   "not-found": 404,
   conflict: 409,
+  "over-quota": 403,
   "too-large": 413,
   "qemu-failed": 502,
   "qmp-error": 502,
@@ -55,6 +59,20 @@ export class GuesthouseError extends Error {
 
   toJSON(): { code: ErrorCode; message: string; detail?: string } {
     return { code: this.code, message: this.message, ...(this.detail ? { detail: this.detail } : {}) };
+  }
+}
+
+/** A quota refused a change: `refusal` names the quota, its use and its limit, so the page can offer to ask for more. */
+export class QuotaError extends GuesthouseError {
+  constructor(
+    message: string,
+    readonly refusal: QuotaRefusal,
+  ) {
+    super("over-quota", message);
+  }
+
+  override toJSON() {
+    return { ...super.toJSON(), quota: this.refusal };
   }
 }
 

@@ -472,3 +472,40 @@ export interface NativeVncPassword extends VncTlsEndpoint {
 }
 
 // --- end of native viewers over TLS VNC ----------------------------------------------------
+
+/**
+ * What a quota limits (server/web/quotas.ts): per team, and optionally per member within
+ * it. vCPUs and memory count running guests only; disk bytes are virtual sizes.
+ */
+export const QUOTA_RESOURCES = ["guests", "vcpus", "memoryMiB", "diskBytes", "snapshots", "isoBytes", "tasks"] as const;
+export type QuotaResource = (typeof QUOTA_RESOURCES)[number];
+/** How a quota's amounts are written: counts, MiB of memory, or bytes. */
+export const QUOTA_UNITS: Record<QuotaResource, "count" | "mib" | "bytes"> = {
+  guests: "count",
+  vcpus: "count",
+  memoryMiB: "mib",
+  diskBytes: "bytes",
+  snapshots: "count",
+  isoBytes: "bytes",
+  tasks: "count",
+};
+export const QUOTA_LABELS: Record<QuotaResource, string> = {
+  guests: "guests",
+  vcpus: "vCPUs of running guests",
+  memoryMiB: "memory of running guests",
+  diskBytes: "disk space (virtual sizes)",
+  snapshots: "snapshots",
+  isoBytes: "ISO space",
+  tasks: "tasks at once",
+};
+/** The facts of a quota refusal, for the page to offer "ask for more". */
+export interface QuotaRefusal {
+  teamId: string;
+  resource: QuotaResource;
+  /** "team": the team's limit refused; "user": the member's own limit within the team. */
+  scope: "team" | "user";
+  used: number;
+  limit: number;
+  /** What the refused change needed. */
+  asked: number;
+}

@@ -3,14 +3,16 @@
  * refuses without one, then turns any GuesthouseError into a result the page shows.
  * Details for operators go to the server log, never to the page.
  */
-import { toGuesthouseError, type ErrorCode } from "../domain/errors";
+import { QuotaError, toGuesthouseError, type ErrorCode } from "../domain/errors";
+import type { QuotaRefusal } from "../domain/types";
 import type { SessionUser } from "../auth/sessions";
 import { currentUser } from "./session";
 
 /** The actions an account with a one-time password may run: changing it, and its sessions. */
 const ALLOWED_BEFORE_NEW_PASSWORD = new Set(["change-password", "end-session"]);
 
-export type ActionResult<T = null> = { ok: true; data: T } | { ok: false; code: ErrorCode; error: string };
+/** A refusal by a quota carries its facts (`quota`), so the page can offer to ask for more. */
+export type ActionResult<T = null> = { ok: true; data: T } | { ok: false; code: ErrorCode; error: string; quota?: QuotaRefusal };
 
 export function authedAction<A extends unknown[], R>(
   name: string,
@@ -30,7 +32,7 @@ export function authedAction<A extends unknown[], R>(
       if (err instanceof Error && "digest" in err && String((err as { digest: unknown }).digest).startsWith("NEXT_")) throw err;
       const error = toGuesthouseError(err);
       console.error(`action ${name} by ${user.username} failed: ${error.code}: ${error.message}${error.detail ? `\n${error.detail}` : ""}`);
-      return { ok: false, code: error.code, error: error.message };
+      return { ok: false, code: error.code, error: error.message, ...(error instanceof QuotaError ? { quota: error.refusal } : {}) };
     }
   };
 }

@@ -72,8 +72,10 @@ export function assertNoClones(disk: DiskRow, doing: string, user: SessionUser):
  * write a qcow2 header, backing file and all, into its own raw disk).
  */
 export async function refreshDisk(diskId: string, info: ImageInfo): Promise<void> {
-  await db.disk.update({
-    where: { id: diskId },
-    data: { sizeBytes: BigInt(info.virtualBytes), encrypted: info.encrypted },
-  });
+  await db.disk.update({ where: { id: diskId }, data: diskFacts(info) });
+}
+
+/** The columns refreshDisk keeps in step with the file. */
+export function diskFacts(info: ImageInfo) {
+  return { sizeBytes: BigInt(info.virtualBytes), encrypted: info.encrypted, snapshotCount: info.snapshots.length };
 }

@@ -7,6 +7,7 @@
 import { assertMayCreate, guestNameFor } from "../auth/policy";
 import type { SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
+import type { Prisma } from "../db/generated/client";
 import { isUniqueViolationOn } from "../db/errors";
 import { GuesthouseError } from "../domain/errors";
 import { newMac, newVolumeId } from "../domain/ids";
@@ -17,6 +18,7 @@ import { recordEvent } from "./audit";
 import { recordedTask } from "./tasks";
 import { loadWebConfig } from "./config";
 import { isoRowsFor } from "./isos";
+import { HOLD_MS, withHold, withinQuota } from "./quotas";
 import { userModeNetwork } from "./networks";
 
 /** Where a new guest's disk comes from: made empty, or cloned from an existing disk. */
@@ -41,7 +43,7 @@ export async function makeGuest(
     throw new GuesthouseError("conflict", `Your team already has a guest named "${def.name}". Choose another name.`);
   }
   await assertPortsFree(user, host, null, def.nics.flatMap((n) => n.forwards));
-  const isoIds = await isoRowsFor(host, def.cdroms.map((c) => c.iso));
+  const isoIds = await isoRowsFor(host, def.cdroms.map((c) => c.iso), user.teamId);
   const network = def.nics.length ? await userModeNetwork({ teamId: user.teamId, ownerId: user.id, hostId: host.id }) : null;
 
   // Every disk's name is chosen first, so the task row can name them before any is made: a
@@ -57,8 +59,12 @@ export async function makeGuest(
     const target = { pool: source.kind === "new" ? DEFAULT_POOL : source.pool, file: newDiskFile(def.name, volume, format) };
     return { disk, source, volume, format, target };
   });
-  return recordedTask(user, host.id, { kind: "create", title: `${how} guest ${def.name}`, makes: planned.map((p) => p.target) }, () =>
-    makeGuestDisksAndRows(user, host, def, planned, network, isoIds, how),
+  // The guest and its disks' sizes are held against the team's quotas while the disks are made.
+  const diskBytes = planned.reduce((sum, p) => sum + (p.source.kind === "new" ? p.disk.sizeGiB * 2 ** 30 : Number(p.source.sizeBytes)), 0);
+  return withHold({ teamId: user.teamId, userId: user.id }, { guests: 1, diskBytes }, HOLD_MS.long, (hold) =>
+    recordedTask(user, host.id, { kind: "create", title: `${how} guest ${def.name}`, makes: planned.map((p) => p.target) }, () =>
+      makeGuestDisksAndRows(user, host, def, planned, network, isoIds, how, hold),
+    ),
   );
 }
 
@@ -70,11 +76,12 @@ async function makeGuestDisksAndRows(
   network: { id: string } | null,
   isoIds: string[],
   how: string,
+  hold: string | null,
 ): Promise<{ id: string }> {
   const agent = agentFor(host);
   const made: Array<{ pool: string; file: string }> = [];
   try {
-    const disks = [];
+    const disks: Prisma.DiskUncheckedCreateWithoutGuestInput[] = [];
     for (const [i, { disk, source, volume, format, target }] of planned.entries()) {
       const sizeBytes = source.kind === "new" ? BigInt(disk.sizeGiB) * 2n ** 30n : source.sizeBytes;
       try {
@@ -103,7 +110,8 @@ async function makeGuestDisksAndRows(
         hostId: host.id,
       });
     }
-    const guest = await db.guest.create({
+    // The rows take the hold's place in one transaction: counted once, never twice or not at all.
+    const guest = await withinQuota({ teamId: user.teamId, userId: user.id }, {}, (tx) => tx.guest.create({
       select: { id: true },
       data: {
         name: def.name,
@@ -135,7 +143,7 @@ async function makeGuestDisksAndRows(
           })),
         },
       },
-    });
+    }), { release: hold });
     await recordEvent("create", true, `${how} guest ${def.name}`, user, guest.id).catch((err) =>
       console.error("make-guest: could not record the event", err),
     );

@@ -16,6 +16,7 @@ import { GuesthouseError } from "../domain/errors";
 import { newVolumeId } from "../domain/ids";
 import { DISK_FORMATS, FORMAT_EXTENSIONS, ISO_POOL, isDiskFormat, isGuestDiskFormat } from "../domain/types";
 import { agentFor } from "./guests";
+import { withinQuota } from "./quotas";
 import { recordTask } from "./tasks";
 
 export interface Registered {
@@ -33,7 +34,7 @@ export async function registerImage(
   user: SessionUser,
   host: { id: string; endpoint: string },
   ref: ImageRef,
-  extra: { sha256?: string; removeAfterConversion?: boolean } = {},
+  extra: { sha256?: string; removeAfterConversion?: boolean; hold?: string | null } = {},
 ): Promise<Registered> {
   if (ref.pool === ISO_POOL) throw new GuesthouseError("invalid-input", "ISO images are the host's, shared by everyone; they are not anyone's disk.");
   assertMayCreate(user, user.teamId);
@@ -53,7 +54,9 @@ export async function registerImage(
   const file = converting ? await freeName(host.id, ref.pool, ref.file) : ref.file;
   let row: { id: string };
   try {
-    row = await db.disk.create({
+    // Its virtual size is checked against the disk space quota now that it is known (an
+    // upload's hold, for the bytes it sent, goes in the same transaction).
+    row = await withinQuota({ teamId: user.teamId, userId: user.id }, { diskBytes: info.virtualBytes, snapshots: info.snapshots.length }, (tx) => tx.disk.create({
       select: { id: true },
       data: {
         volume: newVolumeId(),
@@ -65,10 +68,11 @@ export async function registerImage(
         sha256: extra.sha256 ?? null,
         bus: "virtio",
         ownerId: user.id,
+        snapshotCount: info.snapshots.length,
         teamId: user.teamId,
         hostId: host.id,
       },
-    });
+    }), { release: extra.hold });
   } catch (err) {
     if (isUniqueViolationOn(err, "file")) throw new GuesthouseError("conflict", `${file} is already a disk here.`);
     throw err;
@@ -78,6 +82,7 @@ export async function registerImage(
     const task = await agent.convertImage({ ...ref, format: info.format }, { pool: ref.pool, file }, "qcow2");
     await recordTask(user.id, host.id, task, {
       diskId: row.id,
+      teamId: user.teamId,
       effect: { type: "ready-when-done", diskId: row.id, ...(extra.removeAfterConversion ? { removeWhenDone: { pool: ref.pool, file: ref.file } } : {}) },
     });
     return { id: row.id, convertedFrom: info.format, taskId: task.id, file };

@@ -11,6 +11,7 @@ import { db } from "../db/client";
 import { GuesthouseError } from "../domain/errors";
 import type { TaskStatus } from "../domain/types";
 import { refOf, refreshDisk } from "./disks";
+import { releaseHold, withinQuota } from "./quotas";
 
 /** What the web does when a task ends. */
 /**
@@ -34,18 +35,21 @@ export type TaskEffect =
  * names the image files the operation may make (see TaskEffect).
  */
 export async function recordedTask<T>(
-  user: { id: string },
+  user: { id: string; teamId?: string },
   hostId: string,
-  what: { kind: TaskStatus["kind"]; title: string; diskId?: string | null; makes?: Array<{ pool: string; file: string }> },
+  what: { kind: TaskStatus["kind"]; title: string; diskId?: string | null; makes?: Array<{ pool: string; file: string }>; teamId?: string },
   work: () => Promise<T>,
 ): Promise<T> {
   const id = `${WEB_TASK_PREFIX}${randomBytes(10).toString("hex")}`;
   const effect: TaskEffect | null = what.makes?.length ? { type: "remove-unclaimed-when-lost", files: what.makes } : null;
+  // The team's tasks at once are a quota: the row is written within the check (a delete,
+  // which frees things, is never refused by it).
+  const teamId = what.teamId ?? user.teamId ?? null;
+  const checked = teamId !== null && what.kind !== "delete";
+  const data = { id, kind: what.kind, title: what.title, state: "running", effect: effect ? JSON.stringify(effect) : null, hostId, userId: user.id, diskId: what.diskId ?? null, teamId };
   // Written before the work: a row that cannot be written stops an operation that makes files.
-  const recorded = db.task.create({
-    data: { id, kind: what.kind, title: what.title, state: "running", effect: effect ? JSON.stringify(effect) : null, hostId, userId: user.id, diskId: what.diskId ?? null },
-  });
-  if (effect) await recorded;
+  const recorded = checked ? withinQuota({ teamId, userId: user.id }, { tasks: 1 }, (tx) => tx.task.create({ data })) : db.task.create({ data });
+  if (effect || checked) await recorded;
   else await recorded.catch((e) => console.error("tasks: could not record a task:", e));
   let state: TaskStatus["state"] = "failed";
   let message: string | null = null;
@@ -68,7 +72,7 @@ export async function recordTask(
   userId: string,
   hostId: string,
   task: TaskStatus,
-  opts: { diskId?: string | null; effect?: TaskEffect } = {},
+  opts: { diskId?: string | null; effect?: TaskEffect; teamId?: string | null; release?: string | null } = {},
 ): Promise<void> {
   await db.task.create({
     data: {
@@ -85,8 +89,11 @@ export async function recordTask(
       hostId,
       userId,
       diskId: opts.diskId ?? null,
+      teamId: opts.teamId ?? null,
     },
   });
+  // The row counts now against the team's tasks at once: the hold that stood for it goes.
+  await releaseHold(opts.release ?? null);
   // The task may have ended before the row existed (a fast failure): settle it now.
   if (task.state !== "running") await settleTask(hostId, task);
 }

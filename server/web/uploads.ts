@@ -23,7 +23,7 @@ import type { AgentClient, ImageRef } from "../agent-client";
 import { assertMayCreate, canManageHost } from "../auth/policy";
 import { sessionSecretOf, userForSession, type SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
-import { GuesthouseError, toGuesthouseError } from "../domain/errors";
+import { GuesthouseError, QuotaError, toGuesthouseError } from "../domain/errors";
 import { formatBytes } from "../domain/format";
 import { ISO_POOL, UPLOAD_PATH, type TaskStatus, type UploadPart } from "../domain/types";
 import { imageFileName, isoName, parseOrThrow, poolName } from "../domain/validation";
@@ -31,6 +31,7 @@ import { registerImage, type Registered } from "./registration";
 import { agentFor } from "./guests";
 import { recordEvent } from "./audit";
 import { localHost } from "./hosts";
+import { HOLD_MS, holdIn, releaseHold, withinQuota } from "./quotas";
 import { stateHub } from "./state-hub";
 import { WEB_TASK_PREFIX } from "./tasks";
 
@@ -48,6 +49,8 @@ export type Host = Awaited<ReturnType<typeof localHost>>;
 
 interface Inflight {
   taskId: string;
+  /** The quota hold for the bytes on their way (released when they are a disk or an ISO, or the upload ends). */
+  hold: string | null;
   userId: string;
   ref: ImageRef;
   /** Set by whoever cancels it (a DELETE, the tasks page), before the agent is asked to stop it. */
@@ -107,14 +110,11 @@ async function serve(req: http.IncomingMessage, res: http.ServerResponse): Promi
   const user = await userForSession(db, sessionSecretOf(req));
   if (!user) throw new GuesthouseError("unauthenticated", "Log in first.");
   const ref = parseTarget(segments[0], segments[1]);
-  // The ISO folder is the host's, offered in every user's new-guest form: admins fill it.
-  if (ref.pool === ISO_POOL && !canManageHost(user)) {
-    throw new GuesthouseError("forbidden", "Only admins add ISO images to the host's shared ISO folder, which every user's new-guest form offers. Ask an admin to add it.");
-  }
   const host = await localHost();
 
-  // A disk upload becomes a disk of the session's team: only its creators may make one.
-  if (method === "PUT" && ref.pool !== ISO_POOL) assertMayCreate(user, user.teamId);
+  // An upload becomes a disk or an ISO of the session's team (private to it until an admin
+  // publishes it): only the team's creators may make one.
+  if (method === "PUT") assertMayCreate(user, user.teamId);
   if (method === "PUT") return put(req, res, user, host, ref, new URLSearchParams(search));
   if (method === "DELETE") {
     await discardUpload(user, host, ref);
@@ -133,7 +133,6 @@ async function serve(req: http.IncomingMessage, res: http.ServerResponse): Promi
  * its owner (the user of the last upload of that name) or an admin may.
  */
 export async function discardUpload(user: SessionUser, host: Host, ref: ImageRef): Promise<void> {
-  if (ref.pool === ISO_POOL && !canManageHost(user)) throw new GuesthouseError("forbidden", "Only admins manage uploads into the host's shared ISO folder.");
   await assertNameFree(host, ref);
   const agent = agentFor(host);
   const offset = await agent.uploadOffset(ref);
@@ -212,7 +211,7 @@ async function put(
   if (inflight.has(key)) throw new GuesthouseError("conflict", `${ref.file} is being uploaded right now (in another tab or by someone else).`);
 
   const what = `${ref.pool}/${ref.file}`;
-  const task: Inflight = { taskId: `${WEB_TASK_PREFIX}${randomBytes(10).toString("hex")}`, userId: user.id, ref, cancelled: false };
+  const task: Inflight = { taskId: `${WEB_TASK_PREFIX}${randomBytes(10).toString("hex")}`, hold: null, userId: user.id, ref, cancelled: false };
   inflight.set(key, task);
   const log: string[] = offset > 0 ? [`resuming from byte ${offset} (${formatBytes(offset)})`] : [];
   // The task as pages following tasks see it (the tasks page's bars), like an agent's task.
@@ -228,19 +227,27 @@ async function put(
     message: null,
     log,
   };
+  // The file's size counts against the team's disk or ISO space from the start (its row
+  // checks its real size again), and the upload against its tasks at once.
+  const scope = { teamId: user.teamId, userId: user.id };
+  const bytes = ref.pool === ISO_POOL ? { isoBytes: size } : { diskBytes: size };
   try {
-    await db.task.create({
-      data: {
-        id: task.taskId,
-        kind: status.kind,
-        title: status.title,
-        target: targetOf(ref),
-        state: status.state,
-        progress: status.progress,
-        log: JSON.stringify(log),
-        hostId: host.id,
-        userId: user.id,
-      },
+    task.hold = await withinQuota(scope, { ...bytes, tasks: 1 }, async (tx) => {
+      await tx.task.create({
+        data: {
+          id: task.taskId,
+          kind: status.kind,
+          title: status.title,
+          target: targetOf(ref),
+          state: status.state,
+          progress: status.progress,
+          log: JSON.stringify(log),
+          hostId: host.id,
+          userId: user.id,
+          teamId: user.teamId,
+        },
+      });
+      return holdIn(tx, scope, bytes, HOLD_MS.long);
     });
   } catch (err) {
     inflight.delete(key);
@@ -292,6 +299,7 @@ async function put(
     }
     log.push(message);
     await finish(state, message);
+    await releaseHold(task.hold);
     inflight.delete(key);
     await recordEvent("upload", false, `upload of ${what} ${state === "cancelled" ? "cancelled" : `failed: ${message}`}`, user, null).catch(() => {});
     if (error.code === "internal") console.error(`upload: ${what} failed:`, error.detail ?? error.message);
@@ -304,15 +312,9 @@ async function put(
   try {
     let extra: { diskId: string; convertedFrom?: string; taskId?: string; file?: string } | { iso: { id: string; name: string } };
     if (ref.pool === ISO_POOL) {
-      const iso = await db.isoImage.upsert({
-        where: { hostId_name: { hostId: host.id, name: ref.file } },
-        create: { hostId: host.id, name: ref.file, sizeBytes: BigInt(result.sizeBytes), sha256: result.sha256 },
-        update: { sizeBytes: BigInt(result.sizeBytes), sha256: result.sha256, seenAt: new Date() },
-        select: { id: true, name: true },
-      });
-      extra = { iso };
+      extra = { iso: await registerIso(user, host, ref, result, task.hold) };
     } else {
-      const disk = await registerUpload(user, host, ref, result.sha256);
+      const disk = await registerUpload(user, host, ref, result.sha256, task.hold);
       extra = { diskId: disk.id, ...(disk.convertedFrom ? { convertedFrom: disk.convertedFrom, taskId: disk.taskId, file: disk.file } : {}) };
     }
     const converting = "convertedFrom" in extra && extra.convertedFrom ? `; converting to qcow2 as ${extra.file}` : "";
@@ -324,6 +326,7 @@ async function put(
     const error = toGuesthouseError(err);
     log.push(error.message);
     await finish("failed", error.message);
+    await releaseHold(task.hold);
     await recordEvent("upload", false, `upload of ${what} failed: ${error.message}`, user, null).catch(() => {});
     throw error;
   }
@@ -353,16 +356,16 @@ async function forward(agent: AgentClient, ref: ImageRef, req: http.IncomingMess
  * kept: the file is the uploader's, whole, and an admin can import it under that name
  * once it is free; removing it would lose it over a name.
  */
-async function registerUpload(user: SessionUser, host: Host, ref: ImageRef, sha256: string): Promise<Registered> {
+async function registerUpload(user: SessionUser, host: Host, ref: ImageRef, sha256: string, hold: string | null): Promise<Registered> {
   try {
     // A vmdk, vdi, vpc or vhdx arrives as the uploader's file: its qcow2 copy is the disk, and it goes.
-    return await registerImage(user, host, ref, { sha256, removeAfterConversion: true });
+    return await registerImage(user, host, ref, { sha256, removeAfterConversion: true, hold });
   } catch (err) {
     const error = toGuesthouseError(err);
     if (error.code === "conflict") {
       throw new GuesthouseError("conflict", `${ref.file} arrived whole (SHA-256 ${sha256}), but another disk took its name meanwhile. The file is kept on the host; ask an admin to import it, or upload it again under another name.`);
     }
-    if (error.code === "invalid-input") {
+    if (error.code === "invalid-input" || error.code === "over-quota") {
       await agentFor(host)
         .deleteImage(ref)
         .catch((e) => console.error(`upload: could not remove ${ref.pool}/${ref.file} after refusing it:`, e));
@@ -425,11 +428,37 @@ function bytesParam(value: string | null, name: string): number {
   return n;
 }
 
+/**
+ * An uploaded ISO becomes its team's, private to it (an admin may publish it), with its
+ * uploader and SHA-256; its size is checked against the team's ISO space, in the
+ * transaction that writes it. Over the quota, the file is removed again.
+ */
+async function registerIso(user: SessionUser, host: Host, ref: ImageRef, result: { sha256: string; sizeBytes: number }, hold: string | null) {
+  const data = { sizeBytes: BigInt(result.sizeBytes), sha256: result.sha256, teamId: user.teamId, uploaderId: user.id, published: false, seenAt: new Date() };
+  try {
+    return await withinQuota(
+      { teamId: user.teamId, userId: user.id },
+      { isoBytes: result.sizeBytes },
+      (tx) => tx.isoImage.upsert({ where: { hostId_name: { hostId: host.id, name: ref.file } }, create: { hostId: host.id, name: ref.file, ...data }, update: data, select: { id: true, name: true } }),
+      { release: hold },
+    );
+  } catch (err) {
+    if (err instanceof GuesthouseError && err.code === "over-quota") {
+      await agentFor(host)
+        .deleteIso(ref.file)
+        .catch((e) => console.error(`upload: could not remove ${ref.file} after refusing it:`, e));
+      throw new QuotaError(`${err.message} The uploaded file was removed.`, (err as QuotaError).refusal);
+    }
+    throw err;
+  }
+}
+
 /** Refuses a name that is a disk or an ISO of this host already. */
 async function assertNameFree(host: Host, ref: ImageRef): Promise<void> {
   if (ref.pool === ISO_POOL) {
     const iso = await db.isoImage.findUnique({ where: { hostId_name: { hostId: host.id, name: ref.file } }, select: { id: true } });
-    if (iso) throw new GuesthouseError("conflict", `There is already an ISO named ${ref.file}. Choose another name.`);
+    // Said the same whether or not the asker may see that ISO: the name is all they learn, and they chose it.
+    if (iso) throw new GuesthouseError("conflict", `There is already an ISO named ${ref.file} on this host. Choose another name.`);
     return;
   }
   const disk = await db.disk.findFirst({ where: { hostId: host.id, pool: ref.pool, file: ref.file }, select: { id: true } });
@@ -485,7 +514,7 @@ function reply(req: http.IncomingMessage, res: http.ServerResponse, status: numb
 }
 
 function refuse(req: http.IncomingMessage, res: http.ServerResponse, error: GuesthouseError): void {
-  reply(req, res, error.httpStatus, { error: error.message, code: error.code });
+  reply(req, res, error.httpStatus, { error: error.message, code: error.code, ...(error instanceof QuotaError ? { quota: error.refusal } : {}) });
 }
 
 /**

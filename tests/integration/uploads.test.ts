@@ -35,6 +35,8 @@ describe("browser uploads through the web server", () => {
   let stack: TestStack;
   let cookie = "";
   let memberCookie = "";
+  let viewerCookie = "";
+  let memberTeam = "";
   let origin = "";
   let scratch = "";
   const db = () => stack.database.db;
@@ -113,6 +115,9 @@ describe("browser uploads through the web server", () => {
     cookie = `${SESSION_COOKIE}=${(await createSession(db(), admin.id)).secret}`;
     const member = await db().user.create({ data: { username: "member", passwordHash: "x", role: "member", teamId: admin.teamId, memberships: { create: { teamId: admin.teamId, role: "member" } } } });
     memberCookie = `${SESSION_COOKIE}=${(await createSession(db(), member.id)).secret}`;
+    memberTeam = admin.teamId;
+    const viewer = await db().user.create({ data: { username: "viewer", passwordHash: "x", role: "member", teamId: admin.teamId, memberships: { create: { teamId: admin.teamId, role: "viewer" } } } });
+    viewerCookie = `${SESSION_COOKIE}=${(await createSession(db(), viewer.id)).secret}`;
     scratch = fs.mkdtempSync(path.join(stack.agent.dataDir, "scratch-"));
   });
   after(async () => {
@@ -340,16 +345,17 @@ describe("browser uploads through the web server", () => {
     await db().disk.delete({ where: { volume: "volraced0001" } });
   });
 
-  test("a member cannot write the host's shared ISO folder (every user's new-guest form offers it): 403 for PUT, GET and DELETE, and nothing is written", async () => {
+  test("an ISO a member uploads is their team's, with its uploader and SHA-256, not published; a viewer of the team uploads nothing", async () => {
     const iso = fs.readFileSync(DEMO_ISO);
     const before = filesIn(isoDir());
-    const put = await upload("isos", "members.iso", iso, 0, { cookie: memberCookie });
+    const put = await upload("isos", "viewers.iso", iso, 0, { cookie: viewerCookie });
     assert.equal(put.status, 403, JSON.stringify(put.json));
-    assert.match(String(put.json?.error), /Only admins add ISO images/);
-    assert.equal((await send("GET", "/upload/isos/members.iso", { cookie: memberCookie })).status, 403);
-    assert.equal((await send("DELETE", "/upload/isos/uploaded.iso", { cookie: memberCookie })).status, 403);
+    assert.match(String(put.json?.error), /viewer of this team sees its guests but makes none/);
     assert.deepEqual(filesIn(isoDir()), before, "the folder is as it was");
-    assert.equal(await db().isoImage.count({ where: { name: "members.iso" } }), 0);
+    const member = await upload("isos", "members.iso", iso, 0, { cookie: memberCookie });
+    assert.equal(member.status, 201, JSON.stringify(member.json));
+    const row = await db().isoImage.findFirstOrThrow({ where: { name: "members.iso" }, include: { uploader: true } });
+    assert.deepEqual([row.uploader?.username, row.teamId, row.published, row.sha256], ["member", memberTeam, false, sha256(iso)]);
   });
 
   test("over the agent's upload limit: 413 at once, before a byte is written", async () => {

@@ -4,6 +4,7 @@ import { keyboardLayoutOf } from "@/server/domain/keymaps";
 import { HardwareEditor } from "@/components/hardware-editor";
 import type { EditHardwareInput } from "@/server/domain/validation";
 import { agentFor, definitionOf, loadGuestOr404 } from "@/server/web/guests";
+import { isosFor } from "@/server/web/isos";
 import { requireUser } from "@/server/web/session";
 
 export const dynamic = "force-dynamic";
@@ -12,7 +13,7 @@ export default async function EditHardwarePage({ params }: { params: Promise<{ i
   const user = await requireUser();
   const { id } = await params;
   const guest = await loadGuestOr404(user, id);
-  const info = await agentFor(guest.host).host().catch(() => null);
+  const [info, isos] = await Promise.all([agentFor(guest.host).host().catch(() => null), isosFor(user, guest.host, guest.teamId)]);
   // The definition, plus what only editing needs: which disk is which, and the MACs.
   const { guesthouse: _version, name: _name, disks, nics, ...hardware } = definitionOf(guest);
   const initial: EditHardwareInput = {
@@ -33,7 +34,7 @@ export default async function EditHardwarePage({ params }: { params: Promise<{ i
         guestId={guest.id}
         initial={initial}
         diskLabels={guest.disks.map((d) => `${d.file} (${formatBytes(Number(d.sizeBytes))} ${d.format})`)}
-        isos={(info?.isos ?? []).map((i) => i.name)}
+        isos={(isos ?? []).map((i) => i.name)}
         forwardPorts={info?.forwards ?? null}
       />
     </div>

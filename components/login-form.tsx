@@ -1,28 +1,48 @@
 "use client";
 
-import { useActionState } from "react";
+import { useActionState, useState } from "react";
 import { login, type LoginState } from "@/app/actions/login";
 
-export function LoginForm() {
+/**
+ * The login form: a user name and a password, then (for an account with a second factor)
+ * a code from the app or a recovery code. The fields are controlled, so what was typed
+ * stays when the server asks for the code.
+ */
+export function LoginForm({ sso }: { sso?: { label: string } | null }) {
   const [state, action, pending] = useActionState<LoginState, FormData>(login, { error: null, username: "" });
+  const [username, setUsername] = useState("");
+  const [password, setPassword] = useState("");
   return (
-    <form action={action} className="card space-y-4 p-6">
-      <label className="label">
-        User name
-        <input name="username" autoComplete="username" defaultValue={state.username} required className="field" />
-      </label>
-      <label className="label">
-        Password
-        <input name="password" type="password" autoComplete="current-password" required className="field" />
-      </label>
-      {state.error && (
-        <p role="alert" data-testid="form-error" className="text-sm text-red-700">
-          {state.error}
-        </p>
+    <div className="space-y-3">
+      <form action={action} className="card space-y-4 p-6">
+        <label className="label">
+          User name
+          <input name="username" autoComplete="username" value={username} onChange={(e) => setUsername(e.target.value)} required className="field" />
+        </label>
+        <label className="label">
+          Password
+          <input name="password" type="password" autoComplete="current-password" value={password} onChange={(e) => setPassword(e.target.value)} required className="field" />
+        </label>
+        {state.needCode && (
+          <label className="label">
+            Code from your authenticator app (or a recovery code)
+            <input name="code" autoComplete="one-time-code" inputMode="text" required autoFocus className="field" data-testid="login-code" />
+          </label>
+        )}
+        {state.error && (
+          <p role="alert" data-testid="form-error" className="text-sm text-red-700">
+            {state.error}
+          </p>
+        )}
+        <button type="submit" disabled={pending} className="btn btn-primary w-full justify-center">
+          {pending ? "Logging in…" : state.needCode ? "Check the code" : "Log in"}
+        </button>
+      </form>
+      {sso && (
+        <a href="/auth/sso/start" className="btn w-full justify-center" data-testid="sso-login">
+          {sso.label}
+        </a>
       )}
-      <button type="submit" disabled={pending} className="btn btn-primary w-full justify-center">
-        {pending ? "Logging in…" : "Log in"}
-      </button>
-    </form>
+    </div>
   );
 }

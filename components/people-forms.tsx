@@ -12,8 +12,7 @@ import {
   makeAdmin,
   removeUser,
   revokeInvitation,
-  type InviteState,
-} from "@/app/actions/people";
+  type InviteState, resetTotp } from "@/app/actions/people";
 import { TEAM_ROLES } from "@/server/auth/policy";
 import { CopyButton } from "./copy-button";
 import { ActionButton, ErrorLine } from "./action-button";
@@ -111,7 +110,7 @@ export function EndSessionButton({ sessionId, current }: { sessionId: string; cu
 }
 
 /** An admin's buttons for one user: disable or enable, admin or not, delete (handing things to someone). */
-export function UserActions({ user, heirs }: { user: { id: string; username: string; disabled: boolean; admin: boolean }; heirs: Array<{ id: string; username: string }> }) {
+export function UserActions({ user, heirs }: { user: { id: string; username: string; disabled: boolean; admin: boolean; totp: boolean }; heirs: Array<{ id: string; username: string }> }) {
   const router = useRouter();
   const [heir, setHeir] = useState(heirs[0]?.id ?? "");
   const [error, setError] = useState<string | null>(null);
@@ -120,6 +119,14 @@ export function UserActions({ user, heirs }: { user: { id: string; username: str
     <span className="flex flex-wrap items-center justify-end gap-2">
       <ActionButton label={user.disabled ? "Enable" : "Disable"} testId="disable-error" run={() => disableUser(user.id, !user.disabled)} />
       <ActionButton label={user.admin ? "Take admin" : "Make admin"} testId="admin-error" run={() => makeAdmin(user.id, !user.admin)} />
+      {user.totp && (
+        <ActionButton
+          label="Reset two-factor"
+          testId="totp-reset-error"
+          question={() => `Reset ${user.username}'s two-factor login (a lost phone)? Their sessions end; they log in with their password and set it up again.`}
+          run={() => resetTotp(user.id)}
+        />
+      )}
       <select className="field w-32!" value={heir} onChange={(e) => setHeir(e.target.value)} aria-label={`Hand ${user.username}'s guests and disks to`}>
         {heirs.map((h) => (
           <option key={h.id} value={h.id}>

@@ -1,6 +1,7 @@
 "use client";
 
 import { useRouter } from "next/navigation";
+import { requireTotpInTeam } from "@/app/actions/people";
 import { addTeam, removeFromTeam, setTeamRole } from "@/app/actions/teams";
 import { TEAM_ROLES } from "@/server/auth/policy";
 import { ActionButton, ErrorLine } from "./action-button";
@@ -56,6 +57,19 @@ export function RemoveMemberButton({ teamId, userId, username }: { teamId: strin
       testId="remove-member-error"
       question={() => `Take ${username} out of this team? Their guests and disks stay the team's.`}
       run={() => removeFromTeam(teamId, userId)}
+    />
+  );
+}
+
+/** Requires two-factor login of the team's members, or stops (owners and admins). */
+export function RequireTotpButton({ teamId, required }: { teamId: string; required: boolean }) {
+  return (
+    <ActionButton
+      label={required ? "Stop requiring two-factor login" : "Require two-factor login"}
+      busy="Saving…"
+      testId="require-totp-error"
+      question={required ? undefined : () => "Members who log in with a password and have no second factor will be asked to set one up before anything else. Go on?"}
+      run={() => requireTotpInTeam(teamId, !required)}
     />
   );
 }

@@ -1,13 +1,15 @@
 import { ChangePasswordForm, EndSessionButton } from "@/components/people-forms";
+import { SecondFactor } from "@/components/second-factor";
 import { sessionsOf } from "@/server/web/people";
+import { secondFactorOf } from "@/server/web/second-factor";
 import { requireUser } from "@/server/web/session";
 
 export const dynamic = "force-dynamic";
 
-/** The user's own account: their password, and their sessions (ending any). */
+/** The user's own account: their password, their second factor, and their sessions (ending any). */
 export default async function AccountPage() {
   const user = await requireUser({ allowOneTimePassword: true });
-  const sessions = await sessionsOf(user);
+  const [sessions, factor] = await Promise.all([sessionsOf(user), secondFactorOf(user)]);
   return (
     <div className="mx-auto max-w-2xl space-y-6">
       <h1 className="text-2xl font-semibold">Your account: {user.username}</h1>
@@ -19,6 +21,15 @@ export default async function AccountPage() {
       <section className="card p-4">
         <h2 className="mb-3 font-semibold">Password</h2>
         <ChangePasswordForm />
+      </section>
+      {user.mustEnrollTotp && (
+        <p className="card border-amber-200 bg-amber-50 p-3 text-sm" data-testid="set-up-totp">
+          A team of yours requires two-factor login. Set it up below to go on.
+        </p>
+      )}
+      <section className="card p-4">
+        <h2 className="mb-3 font-semibold">Two-factor login</h2>
+        <SecondFactor enabled={factor.enabledAt !== null} recoveryCodesLeft={factor.recoveryCodesLeft} requiredBy={factor.requiredBy} />
       </section>
       <section className="card p-4">
         <h2 className="mb-3 font-semibold">Sessions</h2>

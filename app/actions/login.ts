@@ -9,6 +9,7 @@ import { loginGateOfProcess, waitText } from "@/server/auth/throttle";
 import { GuesthouseError } from "@/server/domain/errors";
 import { db } from "@/server/db/client";
 import { clientAddress } from "@/server/web/client-address";
+import { takeSecondFactor } from "@/server/web/second-factor";
 import { nameKey, userNamed } from "@/server/domain/names";
 
 const loginInput = z.object({
@@ -20,6 +21,8 @@ export interface LoginState {
   error: string | null;
   /** Given back so the form keeps it after a failed attempt. */
   username: string;
+  /** The password was right and the account has a second factor: the form asks for a code. */
+  needCode?: boolean;
 }
 
 /** A hash to verify against when the user does not exist, so timing reveals nothing. */
@@ -51,6 +54,13 @@ export async function login(_prev: LoginState, form: FormData): Promise<LoginSta
   if (!user || !ok) {
     // Counted as a failure when it began (loginGate.attempt).
     return { error: "That user name and password do not match.", username };
+  }
+  // With a second factor, the password alone is not enough: a code (or a recovery code) too.
+  // Until it is right the attempt stays counted as a failed login.
+  if (user.totpEnabledAt) {
+    const code = String(form.get("code") ?? "").trim();
+    if (!code) return { error: null, username, needCode: true };
+    if (!(await takeSecondFactor(user.id, code))) return { error: "That code is not right, or was used already. Type the six digits your app shows now, or a recovery code.", username, needCode: true };
   }
   loginGateOfProcess.succeeded(key, address);
 

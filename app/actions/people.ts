@@ -10,6 +10,7 @@ import { clientAddress } from "@/server/web/client-address";
 import { recordEvent } from "@/server/web/audit";
 import { changePassword, createAccount, createInvite, deleteUser, endOwnSession, redeemInvite, revokeInvite, setAdmin, setDisabled } from "@/server/web/people";
 import { toGuesthouseError } from "@/server/domain/errors";
+import { confirmTotp, renewRecoveryCodes, resetSecondFactor, setTeamRequiresTotp, startTotp, turnOffTotp } from "@/server/web/second-factor";
 
 const note = (user: SessionUser, action: string, what: string, teamId?: string) => recordEvent(action, true, what, user, null, { teamId }).catch(() => {});
 
@@ -92,3 +93,44 @@ export async function acceptInvite(token: string, _prev: InviteState, form: Form
   (await cookies()).set(sessionCookieName(secure), session.secret, { httpOnly: true, sameSite: "lax", secure, path: "/", expires: session.expiresAt });
   redirect("/");
 }
+
+/** Begins setting up TOTP: the secret and its QR code (not in use until confirmed). */
+export const beginTotp = authedAction("totp-start", async (user) => startTotp(user));
+
+/** Confirms TOTP with a first code: it is on, and the recovery codes are shown once. */
+export const finishTotp = authedAction("totp-confirm", async (user, code: unknown) => {
+  const done = await confirmTotp(user, code);
+  await note(user, "totp-on", "turned on two-factor login");
+  revalidatePath("/account");
+  return done;
+});
+
+export const newRecoveryCodes = authedAction("totp-recovery", async (user, code: unknown) => {
+  const done = await renewRecoveryCodes(user, code);
+  await note(user, "totp-recovery", "made new recovery codes");
+  revalidatePath("/account");
+  return done;
+});
+
+export const endTotp = authedAction("totp-off", async (user, password: unknown, code: unknown) => {
+  await turnOffTotp(user, password, code);
+  await note(user, "totp-off", "turned off two-factor login");
+  revalidatePath("/account");
+  return null;
+});
+
+/** An admin's reset of someone's second factor (a lost phone): it goes, and their sessions end. */
+export const resetTotp = authedAction("totp-reset", async (user, userId: string) => {
+  await resetSecondFactor(user, userId);
+  await recordEvent("totp-reset", true, "reset a user's second factor", user, null, { params: { userId } }).catch(() => {});
+  revalidatePath("/users");
+  return null;
+});
+
+/** A team's owners and admins require a second factor of its members, or stop requiring it. */
+export const requireTotpInTeam = authedAction("team-require-totp", async (user, teamId: string, required: boolean) => {
+  await setTeamRequiresTotp(user, teamId, required === true);
+  await note(user, "team-require-totp", `${required === true ? "required" : "stopped requiring"} a second factor of the team's members`, String(teamId));
+  revalidatePath("/teams");
+  return null;
+});

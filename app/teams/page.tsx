@@ -1,6 +1,6 @@
 import { notFound } from "next/navigation";
 import { InviteForm, NewAccountForm, RevokeInviteButton } from "@/components/people-forms";
-import { MemberForm, NewTeamForm, RemoveMemberButton } from "@/components/team-forms";
+import { MemberForm, NewTeamForm, RemoveMemberButton, RequireTotpButton } from "@/components/team-forms";
 import { openInvites } from "@/server/web/people";
 import { canManageHost } from "@/server/auth/policy";
 import { teamsFor } from "@/server/web/teams";
@@ -27,7 +27,7 @@ export default async function TeamsPage() {
           <div className="flex items-baseline justify-between">
             <h2 className="text-lg font-semibold">{team.name}</h2>
             <span className="text-sm text-slate-500">
-              {team._count.guests} guests · {team._count.disks} disks
+              {team._count.guests} guests · {team._count.disks} disks{team.requireTotp ? " · two-factor login required" : ""}
             </span>
           </div>
           <table className="w-full text-sm">
@@ -55,6 +55,7 @@ export default async function TeamsPage() {
           {team.manage && (
             <div className="space-y-3 border-t border-slate-100 pt-3">
               <MemberForm teamId={team.id} />
+              <RequireTotpButton teamId={team.id} required={team.requireTotp} />
               <InviteForm teamId={team.id} />
               <NewAccountForm teamId={team.id} />
               {(invites.get(team.id) ?? []).length > 0 && (

@@ -32,6 +32,8 @@ export default async function UsersPage() {
                 {u.role === "admin" && <span className="text-slate-500"> (admin)</span>}
                 {u.disabledAt && <span className="text-red-700"> disabled</span>}
                 {u.mustChangePassword && <span className="text-amber-700"> one-time password</span>}
+                {u.totpEnabledAt && <span className="text-slate-500"> · two-factor</span>}
+                {u.ssoSubject && <span className="text-slate-500"> · single sign-on</span>}
               </td>
               <td className="px-3 py-2">{u.memberships.map((m) => `${m.team.name} (${m.role})`).join(", ") || "none"}</td>
               <td className="px-3 py-2">
@@ -40,7 +42,7 @@ export default async function UsersPage() {
               <td className="px-3 py-2">
                 {u.id !== user.id && (
                   <UserActions
-                    user={{ id: u.id, username: u.username, disabled: Boolean(u.disabledAt), admin: u.role === "admin" }}
+                    user={{ id: u.id, username: u.username, disabled: Boolean(u.disabledAt), admin: u.role === "admin", totp: Boolean(u.totpEnabledAt) }}
                     heirs={users.filter((h) => h.id !== u.id && !h.disabledAt).map((h) => ({ id: h.id, username: h.username }))}
                   />
                 )}

@@ -41,6 +41,8 @@ export interface SessionUser extends UserActor {
   username: string;
   /** Made with a one-time password not yet changed: nothing but changing it works. */
   mustChangePassword: boolean;
+  /** In a team that requires a second factor, without one yet (a password login): nothing but setting it up works. */
+  mustEnrollTotp: boolean;
   /** This session's id (the hash of its secret), to tell it apart on the account page. */
   sessionId: string;
   /** The team this session works in: new guests and disks go to it; the header switches it. */
@@ -56,13 +58,15 @@ export function teamsOf(memberships: Array<{ teamId: string; role: string }>): M
 export interface SessionOrigin {
   userAgent?: string | null;
   address?: string | null;
+  /** How the user proved who they are: a password (and a second factor where they have one), or single sign-on. */
+  via?: "password" | "sso";
 }
 
 export async function createSession(db: PrismaClient, userId: string, origin: SessionOrigin = {}): Promise<{ secret: string; expiresAt: Date }> {
   const secret = newSecret();
   const expiresAt = new Date(Date.now() + SESSION_TTL_MS);
   await db.session.create({
-    data: { id: hashSecret(secret), userId, expiresAt, userAgent: origin.userAgent?.slice(0, 300) ?? null, address: origin.address?.slice(0, 64) ?? null, lastSeenAt: new Date() },
+    data: { id: hashSecret(secret), userId, expiresAt, userAgent: origin.userAgent?.slice(0, 300) ?? null, address: origin.address?.slice(0, 64) ?? null, lastSeenAt: new Date(), via: origin.via ?? "password" },
   });
   return { secret, expiresAt };
 }
@@ -79,7 +83,19 @@ export async function userForSession(db: PrismaClient, secret: string | undefine
       expiresAt: true,
       teamId: true,
       lastSeenAt: true,
-      user: { select: { id: true, username: true, role: true, teamId: true, disabledAt: true, mustChangePassword: true, memberships: { select: { teamId: true, role: true } } } },
+      via: true,
+      user: {
+        select: {
+          id: true,
+          username: true,
+          role: true,
+          teamId: true,
+          disabledAt: true,
+          mustChangePassword: true,
+          totpEnabledAt: true,
+          memberships: { select: { teamId: true, role: true, team: { select: { requireTotp: true } } } },
+        },
+      },
     },
   });
   // A disabled user's sessions end: nothing of theirs is served until an admin enables them.
@@ -92,8 +108,22 @@ export async function userForSession(db: PrismaClient, secret: string | undefine
   if (!session.lastSeenAt || Date.now() - session.lastSeenAt.getTime() > LAST_SEEN_EVERY_MS) {
     await db.session.updateMany({ where: { id: session.id }, data: { lastSeenAt: new Date() } });
   }
-  // Until a one-time password is changed the policy allows nothing (only changing it works).
-  return { kind: "user", id: user.id, username: user.username, admin, disabled: user.mustChangePassword, teams, teamId, mustChangePassword: user.mustChangePassword, sessionId: session.id };
+  // A team requiring a second factor holds a password login without one at the account page.
+  const mustEnrollTotp = session.via === "password" && !user.totpEnabledAt && user.memberships.some((m) => m.team.requireTotp);
+  // Until a one-time password is changed, or a required second factor set up, the policy
+  // allows nothing (only doing that works).
+  return {
+    kind: "user",
+    id: user.id,
+    username: user.username,
+    admin,
+    disabled: user.mustChangePassword || mustEnrollTotp,
+    teams,
+    teamId,
+    mustChangePassword: user.mustChangePassword,
+    mustEnrollTotp,
+    sessionId: session.id,
+  };
 }
 
 /**

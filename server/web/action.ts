@@ -10,6 +10,8 @@ import { currentUser } from "./session";
 
 /** The actions an account with a one-time password may run: changing it, and its sessions. */
 const ALLOWED_BEFORE_NEW_PASSWORD = new Set(["change-password", "end-session"]);
+/** The actions a member whose team requires a second factor may run before setting it up. */
+const ALLOWED_BEFORE_SECOND_FACTOR = new Set(["totp-start", "totp-confirm", "end-session", "change-password"]);
 
 /** A refusal by a quota carries its facts (`quota`), so the page can offer to ask for more. */
 export type ActionResult<T = null> = { ok: true; data: T } | { ok: false; code: ErrorCode; error: string; quota?: QuotaRefusal };
@@ -24,6 +26,9 @@ export function authedAction<A extends unknown[], R>(
     // An account made with a one-time password does nothing else until it is changed.
     if (user.mustChangePassword && !ALLOWED_BEFORE_NEW_PASSWORD.has(name)) {
       return { ok: false, code: "forbidden", error: "Choose your own password first (your account page)." };
+    }
+    if (user.mustEnrollTotp && !ALLOWED_BEFORE_SECOND_FACTOR.has(name)) {
+      return { ok: false, code: "forbidden", error: "A team of yours requires a second factor: set it up on your account page first." };
     }
     try {
       return { ok: true, data: await fn(user, ...args) };

@@ -13,6 +13,7 @@ import { loadWebConfig } from "./config";
 import { contentSecurityPolicy } from "./csp";
 import { stateHub } from "./state-hub";
 import { pruneAudit } from "./audit";
+import { pruneHolds } from "./quotas";
 import { CLIENT_ADDRESS_HEADER } from "./client-address";
 import { reconcileTasks, settleTask } from "./tasks";
 import { handleUpload, isUploadRequest } from "./uploads";
@@ -38,6 +39,8 @@ async function main(): Promise<void> {
     );
   prune();
   setInterval(prune, 24 * 3600_000).unref();
+  // Quota holds of changes a dead web left half-way stop counting when they expire; their rows go hourly.
+  setInterval(() => void pruneHolds().catch((err) => console.error("web: could not prune quota holds:", err)), 3600_000).unref();
   // An agent that went away and came back may have restarted and forgotten its tasks:
   // their rows are settled as soon as it answers again.
   const stopHosts = stateHub.subscribe((changed) => {

@@ -228,6 +228,8 @@ export function allUsers() {
       role: true,
       disabledAt: true,
       mustChangePassword: true,
+      totpEnabledAt: true,
+      ssoSubject: true,
       memberships: { select: { role: true, team: { select: { id: true, name: true } } } },
       _count: { select: { guests: true, disks: true } },
     },

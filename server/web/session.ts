@@ -17,12 +17,12 @@ export const currentUser = cache(async (): Promise<SessionUser | null> => userFo
 
 /**
  * For pages: the user, or a redirect to the login page; an account with a one-time
- * password goes to its account page to choose its own first (`allowOneTimePassword` is
- * that page).
+ * password, or without the second factor its team requires, goes to its account page to
+ * set that up first (`allowOneTimePassword` is that page).
  */
 export async function requireUser({ allowOneTimePassword = false } = {}): Promise<SessionUser> {
   const user = await currentUser();
   if (!user) redirect("/login");
-  if (user.mustChangePassword && !allowOneTimePassword) redirect("/account");
+  if ((user.mustChangePassword || user.mustEnrollTotp) && !allowOneTimePassword) redirect("/account");
   return user;
 }

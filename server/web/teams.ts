@@ -102,6 +102,7 @@ export async function teamsFor(actor: SessionUser) {
     select: {
       id: true,
       name: true,
+      requireTotp: true,
       memberships: { orderBy: { user: { username: "asc" } }, select: { role: true, user: { select: { id: true, username: true } } } },
       _count: { select: { guests: true, disks: true } },
     },

@@ -155,6 +155,11 @@ export function ownedTeams(actor: UserActor): string[] {
   return [...actor.teams].filter(([, role]) => role === "owner").map(([teamId]) => teamId);
 }
 
+/** Working in a team (the header's switcher): its members, whatever their role, and admins (in any team). */
+export function canWorkInTeam(actor: Actor, teamId: string): boolean {
+  return actor.kind === "user" && !actor.disabled && (actor.admin || actor.teams.has(teamId));
+}
+
 /** A team's members, roles and usage: its owners and admins. */
 export function canManageTeam(actor: Actor, teamId: string): boolean {
   return actor.kind === "user" && !actor.disabled && (actor.admin || actor.teams.get(teamId) === "owner");

@@ -4,7 +4,7 @@
  */
 import type { PrismaClient } from "../db/client";
 import { GuesthouseError } from "../domain/errors";
-import { isTeamRole, type TeamRole, type UserActor } from "./policy";
+import { canWorkInTeam, isTeamRole, type TeamRole, type UserActor } from "./policy";
 import { hashSecret, newSecret } from "./tokens";
 
 export const SESSION_COOKIE = "gh_session";
@@ -131,7 +131,7 @@ export async function userForSession(db: PrismaClient, secret: string | undefine
  * to; an admin in any team.
  */
 export async function switchSessionTeam(db: PrismaClient, secret: string, user: SessionUser, teamId: string): Promise<void> {
-  if (!user.teams.has(teamId) && !(user.admin && (await db.team.count({ where: { id: teamId } })) === 1)) {
+  if (!canWorkInTeam(user, teamId) || (await db.team.count({ where: { id: teamId } })) !== 1) {
     throw new GuesthouseError("not-found", "There is no such team, or you are not in it.");
   }
   await db.session.updateMany({ where: { id: hashSecret(secret), userId: user.id }, data: { teamId } });

@@ -1,0 +1,417 @@
+/**
+ * The authorization matrix: every entry point of the real web server × every kind of
+ * caller, against a table of who is expected to get through. The entry points are not
+ * listed by hand: the server actions come from the build's own manifest, the pages and
+ * routes from the app folder, so a new one without a row here fails the test.
+ *
+ * Callers: an admin, the team's owner, an operator, a member (who owns the guest and
+ * disks acted on), a viewer, a member of another team, a disabled user, someone logged
+ * out, and the holder of a view-only link. Every call gets a fresh world (a guest with
+ * a disk, a free disk, an ISO, a task, an invitation, a link, a request for more, a user
+ * to act on) and a fresh session, so no call depends on another's effects.
+ *
+ * "Through" means the policy let it pass: the action answered anything but
+ * unauthenticated, forbidden or not-found (a refusal of the input or the state, such as
+ * a guest that is not running, comes after the policy); a page or route answered anything
+ * but 401, 403, 404 or a redirect to the login page. An internal error fails the test.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { createSession, SESSION_COOKIE } from "../../server/auth/sessions";
+import { hashSecret, newSecret } from "../../server/auth/tokens";
+import { createShare } from "../../server/console/shares";
+import { mintShareTicket, mintTicket } from "../../server/console/tickets";
+import WebSocket from "ws";
+import { waitFor } from "../helpers/agent";
+import { startTestStack, type TestStack } from "../helpers/web";
+
+const ACTORS = ["admin", "owner", "operator", "member", "viewer", "other", "disabled", "anonymous", "share"] as const;
+type Actor = (typeof ACTORS)[number];
+const SIGNED: Actor[] = ["admin", "owner", "operator", "member", "viewer", "other"];
+const TEAM: Actor[] = ["admin", "owner", "operator", "member", "viewer"];
+const OPERATE: Actor[] = ["admin", "owner", "operator", "member"];
+const CHANGE: Actor[] = ["admin", "owner", "member"];
+const MANAGE: Actor[] = ["admin", "owner"];
+const ADMIN: Actor[] = ["admin"];
+/** Those who make things in their session's team (the other team's member in theirs). */
+const CREATORS: Actor[] = ["admin", "owner", "operator", "member", "other"];
+const PUBLIC: Actor[] = [...ACTORS];
+const MiB = 2 ** 20;
+
+/** Everything one call acts on, made afresh for it; the member ("mia") owns the guest, the disks, the ISO, the task. */
+interface World {
+  n: number;
+  guest: string;
+  guestDisk: string;
+  free: string;
+  loose: string;
+  iso: string;
+  task: string;
+  part: string;
+  invite: { id: string; token: string };
+  share: { id: string; token: string };
+  request: string;
+  victim: { id: string; username: string };
+  /** Another session of the caller (ended by endSession). */
+  otherSession: string;
+  hardware: Record<string, unknown>;
+}
+
+/** A FormData argument, encoded as React encodes one for a server action. */
+class Form {
+  constructor(readonly fields: Record<string, string>) {}
+}
+type Args = unknown[];
+
+/** Who may call each server action, and with what: keyed "<file>#<export>". */
+const ACTIONS: Record<string, { allow: Actor[]; args: (w: World, actor: Actor) => Args }> = {
+  "app/actions/clone-guest.ts#cloneGuest": { allow: CHANGE, args: (w, a) => [w.guest, { name: `mx-${w.n}-${a}-clone`, mode: "linked" }] },
+  "app/actions/create-guest.ts#createGuest": {
+    allow: CREATORS,
+    args: (w, a) => [new Form({ name: `mx-${w.n}-${a}-new`, vcpus: "1", memoryMiB: "64", diskGiB: "1", diskBus: "virtio", iso: "", network: "none", boot: "disk" })],
+  },
+  "app/actions/delete-guest.ts#deleteGuest": { allow: CHANGE, args: (w) => [w.guest, true] },
+  "app/actions/disks.ts#attachDisk": { allow: CHANGE, args: (w) => [w.free, { guestId: w.guest, bus: "virtio" }] },
+  "app/actions/disks.ts#cancelTask": { allow: ["admin", "member"], args: (w) => [w.task] },
+  "app/actions/disks.ts#checkDisk": { allow: OPERATE, args: (w) => [w.free] },
+  "app/actions/disks.ts#convertDisk": { allow: CHANGE, args: (w, a) => [w.free, { file: `mx-${w.n}-${a}-conv.raw`, format: "raw" }] },
+  "app/actions/disks.ts#createDisk": { allow: CREATORS, args: (w, a) => [{ pool: "default", file: `mx-${w.n}-${a}-made.qcow2`, format: "qcow2", size: "64M", encrypt: false, passphrase: "" }] },
+  "app/actions/disks.ts#deleteDisk": { allow: CHANGE, args: (w) => [w.free] },
+  "app/actions/disks.ts#deleteIso": { allow: CHANGE, args: (w) => [w.iso] },
+  "app/actions/disks.ts#detachDisk": { allow: CHANGE, args: (w) => [w.guestDisk] },
+  "app/actions/disks.ts#importImage": { allow: ADMIN, args: (w) => [{ pool: "default", file: w.loose }] },
+  "app/actions/disks.ts#removeUploadPart": { allow: ["admin", "member"], args: (w) => [{ pool: "default", file: w.part }] },
+  "app/actions/disks.ts#resizeDisk": { allow: CHANGE, args: (w) => [w.free, { size: "128M", shrink: false }] },
+  "app/actions/disks.ts#setIsoPublished": { allow: ADMIN, args: (w) => [w.iso, true] },
+  "app/actions/disks.ts#snapshotDisk": { allow: CHANGE, args: (w) => [w.free, { op: "create", name: "s1" }] },
+  "app/actions/edit-hardware.ts#editHardware": { allow: CHANGE, args: (w) => [w.guest, w.hardware] },
+  "app/actions/hand-over.ts#handOver": { allow: MANAGE, args: (w) => ["disk", w.free, "otto", undefined] },
+  "app/actions/import-guest.ts#importGuest": { allow: CREATORS, args: (w, a) => [JSON.stringify(definition(`mx-${w.n}-${a}-imported`))] },
+  "app/actions/login.ts#login": { allow: PUBLIC, args: () => [{ error: null, username: "" }, new Form({ username: "nobody-here", password: "not a password" })] },
+  "app/actions/login.ts#logout": { allow: PUBLIC, args: () => [] },
+  "app/actions/make-template.ts#makeTemplate": { allow: CHANGE, args: (w) => [w.guest] },
+  "app/actions/native-viewer.ts#nativeViewerPassword": { allow: OPERATE, args: (w) => [w.guest] },
+  "app/actions/open-console.ts#openConsole": { allow: OPERATE, args: (w) => [w.guest, { kind: "vnc" }] },
+  "app/actions/open-shared-console.ts#openSharedConsole": { allow: PUBLIC, args: (w) => [w.share.token] },
+  "app/actions/paste-text.ts#pasteText": { allow: OPERATE, args: (w) => [w.guest, "hello"] },
+  "app/actions/people.ts#acceptInvite": { allow: PUBLIC, args: (w, a) => [w.invite.token, { error: null, username: "" }, new Form({ username: `mx-${w.n}-${a}-joiner`, password: "a long enough password" })] },
+  "app/actions/people.ts#beginTotp": { allow: SIGNED, args: () => [] },
+  "app/actions/people.ts#changeOwnPassword": { allow: SIGNED, args: () => ["not my password", "a new password 123"] },
+  "app/actions/people.ts#disableUser": { allow: ADMIN, args: (w) => [w.victim.id, true] },
+  "app/actions/people.ts#endSession": { allow: SIGNED, args: (w) => [w.otherSession] },
+  "app/actions/people.ts#endTotp": { allow: SIGNED, args: () => ["not my password", "000000"] },
+  "app/actions/people.ts#finishTotp": { allow: SIGNED, args: () => ["000000"] },
+  "app/actions/people.ts#inviteToTeam": { allow: MANAGE, args: () => [ids.alpha, "member", 24] },
+  "app/actions/people.ts#makeAccount": { allow: MANAGE, args: (w, a) => [`mx-${w.n}-${a}-account`, ids.alpha, "member"] },
+  "app/actions/people.ts#makeAdmin": { allow: ADMIN, args: (w) => [w.victim.id, false] },
+  "app/actions/people.ts#newRecoveryCodes": { allow: SIGNED, args: () => ["000000"] },
+  "app/actions/people.ts#removeUser": { allow: ADMIN, args: (w) => [w.victim.id, ids.member] },
+  "app/actions/people.ts#requireTotpInTeam": { allow: MANAGE, args: () => [ids.alpha, false] },
+  "app/actions/people.ts#resetTotp": { allow: ADMIN, args: (w) => [w.victim.id] },
+  "app/actions/people.ts#revokeInvitation": { allow: MANAGE, args: (w) => [w.invite.id] },
+  "app/actions/power-guest.ts#powerGuest": { allow: OPERATE, args: (w) => [w.guest, "force-off"] },
+  "app/actions/quotas.ts#answerRequest": { allow: ADMIN, args: (w) => [w.request, false, "not now"] },
+  "app/actions/quotas.ts#requestMore": { allow: OPERATE, args: () => [{ teamId: ids.alpha, resource: "snapshots", scope: "team", amount: "20", reason: "the matrix asks" }] },
+  "app/actions/quotas.ts#setQuotaLimit": { allow: ADMIN, args: () => [ids.alpha, "", "snapshots", ""] },
+  "app/actions/share-console.ts#createShareLink": { allow: CHANGE, args: (w) => [w.guest, "1h", "matrix"] },
+  "app/actions/share-console.ts#revokeShareLink": { allow: CHANGE, args: (w) => [w.guest, w.share.id] },
+  "app/actions/switch-team.ts#switchTeam": { allow: TEAM, args: () => [ids.alpha] },
+  "app/actions/teams.ts#addTeam": { allow: ADMIN, args: (w, a) => [`mx-${w.n}-${a}-team`] },
+  "app/actions/teams.ts#removeFromTeam": { allow: MANAGE, args: (w) => [ids.alpha, w.victim.id] },
+  "app/actions/teams.ts#setTeamRole": { allow: MANAGE, args: (w) => [ids.alpha, w.victim.username, "viewer"] },
+};
+
+/** Who may open each page and route (by its file under app/), and at which address. */
+const PAGES: Record<string, { allow: Actor[]; url: (w: World) => string }> = {
+  "page.tsx": { allow: SIGNED, url: () => "/" },
+  "account/page.tsx": { allow: SIGNED, url: () => "/account" },
+  "audit/page.tsx": { allow: MANAGE, url: () => "/audit" },
+  "audit/export/route.ts": { allow: MANAGE, url: () => "/audit/export" },
+  "disks/page.tsx": { allow: SIGNED, url: () => "/disks" },
+  "disks/[id]/page.tsx": { allow: TEAM, url: (w) => `/disks/${w.free}` },
+  "guests/[id]/page.tsx": { allow: TEAM, url: (w) => `/guests/${w.guest}` },
+  "guests/[id]/console/page.tsx": { allow: TEAM, url: (w) => `/guests/${w.guest}/console` },
+  "guests/[id]/edit/page.tsx": { allow: TEAM, url: (w) => `/guests/${w.guest}/edit` },
+  "guests/[id]/serial/page.tsx": { allow: TEAM, url: (w) => `/guests/${w.guest}/serial` },
+  "guests/[id]/definition/route.ts": { allow: TEAM, url: (w) => `/guests/${w.guest}/definition` },
+  "guests/[id]/serial-log/route.ts": { allow: OPERATE, url: (w) => `/guests/${w.guest}/serial-log` },
+  "guests/[id]/thumbnail/route.ts": { allow: TEAM, url: (w) => `/guests/${w.guest}/thumbnail` },
+  "guests/[id]/viewers/route.ts": { allow: TEAM, url: (w) => `/guests/${w.guest}/viewers` },
+  "guests/[id]/vnc-ca/route.ts": { allow: OPERATE, url: (w) => `/guests/${w.guest}/vnc-ca` },
+  "guests/new/page.tsx": { allow: SIGNED, url: () => "/guests/new" },
+  "invite/[token]/page.tsx": { allow: PUBLIC, url: (w) => `/invite/${w.invite.token}` },
+  "login/page.tsx": { allow: PUBLIC, url: () => "/login" },
+  "quotas/page.tsx": { allow: SIGNED, url: () => "/quotas" },
+  "share/[token]/page.tsx": { allow: PUBLIC, url: (w) => `/share/${w.share.token}` },
+  "tasks/page.tsx": { allow: SIGNED, url: () => "/tasks" },
+  "teams/page.tsx": { allow: SIGNED, url: () => "/teams" },
+  "users/page.tsx": { allow: ADMIN, url: () => "/users" },
+  "api/events/route.ts": { allow: SIGNED, url: () => "/api/events" },
+  "auth/sso/start/route.ts": { allow: PUBLIC, url: () => "/auth/sso/start" },
+  "auth/sso/callback/route.ts": { allow: PUBLIC, url: () => "/auth/sso/callback?code=x&state=y" },
+};
+
+/**
+ * The console bridge's upgrades (served before Next.js): each caller presents a ticket
+ * minted for them (the link holder, one for their link; someone logged out, the member's)
+ * with their own cookie, and the bridge asks the policy again.
+ */
+const UPGRADES: Record<string, { allow: Actor[]; kind: "vnc" | "serial"; viewOnly: boolean }> = {
+  "screen, with input": { allow: OPERATE, kind: "vnc", viewOnly: false },
+  "screen, view-only": { allow: [...TEAM, "share"], kind: "vnc", viewOnly: true },
+  "serial port": { allow: OPERATE, kind: "serial", viewOnly: false },
+};
+
+/** The upload route is served before Next.js (server/web/uploads.ts): asking how much of a file arrived. */
+const UPLOAD = { allow: SIGNED, url: (w: World) => `/upload/default/mx-${w.n}-nothing.raw` };
+
+const ids: Record<string, string> = {};
+
+/** React's reply encoder, from the copy Next.js runs (as its client calls a server action). */
+const { encodeReply } = createRequire(import.meta.url)("next/dist/compiled/react-server-dom-turbopack/client.node.js") as {
+  encodeReply: (value: unknown) => Promise<string | FormData>;
+};
+
+function formDataOf(fields: Record<string, string>): FormData {
+  const form = new FormData();
+  for (const [k, v] of Object.entries(fields)) form.append(k, v);
+  return form;
+}
+
+/**
+ * React's flight rows: "<id>:<json>\n", or "<id>:T<hex byte length>,<text>" with no end
+ * of line (a long string, such as an SVG).
+ */
+function flightRows(bytes: Buffer): Map<string, string> {
+  const rows = new Map<string, string>();
+  let at = 0;
+  while (at < bytes.length) {
+    const colon = bytes.indexOf(0x3a, at);
+    if (colon < 0) break;
+    const id = bytes.subarray(at, colon).toString("latin1");
+    if (bytes[colon + 1] === 0x54 /* T */) {
+      const comma = bytes.indexOf(0x2c, colon);
+      const length = parseInt(bytes.subarray(colon + 2, comma).toString("latin1"), 16);
+      rows.set(id, bytes.subarray(comma + 1, comma + 1 + length).toString("utf8"));
+      at = comma + 1 + length;
+    } else {
+      const end = bytes.indexOf(0x0a, colon);
+      rows.set(id, bytes.subarray(colon + 1, end < 0 ? bytes.length : end).toString("utf8"));
+      at = end < 0 ? bytes.length : end + 1;
+    }
+  }
+  return rows;
+}
+
+function definition(name: string) {
+  return { guesthouse: 1, name, machine: "q35", firmware: "bios", vcpus: 1, sockets: 1, threads: 1, memoryMiB: 64, bootOrder: ["disk"], display: "std", serial: true, rtc: "utc", description: "", tags: [], disks: [], cdroms: [], nics: [] };
+}
+
+describe("authorization matrix: every entry point × every caller", () => {
+  let stack: TestStack;
+  let manifest: Record<string, { filename: string; exportedName: string }>;
+  let serial = 0;
+  const db = () => stack.database.db;
+  const users: Partial<Record<Actor, { id: string; username: string }>> = {};
+
+  before(async () => {
+    stack = await startTestStack();
+    const raw = JSON.parse(fs.readFileSync(path.resolve(".next/server/server-reference-manifest.json"), "utf8")) as { node: Record<string, { filename: string; exportedName: string }> };
+    manifest = raw.node;
+    const admin = await db().user.findUniqueOrThrow({ where: { username: stack.admin.username } });
+    users.admin = admin;
+    const alpha = await db().team.create({ data: { name: "Alpha", nameKey: "alpha" } });
+    const beta = await db().team.create({ data: { name: "Beta", nameKey: "beta" } });
+    ids.alpha = alpha.id;
+    ids.beta = beta.id;
+    ids.host = (await db().host.findUniqueOrThrow({ where: { name: "local" } })).id;
+    const mk = async (actor: Actor, username: string, teamId: string, role: string) => {
+      users[actor] = await db().user.create({ data: { username, usernameKey: username, passwordHash: "x", teamId, memberships: { create: { teamId, role } } } });
+    };
+    await mk("owner", "olga", alpha.id, "owner");
+    await mk("operator", "otto", alpha.id, "operator");
+    await mk("member", "mia", alpha.id, "member");
+    await mk("viewer", "vera", alpha.id, "viewer");
+    await mk("other", "oz", beta.id, "member");
+    await mk("disabled", "dora", alpha.id, "member");
+    ids.member = users.member!.id;
+  });
+  after(async () => {
+    await stack?.cleanup();
+  });
+
+  /** A fresh world for one call (see World). */
+  async function world(actor: Actor): Promise<World> {
+    const n = ++serial;
+    const common = { ownerId: ids.member!, teamId: ids.alpha!, hostId: ids.host! };
+    const image = async (file: string, volume: string) => {
+      await stack.agent.client.createImage({ pool: "default", file, format: "qcow2", bytes: 64 * MiB, volume });
+      return { volume, pool: "default", file, format: "qcow2", sizeBytes: BigInt(64 * MiB), bus: "virtio", ...common };
+    };
+    const guest = await db().guest.create({ data: { name: `mx-${n}`, vcpus: 1, memoryMiB: 64, bootOrder: "disk", ...common } });
+    const guestDisk = await db().disk.create({ data: { ...(await image(`mx-${n}-g.qcow2`, `mxg${n}vol00000`)), guestId: guest.id } });
+    const free = await db().disk.create({ data: await image(`mx-${n}-f.qcow2`, `mxf${n}vol00000`) });
+    await stack.agent.client.createImage({ pool: "default", file: `mx-${n}-loose.qcow2`, format: "qcow2", bytes: MiB, volume: `mxl${n}vol00000` });
+    const iso = `mx-${n}.iso`;
+    fs.writeFileSync(path.join(stack.agent.dataDir, "images", iso), randomBytes(64 * 1024));
+    await db().isoImage.create({ data: { name: iso, sizeBytes: 64n * 1024n, hostId: ids.host!, teamId: ids.alpha, uploaderId: ids.member } });
+    const task = await db().task.create({ data: { id: `mx-task-${n}`, kind: "convert", title: "a finished conversion", state: "succeeded", hostId: ids.host!, userId: ids.member, teamId: ids.alpha } });
+    const part = `mx-${n}-part.raw`;
+    fs.writeFileSync(path.join(stack.agent.dataDir, "disks", `${part}.part`), randomBytes(MiB));
+    await db().task.create({ data: { id: `mx-upload-${n}`, kind: "upload", title: "an interrupted upload", state: "failed", target: `default/${part}`, hostId: ids.host!, userId: ids.member, teamId: ids.alpha } });
+    const inviteToken = newSecret();
+    const invite = await db().invite.create({ data: { id: hashSecret(inviteToken), teamId: ids.alpha!, role: "member", createdById: users.owner!.id, expiresAt: new Date(Date.now() + 3600_000) } });
+    const share = await createShare(db(), { guestId: guest.id, createdById: ids.member!, duration: "1h" });
+    const request = await db().quotaRequest.create({ data: { teamId: ids.alpha!, userId: ids.member!, resource: "snapshots", scope: "team", amount: 10n, reason: "for the matrix" } });
+    const victim = await db().user.create({ data: { username: `mx-${n}-victim`, usernameKey: `mx-${n}-victim`, passwordHash: "x", teamId: ids.alpha!, memberships: { create: { teamId: ids.alpha!, role: "member" } } } });
+    const mine = users[actor];
+    const otherSession = mine ? (await db().session.create({ data: { id: hashSecret(newSecret()), userId: mine.id, expiresAt: new Date(Date.now() + 3600_000) } })).id : "0".repeat(64);
+    const hardware = { machine: "q35", firmware: "bios", vcpus: 1, sockets: 1, threads: 1, memoryMiB: 96, bootOrder: ["disk"], display: "std", serial: true, rtc: "utc", description: "", tags: [], disks: [{ id: guestDisk.id, bus: "virtio", cache: "none", readOnly: false }], cdroms: [], nics: [] };
+    return { n, guest: guest.id, guestDisk: guestDisk.id, free: free.id, loose: `mx-${n}-loose.qcow2`, iso, task: task.id, part, invite: { id: invite.id, token: inviteToken }, share: { id: share.id, token: share.token }, request: request.id, victim: { id: victim.id, username: victim.username }, otherSession, hardware };
+  }
+
+  /** A fresh session cookie for a caller (none for the logged-out and the link holder; a disabled user's is dead). */
+  async function cookieOf(actor: Actor): Promise<string | null> {
+    const user = users[actor];
+    if (!user) return null;
+    const cookie = `${SESSION_COOKIE}=${(await createSession(db(), user.id)).secret}`;
+    if (actor === "disabled") await db().user.update({ where: { id: user.id }, data: { disabledAt: new Date() } });
+    return cookie;
+  }
+
+  /** Calls a server action as the browser does (React's reply encoding), and says whether the policy let it through. */
+  async function callAction(id: string, args: Args, cookie: string | null): Promise<{ through: boolean; what: string }> {
+    const headers: Record<string, string> = { "next-action": id, origin: stack.baseUrl, accept: "text/x-component" };
+    if (cookie) headers.cookie = cookie;
+    // Encoded by React's own client encoder, the one the browser runs.
+    const body = await encodeReply(args.map((a) => (a instanceof Form ? formDataOf(a.fields) : a)));
+    if (typeof body === "string") headers["content-type"] = "text/plain;charset=UTF-8";
+    const res = await fetch(`${stack.baseUrl}/`, { method: "POST", headers, body, redirect: "manual" });
+    const bytes = Buffer.from(await res.arrayBuffer());
+    const text = bytes.toString("utf8");
+    if (res.headers.get("x-action-redirect")) return { through: true, what: `redirect ${res.headers.get("x-action-redirect")}` };
+    assert.equal(res.status, 200, `HTTP ${res.status}: ${text.slice(0, 300)}`);
+    // React's flight rows, "<id>:<json>": row 0 names the action's result as "$@<row>".
+    const rows = flightRows(bytes);
+    const head = JSON.parse(rows.get("0") ?? "{}") as { a?: string };
+    const row = typeof head.a === "string" && head.a.startsWith("$@") ? rows.get(head.a.slice(2)) : undefined;
+    assert.ok(row, `no result in the answer: ${text.slice(0, 300)}`);
+    const result = JSON.parse(row) as { ok?: boolean; code?: string; error?: string | null };
+    if (result.ok === undefined) return { through: true, what: `state ${JSON.stringify(result).slice(0, 120)}` }; // a form's state (login, invitation)
+    assert.notEqual(result.code, "internal", `an internal error: ${result.error}`);
+    const denied = result.ok === false && ["unauthenticated", "forbidden", "not-found"].includes(result.code ?? "");
+    return { through: !denied, what: result.ok ? "ok" : `${result.code}: ${result.error}` };
+  }
+
+  /** Opens a page or route, and says whether it let the caller through. */
+  async function open(url: string, cookie: string | null): Promise<{ through: boolean; what: string }> {
+    const controller = new AbortController();
+    const res = await fetch(`${stack.baseUrl}${url}`, { headers: cookie ? { cookie } : {}, redirect: "manual", signal: controller.signal });
+    const location = res.headers.get("location") ?? "";
+    // A 404's body says whose it is: the policy's "may not see it" or Next's not-found page, or
+    // (a route that got through) the host's "there is none" (no serial log yet, no TLS).
+    const body = res.status === 404 ? await res.text() : "";
+    controller.abort(); // an event stream would never end
+    assert.ok(res.status < 500, `HTTP ${res.status} for ${url}`);
+    const toLogin = res.status >= 300 && res.status < 400 && new URL(location, stack.baseUrl).pathname === "/login" && !new URL(location, stack.baseUrl).search;
+    const policy404 = res.status === 404 && (/you may not see it|not yours to see/.test(body) || /^<!DOCTYPE html>/i.test(body));
+    const refused = [401, 403].includes(res.status) || policy404 || toLogin;
+    return { through: !refused, what: `${res.status}${location ? ` → ${location}` : ""}${res.status === 404 ? ` ${body.slice(0, 80)}` : ""}` };
+  }
+
+  test("every server action in the build has a row in the table", () => {
+    const inBuild = new Set(Object.values(manifest).map((a) => `${a.filename}#${a.exportedName}`));
+    assert.deepEqual([...inBuild].filter((k) => !ACTIONS[k]).sort(), [], "actions with no expected row: add them to ACTIONS");
+    assert.deepEqual(Object.keys(ACTIONS).filter((k) => !inBuild.has(k)).sort(), [], "rows for actions the build does not have");
+  });
+
+  test("every page and route under app/ has a row in the table", () => {
+    const found: string[] = [];
+    const walk = (dir: string) => {
+      for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+        const full = path.join(dir, entry.name);
+        if (entry.isDirectory()) walk(full);
+        else if (/^(page\.tsx|route\.ts)$/.test(entry.name)) found.push(path.relative("app", full));
+      }
+    };
+    walk("app");
+    assert.deepEqual(found.filter((f) => !PAGES[f]).sort(), [], "pages or routes with no expected row: add them to PAGES");
+  });
+
+  test("server actions: each caller gets through exactly where the table says", { timeout: 15 * 60_000 }, async () => {
+    const wrong: string[] = [];
+    for (const [id, { filename, exportedName }] of Object.entries(manifest)) {
+      const row = ACTIONS[`${filename}#${exportedName}`];
+      if (!row) continue;
+      for (const actor of ACTORS) {
+        const w = await world(actor);
+        const cookie = await cookieOf(actor);
+        const { through, what } = await callAction(id, row.args(w, actor), cookie);
+        if (actor === "disabled") await db().user.update({ where: { id: users.disabled!.id }, data: { disabledAt: null } });
+        if (through !== row.allow.includes(actor)) wrong.push(`${exportedName} as ${actor}: ${through ? "let through" : "refused"} (${what})`);
+      }
+    }
+    assert.deepEqual(wrong, []);
+  });
+
+  test("console upgrades: each caller gets through exactly where the table says", { timeout: 5 * 60_000 }, async () => {
+    // One running guest of the member's, started through the real action.
+    const w = await world("member");
+    const start = Object.entries(manifest).find(([, a]) => a.exportedName === "powerGuest")![0];
+    assert.equal((await callAction(start, [w.guest, "start"], await cookieOf("member"))).through, true);
+    await waitFor("the guest to run", async () => (await stack.agent.client.guest(w.guest)).state === "running", 60_000, 200);
+    const wrong: string[] = [];
+    for (const [name, row] of Object.entries(UPGRADES)) {
+      for (const actor of ACTORS) {
+        const cookie = await cookieOf(actor);
+        const ticket =
+          actor === "share"
+            ? row.viewOnly && row.kind === "vnc"
+              ? await mintShareTicket(db(), w.share.id, w.guest)
+              : null
+            : await mintTicket(db(), (users[actor] ?? users.member)!.id, w.guest, new Date(), { kind: row.kind, viewOnly: row.viewOnly });
+        const through = ticket ? await upgrade(`/ws/${row.kind === "vnc" ? "console" : "serial"}/${w.guest}?ticket=${ticket.ticket}`, cookie) : false;
+        if (actor === "disabled") await db().user.update({ where: { id: users.disabled!.id }, data: { disabledAt: null } });
+        if (through !== row.allow.includes(actor)) wrong.push(`${name} as ${actor}: ${through ? "let through" : "refused"}`);
+      }
+    }
+    await stack.agent.client.forceOff(w.guest);
+    assert.deepEqual(wrong, []);
+  });
+
+  /** Opens a websocket through the bridge: true when it upgraded. */
+  function upgrade(url: string, cookie: string | null): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${stack.port}${url}`, { headers: { origin: stack.baseUrl, ...(cookie ? { cookie } : {}) } });
+      ws.once("open", () => {
+        ws.terminate();
+        resolve(true);
+      });
+      ws.once("unexpected-response", (_req, res) => {
+        assert.ok(res.statusCode! < 500, `the bridge answered ${res.statusCode}`);
+        res.resume();
+        ws.terminate();
+        resolve(false);
+      });
+      ws.once("error", (err) => reject(err));
+    });
+  }
+
+  test("pages, routes and uploads: each caller gets through exactly where the table says", { timeout: 10 * 60_000 }, async () => {
+    const wrong: string[] = [];
+    for (const [file, row] of [...Object.entries(PAGES), ["upload route", UPLOAD] as const]) {
+      for (const actor of ACTORS) {
+        const w = await world(actor);
+        const cookie = await cookieOf(actor);
+        const { through, what } = await open(row.url(w), cookie);
+        if (actor === "disabled") await db().user.update({ where: { id: users.disabled!.id }, data: { disabledAt: null } });
+        if (through !== row.allow.includes(actor)) wrong.push(`${file} as ${actor}: ${through ? "let through" : "refused"} (${what})`);
+      }
+    }
+    assert.deepEqual(wrong, []);
+  });
+});

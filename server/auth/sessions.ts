@@ -74,30 +74,59 @@ export async function createSession(db: PrismaClient, userId: string, origin: Se
 /** How stale a session's "last seen" may get before a request writes it again. */
 const LAST_SEEN_EVERY_MS = 60_000;
 
+/** One row per membership of the session's user (one row with null membership columns for a user in no team). */
+interface SessionRow {
+  id: string;
+  expiresAt: Date;
+  sessionTeamId: string | null;
+  lastSeenAt: Date | null;
+  via: string;
+  userId: string;
+  username: string;
+  role: string;
+  userTeamId: string;
+  disabledAt: Date | null;
+  mustChangePassword: boolean | number;
+  totpEnabledAt: Date | null;
+  memberTeamId: string | null;
+  memberRole: string | null;
+  requireTotp: boolean | number | null;
+}
+
+/**
+ * The signed-in user of a session secret, with everything the policy needs (their teams
+ * and roles): one SQL statement per request, whatever the number of teams. Plain SQL
+ * every database Guesthouse runs on reads the same (quoted names, joins).
+ */
 export async function userForSession(db: PrismaClient, secret: string | undefined | null): Promise<SessionUser | null> {
   if (!secret || secret.length > 200) return null;
-  const session = await db.session.findUnique({
-    where: { id: hashSecret(secret) },
-    select: {
-      id: true,
-      expiresAt: true,
-      teamId: true,
-      lastSeenAt: true,
-      via: true,
-      user: {
-        select: {
-          id: true,
-          username: true,
-          role: true,
-          teamId: true,
-          disabledAt: true,
-          mustChangePassword: true,
-          totpEnabledAt: true,
-          memberships: { select: { teamId: true, role: true, team: { select: { requireTotp: true } } } },
-        },
-      },
+  const rows = await db.$queryRaw<SessionRow[]>`
+    SELECT s."id", s."expiresAt", s."teamId" AS "sessionTeamId", s."lastSeenAt", s."via",
+           u."id" AS "userId", u."username", u."role", u."teamId" AS "userTeamId", u."disabledAt", u."mustChangePassword", u."totpEnabledAt",
+           m."teamId" AS "memberTeamId", m."role" AS "memberRole", t."requireTotp"
+      FROM "Session" s
+      JOIN "User" u ON u."id" = s."userId"
+      LEFT JOIN "Membership" m ON m."userId" = u."id"
+      LEFT JOIN "Team" t ON t."id" = m."teamId"
+     WHERE s."id" = ${hashSecret(secret)}`;
+  const first = rows[0];
+  const session = first && {
+    id: first.id,
+    expiresAt: new Date(first.expiresAt),
+    teamId: first.sessionTeamId,
+    lastSeenAt: first.lastSeenAt === null ? null : new Date(first.lastSeenAt),
+    via: first.via,
+    user: {
+      id: first.userId,
+      username: first.username,
+      role: first.role,
+      teamId: first.userTeamId,
+      disabledAt: first.disabledAt,
+      mustChangePassword: Boolean(first.mustChangePassword),
+      totpEnabledAt: first.totpEnabledAt,
+      memberships: rows.filter((r) => r.memberTeamId !== null).map((r) => ({ teamId: r.memberTeamId!, role: r.memberRole!, team: { requireTotp: Boolean(r.requireTotp) } })),
     },
-  });
+  };
   // A disabled user's sessions end: nothing of theirs is served until an admin enables them.
   if (!session || session.expiresAt.getTime() <= Date.now() || session.user.disabledAt) return null;
   const { user } = session;

@@ -105,7 +105,7 @@ export async function usageOverview(actor: SessionUser): Promise<TeamUsage[]> {
     db.disk.groupBy({ by: ["teamId", "ownerId"], where: inTeams, _sum: { sizeBytes: true, snapshotCount: true } }),
     db.isoImage.groupBy({ by: ["teamId", "uploaderId"], where: inTeams, _sum: { sizeBytes: true } }),
     db.task.groupBy({ by: ["teamId", "userId"], where: { ...inTeams, state: "running" }, _count: { _all: true } }),
-    db.quotaHold.findMany({ where: { ...inTeams, expiresAt: { gt: new Date() } }, select: { teamId: true, userId: true, amounts: true } }),
+    db.quotaHold.findMany({ where: { ...inTeams, expiresAt: { gt: new Date() } } }),
   ]);
   // used.get(team)?.get(user or "") → amounts
   const used = new Map<string, Map<string, Record<QuotaResource, number>>>();
@@ -130,8 +130,7 @@ export async function usageOverview(actor: SessionUser): Promise<TeamUsage[]> {
   for (const i of isos) add(i.teamId, i.uploaderId, "isoBytes", Number(i._sum.sizeBytes ?? 0n));
   for (const t of tasks) add(t.teamId, t.userId, "tasks", t._count._all);
   for (const h of holds) {
-    const amounts = JSON.parse(h.amounts) as Partial<Record<QuotaResource, number>>;
-    for (const r of QUOTA_RESOURCES) add(h.teamId, h.userId, r, amounts[r] ?? 0);
+    for (const r of QUOTA_RESOURCES) add(h.teamId, h.userId, r, Number(h[r]));
   }
   const memberIds = [...new Set(limits.filter((l) => l.userId).map((l) => l.userId))];
   const names = new Map((await db.user.findMany({ where: { id: { in: memberIds } }, select: { id: true, username: true } })).map((u) => [u.id, u.username]));

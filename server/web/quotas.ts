@@ -16,6 +16,7 @@
  * first: counted as used until it is released or expires.
  */
 import { db } from "../db/client";
+import { Prisma } from "../db/generated/client";
 import { GuesthouseError, QuotaError } from "../domain/errors";
 import { formatBytes } from "../domain/format";
 import { agentFor } from "./guests";
@@ -47,24 +48,19 @@ export async function withinQuota<T>(scope: QuotaScope, amounts: Amounts, change
     await lockTeam(tx, scope.teamId);
     if (options.release) await tx.quotaHold.deleteMany({ where: { id: options.release } });
     if (adding.length) {
-      const limits = await tx.quota.findMany({ where: { teamId: scope.teamId, userId: { in: ["", scope.userId] }, resource: { in: adding } } });
+      // The limits and what the team and the member use: one statement.
+      const { team, user, limits } = await usagesIn(tx, scope.teamId, scope.userId);
       // The member's own limits first: "your limit" is the more useful refusal when both are reached.
-      limits.sort((a, b) => (b.userId ? 1 : 0) - (a.userId ? 1 : 0));
-      for (const row of limits) {
-        const resource = row.resource as QuotaResource;
-        const forUser = row.userId !== "";
-        const used = (await usageIn(tx, scope.teamId, forUser ? scope.userId : null, [resource]))[resource];
-        const asked = amounts[resource] ?? 0;
-        const limit = Number(row.limit);
-        if (used + asked > limit) {
-          throw new QuotaError(refusalText({ teamId: scope.teamId, resource, scope: forUser ? "user" : "team", used, limit, asked }), {
-            teamId: scope.teamId,
-            resource,
-            scope: forUser ? "user" : "team",
-            used,
-            limit,
-            asked,
-          });
+      for (const forUser of [true, false]) {
+        for (const resource of adding) {
+          const limit = (forUser ? limits.user : limits.team)[resource];
+          if (limit === null) continue;
+          const used = (forUser ? user : team)[resource];
+          const asked = amounts[resource] ?? 0;
+          if (used + asked > limit) {
+            const refusal: QuotaRefusal = { teamId: scope.teamId, resource, scope: forUser ? "user" : "team", used, limit, asked };
+            throw new QuotaError(refusalText(refusal), refusal);
+          }
         }
       }
     }
@@ -103,7 +99,18 @@ export async function holdQuota(scope: QuotaScope, amounts: Amounts, ttlMs: numb
 export async function holdIn(tx: Tx, scope: QuotaScope, amounts: Amounts, ttlMs: number): Promise<string> {
   const hold = await tx.quotaHold.create({
     select: { id: true },
-    data: { teamId: scope.teamId, userId: scope.userId, amounts: JSON.stringify(amounts), expiresAt: new Date(Date.now() + ttlMs) },
+    data: {
+      teamId: scope.teamId,
+      userId: scope.userId,
+      guests: amounts.guests ?? 0,
+      vcpus: amounts.vcpus ?? 0,
+      memoryMiB: amounts.memoryMiB ?? 0,
+      diskBytes: BigInt(amounts.diskBytes ?? 0),
+      snapshots: amounts.snapshots ?? 0,
+      isoBytes: BigInt(amounts.isoBytes ?? 0),
+      tasks: amounts.tasks ?? 0,
+      expiresAt: new Date(Date.now() + ttlMs),
+    },
   });
   return hold.id;
 }
@@ -113,33 +120,83 @@ export async function releaseHold(id: string | null): Promise<void> {
 }
 
 /** What a team (or, with `userId`, one member within it) uses of each resource, holds included. */
-export async function usageIn(tx: Tx | typeof db, teamId: string, userId: string | null, resources: readonly QuotaResource[] = QUOTA_RESOURCES): Promise<Record<QuotaResource, number>> {
-  const mine = userId ? { ownerId: userId } : {};
-  const want = new Set(resources);
-  const used = Object.fromEntries(QUOTA_RESOURCES.map((r) => [r, 0])) as Record<QuotaResource, number>;
-  if (want.has("guests")) used.guests = await tx.guest.count({ where: { teamId, ...mine } });
-  if (want.has("vcpus") || want.has("memoryMiB")) {
-    const s = await tx.guest.aggregate({ where: { teamId, ...mine, poweredAt: { not: null } }, _sum: { vcpus: true, memoryMiB: true } });
-    used.vcpus = s._sum.vcpus ?? 0;
-    used.memoryMiB = s._sum.memoryMiB ?? 0;
+export async function usageIn(tx: Tx | typeof db, teamId: string, userId: string | null): Promise<Record<QuotaResource, number>> {
+  const both = await usagesIn(tx, teamId, userId ?? "");
+  return userId ? both.user : both.team;
+}
+
+/**
+ * Where each resource is counted: its table, what a row adds (an SQL expression over
+ * the row's own columns), and the column naming the member it counts for.
+ */
+const SOURCES: Record<QuotaResource, { table: string; adds: string; member: string; where?: string }> = {
+  guests: { table: "Guest", adds: "1", member: "ownerId" },
+  vcpus: { table: "Guest", adds: 'CASE WHEN "poweredAt" IS NOT NULL THEN "vcpus" ELSE 0 END', member: "ownerId" },
+  memoryMiB: { table: "Guest", adds: 'CASE WHEN "poweredAt" IS NOT NULL THEN "memoryMiB" ELSE 0 END', member: "ownerId" },
+  diskBytes: { table: "Disk", adds: '"sizeBytes"', member: "ownerId" },
+  snapshots: { table: "Disk", adds: '"snapshotCount"', member: "ownerId" },
+  isoBytes: { table: "IsoImage", adds: '"sizeBytes"', member: "uploaderId" },
+  tasks: { table: "Task", adds: "1", member: "userId", where: `"state" = 'running'` },
+};
+
+/**
+ * The one statement of a quota check: for each resource, what the team uses and what the
+ * member does (rows and live holds), and the team's and the member's limits. Each table
+ * is read once, by its team index. Built from the fixed SOURCES above (no input in its
+ * text; the team, the member and the time are parameters); plain SQL that PostgreSQL
+ * reads as SQLite does.
+ */
+function usageStatement(teamId: string, userId: string, now: Date): Prisma.Sql {
+  const tables = [...new Set(Object.values(SOURCES).map((s) => s.table))];
+  const sums = (table: string) =>
+    Prisma.join(
+      QUOTA_RESOURCES.filter((r) => SOURCES[r].table === table).flatMap((r) => [
+        Prisma.sql`COALESCE(SUM(${Prisma.raw(SOURCES[r].adds)}), 0) AS ${Prisma.raw(`"${r}"`)}`,
+        Prisma.sql`COALESCE(SUM(CASE WHEN ${Prisma.raw(`"${SOURCES[r].member}"`)} = ${userId} THEN ${Prisma.raw(SOURCES[r].adds)} ELSE 0 END), 0) AS ${Prisma.raw(`"${r}Mine"`)}`,
+      ]),
+    );
+  const fromRows = tables.map((table, i) => {
+    const extra = Object.values(SOURCES).find((s) => s.table === table)?.where;
+    return Prisma.sql`(SELECT ${sums(table)} FROM ${Prisma.raw(`"${table}"`)} WHERE "teamId" = ${teamId}${extra ? Prisma.raw(` AND ${extra}`) : Prisma.empty}) ${Prisma.raw(`t${i}`)}`;
+  });
+  const holds = Prisma.sql`(SELECT ${Prisma.join(
+    QUOTA_RESOURCES.flatMap((r) => [
+      Prisma.sql`COALESCE(SUM(${Prisma.raw(`"${r}"`)}), 0) AS ${Prisma.raw(`"${r}Held"`)}`,
+      Prisma.sql`COALESCE(SUM(CASE WHEN "userId" = ${userId} THEN ${Prisma.raw(`"${r}"`)} ELSE 0 END), 0) AS ${Prisma.raw(`"${r}HeldMine"`)}`,
+    ]),
+  )} FROM "QuotaHold" WHERE "teamId" = ${teamId} AND "expiresAt" > ${now}) h`;
+  const limits = Prisma.join(
+    QUOTA_RESOURCES.flatMap((r) => [
+      Prisma.sql`(SELECT "limit" FROM "Quota" WHERE "teamId" = ${teamId} AND "userId" = '' AND "resource" = ${r}) AS ${Prisma.raw(`"${r}Limit"`)}`,
+      Prisma.sql`(SELECT "limit" FROM "Quota" WHERE "teamId" = ${teamId} AND "userId" = ${userId} AND "resource" = ${r}) AS ${Prisma.raw(`"${r}LimitMine"`)}`,
+    ]),
+  );
+  return Prisma.sql`SELECT *, ${limits} FROM ${Prisma.join([...fromRows, holds], " CROSS JOIN ")}`;
+}
+
+type PerResource<T> = Record<QuotaResource, T>;
+
+/**
+ * What the team uses of every resource and what one member of it does (`userId`; "" for
+ * none), holds included, with the team's and the member's limits (null: none).
+ */
+export async function usagesIn(
+  tx: Tx | typeof db,
+  teamId: string,
+  userId: string,
+): Promise<{ team: PerResource<number>; user: PerResource<number>; limits: { team: PerResource<number | null>; user: PerResource<number | null> } }> {
+  const [row] = await tx.$queryRaw<Array<Record<string, unknown>>>(usageStatement(teamId, userId, new Date()));
+  // Counts and sums arrive as bigint (SQLite) or numeric text (PostgreSQL's SUM of a bigint).
+  const num = (v: unknown) => Number(v ?? 0);
+  const limit = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+  const out = { team: {}, user: {}, limits: { team: {}, user: {} } } as Awaited<ReturnType<typeof usagesIn>>;
+  for (const r of QUOTA_RESOURCES) {
+    out.team[r] = num(row![r]) + num(row![`${r}Held`]);
+    out.user[r] = num(row![`${r}Mine`]) + num(row![`${r}HeldMine`]);
+    out.limits.team[r] = limit(row![`${r}Limit`]);
+    out.limits.user[r] = limit(row![`${r}LimitMine`]);
   }
-  if (want.has("diskBytes") || want.has("snapshots")) {
-    const s = await tx.disk.aggregate({ where: { teamId, ...mine }, _sum: { sizeBytes: true, snapshotCount: true } });
-    used.diskBytes = Number(s._sum.sizeBytes ?? 0n);
-    used.snapshots = s._sum.snapshotCount ?? 0;
-  }
-  if (want.has("isoBytes")) {
-    const s = await tx.isoImage.aggregate({ where: { teamId, ...(userId ? { uploaderId: userId } : {}) }, _sum: { sizeBytes: true } });
-    used.isoBytes = Number(s._sum.sizeBytes ?? 0n);
-  }
-  if (want.has("tasks")) used.tasks = await tx.task.count({ where: { teamId, state: "running", ...(userId ? { userId } : {}) } });
-  // Statements one after another: a transaction's queries must not overlap.
-  const holds = await tx.quotaHold.findMany({ where: { teamId, expiresAt: { gt: new Date() }, ...(userId ? { userId } : {}) }, select: { amounts: true } });
-  for (const hold of holds) {
-    const amounts = JSON.parse(hold.amounts) as Amounts;
-    for (const r of resources) used[r] += amounts[r] ?? 0;
-  }
-  return used;
+  return out;
 }
 
 /** Drops holds that expired (a web that died mid-change leaves its holds; they stop counting when they expire). */

@@ -65,7 +65,7 @@ describe("quotas", () => {
       create: { teamId, userId, resource, limit: BigInt(amount) },
       update: { limit: BigInt(amount) },
     });
-  const usage = (resource: QuotaResource, userId: string | null = null) => quotas.usageIn(db(), teamId, userId, [resource]).then((u) => u[resource]);
+  const usage = (resource: QuotaResource, userId: string | null = null) => quotas.usageIn(db(), teamId, userId).then((u) => u[resource]);
   /** Settles every promise; returns how many were fulfilled, failing on any refusal that is not `isQuota`. */
   async function settle(promises: Array<Promise<unknown>>, isQuota: (err: Error & { code?: string }) => boolean): Promise<number> {
     const results = await Promise.allSettled(promises);
@@ -300,6 +300,16 @@ describe("quotas", () => {
     assert.equal(await admin.setLimit(ada, teamId, "", "memoryMiB", "64G"), 64 * 1024);
     assert.equal(await admin.setLimit(ada, teamId, "", "memoryMiB", ""), null);
     assert.equal(await db().quota.count({ where: { teamId, resource: "memoryMiB" } }), 0, "empty: no limit");
+  });
+
+  test("a live hold counts for its team and its member; an expired one (a web that died mid-change) does not", async () => {
+    const before = await usage("guests");
+    const mine = await usage("guests", mia.id);
+    await db().quotaHold.create({ data: { teamId, userId: mia.id, guests: 7, expiresAt: new Date(Date.now() + 60_000) } });
+    await db().quotaHold.create({ data: { teamId, userId: mia.id, guests: 100, expiresAt: new Date(Date.now() - 1000) } });
+    assert.deepEqual([await usage("guests"), await usage("guests", mia.id), await usage("guests", ada.id)], [before + 7, mine + 7, await db().guest.count({ where: { teamId, ownerId: ada.id } })]);
+    assert.equal(await quotas.pruneHolds(), 1, "the expired one is pruned");
+    await db().quotaHold.deleteMany({ where: { teamId } });
   });
 
   test("the usage page's numbers are the checks' numbers, for every resource, team and member", async () => {

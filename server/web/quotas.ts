@@ -49,7 +49,7 @@ export async function withinQuota<T>(scope: QuotaScope, amounts: Amounts, change
     if (options.release) await tx.quotaHold.deleteMany({ where: { id: options.release } });
     if (adding.length) {
       // The limits and what the team and the member use: one statement.
-      const { team, user, limits } = await usagesIn(tx, scope.teamId, scope.userId);
+      const { team, user, limits } = await usagesIn(tx, scope.teamId, scope.userId, adding);
       // The member's own limits first: "your limit" is the more useful refusal when both are reached.
       for (const forUser of [true, false]) {
         for (const resource of adding) {
@@ -146,11 +146,11 @@ const SOURCES: Record<QuotaResource, { table: string; adds: string; member: stri
  * text; the team, the member and the time are parameters); plain SQL that PostgreSQL
  * reads as SQLite does.
  */
-function usageStatement(teamId: string, userId: string, now: Date): Prisma.Sql {
-  const tables = [...new Set(Object.values(SOURCES).map((s) => s.table))];
+function usageStatement(teamId: string, userId: string, now: Date, resources: readonly QuotaResource[]): Prisma.Sql {
+  const tables = [...new Set(resources.map((r) => SOURCES[r].table))];
   const sums = (table: string) =>
     Prisma.join(
-      QUOTA_RESOURCES.filter((r) => SOURCES[r].table === table).flatMap((r) => [
+      resources.filter((r) => SOURCES[r].table === table).flatMap((r) => [
         Prisma.sql`COALESCE(SUM(${Prisma.raw(SOURCES[r].adds)}), 0) AS ${Prisma.raw(`"${r}"`)}`,
         Prisma.sql`COALESCE(SUM(CASE WHEN ${Prisma.raw(`"${SOURCES[r].member}"`)} = ${userId} THEN ${Prisma.raw(SOURCES[r].adds)} ELSE 0 END), 0) AS ${Prisma.raw(`"${r}Mine"`)}`,
       ]),
@@ -160,13 +160,13 @@ function usageStatement(teamId: string, userId: string, now: Date): Prisma.Sql {
     return Prisma.sql`(SELECT ${sums(table)} FROM ${Prisma.raw(`"${table}"`)} WHERE "teamId" = ${teamId}${extra ? Prisma.raw(` AND ${extra}`) : Prisma.empty}) ${Prisma.raw(`t${i}`)}`;
   });
   const holds = Prisma.sql`(SELECT ${Prisma.join(
-    QUOTA_RESOURCES.flatMap((r) => [
+    resources.flatMap((r) => [
       Prisma.sql`COALESCE(SUM(${Prisma.raw(`"${r}"`)}), 0) AS ${Prisma.raw(`"${r}Held"`)}`,
       Prisma.sql`COALESCE(SUM(CASE WHEN "userId" = ${userId} THEN ${Prisma.raw(`"${r}"`)} ELSE 0 END), 0) AS ${Prisma.raw(`"${r}HeldMine"`)}`,
     ]),
   )} FROM "QuotaHold" WHERE "teamId" = ${teamId} AND "expiresAt" > ${now}) h`;
   const limits = Prisma.join(
-    QUOTA_RESOURCES.flatMap((r) => [
+    resources.flatMap((r) => [
       Prisma.sql`(SELECT "limit" FROM "Quota" WHERE "teamId" = ${teamId} AND "userId" = '' AND "resource" = ${r}) AS ${Prisma.raw(`"${r}Limit"`)}`,
       Prisma.sql`(SELECT "limit" FROM "Quota" WHERE "teamId" = ${teamId} AND "userId" = ${userId} AND "resource" = ${r}) AS ${Prisma.raw(`"${r}LimitMine"`)}`,
     ]),
@@ -177,15 +177,17 @@ function usageStatement(teamId: string, userId: string, now: Date): Prisma.Sql {
 type PerResource<T> = Record<QuotaResource, T>;
 
 /**
- * What the team uses of every resource and what one member of it does (`userId`; "" for
- * none), holds included, with the team's and the member's limits (null: none).
+ * What the team uses of each of `resources` and what one member of it does (`userId`; ""
+ * for none), holds included, with the team's and the member's limits (null: none). The
+ * resources left out read as 0 with no limit.
  */
 export async function usagesIn(
   tx: Tx | typeof db,
   teamId: string,
   userId: string,
+  resources: readonly QuotaResource[] = QUOTA_RESOURCES,
 ): Promise<{ team: PerResource<number>; user: PerResource<number>; limits: { team: PerResource<number | null>; user: PerResource<number | null> } }> {
-  const [row] = await tx.$queryRaw<Array<Record<string, unknown>>>(usageStatement(teamId, userId, new Date()));
+  const [row] = resources.length ? await tx.$queryRaw<Array<Record<string, unknown>>>(usageStatement(teamId, userId, new Date(), resources)) : [{}];
   // Counts and sums arrive as bigint (SQLite) or numeric text (PostgreSQL's SUM of a bigint).
   const num = (v: unknown) => Number(v ?? 0);
   const limit = (v: unknown) => (v === null || v === undefined ? null : Number(v));

@@ -11,7 +11,7 @@ import type { SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
 import { isUniqueViolationOn } from "../db/errors";
 import { GuesthouseError } from "../domain/errors";
-import { nameKey, normalizeName } from "../domain/names";
+import { nameKey, normalizeName, userNamed } from "../domain/names";
 import { parseOrThrow } from "../domain/validation";
 
 /** What a team's name may hold, after normalizing: letters and digits of any script, spaces, '.', '_' and '-'. */
@@ -60,7 +60,8 @@ export async function setMembership(actor: SessionUser, teamId: string, username
   const team = String(teamId);
   if (!canManageTeam(actor, team)) throw new GuesthouseError("forbidden", "Only the team's owners and admins manage its members.");
   const role: TeamRole = parseOrThrow(teamRole, rawRole, "The role");
-  const user = await db.user.findUnique({ where: { username: typeof username === "string" ? normalizeName(username).slice(0, 64) : "" }, select: { id: true } });
+  // The name as typed, or any spelling of it (case, width): one person either way.
+  const user = typeof username === "string" && username.length <= 256 ? await db.user.findFirst({ where: userNamed(username), select: { id: true } }) : null;
   if (!user) throw new GuesthouseError("not-found", "There is no user of that name.");
   await db.$transaction(async (tx) => {
     if (role !== "owner") await assertAnotherOwner(tx, team, user.id);

@@ -163,8 +163,8 @@ describe("console bridge (fake agent, real SQLite)", () => {
     assert.equal(opened.length, before, "no guest stream was opened for it");
   });
 
-  test("a logged-in viewer's console ends within moments of their logout, and when the guest stops being theirs", async () => {
-    for (const ending of ["logout", "guest given away"] as const) {
+  test("a logged-in viewer's console ends within moments of their logout, their account being disabled, and when the guest stops being theirs", async () => {
+    for (const ending of ["logout", "disabled", "guest given away"] as const) {
       scripts.push((socket) => socket.write("RFB 003.008\n"));
       const own = await createSession(t.db, basics.user.id);
       const { ticket } = await mintTicket(t.db, basics.user.id, basics.guest.id, new Date(), { kind: "vnc" });
@@ -176,6 +176,7 @@ describe("console bridge (fake agent, real SQLite)", () => {
       assert.equal(ws.readyState, WebSocket.OPEN, `still open before the ${ending}`);
       const other = ending === "guest given away" ? await t.db.user.create({ data: { username: "new-owner", passwordHash: "x", role: "member", teamId: basics.team.id, memberships: { create: { teamId: basics.team.id, role: "member" } } } }) : null;
       if (other) await t.db.guest.update({ where: { id: basics.guest.id }, data: { ownerId: other.id } });
+      else if (ending === "disabled") await t.db.user.update({ where: { id: basics.user.id }, data: { disabledAt: new Date() } });
       else await deleteSession(t.db, own.secret);
       const { code, reason } = await within("the websocket to close", done);
       assert.equal(code, CLOSE_CODES.accessEnded, ending);
@@ -184,6 +185,7 @@ describe("console bridge (fake agent, real SQLite)", () => {
         await t.db.guest.update({ where: { id: basics.guest.id }, data: { ownerId: basics.user.id } });
         await t.db.user.delete({ where: { id: other.id } });
       }
+      if (ending === "disabled") await t.db.user.update({ where: { id: basics.user.id }, data: { disabledAt: null } });
     }
   });
 
@@ -238,6 +240,7 @@ describe("console bridge (fake agent, real SQLite)", () => {
         ["vnc", true, "user"],
         ["vnc", true, "share"],
         ["vnc", false, "user"], // ended by the logout
+        ["vnc", false, "user"], // ended when the account was disabled
         ["vnc", false, "user"], // ended when the guest was given away
         ["serial", false, "user"],
       ],
@@ -245,5 +248,6 @@ describe("console bridge (fake agent, real SQLite)", () => {
     for (const r of rows) assert.ok(r.endedAt && r.endedAt >= r.startedAt);
     assert.match(rows[0]!.endReason ?? "", /guest's console closed/);
     assert.match(rows[3]!.endReason ?? "", /Your login ended/);
+    assert.match(rows[4]!.endReason ?? "", /Your login ended/);
   });
 });

@@ -93,6 +93,21 @@ story("team self-service in Chromium: quotas and two-factor login", (step) => {
     assert.match(await bar.innerText(), /4 GiB of 8 GiB/);
   });
 
+  step("the team's owner hands the member's disk over to the admin on the disk's page; a viewer is no one to hand it to", async () => {
+    const disk = await db().disk.findFirstOrThrow({ where: { file: "first.qcow2" } });
+    await db().user.create({ data: { username: "vic", usernameKey: "vic", passwordHash: "x", teamId, memberships: { create: { teamId, role: "viewer" } } } });
+    await admin.goto(`${stack.baseUrl}/disks/${disk.id}`);
+    const form = admin.getByRole("form", { name: "Hand this disk over" });
+    await form.getByLabel("New owner").fill("vic");
+    await form.getByRole("button", { name: "Hand over" }).click();
+    await waitFor("the refusal", async () => /viewer/.test((await form.getByTestId("hand-over-error").innerText().catch(() => "")) ?? ""), 10_000, 200);
+    await form.getByLabel("New owner").fill(stack.admin.username.toUpperCase());
+    await form.getByRole("button", { name: "Hand over" }).click();
+    const admins = await db().user.findUniqueOrThrow({ where: { username: stack.admin.username } });
+    await waitFor("the disk to change hands", async () => (await db().disk.findUniqueOrThrow({ where: { id: disk.id } })).ownerId === admins.id, 10_000, 200);
+    assert.equal(await db().event.count({ where: { kind: "hand-over", ok: true } }), 1, "in the audit trail");
+  });
+
   step("two-factor login: set up on the account page, then asked for at the next login", async () => {
     await mia.goto(`${stack.baseUrl}/account`);
     await mia.getByRole("button", { name: "Set up two-factor login" }).click();
@@ -100,6 +115,7 @@ story("team self-service in Chromium: quotas and two-factor login", (step) => {
     const secret = (await mia.getByTestId("totp-secret").innerText()).trim();
     await mia.getByLabel("Code from the app").fill(totpCode(secret));
     await mia.getByRole("button", { name: "Turn on" }).click();
+    await mia.getByTestId("recovery-codes").waitFor();
     const codes = (await mia.getByTestId("recovery-codes").locator("li").allInnerTexts()).map((c) => c.trim());
     assert.equal(codes.length, 10);
     // A new browser: the password alone is not enough.

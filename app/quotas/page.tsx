@@ -75,7 +75,7 @@ export default async function QuotasPage({ searchParams }: { searchParams: Promi
           </table>
           {team.members.length > 0 && (
             <div className="space-y-1">
-              <h3 className="text-sm font-semibold text-slate-600">Members&apos; own limits</h3>
+              <h3 className="text-sm font-semibold text-slate-600">Members&apos; own use and limits</h3>
               {team.members.map((m) => (
                 <div key={m.userId} className="flex flex-wrap items-center gap-x-6 gap-y-1 text-sm" data-testid={`member-quota-${m.username}`}>
                   <span className="w-32 font-medium">{m.username}</span>

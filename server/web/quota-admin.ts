@@ -81,7 +81,7 @@ export interface TeamUsage {
   id: string;
   name: string;
   resources: ResourceUsage[];
-  /** Members with limits of their own: what they use of those. */
+  /** Members with limits of their own (what they use of those), and the asking user (all they use). */
   members: Array<{ userId: string; username: string; resources: ResourceUsage[] }>;
 }
 
@@ -141,10 +141,13 @@ export async function usageOverview(actor: SessionUser): Promise<TeamUsage[]> {
       const row = teamLimits.find((l) => l.userId === who && l.resource === r);
       return row ? Number(row.limit) : null;
     };
-    const members = [...new Set(teamLimits.filter((l) => l.userId).map((l) => l.userId))].map((userId) => ({
+    // Members with limits of their own, and the viewer themself (everyone sees what they use).
+    const shown = new Set(teamLimits.filter((l) => l.userId).map((l) => l.userId));
+    if (actor.teams.has(team.id)) shown.add(actor.id);
+    const members = [...shown].map((userId) => ({
       userId,
-      username: names.get(userId) ?? "a former user",
-      resources: QUOTA_RESOURCES.filter((r) => limitOf(userId, r) !== null).map((r) => ({ resource: r, used: usage(userId)?.[r] ?? 0, limit: limitOf(userId, r) })),
+      username: userId === actor.id ? actor.username : (names.get(userId) ?? "a former user"),
+      resources: QUOTA_RESOURCES.filter((r) => userId === actor.id || limitOf(userId, r) !== null).map((r) => ({ resource: r, used: usage(userId)?.[r] ?? 0, limit: limitOf(userId, r) })),
     }));
     return { ...team, resources: QUOTA_RESOURCES.map((r) => ({ resource: r, used: usage("")?.[r] ?? 0, limit: limitOf("", r) })), members };
   });

@@ -302,6 +302,23 @@ describe("quotas", () => {
     assert.equal(await db().quota.count({ where: { teamId, resource: "memoryMiB" } }), 0, "empty: no limit");
   });
 
+  test("tasks at once: a change that would run one more task than the limit is refused; a delete never is", async () => {
+    await db().quota.deleteMany({ where: { teamId } });
+    const doomed = await diskOps.createDisk(mia, { pool: "default", file: "doomed.qcow2", format: "qcow2", size: "64M", encrypt: false, passphrase: "" });
+    await limit("tasks", 1);
+    const host0 = await db().host.findFirstOrThrow();
+    await db().task.create({ data: { id: "web-long-running", kind: "convert", title: "a conversion still running", state: "running", hostId: host0.id, userId: ada.id, teamId } });
+    await assert.rejects(
+      diskOps.createDisk(mia, { pool: "default", file: "one-task-too-many.qcow2", format: "qcow2", size: "64M", encrypt: false, passphrase: "" }),
+      overQuota("tasks", /quota of tasks at once is 1: 1 is in use and this needs 1 more/),
+    );
+    assert.equal((await agent.client.images([])).some((i) => i.file === "one-task-too-many.qcow2"), false, "nothing was made");
+    await diskOps.deleteDisk(mia, doomed.id);
+    await db().task.update({ where: { id: "web-long-running" }, data: { state: "succeeded" } });
+    await diskOps.createDisk(mia, { pool: "default", file: "one-task-fits.qcow2", format: "qcow2", size: "64M", encrypt: false, passphrase: "" });
+    await db().quota.deleteMany({ where: { teamId } });
+  });
+
   test("a live hold counts for its team and its member; an expired one (a web that died mid-change) does not", async () => {
     const before = await usage("guests");
     const mine = await usage("guests", mia.id);
@@ -318,6 +335,10 @@ describe("quotas", () => {
     for (const row of team!.resources) assert.equal(row.used, await usage(row.resource), row.resource);
     const own = team!.members.find((m) => m.userId === mia.id)!;
     assert.equal(own.resources[0]!.used, await usage("guests", mia.id));
+    const [seenByMia] = (await admin.usageOverview(mia)).filter((t) => t.id === teamId);
+    const herself = seenByMia!.members.find((m) => m.userId === mia.id)!;
+    assert.equal(herself.resources.length, 7, "a member sees all they use, limits or not");
+    for (const row of herself.resources) assert.equal(row.used, await usage(row.resource, mia.id), row.resource);
     assert.deepEqual((await admin.usageOverview(oz)).map((t) => t.name), ["Other"], "a member sees their own teams' usage only");
   });
 });

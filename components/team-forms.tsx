@@ -2,7 +2,7 @@
 
 import { useRouter } from "next/navigation";
 import { requireTotpInTeam } from "@/app/actions/people";
-import { addTeam, removeFromTeam, setTeamRole } from "@/app/actions/teams";
+import { addTeam, changeTeamName, removeFromTeam, setTeamRole } from "@/app/actions/teams";
 import { TEAM_ROLES } from "@/server/auth/policy";
 import { ActionButton, ErrorLine } from "./action-button";
 import { useFormAction } from "./use-form-action";
@@ -71,5 +71,20 @@ export function RequireTotpButton({ teamId, required }: { teamId: string; requir
       question={required ? undefined : () => "Members who log in with a password and have no second factor will be asked to set one up before anything else. Go on?"}
       run={() => requireTotpInTeam(teamId, !required)}
     />
+  );
+}
+
+/** A team's new name (admins). */
+export function RenameTeamForm({ teamId, name }: { teamId: string; name: string }) {
+  const router = useRouter();
+  const { onSubmit, error, pending } = useFormAction((form) => changeTeamName(teamId, form.get("name")), () => router.refresh());
+  return (
+    <form onSubmit={onSubmit} className="flex flex-wrap items-end gap-2" aria-label={`Rename ${name}`}>
+      <input name="name" className="field w-48!" required maxLength={64} defaultValue={name} aria-label="Team's new name" />
+      <button className="btn" disabled={pending}>
+        {pending ? "Renaming…" : "Rename"}
+      </button>
+      <ErrorLine error={error} testId="rename-error" />
+    </form>
   );
 }

@@ -1,7 +1,7 @@
 "use server";
 
 import { revalidatePath } from "next/cache";
-import { guestNameFor } from "@/server/auth/policy";
+import { can, guestNameFor } from "@/server/auth/policy";
 import { db } from "@/server/db/client";
 import { GuesthouseError } from "@/server/domain/errors";
 import { canDo, type DiskFormat } from "@/server/domain/types";
@@ -16,7 +16,8 @@ import { recordEvent } from "@/server/web/audit";
  */
 export const deleteGuest = authedAction("delete-guest", async (user, guestId: string, withDisks: boolean) => {
   const guest = await loadGuest(user, guestId, "delete");
-  const disks = withDisks === true ? guest.disks : [];
+  // "With its disks" never takes a disk its deleter may not delete: such a disk stays, free.
+  const disks = withDisks === true ? guest.disks.filter((d) => can(user, "delete", d)) : [];
   const agent = agentFor(guest.host);
   const { state } = await liveState(guest);
   if (!canDo(state, "delete")) {

@@ -1,6 +1,6 @@
 import { notFound } from "next/navigation";
 import { InviteForm, NewAccountForm, RevokeInviteButton } from "@/components/people-forms";
-import { MemberForm, NewTeamForm, RemoveMemberButton, RequireTotpButton } from "@/components/team-forms";
+import { MemberForm, NewTeamForm, RemoveMemberButton, RenameTeamForm, RequireTotpButton } from "@/components/team-forms";
 import { openInvites } from "@/server/web/people";
 import { canManageHost } from "@/server/auth/policy";
 import { teamsFor } from "@/server/web/teams";
@@ -54,6 +54,7 @@ export default async function TeamsPage() {
           </table>
           {team.manage && (
             <div className="space-y-3 border-t border-slate-100 pt-3">
+              {canManageHost(user) && <RenameTeamForm teamId={team.id} name={team.name} />}
               <MemberForm teamId={team.id} />
               <RequireTotpButton teamId={team.id} required={team.requireTotp} />
               <InviteForm teamId={team.id} />

@@ -440,6 +440,7 @@ describe("sessions (real SQLite)", () => {
       teams: new Map([[basics.team.id, "member"]]),
       teamId: basics.team.id,
       mustChangePassword: false,
+      mustEnrollTotp: false,
       sessionId: sha256(secret),
     });
     const rows = await t.db.session.findMany();

@@ -16,6 +16,22 @@ export function ErrorLine({ error, quota, testId = "action-error" }: { error: st
   ) : null;
 }
 
+/** A full-width form's end: the server's refusal (for a screen reader too), then its submit button. */
+export function SubmitRow({ error, pending, label, busy }: { error: string | null; pending: boolean; label: string; busy: string }) {
+  return (
+    <>
+      {error && (
+        <p role="alert" data-testid="form-error" className="text-sm text-red-700">
+          {error}
+        </p>
+      )}
+      <button type="submit" disabled={pending} className="btn btn-primary w-full justify-center">
+        {pending ? busy : label}
+      </button>
+    </>
+  );
+}
+
 /**
  * A button that runs one server action (asking first when `question` says what to ask),
  * shows its refusal beside it (under `testId`), and refreshes the page once it succeeded.

@@ -2,6 +2,7 @@
 
 import { useActionState, useState } from "react";
 import { login, type LoginState } from "@/app/actions/login";
+import { SubmitRow } from "./action-button";
 
 /**
  * The login form: a user name and a password, then (for an account with a second factor)
@@ -29,14 +30,7 @@ export function LoginForm({ sso }: { sso?: { label: string } | null }) {
             <input name="code" autoComplete="one-time-code" inputMode="text" required autoFocus className="field" data-testid="login-code" />
           </label>
         )}
-        {state.error && (
-          <p role="alert" data-testid="form-error" className="text-sm text-red-700">
-            {state.error}
-          </p>
-        )}
-        <button type="submit" disabled={pending} className="btn btn-primary w-full justify-center">
-          {pending ? "Logging in…" : state.needCode ? "Check the code" : "Log in"}
-        </button>
+        <SubmitRow error={state.error} pending={pending} label={state.needCode ? "Check the code" : "Log in"} busy="Logging in…" />
       </form>
       {sso && (
         <a href="/auth/sso/start" className="btn w-full justify-center" data-testid="sso-login">

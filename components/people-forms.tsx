@@ -15,7 +15,7 @@ import {
   type InviteState, resetTotp } from "@/app/actions/people";
 import { TEAM_ROLES } from "@/server/auth/policy";
 import { CopyButton } from "./copy-button";
-import { ActionButton, ErrorLine } from "./action-button";
+import { ActionButton, ErrorLine, SubmitRow } from "./action-button";
 import { useFormAction } from "./use-form-action";
 
 
@@ -204,14 +204,7 @@ export function AcceptInviteForm({ token }: { token: string }) {
         Choose a password (at least 10 characters)
         <input name="password" type="password" autoComplete="new-password" required minLength={10} className="field" />
       </label>
-      {state.error && (
-        <p role="alert" data-testid="form-error" className="text-sm text-red-700">
-          {state.error}
-        </p>
-      )}
-      <button type="submit" disabled={pending} className="btn btn-primary w-full justify-center">
-        {pending ? "Making your account…" : "Join"}
-      </button>
+      <SubmitRow error={state.error} pending={pending} label="Join" busy="Making your account…" />
     </form>
   );
 }

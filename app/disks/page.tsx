@@ -10,6 +10,8 @@ import { refOf } from "@/server/web/disks";
 import { agentFor } from "@/server/web/guests";
 import { localHost } from "@/server/web/hosts";
 import { isosFor } from "@/server/web/isos";
+import { HandOverForm } from "@/components/hand-over-form";
+import { handOverTeamsFor } from "@/server/web/hand-over";
 import { requireUser } from "@/server/web/session";
 import { interruptedUploads } from "@/server/web/uploads";
 
@@ -39,6 +41,7 @@ export default async function DisksPage() {
     isosFor(user, host, user.teamId, { all: true }),
     interruptedUploads(user, host),
   ]);
+  const handOverTeams = (isos ?? []).some((i) => i.handOverFrom) ? await handOverTeamsFor(user) : [];
   const facts = new Map((images ?? []).map((i) => [`${i.pool}/${i.file}`, i]));
   const knownFiles = new Set(known.map((d) => `${d.pool}/${d.file}`));
   const unregistered = (images ?? []).filter((i) => !knownFiles.has(`${i.pool}/${i.file}`));
@@ -148,6 +151,7 @@ export default async function DisksPage() {
                   {iso.mayPublish && <PublishIsoButton name={iso.name} published={iso.published} />}
                   {iso.mayDelete && <DeleteIsoButton name={iso.name} usedBy={iso.usedBy} />}
                 </span>
+                {iso.handOverFrom && <HandOverForm kind="iso" id={iso.name} teams={handOverTeams} currentTeam={iso.handOverFrom} />}
               </li>
             ))}
           </ul>

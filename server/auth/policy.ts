@@ -145,6 +145,11 @@ export function canCreate(actor: UserActor, teamId: string): boolean {
   return !actor.disabled && (actor.admin || CREATORS.includes(actor.teams.get(teamId) ?? "viewer"));
 }
 
+/** Whether a user with `role` in a team may own things there (be handed a guest, a disk, an ISO): not a viewer. */
+export function mayOwnIn(role: string | undefined): boolean {
+  return role !== undefined && isTeamRole(role) && CREATORS.includes(role);
+}
+
 /** The host-wide things only admins do: storage folders, the shared ISO folder, teams and users. */
 export function canManageHost(actor: Actor): boolean {
   return actor.kind === "user" && !actor.disabled && actor.admin;

@@ -27,6 +27,8 @@ export interface IsoView {
   usedBy: string[];
   mayDelete: boolean;
   mayPublish: boolean;
+  /** An uploaded ISO its team's owners (and admins) may hand to someone: its team's id then. */
+  handOverFrom: string | null;
 }
 
 /**
@@ -74,6 +76,7 @@ export async function isosFor(user: SessionUser, host: { id: string; endpoint: s
         usedBy: [...new Set(seen.map((g) => g.name)), ...(others > 0 ? [`${others} other guest${others === 1 ? "" : "s"}`] : [])],
         mayDelete: canDeleteIso(user, row),
         mayPublish: canPublishIso(user) && Boolean(row?.teamId),
+        handOverFrom: row?.teamId && can(user, "hand-over", { teamId: row.teamId, ownerId: row.uploaderId ?? "" }) ? row.teamId : null,
       };
     });
 }

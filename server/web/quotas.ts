@@ -41,8 +41,14 @@ async function lockTeam(tx: Tx, teamId: string): Promise<void> {
  * limit on a resource the change adds to (the team's and the member's) compared with what
  * is used already plus `amounts`. Refused with a QuotaError naming the quota, its use and
  * its limit. `release`: a hold of this change, dropped first (its amounts are in `amounts`).
+ * `memberOnly`: check the member's limits alone (the team's use stays as it is).
  */
-export async function withinQuota<T>(scope: QuotaScope, amounts: Amounts, change: (tx: Tx) => Promise<T>, options: { release?: string | null } = {}): Promise<T> {
+export async function withinQuota<T>(
+  scope: QuotaScope,
+  amounts: Amounts,
+  change: (tx: Tx) => Promise<T>,
+  options: { release?: string | null; memberOnly?: boolean } = {},
+): Promise<T> {
   const adding = QUOTA_RESOURCES.filter((r) => (amounts[r] ?? 0) > 0);
   return db.$transaction(async (tx) => {
     await lockTeam(tx, scope.teamId);
@@ -51,7 +57,8 @@ export async function withinQuota<T>(scope: QuotaScope, amounts: Amounts, change
       // The limits and what the team and the member use: one statement.
       const { team, user, limits } = await usagesIn(tx, scope.teamId, scope.userId, adding);
       // The member's own limits first: "your limit" is the more useful refusal when both are reached.
-      for (const forUser of [true, false]) {
+      // `memberOnly`: the team's use does not change (a hand-over inside the team), only the member's.
+      for (const forUser of options.memberOnly ? [true] : [true, false]) {
         for (const resource of adding) {
           const limit = (forUser ? limits.user : limits.team)[resource];
           if (limit === null) continue;

@@ -27,6 +27,7 @@ import { createShare } from "../../server/console/shares";
 import { mintShareTicket, mintTicket } from "../../server/console/tickets";
 import WebSocket from "ws";
 import { waitFor } from "../helpers/agent";
+import { testDefinition } from "../helpers/specs";
 import { startTestStack, type TestStack } from "../helpers/web";
 
 const ACTORS = ["admin", "owner", "operator", "member", "viewer", "other", "disabled", "anonymous", "share"] as const;
@@ -90,7 +91,7 @@ const ACTIONS: Record<string, { allow: Actor[]; args: (w: World, actor: Actor) =
   "app/actions/disks.ts#snapshotDisk": { allow: CHANGE, args: (w) => [w.free, { op: "create", name: "s1" }] },
   "app/actions/edit-hardware.ts#editHardware": { allow: CHANGE, args: (w) => [w.guest, w.hardware] },
   "app/actions/hand-over.ts#handOver": { allow: MANAGE, args: (w) => ["disk", w.free, "otto", undefined] },
-  "app/actions/import-guest.ts#importGuest": { allow: CREATORS, args: (w, a) => [JSON.stringify(definition(`mx-${w.n}-${a}-imported`))] },
+  "app/actions/import-guest.ts#importGuest": { allow: CREATORS, args: (w, a) => [JSON.stringify(testDefinition(`mx-${w.n}-${a}-imported`, [], { memoryMiB: 64 }))] },
   "app/actions/login.ts#login": { allow: PUBLIC, args: () => [{ error: null, username: "" }, new Form({ username: "nobody-here", password: "not a password" })] },
   "app/actions/login.ts#logout": { allow: PUBLIC, args: () => [] },
   "app/actions/make-template.ts#makeTemplate": { allow: CHANGE, args: (w) => [w.guest] },
@@ -121,6 +122,7 @@ const ACTIONS: Record<string, { allow: Actor[]; args: (w: World, actor: Actor) =
   "app/actions/share-console.ts#revokeShareLink": { allow: CHANGE, args: (w) => [w.guest, w.share.id] },
   "app/actions/switch-team.ts#switchTeam": { allow: TEAM, args: () => [ids.alpha] },
   "app/actions/teams.ts#addTeam": { allow: ADMIN, args: (w, a) => [`mx-${w.n}-${a}-team`] },
+  "app/actions/teams.ts#changeTeamName": { allow: ADMIN, args: () => [ids.beta, "Beta"] },
   "app/actions/teams.ts#removeFromTeam": { allow: MANAGE, args: (w) => [ids.alpha, w.victim.id] },
   "app/actions/teams.ts#setTeamRole": { allow: MANAGE, args: (w) => [ids.alpha, w.victim.username, "viewer"] },
 };
@@ -207,9 +209,6 @@ function flightRows(bytes: Buffer): Map<string, string> {
   return rows;
 }
 
-function definition(name: string) {
-  return { guesthouse: 1, name, machine: "q35", firmware: "bios", vcpus: 1, sockets: 1, threads: 1, memoryMiB: 64, bootOrder: ["disk"], display: "std", serial: true, rtc: "utc", description: "", tags: [], disks: [], cdroms: [], nics: [] };
-}
 
 describe("authorization matrix: every entry point × every caller", () => {
   let stack: TestStack;

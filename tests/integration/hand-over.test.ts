@@ -65,11 +65,33 @@ describe("hand-over", () => {
     assert.deepEqual(guest.nics.map((n) => n.network.teamId), [ids.b]);
   });
 
+  test("what arrives counts against the receiving team's quotas: over its limit, refused and nothing moved", async () => {
+    const db = database.db;
+    const host = await db.host.findFirstOrThrow();
+    const spare = await db.disk.create({ data: { volume: "volspare0001", pool: "default", file: "spare.qcow2", format: "qcow2", sizeBytes: 10n * 2n ** 30n, bus: "virtio", ownerId: ids.olga!, teamId: ids.a!, hostId: host.id } });
+    await db.quota.create({ data: { teamId: ids.b!, resource: "diskBytes", limit: 5n * 2n ** 30n } });
+    await assert.rejects(handOver.handOverDisk(owner, spare.id, "bea", ids.b), (err: Error & { code?: string }) => err.code === "over-quota" && /Your team's quota of disk space/.test(err.message));
+    assert.deepEqual(await db.disk.findUniqueOrThrow({ where: { id: spare.id }, select: { teamId: true, ownerId: true } }), { teamId: ids.a, ownerId: ids.olga });
+    await db.quota.deleteMany({ where: { teamId: ids.b! } });
+    await db.disk.delete({ where: { id: spare.id } });
+  });
+
+  test("an uploaded ISO changes team and uploader; the host's own ISO is no one's to hand; a member may not", async () => {
+    const db = database.db;
+    const host = await db.host.findFirstOrThrow();
+    await db.isoImage.create({ data: { hostId: host.id, name: "team.iso", sizeBytes: 1n, teamId: ids.a!, uploaderId: ids.max! } });
+    await db.isoImage.create({ data: { hostId: host.id, name: "host.iso", sizeBytes: 1n } });
+    await assert.rejects(handOver.handOverIso(member, host, "team.iso", "olga"), code("forbidden"));
+    await assert.rejects(handOver.handOverIso(owner, host, "host.iso", "olga"), code("not-found", /the host's own ISOs are everyone's/));
+    await handOver.handOverIso(owner, host, "team.iso", "bea", ids.b);
+    assert.deepEqual(await db.isoImage.findFirstOrThrow({ where: { name: "team.iso" }, select: { teamId: true, uploaderId: true } }), { teamId: ids.b, uploaderId: ids.bea });
+  });
+
   test("a disk in a guest goes with its guest, not alone; a free one is handed over alone", async () => {
     await assert.rejects(handOver.handOverDisk(owner, ids.inside!, "olga"), code("conflict", /hand the guest over/));
     await handOver.handOverDisk(owner, ids.free!, "olga");
     assert.equal((await database.db.disk.findUniqueOrThrow({ where: { id: ids.free! } })).ownerId, ids.olga);
     const recorded = await database.db.event.findMany({ where: { kind: "hand-over" } });
-    assert.ok(recorded.length >= 3, "each hand-over is in the audit trail");
+    assert.ok(recorded.length >= 4, "each hand-over is in the audit trail");
   });
 });

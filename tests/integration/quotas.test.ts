@@ -15,6 +15,7 @@ import { createSession, SESSION_COOKIE, type SessionUser } from "../../server/au
 import type { QuotaResource } from "../../server/domain/types";
 import { killQemusUnder, startTestAgent, type TestAgent } from "../helpers/agent";
 import { createTestDb, sessionUser, useAsProcessDatabase, type TestDb } from "../helpers/db";
+import { testDefinition } from "../helpers/specs";
 
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
@@ -40,25 +41,7 @@ describe("quotas", () => {
   const overQuota = (resource: QuotaResource, message?: RegExp) => (err: Error & { code?: string; refusal?: { resource: string } }) =>
     err.code === "over-quota" && err.refusal?.resource === resource && (!message || message.test(err.message));
 
-  const definition = (name: string, disks: number[] = []) => ({
-    guesthouse: 1 as const,
-    name,
-    machine: "q35" as const,
-    firmware: "bios" as const,
-    vcpus: 1,
-    sockets: 1,
-    threads: 1,
-    memoryMiB: 32,
-    bootOrder: ["disk" as const],
-    display: "std" as const,
-    serial: true,
-    rtc: "utc" as const,
-    description: "",
-    tags: [],
-    disks: disks.map((sizeGiB) => ({ sizeGiB, format: "qcow2" as const, bus: "virtio" as const, cache: "none" as const, readOnly: false })),
-    cdroms: [],
-    nics: [],
-  });
+  const definition = (name: string, disks: number[] = []) => testDefinition(name, disks, { memoryMiB: 32 });
   const limit = (resource: QuotaResource, amount: number | bigint, userId = "") =>
     db().quota.upsert({
       where: { teamId_userId_resource: { teamId, userId, resource } },

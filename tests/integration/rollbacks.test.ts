@@ -11,6 +11,7 @@ import type { SessionUser } from "../../server/auth/sessions";
 import { startTestAgent, type TestAgent } from "../helpers/agent";
 import { createTestDb, sessionUser, useAsProcessDatabase, type TestDb } from "../helpers/db";
 import { relay, type Relay, type RelayHook } from "../helpers/relay";
+import { testDefinition } from "../helpers/specs";
 
 describe("rollbacks between the web and the agent", () => {
   let agent: TestAgent;
@@ -48,25 +49,7 @@ describe("rollbacks between the web and the agent", () => {
     await database?.cleanup();
   });
 
-  const definition = (name: string, disks: number) => ({
-    guesthouse: 1 as const,
-    name,
-    machine: "q35" as const,
-    firmware: "bios" as const,
-    vcpus: 1,
-    sockets: 1,
-    threads: 1,
-    memoryMiB: 256,
-    bootOrder: ["disk" as const],
-    display: "std" as const,
-    serial: true,
-    rtc: "utc" as const,
-    description: "",
-    tags: [],
-    disks: Array.from({ length: disks }, () => ({ sizeGiB: 1, format: "qcow2" as const, bus: "virtio" as const, cache: "none" as const, readOnly: false })),
-    cdroms: [],
-    nics: [],
-  });
+  const definition = (name: string, disks: number) => testDefinition(name, Array.from({ length: disks }, () => 1));
 
   test("a new guest whose second disk the agent refuses (its name was taken meanwhile) removes its first disk, and not the file that took the name", async () => {
     let creates = 0;

@@ -11,8 +11,11 @@ import {
   makeAccount,
   makeAdmin,
   removeUser,
+  resetTotp,
+  resetUserPassword,
   revokeInvitation,
-  type InviteState, resetTotp } from "@/app/actions/people";
+  type InviteState,
+} from "@/app/actions/people";
 import { TEAM_ROLES } from "@/server/auth/policy";
 import { CopyButton } from "./copy-button";
 import { ActionButton, ErrorLine, SubmitRow } from "./action-button";
@@ -110,15 +113,30 @@ export function EndSessionButton({ sessionId, current }: { sessionId: string; cu
 }
 
 /** An admin's buttons for one user: disable or enable, admin or not, delete (handing things to someone). */
-export function UserActions({ user, heirs }: { user: { id: string; username: string; disabled: boolean; admin: boolean; totp: boolean }; heirs: Array<{ id: string; username: string }> }) {
+export function UserActions({ user, heirs }: { user: { id: string; username: string; disabled: boolean; admin: boolean; totp: boolean; sso: boolean }; heirs: Array<{ id: string; username: string }> }) {
   const router = useRouter();
   const [heir, setHeir] = useState(heirs[0]?.id ?? "");
+  const [oneTime, setOneTime] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [pending, startTransition] = useTransition();
   return (
     <span className="flex flex-wrap items-center justify-end gap-2">
       <ActionButton label={user.disabled ? "Enable" : "Disable"} testId="disable-error" run={() => disableUser(user.id, !user.disabled)} />
       <ActionButton label={user.admin ? "Take admin" : "Make admin"} testId="admin-error" run={() => makeAdmin(user.id, !user.admin)} />
+      {!user.sso && (
+        <ActionButton
+          label="Reset password"
+          testId="password-reset-error"
+          question={() => `Give ${user.username} a new one-time password? Their sessions end; they choose their own at the next login.`}
+          run={() => resetUserPassword(user.id)}
+          onDone={(d) => setOneTime(d.password)}
+        />
+      )}
+      {oneTime && (
+        <span className="rounded bg-emerald-50 p-1 text-sm" data-testid="reset-password">
+          one-time password: <code>{oneTime}</code> (shown once)
+        </span>
+      )}
       {user.totp && (
         <ActionButton
           label="Reset two-factor"

@@ -8,7 +8,7 @@ import { db } from "@/server/db/client";
 import { authedAction } from "@/server/web/action";
 import { clientAddress } from "@/server/web/client-address";
 import { recordEvent } from "@/server/web/audit";
-import { changePassword, createAccount, createInvite, deleteUser, endOwnSession, redeemInvite, revokeInvite, setAdmin, setDisabled } from "@/server/web/people";
+import { changePassword, createAccount, resetPassword, createInvite, deleteUser, endOwnSession, redeemInvite, revokeInvite, setAdmin, setDisabled } from "@/server/web/people";
 import { toGuesthouseError } from "@/server/domain/errors";
 import { confirmTotp, renewRecoveryCodes, resetSecondFactor, setTeamRequiresTotp, startTotp, turnOffTotp } from "@/server/web/second-factor";
 
@@ -117,6 +117,14 @@ export const endTotp = authedAction("totp-off", async (user, password: unknown, 
   await note(user, "totp-off", "turned off two-factor login");
   revalidatePath("/account");
   return null;
+});
+
+/** An admin's reset of someone's forgotten password: a one-time password, shown once; their sessions end. */
+export const resetUserPassword = authedAction("reset-password", async (user, userId: string) => {
+  const reset = await resetPassword(user, userId);
+  await recordEvent("password-reset", true, `reset the password of ${reset.username}`, user, null, { params: { userId } }).catch(() => {});
+  revalidatePath("/users");
+  return { password: reset.password };
 });
 
 /** An admin's reset of someone's second factor (a lost phone): it goes, and their sessions end. */

@@ -42,7 +42,7 @@ export default async function UsersPage() {
               <td className="px-3 py-2">
                 {u.id !== user.id && (
                   <UserActions
-                    user={{ id: u.id, username: u.username, disabled: Boolean(u.disabledAt), admin: u.role === "admin", totp: Boolean(u.totpEnabledAt) }}
+                    user={{ id: u.id, username: u.username, disabled: Boolean(u.disabledAt), admin: u.role === "admin", totp: Boolean(u.totpEnabledAt), sso: Boolean(u.ssoSubject) }}
                     heirs={users.filter((h) => h.id !== u.id && !h.disabledAt).map((h) => ({ id: h.id, username: h.username }))}
                   />
                 )}

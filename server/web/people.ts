@@ -122,6 +122,26 @@ export async function createAccount(actor: SessionUser, rawName: unknown, teamId
   return { userId: id, password };
 }
 
+/**
+ * An admin's reset of someone's forgotten password: a new one-time password (shown this
+ * once) that must be changed at the next login; every session of theirs ends. Someone who
+ * signs in through the identity provider has no password here to reset.
+ */
+export async function resetPassword(actor: SessionUser, userId: string): Promise<{ password: string; username: string }> {
+  if (!canManageHost(actor)) throw new GuesthouseError("forbidden", "Only admins reset passwords.");
+  const user = await db.user.findUnique({ where: { id: String(userId) }, select: { id: true, username: true, ssoSubject: true } });
+  if (!user) throw new GuesthouseError("not-found", "There is no such user.");
+  if (user.ssoSubject) throw new GuesthouseError("conflict", `${user.username} logs in through the identity provider; their password is kept there.`);
+  if (user.id === actor.id) throw new GuesthouseError("invalid-input", "Change your own password on your account page.");
+  const password = randomBytes(12).toString("base64url");
+  const passwordHash = await hashPassword(password);
+  await db.$transaction([
+    db.user.update({ where: { id: user.id }, data: { passwordHash, mustChangePassword: true } }),
+    db.session.deleteMany({ where: { userId: user.id } }),
+  ]);
+  return { password, username: user.username };
+}
+
 /** A user's new password: the old one required; every other session of theirs ends. */
 export async function changePassword(user: SessionUser, rawOld: unknown, rawNew: unknown): Promise<void> {
   const row = await db.user.findUniqueOrThrow({ where: { id: user.id }, select: { passwordHash: true } });

@@ -112,6 +112,7 @@ const ACTIONS: Record<string, { allow: Actor[]; args: (w: World, actor: Actor) =
   "app/actions/people.ts#newRecoveryCodes": { allow: SIGNED, args: () => ["000000"] },
   "app/actions/people.ts#removeUser": { allow: ADMIN, args: (w) => [w.victim.id, ids.member] },
   "app/actions/people.ts#requireTotpInTeam": { allow: MANAGE, args: () => [ids.alpha, false] },
+  "app/actions/people.ts#resetUserPassword": { allow: ADMIN, args: (w) => [w.victim.id] },
   "app/actions/people.ts#resetTotp": { allow: ADMIN, args: (w) => [w.victim.id] },
   "app/actions/people.ts#revokeInvitation": { allow: MANAGE, args: (w) => [w.invite.id] },
   "app/actions/power-guest.ts#powerGuest": { allow: OPERATE, args: (w) => [w.guest, "force-off"] },

@@ -95,6 +95,19 @@ describe("people", () => {
     assert.equal(await userForSession(database.db, other.secret), null, "the other session ended");
   });
 
+  test("an admin resets a forgotten password: a one-time password, every session ends; not an owner, not an SSO user's", async () => {
+    const { userId } = await people.createAccount(owner, "forgetful", teamId, "member");
+    const session = await createSession(database.db, userId);
+    await assert.rejects(people.resetPassword(owner, userId), code("forbidden", /Only admins reset passwords/));
+    const { password } = await people.resetPassword(admin, userId);
+    assert.equal(await userForSession(database.db, session.secret), null, "their session ended");
+    const row = await database.db.user.findUniqueOrThrow({ where: { id: userId } });
+    assert.equal(row.mustChangePassword, true);
+    assert.equal(await verifyPassword(password, row.passwordHash), true);
+    await database.db.user.update({ where: { id: userId }, data: { ssoSubject: "https://id.example.com/ forgetful" } });
+    await assert.rejects(people.resetPassword(admin, userId), code("conflict", /identity provider/));
+  });
+
   test("a user sees their sessions, this one marked, and ends another", async () => {
     const a = await createSession(database.db, member.id, { userAgent: "Firefox", address: "192.0.2.7" });
     const b = await createSession(database.db, member.id, { userAgent: "Chromium", address: "192.0.2.8" });

@@ -51,6 +51,20 @@ const GRANTS: Record<TeamRole, { all: readonly Action[]; own: readonly Action[] 
   viewer: { all: ["view", "watch"], own: [] },
 };
 
+/**
+ * What an API token may be used for, each including the ones before it: `read` (see),
+ * `operate` (power, consoles), `write` (make, change, delete, share, hand over), `admin`
+ * (what admins and team owners manage: users, teams, members, quotas, the audit trail).
+ * A token never exceeds its user's own rights.
+ */
+export const TOKEN_SCOPES = ["read", "operate", "write", "admin"] as const;
+export type TokenScope = (typeof TOKEN_SCOPES)[number];
+
+/** The scopes a token with `scope` holds: it and every one before it. */
+export function scopesUpTo(scope: TokenScope): ReadonlySet<TokenScope> {
+  return new Set(TOKEN_SCOPES.slice(0, TOKEN_SCOPES.indexOf(scope) + 1));
+}
+
 /** A signed-in user as the policy sees them. */
 export interface UserActor {
   kind: "user";
@@ -59,6 +73,16 @@ export interface UserActor {
   disabled: boolean;
   /** Their role in each team they belong to, by team id. */
   teams: ReadonlyMap<string, TeamRole>;
+  /** Set when the user acts through an API token: what the token may be used for. */
+  scopes?: ReadonlySet<TokenScope>;
+}
+
+/** The token scope each action needs. */
+const SCOPE_OF: Record<Action, TokenScope> = { view: "read", watch: "read", operate: "operate", change: "write", delete: "write", share: "write", "hand-over": "write" };
+
+/** Whether the actor's token (if it acts through one) holds `scope`. */
+function scoped(actor: Actor, scope: TokenScope): boolean {
+  return actor.kind !== "user" || !actor.scopes || actor.scopes.has(scope);
 }
 
 /** The holder of a view-only link to one guest's screen. */
@@ -78,7 +102,7 @@ export interface Owned {
 /** Whether `actor` may do `action` to `resource` (a guest or disk; `id` for a share's guest). */
 export function can(actor: Actor, action: Action, resource: Owned & { id?: string }): boolean {
   if (actor.kind === "share") return action === "watch" && resource.id === actor.guestId;
-  if (actor.disabled) return false;
+  if (actor.disabled || !scoped(actor, SCOPE_OF[action])) return false;
   if (actor.admin) return true;
   const role = actor.teams.get(resource.teamId);
   if (!role) return false;
@@ -102,7 +126,7 @@ export function assertCan(actor: Actor, action: Action, resource: Owned & { id?:
  * it for all and the actor's own in the teams whose role grants it for their own.
  */
 export function ownedWhere(actor: UserActor, action: Action): { OR: Array<Record<string, unknown>> } | Record<string, never> {
-  if (actor.disabled) return { OR: [] };
+  if (actor.disabled || !scoped(actor, SCOPE_OF[action])) return { OR: [] };
   if (actor.admin) return {};
   const all: string[] = [];
   const own: string[] = [];
@@ -134,6 +158,7 @@ const CREATORS: readonly TeamRole[] = ["owner", "operator", "member"];
 /** Refuses making a guest or disk in `teamId` (the session's team) to one who may not. */
 export function assertMayCreate(actor: UserActor, teamId: string): void {
   if (actor.disabled) throw new GuesthouseError("forbidden", "Your account is disabled.");
+  if (!scoped(actor, "write")) throw new GuesthouseError("forbidden", "This token may not make things: it lacks the write scope.");
   if (actor.admin) return;
   const role = actor.teams.get(teamId);
   if (!role) throw new GuesthouseError("forbidden", "You are in no team to make guests or disks in. Ask an admin to add you to one.");
@@ -142,7 +167,7 @@ export function assertMayCreate(actor: UserActor, teamId: string): void {
 
 /** Whether `actor` makes guests, disks and uploads in `teamId` (assertMayCreate, as a yes or no for a page). */
 export function canCreate(actor: UserActor, teamId: string): boolean {
-  return !actor.disabled && (actor.admin || CREATORS.includes(actor.teams.get(teamId) ?? "viewer"));
+  return !actor.disabled && scoped(actor, "write") && (actor.admin || CREATORS.includes(actor.teams.get(teamId) ?? "viewer"));
 }
 
 /** Whether a user with `role` in a team may own things there (be handed a guest, a disk, an ISO): not a viewer. */
@@ -152,32 +177,34 @@ export function mayOwnIn(role: string | undefined): boolean {
 
 /** The host-wide things only admins do: storage folders, the shared ISO folder, teams and users. */
 export function canManageHost(actor: Actor): boolean {
-  return actor.kind === "user" && !actor.disabled && actor.admin;
+  return actor.kind === "user" && !actor.disabled && actor.admin && scoped(actor, "admin");
 }
 
 /** The teams `actor` owns (where they manage members, read the audit trail, hand things into). */
 export function ownedTeams(actor: UserActor): string[] {
+  if (actor.disabled || !scoped(actor, "admin")) return [];
   return [...actor.teams].filter(([, role]) => role === "owner").map(([teamId]) => teamId);
 }
 
 /** Working in a team (the header's switcher): its members, whatever their role, and admins (in any team). */
 export function canWorkInTeam(actor: Actor, teamId: string): boolean {
-  return actor.kind === "user" && !actor.disabled && (actor.admin || actor.teams.has(teamId));
+  return actor.kind === "user" && !actor.disabled && scoped(actor, "read") && (actor.admin || actor.teams.has(teamId));
 }
 
 /** A team's members, roles and usage: its owners and admins. */
 export function canManageTeam(actor: Actor, teamId: string): boolean {
-  return actor.kind === "user" && !actor.disabled && (actor.admin || actor.teams.get(teamId) === "owner");
+  return actor.kind === "user" && !actor.disabled && scoped(actor, "admin") && (actor.admin || actor.teams.get(teamId) === "owner");
 }
 
 /** A task's record (and cancelling it): its starter's, and an admin's. */
 export function canSeeTask(actor: Actor, task: { userId: string | null }): boolean {
-  return actor.kind === "user" && !actor.disabled && (actor.admin || task.userId === actor.id);
+  return actor.kind === "user" && !actor.disabled && scoped(actor, "read") && (actor.admin || task.userId === actor.id);
 }
 
 /** The filter of a query for the task records `actor` may see (canSeeTask). */
 export function taskWhere(actor: UserActor): { userId?: string } {
-  return actor.admin && !actor.disabled ? {} : { userId: actor.disabled ? "" : actor.id };
+  if (actor.disabled || !scoped(actor, "read")) return { userId: "" };
+  return actor.admin ? {} : { userId: actor.id };
 }
 
 /**
@@ -222,12 +249,12 @@ export const canSetQuotas = canManageHost;
 
 /** A team's usage against its quotas: its members, whatever their role (people should see what they use), and admins. */
 export function canSeeUsage(actor: Actor, teamId: string): boolean {
-  return actor.kind === "user" && !actor.disabled && (actor.admin || actor.teams.has(teamId));
+  return actor.kind === "user" && !actor.disabled && scoped(actor, "read") && (actor.admin || actor.teams.has(teamId));
 }
 
 /** Asking for a higher limit: those who make things in the team. */
 export function canAskForMore(actor: Actor, teamId: string): boolean {
-  if (actor.kind !== "user" || actor.disabled) return false;
+  if (actor.kind !== "user" || actor.disabled || !scoped(actor, "write")) return false;
   const role = actor.teams.get(teamId);
   return actor.admin || (role !== undefined && CREATORS.includes(role));
 }

@@ -47,6 +47,8 @@ export interface SessionUser extends UserActor {
   sessionId: string;
   /** The team this session works in: new guests and disks go to it; the header switches it. */
   teamId: string;
+  /** Acting through an API token limited to one team: that team (server/auth/api-tokens.ts). */
+  tokenTeam?: string | null;
 }
 
 /** The roles a user holds, as the policy reads them. */

@@ -108,6 +108,24 @@ story("team self-service in Chromium: quotas and two-factor login", (step) => {
     assert.equal(await db().event.count({ where: { kind: "hand-over", ok: true } }), 1, "in the audit trail");
   });
 
+  step("an API token made on the account page works against the API once, shown once, and stops at once when revoked", async () => {
+    await mia.goto(`${stack.baseUrl}/account`);
+    const form = mia.getByRole("form", { name: "New API token" });
+    await form.getByLabel("Token's name").fill("ci job");
+    await form.getByLabel("Token's scope").selectOption("operate");
+    await form.getByRole("button", { name: "Make a token" }).click();
+    const token = (await mia.getByTestId("new-token").locator("code").innerText()).trim();
+    assert.match(token, /^gh_[\w-]{43}$/);
+    const list = async () => fetch(`${stack.baseUrl}/api/v1/guests`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal((await list()).status, 200);
+    await mia.reload();
+    assert.equal(await mia.getByTestId("new-token").count(), 0, "not shown again");
+    const row = mia.getByTestId("tokens").locator("tr", { hasText: "ci job" });
+    assert.match(await row.innerText(), /operate/);
+    await row.getByRole("button", { name: "Revoke" }).click();
+    await waitFor("the token revoked", async () => (await list()).status === 401, 10_000, 200);
+  });
+
   step("two-factor login: set up on the account page, then asked for at the next login", async () => {
     await mia.goto(`${stack.baseUrl}/account`);
     await mia.getByRole("button", { name: "Set up two-factor login" }).click();

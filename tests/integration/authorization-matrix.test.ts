@@ -59,6 +59,8 @@ interface World {
   victim: { id: string; username: string };
   /** Another session of the caller (ended by endSession). */
   otherSession: string;
+  /** An API token of the caller's (revoked by revokeApiToken). */
+  token: string;
   hardware: Record<string, unknown>;
 }
 
@@ -122,14 +124,19 @@ const ACTIONS: Record<string, { allow: Actor[]; args: (w: World, actor: Actor) =
   "app/actions/share-console.ts#createShareLink": { allow: CHANGE, args: (w) => [w.guest, "1h", "matrix"] },
   "app/actions/share-console.ts#revokeShareLink": { allow: CHANGE, args: (w) => [w.guest, w.share.id] },
   "app/actions/switch-team.ts#switchTeam": { allow: TEAM, args: () => [ids.alpha] },
+  "app/actions/tokens.ts#makeApiToken": { allow: SIGNED, args: (w, a) => [{ name: `mx-${w.n}-${a}`, scope: "read", days: 1, teamId: null }] },
+  "app/actions/tokens.ts#revokeApiToken": { allow: SIGNED, args: (w) => [w.token] },
   "app/actions/teams.ts#addTeam": { allow: ADMIN, args: (w, a) => [`mx-${w.n}-${a}-team`] },
   "app/actions/teams.ts#changeTeamName": { allow: ADMIN, args: () => [ids.beta, "Beta"] },
   "app/actions/teams.ts#removeFromTeam": { allow: MANAGE, args: (w) => [ids.alpha, w.victim.id] },
   "app/actions/teams.ts#setTeamRole": { allow: MANAGE, args: (w) => [ids.alpha, w.victim.username, "viewer"] },
 };
 
-/** Who may open each page and route (by its file under app/), and at which address. */
-const PAGES: Record<string, { allow: Actor[]; url: (w: World) => string }> = {
+/**
+ * Who may open each page and route (by its file under app/), and at which address; a route
+ * without GET is called with its method and body (from this dashboard's Origin).
+ */
+const PAGES: Record<string, { allow: Actor[]; url: (w: World) => string; method?: string; body?: unknown }> = {
   "page.tsx": { allow: SIGNED, url: () => "/" },
   "account/page.tsx": { allow: SIGNED, url: () => "/account" },
   "audit/page.tsx": { allow: MANAGE, url: () => "/audit" },
@@ -154,6 +161,13 @@ const PAGES: Record<string, { allow: Actor[]; url: (w: World) => string }> = {
   "teams/page.tsx": { allow: SIGNED, url: () => "/teams" },
   "users/page.tsx": { allow: ADMIN, url: () => "/users" },
   "api/events/route.ts": { allow: SIGNED, url: () => "/api/events" },
+  "api/v1/guests/route.ts": { allow: SIGNED, url: () => "/api/v1/guests" },
+  "api/v1/guests/[id]/route.ts": { allow: TEAM, url: (w) => `/api/v1/guests/${w.guest}` },
+  "api/v1/guests/[id]/power/route.ts": { allow: OPERATE, url: (w) => `/api/v1/guests/${w.guest}/power`, method: "POST", body: { action: "force-off" } },
+  "api/v1/tasks/[id]/route.ts": { allow: ["admin", "member"], url: (w) => `/api/v1/tasks/${w.task}` },
+  "api/v1/tokens/route.ts": { allow: SIGNED, url: () => "/api/v1/tokens" },
+  "api/v1/tokens/[id]/route.ts": { allow: SIGNED, url: (w) => `/api/v1/tokens/${w.n}`, method: "DELETE" },
+  "api/v1/openapi.json/route.ts": { allow: PUBLIC, url: () => "/api/v1/openapi.json" },
   "auth/sso/start/route.ts": { allow: PUBLIC, url: () => "/auth/sso/start" },
   "auth/sso/callback/route.ts": { allow: PUBLIC, url: () => "/auth/sso/callback?code=x&state=y" },
 };
@@ -270,8 +284,9 @@ describe("authorization matrix: every entry point × every caller", () => {
     const victim = await db().user.create({ data: { username: `mx-${n}-victim`, usernameKey: `mx-${n}-victim`, passwordHash: "x", teamId: ids.alpha!, memberships: { create: { teamId: ids.alpha!, role: "member" } } } });
     const mine = users[actor];
     const otherSession = mine ? (await db().session.create({ data: { id: hashSecret(newSecret()), userId: mine.id, expiresAt: new Date(Date.now() + 3600_000) } })).id : "0".repeat(64);
+    const token = mine ? (await db().apiToken.create({ data: { id: hashSecret(newSecret()), userId: mine.id, name: "matrix", scope: "read", expiresAt: new Date(Date.now() + 3600_000) } })).id : "0".repeat(64);
     const hardware = { machine: "q35", firmware: "bios", vcpus: 1, sockets: 1, threads: 1, memoryMiB: 96, bootOrder: ["disk"], display: "std", serial: true, rtc: "utc", description: "", tags: [], disks: [{ id: guestDisk.id, bus: "virtio", cache: "none", readOnly: false }], cdroms: [], nics: [] };
-    return { n, guest: guest.id, guestDisk: guestDisk.id, free: free.id, loose: `mx-${n}-loose.qcow2`, iso, task: task.id, part, invite: { id: invite.id, token: inviteToken }, share: { id: share.id, token: share.token }, request: request.id, victim: { id: victim.id, username: victim.username }, otherSession, hardware };
+    return { n, guest: guest.id, guestDisk: guestDisk.id, free: free.id, loose: `mx-${n}-loose.qcow2`, iso, task: task.id, part, invite: { id: invite.id, token: inviteToken }, share: { id: share.id, token: share.token }, request: request.id, victim: { id: victim.id, username: victim.username }, otherSession, token, hardware };
   }
 
   /** A fresh session cookie for a caller (none for the logged-out and the link holder; a disabled user's is dead). */
@@ -308,9 +323,12 @@ describe("authorization matrix: every entry point × every caller", () => {
   }
 
   /** Opens a page or route, and says whether it let the caller through. */
-  async function open(url: string, cookie: string | null): Promise<{ through: boolean; what: string }> {
+  async function open(url: string, cookie: string | null, method = "GET", payload?: unknown): Promise<{ through: boolean; what: string }> {
     const controller = new AbortController();
-    const res = await fetch(`${stack.baseUrl}${url}`, { headers: cookie ? { cookie } : {}, redirect: "manual", signal: controller.signal });
+    const headers: Record<string, string> = cookie ? { cookie } : {};
+    if (method !== "GET") headers.origin = stack.baseUrl;
+    if (payload !== undefined) headers["content-type"] = "application/json";
+    const res = await fetch(`${stack.baseUrl}${url}`, { method, headers, body: payload === undefined ? undefined : JSON.stringify(payload), redirect: "manual", signal: controller.signal });
     const location = res.headers.get("location") ?? "";
     // A 404's body says whose it is: the policy's "may not see it" or Next's not-found page, or
     // (a route that got through) the host's "there is none" (no serial log yet, no TLS).
@@ -318,7 +336,7 @@ describe("authorization matrix: every entry point × every caller", () => {
     controller.abort(); // an event stream would never end
     assert.ok(res.status < 500, `HTTP ${res.status} for ${url}`);
     const toLogin = res.status >= 300 && res.status < 400 && new URL(location, stack.baseUrl).pathname === "/login" && !new URL(location, stack.baseUrl).search;
-    const policy404 = res.status === 404 && (/you may not see it|not yours to see/.test(body) || /^<!DOCTYPE html>/i.test(body));
+    const policy404 = res.status === 404 && (/you may not see it|not yours to see|not yours\b/.test(body) || /^<!DOCTYPE html>/i.test(body));
     const refused = [401, 403].includes(res.status) || policy404 || toLogin;
     return { through: !refused, what: `${res.status}${location ? ` → ${location}` : ""}${res.status === 404 ? ` ${body.slice(0, 80)}` : ""}` };
   }
@@ -407,7 +425,7 @@ describe("authorization matrix: every entry point × every caller", () => {
       for (const actor of ACTORS) {
         const w = await world(actor);
         const cookie = await cookieOf(actor);
-        const { through, what } = await open(row.url(w), cookie);
+        const { through, what } = await open(row.url(w), cookie, "method" in row ? row.method : undefined, "body" in row ? row.body : undefined);
         if (actor === "disabled") await db().user.update({ where: { id: users.disabled!.id }, data: { disabledAt: null } });
         if (through !== row.allow.includes(actor)) wrong.push(`${file} as ${actor}: ${through ? "let through" : "refused"} (${what})`);
       }

@@ -5,7 +5,21 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { can, canManageHost, canManageTeam, guestNameFor, ownedWhere, TEAM_ROLES, type Action, type TeamRole, type UserActor } from "../../server/auth/policy";
+import {
+  can,
+  canCreate,
+  canManageHost,
+  canManageTeam,
+  guestNameFor,
+  ownedWhere,
+  scopesUpTo,
+  TEAM_ROLES,
+  TOKEN_SCOPES,
+  type Action,
+  type TeamRole,
+  type TokenScope,
+  type UserActor,
+} from "../../server/auth/policy";
 import { createTestDb, type TestDb } from "../helpers/db";
 
 const ACTIONS: Action[] = ["view", "watch", "operate", "change", "delete", "share", "hand-over"];
@@ -48,6 +62,26 @@ describe("policy", () => {
     for (const action of ACTIONS) assert.equal(can(share, action, { teamId: "t1", ownerId: "x", id: "g1" }), action === "watch", action);
     assert.equal(can(share, "watch", { teamId: "t1", ownerId: "x", id: "g2" }), false);
     assert.equal(canManageHost(share), false);
+  });
+
+  test("an API token never exceeds its scope: read sees, operate runs, write changes and makes, admin manages", () => {
+    const SCOPE_ALLOWS: Record<TokenScope, Action[]> = {
+      read: ["view", "watch"],
+      operate: ["view", "watch", "operate"],
+      write: ACTIONS,
+      admin: ACTIONS,
+    };
+    for (const scope of TOKEN_SCOPES) {
+      const owner = user([["t1", "owner"]], { scopes: scopesUpTo(scope) });
+      for (const action of ACTIONS) assert.equal(can(owner, action, { teamId: "t1", ownerId: "x" }), SCOPE_ALLOWS[scope].includes(action), `${scope}: ${action}`);
+      assert.equal(canCreate(owner, "t1"), scope === "write" || scope === "admin", `${scope}: make things`);
+      assert.equal(canManageTeam(owner, "t1"), scope === "admin", `${scope}: manage the team`);
+      assert.equal(canManageHost(user([], { admin: true, scopes: scopesUpTo(scope) })), scope === "admin", `${scope}: an admin's token manages the host`);
+      assert.equal(Object.keys(ownedWhere(owner, "operate")).length > 0 && JSON.stringify(ownedWhere(owner, "operate")).includes("t1"), SCOPE_ALLOWS[scope].includes("operate"), `${scope}: the operate scope of a query`);
+    }
+    // A token never has rights its user lacks: a viewer's admin token still only sees.
+    const viewer = user([["t1", "viewer"]], { scopes: scopesUpTo("admin") });
+    assert.deepEqual(ACTIONS.filter((a) => can(viewer, a, { teamId: "t1", ownerId: "me" })), ["view", "watch"]);
   });
 
   test("team owners manage their own teams only", () => {

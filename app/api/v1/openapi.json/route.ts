@@ -1,0 +1,6 @@
+import { openApiDocument } from "@/server/web/api/openapi";
+
+export const dynamic = "force-dynamic";
+
+/** The OpenAPI 3.1 document of this API, generated from the schemas the server validates with. */
+export const GET = () => Response.json(openApiDocument(), { headers: { "cache-control": "no-store" } });

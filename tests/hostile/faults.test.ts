@@ -80,6 +80,12 @@ story("the agent killed in the middle of its work", (step) => {
    */
   const killAndRestart = async (operation: string, pid: number, pending: Promise<unknown>) => {
     assert.equal(fs.readdirSync(journal()).filter((f) => f.endsWith(".json")).length, 1, `${operation}: the task is in the journal when the agent dies`);
+    // The agent writes a process into the journal just after starting it; a slow disk can let the
+    // wrapper stop itself first. Killed before that write lands, the agent could not know the process
+    // (a task that makes no temporaries, like a snapshot, is not found by name either): the window
+    // is the journal's fsync, and this test kills only after it.
+    const entry = () => JSON.parse(fs.readFileSync(path.join(journal(), fs.readdirSync(journal()).find((f) => f.endsWith(".json"))!), "utf8")) as { processes: Array<{ pid: number }> };
+    await waitFor(`${operation}: the journal names the process`, () => entry().processes.some((p) => p.pid === pid), 10_000, 5);
     const before = agent.output().length;
     await agent.kill();
     await pending; // the request dies with the agent

@@ -1,7 +1,7 @@
 /**
- * The guest list's query, shared by the page and its benchmark: one page of guests in
- * name order, with just the columns the list shows. Rows of the page only, so the
- * list stays fast however many guests there are.
+ * The guest list's query, shared by the page, the API and the list's benchmark: one page
+ * of guests in name order, with just the columns the list shows. Rows of the page only,
+ * so the list stays fast however many guests there are.
  */
 import { ownedWhere } from "../auth/policy";
 import type { SessionUser } from "../auth/sessions";
@@ -9,12 +9,12 @@ import type { PrismaClient } from "../db/client";
 
 export const GUEST_PAGE_SIZE = 100;
 
-export function guestListQuery(db: PrismaClient, user: SessionUser, page: number) {
+export function guestListQuery(db: PrismaClient, user: SessionUser, page: number, pageSize = GUEST_PAGE_SIZE) {
   return db.guest.findMany({
     where: ownedWhere(user, "view"),
     orderBy: [{ name: "asc" }, { id: "asc" }],
-    skip: (page - 1) * GUEST_PAGE_SIZE,
-    take: GUEST_PAGE_SIZE,
+    skip: (page - 1) * pageSize,
+    take: pageSize,
     select: {
       id: true,
       name: true,
@@ -24,6 +24,7 @@ export function guestListQuery(db: PrismaClient, user: SessionUser, page: number
       tags: true,
       host: { select: { id: true, name: true, endpoint: true } },
       owner: { select: { username: true } },
+      team: { select: { id: true, name: true } },
       disks: { select: { sizeBytes: true, bus: true }, orderBy: { position: "asc" } },
       cdroms: { select: { iso: { select: { name: true } } } },
       nics: { select: { mac: true, model: true } },

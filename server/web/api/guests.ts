@@ -6,6 +6,7 @@ import type { SessionUser } from "../../auth/sessions";
 import { db } from "../../db/client";
 import { GuesthouseError } from "../../domain/errors";
 import type { PowerAction } from "../../domain/types";
+import { guestListQuery } from "../guest-list";
 import { liveState, liveStates, loadGuest } from "../guests";
 import { powerGuest } from "../power";
 import type { guestDetail, guestList, guestSummary } from "./schemas";
@@ -16,27 +17,7 @@ const tagsOf = (text: string) => JSON.parse(text) as string[];
 
 /** A page of the guests `user` may see, in name order, with their live state (one agent call per host). */
 export async function listGuests(user: SessionUser, page: number, pageSize: number): Promise<z.infer<typeof guestList>> {
-  const where = ownedWhere(user, "view");
-  const [rows, total] = await Promise.all([
-    db.guest.findMany({
-      where,
-      orderBy: [{ name: "asc" }, { id: "asc" }],
-      skip: (page - 1) * pageSize,
-      take: pageSize,
-      select: {
-        id: true,
-        name: true,
-        vcpus: true,
-        memoryMiB: true,
-        isTemplate: true,
-        tags: true,
-        owner: { select: { username: true } },
-        team: { select: { id: true, name: true } },
-        host: { select: { id: true, name: true, endpoint: true } },
-      },
-    }),
-    db.guest.count({ where }),
-  ]);
+  const [rows, total] = await Promise.all([guestListQuery(db, user, page, pageSize), db.guest.count({ where: ownedWhere(user, "view") })]);
   const states = await liveStates(rows);
   const items: Array<z.infer<typeof guestSummary>> = rows.map((g) => ({
     id: g.id,

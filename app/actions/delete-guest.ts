@@ -4,7 +4,7 @@ import { revalidatePath } from "next/cache";
 import { can, guestNameFor } from "@/server/auth/policy";
 import { db } from "@/server/db/client";
 import { GuesthouseError } from "@/server/domain/errors";
-import { canDo, type DiskFormat } from "@/server/domain/types";
+import { canDo } from "@/server/domain/types";
 import { authedAction } from "@/server/web/action";
 import { agentFor, liveState, loadGuest } from "@/server/web/guests";
 import { recordEvent } from "@/server/web/audit";

@@ -4,13 +4,12 @@
  * backing chain, snapshots). One agent call per host lists every image.
  */
 import { notFound } from "next/navigation";
-import type { DiskRef, ImageRef } from "../agent-client";
+import type { DiskRef } from "../agent-client";
 import { assertCan, guestNameFor, ownedWhere, refusalFor, type Action } from "../auth/policy";
 import type { SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
 import { GuesthouseError } from "../domain/errors";
 import { isDiskFormat, type ImageInfo } from "../domain/types";
-import { agentFor } from "./guests";
 
 export const diskInclude = {
   host: { select: { id: true, name: true, endpoint: true } },

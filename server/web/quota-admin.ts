@@ -9,7 +9,7 @@ import type { SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
 import { GuesthouseError } from "../domain/errors";
 import { QUOTA_LABELS, QUOTA_RESOURCES, QUOTA_UNITS, type QuotaResource } from "../domain/types";
-import { quantity } from "./quotas";
+import { quantity, usagesIn } from "./quotas";
 
 /** The largest limit taken, by unit: a million things, 1 PiB of memory, 4 PiB of disk (past that a number is not exact). */
 const MAX_LIMIT = { count: 1_000_000, mib: 2 ** 30, bytes: 4 * 2 ** 50 } as const;
@@ -86,8 +86,10 @@ export interface TeamUsage {
 }
 
 /**
- * Usage against limits of every team `actor` may see it of (admins: all), in a fixed
- * number of queries whatever the number of teams: each count is grouped by team and owner.
+ * Usage against limits of every team `actor` may see it of (admins: all): for each team,
+ * the team's, the actor's own, and that of each member with limits of their own. Counted
+ * by the very statement the checks run (usagesIn), so the page and a refusal cannot
+ * disagree: one statement per team and member shown.
  */
 export async function usageOverview(actor: SessionUser): Promise<TeamUsage[]> {
   const teams = await db.team.findMany({
@@ -96,61 +98,28 @@ export async function usageOverview(actor: SessionUser): Promise<TeamUsage[]> {
     select: { id: true, name: true },
   });
   const visible = teams.filter((t) => canSeeUsage(actor, t.id));
-  const ids = visible.map((t) => t.id);
-  const inTeams = { teamId: { in: ids } };
-  const [limits, guests, running, disks, isos, tasks, holds] = await Promise.all([
-    db.quota.findMany({ where: inTeams }),
-    db.guest.groupBy({ by: ["teamId", "ownerId"], where: inTeams, _count: { _all: true } }),
-    db.guest.groupBy({ by: ["teamId", "ownerId"], where: { ...inTeams, poweredAt: { not: null } }, _sum: { vcpus: true, memoryMiB: true } }),
-    db.disk.groupBy({ by: ["teamId", "ownerId"], where: inTeams, _sum: { sizeBytes: true, snapshotCount: true } }),
-    db.isoImage.groupBy({ by: ["teamId", "uploaderId"], where: inTeams, _sum: { sizeBytes: true } }),
-    db.task.groupBy({ by: ["teamId", "userId"], where: { ...inTeams, state: "running" }, _count: { _all: true } }),
-    db.quotaHold.findMany({ where: { ...inTeams, expiresAt: { gt: new Date() } } }),
-  ]);
-  // used.get(team)?.get(user or "") → amounts
-  const used = new Map<string, Map<string, Record<QuotaResource, number>>>();
-  const add = (teamId: string | null, userId: string | null, resource: QuotaResource, n: number) => {
-    if (!teamId || !n) return;
-    const byUser = used.get(teamId) ?? used.set(teamId, new Map()).get(teamId)!;
-    // The team's total (""), and the member's own.
-    for (const who of new Set(["", userId ?? ""])) {
-      const row = byUser.get(who) ?? byUser.set(who, Object.fromEntries(QUOTA_RESOURCES.map((r) => [r, 0])) as Record<QuotaResource, number>).get(who)!;
-      row[resource] += n;
-    }
-  };
-  for (const g of guests) add(g.teamId, g.ownerId, "guests", g._count._all);
-  for (const g of running) {
-    add(g.teamId, g.ownerId, "vcpus", g._sum.vcpus ?? 0);
-    add(g.teamId, g.ownerId, "memoryMiB", g._sum.memoryMiB ?? 0);
-  }
-  for (const d of disks) {
-    add(d.teamId, d.ownerId, "diskBytes", Number(d._sum.sizeBytes ?? 0n));
-    add(d.teamId, d.ownerId, "snapshots", d._sum.snapshotCount ?? 0);
-  }
-  for (const i of isos) add(i.teamId, i.uploaderId, "isoBytes", Number(i._sum.sizeBytes ?? 0n));
-  for (const t of tasks) add(t.teamId, t.userId, "tasks", t._count._all);
-  for (const h of holds) {
-    for (const r of QUOTA_RESOURCES) add(h.teamId, h.userId, r, Number(h[r]));
-  }
-  const memberIds = [...new Set(limits.filter((l) => l.userId).map((l) => l.userId))];
-  const names = new Map((await db.user.findMany({ where: { id: { in: memberIds } }, select: { id: true, username: true } })).map((u) => [u.id, u.username]));
-  return visible.map((team) => {
-    const teamLimits = limits.filter((l) => l.teamId === team.id);
-    const usage = (who: string) => used.get(team.id)?.get(who);
-    const limitOf = (who: string, r: QuotaResource) => {
-      const row = teamLimits.find((l) => l.userId === who && l.resource === r);
-      return row ? Number(row.limit) : null;
-    };
-    // Members with limits of their own, and the viewer themself (everyone sees what they use).
-    const shown = new Set(teamLimits.filter((l) => l.userId).map((l) => l.userId));
-    if (actor.teams.has(team.id)) shown.add(actor.id);
-    const members = [...shown].map((userId) => ({
-      userId,
-      username: userId === actor.id ? actor.username : (names.get(userId) ?? "a former user"),
-      resources: QUOTA_RESOURCES.filter((r) => userId === actor.id || limitOf(userId, r) !== null).map((r) => ({ resource: r, used: usage(userId)?.[r] ?? 0, limit: limitOf(userId, r) })),
-    }));
-    return { ...team, resources: QUOTA_RESOURCES.map((r) => ({ resource: r, used: usage("")?.[r] ?? 0, limit: limitOf("", r) })), members };
+  const withLimits = await db.quota.findMany({
+    where: { teamId: { in: visible.map((t) => t.id) }, userId: { not: "" } },
+    distinct: ["teamId", "userId"],
+    select: { teamId: true, userId: true },
   });
+  const names = new Map((await db.user.findMany({ where: { id: { in: withLimits.map((l) => l.userId) } }, select: { id: true, username: true } })).map((u) => [u.id, u.username]));
+  const rows = (used: Record<QuotaResource, number>, limits: Record<QuotaResource, number | null>, all: boolean): ResourceUsage[] =>
+    QUOTA_RESOURCES.filter((r) => all || limits[r] !== null).map((r) => ({ resource: r, used: used[r], limit: limits[r] }));
+  const result: TeamUsage[] = [];
+  for (const team of visible) {
+    const own = actor.teams.has(team.id);
+    const first = await usagesIn(db, team.id, own ? actor.id : "");
+    const members: TeamUsage["members"] = [];
+    // The actor first (everyone sees all they use, limits or not), then the members with limits of their own.
+    if (own) members.push({ userId: actor.id, username: actor.username, resources: rows(first.user, first.limits.user, true) });
+    for (const { userId } of withLimits.filter((l) => l.teamId === team.id && l.userId !== actor.id)) {
+      const theirs = await usagesIn(db, team.id, userId);
+      members.push({ userId, username: names.get(userId) ?? "a former user", resources: rows(theirs.user, theirs.limits.user, false) });
+    }
+    result.push({ ...team, resources: rows(first.team, first.limits.team, true), members });
+  }
+  return result;
 }
 
 /** A member asks for a higher limit of their team (or their own within it): how much, and why. */

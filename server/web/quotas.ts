@@ -126,12 +126,6 @@ export async function releaseHold(id: string | null): Promise<void> {
   if (id) await db.quotaHold.deleteMany({ where: { id } });
 }
 
-/** What a team (or, with `userId`, one member within it) uses of each resource, holds included. */
-export async function usageIn(tx: Tx | typeof db, teamId: string, userId: string | null): Promise<Record<QuotaResource, number>> {
-  const both = await usagesIn(tx, teamId, userId ?? "");
-  return userId ? both.user : both.team;
-}
-
 /**
  * Where each resource is counted: its table, what a row adds (an SQL expression over
  * the row's own columns), and the column naming the member it counts for.

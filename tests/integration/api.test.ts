@@ -11,7 +11,6 @@ import Ajv2020 from "ajv/dist/2020";
 import { createToken } from "../../server/auth/api-tokens";
 import { createSession, SESSION_COOKIE, type SessionUser } from "../../server/auth/sessions";
 import { hashSecret } from "../../server/auth/tokens";
-import { waitFor } from "../helpers/agent";
 import { sessionUser } from "../helpers/db";
 import { startTestStack, type TestStack } from "../helpers/web";
 
@@ -201,7 +200,7 @@ describe("the REST API", () => {
   });
 
   test("every answer above matches the OpenAPI document the server serves", async () => {
-    await waitFor("the answers", () => seen.length > 30, 1000);
+    assert.ok(seen.length > 30, `the tests above gave ${seen.length} answers to check`);
     // The check can fail: a list without its total, or with a field the document lacks, does not pass.
     const list = ajv.compile({ $ref: "openapi.json#/components/schemas/GuestList" });
     assert.equal(list({ items: [], page: 1, pageSize: 100 }), false);

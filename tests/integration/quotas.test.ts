@@ -48,7 +48,7 @@ describe("quotas", () => {
       create: { teamId, userId, resource, limit: BigInt(amount) },
       update: { limit: BigInt(amount) },
     });
-  const usage = (resource: QuotaResource, userId: string | null = null) => quotas.usageIn(db(), teamId, userId).then((u) => u[resource]);
+  const usage = (resource: QuotaResource, userId: string | null = null) => quotas.usagesIn(db(), teamId, userId ?? "").then((u) => (userId ? u.user : u.team)[resource]);
   /** Settles every promise; returns how many were fulfilled, failing on any refusal that is not `isQuota`. */
   async function settle(promises: Array<Promise<unknown>>, isQuota: (err: Error & { code?: string }) => boolean): Promise<number> {
     const results = await Promise.allSettled(promises);

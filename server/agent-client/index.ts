@@ -1,21 +1,27 @@
 /**
- * The one typed client the web uses to talk to host agents. Replies are validated
- * here, so the rest of the web can trust their types. An endpoint looks like
- * `unix:/path/to/agent.sock` (the only kind so far; TCP+TLS comes with remote hosts).
+ * The one typed client the web uses to talk to host agents. Its requests and the checks
+ * of their replies come from the protocol's table (server/agent-protocol.ts), so the rest
+ * of the web can trust the types. Before its first request to an agent, a process asks
+ * which protocol the agent speaks and refuses one that speaks another (see `agree`).
+ * An endpoint looks like `unix:/path/to/agent.sock` (the only kind so far; TCP+TLS comes with remote hosts).
  */
 import http from "node:http";
-import type { Duplex } from "node:stream";
-import { z } from "zod";
-import { ERROR_CODES, GuesthouseError, isErrorCode, type ErrorCode } from "../domain/errors";
-import { guestSpecSchema } from "../domain/validation";
-import type { Readable } from "node:stream";
+import type { Duplex, Readable } from "node:stream";
 import {
-  AGENT_SERIAL_UPGRADE,
+  AGENT_PROTOCOL_VERSION,
+  AGENT_ROUTES,
+  errorReply,
+  eventLine,
+  pathOf,
+  type AgentRoute,
+  type CheckedReplyOf,
+  type PathParams,
+  type RequestOf,
+} from "../agent-protocol";
+import { ERROR_CODES, GuesthouseError, isErrorCode, type ErrorCode } from "../domain/errors";
+import type { KeyboardLayout } from "../domain/keymaps";
+import {
   AGENT_VNC_PASSWORD_HEADER,
-  AGENT_VNC_UPGRADE,
-  GUEST_STATES,
-  TASK_KINDS,
-  TASK_STATES,
   type DiskFormat,
   type DiskSpec,
   type GuestSpec,
@@ -31,67 +37,6 @@ const REQUEST_TIMEOUT_MS = 60_000;
 /** What the socket carrying an upload to the agent may hold before the body's source is paused. */
 const UPLOAD_SOCKET_BUFFER_BYTES = 1024 * 1024;
 
-const guestStatusSchema = z.object({
-  id: z.string(),
-  state: z.enum(GUEST_STATES),
-  since: z.number(),
-  pid: z.number().int().nullable(),
-  logTail: z.string().nullable(),
-  argv: z.array(z.string()).nullable(),
-  spec: guestSpecSchema.nullable(),
-  haltReason: z.string().nullable().optional(),
-  vncTls: z.object({ host: z.string(), port: z.number().int().min(1).max(65535) }).nullable().optional(),
-});
-const nativeVncPasswordSchema = z.object({
-  password: z.string().min(1),
-  host: z.string(),
-  port: z.number().int().min(1).max(65535),
-  expiresInSeconds: z.number().int().positive(),
-});
-const hostInfoSchema = z.object({
-  hostname: z.string(),
-  accelerator: z.enum(["kvm", "tcg"]),
-  acceleratorReason: z.string(),
-  qemuVersion: z.string(),
-  isos: z.array(z.object({ name: z.string(), sizeBytes: z.number() })),
-  pools: z.array(z.object({ name: z.string(), content: z.enum(["images", "isos"]), totalBytes: z.number(), freeBytes: z.number() })),
-  forwards: z.object({ address: z.string(), firstPort: z.number().int(), lastPort: z.number().int() }),
-});
-const uploadPartSchema = z.object({
-  pool: z.string(),
-  file: z.string(),
-  bytes: z.number(),
-  modifiedAt: z.number(),
-  expiresAt: z.number(),
-  uploading: z.boolean(),
-});
-const imageInfoSchema = z.object({
-  pool: z.string(),
-  file: z.string(),
-  format: z.string(),
-  virtualBytes: z.number(),
-  actualBytes: z.number(),
-  encrypted: z.boolean(),
-  backing: z.array(z.string()),
-  snapshots: z.array(z.object({ id: z.string(), name: z.string(), date: z.number(), vmStateBytes: z.number() })),
-  dirty: z.boolean(),
-  raw: z.record(z.string(), z.unknown()),
-});
-const imageListSchema = z.array(z.union([imageInfoSchema, z.object({ pool: z.string(), file: z.string(), error: z.string() })]));
-const taskStatusSchema = z.object({
-  id: z.string(),
-  kind: z.enum(TASK_KINDS),
-  title: z.string(),
-  targets: z.array(z.string()),
-  state: z.enum(TASK_STATES),
-  progress: z.number().nullable(),
-  startedAt: z.number(),
-  finishedAt: z.number().nullable(),
-  message: z.string().nullable(),
-  log: z.array(z.string()),
-});
-const uploadResultSchema = z.object({ sha256: z.string(), sizeBytes: z.number(), format: z.string() });
-
 /** An image on a host: a storage folder's name and a file name in it. */
 export interface ImageRef {
   pool: string;
@@ -103,8 +48,14 @@ export interface DiskRef extends ImageRef {
   format: DiskFormat;
 }
 
-const imagePath = (ref: ImageRef) => `${encodeURIComponent(ref.pool)}/${encodeURIComponent(ref.file)}`;
-const errorSchema = z.object({ code: z.string(), message: z.string(), detail: z.string().optional() });
+type UploadResult = CheckedReplyOf<typeof AGENT_ROUTES.upload>;
+
+/**
+ * The endpoints whose agent said it speaks AGENT_PROTOCOL_VERSION, in this process (the
+ * check, pending or passed). One is forgotten when its agent cannot be reached or its
+ * event stream ends: the agent may come back upgraded, and is asked again.
+ */
+const agreedEndpoints = new Map<string, Promise<void>>();
 
 function socketPathOf(endpoint: string): string {
   if (!endpoint.startsWith("unix:")) {
@@ -116,8 +67,59 @@ function socketPathOf(endpoint: string): string {
 export class AgentClient {
   constructor(readonly endpoint: string) {}
 
+  /**
+   * Settles once the agent has said which protocol it speaks: resolves when it is ours,
+   * rejects ("agent-unreachable", saying what to upgrade) when not. Asked once per
+   * endpoint and process; a failed check is not kept, so the next request asks again.
+   */
+  private agree(): Promise<void> {
+    let check = agreedEndpoints.get(this.endpoint);
+    if (!check) {
+      const asked = this.askVersion();
+      agreedEndpoints.set(this.endpoint, asked);
+      asked.catch(() => {
+        if (agreedEndpoints.get(this.endpoint) === asked) agreedEndpoints.delete(this.endpoint);
+      });
+      check = asked;
+    }
+    return check;
+  }
+
+  private async askVersion(): Promise<void> {
+    const route = AGENT_ROUTES.version;
+    const reply = await this.send(route.method, route.path);
+    const parsed = reply.status === 200 ? route.reply.safeParse(jsonOrNull(reply.body)) : null;
+    const theirs = parsed?.success ? parsed.data.protocol : null;
+    if (theirs === AGENT_PROTOCOL_VERSION) return;
+    const detail = `GET ${route.path} answered ${reply.status}: ${reply.body.toString("utf8").slice(0, 200)}`;
+    if (theirs === null) {
+      throw new GuesthouseError(
+        "agent-unreachable",
+        `The host agent at ${this.endpoint} does not say which agent protocol it speaks: it is older than this web server (protocol ${AGENT_PROTOCOL_VERSION}), or not a Guesthouse agent. Upgrade the agent on that host to the web's Guesthouse version.`,
+        detail,
+      );
+    }
+    throw new GuesthouseError(
+      "agent-unreachable",
+      `The host agent at ${this.endpoint} speaks agent protocol ${theirs}, and this web server speaks ${AGENT_PROTOCOL_VERSION}. Upgrade the agent on that host, or the web, so that both are the same Guesthouse version.`,
+      detail,
+    );
+  }
+
+  /** The agent could not be reached: it is asked its protocol again once it can. */
+  private lost(err: Error): GuesthouseError {
+    agreedEndpoints.delete(this.endpoint);
+    return unreachable(err);
+  }
+
+  /** One HTTP exchange with an agent that speaks our protocol. */
+  private async exchange(method: string, path: string, body?: unknown): Promise<{ status: number; type: string; body: Buffer }> {
+    await this.agree();
+    return this.send(method, path, body);
+  }
+
   /** One HTTP exchange with the agent: the reply's status, content type and raw body. */
-  private exchange(method: string, path: string, body?: unknown): Promise<{ status: number; type: string; body: Buffer }> {
+  private send(method: string, path: string, body?: unknown): Promise<{ status: number; type: string; body: Buffer }> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     return new Promise((resolve, reject) => {
       const req = http.request(
@@ -138,14 +140,17 @@ export class AgentClient {
         },
       );
       req.on("timeout", () => req.destroy(new GuesthouseError("timeout", "The host agent did not answer in time.")));
-      req.on("error", (err) => reject(err instanceof GuesthouseError ? err : unreachable(err)));
+      req.on("error", (err) => reject(err instanceof GuesthouseError ? err : this.lost(err)));
       req.end(payload);
     });
   }
 
-  /** A JSON request; the reply is checked against `schema` (null: no reply body expected). */
-  private async request<T>(method: string, path: string, schema: z.ZodType<T> | null, body?: unknown): Promise<T> {
-    const reply = await this.exchange(method, path, body);
+  /**
+   * A JSON request to `route` (a POST without a body schema sends `{}`); the reply is
+   * checked with the route's schema. `query`: "?…", or "".
+   */
+  private async call<R extends AgentRoute>(route: R, params: PathParams<R>, body?: RequestOf<R>, query = ""): Promise<CheckedReplyOf<R>> {
+    const reply = await this.exchange(route.method, pathOf(route, params) + query, body ?? (route.method === "POST" ? {} : undefined));
     const text = reply.body.toString("utf8");
     let json: unknown = null;
     try {
@@ -154,16 +159,17 @@ export class AgentClient {
       throw new GuesthouseError("agent-unreachable", "The host agent sent a reply that is not JSON.", text.slice(0, 200));
     }
     if (reply.status >= 400) throw agentError(json, reply.status);
-    if (!schema) return undefined as T;
-    const parsed = schema.safeParse(json);
+    if (!route.reply) return undefined as CheckedReplyOf<R>;
+    const parsed = route.reply.safeParse(json);
     if (!parsed.success) throw new GuesthouseError("internal", "The host agent sent a reply of the wrong shape.", parsed.error.message);
-    return parsed.data;
+    return parsed.data as CheckedReplyOf<R>;
   }
 
-  /** A request whose reply is not JSON (a log, a picture): its bytes, if of the expected type. */
-  private async requestBytes(method: string, path: string, expectedType: string): Promise<Buffer> {
-    const reply = await this.exchange(method, path);
+  /** A request whose reply is not JSON (a log, a picture): its bytes, if of the route's type. */
+  private async callBytes<R extends AgentRoute & { bytes: string }>(route: R, params: PathParams<R>, query = ""): Promise<Buffer> {
+    const reply = await this.exchange(route.method, pathOf(route, params) + query);
     if (reply.status >= 400) throw agentError(jsonOrNull(reply.body), reply.status);
+    const expectedType = route.bytes.split(";")[0]!;
     if (!reply.type.startsWith(expectedType)) {
       throw new GuesthouseError("internal", `The host agent sent ${reply.type || "something untyped"} instead of ${expectedType}.`);
     }
@@ -171,82 +177,80 @@ export class AgentClient {
   }
 
   host(): Promise<HostInfo> {
-    return this.request("GET", "/v1/host", hostInfoSchema);
+    return this.call(AGENT_ROUTES.host, {});
   }
 
   /** Every guest the agent supervises, in one call; a guest it does not list is stopped. */
   guests(): Promise<GuestStatus[]> {
-    return this.request("GET", "/v1/guests", z.array(guestStatusSchema));
+    return this.call(AGENT_ROUTES.guests, {});
   }
 
   guest(id: string): Promise<GuestStatus> {
-    return this.request("GET", `/v1/guests/${encodeURIComponent(id)}`, guestStatusSchema);
+    return this.call(AGENT_ROUTES.guest, { id });
   }
 
   argv(spec: GuestSpec): Promise<string[]> {
-    return this.request("POST", `/v1/guests/${encodeURIComponent(spec.id)}/argv`, z.object({ argv: z.array(z.string()) }), spec).then(
-      (r) => r.argv,
-    );
+    return this.call(AGENT_ROUTES.argv, { id: spec.id }, spec).then((r) => r.argv);
   }
 
   start(spec: GuestSpec): Promise<GuestStatus> {
-    return this.request("POST", `/v1/guests/${encodeURIComponent(spec.id)}/start`, guestStatusSchema, spec);
+    return this.call(AGENT_ROUTES.start, { id: spec.id }, spec);
   }
 
   shutdown(id: string): Promise<GuestStatus> {
-    return this.request("POST", `/v1/guests/${encodeURIComponent(id)}/shutdown`, guestStatusSchema, {});
+    return this.call(AGENT_ROUTES.shutdown, { id });
   }
 
   /** ACPI power button, then a fresh start with `spec` once the guest has powered off. */
   reboot(spec: GuestSpec): Promise<GuestStatus> {
-    return this.request("POST", `/v1/guests/${encodeURIComponent(spec.id)}/reboot`, guestStatusSchema, spec);
+    return this.call(AGENT_ROUTES.reboot, { id: spec.id }, spec);
   }
 
   reset(id: string): Promise<GuestStatus> {
-    return this.request("POST", `/v1/guests/${encodeURIComponent(id)}/reset`, guestStatusSchema, {});
+    return this.call(AGENT_ROUTES.reset, { id });
   }
 
   pause(id: string): Promise<GuestStatus> {
-    return this.request("POST", `/v1/guests/${encodeURIComponent(id)}/pause`, guestStatusSchema, {});
+    return this.call(AGENT_ROUTES.pause, { id });
   }
 
   resume(id: string): Promise<GuestStatus> {
-    return this.request("POST", `/v1/guests/${encodeURIComponent(id)}/resume`, guestStatusSchema, {});
+    return this.call(AGENT_ROUTES.resume, { id });
   }
 
   /** Force off a guest QEMU has halted, then a fresh start with `spec`. */
   restart(spec: GuestSpec): Promise<GuestStatus> {
-    return this.request("POST", `/v1/guests/${encodeURIComponent(spec.id)}/restart`, guestStatusSchema, spec);
+    return this.call(AGENT_ROUTES.restart, { id: spec.id }, spec);
   }
 
   forceOff(id: string): Promise<GuestStatus> {
-    return this.request("POST", `/v1/guests/${encodeURIComponent(id)}/force-off`, guestStatusSchema, {});
+    return this.call(AGENT_ROUTES.forceOff, { id });
   }
 
   forget(id: string): Promise<void> {
-    return this.request("DELETE", `/v1/guests/${encodeURIComponent(id)}`, null);
+    return this.call(AGENT_ROUTES.forget, { id });
   }
 
   /** Plugs a disk into a running (or paused) guest; the status carries the running spec with it. */
   attachDisk(id: string, disk: DiskSpec): Promise<GuestStatus> {
-    return this.request("POST", `/v1/guests/${encodeURIComponent(id)}/disks`, guestStatusSchema, { disk });
+    return this.call(AGENT_ROUTES.attachDisk, { id }, { disk });
   }
 
   /** Unplugs a disk from a running guest; resolves once the guest has let go of it. */
   detachDisk(id: string, volume: string): Promise<GuestStatus> {
-    return this.request("DELETE", `/v1/guests/${encodeURIComponent(id)}/disks/${encodeURIComponent(volume)}`, guestStatusSchema);
+    return this.call(AGENT_ROUTES.detachDisk, { id, volume });
   }
 
   tasks(): Promise<TaskStatus[]> {
-    return this.request("GET", "/v1/tasks", z.array(taskStatusSchema));
+    return this.call(AGENT_ROUTES.tasks, {});
   }
 
   task(id: string): Promise<TaskStatus> {
-    return this.request("GET", `/v1/tasks/${encodeURIComponent(id)}`, taskStatusSchema);
+    return this.call(AGENT_ROUTES.task, { id });
   }
 
   cancelTask(id: string): Promise<TaskStatus> {
-    return this.request("POST", `/v1/tasks/${encodeURIComponent(id)}/cancel`, taskStatusSchema, {});
+    return this.call(AGENT_ROUTES.cancelTask, { id });
   }
 
   /**
@@ -255,62 +259,62 @@ export class AgentClient {
    */
   images(registered: DiskRef[] = []): Promise<Array<ImageInfo | (ImageRef & { error: string })>> {
     const formats = Object.fromEntries(registered.map((d) => [`${d.pool}/${d.file}`, d.format]));
-    return this.request("POST", "/v1/images/list", imageListSchema, { formats });
+    return this.call(AGENT_ROUTES.listImages, {}, { formats });
   }
 
   /** qemu-img's facts: a registered disk's in its format (a DiskRef), a file not yet registered as qemu-img probes it. */
   image(ref: ImageRef | DiskRef): Promise<ImageInfo> {
     const format = "format" in ref ? `?format=${encodeURIComponent(ref.format)}` : "";
-    return this.request("GET", `/v1/images/${imagePath(ref)}${format}`, imageInfoSchema);
+    return this.call(AGENT_ROUTES.image, ref, undefined, format);
   }
 
   /** A new sparse image; with a passphrase, LUKS-encrypted qcow2 (the agent keeps the passphrase). */
   createImage(req: ImageRef & { format: "qcow2" | "raw"; bytes: number; volume: string; passphrase?: string | undefined }): Promise<ImageInfo> {
-    return this.request("POST", "/v1/images", imageInfoSchema, req);
+    return this.call(AGENT_ROUTES.createImage, {}, req);
   }
 
   /** A new qcow2 image `to` from `from`: a full copy, or linked (backed by it). */
   cloneImage(from: DiskRef, to: ImageRef, mode: "full" | "linked"): Promise<TaskStatus> {
-    return this.request("POST", `/v1/images/${imagePath(from)}/clone`, taskStatusSchema, { to, format: from.format, mode });
+    return this.call(AGENT_ROUTES.cloneImage, from, { to, format: from.format, mode });
   }
 
   /** Starts converting into a new image (`from.format`: as the disk was registered); resolves with the running task. */
   convertImage(from: DiskRef, to: ImageRef, format: DiskFormat): Promise<TaskStatus> {
-    return this.request("POST", `/v1/images/${imagePath(from)}/convert`, taskStatusSchema, { to: { pool: to.pool, file: to.file }, format, sourceFormat: from.format });
+    return this.call(AGENT_ROUTES.convertImage, from, { to: { pool: to.pool, file: to.file }, format, sourceFormat: from.format });
   }
 
   resizeImage(ref: DiskRef, bytes: number, shrink: boolean, volume?: string): Promise<ImageInfo> {
-    return this.request("POST", `/v1/images/${imagePath(ref)}/resize`, imageInfoSchema, { format: ref.format, bytes, shrink, ...(volume ? { volume } : {}) });
+    return this.call(AGENT_ROUTES.resizeImage, ref, { format: ref.format, bytes, shrink, ...(volume ? { volume } : {}) });
   }
 
   snapshot(ref: DiskRef, op: "create" | "revert" | "delete", name: string, volume?: string): Promise<ImageInfo> {
-    return this.request("POST", `/v1/images/${imagePath(ref)}/snapshots`, imageInfoSchema, { format: ref.format, op, name, ...(volume ? { volume } : {}) });
+    return this.call(AGENT_ROUTES.snapshot, ref, { format: ref.format, op, name, ...(volume ? { volume } : {}) });
   }
 
   checkImage(ref: DiskRef): Promise<{ ok: boolean; report: string }> {
-    return this.request("POST", `/v1/images/${imagePath(ref)}/check`, z.object({ ok: z.boolean(), report: z.string() }), { format: ref.format });
+    return this.call(AGENT_ROUTES.checkImage, ref, { format: ref.format });
   }
 
   /** Deletes an image (and, given its volume, the passphrase the agent keeps for it). */
   deleteImage(ref: ImageRef, volume?: string): Promise<void> {
-    return this.request("DELETE", `/v1/images/${imagePath(ref)}${volume ? `?volume=${encodeURIComponent(volume)}` : ""}`, null);
+    return this.call(AGENT_ROUTES.deleteImage, ref, undefined, volume ? `?volume=${encodeURIComponent(volume)}` : "");
   }
 
   /** Interrupted uploads kept for resuming, oldest first, with when each expires. */
   uploadParts(): Promise<UploadPart[]> {
-    return this.request("GET", "/v1/uploads", z.array(uploadPartSchema));
+    return this.call(AGENT_ROUTES.uploadParts, {});
   }
 
   uploadOffset(ref: ImageRef): Promise<number> {
-    return this.request("GET", `/v1/uploads/${imagePath(ref)}`, z.object({ offset: z.number() })).then((r) => r.offset);
+    return this.call(AGENT_ROUTES.uploadOffset, ref).then((r) => r.offset);
   }
 
   cancelUpload(ref: ImageRef): Promise<void> {
-    return this.request("DELETE", `/v1/uploads/${imagePath(ref)}`, null);
+    return this.call(AGENT_ROUTES.cancelUpload, ref);
   }
 
   deleteIso(name: string): Promise<void> {
-    return this.request("DELETE", `/v1/isos/${encodeURIComponent(name)}`, null);
+    return this.call(AGENT_ROUTES.deleteIso, { name });
   }
 
   /**
@@ -331,76 +335,89 @@ export class AgentClient {
     size: number,
     offset: number,
     hooks: { onAccepted?: () => void } = {},
-  ): Promise<{ sha256: string; sizeBytes: number; format: string }> {
+  ): Promise<UploadResult> {
     return new Promise((resolve, reject) => {
+      const route = AGENT_ROUTES.upload;
       const length = size - offset;
+      let req: http.ClientRequest | null = null;
       let sending = false;
       let settled = false;
-      // highWaterMark: net.Socket's option (http.request passes it on to the socket; its type does not say so).
-      const options: http.RequestOptions & { highWaterMark: number } = {
-        socketPath: socketPathOf(this.endpoint),
-        method: "PUT",
-        path: `/v1/uploads/${imagePath(ref)}?size=${size}&offset=${offset}`,
-        headers: {
-          "content-type": "application/octet-stream",
-          "content-length": length,
-          ...(length > 0 ? { expect: "100-continue" } : {}),
-        },
-        highWaterMark: UPLOAD_SOCKET_BUFFER_BYTES,
-      };
-      const req = http.request(options);
-      const onBodyError = (err: Error) => req.destroy(err);
+      // The body may fail or close while the agent is asked its protocol, before the request exists.
+      const onBodyError = (err: Error) => (req ? req.destroy(err) : settle(err));
       const onBodyClose = () => {
-        if (!body.readableEnded) req.destroy(new GuesthouseError("invalid-input", "The upload's source closed before its end."));
+        if (body.readableEnded) return;
+        const err = new GuesthouseError("invalid-input", "The upload's source closed before its end.");
+        if (req) req.destroy(err);
+        else settle(err);
       };
-      const settle = (err: Error | null, value?: { sha256: string; sizeBytes: number; format: string }) => {
+      const settle = (err: Error | null, value?: UploadResult) => {
         if (settled) return;
         settled = true;
         body.off("error", onBodyError);
         body.off("close", onBodyClose);
-        if (sending) body.unpipe(req);
+        if (sending && req) body.unpipe(req);
         if (err) reject(err);
         else resolve(value!);
       };
-      const send = () => {
-        if (sending || settled) return;
-        sending = true;
-        hooks.onAccepted?.();
-        body.pipe(req);
+      const open = () => {
+        // highWaterMark: net.Socket's option (http.request passes it on to the socket; its type does not say so).
+        const options: http.RequestOptions & { highWaterMark: number } = {
+          socketPath: socketPathOf(this.endpoint),
+          method: route.method,
+          path: `${pathOf(route, ref)}?size=${size}&offset=${offset}`,
+          headers: {
+            "content-type": "application/octet-stream",
+            "content-length": length,
+            ...(length > 0 ? { expect: "100-continue" } : {}),
+          },
+          highWaterMark: UPLOAD_SOCKET_BUFFER_BYTES,
+        };
+        const request = (req = http.request(options));
+        const send = () => {
+          if (sending || settled) return;
+          sending = true;
+          hooks.onAccepted?.();
+          body.pipe(request);
+        };
+        request.once("continue", send);
+        request.on("response", (res) => {
+          const status = res.statusCode ?? 500;
+          // A refusal or failure: send no more of the body (the caller still holds the rest).
+          if (status >= 400 && sending) body.unpipe(request);
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("error", (err) => settle(this.lost(err)));
+          res.on("end", () => {
+            const json = jsonOrNull(Buffer.concat(chunks));
+            if (status >= 400) {
+              settle(agentError(json, status));
+              // The body was cut short (or never sent): this connection cannot carry another request.
+              request.destroy();
+              return;
+            }
+            const parsed = route.reply.safeParse(json);
+            if (!parsed.success) return settle(new GuesthouseError("internal", "The host agent sent a reply of the wrong shape.", parsed.error.message));
+            settle(null, parsed.data);
+          });
+        });
+        request.on("error", (err) => settle(err instanceof GuesthouseError ? err : this.lost(err)));
+        if (length > 0) request.flushHeaders();
+        else send();
       };
       body.once("error", onBodyError);
       body.once("close", onBodyClose);
-      req.once("continue", send);
-      req.on("response", (res) => {
-        const status = res.statusCode ?? 500;
-        // A refusal or failure: send no more of the body (the caller still holds the rest).
-        if (status >= 400 && sending) body.unpipe(req);
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("error", (err) => settle(unreachable(err)));
-        res.on("end", () => {
-          const json = jsonOrNull(Buffer.concat(chunks));
-          if (status >= 400) {
-            settle(agentError(json, status));
-            // The body was cut short (or never sent): this connection cannot carry another request.
-            req.destroy();
-            return;
-          }
-          const parsed = uploadResultSchema.safeParse(json);
-          if (!parsed.success) return settle(new GuesthouseError("internal", "The host agent sent a reply of the wrong shape.", parsed.error.message));
-          settle(null, parsed.data);
-        });
-      });
-      req.on("error", (err) => settle(err instanceof GuesthouseError ? err : unreachable(err)));
-      if (length > 0) req.flushHeaders();
-      else send();
+      this.agree()
+        .then(() => settled || open())
+        .catch((err: Error) => settle(err));
     });
   }
 
   /**
    * Follows the agent's state changes: `onOpen` once the agent accepted the stream,
    * then `onStatus` for every supervised guest at once and for each change. `done`
-   * settles when the stream ends; call the returned `close` to stop following.
+   * settles when the stream ends; call the returned `close` to stop following. A stream
+   * that ends by the agent's doing has the agent asked its protocol again at the next
+   * request: it may have been upgraded meanwhile.
    */
   events(
     onStatus: (status: GuestStatus) => void,
@@ -409,45 +426,47 @@ export class AgentClient {
   ): { done: Promise<void>; close(): void } {
     let request: http.ClientRequest | null = null;
     let closing = false;
-    const done = new Promise<void>((resolve, reject) => {
-      request = http.request({ socketPath: socketPathOf(this.endpoint), path: "/v1/events" }, (res) => {
-        if (res.statusCode !== 200) {
-          res.resume();
-          return reject(new GuesthouseError("agent-unreachable", `The host agent refused its event stream (${res.statusCode}).`));
-        }
-        onOpen?.();
-        let buffer = "";
-        res.setEncoding("utf8");
-        res.on("data", (chunk: string) => {
-          buffer += chunk;
-          let newline: number;
-          while ((newline = buffer.indexOf("\n")) >= 0) {
-            const line = buffer.slice(0, newline).trim();
-            buffer = buffer.slice(newline + 1);
-            if (!line) continue;
-            let json: unknown;
-            try {
-              json = JSON.parse(line);
-            } catch {
-              continue; // a torn or foreign line: skip it, the next change brings the state again
-            }
-            if (json && typeof json === "object" && "task" in json) {
-              const task = taskStatusSchema.safeParse((json as { task: unknown }).task);
-              if (task.success) onTask?.(task.data);
-              continue;
-            }
-            const parsed = guestStatusSchema.safeParse(json);
-            if (parsed.success) onStatus(parsed.data);
+    const follow = () =>
+      new Promise<void>((resolve, reject) => {
+        if (closing) return resolve();
+        request = http.request({ socketPath: socketPathOf(this.endpoint), path: AGENT_ROUTES.events.path }, (res) => {
+          if (res.statusCode !== 200) {
+            res.resume();
+            return reject(new GuesthouseError("agent-unreachable", `The host agent refused its event stream (${res.statusCode}).`));
           }
+          onOpen?.();
+          let buffer = "";
+          res.setEncoding("utf8");
+          res.on("data", (chunk: string) => {
+            buffer += chunk;
+            let newline: number;
+            while ((newline = buffer.indexOf("\n")) >= 0) {
+              const line = buffer.slice(0, newline).trim();
+              buffer = buffer.slice(newline + 1);
+              if (!line) continue;
+              let json: unknown;
+              try {
+                json = JSON.parse(line);
+              } catch {
+                continue; // a torn or foreign line: skip it, the next change brings the state again
+              }
+              const parsed = eventLine.safeParse(json);
+              if (!parsed.success) continue;
+              if ("task" in parsed.data) onTask?.(parsed.data.task);
+              else onStatus(parsed.data);
+            }
+          });
+          res.on("end", () => {
+            if (!closing) agreedEndpoints.delete(this.endpoint);
+            resolve();
+          });
+          res.on("error", (err) => (closing ? resolve() : reject(this.lost(err))));
         });
-        res.on("end", () => resolve());
-        res.on("error", (err) => (closing ? resolve() : reject(unreachable(err))));
+        request.on("error", (err) => (closing ? resolve() : reject(this.lost(err))));
+        request.end();
       });
-      request.on("error", (err) => (closing ? resolve() : reject(unreachable(err))));
-      request.end();
-    });
     return {
-      done,
+      done: this.agree().then(follow),
       close: () => {
         closing = true;
         request?.destroy();
@@ -461,7 +480,7 @@ export class AgentClient {
    * started before one-time passwords; a restart turns them on).
    */
   async openVnc(id: string): Promise<{ stream: Duplex; password: string }> {
-    const { stream, headers } = await this.openStream(`/v1/guests/${encodeURIComponent(id)}/vnc`, AGENT_VNC_UPGRADE);
+    const { stream, headers } = await this.openStream(AGENT_ROUTES.vnc, { id });
     const password = headers[AGENT_VNC_PASSWORD_HEADER];
     if (typeof password !== "string") {
       stream.destroy();
@@ -472,23 +491,23 @@ export class AgentClient {
 
   /** Opens the guest's serial port through the agent (shared with everyone else watching it). */
   async openSerial(id: string): Promise<Duplex> {
-    return (await this.openStream(`/v1/guests/${encodeURIComponent(id)}/serial`, AGENT_SERIAL_UPGRADE)).stream;
+    return (await this.openStream(AGENT_ROUTES.serial, { id })).stream;
   }
 
   /** Everything the guest's serial port printed that the host keeps (the older rotated part first). */
   async serialLog(id: string): Promise<string> {
-    return (await this.requestBytes("GET", `/v1/guests/${encodeURIComponent(id)}/serial-log`, "text/plain")).toString("utf8");
+    return (await this.callBytes(AGENT_ROUTES.serialLog, { id })).toString("utf8");
   }
 
   /** A PNG of the running guest's screen, `width` pixels wide at most (default 320, at most 640). */
   screenshot(id: string, width?: number): Promise<Buffer> {
     const query = width === undefined ? "" : `?width=${encodeURIComponent(String(width))}`;
-    return this.requestBytes("GET", `/v1/guests/${encodeURIComponent(id)}/screenshot${query}`, "image/png");
+    return this.callBytes(AGENT_ROUTES.screenshot, { id }, query);
   }
 
   /** Types `text` into the running guest as key presses for its keyboard `layout`; resolves with the running task. */
-  typeText(id: string, text: string, layout: string): Promise<TaskStatus> {
-    return this.request("POST", `/v1/guests/${encodeURIComponent(id)}/type`, taskStatusSchema, { text, layout });
+  typeText(id: string, text: string, layout: KeyboardLayout): Promise<TaskStatus> {
+    return this.call(AGENT_ROUTES.type, { id }, { text, layout });
   }
 
   /**
@@ -496,23 +515,24 @@ export class AgentClient {
    * host and port to connect to (GUESTHOUSE_VNC_TLS=on; conflict when the guest has none).
    */
   nativeVncPassword(id: string): Promise<NativeVncPassword> {
-    return this.request("POST", `/v1/guests/${encodeURIComponent(id)}/vnc-tls-password`, nativeVncPasswordSchema, {});
+    return this.call(AGENT_ROUTES.vncTlsPassword, { id });
   }
 
   /** The host's TLS VNC certificate authority (PEM, public): what a native viewer must trust. */
   async vncCaCertificate(): Promise<string> {
-    const pem = (await this.requestBytes("GET", "/v1/tls/ca", "application/x-pem-file")).toString("utf8");
+    const pem = (await this.callBytes(AGENT_ROUTES.tlsCa, {})).toString("utf8");
     if (!pem.startsWith("-----BEGIN CERTIFICATE-----")) throw new GuesthouseError("internal", "The host agent sent a CA certificate that is not PEM.");
     return pem;
   }
 
   /** An HTTP Upgrade to one of the agent's byte streams; a refusal rejects with the agent's error. */
-  private openStream(path: string, upgrade: string): Promise<{ stream: Duplex; headers: http.IncomingHttpHeaders }> {
+  private async openStream<R extends AgentRoute & { upgrade: string }>(route: R, params: PathParams<R>): Promise<{ stream: Duplex; headers: http.IncomingHttpHeaders }> {
+    await this.agree();
     return new Promise((resolve, reject) => {
       const req = http.request({
         socketPath: socketPathOf(this.endpoint),
-        path,
-        headers: { connection: "Upgrade", upgrade },
+        path: pathOf(route, params),
+        headers: { connection: "Upgrade", upgrade: route.upgrade },
         timeout: 10_000,
       });
       req.on("upgrade", (res, socket, head) => {
@@ -526,7 +546,7 @@ export class AgentClient {
         res.on("end", () => reject(agentError(jsonOrNull(Buffer.concat(chunks)), res.statusCode ?? 502)));
       });
       req.on("timeout", () => req.destroy(new GuesthouseError("timeout", "The host agent did not open the console in time.")));
-      req.on("error", (err) => reject(err instanceof GuesthouseError ? err : unreachable(err)));
+      req.on("error", (err) => reject(err instanceof GuesthouseError ? err : this.lost(err)));
       req.end();
     });
   }
@@ -542,7 +562,7 @@ function jsonOrNull(body: Buffer): unknown {
 }
 
 function agentError(json: unknown, status: number): GuesthouseError {
-  const parsed = errorSchema.safeParse(json);
+  const parsed = errorReply.safeParse(json);
   if (parsed.success && isErrorCode(parsed.data.code)) {
     return new GuesthouseError(parsed.data.code, parsed.data.message, parsed.data.detail);
   }

@@ -8,10 +8,6 @@ import { askForMore, decideRequest, setLimit } from "@/server/web/quota-admin";
 /** Sets or removes a team's limit, or a member's within it (admins). */
 export const setQuotaLimit = authedAction("set-quota", async (user, teamId: string, userId: string, resource: unknown, amount: unknown) => {
   const limit = await setLimit(user, teamId, userId, resource, amount);
-  await recordEvent("quota-set", true, `set the ${String(resource)} quota${userId ? " of a member" : ""} to ${limit ?? "no limit"}`, user, null, {
-    teamId: String(teamId),
-    params: { resource, limit, ...(userId ? { userId } : {}) },
-  }).catch(() => {});
   revalidatePath("/quotas");
   return limit;
 });

@@ -1,7 +1,6 @@
 "use server";
 
 import { revalidatePath } from "next/cache";
-import { db } from "@/server/db/client";
 import { authedAction } from "@/server/web/action";
 import { recordEvent } from "@/server/web/audit";
 import { createTeam, removeMembership, renameTeam, setMembership } from "@/server/web/teams";
@@ -25,8 +24,6 @@ export const changeTeamName = authedAction("rename-team", async (user, teamId: s
 /** Adds a user to a team, or changes their role in it (its owners and admins). */
 export const setTeamRole = authedAction("set-team-role", async (user, teamId: string, username: unknown, role: unknown) => {
   await setMembership(user, teamId, username, role);
-  const team = await db.team.findUnique({ where: { id: String(teamId) }, select: { name: true } });
-  await recordEvent("team-role", true, `made ${String(username).slice(0, 64)} a ${String(role)} of ${team?.name ?? "a team"}`, user, null, { teamId: String(teamId), params: { username, role } }).catch(() => {});
   revalidatePath("/teams");
   return null;
 });
@@ -34,7 +31,6 @@ export const setTeamRole = authedAction("set-team-role", async (user, teamId: st
 /** Takes a user out of a team (its owners and admins). */
 export const removeFromTeam = authedAction("remove-from-team", async (user, teamId: string, userId: string) => {
   await removeMembership(user, teamId, userId);
-  await recordEvent("team-remove", true, "took a member out of the team", user, null, { teamId: String(teamId), params: { userId } }).catch(() => {});
   revalidatePath("/teams");
   return null;
 });

@@ -81,6 +81,10 @@ export interface UserActor {
 const SCOPE_OF: Record<Action, TokenScope> = { view: "read", watch: "read", operate: "operate", change: "write", delete: "write", share: "write", "hand-over": "write" };
 
 /** Whether the actor's token (if it acts through one) holds `scope`. */
+export function holdsScope(actor: Actor, scope: TokenScope): boolean {
+  return scoped(actor, scope);
+}
+
 function scoped(actor: Actor, scope: TokenScope): boolean {
   return actor.kind !== "user" || !actor.scopes || actor.scopes.has(scope);
 }
@@ -199,6 +203,11 @@ export function canManageTeam(actor: Actor, teamId: string): boolean {
 /** A task's record (and cancelling it): its starter's, and an admin's. */
 export function canSeeTask(actor: Actor, task: { userId: string | null }): boolean {
   return actor.kind === "user" && !actor.disabled && scoped(actor, "read") && (actor.admin || task.userId === actor.id);
+}
+
+/** Cancelling a task: whoever may see it, acting with the write scope (a read token only looks). */
+export function canCancelTask(actor: Actor, task: { userId: string | null }): boolean {
+  return canSeeTask(actor, task) && scoped(actor, "write");
 }
 
 /** The filter of a query for the task records `actor` may see (canSeeTask). */

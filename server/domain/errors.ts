@@ -10,6 +10,7 @@
  *    ├─ code "forbidden"          the user may not do this (403)
  *    ├─ code "not-found"          no such guest, disk, ISO (404)
  *    ├─ code "conflict"           duplicate name, action not allowed in this state, busy (409)
+ *    ├─ code "stale"              a change made from an older version of the thing (HTTP If-Match) (412)
  *    ├─ code "over-quota"         the change would take the team past a quota (403); see QuotaError
  *    ├─ code "too-large"          a file over the upload limit or the free space (413)
  *    ├─ code "qemu-failed"        QEMU refused to start or died; detail holds its output (502)
@@ -29,6 +30,7 @@ export const ERROR_CODES = {
   forbidden: 403,
   "not-found": 404,
   conflict: 409,
+  stale: 412,
   "over-quota": 403,
   "too-large": 413,
   "qemu-failed": 502,

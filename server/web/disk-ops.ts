@@ -8,7 +8,7 @@ import { z } from "zod";
 import type { SessionUser } from "../auth/sessions";
 import { refreshPage } from "./refresh";
 import { db } from "../db/client";
-import { assertMayCreate, assertSameOwner, canManageHost, taskWhere, type Action } from "../auth/policy";
+import { assertMayCreate, assertSameOwner, canCancelTask, canManageHost, taskWhere, type Action } from "../auth/policy";
 import { GuesthouseError } from "../domain/errors";
 import { newVolumeId } from "../domain/ids";
 import { DEFAULT_POOL, DISK_BUSES, ISO_POOL, isGuestDiskFormat, NEW_DISK_FORMATS, type DiskBus } from "../domain/types";
@@ -23,7 +23,7 @@ import { recordedTask, recordTask, WEB_TASK_PREFIX } from "./tasks";
 import { cancelUploadTask, discardUpload } from "./uploads";
 import { HOLD_MS, holdIn, releaseHold, withHold, withinQuota } from "./quotas";
 
-const createDiskInput = z.strictObject({
+export const createDiskInput = z.strictObject({
   pool: poolName,
   file: imageFileName,
   format: z.enum(NEW_DISK_FORMATS),
@@ -105,7 +105,7 @@ export async function importImage(user: SessionUser, raw: unknown) {
   return disk;
 }
 
-const convertInput = z.strictObject({ file: imageFileName, format: diskFormat });
+export const convertInput = z.strictObject({ file: imageFileName, format: diskFormat });
 
 /**
  * Converts into a new image beside the original (the original stays as it is). The
@@ -150,7 +150,7 @@ export async function convertDisk(user: SessionUser, diskId: string, raw: unknow
   }
 }
 
-const resizeInput = z.strictObject({ size: z.string().max(40), shrink: z.boolean() });
+export const resizeInput = z.strictObject({ size: z.string().max(40), shrink: z.boolean() });
 
 /** Grows (or, confirmed, shrinks) a disk; live through QMP when its guest is running. */
 export async function resizeDisk(user: SessionUser, diskId: string, raw: unknown) {
@@ -174,7 +174,7 @@ export async function resizeDisk(user: SessionUser, diskId: string, raw: unknown
   return null;
 }
 
-const snapshotInput = z.strictObject({ op: z.enum(["create", "revert", "delete"]), name: snapshotName });
+export const snapshotInput = z.strictObject({ op: z.enum(["create", "revert", "delete"]), name: snapshotName });
 
 /** Internal qcow2 snapshots; of a running guest they include its memory. */
 export async function snapshotDisk(user: SessionUser, diskId: string, raw: unknown) {
@@ -208,7 +208,7 @@ export async function checkDisk(user: SessionUser, diskId: string) {
   return agentFor(disk.host).checkImage(refOf(disk));
 }
 
-const attachInput = z.strictObject({ guestId: z.string().min(1).max(64), bus: z.enum(DISK_BUSES) });
+export const attachInput = z.strictObject({ guestId: z.string().min(1).max(64), bus: z.enum(DISK_BUSES) });
 
 /**
  * Attaches a disk to a guest: recorded for a stopped guest (used at its next start),
@@ -327,6 +327,7 @@ export async function cancelTask(user: SessionUser, taskId: string) {
     include: { host: true },
   });
   if (!task) throw new GuesthouseError("not-found", "There is no such task, or it is not yours.");
+  if (!canCancelTask(user, task)) throw new GuesthouseError("forbidden", "You may see this task, not cancel it (this needs the write scope).");
   if (task.state !== "running") return null;
   // An upload is relayed by the web, not run by the agent as a task of that id: stop it by its file.
   if (task.id.startsWith(WEB_TASK_PREFIX)) await cancelUploadTask(task);

@@ -7,6 +7,7 @@
 import { canAskForMore, canSeeUsage, canSetQuotas } from "../auth/policy";
 import type { SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
+import { recordEvent } from "./audit";
 import { GuesthouseError } from "../domain/errors";
 import { QUOTA_LABELS, QUOTA_RESOURCES, QUOTA_UNITS, type QuotaResource } from "../domain/types";
 import { quantity, usagesIn } from "./quotas";
@@ -68,6 +69,10 @@ export async function setLimit(actor: SessionUser, teamId: string, userId: strin
   const key = { teamId_userId_resource: { teamId: team.id, userId: String(userId), resource } };
   if (limit === null) await db.quota.deleteMany({ where: { teamId: team.id, userId: String(userId), resource } });
   else await db.quota.upsert({ where: key, create: { teamId: team.id, userId: String(userId), resource, limit: BigInt(limit) }, update: { limit: BigInt(limit) } });
+  await recordEvent("quota-set", true, `set the ${resource} quota${userId ? " of a member" : ""} to ${limit ?? "no limit"}`, actor, null, {
+    teamId: team.id,
+    params: { resource, limit, ...(userId ? { userId } : {}) },
+  }).catch(() => {});
   return limit;
 }
 

@@ -9,6 +9,7 @@ import { z } from "zod";
 import { canManageHost, canManageTeam, TEAM_ROLES, type TeamRole } from "../auth/policy";
 import type { SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
+import { recordEvent } from "./audit";
 import { isUniqueViolationOn } from "../db/errors";
 import { GuesthouseError } from "../domain/errors";
 import { nameKey, normalizeName, userNamed } from "../domain/names";
@@ -67,6 +68,8 @@ export async function setMembership(actor: SessionUser, teamId: string, username
     if (role !== "owner") await assertAnotherOwner(tx, team, user.id);
     await tx.membership.upsert({ where: { userId_teamId: { userId: user.id, teamId: team } }, create: { userId: user.id, teamId: team, role }, update: { role } });
   });
+  const named = await db.team.findUnique({ where: { id: team }, select: { name: true } });
+  await recordEvent("team-role", true, `made ${String(username).slice(0, 64)} a ${role} of ${named?.name ?? "a team"}`, actor, null, { teamId: team, params: { username, role } }).catch(() => {});
 }
 
 /** Takes a user out of a team: its owners and admins. Their guests and disks stay the team's. */
@@ -78,6 +81,7 @@ export async function removeMembership(actor: SessionUser, teamId: string, userI
     const { count } = await tx.membership.deleteMany({ where: { teamId: team, userId: String(userId) } });
     if (count === 0) throw new GuesthouseError("not-found", "That user is not in this team.");
   });
+  await recordEvent("team-remove", true, "took a member out of the team", actor, null, { teamId: team, params: { userId } }).catch(() => {});
 }
 
 type Tx = Parameters<Parameters<typeof db.$transaction>[0]>[0];

@@ -4,9 +4,11 @@
  * path; the kind comes from the path and must match the ticket's.
  *
  * Before a single byte is relayed it checks, in order: the path, the handshake, the
- * Origin (no cross-site websockets), the ticket (consumed atomically, bound to this
- * guest and kind), and who the ticket is for: the logged-in user of this request, or
- * a view-only link that still works. Anything else gets a real HTTP status and the
+ * Origin (no cross-site websockets; an API client that sends its token in an
+ * Authorization header, which no browser can, is not asked for one), the ticket
+ * (consumed atomically, bound to this guest and kind), and who the ticket is for: the
+ * user of this request's login (its session cookie, or that API token), or a view-only
+ * link that still works. Anything else gets a real HTTP status and the
  * socket is closed. The target is looked up server-side: the browser never names a
  * host, a port or a path.
  *
@@ -24,6 +26,7 @@ import type http from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, createWebSocketStream, type WebSocket } from "ws";
 import { AgentClient } from "../agent-client";
+import { tokenUser } from "../auth/api-tokens";
 import { ownedWhere, type Action } from "../auth/policy";
 import { sessionSecretOf, userForSession, type SessionUser } from "../auth/sessions";
 import type { PrismaClient } from "../db/client";
@@ -72,9 +75,11 @@ export interface BridgeOptions {
 
 interface LiveSession {
   shareId: string | null;
-  /** A logged-in viewer's session secret (from the cookie of the upgrade) and the guest: checked again while it runs. */
-  /** The login that opened it, and what it lets them do (watch or operate): asked again while it lasts. */
-  login: { secret: string; guestId: string; action: Action } | null;
+  /**
+   * The login that opened it (the session of the upgrade's cookie, or the API token of its
+   * Authorization header) and what it lets them do (watch or operate): asked again while it lasts.
+   */
+  login: { via: "session" | "token"; secret: string; guestId: string; action: Action } | null;
   /** Closes the websocket with this code and reason, and records why. */
   close(code: number, reason: string): void;
 }
@@ -114,12 +119,12 @@ export function createConsoleBridge({ db, log = console.log, touchMs = SESSION_T
     const allowed = new Map<string, Promise<boolean>>();
     for (const session of [...live.values()]) {
       if (!session.login) continue;
-      const { secret, guestId, action } = session.login;
-      const key = `${secret}\n${guestId}\n${action}`;
+      const { via, secret, guestId, action } = session.login;
+      const key = `${via}\n${secret}\n${guestId}\n${action}`;
       if (!allowed.has(key)) {
         allowed.set(
           key,
-          userForSession(db, secret).then(async (user) => Boolean(user && (await allowedGuest(user, guestId, action)))),
+          loginUser(via, secret).then(async (user) => Boolean(user && (await allowedGuest(user, guestId, action)))),
         );
       }
       if (!(await allowed.get(key))) session.close(CLOSE_CODES.accessEnded, `Your login ended, or this guest is no longer yours to ${action === "watch" ? "watch" : "operate"}; log in again.`);
@@ -136,6 +141,9 @@ export function createConsoleBridge({ db, log = console.log, touchMs = SESSION_T
     if (++touches % 12 === 0) await closeStaleSessions(db);
   }
 
+  /** The user a login still stands for: a session's, or an API token's (server/auth/api-tokens.ts); null once it ended. */
+  const loginUser = (via: "session" | "token", secret: string) => (via === "token" ? tokenUser(db, secret) : userForSession(db, secret));
+
   async function handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     // The raw path, as onUpgrade saw it: a URL would resolve "..", "%2e%2e" and the like first.
     const raw = req.url ?? "";
@@ -145,7 +153,10 @@ export function createConsoleBridge({ db, log = console.log, touchMs = SESSION_T
     if (!target?.guestId) return refuseUpgrade(socket, 404, "No such console.");
     const { kind, guestId } = target;
     if (!isWebSocketHandshake(req)) return refuseUpgrade(socket, 400, "This address takes websocket connections only.");
-    if (!sameOrigin(req)) return refuseUpgrade(socket, 403, "Console connections must come from this dashboard's own pages.");
+    // An API client (the CLI) shows its token; a browser cannot send that header, so the
+    // Origin check, which guards the cookie against other sites, is for the cookie's logins.
+    const bearer = /^Bearer\s+(\S{1,200})$/i.exec(req.headers.authorization ?? "")?.[1] ?? null;
+    if (!bearer && !sameOrigin(req)) return refuseUpgrade(socket, 403, "Console connections must come from this dashboard's own pages.");
 
     const ticket = await consumeTicket(db, new URLSearchParams(query).get("ticket"), { guestId, kind });
     if (!ticket.ok) return refuseUpgrade(socket, 401, `${TICKET_REFUSALS[ticket.reason]}; open the console again.`);
@@ -155,16 +166,17 @@ export function createConsoleBridge({ db, log = console.log, touchMs = SESSION_T
     let login: LiveSession["login"] = null;
     let guest: { host: { endpoint: string } } | null;
     if (ticket.userId) {
-      const secret = sessionSecretOf(req);
-      const user = await userForSession(db, secret);
-      if (!user) return refuseUpgrade(socket, 401, "Log in first.");
+      const via = bearer ? "token" : "session";
+      const secret = bearer ?? sessionSecretOf(req);
+      const user = secret ? await loginUser(via, secret) : null;
+      if (!user) return refuseUpgrade(socket, 401, bearer ? "The token is unknown, revoked or expired." : "Log in first.");
       if (user.id !== ticket.userId) return refuseUpgrade(socket, 403, "This console ticket belongs to someone else.");
       // A view-only ticket needs the right to watch; any other, to operate the guest.
       const action: Action = ticket.viewOnly ? "watch" : "operate";
       guest = await allowedGuest(user, guestId, action);
       if (!guest) return refuseUpgrade(socket, 404, `This guest does not exist, or you may not ${action} it.`);
       who = user.username;
-      login = { secret: secret!, guestId, action };
+      login = { via, secret: secret!, guestId, action };
     } else if (ticket.shareId) {
       const share = await checkShare(db, ticket.shareId);
       if (!share.ok) return refuseUpgrade(socket, 403, `This view-only link was ${share.reason}.`);

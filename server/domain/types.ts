@@ -422,6 +422,8 @@ export const CONSOLE_WS_PATH = "/ws/console";
 
 /** The same-origin path browser uploads are served on (server/web/uploads.ts; no page route): PUT the file, GET how far an interrupted one got, DELETE to cancel. */
 export const UPLOAD_PATH = "/upload";
+/** The same uploads through the REST API (an API token instead of the session). */
+export const API_UPLOAD_PATH = "/api/v1/uploads";
 
 export const USER_ROLES = ["admin", "member"] as const;
 export type UserRole = (typeof USER_ROLES)[number];

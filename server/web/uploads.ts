@@ -6,6 +6,9 @@
  *   GET    /upload/<pool>/<file>                   → { offset, uploading }: bytes an interrupted upload has
  *   DELETE /upload/<pool>/<file>                   → 204: stops the upload and removes what it wrote
  *
+ * The REST API takes the same at /api/v1/uploads/<pool>/<file>, with an API token
+ * (Authorization: Bearer) instead of the session and its Origin, and problem+json errors.
+ *
  * Every request is checked in order: the address, the Origin (this dashboard's own
  * pages only), the login session, the names (a storage folder's name and a plain file
  * name), then that nothing of that name is a disk or ISO of the host already. The
@@ -20,13 +23,15 @@
 import { randomBytes } from "node:crypto";
 import type http from "node:http";
 import type { AgentClient, ImageRef } from "../agent-client";
-import { assertMayCreate, canManageHost } from "../auth/policy";
+import { tokenUser } from "../auth/api-tokens";
+import { assertMayCreate, canManageHost, holdsScope } from "../auth/policy";
 import { sessionSecretOf, userForSession, type SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
 import { GuesthouseError, QuotaError, toGuesthouseError } from "../domain/errors";
 import { formatBytes } from "../domain/format";
-import { ISO_POOL, UPLOAD_PATH, type TaskStatus, type UploadPart } from "../domain/types";
+import { API_UPLOAD_PATH, ISO_POOL, UPLOAD_PATH, type TaskStatus, type UploadPart } from "../domain/types";
 import { imageFileName, isoName, parseOrThrow, poolName } from "../domain/validation";
+import { PROBLEM_TYPE, problemBody } from "./api/problem";
 import { registerImage, type Registered } from "./registration";
 import { agentFor } from "./guests";
 import { recordEvent } from "./audit";
@@ -64,9 +69,16 @@ interface Inflight {
 const globalForUploads = globalThis as unknown as { guesthouseUploads?: Map<string, Inflight> };
 const inflight: Map<string, Inflight> = (globalForUploads.guesthouseUploads ??= new Map());
 
-export function isUploadRequest(req: http.IncomingMessage): boolean {
+/** Where uploads are taken: the pages' path, and the REST API's (which answers errors as problem+json). */
+const PREFIXES = [UPLOAD_PATH, API_UPLOAD_PATH];
+
+const prefixOf = (req: http.IncomingMessage): string | undefined => {
   const pathname = (req.url ?? "").split("?")[0] ?? "";
-  return pathname === UPLOAD_PATH || pathname.startsWith(`${UPLOAD_PATH}/`);
+  return PREFIXES.find((prefix) => pathname === prefix || pathname.startsWith(`${prefix}/`));
+};
+
+export function isUploadRequest(req: http.IncomingMessage): boolean {
+  return prefixOf(req) !== undefined;
 }
 
 /**
@@ -94,21 +106,17 @@ export function handleUpload(req: http.IncomingMessage, res: http.ServerResponse
 async function serve(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   // The raw path, not a URL's: a URL would resolve "%2e%2e" and ".." before the names are checked.
   const [pathname = "", search = ""] = (req.url ?? "").split("?", 2);
-  const segments = pathname.slice(UPLOAD_PATH.length + 1).split("/");
+  const prefix = prefixOf(req) ?? UPLOAD_PATH;
+  const segments = pathname.slice(prefix.length + 1).split("/");
   if (segments.length !== 2 || !segments[0] || !segments[1]) {
-    throw new GuesthouseError("not-found", "Uploads go to /upload/<storage folder>/<file name>.");
+    throw new GuesthouseError("not-found", `Uploads go to ${prefix}/<storage folder>/<file name>.`);
   }
   const method = req.method ?? "GET";
   if (method !== "GET" && method !== "PUT" && method !== "DELETE") {
     res.setHeader("allow", "GET, PUT, DELETE");
     return reply(req, res, 405, { error: "Uploads take PUT (the file), GET (how much an interrupted upload has) and DELETE (cancel)." });
   }
-  // Browsers send Origin with every PUT and DELETE, but not with a same-origin GET.
-  if (!originAllowed(req, method === "GET")) {
-    throw new GuesthouseError("forbidden", "Uploads must come from this dashboard's own pages.");
-  }
-  const user = await userForSession(db, sessionSecretOf(req));
-  if (!user) throw new GuesthouseError("unauthenticated", "Log in first.");
+  const user = await uploader(req, method);
   const ref = parseTarget(segments[0], segments[1]);
   const host = await localHost();
 
@@ -125,6 +133,28 @@ async function serve(req: http.IncomingMessage, res: http.ServerResponse): Promi
   const running = inflight.get(keyOf(host, ref));
   if (offset > 0 || running) await assertMayTouchPart(user, host, ref, running);
   reply(req, res, 200, { offset, uploading: Boolean(running) });
+}
+
+/**
+ * Who uploads: an API token (Authorization: Bearer, on the API's path; a PUT or DELETE
+ * needs its write scope), or the login session of this dashboard's own pages.
+ */
+async function uploader(req: http.IncomingMessage, method: string): Promise<SessionUser> {
+  const authorization = req.headers.authorization;
+  if (authorization !== undefined && prefixOf(req) === API_UPLOAD_PATH) {
+    const match = /^Bearer\s+(\S{1,200})$/i.exec(authorization);
+    const user = match ? await tokenUser(db, match[1]) : null;
+    if (!user) throw new GuesthouseError("unauthenticated", "The token is unknown, revoked or expired. Make a new one on your account page.");
+    if (method !== "GET" && !holdsScope(user, "write")) throw new GuesthouseError("forbidden", "This needs a token with the write scope.");
+    return user;
+  }
+  // Browsers send Origin with every PUT and DELETE, but not with a same-origin GET.
+  if (!originAllowed(req, method === "GET")) {
+    throw new GuesthouseError("forbidden", "Uploads must come from this dashboard's own pages.");
+  }
+  const user = await userForSession(db, sessionSecretOf(req));
+  if (!user) throw new GuesthouseError("unauthenticated", "Log in first.");
+  return user;
 }
 
 /**
@@ -505,15 +535,16 @@ function originAllowed(req: http.IncomingMessage, mayOmit: boolean): boolean {
   }
 }
 
-function reply(req: http.IncomingMessage, res: http.ServerResponse, status: number, json: unknown): void {
+function reply(req: http.IncomingMessage, res: http.ServerResponse, status: number, json: unknown, type = "application/json"): void {
   if (res.headersSent || res.destroyed) return;
   const body = JSON.stringify(json);
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body), "cache-control": "no-store" });
+  res.writeHead(status, { "content-type": type, "content-length": Buffer.byteLength(body), "cache-control": "no-store" });
   res.end(body);
   lingerOnBody(req);
 }
 
 function refuse(req: http.IncomingMessage, res: http.ServerResponse, error: GuesthouseError): void {
+  if (prefixOf(req) === API_UPLOAD_PATH) return reply(req, res, error.httpStatus, problemBody(error), PROBLEM_TYPE);
   reply(req, res, error.httpStatus, { error: error.message, code: error.code, ...(error instanceof QuotaError ? { quota: error.refusal } : {}) });
 }
 

@@ -7,11 +7,19 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { createHash, randomBytes } from "node:crypto";
+import fs from "node:fs";
+import http from "node:http";
+import path from "node:path";
 import Ajv2020 from "ajv/dist/2020";
+import WebSocket from "ws";
 import { createToken } from "../../server/auth/api-tokens";
 import { createSession, SESSION_COOKIE, type SessionUser } from "../../server/auth/sessions";
 import { hashSecret } from "../../server/auth/tokens";
+import { ENDPOINTS, type Endpoint } from "../../server/web/api/endpoints";
+import { waitFor } from "../helpers/agent";
 import { sessionUser } from "../helpers/db";
+import { testDefinition } from "../helpers/specs";
 import { startTestStack, type TestStack } from "../helpers/web";
 
 interface Answer {
@@ -20,6 +28,8 @@ interface Answer {
   body: Record<string, unknown> | null;
   headers: Headers;
 }
+
+const RATE = 120;
 
 describe("the REST API", () => {
   let stack: TestStack;
@@ -54,7 +64,8 @@ describe("the REST API", () => {
     (await createToken(db(), user, { name: `${scope} token`, scope, days: extra.days ?? 1, teamId: extra.teamId })).token;
 
   before(async () => {
-    stack = await startTestStack();
+    // A low rate, so the rate test below reaches it quickly; no other test makes that many requests with one token.
+    stack = await startTestStack({ webEnv: { GUESTHOUSE_API_RATE: String(RATE) } });
     const host = await db().host.findUniqueOrThrow({ where: { name: "local" } });
     teamId = (await db().team.create({ data: { name: "Apis", nameKey: "apis" } })).id;
     const other = await db().team.create({ data: { name: "Elsewhere", nameKey: "elsewhere" } });
@@ -118,7 +129,7 @@ describe("the REST API", () => {
     const read = await token(mia, "read");
     const refused = await call("POST", `/guests/${guestId}/power`, { token: read, body: { action: "start" } }, "/guests/{id}/power");
     assert.equal(refused.status, 403);
-    assert.match(String(refused.body?.detail), /see it, not operate it/);
+    assert.match(String(refused.body?.detail), /needs a token with the operate scope/);
     assert.equal((await stack.agent.client.guest(guestId)).state, "stopped");
     const operate = await token(mia, "operate");
     const started = await call("POST", `/guests/${guestId}/power`, { token: operate, body: { action: "start" } }, "/guests/{id}/power");
@@ -197,6 +208,251 @@ describe("the REST API", () => {
     assert.ok(Date.now() - t0 < 5000, "answered soon after it ended, not at the end of the wait");
     assert.equal((await call("GET", "/tasks/web-api-wait", { token: await token(oz, "read") }, "/tasks/{id}")).status, 404);
     assert.equal((await call("GET", "/tasks/web-api-wait?wait=61", { token: t }, "/tasks/{id}")).status, 400);
+  });
+
+  test("guests: made from a definition (201, Location, ETag), exported back, changed only with a current If-Match (412 otherwise), made a template, cloned, deleted with their disks", async () => {
+    const t = await token(mia, "write");
+    const definition = { ...testDefinition("api-made", [1]), description: "made by the API", tags: ["ci"] };
+    const made = await call("POST", "/guests", { token: t, body: definition });
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    const id = String(made.body?.id);
+    assert.equal(made.headers.get("location"), `/api/v1/guests/${id}`);
+    const [disk] = made.body?.disks as Array<{ id: string; file: string }>;
+    assert.ok((await stack.agent.client.image({ pool: "default", file: disk!.file })).virtualBytes >= 2 ** 30, "its disk was made on the host");
+    const exported = await call("GET", `/guests/${id}/definition`, { token: t }, "/guests/{id}/definition");
+    assert.deepEqual(exported.body, definition, "exported as it was made");
+    assert.equal((await call("POST", "/guests", { token: t, body: definition })).status, 409, "the name is taken");
+    assert.deepEqual((await call("GET", "/guests?tag=ci", { token: t })).body?.total, 1);
+    assert.deepEqual((await call("GET", "/guests?q=made&template=false", { token: t })).body?.total, 1);
+
+    const etag = made.headers.get("etag")!;
+    const hardware = { ...exported.body, disks: [{ id: disk!.id, bus: "virtio", cache: "none", readOnly: false }], nics: [] } as Record<string, unknown>;
+    delete hardware.guesthouse;
+    delete hardware.name;
+    const changed = await call("PUT", `/guests/${id}/hardware`, { token: t, body: { ...hardware, memoryMiB: 96 }, headers: { "if-match": etag } }, "/guests/{id}/hardware");
+    assert.equal(changed.status, 200, JSON.stringify(changed.body));
+    assert.equal(changed.body?.memoryMiB, 96);
+    assert.notEqual(changed.headers.get("etag"), etag);
+    const stale = await call("PUT", `/guests/${id}/hardware`, { token: t, body: { ...hardware, memoryMiB: 128 }, headers: { "if-match": etag } }, "/guests/{id}/hardware");
+    assert.deepEqual([stale.status, stale.body?.code], [412, "stale"]);
+    assert.equal((await db().guest.findUniqueOrThrow({ where: { id } })).memoryMiB, 96, "the stale write changed nothing");
+    assert.equal((await call("POST", `/guests/${id}/template`, { token: t, headers: { "if-match": etag } }, "/guests/{id}/template")).status, 412);
+    const template = await call("POST", `/guests/${id}/template`, { token: t, headers: { "if-match": changed.headers.get("etag")! } }, "/guests/{id}/template");
+    assert.deepEqual([template.status, template.body?.isTemplate], [200, true]);
+
+    const clone = await call("POST", `/guests/${id}/clone`, { token: t, body: { name: "api-clone", mode: "linked" } }, "/guests/{id}/clone");
+    assert.equal(clone.status, 201, JSON.stringify(clone.body));
+    const cloneDisk = (clone.body?.disks as Array<{ file: string }>)[0]!;
+    assert.equal((await call("DELETE", `/guests/${id}`, { token: t }, "/guests/{id}")).status, 409, "a template with linked clones stays");
+    const gone = await call("DELETE", `/guests/${clone.body?.id}?disks=delete`, { token: t }, "/guests/{id}");
+    assert.deepEqual(gone.body, { deletedDisks: 1, keptDisks: 0 });
+    await assert.rejects(stack.agent.client.image({ pool: "default", file: cloneDisk.file }), /There is no image/, "its disk file is gone");
+    const kept = await call("DELETE", `/guests/${id}`, { token: t }, "/guests/{id}");
+    assert.deepEqual(kept.body, { deletedDisks: 0, keptDisks: 1 }, "without disks=delete the disks stay");
+    assert.equal((await call("DELETE", `/guests/${id}`, { token: t }, "/guests/{id}")).status, 404);
+  });
+
+  test("disks: made, grown, snapshotted, checked, attached and detached, converted in the background (202 and its task waited for), deleted", async () => {
+    const t = await token(mia, "write");
+    const made = await call("POST", "/disks", { token: t, body: { pool: "default", file: "api-disk.qcow2", format: "qcow2", size: "64M" } });
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    const id = String(made.body?.id);
+    assert.equal(made.headers.get("location"), `/api/v1/disks/${id}`);
+    const grown = await call("POST", `/disks/${id}/resize`, { token: t, body: { size: "128M", shrink: false } }, "/disks/{id}/resize");
+    assert.equal(grown.body?.sizeBytes, 128 * 2 ** 20);
+    const snapped = await call("POST", `/disks/${id}/snapshots`, { token: t, body: { op: "create", name: "before" } }, "/disks/{id}/snapshots");
+    assert.equal(snapped.body?.snapshots, 1);
+    const checked = await call("POST", `/disks/${id}/check`, { token: t }, "/disks/{id}/check");
+    assert.equal(checked.body?.ok, true);
+    const attached = await call("POST", `/disks/${id}/attach`, { token: t, body: { guestId, bus: "virtio" } }, "/disks/{id}/attach");
+    assert.deepEqual(attached.body?.guest, { id: guestId, name: "api-guest" });
+    assert.equal((await call("DELETE", `/disks/${id}`, { token: t }, "/disks/{id}")).status, 409, "not while attached");
+    assert.equal((await call("POST", `/disks/${id}/detach`, { token: t }, "/disks/{id}/detach")).body?.guest, null);
+    const converting = await call("POST", `/disks/${id}/convert`, { token: t, body: { file: "api-disk.raw", format: "raw" } }, "/disks/{id}/convert");
+    assert.equal(converting.status, 202, JSON.stringify(converting.body));
+    assert.equal(converting.headers.get("location"), `/api/v1/tasks/${converting.body?.id}`);
+    const done = await call("GET", `/tasks/${converting.body?.id}?wait=60`, { token: t }, "/tasks/{id}");
+    assert.equal(done.body?.state, "succeeded", JSON.stringify(done.body));
+    const listed = await call("GET", "/disks", { token: t });
+    const raw = (listed.body?.items as Array<{ id: string; file: string; state: string }>).find((d) => d.file === "api-disk.raw")!;
+    assert.equal(raw.state, "ready");
+    assert.ok((await call("GET", "/tasks", { token: t })).body?.items instanceof Array);
+    assert.equal((await call("DELETE", `/disks/${id}`, { token: t }, "/disks/{id}")).status, 204);
+    assert.equal((await call("DELETE", `/disks/${raw.id}`, { token: t }, "/disks/{id}")).status, 204);
+    assert.equal((await call("GET", `/disks/${id}`, { token: t }, "/disks/{id}")).status, 404);
+  });
+
+  test("uploads with a token: resumable from the offset the API reports, refused for a read token, errors as problem+json", async () => {
+    const write = await token(mia, "write");
+    const read = await token(mia, "read");
+    const bytes = randomBytes(3 * 2 ** 20);
+    const url = `${stack.baseUrl}/api/v1/uploads/default/api-upload.raw`;
+    const put = (t: string, from: number, to: number) =>
+      fetch(`${url}?size=${bytes.length}&offset=${from}`, { method: "PUT", headers: { authorization: `Bearer ${t}`, "content-type": "application/octet-stream" }, body: bytes.subarray(from, to) });
+    const refused = await put(read, 0, bytes.length);
+    assert.equal(refused.status, 403);
+    assert.match(refused.headers.get("content-type") ?? "", /^application\/problem\+json/);
+    assert.equal(((await refused.json()) as { code: string }).code, "forbidden");
+    // The first megabyte only, then the connection breaks, as a flaky network would leave it.
+    const broken = http.request(`${url}?size=${bytes.length}&offset=0`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${write}`, "content-type": "application/octet-stream", "content-length": String(bytes.length) },
+    });
+    broken.on("error", () => {});
+    broken.write(bytes.subarray(0, 2 ** 20));
+    await waitFor("the first megabyte to arrive", async () => ((await db().task.findFirst({ where: { kind: "upload", title: { contains: "api-upload.raw" } } }))?.progress ?? 0) > 0, 20_000);
+    broken.destroy();
+    const offsetOf = async () => ((await (await fetch(url, { headers: { authorization: `Bearer ${read}` } })).json()) as { offset: number; uploading: boolean });
+    const state = await waitFor("the broken upload to be kept", async () => {
+      const now = await offsetOf();
+      return !now.uploading && now.offset > 0 ? now : null;
+    }, 20_000);
+    assert.ok(state.offset <= 2 ** 20, "no more than was sent");
+    const rest = await put(write, state.offset, bytes.length);
+    assert.equal(rest.status, 201, await rest.clone().text());
+    const result = (await rest.json()) as { sha256: string; diskId: string };
+    assert.equal(result.sha256, createHash("sha256").update(bytes).digest("hex"), "the whole file, resumed");
+    assert.equal((await call("GET", `/disks/${result.diskId}`, { token: read }, "/disks/{id}")).body?.file, "api-upload.raw");
+  });
+
+  test("events: a guest started through the API is pushed as {id, state} to its team's stream, never to another team's; a revoked token's stream ends", async () => {
+    const listen = async (t: string) => {
+      const controller = new AbortController();
+      const res = await fetch(`${stack.baseUrl}/api/v1/events`, { headers: { authorization: `Bearer ${t}` }, signal: controller.signal });
+      assert.equal(res.headers.get("content-type"), "text/event-stream");
+      let text = "";
+      const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+      void (async () => {
+        try {
+          for (;;) {
+            const { value, done } = await reader.read();
+            if (done) return;
+            text += value;
+          }
+        } catch {
+          // aborted
+        }
+      })();
+      return { text: () => text, close: () => controller.abort() };
+    };
+    const miasToken = await token(mia, "read");
+    const mine = await listen(miasToken);
+    const theirs = await listen(await token(oz, "read"));
+    await waitFor("both streams to open", () => mine.text().includes("retry:") && theirs.text().includes("retry:"), 10_000);
+    const operate = await token(mia, "operate");
+    assert.equal((await call("POST", `/guests/${guestId}/power`, { token: operate, body: { action: "start" } }, "/guests/{id}/power")).status, 200);
+    await waitFor("the start on mia's stream", () => mine.text().includes(`event: guest\ndata: ${JSON.stringify({ id: guestId, state: "running" })}`), 20_000);
+    await call("POST", `/guests/${guestId}/power`, { token: operate, body: { action: "force-off" } }, "/guests/{id}/power");
+    await waitFor("the stop on mia's stream", () => mine.text().includes(`"state":"stopped"`), 20_000);
+    assert.ok(!theirs.text().includes(guestId), "oz's stream never names mia's guest");
+    await db().apiToken.update({ where: { id: hashSecret(miasToken) }, data: { revokedAt: new Date() } });
+    await waitFor("the stream of a revoked token to end", () => mine.text().includes("event: ended"), 10_000);
+    mine.close();
+    theirs.close();
+  });
+
+  test("consoles: a ticket and a websocket URL that opens the guest's serial port; view-only links made, listed and revoked", async () => {
+    const operate = await token(mia, "operate");
+    const off = await call("POST", `/guests/${guestId}/console`, { token: operate, body: { kind: "serial" } }, "/guests/{id}/console");
+    assert.equal(off.body?.status, "off", "no ticket while it is stopped");
+    await call("POST", `/guests/${guestId}/power`, { token: operate, body: { action: "start" } }, "/guests/{id}/power");
+    const opening = await call("POST", `/guests/${guestId}/console`, { token: operate, body: { kind: "serial" } }, "/guests/{id}/console");
+    assert.equal(opening.body?.status, "ticket");
+    const wsUrl = String(opening.body?.url);
+    assert.match(wsUrl, /^ws:\/\/.+\/ws\/serial\/.+\?ticket=/);
+    const opens = (url: string, headers: Record<string, string>) =>
+      new Promise<number>((resolve, reject) => {
+        const ws = new WebSocket(url, { headers });
+        ws.once("open", () => {
+          ws.terminate();
+          resolve(101);
+        });
+        ws.once("unexpected-response", (_req, res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        });
+        ws.once("error", reject);
+      });
+    assert.equal(await opens(wsUrl, {}), 403, "neither a token nor this dashboard's Origin");
+    const again = await call("POST", `/guests/${guestId}/console`, { token: operate, body: { kind: "serial" } }, "/guests/{id}/console");
+    assert.equal(await opens(String(again.body?.url), { authorization: `Bearer ${await token(oz, "operate")}` }), 403, "someone else's token");
+    const third = await call("POST", `/guests/${guestId}/console`, { token: operate, body: { kind: "serial" } }, "/guests/{id}/console");
+    assert.equal(await opens(String(third.body?.url), { authorization: `Bearer ${operate}` }), 101, "the URL opens the serial port with the token that asked for it");
+    await call("POST", `/guests/${guestId}/power`, { token: operate, body: { action: "force-off" } }, "/guests/{id}/power");
+    const write = await token(mia, "write");
+    const share = await call("POST", `/guests/${guestId}/shares`, { token: write, body: { duration: "1h", label: "for the demo" } }, "/guests/{id}/shares");
+    assert.equal(share.status, 201);
+    assert.match(String(share.body?.url), /\/share\/[A-Za-z0-9_-]{43}$/);
+    const listed = await call("GET", `/guests/${guestId}/shares`, { token: write }, "/guests/{id}/shares");
+    const link = (listed.body?.items as Array<{ id: string; label: string; state: string }>).find((l) => l.label === "for the demo")!;
+    assert.equal(link.state, "active");
+    assert.equal((await call("DELETE", `/guests/${guestId}/shares/${link.id}`, { token: write }, "/guests/{id}/shares/{shareId}")).status, 204);
+    const after = await call("GET", `/guests/${guestId}/shares`, { token: write }, "/guests/{id}/shares");
+    assert.equal((after.body?.items as Array<{ id: string; state: string }>).find((l) => l.id === link.id)?.state, "revoked");
+  });
+
+  test("admin resources: users for admins only; teams, roles; members added and removed; quotas set and read; the audit trail filtered", async () => {
+    const admin = await sessionUser(db(), (await db().user.findUniqueOrThrow({ where: { username: stack.admin.username } })).id);
+    const root = await token(admin, "admin");
+    assert.equal((await call("GET", "/users", { token: await token(mia, "admin") })).status, 403, "a member's admin token is no admin");
+    const users = await call("GET", "/users", { token: root });
+    assert.ok((users.body?.items as Array<{ username: string }>).some((u) => u.username === "mia"));
+    assert.deepEqual(((await call("GET", "/roles", { token: root })).body?.items as Array<{ role: string }>).map((r) => r.role), ["owner", "operator", "member", "viewer"]);
+    assert.equal((await call("PUT", `/teams/${teamId}/members/oz`, { token: root, body: { role: "viewer" } }, "/teams/{id}/members/{username}")).status, 204);
+    const teams = await call("GET", "/teams", { token: root });
+    const apis = (teams.body?.items as Array<{ id: string; members: Array<{ username: string; role: string }> }>).find((x) => x.id === teamId)!;
+    assert.deepEqual(apis.members.find((m) => m.username === "oz")?.role, "viewer");
+    assert.equal((await call("PUT", `/teams/${teamId}/members/oz`, { token: root, body: { role: "emperor" } }, "/teams/{id}/members/{username}")).body?.field, "role");
+    assert.equal((await call("DELETE", `/teams/${teamId}/members/oz`, { token: root }, "/teams/{id}/members/{username}")).status, 204);
+    assert.equal(await db().membership.count({ where: { teamId, user: { username: "oz" } } }), 0);
+    const set = await call("PUT", `/teams/${teamId}/quotas/diskBytes`, { token: root, body: { limit: "500G" } }, "/teams/{id}/quotas/{resource}");
+    assert.deepEqual(set.body, { limit: 500 * 2 ** 30 });
+    assert.equal((await call("PUT", `/teams/${teamId}/quotas/diskBytes`, { token: root, body: { limit: "lots" } }, "/teams/{id}/quotas/{resource}")).status, 400);
+    const seen = await call("GET", "/quotas", { token: await token(mia, "read") });
+    const disk = (seen.body?.items as Array<{ id: string; resources: Array<{ resource: string; limit: number | null }> }>).find((x) => x.id === teamId)!.resources.find((r) => r.resource === "diskBytes");
+    assert.equal(disk?.limit, 500 * 2 ** 30, "the member sees the limit set");
+    await call("PUT", `/teams/${teamId}/quotas/diskBytes`, { token: root, body: { limit: null } }, "/teams/{id}/quotas/{resource}");
+    const audit = await call("GET", "/audit?action=team-role&limit=5", { token: root });
+    assert.ok((audit.body?.items as Array<{ action: string; message: string }>).some((e) => e.action === "team-role" && /oz a viewer/.test(e.message)), "the API's changes are in the trail");
+    assert.equal((await call("GET", "/audit?from=yesterday", { token: root })).body?.field, "from");
+    assert.equal((await call("GET", "/audit?color=red", { token: root })).body?.field, "color", "an unknown query parameter is named");
+  });
+
+  test("a token past its rate gets 429 with Retry-After, and another token is not slowed by it", async () => {
+    const busy = await token(mia, "read");
+    const t0 = Date.now();
+    const answers = await Promise.all(Array.from({ length: 2 * RATE }, () => call("GET", "/roles", { token: busy })));
+    // A minute's worth at once, and what the bucket refilled meanwhile (RATE a minute): no more.
+    const most = RATE + Math.ceil(((Date.now() - t0) / 60_000) * RATE) + 1;
+    const limited = answers.filter((a) => a.status === 429);
+    assert.ok(answers.length - limited.length <= most, `${answers.length - limited.length} of ${answers.length} got through, ${most} at most`);
+    assert.ok(answers.length - limited.length >= RATE, "a minute's worth gets through at once");
+    assert.equal(answers.filter((a) => a.status === 200).length + limited.length, answers.length);
+    const retry = Number(limited[0]!.headers.get("retry-after"));
+    assert.ok(retry >= 1 && retry <= 60, `Retry-After: ${retry}`);
+    assert.equal(limited[0]!.body?.code, "busy");
+    assert.equal((await call("GET", "/roles", { token: await token(mia, "read") })).status, 200, "a fresh token has its own rate");
+  });
+
+  test("every route file under app/api/v1 serves exactly the operations the endpoint table (and so the document) lists for its path", () => {
+    const served: string[] = [];
+    const walk = (dir: string) => {
+      for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+        const full = path.join(dir, entry.name);
+        if (entry.isDirectory()) walk(full);
+        else if (entry.name === "route.ts") {
+          const route = `/${path.relative("app/api/v1", dir)}`.replace(/\[(\w+)\]/g, "{$1}").replace(/\/$/, "");
+          for (const [, method] of fs.readFileSync(full, "utf8").matchAll(/^export (?:const|async function) (GET|POST|PUT|PATCH|DELETE)\b/gm)) served.push(`${method} ${route}`);
+        }
+      }
+    };
+    walk("app/api/v1");
+    const listed = Object.values(ENDPOINTS as Record<string, Endpoint>)
+      .filter((e) => !e.streamed)
+      .map((e) => `${e.method} ${e.path}`);
+    assert.deepEqual(served.sort(), listed.sort());
+    // Each listed operation is in the document served, with its method.
+    for (const e of Object.values(ENDPOINTS as Record<string, Endpoint>)) assert.ok(document.paths[e.path]?.[e.method.toLowerCase()], `${e.method} ${e.path} in the document`);
   });
 
   test("every answer above matches the OpenAPI document the server serves", async () => {

@@ -14,6 +14,9 @@
  * unauthenticated, forbidden or not-found (a refusal of the input or the state, such as
  * a guest that is not running, comes after the policy); a page or route answered anything
  * but 401, 403, 404 or a redirect to the login page. An internal error fails the test.
+ *
+ * Every method of every REST API route is a row of its own, called with the session and,
+ * for an admin, an owner and a member, with an API token of each scope.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -21,12 +24,15 @@ import fs from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
+import { createToken } from "../../server/auth/api-tokens";
+import { TOKEN_SCOPES, type TokenScope } from "../../server/auth/policy";
 import { createSession, SESSION_COOKIE } from "../../server/auth/sessions";
 import { hashSecret, newSecret } from "../../server/auth/tokens";
 import { createShare } from "../../server/console/shares";
 import { mintShareTicket, mintTicket } from "../../server/console/tickets";
 import WebSocket from "ws";
 import { waitFor } from "../helpers/agent";
+import { sessionUser } from "../helpers/db";
 import { testDefinition } from "../helpers/specs";
 import { startTestStack, type TestStack } from "../helpers/web";
 
@@ -136,7 +142,8 @@ const ACTIONS: Record<string, { allow: Actor[]; args: (w: World, actor: Actor) =
  * Who may open each page and route (by its file under app/), and at which address; a route
  * without GET is called with its method and body (from this dashboard's Origin).
  */
-const PAGES: Record<string, { allow: Actor[]; url: (w: World) => string; method?: string; body?: unknown }> = {
+type Row = { allow: Actor[]; url: (w: World) => string; method?: string; body?: (w: World) => unknown; scope?: TokenScope };
+const PAGES: Record<string, Row> = {
   "page.tsx": { allow: SIGNED, url: () => "/" },
   "account/page.tsx": { allow: SIGNED, url: () => "/account" },
   "audit/page.tsx": { allow: MANAGE, url: () => "/audit" },
@@ -161,16 +168,63 @@ const PAGES: Record<string, { allow: Actor[]; url: (w: World) => string; method?
   "teams/page.tsx": { allow: SIGNED, url: () => "/teams" },
   "users/page.tsx": { allow: ADMIN, url: () => "/users" },
   "api/events/route.ts": { allow: SIGNED, url: () => "/api/events" },
-  "api/v1/guests/route.ts": { allow: SIGNED, url: () => "/api/v1/guests" },
-  "api/v1/guests/[id]/route.ts": { allow: TEAM, url: (w) => `/api/v1/guests/${w.guest}` },
-  "api/v1/guests/[id]/power/route.ts": { allow: OPERATE, url: (w) => `/api/v1/guests/${w.guest}/power`, method: "POST", body: { action: "force-off" } },
-  "api/v1/tasks/[id]/route.ts": { allow: ["admin", "member"], url: (w) => `/api/v1/tasks/${w.task}` },
-  "api/v1/tokens/route.ts": { allow: SIGNED, url: () => "/api/v1/tokens" },
-  "api/v1/tokens/[id]/route.ts": { allow: SIGNED, url: (w) => `/api/v1/tokens/${w.n}`, method: "DELETE" },
   "api/v1/openapi.json/route.ts": { allow: PUBLIC, url: () => "/api/v1/openapi.json" },
+  "docs/api/page.tsx": { allow: PUBLIC, url: () => "/docs/api" },
   "auth/sso/start/route.ts": { allow: PUBLIC, url: () => "/auth/sso/start" },
   "auth/sso/callback/route.ts": { allow: PUBLIC, url: () => "/auth/sso/callback?code=x&state=y" },
 };
+
+/**
+ * The REST API's operations, keyed "<file>" for GET and "<file>#<METHOD>" for the others,
+ * with who may call each with their session and the least token scope it takes (the
+ * token test below calls each with tokens of every scope).
+ */
+const API: Record<string, Row & { scope: TokenScope }> = {
+  "api/v1/guests/route.ts": { allow: SIGNED, scope: "read", url: () => "/api/v1/guests" },
+  "api/v1/guests/route.ts#POST": { allow: CREATORS, scope: "write", url: () => "/api/v1/guests", body: (w) => testDefinition(`mx-${w.n}-api`, [], { memoryMiB: 64 }) },
+  "api/v1/guests/[id]/route.ts": { allow: TEAM, scope: "read", url: (w) => `/api/v1/guests/${w.guest}` },
+  "api/v1/guests/[id]/route.ts#DELETE": { allow: CHANGE, scope: "write", url: (w) => `/api/v1/guests/${w.guest}?disks=delete` },
+  "api/v1/guests/[id]/definition/route.ts": { allow: TEAM, scope: "read", url: (w) => `/api/v1/guests/${w.guest}/definition` },
+  "api/v1/guests/[id]/hardware/route.ts#PUT": { allow: CHANGE, scope: "write", url: (w) => `/api/v1/guests/${w.guest}/hardware`, body: (w) => w.hardware },
+  "api/v1/guests/[id]/clone/route.ts#POST": { allow: CHANGE, scope: "write", url: (w) => `/api/v1/guests/${w.guest}/clone`, body: (w) => ({ name: `mx-${w.n}-apiclone`, mode: "linked" }) },
+  "api/v1/guests/[id]/template/route.ts#POST": { allow: CHANGE, scope: "write", url: (w) => `/api/v1/guests/${w.guest}/template` },
+  "api/v1/guests/[id]/power/route.ts#POST": { allow: OPERATE, scope: "operate", url: (w) => `/api/v1/guests/${w.guest}/power`, body: () => ({ action: "force-off" }) },
+  "api/v1/guests/[id]/console/route.ts#POST": { allow: OPERATE, scope: "operate", url: (w) => `/api/v1/guests/${w.guest}/console`, body: () => ({ kind: "vnc" }) },
+  "api/v1/guests/[id]/shares/route.ts": { allow: CHANGE, scope: "write", url: (w) => `/api/v1/guests/${w.guest}/shares` },
+  "api/v1/guests/[id]/shares/route.ts#POST": { allow: CHANGE, scope: "write", url: (w) => `/api/v1/guests/${w.guest}/shares`, body: () => ({ duration: "1h" }) },
+  "api/v1/guests/[id]/shares/[shareId]/route.ts#DELETE": { allow: CHANGE, scope: "write", url: (w) => `/api/v1/guests/${w.guest}/shares/${w.share.id}` },
+  "api/v1/disks/route.ts": { allow: SIGNED, scope: "read", url: () => "/api/v1/disks" },
+  "api/v1/disks/route.ts#POST": { allow: CREATORS, scope: "write", url: () => "/api/v1/disks", body: (w) => ({ pool: "default", file: `mx-${w.n}-api.qcow2`, format: "qcow2", size: "64M" }) },
+  "api/v1/disks/[id]/route.ts": { allow: TEAM, scope: "read", url: (w) => `/api/v1/disks/${w.free}` },
+  "api/v1/disks/[id]/route.ts#DELETE": { allow: CHANGE, scope: "write", url: (w) => `/api/v1/disks/${w.free}` },
+  "api/v1/disks/[id]/convert/route.ts#POST": { allow: CHANGE, scope: "write", url: (w) => `/api/v1/disks/${w.free}/convert`, body: (w) => ({ file: `mx-${w.n}-apiconv.raw`, format: "raw" }) },
+  "api/v1/disks/[id]/resize/route.ts#POST": { allow: CHANGE, scope: "write", url: (w) => `/api/v1/disks/${w.free}/resize`, body: () => ({ size: "128M", shrink: false }) },
+  "api/v1/disks/[id]/snapshots/route.ts#POST": { allow: CHANGE, scope: "write", url: (w) => `/api/v1/disks/${w.free}/snapshots`, body: () => ({ op: "create", name: "s1" }) },
+  "api/v1/disks/[id]/check/route.ts#POST": { allow: OPERATE, scope: "operate", url: (w) => `/api/v1/disks/${w.free}/check` },
+  "api/v1/disks/[id]/attach/route.ts#POST": { allow: CHANGE, scope: "write", url: (w) => `/api/v1/disks/${w.free}/attach`, body: (w) => ({ guestId: w.guest, bus: "virtio" }) },
+  "api/v1/disks/[id]/detach/route.ts#POST": { allow: CHANGE, scope: "write", url: (w) => `/api/v1/disks/${w.guestDisk}/detach` },
+  "api/v1/isos/route.ts": { allow: SIGNED, scope: "read", url: () => "/api/v1/isos" },
+  "api/v1/isos/[name]/route.ts#DELETE": { allow: CHANGE, scope: "write", url: (w) => `/api/v1/isos/${w.iso}` },
+  "api/v1/isos/[name]/published/route.ts#PUT": { allow: ADMIN, scope: "admin", url: (w) => `/api/v1/isos/${w.iso}/published`, body: () => ({ published: true }) },
+  "api/v1/tasks/route.ts": { allow: SIGNED, scope: "read", url: () => "/api/v1/tasks" },
+  "api/v1/tasks/[id]/route.ts": { allow: ["admin", "member"], scope: "read", url: (w) => `/api/v1/tasks/${w.task}` },
+  "api/v1/tasks/[id]/cancel/route.ts#POST": { allow: ["admin", "member"], scope: "write", url: (w) => `/api/v1/tasks/${w.task}/cancel` },
+  "api/v1/events/route.ts": { allow: SIGNED, scope: "read", url: () => "/api/v1/events" },
+  "api/v1/tokens/route.ts": { allow: SIGNED, scope: "read", url: () => "/api/v1/tokens" },
+  "api/v1/tokens/route.ts#POST": { allow: SIGNED, scope: "read", url: () => "/api/v1/tokens", body: (w) => ({ name: `mx-${w.n}`, scope: "read", days: 1 }) },
+  "api/v1/tokens/[id]/route.ts#DELETE": { allow: SIGNED, scope: "read", url: (w) => `/api/v1/tokens/${w.token}` },
+  "api/v1/users/route.ts": { allow: ADMIN, scope: "admin", url: () => "/api/v1/users" },
+  "api/v1/teams/route.ts": { allow: SIGNED, scope: "read", url: () => "/api/v1/teams" },
+  "api/v1/roles/route.ts": { allow: SIGNED, scope: "read", url: () => "/api/v1/roles" },
+  "api/v1/teams/[id]/members/[username]/route.ts#PUT": { allow: MANAGE, scope: "admin", url: (w) => `/api/v1/teams/${ids.alpha}/members/${w.victim.username}`, body: () => ({ role: "viewer" }) },
+  "api/v1/teams/[id]/members/[username]/route.ts#DELETE": { allow: MANAGE, scope: "admin", url: (w) => `/api/v1/teams/${ids.alpha}/members/${w.victim.username}` },
+  "api/v1/quotas/route.ts": { allow: SIGNED, scope: "read", url: () => "/api/v1/quotas" },
+  "api/v1/teams/[id]/quotas/[resource]/route.ts#PUT": { allow: ADMIN, scope: "admin", url: () => `/api/v1/teams/${ids.alpha}/quotas/snapshots`, body: () => ({ limit: "50" }) },
+  "api/v1/audit/route.ts": { allow: MANAGE, scope: "admin", url: () => "/api/v1/audit" },
+};
+
+/** The API's uploads (served before Next.js, as the pages' are): asking how much of a file arrived, with the session. */
+const API_UPLOAD = { allow: SIGNED, url: (w: World) => `/api/v1/uploads/default/mx-${w.n}-nothing.raw` };
 
 /**
  * The console bridge's upgrades (served before Next.js): each caller presents a ticket
@@ -187,6 +241,9 @@ const UPGRADES: Record<string, { allow: Actor[]; kind: "vnc" | "serial"; viewOnl
 const UPLOAD = { allow: SIGNED, url: (w: World) => `/upload/default/mx-${w.n}-nothing.raw` };
 
 const ids: Record<string, string> = {};
+
+/** The method of a row: the key's "#<METHOD>", else the row's own, else GET. */
+const methodOf = (key: string, row: Row): string | undefined => key.split("#")[1] ?? row.method;
 
 /** React's reply encoder, from the copy Next.js runs (as its client calls a server action). */
 const { encodeReply } = createRequire(import.meta.url)("next/dist/compiled/react-server-dom-turbopack/client.node.js") as {
@@ -322,10 +379,11 @@ describe("authorization matrix: every entry point × every caller", () => {
     return { through: !denied, what: result.ok ? "ok" : `${result.code}: ${result.error}` };
   }
 
-  /** Opens a page or route, and says whether it let the caller through. */
-  async function open(url: string, cookie: string | null, method = "GET", payload?: unknown): Promise<{ through: boolean; what: string }> {
+  /** Opens a page or route, and says whether it let the caller through; with a token, as the API's clients do. */
+  async function open(url: string, cookie: string | null, method = "GET", payload?: unknown, token?: string): Promise<{ through: boolean; what: string }> {
     const controller = new AbortController();
     const headers: Record<string, string> = cookie ? { cookie } : {};
+    if (token) headers.authorization = `Bearer ${token}`;
     if (method !== "GET") headers.origin = stack.baseUrl;
     if (payload !== undefined) headers["content-type"] = "application/json";
     const res = await fetch(`${stack.baseUrl}${url}`, { method, headers, body: payload === undefined ? undefined : JSON.stringify(payload), redirect: "manual", signal: controller.signal });
@@ -336,7 +394,9 @@ describe("authorization matrix: every entry point × every caller", () => {
     controller.abort(); // an event stream would never end
     assert.ok(res.status < 500, `HTTP ${res.status} for ${url}`);
     const toLogin = res.status >= 300 && res.status < 400 && new URL(location, stack.baseUrl).pathname === "/login" && !new URL(location, stack.baseUrl).search;
-    const policy404 = res.status === 404 && (/you may not see it|not yours to see|not yours\b/.test(body) || /^<!DOCTYPE html>/i.test(body));
+    // The API's 404 is a problem with its code: every row's world has what it names, so "not-found" is the policy hiding it.
+    const apiNotFound = (res.headers.get("content-type") ?? "").startsWith("application/problem+json") && (JSON.parse(body || "{}") as { code?: string }).code === "not-found";
+    const policy404 = res.status === 404 && (apiNotFound || /you may not see it|not yours to see|not yours\b/.test(body) || /^<!DOCTYPE html>/i.test(body));
     const refused = [401, 403].includes(res.status) || policy404 || toLogin;
     return { through: !refused, what: `${res.status}${location ? ` → ${location}` : ""}${res.status === 404 ? ` ${body.slice(0, 80)}` : ""}` };
   }
@@ -353,11 +413,19 @@ describe("authorization matrix: every entry point × every caller", () => {
       for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
         const full = path.join(dir, entry.name);
         if (entry.isDirectory()) walk(full);
-        else if (/^(page\.tsx|route\.ts)$/.test(entry.name)) found.push(path.relative("app", full));
+        else if (entry.name === "page.tsx") found.push(path.relative("app", full));
+        else if (entry.name === "route.ts") {
+          // A route's every method is an entry point of its own: "<file>" for GET, "<file>#<METHOD>" for the others.
+          const methods = [...fs.readFileSync(full, "utf8").matchAll(/^export (?:const|async function) (GET|POST|PUT|PATCH|DELETE)\b/gm)].map(([, m]) => m!);
+          assert.ok(methods.length, `${full} exports no method`);
+          for (const m of methods) found.push(`${path.relative("app", full)}${m === "GET" ? "" : `#${m}`}`);
+        }
       }
     };
     walk("app");
-    assert.deepEqual(found.filter((f) => !PAGES[f]).sort(), [], "pages or routes with no expected row: add them to PAGES");
+    const rows = { ...PAGES, ...API };
+    assert.deepEqual(found.filter((f) => !rows[f]).sort(), [], "pages or routes with no expected row: add them to PAGES (or API)");
+    assert.deepEqual(Object.keys(rows).filter((f) => !found.includes(f)).sort(), [], "rows for entry points the app does not have");
   });
 
   test("server actions: each caller gets through exactly where the table says", { timeout: 15 * 60_000 }, async () => {
@@ -421,13 +489,32 @@ describe("authorization matrix: every entry point × every caller", () => {
 
   test("pages, routes and uploads: each caller gets through exactly where the table says", { timeout: 10 * 60_000 }, async () => {
     const wrong: string[] = [];
-    for (const [file, row] of [...Object.entries(PAGES), ["upload route", UPLOAD] as const]) {
+    const rows: Array<[string, Row]> = [...Object.entries(PAGES), ...Object.entries(API), ["upload route", UPLOAD], ["API upload route", API_UPLOAD]];
+    for (const [file, row] of rows) {
       for (const actor of ACTORS) {
         const w = await world(actor);
         const cookie = await cookieOf(actor);
-        const { through, what } = await open(row.url(w), cookie, "method" in row ? row.method : undefined, "body" in row ? row.body : undefined);
+        const { through, what } = await open(row.url(w), cookie, methodOf(file, row), row.body?.(w));
         if (actor === "disabled") await db().user.update({ where: { id: users.disabled!.id }, data: { disabledAt: null } });
         if (through !== row.allow.includes(actor)) wrong.push(`${file} as ${actor}: ${through ? "let through" : "refused"} (${what})`);
+      }
+    }
+    assert.deepEqual(wrong, []);
+  });
+
+  test("API tokens: each scope gets through exactly where the caller's rights and the operation's scope both allow", { timeout: 10 * 60_000 }, async () => {
+    const wrong: string[] = [];
+    for (const [file, row] of Object.entries(API)) {
+      for (const actor of ["admin", "owner", "member"] as const) {
+        for (const scope of TOKEN_SCOPES) {
+          const w = await world(actor);
+          // A user holds so many working tokens at most: the earlier calls' go (but the world's own).
+          await db().apiToken.deleteMany({ where: { userId: users[actor]!.id, id: { not: w.token } } });
+          const { token } = await createToken(db(), await sessionUser(db(), users[actor]!.id), { name: `mx-${w.n}`, scope, days: 1 });
+          const { through, what } = await open(row.url(w), null, methodOf(file, row), row.body?.(w), token);
+          const expected = row.allow.includes(actor) && TOKEN_SCOPES.indexOf(scope) >= TOKEN_SCOPES.indexOf(row.scope);
+          if (through !== expected) wrong.push(`${file} as ${actor} with a ${scope} token: ${through ? "let through" : "refused"} (${what})`);
+        }
       }
     }
     assert.deepEqual(wrong, []);

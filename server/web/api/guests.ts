@@ -1,23 +1,44 @@
-/** The API's guests: the list a user may see (paged), one guest (with its ETag), and power actions. */
-import { createHash } from "node:crypto";
+/**
+ * The API's guests: each operation is the pages' own (guest-ops.ts, power.ts), with the
+ * guest shown as the API shows it after it.
+ */
 import type { z } from "zod";
 import { ownedWhere } from "../../auth/policy";
 import type { SessionUser } from "../../auth/sessions";
 import { db } from "../../db/client";
+import type { Prisma } from "../../db/generated/client";
 import { GuesthouseError } from "../../domain/errors";
 import type { PowerAction } from "../../domain/types";
+import { etagOf } from "../guest-ops";
 import { guestListQuery } from "../guest-list";
 import { liveState, liveStates, loadGuest } from "../guests";
 import { powerGuest } from "../power";
 import type { guestDetail, guestList, guestSummary } from "./schemas";
 
-export const PAGE_SIZE_MAX = 500;
-
 const tagsOf = (text: string) => JSON.parse(text) as string[];
 
+export interface GuestFilter {
+  q?: string;
+  team?: string;
+  tag?: string;
+  template?: "true" | "false";
+}
+
+/** The filter's rows, within what `user` may see. Portable SQL: `contains` is LIKE on both databases. */
+function filterWhere(f: GuestFilter): Prisma.GuestWhereInput {
+  return {
+    ...(f.q ? { name: { contains: f.q } } : {}),
+    ...(f.team ? { teamId: f.team } : {}),
+    // Tags are kept as a JSON array of plain words: the quoted tag matches that element only.
+    ...(f.tag ? { tags: { contains: JSON.stringify(f.tag) } } : {}),
+    ...(f.template ? { isTemplate: f.template === "true" } : {}),
+  };
+}
+
 /** A page of the guests `user` may see, in name order, with their live state (one agent call per host). */
-export async function listGuests(user: SessionUser, page: number, pageSize: number): Promise<z.infer<typeof guestList>> {
-  const [rows, total] = await Promise.all([guestListQuery(db, user, page, pageSize), db.guest.count({ where: ownedWhere(user, "view") })]);
+export async function listGuests(user: SessionUser, page: number, pageSize: number, filter: GuestFilter = {}): Promise<z.infer<typeof guestList>> {
+  const where = filterWhere(filter);
+  const [rows, total] = await Promise.all([guestListQuery(db, user, page, pageSize, where), db.guest.count({ where: { AND: [ownedWhere(user, "view"), where] } })]);
   const states = await liveStates(rows);
   const items: Array<z.infer<typeof guestSummary>> = rows.map((g) => ({
     id: g.id,
@@ -66,12 +87,7 @@ export async function showGuest(user: SessionUser, id: string): Promise<{ guest:
     nics: g.nics.map((n) => ({ mac: n.mac, model: n.model })),
     updatedAt: g.updatedAt.toISOString(),
   };
-  return { guest, etag: etagOf(g.id, g.updatedAt) };
-}
-
-/** A weak validator would do for reads; writes compare it exactly (If-Match). */
-export function etagOf(id: string, updatedAt: Date): string {
-  return `"${createHash("sha256").update(`${id}@${updatedAt.toISOString()}`).digest("base64url").slice(0, 22)}"`;
+  return { guest, etag: etagOf(g) };
 }
 
 /** A power action through the same operation as the guest page's buttons. */

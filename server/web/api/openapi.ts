@@ -1,94 +1,104 @@
 /**
- * The OpenAPI 3.1 document of `/api/v1`, generated: its components are the zod schemas
- * the server validates with (schemas.ts, through zod's own JSON Schema output), its paths
- * the table below. The API tests validate real answers against this document.
+ * The OpenAPI 3.1 document of `/api/v1`, generated: its operations are the endpoint
+ * table's (endpoints.ts), its components the zod schemas the server validates with
+ * (schemas.ts, through zod's own JSON Schema output; a request body as it may be sent,
+ * with its defaults optional, an answer as it is sent). The API tests validate real
+ * answers against this document.
  */
 import { z } from "zod";
+import { MAX_BODY_BYTES } from "./http";
+import { ENDPOINTS, type Endpoint } from "./endpoints";
 import { apiSchemas } from "./schemas";
 
 const ref = (id: string) => ({ $ref: `#/components/schemas/${id}` });
-const jsonBody = (id: string) => ({ "application/json": { schema: ref(id) } });
-const problems = (...statuses: number[]) =>
-  Object.fromEntries(statuses.map((s) => [String(s), { description: PROBLEM_TEXT[s] ?? "A problem", content: { "application/problem+json": { schema: ref("Problem") } } }]));
+const idOf = (schema: z.ZodType): string => {
+  const id = apiSchemas.get(schema)?.id;
+  if (!id) throw new Error("openapi: a schema of the endpoint table is not registered in schemas.ts");
+  return id;
+};
+
 const PROBLEM_TEXT: Record<number, string> = {
+  304: "Unchanged since the If-None-Match ETag",
   400: "The request is not valid (the field at fault is named)",
   401: "No working token or session",
   403: "Not allowed (the policy, the token's scope, or a quota)",
   404: "No such thing, or not the caller's to see",
   409: "Not in this state",
-  413: "The body is over 1 MiB",
+  412: "Changed since the If-Match ETag was read",
+  413: `The body is over ${MAX_BODY_BYTES} bytes`,
+  429: "Too many requests; wait Retry-After seconds",
 };
-const idParam = (what: string) => ({ name: "id", in: "path", required: true, schema: { type: "string" }, description: `The ${what}'s id` });
 
-const PATHS = {
-  "/guests": {
-    get: {
-      operationId: "listGuests",
-      summary: "The guests the caller may see, in name order",
-      parameters: [
-        { name: "page", in: "query", schema: { type: "integer", minimum: 1, default: 1 } },
-        { name: "pageSize", in: "query", schema: { type: "integer", minimum: 1, maximum: 500, default: 100 } },
-      ],
-      responses: { "200": { description: "A page of guests", content: jsonBody("GuestList") }, ...problems(400, 401) },
-    },
-  },
-  "/guests/{id}": {
-    get: {
-      operationId: "getGuest",
-      summary: "One guest; its ETag changes whenever it does",
-      parameters: [idParam("guest")],
-      responses: {
-        "200": { description: "The guest", headers: { ETag: { schema: { type: "string" } } }, content: jsonBody("Guest") },
-        "304": { description: "Unchanged since the If-None-Match ETag" },
-        ...problems(401, 404),
+/** A query schema's fields as OpenAPI parameters. */
+function queryParameters(query: z.ZodObject): object[] {
+  const schema = z.toJSONSchema(query, { io: "input", unrepresentable: "any" }) as { properties?: Record<string, object>; required?: string[] };
+  return Object.entries(schema.properties ?? {}).map(([name, { description, ...property }]: [string, { description?: string }]) => ({
+    name,
+    in: "query",
+    required: schema.required?.includes(name) ?? false,
+    schema: property,
+    ...(description ? { description } : {}),
+  }));
+}
+
+function operation(op: string, e: Endpoint): object {
+  const pathParams = [...e.path.matchAll(/\{(\w+)\}/g)].map(([, name]) => ({ name, in: "path", required: true, schema: { type: "string" } }));
+  const problems = [...new Set([...e.problems, ...(e.public ? [] : [401, 429])])].sort();
+  return {
+    operationId: op,
+    summary: e.summary,
+    ...(e.public ? { security: [] } : {}),
+    description: `${e.public ? "Public." : `Token scope: ${e.scope} at least.`}${e.ifMatch ? " Send If-Match with the ETag you read: a guest changed since gets 412." : ""}`,
+    parameters: [...pathParams, ...(e.query ? queryParameters(e.query) : []), ...(e.ifMatch ? [{ name: "If-Match", in: "header", required: false, schema: { type: "string" } }] : [])],
+    ...(e.body ? { requestBody: { required: true, content: { "application/json": { schema: ref(idOf(e.body)) } } } } : {}),
+    ...(e.streamed ? { requestBody: { required: e.method === "PUT", content: { "application/octet-stream": { schema: { type: "string", format: "binary" } } } } } : {}),
+    responses: {
+      [String(e.ok.status)]: {
+        description: e.ok.description,
+        ...(e.ok.headers ? { headers: Object.fromEntries(Object.entries(e.ok.headers).map(([name, description]) => [name, { description, schema: { type: "string" } }])) } : {}),
+        ...(e.ok.schema ? { content: { "application/json": { schema: ref(idOf(e.ok.schema)) } } } : e.ok.contentType ? { content: { [e.ok.contentType]: { schema: { type: "string" } } } } : {}),
       },
+      ...Object.fromEntries(
+        problems.map((status) => [
+          String(status),
+          status === 304 ? { description: PROBLEM_TEXT[304] } : { description: PROBLEM_TEXT[status] ?? "A problem", content: { "application/problem+json": { schema: ref("Problem") } } },
+        ]),
+      ),
     },
-  },
-  "/guests/{id}/power": {
-    post: {
-      operationId: "powerGuest",
-      summary: "Start, shut down, reboot, reset, pause, resume, force off or restart a guest",
-      parameters: [idParam("guest")],
-      requestBody: { required: true, content: jsonBody("PowerRequest") },
-      responses: { "200": { description: "The guest's state after it", content: jsonBody("PowerResult") }, ...problems(400, 401, 403, 404, 409, 413) },
-    },
-  },
-  "/tasks/{id}": {
-    get: {
-      operationId: "getTask",
-      summary: "A task; with wait, answered once it ended or after that many seconds",
-      parameters: [idParam("task"), { name: "wait", in: "query", schema: { type: "integer", minimum: 0, maximum: 60, default: 0 } }],
-      responses: { "200": { description: "The task", content: jsonBody("Task") }, ...problems(400, 401, 404) },
-    },
-  },
-  "/tokens": {
-    get: { operationId: "listTokens", summary: "The caller's API tokens", responses: { "200": { description: "The tokens", content: jsonBody("TokenList") }, ...problems(401) } },
-    post: {
-      operationId: "createToken",
-      summary: "A new API token, shown in this answer only",
-      requestBody: { required: true, content: jsonBody("NewToken") },
-      responses: { "201": { description: "The token", content: jsonBody("CreatedToken") }, ...problems(400, 401, 403, 413) },
-    },
-  },
-  "/tokens/{id}": {
-    delete: { operationId: "revokeToken", summary: "Revokes one of the caller's tokens at once", parameters: [idParam("token")], responses: { "204": { description: "Revoked" }, ...problems(401, 404) } },
-  },
-};
+  };
+}
 
 let cached: object | null = null;
 
 export function openApiDocument(): object {
   if (cached) return cached;
-  const { schemas } = z.toJSONSchema(apiSchemas, { uri: (id) => `#/components/schemas/${id}`, io: "output" });
+  const endpoints = Object.entries(ENDPOINTS) as Array<[string, Endpoint]>;
+  const requestIds = new Set(endpoints.flatMap(([, e]) => (e.body ? [idOf(e.body)] : [])));
+  const generate = (io: "input" | "output") => z.toJSONSchema(apiSchemas, { uri: (id) => `#/components/schemas/${id}`, io, unrepresentable: "any" }).schemas;
+  const [asSent, asAnswered] = [generate("input"), generate("output")];
   // Each component is a schema of the document, not a document of its own.
-  const components = Object.fromEntries(Object.entries(schemas).map(([id, { $schema: _s, $id: _i, ...schema }]) => [id, schema]));
+  const components = Object.fromEntries(
+    Object.keys(asAnswered).map((id) => {
+      const { $schema: _s, $id: _i, ...schema } = (requestIds.has(id) ? asSent : asAnswered)[id]!;
+      return [id, schema];
+    }),
+  );
+  const paths: Record<string, Record<string, object>> = {};
+  for (const [op, e] of endpoints) (paths[e.path] ??= {})[e.method.toLowerCase()] = operation(op, e);
   cached = {
     openapi: "3.1.0",
     jsonSchemaDialect: "https://json-schema.org/draft/2020-12/schema",
-    info: { title: "Guesthouse API", version: "1", description: "Guests, tasks and tokens of a Guesthouse dashboard. Authenticate with a personal API token: Authorization: Bearer gh_…" },
+    info: {
+      title: "Guesthouse API",
+      version: "1",
+      description:
+        "Guests, disks, ISOs, consoles, tasks, events, tokens, teams, quotas and the audit trail of a Guesthouse dashboard. " +
+        "Authenticate with a personal API token (your account page): Authorization: Bearer gh_…. Errors are application/problem+json with a stable code. " +
+        "Long operations answer 202 with their task; GET /tasks/{id}?wait=30 waits for it.",
+    },
     servers: [{ url: "/api/v1" }],
     security: [{ token: [] }],
-    paths: PATHS,
+    paths,
     components: { schemas: components, securitySchemes: { token: { type: "http", scheme: "bearer", description: "A personal API token (account page)" } } },
   };
   return cached;

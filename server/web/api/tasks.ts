@@ -1,4 +1,4 @@
-/** The API's tasks: one the caller may see, waited for on request until it ends. */
+/** The API's tasks: those the caller may see, one waited for on request until it ends. */
 import type { z } from "zod";
 import { taskWhere } from "../../auth/policy";
 import type { SessionUser } from "../../auth/sessions";
@@ -31,6 +31,18 @@ export async function taskFor(user: SessionUser, id: string, waitMs: number): Pr
     });
     row = (await find()) ?? row;
   }
+  return taskJson(row);
+}
+
+/** The caller's tasks (admins: everyone's), newest first. */
+export async function listTasks(user: SessionUser, state: TaskState | undefined, limit: number): Promise<Array<z.infer<typeof task>>> {
+  const rows = await db.task.findMany({ where: { ...taskWhere(user), ...(state ? { state } : {}) }, orderBy: { startedAt: "desc" }, take: limit });
+  return rows.map(taskJson);
+}
+
+type TaskRow = NonNullable<Awaited<ReturnType<typeof db.task.findFirst>>>;
+
+function taskJson(row: TaskRow): z.infer<typeof task> {
   return {
     id: row.id,
     kind: row.kind as TaskKind,

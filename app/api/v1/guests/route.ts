@@ -1,17 +1,12 @@
-import { GuesthouseError } from "@/server/domain/errors";
-import { listGuests, PAGE_SIZE_MAX } from "@/server/web/api/guests";
+import { listGuests } from "@/server/web/api/guests";
 import { apiRoute, json } from "@/server/web/api/http";
+import { createdGuest } from "@/server/web/api/guest-answers";
+import { createGuest } from "@/server/web/guest-ops";
 
 export const dynamic = "force-dynamic";
 
-/** `GET /api/v1/guests?page=1&pageSize=100`: the guests the caller may see, in name order. */
-export const GET = apiRoute(async ({ request, user }) => {
-  const query = new URL(request.url).searchParams;
-  const whole = (name: string, fallback: number, max: number) => {
-    const raw = query.get(name);
-    if (raw === null) return fallback;
-    if (!/^\d{1,6}$/.test(raw) || Number(raw) < 1 || Number(raw) > max) throw new GuesthouseError("invalid-input", `${name} is a whole number from 1 to ${max}.`);
-    return Number(raw);
-  };
-  return json(await listGuests(user, whole("page", 1, 1_000_000), whole("pageSize", 100, PAGE_SIZE_MAX)));
-});
+/** `GET /api/v1/guests?page=1&pageSize=100&q=&team=&tag=&template=`: the guests the caller may see, in name order. */
+export const GET = apiRoute("listGuests", async ({ user, query }) => json(await listGuests(user, query.page ?? 1, query.pageSize ?? 100, query)));
+
+/** `POST /api/v1/guests` with a definition: a new guest (import is this with an exported definition). */
+export const POST = apiRoute("createGuest", async ({ user, body }) => createdGuest(user, await createGuest(user, body, "created through the API")));

@@ -10,6 +10,7 @@ import { currentUser } from "@/server/web/session";
 export const metadata: Metadata = {
   title: "Guesthouse",
   description: "QEMU/KVM guests in your browser",
+  icons: { icon: "/icon.svg" },
 };
 
 export default async function RootLayout({ children }: { children: React.ReactNode }) {
@@ -38,6 +39,7 @@ export default async function RootLayout({ children }: { children: React.ReactNo
                 <Link href="/quotas" className="hover:text-white">Quotas</Link>
                 {user.admin && <Link href="/users" className="hover:text-white">Users</Link>}
                 {canReadAudit(user) && <Link href="/audit" className="hover:text-white">Audit</Link>}
+                <Link href="/docs/api" className="hover:text-white">API</Link>
                 <TeamSwitcher teams={teams} current={user.teamId} />
                 <span className="text-slate-400">
                   <Link href="/account" className="hover:text-white">{user.username}</Link>

@@ -11,6 +11,7 @@ export DATABASE_URL="${DATABASE_URL:-file:$GUESTHOUSE_DATA_DIR/guesthouse.db}"
 
 scripts/setup.sh
 echo "start: building the web app"
+node scripts/public-assets.mjs
 NODE_ENV=production npx next build >/dev/null
 
 node --import tsx server/agent/main.ts &

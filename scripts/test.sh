@@ -12,6 +12,7 @@ scripts/setup.sh --test
 echo "test: type-checking"
 npx tsc --noEmit
 echo "test: building the web app"
+node scripts/public-assets.mjs
 NODE_ENV=production npx next build >/dev/null
 
 if [ $# -gt 0 ]; then files=("$@"); else files=(tests/unit/*.test.ts tests/integration/*.test.ts tests/hostile/*.test.ts tests/e2e/*.test.ts); fi

@@ -126,6 +126,24 @@ story("team self-service in Chromium: quotas and two-factor login", (step) => {
     await waitFor("the token revoked", async () => (await list()).status === 401, 10_000, 200);
   });
 
+  step("the API reference page renders every operation of the served document, offline, under the page's Content-Security-Policy", async () => {
+    const refused: string[] = [];
+    mia.on("console", (m) => {
+      if (m.type() === "error" && /Content Security Policy/i.test(m.text())) refused.push(m.text());
+    });
+    await mia.goto(`${stack.baseUrl}/docs/api`);
+    const reference = mia.getByTestId("api-reference");
+    await reference.getByText("The guests the caller may see, in name order, a page at a time").waitFor({ timeout: 20_000 });
+    const document = (await (await fetch(`${stack.baseUrl}/api/v1/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
+    const operations = Object.values(document.paths).reduce((n, methods) => n + Object.keys(methods).length, 0);
+    assert.equal(await reference.locator(".opblock").count(), operations, "one block per operation");
+    assert.deepEqual(refused, [], "nothing blocked by the policy");
+    // Served from this dashboard: nothing of the page came from elsewhere.
+    assert.equal((await fetch(`${stack.baseUrl}/vendor/swagger-ui-dist/swagger-ui-bundle.js`)).status, 200);
+    assert.match(await (await fetch(`${stack.baseUrl}/robots.txt`)).text(), /Disallow: \//);
+    assert.match((await fetch(`${stack.baseUrl}/icon.svg`)).headers.get("content-type") ?? "", /svg/);
+  });
+
   step("two-factor login: set up on the account page, then asked for at the next login", async () => {
     await mia.goto(`${stack.baseUrl}/account`);
     await mia.getByRole("button", { name: "Set up two-factor login" }).click();

@@ -159,8 +159,11 @@ const taskStatusReply = z.object({
   message: z.string().nullable(),
   log: z.array(z.string()),
 }) satisfies z.ZodType<TaskStatus>;
-/** One line of the event stream: a guest's status, or an image task's. */
-export const eventLine = z.union([guestStatusReply, z.object({ task: taskStatusReply })]);
+/**
+ * One line of the event stream: a guest's status, an image task's, or `{ synced: true }`
+ * once the statuses of every supervised guest have been sent (those not sent are stopped).
+ */
+export const eventLine = z.union([guestStatusReply, z.object({ task: taskStatusReply }), z.object({ synced: z.literal(true) })]);
 /** An error, from any route. */
 export const errorReply = z.object({ code: z.string(), message: z.string(), detail: z.string().optional() });
 
@@ -216,7 +219,7 @@ export const AGENT_ROUTES = {
     path: "/v1/events",
     reply: eventLine,
     ndjson: true,
-    summary: "GuestStatus lines for every supervised guest at once, then each state change as it happens; { task: TaskStatus } lines for image tasks; an empty line every 15 s",
+    summary: "GuestStatus lines for every supervised guest at once, then { synced: true }, then each state change as it happens; { task: TaskStatus } lines for image tasks; an empty line every 15 s",
   },
 
   vnc: {

@@ -414,7 +414,8 @@ export class AgentClient {
 
   /**
    * Follows the agent's state changes: `onOpen` once the agent accepted the stream,
-   * then `onStatus` for every supervised guest at once and for each change. `done`
+   * then `onStatus` for every supervised guest at once, `onSynced` once all of them came
+   * (a guest not among them is stopped), and `onStatus` for each change. `done`
    * settles when the stream ends; call the returned `close` to stop following. A stream
    * that ends by the agent's doing has the agent asked its protocol again at the next
    * request: it may have been upgraded meanwhile.
@@ -423,6 +424,7 @@ export class AgentClient {
     onStatus: (status: GuestStatus) => void,
     onOpen?: () => void,
     onTask?: (task: TaskStatus) => void,
+    onSynced?: () => void,
   ): { done: Promise<void>; close(): void } {
     let request: http.ClientRequest | null = null;
     let closing = false;
@@ -453,6 +455,7 @@ export class AgentClient {
               const parsed = eventLine.safeParse(json);
               if (!parsed.success) continue;
               if ("task" in parsed.data) onTask?.(parsed.data.task);
+              else if ("synced" in parsed.data) onSynced?.();
               else onStatus(parsed.data);
             }
           });

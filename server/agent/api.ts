@@ -258,6 +258,8 @@ function streamEvents(supervisor: Supervisor, images: Images, res: http.ServerRe
   const sendTask = (task: TaskStatus) => res.write(`${JSON.stringify({ task })}\n`);
   for (const status of supervisor.list()) send(status);
   for (const task of images.tasks.list()) sendTask(task);
+  // Every supervised guest has been sent: a guest not among them is stopped.
+  res.write(`${JSON.stringify({ synced: true })}\n`);
   supervisor.on("state", send);
   images.tasks.on("task", sendTask);
   // A comment-free keep-alive: an empty line every 15 s lets both sides notice a dead peer.

@@ -53,6 +53,8 @@ const EXIT_TIMEOUT_MS = 10_000;
 
 export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
   private readonly guests = new Map<string, SupervisedGuest>();
+  /** When each guest that is no longer supervised stopped (ms since the epoch), so its status says so. */
+  private readonly stoppedAt = new Map<string, number>();
   /** Guests deleted since the agent started; a late start for one is refused. */
   private readonly forgotten = new Set<string>();
 
@@ -123,7 +125,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
   }
 
   status(id: string): GuestStatus {
-    return this.guests.get(id)?.status() ?? { id, state: "stopped", since: 0, pid: null, logTail: null, argv: null, spec: null };
+    return this.guests.get(id)?.status() ?? { id, state: "stopped", since: this.stoppedAt.get(id) ?? 0, pid: null, logTail: null, argv: null, spec: null };
   }
 
   /**
@@ -183,7 +185,10 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
       guest.aborted = true;
       await this.killQuietly(guest);
       await this.cleanFiles(guest);
-      if (this.guests.get(spec.id) === guest) this.guests.delete(spec.id);
+      if (this.guests.get(spec.id) === guest) {
+        this.guests.delete(spec.id);
+        this.stoppedAt.set(spec.id, Date.now());
+      }
       this.emit("state", this.status(spec.id));
       throw err;
     }
@@ -299,6 +304,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     if (guest.exitExpected) {
       this.transition(guest, "stopped");
       this.guests.delete(guest.id);
+      this.stoppedAt.set(guest.id, guest.since);
       if (guest.restartWith) {
         const spec = guest.restartWith;
         this.start(spec).catch((err) => console.error(`agent: guest ${guest.id} did not come back after its reboot:`, err));
@@ -472,6 +478,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     const guest = this.guests.get(id);
     if (guest && guest.state !== "crashed") throw new GuesthouseError("conflict", `This guest is ${guest.state}; stop it first.`);
     this.guests.delete(id);
+    this.stoppedAt.delete(id);
     this.forgotten.add(id);
     await fsp.rm(this.stateDir(id), { recursive: true, force: true });
   }

@@ -10,6 +10,7 @@ import { db } from "../db/client";
 import { GuesthouseError } from "../domain/errors";
 import type { GuestSpec, GuestStatus } from "../domain/types";
 import { guestSpecSchema, MAX_BACKING_IMAGES, parseOrThrow, type GuestDefinition } from "../domain/validation";
+import { stateHub } from "./state-hub";
 
 /** What the spec needs of a base image: where it is, its format, and whether it has a base itself. */
 const baseFields = { pool: true, file: true, format: true, baseId: true } as const;
@@ -166,17 +167,20 @@ export function definitionOf(guest: GuestRow, name = guest.name): GuestDefinitio
 const STOPPED = (id: string): GuestStatus => ({ id, state: "stopped", since: 0, pid: null, logTail: null, argv: null, spec: null });
 
 /**
- * Live state for many guests: one call per distinct host. A host whose agent is
- * down yields `null` states, shown as "unknown", rather than failing the page.
+ * Live state for many guests: from the state hub, which follows every host's event
+ * stream, or (a host it does not follow yet) one agent call per distinct host. A host
+ * whose agent is down yields `null` states, shown as "unknown", rather than failing the page.
  */
 export async function liveStates(
   guests: Array<{ id: string; host: { id: string; endpoint: string } }>,
 ): Promise<Map<string, GuestStatus | null>> {
   const hosts = new Map<string, string>();
   for (const g of guests) hosts.set(g.host.id, g.host.endpoint);
-  const byHost = new Map<string, Map<string, GuestStatus> | null>();
+  const byHost = new Map<string, ReadonlyMap<string, GuestStatus> | null>();
   await Promise.all(
     [...hosts].map(async ([hostId, endpoint]) => {
+      const followed = stateHub.statusesOf(hostId);
+      if (followed) return void byHost.set(hostId, followed);
       try {
         const list = await new AgentClient(endpoint).guests();
         byHost.set(hostId, new Map(list.map((s) => [s.id, s])));

@@ -9,6 +9,7 @@ import { agentFor, liveState, loadGuest, specOf } from "./guests";
 import { claimRunning, unclaimRunning } from "./quotas";
 import { recordEvent } from "./audit";
 import { refreshPage } from "./refresh";
+import { stateHub } from "./state-hub";
 
 const RUN: Record<PowerAction, (agent: AgentClient, spec: GuestSpec) => Promise<GuestStatus>> = {
   start: (agent, spec) => agent.start(spec),
@@ -41,6 +42,7 @@ export async function powerGuest(user: SessionUser, guestId: string, action: Pow
   try {
     // The boot menu is a one-time choice for this start, never stored.
     const status = await RUN[op](agentFor(guest.host), { ...specOf(guest), ...(bootMenu ? { bootMenu: true } : {}) });
+    stateHub.observe(guest.host.id, status);
     if (status.state === "stopped") await unclaimRunning(guest.id);
     await recordEvent(op, true, `${op} ${guest.name}`, user, guest.id);
     refreshPage("/");

@@ -9,7 +9,7 @@
  */
 import { AgentClient } from "../agent-client";
 import { db, type PrismaClient } from "../db/client";
-import type { HostIdentity, TaskStatus } from "../domain/types";
+import type { GuestStatus, HostIdentity, TaskStatus } from "../domain/types";
 
 const RETRY_MS = 2000;
 type Listener = (changed: string[]) => void | Promise<void>;
@@ -20,6 +20,8 @@ export class StateHub {
   private readonly taskListeners = new Set<TaskListener>();
   private followers = new Map<string, { close(): void }>();
   private readonly identities = new Map<string, HostIdentity>();
+  /** Each connected host's guests as its event stream last told them, once it sent them all. */
+  private readonly statuses = new Map<string, Map<string, GuestStatus>>();
   private running = false;
 
   /** `database` is where the hosts are listed (the process's own client, except in tests). */
@@ -37,6 +39,25 @@ export class StateHub {
   /** The host's identity while its agent is connected; null when not known (ask the agent). */
   hostIdentity(hostId: string): HostIdentity | null {
     return this.identities.get(hostId) ?? null;
+  }
+
+  /**
+   * The statuses of a host's supervised guests (a guest not in the map is stopped), as its
+   * event stream keeps them: null while the hub does not follow the host, or has not yet
+   * heard every guest since it (re)connected. Then ask the agent instead.
+   */
+  statusesOf(hostId: string): ReadonlyMap<string, GuestStatus> | null {
+    return this.statuses.get(hostId) ?? null;
+  }
+
+  /**
+   * A status the web just got from the agent itself (the answer to a power action): kept at
+   * once, so a list read right after it never shows the state before it, whichever of the
+   * answer and the stream's line arrives first. The later `since` wins.
+   */
+  observe(hostId: string, status: GuestStatus): void {
+    const known = this.statuses.get(hostId);
+    if (known) keepNewer(known, status);
   }
 
   /** Task changes of every host; keeps the hub following as long as it is subscribed. */
@@ -78,6 +99,7 @@ export class StateHub {
     for (const follower of this.followers.values()) follower.close();
     this.followers.clear();
     this.identities.clear();
+    this.statuses.clear();
   }
 
   /** Follows one host until the hub stops, reconnecting after failures. */
@@ -93,8 +115,11 @@ export class StateHub {
       const agent = new AgentClient(host.endpoint);
       /** This connection is the one in use: an answer arriving after it ended is not kept. */
       let live = true;
+      /** This connection's view of the host's guests: the hub's once the agent sent them all. */
+      const seen = new Map<string, GuestStatus>();
       const stream = agent.events(
         (status) => {
+          keepNewer(seen, status);
           const key = `${status.state}@${status.since}`;
           if (last.get(status.id) !== key) {
             last.set(status.id, key);
@@ -114,6 +139,9 @@ export class StateHub {
           }
         },
         (task) => this.publishTask(host.id, task),
+        () => {
+          if (live && !closed) this.statuses.set(host.id, seen);
+        },
       );
       current = stream;
       stream.done
@@ -127,6 +155,7 @@ export class StateHub {
           // The next connection asks again: the agent may have restarted with another QEMU.
           live = false;
           this.identities.delete(host.id);
+          if (this.statuses.get(host.id) === seen) this.statuses.delete(host.id);
           if (!closed) timer = setTimeout(connect, RETRY_MS);
         });
     };
@@ -140,6 +169,12 @@ export class StateHub {
     });
     connect();
   }
+}
+
+/** Keeps `status` unless a later one (by `since`) of the same guest is there already. */
+function keepNewer(statuses: Map<string, GuestStatus>, status: GuestStatus): void {
+  const known = statuses.get(status.id);
+  if (!known || known.since <= status.since) statuses.set(status.id, status);
 }
 
 const globalForHub = globalThis as unknown as { guesthouseStateHub?: StateHub };

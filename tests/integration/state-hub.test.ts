@@ -1,8 +1,9 @@
 /**
  * The web's state hub against a real agent and a real database: one event stream per
  * host pushes guest changes to listeners, the host's identity is known while the agent
- * is connected (so pages need not ask for it), and an agent that goes away and comes
- * back is reported both times.
+ * is connected (so pages need not ask for it), an agent that goes away and comes
+ * back is reported both times, and every guest's status is kept from the stream (so
+ * lists need not ask the agent).
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -78,5 +79,34 @@ describe("state hub", () => {
     await agent.restart();
     await waitFor("the host to be reported back", () => heard.includes(`host:${hostId}`), 10_000);
     await waitFor("the identity to be known again", () => hub.hostIdentity(hostId), 10_000);
+  });
+
+  test("it keeps every guest's status from the stream, once the agent sent them all: a guest running from before the hub followed, then changes as they come; nothing while the agent is gone", async () => {
+    const early: GuestSpec = testSpec(randomBytes(12).toString("hex"), { cdroms: [] });
+    await agent.client.start(early);
+    // A hub that starts following now learns of the running guest from the stream's first lines.
+    const fresh = new StateHub(database.db);
+    assert.equal(fresh.statusesOf(hostId), null, "nothing before it follows the host");
+    const stop = fresh.subscribe(() => {});
+    try {
+      const statuses = await waitFor("the hub to have heard every guest", () => fresh.statusesOf(hostId), 10_000);
+      assert.equal(statuses.get(early.id)?.state, "running");
+      // The answer to a power action is kept at once; the stream's own line then agrees with it.
+      const stopped = await agent.client.forceOff(early.id);
+      fresh.observe(hostId, stopped);
+      assert.equal(fresh.statusesOf(hostId)!.get(early.id)?.state, "stopped");
+      await agent.client.start(early);
+      await waitFor("the start to reach the hub by the stream alone", () => fresh.statusesOf(hostId)?.get(early.id)?.state === "running", 10_000);
+      // An older status (an answer overtaken by the stream) never replaces a newer one.
+      fresh.observe(hostId, stopped);
+      assert.equal(fresh.statusesOf(hostId)!.get(early.id)?.state, "running");
+      await agent.kill();
+      await waitFor("the statuses to be dropped with the agent", () => fresh.statusesOf(hostId) === null, 5_000);
+      await agent.restart();
+      await waitFor("the statuses to come back with it", () => fresh.statusesOf(hostId), 10_000);
+    } finally {
+      stop();
+      await agent.client.forceOff(early.id).catch(() => {});
+    }
   });
 });

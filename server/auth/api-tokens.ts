@@ -91,24 +91,56 @@ export async function revokeToken(db: PrismaClient, actor: SessionUser, id: unkn
   if (count === 0) throw new GuesthouseError("not-found", "You have no working token of that id.");
 }
 
+interface TokenRow {
+  id: string;
+  scope: string;
+  teamId: string | null;
+  expiresAt: Date | string | number;
+  revokedAt: Date | string | number | null;
+  lastUsedAt: Date | string | number | null;
+  userId: string;
+  username: string;
+  role: string;
+  userTeamId: string;
+  disabledAt: Date | string | number | null;
+  mustChangePassword: boolean | number;
+  memberTeamId: string | null;
+  memberRole: string | null;
+}
+
 /**
  * The user a token acts as, within its scope and team; null for anything that is not a
  * working token (unknown, revoked, expired, its user disabled or with a one-time password).
+ * One SQL statement per request, as a session's read (plain SQL both databases run).
  */
 export async function tokenUser(db: PrismaClient, token: string | null | undefined): Promise<SessionUser | null> {
   if (!token || !token.startsWith(TOKEN_PREFIX) || token.length > 100) return null;
-  const row = await db.apiToken.findUnique({
-    where: { id: hashSecret(token) },
-    select: {
-      id: true,
-      scope: true,
-      teamId: true,
-      expiresAt: true,
-      revokedAt: true,
-      lastUsedAt: true,
-      user: { select: { id: true, username: true, role: true, teamId: true, disabledAt: true, mustChangePassword: true, memberships: { select: { teamId: true, role: true } } } },
+  const rows = await db.$queryRaw<TokenRow[]>`
+    SELECT k."id", k."scope", k."teamId", k."expiresAt", k."revokedAt", k."lastUsedAt",
+           u."id" AS "userId", u."username", u."role", u."teamId" AS "userTeamId", u."disabledAt", u."mustChangePassword",
+           m."teamId" AS "memberTeamId", m."role" AS "memberRole"
+      FROM "ApiToken" k
+      JOIN "User" u ON u."id" = k."userId"
+      LEFT JOIN "Membership" m ON m."userId" = u."id"
+     WHERE k."id" = ${hashSecret(token)}`;
+  const first = rows[0];
+  const row = first && {
+    id: first.id,
+    scope: first.scope,
+    teamId: first.teamId,
+    expiresAt: new Date(first.expiresAt),
+    revokedAt: first.revokedAt === null ? null : new Date(first.revokedAt),
+    lastUsedAt: first.lastUsedAt === null ? null : new Date(first.lastUsedAt),
+    user: {
+      id: first.userId,
+      username: first.username,
+      role: first.role,
+      teamId: first.userTeamId,
+      disabledAt: first.disabledAt,
+      mustChangePassword: Boolean(first.mustChangePassword),
+      memberships: rows.filter((r) => r.memberTeamId !== null).map((r) => ({ teamId: r.memberTeamId!, role: r.memberRole! })),
     },
-  });
+  };
   if (!row || row.revokedAt || row.expiresAt.getTime() <= Date.now()) return null;
   const { user } = row;
   if (user.disabledAt || user.mustChangePassword) return null;

@@ -10,27 +10,40 @@ import type { Prisma } from "../db/generated/client";
 
 export const GUEST_PAGE_SIZE = 100;
 
+/** The columns of a guest in any list: the page's row shows its devices too (`withDevices`), the API's summary does not. */
+const SUMMARY = {
+  id: true,
+  name: true,
+  vcpus: true,
+  memoryMiB: true,
+  isTemplate: true,
+  tags: true,
+  host: { select: { id: true, name: true, endpoint: true } },
+  owner: { select: { username: true } },
+  team: { select: { id: true, name: true } },
+} as const;
+const DEVICES = {
+  disks: { select: { sizeBytes: true, bus: true }, orderBy: { position: "asc" } },
+  cdroms: { select: { iso: { select: { name: true } } } },
+  nics: { select: { mac: true, model: true } },
+} as const;
+
 export function guestListQuery(db: PrismaClient, user: SessionUser, page: number, pageSize = GUEST_PAGE_SIZE, filter: Prisma.GuestWhereInput = {}) {
-  return db.guest.findMany({
+  return db.guest.findMany({ ...listArgs(user, page, pageSize, filter), select: { ...SUMMARY, ...DEVICES } });
+}
+
+/** The same page of the same guests, without their devices (the API's summaries). */
+export function guestSummaryQuery(db: PrismaClient, user: SessionUser, page: number, pageSize: number, filter: Prisma.GuestWhereInput = {}) {
+  return db.guest.findMany({ ...listArgs(user, page, pageSize, filter), select: SUMMARY });
+}
+
+function listArgs(user: SessionUser, page: number, pageSize: number, filter: Prisma.GuestWhereInput) {
+  return {
     where: { AND: [ownedWhere(user, "view"), filter] },
-    orderBy: [{ name: "asc" }, { id: "asc" }],
+    orderBy: [{ name: "asc" as const }, { id: "asc" as const }],
     skip: (page - 1) * pageSize,
     take: pageSize,
-    select: {
-      id: true,
-      name: true,
-      vcpus: true,
-      memoryMiB: true,
-      isTemplate: true,
-      tags: true,
-      host: { select: { id: true, name: true, endpoint: true } },
-      owner: { select: { username: true } },
-      team: { select: { id: true, name: true } },
-      disks: { select: { sizeBytes: true, bus: true }, orderBy: { position: "asc" } },
-      cdroms: { select: { iso: { select: { name: true } } } },
-      nics: { select: { mac: true, model: true } },
-    },
-  });
+  };
 }
 
 /** The page number from the query string: a whole number from 1, anything else is 1. */

@@ -10,7 +10,7 @@ import type { Prisma } from "../../db/generated/client";
 import { GuesthouseError } from "../../domain/errors";
 import type { PowerAction } from "../../domain/types";
 import { etagOf } from "../guest-ops";
-import { guestListQuery } from "../guest-list";
+import { guestSummaryQuery } from "../guest-list";
 import { liveState, liveStates, loadGuest } from "../guests";
 import { powerGuest } from "../power";
 import type { guestDetail, guestList, guestSummary } from "./schemas";
@@ -38,7 +38,7 @@ function filterWhere(f: GuestFilter): Prisma.GuestWhereInput {
 /** A page of the guests `user` may see, in name order, with their live state (one agent call per host). */
 export async function listGuests(user: SessionUser, page: number, pageSize: number, filter: GuestFilter = {}): Promise<z.infer<typeof guestList>> {
   const where = filterWhere(filter);
-  const [rows, total] = await Promise.all([guestListQuery(db, user, page, pageSize, where), db.guest.count({ where: { AND: [ownedWhere(user, "view"), where] } })]);
+  const [rows, total] = await Promise.all([guestSummaryQuery(db, user, page, pageSize, where), db.guest.count({ where: { AND: [ownedWhere(user, "view"), where] } })]);
   const states = await liveStates(rows);
   const items: Array<z.infer<typeof guestSummary>> = rows.map((g) => ({
     id: g.id,

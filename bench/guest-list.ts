@@ -19,7 +19,6 @@
  * median; agent requests per render do not grow with the guest count. Prints PASS or
  * MISS per target and exits 0 either way (1 only if the benchmark could not run).
  */
-import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import Database from "better-sqlite3";
 import path from "node:path";
@@ -27,10 +26,10 @@ import { createSession, SESSION_COOKIE, userForSession, type SessionUser } from 
 import type { PrismaClient } from "../server/db/client";
 import { GUEST_PAGE_SIZE, guestListQuery } from "../server/web/guest-list";
 import { guestInclude, specOf } from "../server/web/guests";
-import { createTestDb, seedBasics } from "../tests/helpers/db";
 import { startTestStack, type TestStack } from "../tests/helpers/web";
+import { guestTemplate, insertRows, makeRows } from "./seed";
 import { printSummary, readProfile, summarize } from "./profile-summary";
-import { cpuTimeMs, machineLine, median, ms, percentile, sleep, verdict, missingPrerequisite } from "./stats";
+import { cpuTimeMs, machineLine, median, ms, percentile, sleep, verdict, missingPrerequisite, waitIdle } from "./stats";
 
 const GUESTS = Number(process.env.BENCH_GUESTS ?? 1000);
 const RUNNING = 3;
@@ -44,64 +43,9 @@ const RAW_FACTOR = 2;
 const STAGES = (process.env.BENCH_STAGES ?? "100,250,500").split(",").filter(Boolean).map(Number);
 const PROFILE_DIR = process.env.BENCH_PROFILE ? path.resolve(process.env.BENCH_PROFILE) : null;
 
-const newId = () => randomBytes(12).toString("hex"); // 24 lowercase hex: a valid guest and volume id
-const macOf = (i: number) => `52:54:00:${[(i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff].map((b) => b.toString(16).padStart(2, "0")).join(":")}`;
-const nameOf = (i: number) => `guest-${String(i).padStart(4, "0")}`;
-
 /** The guest list page's own query (its first page), as the page runs it. */
 function pageQuery(db: PrismaClient, user: SessionUser) {
   return guestListQuery(db, user, 1);
-}
-
-/**
- * A guest row as the tests' own seed makes it, with every column the schema has (so new
- * settings keep their defaults here too): made once in a scratch database.
- */
-async function guestTemplate() {
-  const scratch = await createTestDb();
-  try {
-    const { guest } = await seedBasics(scratch.db);
-    const { id: _id, name: _name, ownerId: _o, teamId: _t, hostId: _h, createdAt: _c, updatedAt: _u, ...settings } = guest;
-    return settings;
-  } finally {
-    await scratch.cleanup();
-  }
-}
-type GuestTemplate = Awaited<ReturnType<typeof guestTemplate>>;
-
-interface Rows {
-  guests: Array<GuestTemplate & { id: string; name: string; vcpus: number; memoryMiB: number; ownerId: string; teamId: string; hostId: string }>;
-  disks: Array<{ volume: string; file: string; format: string; bus: string; sizeBytes: bigint; position: number; guestId: string; ownerId: string; teamId: string; hostId: string }>;
-  cdroms: Array<{ guestId: string; isoId: string; position: number }>;
-  nics: Array<{ mac: string; model: string; position: number; guestId: string; networkId: string }>;
-}
-
-/** Rows shaped like app/actions/create-guest.ts makes them: one disk, one CD-ROM, one NIC per guest. */
-function makeRows(
-  template: GuestTemplate,
-  indexes: number[],
-  ctx: { ownerId: string; teamId: string; hostId: string; isoId: string; networkId: string },
-  diskGiB: number,
-): Rows {
-  const rows: Rows = { guests: [], disks: [], cdroms: [], nics: [] };
-  for (const i of indexes) {
-    const id = newId();
-    rows.guests.push({ ...template, id, name: nameOf(i), vcpus: 1 + (i % 4), memoryMiB: 256 * (1 + (i % 8)), ownerId: ctx.ownerId, teamId: ctx.teamId, hostId: ctx.hostId });
-    const volume = newId();
-    rows.disks.push({ volume, file: `${volume}.qcow2`, format: "qcow2", bus: i % 5 === 0 ? "ide" : "virtio", sizeBytes: BigInt(diskGiB) * 2n ** 30n, position: 0, guestId: id, ownerId: ctx.ownerId, teamId: ctx.teamId, hostId: ctx.hostId });
-    rows.cdroms.push({ guestId: id, isoId: ctx.isoId, position: 0 });
-    rows.nics.push({ mac: macOf(i), model: "virtio", position: 0, guestId: id, networkId: ctx.networkId });
-  }
-  return rows;
-}
-
-async function insertRows(db: PrismaClient, rows: Rows): Promise<void> {
-  await db.$transaction([
-    db.guest.createMany({ data: rows.guests }),
-    db.disk.createMany({ data: rows.disks }),
-    db.cdrom.createMany({ data: rows.cdroms }),
-    db.nic.createMany({ data: rows.nics }),
-  ]);
 }
 
 interface PageResult {
@@ -191,21 +135,6 @@ async function agentRequestsDuring(stack: TestStack, fn: () => Promise<unknown>)
     .slice(before)
     .split("\n")
     .filter((l) => /^agent: (GET|POST|PUT|DELETE) /.test(l));
-}
-
-/** Waits until the guests' QEMUs have finished booting (each below 30% of a CPU over 2 s). */
-async function waitIdle(pids: number[], timeoutMs = 180_000): Promise<number[]> {
-  const deadline = Date.now() + timeoutMs;
-  let usage: number[] = [];
-  while (Date.now() < deadline) {
-    const a = pids.map((p) => cpuTimeMs(p) ?? 0);
-    await sleep(2000);
-    const b = pids.map((p) => cpuTimeMs(p) ?? 0);
-    usage = b.map((v, i) => (v - a[i]!) / 2000);
-    if (usage.every((u) => u < 0.3)) return usage;
-  }
-  console.log(`note: the guests still use ${usage.map((u) => `${(u * 100).toFixed(0)}%`).join(", ")} of a CPU after ${timeoutMs / 1000} s`);
-  return usage;
 }
 
 async function main(): Promise<number> {

@@ -83,3 +83,18 @@ export function rotate<T>(items: T[], by: number): T[] {
 export function cpuCeiling(cpuSecondsPerUnit: number, busiestThreadSecondsPerUnit: number): number {
   return Math.min(os.cpus().length / cpuSecondsPerUnit, 1 / busiestThreadSecondsPerUnit);
 }
+
+/** Waits until the guests' QEMUs have finished booting (each below 30% of a CPU over 2 s). */
+export async function waitIdle(pids: number[], timeoutMs = 180_000): Promise<number[]> {
+  const deadline = Date.now() + timeoutMs;
+  let usage: number[] = [];
+  while (Date.now() < deadline) {
+    const a = pids.map((p) => cpuTimeMs(p) ?? 0);
+    await sleep(2000);
+    const b = pids.map((p) => cpuTimeMs(p) ?? 0);
+    usage = b.map((v, i) => (v - a[i]!) / 2000);
+    if (usage.every((u) => u < 0.3)) return usage;
+  }
+  console.log(`note: the guests still use ${usage.map((u) => `${(u * 100).toFixed(0)}%`).join(", ")} of a CPU after ${timeoutMs / 1000} s`);
+  return usage;
+}

@@ -17,6 +17,7 @@ import { createSession, deleteSession, SESSION_COOKIE } from "../../server/auth/
 import { createConsoleBridge, CLOSE_CODES } from "../../server/console/bridge";
 import { createShare, revokeShare } from "../../server/console/shares";
 import { mintShareTicket, mintTicket } from "../../server/console/tickets";
+import { AGENT_PROTOCOL_VERSION, AGENT_ROUTES } from "../../server/agent-protocol";
 import { AGENT_VNC_PASSWORD_HEADER } from "../../server/domain/types";
 import { waitFor, within } from "../helpers/agent";
 import { createTestDb, seedBasics, type TestDb } from "../helpers/db";
@@ -41,7 +42,11 @@ describe("console bridge (fake agent, real SQLite)", () => {
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "gh-bridge-"));
     const socketPath = path.join(dir, "agent.sock");
-    agent = http.createServer((_req, res) => res.writeHead(404).end());
+    // The fake agent speaks this web's protocol version (the client asks it first), and has consoles.
+    agent = http.createServer((req, res) => {
+      if (req.url === AGENT_ROUTES.version.path) return void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ protocol: AGENT_PROTOCOL_VERSION }));
+      res.writeHead(404).end();
+    });
     agent.on("upgrade", (req: http.IncomingMessage, socket: net.Socket) => {
       const kind = /\/(vnc|serial)$/.exec(req.url ?? "")?.[1] ?? "?";
       opened.push(kind);

@@ -11,8 +11,7 @@ import type { PrismaClient } from "../db/client";
 import { GuesthouseError } from "../domain/errors";
 import { parseOrThrow } from "../domain/validation";
 import { scopesUpTo, TOKEN_SCOPES, type TokenScope } from "./policy";
-import type { SessionUser } from "./sessions";
-import { teamsOf } from "./sessions";
+import { teamsOf, userOfRows, type SessionUser, type UserRow } from "./sessions";
 import { hashSecret, newSecret } from "./tokens";
 
 export const TOKEN_PREFIX = "gh_";
@@ -91,21 +90,13 @@ export async function revokeToken(db: PrismaClient, actor: SessionUser, id: unkn
   if (count === 0) throw new GuesthouseError("not-found", "You have no working token of that id.");
 }
 
-interface TokenRow {
+interface TokenRow extends UserRow {
   id: string;
   scope: string;
   teamId: string | null;
   expiresAt: Date | string | number;
   revokedAt: Date | string | number | null;
   lastUsedAt: Date | string | number | null;
-  userId: string;
-  username: string;
-  role: string;
-  userTeamId: string;
-  disabledAt: Date | string | number | null;
-  mustChangePassword: boolean | number;
-  memberTeamId: string | null;
-  memberRole: string | null;
 }
 
 /**
@@ -131,15 +122,7 @@ export async function tokenUser(db: PrismaClient, token: string | null | undefin
     expiresAt: new Date(first.expiresAt),
     revokedAt: first.revokedAt === null ? null : new Date(first.revokedAt),
     lastUsedAt: first.lastUsedAt === null ? null : new Date(first.lastUsedAt),
-    user: {
-      id: first.userId,
-      username: first.username,
-      role: first.role,
-      teamId: first.userTeamId,
-      disabledAt: first.disabledAt,
-      mustChangePassword: Boolean(first.mustChangePassword),
-      memberships: rows.filter((r) => r.memberTeamId !== null).map((r) => ({ teamId: r.memberTeamId!, role: r.memberRole! })),
-    },
+    user: userOfRows([first, ...rows.slice(1)]),
   };
   if (!row || row.revokedAt || row.expiresAt.getTime() <= Date.now()) return null;
   const { user } = row;

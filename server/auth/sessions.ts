@@ -76,22 +76,43 @@ export async function createSession(db: PrismaClient, userId: string, origin: Se
 /** How stale a session's "last seen" may get before a request writes it again. */
 const LAST_SEEN_EVERY_MS = 60_000;
 
-/** One row per membership of the session's user (one row with null membership columns for a user in no team). */
-interface SessionRow {
+/**
+ * A user's columns and one membership's, as the one-statement reads of a session and of an
+ * API token (server/auth/api-tokens.ts) select them: one row per membership (one row with
+ * null membership columns for a user in no team).
+ */
+export interface UserRow {
+  userId: string;
+  username: string;
+  role: string;
+  userTeamId: string;
+  disabledAt: Date | string | number | null;
+  mustChangePassword: boolean | number;
+  memberTeamId: string | null;
+  memberRole: string | null;
+}
+
+/** The user those rows describe, with their memberships. */
+export function userOfRows(rows: [UserRow, ...UserRow[]]) {
+  const [first] = rows;
+  return {
+    id: first.userId,
+    username: first.username,
+    role: first.role,
+    teamId: first.userTeamId,
+    disabledAt: first.disabledAt,
+    mustChangePassword: Boolean(first.mustChangePassword),
+    memberships: rows.filter((r) => r.memberTeamId !== null).map((r) => ({ teamId: r.memberTeamId!, role: r.memberRole! })),
+  };
+}
+
+interface SessionRow extends UserRow {
   id: string;
   expiresAt: Date;
   sessionTeamId: string | null;
   lastSeenAt: Date | null;
   via: string;
-  userId: string;
-  username: string;
-  role: string;
-  userTeamId: string;
-  disabledAt: Date | null;
-  mustChangePassword: boolean | number;
   totpEnabledAt: Date | null;
-  memberTeamId: string | null;
-  memberRole: string | null;
   requireTotp: boolean | number | null;
 }
 
@@ -118,16 +139,7 @@ export async function userForSession(db: PrismaClient, secret: string | undefine
     teamId: first.sessionTeamId,
     lastSeenAt: first.lastSeenAt === null ? null : new Date(first.lastSeenAt),
     via: first.via,
-    user: {
-      id: first.userId,
-      username: first.username,
-      role: first.role,
-      teamId: first.userTeamId,
-      disabledAt: first.disabledAt,
-      mustChangePassword: Boolean(first.mustChangePassword),
-      totpEnabledAt: first.totpEnabledAt,
-      memberships: rows.filter((r) => r.memberTeamId !== null).map((r) => ({ teamId: r.memberTeamId!, role: r.memberRole!, team: { requireTotp: Boolean(r.requireTotp) } })),
-    },
+    user: { ...userOfRows([first, ...rows.slice(1)]), totpEnabledAt: first.totpEnabledAt },
   };
   // A disabled user's sessions end: nothing of theirs is served until an admin enables them.
   if (!session || session.expiresAt.getTime() <= Date.now() || session.user.disabledAt) return null;
@@ -140,7 +152,7 @@ export async function userForSession(db: PrismaClient, secret: string | undefine
     await db.session.updateMany({ where: { id: session.id }, data: { lastSeenAt: new Date() } });
   }
   // A team requiring a second factor holds a password login without one at the account page.
-  const mustEnrollTotp = session.via === "password" && !user.totpEnabledAt && user.memberships.some((m) => m.team.requireTotp);
+  const mustEnrollTotp = session.via === "password" && !user.totpEnabledAt && rows.some((r) => r.memberTeamId !== null && Boolean(r.requireTotp));
   // Until a one-time password is changed, or a required second factor set up, the policy
   // allows nothing (only doing that works).
   return {

@@ -17,8 +17,10 @@ say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
 
 # 1. Debian packages
 # g++, make and python3 build better-sqlite3 from source when no prebuilt binary can be had.
-packages=(qemu-system-x86 qemu-utils ovmf g++ make python3)
-[ "$WITH_TESTS" = 1 ] && packages+=(chromium xkb-data strace)
+# iproute2, nftables and dnsmasq-base build guests' networks (bridges, rules, DHCP and DNS).
+packages=(qemu-system-x86 qemu-utils ovmf g++ make python3 iproute2 nftables dnsmasq-base)
+# busybox: the network tests' stand-in guests ask for DHCP leases with its udhcpc.
+[ "$WITH_TESTS" = 1 ] && packages+=(chromium xkb-data strace busybox)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,0 +1,64 @@
+/**
+ * The nftables table of one managed network, as the text `nft -f` applies in one
+ * transaction: the table is added (so that deleting it cannot fail), deleted and written
+ * anew in the same file, so a change replaces the whole table at once or not at all.
+ *
+ *   NAT:      the guests reach out through the host (masquerade); from outside only
+ *             answers to their own connections come in; guests on other bridges are not
+ *             reached.
+ *   isolated: nothing crosses the bridge: guests reach each other and the gateway only.
+ *
+ * Both: a guest sends from its subnet only (its own MAC and IP are checked per NIC later).
+ */
+import type { Ipv4Plan } from "../../domain/network-plan";
+
+export interface NetworkRules {
+  /** The network's id: names its table. */
+  id: string;
+  kind: "nat" | "isolated";
+  bridge: string;
+  ipv4: Ipv4Plan;
+}
+
+/** The table's name: one per network, so a change touches no one else's rules. */
+export const tableName = (id: string) => `guesthouse_${id}`;
+
+export function rulesetOf(n: NetworkRules): string {
+  const table = `inet ${tableName(n.id)}`;
+  const br = JSON.stringify(n.bridge);
+  const subnet = n.ipv4.subnet;
+  const forward =
+    n.kind === "nat"
+      ? [
+          `iifname ${br} ip saddr != ${subnet} counter drop comment "spoofed source"`,
+          `iifname ${br} oifname ${br} accept`,
+          `iifname ${br} counter accept comment "out to the world"`,
+          `oifname ${br} ct state established,related accept`,
+          `oifname ${br} counter drop comment "not asked for"`,
+        ]
+      : [`iifname ${br} oifname ${br} accept`, `iifname ${br} counter drop comment "isolated"`, `oifname ${br} counter drop comment "isolated"`];
+  return [
+    `add table ${table}`,
+    `delete table ${table}`,
+    `table ${table} {`,
+    "  chain forward {",
+    "    type filter hook forward priority filter; policy accept;",
+    ...forward.map((r) => `    ${r}`),
+    "  }",
+    "  chain input {",
+    "    type filter hook input priority filter; policy accept;",
+    `    iifname ${br} ip saddr != ${subnet} ip saddr != 0.0.0.0 counter drop comment "spoofed source"`,
+    "  }",
+    ...(n.kind === "nat"
+      ? ["  chain postrouting {", "    type nat hook postrouting priority srcnat; policy accept;", `    ip saddr ${subnet} ip daddr != ${subnet} counter masquerade`, "  }"]
+      : []),
+    "}",
+    "",
+  ].join("\n");
+}
+
+/** The text that removes the table (added first, so removing a table that is not there is no error). */
+export function removalOf(id: string): string {
+  const table = `inet ${tableName(id)}`;
+  return `add table ${table}\ndelete table ${table}\n`;
+}

@@ -13,13 +13,14 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { dnsmasqConfig, parseLeases } from "../../server/agent/networks/dnsmasq";
-import { removalOf, rulesetOf, tableName } from "../../server/agent/networks/nft";
+import { diagnose, type DoctorHost } from "../../server/agent/networks/doctor";
+import { bridgeName, removalOf, rulesetOf, tableName } from "../../server/agent/networks/nft";
 import { planIpv4 } from "../../server/domain/network-plan";
 import { waitFor } from "../helpers/agent";
 import { Namespaces, namespacesNamed } from "../helpers/netns";
 
 const PLAN = planIpv4("10.77.0.0/24", "auto");
-const BRIDGE = "ghbr-test";
+const BRIDGE = bridgeName("t1");
 const DOMAIN = "lab.test";
 const WORLD = "198.51.100.1";
 
@@ -153,6 +154,54 @@ describe("a NAT network from the agent's pieces, in network namespaces", () => {
     apply(removalOf("t1")); // removing what is gone is no error
     ns.cleanup();
     assert.deepEqual(namespacesNamed(ns.prefix), []);
+  });
+});
+
+describe("the network doctor, in a network namespace of its own", () => {
+  const ns = new Namespaces();
+  let inside = "";
+  const host: DoctorHost = {
+    run: async (command, args) => ns.run(inside, command, ...args),
+    readFile: async (file) => {
+      try {
+        return ns.run(inside, "cat", file);
+      } catch {
+        return null;
+      }
+    },
+  };
+  const ids = async () => (await diagnose(host)).map((f) => f.id).sort();
+
+  before(() => {
+    inside = ns.add("d");
+  });
+  after(() => ns.cleanup());
+
+  test("a new namespace forwards nothing: the doctor says so, with the fix; once on, it says nothing", async () => {
+    const off = (await diagnose(host)).find((f) => f.id === "ip-forward");
+    assert.match(off?.fix ?? "", /sysctl -w net\.ipv4\.ip_forward=1/);
+    ns.run(inside, "sysctl", "-qw", "net.ipv4.ip_forward=1");
+    assert.deepEqual(await ids(), [], "nothing else is wrong here: tools, tun, modules and CAP_NET_ADMIN are there");
+  });
+
+  test("another firewall's forward chain with a DROP policy is named, with the rules that let guests through; ours is not", async () => {
+    const file = path.join(os.tmpdir(), `${ns.prefix}-foreign.nft`);
+    fs.writeFileSync(file, "table ip filter {\n  chain FORWARD {\n    type filter hook forward priority 0; policy drop;\n  }\n}\n");
+    try {
+      ns.run(inside, "nft", "-f", file);
+      const [drop, ...rest] = await diagnose(host);
+      assert.deepEqual(rest, []);
+      assert.equal(drop?.id, "foreign-drop");
+      assert.match(drop!.problem, /chain FORWARD of table ip filter drops what it does not accept \(iptables: Docker, ufw/);
+      assert.match(drop!.fix, /^nft insert rule ip filter FORWARD iifname "gh-\*" accept && nft insert rule ip filter FORWARD oifname "gh-\*" accept/);
+      ns.run(inside, "nft", "delete", "table", "ip", "filter");
+      // A network's own table may drop in its forward chain: that is not a foreign firewall.
+      fs.writeFileSync(file, `table inet ${tableName("mine")} {\n  chain forward {\n    type filter hook forward priority 0; policy drop;\n  }\n}\n`);
+      ns.run(inside, "nft", "-f", file);
+      assert.deepEqual(await ids(), []);
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
   });
 });
 

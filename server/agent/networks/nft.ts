@@ -10,6 +10,7 @@
  *
  * Both: a guest sends from its subnet only (its own MAC and IP are checked per NIC later).
  */
+import { createHash } from "node:crypto";
 import type { Ipv4Plan } from "../../domain/network-plan";
 
 export interface NetworkRules {
@@ -19,6 +20,12 @@ export interface NetworkRules {
   bridge: string;
   ipv4: Ipv4Plan;
 }
+
+/** Every managed network's bridge (and so its rules) is named with this prefix. */
+export const BRIDGE_PREFIX = "gh-";
+
+/** A network's bridge: the prefix and a hash of its id, within the kernel's 15 characters. */
+export const bridgeName = (id: string) => `${BRIDGE_PREFIX}${createHash("sha256").update(id).digest("hex").slice(0, 11)}`;
 
 /** The table's name: one per network, so a change touches no one else's rules. */
 export const tableName = (id: string) => `guesthouse_${id}`;

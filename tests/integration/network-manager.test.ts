@@ -80,6 +80,19 @@ describe("managed networks, the agent's manager in a network namespace", () => {
     assert.match(fs.readFileSync(path.join(dir, "lab1", "dnsmasq.conf"), "utf8"), /^dhcp-range=10\.78\.0\.10,10\.78\.0\.20,/m);
   });
 
+  test("a subnet that overlaps another network or a route of the host is refused, naming it, and nothing is made", async () => {
+    const networks = new Networks(dir, host);
+    await assert.rejects(networks.apply({ id: "lab3", kind: "nat", subnet: "10.78.0.0/25", dhcp: "auto", domain: "three.test" }), /10\.78\.0\.0\/25 overlaps the network lab1 \(10\.78\.0\.0\/24\)/);
+    // A VPN's interface stands in as a veth (this kernel may lack the dummy device).
+    ns.run(inside, "ip", "link", "add", "vpn0", "type", "veth", "peer", "name", "vpn1");
+    ns.run(inside, "ip", "link", "set", "vpn0", "up");
+    ns.run(inside, "ip", "route", "add", "10.90.0.0/16", "dev", "vpn0");
+    await assert.rejects(networks.apply({ id: "lab3", kind: "nat", subnet: "10.90.4.0/24", dhcp: "auto", domain: "three.test" }), /overlaps the host's route to 10\.90\.0\.0\/16 \(on vpn0\)/);
+    assert.equal(bridgeUp("lab3"), false);
+    assert.equal(fs.existsSync(path.join(dir, "lab3")), false);
+    ns.run(inside, "ip", "link", "del", "vpn0");
+  });
+
   test("a new network whose dnsmasq cannot start leaves nothing behind; a changed one whose rules fail gets its old spec back", async () => {
     const networks = new Networks(dir, host);
     failing.add("dnsmasq");

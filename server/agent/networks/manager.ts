@@ -7,13 +7,14 @@
  * what it did if a step fails (a new network leaves nothing; a changed one gets its old
  * spec back). It is idempotent: dnsmasq keeps running when its configuration is unchanged.
  * `adopt` applies every kept spec again after the agent's restart, keeping what still runs.
+ * A subnet that overlaps another network or a route of the host is refused, naming it.
  * `remove` takes everything away. Commands go through `host`, so a test can run the whole
  * manager inside a network namespace.
  */
 import fs from "node:fs";
 import path from "node:path";
 import { GuesthouseError } from "../../domain/errors";
-import { planIpv4, type Ipv4Plan } from "../../domain/network-plan";
+import { clashOf, planIpv4, type HostRoute, type Ipv4Plan } from "../../domain/network-plan";
 import { dnsmasqConfig, parseLeases, type Lease } from "./dnsmasq";
 import { bridgeName, removalOf, rulesetOf } from "./nft";
 
@@ -67,6 +68,7 @@ export class Networks {
     if (spec.kind === "nat" && !plan.dhcp) throw new GuesthouseError("invalid-input", "A NAT network hands out addresses: give it a DHCP range.");
     const previous = this.spec(spec.id);
     const bridge = bridgeName(spec.id);
+    await this.assertClear(spec, bridge);
     const made = { folder: false, bridge: false, table: previous !== null };
     try {
       if (!fs.existsSync(folder)) {
@@ -106,8 +108,8 @@ export class Networks {
   async adopt(): Promise<string[]> {
     if (!fs.existsSync(this.dir)) return [];
     const adopted: string[] = [];
-    for (const id of fs.readdirSync(this.dir)) {
-      const spec = ID.test(id) ? this.spec(id) : null;
+    for (const id of this.ids()) {
+      const spec = this.spec(id);
       if (!spec) continue;
       try {
         await this.apply(spec);
@@ -130,6 +132,26 @@ export class Networks {
     const file = path.join(this.folder(id), "dnsmasq.pid");
     const pid = fs.existsSync(file) ? Number(fs.readFileSync(file, "utf8").trim()) : NaN;
     return Number.isInteger(pid) && pid > 0 && this.host.alive(pid) ? pid : null;
+  }
+
+  /**
+   * Refuses a subnet that overlaps another network's or a route of the host (a LAN, a VPN,
+   * a container bridge), naming it: guests there would hide it, or be hidden.
+   */
+  private async assertClear(spec: ManagedNetwork, bridge: string): Promise<void> {
+    const others = this.ids()
+      .filter((id) => id !== spec.id)
+      .flatMap((id) => {
+        const other = this.spec(id);
+        return other ? [{ name: id, subnet: other.subnet }] : [];
+      });
+    const routes = (JSON.parse((await this.host.run("ip", ["-j", "-4", "route"])) || "[]") as HostRoute[]).filter((r) => r.dev !== bridge);
+    const clash = clashOf(planIpv4(spec.subnet, null).subnet, others, routes);
+    if (clash) throw new GuesthouseError("conflict", `${spec.subnet} overlaps ${clash}; choose another subnet.`);
+  }
+
+  private ids(): string[] {
+    return fs.existsSync(this.dir) ? fs.readdirSync(this.dir).filter((id) => ID.test(id)) : [];
   }
 
   private spec(id: string): ManagedNetwork | null {

@@ -32,7 +32,7 @@ import {
   type UploadPart,
 } from "./domain/types";
 import { KEYBOARD_LAYOUTS } from "./domain/keymaps";
-import { diskFormat, guestSpecSchema, imageBytes, imageFileName, passphrase, poolName, snapshotName, volumeId } from "./domain/validation";
+import { diskFormat, guestSpecSchema, imageBytes, imageFileName, mac, passphrase, poolName, snapshotName, volumeId } from "./domain/validation";
 
 /** The version of this protocol. The web and its agents must speak the same one. */
 export const AGENT_PROTOCOL_VERSION = 1;
@@ -164,6 +164,36 @@ const taskStatusReply = z.object({
  * once the statuses of every supervised guest have been sent (those not sent are stopped).
  */
 export const eventLine = z.union([guestStatusReply, z.object({ task: taskStatusReply }), z.object({ synced: z.literal(true) })]);
+/** A managed network (server/agent/networks/): its id names its folder, table and bridge. */
+const networkId = z.string().regex(/^[a-z0-9]{1,40}$/, "A network's id is 1 to 40 lowercase letters and digits.");
+const ipv4Text = z.string().max(15);
+const dnsLabel = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const networkRequest = z.strictObject({
+  kind: z.enum(["nat", "isolated"]),
+  subnet: z.string().max(18),
+  dhcp: z.union([z.literal("auto"), z.null(), z.strictObject({ start: ipv4Text, end: ipv4Text })]),
+  domain: z
+    .string()
+    .max(253)
+    .refine((d) => d.split(".").every((l) => dnsLabel.test(l)), "A domain is dot-separated labels of lowercase letters, digits and '-', such as lab.internal."),
+  reservations: z.array(z.strictObject({ mac, ip: ipv4Text, name: z.string().regex(dnsLabel, "A host name is one label: lowercase letters, digits and '-'.") })).max(1024).optional(),
+}).describe("The network");
+const networkReply = z.object({
+  id: z.string(),
+  kind: z.enum(["nat", "isolated"]),
+  subnet: z.string(),
+  bridge: z.string(),
+  gateway: z.string(),
+  dhcp: z.object({ start: z.string(), end: z.string() }).nullable(),
+  domain: z.string(),
+  dnsmasq: z.boolean(),
+});
+const leaseReply = z.object({ expires: z.number(), mac: z.string(), ip: z.string(), hostname: z.string().nullable() });
+const findingReply = z.object({ id: z.string(), problem: z.string(), fix: z.string() });
+export type NetworkState = z.infer<typeof networkReply>;
+export type NetworkRequest = z.infer<typeof networkRequest>;
+export { networkId };
+
 /** An error, from any route. */
 export const errorReply = z.object({ code: z.string(), message: z.string(), detail: z.string().optional() });
 
@@ -239,6 +269,12 @@ export const AGENT_ROUTES = {
     summary: "a one-time password for a native viewer on the guest's TLS VNC display (GUESTHOUSE_VNC_TLS=on; 409 when the guest has none)",
   },
   tlsCa: { method: "GET", path: "/v1/tls/ca", bytes: "application/x-pem-file", summary: "the host's TLS VNC CA certificate (public; 404 when TLS VNC is off)" },
+
+  networks: { method: "GET", path: "/v1/networks", reply: z.array(networkReply), summary: "every managed network: its plan, bridge and whether its dnsmasq runs" },
+  applyNetwork: { method: "PUT", path: "/v1/networks/:id", body: networkRequest, reply: networkReply, summary: "make a managed network or bring it in line (bridge, nft table, dnsmasq); undone if a step fails" },
+  removeNetwork: { method: "DELETE", path: "/v1/networks/:id", summary: "remove a managed network and all it had (bridge, table, dnsmasq, leases)" },
+  networkLeases: { method: "GET", path: "/v1/networks/:id/leases", reply: z.array(leaseReply), summary: "the DHCP leases of a network's guests (MAC, address, host name, expiry)" },
+  networkDoctor: { method: "GET", path: "/v1/network-doctor", reply: z.array(findingReply), summary: "what on this host would stop managed networks, each with its fix" },
 
   tasks: { method: "GET", path: "/v1/tasks", reply: z.array(taskStatusReply), summary: "running and recent tasks (image operations, pastes)" },
   task: { method: "GET", path: "/v1/tasks/:id", reply: taskStatusReply, summary: "TaskStatus" },

@@ -15,6 +15,8 @@ import {
   pathOf,
   type AgentRoute,
   type CheckedReplyOf,
+  type NetworkRequest,
+  type NetworkState,
   type PathParams,
   type RequestOf,
 } from "../agent-protocol";
@@ -239,6 +241,30 @@ export class AgentClient {
   /** Unplugs a disk from a running guest; resolves once the guest has let go of it. */
   detachDisk(id: string, volume: string): Promise<GuestStatus> {
     return this.call(AGENT_ROUTES.detachDisk, { id, volume });
+  }
+
+  /** Every managed network of the host. */
+  networks(): Promise<NetworkState[]> {
+    return this.call(AGENT_ROUTES.networks, {});
+  }
+
+  /** Makes a managed network, or brings it in line with `spec` (undone on the host if a step fails). */
+  applyNetwork(id: string, spec: NetworkRequest): Promise<NetworkState> {
+    return this.call(AGENT_ROUTES.applyNetwork, { id }, spec);
+  }
+
+  removeNetwork(id: string): Promise<void> {
+    return this.call(AGENT_ROUTES.removeNetwork, { id });
+  }
+
+  /** The DHCP leases of a network's guests. */
+  networkLeases(id: string): Promise<Array<{ expires: number; mac: string; ip: string; hostname: string | null }>> {
+    return this.call(AGENT_ROUTES.networkLeases, { id });
+  }
+
+  /** What on the host would stop managed networks, each with its fix. */
+  networkDoctor(): Promise<Array<{ id: string; problem: string; fix: string }>> {
+    return this.call(AGENT_ROUTES.networkDoctor, {});
   }
 
   tasks(): Promise<TaskStatus[]> {

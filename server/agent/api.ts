@@ -13,6 +13,7 @@ import {
   AGENT_ROUTES,
   imageRef,
   matchPath,
+  networkId,
   type AgentRoute,
   type AgentRouteName,
   type AgentRoutes,
@@ -27,6 +28,8 @@ import { diskFormat, isoName, parseOrThrow, volumeId } from "../domain/validatio
 import type { AgentConfig } from "./config";
 import { CONSOLE_UPGRADES, type Consoles } from "./console";
 import type { ImageRef, Images } from "./images";
+import type { Finding } from "./networks/doctor";
+import type { Networks } from "./networks/manager";
 import type { Supervisor } from "./supervisor";
 
 const MAX_BODY_BYTES = 256 * 1024;
@@ -48,7 +51,7 @@ type Handler<R extends AgentRoute> = (params: PathParams<R>, body: ParsedRequest
 /** A handler as the router calls it, whatever its route. */
 type AnyHandler = (params: Record<string, string>, body: unknown, query: unknown) => Promise<{ status?: number; json: unknown } | { body: Buffer }>;
 
-export function createAgentServer(config: AgentConfig, supervisor: Supervisor, images: Images, consoles: Consoles): http.Server {
+export function createAgentServer(config: AgentConfig, supervisor: Supervisor, images: Images, consoles: Consoles, networks: Networks, doctor: () => Promise<Finding[]>): http.Server {
   const ref = (pool: string, file: string): ImageRef => parseOrThrow(imageRef, { pool, file }, "The image");
   const optionalVolume = (query: URLSearchParams) => (query.has("volume") ? parseOrThrow(volumeId, query.get("volume"), "The volume") : undefined);
 
@@ -91,6 +94,19 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, i
     type: async ({ id }, { text, layout }) => ({ status: 202, json: consoles.type(parseId(id), text, layout) }),
     vncTlsPassword: async ({ id }) => ({ json: await consoles.nativeVncPassword(parseId(id)) }),
     tlsCa: async () => ({ body: Buffer.from(await consoles.vncCaCertificate(), "utf8") }),
+
+    networks: async () => ({ json: networks.list() }),
+    applyNetwork: async ({ id }, req) => {
+      const spec = { id: parseOrThrow(networkId, id, "The network's id"), ...req };
+      await networks.apply(spec);
+      return { json: networks.stateOf(spec) };
+    },
+    removeNetwork: async ({ id }) => {
+      await networks.remove(parseOrThrow(networkId, id, "The network's id"));
+      return { status: 204, json: null };
+    },
+    networkLeases: async ({ id }) => ({ json: networks.leases(parseOrThrow(networkId, id, "The network's id")) }),
+    networkDoctor: async () => ({ json: await doctor() }),
 
     tasks: async () => ({ json: images.tasks.list() }),
     task: async ({ id }) => ({ json: images.tasks.get(parseTaskId(id)) }),
@@ -192,8 +208,10 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, i
       // client whole and the connection can carry its next request.
       const raw = await readBody(req, route?.maxBodyBytes ?? MAX_BODY_BYTES);
       if (!found || !route) throw new GuesthouseError("not-found", `No such agent endpoint: ${req.method} ${url.pathname}`);
-      if (req.method !== "POST" && raw.length > 0) throw new GuesthouseError("invalid-input", `${req.method} ${url.pathname} takes no body.`);
-      const json = req.method === "POST" ? parseJson(req, raw) : undefined;
+      // A route with a body schema takes JSON whatever its method (PUT /v1/networks/:id); a POST always may.
+      const takesBody = req.method === "POST" || route.body !== undefined;
+      if (!takesBody && raw.length > 0) throw new GuesthouseError("invalid-input", `${req.method} ${url.pathname} takes no body.`);
+      const json = takesBody ? parseJson(req, raw) : undefined;
       const body = route.body ? parseOrThrow(route.body, json, route.body.description) : undefined;
       const query = route.query ? parseOrThrow(route.query, Object.fromEntries(url.searchParams), route.query.description) : url.searchParams;
       // The table and the handlers are keyed alike; TypeScript cannot follow one name through both.

@@ -5,6 +5,7 @@
  * here and why (probing KVM if that has not been done for this QEMU and kernel).
  */
 import fs from "node:fs";
+import fsp from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import { AGENT_HEAP_GROWING_PERCENT, giveHeapRoom } from "../heap";
@@ -15,6 +16,8 @@ import { assertRunDirReachable } from "./qemu-user";
 import { Supervisor } from "./supervisor";
 import { Images } from "./images";
 import { Journal } from "./journal";
+import { diagnose } from "./networks/doctor";
+import { localNetHost, Networks, runCommand } from "./networks/manager";
 import { Tasks } from "./tasks";
 import { ensureVncTls } from "./tls";
 
@@ -71,7 +74,12 @@ async function main(): Promise<void> {
   const tasks = new Tasks({ qemuImgJobs: config.qemuImgJobs, journal });
   const images = new Images(config, tasks, supervisor);
   const consoles = new Consoles(config, supervisor, tasks);
-  const server = createAgentServer(config, supervisor, images, consoles);
+  // Managed networks: each kept one set up again (what still runs is kept).
+  const networks = new Networks(path.join(config.dataDir, "networks"), localNetHost);
+  const adopted = await networks.adopt();
+  if (adopted.length) console.log(`agent: ${adopted.length} managed network(s) set up again: ${adopted.join(", ")}`);
+  const doctor = () => diagnose({ run: (command, args) => runCommand(command, args), readFile: (file) => fsp.readFile(file, "utf8").catch(() => null) });
+  const server = createAgentServer(config, supervisor, images, consoles, networks, doctor);
   // Interrupted uploads that nobody resumed go after GUESTHOUSE_UPLOAD_PART_HOURS; looked for
   // at start and then a few times per lifetime (at most hourly).
   const expireParts = () =>

@@ -25,7 +25,8 @@ export interface TestAgent {
   cleanup(): Promise<void>;
 }
 
-export async function startTestAgent(env: Record<string, string> = {}): Promise<TestAgent> {
+/** `netns`: run the agent inside this network namespace (its networks are made there, not on the host). */
+export async function startTestAgent(env: Record<string, string> = {}, options: { netns?: string } = {}): Promise<TestAgent> {
   if (!fs.existsSync(DEMO_ISO)) throw new Error(`${DEMO_ISO} is missing: run scripts/fixtures.sh (scripts/test.sh does).`);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "gh-"));
   // QEMU's users reach the guests' run folders through it (they cannot list it).
@@ -36,7 +37,9 @@ export async function startTestAgent(env: Record<string, string> = {}): Promise<
   let out = "";
 
   const launch = async (): Promise<ChildProcess> => {
-    const child = spawn(process.execPath, ["--import", "tsx", "server/agent/main.ts"], {
+    const command = [process.execPath, "--import", "tsx", "server/agent/main.ts"];
+    const [file, ...args] = options.netns ? ["ip", "netns", "exec", options.netns, ...command] : command;
+    const child = spawn(file!, args, {
       env: { ...process.env, GUESTHOUSE_DATA_DIR: dataDir, GUESTHOUSE_AGENT_SOCKET: socketPath, GUESTHOUSE_RUN_DIR: path.join(dataDir, "run"), ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });

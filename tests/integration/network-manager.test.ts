@@ -114,7 +114,7 @@ describe("managed networks, the agent's manager in a network namespace", () => {
     assert.equal(fs.readFileSync(path.join(dir, "lab1", "spec.json"), "utf8"), kept, "the spec is as it was");
   });
 
-  test("removed: no bridge, no table, no dnsmasq, no folder; removing it again is no error; no namespace at the end", async () => {
+  test("removed: no bridge, no table, no dnsmasq, no folder; removing it again is not-found; no namespace at the end", async () => {
     const networks = new Networks(dir, host);
     const pid = networks.dnsmasqPid("lab1")!;
     await networks.remove("lab1");
@@ -122,7 +122,7 @@ describe("managed networks, the agent's manager in a network namespace", () => {
     assert.deepEqual(tables(), []);
     assert.equal(host.alive(pid), false);
     assert.equal(fs.existsSync(path.join(dir, "lab1")), false);
-    await networks.remove("lab1");
+    await assert.rejects(networks.remove("lab1"), /no such network/, "removing it again says it is not there");
     ns.cleanup();
     assert.deepEqual(namespacesNamed(ns.prefix), []);
   });

@@ -17,6 +17,8 @@ import { createAgentServer } from "../../server/agent/api";
 import type { AgentConfig } from "../../server/agent/config";
 import type { Consoles } from "../../server/agent/console";
 import type { Images } from "../../server/agent/images";
+import type { Finding } from "../../server/agent/networks/doctor";
+import type { Networks } from "../../server/agent/networks/manager";
 import type { Supervisor } from "../../server/agent/supervisor";
 import { GuesthouseError } from "../../server/domain/errors";
 
@@ -63,6 +65,8 @@ function stubbedAgent(): http.Server {
     refusing<Supervisor>("supervisor", quiet),
     refusing<Images>("images", { tasks: refusing("tasks", quiet) }),
     refusing<Consoles>("consoles"),
+    refusing<Networks>("networks"),
+    refusal("doctor") as () => Promise<Finding[]>,
   );
 }
 
@@ -76,7 +80,7 @@ interface Answer {
 
 /** One request as the route's client would make it; an upgrade's refusal and an open stream count as answers. */
 function ask(at: string, route: AgentRoute): Promise<Answer> {
-  const payload = route.method === "POST" ? "{}" : route.rawBody ? "" : null;
+  const payload = route.method === "POST" || route.body ? "{}" : route.rawBody ? "" : null;
   const headers: Record<string, string | number> = {
     ...(payload !== null ? { "content-type": route.rawBody ? "application/octet-stream" : "application/json", "content-length": payload.length } : {}),
     ...(route.upgrade ? { connection: "Upgrade", upgrade: route.upgrade } : {}),

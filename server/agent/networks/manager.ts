@@ -11,8 +11,10 @@
  * `remove` takes everything away. Commands go through `host`, so a test can run the whole
  * manager inside a network namespace.
  */
+import { execFile } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
+import type { NetworkState } from "../../agent-protocol";
 import { GuesthouseError } from "../../domain/errors";
 import { clashOf, planIpv4, type HostRoute, type Ipv4Plan } from "../../domain/network-plan";
 import { dnsmasqConfig, parseLeases, type Lease } from "./dnsmasq";
@@ -49,6 +51,19 @@ export function processAlive(pid: number): boolean {
     return false;
   }
 }
+
+/** Runs a command (no shell) to its end: its output, or an error carrying what it printed. */
+export function runCommand(command: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(command, args, { timeout: 30_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${command} ${args.join(" ")}: ${String(stderr).trim() || err.message}`));
+      else resolve(String(stdout));
+    });
+  });
+}
+
+/** This host, as the agent's networks run on it. */
+export const localNetHost: NetHost = { run: runCommand, alive: processAlive };
 
 export class Networks {
   constructor(
@@ -101,6 +116,7 @@ export class Networks {
 
   /** Removes the network and everything it had; removing one that is not there does nothing. */
   async remove(id: string): Promise<void> {
+    if (!this.spec(id)) throw new GuesthouseError("not-found", "There is no such network on this host.");
     await this.teardown(id, { bridge: true, table: true, folder: true });
   }
 
@@ -121,8 +137,22 @@ export class Networks {
     return adopted;
   }
 
+  /** Every managed network as it stands. */
+  list(): NetworkState[] {
+    return this.ids().flatMap((id) => {
+      const spec = this.spec(id);
+      return spec ? [this.stateOf(spec)] : [];
+    });
+  }
+
+  stateOf(spec: ManagedNetwork): NetworkState {
+    const plan = planIpv4(spec.subnet, spec.dhcp);
+    return { id: spec.id, kind: spec.kind, subnet: plan.subnet, bridge: bridgeName(spec.id), gateway: plan.gateway, dhcp: plan.dhcp, domain: spec.domain, dnsmasq: this.dnsmasqPid(spec.id) !== null };
+  }
+
   /** The leases dnsmasq keeps for the network's guests. */
   leases(id: string): Lease[] {
+    if (!this.spec(id)) throw new GuesthouseError("not-found", "There is no such network on this host.");
     const file = path.join(this.folder(id), "leases");
     return fs.existsSync(file) ? parseLeases(fs.readFileSync(file, "utf8")) : [];
   }

@@ -11,6 +11,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
+import { watchAddresses } from "../../server/agent/networks/addresses";
 import { Networks, processAlive, type ManagedNetwork, type NetHost } from "../../server/agent/networks/manager";
 import { bridgeName, tableName } from "../../server/agent/networks/nft";
 import { waitFor } from "../helpers/agent";
@@ -58,6 +59,25 @@ describe("managed networks, the agent's manager in a network namespace", () => {
     const [lease] = await waitFor("the lease", () => (networks.leases("lab1").length ? networks.leases("lab1") : null), 5_000);
     assert.deepEqual([lease!.mac, lease!.hostname], [mac, "web1"]);
     assert.match(lease!.ip, /^10\.78\.0\.(12[89]|1[3-9]\d|2[0-4]\d|25[0-4])$/);
+  });
+
+  test("a guest's address is known within 2 s of its DHCP acknowledgement, from the lease file and the bridge's neighbours, with no agent in the guest", async () => {
+    const books: Array<{ at: number; book: Map<string, string[]> }> = [];
+    const watch = watchAddresses(host, bridgeName("lab1"), path.join(dir, "lab1", "leases"), (book) => books.push({ at: Date.now(), book }), 500);
+    try {
+      const guest = ns.add("g2");
+      ns.link(inside, "vg2", guest, "eth0");
+      ns.run(inside, "ip", "link", "set", "vg2", "master", bridgeName("lab1"));
+      const mac = ns.run(guest, "cat", "/sys/class/net/eth0/address").trim();
+      execFileSync("ip", ["netns", "exec", guest, "busybox", "udhcpc", "-i", "eth0", "-q", "-n", "-t", "10", "-T", "1", "-s", "/bin/true"], { stdio: "ignore", timeout: 30_000 });
+      // udhcpc quits once acknowledged: from here, 2 s at most.
+      const acked = Date.now();
+      const seen = await waitFor("the new guest's address", () => books.find((b) => b.book.has(mac)), 2_000, 20);
+      assert.ok(seen.at - acked <= 2_000, `known ${seen.at - acked} ms after the acknowledgement`);
+      assert.match(seen.book.get(mac)![0]!, /^10\.78\.0\.\d+$/);
+    } finally {
+      watch.stop();
+    }
   });
 
   test("applied again unchanged, dnsmasq keeps running; a new manager (the agent restarted) adopts it as it is", async () => {

@@ -149,3 +149,15 @@ export async function tokenUser(db: PrismaClient, token: string | null | undefin
     tokenTeam: row.teamId,
   };
 }
+
+/** The token of an `Authorization: Bearer …` header; null for none, or another scheme. */
+export function bearerToken(header: string | null | undefined): string | null {
+  return (header && /^Bearer\s+(\S{1,200})$/i.exec(header)?.[1]) || null;
+}
+
+/** The user an Authorization header's token acts as, or a refusal that says what to do. */
+export async function bearerUser(db: PrismaClient, header: string): Promise<SessionUser> {
+  const user = await tokenUser(db, bearerToken(header));
+  if (!user) throw new GuesthouseError("unauthenticated", "The token is unknown, revoked or expired. Make a new one on your account page.");
+  return user;
+}

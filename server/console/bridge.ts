@@ -26,7 +26,7 @@ import type http from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, createWebSocketStream, type WebSocket } from "ws";
 import { AgentClient } from "../agent-client";
-import { tokenUser } from "../auth/api-tokens";
+import { bearerToken, tokenUser } from "../auth/api-tokens";
 import { ownedWhere, type Action } from "../auth/policy";
 import { sessionSecretOf, userForSession, type SessionUser } from "../auth/sessions";
 import type { PrismaClient } from "../db/client";
@@ -155,7 +155,7 @@ export function createConsoleBridge({ db, log = console.log, touchMs = SESSION_T
     if (!isWebSocketHandshake(req)) return refuseUpgrade(socket, 400, "This address takes websocket connections only.");
     // An API client (the CLI) shows its token; a browser cannot send that header, so the
     // Origin check, which guards the cookie against other sites, is for the cookie's logins.
-    const bearer = /^Bearer\s+(\S{1,200})$/i.exec(req.headers.authorization ?? "")?.[1] ?? null;
+    const bearer = bearerToken(req.headers.authorization);
     if (!bearer && !sameOrigin(req)) return refuseUpgrade(socket, 403, "Console connections must come from this dashboard's own pages.");
 
     const ticket = await consumeTicket(db, new URLSearchParams(query).get("ticket"), { guestId, kind });

@@ -23,7 +23,7 @@
 import { randomBytes } from "node:crypto";
 import type http from "node:http";
 import type { AgentClient, ImageRef } from "../agent-client";
-import { tokenUser } from "../auth/api-tokens";
+import { bearerUser } from "../auth/api-tokens";
 import { assertMayCreate, canManageHost, holdsScope } from "../auth/policy";
 import { sessionSecretOf, userForSession, type SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
@@ -142,9 +142,7 @@ async function serve(req: http.IncomingMessage, res: http.ServerResponse): Promi
 async function uploader(req: http.IncomingMessage, method: string): Promise<SessionUser> {
   const authorization = req.headers.authorization;
   if (authorization !== undefined && prefixOf(req) === API_UPLOAD_PATH) {
-    const match = /^Bearer\s+(\S{1,200})$/i.exec(authorization);
-    const user = match ? await tokenUser(db, match[1]) : null;
-    if (!user) throw new GuesthouseError("unauthenticated", "The token is unknown, revoked or expired. Make a new one on your account page.");
+    const user = await bearerUser(db, authorization);
     if (method !== "GET" && !holdsScope(user, "write")) throw new GuesthouseError("forbidden", "This needs a token with the write scope.");
     return user;
   }

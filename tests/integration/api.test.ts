@@ -8,7 +8,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { createHash, randomBytes } from "node:crypto";
-import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
 import Ajv2020 from "ajv/dist/2020";
@@ -18,6 +17,7 @@ import { createSession, SESSION_COOKIE, type SessionUser } from "../../server/au
 import { hashSecret } from "../../server/auth/tokens";
 import { ENDPOINTS, type Endpoint } from "../../server/web/api/endpoints";
 import { waitFor } from "../helpers/agent";
+import { appEntries } from "../helpers/app-entries";
 import { sessionUser } from "../helpers/db";
 import { testDefinition } from "../helpers/specs";
 import { startTestStack, type TestStack } from "../helpers/web";
@@ -435,18 +435,9 @@ describe("the REST API", () => {
   });
 
   test("every route file under app/api/v1 serves exactly the operations the endpoint table (and so the document) lists for its path", () => {
-    const served: string[] = [];
-    const walk = (dir: string) => {
-      for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-        const full = path.join(dir, entry.name);
-        if (entry.isDirectory()) walk(full);
-        else if (entry.name === "route.ts") {
-          const route = `/${path.relative("app/api/v1", dir)}`.replace(/\[(\w+)\]/g, "{$1}").replace(/\/$/, "");
-          for (const [, method] of fs.readFileSync(full, "utf8").matchAll(/^export (?:const|async function) (GET|POST|PUT|PATCH|DELETE)\b/gm)) served.push(`${method} ${route}`);
-        }
-      }
-    };
-    walk("app/api/v1");
+    const served = appEntries("app/api/v1").flatMap((e) =>
+      e.methods.map((m) => `${m} ${`/${path.dirname(path.relative("api/v1", e.file))}`.replace(/\[(\w+)\]/g, "{$1}").replace(/\/\.?$/, "")}`),
+    );
     const listed = Object.values(ENDPOINTS as Record<string, Endpoint>)
       .filter((e) => !e.streamed)
       .map((e) => `${e.method} ${e.path}`);

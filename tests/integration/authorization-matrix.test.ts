@@ -32,6 +32,7 @@ import { createShare } from "../../server/console/shares";
 import { mintShareTicket, mintTicket } from "../../server/console/tickets";
 import WebSocket from "ws";
 import { waitFor } from "../helpers/agent";
+import { appEntries } from "../helpers/app-entries";
 import { sessionUser } from "../helpers/db";
 import { testDefinition } from "../helpers/specs";
 import { startTestStack, type TestStack } from "../helpers/web";
@@ -408,21 +409,12 @@ describe("authorization matrix: every entry point × every caller", () => {
   });
 
   test("every page and route under app/ has a row in the table", () => {
-    const found: string[] = [];
-    const walk = (dir: string) => {
-      for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-        const full = path.join(dir, entry.name);
-        if (entry.isDirectory()) walk(full);
-        else if (entry.name === "page.tsx") found.push(path.relative("app", full));
-        else if (entry.name === "route.ts") {
-          // A route's every method is an entry point of its own: "<file>" for GET, "<file>#<METHOD>" for the others.
-          const methods = [...fs.readFileSync(full, "utf8").matchAll(/^export (?:const|async function) (GET|POST|PUT|PATCH|DELETE)\b/gm)].map(([, m]) => m!);
-          assert.ok(methods.length, `${full} exports no method`);
-          for (const m of methods) found.push(`${path.relative("app", full)}${m === "GET" ? "" : `#${m}`}`);
-        }
-      }
-    };
-    walk("app");
+    // A route's every method is an entry point of its own: "<file>" for GET, "<file>#<METHOD>" for the others.
+    const found = appEntries().flatMap((e) => {
+      if (e.kind === "page") return [e.file];
+      assert.ok(e.methods.length, `app/${e.file} exports no method`);
+      return e.methods.map((m) => `${e.file}${m === "GET" ? "" : `#${m}`}`);
+    });
     const rows = { ...PAGES, ...API };
     assert.deepEqual(found.filter((f) => !rows[f]).sort(), [], "pages or routes with no expected row: add them to PAGES (or API)");
     assert.deepEqual(Object.keys(rows).filter((f) => !found.includes(f)).sort(), [], "rows for entry points the app does not have");

@@ -84,7 +84,8 @@ export class Networks {
     const previous = this.spec(spec.id);
     const bridge = bridgeName(spec.id);
     await this.assertClear(spec, bridge);
-    const made = { folder: false, bridge: false, table: previous !== null };
+    // What this call made, for a new network to take away again when a step fails.
+    const made = { folder: false, bridge: false, table: false };
     try {
       if (!fs.existsSync(folder)) {
         fs.mkdirSync(folder, { recursive: true, mode: 0o700 });

@@ -10,6 +10,7 @@ import { db } from "../../db/client";
 import { GuesthouseError } from "../../domain/errors";
 import { userNamed } from "../../domain/names";
 import { auditWhere, canReadAudit } from "../audit";
+import { auditFilterOf } from "../audit-query";
 import { allUsers } from "../people";
 import { usageOverview, type ResourceUsage } from "../quota-admin";
 import { teamsFor } from "../teams";
@@ -81,16 +82,11 @@ export interface AuditQuery {
   limit?: number;
 }
 
-/** The trail `actor` may read, newest first. A date alone means that whole day (UTC), as on the page. */
+/** The trail `actor` may read, newest first, filtered as the audit page filters it (a date alone is that whole day, UTC). */
 export async function auditEvents(actor: SessionUser, q: AuditQuery): Promise<Array<z.infer<typeof auditEvent>>> {
   if (!canReadAudit(actor)) throw new GuesthouseError("forbidden", "Only admins and a team's owners read the audit trail.");
-  const at = (text: string | undefined, endOfDay: boolean) =>
-    text === undefined ? undefined : new Date(/^\d{4}-\d{2}-\d{2}$/.test(text) ? `${text}T${endOfDay ? "23:59:59.999" : "00:00:00"}Z` : text);
-  const rows = await db.event.findMany({
-    where: auditWhere(actor, { user: q.user, teamId: q.team, action: q.action, target: q.target, from: at(q.from, false), to: at(q.to, true) }),
-    orderBy: { at: "desc" },
-    take: q.limit ?? 200,
-  });
+  const { limit, ...params } = q;
+  const rows = await db.event.findMany({ where: auditWhere(actor, auditFilterOf(params).filter), orderBy: { at: "desc" }, take: limit ?? 200 });
   return rows.map((e) => ({
     id: e.id,
     at: e.at.toISOString(),

@@ -3,11 +3,11 @@ import type { z } from "zod";
 import { ownedWhere } from "../../auth/policy";
 import type { SessionUser } from "../../auth/sessions";
 import { db } from "../../db/client";
+import { GuesthouseError } from "../../domain/errors";
 import { loadDisk } from "../disks";
 import { localHost } from "../hosts";
 import { isosFor } from "../isos";
 import type { diskView, isoView } from "./schemas";
-import { GuesthouseError } from "../../domain/errors";
 
 const listInclude = {
   host: { select: { name: true } },

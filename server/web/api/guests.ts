@@ -1,18 +1,15 @@
 /**
- * The API's guests: each operation is the pages' own (guest-ops.ts, power.ts), with the
- * guest shown as the API shows it after it.
+ * The API's guests as it shows them: a page of summaries, and one guest with its ETag.
+ * Changes run the pages' own operations (guest-ops.ts, power.ts).
  */
 import type { z } from "zod";
 import { ownedWhere } from "../../auth/policy";
 import type { SessionUser } from "../../auth/sessions";
 import { db } from "../../db/client";
 import type { Prisma } from "../../db/generated/client";
-import { GuesthouseError } from "../../domain/errors";
-import type { PowerAction } from "../../domain/types";
 import { etagOf } from "../guest-ops";
 import { guestSummaryQuery } from "../guest-list";
 import { liveState, liveStates, loadGuest } from "../guests";
-import { powerGuest } from "../power";
 import type { guestDetail, guestList, guestSummary } from "./schemas";
 
 const tagsOf = (text: string) => JSON.parse(text) as string[];
@@ -88,10 +85,4 @@ export async function showGuest(user: SessionUser, id: string): Promise<{ guest:
     updatedAt: g.updatedAt.toISOString(),
   };
   return { guest, etag: etagOf(g) };
-}
-
-/** A power action through the same operation as the guest page's buttons. */
-export async function powerAction(user: SessionUser, id: string, action: PowerAction, bootMenu?: boolean): Promise<{ state: string }> {
-  if (typeof id !== "string" || id.length > 64) throw new GuesthouseError("not-found", "This guest does not exist, or you may not see it.");
-  return { state: await powerGuest(user, id, action, bootMenu === undefined ? undefined : { bootMenu }) };
 }

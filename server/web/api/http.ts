@@ -7,7 +7,7 @@
  * Access itself is the policy's, through the same operations the pages use.
  */
 import type { z } from "zod";
-import { tokenUser } from "../../auth/api-tokens";
+import { bearerUser } from "../../auth/api-tokens";
 import { holdsScope } from "../../auth/policy";
 import { overTls, type SessionUser } from "../../auth/sessions";
 import { db } from "../../db/client";
@@ -58,12 +58,7 @@ const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 /** Who asks: a token, or the browser's session (whose writes must come from this dashboard's own pages). */
 async function caller(request: Request): Promise<SessionUser> {
   const authorization = request.headers.get("authorization");
-  if (authorization !== null) {
-    const match = /^Bearer\s+(\S{1,200})$/i.exec(authorization);
-    const user = match ? await tokenUser(db, match[1]) : null;
-    if (!user) throw new GuesthouseError("unauthenticated", "The token is unknown, revoked or expired. Make a new one on your account page.");
-    return user;
-  }
+  if (authorization !== null) return bearerUser(db, authorization);
   const user = await currentUser();
   if (!user) throw new GuesthouseError("unauthenticated", "Send an API token (Authorization: Bearer gh_…), or log in.");
   if (user.disabled) throw new GuesthouseError("forbidden", "Your account can do nothing until you set it up on your account page.");

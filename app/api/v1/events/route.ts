@@ -1,4 +1,4 @@
-import { tokenUser } from "@/server/auth/api-tokens";
+import { bearerToken, tokenUser } from "@/server/auth/api-tokens";
 import { userForSession } from "@/server/auth/sessions";
 import { db } from "@/server/db/client";
 import { apiRoute } from "@/server/web/api/http";
@@ -11,7 +11,7 @@ export const dynamic = "force-dynamic";
 export const GET = apiRoute("events", async ({ request, user }) => {
   // The login is asked again as it was first shown: a token revoked or expired, or a session
   // ended, ends the stream (read now: the request's cookies are not there later).
-  const token = /^Bearer\s+(\S{1,200})$/i.exec(request.headers.get("authorization") ?? "")?.[1];
+  const token = bearerToken(request.headers.get("authorization"));
   const secret = token ? null : await currentSessionSecret();
   return eventStream(request, user, {
     style: "api",

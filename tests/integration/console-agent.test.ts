@@ -135,6 +135,14 @@ story("guest console, agent side, with real QEMU", (step) => {
   const spec = testSpec("guestcons0001", { name: "console-demo" });
   const stateDir = () => path.join(agent.dataDir, "guests", spec.id);
   const logFile = (name: string) => path.join(stateDir(), name);
+  /**
+   * QEMU writes a line to the serial socket first and to the log right after (char.c:
+   * chr_write, then qemu_chr_write_log), so a line just seen live may not be logged yet
+   * by the time the test asks; on a busy host QEMU's thread can be off the CPU between
+   * the two. Awaited, bounded.
+   */
+  const logHolds = (marker: string, what: string) =>
+    waitFor(`${marker} in the serial log (${what})`, async () => (await agent.client.serialLog(spec.id)).includes(marker), 5_000);
   const taskDone = (id: string) =>
     waitFor(`task ${id} to end`, async () => {
       const task = await agent.client.task(id);
@@ -305,8 +313,7 @@ story("guest console, agent side, with real QEMU", (step) => {
     await waitFor("the rotation", () => fs.statSync(logFile("serial.log")).size < SERIAL_LOG_BYTES, 10_000);
     const burst = 250 * 110;
     assert.ok(fs.statSync(logFile("serial.log.1")).size <= burst + 2 * SERIAL_LOG_BYTES, "the older part is one rotation's worth");
-    let text = await agent.client.serialLog(spec.id);
-    assert.ok(text.includes("ROT1-25-DONE"), "the newest output is there");
+    await logHolds("ROT1-25-DONE", "the newest output is there");
 
     // A second burst replaces the older part instead of piling up.
     serial.write(`i=0; while [ $i -lt 250 ]; do echo ROT2-$i${line}; i=$((i+1)); done; echo ROT2-$((6*6))-DONE\n`);
@@ -315,8 +322,8 @@ story("guest console, agent side, with real QEMU", (step) => {
     serial.destroy();
     const sizes = ["serial.log", "serial.log.1"].map((f) => fs.statSync(logFile(f)).size);
     assert.ok(sizes[0]! < SERIAL_LOG_BYTES && sizes[1]! <= burst + 2 * SERIAL_LOG_BYTES, `sizes ${sizes}`);
-    text = await agent.client.serialLog(spec.id);
-    assert.ok(text.includes("ROT2-36-DONE"), "the newest output is there");
+    await logHolds("ROT2-36-DONE", "the newest output is there");
+    const text = await agent.client.serialLog(spec.id);
     assert.ok(!text.includes("ROT1-100") && !text.includes("PASTE-OK-42"), "older output is gone: the log does not pile up");
     assert.equal(text, fs.readFileSync(logFile("serial.log.1"), "utf8") + fs.readFileSync(logFile("serial.log"), "utf8"), "the older part comes first");
   });
@@ -326,6 +333,7 @@ story("guest console, agent side, with real QEMU", (step) => {
     const rx = collect(serial);
     serial.write("echo BEFORE-OFF-$((9*9))\n");
     await rx.until("BEFORE-OFF-81");
+    await logHolds("BEFORE-OFF-81", "the line is logged before the guest goes");
     await agent.client.forceOff(spec.id);
     await within("the viewer's stream to end with the guest", rx.closed, 15_000);
 

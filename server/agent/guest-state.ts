@@ -106,6 +106,8 @@ export class SupervisedGuest {
   vncTls: VncTlsEndpoint | null = null;
   /** Who its QEMU runs as (null: the agent's own user); read from /proc on adoption. */
   identity: QemuIdentity | null = null;
+  /** Its NICs have ports on managed networks, to be taken away when it stops. */
+  plugged = false;
 
   constructor(
     readonly id: string,

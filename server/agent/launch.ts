@@ -7,8 +7,9 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createCipheriv, randomBytes } from "node:crypto";
 import fs from "node:fs";
 import fsp from "node:fs/promises";
+import { fileURLToPath } from "node:url";
 import type { GuestSpec } from "../domain/types";
-import { secretPath, type EncryptedSecret, type PassedDescriptor } from "../qemu/args";
+import { secretPath, type EncryptedSecret, type PassedDescriptor, type PassedTap } from "../qemu/args";
 import { mustHaveSecret } from "./guest-disks";
 import { childEnv } from "./process";
 import { closeAll, openDescriptors, type QemuIdentity } from "./qemu-user";
@@ -53,22 +54,30 @@ export async function writeMasterKey(file: string, key: Buffer, identity: QemuId
   if (identity) await fsp.chown(file, identity.uid, identity.gid);
 }
 
+/** The helper that makes a guest's taps and then becomes its QEMU (server/agent/open-taps.py). */
+const TAP_LAUNCHER = fileURLToPath(new URL("./open-taps.py", import.meta.url));
+
 /**
  * Starts QEMU with `argv` in a process group of its own (an agent restart leaves it
  * running), as `identity` (its supplementary groups dropped), with its output in
  * `logFile`, a minimal environment, and as descriptors 3, 4, … the files the command
  * line's `-add-fd`s name, opened here. The agent's copies are closed once it runs.
+ * With taps, the launcher starts first (as the agent's user, which may make them), puts
+ * them at the fds that follow, and then becomes QEMU as `identity`: the same process.
  */
-export function spawnQemu(argv: string[], descriptors: PassedDescriptor[], identity: QemuIdentity | null, logFile: string): ChildProcess {
+export function spawnQemu(argv: string[], descriptors: PassedDescriptor[], identity: QemuIdentity | null, logFile: string, taps: PassedTap[] = []): ChildProcess {
   const log = fs.openSync(logFile, "w", 0o600);
   let fds: number[] = [];
   try {
     fds = openDescriptors(descriptors);
+    const common = { detached: true, stdio: ["ignore", log, log, ...fds] as Array<"ignore" | number>, env: childEnv() };
+    if (taps.length) {
+      const plan = { uid: identity?.uid ?? null, gid: identity?.gid ?? null, taps };
+      return spawn("python3", [TAP_LAUNCHER, JSON.stringify(plan), ...argv], common);
+    }
     return spawn(argv[0]!, argv.slice(1), {
-      detached: true,
-      stdio: ["ignore", log, log, ...fds],
-      // Nothing of the agent's own environment (its secrets included).
-      env: childEnv(),
+      ...common,
+      // Nothing of the agent's own environment (its secrets included): childEnv.
       ...(identity ? { uid: identity.uid, gid: identity.gid } : {}),
     });
   } finally {

@@ -64,9 +64,16 @@ async function main(): Promise<void> {
     if (tls.made.includes("server")) console.log(`agent: issued the TLS VNC server certificate for ${tls.names.join(", ")}`);
   }
 
-  const supervisor = new Supervisor(config);
+  // Managed networks: each kept one set up again (what still runs is kept), before guests
+  // on them are adopted or started.
+  const networks = new Networks(path.join(config.dataDir, "networks"), localNetHost);
+  const adopted = await networks.adopt();
+  if (adopted.length) console.log(`agent: ${adopted.length} managed network(s) set up again: ${adopted.join(", ")}`);
+  const supervisor = new Supervisor(config, networks);
   console.log(`agent: QEMU runs as ${supervisor.users.describe()}, with nothing but the files the agent opens for it`);
   await supervisor.adopt();
+  // Ports of guests that stopped while no agent watched go.
+  await networks.prune(new Set(supervisor.list().filter((g) => g.pid !== null).map((g) => g.id)));
   // What the last agent's tasks left unfinished goes before anything new begins (server/agent/journal.ts).
   const journal = new Journal(path.join(config.dataDir, "journal"));
   for (const line of journal.recover()) console.log(`agent: ${line}`);
@@ -74,10 +81,6 @@ async function main(): Promise<void> {
   const tasks = new Tasks({ qemuImgJobs: config.qemuImgJobs, journal });
   const images = new Images(config, tasks, supervisor);
   const consoles = new Consoles(config, supervisor, tasks);
-  // Managed networks: each kept one set up again (what still runs is kept).
-  const networks = new Networks(path.join(config.dataDir, "networks"), localNetHost);
-  const adopted = await networks.adopt();
-  if (adopted.length) console.log(`agent: ${adopted.length} managed network(s) set up again: ${adopted.join(", ")}`);
   const doctor = () => diagnose({ run: (command, args) => runCommand(command, args), readFile: (file) => fsp.readFile(file, "utf8").catch(() => null) });
   const server = createAgentServer(config, supervisor, images, consoles, networks, doctor);
   // Interrupted uploads that nobody resumed go after GUESTHOUSE_UPLOAD_PART_HOURS; looked for

@@ -45,6 +45,7 @@ import { isQemuOf, killGroup, pidAlive, readPid, sleep, waitForPidExit } from ".
 import { gidOfPid, lockRunDir, prepareRunDir, QemuUsers, uidOfPid } from "./qemu-user";
 import { rotateSerialLog } from "./serial";
 import { Storage } from "./storage";
+import type { Networks } from "./networks/manager";
 import { qemuTlsCopy } from "./tls";
 
 const START_TIMEOUT_MS = 30_000;
@@ -73,7 +74,11 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     finishUnplug: (guest, device) => this.disks.finishUnplug(guest, device),
   };
 
-  constructor(private readonly config: AgentConfig) {
+  constructor(
+    private readonly config: AgentConfig,
+    /** The agent's managed networks, whose ports a guest's NICs on them become (none: such guests are refused). */
+    private readonly networks: Pick<Networks, "plug" | "unplug"> | null = null,
+  ) {
     super();
     this.storage = new Storage(config);
     this.users = QemuUsers.forAgent(config.qemuUids);
@@ -185,6 +190,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
       guest.aborted = true;
       await this.killQuietly(guest);
       await this.cleanFiles(guest);
+      await this.unplugNics(guest);
       if (this.guests.get(spec.id) === guest) {
         this.guests.delete(spec.id);
         this.stoppedAt.set(spec.id, Date.now());
@@ -202,6 +208,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     }
     for (const cdrom of spec.cdroms) await this.mustBeImage(ISO_POOL, cdrom.iso, `ISO ${cdrom.iso}`);
     assertForwardsAllowed(spec, this.config.forwards);
+    const taps = await this.plugNics(guest, spec);
 
     const files = guest.files;
     await fsp.mkdir(guest.stateDir, { recursive: true, mode: 0o700 });
@@ -213,7 +220,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     guest.identity = this.users.claim([...this.guests.values()].flatMap((g) => (g !== guest && g.identity ? [g.identity.uid] : [])));
     const vncTlsPort = await this.vncTlsPorts.claim(guest);
     const secrets = await encryptPassphrases(spec, this.config.secretsDir);
-    const launch = buildQemuLaunch(spec, this.layout(spec.id, vncTlsPort, secrets?.secrets));
+    const launch = buildQemuLaunch(spec, { ...this.layout(spec.id, vncTlsPort, secrets?.secrets), taps });
     const argv = [QEMU_BINARY, ...launch.args];
     guest.argv = argv;
     guest.spec = spec;
@@ -226,7 +233,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     if (secrets) await writeMasterKey(files.masterKey, secrets.masterKey, guest.identity);
     if (this.config.vncTls && vncTlsPort !== undefined) await qemuTlsCopy(this.config.vncTls.dir, path.join(guest.runDir, "tls"), guest.identity);
 
-    const child = spawnQemu(argv, launch.descriptors, guest.identity, files.log);
+    const child = spawnQemu(argv, launch.descriptors, guest.identity, files.log, launch.taps);
     child.unref();
     guest.child = child;
     const exit = new Promise<{ code: number | null; signal: string | null }>((resolve) => {
@@ -256,6 +263,23 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     await fsp.rm(path.join(guest.runDir, "tls"), { recursive: true, force: true });
     await guest.qmp!.execute("cont");
     await checkRunState(guest, this.runStateHooks);
+  }
+
+  /** Ports on their managed networks for the guest's NICs there (taken away again when it stops). */
+  private async plugNics(guest: SupervisedGuest, spec: GuestSpec): Promise<QemuHostLayout["taps"]> {
+    const managed = spec.nics.flatMap((nic, index) => (nic.mode === "managed" ? [{ index, mac: nic.mac, network: nic.network }] : []));
+    if (managed.length === 0) return {};
+    if (!this.networks) throw new GuesthouseError("conflict", "This agent runs no managed networks; put the guest's cards on user-mode networking.");
+    guest.plugged = true;
+    const plugged = await this.networks.plug({ id: spec.id, name: spec.name }, managed);
+    return Object.fromEntries(plugged.map((p) => [p.index, { tap: p.tap, bridge: p.bridge }]));
+  }
+
+  /** The guest's ports go from their networks (its taps went with its QEMU). */
+  private async unplugNics(guest: SupervisedGuest): Promise<void> {
+    if (!guest.plugged || !this.networks) return;
+    guest.plugged = false;
+    await this.networks.unplug(guest.id).catch((err) => console.error(`agent: guest ${guest.id}: its network ports could not be taken away:`, err));
   }
 
   /** Polls for the QMP socket and connects; stops trying once the process is gone. */
@@ -294,6 +318,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     if (this.guests.get(guest.id) !== guest) return;
     await guest.qmp?.close();
     await this.cleanFiles(guest);
+    await this.unplugNics(guest);
     guest.pid = null;
     guest.child = null;
     guest.vncTls = null;
@@ -501,6 +526,8 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
       const files = guest.files;
       await guest.load();
       guest.pid = pid;
+      // Whatever ports it has on managed networks go when it stops (none: nothing to do).
+      guest.plugged = this.networks !== null;
       const uid = uidOfPid(pid);
       guest.identity = uid !== null && uid !== process.getuid?.() ? { uid, gid: gidOfPid(pid) ?? uid } : null;
       const vncTlsPort = vncTlsPortOf(guest.argv);

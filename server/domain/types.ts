@@ -275,9 +275,20 @@ export interface PortForward {
   guestPort: number;
 }
 
-export interface NicSpec {
+/** What every network card has. */
+interface NicBase {
   mac: string;
   model: NicModel;
+}
+
+/**
+ * A network card: on QEMU's own user-mode networking (nothing on the host to set up), or
+ * on a managed network of the agent (a tap on the network's bridge; its rules and port
+ * forwards are the network's).
+ */
+export type NicSpec = UserNicSpec | ManagedNicSpec;
+
+export interface UserNicSpec extends NicBase {
   mode: "user";
   /**
    * User-mode networking with restrict=on: the guest reaches neither the host (its
@@ -285,6 +296,14 @@ export interface NicSpec {
    */
   isolated: boolean;
   forwards: PortForward[];
+}
+
+export interface ManagedNicSpec extends NicBase {
+  mode: "managed";
+  /** The managed network's id on the guest's host. */
+  network: string;
+  isolated: false;
+  forwards: never[];
 }
 
 /** The agent's view of one guest that it supervises. */

@@ -200,7 +200,18 @@ export const guestSpecSchema = z
     ),
     cdroms,
     nics: listOf(
-      z.strictObject({ mac, model: z.enum(NIC_MODELS), mode: z.literal("user"), isolated, forwards }),
+      z.union([
+        z.strictObject({ mac, model: z.enum(NIC_MODELS), mode: z.literal("user"), isolated, forwards }),
+        // On a managed network: its ports and rules are the network's; QEMU forwards nothing.
+        z.strictObject({
+          mac,
+          model: z.enum(NIC_MODELS),
+          mode: z.literal("managed"),
+          network: z.string().regex(/^[a-z0-9]{1,40}$/, "A network's id is 1 to 40 lowercase letters and digits."),
+          isolated: z.literal(false).default(false),
+          forwards: z.array(z.never()).max(0).default([]),
+        }),
+      ]),
       LIMITS_DEVICES.nics,
       "network cards",
     ),

@@ -86,6 +86,18 @@ export interface QemuHostLayout {
    * Absent or null: the guest's only display is its unix socket.
    */
   vncTls?: VncTlsLayout | null;
+  /**
+   * The taps of the NICs on managed networks, by the NIC's position: made by the launcher
+   * and joined to the bridge before QEMU runs, handed to it as descriptors.
+   */
+  taps?: Record<number, { tap: string; bridge: string }>;
+}
+
+/** A tap the launcher opens for QEMU: the device, the bridge it joins, and QEMU's fd for it. */
+export interface PassedTap {
+  tap: string;
+  bridge: string;
+  fd: number;
 }
 
 /** A passphrase encrypted with the start's master key: base64 of the ciphertext and of its IV. */
@@ -315,6 +327,8 @@ export interface QemuLaunch {
   nextFdSet: number;
   /** The fd sets of each disk, by volume (removed when the disk is unplugged). */
   diskFdSets: Record<string, number[]>;
+  /** The taps of NICs on managed networks, after the descriptors in fd order. */
+  taps: PassedTap[];
 }
 
 /** The id of the secret holding the start's master key; every passphrase's secret names it as its `keyid`. */
@@ -448,10 +462,22 @@ export function buildQemuLaunch(spec: GuestSpec, layout: QemuHostLayout): QemuLa
     );
   });
 
+  // Taps come after every file's descriptor (no NIC names a file): fds 3 + files + n.
+  const fileCount = passed.descriptors().length;
+  const taps: PassedTap[] = [];
   spec.nics.forEach((nic, i) => {
     const id = `net${i}`;
-    const forwards = nic.forwards.map((f) => `,hostfwd=${f.protocol}:${layout.forwardAddress ?? ""}:${f.hostPort}-:${f.guestPort}`).join("");
-    args.push("-netdev", `user,id=${id}${nic.isolated ? ",restrict=on" : ""}${forwards}`, "-device", `${NIC_DEVICES[nic.model]},netdev=${id},mac=${nic.mac}${bootIndex("network", i)}`);
+    if (nic.mode === "managed") {
+      const tap = layout.taps?.[i];
+      if (!tap) throw new GuesthouseError("internal", `Network card ${i + 1}'s tap on network ${nic.network} was not made.`);
+      const fd = FIRST_PASSED_FD + fileCount + taps.length;
+      taps.push({ ...tap, fd });
+      args.push("-netdev", `tap,id=${id},fd=${fd}`);
+    } else {
+      const forwards = nic.forwards.map((f) => `,hostfwd=${f.protocol}:${layout.forwardAddress ?? ""}:${f.hostPort}-:${f.guestPort}`).join("");
+      args.push("-netdev", `user,id=${id}${nic.isolated ? ",restrict=on" : ""}${forwards}`);
+    }
+    args.push("-device", `${NIC_DEVICES[nic.model]},netdev=${id},mac=${nic.mac}${bootIndex("network", i)}`);
   });
 
   // Last, so every device above keeps the PCI address it had before the ports existed
@@ -462,7 +488,9 @@ export function buildQemuLaunch(spec: GuestSpec, layout: QemuHostLayout): QemuLa
 
   // The descriptors come first on the command line: QEMU must know the sets before a
   // -blockdev or -drive opens one.
-  return { args: [...passed.addFdArgs(), ...args], descriptors: passed.descriptors(), nextFdSet: passed.next, diskFdSets };
+  const descriptors = passed.descriptors();
+  if (descriptors.length !== fileCount) throw new GuesthouseError("internal", "A file was named for QEMU after the taps' descriptors were counted.");
+  return { args: [...passed.addFdArgs(), ...args], descriptors, nextFdSet: passed.next, diskFdSets, taps };
 }
 
 /**

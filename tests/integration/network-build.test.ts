@@ -82,15 +82,17 @@ describe("a NAT network from the agent's pieces, in network namespaces", () => {
   const ping = (from: string, to: string, source?: string) => ns.ok(from, "busybox", "ping", "-c", "1", "-W", "2", ...(source ? ["-I", source] : []), to);
 
   test("the table applies in one transaction, and applies again over itself", () => {
-    apply(rulesetOf({ id: "t1", kind: "nat", bridge: BRIDGE, ipv4: PLAN }));
-    apply(rulesetOf({ id: "t1", kind: "nat", bridge: BRIDGE, ipv4: PLAN }));
-    assert.equal(ns.run(host, "nft", "list", "tables").trim(), `table inet ${tableName("t1")}`);
+    apply(rulesetOf({ id: "t1", kind: "nat", bridge: BRIDGE, ipv4: PLAN, ports: [] }));
+    apply(rulesetOf({ id: "t1", kind: "nat", bridge: BRIDGE, ipv4: PLAN, ports: [] }));
+    assert.equal(ns.run(host, "nft", "list", "tables").trim(), `table inet ${tableName("t1")}\ntable bridge ${tableName("t1")}`);
   });
 
   test("dnsmasq leases each guest an address of the DHCP range, writes it to the lease file, and names it in the network's domain", async () => {
     const conf = path.join(dir, "dnsmasq.conf");
     const leaseFile = path.join(dir, "leases");
-    fs.writeFileSync(conf, dnsmasqConfig({ bridge: BRIDGE, ipv4: PLAN, domain: DOMAIN, router: true, leaseFile, pidFile: path.join(dir, "dnsmasq.pid"), upstream: false }));
+    const hostsFile = path.join(dir, "hosts");
+    fs.writeFileSync(hostsFile, "");
+    fs.writeFileSync(conf, dnsmasqConfig({ bridge: BRIDGE, ipv4: PLAN, domain: DOMAIN, router: true, leaseFile, pidFile: path.join(dir, "dnsmasq.pid"), upstream: false, hostsFile }));
     // In the foreground, as the agent will supervise it; its own log on stderr.
     dnsmasq = ns.start(host, "dnsmasq", "--no-daemon", "--log-facility=-", `--conf-file=${conf}`);
     let log = "";
@@ -135,10 +137,10 @@ describe("a NAT network from the agent's pieces, in network namespaces", () => {
   });
 
   test("made isolated (the table replaced in one transaction): the guests still reach each other, nothing beyond", () => {
-    apply(rulesetOf({ id: "t1", kind: "isolated", bridge: BRIDGE, ipv4: PLAN }));
+    apply(rulesetOf({ id: "t1", kind: "isolated", bridge: BRIDGE, ipv4: PLAN, ports: [] }));
     assert.ok(ping(guests.g1!.ns, guests.g2!.ip), "g1 → g2 on the bridge");
     assert.equal(ping(guests.g1!.ns, WORLD), false, "g1 → the world is cut");
-    apply(rulesetOf({ id: "t1", kind: "nat", bridge: BRIDGE, ipv4: PLAN }));
+    apply(rulesetOf({ id: "t1", kind: "nat", bridge: BRIDGE, ipv4: PLAN, ports: [] }));
     assert.ok(ping(guests.g1!.ns, WORLD), "NAT again");
   });
 

@@ -49,7 +49,7 @@ describe("managed networks, the agent's manager in a network namespace", () => {
     const made = await networks.apply(LAB);
     assert.equal(made.plan.gateway, "10.78.0.1");
     assert.match(ns.run(inside, "ip", "-4", "addr", "show", made.bridge), /inet 10\.78\.0\.1\/24/);
-    assert.deepEqual(tables(), [`table inet ${tableName("lab1")}`]);
+    assert.deepEqual(tables(), [`table inet ${tableName("lab1")}`, `table bridge ${tableName("lab1")}`]);
     assert.ok(made.dnsmasqPid && host.alive(made.dnsmasqPid));
     const guest = ns.add("g");
     ns.link(inside, "vg", guest, "eth0");
@@ -122,7 +122,7 @@ describe("managed networks, the agent's manager in a network namespace", () => {
       failing.delete("dnsmasq");
     }
     assert.equal(bridgeUp("lab2"), false, "no bridge left");
-    assert.deepEqual(tables(), [`table inet ${tableName("lab1")}`], "no table left");
+    assert.deepEqual(tables(), [`table inet ${tableName("lab1")}`, `table bridge ${tableName("lab1")}`], "no table left");
     assert.equal(fs.existsSync(path.join(dir, "lab2")), false, "no folder left");
     const kept = fs.readFileSync(path.join(dir, "lab1", "spec.json"), "utf8");
     failing.add("nft");

@@ -26,7 +26,7 @@ import {
 } from "../../server/qemu/args";
 import { formatCommandLine } from "../../server/qemu/format";
 import { GuesthouseError } from "../../server/domain/errors";
-import type { CdromSpec, DiskBus, DiskCache, DiskSpec, GuestSpec, NicModel, NicSpec, PortForward } from "../../server/domain/types";
+import type { CdromSpec, DiskBus, DiskCache, DiskSpec, GuestSpec, ManagedNicSpec, NicModel, PortForward, UserNicSpec } from "../../server/domain/types";
 
 const TCG: QemuHostLayout = {
   accelerator: "tcg",
@@ -84,7 +84,7 @@ const vdisk = (volume: string, patch: Partial<DiskSpec> = {}) => disk(volume, "v
 const idedisk = (volume: string, patch: Partial<DiskSpec> = {}) => disk(volume, "ide", patch);
 const scsidisk = (volume: string, patch: Partial<DiskSpec> = {}) => disk(volume, "scsi", patch);
 const cd = (iso: string): CdromSpec => ({ iso });
-const nic = (mac: string, model: NicModel = "virtio", forwards: PortForward[] = []): NicSpec => ({ mac, model, mode: "user", isolated: false, forwards });
+const nic = (mac: string, model: NicModel = "virtio", forwards: PortForward[] = []): UserNicSpec => ({ mac, model, mode: "user", isolated: false, forwards });
 
 /** The base guest's descriptors: its screen (always set 0, fd 3) and its serial log (set 1, fd 4), both appended to. */
 const SCREEN_FD = "fd=3,set=0,opaque=append:/srv/gh/state/abcd1234/screen.ppm";
@@ -1276,6 +1276,16 @@ describe("buildQemuArgs: invariants", () => {
       });
     }
   }
+
+  test("a card on a managed network is a tap QEMU gets as a descriptor after the files'; a user-mode card beside it stays", () => {
+    const managed: ManagedNicSpec = { mac: "52:54:00:00:00:03", model: "virtio", mode: "managed", network: "lab", isolated: false, forwards: [] };
+    const launch = buildQemuLaunch(spec({ nics: [nic("52:54:00:00:00:01"), managed] }), { ...TCG, taps: { 1: { tap: "ghtabc", bridge: "gh-lab" } } });
+    const fd = 3 + launch.descriptors.length;
+    assert.deepEqual(valuesOf(launch.args, "-netdev"), ["user,id=net0", `tap,id=net1,fd=${fd}`]);
+    assert.deepEqual(launch.taps, [{ tap: "ghtabc", bridge: "gh-lab", fd }]);
+    assert.ok(valuesOf(launch.args, "-device").includes("virtio-net-pci,netdev=net1,mac=52:54:00:00:00:03"));
+    assert.throws(() => buildQemuLaunch(spec({ nics: [managed] }), TCG), /tap on network lab was not made/);
+  });
 
   test("an isolated card is user-mode networking with restrict=on; forwards into it stay", () => {
     const card = { ...nic("52:54:00:00:00:01", "virtio", [{ protocol: "tcp", hostPort: 22222, guestPort: 22 }]), isolated: true };

@@ -17,8 +17,8 @@ export interface DnsmasqSetup {
   pidFile: string;
   /** Answer names outside the domain from the host's resolvers (NAT); else refuse them. */
   upstream: boolean;
-  /** MAC → fixed address and host name. */
-  reservations?: Array<{ mac: string; ip: string; name: string }>;
+  /** MAC → address and host name, one per line (ports.ts hostsFileOf); read again on SIGHUP. */
+  hostsFile: string;
 }
 
 export function dnsmasqConfig(s: DnsmasqSetup): string {
@@ -40,7 +40,7 @@ export function dnsmasqConfig(s: DnsmasqSetup): string {
     ...(s.router ? [`dhcp-option=option:router,${s.ipv4.gateway}`] : ["dhcp-option=option:router"]),
     `dhcp-option=option:dns-server,${s.ipv4.gateway}`,
     ...(s.ipv4.dhcp ? [`dhcp-range=${s.ipv4.dhcp.start},${s.ipv4.dhcp.end},${s.ipv4.netmask},1h`] : []),
-    ...(s.reservations ?? []).map((r) => `dhcp-host=${r.mac},${r.ip},${r.name}`),
+    `dhcp-hostsfile=${s.hostsFile}`,
   ];
   return `${lines.join("\n")}\n`;
 }

@@ -8,8 +8,15 @@
  * spec back). It is idempotent: dnsmasq keeps running when its configuration is unchanged.
  * `adopt` applies every kept spec again after the agent's restart, keeping what still runs.
  * A subnet that overlaps another network or a route of the host is refused, naming it.
- * `remove` takes everything away. Commands go through `host`, so a test can run the whole
- * manager inside a network namespace.
+ * `remove` takes everything away (refused while guests' cards are on the network).
+ *
+ * Guests' cards: `plug` gives each NIC of a starting guest a port (ports.ts: its tap, its
+ * address, its host name), kept in the network's ports.json, and renders the network's
+ * rules and dnsmasq's host entries again (one `nft -f`, a SIGHUP); the launcher makes the
+ * taps and joins them to the bridge. `unplug` takes a stopped guest's ports away again.
+ * Every change takes its turn, so two guests starting at once never share an address.
+ * Commands go through `host`, so a test can run the whole manager inside a network
+ * namespace.
  */
 import { execFile } from "node:child_process";
 import fs from "node:fs";
@@ -17,8 +24,10 @@ import path from "node:path";
 import type { NetworkState } from "../../agent-protocol";
 import { GuesthouseError } from "../../domain/errors";
 import { clashOf, planIpv4, type HostRoute, type Ipv4Plan } from "../../domain/network-plan";
+import { Turns } from "../turns";
 import { dnsmasqConfig, parseLeases, type Lease } from "./dnsmasq";
 import { bridgeName, removalOf, rulesetOf } from "./nft";
+import { chooseAddress, hostLabel, hostsFileOf, tapName, uniqueLabel, type Port } from "./ports";
 
 export interface ManagedNetwork {
   id: string;
@@ -28,6 +37,20 @@ export interface ManagedNetwork {
   dhcp: { start: string; end: string } | "auto" | null;
   domain: string;
   reservations?: Array<{ mac: string; ip: string; name: string }>;
+}
+
+/** A starting guest's NIC on a managed network, as plug takes it. */
+export interface NicToPlug {
+  /** The card's position among the guest's NICs (names its tap). */
+  index: number;
+  mac: string;
+  network: string;
+}
+
+/** A plugged NIC: its port and the bridge its tap joins. */
+export interface PluggedNic extends Port {
+  index: number;
+  bridge: string;
 }
 
 export interface NetHost {
@@ -66,6 +89,9 @@ export function runCommand(command: string, args: string[]): Promise<string> {
 export const localNetHost: NetHost = { run: runCommand, alive: processAlive };
 
 export class Networks {
+  /** Every change to networks and their ports, one at a time. */
+  private readonly turns = new Turns();
+
   constructor(
     private readonly dir: string,
     private readonly host: NetHost,
@@ -77,7 +103,11 @@ export class Networks {
   }
 
   /** Makes the network, or brings it in line with `spec`; undone when a step fails. */
-  async apply(spec: ManagedNetwork, undoing = false): Promise<{ bridge: string; plan: Ipv4Plan; dnsmasqPid: number | null }> {
+  apply(spec: ManagedNetwork): Promise<{ bridge: string; plan: Ipv4Plan; dnsmasqPid: number | null }> {
+    return this.turns.run(() => this.applyNow(spec));
+  }
+
+  private async applyNow(spec: ManagedNetwork, undoing = false): Promise<{ bridge: string; plan: Ipv4Plan; dnsmasqPid: number | null }> {
     const folder = this.folder(spec.id);
     const plan = planIpv4(spec.subnet, spec.dhcp);
     if (spec.kind === "nat" && !plan.dhcp) throw new GuesthouseError("invalid-input", "A NAT network hands out addresses: give it a DHCP range.");
@@ -95,19 +125,21 @@ export class Networks {
         await this.host.run("ip", ["link", "add", bridge, "type", "bridge"]);
         made.bridge = true;
       }
-      await this.host.run("ip", ["addr", "flush", "dev", bridge]);
-      await this.host.run("ip", ["addr", "add", `${plan.gateway}/${plan.prefix}`, "dev", bridge]);
+      await this.gatewayAddress(bridge, `${plan.gateway}/${plan.prefix}`);
       await this.host.run("ip", ["link", "set", bridge, "up"]);
-      await this.nft(path.join(folder, "rules.nft"), rulesetOf({ id: spec.id, kind: spec.kind, bridge, ipv4: plan }));
+      const ports = this.ports(spec.id);
+      // Guests' taps that outlived their bridge (it was made again) join the new one.
+      for (const port of ports) await this.host.run("ip", ["link", "set", "dev", port.tap, "master", bridge]).catch(() => {});
+      await this.nft(path.join(folder, "rules.nft"), rulesetOf({ id: spec.id, kind: spec.kind, bridge, ipv4: plan, ports }));
       made.table = true;
-      const pid = plan.dhcp || spec.kind === "nat" ? await this.dnsmasq(spec, plan, bridge) : (await this.stopDnsmasq(spec.id), null);
+      const pid = plan.dhcp || spec.kind === "nat" ? await this.dnsmasq(spec, plan, bridge, ports) : (await this.stopDnsmasq(spec.id), null);
       fs.writeFileSync(path.join(folder, "spec.json"), `${JSON.stringify(spec, null, 2)}\n`);
       return { bridge, plan, dnsmasqPid: pid };
     } catch (err) {
       if (undoing) {
         // Putting the old spec back failed as well: leave it for the next adoption.
       } else if (previous) {
-        await this.apply(previous, true).catch((e) => console.error(`agent: network ${spec.id} could not be put back as it was:`, e));
+        await this.applyNow(previous, true).catch((e) => console.error(`agent: network ${spec.id} could not be put back as it was:`, e));
       } else {
         await this.teardown(spec.id, { bridge: made.bridge, table: made.table, folder: made.folder }).catch(() => {});
       }
@@ -115,10 +147,133 @@ export class Networks {
     }
   }
 
-  /** Removes the network and everything it had; removing one that is not there does nothing. */
-  async remove(id: string): Promise<void> {
-    if (!this.spec(id)) throw new GuesthouseError("not-found", "There is no such network on this host.");
-    await this.teardown(id, { bridge: true, table: true, folder: true });
+  /** Removes the network and everything it had; refused while guests' cards are on it. */
+  remove(id: string): Promise<void> {
+    return this.turns.run(async () => {
+      if (!this.spec(id)) throw new GuesthouseError("not-found", "There is no such network on this host.");
+      const guests = [...new Set(this.ports(id).map((p) => p.name))];
+      if (guests.length) {
+        throw new GuesthouseError("conflict", `Guests run with cards on this network (${guests.slice(0, 5).join(", ")}${guests.length > 5 ? ", …" : ""}); stop them or move their cards first.`);
+      }
+      await this.teardown(id, { bridge: true, table: true, folder: true });
+    });
+  }
+
+  /**
+   * Ports for a starting guest's NICs on managed networks (any ports it had go first):
+   * each network must be set up here, and each MAC unused by other guests' ports. The
+   * networks' rules and host entries are rendered again; on failure nothing changes.
+   */
+  plug(guest: { id: string; name: string }, nics: readonly NicToPlug[]): Promise<PluggedNic[]> {
+    return this.turns.run(async () => {
+      const byNetwork = new Map<string, NicToPlug[]>();
+      for (const nic of nics) {
+        if (!this.spec(nic.network)) throw new GuesthouseError("not-found", `Network card ${nic.index + 1} is on a network that is not set up on this host (was it deleted?). Choose another network for it.`);
+        byNetwork.set(nic.network, [...(byNetwork.get(nic.network) ?? []), nic]);
+      }
+      const others = this.ids().flatMap((id) => this.ports(id).filter((p) => p.guest !== guest.id));
+      for (const nic of nics) {
+        const user = others.find((p) => p.mac === nic.mac.toLowerCase());
+        if (user) throw new GuesthouseError("conflict", `The MAC address ${nic.mac} is already used by a card of ${user.name} on this host; give this card another one.`);
+      }
+      const touched = [...new Set([...byNetwork.keys(), ...this.ids().filter((id) => this.ports(id).some((p) => p.guest === guest.id))])];
+      const before = new Map(touched.map((id) => [id, this.ports(id)]));
+      const plugged: PluggedNic[] = [];
+      try {
+        for (const id of touched) {
+          const spec = this.spec(id)!;
+          const plan = planIpv4(spec.subnet, spec.dhcp);
+          const kept = before.get(id)!.filter((p) => p.guest !== guest.id);
+          const reservations = spec.reservations ?? [];
+          const ips = new Set([plan.gateway, ...reservations.map((r) => r.ip), ...kept.flatMap((p) => (p.ip ? [p.ip] : []))]);
+          const names = new Set([...reservations.map((r) => r.name), ...kept.map((p) => p.name)]);
+          const lastLease = new Map(this.leasesOf(id).map((l) => [l.mac, l.ip]));
+          const ports = [...kept];
+          for (const [n, nic] of (byNetwork.get(id) ?? []).entries()) {
+            const mac = nic.mac.toLowerCase();
+            const reserved = reservations.find((r) => r.mac.toLowerCase() === mac);
+            const ip = reserved?.ip ?? (plan.dhcp ? chooseAddress(plan, ips, lastLease.get(mac) ?? null) : null);
+            const label = hostLabel(guest.name, guest.id);
+            const name = reserved?.name ?? uniqueLabel(n === 0 ? label : `${label}-nic${nic.index + 1}`, names);
+            const port: Port = { tap: tapName(guest.id, nic.index), mac, ip, guest: guest.id, name };
+            if (ip) ips.add(ip);
+            names.add(name);
+            ports.push(port);
+            plugged.push({ ...port, index: nic.index, bridge: bridgeName(id) });
+          }
+          this.savePorts(id, ports);
+          await this.render(spec, ports);
+        }
+        return plugged;
+      } catch (err) {
+        for (const [id, ports] of before) {
+          this.savePorts(id, ports);
+          await this.render(this.spec(id)!, ports).catch((e) => console.error(`agent: network ${id}: its rules could not be put back:`, e));
+        }
+        throw err;
+      }
+    });
+  }
+
+  /** Takes a stopped guest's ports away (its taps went with its QEMU). */
+  unplug(guestId: string): Promise<void> {
+    return this.turns.run(async () => {
+      for (const id of this.ids()) {
+        const ports = this.ports(id);
+        const kept = ports.filter((p) => p.guest !== guestId);
+        if (kept.length === ports.length) continue;
+        this.savePorts(id, kept);
+        await this.render(this.spec(id)!, kept).catch((err) => console.error(`agent: network ${id}: rules without guest ${guestId}'s cards failed:`, err));
+      }
+    });
+  }
+
+  /** After the agent's restart: the ports of guests that no longer run go. */
+  async prune(running: ReadonlySet<string>): Promise<void> {
+    const gone = new Set(this.ids().flatMap((id) => this.ports(id).map((p) => p.guest)).filter((g) => !running.has(g)));
+    for (const guest of gone) await this.unplug(guest);
+  }
+
+  /** Every port of a network (the guests' cards on it). */
+  ports(id: string): Port[] {
+    const file = path.join(this.folder(id), "ports.json");
+    return fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, "utf8")) as Port[]) : [];
+  }
+
+  private savePorts(id: string, ports: Port[]): void {
+    const file = path.join(this.folder(id), "ports.json");
+    fs.writeFileSync(`${file}.new`, `${JSON.stringify(ports, null, 2)}\n`, { mode: 0o600 });
+    fs.renameSync(`${file}.new`, file);
+  }
+
+  /** The network's rules and dnsmasq's host entries as its ports are now. */
+  private async render(spec: ManagedNetwork, ports: Port[]): Promise<void> {
+    const plan = planIpv4(spec.subnet, spec.dhcp);
+    const bridge = bridgeName(spec.id);
+    await this.nft(path.join(this.folder(spec.id), "rules.nft"), rulesetOf({ id: spec.id, kind: spec.kind, bridge, ipv4: plan, ports }));
+    if (this.writeHosts(spec, ports)) {
+      const pid = this.dnsmasqPid(spec.id);
+      if (pid) process.kill(pid, "SIGHUP");
+    }
+  }
+
+  /** Writes dnsmasq's host entries; true when they changed. */
+  private writeHosts(spec: ManagedNetwork, ports: Port[]): boolean {
+    const file = path.join(this.folder(spec.id), "hosts");
+    const text = hostsFileOf(spec.reservations ?? [], ports);
+    if (fs.existsSync(file) && fs.readFileSync(file, "utf8") === text) return false;
+    fs.writeFileSync(`${file}.new`, text, { mode: 0o600 });
+    fs.renameSync(`${file}.new`, file);
+    return true;
+  }
+
+  /** The bridge has exactly the gateway's address (changed only when it differs, so traffic and dnsmasq go on). */
+  private async gatewayAddress(bridge: string, cidr: string): Promise<void> {
+    const shown = JSON.parse((await this.host.run("ip", ["-j", "-4", "addr", "show", "dev", bridge])) || "[]") as Array<{ addr_info?: Array<{ local: string; prefixlen: number }> }>;
+    const have = shown.flatMap((l) => l.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`);
+    if (have.length === 1 && have[0] === cidr) return;
+    await this.host.run("ip", ["addr", "flush", "dev", bridge]);
+    await this.host.run("ip", ["addr", "add", cidr, "dev", bridge]);
   }
 
   /** After the agent's restart: every kept network applied again (what still runs is kept). */
@@ -154,6 +309,10 @@ export class Networks {
   /** The leases dnsmasq keeps for the network's guests. */
   leases(id: string): Lease[] {
     if (!this.spec(id)) throw new GuesthouseError("not-found", "There is no such network on this host.");
+    return this.leasesOf(id);
+  }
+
+  private leasesOf(id: string): Lease[] {
     const file = path.join(this.folder(id), "leases");
     return fs.existsSync(file) ? parseLeases(fs.readFileSync(file, "utf8")) : [];
   }
@@ -200,9 +359,10 @@ export class Networks {
   }
 
   /** Starts dnsmasq with the network's configuration, or keeps it when that is unchanged. */
-  private async dnsmasq(spec: ManagedNetwork, plan: Ipv4Plan, bridge: string): Promise<number> {
+  private async dnsmasq(spec: ManagedNetwork, plan: Ipv4Plan, bridge: string, ports: Port[]): Promise<number> {
     const folder = this.folder(spec.id);
     const conf = path.join(folder, "dnsmasq.conf");
+    const hostsChanged = this.writeHosts(spec, ports);
     const text = dnsmasqConfig({
       bridge,
       ipv4: plan,
@@ -211,10 +371,14 @@ export class Networks {
       leaseFile: path.join(folder, "leases"),
       pidFile: path.join(folder, "dnsmasq.pid"),
       upstream: spec.kind === "nat",
-      reservations: spec.reservations,
+      hostsFile: path.join(folder, "hosts"),
     });
     const running = this.dnsmasqPid(spec.id);
-    if (running && fs.existsSync(conf) && fs.readFileSync(conf, "utf8") === text) return running;
+    if (running && fs.existsSync(conf) && fs.readFileSync(conf, "utf8") === text) {
+      // Reservations changed: dnsmasq reads its host entries again, its leases and DNS kept.
+      if (hostsChanged) process.kill(running, "SIGHUP");
+      return running;
+    }
     await this.stopDnsmasq(spec.id);
     fs.writeFileSync(conf, text);
     // dnsmasq forks into the background once it listens, and writes its pid file.

@@ -8,10 +8,15 @@
  *             reached.
  *   isolated: nothing crosses the bridge: guests reach each other and the gateway only.
  *
- * Both: a guest sends from its subnet only (its own MAC and IP are checked per NIC later).
+ * Both: a guest sends from its subnet only, and each port (a guest's tap, ports.ts) only
+ * with its own MAC and its own address: a second table, of the bridge family, sees every
+ * frame a tap brings in, including those to other guests on the same bridge, which never
+ * reach the inet table. Spoofed frames are counted and dropped; DHCP (from 0.0.0.0) and
+ * IPv6 (link-local and SLAAC addresses the agent does not assign) pass the address check.
  */
 import { createHash } from "node:crypto";
 import type { Ipv4Plan } from "../../domain/network-plan";
+import type { Port } from "./ports";
 
 export interface NetworkRules {
   /** The network's id: names its table. */
@@ -19,6 +24,8 @@ export interface NetworkRules {
   kind: "nat" | "isolated";
   bridge: string;
   ipv4: Ipv4Plan;
+  /** The guests' taps on the bridge. */
+  ports: readonly Port[];
 }
 
 /** Every managed network's bridge (and so its rules) is named with this prefix. */
@@ -60,12 +67,40 @@ export function rulesetOf(n: NetworkRules): string {
       ? ["  chain postrouting {", "    type nat hook postrouting priority srcnat; policy accept;", `    ip saddr ${subnet} ip daddr != ${subnet} counter masquerade`, "  }"]
       : []),
     "}",
+    ...portTable(n),
     "",
   ].join("\n");
 }
 
+/** The bridge-family table: each port sends with its own MAC and address only. */
+function portTable(n: NetworkRules): string[] {
+  const table = `bridge ${tableName(n.id)}`;
+  const rules = n.ports.flatMap((p) => {
+    const tap = JSON.stringify(p.tap);
+    return [
+      `iifname ${tap} ether saddr != ${p.mac} counter drop comment "spoofed MAC"`,
+      `iifname ${tap} arp saddr ether != ${p.mac} counter drop comment "spoofed ARP"`,
+      ...(p.ip
+        ? [
+            `iifname ${tap} arp saddr ip != { 0.0.0.0, ${p.ip} } counter drop comment "spoofed ARP"`,
+            `iifname ${tap} ip saddr != { 0.0.0.0, ${p.ip} } counter drop comment "spoofed address"`,
+          ]
+        : []),
+    ];
+  });
+  return [
+    `add table ${table}`,
+    `delete table ${table}`,
+    `table ${table} {`,
+    "  chain ports {",
+    "    type filter hook prerouting priority filter; policy accept;",
+    ...rules.map((r) => `    ${r}`),
+    "  }",
+    "}",
+  ];
+}
+
 /** The text that removes the table (added first, so removing a table that is not there is no error). */
 export function removalOf(id: string): string {
-  const table = `inet ${tableName(id)}`;
-  return `add table ${table}\ndelete table ${table}\n`;
+  return ["inet", "bridge"].map((family) => `add table ${family} ${tableName(id)}\ndelete table ${family} ${tableName(id)}\n`).join("");
 }

@@ -27,6 +27,14 @@
 #   - on an ACPI power button press (QMP system_powerdown) prints "GUESTHOUSE-DEMO-POWEROFF" on
 #     serial and powers off, so QEMU exits by itself
 #   - on ctrl-alt-del (QMP send-key ctrl-alt-delete) prints "GUESTHOUSE-DEMO-REBOOT" and reboots
+#   - brings lo up and runs busybox udhcpc in the background on every eth* (at boot, and on every
+#     card hot-plugged later); a lease (bound or renewed) sets the address, the default route (the
+#     first interface, by kernel order, whose lease has a router) and /etc/resolv.conf (all leases'
+#     DNS servers and search domains), and prints "GUESTHOUSE-DHCP <ifname> <ip>/<prefix>" on serial
+#     and VGA. It comes whenever the lease does, often just after READY: wait for it. Boot never
+#     waits for a lease. Lease details in /run/net/<ifname>.lease, udhcpc's log in /run/net/<ifname>.log
+#   - serves http://<guest>/ on port 80 (busybox httpd): "GUESTHOUSE-HTTP" and "hostname: demo"
+#     on two lines; answers ping; has ping, nslookup and wget, which resolve names through DHCP's DNS
 #
 # Usage: sudo scripts/fixtures.sh [--force]
 # Environment: GUESTHOUSE_FIXTURES_DIR (output folder), GUESTHOUSE_FIXTURE_KERNEL (kernel package,
@@ -195,6 +203,10 @@ for m in "${ORDER[@]}"; do
 done
 
 echo demo >"$R/etc/hostname"
+# Names: /etc/hosts first, then DNS (glibc's default without nsswitch.conf asks DNS only, while a
+# DNS server answers).
+printf '127.0.0.1 localhost\n::1 localhost\n' >"$R/etc/hosts"
+printf 'hosts: files dns\n' >"$R/etc/nsswitch.conf"
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$R/etc/passwd"
 printf 'root:x:0:\n' >"$R/etc/group"
 cat >"$R/etc/profile" <<'EOF'
@@ -277,6 +289,22 @@ done
 bootorder=/sys/firmware/qemu_fw_cfg/by_name/bootorder/raw
 [ -r $bootorder ] && say "GUESTHOUSE-BOOTORDER $(tr '\n\000' '  ' <$bootorder)"
 
+# Networking, never waited for: lo, then every eth* now (and, through the kernel's hotplug hook,
+# every card plugged in later) comes up with udhcpc in the background (/etc/net-up), and a small
+# web server answers on port 80.
+ip link set lo up
+if [ -w /proc/sys/kernel/hotplug ]; then
+  echo /sbin/hotplug >/proc/sys/kernel/hotplug
+else
+  uevent /sbin/hotplug </dev/null >/dev/null 2>&1 &
+fi
+for n in /sys/class/net/eth*; do
+  [ -e "$n" ] && /etc/net-up "${n##*/}"
+done
+mkdir -p /www
+printf 'GUESTHOUSE-HTTP\nhostname: %s\n' "$(hostname)" >/www/index.html
+httpd -p 80 -h /www </dev/null >/dev/null 2>&1
+
 # acpid scans /dev/input/event* once, at start: start it after the modules, and wait until it
 # holds every event device open, so a power button press right after READY is never lost.
 acpid -f -c /etc/acpi -a /etc/acpid.conf -l /run/acpid.log </dev/null >/dev/null 2>&1 &
@@ -307,6 +335,170 @@ cat >/dev/tty1 2>/dev/null <<BANNER
 BANNER
 EOF
 
+# --- networking: DHCP on every eth*, at boot and when hot-plugged ---------------------------------
+# Name resolution (checked in the guest against dnsmasq): busybox's own applets resolve names as
+# they are. ping and wget (and the other applets that take a host) go through glibc's getaddrinfo:
+# busybox-static is linked with Debian 12's glibc 2.36, whose "files" and "dns" lookups are part
+# of libc itself since 2.34, so the static binary needs no NSS module: /etc/hosts, then the
+# servers and search domains of /etc/resolv.conf (`ping -c1 db.lab.internal`, `ping -c1 db`,
+# `wget -qO- http://db/` all work). nslookup asks the servers in /etc/resolv.conf itself (it
+# does not read /etc/hosts). A name DNS does not know fails at once ("ping: bad address").
+#
+# The kernel's hotplug hook: Debian's cloud kernel has no /proc/sys/kernel/hotplug
+# (CONFIG_UEVENT_HELPER is off), so rc.boot runs busybox's `uevent /sbin/hotplug` instead, which
+# reads the same events from netlink and runs the same hook; the /proc path is used where it exists.
+#
+# /etc/net-up IF: bring IF up and keep one udhcpc on it. Used by rc.boot for the cards present at
+# boot and by the hotplug hook for cards plugged in later; a per-interface lock (mkdir is atomic)
+# and pid file (/run/udhcpc.IF.pid) make a second call for the same interface a no-op while its
+# udhcpc runs. udhcpc runs in its own session, forever: 5 discovers a second apart, 2 s of rest,
+# again (5 s, as dnsmasq pings an address for about 3 s before it first offers it). Its output goes
+# to /run/net/IF.log.
+cat >"$R/etc/net-up" <<'EOF'
+#!/bin/sh
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin
+IF=$1
+case $IF in '' | */* | .*) echo "usage: net-up IFACE" >&2; exit 2 ;; esac
+[ -e "/sys/class/net/$IF" ] || { echo "net-up: no interface $IF" >&2; exit 1; }
+mkdir -p /run/net
+# The kernel starts its hotplug hook with no standard descriptors at all.
+exec </dev/null >>"/run/net/$IF.log" 2>&1
+lock=/run/net/$IF.lock
+i=0
+until mkdir "$lock" 2>/dev/null; do
+  i=$((i + 1))
+  [ $i -ge 50 ] && { rmdir "$lock" 2>/dev/null; i=0; } # held 5 s: its holder died
+  sleep 0.1
+done
+trap 'rmdir "$lock"' EXIT
+ip link set "$IF" up
+pidfile=/run/udhcpc.$IF.pid
+pid=$(cat "$pidfile" 2>/dev/null)
+if [ -n "$pid" ] && tr '\000' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "^udhcpc .*-i $IF "; then
+  exit 0 # already has its udhcpc
+fi
+setsid udhcpc -f -i "$IF" -p "$pidfile" -s /etc/udhcpc.script -t 5 -T 1 -A 2 \
+  -x "hostname:$(hostname)" -O search &
+echo $! >"$pidfile"
+EOF
+
+# The hotplug hook, run for every uevent with the event in its environment (by the kernel through
+# /proc/sys/kernel/hotplug, or by busybox's uevent where that is missing, as here).
+cat >"$R/sbin/hotplug" <<'EOF'
+#!/bin/sh
+[ "$SUBSYSTEM" = net ] || exit 0
+case $INTERFACE in eth*) ;; *) exit 0 ;; esac
+case $ACTION in
+  add) exec /etc/net-up "$INTERFACE" ;;
+  remove)
+    # The card is gone: stop its udhcpc and forget its lease (its DNS servers, its default route).
+    pid=$(cat "/run/udhcpc.$INTERFACE.pid" 2>/dev/null)
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null
+    rm -f "/run/udhcpc.$INTERFACE.pid"
+    interface=$INTERFACE exec /etc/udhcpc.script deconfig </dev/null >/dev/null 2>&1
+    ;;
+esac
+EOF
+
+# udhcpc runs this on every DHCP event ($1) with the lease in its environment ($interface, $ip,
+# $mask = prefix length, $router, $dns, $domain, $search, ...). It applies the lease, keeps the
+# lease's variables in /run/net/IF.lease, and announces it on the serial port and the VGA console.
+cat >"$R/etc/udhcpc.script" <<'EOF'
+#!/bin/sh
+# Names resolve with busybox's applets as they are: ping, wget, nc through glibc's built-in
+# files+dns lookup (/etc/hosts, then the /etc/resolv.conf written here), nslookup by itself.
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin
+RUN=/run/net
+mkdir -p $RUN
+
+# A marker starts with a newline: a shell prompt may be sitting on the current line.
+say() {
+  printf '\n%s\n' "$1" >/dev/ttyS0 2>/dev/null
+  printf '\n%s\n' "$1" >/dev/tty1 2>/dev/null
+}
+
+# One writer of the shared state (resolv.conf, the default route) at a time.
+lock() {
+  i=0
+  until mkdir $RUN/.lock 2>/dev/null; do
+    i=$((i + 1))
+    [ $i -ge 50 ] && { rmdir $RUN/.lock 2>/dev/null; i=0; } # held 5 s: its holder died
+    sleep 0.1
+  done
+}
+unlock() { rmdir $RUN/.lock 2>/dev/null; }
+
+# The interfaces that hold a lease, in the order the kernel made them (eth0 before eth1, a card
+# plugged in later after both).
+leased() {
+  for f in $RUN/*.addr; do
+    [ -e "$f" ] || continue
+    n=${f##*/}
+    n=${n%.addr}
+    [ -r "/sys/class/net/$n/ifindex" ] && echo "$(cat "/sys/class/net/$n/ifindex") $n"
+  done | sort -n | cut -d' ' -f2
+}
+
+# The shared state, from every lease: /etc/resolv.conf merges their DNS servers and search
+# domains (no repeats); the default route goes through the first interface whose lease has a
+# router, and only through that one.
+apply_shared() {
+  ifs=$(leased)
+  tmp=/etc/.resolv.conf.$$
+  {
+    echo "# written by /etc/udhcpc.script from the DHCP leases of: $(echo $ifs)"
+    domains=$(for n in $ifs; do cat "$RUN/$n.search"; done | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ')
+    [ -n "$domains" ] && echo "search ${domains% }"
+    for n in $ifs; do cat "$RUN/$n.dns"; done | tr ' ' '\n' | awk 'NF && !seen[$0]++ { print "nameserver " $0 }'
+  } >$tmp
+  mv -f $tmp /etc/resolv.conf
+
+  via=
+  for n in $ifs; do
+    r=$(cat "$RUN/$n.router" 2>/dev/null)
+    [ -n "$r" ] && { via="$r dev $n"; break; }
+  done
+  if [ -n "$via" ]; then
+    ip route replace default via $via && echo "$via" >$RUN/default-route
+  elif [ -e $RUN/default-route ]; then
+    ip route del default via $(cat $RUN/default-route) 2>/dev/null
+    rm -f $RUN/default-route
+  fi
+}
+
+case $1 in
+  deconfig)
+    ip -4 addr flush dev "$interface" 2>/dev/null
+    ip link set "$interface" up 2>/dev/null
+    lock
+    rm -f "$RUN/$interface".addr "$RUN/$interface".router "$RUN/$interface".dns "$RUN/$interface".search "$RUN/$interface".lease
+    apply_shared
+    unlock
+    ;;
+  bound | renew)
+    addr="$ip/$mask"
+    # A new address replaces the lease's old one; a renewed one stays as it is (no connection is
+    # cut), and addresses someone added by hand stay too.
+    old=$(cat "$RUN/$interface.addr" 2>/dev/null)
+    [ -n "$old" ] && [ "$old" != "$addr" ] && ip addr del "$old" dev "$interface" 2>/dev/null
+    ip addr add "$addr" ${broadcast:+broadcast "$broadcast"} dev "$interface" 2>/dev/null
+    lock
+    echo "$addr" >"$RUN/$interface.addr"
+    echo "${router%% *}" >"$RUN/$interface.router"
+    echo "$dns" >"$RUN/$interface.dns"
+    echo "$search $domain" >"$RUN/$interface.search"
+    apply_shared
+    unlock
+    for v in interface ip mask subnet broadcast router dns domain search hostname lease serverid; do
+      eval "value=\$$v"
+      printf '%s=%s\n' "$v" "$value"
+    done >"$RUN/$interface.lease"
+    say "GUESTHOUSE-DHCP $interface $addr"
+    ;;
+esac
+exit 0
+EOF
+
 # busybox acpid maps the power button (input event KEY_POWER) to /etc/acpi/PWRF/00000080 and
 # runs that folder's entries with run-parts.
 cat >"$R/etc/acpid.conf" <<'EOF'
@@ -332,7 +524,7 @@ cat >"$R/etc/rc.shutdown" <<'EOF'
 sync
 EOF
 chmod 755 "$R/init" "$R/etc/rc.boot" "$R/etc/rc.ctrlaltdel" "$R/etc/rc.shutdown" \
-  "$R/etc/acpi/PWRF/00000080"
+  "$R/etc/acpi/PWRF/00000080" "$R/etc/net-up" "$R/sbin/hotplug" "$R/etc/udhcpc.script"
 
 (cd "$R" && find . -print0 | LC_ALL=C sort -z |
   cpio --null --create --format=newc --owner=0:0 --quiet) | gzip -9 -n >"$BUILD/initrd.gz"

@@ -8,7 +8,7 @@ import { formatBytes } from "@/server/domain/format";
 import { AskForMore } from "./quota-ask";
 import { useFormAction } from "./use-form-action";
 
-export function CreateGuestForm({ isos, limits, nameRule }: { isos: IsoInfo[]; limits: typeof LIMITS; nameRule: string }) {
+export function CreateGuestForm({ isos, limits, nameRule, networks }: { isos: IsoInfo[]; limits: typeof LIMITS; nameRule: string; networks: string[] }) {
   const router = useRouter();
   const { onSubmit: submit, error, quota, pending } = useFormAction(createGuest, (guest) => router.push(`/guests/${guest.id}`));
 
@@ -60,6 +60,11 @@ export function CreateGuestForm({ isos, limits, nameRule }: { isos: IsoInfo[]; l
         Network
         <select name="network" defaultValue="user" className="field">
           <option value="user">User mode (NAT with built-in DHCP, virtio, generated MAC)</option>
+          {networks.map((name) => (
+            <option key={name} value={name}>
+              The team&apos;s network {name}
+            </option>
+          ))}
           <option value="none">None</option>
         </select>
       </label>

@@ -55,6 +55,8 @@ export function HardwareEditor(props: {
   isos: string[];
   /** The host ports this host forwards to guests (null: its agent did not say). */
   forwardPorts: { address: string; firstPort: number; lastPort: number } | null;
+  /** The team's managed networks on the guest's host (a card may go on one instead of user mode). */
+  networks: string[];
 }) {
   const { guestId, diskLabels, isos, forwardPorts } = props;
   const router = useRouter();
@@ -185,10 +187,22 @@ export function HardwareEditor(props: {
         </div>
       </Section>
 
-      <Section title="Network cards (user mode)">
-        {hw.nics.map((n, i) => (
+      <Section title="Network cards">
+        {hw.nics.map((n, i) => {
+          const managed = n.network !== undefined && n.network !== "user";
+          return (
           <div key={i} className="col-span-2 space-y-2 rounded-md border border-slate-200 p-3">
             <div className="flex items-end gap-3">
+              <label className="label">
+                Network
+                <select name={`nic${i}-network`} className="field" value={n.network ?? "user"}
+                  onChange={(e) => set({ nics: patchAt(hw.nics, i, e.target.value === "user" ? { network: "user" } : { network: e.target.value, isolated: false, forwards: [] }) })}>
+                  <option value="user">user mode</option>
+                  {props.networks.map((name) => (
+                    <option key={name} value={name}>{name}</option>
+                  ))}
+                </select>
+              </label>
               <Choice name={`nic${i}-model`} label={`Card ${i + 1} model`} value={n.model} options={NIC_MODELS}
                 onChange={(model) => set({ nics: patchAt(hw.nics, i, { model }) })} />
               <label className="label">
@@ -198,6 +212,10 @@ export function HardwareEditor(props: {
               </label>
               <button type="button" className="btn btn-danger mb-0.5" onClick={() => set({ nics: hw.nics.filter((_, j) => j !== i) })}>Remove</button>
             </div>
+            {managed ? (
+              <p className="text-xs text-slate-500">On the managed network {n.network}: its DHCP gives the card its address, and the network&apos;s rules decide what it reaches.</p>
+            ) : (
+            <>
             <label className="flex items-start gap-2 text-sm" title="User-mode networking with restrict=on">
               <input type="checkbox" name={`nic${i}-isolated`} className="mt-1" checked={n.isolated} onChange={(e) => set({ nics: patchAt(hw.nics, i, { isolated: e.target.checked }) })} />
               <span>
@@ -235,10 +253,13 @@ export function HardwareEditor(props: {
                 Host ports {forwardPorts.firstPort}–{forwardPorts.lastPort}, reachable at {forwardPorts.address === "127.0.0.1" ? "this host only (127.0.0.1)" : forwardPorts.address}.
               </p>
             )}
+            </>
+            )}
           </div>
-        ))}
+          );
+        })}
         <div className="col-span-2">
-          <button type="button" className="btn" onClick={() => set({ nics: [...hw.nics, { model: "virtio", isolated: false, forwards: [] }] })}>
+          <button type="button" className="btn" onClick={() => set({ nics: [...hw.nics, { model: "virtio", network: "user", isolated: false, forwards: [] }] })}>
             Add network card
           </button>
         </div>

@@ -152,7 +152,7 @@ const VERBS: Record<Action, string> = {
 };
 
 /** Why a user who may see a guest or disk may not do `action` to it, and whom to ask. */
-export function refusalFor(what: "guest" | "disk", action: Action): string {
+export function refusalFor(what: "guest" | "disk" | "network", action: Action): string {
   return `Your role in this ${what}'s team lets you see it, not ${VERBS[action]} it. Ask its owner or an owner of the team.`;
 }
 

@@ -97,6 +97,17 @@ const portForward = z.strictObject({
   guestPort: portNumber("A guest port", 1),
 });
 
+/**
+ * A team's network by name: "user" (QEMU's user-mode networking, every team has it) or a
+ * managed network of the team. Lowercase letters, digits and '-', as in a host name.
+ */
+export const NETWORK_NAME_RULE = "1 to 32 lowercase letters, digits and '-', starting and ending with a letter or digit";
+export const networkName = z.string().regex(/^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/, `A network's name is ${NETWORK_NAME_RULE}.`);
+/** The user-mode network's name: a card without a network is on it. */
+export const USER_NETWORK = "user";
+/** A card's network; left out (an older definition or form): user-mode. */
+const nicNetwork = networkName.optional();
+
 /** A card isolated from the host and the network (restrict=on); left out (an older spec or definition): not isolated. */
 const isolated = z.boolean().default(false);
 
@@ -137,7 +148,7 @@ function checkHardware(
     bootOrder: string[];
     disks: Array<{ bus: string; readOnly: boolean }>;
     cdroms: unknown[];
-    nics: Array<{ mac?: string; forwards: PortForward[] }>;
+    nics: Array<{ mac?: string; forwards: PortForward[]; network?: string; isolated?: boolean }>;
   },
   ctx: z.RefinementCtx,
 ): void {
@@ -174,6 +185,15 @@ function checkHardware(
   if (new Set(ports).size !== ports.length) {
     ctx.addIssue({ code: "custom", path: ["nics"], message: "A host port is forwarded twice." });
   }
+  hw.nics.forEach((n, i) => {
+    if (n.network === undefined || n.network === USER_NETWORK) return;
+    if (n.forwards.length) {
+      ctx.addIssue({ code: "custom", path: ["nics", i, "forwards"], message: `Network card ${i + 1} is on the managed network ${n.network}: forward ports to it with the network's port forwards, not the card's.` });
+    }
+    if (n.isolated) {
+      ctx.addIssue({ code: "custom", path: ["nics", i, "isolated"], message: `Network card ${i + 1} is on the managed network ${n.network}: its rules decide what it reaches; "isolated" is for user-mode cards.` });
+    }
+  });
 }
 
 export const guestSpecSchema = z
@@ -235,7 +255,7 @@ export const editHardwareInput = z
     disks: listOf(z.strictObject({ id: z.string().min(1).max(64), ...diskAttachment }), LIMITS_DEVICES.disks, "disks"),
     cdroms,
     // A new card has no MAC yet: one is generated.
-    nics: listOf(z.strictObject({ mac: mac.optional(), model: z.enum(NIC_MODELS), isolated, forwards }), LIMITS_DEVICES.nics, "network cards"),
+    nics: listOf(z.strictObject({ mac: mac.optional(), model: z.enum(NIC_MODELS), network: nicNetwork, isolated, forwards }), LIMITS_DEVICES.nics, "network cards"),
     /** The guest OS's keyboard layout, for paste as keystrokes; left out: unchanged. */
     keyboardLayout: z.enum(KEYBOARD_LAYOUTS).optional(),
   })
@@ -255,7 +275,7 @@ export const guestDefinitionSchema = z
     tags,
     disks: listOf(z.strictObject({ sizeGiB: diskGiB, format: diskFormat, ...diskAttachment }), LIMITS_DEVICES.disks, "disks"),
     cdroms,
-    nics: listOf(z.strictObject({ model: z.enum(NIC_MODELS), isolated, forwards }), LIMITS_DEVICES.nics, "network cards"),
+    nics: listOf(z.strictObject({ model: z.enum(NIC_MODELS), network: nicNetwork, isolated, forwards }), LIMITS_DEVICES.nics, "network cards"),
   })
   .superRefine(checkHardware);
 export type GuestDefinition = z.infer<typeof guestDefinitionSchema>;
@@ -282,11 +302,33 @@ export const createGuestInput = z.strictObject({
   diskBus: z.enum(DISK_BUSES),
   /** Empty means "no CD-ROM". */
   iso: z.union([z.literal(""), isoName]),
-  network: z.enum(["user", "none"]),
+  /** "none", "user", or a managed network of the team by name. */
+  network: z.union([z.literal("none"), networkName]),
   /** Which kind boots first; the other follows. */
   boot: z.enum(["cdrom", "disk"]),
 });
 export type CreateGuestInput = z.infer<typeof createGuestInput>;
+
+const ipv4 = z.string().max(15);
+/**
+ * A managed network as its form and the API send it. The subnet and the DHCP range are
+ * checked for what they mean (server/domain/network-plan.ts) when it is made.
+ */
+export const networkInput = z.strictObject({
+  name: networkName.refine((n) => n !== USER_NETWORK, `"${USER_NETWORK}" is the user-mode network every team has; choose another name.`),
+  kind: z.enum(["nat", "isolated"]),
+  subnet: z.string().trim().min(1, "Give the network a subnet, such as 10.77.0.0/24.").max(18),
+  /** "auto": the upper half of the subnet; "none": no DHCP (isolated networks only); or a range. */
+  dhcp: z.union([z.literal("auto"), z.literal("none"), z.strictObject({ start: ipv4, end: ipv4 })]),
+  domain: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .max(253)
+    .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/, "A DNS domain is dot-separated labels of letters, digits and '-', such as lab.internal."),
+  description: z.string().max(2000, "The description is at most 2,000 characters.").default(""),
+});
+export type NetworkInput = z.infer<typeof networkInput>;
 
 const SIZE_UNITS: Record<string, number> = { "": 1, B: 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
 /** The largest image the dashboard makes or grows to: 64 TiB. */

@@ -19,7 +19,7 @@ import { recordedTask } from "./tasks";
 import { loadWebConfig } from "./config";
 import { isoRowsFor } from "./isos";
 import { HOLD_MS, withHold, withinQuota } from "./quotas";
-import { userModeNetwork } from "./networks";
+import { nicNetworks } from "./networks";
 
 /** Where a new guest's disk comes from: made empty, or cloned from an existing disk. */
 export type DiskSource =
@@ -44,7 +44,7 @@ export async function makeGuest(
   }
   await assertPortsFree(user, host, null, def.nics.flatMap((n) => n.forwards));
   const isoIds = await isoRowsFor(host, def.cdroms.map((c) => c.iso), user.teamId);
-  const network = def.nics.length ? await userModeNetwork({ teamId: user.teamId, ownerId: user.id, hostId: host.id }) : null;
+  const networks = await nicNetworks({ teamId: user.teamId, ownerId: user.id, hostId: host.id }, def.nics.map((n) => n.network));
 
   // Every disk's name is chosen first, so the task row can name them before any is made: a
   // web killed half-way leaves the row, and its next start removes the disks no row took.
@@ -63,7 +63,7 @@ export async function makeGuest(
   const diskBytes = planned.reduce((sum, p) => sum + (p.source.kind === "new" ? p.disk.sizeGiB * 2 ** 30 : Number(p.source.sizeBytes)), 0);
   return withHold({ teamId: user.teamId, userId: user.id }, { guests: 1, diskBytes }, HOLD_MS.long, (hold) =>
     recordedTask(user, host.id, { kind: "create", title: `${how} guest ${def.name}`, makes: planned.map((p) => p.target) }, () =>
-      makeGuestDisksAndRows(user, host, def, planned, network, isoIds, how, hold),
+      makeGuestDisksAndRows(user, host, def, planned, networks, isoIds, how, hold),
     ),
   );
 }
@@ -73,7 +73,8 @@ async function makeGuestDisksAndRows(
   host: { id: string; endpoint: string },
   def: GuestDefinition,
   planned: Array<{ disk: GuestDefinition["disks"][number]; source: DiskSource; volume: string; format: "qcow2" | "raw"; target: { pool: string; file: string } }>,
-  network: { id: string } | null,
+  /** Each card's network row, in order. */
+  networks: string[],
   isoIds: string[],
   how: string,
   hold: string | null,
@@ -139,7 +140,7 @@ async function makeGuestDisksAndRows(
             forwards: JSON.stringify(n.forwards),
             isolated: n.isolated,
             position,
-            networkId: network!.id,
+            networkId: networks[position]!,
           })),
         },
       },

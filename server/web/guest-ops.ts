@@ -23,7 +23,7 @@ import { assertPortsFree, makeGuest } from "./guest-factory";
 import { agentFor, definitionOf, liveState, loadGuest, specOf, type GuestRow } from "./guests";
 import { localHost } from "./hosts";
 import { isoRowsFor } from "./isos";
-import { userModeNetwork } from "./networks";
+import { nicNetworks } from "./networks";
 import { withinQuota } from "./quotas";
 import { refreshPage } from "./refresh";
 
@@ -63,7 +63,7 @@ export function definitionFromForm(raw: unknown): GuestDefinition {
     tags: [],
     disks: input.diskGiB > 0 ? [{ sizeGiB: input.diskGiB, format: "qcow2", bus: input.diskBus, cache: "none", readOnly: false }] : [],
     cdroms: input.iso ? [{ iso: input.iso }] : [],
-    nics: input.network === "user" ? [{ model: "virtio", isolated: false, forwards: [] }] : [],
+    nics: input.network === "none" ? [] : [{ model: "virtio", network: input.network, isolated: false, forwards: [] }],
   };
 }
 
@@ -102,8 +102,10 @@ export async function cloneGuest(user: SessionUser, guestId: string, raw: unknow
   }
   const sources = source.disks.map((d) => ({ kind: input.mode, diskId: d.id, ...refOf(d), sizeBytes: d.sizeBytes }));
   // Host ports can be forwarded to one guest only: the clone's cards start without forwards.
+  // A clone made in another team (of a template it may see) cannot use the source team's
+  // networks: its cards go on user-mode networking.
   const definition = definitionOf(source, input.name);
-  definition.nics = definition.nics.map((n) => ({ ...n, forwards: [] }));
+  definition.nics = definition.nics.map(({ network, ...n }) => ({ ...n, ...(source.teamId === user.teamId && network ? { network } : {}), forwards: [] }));
   const guest = await makeGuest(user, source.host, definition, sources, `cloned (${input.mode}) from ${source.name} as`);
   refreshPage("/");
   return guest;
@@ -149,7 +151,7 @@ export async function editHardware(user: SessionUser, guestId: string, raw: unkn
   }
   await assertPortsFree(user, guest.host, guest.id, input.nics.flatMap((n) => n.forwards));
   const isoIds = await isoRowsFor(guest.host, input.cdroms.map((c) => c.iso), guest.teamId);
-  const network = await userModeNetwork({ teamId: guest.teamId, ownerId: guest.ownerId, hostId: guest.host.id });
+  const networks = await nicNetworks({ teamId: guest.teamId, ownerId: guest.ownerId, hostId: guest.host.id }, input.nics.map((n) => n.network));
 
   try {
     // A running guest's vCPUs and memory count against its team's quotas at once (its
@@ -191,7 +193,7 @@ export async function editHardware(user: SessionUser, guestId: string, raw: unkn
           forwards: JSON.stringify(n.forwards),
           isolated: n.isolated,
           position,
-          networkId: network.id,
+          networkId: networks[position]!,
         })),
       });
     });

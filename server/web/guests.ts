@@ -24,7 +24,7 @@ export const guestInclude = {
   owner: { select: { username: true } },
   disks: { orderBy: { position: "asc" as const }, include: { base: baseChain } },
   cdroms: { orderBy: { position: "asc" as const }, include: { iso: { select: { name: true } } } },
-  nics: { orderBy: { position: "asc" as const } },
+  nics: { orderBy: { position: "asc" as const }, include: { network: { select: { id: true, name: true, mode: true } } } },
 };
 
 export type GuestRow = NonNullable<Awaited<ReturnType<typeof findGuest>>>;
@@ -107,7 +107,12 @@ export function specOf(guest: GuestRow): GuestSpec {
         readOnly: d.readOnly,
       })),
       cdroms: guest.cdroms.map((c) => ({ iso: c.iso.name })),
-      nics: guest.nics.map((n) => ({ mac: n.mac, model: n.model, mode: "user", isolated: n.isolated, forwards: JSON.parse(n.forwards) as unknown })),
+      // A card on a managed network is a tap on its bridge (the network's id is the agent's name for it).
+      nics: guest.nics.map((n) =>
+        n.network.mode === "user"
+          ? { mac: n.mac, model: n.model, mode: "user", isolated: n.isolated, forwards: JSON.parse(n.forwards) as unknown }
+          : { mac: n.mac, model: n.model, mode: "managed", network: n.network.id, isolated: false, forwards: [] },
+      ),
     },
     `The stored definition of ${guest.name}`,
   );
@@ -160,7 +165,7 @@ export function definitionOf(guest: GuestRow, name = guest.name): GuestDefinitio
       readOnly: spec.disks[i]!.readOnly,
     })),
     cdroms: spec.cdroms,
-    nics: spec.nics.map((n) => ({ model: n.model, isolated: n.isolated, forwards: n.forwards })),
+    nics: spec.nics.map((n, i) => ({ model: n.model, ...(n.mode === "managed" ? { network: guest.nics[i]!.network.name } : {}), isolated: n.isolated, forwards: n.forwards })),
   };
 }
 

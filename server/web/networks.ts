@@ -1,11 +1,264 @@
-/** Networks. So far each team has one, "user": QEMU's user-mode NAT with built-in DHCP. */
+/**
+ * A team's networks. Every team has "user" (QEMU's user-mode NAT with built-in DHCP,
+ * nothing on the host). Members also make managed networks of their team (NAT or
+ * isolated, run by the host's agent: server/agent/networks/); a guest's network cards
+ * name the team's network they are on.
+ *
+ * A managed network's row is written first and the agent told second; if the agent
+ * refuses (a subnet overlapping a route of the host, say), the row goes again. Its id is
+ * the agent's name for it. Removal asks the agent first (it refuses while guests run with
+ * cards on it) and the database second (which refuses while any card names it); a
+ * refusal there sets the agent's network up again.
+ */
+import { assertCan, assertMayCreate, can, guestNameFor, ownedWhere, refusalFor } from "../auth/policy";
+import type { SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
+import type { Prisma } from "../db/generated/client";
+import { isForeignKeyViolation, isUniqueViolationOn } from "../db/errors";
+import { GuesthouseError } from "../domain/errors";
+import { overlaps, planIpv4, type Ipv4Plan } from "../domain/network-plan";
+import { networkInput, parseOrThrow, USER_NETWORK, type NetworkInput } from "../domain/validation";
+import type { NetworkRequest } from "../agent-protocol";
+import { recordEvent } from "./audit";
+import { agentFor } from "./guests";
+import { localHost } from "./hosts";
+import { refreshPage } from "./refresh";
 
+export type NetworkKind = "user" | "nat" | "isolated";
+
+/** A network as pages and the API show it. */
+export interface NetworkView {
+  id: string;
+  name: string;
+  kind: NetworkKind;
+  teamId: string;
+  team: string;
+  owner: string;
+  description: string;
+  /** Managed networks only. */
+  subnet: string | null;
+  gateway: string | null;
+  dhcp: { start: string; end: string } | null;
+  domain: string | null;
+  /** The cards on it, each with its guest (named as the viewer may see it). */
+  nics: Array<{ guestId: string; guest: string; mac: string; position: number }>;
+  /** Whether the viewer may change or delete it. */
+  mayDelete: boolean;
+}
+
+const networkInclude = {
+  team: { select: { name: true } },
+  owner: { select: { username: true } },
+  nics: { orderBy: [{ guestId: "asc" }, { position: "asc" }], select: { mac: true, position: true, guest: { select: { id: true, name: true, teamId: true, ownerId: true } } } },
+} satisfies Prisma.NetworkInclude;
+
+type NetworkRow = NonNullable<Awaited<ReturnType<typeof findNetwork>>>;
+
+function findNetwork(user: SessionUser, id: string) {
+  return db.network.findFirst({ where: { id: String(id).slice(0, 64), ...ownedWhere(user, "view") }, include: networkInclude });
+}
+
+function planOf(row: { subnet: string | null; dhcpStart: string | null; dhcpEnd: string | null }): Ipv4Plan | null {
+  if (!row.subnet) return null;
+  return planIpv4(row.subnet, row.dhcpStart && row.dhcpEnd ? { start: row.dhcpStart, end: row.dhcpEnd } : null);
+}
+
+function viewOf(user: SessionUser, row: NetworkRow): NetworkView {
+  const plan = planOf(row);
+  return {
+    id: row.id,
+    name: row.name,
+    kind: row.mode as NetworkKind,
+    teamId: row.teamId,
+    team: row.team.name,
+    owner: row.owner.username,
+    description: row.description,
+    subnet: plan?.subnet ?? null,
+    gateway: plan?.gateway ?? null,
+    dhcp: plan?.dhcp ?? null,
+    domain: row.domain,
+    nics: row.nics.map((n) => ({ guestId: n.guest.id, guest: guestNameFor(user, n.guest), mac: n.mac, position: n.position })),
+    mayDelete: row.mode !== "user" && can(user, "delete", row),
+  };
+}
+
+/** The networks `user` may see: their teams' (every team's for an admin), user-mode ones first. */
+export async function listNetworks(user: SessionUser): Promise<NetworkView[]> {
+  const rows = await db.network.findMany({ where: ownedWhere(user, "view"), include: networkInclude, orderBy: [{ teamId: "asc" }, { name: "asc" }] });
+  return rows.map((row) => viewOf(user, row)).sort((a, b) => a.team.localeCompare(b.team) || Number(b.kind === "user") - Number(a.kind === "user") || a.name.localeCompare(b.name));
+}
+
+/** The names of a team's managed networks on a host, for a card's choice of network. */
+export async function teamNetworkNames(teamId: string, hostId: string): Promise<string[]> {
+  const rows = await db.network.findMany({ where: { teamId, hostId, mode: { not: "user" } }, orderBy: { name: "asc" }, select: { name: true } });
+  return rows.map((r) => r.name);
+}
+
+/** A /24 for the next network: the first 10.<n>.0.0/24 (n from 100) clear of the host's networks. */
+export async function suggestSubnet(): Promise<string> {
+  const host = await localHost();
+  const taken = (await db.network.findMany({ where: { hostId: host.id, subnet: { not: null } }, select: { subnet: true } })).map((n) => n.subnet!);
+  for (let n = 100; n < 255; n++) {
+    const subnet = `10.${n}.0.0/24`;
+    if (!taken.some((t) => overlaps(t, subnet))) return subnet;
+  }
+  return "";
+}
+
+/** One network, or not-found when `user` may not see it. */
+export async function loadNetwork(user: SessionUser, id: string): Promise<NetworkView> {
+  const row = await findNetwork(user, id);
+  if (!row) throw new GuesthouseError("not-found", "There is no such network, or it is not yours to see.");
+  return viewOf(user, row);
+}
+
+/** A team's user-mode network on a host, made the first time it is asked for. */
 export async function userModeNetwork(team: { teamId: string; ownerId: string; hostId: string }): Promise<{ id: string }> {
   return db.network.upsert({
-    where: { teamId_name: { teamId: team.teamId, name: "user" } },
-    create: { name: "user", mode: "user", ownerId: team.ownerId, teamId: team.teamId, hostId: team.hostId },
+    where: { teamId_name: { teamId: team.teamId, name: USER_NETWORK } },
+    create: { name: USER_NETWORK, mode: "user", ownerId: team.ownerId, teamId: team.teamId, hostId: team.hostId },
     update: {},
     select: { id: true },
   });
+}
+
+/**
+ * The network rows a guest's cards go on, by the names its definition or form gives (none
+ * or "user": the team's user-mode network); a name the team has no network of on the
+ * guest's host is refused, naming the card.
+ */
+export async function nicNetworks(team: { teamId: string; ownerId: string; hostId: string }, names: ReadonlyArray<string | undefined>): Promise<string[]> {
+  const wanted = [...new Set(names.filter((n): n is string => n !== undefined && n !== USER_NETWORK))];
+  const rows = wanted.length ? await db.network.findMany({ where: { teamId: team.teamId, hostId: team.hostId, name: { in: wanted } }, select: { id: true, name: true } }) : [];
+  const byName = new Map(rows.map((r) => [r.name, r.id]));
+  const user = names.some((n) => n === undefined || n === USER_NETWORK) ? (await userModeNetwork(team)).id : null;
+  return names.map((name, i) => {
+    if (name === undefined || name === USER_NETWORK) return user!;
+    const id = byName.get(name);
+    if (!id) throw new GuesthouseError("invalid-input", `Network card ${i + 1} is on "${name}", and the team has no network of that name on this host. Choose one on the Networks page, or "${USER_NETWORK}".`);
+    return id;
+  });
+}
+
+/** What the agent is asked to run for a network row. */
+function requestOf(row: { mode: string; subnet: string | null; dhcpStart: string | null; dhcpEnd: string | null; domain: string | null }): NetworkRequest {
+  return {
+    kind: row.mode as "nat" | "isolated",
+    subnet: row.subnet!,
+    dhcp: row.dhcpStart && row.dhcpEnd ? { start: row.dhcpStart, end: row.dhcpEnd } : null,
+    domain: row.domain!,
+  };
+}
+
+/**
+ * Makes a managed network in the user's team on the local host: its subnet checked (a
+ * private /16 to /29, the DHCP range inside it), clear of every other network of the
+ * host (whoever's) and of the host's routes (the agent checks those), then set up by the
+ * agent. Nothing is left when any step fails.
+ */
+export async function createNetwork(user: SessionUser, raw: unknown): Promise<{ id: string }> {
+  const input: NetworkInput = parseOrThrow(networkInput, raw, "The network");
+  assertMayCreate(user, user.teamId);
+  const plan = planIpv4(input.subnet, input.dhcp === "none" ? null : input.dhcp);
+  if (input.kind === "nat" && !plan.dhcp) throw new GuesthouseError("invalid-input", "A NAT network hands out addresses: give it a DHCP range (or choose isolated).");
+  const host = await localHost();
+  const others = await db.network.findMany({ where: { hostId: host.id, subnet: { not: null } }, select: { name: true, subnet: true, teamId: true, ownerId: true } });
+  const clash = others.find((o) => overlaps(o.subnet!, plan.subnet));
+  if (clash) {
+    const named = can(user, "view", clash) ? `the network ${clash.name}` : "another team's network on this host";
+    throw new GuesthouseError("conflict", `${plan.subnet} overlaps ${named} (${clash.subnet}); choose another subnet.`);
+  }
+  let row: { id: string; mode: string; subnet: string | null; dhcpStart: string | null; dhcpEnd: string | null; domain: string | null };
+  try {
+    row = await db.network.create({
+      data: {
+        name: input.name,
+        mode: input.kind,
+        subnet: plan.subnet,
+        dhcpStart: plan.dhcp?.start ?? null,
+        dhcpEnd: plan.dhcp?.end ?? null,
+        domain: input.domain,
+        description: input.description,
+        ownerId: user.id,
+        teamId: user.teamId,
+        hostId: host.id,
+      },
+      select: { id: true, mode: true, subnet: true, dhcpStart: true, dhcpEnd: true, domain: true },
+    });
+  } catch (err) {
+    if (isUniqueViolationOn(err, "name")) throw new GuesthouseError("conflict", `Your team already has a network named "${input.name}". Choose another name.`);
+    throw err;
+  }
+  try {
+    await agentFor(host).applyNetwork(row.id, requestOf(row));
+  } catch (err) {
+    await db.network.delete({ where: { id: row.id } }).catch((e: unknown) => console.error("networks: could not remove the row of a network the agent refused", e));
+    await recordEvent("network-create", false, `network ${input.name} (${plan.subnet}): ${(err as Error).message}`, user, null).catch(() => {});
+    throw err;
+  }
+  await recordEvent("network-create", true, `network ${input.name} (${input.kind}, ${plan.subnet})`, user, null).catch((e: unknown) => console.error("networks: could not record the event", e));
+  refreshPage("/networks");
+  return { id: row.id };
+}
+
+/** Removes a managed network no card is on (running guests' included); the user-mode one stays. */
+export async function deleteNetwork(user: SessionUser, id: string): Promise<void> {
+  const row = await findNetwork(user, id);
+  if (!row) throw new GuesthouseError("not-found", "There is no such network, or it is not yours to see.");
+  assertCan(user, "delete", row, refusalFor("network", "delete"));
+  if (row.mode === "user") throw new GuesthouseError("conflict", "The user-mode network is built in: every team has it, and it cannot be removed.");
+  if (row.nics.length) {
+    const guests = [...new Set(row.nics.map((n) => guestNameFor(user, n.guest)))];
+    throw new GuesthouseError("conflict", `Cards of ${guests.slice(0, 5).join(", ")}${guests.length > 5 ? ", …" : ""} are on ${row.name}; move them to another network first.`);
+  }
+  const host = await db.host.findUniqueOrThrow({ where: { id: row.hostId }, select: { endpoint: true } });
+  const agent = agentFor(host);
+  await agent.removeNetwork(row.id).catch((err: unknown) => {
+    // Gone from the host already (removed by hand, a fresh host): the row goes all the same.
+    if (!(err instanceof GuesthouseError && err.code === "not-found")) throw err;
+  });
+  try {
+    await db.network.delete({ where: { id: row.id } });
+  } catch (err) {
+    // A card was put on it meanwhile: the network stays, on the host too.
+    await agent.applyNetwork(row.id, requestOf(row)).catch((e: unknown) => console.error(`networks: ${row.name} could not be set up again after a refused removal`, e));
+    if (isForeignKeyViolation(err)) throw new GuesthouseError("conflict", `A card was put on ${row.name} meanwhile; move it to another network first.`);
+    throw err;
+  }
+  await recordEvent("network-delete", true, `network ${row.name} (${row.subnet})`, user, null, { teamId: row.teamId }).catch((e: unknown) => console.error("networks: could not record the event", e));
+  refreshPage("/networks");
+}
+
+/** One address of a network's table: what it is used for. */
+export interface AddressRow {
+  ip: string;
+  use: "gateway" | "leased";
+  mac: string | null;
+  /** The guest holding it (as the viewer may name it), or dnsmasq's host name. */
+  holder: string | null;
+  expires: number | null;
+}
+
+/**
+ * A managed network's addresses: the gateway, then each lease (with the guest whose card
+ * holds it), and how many of the DHCP range are free.
+ */
+export async function networkAddresses(user: SessionUser, id: string): Promise<{ rows: AddressRow[]; rangeSize: number; free: number }> {
+  const row = await findNetwork(user, id);
+  if (!row) throw new GuesthouseError("not-found", "There is no such network, or it is not yours to see.");
+  const plan = planOf(row);
+  if (!plan) return { rows: [], rangeSize: 0, free: 0 };
+  const host = await db.host.findUniqueOrThrow({ where: { id: row.hostId }, select: { endpoint: true } });
+  const leases = await agentFor(host).networkLeases(row.id);
+  const guestOf = new Map(row.nics.map((n) => [n.mac, guestNameFor(user, n.guest)]));
+  const toInt = (ip: string) => ip.split(".").reduce((n, o) => n * 256 + Number(o), 0);
+  const rangeSize = plan.dhcp ? toInt(plan.dhcp.end) - toInt(plan.dhcp.start) + 1 : 0;
+  const inRange = (ip: string) => plan.dhcp !== null && toInt(ip) >= toInt(plan.dhcp.start) && toInt(ip) <= toInt(plan.dhcp.end);
+  const rows: AddressRow[] = [
+    { ip: plan.gateway, use: "gateway", mac: null, holder: "this host", expires: null },
+    ...leases
+      .sort((a, b) => toInt(a.ip) - toInt(b.ip))
+      .map((l) => ({ ip: l.ip, use: "leased" as const, mac: l.mac, holder: guestOf.get(l.mac) ?? l.hostname, expires: l.expires })),
+  ];
+  return { rows, rangeSize, free: rangeSize - leases.filter((l) => inRange(l.ip)).length };
 }

@@ -6,6 +6,7 @@ import { db } from "@/server/db/client";
 import { LIMITS, GUEST_NAME_RULE } from "@/server/domain/validation";
 import { isosFor } from "@/server/web/isos";
 import { localHost } from "@/server/web/hosts";
+import { teamNetworkNames } from "@/server/web/networks";
 import { requireUser } from "@/server/web/session";
 
 export const dynamic = "force-dynamic";
@@ -18,7 +19,7 @@ export default async function NewGuestPage() {
     orderBy: { name: "asc" },
     select: { id: true, name: true, vcpus: true, memoryMiB: true, description: true },
   });
-  const info = await isosFor(user, host, user.teamId);
+  const [info, networks] = await Promise.all([isosFor(user, host, user.teamId), teamNetworkNames(user.teamId, host.id)]);
   return (
     <div className="mx-auto max-w-2xl space-y-4">
       <h1 className="text-2xl font-semibold">New guest</h1>
@@ -27,7 +28,7 @@ export default async function NewGuestPage() {
           The host agent is not reachable, so no ISO can be listed. Start it (see the README) and reload.
         </p>
       )}
-      <CreateGuestForm isos={info ?? []} limits={LIMITS} nameRule={GUEST_NAME_RULE} />
+      <CreateGuestForm isos={info ?? []} limits={LIMITS} nameRule={GUEST_NAME_RULE} networks={networks} />
       {templates.length > 0 && (
         <section className="space-y-2">
           <h2 className="text-lg font-semibold">From a template</h2>

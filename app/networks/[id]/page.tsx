@@ -1,0 +1,103 @@
+import Link from "next/link";
+import { notFound } from "next/navigation";
+import { DeleteNetworkButton } from "@/components/network-forms";
+import { GuesthouseError } from "@/server/domain/errors";
+import { loadNetwork, networkAddresses, type AddressRow } from "@/server/web/networks";
+import { requireUser } from "@/server/web/session";
+
+export const dynamic = "force-dynamic";
+
+/** One managed network: its plan, the cards on it, and its addresses (gateway, leased, free). */
+export default async function NetworkPage({ params }: { params: Promise<{ id: string }> }) {
+  const user = await requireUser();
+  const { id } = await params;
+  const network = await loadNetwork(user, id).catch((err: unknown) => {
+    if (err instanceof GuesthouseError && err.code === "not-found") notFound();
+    throw err;
+  });
+  const addresses = network.kind === "user" ? null : await networkAddresses(user, id).catch(() => null);
+  return (
+    <div className="space-y-6">
+      <div className="flex items-center justify-between">
+        <h1 className="text-2xl font-semibold">
+          Network <span data-testid="network-name">{network.name}</span>
+        </h1>
+        {network.mayDelete && <DeleteNetworkButton id={network.id} name={network.name} goBack />}
+      </div>
+      <dl className="card grid gap-x-6 gap-y-2 p-4 text-sm sm:grid-cols-4" data-testid="network-plan">
+        <dt className="text-slate-500">Team</dt>
+        <dd>{network.team}</dd>
+        <dt className="text-slate-500">Kind</dt>
+        <dd>{network.kind === "nat" ? "NAT" : network.kind}</dd>
+        <dt className="text-slate-500">Subnet</dt>
+        <dd className="font-mono">{network.subnet}</dd>
+        <dt className="text-slate-500">Gateway</dt>
+        <dd className="font-mono">{network.gateway}</dd>
+        <dt className="text-slate-500">DHCP range</dt>
+        <dd className="font-mono">{network.dhcp ? `${network.dhcp.start} – ${network.dhcp.end}` : "none"}</dd>
+        <dt className="text-slate-500">DNS domain</dt>
+        <dd>{network.domain}</dd>
+        {network.description && (
+          <>
+            <dt className="text-slate-500">Description</dt>
+            <dd className="sm:col-span-3">{network.description}</dd>
+          </>
+        )}
+      </dl>
+      <section className="card space-y-2 p-4">
+        <h2 className="font-semibold">Cards on it</h2>
+        {network.nics.length === 0 ? (
+          <p className="text-sm text-slate-600">No guest has a card on this network yet: choose it for a card on a guest&apos;s hardware page.</p>
+        ) : (
+          <ul className="text-sm" data-testid="network-nics">
+            {network.nics.map((n) => (
+              <li key={`${n.guestId}-${n.position}`}>
+                <Link href={`/guests/${n.guestId}`} className="text-indigo-700 hover:underline">{n.guest}</Link>, card {n.position + 1} <span className="font-mono">{n.mac}</span>
+              </li>
+            ))}
+          </ul>
+        )}
+      </section>
+      <section className="card space-y-2 p-4">
+        <h2 className="font-semibold">Addresses</h2>
+        {!addresses ? (
+          <p className="text-sm text-red-700">The host agent is not reachable: its leases are unknown.</p>
+        ) : (
+          <>
+            <p className="text-sm text-slate-600" data-testid="network-free">
+              {addresses.free} of {addresses.rangeSize} DHCP addresses free.
+            </p>
+            <AddressTable rows={addresses.rows} />
+          </>
+        )}
+      </section>
+    </div>
+  );
+}
+
+function AddressTable({ rows }: { rows: AddressRow[] }) {
+  return (
+    <table className="w-full text-left text-sm" data-testid="network-addresses">
+      <thead className="text-xs uppercase tracking-wide text-slate-600">
+        <tr>
+          <th className="py-1">Address</th>
+          <th className="py-1">Use</th>
+          <th className="py-1">MAC</th>
+          <th className="py-1">Holder</th>
+          <th className="py-1">Lease ends</th>
+        </tr>
+      </thead>
+      <tbody>
+        {rows.map((r) => (
+          <tr key={r.ip} className="border-t border-slate-100">
+            <td className="py-1 font-mono">{r.ip}</td>
+            <td className="py-1">{r.use}</td>
+            <td className="py-1 font-mono">{r.mac ?? ""}</td>
+            <td className="py-1">{r.holder ?? ""}</td>
+            <td className="py-1">{r.expires ? new Date(r.expires * 1000).toISOString().replace("T", " ").slice(0, 19) + " UTC" : ""}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}

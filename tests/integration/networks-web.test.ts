@@ -1,0 +1,147 @@
+/**
+ * A team's managed networks through the web's operations (server/web/networks.ts), with
+ * a real database and a real agent run inside a network namespace the test makes: made
+ * by a member and set up on the host; refused (bad input, overlaps, a route of the host,
+ * a viewer) with nothing left behind; invisible to another team; a guest's card put on
+ * one becomes a tap on its bridge when the guest starts; removal refused while cards are
+ * on it, and then leaving nothing on the host.
+ */
+import assert from "node:assert/strict";
+import { after, before } from "node:test";
+import type { SessionUser } from "../../server/auth/sessions";
+import { bridgeName } from "../../server/agent/networks/nft";
+import { startTestAgent, waitFor, type TestAgent } from "../helpers/agent";
+import { createTestDb, sessionUser, useAsProcessDatabase, type TestDb } from "../helpers/db";
+import { Namespaces } from "../helpers/netns";
+import { testDefinition } from "../helpers/specs";
+import { story } from "../helpers/story";
+
+const refused = (code: string, text?: RegExp) => (err: Error & { code?: string }) => err.code === code && (!text || text.test(err.message));
+
+story("a team's managed networks through the web, the agent in a network namespace", (step) => {
+  const ns = new Namespaces();
+  let inside = "";
+  let agent: TestAgent;
+  let database: TestDb;
+  let member: SessionUser;
+  let viewer: SessionUser;
+  let stranger: SessionUser;
+  let web: typeof import("../../server/web/networks");
+  let ops: typeof import("../../server/web/guest-ops");
+  let power: typeof import("../../server/web/power");
+  let lab = "";
+  let guestId = "";
+
+  before(async () => {
+    inside = ns.add("w");
+    ns.run(inside, "sysctl", "-qw", "net.ipv4.ip_forward=1");
+    agent = await startTestAgent({}, { netns: inside });
+    database = await createTestDb();
+    useAsProcessDatabase(database);
+    web = await import("../../server/web/networks");
+    ops = await import("../../server/web/guest-ops");
+    power = await import("../../server/web/power");
+    const db = database.db;
+    await db.host.create({ data: { name: "local", endpoint: `unix:${agent.socketPath}` } });
+    const a = await db.team.create({ data: { name: "alpha" } });
+    const b = await db.team.create({ data: { name: "beta" } });
+    const user = (name: string, teamId: string, role: string) =>
+      db.user.create({ data: { username: name, passwordHash: "x", role: "member", teamId, memberships: { create: { teamId, role } } } }).then((u) => sessionUser(db, u.id));
+    member = await user("maria", a.id, "member");
+    viewer = await user("victor", a.id, "viewer");
+    stranger = await user("sam", b.id, "member");
+  });
+  after(async () => {
+    if (guestId) await agent?.client.forceOff(guestId).catch(() => {});
+    await agent?.cleanup();
+    await database?.cleanup();
+    ns.cleanup();
+  });
+
+  step("a member makes a NAT network of the team: its row, and on the host its bridge and dnsmasq", async () => {
+    ({ id: lab } = await web.createNetwork(member, { name: "lab", kind: "nat", subnet: "10.93.0.0/24", dhcp: "auto", domain: "lab.internal" }));
+    const view = await web.loadNetwork(member, lab);
+    assert.deepEqual([view.kind, view.subnet, view.gateway, view.dhcp, view.domain, view.team], ["nat", "10.93.0.0/24", "10.93.0.1", { start: "10.93.0.128", end: "10.93.0.254" }, "lab.internal", "alpha"]);
+    const onHost = await agent.client.networks();
+    assert.deepEqual(onHost.map((n) => [n.id, n.subnet, n.dnsmasq]), [[lab, "10.93.0.0/24", true]]);
+    assert.equal(ns.ok(inside, "ip", "link", "show", bridgeName(lab)), true);
+    assert.equal(await database.db.event.count({ where: { kind: "network-create", ok: true } }), 1, "audited");
+  });
+
+  step("bad input is refused, naming what is wrong, and nothing is made", async () => {
+    const bad: Array<[unknown, RegExp]> = [
+      [{ name: "x", kind: "nat", subnet: "10.94.0.0/33", dhcp: "auto", domain: "x.internal" }, /not an IPv4 subnet/],
+      [{ name: "x", kind: "nat", subnet: "8.8.8.0/24", dhcp: "auto", domain: "x.internal" }, /not a private range/],
+      [{ name: "x", kind: "nat", subnet: "10.94.0.1/24", dhcp: "auto", domain: "x.internal" }, /host bits set/],
+      [{ name: "x", kind: "nat", subnet: "10.94.0.0/24", dhcp: { start: "10.94.1.10", end: "10.94.1.20" }, domain: "x.internal" }, /DHCP range/],
+      [{ name: "x", kind: "nat", subnet: "10.94.0.0/24", dhcp: "none", domain: "x.internal" }, /NAT network hands out addresses/],
+      [{ name: "user", kind: "nat", subnet: "10.94.0.0/24", dhcp: "auto", domain: "x.internal" }, /user-mode network every team has/],
+      [{ name: "Not Ok", kind: "nat", subnet: "10.94.0.0/24", dhcp: "auto", domain: "x.internal" }, /network's name/],
+      [{ name: "x", kind: "bridged", subnet: "10.94.0.0/24", dhcp: "auto", domain: "x.internal" }, /kind/],
+      [{ name: "x", kind: "nat", subnet: "10.94.0.0/24", dhcp: "auto", domain: "not a domain" }, /DNS domain/],
+    ];
+    for (const [input, message] of bad) await assert.rejects(web.createNetwork(member, input), refused("invalid-input", message), JSON.stringify(input));
+    await assert.rejects(web.createNetwork(member, { name: "lab", kind: "nat", subnet: "10.95.0.0/24", dhcp: "auto", domain: "x.internal" }), refused("conflict", /already has a network named "lab"/));
+    assert.equal(await database.db.network.count({ where: { mode: { not: "user" } } }), 1);
+    assert.equal((await agent.client.networks()).length, 1);
+  });
+
+  step("a viewer makes none; another team neither sees the network nor learns its name from an overlap", async () => {
+    await assert.rejects(web.createNetwork(viewer, { name: "mine", kind: "isolated", subnet: "10.96.0.0/24", dhcp: "none", domain: "v.internal" }), refused("forbidden"));
+    assert.deepEqual((await web.listNetworks(stranger)).map((n) => n.name), []);
+    await assert.rejects(web.loadNetwork(stranger, lab), refused("not-found"));
+    await assert.rejects(web.deleteNetwork(stranger, lab), refused("not-found"));
+    await assert.rejects(
+      web.createNetwork(stranger, { name: "theirs", kind: "nat", subnet: "10.93.0.0/25", dhcp: "auto", domain: "b.internal" }),
+      (err: Error & { code?: string }) => err.code === "conflict" && /another team's network/.test(err.message) && !/lab/.test(err.message),
+    );
+  });
+
+  step("a subnet over a route of the host is refused by the agent, naming the route; the row goes again", async () => {
+    ns.run(inside, "ip", "link", "add", "vpn0", "type", "veth", "peer", "name", "vpn1");
+    ns.run(inside, "ip", "addr", "add", "10.97.0.1/24", "dev", "vpn0");
+    ns.run(inside, "ip", "link", "set", "vpn0", "up");
+    await assert.rejects(web.createNetwork(member, { name: "clash", kind: "nat", subnet: "10.97.0.0/24", dhcp: "auto", domain: "c.internal" }), refused("conflict", /vpn0/));
+    assert.equal(await database.db.network.count({ where: { name: "clash" } }), 0);
+    assert.equal((await agent.client.networks()).length, 1);
+    assert.equal(await database.db.event.count({ where: { kind: "network-create", ok: false } }), 1, "the refusal is audited");
+  });
+
+  step("a guest's card on the network becomes a tap on its bridge when it starts; the page lists the card", async () => {
+    await assert.rejects(ops.createGuest(stranger, testDefinition("elsewhere", [], { nics: [{ model: "virtio", network: "lab", isolated: false, forwards: [] }] })), refused("invalid-input", /no network of that name/));
+    // What every entry point parses a definition with (the form, an import, the API).
+    const { guestDefinitionSchema, parseOrThrow } = await import("../../server/domain/validation");
+    assert.throws(
+      () => parseOrThrow(guestDefinitionSchema, testDefinition("fwd", [], { nics: [{ model: "virtio", network: "lab", isolated: false, forwards: [{ protocol: "tcp", hostPort: 20022, guestPort: 22 }] }] }), "The guest"),
+      refused("invalid-input", /network's port forwards/),
+    );
+    ({ id: guestId } = await ops.createGuest(member, testDefinition("netguest", [], { cdroms: [{ iso: "demo.iso" }], bootOrder: ["cdrom"], nics: [{ model: "virtio", network: "lab", isolated: false, forwards: [] }] })));
+    const view = await web.loadNetwork(member, lab);
+    assert.deepEqual(view.nics.map((n) => [n.guest, n.position]), [["netguest", 0]]);
+    await power.powerGuest(member, guestId, "start");
+    const port = await waitFor("the guest's port on the network", async () => (await agent.client.guest(guestId)).argv?.some((a) => a.startsWith("tap,")), 10_000);
+    assert.ok(port);
+    assert.match(ns.run(inside, "ip", "-o", "link", "show", "master", bridgeName(lab)), /ght[0-9a-f]{12}/);
+    const addresses = await web.networkAddresses(member, lab);
+    assert.deepEqual(addresses.rows[0], { ip: "10.93.0.1", use: "gateway", mac: null, holder: "this host", expires: null });
+    assert.equal(addresses.rangeSize, 127);
+  });
+
+  step("removal is refused while a card is on it; once the card moves, it goes and leaves nothing on the host", async () => {
+    await assert.rejects(web.deleteNetwork(member, lab), refused("conflict", /netguest/));
+    await agent.client.forceOff(guestId);
+    await waitFor("the guest's tap to go", () => !/ght/.test(ns.run(inside, "ip", "-o", "link", "show")), 10_000);
+    const guest = await database.db.guest.findUniqueOrThrow({ where: { id: guestId } });
+    const { definitionOf, loadGuest } = await import("../../server/web/guests");
+    const row = await loadGuest(member, guestId, "change");
+    const { guesthouse: _v, name: _n, disks: _d, nics, ...hardware } = definitionOf(row);
+    await ops.editHardware(member, guestId, { ...hardware, disks: [], nics: nics.map((n, i) => ({ mac: row.nics[i]!.mac, model: n.model, network: "user", isolated: false, forwards: [] })) });
+    assert.ok((await database.db.guest.findUniqueOrThrow({ where: { id: guest.id } })).updatedAt > guest.updatedAt);
+    await web.deleteNetwork(member, lab);
+    assert.equal(await database.db.network.count({ where: { id: lab } }), 0);
+    assert.deepEqual(await agent.client.networks(), []);
+    assert.equal(ns.ok(inside, "ip", "link", "show", bridgeName(lab)), false);
+    assert.equal(await database.db.event.count({ where: { kind: "network-delete", ok: true } }), 1);
+    await assert.rejects(web.deleteNetwork(member, (await web.listNetworks(member)).find((n) => n.kind === "user")!.id), refused("conflict", /built in/));
+  });
+});

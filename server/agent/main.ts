@@ -66,7 +66,8 @@ async function main(): Promise<void> {
 
   // Managed networks: each kept one set up again (what still runs is kept), before guests
   // on them are adopted or started.
-  const networks = new Networks(path.join(config.dataDir, "networks"), localNetHost);
+  // dnsmasq (unprivileged once started) reads its host entries from the run folder (0711).
+  const networks = new Networks(path.join(config.dataDir, "networks"), localNetHost, path.join(config.runDir, "networks"));
   const adopted = await networks.adopt();
   if (adopted.length) console.log(`agent: ${adopted.length} managed network(s) set up again: ${adopted.join(", ")}`);
   const supervisor = new Supervisor(config, networks);

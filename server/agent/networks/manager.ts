@@ -19,6 +19,7 @@
  * namespace.
  */
 import { execFile } from "node:child_process";
+import { EventEmitter } from "node:events";
 import fs from "node:fs";
 import path from "node:path";
 import type { NetworkState } from "../../agent-protocol";
@@ -91,11 +92,23 @@ export const localNetHost: NetHost = { run: runCommand, alive: processAlive };
 export class Networks {
   /** Every change to networks and their ports, one at a time. */
   private readonly turns = new Turns();
+  /** Hooks for what follows the networks (watch.ts): a network applied or removed, its ports changed (by id). */
+  readonly events = new EventEmitter<{ applied: [string]; removed: [string]; ports: [string] }>();
 
   constructor(
     private readonly dir: string,
     private readonly host: NetHost,
+    /**
+     * Where dnsmasq's host entries are kept (`<id>.hosts`): dnsmasq reads them again on
+     * SIGHUP, after it dropped to its unprivileged user, so this folder and its parents
+     * must let others through (the agent's run folder, 0711); the entries are 0644.
+     */
+    private readonly hostsDir: string = path.join(dir, ".hosts"),
   ) {}
+
+  private hostsFile(id: string): string {
+    return path.join(this.hostsDir, `${id}.hosts`);
+  }
 
   private folder(id: string): string {
     if (!ID.test(id)) throw new GuesthouseError("invalid-input", "A network's id is 1 to 40 lowercase letters and digits.");
@@ -104,7 +117,11 @@ export class Networks {
 
   /** Makes the network, or brings it in line with `spec`; undone when a step fails. */
   apply(spec: ManagedNetwork): Promise<{ bridge: string; plan: Ipv4Plan; dnsmasqPid: number | null }> {
-    return this.turns.run(() => this.applyNow(spec));
+    return this.turns.run(async () => {
+      const made = await this.applyNow(spec);
+      this.events.emit("applied", spec.id);
+      return made;
+    });
   }
 
   private async applyNow(spec: ManagedNetwork, undoing = false): Promise<{ bridge: string; plan: Ipv4Plan; dnsmasqPid: number | null }> {
@@ -156,6 +173,7 @@ export class Networks {
         throw new GuesthouseError("conflict", `Guests run with cards on this network (${guests.slice(0, 5).join(", ")}${guests.length > 5 ? ", …" : ""}); stop them or move their cards first.`);
       }
       await this.teardown(id, { bridge: true, table: true, folder: true });
+      this.events.emit("removed", id);
     });
   }
 
@@ -244,6 +262,7 @@ export class Networks {
     const file = path.join(this.folder(id), "ports.json");
     fs.writeFileSync(`${file}.new`, `${JSON.stringify(ports, null, 2)}\n`, { mode: 0o600 });
     fs.renameSync(`${file}.new`, file);
+    this.events.emit("ports", id);
   }
 
   /** The network's rules and dnsmasq's host entries as its ports are now. */
@@ -259,10 +278,13 @@ export class Networks {
 
   /** Writes dnsmasq's host entries; true when they changed. */
   private writeHosts(spec: ManagedNetwork, ports: Port[]): boolean {
-    const file = path.join(this.folder(spec.id), "hosts");
+    const file = this.hostsFile(spec.id);
     const text = hostsFileOf(spec.reservations ?? [], ports);
     if (fs.existsSync(file) && fs.readFileSync(file, "utf8") === text) return false;
-    fs.writeFileSync(`${file}.new`, text, { mode: 0o600 });
+    fs.mkdirSync(this.hostsDir, { recursive: true, mode: 0o711 });
+    fs.chmodSync(this.hostsDir, 0o711);
+    fs.writeFileSync(`${file}.new`, text, { mode: 0o644 });
+    fs.chmodSync(`${file}.new`, 0o644);
     fs.renameSync(`${file}.new`, file);
     return true;
   }
@@ -371,7 +393,7 @@ export class Networks {
       leaseFile: path.join(folder, "leases"),
       pidFile: path.join(folder, "dnsmasq.pid"),
       upstream: spec.kind === "nat",
-      hostsFile: path.join(folder, "hosts"),
+      hostsFile: this.hostsFile(spec.id),
     });
     const running = this.dnsmasqPid(spec.id);
     if (running && fs.existsSync(conf) && fs.readFileSync(conf, "utf8") === text) {
@@ -403,6 +425,9 @@ export class Networks {
     if (what.table) await this.nft(path.join(this.dir, `.remove-${id}.nft`), removalOf(id)).finally(() => fs.rmSync(path.join(this.dir, `.remove-${id}.nft`), { force: true }));
     const bridge = bridgeName(id);
     if (what.bridge && (await this.bridgeExists(bridge))) await this.host.run("ip", ["link", "del", bridge]);
-    if (what.folder) fs.rmSync(folder, { recursive: true, force: true });
+    if (what.folder) {
+      fs.rmSync(folder, { recursive: true, force: true });
+      fs.rmSync(this.hostsFile(id), { force: true });
+    }
   }
 }

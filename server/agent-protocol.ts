@@ -28,6 +28,7 @@ import {
   type HostInfo,
   type ImageInfo,
   type NativeVncPassword,
+  type NicAddresses,
   type TaskStatus,
   type UploadPart,
 } from "./domain/types";
@@ -99,6 +100,13 @@ const uploadQuery = z
 /** The version reply: the one shape every protocol version keeps, so any web can read any agent's. */
 const versionReply = z.object({ protocol: z.number().int() });
 const port = z.number().int().min(1).max(65535);
+/** A guest's card on a managed network and the addresses seen for it (server/agent/networks/watch.ts). */
+const nicAddressesReply = z.object({
+  mac: z.string(),
+  network: z.string(),
+  ipv4: z.array(z.string()),
+  ipv6: z.array(z.string()),
+}) satisfies z.ZodType<NicAddresses>;
 const guestStatusReply = z.object({
   id: z.string(),
   state: z.enum(GUEST_STATES),
@@ -109,6 +117,7 @@ const guestStatusReply = z.object({
   spec: guestSpecSchema.nullable(),
   haltReason: z.string().nullable().optional(),
   vncTls: z.object({ host: z.string(), port }).nullable().optional(),
+  addresses: z.array(nicAddressesReply).optional(),
 }) satisfies z.ZodType<GuestStatus>;
 const nativeVncPasswordReply = z.object({
   password: z.string().min(1),
@@ -160,10 +169,19 @@ const taskStatusReply = z.object({
   log: z.array(z.string()),
 }) satisfies z.ZodType<TaskStatus>;
 /**
- * One line of the event stream: a guest's status, an image task's, or `{ synced: true }`
- * once the statuses of every supervised guest have been sent (those not sent are stopped).
+ * A guest's cards on managed networks with their addresses, whenever they change (a DHCP
+ * acknowledgement, a neighbour seen, the guest started or stopped): `nics: []` once it has
+ * none. An agent of the same protocol version without managed networks never sends one;
+ * a client that does not know the line skips it.
  */
-export const eventLine = z.union([guestStatusReply, z.object({ task: taskStatusReply }), z.object({ synced: z.literal(true) })]);
+const addressesLine = z.object({ addresses: z.object({ guest: z.string(), nics: z.array(nicAddressesReply) }) });
+/**
+ * One line of the event stream: a guest's status, an image task's, a guest's addresses on
+ * managed networks, or `{ synced: true }` once the statuses of every supervised guest (and
+ * the addresses known of them) have been sent (those not sent are stopped).
+ */
+export const eventLine = z.union([guestStatusReply, z.object({ task: taskStatusReply }), addressesLine, z.object({ synced: z.literal(true) })]);
+export type AddressesLine = z.infer<typeof addressesLine>["addresses"];
 /** A managed network (server/agent/networks/): its id names its folder, table and bridge. */
 const networkId = z.string().regex(/^[a-z0-9]{1,40}$/, "A network's id is 1 to 40 lowercase letters and digits.");
 const ipv4Text = z.string().max(15);
@@ -230,8 +248,8 @@ export const AGENT_ROUTES = {
   version: { method: "GET", path: "/v1/version", reply: versionReply, summary: "{ protocol }: the protocol version this agent speaks, asked once per agent before anything else" },
   host: { method: "GET", path: "/v1/host", reply: hostInfoReply, summary: "HostInfo: accelerator and why, QEMU version, ISOs, storage folders, where port forwards may listen" },
 
-  guests: { method: "GET", path: "/v1/guests", reply: z.array(guestStatusReply), summary: "GuestStatus[] of every supervised guest (one call per host)" },
-  guest: { method: "GET", path: "/v1/guests/:id", reply: guestStatusReply, summary: "GuestStatus" },
+  guests: { method: "GET", path: "/v1/guests", reply: z.array(guestStatusReply), summary: "GuestStatus[] of every supervised guest (one call per host), each with its addresses on managed networks" },
+  guest: { method: "GET", path: "/v1/guests/:id", reply: guestStatusReply, summary: "GuestStatus, with its addresses on managed networks" },
   argv: { method: "POST", path: "/v1/guests/:id/argv", body: guestSpecRequest, reply: z.object({ argv: z.array(z.string()) }), summary: "GuestSpec → { argv }: the command line it would run" },
   start: { method: "POST", path: "/v1/guests/:id/start", body: guestSpecRequest, reply: guestStatusReply, summary: "GuestSpec → GuestStatus, once QMP answers" },
   shutdown: { method: "POST", path: "/v1/guests/:id/shutdown", reply: guestStatusReply, summary: "the ACPI power button" },
@@ -249,7 +267,8 @@ export const AGENT_ROUTES = {
     path: "/v1/events",
     reply: eventLine,
     ndjson: true,
-    summary: "GuestStatus lines for every supervised guest at once, then { synced: true }, then each state change as it happens; { task: TaskStatus } lines for image tasks; an empty line every 15 s",
+    summary:
+      "GuestStatus lines for every supervised guest at once, { addresses: { guest, nics } } for each guest with cards on managed networks, then { synced: true }, then each change as it happens; { task: TaskStatus } lines for image tasks; an empty line every 15 s",
   },
 
   vnc: {

@@ -13,6 +13,7 @@ import {
   errorReply,
   eventLine,
   pathOf,
+  type AddressesLine,
   type AgentRoute,
   type CheckedReplyOf,
   type NetworkRequest,
@@ -441,7 +442,9 @@ export class AgentClient {
   /**
    * Follows the agent's state changes: `onOpen` once the agent accepted the stream,
    * then `onStatus` for every supervised guest at once, `onSynced` once all of them came
-   * (a guest not among them is stopped), and `onStatus` for each change. `done`
+   * (a guest not among them is stopped), and `onStatus` for each change. `onAddresses`
+   * gets a guest's cards on managed networks with their addresses, those known before
+   * `onSynced` and then as they change (`nics: []`: it has none any more). `done`
    * settles when the stream ends; call the returned `close` to stop following. A stream
    * that ends by the agent's doing has the agent asked its protocol again at the next
    * request: it may have been upgraded meanwhile.
@@ -451,6 +454,7 @@ export class AgentClient {
     onOpen?: () => void,
     onTask?: (task: TaskStatus) => void,
     onSynced?: () => void,
+    onAddresses?: (line: AddressesLine) => void,
   ): { done: Promise<void>; close(): void } {
     let request: http.ClientRequest | null = null;
     let closing = false;
@@ -480,9 +484,11 @@ export class AgentClient {
               }
               const parsed = eventLine.safeParse(json);
               if (!parsed.success) continue;
-              if ("task" in parsed.data) onTask?.(parsed.data.task);
-              else if ("synced" in parsed.data) onSynced?.();
-              else onStatus(parsed.data);
+              const event = parsed.data;
+              if ("id" in event) onStatus(event);
+              else if ("task" in event) onTask?.(event.task);
+              else if ("addresses" in event) onAddresses?.(event.addresses);
+              else onSynced?.();
             }
           });
           res.on("end", () => {

@@ -30,6 +30,7 @@ import { CONSOLE_UPGRADES, type Consoles } from "./console";
 import type { ImageRef, Images } from "./images";
 import type { Finding } from "./networks/doctor";
 import type { Networks } from "./networks/manager";
+import type { AddressWatch, GuestAddresses } from "./networks/watch";
 import type { Supervisor } from "./supervisor";
 
 const MAX_BODY_BYTES = 256 * 1024;
@@ -51,7 +52,15 @@ type Handler<R extends AgentRoute> = (params: PathParams<R>, body: ParsedRequest
 /** A handler as the router calls it, whatever its route. */
 type AnyHandler = (params: Record<string, string>, body: unknown, query: unknown) => Promise<{ status?: number; json: unknown } | { body: Buffer }>;
 
-export function createAgentServer(config: AgentConfig, supervisor: Supervisor, images: Images, consoles: Consoles, networks: Networks, doctor: () => Promise<Finding[]>): http.Server {
+export function createAgentServer(
+  config: AgentConfig,
+  supervisor: Supervisor,
+  images: Images,
+  consoles: Consoles,
+  networks: Networks,
+  doctor: () => Promise<Finding[]>,
+  addresses: Pick<AddressWatch, "of" | "all" | "on" | "off">,
+): http.Server {
   const ref = (pool: string, file: string): ImageRef => parseOrThrow(imageRef, { pool, file }, "The image");
   const optionalVolume = (query: URLSearchParams) => (query.has("volume") ? parseOrThrow(volumeId, query.get("volume"), "The volume") : undefined);
 
@@ -68,8 +77,11 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, i
         forwards: config.forwards,
       },
     }),
-    guests: async () => ({ json: supervisor.list() }),
-    guest: async ({ id }) => ({ json: supervisor.status(parseId(id)) }),
+    guests: async () => ({ json: supervisor.list().map((status) => ({ ...status, addresses: addresses.of(status.id) })) }),
+    guest: async ({ id }) => {
+      const status = supervisor.status(parseId(id));
+      return { json: { ...status, addresses: addresses.of(status.id) } };
+    },
     argv: async ({ id }, spec) => ({ json: { argv: await supervisor.argvFor(specFor(id, spec)) } }),
     start: async ({ id }, spec) => ({ json: await supervisor.start(specFor(id, spec)) }),
     shutdown: async ({ id }) => ({ json: await supervisor.shutdown(parseId(id)) }),
@@ -196,7 +208,7 @@ export function createAgentServer(config: AgentConfig, supervisor: Supervisor, i
   };
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
-    if (req.method === AGENT_ROUTES.events.method && req.url === AGENT_ROUTES.events.path) return streamEvents(supervisor, images, res);
+    if (req.method === AGENT_ROUTES.events.method && req.url === AGENT_ROUTES.events.path) return streamEvents(supervisor, images, addresses, res);
     const started = Date.now();
     try {
       const url = new URL(req.url ?? "/", "http://agent");
@@ -267,7 +279,7 @@ async function upgradeConsole(consoles: Consoles, req: http.IncomingMessage, soc
 }
 
 /** Pushes state changes as they happen, so pages learn of them without polling. */
-function streamEvents(supervisor: Supervisor, images: Images, res: http.ServerResponse): void {
+function streamEvents(supervisor: Supervisor, images: Images, addresses: Pick<AddressWatch, "all" | "on" | "off">, res: http.ServerResponse): void {
   res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
   // Now, not with the first line: a host with no guests and no tasks has nothing to say yet,
   // and the web learns from the answer itself that the agent is there.
@@ -275,16 +287,20 @@ function streamEvents(supervisor: Supervisor, images: Images, res: http.ServerRe
   const send = (status: GuestStatus) => res.write(`${JSON.stringify(status)}\n`);
   const sendTask = (task: TaskStatus) => res.write(`${JSON.stringify({ task })}\n`);
   for (const status of supervisor.list()) send(status);
+  const sendAddresses = (line: GuestAddresses) => res.write(`${JSON.stringify({ addresses: line })}\n`);
   for (const task of images.tasks.list()) sendTask(task);
+  for (const line of addresses.all()) sendAddresses(line);
   // Every supervised guest has been sent: a guest not among them is stopped.
   res.write(`${JSON.stringify({ synced: true })}\n`);
   supervisor.on("state", send);
   images.tasks.on("task", sendTask);
+  addresses.on("addresses", sendAddresses);
   // A comment-free keep-alive: an empty line every 15 s lets both sides notice a dead peer.
   const keepAlive = setInterval(() => res.write("\n"), 15_000);
   res.on("close", () => {
     supervisor.off("state", send);
     images.tasks.off("task", sendTask);
+    addresses.off("addresses", sendAddresses);
     clearInterval(keepAlive);
   });
 }

@@ -18,6 +18,7 @@ import { Images } from "./images";
 import { Journal } from "./journal";
 import { diagnose } from "./networks/doctor";
 import { localNetHost, Networks, runCommand } from "./networks/manager";
+import { AddressWatch } from "./networks/watch";
 import { Tasks } from "./tasks";
 import { ensureVncTls } from "./tls";
 
@@ -68,6 +69,8 @@ async function main(): Promise<void> {
   // on them are adopted or started.
   // dnsmasq (unprivileged once started) reads its host entries from the run folder (0711).
   const networks = new Networks(path.join(config.dataDir, "networks"), localNetHost, path.join(config.runDir, "networks"));
+  // Guests' addresses on them, for the event stream: every network followed from here on.
+  const addresses = new AddressWatch(networks, path.join(config.dataDir, "networks"), localNetHost).start();
   const adopted = await networks.adopt();
   if (adopted.length) console.log(`agent: ${adopted.length} managed network(s) set up again: ${adopted.join(", ")}`);
   const supervisor = new Supervisor(config, networks);
@@ -83,7 +86,7 @@ async function main(): Promise<void> {
   const images = new Images(config, tasks, supervisor);
   const consoles = new Consoles(config, supervisor, tasks);
   const doctor = () => diagnose({ run: (command, args) => runCommand(command, args), readFile: (file) => fsp.readFile(file, "utf8").catch(() => null) });
-  const server = createAgentServer(config, supervisor, images, consoles, networks, doctor);
+  const server = createAgentServer(config, supervisor, images, consoles, networks, doctor, addresses);
   // Interrupted uploads that nobody resumed go after GUESTHOUSE_UPLOAD_PART_HOURS; looked for
   // at start and then a few times per lifetime (at most hourly).
   const expireParts = () =>

@@ -494,6 +494,26 @@ export interface NativeVncPassword extends VncTlsEndpoint {
 
 // --- end of native viewers over TLS VNC ----------------------------------------------------
 
+// --- Guests' addresses on managed networks (issue 15) ---------------------------------------
+
+/**
+ * A guest's card on a managed network and the addresses seen for it on the host, with no
+ * agent in the guest: its DHCP lease and the bridge's neighbour table (link-local IPv6 left out).
+ */
+export interface NicAddresses {
+  mac: string;
+  /** The managed network's id on the guest's host. */
+  network: string;
+  ipv4: string[];
+  ipv6: string[];
+}
+
+/** GuestStatus, continued. */
+export interface GuestStatus {
+  /** Each of its cards on a managed network, with the addresses known for it (none yet: empty lists); absent when not known. */
+  addresses?: NicAddresses[];
+}
+
 /**
  * What a quota limits (server/web/quotas.ts): per team, and optionally per member within
  * it. vCPUs and memory count running guests only; disk bytes are virtual sizes.

@@ -67,6 +67,7 @@ function stubbedAgent(): http.Server {
     refusing<Consoles>("consoles"),
     refusing<Networks>("networks"),
     refusal("doctor") as () => Promise<Finding[]>,
+    { of: () => [], all: () => [], on() {}, off() {} } as never,
   );
 }
 

@@ -33,6 +33,7 @@ import {
   type UploadPart,
 } from "./domain/types";
 import { KEYBOARD_LAYOUTS } from "./domain/keymaps";
+import { FORWARD_LIMIT, networkFirewall, networkForward } from "./domain/network-rules";
 import { diskFormat, guestSpecSchema, imageBytes, imageFileName, mac, passphrase, poolName, snapshotName, volumeId } from "./domain/validation";
 
 /** The version of this protocol. The web and its agents must speak the same one. */
@@ -195,6 +196,8 @@ const networkRequest = z.strictObject({
     .max(253)
     .refine((d) => d.split(".").every((l) => dnsLabel.test(l)), "A domain is dot-separated labels of lowercase letters, digits and '-', such as lab.internal."),
   reservations: z.array(z.strictObject({ mac, ip: ipv4Text, name: z.string().regex(dnsLabel, "A host name is one label: lowercase letters, digits and '-'.") })).max(1024).optional(),
+  firewall: networkFirewall.optional(),
+  forwards: z.array(networkForward).max(FORWARD_LIMIT, `A network has at most ${FORWARD_LIMIT} port forwards.`).optional(),
 }).describe("The network");
 const networkReply = z.object({
   id: z.string(),
@@ -208,7 +211,16 @@ const networkReply = z.object({
 });
 const leaseReply = z.object({ expires: z.number(), mac: z.string(), ip: z.string(), hostname: z.string().nullable() });
 const findingReply = z.object({ id: z.string(), problem: z.string(), fix: z.string() });
+const countersReply = z.object({
+  rules: z.record(z.string(), z.object({ packets: z.number(), bytes: z.number() })),
+  defaultIn: z.number(),
+  defaultOut: z.number(),
+  spoofed: z.number(),
+});
+const forwardTestRequest = z.strictObject({ protocol: z.enum(["tcp", "udp"]), hostPort: port }).describe("The forward to test");
+const forwardTestReply = z.object({ answered: z.boolean(), message: z.string() });
 export type NetworkState = z.infer<typeof networkReply>;
+export type NetworkCounters = z.infer<typeof countersReply>;
 export type NetworkRequest = z.infer<typeof networkRequest>;
 export { networkId };
 
@@ -258,6 +270,7 @@ export const AGENT_ROUTES = {
   pause: { method: "POST", path: "/v1/guests/:id/pause", reply: guestStatusReply, summary: "stop the vCPUs" },
   resume: { method: "POST", path: "/v1/guests/:id/resume", reply: guestStatusReply, summary: "continue them" },
   forceOff: { method: "POST", path: "/v1/guests/:id/force-off", reply: guestStatusReply, summary: "quit, then SIGKILL" },
+  setLink: { method: "POST", path: "/v1/guests/:id/nics/:index/link", body: z.strictObject({ up: z.boolean() }).describe("The link"), summary: "{ up } → a network card's link set up or down (QMP set_link) while the guest runs" },
   restart: { method: "POST", path: "/v1/guests/:id/restart", body: guestSpecRequest, reply: guestStatusReply, summary: "GuestSpec → force off a guest QEMU has halted, then a start with that spec" },
   forget: { method: "DELETE", path: "/v1/guests/:id", summary: "forget a stopped guest's state folder" },
   attachDisk: { method: "POST", path: "/v1/guests/:id/disks", body: attachRequest, reply: guestStatusReply, summary: "{ disk: DiskSpec } → GuestStatus: plug a disk into the running guest" },
@@ -294,6 +307,8 @@ export const AGENT_ROUTES = {
   removeNetwork: { method: "DELETE", path: "/v1/networks/:id", summary: "remove a managed network and all it had (bridge, table, dnsmasq, leases)" },
   networkLeases: { method: "GET", path: "/v1/networks/:id/leases", reply: z.array(leaseReply), summary: "the DHCP leases of a network's guests (MAC, address, host name, expiry)" },
   networkDoctor: { method: "GET", path: "/v1/network-doctor", reply: z.array(findingReply), summary: "what on this host would stop managed networks, each with its fix" },
+  networkCounters: { method: "GET", path: "/v1/networks/:id/counters", reply: countersReply, summary: "what each firewall rule, the defaults and the spoofing checks of a network matched (packets, bytes)" },
+  testForward: { method: "POST", path: "/v1/networks/:id/forwards/test", body: forwardTestRequest, reply: forwardTestReply, summary: "{ protocol, hostPort } → whether the guest answered a connection from the host to that forward" },
 
   tasks: { method: "GET", path: "/v1/tasks", reply: z.array(taskStatusReply), summary: "running and recent tasks (image operations, pastes)" },
   task: { method: "GET", path: "/v1/tasks/:id", reply: taskStatusReply, summary: "TaskStatus" },

@@ -16,6 +16,7 @@ import {
   type AddressesLine,
   type AgentRoute,
   type CheckedReplyOf,
+  type NetworkCounters,
   type NetworkRequest,
   type NetworkState,
   type PathParams,
@@ -226,6 +227,11 @@ export class AgentClient {
     return this.call(AGENT_ROUTES.restart, { id: spec.id }, spec);
   }
 
+  /** A network card's link up or down (index from 0) while the guest runs. */
+  async setLink(id: string, index: number, up: boolean): Promise<void> {
+    await this.call(AGENT_ROUTES.setLink, { id, index: String(index) }, { up });
+  }
+
   forceOff(id: string): Promise<GuestStatus> {
     return this.call(AGENT_ROUTES.forceOff, { id });
   }
@@ -264,6 +270,15 @@ export class AgentClient {
   }
 
   /** What on the host would stop managed networks, each with its fix. */
+  networkCounters(id: string): Promise<NetworkCounters> {
+    return this.call(AGENT_ROUTES.networkCounters, { id });
+  }
+
+  /** Connects from the host to a network's forward: whether the guest answered. */
+  testForward(id: string, protocol: "tcp" | "udp", hostPort: number): Promise<{ answered: boolean; message: string }> {
+    return this.call(AGENT_ROUTES.testForward, { id }, { protocol, hostPort });
+  }
+
   networkDoctor(): Promise<Array<{ id: string; problem: string; fix: string }>> {
     return this.call(AGENT_ROUTES.networkDoctor, {});
   }

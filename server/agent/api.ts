@@ -90,6 +90,10 @@ export function createAgentServer(
     pause: async ({ id }) => ({ json: await supervisor.pause(parseId(id)) }),
     resume: async ({ id }) => ({ json: await supervisor.resume(parseId(id)) }),
     forceOff: async ({ id }) => ({ json: await supervisor.forceOff(parseId(id)) }),
+    setLink: async ({ id, index }, body) => {
+      await supervisor.setLink(parseId(id), Number(index), body.up);
+      return { status: 204, json: null };
+    },
     restart: async ({ id }, spec) => ({ json: await supervisor.restart(specFor(id, spec)) }),
     forget: async ({ id }) => {
       await supervisor.forget(parseId(id));
@@ -119,6 +123,8 @@ export function createAgentServer(
     },
     networkLeases: async ({ id }) => ({ json: networks.leases(parseOrThrow(networkId, id, "The network's id")) }),
     networkDoctor: async () => ({ json: await doctor() }),
+    networkCounters: async ({ id }) => ({ json: await networks.counters(parseOrThrow(networkId, id, "The network's id")) }),
+    testForward: async ({ id }, body) => ({ json: await networks.testForward(parseOrThrow(networkId, id, "The network's id"), body.protocol, body.hostPort) }),
 
     tasks: async () => ({ json: images.tasks.list() }),
     task: async ({ id }) => ({ json: images.tasks.get(parseTaskId(id)) }),

@@ -68,7 +68,7 @@ async function main(): Promise<void> {
   // Managed networks: each kept one set up again (what still runs is kept), before guests
   // on them are adopted or started.
   // dnsmasq (unprivileged once started) reads its host entries from the run folder (0711).
-  const networks = new Networks(path.join(config.dataDir, "networks"), localNetHost, path.join(config.runDir, "networks"));
+  const networks = new Networks(path.join(config.dataDir, "networks"), localNetHost, path.join(config.runDir, "networks"), config.forwards);
   // Guests' addresses on them, for the event stream: every network followed from here on.
   const addresses = new AddressWatch(networks, path.join(config.dataDir, "networks"), localNetHost).start();
   const adopted = await networks.adopt();

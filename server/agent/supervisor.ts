@@ -33,7 +33,7 @@ import {
   type VncTlsEndpoint,
 } from "../domain/types";
 import { QmpClient, type QmpEvent } from "../qemu/qmp";
-import { buildQemuLaunch, guestFiles, QEMU_BINARY, secretPath, VNC_BASE_PORT, vncTlsPortOf, type EncryptedSecret, type GuestFiles, type QemuHostLayout } from "../qemu/args";
+import { buildQemuLaunch, guestFiles, nicId, QEMU_BINARY, secretPath, VNC_BASE_PORT, vncTlsPortOf, type EncryptedSecret, type GuestFiles, type QemuHostLayout } from "../qemu/args";
 import { ISO_POOL, type AgentConfig } from "./config";
 import { GuestDisks, mustHaveSecret } from "./guest-disks";
 import { assertForwardsAllowed, VncTlsPorts } from "./host-ports";
@@ -419,6 +419,18 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     await guest.setPauseRequested(false);
     await checkRunState(guest, this.runStateHooks);
     return guest.status();
+  }
+
+  /**
+   * Sets a network card's link up or down while the guest runs (QMP set_link): down is a
+   * pulled cable, the guest sees no carrier and nothing passes. Not kept across starts.
+   */
+  async setLink(id: string, index: number, up: boolean): Promise<void> {
+    const guest = this.running(id);
+    if (!guest.qmp) throw new GuesthouseError("qmp-disconnected", "The agent has lost QMP to this guest; force it off instead.");
+    const count = guest.spec?.nics.length ?? 0;
+    if (!Number.isInteger(index) || index < 0 || index >= count) throw new GuesthouseError("not-found", `This guest has no network card ${index + 1} (it has ${count}).`);
+    await guest.qmp.execute("set_link", { name: nicId(index), up });
   }
 
   /** Forces a halted guest's QEMU off and starts it afresh with `spec` (pending changes apply). */

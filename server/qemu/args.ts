@@ -50,6 +50,11 @@ export const SCSI_CONTROLLER = "scsi0";
  * its device's id alike. Disks started with the guest are disk0 … disk<n-1> in spec
  * order; disks plugged in later continue the count.
  */
+/** A network card's device id (QMP set_link names it). */
+export function nicId(index: number): string {
+  return `nic${index}`;
+}
+
 export function diskId(index: number): string {
   return `disk${index}`;
 }
@@ -477,7 +482,8 @@ export function buildQemuLaunch(spec: GuestSpec, layout: QemuHostLayout): QemuLa
       const forwards = nic.forwards.map((f) => `,hostfwd=${f.protocol}:${layout.forwardAddress ?? ""}:${f.hostPort}-:${f.guestPort}`).join("");
       args.push("-netdev", `user,id=${id}${nic.isolated ? ",restrict=on" : ""}${forwards}`);
     }
-    args.push("-device", `${NIC_DEVICES[nic.model]},netdev=${id},mac=${nic.mac}${bootIndex("network", i)}`);
+    // The device has an id (nicId), so its link can be set up or down while the guest runs.
+    args.push("-device", `${NIC_DEVICES[nic.model]},netdev=${id},id=${nicId(i)},mac=${nic.mac}${bootIndex("network", i)}`);
   });
 
   // Last, so every device above keeps the PCI address it had before the ports existed

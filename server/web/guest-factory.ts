@@ -4,13 +4,14 @@
  * makes the disks (new, copied or linked), writes the rows in one go, and removes
  * every disk it made if anything fails: no half-made guest is ever left behind.
  */
-import { assertMayCreate, guestNameFor } from "../auth/policy";
+import { assertMayCreate, can, guestNameFor } from "../auth/policy";
 import type { SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
 import type { Prisma } from "../db/generated/client";
 import { isUniqueViolationOn } from "../db/errors";
 import { GuesthouseError } from "../domain/errors";
 import { newMac, newVolumeId } from "../domain/ids";
+import { hostPortsOf, type NetworkForward } from "../domain/network-rules";
 import { DEFAULT_POOL, FORMAT_EXTENSIONS, type DiskFormat, type PortForward } from "../domain/types";
 import type { GuestDefinition } from "../domain/validation";
 import { agentFor } from "./guests";
@@ -186,6 +187,14 @@ export async function assertPortsFree(actor: SessionUser, host: { id: string; en
   const taken = new Map<string, string>();
   for (const nic of others) {
     for (const f of JSON.parse(nic.forwards) as PortForward[]) taken.set(`${f.protocol}/${f.hostPort}`, guestNameFor(actor, nic.guest));
+  }
+  // Managed networks' forwards take host ports too.
+  const networks = await db.network.findMany({ where: { hostId: host.id, forwards: { not: "[]" } }, select: { name: true, teamId: true, ownerId: true, forwards: true } });
+  for (const network of networks) {
+    for (const nf of JSON.parse(network.forwards) as NetworkForward[]) {
+      const { first, last } = hostPortsOf(nf);
+      for (let p = first; p <= last; p++) taken.set(`${nf.protocol}/${p}`, can(actor, "view", network) ? `the network ${network.name}` : "another team's network");
+    }
   }
   for (const f of forwards) {
     const owner = taken.get(`${f.protocol}/${f.hostPort}`);

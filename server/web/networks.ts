@@ -17,10 +17,12 @@ import type { Prisma } from "../db/generated/client";
 import { isForeignKeyViolation, isUniqueViolationOn } from "../db/errors";
 import { GuesthouseError } from "../domain/errors";
 import { overlaps, planIpv4, type Ipv4Plan } from "../domain/network-plan";
+import { DEFAULT_FIREWALL, FORWARD_LIMIT, hostPortsOf, networkFirewall, networkForward, overlappingForward, type NetworkFirewall, type NetworkForward } from "../domain/network-rules";
 import { networkInput, parseOrThrow, USER_NETWORK, type NetworkInput } from "../domain/validation";
+import { z } from "zod";
 import type { NetworkRequest } from "../agent-protocol";
 import { recordEvent } from "./audit";
-import { agentFor } from "./guests";
+import { agentFor, loadGuest } from "./guests";
 import { localHost } from "./hosts";
 import { refreshPage } from "./refresh";
 
@@ -42,8 +44,14 @@ export interface NetworkView {
   domain: string | null;
   /** The cards on it, each with its guest (named as the viewer may see it). */
   nics: Array<{ guestId: string; guest: string; mac: string; position: number }>;
-  /** Whether the viewer may change or delete it. */
+  /** Port forwards from the host (NAT networks). */
+  forwards: NetworkForward[];
+  firewall: NetworkFirewall;
+  /** Whether the viewer may change (rules, forwards) or delete it. */
+  mayChange: boolean;
   mayDelete: boolean;
+  /** When it was last changed: a change made on an older read is refused. */
+  updatedAt: string;
 }
 
 const networkInclude = {
@@ -78,7 +86,11 @@ function viewOf(user: SessionUser, row: NetworkRow): NetworkView {
     dhcp: plan?.dhcp ?? null,
     domain: row.domain,
     nics: row.nics.map((n) => ({ guestId: n.guest.id, guest: guestNameFor(user, n.guest), mac: n.mac, position: n.position })),
+    forwards: forwardsOf(row),
+    firewall: firewallOf(row),
+    mayChange: row.mode !== "user" && can(user, "change", row),
     mayDelete: row.mode !== "user" && can(user, "delete", row),
+    updatedAt: row.updatedAt.toISOString(),
   };
 }
 
@@ -140,13 +152,27 @@ export async function nicNetworks(team: { teamId: string; ownerId: string; hostI
   });
 }
 
+type ManagedRow = { mode: string; subnet: string | null; dhcpStart: string | null; dhcpEnd: string | null; domain: string | null; forwards: string; firewall: string };
+
+/** A row's forwards, as stored (validated when they were saved). */
+function forwardsOf(row: { forwards: string }): NetworkForward[] {
+  return JSON.parse(row.forwards) as NetworkForward[];
+}
+
+/** A row's firewall, or the default before anyone changed it. */
+function firewallOf(row: { firewall: string }): NetworkFirewall {
+  return row.firewall ? (JSON.parse(row.firewall) as NetworkFirewall) : DEFAULT_FIREWALL;
+}
+
 /** What the agent is asked to run for a network row. */
-function requestOf(row: { mode: string; subnet: string | null; dhcpStart: string | null; dhcpEnd: string | null; domain: string | null }): NetworkRequest {
+function requestOf(row: ManagedRow): NetworkRequest {
   return {
     kind: row.mode as "nat" | "isolated",
     subnet: row.subnet!,
     dhcp: row.dhcpStart && row.dhcpEnd ? { start: row.dhcpStart, end: row.dhcpEnd } : null,
     domain: row.domain!,
+    forwards: forwardsOf(row),
+    firewall: firewallOf(row),
   };
 }
 
@@ -168,7 +194,7 @@ export async function createNetwork(user: SessionUser, raw: unknown): Promise<{ 
     const named = can(user, "view", clash) ? `the network ${clash.name}` : "another team's network on this host";
     throw new GuesthouseError("conflict", `${plan.subnet} overlaps ${named} (${clash.subnet}); choose another subnet.`);
   }
-  let row: { id: string; mode: string; subnet: string | null; dhcpStart: string | null; dhcpEnd: string | null; domain: string | null };
+  let row: { id: string } & ManagedRow;
   try {
     row = await db.network.create({
       data: {
@@ -183,7 +209,7 @@ export async function createNetwork(user: SessionUser, raw: unknown): Promise<{ 
         teamId: user.teamId,
         hostId: host.id,
       },
-      select: { id: true, mode: true, subnet: true, dhcpStart: true, dhcpEnd: true, domain: true },
+      select: { id: true, mode: true, subnet: true, dhcpStart: true, dhcpEnd: true, domain: true, forwards: true, firewall: true },
     });
   } catch (err) {
     if (isUniqueViolationOn(err, "name")) throw new GuesthouseError("conflict", `Your team already has a network named "${input.name}". Choose another name.`);
@@ -261,4 +287,105 @@ export async function networkAddresses(user: SessionUser, id: string): Promise<{
       .map((l) => ({ ip: l.ip, use: "leased" as const, mac: l.mac, holder: guestOf.get(l.mac) ?? l.hostname, expires: l.expires })),
   ];
   return { rows, rangeSize, free: rangeSize - leases.filter((l) => inRange(l.ip)).length };
+}
+
+/** A network's forwards and firewall as its page and the API send them. */
+export const networkRulesInput = z.strictObject({
+  forwards: z.array(networkForward).max(FORWARD_LIMIT, `A network has at most ${FORWARD_LIMIT} port forwards.`),
+  firewall: networkFirewall,
+});
+
+/**
+ * Replaces a managed network's port forwards and firewall: each card they name must be
+ * on the network, no host port may be another network's or a user-mode card's, and
+ * `ifMatch` (the updatedAt the person read) must still hold. Saved first, applied by the
+ * agent second (it refuses ports outside the host's range or in use); a refusal puts the
+ * row back as it was.
+ */
+export async function updateNetworkRules(user: SessionUser, id: string, raw: unknown, ifMatch?: string): Promise<void> {
+  const input = parseOrThrow(networkRulesInput, raw, "The network's rules");
+  const row = await findNetwork(user, id);
+  if (!row) throw new GuesthouseError("not-found", "There is no such network, or it is not yours to see.");
+  assertCan(user, "change", row, refusalFor("network", "change"));
+  if (row.mode === "user") throw new GuesthouseError("conflict", "The user-mode network has no rules of its own: forward ports on a user-mode card instead.");
+  if (row.mode !== "nat" && input.forwards.length) throw new GuesthouseError("invalid-input", "Ports are forwarded to NAT networks only: an isolated network's guests are not reached from outside.");
+  if (ifMatch !== undefined && ifMatch !== row.updatedAt.toISOString()) {
+    throw new GuesthouseError("stale", `${row.name} was changed since you read it. Reload it and make your change again.`);
+  }
+  const cards = new Set(row.nics.map((n) => n.mac));
+  for (const mac of [...input.forwards.map((f) => f.mac), ...input.firewall.rules.flatMap((r) => (r.mac ? [r.mac] : []))]) {
+    if (!cards.has(mac)) throw new GuesthouseError("invalid-input", `No card with the MAC address ${mac} is on ${row.name}. Put the guest's card on this network first.`);
+  }
+  const ids = input.firewall.rules.map((r) => r.id);
+  if (new Set(ids).size !== ids.length) throw new GuesthouseError("invalid-input", "Two rules have the same id.");
+  const twice = overlappingForward(input.forwards);
+  if (twice) throw new GuesthouseError("invalid-input", `Host port ${twice.protocol} ${twice.hostPort} is forwarded twice.`);
+  await assertHostPortsFree(user, row.hostId, row.id, input.forwards);
+
+  const { count } = await db.network.updateMany({
+    where: { id: row.id, updatedAt: row.updatedAt },
+    data: { forwards: JSON.stringify(input.forwards), firewall: JSON.stringify(input.firewall) },
+  });
+  if (count === 0) throw new GuesthouseError("stale", `${row.name} was changed by someone else just now. Reload it and make your change again.`);
+  const host = await db.host.findUniqueOrThrow({ where: { id: row.hostId }, select: { endpoint: true } });
+  try {
+    await agentFor(host).applyNetwork(row.id, requestOf({ ...row, forwards: JSON.stringify(input.forwards), firewall: JSON.stringify(input.firewall) }));
+  } catch (err) {
+    await db.network.update({ where: { id: row.id }, data: { forwards: row.forwards, firewall: row.firewall } }).catch((e: unknown) => console.error(`networks: ${row.name}'s rules could not be put back`, e));
+    await recordEvent("network-rules", false, `rules of network ${row.name}: ${(err as Error).message}`, user, null, { teamId: row.teamId }).catch(() => {});
+    throw err;
+  }
+  await recordEvent("network-rules", true, `rules of network ${row.name}: ${input.forwards.length} forward(s), ${input.firewall.rules.length} rule(s), in ${input.firewall.defaultIn}, out ${input.firewall.defaultOut}`, user, null, { teamId: row.teamId }).catch(() => {});
+  refreshPage(`/networks/${row.id}`);
+}
+
+/**
+ * Host ports another network of the host forwards, or a user-mode card of any guest of
+ * the host: refused, naming the holder only to whom may see it.
+ */
+export async function assertHostPortsFree(user: SessionUser, hostId: string, exceptNetworkId: string | null, forwards: ReadonlyArray<{ protocol: string; hostPort: number; hostPortEnd?: number }>): Promise<void> {
+  if (forwards.length === 0) return;
+  const wanted = forwards.map((f) => ({ protocol: f.protocol, ...hostPortsOf(f as NetworkForward) }));
+  const takes = (protocol: string, port: number) => wanted.some((w) => w.protocol === protocol && w.first <= port && port <= w.last);
+  const networks = await db.network.findMany({ where: { hostId, forwards: { not: "[]" }, ...(exceptNetworkId ? { id: { not: exceptNetworkId } } : {}) }, select: { name: true, teamId: true, ownerId: true, forwards: true } });
+  for (const other of networks) {
+    for (const f of forwardsOf(other)) {
+      const { first, last } = hostPortsOf(f);
+      for (let p = first; p <= last; p++) {
+        if (takes(f.protocol, p)) throw new GuesthouseError("conflict", `Host port ${f.protocol} ${p} is already forwarded to ${can(user, "view", other) ? `the network ${other.name}` : "another team's network"}. Choose another.`);
+      }
+    }
+  }
+  const cards = await db.nic.findMany({ where: { guest: { hostId }, forwards: { not: "[]" } }, select: { forwards: true, guest: { select: { name: true, teamId: true, ownerId: true } } } });
+  for (const card of cards) {
+    for (const f of JSON.parse(card.forwards) as Array<{ protocol: string; hostPort: number }>) {
+      if (takes(f.protocol, f.hostPort)) throw new GuesthouseError("conflict", `Host port ${f.protocol} ${f.hostPort} is already forwarded to ${guestNameFor(user, card.guest)}. Choose another.`);
+    }
+  }
+}
+
+/** What the network's rules, defaults and spoofing checks matched, from the host. */
+export async function networkCounters(user: SessionUser, id: string) {
+  const row = await findNetwork(user, id);
+  if (!row) throw new GuesthouseError("not-found", "There is no such network, or it is not yours to see.");
+  if (row.mode === "user") throw new GuesthouseError("conflict", "The user-mode network has no rules to count.");
+  const host = await db.host.findUniqueOrThrow({ where: { id: row.hostId }, select: { endpoint: true } });
+  return agentFor(host).networkCounters(row.id);
+}
+
+/** Connects from the host to one of the network's TCP forwards: whether the guest answered. */
+export async function testNetworkForward(user: SessionUser, id: string, protocol: "tcp" | "udp", hostPort: number): Promise<{ answered: boolean; message: string }> {
+  const row = await findNetwork(user, id);
+  if (!row) throw new GuesthouseError("not-found", "There is no such network, or it is not yours to see.");
+  assertCan(user, "operate", row, "Your role in this network's team lets you see it, not test its forwards.");
+  const host = await db.host.findUniqueOrThrow({ where: { id: row.hostId }, select: { endpoint: true } });
+  return agentFor(host).testForward(row.id, protocol, hostPort);
+}
+
+/** A running guest's card's link up or down (a pulled cable), by the card's position from 0. */
+export async function setCardLink(user: SessionUser, guestId: string, index: number, up: boolean): Promise<void> {
+  const guest = await loadGuest(user, guestId, "operate");
+  if (!Number.isInteger(index) || index < 0 || index >= guest.nics.length) throw new GuesthouseError("not-found", `${guest.name} has no network card ${index + 1}.`);
+  await agentFor(guest.host).setLink(guest.id, index, up);
+  await recordEvent("nic-link", true, `set card ${index + 1} of ${guest.name} ${up ? "up" : "down"}`, user, guest.id).catch(() => {});
 }

@@ -42,6 +42,24 @@ export class Namespaces {
     return child;
   }
 
+  /**
+   * What an HTTP GET of `url` from inside a namespace answers (Node's fetch, bounded; the
+   * host's static busybox wget crashes here), or null when nothing answered in time.
+   */
+  fetchText(ns: string, url: string, timeoutMs = 5_000): string | null {
+    const script = `fetch(${JSON.stringify(url)}, { signal: AbortSignal.timeout(${timeoutMs}) }).then((r) => r.text()).then((t) => process.stdout.write(t), () => process.exit(3))`;
+    try {
+      return execFileSync("ip", ["netns", "exec", ns, process.execPath, "-e", script], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: timeoutMs + 5_000 });
+    } catch {
+      return null;
+    }
+  }
+
+  /** A TCP listener on `port` inside a namespace (killed at cleanup, or by the caller). */
+  listen(ns: string, port: number): ChildProcess {
+    return this.start(ns, process.execPath, "-e", `require("node:net").createServer((s) => s.end()).listen(${port}, "0.0.0.0")`);
+  }
+
   /** A veth pair from one namespace to another (`a` in `nsA`, `b` in `nsB`), both up. */
   link(nsA: string, a: string, nsB: string, b: string): void {
     this.run(nsA, "ip", "link", "add", a, "type", "veth", "peer", "name", b, "netns", nsB);

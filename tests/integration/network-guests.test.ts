@@ -26,6 +26,7 @@ const nic = (network: string, mac: string): ManagedNicSpec => ({ mac, model: "vi
 story("demo guests on managed networks, the agent in a network namespace", (step) => {
   const ns = new Namespaces();
   let inside = "";
+  let world = "";
   let agent: TestAgent;
   const shells = new Map<string, SerialShell>();
   const web = testSpec("guestnet00001", { name: "web-1", memoryMiB: 160, nics: [nic("lab", "52:54:00:91:00:01")] });
@@ -47,7 +48,8 @@ story("demo guests on managed networks, the agent in a network namespace", (step
   before(async () => {
     inside = ns.add("a");
     ns.run(inside, "sysctl", "-qw", "net.ipv4.ip_forward=1");
-    agent = await startTestAgent({}, { netns: inside });
+    // Forwards listen on every address of the host (the namespace), as an admin may choose.
+    agent = await startTestAgent({ GUESTHOUSE_FORWARD_ADDRESS: "0.0.0.0", GUESTHOUSE_FORWARD_PORTS: "20000-20999" }, { netns: inside });
   });
   after(async () => {
     for (const s of shells.values()) s.close();
@@ -109,6 +111,64 @@ story("demo guests on managed networks, the agent in a network namespace", (step
     assert.match(other, /MAC-DROPPED/, other);
     assert.ok(counted("lab", "spoofed MAC") > macBefore, "the spoofed MAC rule counted them");
     assert.match(await shell(web).run("ping -c 1 -W 3 10.91.0.129 && echo BACK-OK"), /BACK-OK/, "its own MAC and address pass again");
+  });
+
+  const LAB = { kind: "nat" as const, subnet: "10.91.0.0/24", dhcp: "auto" as const, domain: "lab.internal" };
+  const webForward = { protocol: "tcp" as const, hostPort: 20080, mac: "52:54:00:91:00:01", guestPort: 80 };
+
+  step("a port forward reaches web-1's web server from outside, from the host and from db (hairpin); the test button says so", async () => {
+    // "Outside": another namespace on the host's uplink, as a LAN would be.
+    world = ns.add("o");
+    ns.link(inside, "up0", world, "eth0");
+    ns.run(inside, "ip", "addr", "add", "172.31.0.1/24", "dev", "up0");
+    ns.run(world, "ip", "addr", "add", "172.31.0.2/24", "dev", "eth0");
+    await agent.client.applyNetwork("lab", { ...LAB, forwards: [webForward, { protocol: "tcp", hostPort: 20081, mac: "52:54:00:91:00:01", guestPort: 81 }] });
+    assert.match(ns.fetchText(world, "http://172.31.0.1:20080/") ?? "no answer", /GUESTHOUSE-HTTP/);
+    assert.match(await shell(db).run("timeout 5 wget -q -O - http://10.91.0.1:20080/ && echo HAIRPIN-OK"), /GUESTHOUSE-HTTP[\s\S]*HAIRPIN-OK/);
+    const answered = await agent.client.testForward("lab", "tcp", 20080);
+    assert.equal(answered.answered, true);
+    assert.match(answered.message, /The guest answered on tcp port 20080/);
+    const refusedTest = await agent.client.testForward("lab", "tcp", 20081);
+    assert.equal(refusedTest.answered, false);
+    assert.match(refusedTest.message, /refused the connection on port 81: nothing listens/);
+  });
+
+  step("forwards outside the host's range, on a port the host listens on, twice, or to an isolated network are refused, and nothing changes", async () => {
+    const rules = () => ns.run(inside, "nft", "list", "table", "inet", tableName("lab"));
+    const before = rules();
+    const listener = ns.listen(inside, 20090);
+    await waitFor("a listener on 20090", () => ns.run(inside, "ss", "-H", "-l", "-n", "-t").includes(":20090"), 5_000);
+    const cases: Array<[object, string, RegExp]> = [
+      [{ ...webForward, hostPort: 30080 }, "invalid-input", /outside the ports this host forwards to guests \(20000–20999\)/],
+      [{ ...webForward, hostPort: 20090 }, "conflict", /already listens on tcp port 20090/],
+      [{ ...webForward, hostPort: 1000, hostPortEnd: 1001, guestPort: 1000 }, "invalid-input", /outside the ports/],
+    ];
+    for (const [forward, code, message] of cases) await assert.rejects(agent.client.applyNetwork("lab", { ...LAB, forwards: [forward as typeof webForward] }), isCode(code, message));
+    await assert.rejects(agent.client.applyNetwork("lab", { ...LAB, forwards: [webForward, { ...webForward, guestPort: 22 }] }), isCode("invalid-input", /forwarded twice/));
+    await assert.rejects(agent.client.applyNetwork("other", { kind: "isolated", subnet: "10.92.0.0/24", dhcp: "auto", domain: "other.internal", forwards: [{ ...webForward, hostPort: 20500 }] }), isCode("invalid-input", /NAT networks only/));
+    listener.kill("SIGKILL");
+    assert.equal(rules(), before, "the rules are as they were");
+  });
+
+  step("a deny rule on web-1's card blocks the web server from outside and from db, and its counter moves; removed, it passes again", async () => {
+    const deny = { id: "noweb", action: "deny" as const, direction: "in" as const, protocol: "tcp" as const, ports: { from: 80, to: 80 }, cidr: null, mac: "52:54:00:91:00:01", comment: "" };
+    await agent.client.applyNetwork("lab", { ...LAB, forwards: [webForward], firewall: { defaultIn: "deny", defaultOut: "allow", rules: [deny] } });
+    assert.equal(ns.fetchText(world, "http://172.31.0.1:20080/", 3_000), null, "blocked from outside");
+    assert.match(await shell(db).run("timeout 3 wget -q -O - http://web-1.lab.internal/ || echo BLOCKED-INSIDE"), /BLOCKED-INSIDE/, "blocked between guests of the network");
+    const counters = await agent.client.networkCounters("lab");
+    assert.ok((counters.rules.noweb?.packets ?? 0) > 0, JSON.stringify(counters));
+    assert.match(await shell(db).run("ping -c 1 -W 3 web-1.lab.internal && echo PING-STILL-OK"), /PING-STILL-OK/, "only what the rule names is blocked");
+    await agent.client.applyNetwork("lab", { ...LAB, forwards: [webForward] });
+    assert.match(ns.fetchText(world, "http://172.31.0.1:20080/") ?? "no answer", /GUESTHOUSE-HTTP/);
+  });
+
+  step("web-1's link set down cuts it off (its guest sees no carrier); set up, it answers again", async () => {
+    await agent.client.setLink(web.id, 0, false);
+    assert.match(await shell(db).run("ping -c 2 -W 2 10.91.0.128 || echo LINK-CUT"), /LINK-CUT/);
+    assert.match(await shell(web).run("cat /sys/class/net/eth0/carrier"), /^0/m);
+    await agent.client.setLink(web.id, 0, true);
+    await waitFor("web-1 to answer again", async () => /LINK-BACK/.test(await shell(db).run("ping -c 1 -W 2 10.91.0.128 && echo LINK-BACK")), 20_000, 500);
+    await assert.rejects(agent.client.setLink(web.id, 3, false), isCode("not-found", /no network card 4/));
   });
 
   step("a MAC another guest's card has on this host is refused, and nothing changes", async () => {

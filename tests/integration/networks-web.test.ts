@@ -127,6 +127,45 @@ story("a team's managed networks through the web, the agent in a network namespa
     assert.equal(addresses.rangeSize, 127);
   });
 
+  step("forwards and rules: saved and applied together; a card not on the network, a stale version, a port the host refuses are refused and nothing changes", async () => {
+    const mac = (await database.db.nic.findFirstOrThrow({ where: { guestId } })).mac;
+    let view = await web.loadNetwork(member, lab);
+    assert.deepEqual(view.firewall, { defaultIn: "deny", defaultOut: "allow", rules: [] });
+    const forward = { protocol: "tcp" as const, hostPort: 20180, mac, guestPort: 80 };
+    const rule = { id: "r1", action: "deny" as const, direction: "in" as const, protocol: "tcp" as const, ports: { from: 22, to: 22 }, cidr: null, mac: null, comment: "" };
+    await assert.rejects(web.updateNetworkRules(member, lab, { forwards: [{ ...forward, mac: "52:54:00:ee:ee:ee" }], firewall: view.firewall }, view.updatedAt), refused("invalid-input", /No card with the MAC address 52:54:00:ee:ee:ee is on lab/));
+    await assert.rejects(web.updateNetworkRules(viewer, lab, { forwards: [], firewall: view.firewall }, view.updatedAt), refused("forbidden"));
+    await assert.rejects(web.updateNetworkRules(stranger, lab, { forwards: [], firewall: view.firewall }, view.updatedAt), refused("not-found"));
+    await web.updateNetworkRules(member, lab, { forwards: [forward], firewall: { ...view.firewall, rules: [rule] } }, view.updatedAt);
+    const applied = ns.run(inside, "nft", "list", "table", "inet", `guesthouse_${lab}`);
+    assert.match(applied, /tcp dport 20180 .*dnat ip to 10\.93\.0\.\d+:80/);
+    assert.match(applied, /tcp dport 22 counter packets \d+ bytes \d+ drop comment "rule:r1"/);
+    assert.deepEqual(Object.keys((await web.networkCounters(member, lab)).rules), ["r1"]);
+    await assert.rejects(web.updateNetworkRules(member, lab, { forwards: [], firewall: view.firewall }, view.updatedAt), refused("stale"), "a change made on an older read");
+    view = await web.loadNetwork(member, lab);
+    // The agent's range is 20000-29999 by default: 30000 is refused there, and the row is put back.
+    await assert.rejects(web.updateNetworkRules(member, lab, { forwards: [{ ...forward, hostPort: 30000 }], firewall: view.firewall }, view.updatedAt), refused("invalid-input", /outside the ports this host forwards/));
+    assert.deepEqual((await web.loadNetwork(member, lab)).forwards, [forward]);
+    assert.equal(ns.run(inside, "nft", "list", "table", "inet", `guesthouse_${lab}`).includes("dport 30000"), false);
+    // A user-mode card cannot take the network's port, and another team is told only that another team's network has it.
+    const { assertPortsFree } = await import("../../server/web/guest-factory");
+    const host = await database.db.host.findFirstOrThrow({ where: { name: "local" } });
+    await assert.rejects(assertPortsFree(stranger, host, null, [{ protocol: "tcp", hostPort: 20180, guestPort: 22 }]), refused("conflict", /another team's network/));
+    // The demo guest's web server answers once it has booted and taken its lease.
+    const result = await waitFor("the guest's web server through the forward", async () => {
+      const tried = await web.testNetworkForward(member, lab, "tcp", 20180);
+      return tried.answered ? tried : null;
+    }, 90_000, 1_000);
+    assert.match(result.message, /The guest answered on tcp port 20180/);
+    await assert.rejects(web.testNetworkForward(stranger, lab, "tcp", 20180), refused("not-found"));
+    await web.setCardLink(member, guestId, 0, false);
+    await web.setCardLink(member, guestId, 0, true);
+    await assert.rejects(web.setCardLink(viewer, guestId, 0, false), refused("forbidden"));
+    await assert.rejects(web.setCardLink(member, guestId, 5, false), refused("not-found", /no network card 6/));
+    view = await web.loadNetwork(member, lab);
+    await web.updateNetworkRules(member, lab, { forwards: [], firewall: { defaultIn: "deny", defaultOut: "allow", rules: [] } }, view.updatedAt);
+  });
+
   step("removal is refused while a card is on it; once the card moves, it goes and leaves nothing on the host", async () => {
     await assert.rejects(web.deleteNetwork(member, lab), refused("conflict", /netguest/));
     await agent.client.forceOff(guestId);

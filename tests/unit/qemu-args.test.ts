@@ -231,7 +231,7 @@ function oneOfEach(diskBoot: string, cdBoot: string, nicBoot: string): string[] 
     "-drive", "file=/dev/fdset/3,format=raw,if=none,id=cd0,media=cdrom,readonly=on",
     "-device", `ide-cd,drive=cd0,bus=ide.0${cdBoot}`,
     "-netdev", "user,id=net0",
-    "-device", `virtio-net-pci,netdev=net0,mac=52:54:00:00:00:01${nicBoot}`,
+    "-device", `virtio-net-pci,netdev=net0,id=nic0,mac=52:54:00:00:00:01${nicBoot}`,
   ];
 }
 const ONE_OF_EACH = { disks: [vdisk("vol00001")], cdroms: [cd("a.iso")], nics: [nic("52:54:00:00:00:01")] };
@@ -338,9 +338,9 @@ const CASES: Case[] = [
     spec: spec({ nics: [nic("52:54:00:00:00:01"), nic("52:54:00:ab:cd:ef")] }),
     tail: [
       "-netdev", "user,id=net0",
-      "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:00:00:01",
+      "-device", "virtio-net-pci,netdev=net0,id=nic0,mac=52:54:00:00:00:01",
       "-netdev", "user,id=net1",
-      "-device", "virtio-net-pci,netdev=net1,mac=52:54:00:ab:cd:ef",
+      "-device", "virtio-net-pci,netdev=net1,id=nic1,mac=52:54:00:ab:cd:ef",
     ],
   },
   {
@@ -782,11 +782,11 @@ const CASES: Case[] = [
     spec: spec({ nics: [nic("52:54:00:00:00:01", "virtio"), nic("52:54:00:00:00:02", "e1000"), nic("52:54:00:00:00:03", "rtl8139")] }),
     tail: [
       "-netdev", "user,id=net0",
-      "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:00:00:01",
+      "-device", "virtio-net-pci,netdev=net0,id=nic0,mac=52:54:00:00:00:01",
       "-netdev", "user,id=net1",
-      "-device", "e1000,netdev=net1,mac=52:54:00:00:00:02",
+      "-device", "e1000,netdev=net1,id=nic1,mac=52:54:00:00:00:02",
       "-netdev", "user,id=net2",
-      "-device", "rtl8139,netdev=net2,mac=52:54:00:00:00:03",
+      "-device", "rtl8139,netdev=net2,id=nic2,mac=52:54:00:00:00:03",
     ],
   },
   {
@@ -802,9 +802,9 @@ const CASES: Case[] = [
     }),
     tail: [
       "-netdev", "user,id=net0,hostfwd=tcp::2222-:22,hostfwd=udp::5353-:53",
-      "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:00:00:01",
+      "-device", "virtio-net-pci,netdev=net0,id=nic0,mac=52:54:00:00:00:01",
       "-netdev", "user,id=net1,hostfwd=tcp::8080-:80",
-      "-device", "e1000,netdev=net1,mac=52:54:00:00:00:02",
+      "-device", "e1000,netdev=net1,id=nic1,mac=52:54:00:00:00:02",
     ],
   },
 
@@ -888,8 +888,8 @@ const CASES: Case[] = [
         "virtio-scsi-pci,id=scsi0",
         "virtio-blk-pci,drive=disk0,id=disk0,bootindex=3",
         "scsi-hd,drive=disk1,id=disk1,bus=scsi0.0,bootindex=4",
-        "virtio-net-pci,netdev=net0,mac=52:54:00:00:00:01,bootindex=1",
-        "e1000,netdev=net1,mac=52:54:00:00:00:02,bootindex=2",
+        "virtio-net-pci,netdev=net0,id=nic0,mac=52:54:00:00:00:01,bootindex=1",
+        "e1000,netdev=net1,id=nic1,mac=52:54:00:00:00:02,bootindex=2",
         ...PORT_DEVICES,
       ],
     },
@@ -945,7 +945,7 @@ const CASES: Case[] = [
       "-blockdev", BLOCKDEV.vol1,
       "-device", "virtio-blk-pci,drive=disk0,id=disk0,bootindex=1",
       "-netdev", "user,id=net0",
-      "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:00:00:01",
+      "-device", "virtio-net-pci,netdev=net0,id=nic0,mac=52:54:00:00:00:01",
       // then SPARE_PORTS, appended by the runner
     ],
   },
@@ -1012,7 +1012,7 @@ const CASES: Case[] = [
       "-drive", "file=/dev/fdset/4,format=raw,if=none,id=cd0,media=cdrom,readonly=on",
       "-device", "ide-cd,drive=cd0,bus=ide.0,unit=1,bootindex=2",
       "-netdev", "user,id=net0,hostfwd=tcp::2222-:22",
-      "-device", "e1000,netdev=net0,mac=52:54:00:00:00:01,bootindex=1",
+      "-device", "e1000,netdev=net0,id=nic0,mac=52:54:00:00:00:01,bootindex=1",
     ],
     absent: ["-chardev", "-serial"],
   },
@@ -1283,7 +1283,7 @@ describe("buildQemuArgs: invariants", () => {
     const fd = 3 + launch.descriptors.length;
     assert.deepEqual(valuesOf(launch.args, "-netdev"), ["user,id=net0", `tap,id=net1,fd=${fd}`]);
     assert.deepEqual(launch.taps, [{ tap: "ghtabc", bridge: "gh-lab", fd }]);
-    assert.ok(valuesOf(launch.args, "-device").includes("virtio-net-pci,netdev=net1,mac=52:54:00:00:00:03"));
+    assert.ok(valuesOf(launch.args, "-device").includes("virtio-net-pci,netdev=net1,id=nic1,mac=52:54:00:00:00:03"));
     assert.throws(() => buildQemuLaunch(spec({ nics: [managed] }), TCG), /tap on network lab was not made/);
   });
 

@@ -1,8 +1,11 @@
 import Link from "next/link";
 import { notFound } from "next/navigation";
 import { DeleteNetworkButton } from "@/components/network-forms";
+import { LinkButtons, NetworkRulesEditor } from "@/components/network-rules-editor";
+import { localHost } from "@/server/web/hosts";
+import { agentFor } from "@/server/web/guests";
 import { GuesthouseError } from "@/server/domain/errors";
-import { loadNetwork, networkAddresses, type AddressRow } from "@/server/web/networks";
+import { loadNetwork, networkAddresses, networkCounters, type AddressRow } from "@/server/web/networks";
 import { requireUser } from "@/server/web/session";
 
 export const dynamic = "force-dynamic";
@@ -15,7 +18,12 @@ export default async function NetworkPage({ params }: { params: Promise<{ id: st
     if (err instanceof GuesthouseError && err.code === "not-found") notFound();
     throw err;
   });
-  const addresses = network.kind === "user" ? null : await networkAddresses(user, id).catch(() => null);
+  const managed = network.kind !== "user";
+  const [addresses, counters, hostInfo] = await Promise.all([
+    managed ? networkAddresses(user, id).catch(() => null) : null,
+    managed ? networkCounters(user, id).catch(() => null) : null,
+    localHost().then((h) => agentFor(h).host()).catch(() => null),
+  ]);
   return (
     <div className="space-y-6">
       <div className="flex items-center justify-between">
@@ -52,12 +60,29 @@ export default async function NetworkPage({ params }: { params: Promise<{ id: st
           <ul className="text-sm" data-testid="network-nics">
             {network.nics.map((n) => (
               <li key={`${n.guestId}-${n.position}`}>
-                <Link href={`/guests/${n.guestId}`} className="text-indigo-700 hover:underline">{n.guest}</Link>, card {n.position + 1} <span className="font-mono">{n.mac}</span>
+                <Link href={`/guests/${n.guestId}`} className="text-indigo-700 hover:underline">{n.guest}</Link>, card {n.position + 1} <span className="font-mono">{n.mac}</span>{" "}
+                {network.mayChange && <LinkButtons guestId={n.guestId} position={n.position} />}
               </li>
             ))}
           </ul>
         )}
       </section>
+      {managed && (network.mayChange ? (
+        <NetworkRulesEditor
+          networkId={network.id}
+          nat={network.kind === "nat"}
+          cards={network.nics}
+          initial={{ forwards: network.forwards, firewall: network.firewall }}
+          counters={counters ? Object.fromEntries(Object.entries(counters.rules).map(([rule, c]) => [rule, c.packets])) : null}
+          version={network.updatedAt}
+          forwardRange={hostInfo ? `${hostInfo.forwards.firstPort}–${hostInfo.forwards.lastPort}` : null}
+        />
+      ) : (
+        <section className="card space-y-1 p-4 text-sm">
+          <h2 className="font-semibold">Forwards and firewall</h2>
+          <p>{network.forwards.length} port forward(s); {network.firewall.rules.length} rule(s); coming in: {network.firewall.defaultIn}, going out: {network.firewall.defaultOut}.</p>
+        </section>
+      ))}
       <section className="card space-y-2 p-4">
         <h2 className="font-semibold">Addresses</h2>
         {!addresses ? (

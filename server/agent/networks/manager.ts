@@ -21,13 +21,16 @@
 import { execFile } from "node:child_process";
 import { EventEmitter } from "node:events";
 import fs from "node:fs";
+import net from "node:net";
 import path from "node:path";
-import type { NetworkState } from "../../agent-protocol";
+import type { NetworkCounters, NetworkState } from "../../agent-protocol";
 import { GuesthouseError } from "../../domain/errors";
 import { clashOf, planIpv4, type HostRoute, type Ipv4Plan } from "../../domain/network-plan";
+import { hostPortsOf, overlappingForward, type NetworkFirewall, type NetworkForward } from "../../domain/network-rules";
+import type { ForwardPolicy } from "../config";
 import { Turns } from "../turns";
 import { dnsmasqConfig, parseLeases, type Lease } from "./dnsmasq";
-import { bridgeName, removalOf, rulesetOf } from "./nft";
+import { bridgeName, removalOf, rulesetOf, tableName } from "./nft";
 import { chooseAddress, hostLabel, hostsFileOf, tapName, uniqueLabel, type Port } from "./ports";
 
 export interface ManagedNetwork {
@@ -38,7 +41,13 @@ export interface ManagedNetwork {
   dhcp: { start: string; end: string } | "auto" | null;
   domain: string;
   reservations?: Array<{ mac: string; ip: string; name: string }>;
+  /** Rules and defaults (server/domain/network-rules.ts); none given: DEFAULT_FIREWALL. */
+  firewall?: NetworkFirewall;
+  /** Port forwards from the host to cards of the network (NAT networks only). */
+  forwards?: NetworkForward[];
 }
+
+
 
 /** A starting guest's NIC on a managed network, as plug takes it. */
 export interface NicToPlug {
@@ -104,6 +113,8 @@ export class Networks {
      * must let others through (the agent's run folder, 0711); the entries are 0644.
      */
     private readonly hostsDir: string = path.join(dir, ".hosts"),
+    /** Where forwards may listen; null: this agent forwards no ports to managed networks. */
+    private readonly forwardPolicy: ForwardPolicy | null = null,
   ) {}
 
   private hostsFile(id: string): string {
@@ -131,6 +142,7 @@ export class Networks {
     const previous = this.spec(spec.id);
     const bridge = bridgeName(spec.id);
     await this.assertClear(spec, bridge);
+    await this.assertForwardsFree(spec, previous);
     // What this call made, for a new network to take away again when a step fails.
     const made = { folder: false, bridge: false, table: false };
     try {
@@ -146,8 +158,8 @@ export class Networks {
       await this.host.run("ip", ["link", "set", bridge, "up"]);
       const ports = this.ports(spec.id);
       // Guests' taps that outlived their bridge (it was made again) join the new one.
-      for (const port of ports) await this.host.run("ip", ["link", "set", "dev", port.tap, "master", bridge]).catch(() => {});
-      await this.nft(path.join(folder, "rules.nft"), rulesetOf({ id: spec.id, kind: spec.kind, bridge, ipv4: plan, ports }));
+      if (made.bridge) for (const port of ports) await this.host.run("ip", ["link", "set", "dev", port.tap, "master", bridge]).catch(() => {});
+      await this.nft(path.join(folder, "rules.nft"), rulesetOf({ id: spec.id, kind: spec.kind, bridge, ipv4: plan, ports, firewall: spec.firewall, forwards: spec.forwards, forwardAddress: this.forwardPolicy?.address ?? "127.0.0.1" }));
       made.table = true;
       const pid = plan.dhcp || spec.kind === "nat" ? await this.dnsmasq(spec, plan, bridge, ports) : (await this.stopDnsmasq(spec.id), null);
       fs.writeFileSync(path.join(folder, "spec.json"), `${JSON.stringify(spec, null, 2)}\n`);
@@ -269,7 +281,7 @@ export class Networks {
   private async render(spec: ManagedNetwork, ports: Port[]): Promise<void> {
     const plan = planIpv4(spec.subnet, spec.dhcp);
     const bridge = bridgeName(spec.id);
-    await this.nft(path.join(this.folder(spec.id), "rules.nft"), rulesetOf({ id: spec.id, kind: spec.kind, bridge, ipv4: plan, ports }));
+    await this.nft(path.join(this.folder(spec.id), "rules.nft"), rulesetOf({ id: spec.id, kind: spec.kind, bridge, ipv4: plan, ports, firewall: spec.firewall, forwards: spec.forwards, forwardAddress: this.forwardPolicy?.address ?? "127.0.0.1" }));
     if (this.writeHosts(spec, ports)) {
       const pid = this.dnsmasqPid(spec.id);
       if (pid) process.kill(pid, "SIGHUP");
@@ -360,6 +372,102 @@ export class Networks {
     const routes = (JSON.parse((await this.host.run("ip", ["-j", "-4", "route"])) || "[]") as HostRoute[]).filter((r) => r.dev !== bridge);
     const clash = clashOf(planIpv4(spec.subnet, null).subnet, others, routes);
     if (clash) throw new GuesthouseError("conflict", `${spec.subnet} overlaps ${clash}; choose another subnet.`);
+  }
+
+  /**
+   * Refuses forwards a NAT network cannot have: on an isolated network, outside the
+   * host's forward range, overlapping each other or another network's, or on a port the
+   * host already listens on (one this network forwarded before is its own).
+   */
+  private async assertForwardsFree(spec: ManagedNetwork, previous: ManagedNetwork | null): Promise<void> {
+    const forwards = spec.forwards ?? [];
+    if (forwards.length === 0) return;
+    if (spec.kind !== "nat") throw new GuesthouseError("invalid-input", "Ports are forwarded to NAT networks only: an isolated network's guests are not reached from outside.");
+    if (!this.forwardPolicy) throw new GuesthouseError("forbidden", "This host forwards no ports to guests (GUESTHOUSE_FORWARD_PORTS is not set).");
+    const { firstPort, lastPort } = this.forwardPolicy;
+    for (const f of forwards) {
+      const { first, last } = hostPortsOf(f);
+      if (first < firstPort || last > lastPort) {
+        throw new GuesthouseError("invalid-input", `Host port ${f.protocol} ${first === last ? first : `${first}-${last}`} is outside the ports this host forwards to guests (${firstPort}–${lastPort}). Choose one in that range.`);
+      }
+    }
+    const twice = overlappingForward(forwards);
+    if (twice) throw new GuesthouseError("invalid-input", `Host port ${twice.protocol} ${twice.hostPort} is forwarded twice on this network.`);
+    for (const id of this.ids().filter((i) => i !== spec.id)) {
+      const clash = overlappingForward([...forwards, ...(this.spec(id)?.forwards ?? [])]);
+      if (clash) throw new GuesthouseError("conflict", `Host port ${clash.protocol} ${clash.hostPort} is already forwarded to another network on this host. Choose another.`);
+    }
+    const mine = previous?.forwards ?? [];
+    const listening = await this.listeningPorts();
+    for (const f of forwards) {
+      const { first, last } = hostPortsOf(f);
+      for (let p = first; p <= last; p++) {
+        if (listening.has(`${f.protocol}/${p}`) && !mine.some((m) => m.protocol === f.protocol && hostPortsOf(m).first <= p && p <= hostPortsOf(m).last)) {
+          throw new GuesthouseError("conflict", `Something on this host already listens on ${f.protocol} port ${p} (a guest's user-mode forward or another program). Choose another port.`);
+        }
+      }
+    }
+  }
+
+  /** The ports something on the host listens on, as "tcp/22" and "udp/53" (ss). */
+  private async listeningPorts(): Promise<Set<string>> {
+    const out = await this.host.run("ss", ["-H", "-l", "-n", "-t", "-u"]);
+    const ports = new Set<string>();
+    for (const line of out.split("\n")) {
+      const fields = line.trim().split(/\s+/);
+      const local = fields[4];
+      if (!local) continue;
+      const port = Number(local.slice(local.lastIndexOf(":") + 1));
+      if (Number.isInteger(port)) ports.add(`${fields[0] === "udp" ? "udp" : "tcp"}/${port}`);
+    }
+    return ports;
+  }
+
+  /** What the network's rules, defaults and spoofing checks have matched (nft's counters). */
+  async counters(id: string): Promise<NetworkCounters> {
+    if (!this.spec(id)) throw new GuesthouseError("not-found", "There is no such network on this host.");
+    const result: NetworkCounters = { rules: {}, defaultIn: 0, defaultOut: 0, spoofed: 0 };
+    for (const family of ["inet", "bridge"]) {
+      const listed = JSON.parse(await this.host.run("nft", ["-j", "list", "table", family, tableName(id)])) as { nftables: Array<{ rule?: { comment?: string; expr: Array<{ counter?: { packets: number; bytes: number } }> } }> };
+      for (const { rule } of listed.nftables) {
+        const counter = rule?.expr.find((e) => e.counter)?.counter;
+        if (!rule?.comment || !counter) continue;
+        if (rule.comment.startsWith("rule:")) {
+          const entry = (result.rules[rule.comment.slice(5)] ??= { packets: 0, bytes: 0 });
+          entry.packets += counter.packets;
+          entry.bytes += counter.bytes;
+        } else if (rule.comment === "default in") result.defaultIn += counter.packets;
+        else if (rule.comment === "default out") result.defaultOut += counter.packets;
+        else if (rule.comment.startsWith("spoofed")) result.spoofed += counter.packets;
+      }
+    }
+    return result;
+  }
+
+  /**
+   * Connects to a TCP forward from the host (to the gateway's address, as any local
+   * address is forwarded): whether the guest answered, in words.
+   */
+  async testForward(id: string, protocol: "tcp" | "udp", hostPort: number): Promise<{ answered: boolean; message: string }> {
+    const spec = this.spec(id);
+    if (!spec) throw new GuesthouseError("not-found", "There is no such network on this host.");
+    const forward = (spec.forwards ?? []).find((f) => f.protocol === protocol && hostPortsOf(f).first <= hostPort && hostPort <= hostPortsOf(f).last);
+    if (!forward) throw new GuesthouseError("not-found", `The network forwards no ${protocol} port ${hostPort}.`);
+    if (protocol === "udp") throw new GuesthouseError("invalid-input", "A UDP forward cannot be tested by connecting: UDP has no answer to wait for. Test it from a client of the service.");
+    const gateway = planIpv4(spec.subnet, spec.dhcp).gateway;
+    const started = Date.now();
+    return new Promise((resolve) => {
+      const socket = net.connect({ host: gateway, port: hostPort, timeout: 3_000 });
+      const done = (answered: boolean, message: string) => {
+        socket.destroy();
+        resolve({ answered, message });
+      };
+      socket.once("connect", () => done(true, `The guest answered on ${protocol} port ${hostPort} (in ${Date.now() - started} ms).`));
+      socket.once("timeout", () => done(false, `No answer on ${protocol} port ${hostPort} within 3 s: is the guest running, and its firewall open?`));
+      socket.once("error", (err: NodeJS.ErrnoException) =>
+        done(false, err.code === "ECONNREFUSED" ? `The guest refused the connection on port ${forward.guestPort}: nothing listens there.` : `The connection failed: ${err.message}.`),
+      );
+    });
   }
 
   private ids(): string[] {

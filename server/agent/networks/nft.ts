@@ -16,6 +16,8 @@
  */
 import { createHash } from "node:crypto";
 import type { Ipv4Plan } from "../../domain/network-plan";
+import { DEFAULT_FIREWALL, type NetworkFirewall, type NetworkForward } from "../../domain/network-rules";
+import { bridgeDenyRules, forwardChainRules, forwardNatRules } from "./firewall";
 import type { Port } from "./ports";
 
 export interface NetworkRules {
@@ -26,6 +28,12 @@ export interface NetworkRules {
   ipv4: Ipv4Plan;
   /** The guests' taps on the bridge. */
   ports: readonly Port[];
+  /** Rules and defaults (NAT networks; isolated ones pass nothing across the host). */
+  firewall?: NetworkFirewall;
+  /** Port forwards from the host (NAT networks). */
+  forwards?: readonly NetworkForward[];
+  /** Where forwards listen, as for user-mode forwards (GUESTHOUSE_FORWARD_ADDRESS; firewall.ts forwardNatRules). */
+  forwardAddress?: string;
 }
 
 /** Every managed network's bridge (and so its rules) is named with this prefix. */
@@ -41,16 +49,12 @@ export function rulesetOf(n: NetworkRules): string {
   const table = `inet ${tableName(n.id)}`;
   const br = JSON.stringify(n.bridge);
   const subnet = n.ipv4.subnet;
+  const firewall = n.firewall ?? DEFAULT_FIREWALL;
   const forward =
     n.kind === "nat"
-      ? [
-          `iifname ${br} ip saddr != ${subnet} counter drop comment "spoofed source"`,
-          `iifname ${br} oifname ${br} accept`,
-          `iifname ${br} counter accept comment "out to the world"`,
-          `oifname ${br} ct state established,related accept`,
-          `oifname ${br} counter drop comment "not asked for"`,
-        ]
+      ? [`iifname ${br} ip saddr != ${subnet} counter drop comment "spoofed source"`, ...forwardChainRules(n.bridge, firewall, n.ports)]
       : [`iifname ${br} oifname ${br} accept`, `iifname ${br} counter drop comment "isolated"`, `oifname ${br} counter drop comment "isolated"`];
+  const nat = n.kind === "nat" ? forwardNatRules(n.ipv4, n.bridge, n.forwards ?? [], n.ports, n.forwardAddress ?? "127.0.0.1") : { dnat: [], output: [], hairpin: [] };
   return [
     `add table ${table}`,
     `delete table ${table}`,
@@ -64,16 +68,30 @@ export function rulesetOf(n: NetworkRules): string {
     `    iifname ${br} ip saddr != ${subnet} ip saddr != 0.0.0.0 counter drop comment "spoofed source"`,
     "  }",
     ...(n.kind === "nat"
-      ? ["  chain postrouting {", "    type nat hook postrouting priority srcnat; policy accept;", `    ip saddr ${subnet} ip daddr != ${subnet} counter masquerade`, "  }"]
+      ? [
+          "  chain postrouting {",
+          "    type nat hook postrouting priority srcnat; policy accept;",
+          ...nat.hairpin.map((r) => `    ${r}`),
+          `    ip saddr ${subnet} ip daddr != ${subnet} counter masquerade`,
+          "  }",
+          "  chain prerouting {",
+          "    type nat hook prerouting priority dstnat; policy accept;",
+          ...nat.dnat.map((r) => `    ${r}`),
+          "  }",
+          "  chain output {",
+          "    type nat hook output priority -100; policy accept;",
+          ...nat.output.map((r) => `    ${r}`),
+          "  }",
+        ]
       : []),
     "}",
-    ...portTable(n),
+    ...portTable(n, firewall),
     "",
   ].join("\n");
 }
 
-/** The bridge-family table: each port sends with its own MAC and address only. */
-function portTable(n: NetworkRules): string[] {
+/** The bridge-family table: each port sends with its own MAC and address only; deny rules between ports. */
+function portTable(n: NetworkRules, firewall: NetworkFirewall): string[] {
   const table = `bridge ${tableName(n.id)}`;
   const rules = n.ports.flatMap((p) => {
     const tap = JSON.stringify(p.tap);
@@ -82,8 +100,9 @@ function portTable(n: NetworkRules): string[] {
       `iifname ${tap} arp saddr ether != ${p.mac} counter drop comment "spoofed ARP"`,
       ...(p.ip
         ? [
-            `iifname ${tap} arp saddr ip != { 0.0.0.0, ${p.ip} } counter drop comment "spoofed ARP"`,
-            `iifname ${tap} ip saddr != { 0.0.0.0, ${p.ip} } counter drop comment "spoofed address"`,
+            // Two comparisons, not an anonymous set: a set per port is a kernel object per port, and nft -f slows with them.
+            `iifname ${tap} arp saddr ip != 0.0.0.0 arp saddr ip != ${p.ip} counter drop comment "spoofed ARP"`,
+            `iifname ${tap} ip saddr != 0.0.0.0 ip saddr != ${p.ip} counter drop comment "spoofed address"`,
           ]
         : []),
     ];
@@ -95,6 +114,10 @@ function portTable(n: NetworkRules): string[] {
     "  chain ports {",
     "    type filter hook prerouting priority filter; policy accept;",
     ...rules.map((r) => `    ${r}`),
+    "  }",
+    "  chain between {",
+    "    type filter hook forward priority filter; policy accept;",
+    ...bridgeDenyRules(firewall, n.ports).map((r) => `    ${r}`),
     "  }",
     "}",
   ];

@@ -275,7 +275,7 @@ export async function networkAddresses(user: SessionUser, id: string): Promise<{
   const plan = planOf(row);
   if (!plan) return { rows: [], rangeSize: 0, free: 0 };
   const host = await db.host.findUniqueOrThrow({ where: { id: row.hostId }, select: { endpoint: true } });
-  const leases = await agentFor(host).networkLeases(row.id);
+  const leases = await agentFor(host).networkLeases(row.id).catch(lostOnHost(row.name));
   const guestOf = new Map(row.nics.map((n) => [n.mac, guestNameFor(user, n.guest)]));
   const toInt = (ip: string) => ip.split(".").reduce((n, o) => n * 256 + Number(o), 0);
   const rangeSize = plan.dhcp ? toInt(plan.dhcp.end) - toInt(plan.dhcp.start) + 1 : 0;
@@ -287,6 +287,29 @@ export async function networkAddresses(user: SessionUser, id: string): Promise<{
       .map((l) => ({ ip: l.ip, use: "leased" as const, mac: l.mac, holder: guestOf.get(l.mac) ?? l.hostname, expires: l.expires })),
   ];
   return { rows, rangeSize, free: rangeSize - leases.filter((l) => inRange(l.ip)).length };
+}
+
+/** A network's version as an HTTP ETag (its last change's time). */
+export function networkEtag(network: Pick<NetworkView, "updatedAt">): string {
+  return `"${network.updatedAt}"`;
+}
+
+/** The version an If-Match names (an ETag, quoted or weak, or the bare version the page sends). */
+export function versionOfEtag(value: string): string {
+  return value.trim().replace(/^W\//, "").replace(/^"(.*)"$/, "$1");
+}
+
+/**
+ * The host's answer for a network the database has but its host does not (removed by
+ * hand, a host set up afresh): a conflict saying so, not the policy's "not found".
+ */
+function lostOnHost(name: string) {
+  return (err: unknown): never => {
+    if (err instanceof GuesthouseError && err.code === "not-found") {
+      throw new GuesthouseError("conflict", `${name} is not set up on its host (${err.message}) Apply its forwards and firewall again to set it up.`);
+    }
+    throw err;
+  };
 }
 
 /** A network's forwards and firewall as its page and the API send them. */
@@ -370,7 +393,7 @@ export async function networkCounters(user: SessionUser, id: string) {
   if (!row) throw new GuesthouseError("not-found", "There is no such network, or it is not yours to see.");
   if (row.mode === "user") throw new GuesthouseError("conflict", "The user-mode network has no rules to count.");
   const host = await db.host.findUniqueOrThrow({ where: { id: row.hostId }, select: { endpoint: true } });
-  return agentFor(host).networkCounters(row.id);
+  return agentFor(host).networkCounters(row.id).catch(lostOnHost(row.name));
 }
 
 /** Connects from the host to one of the network's TCP forwards: whether the guest answered. */
@@ -379,7 +402,13 @@ export async function testNetworkForward(user: SessionUser, id: string, protocol
   if (!row) throw new GuesthouseError("not-found", "There is no such network, or it is not yours to see.");
   assertCan(user, "operate", row, "Your role in this network's team lets you see it, not test its forwards.");
   const host = await db.host.findUniqueOrThrow({ where: { id: row.hostId }, select: { endpoint: true } });
-  return agentFor(host).testForward(row.id, protocol, hostPort);
+  return agentFor(host)
+    .testForward(row.id, protocol, hostPort)
+    .catch((err: unknown) => {
+      // The host's "no such forward" is about the request, not about who may see the network.
+      if (err instanceof GuesthouseError && err.code === "not-found") throw new GuesthouseError("invalid-input", err.message);
+      throw err;
+    });
 }
 
 /** A running guest's card's link up or down (a pulled cable), by the card's position from 0. */

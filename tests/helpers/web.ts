@@ -24,8 +24,9 @@ export interface TestStack {
  * `agentEnv`: more environment for the agent (a stand-in QEMU on its PATH, say);
  * `webEnv`: more for the web server (shorter time limits).
  */
-export async function startTestStack(options: { agentEnv?: Record<string, string>; webEnv?: Record<string, string> } = {}): Promise<TestStack> {
-  const agent = await startTestAgent(options.agentEnv ?? {});
+export async function startTestStack(options: { agentEnv?: Record<string, string>; webEnv?: Record<string, string>; agentNetns?: string } = {}): Promise<TestStack> {
+  // An agent that makes managed networks runs in a network namespace of the test's (the web reaches it by its socket).
+  const agent = await startTestAgent(options.agentEnv ?? {}, options.agentNetns ? { netns: options.agentNetns } : {});
   const database = await createTestDb();
   const port = await freePort();
   const admin = { username: "admin", password: `pw-${Math.random().toString(36).slice(2)}` };

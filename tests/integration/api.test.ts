@@ -21,6 +21,7 @@ import { appEntries } from "../helpers/app-entries";
 import { sessionUser } from "../helpers/db";
 import { testDefinition } from "../helpers/specs";
 import { startTestStack, type TestStack } from "../helpers/web";
+import { Namespaces } from "../helpers/netns";
 
 interface Answer {
   status: number;
@@ -43,6 +44,8 @@ describe("the REST API", () => {
   /** Every answer seen, checked against the document at the end. */
   const seen: Array<{ path: string; method: string; answer: Answer }> = [];
   const db = () => stack.database.db;
+  const namespaces = new Namespaces();
+  let agentNamespace = "";
 
   async function call(method: string, url: string, opts: { token?: string | null; cookie?: string; origin?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {}, template = url): Promise<Answer> {
     const headers: Record<string, string> = { ...opts.headers };
@@ -65,7 +68,9 @@ describe("the REST API", () => {
 
   before(async () => {
     // A low rate, so the rate test below reaches it quickly; no other test makes that many requests with one token.
-    stack = await startTestStack({ webEnv: { GUESTHOUSE_API_RATE: String(RATE) } });
+    // The agent runs in a network namespace of the test's: the networks made below are set up there.
+    agentNamespace = namespaces.add("api");
+    stack = await startTestStack({ webEnv: { GUESTHOUSE_API_RATE: String(RATE) }, agentNetns: agentNamespace });
     const host = await db().host.findUniqueOrThrow({ where: { name: "local" } });
     teamId = (await db().team.create({ data: { name: "Apis", nameKey: "apis" } })).id;
     const other = await db().team.create({ data: { name: "Elsewhere", nameKey: "elsewhere" } });
@@ -82,6 +87,7 @@ describe("the REST API", () => {
   });
   after(async () => {
     await stack?.cleanup();
+    namespaces.cleanup();
   });
 
   test("no token, an unknown, a revoked and an expired one: 401 as problem+json, the same answer for each", async () => {
@@ -432,6 +438,45 @@ describe("the REST API", () => {
     assert.ok(retry >= 1 && retry <= 60, `Retry-After: ${retry}`);
     assert.equal(limited[0]!.body?.code, "busy");
     assert.equal((await call("GET", "/roles", { token: await token(mia, "read") })).status, 200, "a fresh token has its own rate");
+  });
+
+  test("networks: made on the host, listed, shown with an ETag; rules replaced under If-Match (412 when stale); addresses and counters; hidden from another team; removed", async () => {
+    const t = await token(mia, "write");
+    const made = await call("POST", "/networks", { token: t, body: { name: "lab", kind: "nat", subnet: "10.66.0.0/24", dhcp: "auto", domain: "lab.internal" } });
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    const id = String(made.body?.id);
+    assert.equal(made.headers.get("location"), `/api/v1/networks/${id}`);
+    assert.deepEqual((await stack.agent.client.networks()).map((n) => n.id), [id], "set up on the host");
+    const bad = await call("POST", "/networks", { token: t, body: { name: "lab2", kind: "nat", subnet: "10.66.0.0/25", dhcp: "auto", domain: "lab.internal" } });
+    assert.deepEqual([bad.status, bad.body?.code], [409, "conflict"]);
+    assert.equal((await call("POST", "/networks", { token: t, body: { name: "lab3", kind: "nat", subnet: "10.67.0.0/24", dhcp: "auto", domain: "lab.internal", extra: 1 } })).status, 400, "unknown fields are refused");
+    const list = await call("GET", "/networks", { token: t });
+    const items = list.body?.items as Array<{ name: string; teamId: string }>;
+    assert.ok(items.some((n) => n.name === "lab"));
+    assert.ok(items.every((n) => n.teamId === teamId), "only the caller's team's networks");
+    const shown = await call("GET", `/networks/${id}`, { token: t }, "/networks/{id}");
+    const etag = shown.headers.get("etag")!;
+    assert.equal(etag, `"${String(shown.body?.updatedAt)}"`);
+    const rules = { forwards: [], firewall: { defaultIn: "deny", defaultOut: "allow", rules: [{ id: "ssh", action: "deny", direction: "in", protocol: "tcp", ports: { from: 22, to: 22 }, cidr: "192.168.0.0/16", mac: null, comment: "" }] } };
+    const put = await call("PUT", `/networks/${id}/rules`, { token: t, body: rules, headers: { "if-match": etag } }, "/networks/{id}/rules");
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    assert.notEqual(put.headers.get("etag"), etag);
+    const stale = await call("PUT", `/networks/${id}/rules`, { token: t, body: { ...rules, firewall: { ...rules.firewall, rules: [] } }, headers: { "if-match": etag } }, "/networks/{id}/rules");
+    assert.deepEqual([stale.status, stale.body?.code], [412, "stale"]);
+    const counters = await call("GET", `/networks/${id}/counters`, { token: t }, "/networks/{id}/counters");
+    assert.deepEqual(Object.keys(counters.body?.rules as object), ["ssh"]);
+    const addresses = await call("GET", `/networks/${id}/addresses`, { token: t }, "/networks/{id}/addresses");
+    assert.deepEqual((addresses.body?.rows as Array<{ ip: string; use: string }>)[0], { ip: "10.66.0.1", use: "gateway", mac: null, holder: "this host", expires: null });
+    const test = await call("POST", `/networks/${id}/forwards/test`, { token: t, body: { protocol: "tcp", hostPort: 20001 } }, "/networks/{id}/forwards/test");
+    assert.deepEqual([test.status, test.body?.code], [400, "invalid-input"], "no such forward");
+    const theirs = await call("GET", `/networks/${id}`, { token: await token(oz, "read") }, "/networks/{id}");
+    const none = await call("GET", "/networks/no-such-network", { token: await token(oz, "read") }, "/networks/{id}");
+    assert.deepEqual([theirs.status, theirs.body?.detail], [none.status, none.body?.detail]);
+    assert.equal((await call("DELETE", `/networks/${id}`, { token: await token(mia, "read") }, "/networks/{id}")).status, 403, "a read token removes nothing");
+    const link = await call("POST", `/guests/${guestId}/nics/0/link`, { token: t, body: { up: false } }, "/guests/{id}/nics/{index}/link");
+    assert.equal(link.status, 404, "the guest has no card");
+    assert.equal((await call("DELETE", `/networks/${id}`, { token: t }, "/networks/{id}")).status, 204);
+    assert.deepEqual(await stack.agent.client.networks(), [], "gone from the host");
   });
 
   test("every route file under app/api/v1 serves exactly the operations the endpoint table (and so the document) lists for its path", () => {

@@ -36,6 +36,8 @@ import { appEntries } from "../helpers/app-entries";
 import { sessionUser } from "../helpers/db";
 import { testDefinition } from "../helpers/specs";
 import { startTestStack, type TestStack } from "../helpers/web";
+import { Namespaces } from "../helpers/netns";
+import { planIpv4 } from "../../server/domain/network-plan";
 
 const ACTORS = ["admin", "owner", "operator", "member", "viewer", "other", "disabled", "anonymous", "share"] as const;
 type Actor = (typeof ACTORS)[number];
@@ -69,6 +71,8 @@ interface World {
   /** An API token of the caller's (revoked by revokeApiToken). */
   token: string;
   hardware: Record<string, unknown>;
+  /** A managed network of the team, the member's (in the database; the host gets it when its rules are saved). */
+  network: string;
 }
 
 /** A FormData argument, encoded as React encodes one for a server action. */
@@ -76,6 +80,11 @@ class Form {
   constructor(readonly fields: Record<string, string>) {}
 }
 type Args = unknown[];
+
+/** A subnet of its own for each world (`base` keeps the kinds of call apart): made networks never overlap. */
+const subnetOf = (w: { n: number }, base: number) => `10.${base + Math.floor(w.n / 250)}.${w.n % 250}.0/24`;
+const newNetwork = (w: { n: number }, base: number, what: string) => ({ name: `mx-${w.n}-${what}`, kind: "nat", subnet: subnetOf(w, base), dhcp: "auto", domain: "mx.internal" });
+const NO_RULES = { forwards: [], firewall: { defaultIn: "deny", defaultOut: "allow", rules: [] } };
 
 /** Who may call each server action, and with what: keyed "<file>#<export>". */
 const ACTIONS: Record<string, { allow: Actor[]; args: (w: World, actor: Actor) => Args }> = {
@@ -131,6 +140,11 @@ const ACTIONS: Record<string, { allow: Actor[]; args: (w: World, actor: Actor) =
   "app/actions/share-console.ts#createShareLink": { allow: CHANGE, args: (w) => [w.guest, "1h", "matrix"] },
   "app/actions/share-console.ts#revokeShareLink": { allow: CHANGE, args: (w) => [w.guest, w.share.id] },
   "app/actions/switch-team.ts#switchTeam": { allow: TEAM, args: () => [ids.alpha] },
+  "app/actions/networks.ts#makeNetwork": { allow: CREATORS, args: (w) => [newNetwork(w, 40, "action")] },
+  "app/actions/networks.ts#removeNetwork": { allow: CHANGE, args: (w) => [w.network] },
+  "app/actions/networks.ts#saveNetworkRules": { allow: CHANGE, args: (w) => [w.network, NO_RULES, undefined] },
+  "app/actions/networks.ts#testForward": { allow: OPERATE, args: (w) => [w.network, "tcp", 20000] },
+  "app/actions/networks.ts#setLink": { allow: OPERATE, args: (w) => [w.guest, 0, false] },
   "app/actions/tokens.ts#makeApiToken": { allow: SIGNED, args: (w, a) => [{ name: `mx-${w.n}-${a}`, scope: "read", days: 1, teamId: null }] },
   "app/actions/tokens.ts#revokeApiToken": { allow: SIGNED, args: (w) => [w.token] },
   "app/actions/teams.ts#addTeam": { allow: ADMIN, args: (w, a) => [`mx-${w.n}-${a}-team`] },
@@ -164,6 +178,8 @@ const PAGES: Record<string, Row> = {
   "invite/[token]/page.tsx": { allow: PUBLIC, url: (w) => `/invite/${w.invite.token}` },
   "login/page.tsx": { allow: PUBLIC, url: () => "/login" },
   "quotas/page.tsx": { allow: SIGNED, url: () => "/quotas" },
+  "networks/page.tsx": { allow: SIGNED, url: () => "/networks" },
+  "networks/[id]/page.tsx": { allow: TEAM, url: (w) => `/networks/${w.network}` },
   "share/[token]/page.tsx": { allow: PUBLIC, url: (w) => `/share/${w.share.token}` },
   "tasks/page.tsx": { allow: SIGNED, url: () => "/tasks" },
   "teams/page.tsx": { allow: SIGNED, url: () => "/teams" },
@@ -204,6 +220,15 @@ const API: Record<string, Row & { scope: TokenScope }> = {
   "api/v1/disks/[id]/check/route.ts#POST": { allow: OPERATE, scope: "operate", url: (w) => `/api/v1/disks/${w.free}/check` },
   "api/v1/disks/[id]/attach/route.ts#POST": { allow: CHANGE, scope: "write", url: (w) => `/api/v1/disks/${w.free}/attach`, body: (w) => ({ guestId: w.guest, bus: "virtio" }) },
   "api/v1/disks/[id]/detach/route.ts#POST": { allow: CHANGE, scope: "write", url: (w) => `/api/v1/disks/${w.guestDisk}/detach` },
+  "api/v1/guests/[id]/nics/[index]/link/route.ts#POST": { allow: OPERATE, scope: "operate", url: (w) => `/api/v1/guests/${w.guest}/nics/0/link`, body: () => ({ up: false }) },
+  "api/v1/networks/route.ts": { allow: SIGNED, scope: "read", url: () => "/api/v1/networks" },
+  "api/v1/networks/route.ts#POST": { allow: CREATORS, scope: "write", url: () => "/api/v1/networks", body: (w) => newNetwork(w, 70, "api") },
+  "api/v1/networks/[id]/route.ts": { allow: TEAM, scope: "read", url: (w) => `/api/v1/networks/${w.network}` },
+  "api/v1/networks/[id]/route.ts#DELETE": { allow: CHANGE, scope: "write", url: (w) => `/api/v1/networks/${w.network}` },
+  "api/v1/networks/[id]/rules/route.ts#PUT": { allow: CHANGE, scope: "write", url: (w) => `/api/v1/networks/${w.network}/rules`, body: () => NO_RULES },
+  "api/v1/networks/[id]/addresses/route.ts": { allow: TEAM, scope: "read", url: (w) => `/api/v1/networks/${w.network}/addresses` },
+  "api/v1/networks/[id]/counters/route.ts": { allow: TEAM, scope: "read", url: (w) => `/api/v1/networks/${w.network}/counters` },
+  "api/v1/networks/[id]/forwards/test/route.ts#POST": { allow: OPERATE, scope: "operate", url: (w) => `/api/v1/networks/${w.network}/forwards/test`, body: () => ({ protocol: "tcp", hostPort: 20000 }) },
   "api/v1/isos/route.ts": { allow: SIGNED, scope: "read", url: () => "/api/v1/isos" },
   "api/v1/isos/[name]/route.ts#DELETE": { allow: CHANGE, scope: "write", url: (w) => `/api/v1/isos/${w.iso}` },
   "api/v1/isos/[name]/published/route.ts#PUT": { allow: ADMIN, scope: "admin", url: (w) => `/api/v1/isos/${w.iso}/published`, body: () => ({ published: true }) },
@@ -285,13 +310,17 @@ function flightRows(bytes: Buffer): Map<string, string> {
 
 describe("authorization matrix: every entry point × every caller", () => {
   let stack: TestStack;
+  const namespaces = new Namespaces();
+  let agentNamespace = "";
   let manifest: Record<string, { filename: string; exportedName: string }>;
   let serial = 0;
   const db = () => stack.database.db;
   const users: Partial<Record<Actor, { id: string; username: string }>> = {};
 
   before(async () => {
-    stack = await startTestStack();
+    // Networks made through the matrix are set up by an agent in a namespace of the test's own.
+    agentNamespace = namespaces.add("mx");
+    stack = await startTestStack({ agentNetns: agentNamespace });
     const raw = JSON.parse(fs.readFileSync(path.resolve(".next/server/server-reference-manifest.json"), "utf8")) as { node: Record<string, { filename: string; exportedName: string }> };
     manifest = raw.node;
     const admin = await db().user.findUniqueOrThrow({ where: { username: stack.admin.username } });
@@ -311,9 +340,11 @@ describe("authorization matrix: every entry point × every caller", () => {
     await mk("other", "oz", beta.id, "member");
     await mk("disabled", "dora", alpha.id, "member");
     ids.member = users.member!.id;
+    ids.userNetwork = (await db().network.create({ data: { name: "user", mode: "user", ownerId: ids.member, teamId: alpha.id, hostId: ids.host } })).id;
   });
   after(async () => {
     await stack?.cleanup();
+    namespaces.cleanup();
   });
 
   /** A fresh world for one call (see World). */
@@ -324,7 +355,13 @@ describe("authorization matrix: every entry point × every caller", () => {
       await stack.agent.client.createImage({ pool: "default", file, format: "qcow2", bytes: 64 * MiB, volume });
       return { volume, pool: "default", file, format: "qcow2", sizeBytes: BigInt(64 * MiB), bus: "virtio", ...common };
     };
-    const guest = await db().guest.create({ data: { name: `mx-${n}`, vcpus: 1, memoryMiB: 64, bootOrder: "disk", ...common } });
+    // One card, on user-mode networking: its link can be set (refused: the guest is not running).
+    const mac = `52:54:00:${(n >> 8).toString(16).padStart(2, "0")}:${(n & 255).toString(16).padStart(2, "0")}:77`;
+    const guest = await db().guest.create({ data: { name: `mx-${n}`, vcpus: 1, memoryMiB: 64, bootOrder: "disk", ...common, nics: { create: [{ mac, model: "virtio", networkId: ids.userNetwork! }] } } });
+    const plan = planIpv4(subnetOf({ n }, 100), "auto");
+    const network = await db().network.create({
+      data: { name: `mx-${n}-net`, mode: "nat", subnet: plan.subnet, dhcpStart: plan.dhcp!.start, dhcpEnd: plan.dhcp!.end, domain: "mx.internal", ...common },
+    });
     const guestDisk = await db().disk.create({ data: { ...(await image(`mx-${n}-g.qcow2`, `mxg${n}vol00000`)), guestId: guest.id } });
     const free = await db().disk.create({ data: await image(`mx-${n}-f.qcow2`, `mxf${n}vol00000`) });
     await stack.agent.client.createImage({ pool: "default", file: `mx-${n}-loose.qcow2`, format: "qcow2", bytes: MiB, volume: `mxl${n}vol00000` });
@@ -343,8 +380,8 @@ describe("authorization matrix: every entry point × every caller", () => {
     const mine = users[actor];
     const otherSession = mine ? (await db().session.create({ data: { id: hashSecret(newSecret()), userId: mine.id, expiresAt: new Date(Date.now() + 3600_000) } })).id : "0".repeat(64);
     const token = mine ? (await db().apiToken.create({ data: { id: hashSecret(newSecret()), userId: mine.id, name: "matrix", scope: "read", expiresAt: new Date(Date.now() + 3600_000) } })).id : "0".repeat(64);
-    const hardware = { machine: "q35", firmware: "bios", vcpus: 1, sockets: 1, threads: 1, memoryMiB: 96, bootOrder: ["disk"], display: "std", serial: true, rtc: "utc", description: "", tags: [], disks: [{ id: guestDisk.id, bus: "virtio", cache: "none", readOnly: false }], cdroms: [], nics: [] };
-    return { n, guest: guest.id, guestDisk: guestDisk.id, free: free.id, loose: `mx-${n}-loose.qcow2`, iso, task: task.id, part, invite: { id: invite.id, token: inviteToken }, share: { id: share.id, token: share.token }, request: request.id, victim: { id: victim.id, username: victim.username }, otherSession, token, hardware };
+    const hardware = { machine: "q35", firmware: "bios", vcpus: 1, sockets: 1, threads: 1, memoryMiB: 96, bootOrder: ["disk"], display: "std", serial: true, rtc: "utc", description: "", tags: [], disks: [{ id: guestDisk.id, bus: "virtio", cache: "none", readOnly: false }], cdroms: [], nics: [{ mac, model: "virtio", isolated: false, forwards: [] }] };
+    return { n, guest: guest.id, guestDisk: guestDisk.id, free: free.id, loose: `mx-${n}-loose.qcow2`, iso, task: task.id, part, invite: { id: invite.id, token: inviteToken }, share: { id: share.id, token: share.token }, request: request.id, victim: { id: victim.id, username: victim.username }, otherSession, token, hardware, network: network.id };
   }
 
   /** A fresh session cookie for a caller (none for the logged-out and the link holder; a disabled user's is dead). */

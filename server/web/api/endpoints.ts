@@ -8,6 +8,7 @@
  */
 import { z } from "zod";
 import { QUOTA_RESOURCES } from "../../domain/types";
+import * as n from "./network-schemas";
 import * as s from "./schemas";
 
 /** A whole number in a query string, from `min` to `max`. */
@@ -119,6 +120,22 @@ export const ENDPOINTS = {
     ok: json(201, s.uploadResult, "The disk or ISO it became"), problems: [400, 403, 409, 413], streamed: true,
   },
   cancelUpload: { method: "DELETE", path: "/uploads/{pool}/{file}", summary: "Stops an upload and removes what it wrote", scope: "write", ok: none("Stopped"), problems: [400, 403, 404], streamed: true },
+  setLink: { method: "POST", path: "/guests/{id}/nics/{index}/link", summary: "Sets a running guest's network card's link up or down (a pulled cable); index from 0", scope: "operate", body: n.linkRequest, ok: none("Done"), problems: [400, 403, 404, 409] },
+  // Networks
+  listNetworks: { method: "GET", path: "/networks", summary: "The networks of the caller's teams (every team's for admins)", scope: "read", ok: json(200, n.networkList, "The networks"), problems: [] },
+  createNetwork: {
+    method: "POST", path: "/networks", summary: "A managed NAT or isolated network of the caller's team, set up on the host", scope: "write",
+    body: n.newNetwork, ok: json(201, n.networkView, "The network", { Location: "The network's URL", ETag: "Its version" }), problems: [400, 403, 409],
+  },
+  getNetwork: { method: "GET", path: "/networks/{id}", summary: "One network with its cards, forwards and firewall", scope: "read", ok: json(200, n.networkView, "The network", { ETag: "Its version" }), problems: [404] },
+  deleteNetwork: { method: "DELETE", path: "/networks/{id}", summary: "Removes a managed network no card is on, and all it had on the host", scope: "write", ok: none("Removed"), problems: [403, 404, 409] },
+  updateNetworkRules: {
+    method: "PUT", path: "/networks/{id}/rules", summary: "Replaces the network's port forwards and firewall (applied in one transaction on the host)", scope: "write",
+    body: n.rulesUpdate, ifMatch: true, ok: json(200, n.networkView, "The network as it is now", { ETag: "Its new version" }), problems: [400, 403, 404, 409, 412],
+  },
+  networkAddresses: { method: "GET", path: "/networks/{id}/addresses", summary: "The network's addresses: the gateway and each lease, with the guest holding it", scope: "read", ok: json(200, n.addressTable, "The addresses"), problems: [404, 409] },
+  networkCounters: { method: "GET", path: "/networks/{id}/counters", summary: "What each firewall rule, the defaults and the spoofing checks matched", scope: "read", ok: json(200, n.counters, "The counters"), problems: [404, 409] },
+  testForward: { method: "POST", path: "/networks/{id}/forwards/test", summary: "Connects from the host to one of the network's TCP forwards: whether the guest answered", scope: "operate", body: n.forwardTest, ok: json(200, n.forwardTestResult, "What happened"), problems: [400, 403, 404] },
   // ISOs
   listIsos: { method: "GET", path: "/isos", summary: "The ISOs the caller's team may use", scope: "read", ok: json(200, s.isoList, "The ISOs"), problems: [] },
   deleteIso: { method: "DELETE", path: "/isos/{name}", summary: "Deletes an uploaded ISO no guest uses", scope: "write", ok: none("Deleted"), problems: [400, 403, 404, 409] },

@@ -39,6 +39,7 @@ export default async function RootLayout({ children }: { children: React.ReactNo
                 <Link href="/teams" className="hover:text-white">Teams</Link>
                 <Link href="/quotas" className="hover:text-white">Quotas</Link>
                 {user.admin && <Link href="/users" className="hover:text-white">Users</Link>}
+                {user.admin && <Link href="/host" className="hover:text-white">Host</Link>}
                 {canReadAudit(user) && <Link href="/audit" className="hover:text-white">Audit</Link>}
                 <Link href="/docs/api" className="hover:text-white">API</Link>
                 <TeamSwitcher teams={teams} current={user.teamId} />

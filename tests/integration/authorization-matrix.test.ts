@@ -184,6 +184,7 @@ const PAGES: Record<string, Row> = {
   "tasks/page.tsx": { allow: SIGNED, url: () => "/tasks" },
   "teams/page.tsx": { allow: SIGNED, url: () => "/teams" },
   "users/page.tsx": { allow: ADMIN, url: () => "/users" },
+  "host/page.tsx": { allow: ADMIN, url: () => "/host" },
   "api/events/route.ts": { allow: SIGNED, url: () => "/api/events" },
   "api/v1/openapi.json/route.ts": { allow: PUBLIC, url: () => "/api/v1/openapi.json" },
   "docs/api/page.tsx": { allow: PUBLIC, url: () => "/docs/api" },

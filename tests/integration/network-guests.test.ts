@@ -154,6 +154,7 @@ story("demo guests on managed networks, the agent in a network namespace", (step
     const deny = { id: "noweb", action: "deny" as const, direction: "in" as const, protocol: "tcp" as const, ports: { from: 80, to: 80 }, cidr: null, mac: "52:54:00:91:00:01", comment: "" };
     await agent.client.applyNetwork("lab", { ...LAB, forwards: [webForward], firewall: { defaultIn: "deny", defaultOut: "allow", rules: [deny] } });
     assert.equal(ns.fetchText(world, "http://172.31.0.1:20080/", 3_000), null, "blocked from outside");
+    assert.equal(ns.fetchText(inside, "http://10.91.0.1:20080/", 3_000), null, "blocked from the host itself");
     assert.match(await shell(db).run("timeout 3 wget -q -O - http://web-1.lab.internal/ || echo BLOCKED-INSIDE"), /BLOCKED-INSIDE/, "blocked between guests of the network");
     const counters = await agent.client.networkCounters("lab");
     assert.ok((counters.rules.noweb?.packets ?? 0) > 0, JSON.stringify(counters));

@@ -9,6 +9,8 @@
  *     the host (hairpin) is masqueraded, so the answer comes back the same way.
  *   inet table, filter forward: answers always pass; then the rules in order (each
  *     counted, tagged "rule:<id>"); then forwarded connections pass; then the defaults.
+ *   inet table, filter output (chain from_host): deny rules towards the guests again, for
+ *     what the host itself sends (its own connections never pass the forward chain).
  *   bridge table, filter forward: deny rules again, for frames between the guests'
  *     ports (no connection state there).
  * A rule or forward naming a card that is not plugged (its guest is stopped) is left
@@ -59,6 +61,23 @@ export function forwardChainRules(bridge: string, fw: NetworkFirewall, ports: re
   lines.push(`oifname ${br} ct status dnat counter accept comment "forwarded"`);
   lines.push(`iifname ${br} counter ${fw.defaultOut === "allow" ? "accept" : "drop"} comment "default out"`);
   lines.push(`oifname ${br} counter ${fw.defaultIn === "allow" ? "accept" : "drop"} comment "default in"`);
+  return lines;
+}
+
+/**
+ * Deny rules towards the guests, for what the host itself sends them (its own connections,
+ * and those it forwards from its own addresses): the output chain, which the forward chain
+ * never sees. Only denials: by default the host reaches its guests, as with libvirt's NAT.
+ */
+export function hostOutputRules(bridge: string, fw: NetworkFirewall, ports: readonly Port[]): string[] {
+  const br = JSON.stringify(bridge);
+  const lines: string[] = [];
+  for (const rule of fw.rules) {
+    if (rule.action !== "deny" || rule.direction !== "in") continue;
+    const port = rule.mac ? portOf(ports, rule.mac) : null;
+    if (rule.mac && !port?.ip) continue;
+    lines.push(`oifname ${br}${port?.ip ? ` ip daddr ${port.ip}` : ""}${rule.cidr ? ` ip saddr ${rule.cidr}` : ""}${l4(rule)} counter drop comment "${ruleTag(rule.id)}"`);
+  }
   return lines;
 }
 

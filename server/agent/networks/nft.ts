@@ -17,7 +17,7 @@
 import { createHash } from "node:crypto";
 import type { Ipv4Plan } from "../../domain/network-plan";
 import { DEFAULT_FIREWALL, type NetworkFirewall, type NetworkForward } from "../../domain/network-rules";
-import { bridgeDenyRules, forwardChainRules, forwardNatRules } from "./firewall";
+import { bridgeDenyRules, forwardChainRules, forwardNatRules, hostOutputRules } from "./firewall";
 import type { Port } from "./ports";
 
 export interface NetworkRules {
@@ -62,6 +62,10 @@ export function rulesetOf(n: NetworkRules): string {
     "  chain forward {",
     "    type filter hook forward priority filter; policy accept;",
     ...forward.map((r) => `    ${r}`),
+    "  }",
+    "  chain from_host {",
+    "    type filter hook output priority filter; policy accept;",
+    ...(n.kind === "nat" ? hostOutputRules(n.bridge, firewall, n.ports) : []).map((r) => `    ${r}`),
     "  }",
     "  chain input {",
     "    type filter hook input priority filter; policy accept;",

@@ -1,7 +1,7 @@
 /**
  * Guests' addresses from what the host sees (server/agent/networks/addresses.ts, watch.ts):
  * the book of each MAC's addresses from dnsmasq's leases and the bridge's neighbours, and
- * each guest's cards through the network's ports.
+ * each guest's cards through the network's ports; the agent's watch of every network.
  */
 import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
@@ -145,6 +145,41 @@ describe("the agent's watch of every network's addresses (a stand-in manager, le
       fs.rmSync(dir, { recursive: true, force: true });
     }
     assert.equal(events.listenerCount("applied") + events.listenerCount("removed") + events.listenerCount("ports"), 0, "stop() lets go of the manager's hooks");
+  });
+});
+
+describe("the watch reading a lease file dnsmasq rewrites", () => {
+  test("emptied and written again at once (as dnsmasq rewrites it): no line says the address went; a lease really gone is believed at the second read", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gh-watch-"));
+    fs.mkdirSync(path.join(dir, "lab"));
+    const file = path.join(dir, "lab", "leases");
+    const both = "1900000000 52:54:00:00:00:01 10.9.0.128 g1 *\n1900000000 52:54:00:00:00:02 10.9.0.129 g2 *\n";
+    fs.writeFileSync(file, both);
+    const events = new EventEmitter<{ applied: [string]; removed: [string]; ports: [string] }>();
+    const ports = [port("g1", "52:54:00:00:00:01"), port("g2", "52:54:00:00:00:02")];
+    const networks = { list: () => [{ id: "lab" }], ports: () => ports, events } as unknown as WatchedNetworks;
+    const watch = new AddressWatch(networks, dir, { run: async () => "[]", alive: () => true }, 60_000);
+    const lines: GuestAddresses[] = [];
+    watch.on("addresses", (line) => lines.push(line));
+    try {
+      watch.start();
+      assert.deepEqual(lines.map((l) => [l.guest, l.nics[0]!.ipv4]), [["g1", ["10.9.0.128"]], ["g2", ["10.9.0.129"]]]);
+      for (let i = 0; i < 5; i++) {
+        fs.writeFileSync(file, "");
+        await new Promise((r) => setTimeout(r, 1)); // the watch hears of the emptied file
+        fs.writeFileSync(file, both.replace(/1900000000/g, String(1900000001 + i)));
+        await new Promise((r) => setTimeout(r, 30));
+      }
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(lines.length, 2, `no line while the file was rewritten: ${JSON.stringify(lines.slice(2))}`);
+      // g2's lease released: gone from the file for good.
+      fs.writeFileSync(file, both.split("\n")[0] + "\n");
+      await waitUntil(() => lines.length === 3);
+      assert.deepEqual(lines[2], { guest: "g2", nics: [{ mac: "52:54:00:00:00:02", network: "lab", ipv4: [], ipv6: [] }] });
+    } finally {
+      watch.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

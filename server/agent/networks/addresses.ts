@@ -96,9 +96,10 @@ export function watchAddresses(host: NetHost, bridge: string, leaseFile: string,
       }
     }
   };
-  // dnsmasq rewrites the lease file on every lease: its folder is watched (the file is replaced).
+  // dnsmasq rewrites the lease file on every lease: its folder is watched (the file is replaced),
+  // and the file read a moment after a change (dnsmasq empties it before writing it again).
   const watcher = fs.watch(path.dirname(leaseFile), (_event, name) => {
-    if (name === path.basename(leaseFile)) void look();
+    if (name === path.basename(leaseFile)) setTimeout(() => void look(), 10);
   });
   watcher.on("error", () => {}); // the folder went (the network was removed): the timer still looks until stopped
   const timer = setInterval(() => void look(), everyMs);

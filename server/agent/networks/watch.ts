@@ -20,6 +20,14 @@ import type { NetHost, Networks } from "./manager";
 import { bridgeName } from "./nft";
 import type { Port } from "./ports";
 
+/**
+ * How long a change of the lease file settles before it is read: dnsmasq empties the file and
+ * then writes every lease again, so a read at the first change could find it empty.
+ */
+const LEASES_SETTLE_MS = 10;
+/** Fewer leases than before (perhaps a read in the middle of a rewrite) are believed when a second read this much later agrees. */
+const FEWER_LEASES_CONFIRM_MS = 50;
+
 /** One guest's cards on managed networks and their addresses (an event line of the agent). */
 export interface GuestAddresses {
   guest: string;
@@ -51,6 +59,8 @@ interface Followed {
   leases: Lease[];
   neighbours: Neighbour[];
   bookKey: string;
+  /** A read of the lease file is due (its change settling). */
+  due: NodeJS.Timeout | null;
   /** This network's part: guest → its cards here. */
   part: Map<string, NicAddresses[]>;
 }
@@ -95,7 +105,10 @@ export class AddressWatch extends EventEmitter<{ addresses: [GuestAddresses] }> 
     this.networks.events.off("ports", this.hooks.ports);
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    for (const f of this.followed.values()) f.watcher?.close();
+    for (const f of this.followed.values()) {
+      f.watcher?.close();
+      if (f.due) clearTimeout(f.due);
+    }
     this.followed.clear();
   }
 
@@ -113,13 +126,13 @@ export class AddressWatch extends EventEmitter<{ addresses: [GuestAddresses] }> 
   private follow(id: string): void {
     if (this.followed.has(id)) return this.readLeases(id);
     const folder = path.join(this.dir, id);
-    const f: Followed = { watcher: null, leaseFile: path.join(folder, "leases"), bridge: bridgeName(id), leases: [], neighbours: [], bookKey: "", part: new Map() };
+    const f: Followed = { watcher: null, leaseFile: path.join(folder, "leases"), bridge: bridgeName(id), leases: [], neighbours: [], bookKey: "", due: null, part: new Map() };
     this.followed.set(id, f);
     try {
       // dnsmasq writes the lease file at each acknowledgement; its folder is watched, so a
       // replaced file is seen too.
       f.watcher = fs.watch(folder, (_event, name) => {
-        if (name === "leases") this.guard(() => this.readLeases(id));
+        if (name === "leases") this.readSoon(id, f, LEASES_SETTLE_MS);
       });
       f.watcher.on("error", () => {}); // the folder went: the network is being removed
     } catch (err) {
@@ -132,14 +145,28 @@ export class AddressWatch extends EventEmitter<{ addresses: [GuestAddresses] }> 
     const f = this.followed.get(id);
     if (!f) return;
     f.watcher?.close();
+    if (f.due) clearTimeout(f.due);
     this.followed.delete(id);
     this.report(f.part.keys());
   }
 
-  private readLeases(id: string): void {
+  /** Reads the network's lease file in `ms` (once, however many changes come meanwhile). */
+  private readSoon(id: string, f: Followed, ms: number, confirming = false): void {
+    if (f.due) return;
+    f.due = setTimeout(() => {
+      f.due = null;
+      this.guard(() => this.readLeases(id, confirming));
+    }, ms);
+    f.due.unref();
+  }
+
+  private readLeases(id: string, confirming = false): void {
     const f = this.followed.get(id);
     if (!f) return;
-    f.leases = readLeaseFile(f.leaseFile);
+    const leases = readLeaseFile(f.leaseFile);
+    // Leases go rarely (released, expired); fewer of them may be a read in the middle of dnsmasq's rewrite.
+    if (leases.length < f.leases.length && !confirming) return this.readSoon(id, f, FEWER_LEASES_CONFIRM_MS, true);
+    f.leases = leases;
     this.update(id, f, false);
   }
 
@@ -157,8 +184,7 @@ export class AddressWatch extends EventEmitter<{ addresses: [GuestAddresses] }> 
       const all = await readNeighbours(this.host, null);
       for (const [id, f] of this.followed) {
         f.neighbours = all.filter((n) => n.dev === f.bridge);
-        f.leases = readLeaseFile(f.leaseFile);
-        this.update(id, f, false);
+        this.readLeases(id);
       }
     } catch (err) {
       console.error("agent: reading managed networks' addresses failed:", err);

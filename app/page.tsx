@@ -7,7 +7,7 @@ import { StateBadge } from "@/components/state-badge";
 import { ownedWhere } from "@/server/auth/policy";
 import { db } from "@/server/db/client";
 import { canDo } from "@/server/domain/types";
-import { GUEST_PAGE_SIZE, guestListQuery, pageNumber } from "@/server/web/guest-list";
+import { firstIpv4, GUEST_PAGE_SIZE, guestListQuery, pageNumber } from "@/server/web/guest-list";
 import { agentFor, liveStates } from "@/server/web/guests";
 import { requireUser } from "@/server/web/session";
 import { stateHub } from "@/server/web/state-hub";
@@ -34,6 +34,8 @@ export default async function GuestListPage({ searchParams }: { searchParams: Pr
         Promise.all(hosts.map(async (h) => ({ name: h.name, info: stateHub.hostIdentity(h.id) ?? (await agentFor(h).host().catch(() => null)) }))),
       ),
   ]);
+
+  const ips = new Map(guests.map((g) => [g.id, firstIpv4(states.get(g.id), g.nics.map((n) => n.mac))]));
 
   return (
     <div className="space-y-6">
@@ -115,7 +117,11 @@ export default async function GuestListPage({ searchParams }: { searchParams: Pr
                 <td className="px-4 py-2">
                   {[...g.disks.map((d) => `${formatBytes(Number(d.sizeBytes))} ${d.bus}`), ...g.cdroms.map((c) => `CD ${c.iso.name}`)].join(", ") || "none"}
                 </td>
-                <td className="px-4 py-2 font-mono text-xs">{g.nics.map((n) => `user · ${n.mac}`).join(", ") || "none"}</td>
+                <td className="px-4 py-2 text-xs">
+                  {/* The first IPv4 address the host sees the guest use on a managed network (its lease, its neighbour entry). */}
+                  {ips.get(g.id) && <div data-testid="guest-ip" className="font-mono text-sm text-slate-900">{ips.get(g.id)}</div>}
+                  <span className="font-mono text-slate-600">{g.nics.map((n) => `${n.network.mode === "user" ? "user" : n.network.name} · ${n.mac}`).join(", ") || "none"}</span>
+                </td>
                 {showOwner && <td className="px-4 py-2">{g.owner.username}</td>}
               </tr>
             ))}

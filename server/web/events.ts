@@ -2,9 +2,13 @@
  * Server-sent events of what a user may see, for the pages (app/api/events) and the
  * REST API (app/api/v1/events): the same filtering for both.
  *
- *   pages: `data: ["<guest id>", …]` whenever guests this user may see change state (admins
- *          also get `host:<id>` when a host's agent comes or goes), so the page reloads them;
- *   API:   `event: guest` with `{ id, state }` for each such guest, its state as of now;
+ *   pages: `data: ["<guest id>", …]` whenever guests this user may see change state or
+ *          addresses (admins also get `host:<id>` when a host's agent comes or goes), so the
+ *          page reloads them;
+ *   API:   `event: guest` with `{ id, state }` for each such guest, its state as of now, and
+ *          `event: addresses` with `{ id, nics }` when the addresses the host sees its cards
+ *          use on managed networks differ from those this stream last sent (`nics`: each card
+ *          `{ mac, network, ipv4, ipv6 }`; `[]` once it has none);
  *   both:  `event: task` with `{ id, state, progress, message }` as this user's tasks (admins:
  *          everyone's) move along, and `event: ended` when the login or token stops working.
  */
@@ -22,6 +26,8 @@ export function eventStream(request: Request, user: SessionUser, options: { styl
   const encoder = new TextEncoder();
   let unsubscribe = () => {};
   let unsubscribeTasks = () => {};
+  /** Guest id → the addresses this stream last sent of it (API style). */
+  const sentAddresses = new Map<string, string>();
   /** Task id → may this user see it (asked once per task). */
   const visibleTasks = new Map<string, Promise<boolean>>();
   let keepAlive: NodeJS.Timeout | undefined;
@@ -48,7 +54,17 @@ export function eventStream(request: Request, user: SessionUser, options: { styl
           : [];
         if (options.style === "api") {
           const states = await liveStates(visible);
-          for (const g of visible) send(`event: guest\ndata: ${JSON.stringify({ id: g.id, state: states.get(g.id)?.state ?? null })}\n\n`, controller);
+          for (const g of visible) {
+            const status = states.get(g.id);
+            send(`event: guest\ndata: ${JSON.stringify({ id: g.id, state: status?.state ?? null })}\n\n`, controller);
+            // Unknown (the host is not reached): nothing said; none any more: said once.
+            if (!status?.addresses) continue;
+            const nics = JSON.stringify(status.addresses);
+            if (nics !== (sentAddresses.get(g.id) ?? "[]")) {
+              sentAddresses.set(g.id, nics);
+              send(`event: addresses\ndata: ${JSON.stringify({ id: g.id, nics: status.addresses })}\n\n`, controller);
+            }
+          }
           return;
         }
         const hosts = canManageHost(user) ? changed.filter((id) => id.startsWith("host:")) : [];

@@ -1,12 +1,14 @@
 /**
  * The guest list's query, shared by the page, the API and the list's benchmark: one page
  * of guests in name order (narrowed by the API's filters), with just the columns the list shows. Rows of the page only,
- * so the list stays fast however many guests there are.
+ * so the list stays fast however many guests there are. And what lists and answers show of
+ * a guest's addresses (its live status carries them: server/web/state-hub.ts).
  */
 import { ownedWhere } from "../auth/policy";
 import type { SessionUser } from "../auth/sessions";
 import type { PrismaClient } from "../db/client";
 import type { Prisma } from "../db/generated/client";
+import type { GuestStatus } from "../domain/types";
 
 export const GUEST_PAGE_SIZE = 100;
 
@@ -25,7 +27,7 @@ const SUMMARY = {
 const DEVICES = {
   disks: { select: { sizeBytes: true, bus: true }, orderBy: { position: "asc" } },
   cdroms: { select: { iso: { select: { name: true } } } },
-  nics: { select: { mac: true, model: true } },
+  nics: { select: { mac: true, model: true, network: { select: { name: true, mode: true } } }, orderBy: { position: "asc" } },
 } as const;
 
 export function guestListQuery(db: PrismaClient, user: SessionUser, page: number, pageSize = GUEST_PAGE_SIZE, filter: Prisma.GuestWhereInput = {}) {
@@ -50,4 +52,19 @@ function listArgs(user: SessionUser, page: number, pageSize: number, filter: Pri
 export function pageNumber(value: string | string[] | undefined): number {
   const n = typeof value === "string" && /^\d{1,6}$/.test(value) ? Number(value) : 1;
   return Math.max(1, n);
+}
+
+/** A card's addresses on a managed network, by its MAC, as the guest's live status has them (none known: empty lists). */
+export function cardAddresses(status: Pick<GuestStatus, "addresses"> | null | undefined, mac: string): { ipv4: string[]; ipv6: string[] } {
+  const nic = status?.addresses?.find((a) => a.mac.toLowerCase() === mac.toLowerCase());
+  return { ipv4: nic?.ipv4 ?? [], ipv6: nic?.ipv6 ?? [] };
+}
+
+/** For a list row: the first IPv4 address of the guest's cards, in the cards' order (`macs`); null when none is known. */
+export function firstIpv4(status: Pick<GuestStatus, "addresses"> | null | undefined, macs: readonly string[]): string | null {
+  for (const mac of macs) {
+    const [ip] = cardAddresses(status, mac).ipv4;
+    if (ip) return ip;
+  }
+  return null;
 }

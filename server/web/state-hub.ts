@@ -6,10 +6,13 @@
  * whose agent goes away is retried every few seconds and reported as `host:<id>`.
  * While connected to a host it also knows the host's identity (QEMU version,
  * accelerator), asked once per connection, so pages need not ask the agent each time.
+ * Guests' addresses on managed networks come on the same stream: each status it keeps
+ * carries its guest's cards with their addresses, and a change of them is told as the
+ * guest's change.
  */
 import { AgentClient } from "../agent-client";
 import { db, type PrismaClient } from "../db/client";
-import type { GuestStatus, HostIdentity, TaskStatus } from "../domain/types";
+import type { GuestStatus, HostIdentity, NicAddresses, TaskStatus } from "../domain/types";
 
 const RETRY_MS = 2000;
 type Listener = (changed: string[]) => void | Promise<void>;
@@ -42,8 +45,8 @@ export class StateHub {
   }
 
   /**
-   * The statuses of a host's supervised guests (a guest not in the map is stopped), as its
-   * event stream keeps them: null while the hub does not follow the host, or has not yet
+   * The statuses of a host's supervised guests (a guest not in the map is stopped), each
+   * with its addresses on managed networks, as its event stream keeps them: null while the hub does not follow the host, or has not yet
    * heard every guest since it (re)connected. Then ask the agent instead.
    */
   statusesOf(hostId: string): ReadonlyMap<string, GuestStatus> | null {
@@ -53,7 +56,8 @@ export class StateHub {
   /**
    * A status the web just got from the agent itself (the answer to a power action): kept at
    * once, so a list read right after it never shows the state before it, whichever of the
-   * answer and the stream's line arrives first. The later `since` wins.
+   * answer and the stream's line arrives first. The later `since` wins (the addresses
+   * known are kept: the answer has none).
    */
   observe(hostId: string, status: GuestStatus): void {
     const known = this.statuses.get(hostId);
@@ -117,9 +121,11 @@ export class StateHub {
       let live = true;
       /** This connection's view of the host's guests: the hub's once the agent sent them all. */
       const seen = new Map<string, GuestStatus>();
+      /** Each guest's cards on managed networks as the stream last told them (guests with none left out). */
+      const addresses = new Map<string, NicAddresses[]>();
       const stream = agent.events(
         (status) => {
-          keepNewer(seen, status);
+          keepNewer(seen, { ...status, addresses: addresses.get(status.id) ?? [] });
           const key = `${status.state}@${status.since}`;
           if (last.get(status.id) !== key) {
             last.set(status.id, key);
@@ -141,6 +147,14 @@ export class StateHub {
         (task) => this.publishTask(host.id, task),
         () => {
           if (live && !closed) this.statuses.set(host.id, seen);
+        },
+        ({ guest, nics }) => {
+          const before = JSON.stringify(addresses.get(guest) ?? []);
+          if (nics.length) addresses.set(guest, nics);
+          else addresses.delete(guest);
+          const known = seen.get(guest);
+          if (known) seen.set(guest, { ...known, addresses: nics });
+          if (JSON.stringify(nics) !== before) this.notify([guest]);
         },
       );
       current = stream;
@@ -171,10 +185,10 @@ export class StateHub {
   }
 }
 
-/** Keeps `status` unless a later one (by `since`) of the same guest is there already. */
+/** Keeps `status` unless a later one (by `since`) of the same guest is there already; one without addresses keeps those known. */
 function keepNewer(statuses: Map<string, GuestStatus>, status: GuestStatus): void {
   const known = statuses.get(status.id);
-  if (!known || known.since <= status.since) statuses.set(status.id, status);
+  if (!known || known.since <= status.since) statuses.set(status.id, status.addresses === undefined && known?.addresses ? { ...status, addresses: known.addresses } : status);
 }
 
 const globalForHub = globalThis as unknown as { guesthouseStateHub?: StateHub };

@@ -1,7 +1,8 @@
 /**
  * Guests' addresses from what the host sees (server/agent/networks/addresses.ts, watch.ts):
  * the book of each MAC's addresses from dnsmasq's leases and the bridge's neighbours, and
- * each guest's cards through the network's ports; the agent's watch of every network.
+ * each guest's cards through the network's ports; the agent's watch of every network; and
+ * what the web shows of them (a card's addresses, a list row's first IPv4).
  */
 import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
@@ -13,6 +14,7 @@ import { addressBook, bookKey, type Neighbour } from "../../server/agent/network
 import type { Lease } from "../../server/agent/networks/dnsmasq";
 import type { Port } from "../../server/agent/networks/ports";
 import { AddressWatch, nicsByGuest, type GuestAddresses, type WatchedNetworks } from "../../server/agent/networks/watch";
+import { cardAddresses, firstIpv4 } from "../../server/web/guest-list";
 
 const lease = (mac: string, ip: string): Lease => ({ expires: 1_900_000_000, mac, ip, hostname: null });
 const port = (guest: string, mac: string, tap = `ght${mac.slice(-2)}`): Port => ({ tap, mac, ip: null, guest, name: guest });
@@ -180,6 +182,32 @@ describe("the watch reading a lease file dnsmasq rewrites", () => {
       watch.stop();
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("what the web shows of a guest's addresses", () => {
+  const status = {
+    addresses: [
+      { mac: "52:54:00:00:00:02", network: "lab", ipv4: [], ipv6: ["fd00::2"] },
+      { mac: "52:54:00:00:00:01", network: "lab", ipv4: ["10.9.0.128", "10.9.0.130"], ipv6: [] },
+      { mac: "52:54:00:00:00:03", network: "lab2", ipv4: ["10.8.0.128"], ipv6: [] },
+    ],
+  };
+
+  test("a card's addresses by its MAC, whatever its case; none known: empty lists", () => {
+    assert.deepEqual(cardAddresses(status, "52:54:00:00:00:01"), { ipv4: ["10.9.0.128", "10.9.0.130"], ipv6: [] });
+    assert.deepEqual(cardAddresses(status, "52:54:00:00:00:02".toUpperCase()), { ipv4: [], ipv6: ["fd00::2"] });
+    assert.deepEqual(cardAddresses(status, "52:54:00:00:00:09"), { ipv4: [], ipv6: [] });
+    assert.deepEqual(cardAddresses(null, "52:54:00:00:00:01"), { ipv4: [], ipv6: [] });
+    assert.deepEqual(cardAddresses({}, "52:54:00:00:00:01"), { ipv4: [], ipv6: [] });
+  });
+
+  test("the list row's first IPv4: in the order of the guest's cards, skipping cards with none; null when there is none", () => {
+    assert.equal(firstIpv4(status, ["52:54:00:00:00:02", "52:54:00:00:00:03", "52:54:00:00:00:01"]), "10.8.0.128");
+    assert.equal(firstIpv4(status, ["52:54:00:00:00:01", "52:54:00:00:00:03"]), "10.9.0.128");
+    assert.equal(firstIpv4(status, ["52:54:00:00:00:02"]), null);
+    assert.equal(firstIpv4(undefined, ["52:54:00:00:00:01"]), null);
+    assert.equal(firstIpv4(status, []), null);
   });
 });
 

@@ -11,11 +11,13 @@ import { formatBytes, formatMiB } from "@/server/domain/format";
 import { GuestActions } from "@/components/guest-actions";
 import { HaltNotice } from "@/components/halt-notice";
 import { LiveRefresh } from "@/components/live-refresh";
+import { NicAddresses } from "@/components/nic-addresses";
 import { StateBadge } from "@/components/state-badge";
 import { diffSpecs } from "@/server/domain/spec-diff";
 import { qemuLives } from "@/server/domain/types";
 import { db } from "@/server/db/client";
 import { formatCommandLine } from "@/server/qemu/format";
+import { cardAddresses } from "@/server/web/guest-list";
 import { agentFor, loadGuestOr404, specOf } from "@/server/web/guests";
 import { requireUser } from "@/server/web/session";
 
@@ -150,9 +152,25 @@ export default async function GuestPage({ params }: { params: Promise<{ id: stri
             {guest.cdroms.map((c) => (
               <li key={c.id}>CD-ROM: {c.iso.name}</li>
             ))}
-            {spec.nics.map((n) => (
-              <li key={n.mac}>
-                Network: user mode{n.isolated ? " (isolated)" : ""}, {n.model}, MAC <span className="font-mono">{n.mac}</span>
+            {spec.nics.map((n, i) => (
+              <li key={n.mac} data-testid="guest-nic" data-mac={n.mac}>
+                {n.mode === "managed" ? (
+                  <>
+                    Network:{" "}
+                    <Link href={`/networks/${n.network}`} className="text-indigo-700 hover:underline">
+                      {guest.nics[i]?.network.name ?? n.network}
+                    </Link>
+                  </>
+                ) : (
+                  <>Network: user mode{n.isolated ? " (isolated)" : ""}</>
+                )}
+                , {n.model}, MAC <span className="font-mono">{n.mac}</span>
+                {n.mode === "managed" && (
+                  <>
+                    {" "}
+                    · <NicAddresses {...cardAddresses(status, n.mac)} running={status ? qemuLives(status.state) : false} />
+                  </>
+                )}
                 {n.forwards.map((f) => (
                   <span key={`${f.protocol}${f.hostPort}`} className="ml-2 rounded bg-slate-100 px-1.5 text-xs">
                     {f.protocol} host:{f.hostPort} → {f.guestPort}

@@ -145,7 +145,8 @@ export const ENDPOINTS = {
   getTask: { method: "GET", path: "/tasks/{id}", summary: "A task; with wait, answered once it ended or after that many seconds", scope: "read", query: waitQuery, ok: json(200, s.task, "The task"), problems: [400, 404] },
   cancelTask: { method: "POST", path: "/tasks/{id}/cancel", summary: "Stops a running task; what it wrote is removed", scope: "write", ok: json(200, s.task, "The task"), problems: [404, 409] },
   events: {
-    method: "GET", path: "/events", summary: "Server-sent events: `guest` {id, state} as guests the caller may see change, `task` as their tasks move", scope: "read",
+    method: "GET", path: "/events", summary:
+      "Server-sent events: `guest` {id, state} as guests the caller may see change, `addresses` {id, nics: [{mac, network, ipv4, ipv6}]} as the addresses the host sees their cards use on managed networks change, `task` as their tasks move", scope: "read",
     ok: { status: 200, description: "An event stream (text/event-stream)", contentType: "text/event-stream" }, problems: [],
   },
   // Tokens

@@ -8,7 +8,7 @@ import type { SessionUser } from "../../auth/sessions";
 import { db } from "../../db/client";
 import type { Prisma } from "../../db/generated/client";
 import { etagOf } from "../guest-ops";
-import { guestSummaryQuery } from "../guest-list";
+import { cardAddresses, guestSummaryQuery } from "../guest-list";
 import { liveState, liveStates, loadGuest } from "../guests";
 import type { guestDetail, guestList, guestSummary } from "./schemas";
 
@@ -56,10 +56,8 @@ export async function listGuests(user: SessionUser, page: number, pageSize: numb
 export async function showGuest(user: SessionUser, id: string): Promise<{ guest: z.infer<typeof guestDetail>; etag: string }> {
   const g = await loadGuest(user, id, "view");
   const team = await db.team.findUniqueOrThrow({ where: { id: g.teamId }, select: { id: true, name: true } });
-  const state = await liveState(g).then(
-    (s) => s.state,
-    () => null,
-  );
+  const status = await liveState(g).catch(() => null);
+  const state = status?.state ?? null;
   const guest: z.infer<typeof guestDetail> = {
     id: g.id,
     name: g.name,
@@ -81,7 +79,7 @@ export async function showGuest(user: SessionUser, id: string): Promise<{ guest:
     description: g.description,
     disks: g.disks.map((d) => ({ id: d.id, file: d.file, format: d.format, bus: d.bus, sizeBytes: Number(d.sizeBytes), readOnly: d.readOnly })),
     cdroms: g.cdroms.map((c) => ({ iso: c.iso.name })),
-    nics: g.nics.map((n) => ({ mac: n.mac, model: n.model })),
+    nics: g.nics.map((n) => ({ mac: n.mac, model: n.model, addresses: cardAddresses(status, n.mac) })),
     updatedAt: g.updatedAt.toISOString(),
   };
   return { guest, etag: etagOf(g) };

@@ -68,7 +68,15 @@ export const guestDetail = guestSummary
     description: z.string(),
     disks: z.array(z.object({ id: z.string(), file: z.string(), format: z.string(), bus: z.string(), sizeBytes: z.number(), readOnly: z.boolean() })),
     cdroms: z.array(z.object({ iso: z.string() })),
-    nics: z.array(z.object({ mac: z.string(), model: z.string() })),
+    nics: z.array(
+      z.object({
+        mac: z.string(),
+        model: z.string(),
+        addresses: z
+          .object({ ipv4: z.array(z.string()), ipv6: z.array(z.string()) })
+          .describe("What the host sees this card use on a managed network (its DHCP lease, the bridge's neighbours), with no agent in the guest; empty while none is known, and for user-mode cards"),
+      }),
+    ),
     updatedAt: z.string().describe("ISO 8601; its ETag changes with it"),
   })
   .register(apiSchemas, { id: "Guest" });

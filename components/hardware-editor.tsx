@@ -55,8 +55,11 @@ export function HardwareEditor(props: {
   isos: string[];
   /** The host ports this host forwards to guests (null: its agent did not say). */
   forwardPorts: { address: string; firstPort: number; lastPort: number } | null;
-  /** The team's managed networks on the guest's host (a card may go on one instead of user mode). */
-  networks: string[];
+  /**
+   * The team's managed networks on the guest's host (a card may go on one instead of user
+   * mode), each with its kind and, bridged, the VLANs its cards may use ("10,20,100-199").
+   */
+  networks: Array<{ name: string; kind: string; vlans: string }>;
 }) {
   const { guestId, diskLabels, isos, forwardPorts } = props;
   const router = useRouter();
@@ -190,16 +193,17 @@ export function HardwareEditor(props: {
       <Section title="Network cards">
         {hw.nics.map((n, i) => {
           const managed = n.network !== undefined && n.network !== "user";
+          const bridged = props.networks.find((net) => net.name === n.network && net.kind === "bridged");
           return (
           <div key={i} className="col-span-2 space-y-2 rounded-md border border-slate-200 p-3">
             <div className="flex items-end gap-3">
               <label className="label">
                 Network
                 <select name={`nic${i}-network`} className="field" value={n.network ?? "user"}
-                  onChange={(e) => set({ nics: patchAt(hw.nics, i, e.target.value === "user" ? { network: "user" } : { network: e.target.value, isolated: false, forwards: [] }) })}>
+                  onChange={(e) => set({ nics: patchAt(hw.nics, i, e.target.value === "user" ? { network: "user", vlan: undefined } : { network: e.target.value, vlan: undefined, isolated: false, forwards: [] }) })}>
                   <option value="user">user mode</option>
-                  {props.networks.map((name) => (
-                    <option key={name} value={name}>{name}</option>
+                  {props.networks.map((net) => (
+                    <option key={net.name} value={net.name}>{net.kind === "bridged" ? `${net.name} (bridged)` : net.name}</option>
                   ))}
                 </select>
               </label>
@@ -212,7 +216,19 @@ export function HardwareEditor(props: {
               </label>
               <button type="button" className="btn btn-danger mb-0.5" onClick={() => set({ nics: hw.nics.filter((_, j) => j !== i) })}>Remove</button>
             </div>
-            {managed ? (
+            {bridged ? (
+              <div className="flex items-end gap-3 text-sm">
+                <label className="label">
+                  VLAN
+                  <input name={`nic${i}-vlan`} type="number" min={1} max={4094} className="field w-28" placeholder="untagged" disabled={!bridged.vlans && n.vlan === undefined}
+                    value={n.vlan ?? ""} onChange={(e) => set({ nics: patchAt(hw.nics, i, { vlan: e.target.value === "" ? undefined : num(e.target.value) }) })} />
+                </label>
+                <p className="text-xs text-slate-500">
+                  On the host&apos;s bridge of {n.network}, on its LAN: the LAN gives the card its address.{" "}
+                  {bridged.vlans ? `Its cards may be on VLAN ${bridged.vlans} (empty: untagged).` : "Its cards go untagged: an admin grants VLANs."}
+                </p>
+              </div>
+            ) : managed ? (
               <p className="text-xs text-slate-500">On the managed network {n.network}: its DHCP gives the card its address, and the network&apos;s rules decide what it reaches.</p>
             ) : (
             <>

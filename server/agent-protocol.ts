@@ -187,7 +187,7 @@ export type AddressesLine = z.infer<typeof addressesLine>["addresses"];
 const networkId = z.string().regex(/^[a-z0-9]{1,40}$/, "A network's id is 1 to 40 lowercase letters and digits.");
 const ipv4Text = z.string().max(15);
 const dnsLabel = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-const networkRequest = z.strictObject({
+const routedNetworkRequest = z.strictObject({
   kind: z.enum(["nat", "isolated"]),
   subnet: z.string().max(18),
   dhcp: z.union([z.literal("auto"), z.null(), z.strictObject({ start: ipv4Text, end: ipv4Text })]),
@@ -198,15 +198,26 @@ const networkRequest = z.strictObject({
   reservations: z.array(z.strictObject({ mac, ip: ipv4Text, name: z.string().regex(dnsLabel, "A host name is one label: lowercase letters, digits and '-'.") })).max(1024).optional(),
   firewall: networkFirewall.optional(),
   forwards: z.array(networkForward).max(FORWARD_LIMIT, `A network has at most ${FORWARD_LIMIT} port forwards.`).optional(),
-}).describe("The network");
+  /** IPv6 too: a unique local /64 from the id (network-plan.ts planIpv6), router advertisements, SLAAC. */
+  ipv6: z.boolean().optional(),
+});
+/** A bridged network: guests' taps join a bridge the host has (the agent makes and removes no bridge). */
+const bridgedNetworkRequest = z.strictObject({
+  kind: z.literal("bridged"),
+  bridge: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,14}$/, "A host bridge is named with 1 to 15 letters, digits, '.', '_' and '-', such as br0."),
+});
+const networkRequest = z.discriminatedUnion("kind", [routedNetworkRequest, bridgedNetworkRequest]).describe("The network");
 const networkReply = z.object({
   id: z.string(),
-  kind: z.enum(["nat", "isolated"]),
-  subnet: z.string(),
+  kind: z.enum(["nat", "isolated", "bridged"]),
+  /** null: a bridged network (its addresses are the LAN's business). */
+  subnet: z.string().nullable(),
   bridge: z.string(),
-  gateway: z.string(),
+  gateway: z.string().nullable(),
   dhcp: z.object({ start: z.string(), end: z.string() }).nullable(),
-  domain: z.string(),
+  domain: z.string().nullable(),
+  /** The IPv6 prefix ("fd…::/64"), or null without IPv6. */
+  ipv6: z.string().nullable().optional(),
   dnsmasq: z.boolean(),
 });
 const leaseReply = z.object({ expires: z.number(), mac: z.string(), ip: z.string(), hostname: z.string().nullable() });

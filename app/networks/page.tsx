@@ -1,12 +1,12 @@
 import Link from "next/link";
 import { CreateNetworkForm, DeleteNetworkButton } from "@/components/network-forms";
-import { canCreate } from "@/server/auth/policy";
+import { canCreate, canManageBridgedNetworks } from "@/server/auth/policy";
 import { listNetworks, suggestSubnet } from "@/server/web/networks";
 import { requireUser } from "@/server/web/session";
 
 export const dynamic = "force-dynamic";
 
-const KIND_LABEL = { user: "user-mode (built in)", nat: "NAT", isolated: "isolated" } as const;
+const KIND_LABEL = { user: "user-mode (built in)", nat: "NAT", isolated: "isolated", bridged: "bridged" } as const;
 
 /** The networks of the teams this person sees, and a form for a new one in their team. */
 export default async function NetworksPage() {
@@ -37,7 +37,10 @@ export default async function NetworksPage() {
               </td>
               <td className="px-3 py-2">{n.team}</td>
               <td className="px-3 py-2">{KIND_LABEL[n.kind]}</td>
-              <td className="px-3 py-2 font-mono">{n.subnet ?? (n.kind === "user" ? "10.0.2.0/24 per guest" : "")}</td>
+              <td className="px-3 py-2 font-mono">
+                {n.subnet ?? (n.kind === "user" ? "10.0.2.0/24 per guest" : n.kind === "bridged" ? `the LAN on ${n.bridge}${n.vlans ? `, VLANs ${n.vlans}` : ""}` : "")}
+                {n.ipv6 && <div data-testid={`ipv6-${n.name}`}>{n.ipv6}</div>}
+              </td>
               <td className="px-3 py-2 font-mono">{n.gateway ?? ""}</td>
               <td className="px-3 py-2 font-mono">{n.dhcp ? `${n.dhcp.start} – ${n.dhcp.end}` : n.kind === "isolated" ? "none" : ""}</td>
               <td className="px-3 py-2">{n.domain ?? ""}</td>
@@ -53,7 +56,7 @@ export default async function NetworksPage() {
           <p className="text-sm text-slate-600">
             A Linux bridge on the host with DHCP and DNS for its guests (they find each other as <span className="font-mono">name.domain</span>); NAT networks reach out through the host. The subnet must be private and clear of every other network and route of the host.
           </p>
-          <CreateNetworkForm suggestedSubnet={suggested} />
+          <CreateNetworkForm suggestedSubnet={suggested} mayBridge={canManageBridgedNetworks(user)} />
         </section>
       ) : (
         <p className="text-sm text-slate-600">Your role in this team makes no networks.</p>

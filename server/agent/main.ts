@@ -85,7 +85,8 @@ async function main(): Promise<void> {
   const tasks = new Tasks({ qemuImgJobs: config.qemuImgJobs, journal });
   const images = new Images(config, tasks, supervisor);
   const consoles = new Consoles(config, supervisor, tasks);
-  const doctor = () => diagnose({ run: (command, args) => runCommand(command, args), readFile: (file) => fsp.readFile(file, "utf8").catch(() => null) });
+  const doctor = () =>
+    diagnose({ run: (command, args) => runCommand(command, args), readFile: (file) => fsp.readFile(file, "utf8").catch(() => null) }, { ipv6: networks.list().some((n) => n.ipv6) });
   const server = createAgentServer(config, supervisor, images, consoles, networks, doctor, addresses);
   // Interrupted uploads that nobody resumed go after GUESTHOUSE_UPLOAD_PART_HOURS; looked for
   // at start and then a few times per lifetime (at most hourly).

@@ -9,7 +9,8 @@ descriptors 3, 4, ...) instead of QEMU:
 
 For each tap it makes the device (not persistent: it goes when the last descriptor
 closes, that is when QEMU exits), joins it to the bridge, brings it up and moves its
-descriptor to `fd`. Then it drops to QEMU's user (no supplementary groups) and becomes
+descriptor to `fd`. A tap with a "vlan" (a bridged network's VLAN-filtering bridge) is
+made that VLAN's untagged port, with no other VLAN (the bridge's default one goes). Then it drops to QEMU's user (no supplementary groups) and becomes
 QEMU (exec: the same process, so the pid the agent knows is QEMU's). Any failure exits
 126 with the reason on stderr, which the agent shows.
 """
@@ -26,14 +27,33 @@ IFF_NO_PI = 0x1000
 IFF_VNET_HDR = 0x4000
 
 
-def open_tap(name, bridge, fd):
+def run(command, *args):
+    done = subprocess.run([command, *args], capture_output=True, text=True, timeout=10)
+    if done.returncode != 0:
+        raise RuntimeError(f"{command} {' '.join(args)}: {done.stderr.strip()}")
+    return done.stdout
+
+
+def only_vlan(name, vlan):
+    """The port's one VLAN: `vlan`, untagged and its PVID; every other VLAN it has goes."""
+    run("bridge", "vlan", "add", "dev", name, "vid", str(vlan), "pvid", "untagged")
+    listed = json.loads(run("bridge", "-j", "vlan", "show", "dev", name) or "[]")
+    for port in listed:
+        for entry in port.get("vlans", []):
+            first, last = entry["vlan"], entry.get("vlanEnd", entry["vlan"])
+            for vid in range(first, last + 1):
+                if vid != vlan:
+                    run("bridge", "vlan", "del", "dev", name, "vid", str(vid))
+
+
+def open_tap(name, bridge, fd, vlan=None):
     tun = os.open("/dev/net/tun", os.O_RDWR)
     fcntl.ioctl(tun, TUNSETIFF, struct.pack("16sH", name.encode(), IFF_TAP | IFF_NO_PI | IFF_VNET_HDR))
-    # The device exists now; a guest's frames flow once it is on the bridge and up.
-    for args in (["link", "set", "dev", name, "master", bridge], ["link", "set", "dev", name, "up"]):
-        done = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=10)
-        if done.returncode != 0:
-            raise RuntimeError(f"ip {' '.join(args)}: {done.stderr.strip()}")
+    # The device exists now; a guest's frames flow once it is on the bridge (in its VLAN) and up.
+    run("ip", "link", "set", "dev", name, "master", bridge)
+    if vlan is not None:
+        only_vlan(name, vlan)
+    run("ip", "link", "set", "dev", name, "up")
     if tun != fd:
         os.dup2(tun, fd)  # inheritable, unlike tun
         os.close(tun)
@@ -47,7 +67,7 @@ def main():
     plan = json.loads(sys.argv[1])
     try:
         for tap in plan["taps"]:
-            open_tap(tap["tap"], tap["bridge"], tap["fd"])
+            open_tap(tap["tap"], tap["bridge"], tap["fd"], tap.get("vlan"))
         if plan.get("uid") is not None and plan["uid"] != os.getuid():
             os.setgroups([])
             os.setgid(plan["gid"])

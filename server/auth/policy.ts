@@ -250,6 +250,13 @@ export function canDeleteIso(actor: Actor, iso: IsoAccess | undefined): boolean 
   return can(actor, "delete", { teamId: iso.teamId, ownerId: iso.uploaderId ?? "" });
 }
 
+/**
+ * Bridged networks (guests' cards on a bridge of the host, so on its LAN, and the VLANs
+ * they may use there): made and removed by admins, each for a team, whose members then
+ * put cards on it (server/web/networks.ts).
+ */
+export const canManageBridgedNetworks = canManageHost;
+
 /** Publishing an ISO to every team (and taking it back): admins. */
 export const canPublishIso = canManageHost;
 

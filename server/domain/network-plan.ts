@@ -5,6 +5,7 @@
  * of the host. Addresses are read with ipaddr.js; everything here is pure, so the web (to
  * refuse) and the agent (to build) check the same way.
  */
+import { createHash } from "node:crypto";
 import ipaddr from "ipaddr.js";
 import { GuesthouseError } from "./errors";
 
@@ -111,6 +112,69 @@ export function parseVlan(value: unknown): number {
     throw invalid(`A VLAN id is a whole number from ${VLAN_MIN} to ${VLAN_MAX}.`);
   }
   return n;
+}
+
+/**
+ * The VLANs an admin lets a bridged network's cards use, as written ("10, 20, 100-199"):
+ * each id or range 1 to 4094, in order, merged; "" is none (the cards go untagged). The
+ * result is the same list written the one way (`formatVlanList`).
+ */
+export function parseVlanList(text: string): Array<[number, number]> {
+  if (typeof text !== "string" || text.length > 500) throw invalid("A list of VLANs is ids and ranges such as 10, 20, 100-199.");
+  const ranges: Array<[number, number]> = [];
+  for (const part of text.split(",").map((p) => p.trim()).filter(Boolean)) {
+    const m = /^(\d{1,4})(?:\s*-\s*(\d{1,4}))?$/.exec(part);
+    if (!m) throw invalid(`"${part.slice(0, 20)}" is no VLAN id or range; write ids and ranges such as 10, 20, 100-199.`);
+    const [first, last] = [parseVlan(m[1]), parseVlan(m[2] ?? m[1])];
+    if (first > last) throw invalid(`The VLAN range ${part} starts after it ends.`);
+    ranges.push([first, last]);
+  }
+  ranges.sort((a, b) => a[0] - b[0]);
+  const merged: Array<[number, number]> = [];
+  for (const r of ranges) {
+    const top = merged[merged.length - 1];
+    if (top && r[0] <= top[1] + 1) top[1] = Math.max(top[1], r[1]);
+    else merged.push([r[0], r[1]]);
+  }
+  return merged;
+}
+
+export const formatVlanList = (ranges: ReadonlyArray<readonly [number, number]>): string => ranges.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(",");
+
+export const vlanInList = (vid: number, ranges: ReadonlyArray<readonly [number, number]>): boolean => ranges.some(([a, b]) => a <= vid && vid <= b);
+
+/**
+ * An existing host bridge an admin names for a bridged network (`br0`): a Linux interface
+ * name (1 to 15 letters, digits, '.', '_' and '-', starting with a letter or digit), never
+ * one of the agent's own bridges (BRIDGE_PREFIX "gh-").
+ */
+export function parseHostBridge(name: unknown): string {
+  if (typeof name !== "string" || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,14}$/.test(name)) {
+    throw invalid(`"${String(name).slice(0, 20)}" is not an interface name: a host bridge is named with 1 to 15 letters, digits, '.', '_' and '-', such as br0.`);
+  }
+  if (name.startsWith("gh-")) throw invalid(`${name} is one of Guesthouse's own bridges (gh-…): name a bridge of the host's, such as br0.`);
+  return name;
+}
+
+/**
+ * A network's IPv6 plan (NAT and isolated networks that have IPv6): a unique local /64
+ * (RFC 4193: fd00::/8, then 40 bits and a 16-bit subnet id, here all from a hash of the
+ * network's id, so a network keeps its prefix and two networks' clash only by a 2^-56
+ * chance), the bridge's address its ::1. Guests configure themselves (SLAAC) from the
+ * router advertisements dnsmasq sends.
+ */
+export interface Ipv6Plan {
+  /** "fd12:3456:789a:bcde::/64". */
+  prefix: string;
+  /** "fd12:3456:789a:bcde::1": the bridge's, the guests' router (NAT) and DNS server. */
+  gateway: string;
+}
+
+export function planIpv6(networkId: string): Ipv6Plan {
+  const hex = createHash("sha256").update(`ipv6/${networkId}`).digest("hex");
+  const groups = [`fd${hex.slice(0, 2)}`, hex.slice(2, 6), hex.slice(6, 10), hex.slice(10, 14)].map((g) => g.replace(/^0+(?=.)/, ""));
+  const base = groups.join(":");
+  return { prefix: `${base}::/64`, gateway: `${base}::1` };
 }
 
 /** A NIC's MAC: refused when multicast (the first octet's lowest bit) or all zeros, which no NIC may have. */

@@ -302,6 +302,11 @@ export interface ManagedNicSpec extends NicBase {
   mode: "managed";
   /** The managed network's id on the guest's host. */
   network: string;
+  /**
+   * A bridged network's VLAN (1 to 4094) for this card's frames on a VLAN-filtering host
+   * bridge: the tap's only VLAN, untagged towards the guest. Absent: the bridge's default.
+   */
+  vlan?: number;
   isolated: false;
   forwards: never[];
 }

@@ -108,6 +108,11 @@ export const USER_NETWORK = "user";
 /** A card's network; left out (an older definition or form): user-mode. */
 const nicNetwork = networkName.optional();
 
+/** A card's VLAN on a bridged network's VLAN-filtering bridge: 1 to 4094 (left out: the bridge's default). */
+const VLAN_RULE = "A VLAN id is a whole number from 1 to 4094.";
+export const vlanId = z.number({ error: VLAN_RULE }).int(VLAN_RULE).min(1, VLAN_RULE).max(4094, VLAN_RULE);
+const nicVlan = vlanId.optional();
+
 /** A card isolated from the host and the network (restrict=on); left out (an older spec or definition): not isolated. */
 const isolated = z.boolean().default(false);
 
@@ -148,7 +153,7 @@ function checkHardware(
     bootOrder: string[];
     disks: Array<{ bus: string; readOnly: boolean }>;
     cdroms: unknown[];
-    nics: Array<{ mac?: string; forwards: PortForward[]; network?: string; isolated?: boolean }>;
+    nics: Array<{ mac?: string; forwards: PortForward[]; network?: string; isolated?: boolean; vlan?: number }>;
   },
   ctx: z.RefinementCtx,
 ): void {
@@ -186,7 +191,10 @@ function checkHardware(
     ctx.addIssue({ code: "custom", path: ["nics"], message: "A host port is forwarded twice." });
   }
   hw.nics.forEach((n, i) => {
-    if (n.network === undefined || n.network === USER_NETWORK) return;
+    if (n.network === undefined || n.network === USER_NETWORK) {
+      if (n.vlan !== undefined) ctx.addIssue({ code: "custom", path: ["nics", i, "vlan"], message: `Network card ${i + 1} is on user-mode networking: a VLAN tag is for a card on a bridged network.` });
+      return;
+    }
     if (n.forwards.length) {
       ctx.addIssue({ code: "custom", path: ["nics", i, "forwards"], message: `Network card ${i + 1} is on the managed network ${n.network}: forward ports to it with the network's port forwards, not the card's.` });
     }
@@ -228,6 +236,7 @@ export const guestSpecSchema = z
           model: z.enum(NIC_MODELS),
           mode: z.literal("managed"),
           network: z.string().regex(/^[a-z0-9]{1,40}$/, "A network's id is 1 to 40 lowercase letters and digits."),
+          vlan: nicVlan,
           isolated: z.literal(false).default(false),
           forwards: z.array(z.never()).max(0).default([]),
         }),
@@ -255,7 +264,7 @@ export const editHardwareInput = z
     disks: listOf(z.strictObject({ id: z.string().min(1).max(64), ...diskAttachment }), LIMITS_DEVICES.disks, "disks"),
     cdroms,
     // A new card has no MAC yet: one is generated.
-    nics: listOf(z.strictObject({ mac: mac.optional(), model: z.enum(NIC_MODELS), network: nicNetwork, isolated, forwards }), LIMITS_DEVICES.nics, "network cards"),
+    nics: listOf(z.strictObject({ mac: mac.optional(), model: z.enum(NIC_MODELS), network: nicNetwork, vlan: nicVlan, isolated, forwards }), LIMITS_DEVICES.nics, "network cards"),
     /** The guest OS's keyboard layout, for paste as keystrokes; left out: unchanged. */
     keyboardLayout: z.enum(KEYBOARD_LAYOUTS).optional(),
   })
@@ -275,7 +284,7 @@ export const guestDefinitionSchema = z
     tags,
     disks: listOf(z.strictObject({ sizeGiB: diskGiB, format: diskFormat, ...diskAttachment }), LIMITS_DEVICES.disks, "disks"),
     cdroms,
-    nics: listOf(z.strictObject({ model: z.enum(NIC_MODELS), network: nicNetwork, isolated, forwards }), LIMITS_DEVICES.nics, "network cards"),
+    nics: listOf(z.strictObject({ model: z.enum(NIC_MODELS), network: nicNetwork, vlan: nicVlan, isolated, forwards }), LIMITS_DEVICES.nics, "network cards"),
   })
   .superRefine(checkHardware);
 export type GuestDefinition = z.infer<typeof guestDefinitionSchema>;
@@ -310,12 +319,14 @@ export const createGuestInput = z.strictObject({
 export type CreateGuestInput = z.infer<typeof createGuestInput>;
 
 const ipv4 = z.string().max(15);
+const newNetworkName = networkName.refine((n) => n !== USER_NETWORK, `"${USER_NETWORK}" is the user-mode network every team has; choose another name.`);
 /**
  * A managed network as its form and the API send it. The subnet and the DHCP range are
- * checked for what they mean (server/domain/network-plan.ts) when it is made.
+ * checked for what they mean (server/domain/network-plan.ts) when it is made; a bridged
+ * network's bridge by the host's agent, its VLANs by parseVlanList.
  */
-export const networkInput = z.strictObject({
-  name: networkName.refine((n) => n !== USER_NETWORK, `"${USER_NETWORK}" is the user-mode network every team has; choose another name.`),
+const routedNetworkInput = z.strictObject({
+  name: newNetworkName,
   kind: z.enum(["nat", "isolated"]),
   subnet: z.string().trim().min(1, "Give the network a subnet, such as 10.77.0.0/24.").max(18),
   /** "auto": the upper half of the subnet; "none": no DHCP (isolated networks only); or a range. */
@@ -326,8 +337,21 @@ export const networkInput = z.strictObject({
     .toLowerCase()
     .max(253)
     .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/, "A DNS domain is dot-separated labels of letters, digits and '-', such as lab.internal."),
+  /** IPv6 beside IPv4: a unique local /64 (planIpv6), router advertisements, SLAAC. */
+  ipv6: z.boolean().default(false),
   description: z.string().max(2000, "The description is at most 2,000 characters.").default(""),
 });
+/** A bridged network (admins only): guests' taps join a bridge the host already has. */
+const bridgedNetworkInput = z.strictObject({
+  name: newNetworkName,
+  kind: z.literal("bridged"),
+  /** The host's bridge, such as br0 (parseHostBridge; the agent refuses one that is not there). */
+  bridge: z.string().trim().min(1, "Name the host's bridge, such as br0.").max(15, "An interface name is at most 15 characters."),
+  /** The VLANs its cards may be on ("10, 20, 100-199"; "": none, untagged only). */
+  vlans: z.string().trim().max(500).default(""),
+  description: z.string().max(2000, "The description is at most 2,000 characters.").default(""),
+});
+export const networkInput = z.discriminatedUnion("kind", [routedNetworkInput, bridgedNetworkInput], { error: 'A network\'s kind is "nat", "isolated" or "bridged".' });
 export type NetworkInput = z.infer<typeof networkInput>;
 
 const SIZE_UNITS: Record<string, number> = { "": 1, B: 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };

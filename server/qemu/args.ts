@@ -95,13 +95,17 @@ export interface QemuHostLayout {
    * The taps of the NICs on managed networks, by the NIC's position: made by the launcher
    * and joined to the bridge before QEMU runs, handed to it as descriptors.
    */
-  taps?: Record<number, { tap: string; bridge: string }>;
+  taps?: Record<number, { tap: string; bridge: string; vlan?: number }>;
 }
 
-/** A tap the launcher opens for QEMU: the device, the bridge it joins, and QEMU's fd for it. */
+/**
+ * A tap the launcher opens for QEMU: the device, the bridge it joins, QEMU's fd for it,
+ * and (a bridged network's VLAN-filtering bridge) the VLAN it is the untagged port of.
+ */
 export interface PassedTap {
   tap: string;
   bridge: string;
+  vlan?: number;
   fd: number;
 }
 

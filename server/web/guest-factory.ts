@@ -45,7 +45,7 @@ export async function makeGuest(
   }
   await assertPortsFree(user, host, null, def.nics.flatMap((n) => n.forwards));
   const isoIds = await isoRowsFor(host, def.cdroms.map((c) => c.iso), user.teamId);
-  const networks = await nicNetworks({ teamId: user.teamId, ownerId: user.id, hostId: host.id }, def.nics.map((n) => n.network));
+  const networks = await nicNetworks({ teamId: user.teamId, ownerId: user.id, hostId: host.id }, def.nics.map((n) => n.network), def.nics.map((n) => n.vlan));
 
   // Every disk's name is chosen first, so the task row can name them before any is made: a
   // web killed half-way leaves the row, and its next start removes the disks no row took.
@@ -140,6 +140,7 @@ async function makeGuestDisksAndRows(
             model: n.model,
             forwards: JSON.stringify(n.forwards),
             isolated: n.isolated,
+            vlan: n.vlan ?? null,
             position,
             networkId: networks[position]!,
           })),

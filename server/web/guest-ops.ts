@@ -105,7 +105,7 @@ export async function cloneGuest(user: SessionUser, guestId: string, raw: unknow
   // A clone made in another team (of a template it may see) cannot use the source team's
   // networks: its cards go on user-mode networking.
   const definition = definitionOf(source, input.name);
-  definition.nics = definition.nics.map(({ network, ...n }) => ({ ...n, ...(source.teamId === user.teamId && network ? { network } : {}), forwards: [] }));
+  definition.nics = definition.nics.map(({ network, vlan, ...n }) => ({ ...n, ...(source.teamId === user.teamId && network ? { network, ...(vlan !== undefined ? { vlan } : {}) } : {}), forwards: [] }));
   const guest = await makeGuest(user, source.host, definition, sources, `cloned (${input.mode}) from ${source.name} as`);
   refreshPage("/");
   return guest;
@@ -151,7 +151,7 @@ export async function editHardware(user: SessionUser, guestId: string, raw: unkn
   }
   await assertPortsFree(user, guest.host, guest.id, input.nics.flatMap((n) => n.forwards));
   const isoIds = await isoRowsFor(guest.host, input.cdroms.map((c) => c.iso), guest.teamId);
-  const networks = await nicNetworks({ teamId: guest.teamId, ownerId: guest.ownerId, hostId: guest.host.id }, input.nics.map((n) => n.network));
+  const networks = await nicNetworks({ teamId: guest.teamId, ownerId: guest.ownerId, hostId: guest.host.id }, input.nics.map((n) => n.network), input.nics.map((n) => n.vlan));
 
   try {
     // A running guest's vCPUs and memory count against its team's quotas at once (its
@@ -192,6 +192,7 @@ export async function editHardware(user: SessionUser, guestId: string, raw: unkn
           model: n.model,
           forwards: JSON.stringify(n.forwards),
           isolated: n.isolated,
+          vlan: n.vlan ?? null,
           position,
           networkId: networks[position]!,
         })),

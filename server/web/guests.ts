@@ -111,7 +111,7 @@ export function specOf(guest: GuestRow): GuestSpec {
       nics: guest.nics.map((n) =>
         n.network.mode === "user"
           ? { mac: n.mac, model: n.model, mode: "user", isolated: n.isolated, forwards: JSON.parse(n.forwards) as unknown }
-          : { mac: n.mac, model: n.model, mode: "managed", network: n.network.id, isolated: false, forwards: [] },
+          : { mac: n.mac, model: n.model, mode: "managed", network: n.network.id, ...(n.vlan !== null ? { vlan: n.vlan } : {}), isolated: false, forwards: [] },
       ),
     },
     `The stored definition of ${guest.name}`,
@@ -165,7 +165,12 @@ export function definitionOf(guest: GuestRow, name = guest.name): GuestDefinitio
       readOnly: spec.disks[i]!.readOnly,
     })),
     cdroms: spec.cdroms,
-    nics: spec.nics.map((n, i) => ({ model: n.model, ...(n.mode === "managed" ? { network: guest.nics[i]!.network.name } : {}), isolated: n.isolated, forwards: n.forwards })),
+    nics: spec.nics.map((n, i) => ({
+      model: n.model,
+      ...(n.mode === "managed" ? { network: guest.nics[i]!.network.name, ...(n.vlan !== undefined ? { vlan: n.vlan } : {}) } : {}),
+      isolated: n.isolated,
+      forwards: n.forwards,
+    })),
   };
 }
 

@@ -57,7 +57,7 @@ export async function handOverGuest(actor: SessionUser, guestId: string, usernam
     }
     await tx.guest.update({ where: { id: guest.id }, data: { ownerId: to.id, teamId } });
     await tx.disk.updateMany({ where: { guestId: guest.id }, data: { ownerId: to.id, teamId } });
-    if (network) await tx.nic.updateMany({ where: { guestId: guest.id }, data: { networkId: network.id } });
+    if (network) await tx.nic.updateMany({ where: { guestId: guest.id }, data: { networkId: network.id, vlan: null } });
   }, { memberOnly: teamId === guest.teamId });
   await recordEvent("hand-over", true, `handed ${guest.name} and its disks to ${to.username}`, actor, guest.id, { teamId, params: { to: to.username, fromTeam: guest.teamId } }).catch(() => {});
 }

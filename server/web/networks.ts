@@ -9,14 +9,25 @@
  * the agent's name for it. Removal asks the agent first (it refuses while guests run with
  * cards on it) and the database second (which refuses while any card names it); a
  * refusal there sets the agent's network up again.
+ *
+ * Bridged networks (decided here): a bridged network puts guests on a bridge of the host
+ * (its LAN), which members cannot judge the risk of, so only admins make and remove one
+ * (canManageBridgedNetworks), in the team they work in, naming the host's bridge and the
+ * VLANs the team's cards may use on it ("10, 20, 100-199"; none: untagged only). The
+ * team's members then put cards on it as on any network of theirs, and choose each card's
+ * VLAN among those (a card's VLAN is refused outside them, and on other networks). It has
+ * no subnet, DHCP, domain, rules or forwards: the LAN's are its own. Several teams may have
+ * networks on one bridge, each with its VLANs.
+ * NAT and isolated networks may have IPv6 too (`ipv6`: a unique local /64 from the id,
+ * network-plan.ts planIpv6), chosen when they are made.
  */
-import { assertCan, assertMayCreate, can, guestNameFor, ownedWhere, refusalFor } from "../auth/policy";
+import { assertCan, assertMayCreate, can, canManageBridgedNetworks, guestNameFor, ownedWhere, refusalFor } from "../auth/policy";
 import type { SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
 import type { Prisma } from "../db/generated/client";
 import { isForeignKeyViolation, isUniqueViolationOn } from "../db/errors";
 import { GuesthouseError } from "../domain/errors";
-import { overlaps, planIpv4, type Ipv4Plan } from "../domain/network-plan";
+import { formatVlanList, overlaps, parseHostBridge, parseVlanList, planIpv4, planIpv6, vlanInList, type Ipv4Plan } from "../domain/network-plan";
 import { DEFAULT_FIREWALL, FORWARD_LIMIT, hostPortsOf, networkFirewall, networkForward, overlappingForward, type NetworkFirewall, type NetworkForward } from "../domain/network-rules";
 import { networkInput, parseOrThrow, USER_NETWORK, type NetworkInput } from "../domain/validation";
 import { z } from "zod";
@@ -26,7 +37,7 @@ import { agentFor, loadGuest } from "./guests";
 import { localHost } from "./hosts";
 import { refreshPage } from "./refresh";
 
-export type NetworkKind = "user" | "nat" | "isolated";
+export type NetworkKind = "user" | "nat" | "isolated" | "bridged";
 
 /** A network as pages and the API show it. */
 export interface NetworkView {
@@ -42,8 +53,13 @@ export interface NetworkView {
   gateway: string | null;
   dhcp: { start: string; end: string } | null;
   domain: string | null;
+  /** The IPv6 prefix ("fd…::/64") of a NAT or isolated network with IPv6, else null. */
+  ipv6: string | null;
+  /** Bridged networks: the host's bridge, and the VLANs its cards may use ("" none). */
+  bridge: string | null;
+  vlans: string;
   /** The cards on it, each with its guest (named as the viewer may see it). */
-  nics: Array<{ guestId: string; guest: string; mac: string; position: number }>;
+  nics: Array<{ guestId: string; guest: string; mac: string; position: number; vlan: number | null }>;
   /** Port forwards from the host (NAT networks). */
   forwards: NetworkForward[];
   firewall: NetworkFirewall;
@@ -57,7 +73,7 @@ export interface NetworkView {
 const networkInclude = {
   team: { select: { name: true } },
   owner: { select: { username: true } },
-  nics: { orderBy: [{ guestId: "asc" }, { position: "asc" }], select: { mac: true, position: true, guest: { select: { id: true, name: true, teamId: true, ownerId: true } } } },
+  nics: { orderBy: [{ guestId: "asc" }, { position: "asc" }], select: { mac: true, position: true, vlan: true, guest: { select: { id: true, name: true, teamId: true, ownerId: true } } } },
 } satisfies Prisma.NetworkInclude;
 
 type NetworkRow = NonNullable<Awaited<ReturnType<typeof findNetwork>>>;
@@ -85,11 +101,15 @@ function viewOf(user: SessionUser, row: NetworkRow): NetworkView {
     gateway: plan?.gateway ?? null,
     dhcp: plan?.dhcp ?? null,
     domain: row.domain,
-    nics: row.nics.map((n) => ({ guestId: n.guest.id, guest: guestNameFor(user, n.guest), mac: n.mac, position: n.position })),
+    ipv6: row.ipv6 ? planIpv6(row.id).prefix : null,
+    bridge: row.bridge,
+    vlans: row.vlans,
+    nics: row.nics.map((n) => ({ guestId: n.guest.id, guest: guestNameFor(user, n.guest), mac: n.mac, position: n.position, vlan: n.vlan })),
     forwards: forwardsOf(row),
     firewall: firewallOf(row),
-    mayChange: row.mode !== "user" && can(user, "change", row),
-    mayDelete: row.mode !== "user" && can(user, "delete", row),
+    // A bridged network has no rules of its own, and is an admin's to remove.
+    mayChange: (row.mode === "nat" || row.mode === "isolated") && can(user, "change", row),
+    mayDelete: row.mode === "bridged" ? canManageBridgedNetworks(user) : row.mode !== "user" && can(user, "delete", row),
     updatedAt: row.updatedAt.toISOString(),
   };
 }
@@ -104,6 +124,12 @@ export async function listNetworks(user: SessionUser): Promise<NetworkView[]> {
 export async function teamNetworkNames(teamId: string, hostId: string): Promise<string[]> {
   const rows = await db.network.findMany({ where: { teamId, hostId, mode: { not: "user" } }, orderBy: { name: "asc" }, select: { name: true } });
   return rows.map((r) => r.name);
+}
+
+/** A team's managed networks on a host, for a card's choice of network: each with its kind and (bridged) the VLANs its cards may use. */
+export async function teamNetworks(teamId: string, hostId: string): Promise<Array<{ name: string; kind: NetworkKind; vlans: string }>> {
+  const rows = await db.network.findMany({ where: { teamId, hostId, mode: { not: "user" } }, orderBy: { name: "asc" }, select: { name: true, mode: true, vlans: true } });
+  return rows.map((r) => ({ name: r.name, kind: r.mode as NetworkKind, vlans: r.vlans }));
 }
 
 /** A /24 for the next network: the first 10.<n>.0.0/24 (n from 100) clear of the host's networks. */
@@ -137,22 +163,28 @@ export async function userModeNetwork(team: { teamId: string; ownerId: string; h
 /**
  * The network rows a guest's cards go on, by the names its definition or form gives (none
  * or "user": the team's user-mode network); a name the team has no network of on the
- * guest's host is refused, naming the card.
+ * guest's host is refused, naming the card. A card's VLAN (`vlans`, by position) must be
+ * one its bridged network lets its cards use.
  */
-export async function nicNetworks(team: { teamId: string; ownerId: string; hostId: string }, names: ReadonlyArray<string | undefined>): Promise<string[]> {
+export async function nicNetworks(team: { teamId: string; ownerId: string; hostId: string }, names: ReadonlyArray<string | undefined>, vlans: ReadonlyArray<number | undefined> = []): Promise<string[]> {
   const wanted = [...new Set(names.filter((n): n is string => n !== undefined && n !== USER_NETWORK))];
-  const rows = wanted.length ? await db.network.findMany({ where: { teamId: team.teamId, hostId: team.hostId, name: { in: wanted } }, select: { id: true, name: true } }) : [];
-  const byName = new Map(rows.map((r) => [r.name, r.id]));
+  const rows = wanted.length ? await db.network.findMany({ where: { teamId: team.teamId, hostId: team.hostId, name: { in: wanted } }, select: { id: true, name: true, mode: true, vlans: true } }) : [];
+  const byName = new Map(rows.map((r) => [r.name, r]));
   const user = names.some((n) => n === undefined || n === USER_NETWORK) ? (await userModeNetwork(team)).id : null;
   return names.map((name, i) => {
     if (name === undefined || name === USER_NETWORK) return user!;
-    const id = byName.get(name);
-    if (!id) throw new GuesthouseError("invalid-input", `Network card ${i + 1} is on "${name}", and the team has no network of that name on this host. Choose one on the Networks page, or "${USER_NETWORK}".`);
-    return id;
+    const row = byName.get(name);
+    if (!row) throw new GuesthouseError("invalid-input", `Network card ${i + 1} is on "${name}", and the team has no network of that name on this host. Choose one on the Networks page, or "${USER_NETWORK}".`);
+    const vlan = vlans[i];
+    if (vlan !== undefined && row.mode !== "bridged") throw new GuesthouseError("invalid-input", `Network card ${i + 1} has VLAN ${vlan}, but ${name} is a ${row.mode === "nat" ? "NAT" : row.mode} network: VLAN tags are for cards on bridged networks.`);
+    if (vlan !== undefined && !vlanInList(vlan, parseVlanList(row.vlans))) {
+      throw new GuesthouseError("invalid-input", `Network card ${i + 1} is on VLAN ${vlan}, which ${name} does not let its cards use (${row.vlans ? `only ${row.vlans}` : "none: its cards go untagged"}). Ask an admin for it.`);
+    }
+    return row.id;
   });
 }
 
-type ManagedRow = { mode: string; subnet: string | null; dhcpStart: string | null; dhcpEnd: string | null; domain: string | null; forwards: string; firewall: string };
+type ManagedRow = { mode: string; subnet: string | null; dhcpStart: string | null; dhcpEnd: string | null; domain: string | null; forwards: string; firewall: string; ipv6: boolean; bridge: string | null };
 
 /** A row's forwards, as stored (validated when they were saved). */
 function forwardsOf(row: { forwards: string }): NetworkForward[] {
@@ -166,6 +198,7 @@ function firewallOf(row: { firewall: string }): NetworkFirewall {
 
 /** What the agent is asked to run for a network row. */
 function requestOf(row: ManagedRow): NetworkRequest {
+  if (row.mode === "bridged") return { kind: "bridged", bridge: row.bridge! };
   return {
     kind: row.mode as "nat" | "isolated",
     subnet: row.subnet!,
@@ -173,6 +206,7 @@ function requestOf(row: ManagedRow): NetworkRequest {
     domain: row.domain!,
     forwards: forwardsOf(row),
     firewall: firewallOf(row),
+    ...(row.ipv6 ? { ipv6: true } : {}),
   };
 }
 
@@ -183,8 +217,12 @@ function requestOf(row: ManagedRow): NetworkRequest {
  * agent. Nothing is left when any step fails.
  */
 export async function createNetwork(user: SessionUser, raw: unknown): Promise<{ id: string }> {
+  if ((raw as { kind?: unknown } | null)?.kind === "bridged" && !canManageBridgedNetworks(user)) {
+    throw new GuesthouseError("forbidden", "Only an admin makes a bridged network: it puts guests on the host's own LAN. Ask one to make it for your team, or make a NAT network.");
+  }
   const input: NetworkInput = parseOrThrow(networkInput, raw, "The network");
   assertMayCreate(user, user.teamId);
+  if (input.kind === "bridged") return createBridgedNetwork(user, input);
   const plan = planIpv4(input.subnet, input.dhcp === "none" ? null : input.dhcp);
   if (input.kind === "nat" && !plan.dhcp) throw new GuesthouseError("invalid-input", "A NAT network hands out addresses: give it a DHCP range (or choose isolated).");
   const host = await localHost();
@@ -204,12 +242,13 @@ export async function createNetwork(user: SessionUser, raw: unknown): Promise<{ 
         dhcpStart: plan.dhcp?.start ?? null,
         dhcpEnd: plan.dhcp?.end ?? null,
         domain: input.domain,
+        ipv6: input.ipv6,
         description: input.description,
         ownerId: user.id,
         teamId: user.teamId,
         hostId: host.id,
       },
-      select: { id: true, mode: true, subnet: true, dhcpStart: true, dhcpEnd: true, domain: true, forwards: true, firewall: true },
+      select: managedSelect,
     });
   } catch (err) {
     if (isUniqueViolationOn(err, "name")) throw new GuesthouseError("conflict", `Your team already has a network named "${input.name}". Choose another name.`);
@@ -222,7 +261,39 @@ export async function createNetwork(user: SessionUser, raw: unknown): Promise<{ 
     await recordEvent("network-create", false, `network ${input.name} (${plan.subnet}): ${(err as Error).message}`, user, null).catch(() => {});
     throw err;
   }
-  await recordEvent("network-create", true, `network ${input.name} (${input.kind}, ${plan.subnet})`, user, null).catch((e: unknown) => console.error("networks: could not record the event", e));
+  await recordEvent("network-create", true, `network ${input.name} (${input.kind}, ${plan.subnet}${input.ipv6 ? ", IPv6" : ""})`, user, null).catch((e: unknown) => console.error("networks: could not record the event", e));
+  refreshPage("/networks");
+  return { id: row.id };
+}
+
+const managedSelect = { id: true, mode: true, subnet: true, dhcpStart: true, dhcpEnd: true, domain: true, forwards: true, firewall: true, ipv6: true, bridge: true } satisfies Prisma.NetworkSelect;
+
+/**
+ * A bridged network in the admin's current team (the caller checked canManageBridgedNetworks):
+ * the host's agent refuses a bridge it does not have (the row goes again).
+ */
+async function createBridgedNetwork(user: SessionUser, input: Extract<NetworkInput, { kind: "bridged" }>): Promise<{ id: string }> {
+  const bridge = parseHostBridge(input.bridge);
+  const vlans = formatVlanList(parseVlanList(input.vlans));
+  const host = await localHost();
+  let row: { id: string } & ManagedRow;
+  try {
+    row = await db.network.create({
+      data: { name: input.name, mode: "bridged", bridge, vlans, description: input.description, ownerId: user.id, teamId: user.teamId, hostId: host.id },
+      select: managedSelect,
+    });
+  } catch (err) {
+    if (isUniqueViolationOn(err, "name")) throw new GuesthouseError("conflict", `Your team already has a network named "${input.name}". Choose another name.`);
+    throw err;
+  }
+  try {
+    await agentFor(host).applyNetwork(row.id, requestOf(row));
+  } catch (err) {
+    await db.network.delete({ where: { id: row.id } }).catch((e: unknown) => console.error("networks: could not remove the row of a network the agent refused", e));
+    await recordEvent("network-create", false, `bridged network ${input.name} on ${bridge}: ${(err as Error).message}`, user, null).catch(() => {});
+    throw err;
+  }
+  await recordEvent("network-create", true, `network ${input.name} (bridged on ${bridge}${vlans ? `, VLANs ${vlans}` : ""})`, user, null).catch((e: unknown) => console.error("networks: could not record the event", e));
   refreshPage("/networks");
   return { id: row.id };
 }
@@ -231,7 +302,8 @@ export async function createNetwork(user: SessionUser, raw: unknown): Promise<{ 
 export async function deleteNetwork(user: SessionUser, id: string): Promise<void> {
   const row = await findNetwork(user, id);
   if (!row) throw new GuesthouseError("not-found", "There is no such network, or it is not yours to see.");
-  assertCan(user, "delete", row, refusalFor("network", "delete"));
+  if (row.mode === "bridged" && !canManageBridgedNetworks(user)) throw new GuesthouseError("forbidden", "Only an admin removes a bridged network. Ask one.");
+  if (row.mode !== "bridged") assertCan(user, "delete", row, refusalFor("network", "delete"));
   if (row.mode === "user") throw new GuesthouseError("conflict", "The user-mode network is built in: every team has it, and it cannot be removed.");
   if (row.nics.length) {
     const guests = [...new Set(row.nics.map((n) => guestNameFor(user, n.guest)))];
@@ -251,7 +323,7 @@ export async function deleteNetwork(user: SessionUser, id: string): Promise<void
     if (isForeignKeyViolation(err)) throw new GuesthouseError("conflict", `A card was put on ${row.name} meanwhile; move it to another network first.`);
     throw err;
   }
-  await recordEvent("network-delete", true, `network ${row.name} (${row.subnet})`, user, null, { teamId: row.teamId }).catch((e: unknown) => console.error("networks: could not record the event", e));
+  await recordEvent("network-delete", true, `network ${row.name} (${row.subnet ?? `bridged on ${row.bridge}`})`, user, null, { teamId: row.teamId }).catch((e: unknown) => console.error("networks: could not record the event", e));
   refreshPage("/networks");
 }
 
@@ -331,6 +403,7 @@ export async function updateNetworkRules(user: SessionUser, id: string, raw: unk
   if (!row) throw new GuesthouseError("not-found", "There is no such network, or it is not yours to see.");
   assertCan(user, "change", row, refusalFor("network", "change"));
   if (row.mode === "user") throw new GuesthouseError("conflict", "The user-mode network has no rules of its own: forward ports on a user-mode card instead.");
+  if (row.mode === "bridged") throw new GuesthouseError("conflict", "A bridged network's guests are on the host's LAN: its own firewall and router decide what reaches them; it has no rules or forwards here.");
   if (row.mode !== "nat" && input.forwards.length) throw new GuesthouseError("invalid-input", "Ports are forwarded to NAT networks only: an isolated network's guests are not reached from outside.");
   if (ifMatch !== undefined && ifMatch !== row.updatedAt.toISOString()) {
     throw new GuesthouseError("stale", `${row.name} was changed since you read it. Reload it and make your change again.`);

@@ -47,7 +47,7 @@ describe("managed networks, the agent's manager in a network namespace", () => {
   test("a NAT network is made: its bridge with the gateway's address, its table, its dnsmasq; a guest gets a lease the manager lists", async () => {
     const networks = new Networks(dir, host);
     const made = await networks.apply(LAB);
-    assert.equal(made.plan.gateway, "10.78.0.1");
+    assert.equal(made.plan?.gateway, "10.78.0.1");
     assert.match(ns.run(inside, "ip", "-4", "addr", "show", made.bridge), /inet 10\.78\.0\.1\/24/);
     assert.deepEqual(tables(), [`table inet ${tableName("lab1")}`, `table bridge ${tableName("lab1")}`]);
     assert.ok(made.dnsmasqPid && host.alive(made.dnsmasqPid));

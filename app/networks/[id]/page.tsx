@@ -18,7 +18,8 @@ export default async function NetworkPage({ params }: { params: Promise<{ id: st
     if (err instanceof GuesthouseError && err.code === "not-found") notFound();
     throw err;
   });
-  const managed = network.kind !== "user";
+  // The agent's own networks have rules and addresses to show; a bridged one's are the LAN's.
+  const managed = network.kind === "nat" || network.kind === "isolated";
   const [addresses, counters, hostInfo] = await Promise.all([
     managed ? networkAddresses(user, id).catch(() => null) : null,
     managed ? networkCounters(user, id).catch(() => null) : null,
@@ -37,14 +38,29 @@ export default async function NetworkPage({ params }: { params: Promise<{ id: st
         <dd>{network.team}</dd>
         <dt className="text-slate-500">Kind</dt>
         <dd>{network.kind === "nat" ? "NAT" : network.kind}</dd>
-        <dt className="text-slate-500">Subnet</dt>
-        <dd className="font-mono">{network.subnet}</dd>
-        <dt className="text-slate-500">Gateway</dt>
-        <dd className="font-mono">{network.gateway}</dd>
-        <dt className="text-slate-500">DHCP range</dt>
-        <dd className="font-mono">{network.dhcp ? `${network.dhcp.start} – ${network.dhcp.end}` : "none"}</dd>
-        <dt className="text-slate-500">DNS domain</dt>
-        <dd>{network.domain}</dd>
+        {network.kind === "bridged" ? (
+          <>
+            <dt className="text-slate-500">Host bridge</dt>
+            <dd className="font-mono">{network.bridge}</dd>
+            <dt className="text-slate-500">VLANs for its cards</dt>
+            <dd className="font-mono">{network.vlans || "none (untagged)"}</dd>
+            <dt className="text-slate-500">Addresses</dt>
+            <dd className="sm:col-span-3">the LAN&apos;s (its DHCP server and router); each card&apos;s MAC is checked here</dd>
+          </>
+        ) : (
+          <>
+            <dt className="text-slate-500">Subnet</dt>
+            <dd className="font-mono">{network.subnet}</dd>
+            <dt className="text-slate-500">Gateway</dt>
+            <dd className="font-mono">{network.gateway}</dd>
+            <dt className="text-slate-500">DHCP range</dt>
+            <dd className="font-mono">{network.dhcp ? `${network.dhcp.start} – ${network.dhcp.end}` : "none"}</dd>
+            <dt className="text-slate-500">DNS domain</dt>
+            <dd>{network.domain}</dd>
+            <dt className="text-slate-500">IPv6</dt>
+            <dd className="font-mono" data-testid="network-ipv6">{network.ipv6 ? `${network.ipv6} (SLAAC; gateway ${network.ipv6.replace(/\/64$/, "")}1)` : "none"}</dd>
+          </>
+        )}
         {network.description && (
           <>
             <dt className="text-slate-500">Description</dt>
@@ -60,7 +76,7 @@ export default async function NetworkPage({ params }: { params: Promise<{ id: st
           <ul className="text-sm" data-testid="network-nics">
             {network.nics.map((n) => (
               <li key={`${n.guestId}-${n.position}`}>
-                <Link href={`/guests/${n.guestId}`} className="text-indigo-700 hover:underline">{n.guest}</Link>, card {n.position + 1} <span className="font-mono">{n.mac}</span>{" "}
+                <Link href={`/guests/${n.guestId}`} className="text-indigo-700 hover:underline">{n.guest}</Link>, card {n.position + 1} <span className="font-mono">{n.mac}</span>{n.vlan !== null && <> on VLAN {n.vlan}</>}{" "}
                 {network.mayChange && <LinkButtons guestId={n.guestId} position={n.position} />}
               </li>
             ))}
@@ -83,19 +99,21 @@ export default async function NetworkPage({ params }: { params: Promise<{ id: st
           <p>{network.forwards.length} port forward(s); {network.firewall.rules.length} rule(s); coming in: {network.firewall.defaultIn}, going out: {network.firewall.defaultOut}.</p>
         </section>
       ))}
-      <section className="card space-y-2 p-4">
-        <h2 className="font-semibold">Addresses</h2>
-        {!addresses ? (
-          <p className="text-sm text-red-700">The host agent is not reachable: its leases are unknown.</p>
-        ) : (
-          <>
-            <p className="text-sm text-slate-600" data-testid="network-free">
-              {addresses.free} of {addresses.rangeSize} DHCP addresses free.
-            </p>
-            <AddressTable rows={addresses.rows} />
-          </>
-        )}
-      </section>
+      {managed && (
+        <section className="card space-y-2 p-4">
+          <h2 className="font-semibold">Addresses</h2>
+          {!addresses ? (
+            <p className="text-sm text-red-700">The host agent is not reachable: its leases are unknown.</p>
+          ) : (
+            <>
+              <p className="text-sm text-slate-600" data-testid="network-free">
+                {addresses.free} of {addresses.rangeSize} DHCP addresses free.
+              </p>
+              <AddressTable rows={addresses.rows} />
+            </>
+          )}
+        </section>
+      )}
     </div>
   );
 }

@@ -1,6 +1,7 @@
 /**
  * The network doctor: what on this host would stop guests' managed networks from working,
- * each with the exact fix. It reads (never changes) the host: IPv4 forwarding, the tun
+ * each with the exact fix. It reads (never changes) the host: IPv4 forwarding (and IPv6
+ * forwarding, once a network has IPv6: its NAT guests reach nothing beyond without), the tun
  * device, nftables in the kernel, the agent's CAP_NET_ADMIN, the tools it runs, and other
  * firewalls' forward chains whose DROP policy would eat guests' traffic (Docker,
  * firewalld, ufw and friends, as nftables shows them; ours are the `guesthouse_` tables).
@@ -10,7 +11,7 @@ import { BRIDGE_PREFIX, tableName } from "./nft";
 
 export interface Finding {
   /** A stable name, for pages and tests. */
-  id: "ip-forward" | "tun" | "module" | "cap-net-admin" | "tool" | "foreign-drop";
+  id: "ip-forward" | "ip6-forward" | "tun" | "module" | "cap-net-admin" | "tool" | "foreign-drop";
   problem: string;
   fix: string;
 }
@@ -28,7 +29,8 @@ const TOOLS: Array<[string, string]> = [
 const CAP_NET_ADMIN = 12;
 const OURS = tableName("");
 
-export async function diagnose(host: DoctorHost): Promise<Finding[]> {
+/** `networks.ipv6`: whether any managed network has IPv6 (its forwarding is looked at only then). */
+export async function diagnose(host: DoctorHost, networks: { ipv6: boolean } = { ipv6: false }): Promise<Finding[]> {
   const findings: Finding[] = [];
   const missingTools: string[] = [];
   for (const [tool, pkg] of TOOLS) {
@@ -43,6 +45,13 @@ export async function diagnose(host: DoctorHost): Promise<Finding[]> {
       id: "ip-forward",
       problem: "IPv4 forwarding is off: guests of NAT networks cannot reach beyond the host.",
       fix: "sysctl -w net.ipv4.ip_forward=1 && echo net.ipv4.ip_forward=1 > /etc/sysctl.d/90-guesthouse.conf",
+    });
+  }
+  if (networks.ipv6 && (await host.readFile("/proc/sys/net/ipv6/conf/all/forwarding"))?.trim() !== "1") {
+    findings.push({
+      id: "ip6-forward",
+      problem: "IPv6 forwarding is off: guests of NAT networks with IPv6 reach the host over IPv6, nothing beyond.",
+      fix: "sysctl -w net.ipv6.conf.all.forwarding=1 && echo net.ipv6.conf.all.forwarding=1 >> /etc/sysctl.d/90-guesthouse.conf",
     });
   }
   if (!(await host.run("test", ["-c", "/dev/net/tun"]).then(() => true, () => false))) {

@@ -17,6 +17,14 @@
  * Every change takes its turn, so two guests starting at once never share an address.
  * Commands go through `host`, so a test can run the whole manager inside a network
  * namespace.
+ *
+ * A bridged network is the host's own bridge (an admin's br0, with the LAN on it): apply
+ * checks that it is there and is a bridge, and adds only the ports' MAC checks (nft.ts);
+ * no address, no dnsmasq, no NAT; remove takes those away and never the bridge. A card
+ * on it may have a VLAN (plug refuses one unless the bridge filters VLANs); the launcher
+ * makes the tap that VLAN's untagged port. A network's kind never changes.
+ * IPv6 (NAT and isolated, `ipv6: true`): the bridge gets the /64's ::1 (network-plan.ts
+ * planIpv6) and dnsmasq advertises the prefix (dnsmasq.ts).
  */
 import { execFile } from "node:child_process";
 import { EventEmitter } from "node:events";
@@ -25,7 +33,7 @@ import net from "node:net";
 import path from "node:path";
 import type { NetworkCounters, NetworkState } from "../../agent-protocol";
 import { GuesthouseError } from "../../domain/errors";
-import { clashOf, planIpv4, type HostRoute, type Ipv4Plan } from "../../domain/network-plan";
+import { clashOf, parseHostBridge, planIpv4, planIpv6, type HostRoute, type Ipv4Plan } from "../../domain/network-plan";
 import { hostPortsOf, overlappingForward, type NetworkFirewall, type NetworkForward } from "../../domain/network-rules";
 import type { ForwardPolicy } from "../config";
 import { Turns } from "../turns";
@@ -33,7 +41,18 @@ import { dnsmasqConfig, parseLeases, type Lease } from "./dnsmasq";
 import { bridgeName, removalOf, rulesetOf, tableName } from "./nft";
 import { chooseAddress, hostLabel, hostsFileOf, tapName, uniqueLabel, type Port } from "./ports";
 
-export interface ManagedNetwork {
+export type ManagedNetwork = RoutedNetwork | BridgedNetwork;
+
+/** Guests on the host's own bridge (an admin's, such as br0), so on its LAN. */
+export interface BridgedNetwork {
+  id: string;
+  kind: "bridged";
+  /** The host's bridge; the agent neither makes nor removes it. */
+  bridge: string;
+}
+
+/** A network of the agent's own bridge: NAT or isolated. */
+export interface RoutedNetwork {
   id: string;
   kind: "nat" | "isolated";
   subnet: string;
@@ -45,9 +64,9 @@ export interface ManagedNetwork {
   firewall?: NetworkFirewall;
   /** Port forwards from the host to cards of the network (NAT networks only). */
   forwards?: NetworkForward[];
+  /** IPv6 beside IPv4: a unique local /64 from the id, advertised for SLAAC. */
+  ipv6?: boolean;
 }
-
-
 
 /** A starting guest's NIC on a managed network, as plug takes it. */
 export interface NicToPlug {
@@ -55,12 +74,22 @@ export interface NicToPlug {
   index: number;
   mac: string;
   network: string;
+  /** Its VLAN on a bridged network's VLAN-filtering bridge. */
+  vlan?: number;
 }
 
-/** A plugged NIC: its port and the bridge its tap joins. */
+/** A plugged NIC: its port, the bridge its tap joins, and its VLAN there (if any). */
 export interface PluggedNic extends Port {
   index: number;
   bridge: string;
+  vlan?: number;
+}
+
+/** What apply made or found: the bridge, and for the agent's own networks their plan and dnsmasq. */
+export interface AppliedNetwork {
+  bridge: string;
+  plan: Ipv4Plan | null;
+  dnsmasqPid: number | null;
 }
 
 export interface NetHost {
@@ -127,7 +156,7 @@ export class Networks {
   }
 
   /** Makes the network, or brings it in line with `spec`; undone when a step fails. */
-  apply(spec: ManagedNetwork): Promise<{ bridge: string; plan: Ipv4Plan; dnsmasqPid: number | null }> {
+  apply(spec: ManagedNetwork): Promise<AppliedNetwork> {
     return this.turns.run(async () => {
       const made = await this.applyNow(spec);
       this.events.emit("applied", spec.id);
@@ -135,11 +164,15 @@ export class Networks {
     });
   }
 
-  private async applyNow(spec: ManagedNetwork, undoing = false): Promise<{ bridge: string; plan: Ipv4Plan; dnsmasqPid: number | null }> {
+  private async applyNow(spec: ManagedNetwork, undoing = false): Promise<AppliedNetwork> {
     const folder = this.folder(spec.id);
+    const previous = this.spec(spec.id);
+    if (previous && (previous.kind === "bridged") !== (spec.kind === "bridged")) {
+      throw new GuesthouseError("conflict", `This network is ${previous.kind === "bridged" ? "bridged" : "one of the agent's own bridges"}; a network's kind does not change. Make a new network instead.`);
+    }
+    if (spec.kind === "bridged") return this.applyBridged(spec, previous);
     const plan = planIpv4(spec.subnet, spec.dhcp);
     if (spec.kind === "nat" && !plan.dhcp) throw new GuesthouseError("invalid-input", "A NAT network hands out addresses: give it a DHCP range.");
-    const previous = this.spec(spec.id);
     const bridge = bridgeName(spec.id);
     await this.assertClear(spec, bridge);
     await this.assertForwardsFree(spec, previous);
@@ -155,11 +188,12 @@ export class Networks {
         made.bridge = true;
       }
       await this.gatewayAddress(bridge, `${plan.gateway}/${plan.prefix}`);
+      await this.gatewayAddress6(bridge, spec.ipv6 ? `${planIpv6(spec.id).gateway}/64` : null);
       await this.host.run("ip", ["link", "set", bridge, "up"]);
       const ports = this.ports(spec.id);
       // Guests' taps that outlived their bridge (it was made again) join the new one.
       if (made.bridge) for (const port of ports) await this.host.run("ip", ["link", "set", "dev", port.tap, "master", bridge]).catch(() => {});
-      await this.nft(path.join(folder, "rules.nft"), rulesetOf({ id: spec.id, kind: spec.kind, bridge, ipv4: plan, ports, firewall: spec.firewall, forwards: spec.forwards, forwardAddress: this.forwardPolicy?.address ?? "127.0.0.1" }));
+      await this.nft(path.join(folder, "rules.nft"), this.rulesOf(spec, ports));
       made.table = true;
       const pid = plan.dhcp || spec.kind === "nat" ? await this.dnsmasq(spec, plan, bridge, ports) : (await this.stopDnsmasq(spec.id), null);
       fs.writeFileSync(path.join(folder, "spec.json"), `${JSON.stringify(spec, null, 2)}\n`);
@@ -176,6 +210,65 @@ export class Networks {
     }
   }
 
+  /**
+   * A bridged network: the host's bridge must be there (and be a bridge); its ports' MAC
+   * checks are written. Nothing else is made; a failure leaves things as they were.
+   */
+  private async applyBridged(spec: BridgedNetwork, previous: ManagedNetwork | null): Promise<AppliedNetwork> {
+    const bridge = parseHostBridge(spec.bridge);
+    await this.assertHostBridge(bridge);
+    // Several networks may name one bridge (each team its own, with its own VLANs): their tables are their ports'.
+    if (previous?.kind === "bridged" && previous.bridge !== bridge && this.ports(spec.id).length) {
+      throw new GuesthouseError("conflict", `Guests run with cards on ${previous.bridge}; stop them before the network moves to ${bridge}.`);
+    }
+    const folder = this.folder(spec.id);
+    const madeFolder = !fs.existsSync(folder);
+    try {
+      fs.mkdirSync(folder, { recursive: true, mode: 0o700 });
+      await this.nft(path.join(folder, "rules.nft"), this.rulesOf(spec, this.ports(spec.id)));
+      fs.writeFileSync(path.join(folder, "spec.json"), `${JSON.stringify(spec, null, 2)}\n`);
+      return { bridge, plan: null, dnsmasqPid: null };
+    } catch (err) {
+      if (madeFolder) await this.teardown(spec.id, { bridge: false, table: true, folder: true }).catch(() => {});
+      throw err instanceof GuesthouseError ? err : new GuesthouseError("internal", `The network could not be set up: ${(err as Error).message.split("\n")[0]}`, (err as Error).message);
+    }
+  }
+
+  /** Refuses a host bridge that is not there, or is another kind of interface, saying how to make one. */
+  private async assertHostBridge(bridge: string): Promise<{ vlanFiltering: boolean }> {
+    const shown = await this.host.run("ip", ["-j", "-d", "link", "show", "dev", bridge]).catch(() => null);
+    const link = shown ? (JSON.parse(shown || "[]") as Array<{ linkinfo?: { info_kind?: string; info_data?: { vlan_filtering?: number } } }>)[0] : undefined;
+    if (!link) {
+      throw new GuesthouseError("invalid-input", `This host has no interface ${bridge}. Make the bridge first (ip link add ${bridge} type bridge, with the LAN's interface as its port), or name one it has.`);
+    }
+    const kind = link.linkinfo?.info_kind;
+    if (kind !== "bridge") throw new GuesthouseError("invalid-input", `${bridge} is ${kind ? `a ${kind} interface` : "an interface"}, not a bridge: a bridged network's cards join a Linux bridge. Name a bridge, such as br0.`);
+    return { vlanFiltering: link.linkinfo?.info_data?.vlan_filtering === 1 };
+  }
+
+  /** The network's nftables tables as its spec and ports are now. */
+  private rulesOf(spec: ManagedNetwork, ports: Port[]): string {
+    if (spec.kind === "bridged") return rulesetOf({ id: spec.id, kind: "bridged", bridge: spec.bridge, ports });
+    const plan = planIpv4(spec.subnet, spec.dhcp);
+    return rulesetOf({
+      id: spec.id,
+      kind: spec.kind,
+      bridge: bridgeName(spec.id),
+      ipv4: plan,
+      ipv6: spec.ipv6 ? planIpv6(spec.id) : null,
+      ports,
+      firewall: spec.firewall,
+      forwards: spec.forwards,
+      forwardAddress: this.forwardPolicy?.address ?? "127.0.0.1",
+    });
+  }
+
+  /** The bridge a network's taps join: the agent's own, or (bridged) the host's. */
+  bridgeOf(id: string): string {
+    const spec = this.spec(id);
+    return spec?.kind === "bridged" ? spec.bridge : bridgeName(id);
+  }
+
   /** Removes the network and everything it had; refused while guests' cards are on it. */
   remove(id: string): Promise<void> {
     return this.turns.run(async () => {
@@ -184,7 +277,8 @@ export class Networks {
       if (guests.length) {
         throw new GuesthouseError("conflict", `Guests run with cards on this network (${guests.slice(0, 5).join(", ")}${guests.length > 5 ? ", …" : ""}); stop them or move their cards first.`);
       }
-      await this.teardown(id, { bridge: true, table: true, folder: true });
+      // The host's bridge of a bridged network stays: it is the admin's, with the LAN on it.
+      await this.teardown(id, { bridge: this.spec(id)!.kind !== "bridged", table: true, folder: true });
       this.events.emit("removed", id);
     });
   }
@@ -198,9 +292,11 @@ export class Networks {
     return this.turns.run(async () => {
       const byNetwork = new Map<string, NicToPlug[]>();
       for (const nic of nics) {
-        if (!this.spec(nic.network)) throw new GuesthouseError("not-found", `Network card ${nic.index + 1} is on a network that is not set up on this host (was it deleted?). Choose another network for it.`);
+        const spec = this.spec(nic.network);
+        if (!spec) throw new GuesthouseError("not-found", `Network card ${nic.index + 1} is on a network that is not set up on this host (was it deleted?). Choose another network for it.`);
         byNetwork.set(nic.network, [...(byNetwork.get(nic.network) ?? []), nic]);
       }
+      await this.assertVlans(nics);
       const others = this.ids().flatMap((id) => this.ports(id).filter((p) => p.guest !== guest.id));
       for (const nic of nics) {
         const user = others.find((p) => p.mac === nic.mac.toLowerCase());
@@ -212,8 +308,23 @@ export class Networks {
       try {
         for (const id of touched) {
           const spec = this.spec(id)!;
-          const plan = planIpv4(spec.subnet, spec.dhcp);
           const kept = before.get(id)!.filter((p) => p.guest !== guest.id);
+          if (spec.kind === "bridged") {
+            // The LAN gives the addresses: a port is its tap and MAC (checked), its name for the pages.
+            const ports = [...kept];
+            const names = new Set(kept.map((p) => p.name));
+            for (const [n, nic] of (byNetwork.get(id) ?? []).entries()) {
+              const label = hostLabel(guest.name, guest.id);
+              const port: Port = { tap: tapName(guest.id, nic.index), mac: nic.mac.toLowerCase(), ip: null, guest: guest.id, name: uniqueLabel(n === 0 ? label : `${label}-nic${nic.index + 1}`, names) };
+              names.add(port.name);
+              ports.push(port);
+              plugged.push({ ...port, index: nic.index, bridge: spec.bridge, ...(nic.vlan !== undefined ? { vlan: nic.vlan } : {}) });
+            }
+            this.savePorts(id, ports);
+            await this.render(spec, ports);
+            continue;
+          }
+          const plan = planIpv4(spec.subnet, spec.dhcp);
           const reservations = spec.reservations ?? [];
           const ips = new Set([plan.gateway, ...reservations.map((r) => r.ip), ...kept.flatMap((p) => (p.ip ? [p.ip] : []))]);
           const names = new Set([...reservations.map((r) => r.name), ...kept.map((p) => p.name)]);
@@ -243,6 +354,26 @@ export class Networks {
         throw err;
       }
     });
+  }
+
+  /**
+   * Cards with a VLAN: each on a bridged network whose bridge is there and filters VLANs
+   * (else the tag would mean nothing, and the guest would sit on the bridge's default VLAN).
+   */
+  private async assertVlans(nics: readonly NicToPlug[]): Promise<void> {
+    for (const nic of nics) {
+      const spec = this.spec(nic.network)!;
+      if (spec.kind === "bridged") {
+        const { vlanFiltering } = await this.assertHostBridge(spec.bridge).catch((err: GuesthouseError) => {
+          throw new GuesthouseError("conflict", `Network card ${nic.index + 1}'s bridged network cannot be joined: ${err.message}`);
+        });
+        if (nic.vlan !== undefined && !vlanFiltering) {
+          throw new GuesthouseError("invalid-input", `Network card ${nic.index + 1} is on VLAN ${nic.vlan}, but the host's bridge ${spec.bridge} does not filter VLANs (vlan_filtering 0), so the tag would mean nothing. Turn filtering on (ip link set dev ${spec.bridge} type bridge vlan_filtering 1) or take the card's VLAN away.`);
+        }
+      } else if (nic.vlan !== undefined) {
+        throw new GuesthouseError("invalid-input", `Network card ${nic.index + 1} has VLAN ${nic.vlan}, but its network is ${spec.kind}: VLAN tags are for cards on bridged networks.`);
+      }
+    }
   }
 
   /** Takes a stopped guest's ports away (its taps went with its QEMU). */
@@ -279,17 +410,15 @@ export class Networks {
 
   /** The network's rules and dnsmasq's host entries as its ports are now. */
   private async render(spec: ManagedNetwork, ports: Port[]): Promise<void> {
-    const plan = planIpv4(spec.subnet, spec.dhcp);
-    const bridge = bridgeName(spec.id);
-    await this.nft(path.join(this.folder(spec.id), "rules.nft"), rulesetOf({ id: spec.id, kind: spec.kind, bridge, ipv4: plan, ports, firewall: spec.firewall, forwards: spec.forwards, forwardAddress: this.forwardPolicy?.address ?? "127.0.0.1" }));
-    if (this.writeHosts(spec, ports)) {
+    await this.nft(path.join(this.folder(spec.id), "rules.nft"), this.rulesOf(spec, ports));
+    if (spec.kind !== "bridged" && this.writeHosts(spec, ports)) {
       const pid = this.dnsmasqPid(spec.id);
       if (pid) process.kill(pid, "SIGHUP");
     }
   }
 
   /** Writes dnsmasq's host entries; true when they changed. */
-  private writeHosts(spec: ManagedNetwork, ports: Port[]): boolean {
+  private writeHosts(spec: RoutedNetwork, ports: Port[]): boolean {
     const file = this.hostsFile(spec.id);
     const text = hostsFileOf(spec.reservations ?? [], ports);
     if (fs.existsSync(file) && fs.readFileSync(file, "utf8") === text) return false;
@@ -306,8 +435,21 @@ export class Networks {
     const shown = JSON.parse((await this.host.run("ip", ["-j", "-4", "addr", "show", "dev", bridge])) || "[]") as Array<{ addr_info?: Array<{ local: string; prefixlen: number }> }>;
     const have = shown.flatMap((l) => l.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`);
     if (have.length === 1 && have[0] === cidr) return;
-    await this.host.run("ip", ["addr", "flush", "dev", bridge]);
+    await this.host.run("ip", ["-4", "addr", "flush", "dev", bridge]);
     await this.host.run("ip", ["addr", "add", cidr, "dev", bridge]);
+  }
+
+  /**
+   * The bridge's global IPv6 address: the /64's ::1, or none (its link-local address, the
+   * kernel's, stays). No duplicate address detection: the /64 is the network's alone, and
+   * dnsmasq must find the address usable at once.
+   */
+  private async gatewayAddress6(bridge: string, cidr: string | null): Promise<void> {
+    const shown = JSON.parse((await this.host.run("ip", ["-j", "-6", "addr", "show", "dev", bridge, "scope", "global"])) || "[]") as Array<{ addr_info?: Array<{ local: string; prefixlen: number }> }>;
+    const have = shown.flatMap((l) => l.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`);
+    if (cidr ? have.length === 1 && have[0] === cidr : have.length === 0) return;
+    if (have.length) await this.host.run("ip", ["-6", "addr", "flush", "dev", bridge, "scope", "global"]);
+    if (cidr) await this.host.run("ip", ["-6", "addr", "add", cidr, "dev", bridge, "nodad"]);
   }
 
   /** After the agent's restart: every kept network applied again (what still runs is kept). */
@@ -336,8 +478,19 @@ export class Networks {
   }
 
   stateOf(spec: ManagedNetwork): NetworkState {
+    if (spec.kind === "bridged") return { id: spec.id, kind: "bridged", subnet: null, bridge: spec.bridge, gateway: null, dhcp: null, domain: null, ipv6: null, dnsmasq: false };
     const plan = planIpv4(spec.subnet, spec.dhcp);
-    return { id: spec.id, kind: spec.kind, subnet: plan.subnet, bridge: bridgeName(spec.id), gateway: plan.gateway, dhcp: plan.dhcp, domain: spec.domain, dnsmasq: this.dnsmasqPid(spec.id) !== null };
+    return {
+      id: spec.id,
+      kind: spec.kind,
+      subnet: plan.subnet,
+      bridge: bridgeName(spec.id),
+      gateway: plan.gateway,
+      dhcp: plan.dhcp,
+      domain: spec.domain,
+      ipv6: spec.ipv6 ? planIpv6(spec.id).prefix : null,
+      dnsmasq: this.dnsmasqPid(spec.id) !== null,
+    };
   }
 
   /** The leases dnsmasq keeps for the network's guests. */
@@ -362,12 +515,12 @@ export class Networks {
    * Refuses a subnet that overlaps another network's or a route of the host (a LAN, a VPN,
    * a container bridge), naming it: guests there would hide it, or be hidden.
    */
-  private async assertClear(spec: ManagedNetwork, bridge: string): Promise<void> {
+  private async assertClear(spec: RoutedNetwork, bridge: string): Promise<void> {
     const others = this.ids()
       .filter((id) => id !== spec.id)
       .flatMap((id) => {
         const other = this.spec(id);
-        return other ? [{ name: id, subnet: other.subnet }] : [];
+        return other && other.kind !== "bridged" ? [{ name: id, subnet: other.subnet }] : [];
       });
     const routes = (JSON.parse((await this.host.run("ip", ["-j", "-4", "route"])) || "[]") as HostRoute[]).filter((r) => r.dev !== bridge);
     const clash = clashOf(planIpv4(spec.subnet, null).subnet, others, routes);
@@ -379,7 +532,7 @@ export class Networks {
    * host's forward range, overlapping each other or another network's, or on a port the
    * host already listens on (one this network forwarded before is its own).
    */
-  private async assertForwardsFree(spec: ManagedNetwork, previous: ManagedNetwork | null): Promise<void> {
+  private async assertForwardsFree(spec: RoutedNetwork, previous: ManagedNetwork | null): Promise<void> {
     const forwards = spec.forwards ?? [];
     if (forwards.length === 0) return;
     if (spec.kind !== "nat") throw new GuesthouseError("invalid-input", "Ports are forwarded to NAT networks only: an isolated network's guests are not reached from outside.");
@@ -394,10 +547,11 @@ export class Networks {
     const twice = overlappingForward(forwards);
     if (twice) throw new GuesthouseError("invalid-input", `Host port ${twice.protocol} ${twice.hostPort} is forwarded twice on this network.`);
     for (const id of this.ids().filter((i) => i !== spec.id)) {
-      const clash = overlappingForward([...forwards, ...(this.spec(id)?.forwards ?? [])]);
+      const other = this.spec(id);
+      const clash = overlappingForward([...forwards, ...(other && other.kind !== "bridged" ? (other.forwards ?? []) : [])]);
       if (clash) throw new GuesthouseError("conflict", `Host port ${clash.protocol} ${clash.hostPort} is already forwarded to another network on this host. Choose another.`);
     }
-    const mine = previous?.forwards ?? [];
+    const mine = previous && previous.kind !== "bridged" ? (previous.forwards ?? []) : [];
     const listening = await this.listeningPorts();
     for (const f of forwards) {
       const { first, last } = hostPortsOf(f);
@@ -427,7 +581,7 @@ export class Networks {
   async counters(id: string): Promise<NetworkCounters> {
     if (!this.spec(id)) throw new GuesthouseError("not-found", "There is no such network on this host.");
     const result: NetworkCounters = { rules: {}, defaultIn: 0, defaultOut: 0, spoofed: 0 };
-    for (const family of ["inet", "bridge"]) {
+    for (const family of this.spec(id)!.kind === "bridged" ? ["bridge"] : ["inet", "bridge"]) {
       const listed = JSON.parse(await this.host.run("nft", ["-j", "list", "table", family, tableName(id)])) as { nftables: Array<{ rule?: { comment?: string; expr: Array<{ counter?: { packets: number; bytes: number } }> } }> };
       for (const { rule } of listed.nftables) {
         const counter = rule?.expr.find((e) => e.counter)?.counter;
@@ -451,6 +605,7 @@ export class Networks {
   async testForward(id: string, protocol: "tcp" | "udp", hostPort: number): Promise<{ answered: boolean; message: string }> {
     const spec = this.spec(id);
     if (!spec) throw new GuesthouseError("not-found", "There is no such network on this host.");
+    if (spec.kind === "bridged") throw new GuesthouseError("not-found", "A bridged network forwards no ports: its guests are on the host's LAN.");
     const forward = (spec.forwards ?? []).find((f) => f.protocol === protocol && hostPortsOf(f).first <= hostPort && hostPort <= hostPortsOf(f).last);
     if (!forward) throw new GuesthouseError("not-found", `The network forwards no ${protocol} port ${hostPort}.`);
     if (protocol === "udp") throw new GuesthouseError("invalid-input", "A UDP forward cannot be tested by connecting: UDP has no answer to wait for. Test it from a client of the service.");
@@ -489,13 +644,14 @@ export class Networks {
   }
 
   /** Starts dnsmasq with the network's configuration, or keeps it when that is unchanged. */
-  private async dnsmasq(spec: ManagedNetwork, plan: Ipv4Plan, bridge: string, ports: Port[]): Promise<number> {
+  private async dnsmasq(spec: RoutedNetwork, plan: Ipv4Plan, bridge: string, ports: Port[]): Promise<number> {
     const folder = this.folder(spec.id);
     const conf = path.join(folder, "dnsmasq.conf");
     const hostsChanged = this.writeHosts(spec, ports);
     const text = dnsmasqConfig({
       bridge,
       ipv4: plan,
+      ipv6: spec.ipv6 ? planIpv6(spec.id) : null,
       domain: spec.domain,
       router: spec.kind === "nat",
       leaseFile: path.join(folder, "leases"),

@@ -13,19 +13,43 @@
  * frame a tap brings in, including those to other guests on the same bridge, which never
  * reach the inet table. Spoofed frames are counted and dropped; DHCP (from 0.0.0.0) and
  * IPv6 (link-local and SLAAC addresses the agent does not assign) pass the address check.
+ * No guest sends router advertisements (only dnsmasq, from the host, does): a guest's are
+ * dropped and counted as spoofed.
+ *
+ *   IPv6 (an option of both, network-plan.ts planIpv6): the bridge has the /64's ::1, a
+ *   guest's IPv6 source must be in the /64 (or link-local) when it reaches the host, and a
+ *   NAT network masquerades the /64 as it does its IPv4 subnet. A NAT network without IPv6
+ *   forwards none. Firewall rules naming a card or addresses are IPv4 (network-rules.ts).
+ *
+ *   bridged:  the host's own bridge (an admin's br0) carries the guests to the LAN; the
+ *             agent adds only the bridge-family table, with each port's MAC check (the
+ *             guests' addresses are the LAN's, unknown here) and nothing else.
  */
 import { createHash } from "node:crypto";
-import type { Ipv4Plan } from "../../domain/network-plan";
+import type { Ipv4Plan, Ipv6Plan } from "../../domain/network-plan";
 import { DEFAULT_FIREWALL, type NetworkFirewall, type NetworkForward } from "../../domain/network-rules";
 import { bridgeDenyRules, forwardChainRules, forwardNatRules, hostOutputRules } from "./firewall";
 import type { Port } from "./ports";
 
-export interface NetworkRules {
+export type NetworkRules = RoutedRules | BridgedRules;
+
+/** A bridged network's rules: its ports' MAC checks in the bridge-family table, nothing more. */
+export interface BridgedRules {
+  id: string;
+  kind: "bridged";
+  /** The host's bridge the taps join. */
+  bridge: string;
+  ports: readonly Port[];
+}
+
+export interface RoutedRules {
   /** The network's id: names its table. */
   id: string;
   kind: "nat" | "isolated";
   bridge: string;
   ipv4: Ipv4Plan;
+  /** The IPv6 /64, when the network has IPv6. */
+  ipv6?: Ipv6Plan | null;
   /** The guests' taps on the bridge. */
   ports: readonly Port[];
   /** Rules and defaults (NAT networks; isolated ones pass nothing across the host). */
@@ -47,12 +71,21 @@ export const tableName = (id: string) => `guesthouse_${id}`;
 
 export function rulesetOf(n: NetworkRules): string {
   const table = `inet ${tableName(n.id)}`;
+  // A bridged network has no inet table (removed, should one be there) and checks MACs only.
+  if (n.kind === "bridged") return [`add table ${table}`, `delete table ${table}`, ...portTable(n, DEFAULT_FIREWALL), ""].join("\n");
   const br = JSON.stringify(n.bridge);
   const subnet = n.ipv4.subnet;
+  const v6 = n.ipv6 ?? null;
   const firewall = n.firewall ?? DEFAULT_FIREWALL;
   const forward =
     n.kind === "nat"
-      ? [`iifname ${br} ip saddr != ${subnet} counter drop comment "spoofed source"`, ...forwardChainRules(n.bridge, firewall, n.ports)]
+      ? [
+          `iifname ${br} ip saddr != ${subnet} counter drop comment "spoofed source"`,
+          ...(v6
+            ? [`iifname ${br} ip6 saddr != ${v6.prefix} counter drop comment "spoofed source"`]
+            : [`iifname ${br} meta nfproto ipv6 counter drop comment "no IPv6"`, `oifname ${br} meta nfproto ipv6 counter drop comment "no IPv6"`]),
+          ...forwardChainRules(n.bridge, firewall, n.ports),
+        ]
       : [`iifname ${br} oifname ${br} accept`, `iifname ${br} counter drop comment "isolated"`, `oifname ${br} counter drop comment "isolated"`];
   const nat = n.kind === "nat" ? forwardNatRules(n.ipv4, n.bridge, n.forwards ?? [], n.ports, n.forwardAddress ?? "127.0.0.1") : { dnat: [], output: [], hairpin: [] };
   return [
@@ -70,6 +103,8 @@ export function rulesetOf(n: NetworkRules): string {
     "  chain input {",
     "    type filter hook input priority filter; policy accept;",
     `    iifname ${br} ip saddr != ${subnet} ip saddr != 0.0.0.0 counter drop comment "spoofed source"`,
+    // Link-local (neighbour discovery, router solicitations) and :: (duplicate address detection) are every guest's.
+    ...(v6 ? [`    iifname ${br} ip6 saddr != ${v6.prefix} ip6 saddr != fe80::/10 ip6 saddr != :: counter drop comment "spoofed source"`] : []),
     "  }",
     ...(n.kind === "nat"
       ? [
@@ -77,6 +112,7 @@ export function rulesetOf(n: NetworkRules): string {
           "    type nat hook postrouting priority srcnat; policy accept;",
           ...nat.hairpin.map((r) => `    ${r}`),
           `    ip saddr ${subnet} ip daddr != ${subnet} counter masquerade`,
+          ...(v6 ? [`    ip6 saddr ${v6.prefix} ip6 daddr != ${v6.prefix} counter masquerade`] : []),
           "  }",
           "  chain prerouting {",
           "    type nat hook prerouting priority dstnat; policy accept;",
@@ -94,7 +130,10 @@ export function rulesetOf(n: NetworkRules): string {
   ].join("\n");
 }
 
-/** The bridge-family table: each port sends with its own MAC and address only; deny rules between ports. */
+/**
+ * The bridge-family table: each port sends with its own MAC and address only, and (the
+ * agent's own bridges) no router advertisements; deny rules between ports.
+ */
 function portTable(n: NetworkRules, firewall: NetworkFirewall): string[] {
   const table = `bridge ${tableName(n.id)}`;
   const rules = n.ports.flatMap((p) => {
@@ -102,6 +141,8 @@ function portTable(n: NetworkRules, firewall: NetworkFirewall): string[] {
     return [
       `iifname ${tap} ether saddr != ${p.mac} counter drop comment "spoofed MAC"`,
       `iifname ${tap} arp saddr ether != ${p.mac} counter drop comment "spoofed ARP"`,
+      // On a LAN (bridged) a guest may be its router; on the agent's networks the host is.
+      ...(n.kind !== "bridged" ? [`iifname ${tap} icmpv6 type nd-router-advert counter drop comment "spoofed router advertisement"`] : []),
       ...(p.ip
         ? [
             // Two comparisons, not an anonymous set: a set per port is a kernel object per port, and nft -f slows with them.

@@ -49,8 +49,11 @@ export function nicsByGuest(network: string, ports: readonly Port[], book: Addre
   return guests;
 }
 
-/** What the watch needs of the Networks manager: its networks, their ports, and its hooks. */
-export type WatchedNetworks = Pick<Networks, "list" | "ports" | "events">;
+/**
+ * What the watch needs of the Networks manager: its networks, their ports, its hooks, and
+ * where each network's taps are (`bridgeOf`; a stand-in without it has the agent's own bridges only).
+ */
+export type WatchedNetworks = Pick<Networks, "list" | "ports" | "events"> & Partial<Pick<Networks, "bridgeOf">>;
 
 interface Followed {
   watcher: fs.FSWatcher | null;
@@ -126,7 +129,8 @@ export class AddressWatch extends EventEmitter<{ addresses: [GuestAddresses] }> 
   private follow(id: string): void {
     if (this.followed.has(id)) return this.readLeases(id);
     const folder = path.join(this.dir, id);
-    const f: Followed = { watcher: null, leaseFile: path.join(folder, "leases"), bridge: bridgeName(id), leases: [], neighbours: [], bookKey: "", due: null, part: new Map() };
+    // A bridged network's neighbours are on the host's bridge (a LAN has no lease file here: none is read).
+    const f: Followed = { watcher: null, leaseFile: path.join(folder, "leases"), bridge: this.networks.bridgeOf?.(id) ?? bridgeName(id), leases: [], neighbours: [], bookKey: "", due: null, part: new Map() };
     this.followed.set(id, f);
     try {
       // dnsmasq writes the lease file at each acknowledgement; its folder is watched, so a

@@ -5,7 +5,7 @@ import { HardwareEditor } from "@/components/hardware-editor";
 import type { EditHardwareInput } from "@/server/domain/validation";
 import { agentFor, definitionOf, loadGuestOr404 } from "@/server/web/guests";
 import { isosFor } from "@/server/web/isos";
-import { teamNetworkNames } from "@/server/web/networks";
+import { teamNetworks } from "@/server/web/networks";
 import { requireUser } from "@/server/web/session";
 
 export const dynamic = "force-dynamic";
@@ -14,13 +14,13 @@ export default async function EditHardwarePage({ params }: { params: Promise<{ i
   const user = await requireUser();
   const { id } = await params;
   const guest = await loadGuestOr404(user, id);
-  const [info, isos, networks] = await Promise.all([agentFor(guest.host).host().catch(() => null), isosFor(user, guest.host, guest.teamId), teamNetworkNames(guest.teamId, guest.host.id)]);
+  const [info, isos, networks] = await Promise.all([agentFor(guest.host).host().catch(() => null), isosFor(user, guest.host, guest.teamId), teamNetworks(guest.teamId, guest.host.id)]);
   // The definition, plus what only editing needs: which disk is which, and the MACs.
   const { guesthouse: _version, name: _name, disks, nics, ...hardware } = definitionOf(guest);
   const initial: EditHardwareInput = {
     ...hardware,
     disks: guest.disks.map((d, i) => ({ id: d.id, bus: disks[i]!.bus, cache: disks[i]!.cache, readOnly: disks[i]!.readOnly })),
-    nics: guest.nics.map((n, i) => ({ mac: n.mac, model: nics[i]!.model, network: nics[i]!.network ?? "user", isolated: nics[i]!.isolated, forwards: nics[i]!.forwards })),
+    nics: guest.nics.map((n, i) => ({ mac: n.mac, model: nics[i]!.model, network: nics[i]!.network ?? "user", ...(nics[i]!.vlan !== undefined ? { vlan: nics[i]!.vlan } : {}), isolated: nics[i]!.isolated, forwards: nics[i]!.forwards })),
     keyboardLayout: keyboardLayoutOf(guest.keyboardLayout),
   };
   return (

@@ -228,7 +228,8 @@ export const guestSpecSchema = z
     ),
     cdroms,
     nics: listOf(
-      z.union([
+      // By mode, so a refusal names the field of the card's own kind (its VLAN, say).
+      z.discriminatedUnion("mode", [
         z.strictObject({ mac, model: z.enum(NIC_MODELS), mode: z.literal("user"), isolated, forwards }),
         // On a managed network: its ports and rules are the network's; QEMU forwards nothing.
         z.strictObject({

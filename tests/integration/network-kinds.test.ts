@@ -7,7 +7,8 @@
  *     a guest's port joins it and gets the LAN's lease; the agent makes no bridge, address,
  *     dnsmasq or NAT, checks only the port's MAC, and leaves br0 when the network goes. A
  *     bridge that is not there (or is no bridge), a VLAN on a bridge that does not filter
- *     VLANs or on a NAT network, and a change of kind are refused with nothing changed.
+ *     VLANs or on a NAT network, and a change of kind are refused with nothing changed. The
+ *     launcher (open-taps.py) makes a VLAN card's tap that VLAN's untagged port.
  *   - IPv6: a NAT network's bridge has its /64's ::1, dnsmasq advertises the prefix, a guest
  *     takes a SLAAC address in it, reaches the gateway and (masqueraded) a world with no
  *     route back; a spoofed IPv6 source and a guest's router advertisement are dropped and
@@ -125,6 +126,21 @@ describe("bridged networks and IPv6, the agent's manager in a network namespace"
     await networks.remove("nat9");
   });
 
+  test("the launcher makes a card's tap its VLAN's untagged port and takes the bridge's default VLAN away (the bridge command stood in for: this kernel's bridges filter no VLANs)", () => {
+    const bin = path.join(dir, "fake-bin");
+    const log = path.join(dir, "bridge.log");
+    fs.mkdirSync(bin, { recursive: true });
+    // What a VLAN-filtering bridge lists for a port just joined and given VLAN 10: its default VLAN 1, and 10.
+    fs.writeFileSync(path.join(bin, "bridge"), `#!/bin/sh\necho "$*" >> ${log}\ncase "$*" in "-j vlan show dev "*) echo '[{"ifname":"'"$5"'","vlans":[{"vlan":1,"flags":["PVID","Egress Untagged"]},{"vlan":10,"flags":["PVID","Egress Untagged"]}]}]' ;; esac\n`, { mode: 0o755 });
+    const launch = (taps: object[]) =>
+      execFileSync("ip", ["netns", "exec", inside, "env", `PATH=${bin}:${process.env.PATH}`, "python3", path.resolve("server/agent/open-taps.py"), JSON.stringify({ uid: null, gid: null, taps }), "sh", "-c", "ip -o link show master br0"], { encoding: "utf8" });
+    const shown = launch([{ tap: "ghtvlan00000001", bridge: "br0", vlan: 10, fd: 3 }, { tap: "ghtvlan00000002", bridge: "br0", fd: 4 }]);
+    assert.match(shown, /ghtvlan00000001: <[^>]*\bUP\b[^>]*>.* master br0 /, "the tap is on br0 and up while QEMU (here sh) holds it");
+    assert.match(shown, /ghtvlan00000002: .*master br0/);
+    assert.deepEqual(fs.readFileSync(log, "utf8").trim().split("\n"), ["vlan add dev ghtvlan00000001 vid 10 pvid untagged", "-j vlan show dev ghtvlan00000001", "vlan del dev ghtvlan00000001 vid 1"], "a tap without a VLAN is left as the bridge makes it");
+    assert.doesNotMatch(ns.run(inside, "ip", "-o", "link", "show"), /ghtvlan/, "the taps went with the last descriptor");
+  });
+
   test("removed (its guest gone): its table goes, br0 stays with its address and its other ports", async () => {
     const networks = new Networks(dir, host);
     await assert.rejects(networks.remove("lan1"), isCode("conflict", /lan-guest/));
@@ -232,7 +248,7 @@ describe("bridged networks and IPv6, the agent's manager in a network namespace"
     for (const id of ["six1", "six2"]) await networks.remove(id);
     assert.deepEqual(tables(), []);
     assert.equal(ns.ok(inside, "ip", "link", "show", bridgeName("six1")), false);
-    assert.deepEqual(fs.readdirSync(dir).filter((f) => !f.endsWith(".leases") && !f.startsWith(".")), []);
+    assert.deepEqual(fs.readdirSync(dir).filter((f) => /^[a-z0-9]+$/.test(f)), [], "no network's folder is left");
     ns.cleanup();
     assert.deepEqual(namespacesNamed(ns.prefix), []);
   });

@@ -5,11 +5,17 @@
  * a viewer) with nothing left behind; invisible to another team; a guest's card put on
  * one becomes a tap on its bridge when the guest starts; removal refused while cards are
  * on it, and then leaving nothing on the host.
+ * On a bridged network, a member is refused; an admin makes one on the namespace's br0 for
+ * the team (the row carries the kind, bridge and VLANs), one on a bridge the host lacks is
+ * refused with its row gone; the team's members put cards on it with a VLAN it grants (and
+ * are refused others), cannot remove it or give it rules; removed, br0 stays. IPv6: a
+ * member's NAT network with IPv6 carries its /64 in the row, the page's view and on the host.
  */
 import assert from "node:assert/strict";
 import { after, before } from "node:test";
 import type { SessionUser } from "../../server/auth/sessions";
 import { bridgeName } from "../../server/agent/networks/nft";
+import { planIpv6 } from "../../server/domain/network-plan";
 import { startTestAgent, waitFor, type TestAgent } from "../helpers/agent";
 import { createTestDb, sessionUser, useAsProcessDatabase, type TestDb } from "../helpers/db";
 import { Namespaces } from "../helpers/netns";
@@ -26,10 +32,12 @@ story("a team's managed networks through the web, the agent in a network namespa
   let member: SessionUser;
   let viewer: SessionUser;
   let stranger: SessionUser;
+  let admin: SessionUser;
   let web: typeof import("../../server/web/networks");
   let ops: typeof import("../../server/web/guest-ops");
   let power: typeof import("../../server/web/power");
   let lab = "";
+  let six = "";
   let guestId = "";
 
   before(async () => {
@@ -50,6 +58,10 @@ story("a team's managed networks through the web, the agent in a network namespa
     member = await user("maria", a.id, "member");
     viewer = await user("victor", a.id, "viewer");
     stranger = await user("sam", b.id, "member");
+    // An admin working in alpha (a member of it, as the team switcher leaves them).
+    admin = await db.user
+      .create({ data: { username: "ada", passwordHash: "x", role: "admin", teamId: a.id, memberships: { create: { teamId: a.id, role: "owner" } } } })
+      .then((u) => sessionUser(db, u.id));
   });
   after(async () => {
     if (guestId) await agent?.client.forceOff(guestId).catch(() => {});
@@ -77,7 +89,7 @@ story("a team's managed networks through the web, the agent in a network namespa
       [{ name: "x", kind: "nat", subnet: "10.94.0.0/24", dhcp: "none", domain: "x.internal" }, /NAT network hands out addresses/],
       [{ name: "user", kind: "nat", subnet: "10.94.0.0/24", dhcp: "auto", domain: "x.internal" }, /user-mode network every team has/],
       [{ name: "Not Ok", kind: "nat", subnet: "10.94.0.0/24", dhcp: "auto", domain: "x.internal" }, /network's name/],
-      [{ name: "x", kind: "bridged", subnet: "10.94.0.0/24", dhcp: "auto", domain: "x.internal" }, /kind/],
+      [{ name: "x", kind: "routed", subnet: "10.94.0.0/24", dhcp: "auto", domain: "x.internal" }, /kind is "nat", "isolated" or "bridged"/],
       [{ name: "x", kind: "nat", subnet: "10.94.0.0/24", dhcp: "auto", domain: "not a domain" }, /DNS domain/],
     ];
     for (const [input, message] of bad) await assert.rejects(web.createNetwork(member, input), refused("invalid-input", message), JSON.stringify(input));
@@ -182,5 +194,56 @@ story("a team's managed networks through the web, the agent in a network namespa
     assert.equal(ns.ok(inside, "ip", "link", "show", bridgeName(lab)), false);
     assert.equal(await database.db.event.count({ where: { kind: "network-delete", ok: true } }), 1);
     await assert.rejects(web.deleteNetwork(member, (await web.listNetworks(member)).find((n) => n.kind === "user")!.id), refused("conflict", /built in/));
+  });
+  step("IPv6: a member's NAT network with IPv6 carries its /64 in the row, the view and on the host", async () => {
+    ({ id: six } = await web.createNetwork(member, { name: "six", kind: "nat", subnet: "10.98.0.0/24", dhcp: "auto", domain: "six.internal", ipv6: true }));
+    const prefix = planIpv6(six).prefix;
+    assert.equal((await database.db.network.findUniqueOrThrow({ where: { id: six } })).ipv6, true);
+    assert.equal((await web.loadNetwork(member, six)).ipv6, prefix);
+    assert.equal((await agent.client.networks()).find((n) => n.id === six)?.ipv6, prefix);
+    assert.match(ns.run(inside, "ip", "-6", "addr", "show", "dev", bridgeName(six), "scope", "global"), new RegExp(`inet6 ${prefix.replace("::/64", "::1")}/64`));
+  });
+
+  step("bridged: a member is refused; an admin makes one on the host's br0 for the team, and one on a bridge the host lacks is refused, its row gone", async () => {
+    ns.run(inside, "ip", "link", "add", "br0", "type", "bridge");
+    ns.run(inside, "ip", "link", "set", "br0", "up");
+    const lanInput = { name: "lan", kind: "bridged", bridge: "br0", vlans: "20-29, 10" };
+    await assert.rejects(web.createNetwork(member, lanInput), refused("forbidden", /Only an admin makes a bridged network/));
+    await assert.rejects(web.createNetwork(admin, { ...lanInput, bridge: "br9" }), refused("invalid-input", /This host has no interface br9/));
+    await assert.rejects(web.createNetwork(admin, { ...lanInput, vlans: "10, 4095" }), refused("invalid-input", /1 to 4094/));
+    assert.equal(await database.db.network.count({ where: { mode: "bridged" } }), 0, "nothing is left of the refused ones");
+    const { id } = await web.createNetwork(admin, lanInput);
+    const row = await database.db.network.findUniqueOrThrow({ where: { id } });
+    assert.deepEqual([row.mode, row.bridge, row.vlans, row.subnet, row.domain, row.teamId], ["bridged", "br0", "10,20-29", null, null, member.teamId]);
+    const view = await web.loadNetwork(member, id);
+    assert.deepEqual([view.kind, view.bridge, view.vlans, view.mayChange, view.mayDelete], ["bridged", "br0", "10,20-29", false, false], "its team sees it and changes nothing of it");
+    assert.equal((await web.loadNetwork(admin, id)).mayDelete, true);
+    assert.deepEqual((await agent.client.networks()).find((n) => n.id === id), { id, kind: "bridged", subnet: null, bridge: "br0", gateway: null, dhcp: null, domain: null, ipv6: null, dnsmasq: false });
+  });
+
+  step("bridged: the team's members put cards on it with a VLAN it grants, not another; they neither remove it nor give it rules; removed (and six), br0 stays", async () => {
+    const lan = (await web.listNetworks(member)).find((n) => n.name === "lan")!;
+    const card = (vlan?: number, network = "lan") => ({ model: "virtio" as const, network, ...(vlan !== undefined ? { vlan } : {}), isolated: false, forwards: [] });
+    await assert.rejects(ops.createGuest(member, testDefinition("tagged", [], { nics: [card(15)] })), refused("invalid-input", /VLAN 15, which lan does not let its cards use \(only 10,20-29\)/));
+    await assert.rejects(ops.createGuest(member, testDefinition("tagged", [], { nics: [card(10, "six")] })), refused("invalid-input", /six is a NAT network: VLAN tags are for cards on bridged networks/));
+    const { id: tagged } = await ops.createGuest(member, testDefinition("tagged", [], { nics: [card(21)] }));
+    assert.deepEqual(await database.db.nic.findMany({ where: { guestId: tagged }, select: { vlan: true, networkId: true } }), [{ vlan: 21, networkId: lan.id }]);
+    const { definitionOf, loadGuest, specOf } = await import("../../server/web/guests");
+    const row = await loadGuest(member, tagged, "change");
+    assert.deepEqual(specOf(row).nics[0], { mac: row.nics[0]!.mac, model: "virtio", mode: "managed", network: lan.id, vlan: 21, isolated: false, forwards: [] }, "the agent is told the card's VLAN");
+    const { guesthouse: _v, name: _n, disks: _d, nics, ...hardware } = definitionOf(row);
+    assert.equal(nics[0]!.vlan, 21, "an export keeps it");
+    await assert.rejects(ops.editHardware(member, tagged, { ...hardware, disks: [], nics: [{ ...card(30), mac: row.nics[0]!.mac }] }), refused("invalid-input", /VLAN 30/));
+    assert.deepEqual((await web.loadNetwork(member, lan.id)).nics.map((n) => [n.guest, n.vlan]), [["tagged", 21]]);
+    await assert.rejects(web.deleteNetwork(member, lan.id), refused("forbidden", /Only an admin removes a bridged network/));
+    const view = await web.loadNetwork(admin, lan.id);
+    await assert.rejects(web.updateNetworkRules(admin, lan.id, { forwards: [], firewall: view.firewall }, view.updatedAt), refused("conflict", /no rules or forwards here/));
+    await assert.rejects(web.deleteNetwork(admin, lan.id), refused("conflict", /tagged/));
+    await ops.deleteGuest(member, tagged, false);
+    await web.deleteNetwork(admin, lan.id);
+    assert.equal(await database.db.network.count({ where: { mode: "bridged" } }), 0);
+    assert.equal(ns.ok(inside, "ip", "link", "show", "br0"), true, "the host's bridge stays");
+    await web.deleteNetwork(member, six);
+    assert.deepEqual(await agent.client.networks(), [], "nothing is left on the host");
   });
 });

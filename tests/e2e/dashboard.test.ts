@@ -115,7 +115,7 @@ story("dashboard in Chromium", (step) => {
     const commandLine = await page.getByTestId("command-line").innerText();
     assert.match(commandLine, /^qemu-system-x86_64 /);
     assert.match(commandLine, /demo\.iso/);
-    assert.match(commandLine, /virtio-net-pci,netdev=net0,mac=52:54:00:/);
+    assert.match(commandLine, /virtio-net-pci,netdev=net0,id=nic0,mac=52:54:00:/);
 
     const disks = fs.readdirSync(path.join(stack.agent.dataDir, "disks"));
     assert.equal(disks.length, 1);

@@ -328,7 +328,14 @@ export class Networks {
           const reservations = spec.reservations ?? [];
           const ips = new Set([plan.gateway, ...reservations.map((r) => r.ip), ...kept.flatMap((p) => (p.ip ? [p.ip] : []))]);
           const names = new Set([...reservations.map((r) => r.name), ...kept.map((p) => p.name)]);
-          const lastLease = new Map(this.leasesOf(id).map((l) => [l.mac, l.ip]));
+          const leases = this.leasesOf(id);
+          const lastLease = new Map(leases.map((l) => [l.mac, l.ip]));
+          // An address dnsmasq still leases to another card (a stopped guest's, until it expires)
+          // is not given out again: dnsmasq would refuse it and hand out another, which the
+          // port's rules would drop.
+          const plugging = new Set((byNetwork.get(id) ?? []).map((nic) => nic.mac.toLowerCase()));
+          const now = Date.now() / 1000;
+          for (const lease of leases) if (!plugging.has(lease.mac) && (lease.expires === 0 || lease.expires > now)) ips.add(lease.ip);
           const ports = [...kept];
           for (const [n, nic] of (byNetwork.get(id) ?? []).entries()) {
             const mac = nic.mac.toLowerCase();

@@ -120,7 +120,9 @@ story("managed networks in Chromium", (step) => {
     const rule = page.getByTestId("rule-0");
     await rule.getByLabel("Ports").fill("80");
     await page.getByRole("button", { name: "Apply forwards and firewall" }).click();
-    await waitFor("the rule applied", async () => (await stack.database.db.network.findUniqueOrThrow({ where: { id: networkId } })).firewall.includes('"ports":{"from":80,"to":80}'), 10_000);
+    // Saved, then applied on the host: wait for the host's rules to have it.
+    await waitFor("the rule on the host", async () => Object.keys((await stack.agent.client.networkCounters(networkId)).rules).length === 1, 10_000);
+    assert.match((await stack.database.db.network.findUniqueOrThrow({ where: { id: networkId } })).firewall, /"ports":\{"from":80,"to":80\}/);
     assert.equal(ns.fetchText(inside, "http://10.88.0.1:20080/", 3_000), null, "blocked");
     await page.reload();
     const hits = Number(await page.locator('[data-testid^="rule-hits-"]').first().innerText());

@@ -67,16 +67,18 @@ export function forwardChainRules(bridge: string, fw: NetworkFirewall, ports: re
 /**
  * Deny rules towards the guests, for what the host itself sends them (its own connections,
  * and those it forwards from its own addresses): the output chain, which the forward chain
- * never sees. Only denials: by default the host reaches its guests, as with libvirt's NAT.
+ * never sees. Matched by the destination (the subnet, or the card's address), not by the
+ * outgoing interface: a connection to the host's own address that a forward rewrites is
+ * still on its way out of `lo` when this chain sees it. Only denials: by default the host
+ * reaches its guests, as with libvirt's NAT.
  */
-export function hostOutputRules(bridge: string, fw: NetworkFirewall, ports: readonly Port[]): string[] {
-  const br = JSON.stringify(bridge);
+export function hostOutputRules(subnet: string, fw: NetworkFirewall, ports: readonly Port[]): string[] {
   const lines: string[] = [];
   for (const rule of fw.rules) {
     if (rule.action !== "deny" || rule.direction !== "in") continue;
     const port = rule.mac ? portOf(ports, rule.mac) : null;
     if (rule.mac && !port?.ip) continue;
-    lines.push(`oifname ${br}${port?.ip ? ` ip daddr ${port.ip}` : ""}${rule.cidr ? ` ip saddr ${rule.cidr}` : ""}${l4(rule)} counter drop comment "${ruleTag(rule.id)}"`);
+    lines.push(`ip daddr ${port?.ip ?? subnet}${rule.cidr ? ` ip saddr ${rule.cidr}` : ""}${l4(rule)} counter drop comment "${ruleTag(rule.id)}"`);
   }
   return lines;
 }

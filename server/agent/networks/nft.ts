@@ -98,7 +98,7 @@ export function rulesetOf(n: NetworkRules): string {
     "  }",
     "  chain from_host {",
     "    type filter hook output priority filter; policy accept;",
-    ...(n.kind === "nat" ? hostOutputRules(n.bridge, firewall, n.ports) : []).map((r) => `    ${r}`),
+    ...(n.kind === "nat" ? hostOutputRules(subnet, firewall, n.ports) : []).map((r) => `    ${r}`),
     "  }",
     "  chain input {",
     "    type filter hook input priority filter; policy accept;",

@@ -6,10 +6,10 @@
 import { z } from "zod";
 import { networkFirewall, networkForward } from "../../domain/network-rules";
 import { networkInput } from "../../domain/validation";
-import { networkRulesInput } from "../networks";
+import { networkRulesInput, type NetworkView } from "../networks";
 import { apiSchemas } from "./schemas";
 
-export const newNetwork = networkInput.register(apiSchemas, { id: "NewNetwork", description: "dhcp: \"auto\" (the upper half of the subnet), \"none\" (isolated only) or { start, end }" });
+export const newNetwork = networkInput.register(apiSchemas, { id: "NewNetwork", description: "NAT and isolated: dhcp \"auto\" (the upper half of the subnet), \"none\" (isolated only) or { start, end }; bridged (admins): the host's bridge and the VLANs its cards may use" });
 
 export const forward = networkForward.register(apiSchemas, { id: "NetworkForward" });
 export const firewall = networkFirewall.register(apiSchemas, { id: "NetworkFirewall" });
@@ -19,7 +19,7 @@ export const networkView = z
   .object({
     id: z.string(),
     name: z.string(),
-    kind: z.enum(["user", "nat", "isolated"]),
+    kind: z.enum(["user", "nat", "isolated", "bridged"]),
     teamId: z.string(),
     team: z.string(),
     owner: z.string(),
@@ -28,7 +28,10 @@ export const networkView = z
     gateway: z.string().nullable(),
     dhcp: z.object({ start: z.string(), end: z.string() }).nullable(),
     domain: z.string().nullable(),
-    nics: z.array(z.object({ guestId: z.string(), guest: z.string(), mac: z.string(), position: z.number().int() })),
+    ipv6: z.string().nullable().describe("the IPv6 prefix of a NAT or isolated network with IPv6"),
+    bridge: z.string().nullable().describe("bridged networks: the host's bridge"),
+    vlans: z.string().describe("bridged networks: the VLANs its cards may use (\"\": none)"),
+    nics: z.array(z.object({ guestId: z.string(), guest: z.string(), mac: z.string(), position: z.number().int(), vlan: z.number().int().nullable() })),
     forwards: z.array(forward),
     firewall,
     mayChange: z.boolean(),
@@ -36,6 +39,12 @@ export const networkView = z
     updatedAt: z.string(),
   })
   .register(apiSchemas, { id: "Network" });
+// The answer's schema and the view it serializes are one shape: a field added to one and not
+// the other does not compile (the API test would find it too, later).
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const sameShape: Same<z.infer<typeof networkView>, NetworkView> = true;
+void sameShape;
+
 export const networkList = z.object({ items: z.array(networkView) }).register(apiSchemas, { id: "NetworkList" });
 
 export const addressTable = z

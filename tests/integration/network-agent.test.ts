@@ -39,7 +39,7 @@ describe("managed networks through the agent's API, the agent in a network names
 
   test("a NAT network is made and listed; a guest on its bridge gets a lease the API lists", async () => {
     const state = await agent.client.applyNetwork("lab", { kind: "nat", subnet: "10.81.0.0/24", dhcp: "auto", domain: "lab.internal" });
-    assert.deepEqual(state, { id: "lab", kind: "nat", subnet: "10.81.0.0/24", bridge: bridgeName("lab"), gateway: "10.81.0.1", dhcp: { start: "10.81.0.128", end: "10.81.0.254" }, domain: "lab.internal", dnsmasq: true });
+    assert.deepEqual(state, { id: "lab", kind: "nat", subnet: "10.81.0.0/24", bridge: bridgeName("lab"), gateway: "10.81.0.1", dhcp: { start: "10.81.0.128", end: "10.81.0.254" }, domain: "lab.internal", ipv6: null, dnsmasq: true });
     assert.deepEqual(await agent.client.networks(), [state]);
     const guest = ns.add("g");
     ns.link(inside, "vg", guest, "eth0");

@@ -200,7 +200,7 @@ export function HardwareEditor(props: {
               <label className="label">
                 Network
                 <select name={`nic${i}-network`} className="field" value={n.network ?? "user"}
-                  onChange={(e) => set({ nics: patchAt(hw.nics, i, e.target.value === "user" ? { network: "user", vlan: undefined } : { network: e.target.value, vlan: undefined, isolated: false, forwards: [] }) })}>
+                  onChange={(e) => set({ nics: patchAt(hw.nics, i, e.target.value === "user" ? { network: "user", vlan: undefined, bandwidth: undefined } : { network: e.target.value, vlan: undefined, isolated: false, forwards: [] }) })}>
                   <option value="user">user mode</option>
                   {props.networks.map((net) => (
                     <option key={net.name} value={net.name}>{net.kind === "bridged" ? `${net.name} (bridged)` : net.name}</option>
@@ -216,6 +216,21 @@ export function HardwareEditor(props: {
               </label>
               <button type="button" className="btn btn-danger mb-0.5" onClick={() => set({ nics: hw.nics.filter((_, j) => j !== i) })}>Remove</button>
             </div>
+            {managed && (
+              <div className="flex items-end gap-3 text-sm">
+                <label className="label">
+                  In, Mbit/s
+                  <input name={`nic${i}-bandwidth-in`} type="number" min={1} max={100000} className="field w-28" placeholder="no limit" value={n.bandwidth?.inMbit ?? ""}
+                    onChange={(e) => set({ nics: patchAt(hw.nics, i, { bandwidth: limits(n.bandwidth, "inMbit", e.target.value) }) })} />
+                </label>
+                <label className="label">
+                  Out, Mbit/s
+                  <input name={`nic${i}-bandwidth-out`} type="number" min={1} max={100000} className="field w-28" placeholder="no limit" value={n.bandwidth?.outMbit ?? ""}
+                    onChange={(e) => set({ nics: patchAt(hw.nics, i, { bandwidth: limits(n.bandwidth, "outMbit", e.target.value) }) })} />
+                </label>
+                <p className="text-xs text-slate-500">Bandwidth as the guest sees it: in reaches it, out is what it sends; more is dropped at its card.</p>
+              </div>
+            )}
             {bridged ? (
               <div className="flex items-end gap-3 text-sm">
                 <label className="label">
@@ -338,4 +353,12 @@ function Choice<T extends string>(props: { name: string; label: string; value: T
       </select>
     </label>
   );
+}
+
+/** A card's limits with one of them set from a field (empty: that limit goes); none left: undefined. */
+function limits(current: { inMbit?: number; outMbit?: number } | undefined, which: "inMbit" | "outMbit", text: string): { inMbit?: number; outMbit?: number } | undefined {
+  const next = { ...current };
+  if (text.trim() === "") delete next[which];
+  else next[which] = Number(text);
+  return next.inMbit === undefined && next.outMbit === undefined ? undefined : next;
 }

@@ -10,7 +10,11 @@ descriptors 3, 4, ...) instead of QEMU:
 For each tap it makes the device (not persistent: it goes when the last descriptor
 closes, that is when QEMU exits), joins it to the bridge, brings it up and moves its
 descriptor to `fd`. A tap with a "vlan" (a bridged network's VLAN-filtering bridge) is
-made that VLAN's untagged port, with no other VLAN (the bridge's default one goes). Then it drops to QEMU's user (no supplementary groups) and becomes
+made that VLAN's untagged port, with no other VLAN (the bridge's default one goes). A tap
+with "inMbit" shapes what reaches its guest to that rate (a tbf queue: the bridge's frames
+wait rather than drop, so TCP keeps to the rate; what the guest sends is policed by the
+network's nftables rules instead, as this kernel has no ingress shaping). Then it drops to
+QEMU's user (no supplementary groups) and becomes
 QEMU (exec: the same process, so the pid the agent knows is QEMU's). Any failure exits
 126 with the reason on stderr, which the agent shows.
 """
@@ -46,13 +50,22 @@ def only_vlan(name, vlan):
                     run("bridge", "vlan", "del", "dev", name, "vid", str(vid))
 
 
-def open_tap(name, bridge, fd, vlan=None):
+def shape(name, mbit):
+    """What leaves the tap towards the guest, at most `mbit` Mbit/s: a token bucket with a
+    tenth of a second's bytes (at least 32 KiB) of burst and 100 ms of queue."""
+    burst = max(32 * 1024, mbit * 125_000 // 10)
+    run("tc", "qdisc", "replace", "dev", name, "root", "tbf", "rate", f"{mbit}mbit", "burst", str(burst), "latency", "100ms")
+
+
+def open_tap(name, bridge, fd, vlan=None, in_mbit=None):
     tun = os.open("/dev/net/tun", os.O_RDWR)
     fcntl.ioctl(tun, TUNSETIFF, struct.pack("16sH", name.encode(), IFF_TAP | IFF_NO_PI | IFF_VNET_HDR))
     # The device exists now; a guest's frames flow once it is on the bridge (in its VLAN) and up.
     run("ip", "link", "set", "dev", name, "master", bridge)
     if vlan is not None:
         only_vlan(name, vlan)
+    if in_mbit is not None:
+        shape(name, in_mbit)
     run("ip", "link", "set", "dev", name, "up")
     if tun != fd:
         os.dup2(tun, fd)  # inheritable, unlike tun
@@ -67,7 +80,7 @@ def main():
     plan = json.loads(sys.argv[1])
     try:
         for tap in plan["taps"]:
-            open_tap(tap["tap"], tap["bridge"], tap["fd"], tap.get("vlan"))
+            open_tap(tap["tap"], tap["bridge"], tap["fd"], tap.get("vlan"), tap.get("inMbit"))
         if plan.get("uid") is not None and plan["uid"] != os.getuid():
             os.setgroups([])
             os.setgid(plan["gid"])

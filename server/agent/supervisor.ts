@@ -267,12 +267,16 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
 
   /** Ports on their managed networks for the guest's NICs there (taken away again when it stops). */
   private async plugNics(guest: SupervisedGuest, spec: GuestSpec): Promise<QemuHostLayout["taps"]> {
-    const managed = spec.nics.flatMap((nic, index) => (nic.mode === "managed" ? [{ index, mac: nic.mac, network: nic.network, ...(nic.vlan !== undefined ? { vlan: nic.vlan } : {}) }] : []));
+    const managed = spec.nics.flatMap((nic, index) =>
+      nic.mode === "managed" ? [{ index, mac: nic.mac, network: nic.network, ...(nic.vlan !== undefined ? { vlan: nic.vlan } : {}), ...(nic.bandwidth ? { bandwidth: nic.bandwidth } : {}) }] : [],
+    );
     if (managed.length === 0) return {};
     if (!this.networks) throw new GuesthouseError("conflict", "This agent runs no managed networks; put the guest's cards on user-mode networking.");
     guest.plugged = true;
     const plugged = await this.networks.plug({ id: spec.id, name: spec.name }, managed);
-    return Object.fromEntries(plugged.map((p) => [p.index, { tap: p.tap, bridge: p.bridge, ...(p.vlan !== undefined ? { vlan: p.vlan } : {}) }]));
+    return Object.fromEntries(
+      plugged.map((p) => [p.index, { tap: p.tap, bridge: p.bridge, ...(p.vlan !== undefined ? { vlan: p.vlan } : {}), ...(p.bandwidth?.inMbit ? { inMbit: p.bandwidth.inMbit } : {}) }]),
+    );
   }
 
   /** The guest's ports go from their networks (its taps went with its QEMU). */

@@ -307,8 +307,20 @@ export interface ManagedNicSpec extends NicBase {
    * bridge: the tap's only VLAN, untagged towards the guest. Absent: the bridge's default.
    */
   vlan?: number;
+  /** Its bandwidth limits; absent: none. */
+  bandwidth?: NicBandwidth;
   isolated: false;
   forwards: never[];
+}
+
+/**
+ * A card's bandwidth limits in Mbit/s, as its guest sees them: `in` what reaches the guest,
+ * `out` what it sends. Either may be left out (no limit that way). Cards on managed networks
+ * only: the agent polices them at the card's tap.
+ */
+export interface NicBandwidth {
+  inMbit?: number;
+  outMbit?: number;
 }
 
 /** The agent's view of one guest that it supervises. */

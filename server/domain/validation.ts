@@ -112,6 +112,10 @@ const nicNetwork = networkName.optional();
 const VLAN_RULE = "A VLAN id is a whole number from 1 to 4094.";
 export const vlanId = z.number({ error: VLAN_RULE }).int(VLAN_RULE).min(1, VLAN_RULE).max(4094, VLAN_RULE);
 const nicVlan = vlanId.optional();
+export const BANDWIDTH_RULE = "a whole number of Mbit/s from 1 to 100000";
+const mbit = z.number({ error: `A bandwidth limit is ${BANDWIDTH_RULE}.` }).int(`A bandwidth limit is ${BANDWIDTH_RULE}.`).min(1, `A bandwidth limit is ${BANDWIDTH_RULE}.`).max(100_000, `A bandwidth limit is ${BANDWIDTH_RULE}.`);
+/** A card's bandwidth limits (NicBandwidth); left out: none. */
+const nicBandwidth = z.strictObject({ inMbit: mbit.optional(), outMbit: mbit.optional() }).optional();
 
 /** A card isolated from the host and the network (restrict=on); left out (an older spec or definition): not isolated. */
 const isolated = z.boolean().default(false);
@@ -153,7 +157,7 @@ function checkHardware(
     bootOrder: string[];
     disks: Array<{ bus: string; readOnly: boolean }>;
     cdroms: unknown[];
-    nics: Array<{ mac?: string; forwards: PortForward[]; network?: string; isolated?: boolean; vlan?: number }>;
+    nics: Array<{ mac?: string; forwards: PortForward[]; network?: string; isolated?: boolean; vlan?: number; bandwidth?: { inMbit?: number; outMbit?: number } }>;
   },
   ctx: z.RefinementCtx,
 ): void {
@@ -193,6 +197,9 @@ function checkHardware(
   hw.nics.forEach((n, i) => {
     if (n.network === undefined || n.network === USER_NETWORK) {
       if (n.vlan !== undefined) ctx.addIssue({ code: "custom", path: ["nics", i, "vlan"], message: `Network card ${i + 1} is on user-mode networking: a VLAN tag is for a card on a bridged network.` });
+      if (n.bandwidth?.inMbit !== undefined || n.bandwidth?.outMbit !== undefined) {
+        ctx.addIssue({ code: "custom", path: ["nics", i, "bandwidth"], message: `Network card ${i + 1} is on user-mode networking, which cannot be limited: put it on a managed network to limit its bandwidth.` });
+      }
       return;
     }
     if (n.forwards.length) {
@@ -238,6 +245,7 @@ export const guestSpecSchema = z
           mode: z.literal("managed"),
           network: z.string().regex(/^[a-z0-9]{1,40}$/, "A network's id is 1 to 40 lowercase letters and digits."),
           vlan: nicVlan,
+          bandwidth: nicBandwidth,
           isolated: z.literal(false).default(false),
           forwards: z.array(z.never()).max(0).default([]),
         }),
@@ -265,7 +273,7 @@ export const editHardwareInput = z
     disks: listOf(z.strictObject({ id: z.string().min(1).max(64), ...diskAttachment }), LIMITS_DEVICES.disks, "disks"),
     cdroms,
     // A new card has no MAC yet: one is generated.
-    nics: listOf(z.strictObject({ mac: mac.optional(), model: z.enum(NIC_MODELS), network: nicNetwork, vlan: nicVlan, isolated, forwards }), LIMITS_DEVICES.nics, "network cards"),
+    nics: listOf(z.strictObject({ mac: mac.optional(), model: z.enum(NIC_MODELS), network: nicNetwork, vlan: nicVlan, bandwidth: nicBandwidth, isolated, forwards }), LIMITS_DEVICES.nics, "network cards"),
     /** The guest OS's keyboard layout, for paste as keystrokes; left out: unchanged. */
     keyboardLayout: z.enum(KEYBOARD_LAYOUTS).optional(),
   })
@@ -285,7 +293,7 @@ export const guestDefinitionSchema = z
     tags,
     disks: listOf(z.strictObject({ sizeGiB: diskGiB, format: diskFormat, ...diskAttachment }), LIMITS_DEVICES.disks, "disks"),
     cdroms,
-    nics: listOf(z.strictObject({ model: z.enum(NIC_MODELS), network: nicNetwork, vlan: nicVlan, isolated, forwards }), LIMITS_DEVICES.nics, "network cards"),
+    nics: listOf(z.strictObject({ model: z.enum(NIC_MODELS), network: nicNetwork, vlan: nicVlan, bandwidth: nicBandwidth, isolated, forwards }), LIMITS_DEVICES.nics, "network cards"),
   })
   .superRefine(checkHardware);
 export type GuestDefinition = z.infer<typeof guestDefinitionSchema>;

@@ -95,7 +95,7 @@ export interface QemuHostLayout {
    * The taps of the NICs on managed networks, by the NIC's position: made by the launcher
    * and joined to the bridge before QEMU runs, handed to it as descriptors.
    */
-  taps?: Record<number, { tap: string; bridge: string; vlan?: number }>;
+  taps?: Record<number, { tap: string; bridge: string; vlan?: number; inMbit?: number }>;
 }
 
 /**
@@ -106,6 +106,8 @@ export interface PassedTap {
   tap: string;
   bridge: string;
   vlan?: number;
+  /** What reaches the guest is shaped to this (open-taps.py: a tbf queue on the tap). */
+  inMbit?: number;
   fd: number;
 }
 

@@ -14,7 +14,7 @@ import { newMac, newVolumeId } from "../domain/ids";
 import { hostPortsOf, type NetworkForward } from "../domain/network-rules";
 import { DEFAULT_POOL, FORMAT_EXTENSIONS, type DiskFormat, type PortForward } from "../domain/types";
 import type { GuestDefinition } from "../domain/validation";
-import { agentFor } from "./guests";
+import { agentFor, bandwidthColumns } from "./guests";
 import { recordEvent } from "./audit";
 import { recordedTask } from "./tasks";
 import { loadWebConfig } from "./config";
@@ -141,6 +141,7 @@ async function makeGuestDisksAndRows(
             forwards: JSON.stringify(n.forwards),
             isolated: n.isolated,
             vlan: n.vlan ?? null,
+            ...bandwidthColumns(n),
             position,
             networkId: networks[position]!,
           })),

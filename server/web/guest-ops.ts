@@ -20,7 +20,7 @@ import { z } from "zod";
 import { recordEvent } from "./audit";
 import { refOf } from "./disks";
 import { assertPortsFree, makeGuest } from "./guest-factory";
-import { agentFor, definitionOf, liveState, loadGuest, specOf, type GuestRow } from "./guests";
+import { agentFor, bandwidthColumns, definitionOf, liveState, loadGuest, specOf, type GuestRow } from "./guests";
 import { localHost } from "./hosts";
 import { isoRowsFor } from "./isos";
 import { nicNetworks } from "./networks";
@@ -105,7 +105,7 @@ export async function cloneGuest(user: SessionUser, guestId: string, raw: unknow
   // A clone made in another team (of a template it may see) cannot use the source team's
   // networks: its cards go on user-mode networking.
   const definition = definitionOf(source, input.name);
-  definition.nics = definition.nics.map(({ network, vlan, ...n }) => ({ ...n, ...(source.teamId === user.teamId && network ? { network, ...(vlan !== undefined ? { vlan } : {}) } : {}), forwards: [] }));
+  definition.nics = definition.nics.map(({ network, vlan, bandwidth, ...n }) => ({ ...n, ...(source.teamId === user.teamId && network ? { network, ...(vlan !== undefined ? { vlan } : {}), ...(bandwidth ? { bandwidth } : {}) } : {}), forwards: [] }));
   const guest = await makeGuest(user, source.host, definition, sources, `cloned (${input.mode}) from ${source.name} as`);
   refreshPage("/");
   return guest;
@@ -193,6 +193,7 @@ export async function editHardware(user: SessionUser, guestId: string, raw: unkn
           forwards: JSON.stringify(n.forwards),
           isolated: n.isolated,
           vlan: n.vlan ?? null,
+          ...bandwidthColumns(n),
           position,
           networkId: networks[position]!,
         })),

@@ -8,7 +8,7 @@ import { assertCan, ownedWhere, refusalFor, type Action } from "../auth/policy";
 import type { SessionUser } from "../auth/sessions";
 import { db } from "../db/client";
 import { GuesthouseError } from "../domain/errors";
-import type { GuestSpec, GuestStatus } from "../domain/types";
+import type { GuestSpec, GuestStatus, NicBandwidth } from "../domain/types";
 import { guestSpecSchema, MAX_BACKING_IMAGES, parseOrThrow, type GuestDefinition } from "../domain/validation";
 import { stateHub } from "./state-hub";
 
@@ -111,11 +111,22 @@ export function specOf(guest: GuestRow): GuestSpec {
       nics: guest.nics.map((n) =>
         n.network.mode === "user"
           ? { mac: n.mac, model: n.model, mode: "user", isolated: n.isolated, forwards: JSON.parse(n.forwards) as unknown }
-          : { mac: n.mac, model: n.model, mode: "managed", network: n.network.id, ...(n.vlan !== null ? { vlan: n.vlan } : {}), isolated: false, forwards: [] },
+          : { mac: n.mac, model: n.model, mode: "managed", network: n.network.id, ...(n.vlan !== null ? { vlan: n.vlan } : {}), ...bandwidthOf(n), isolated: false, forwards: [] },
       ),
     },
     `The stored definition of ${guest.name}`,
   );
+}
+
+/** A card row's bandwidth limits as the spec has them (left out when it has none). */
+export function bandwidthOf(row: { bandwidthInMbit: number | null; bandwidthOutMbit: number | null }): { bandwidth?: NicBandwidth } {
+  if (row.bandwidthInMbit === null && row.bandwidthOutMbit === null) return {};
+  return { bandwidth: { ...(row.bandwidthInMbit !== null ? { inMbit: row.bandwidthInMbit } : {}), ...(row.bandwidthOutMbit !== null ? { outMbit: row.bandwidthOutMbit } : {}) } };
+}
+
+/** The columns of a card's bandwidth limits, from a form's or definition's card. */
+export function bandwidthColumns(card: { bandwidth?: NicBandwidth }): { bandwidthInMbit: number | null; bandwidthOutMbit: number | null } {
+  return { bandwidthInMbit: card.bandwidth?.inMbit ?? null, bandwidthOutMbit: card.bandwidth?.outMbit ?? null };
 }
 
 type BaseRow = { pool: string; file: string; format: string; baseId: string | null; base?: BaseRow | null };
@@ -167,7 +178,7 @@ export function definitionOf(guest: GuestRow, name = guest.name): GuestDefinitio
     cdroms: spec.cdroms,
     nics: spec.nics.map((n, i) => ({
       model: n.model,
-      ...(n.mode === "managed" ? { network: guest.nics[i]!.network.name, ...(n.vlan !== undefined ? { vlan: n.vlan } : {}) } : {}),
+      ...(n.mode === "managed" ? { network: guest.nics[i]!.network.name, ...(n.vlan !== undefined ? { vlan: n.vlan } : {}), ...(n.bandwidth ? { bandwidth: n.bandwidth } : {}) } : {}),
       isolated: n.isolated,
       forwards: n.forwards,
     })),

@@ -35,6 +35,7 @@ import type { NetworkCounters, NetworkState } from "../../agent-protocol";
 import { GuesthouseError } from "../../domain/errors";
 import { clashOf, parseHostBridge, planIpv4, planIpv6, type HostRoute, type Ipv4Plan } from "../../domain/network-plan";
 import { hostPortsOf, overlappingForward, type NetworkFirewall, type NetworkForward } from "../../domain/network-rules";
+import type { NicBandwidth } from "../../domain/types";
 import type { ForwardPolicy } from "../config";
 import { Turns } from "../turns";
 import { dnsmasqConfig, parseLeases, type Lease } from "./dnsmasq";
@@ -76,6 +77,8 @@ export interface NicToPlug {
   network: string;
   /** Its VLAN on a bridged network's VLAN-filtering bridge. */
   vlan?: number;
+  /** Its bandwidth limits. */
+  bandwidth?: NicBandwidth;
 }
 
 /** A plugged NIC: its port, the bridge its tap joins, and its VLAN there (if any). */
@@ -315,7 +318,7 @@ export class Networks {
             const names = new Set(kept.map((p) => p.name));
             for (const [n, nic] of (byNetwork.get(id) ?? []).entries()) {
               const label = hostLabel(guest.name, guest.id);
-              const port: Port = { tap: tapName(guest.id, nic.index), mac: nic.mac.toLowerCase(), ip: null, guest: guest.id, name: uniqueLabel(n === 0 ? label : `${label}-nic${nic.index + 1}`, names) };
+              const port: Port = { tap: tapName(guest.id, nic.index), mac: nic.mac.toLowerCase(), ip: null, guest: guest.id, name: uniqueLabel(n === 0 ? label : `${label}-nic${nic.index + 1}`, names), ...(nic.bandwidth ? { bandwidth: nic.bandwidth } : {}) };
               names.add(port.name);
               ports.push(port);
               plugged.push({ ...port, index: nic.index, bridge: spec.bridge, ...(nic.vlan !== undefined ? { vlan: nic.vlan } : {}) });
@@ -343,7 +346,7 @@ export class Networks {
             const ip = reserved?.ip ?? (plan.dhcp ? chooseAddress(plan, ips, lastLease.get(mac) ?? null) : null);
             const label = hostLabel(guest.name, guest.id);
             const name = reserved?.name ?? uniqueLabel(n === 0 ? label : `${label}-nic${nic.index + 1}`, names);
-            const port: Port = { tap: tapName(guest.id, nic.index), mac, ip, guest: guest.id, name };
+            const port: Port = { tap: tapName(guest.id, nic.index), mac, ip, guest: guest.id, name, ...(nic.bandwidth ? { bandwidth: nic.bandwidth } : {}) };
             if (ip) ips.add(ip);
             names.add(name);
             ports.push(port);

@@ -29,7 +29,7 @@ import { createHash } from "node:crypto";
 import type { Ipv4Plan, Ipv6Plan } from "../../domain/network-plan";
 import { DEFAULT_FIREWALL, type NetworkFirewall, type NetworkForward } from "../../domain/network-rules";
 import { bridgeDenyRules, forwardChainRules, forwardNatRules, hostOutputRules } from "./firewall";
-import type { Port } from "./ports";
+import { policedRate, type Port } from "./ports";
 
 export type NetworkRules = RoutedRules | BridgedRules;
 
@@ -150,8 +150,13 @@ function portTable(n: NetworkRules, firewall: NetworkFirewall): string[] {
             `iifname ${tap} ip saddr != 0.0.0.0 ip saddr != ${p.ip} counter drop comment "spoofed address"`,
           ]
         : []),
+      // What the guest sends over its limit, after the checks (a spoofed frame is not counted
+      // against it). What reaches it is shaped on its tap instead (open-taps.py): this
+      // kernel can shape a device's output, not its input.
+      ...(p.bandwidth?.outMbit ? [`iifname ${tap} ${policedRate(p.bandwidth.outMbit)} counter drop comment "over its bandwidth out"`] : []),
     ];
   });
+
   return [
     `add table ${table}`,
     `delete table ${table}`,

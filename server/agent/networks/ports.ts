@@ -12,6 +12,7 @@ import { createHash } from "node:crypto";
 import ipaddr from "ipaddr.js";
 import { GuesthouseError } from "../../domain/errors";
 import type { Ipv4Plan } from "../../domain/network-plan";
+import type { NicBandwidth } from "../../domain/types";
 
 /** One NIC of a running (or starting) guest on a managed network. */
 export interface Port {
@@ -27,6 +28,8 @@ export interface Port {
   guest: string;
   /** The host name in the network's domain (a DNS label). */
   name: string;
+  /** Its card's bandwidth limits, policed at the tap (nft.ts). */
+  bandwidth?: NicBandwidth;
 }
 
 /** A MAC → address (and name) the network's owner fixed. */
@@ -89,4 +92,14 @@ export function chooseAddress(plan: Ipv4Plan, taken: ReadonlySet<string>, prefer
 export function hostsFileOf(reservations: readonly Reservation[], ports: readonly Port[]): string {
   const lines = [...reservations, ...ports].map((h) => (h.ip ? `${h.mac},${h.ip},${h.name}` : `${h.mac},${h.name}`));
   return lines.length ? `${lines.join("\n")}\n` : "";
+}
+
+/**
+ * A limit in Mbit/s as nftables' `limit rate over … kbytes/second burst …`: a policer that
+ * drops what goes over (TCP slows down to it). The burst is a tenth of a second's worth, at
+ * least 64 KiB, so a short burst passes whole.
+ */
+export function policedRate(mbit: number): string {
+  const kbytes = mbit * 125;
+  return `limit rate over ${kbytes} kbytes/second burst ${Math.max(64, Math.ceil(kbytes / 10))} kbytes`;
 }

@@ -20,7 +20,7 @@ export default async function EditHardwarePage({ params }: { params: Promise<{ i
   const initial: EditHardwareInput = {
     ...hardware,
     disks: guest.disks.map((d, i) => ({ id: d.id, bus: disks[i]!.bus, cache: disks[i]!.cache, readOnly: disks[i]!.readOnly })),
-    nics: guest.nics.map((n, i) => ({ mac: n.mac, model: nics[i]!.model, network: nics[i]!.network ?? "user", ...(nics[i]!.vlan !== undefined ? { vlan: nics[i]!.vlan } : {}), isolated: nics[i]!.isolated, forwards: nics[i]!.forwards })),
+    nics: guest.nics.map((n, i) => ({ mac: n.mac, model: nics[i]!.model, network: nics[i]!.network ?? "user", ...(nics[i]!.vlan !== undefined ? { vlan: nics[i]!.vlan } : {}), ...(nics[i]!.bandwidth ? { bandwidth: nics[i]!.bandwidth } : {}), isolated: nics[i]!.isolated, forwards: nics[i]!.forwards })),
     keyboardLayout: keyboardLayoutOf(guest.keyboardLayout),
   };
   return (

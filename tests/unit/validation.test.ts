@@ -171,7 +171,7 @@ describe("createGuestInput", () => {
     ["vcpus as a boolean", { vcpus: true }, ["vcpus"]],
     ["vcpus null", { vcpus: null }, ["vcpus"]],
     ["vcpus empty", { vcpus: "" }, ["vcpus"]],
-    ["unknown network", { network: "bridge" }, ["network"]],
+    ["malformed network name", { network: "Not a/name" }, ["network"]],
     ["unknown boot device", { boot: "floppy" }, ["boot"]],
     ["ISO path traversal", { iso: "../etc/passwd.iso" }, ["iso", "ISO"]],
     ["ISO not an .iso", { iso: "disk.qcow2" }, ["iso"]],

@@ -232,36 +232,48 @@ export async function createNetwork(user: SessionUser, raw: unknown): Promise<{ 
     const named = can(user, "view", clash) ? `the network ${clash.name}` : "another team's network on this host";
     throw new GuesthouseError("conflict", `${plan.subnet} overlaps ${named} (${clash.subnet}); choose another subnet.`);
   }
+  return insertThenApply(
+    user,
+    host,
+    {
+      name: input.name,
+      mode: input.kind,
+      subnet: plan.subnet,
+      dhcpStart: plan.dhcp?.start ?? null,
+      dhcpEnd: plan.dhcp?.end ?? null,
+      domain: input.domain,
+      ipv6: input.ipv6,
+      description: input.description,
+    },
+    `network ${input.name} (${input.kind}, ${plan.subnet}${input.ipv6 ? ", IPv6" : ""})`,
+  );
+}
+
+/**
+ * A network's row in the user's team, then the host's agent told to set it up; when the
+ * agent refuses, the row goes again (and the refusal is audited): nothing is left half-made.
+ */
+async function insertThenApply(
+  user: SessionUser,
+  host: { id: string; endpoint: string },
+  data: Omit<Prisma.NetworkUncheckedCreateInput, "ownerId" | "teamId" | "hostId">,
+  what: string,
+): Promise<{ id: string }> {
   let row: { id: string } & ManagedRow;
   try {
-    row = await db.network.create({
-      data: {
-        name: input.name,
-        mode: input.kind,
-        subnet: plan.subnet,
-        dhcpStart: plan.dhcp?.start ?? null,
-        dhcpEnd: plan.dhcp?.end ?? null,
-        domain: input.domain,
-        ipv6: input.ipv6,
-        description: input.description,
-        ownerId: user.id,
-        teamId: user.teamId,
-        hostId: host.id,
-      },
-      select: managedSelect,
-    });
+    row = await db.network.create({ data: { ...data, ownerId: user.id, teamId: user.teamId, hostId: host.id }, select: managedSelect });
   } catch (err) {
-    if (isUniqueViolationOn(err, "name")) throw new GuesthouseError("conflict", `Your team already has a network named "${input.name}". Choose another name.`);
+    if (isUniqueViolationOn(err, "name")) throw new GuesthouseError("conflict", `Your team already has a network named "${data.name}". Choose another name.`);
     throw err;
   }
   try {
     await agentFor(host).applyNetwork(row.id, requestOf(row));
   } catch (err) {
     await db.network.delete({ where: { id: row.id } }).catch((e: unknown) => console.error("networks: could not remove the row of a network the agent refused", e));
-    await recordEvent("network-create", false, `network ${input.name} (${plan.subnet}): ${(err as Error).message}`, user, null).catch(() => {});
+    await recordEvent("network-create", false, `${what}: ${(err as Error).message}`, user, null).catch(() => {});
     throw err;
   }
-  await recordEvent("network-create", true, `network ${input.name} (${input.kind}, ${plan.subnet}${input.ipv6 ? ", IPv6" : ""})`, user, null).catch((e: unknown) => console.error("networks: could not record the event", e));
+  await recordEvent("network-create", true, what, user, null).catch((e: unknown) => console.error("networks: could not record the event", e));
   refreshPage("/networks");
   return { id: row.id };
 }
@@ -276,26 +288,7 @@ async function createBridgedNetwork(user: SessionUser, input: Extract<NetworkInp
   const bridge = parseHostBridge(input.bridge);
   const vlans = formatVlanList(parseVlanList(input.vlans));
   const host = await localHost();
-  let row: { id: string } & ManagedRow;
-  try {
-    row = await db.network.create({
-      data: { name: input.name, mode: "bridged", bridge, vlans, description: input.description, ownerId: user.id, teamId: user.teamId, hostId: host.id },
-      select: managedSelect,
-    });
-  } catch (err) {
-    if (isUniqueViolationOn(err, "name")) throw new GuesthouseError("conflict", `Your team already has a network named "${input.name}". Choose another name.`);
-    throw err;
-  }
-  try {
-    await agentFor(host).applyNetwork(row.id, requestOf(row));
-  } catch (err) {
-    await db.network.delete({ where: { id: row.id } }).catch((e: unknown) => console.error("networks: could not remove the row of a network the agent refused", e));
-    await recordEvent("network-create", false, `bridged network ${input.name} on ${bridge}: ${(err as Error).message}`, user, null).catch(() => {});
-    throw err;
-  }
-  await recordEvent("network-create", true, `network ${input.name} (bridged on ${bridge}${vlans ? `, VLANs ${vlans}` : ""})`, user, null).catch((e: unknown) => console.error("networks: could not record the event", e));
-  refreshPage("/networks");
-  return { id: row.id };
+  return insertThenApply(user, host, { name: input.name, mode: "bridged", bridge, vlans, description: input.description }, `network ${input.name} (bridged on ${bridge}${vlans ? `, VLANs ${vlans}` : ""})`);
 }
 
 /** Removes a managed network no card is on (running guests' included); the user-mode one stays. */

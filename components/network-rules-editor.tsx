@@ -2,7 +2,7 @@
 
 import { useRouter } from "next/navigation";
 import { useState, useTransition } from "react";
-import { saveNetworkRules, setLink, testForward } from "@/app/actions/networks";
+import { reserveAddress, saveNetworkRules, setLink, testForward } from "@/app/actions/networks";
 import type { FirewallRule, NetworkFirewall, NetworkForward } from "@/server/domain/network-rules";
 import { ActionButton } from "./action-button";
 
@@ -209,5 +209,38 @@ export function LinkButtons({ guestId, position }: { guestId: string; position: 
       <ActionButton label="Link down" busy="…" testId={`link-down-${guestId}-${position}`} run={() => setLink(guestId, position, false)} />
       <ActionButton label="Link up" busy="…" testId={`link-up-${guestId}-${position}`} run={() => setLink(guestId, position, true)} />
     </span>
+  );
+}
+
+/** A card's fixed address and host name on its network: saved and applied at once. */
+export function ReservationForm({ guestId, position, ip, name }: { guestId: string; position: number; ip: string | null; name: string | null }) {
+  const router = useRouter();
+  const [error, setError] = useState<string | null>(null);
+  const [pending, start] = useTransition();
+  return (
+    <form
+      className="mt-1 flex flex-wrap items-end gap-2"
+      aria-label={`Reservation of card ${position + 1}`}
+      onSubmit={(event) => {
+        event.preventDefault();
+        const form = new FormData(event.currentTarget);
+        const text = (key: string) => String(form.get(key) ?? "").trim() || null;
+        setError(null);
+        start(async () => {
+          const result = await reserveAddress(guestId, position, { ip: text("ip"), name: text("name") });
+          if (!result.ok) return setError(result.error);
+          router.refresh();
+        });
+      }}
+    >
+      <label className="label">Fixed address
+        <input name="ip" className="field w-36 font-mono" placeholder="any" defaultValue={ip ?? ""} />
+      </label>
+      <label className="label">Host name
+        <input name="name" className="field w-36" placeholder="the guest's name" defaultValue={name ?? ""} />
+      </label>
+      <button type="submit" className="btn mb-0.5" disabled={pending}>{pending ? "Saving…" : "Reserve"}</button>
+      {error && <span role="alert" className="w-full text-sm text-red-700" data-testid={`reservation-error-${guestId}-${position}`}>{error}</span>}
+    </form>
   );
 }

@@ -1,7 +1,7 @@
 "use server";
 
 import { authedAction } from "@/server/web/action";
-import { createNetwork, deleteNetwork, setCardLink, testNetworkForward, updateNetworkRules } from "@/server/web/networks";
+import { createNetwork, deleteNetwork, reserveCard, setCardLink, testNetworkForward, updateNetworkRules } from "@/server/web/networks";
 
 /** A managed network in the user's team (the Networks page). */
 export const makeNetwork = authedAction("network-create", async (user, input: unknown) => createNetwork(user, input));
@@ -26,5 +26,11 @@ export const testForward = authedAction("network-forward-test", async (user, id:
 /** A running guest's card's link up or down. */
 export const setLink = authedAction("nic-link", async (user, guestId: string, index: number, up: boolean) => {
   await setCardLink(user, guestId, Number(index), up === true);
+  return null;
+});
+
+/** A card's fixed address and host name on its network (null: chosen by the host, the guest's name). */
+export const reserveAddress = authedAction("nic-reservation", async (user, guestId: string, index: number, input: unknown) => {
+  await reserveCard(user, guestId, Number(index), input);
   return null;
 });

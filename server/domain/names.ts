@@ -15,3 +15,17 @@ export function nameKey(name: string): string {
 export function userNamed(name: string): { OR: Array<{ usernameKey: string } | { username: string }> } {
   return { OR: [{ usernameKey: nameKey(name) }, { username: name }] };
 }
+
+/**
+ * A guest's name as a host name: lowercase letters, digits and '-' (anything else becomes
+ * '-'), at most 63 characters; a name with nothing left is `guest-<id>`.
+ */
+export function hostLabel(guestName: string, guestId: string): string {
+  const label = guestName
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, "-")
+    .replace(/^-+|-+$/g, "")
+    .slice(0, 63)
+    .replace(/-+$/, "");
+  return label || `guest-${guestId}`.slice(0, 63);
+}

@@ -30,7 +30,9 @@ import { GuesthouseError } from "../domain/errors";
 import { formatVlanList, overlaps, parseHostBridge, parseVlanList, planIpv4, planIpv6, vlanInList, type Ipv4Plan } from "../domain/network-plan";
 import { DEFAULT_FIREWALL, FORWARD_LIMIT, hostPortsOf, networkFirewall, networkForward, overlappingForward, type NetworkFirewall, type NetworkForward } from "../domain/network-rules";
 import { networkInput, parseOrThrow, USER_NETWORK, type NetworkInput } from "../domain/validation";
+import ipaddr from "ipaddr.js";
 import { z } from "zod";
+import { hostLabel } from "../domain/names";
 import type { NetworkRequest } from "../agent-protocol";
 import { recordEvent } from "./audit";
 import { agentFor, loadGuest } from "./guests";
@@ -59,7 +61,7 @@ export interface NetworkView {
   bridge: string | null;
   vlans: string;
   /** The cards on it, each with its guest (named as the viewer may see it). */
-  nics: Array<{ guestId: string; guest: string; mac: string; position: number; vlan: number | null }>;
+  nics: Array<{ guestId: string; guest: string; mac: string; position: number; vlan: number | null; reservedIp: string | null; hostName: string | null }>;
   /** Port forwards from the host (NAT networks). */
   forwards: NetworkForward[];
   firewall: NetworkFirewall;
@@ -73,7 +75,7 @@ export interface NetworkView {
 const networkInclude = {
   team: { select: { name: true } },
   owner: { select: { username: true } },
-  nics: { orderBy: [{ guestId: "asc" }, { position: "asc" }], select: { mac: true, position: true, vlan: true, guest: { select: { id: true, name: true, teamId: true, ownerId: true } } } },
+  nics: { orderBy: [{ guestId: "asc" }, { position: "asc" }], select: { mac: true, position: true, vlan: true, reservedIp: true, hostName: true, guest: { select: { id: true, name: true, teamId: true, ownerId: true } } } },
 } satisfies Prisma.NetworkInclude;
 
 type NetworkRow = NonNullable<Awaited<ReturnType<typeof findNetwork>>>;
@@ -104,7 +106,7 @@ function viewOf(user: SessionUser, row: NetworkRow): NetworkView {
     ipv6: row.ipv6 ? planIpv6(row.id).prefix : null,
     bridge: row.bridge,
     vlans: row.vlans,
-    nics: row.nics.map((n) => ({ guestId: n.guest.id, guest: guestNameFor(user, n.guest), mac: n.mac, position: n.position, vlan: n.vlan })),
+    nics: row.nics.map((n) => ({ guestId: n.guest.id, guest: guestNameFor(user, n.guest), mac: n.mac, position: n.position, vlan: n.vlan, reservedIp: n.reservedIp, hostName: n.hostName })),
     forwards: forwardsOf(row),
     firewall: firewallOf(row),
     // A bridged network has no rules of its own, and is an admin's to remove.
@@ -197,9 +199,10 @@ function firewallOf(row: { firewall: string }): NetworkFirewall {
 }
 
 /** What the agent is asked to run for a network row. */
-function requestOf(row: ManagedRow): NetworkRequest {
+function requestOf(row: ManagedRow, reservations: NonNullable<Extract<NetworkRequest, { kind: "nat" | "isolated" }>["reservations"]> = []): NetworkRequest {
   if (row.mode === "bridged") return { kind: "bridged", bridge: row.bridge! };
   return {
+    ...(reservations.length ? { reservations } : {}),
     kind: row.mode as "nat" | "isolated",
     subnet: row.subnet!,
     dhcp: row.dhcpStart && row.dhcpEnd ? { start: row.dhcpStart, end: row.dhcpEnd } : null,
@@ -267,6 +270,7 @@ async function insertThenApply(
     throw err;
   }
   try {
+    // A new network has no cards, so no reservations yet.
     await agentFor(host).applyNetwork(row.id, requestOf(row));
   } catch (err) {
     await db.network.delete({ where: { id: row.id } }).catch((e: unknown) => console.error("networks: could not remove the row of a network the agent refused", e));
@@ -312,7 +316,7 @@ export async function deleteNetwork(user: SessionUser, id: string): Promise<void
     await db.network.delete({ where: { id: row.id } });
   } catch (err) {
     // A card was put on it meanwhile: the network stays, on the host too.
-    await agent.applyNetwork(row.id, requestOf(row)).catch((e: unknown) => console.error(`networks: ${row.name} could not be set up again after a refused removal`, e));
+    await agent.applyNetwork(row.id, requestOf(row, await reservationsOf(row.id))).catch((e: unknown) => console.error(`networks: ${row.name} could not be set up again after a refused removal`, e));
     if (isForeignKeyViolation(err)) throw new GuesthouseError("conflict", `A card was put on ${row.name} meanwhile; move it to another network first.`);
     throw err;
   }
@@ -418,7 +422,7 @@ export async function updateNetworkRules(user: SessionUser, id: string, raw: unk
   if (count === 0) throw new GuesthouseError("stale", `${row.name} was changed by someone else just now. Reload it and make your change again.`);
   const host = await db.host.findUniqueOrThrow({ where: { id: row.hostId }, select: { endpoint: true } });
   try {
-    await agentFor(host).applyNetwork(row.id, requestOf({ ...row, forwards: JSON.stringify(input.forwards), firewall: JSON.stringify(input.firewall) }));
+    await agentFor(host).applyNetwork(row.id, requestOf({ ...row, forwards: JSON.stringify(input.forwards), firewall: JSON.stringify(input.firewall) }, await reservationsOf(row.id)));
   } catch (err) {
     await db.network.update({ where: { id: row.id }, data: { forwards: row.forwards, firewall: row.firewall } }).catch((e: unknown) => console.error(`networks: ${row.name}'s rules could not be put back`, e));
     await recordEvent("network-rules", false, `rules of network ${row.name}: ${(err as Error).message}`, user, null, { teamId: row.teamId }).catch(() => {});
@@ -483,4 +487,62 @@ export async function setCardLink(user: SessionUser, guestId: string, index: num
   if (!Number.isInteger(index) || index < 0 || index >= guest.nics.length) throw new GuesthouseError("not-found", `${guest.name} has no network card ${index + 1}.`);
   await agentFor(guest.host).setLink(guest.id, index, up);
   await recordEvent("nic-link", true, `set card ${index + 1} of ${guest.name} ${up ? "up" : "down"}`, user, guest.id).catch(() => {});
+}
+
+/** The network's reservations as the agent takes them: each card with a fixed address, by MAC, with its host name. */
+async function reservationsOf(networkId: string): Promise<Array<{ mac: string; ip: string; name: string }>> {
+  const cards = await db.nic.findMany({ where: { networkId, reservedIp: { not: null } }, select: { mac: true, reservedIp: true, hostName: true, guest: { select: { id: true, name: true } } } });
+  return cards.map((c) => ({ mac: c.mac, ip: c.reservedIp!, name: c.hostName ?? hostLabel(c.guest.name, c.guest.id) }));
+}
+
+export const reservationInput = z.strictObject({
+  /** The address DHCP always gives the card; null: one the agent chooses. */
+  ip: z.string().trim().max(15).nullable(),
+  /** Its name in the network's domain; null: the guest's. */
+  name: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, "A host name is one label of letters, digits and '-', such as web-1.")
+    .nullable(),
+});
+
+/**
+ * A card's static reservation on its NAT or isolated network: an address of the subnet
+ * (not the gateway, no other card's) that DHCP always gives it, and its host name in the
+ * network's domain. Applied at once: a running card takes it with its next DHCP renewal
+ * (its rules follow now). Put back when the host refuses.
+ */
+export async function reserveCard(user: SessionUser, guestId: string, index: number, raw: unknown): Promise<void> {
+  const input = parseOrThrow(reservationInput, raw, "The reservation");
+  const guest = await loadGuest(user, guestId, "change");
+  const card = guest.nics[index];
+  if (!card) throw new GuesthouseError("not-found", `${guest.name} has no network card ${index + 1}.`);
+  const network = await db.network.findUniqueOrThrow({ where: { id: card.networkId } });
+  if (network.mode !== "nat" && network.mode !== "isolated") {
+    throw new GuesthouseError("invalid-input", `Card ${index + 1} of ${guest.name} is on ${network.mode === "user" ? "user-mode networking" : `the bridged network ${network.name}`}, whose addresses are not this dashboard's to give: reservations are for NAT and isolated networks.`);
+  }
+  const plan = planOf(network)!;
+  if (input.ip !== null) {
+    if (!ipaddr.IPv4.isValidFourPartDecimal(input.ip) || !ipaddr.IPv4.parse(input.ip).match(ipaddr.IPv4.parseCIDR(plan.subnet))) {
+      throw new GuesthouseError("invalid-input", `${input.ip} is not an address of ${network.name} (${plan.subnet}).`);
+    }
+    const [first, last] = [ipaddr.IPv4.networkAddressFromCIDR(plan.subnet).toString(), ipaddr.IPv4.broadcastAddressFromCIDR(plan.subnet).toString()];
+    if (input.ip === plan.gateway || input.ip === first || input.ip === last) {
+      throw new GuesthouseError("invalid-input", `${input.ip} is ${input.ip === plan.gateway ? "the network's gateway (this host)" : "the subnet's network or broadcast address"}; choose another.`);
+    }
+    const taken = await db.nic.findFirst({ where: { networkId: network.id, reservedIp: input.ip, id: { not: card.id } }, select: { guest: { select: { name: true, teamId: true, ownerId: true } } } });
+    if (taken) throw new GuesthouseError("conflict", `${input.ip} is reserved for a card of ${guestNameFor(user, taken.guest)}; choose another.`);
+  }
+  const before = { reservedIp: card.reservedIp, hostName: card.hostName };
+  await db.nic.update({ where: { id: card.id }, data: { reservedIp: input.ip, hostName: input.name } });
+  const host = await db.host.findUniqueOrThrow({ where: { id: network.hostId }, select: { endpoint: true } });
+  try {
+    await agentFor(host).applyNetwork(network.id, requestOf(network, await reservationsOf(network.id)));
+  } catch (err) {
+    await db.nic.update({ where: { id: card.id }, data: before }).catch((e: unknown) => console.error("networks: a reservation could not be put back", e));
+    throw err;
+  }
+  await recordEvent("nic-reservation", true, input.ip ? `reserved ${input.ip}${input.name ? ` (${input.name})` : ""} for card ${index + 1} of ${guest.name}` : `card ${index + 1} of ${guest.name} takes any address again`, user, guest.id).catch(() => {});
+  refreshPage(`/networks/${network.id}`);
 }

@@ -52,4 +52,20 @@ describe("a managed network's ports, in a network namespace", () => {
     await networks.unplug("guestp2");
     assert.deepEqual(networks.ports(LAB.id), []);
   });
+
+  test("a reservation takes effect on a running card at once; one on an address another card holds is refused and changes nothing", async () => {
+    const [a] = await networks.plug({ id: "guestr1", name: "alpha" }, [{ index: 0, mac: "52:54:00:79:00:11", network: LAB.id }]);
+    const [b] = await networks.plug({ id: "guestr2", name: "beta" }, [{ index: 0, mac: "52:54:00:79:00:12", network: LAB.id }]);
+    const rules = () => fs.readFileSync(path.join(dir, "networks", LAB.id, "rules.nft"), "utf8");
+    await assert.rejects(networks.apply({ ...LAB, reservations: [{ mac: b!.mac, ip: a!.ip!, name: "beta" }] }), (err: Error & { code?: string }) => err.code === "conflict" && err.message.includes(`in use by a card of alpha`));
+    assert.equal(networks.ports(LAB.id).find((p) => p.mac === b!.mac)!.ip, b!.ip, "nothing changed");
+    await networks.apply({ ...LAB, reservations: [{ mac: b!.mac, ip: "10.79.0.77", name: "db" }] });
+    const port = networks.ports(LAB.id).find((p) => p.mac === b!.mac)!;
+    assert.deepEqual([port.ip, port.name], ["10.79.0.77", "db"]);
+    assert.match(rules(), new RegExp(`iifname "${port.tap}" ip saddr != 0\\.0\\.0\\.0 ip saddr != 10\\.79\\.0\\.77 counter drop`), "its rules follow");
+    const hosts = fs.readFileSync(path.join(dir, "hosts", `${LAB.id}.hosts`), "utf8");
+    assert.equal(hosts.split("\n").filter((l) => l.startsWith(b!.mac)).length, 1, "one line per MAC");
+    await networks.unplug("guestr1");
+    await networks.unplug("guestr2");
+  });
 });

@@ -12,6 +12,8 @@
  * member's NAT network with IPv6 carries its /64 in the row, the page's view and on the host.
  */
 import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
 import { after, before } from "node:test";
 import type { SessionUser } from "../../server/auth/sessions";
 import { bridgeName } from "../../server/agent/networks/nft";
@@ -176,6 +178,28 @@ story("a team's managed networks through the web, the agent in a network namespa
     await assert.rejects(web.setCardLink(member, guestId, 5, false), refused("not-found", /no network card 6/));
     view = await web.loadNetwork(member, lab);
     await web.updateNetworkRules(member, lab, { forwards: [], firewall: { defaultIn: "deny", defaultOut: "allow", rules: [] } }, view.updatedAt);
+  });
+
+  step("a card's reservation: its address and host name go to the host at once (its port too, as it runs); bad addresses, a viewer and another team are refused", async () => {
+    const card = await database.db.nic.findFirstOrThrow({ where: { guestId } });
+    const hostsFile = () => fs.readFileSync(path.join(agent.dataDir, "run", "networks", `${lab}.hosts`), "utf8");
+    const portIp = () => (JSON.parse(fs.readFileSync(path.join(agent.dataDir, "networks", lab, "ports.json"), "utf8")) as Array<{ mac: string; ip: string }>).find((p) => p.mac === card.mac)?.ip;
+    await web.reserveCard(member, guestId, 0, { ip: "10.93.0.200", name: "front" });
+    assert.deepEqual(await database.db.nic.findUniqueOrThrow({ where: { id: card.id }, select: { reservedIp: true, hostName: true } }), { reservedIp: "10.93.0.200", hostName: "front" });
+    assert.match(hostsFile(), new RegExp(`^${card.mac},10\\.93\\.0\\.200,front$`, "m"));
+    assert.equal(portIp(), "10.93.0.200", "the running card's port has it (its rules follow)");
+    assert.equal((await web.loadNetwork(member, lab)).nics[0]!.reservedIp, "10.93.0.200");
+    for (const [ip, message] of [["10.94.0.5", /not an address of lab/], ["10.93.0.1", /gateway/], ["10.93.0.255", /broadcast/], ["not an ip", /not an address/]] as const) {
+      await assert.rejects(web.reserveCard(member, guestId, 0, { ip, name: null }), refused("invalid-input", message), ip);
+    }
+    await assert.rejects(web.reserveCard(member, guestId, 0, { ip: "10.93.0.201", name: "Not A Label" }), refused("invalid-input", /host name/));
+    await assert.rejects(web.reserveCard(viewer, guestId, 0, { ip: "10.93.0.201", name: null }), refused("forbidden"));
+    await assert.rejects(web.reserveCard(stranger, guestId, 0, { ip: "10.93.0.201", name: null }), refused("not-found"));
+    assert.equal(portIp(), "10.93.0.200", "nothing changed");
+    // Given back: the row and the host's spec forget it (the running card keeps its address until it stops).
+    await web.reserveCard(member, guestId, 0, { ip: null, name: null });
+    assert.equal((await database.db.nic.findUniqueOrThrow({ where: { id: card.id } })).reservedIp, null);
+    assert.equal(JSON.parse(fs.readFileSync(path.join(agent.dataDir, "networks", lab, "spec.json"), "utf8")).reservations, undefined);
   });
 
   step("removal is refused while a card is on it; once the card moves, it goes and leaves nothing on the host", async () => {

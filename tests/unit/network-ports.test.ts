@@ -1,7 +1,8 @@
 /** A guest's NICs as ports of a managed network (server/agent/networks/ports.ts): names, addresses, dnsmasq's host entries. */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { chooseAddress, hostLabel, hostsFileOf, tapName, TAP_PREFIX, uniqueLabel } from "../../server/agent/networks/ports";
+import { chooseAddress, hostsFileOf, tapName, TAP_PREFIX, uniqueLabel } from "../../server/agent/networks/ports";
+import { hostLabel } from "../../server/domain/names";
 import { planIpv4 } from "../../server/domain/network-plan";
 
 describe("network ports", () => {

@@ -1,7 +1,7 @@
 import Link from "next/link";
 import { notFound } from "next/navigation";
 import { DeleteNetworkButton } from "@/components/network-forms";
-import { LinkButtons, NetworkRulesEditor } from "@/components/network-rules-editor";
+import { LinkButtons, NetworkRulesEditor, ReservationForm } from "@/components/network-rules-editor";
 import { localHost } from "@/server/web/hosts";
 import { agentFor } from "@/server/web/guests";
 import { GuesthouseError } from "@/server/domain/errors";
@@ -78,6 +78,8 @@ export default async function NetworkPage({ params }: { params: Promise<{ id: st
               <li key={`${n.guestId}-${n.position}`}>
                 <Link href={`/guests/${n.guestId}`} className="text-indigo-700 hover:underline">{n.guest}</Link>, card {n.position + 1} <span className="font-mono">{n.mac}</span>{n.vlan !== null && <> on VLAN {n.vlan}</>}{" "}
                 {network.mayChange && <LinkButtons guestId={n.guestId} position={n.position} />}
+                {n.reservedIp && <span className="ml-2 text-slate-600" data-testid={`reserved-${n.mac}`}>fixed {n.reservedIp}{n.hostName ? ` (${n.hostName})` : ""}</span>}
+                {network.mayChange && network.kind !== "bridged" && <ReservationForm guestId={n.guestId} position={n.position} ip={n.reservedIp} name={n.hostName} />}
               </li>
             ))}
           </ul>

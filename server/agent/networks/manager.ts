@@ -40,7 +40,8 @@ import type { ForwardPolicy } from "../config";
 import { Turns } from "../turns";
 import { dnsmasqConfig, parseLeases, type Lease } from "./dnsmasq";
 import { bridgeName, removalOf, rulesetOf, tableName } from "./nft";
-import { chooseAddress, hostLabel, hostsFileOf, tapName, uniqueLabel, type Port } from "./ports";
+import { hostLabel } from "../../domain/names";
+import { chooseAddress, hostsFileOf, tapName, uniqueLabel, type Port } from "./ports";
 
 export type ManagedNetwork = RoutedNetwork | BridgedNetwork;
 
@@ -193,13 +194,14 @@ export class Networks {
       await this.gatewayAddress(bridge, `${plan.gateway}/${plan.prefix}`);
       await this.gatewayAddress6(bridge, spec.ipv6 ? `${planIpv6(spec.id).gateway}/64` : null);
       await this.host.run("ip", ["link", "set", bridge, "up"]);
-      const ports = this.ports(spec.id);
+      const ports = this.reserved(spec, this.ports(spec.id));
       // Guests' taps that outlived their bridge (it was made again) join the new one.
       if (made.bridge) for (const port of ports) await this.host.run("ip", ["link", "set", "dev", port.tap, "master", bridge]).catch(() => {});
       await this.nft(path.join(folder, "rules.nft"), this.rulesOf(spec, ports));
       made.table = true;
       const pid = plan.dhcp || spec.kind === "nat" ? await this.dnsmasq(spec, plan, bridge, ports) : (await this.stopDnsmasq(spec.id), null);
       fs.writeFileSync(path.join(folder, "spec.json"), `${JSON.stringify(spec, null, 2)}\n`);
+      if (JSON.stringify(ports) !== JSON.stringify(this.ports(spec.id))) this.savePorts(spec.id, ports);
       return { bridge, plan, dnsmasqPid: pid };
     } catch (err) {
       if (undoing) {
@@ -403,6 +405,25 @@ export class Networks {
   async prune(running: ReadonlySet<string>): Promise<void> {
     const gone = new Set(this.ids().flatMap((id) => this.ports(id).map((p) => p.guest)).filter((g) => !running.has(g)));
     for (const guest of gone) await this.unplug(guest);
+  }
+
+  /**
+   * The ports with the network's reservations applied: a running card whose MAC was just
+   * reserved takes its address and name now (its rules follow; its next DHCP renewal gets
+   * the address). An address another card holds is refused, naming it.
+   */
+  private reserved(spec: RoutedNetwork, ports: Port[]): Port[] {
+    const reservations = spec.reservations ?? [];
+    for (const r of reservations) {
+      const holder = ports.find((p) => p.ip === r.ip && p.mac !== r.mac.toLowerCase());
+      if (holder && !reservations.some((o) => o.mac.toLowerCase() === holder.mac)) {
+        throw new GuesthouseError("conflict", `${r.ip} is in use by a card of ${holder.name} on this network; choose another address, or reserve it once that guest has stopped.`);
+      }
+    }
+    return ports.map((p) => {
+      const r = reservations.find((o) => o.mac.toLowerCase() === p.mac);
+      return r ? { ...p, ip: r.ip, name: r.name } : p;
+    });
   }
 
   /** Every port of a network (the guests' cards on it). */

@@ -45,20 +45,6 @@ export const TAP_PREFIX = "ght";
 /** A NIC's tap: the prefix and a hash of guest and position, within the kernel's 15 characters. */
 export const tapName = (guestId: string, index: number) => `${TAP_PREFIX}${createHash("sha256").update(`${guestId}/${index}`).digest("hex").slice(0, 12)}`;
 
-/**
- * A guest's name as a host name: lowercase letters, digits and '-' (anything else becomes
- * '-'), at most 63 characters; a name with nothing left is `guest-<id>`.
- */
-export function hostLabel(guestName: string, guestId: string): string {
-  const label = guestName
-    .toLowerCase()
-    .replace(/[^a-z0-9-]+/g, "-")
-    .replace(/^-+|-+$/g, "")
-    .slice(0, 63)
-    .replace(/-+$/, "");
-  return label || `guest-${guestId}`.slice(0, 63);
-}
-
 /** `wanted`, or `wanted-2`, `wanted-3`, … : the first not in `taken`. */
 export function uniqueLabel(wanted: string, taken: ReadonlySet<string>): string {
   if (!taken.has(wanted)) return wanted;
@@ -90,7 +76,9 @@ export function chooseAddress(plan: Ipv4Plan, taken: ReadonlySet<string>, prefer
 
 /** dnsmasq's host entries (its dhcp-hostsfile, read again on SIGHUP): reservations, then ports. */
 export function hostsFileOf(reservations: readonly Reservation[], ports: readonly Port[]): string {
-  const lines = [...reservations, ...ports].map((h) => (h.ip ? `${h.mac},${h.ip},${h.name}` : `${h.mac},${h.name}`));
+  // A reserved card that runs is its port's line (which carries the reservation): one line per MAC.
+  const running = new Set(ports.map((p) => p.mac));
+  const lines = [...reservations.filter((r) => !running.has(r.mac.toLowerCase())), ...ports].map((h) => (h.ip ? `${h.mac},${h.ip},${h.name}` : `${h.mac},${h.name}`));
   return lines.length ? `${lines.join("\n")}\n` : "";
 }
 

@@ -121,6 +121,10 @@ export const ENDPOINTS = {
   },
   cancelUpload: { method: "DELETE", path: "/uploads/{pool}/{file}", summary: "Stops an upload and removes what it wrote", scope: "write", ok: none("Stopped"), problems: [400, 403, 404], streamed: true },
   setLink: { method: "POST", path: "/guests/{id}/nics/{index}/link", summary: "Sets a running guest's network card's link up or down (a pulled cable); index from 0", scope: "operate", body: n.linkRequest, ok: none("Done"), problems: [400, 403, 404, 409] },
+  reserveAddress: {
+    method: "PUT", path: "/guests/{id}/nics/{index}/reservation", summary: "A card's fixed address and host name on its NAT or isolated network, applied at once (its next DHCP renewal)", scope: "write",
+    body: n.reservationRequest, ok: none("Done"), problems: [400, 403, 404, 409],
+  },
   // Networks
   listNetworks: { method: "GET", path: "/networks", summary: "The networks of the caller's teams (every team's for admins)", scope: "read", ok: json(200, n.networkList, "The networks"), problems: [] },
   createNetwork: {

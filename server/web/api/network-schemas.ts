@@ -6,7 +6,7 @@
 import { z } from "zod";
 import { networkFirewall, networkForward } from "../../domain/network-rules";
 import { networkInput } from "../../domain/validation";
-import { networkRulesInput, type NetworkView } from "../networks";
+import { networkRulesInput, reservationInput, type NetworkView } from "../networks";
 import { apiSchemas } from "./schemas";
 
 export const newNetwork = networkInput.register(apiSchemas, { id: "NewNetwork", description: "NAT and isolated: dhcp \"auto\" (the upper half of the subnet), \"none\" (isolated only) or { start, end }; bridged (admins): the host's bridge and the VLANs its cards may use" });
@@ -31,7 +31,7 @@ export const networkView = z
     ipv6: z.string().nullable().describe("the IPv6 prefix of a NAT or isolated network with IPv6"),
     bridge: z.string().nullable().describe("bridged networks: the host's bridge"),
     vlans: z.string().describe("bridged networks: the VLANs its cards may use (\"\": none)"),
-    nics: z.array(z.object({ guestId: z.string(), guest: z.string(), mac: z.string(), position: z.number().int(), vlan: z.number().int().nullable() })),
+    nics: z.array(z.object({ guestId: z.string(), guest: z.string(), mac: z.string(), position: z.number().int(), vlan: z.number().int().nullable(), reservedIp: z.string().nullable(), hostName: z.string().nullable() })),
     forwards: z.array(forward),
     firewall,
     mayChange: z.boolean(),
@@ -67,3 +67,4 @@ export const counters = z
 export const forwardTest = z.strictObject({ protocol: z.enum(["tcp", "udp"]), hostPort: z.number().int().min(1).max(65535) }).register(apiSchemas, { id: "ForwardTest" });
 export const forwardTestResult = z.object({ answered: z.boolean(), message: z.string() }).register(apiSchemas, { id: "ForwardTestResult" });
 export const linkRequest = z.strictObject({ up: z.boolean() }).register(apiSchemas, { id: "LinkRequest" });
+export const reservationRequest = reservationInput.register(apiSchemas, { id: "Reservation", description: "ip null: an address the host chooses; name null: the guest's name" });

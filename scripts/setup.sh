@@ -19,8 +19,10 @@ say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
 # g++, make and python3 build better-sqlite3 from source when no prebuilt binary can be had.
 # iproute2, nftables and dnsmasq-base build guests' networks (bridges, rules, DHCP and DNS).
 packages=(qemu-system-x86 qemu-utils ovmf g++ make python3 iproute2 nftables dnsmasq-base)
-# busybox: the network tests' stand-in guests ask for DHCP leases with its udhcpc.
-[ "$WITH_TESTS" = 1 ] && packages+=(chromium xkb-data strace busybox)
+# busybox-static: the network tests' stand-in guests ask for DHCP leases with its udhcpc. The
+# static build, which the demo guest is made of too (scripts/fixtures.sh): Debian's busybox and
+# busybox-static replace each other, so asking for both would swap them on every run.
+[ "$WITH_TESTS" = 1 ] && packages+=(chromium xkb-data strace busybox-static)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

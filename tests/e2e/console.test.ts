@@ -8,8 +8,6 @@
  * session record, and the serial log after the guest stopped.
  */
 import assert from "node:assert/strict";
-import fs from "node:fs";
-import path from "node:path";
 import { after, afterEach, before } from "node:test";
 import type { Page } from "playwright-core";
 import { mintShareTicket, mintTicket } from "../../server/console/tickets";
@@ -19,6 +17,7 @@ import { upgradeStatus } from "../helpers/net";
 import { createSession, SESSION_COOKIE } from "../../server/auth/sessions";
 import { launchBrowser, logIn, screenshotStep, submitNewGuest } from "../helpers/browser";
 import { startTestStack, type TestStack } from "../helpers/web";
+import { guestSerialLog } from "../helpers/serial-shell";
 import { story } from "../helpers/story";
 
 const GUEST = "e2e-console";
@@ -137,13 +136,7 @@ story("console in Chromium", (step) => {
   const socketUrls: string[] = [];
   const firstFrames: string[] = [];
 
-  const serialLog = () => {
-    try {
-      return fs.readFileSync(path.join(stack.agent.dataDir, "guests", guestId, "serial.log"), "utf8");
-    } catch {
-      return "";
-    }
-  };
+  const serialLog = () => guestSerialLog(stack.agent, guestId);
   const count = (text: string, marker: string) => text.split(marker).length - 1;
   const consoleState = (p: Page) => p.getByTestId("console-state").getAttribute("data-state");
   const vncSessions = () => stack.database.db.consoleSession.count({ where: { guestId, kind: "vnc" } });

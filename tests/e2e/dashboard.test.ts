@@ -18,6 +18,7 @@ import { waitFor } from "../helpers/agent";
 import { freeForwardPort, upgradeStatus } from "../helpers/net";
 import { launchBrowser, screenshotStep, submitNewGuest } from "../helpers/browser";
 import { startTestStack, type TestStack } from "../helpers/web";
+import { guestSerialLog } from "../helpers/serial-shell";
 import { story } from "../helpers/story";
 
 const GUEST = "e2e-demo";
@@ -27,13 +28,7 @@ story("dashboard in Chromium", (step) => {
   let browser: Awaited<ReturnType<typeof launchBrowser>>;
   let page: Page;
   let guestId = "";
-  const serialLog = () => {
-    try {
-      return fs.readFileSync(path.join(stack.agent.dataDir, "guests", guestId, "serial.log"), "utf8");
-    } catch {
-      return "";
-    }
-  };
+  const serialLog = () => guestSerialLog(stack.agent, guestId);
 
   before(async () => {
     stack = await startTestStack();

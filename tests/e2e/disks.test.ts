@@ -19,6 +19,7 @@ import { createSession, SESSION_COOKIE } from "../../server/auth/sessions";
 import { DEMO_ISO, waitFor, within } from "../helpers/agent";
 import { launchBrowser, logIn, screenshotStep, submitNewGuest } from "../helpers/browser";
 import { startTestStack, type TestStack } from "../helpers/web";
+import { guestSerialLog } from "../helpers/serial-shell";
 import { story } from "../helpers/story";
 
 const GUEST = "e2e-disks";
@@ -31,13 +32,7 @@ story("disk images in Chromium", (step) => {
   let guestId = "";
   let diskId = "";
   let tmp = "";
-  const serialLog = () => {
-    try {
-      return fs.readFileSync(path.join(stack.agent.dataDir, "guests", guestId, "serial.log"), "utf8");
-    } catch {
-      return "";
-    }
-  };
+  const serialLog = () => guestSerialLog(stack.agent, guestId);
   /** Types one line into the guest's serial shell. */
   const typeSerial = async (line: string) => {
     const serial = net.createConnection({ path: path.join(stack.agent.dataDir, "run", guestId, "serial.sock") });

@@ -7,13 +7,12 @@
  * card is on it.
  */
 import assert from "node:assert/strict";
-import fs from "node:fs";
-import path from "node:path";
 import { after, afterEach, before } from "node:test";
 import type { Page } from "playwright-core";
 import { waitFor } from "../helpers/agent";
 import { launchBrowser, logIn, screenshotStep } from "../helpers/browser";
 import { Namespaces } from "../helpers/netns";
+import { guestSerialLog } from "../helpers/serial-shell";
 import { story } from "../helpers/story";
 import { startTestStack, type TestStack } from "../helpers/web";
 
@@ -25,13 +24,7 @@ story("managed networks in Chromium", (step) => {
   let page: Page;
   let networkId = "";
   let guestId = "";
-  const serialLog = () => {
-    try {
-      return fs.readFileSync(path.join(stack.agent.dataDir, "guests", guestId, "serial.log"), "utf8");
-    } catch {
-      return "";
-    }
-  };
+  const serialLog = () => guestSerialLog(stack.agent, guestId);
 
   before(async () => {
     inside = ns.add("e2e");

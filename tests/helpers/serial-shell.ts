@@ -8,6 +8,15 @@ import net from "node:net";
 import path from "node:path";
 import { waitFor, type TestAgent } from "./agent";
 
+/** What a guest's serial port printed so far (its log in the agent's state folder), or "" before it has one. */
+export function guestSerialLog(agent: Pick<TestAgent, "dataDir">, guestId: string): string {
+  try {
+    return fs.readFileSync(path.join(agent.dataDir, "guests", guestId, "serial.log"), "utf8");
+  } catch {
+    return "";
+  }
+}
+
 /** How long the demo guest may take to reach its shell under TCG on a busy host. */
 export const BOOT_TIMEOUT_MS = 90_000;
 

@@ -1,8 +1,8 @@
 /**
  * Ports of a managed network (server/agent/networks/manager.ts plug/unplug) with the real
  * kernel, nft and dnsmasq in a namespace the test makes: the addresses the agent chooses
- * stay clear of what dnsmasq still leases to other cards, and a card coming back gets its
- * own last address again.
+ * stay clear of what dnsmasq still leases to other cards, a card coming back gets its
+ * own last address again, and a running guest's cards plugged again keep theirs.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -67,5 +67,20 @@ describe("a managed network's ports, in a network namespace", () => {
     assert.equal(hosts.split("\n").filter((l) => l.startsWith(b!.mac)).length, 1, "one line per MAC");
     await networks.unplug("guestr1");
     await networks.unplug("guestr2");
+  });
+
+  test("a running guest's ports plugged again (a card plugged in or out beside them) keep their addresses and taps", async () => {
+    const first = { index: 0, mac: "52:54:00:79:00:21", network: LAB.id };
+    const second = { index: 1, mac: "52:54:00:79:00:22", network: LAB.id };
+    const [a, b] = await networks.plug({ id: "guesth1", name: "hot" }, [first, second]);
+    // The first card unplugged: the second, alone now, keeps its address (without a lease to prefer it).
+    const [kept] = await networks.plug({ id: "guesth1", name: "hot" }, [second]);
+    assert.deepEqual([kept!.ip, kept!.tap], [b!.ip, b!.tap]);
+    // A card plugged in before it in the list takes a free address, not the second card's.
+    const [added, again] = await networks.plug({ id: "guesth1", name: "hot" }, [{ ...first, index: 2, mac: "52:54:00:79:00:23" }, second]);
+    assert.deepEqual([again!.ip, again!.tap], [b!.ip, b!.tap]);
+    assert.notEqual(added!.ip, b!.ip);
+    assert.equal(a!.ip !== b!.ip, true);
+    await networks.unplug("guesth1");
   });
 });

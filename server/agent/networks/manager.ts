@@ -341,11 +341,14 @@ export class Networks {
           const plugging = new Set((byNetwork.get(id) ?? []).map((nic) => nic.mac.toLowerCase()));
           const now = Date.now() / 1000;
           for (const lease of leases) if (!plugging.has(lease.mac) && (lease.expires === 0 || lease.expires > now)) ips.add(lease.ip);
+          // A running guest's cards plugged again (a card plugged in or out beside them) keep their addresses.
+          const had = new Map(before.get(id)!.flatMap((p) => (p.guest === guest.id && p.ip && plugging.has(p.mac) ? [[p.mac, p.ip] as const] : [])));
+          for (const ip of had.values()) ips.add(ip);
           const ports = [...kept];
           for (const [n, nic] of (byNetwork.get(id) ?? []).entries()) {
             const mac = nic.mac.toLowerCase();
             const reserved = reservations.find((r) => r.mac.toLowerCase() === mac);
-            const ip = reserved?.ip ?? (plan.dhcp ? chooseAddress(plan, ips, lastLease.get(mac) ?? null) : null);
+            const ip = reserved?.ip ?? had.get(mac) ?? (plan.dhcp ? chooseAddress(plan, ips, lastLease.get(mac) ?? null) : null);
             const label = hostLabel(guest.name, guest.id);
             const name = reserved?.name ?? uniqueLabel(n === 0 ? label : `${label}-nic${nic.index + 1}`, names);
             const port: Port = { tap: tapName(guest.id, nic.index), mac, ip, guest: guest.id, name, ...(nic.bandwidth ? { bandwidth: nic.bandwidth } : {}) };

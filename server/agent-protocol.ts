@@ -46,6 +46,8 @@ export const imageRef = z.strictObject({ pool: poolName, file: imageFileName });
 const guestSpecRequest = guestSpecSchema.describe("The guest spec");
 /** A disk to plug in, checked with the very schema of a spec's disks. */
 const attachRequest = z.strictObject({ disk: guestSpecSchema.shape.disks.element }).describe("The disk");
+/** A network card to plug in, checked with the very schema of a spec's cards. */
+const plugNicRequest = z.strictObject({ nic: guestSpecSchema.shape.nics.element }).describe("The network card");
 const typeRequest = z
   .strictObject({
     text: z
@@ -286,6 +288,8 @@ export const AGENT_ROUTES = {
   forget: { method: "DELETE", path: "/v1/guests/:id", summary: "forget a stopped guest's state folder" },
   attachDisk: { method: "POST", path: "/v1/guests/:id/disks", body: attachRequest, reply: guestStatusReply, summary: "{ disk: DiskSpec } → GuestStatus: plug a disk into the running guest" },
   detachDisk: { method: "DELETE", path: "/v1/guests/:id/disks/:volume", reply: guestStatusReply, summary: "→ GuestStatus: unplug it (waits until the guest lets go)" },
+  plugNic: { method: "POST", path: "/v1/guests/:id/nics", body: plugNicRequest, reply: guestStatusReply, summary: "{ nic: NicSpec } → GuestStatus: plug a network card into the running guest (a managed one gets its port and tap)" },
+  unplugNic: { method: "DELETE", path: "/v1/guests/:id/nics/:mac", reply: guestStatusReply, summary: "→ GuestStatus: unplug the card with this MAC (waits until the guest lets go; its port and tap go)" },
   events: {
     method: "GET",
     path: "/v1/events",

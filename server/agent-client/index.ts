@@ -28,6 +28,7 @@ import {
   AGENT_VNC_PASSWORD_HEADER,
   type DiskFormat,
   type DiskSpec,
+  type NicSpec,
   type GuestSpec,
   type GuestStatus,
   type UploadPart,
@@ -248,6 +249,16 @@ export class AgentClient {
   /** Unplugs a disk from a running guest; resolves once the guest has let go of it. */
   detachDisk(id: string, volume: string): Promise<GuestStatus> {
     return this.call(AGENT_ROUTES.detachDisk, { id, volume });
+  }
+
+  /** Plugs a network card into a running guest (a managed one gets its port, address and tap). */
+  plugNic(id: string, nic: NicSpec): Promise<GuestStatus> {
+    return this.call(AGENT_ROUTES.plugNic, { id }, { nic });
+  }
+
+  /** Unplugs the card with this MAC from a running guest; resolves once the guest has let go of it. */
+  unplugNic(id: string, mac: string): Promise<GuestStatus> {
+    return this.call(AGENT_ROUTES.unplugNic, { id, mac });
   }
 
   /** Every managed network of the host. */

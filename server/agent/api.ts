@@ -24,7 +24,7 @@ import {
 import { GuesthouseError, toGuesthouseError } from "../domain/errors";
 import { refuseUpgrade } from "../http/refuse-upgrade";
 import type { GuestSpec, GuestStatus, TaskStatus } from "../domain/types";
-import { diskFormat, isoName, parseOrThrow, volumeId } from "../domain/validation";
+import { diskFormat, isoName, mac, parseOrThrow, volumeId } from "../domain/validation";
 import type { AgentConfig } from "./config";
 import { CONSOLE_UPGRADES, type Consoles } from "./console";
 import type { ImageRef, Images } from "./images";
@@ -105,6 +105,8 @@ export function createAgentServer(
       return { json: await supervisor.attachDisk(parseId(id), disk) };
     },
     detachDisk: async ({ id, volume }) => ({ json: await supervisor.detachDisk(parseId(id), parseOrThrow(volumeId, volume, "The volume")) }),
+    plugNic: async ({ id }, { nic }) => ({ json: await supervisor.plugNic(parseId(id), nic) }),
+    unplugNic: async ({ id, mac: card }) => ({ json: await supervisor.unplugNic(parseId(id), parseOrThrow(mac, card.toLowerCase(), "The MAC address")) }),
     serialLog: async ({ id }) => ({ body: await consoles.serialLog(parseId(id)) }),
     screenshot: async ({ id }, _, { width }) => ({ body: await consoles.screenshot(parseId(id), width) }),
     type: async ({ id }, { text, layout }) => ({ status: 202, json: consoles.type(parseId(id), text, layout) }),

@@ -190,7 +190,8 @@ export class GuestDisks {
         if (!ports.every((p) => devices.has(p))) {
           throw new GuesthouseError("conflict", "This guest started without hot-plug slots (an older agent started it). Restart it once to plug disks in while it runs.");
         }
-        const taken = new Set(Object.values(guest.disks.disks).map((d) => d.port));
+        // Shared with network cards plugged in live (server/agent/guest-nics.ts).
+        const taken = new Set([...Object.values(guest.disks.disks).map((d) => d.port), ...guest.nics.nics.map((n) => n.port)]);
         port = ports.find((p) => !taken.has(p)) ?? null;
         if (!port) {
           throw new GuesthouseError("conflict", `All ${ports.length} hot-plug slots of this guest are taken. Detach a disk plugged in while it runs, or add the disk while the guest is stopped.`);

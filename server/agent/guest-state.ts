@@ -10,9 +10,9 @@ import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
-import type { DiskSpec, GuestSpec, GuestState, GuestStatus, VncTlsEndpoint } from "../domain/types";
+import type { DiskSpec, GuestSpec, NicSpec, GuestState, GuestStatus, VncTlsEndpoint } from "../domain/types";
 import { guestSpecSchema } from "../domain/validation";
-import { diskId, guestFiles, OVMF_VARS_TEMPLATE, type GuestFiles, type QemuLaunch } from "../qemu/args";
+import { diskId, guestFiles, nicId, OVMF_VARS_TEMPLATE, type GuestFiles, type QemuLaunch } from "../qemu/args";
 import type { QmpClient } from "../qemu/qmp";
 import { GuesthouseError } from "../domain/errors";
 import { readJsonFile, writeAtomically } from "./files";
@@ -64,6 +64,37 @@ export function startTable(disks: DiskSpec[], argv: string[] | null, launch?: Pi
   return { next: disks.length, ...(launch ? { nextFdSet: launch.nextFdSet } : {}), disks: table };
 }
 
+/**
+ * How QEMU knows one network card of a running guest, by MAC. Kept in `nics.json`: the
+ * cards it started with are nic<i>/net<i> in spec order, cards plugged in live are named
+ * after their MAC (nicDeviceOf), and a card's tap is named after its slot, which stays
+ * the card's while its QEMU runs whatever is plugged in or out around it.
+ */
+export interface PluggedNic {
+  mac: string;
+  /** The device's id (set_link, device_del). */
+  device: string;
+  /** The netdev's id (netdev_del). */
+  netdev: string;
+  /** The hot-plug root port it sits in (q35), or null (the machine's own bus). */
+  port: string | null;
+  /** Its number for its tap's name (tapName) on a managed network. */
+  slot: number;
+  /** device_del was sent and the guest has not let go yet. */
+  detaching: boolean;
+}
+
+export interface NicTable {
+  /** The slot of the next card plugged in (never reused within one QEMU run). */
+  next: number;
+  nics: PluggedNic[];
+}
+
+/** The table of a guest as it started (buildQemuLaunch's ids). */
+export function startNics(nics: NicSpec[]): NicTable {
+  return { next: nics.length, nics: nics.map((nic, i) => ({ mac: nic.mac.toLowerCase(), device: nicId(i), netdev: `net${i}`, port: null, slot: i, detaching: false })) };
+}
+
 /** One guest that the agent supervises (running, halted, or remembered as crashed). */
 export class SupervisedGuest {
   state: GuestState = "starting";
@@ -93,7 +124,9 @@ export class SupervisedGuest {
   restartWith: GuestSpec | null = null;
   /** How QEMU names the disks of `spec`. */
   disks: DiskTable = { next: 0, disks: {} };
-  /** Disk operations take turns: each reads and changes the disk table. */
+  /** How QEMU names the network cards of `spec`. */
+  nics: NicTable = { next: 0, nics: [] };
+  /** Disk and network card operations take turns: each reads and changes its table, and they share the hot-plug ports. */
   readonly diskOps = new Turns();
   /** Run-state queries take turns, so their answers apply in the order QEMU gave them. */
   readonly runStateChecks = new Turns();
@@ -143,6 +176,12 @@ export class SupervisedGuest {
     await writeAtomically(path.join(this.stateDir, "disks.json"), JSON.stringify(this.disks));
   }
 
+  /** Writes the running spec and its network card table (atomically). */
+  async saveNics(): Promise<void> {
+    await writeAtomically(path.join(this.stateDir, "spec.json"), JSON.stringify(this.spec));
+    await writeAtomically(path.join(this.stateDir, "nics.json"), JSON.stringify(this.nics));
+  }
+
   /** Records whether a person has paused the guest, for this agent and the next. */
   async setPauseRequested(requested: boolean): Promise<void> {
     this.pauseRequested = requested;
@@ -164,6 +203,7 @@ export class SupervisedGuest {
     this.argv = await readJsonFile(path.join(this.stateDir, "argv.json"), z.array(z.string()));
     this.spec = await readJsonFile(path.join(this.stateDir, "spec.json"), guestSpecSchema);
     this.disks = (await readDiskTable(path.join(this.stateDir, "disks.json"), this.spec)) ?? startTable(this.spec?.disks ?? [], this.argv);
+    this.nics = (await readNicTable(path.join(this.stateDir, "nics.json"), this.spec)) ?? startNics(this.spec?.nics ?? []);
     this.pauseRequested = fs.existsSync(path.join(this.stateDir, "paused"));
     this.lastIoError = await fsp.readFile(path.join(this.stateDir, "io-error"), "utf8").catch(() => null);
   }
@@ -176,6 +216,19 @@ async function readDiskTable(file: string, spec: GuestSpec | null): Promise<Disk
     const volumes = Object.keys(table.disks ?? {}).sort();
     const expected = (spec?.disks ?? []).map((d) => d.volume).sort();
     if (!Number.isInteger(table.next) || JSON.stringify(volumes) !== JSON.stringify(expected)) return null;
+    return table;
+  } catch {
+    return null;
+  }
+}
+
+/** A guest's network card table, if it is readable and names exactly the cards of its spec (in order). */
+async function readNicTable(file: string, spec: GuestSpec | null): Promise<NicTable | null> {
+  try {
+    const table = JSON.parse(await fsp.readFile(file, "utf8")) as NicTable;
+    const macs = (table.nics ?? []).map((n) => n.mac);
+    const expected = (spec?.nics ?? []).map((n) => n.mac.toLowerCase());
+    if (!Number.isInteger(table.next) || JSON.stringify(macs) !== JSON.stringify(expected)) return null;
     return table;
   } catch {
     return null;

@@ -91,4 +91,5 @@ def main():
         sys.exit(126)
 
 
-main()
+if __name__ == "__main__":  # server/agent/add-tap.py imports open_tap
+    main()

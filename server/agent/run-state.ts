@@ -47,7 +47,7 @@ export function onQmpEvent(guest: SupervisedGuest, event: QmpEvent, hooks: RunSt
     case "DEVICE_DELETED": {
       // The guest let go of a device: an unplug the agent asked for, or one the guest did itself.
       const device = event.data?.device;
-      if (typeof device === "string" && Object.values(guest.disks.disks).some((d) => d.device === device)) {
+      if (typeof device === "string" && (Object.values(guest.disks.disks).some((d) => d.device === device) || guest.nics.nics.some((n) => n.device === device))) {
         guest.diskOps.run(() => hooks.finishUnplug(guest, device)).catch((err) =>
           console.error(`agent: guest ${guest.id}: cleaning up after unplugging ${device} failed:`, err),
         );

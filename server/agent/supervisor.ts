@@ -30,15 +30,17 @@ import {
   type GuestSpec,
   type GuestState,
   type GuestStatus,
+  type NicSpec,
   type VncTlsEndpoint,
 } from "../domain/types";
 import { QmpClient, type QmpEvent } from "../qemu/qmp";
 import { buildQemuLaunch, guestFiles, nicId, QEMU_BINARY, secretPath, VNC_BASE_PORT, vncTlsPortOf, type EncryptedSecret, type GuestFiles, type QemuHostLayout } from "../qemu/args";
 import { ISO_POOL, type AgentConfig } from "./config";
 import { GuestDisks, mustHaveSecret } from "./guest-disks";
+import { GuestNics } from "./guest-nics";
 import { assertForwardsAllowed, VncTlsPorts } from "./host-ports";
 import { checkRunState, onQmpEvent, type RunStateHooks } from "./run-state";
-import { ensureEfiVars, startTable, SupervisedGuest } from "./guest-state";
+import { ensureEfiVars, startNics, startTable, SupervisedGuest } from "./guest-state";
 import { logTail } from "./files";
 import { encryptPassphrases, spawnQemu, writeMasterKey } from "./launch";
 import { isQemuOf, killGroup, pidAlive, readPid, sleep, waitForPidExit } from "./process";
@@ -63,6 +65,8 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
   private readonly storage: Storage;
   /** Hot-plug, unplug, online resize and live snapshots of the guests' disks. */
   private readonly disks: GuestDisks;
+  /** Network cards plugged into and out of running guests. */
+  private readonly nics: GuestNics;
   /** Who guests' QEMUs run as. */
   readonly users: QemuUsers;
   /** The TLS VNC ports running guests hold. */
@@ -71,7 +75,10 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
   private readonly runStateHooks: RunStateHooks = {
     isCurrent: (guest) => this.guests.get(guest.id) === guest,
     transition: (guest, next) => this.transition(guest, next),
-    finishUnplug: (guest, device) => this.disks.finishUnplug(guest, device),
+    finishUnplug: async (guest, device) => {
+      await this.disks.finishUnplug(guest, device);
+      await this.nics.finishUnplug(guest, device);
+    },
   };
 
   constructor(
@@ -88,6 +95,13 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
       userOf: (pool, file) => this.userOf(pool, file),
       mustBeImage: (pool, file, what, format) => this.mustBeImage(pool, file, what, format),
       layout: (id) => this.layout(id),
+      changed: (guest) => this.emit("state", guest.status()),
+    });
+    this.nics = new GuestNics({
+      guest: (id) => this.guests.get(id),
+      networks,
+      assertForwards: (spec) => assertForwardsAllowed(spec, config.forwards),
+      forwardAddress: config.forwards.address ?? null,
       changed: (guest) => this.emit("state", guest.status()),
     });
   }
@@ -225,8 +239,10 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     guest.argv = argv;
     guest.spec = spec;
     guest.disks = startTable(spec.disks, argv, launch);
+    guest.nics = startNics(spec.nics);
     await fsp.writeFile(path.join(guest.stateDir, "argv.json"), JSON.stringify(argv));
     await guest.saveDisks();
+    await guest.saveNics();
     await guest.setPauseRequested(false);
     await guest.setLastIoError(null);
     await prepareRunDir(guest.runDir, guest.identity);
@@ -434,7 +450,8 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     if (!guest.qmp) throw new GuesthouseError("qmp-disconnected", "The agent has lost QMP to this guest; force it off instead.");
     const count = guest.spec?.nics.length ?? 0;
     if (!Number.isInteger(index) || index < 0 || index >= count) throw new GuesthouseError("not-found", `This guest has no network card ${index + 1} (it has ${count}).`);
-    await guest.qmp.execute("set_link", { name: nicId(index), up });
+    // A card plugged in live has its own device id (the card table says which); nic<i> is the start's.
+    await guest.qmp.execute("set_link", { name: this.nics.deviceOf(guest, index) ?? nicId(index), up });
   }
 
   /** Forces a halted guest's QEMU off and starts it afresh with `spec` (pending changes apply). */
@@ -475,6 +492,16 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
   /** Unplugs a disk from a running guest (see GuestDisks.detach). */
   detachDisk(id: string, volume: string): Promise<GuestStatus> {
     return this.disks.detach(id, volume);
+  }
+
+  /** Plugs a network card into a running guest (see GuestNics.plug). */
+  plugNic(id: string, nic: NicSpec): Promise<GuestStatus> {
+    return this.nics.plug(id, nic);
+  }
+
+  /** Unplugs a network card from a running guest, by MAC (see GuestNics.unplug). */
+  unplugNic(id: string, mac: string): Promise<GuestStatus> {
+    return this.nics.unplug(id, mac);
   }
 
   /** Stops QEMU now: QMP `quit`, then SIGKILL if it lingers. Resolves once it is gone. */
@@ -558,6 +585,9 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
           await checkRunState(guest, this.runStateHooks);
           await this.disks.reconcile(guest as SupervisedGuest & { qmp: QmpClient }).catch((err: unknown) =>
             console.error(`agent: guest ${id}: checking its unplugged disks failed:`, err),
+          );
+          await this.nics.reconcile(guest as SupervisedGuest & { qmp: QmpClient }).catch((err: unknown) =>
+            console.error(`agent: guest ${id}: checking its unplugged network cards failed:`, err),
           );
           console.log(`agent: adopted guest ${id} (pid ${pid}, ${guest.state})`);
         } catch (err) {

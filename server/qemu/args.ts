@@ -59,7 +59,7 @@ export function diskId(index: number): string {
   return `disk${index}`;
 }
 
-const NIC_DEVICES: Record<NicModel, string> = { virtio: "virtio-net-pci", e1000: "e1000", rtl8139: "rtl8139" };
+export const NIC_DEVICES: Record<NicModel, string> = { virtio: "virtio-net-pci", e1000: "e1000", rtl8139: "rtl8139" };
 
 /** Where things live on the host; filled in by the agent, never by the browser. */
 export interface QemuHostLayout {

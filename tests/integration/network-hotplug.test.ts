@@ -1,10 +1,12 @@
 /**
  * Network cards plugged into and out of a running demo guest, with a real agent inside a
  * network namespace the test makes: a card on a managed network gets its port (address,
- * rules) and its tap while the guest runs, the guest takes the lease the agent chose on
- * it and answers there (its web server, from the host); a user-mode card's forward works; unplugged, its tap and port go and the guest's first card goes
- * on working. A stopped guest, a MAC taken, a 9th card and an unknown network are refused
- * with nothing changed; after the agent's restart, a card plugged in live unplugs cleanly.
+ * rules) and its tap while the guest runs, the guest takes the lease the agent chose on it
+ * and answers there (its web server, from the host); a user-mode card's forward works;
+ * unplugged, a card's tap and port go and the guest's first card goes on working. A stopped
+ * guest, a MAC taken, a 9th card, an unknown network and a card when q35's four hot-plug
+ * slots are taken are refused with nothing changed; after the agent's restart, a card
+ * plugged in live unplugs cleanly.
  */
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -117,6 +119,17 @@ story("network cards plugged into and out of a running guest, the agent in a net
     await assert.rejects(agent.client.unplugNic(guest.id, guest.nics[0]!.mac), isCode("conflict", /built-in PCIe bus/));
     assert.deepEqual({ a: ports("hpa"), b: ports("hpb"), taps: taps().sort(), guest: macs(await agent.client.guest(guest.id)) }, before);
     await agent.client.forceOff(full.id);
+  });
+
+  step("the four hot-plug slots of q35 taken by cards: a fifth is refused, nothing changed; all four unplug again", { timeout: 90_000 }, async () => {
+    const cards = Array.from({ length: 4 }, (_, i) => user(`52:54:00:97:00:0${i}`));
+    for (const c of cards) await agent.client.plugNic(guest.id, c);
+    const before = macs(await agent.client.guest(guest.id));
+    assert.equal(before?.length, 5);
+    await assert.rejects(agent.client.plugNic(guest.id, user("52:54:00:97:00:09")), isCode("conflict", /All 4 hot-plug slots of this guest are taken/));
+    assert.deepEqual(macs(await agent.client.guest(guest.id)), before);
+    for (const c of cards) await agent.client.unplugNic(guest.id, c.mac);
+    assert.deepEqual(macs(await agent.client.guest(guest.id)), [guest.nics[0]!.mac]);
   });
 
   step("plugged in again, the agent killed and started again: the card unplugs cleanly", { timeout: 60_000 }, async () => {

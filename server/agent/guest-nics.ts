@@ -84,10 +84,10 @@ export class GuestNics {
     return guest.diskOps.run(async () => {
       const spec = guest.spec;
       const mac = nic.mac.toLowerCase();
+      if (spec.nics.some((n) => n.mac.toLowerCase() === mac)) throw new GuesthouseError("conflict", `This guest already has a card with the MAC address ${nic.mac}; give the new card another one.`);
       if (spec.nics.length >= LIMITS_DEVICES.nics) {
         throw new GuesthouseError("conflict", `This guest already has ${spec.nics.length} network cards, the most a guest can have. Unplug one first.`);
       }
-      if (spec.nics.some((n) => n.mac.toLowerCase() === mac)) throw new GuesthouseError("conflict", `This guest already has a card with the MAC address ${nic.mac}; give the new card another one.`);
       const next = parseOrThrow(guestSpecSchema, { ...spec, nics: [...spec.nics, nic] }, "The guest with this network card");
       this.host.assertForwards(next);
       if (nic.mode === "managed" && !this.host.networks) throw new GuesthouseError("conflict", "This agent runs no managed networks; put the card on user-mode networking.");

@@ -15,12 +15,12 @@ import { isUniqueViolationOn } from "../db/errors";
 import { GuesthouseError } from "../domain/errors";
 import { newMac } from "../domain/ids";
 import { canDo } from "../domain/types";
-import { createGuestInput, editHardwareInput, guestName, MAX_BACKING_IMAGES, parseOrThrow, type GuestDefinition } from "../domain/validation";
+import { createGuestInput, editHardwareInput, guestName, guestSpecSchema, MAX_BACKING_IMAGES, parseOrThrow, type EditHardwareInput, type GuestDefinition } from "../domain/validation";
 import { z } from "zod";
 import { recordEvent } from "./audit";
 import { refOf } from "./disks";
 import { assertPortsFree, makeGuest } from "./guest-factory";
-import { agentFor, bandwidthColumns, definitionOf, liveState, loadGuest, specOf, type GuestRow } from "./guests";
+import { agentFor, bandwidthColumns, definitionOf, liveState, loadGuest, nicSpecOf, specOf, type GuestRow } from "./guests";
 import { localHost } from "./hosts";
 import { isoRowsFor } from "./isos";
 import { nicNetworks } from "./networks";
@@ -75,6 +75,48 @@ export async function createGuest(user: SessionUser, definition: GuestDefinition
 }
 
 export const cloneInput = z.strictObject({ name: guestName, mode: z.enum(["full", "linked"]) });
+
+/**
+ * A running (or paused) guest's cards added or removed in an edit, plugged in and out at
+ * once (the agent's hot-plug), before anything is saved; other card changes (a model, a
+ * network) wait for its next start like the rest of the hardware. Refused, nothing stays
+ * plugged; `undo` puts them back when the save fails after.
+ */
+async function plugCardsLive(
+  guest: GuestRow,
+  cards: Array<EditHardwareInput["nics"][number] & { mac: string }>,
+  networkIds: string[],
+): Promise<{ undo(): Promise<void>; summary: string }> {
+  const idle = { undo: async () => {}, summary: "" };
+  const { state } = await liveState(guest);
+  if (state !== "running" && state !== "paused") return idle;
+  const kept = new Set(cards.map((c) => c.mac));
+  const had = new Set(guest.nics.map((n) => n.mac));
+  const removed = specOf(guest).nics.filter((n) => !kept.has(n.mac));
+  const added = cards.flatMap((c, i) => (had.has(c.mac) ? [] : [{ card: c, networkId: networkIds[i]! }]));
+  if (removed.length === 0 && added.length === 0) return idle;
+  const modes = new Map((await db.network.findMany({ where: { id: { in: added.map((a) => a.networkId) } }, select: { id: true, mode: true } })).map((n) => [n.id, n]));
+  const agent = agentFor(guest.host);
+  const done: Array<() => Promise<unknown>> = [];
+  const undo = async () => {
+    for (const step of done.reverse()) await step().catch((err: unknown) => console.error(`edit: ${guest.name}'s cards could not be put back as they were:`, err));
+  };
+  try {
+    for (const card of removed) {
+      await agent.unplugNic(guest.id, card.mac);
+      done.push(() => agent.plugNic(guest.id, card));
+    }
+    for (const { card, networkId } of added) {
+      await agent.plugNic(guest.id, parseOrThrow(guestSpecSchema.shape.nics.element, nicSpecOf(card, modes.get(networkId)!), "The new card"));
+      done.push(() => agent.unplugNic(guest.id, card.mac));
+    }
+  } catch (err) {
+    await undo();
+    throw err;
+  }
+  const words = [...(added.length ? [`${added.length} card(s) plugged in`] : []), ...(removed.length ? [`${removed.length} unplugged`] : [])];
+  return { undo, summary: ` (${words.join(", ")} while it ran)` };
+}
 
 /**
  * Clone: a new guest with the same hardware and copies of the disks. A full clone
@@ -152,6 +194,9 @@ export async function editHardware(user: SessionUser, guestId: string, raw: unkn
   await assertPortsFree(user, guest.host, guest.id, input.nics.flatMap((n) => n.forwards));
   const isoIds = await isoRowsFor(guest.host, input.cdroms.map((c) => c.iso), guest.teamId);
   const networks = await nicNetworks({ teamId: guest.teamId, ownerId: guest.ownerId, hostId: guest.host.id }, input.nics.map((n) => n.network), input.nics.map((n) => n.vlan));
+  // Every card's MAC is fixed before the host is asked anything (a new card's is made now).
+  const cards = input.nics.map((n) => ({ ...n, mac: n.mac ?? newMac() }));
+  const live = await plugCardsLive(guest, cards, networks);
 
   try {
     // A running guest's vCPUs and memory count against its team's quotas at once (its
@@ -186,9 +231,9 @@ export async function editHardware(user: SessionUser, guestId: string, raw: unkn
       await tx.cdrom.createMany({ data: isoIds.map((isoId, position) => ({ guestId: guest.id, isoId, position })) });
       await tx.nic.deleteMany({ where: { guestId: guest.id } });
       await tx.nic.createMany({
-        data: input.nics.map((n, position) => ({
+        data: cards.map((n, position) => ({
           guestId: guest.id,
-          mac: n.mac ?? newMac(),
+          mac: n.mac,
           model: n.model,
           forwards: JSON.stringify(n.forwards),
           isolated: n.isolated,
@@ -200,12 +245,14 @@ export async function editHardware(user: SessionUser, guestId: string, raw: unkn
       });
     });
   } catch (err) {
+    // Nothing was saved: the cards plugged in or out a moment ago go back as they were.
+    await live.undo();
     if (isUniqueViolationOn(err, "mac")) {
       throw new GuesthouseError("conflict", "Another guest already uses one of these MAC addresses. Choose another.");
     }
     throw err;
   }
-  await recordEvent("edit", true, `edited the hardware of ${guest.name}`, user, guest.id).catch(() => {});
+  await recordEvent("edit", true, `edited the hardware of ${guest.name}${live.summary}`, user, guest.id).catch(() => {});
   refreshPage(`/guests/${guest.id}`);
 }
 

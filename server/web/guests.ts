@@ -108,14 +108,24 @@ export function specOf(guest: GuestRow): GuestSpec {
       })),
       cdroms: guest.cdroms.map((c) => ({ iso: c.iso.name })),
       // A card on a managed network is a tap on its bridge (the network's id is the agent's name for it).
-      nics: guest.nics.map((n) =>
-        n.network.mode === "user"
-          ? { mac: n.mac, model: n.model, mode: "user", isolated: n.isolated, forwards: JSON.parse(n.forwards) as unknown }
-          : { mac: n.mac, model: n.model, mode: "managed", network: n.network.id, ...(n.vlan !== null ? { vlan: n.vlan } : {}), ...bandwidthOf(n), isolated: false, forwards: [] },
-      ),
+      nics: guest.nics.map((n) => nicSpecOf({ ...n, forwards: JSON.parse(n.forwards) as unknown, vlan: n.vlan ?? undefined, ...bandwidthOf(n) }, n.network)),
     },
     `The stored definition of ${guest.name}`,
   );
+}
+
+/**
+ * A card as the agent runs it, from its fields and its network: on user-mode networking
+ * (its own forwards) or a tap on a managed network (whose id is the agent's name for it).
+ * Not yet validated: the spec it goes into is.
+ */
+export function nicSpecOf(
+  card: { mac: string; model: string; isolated: boolean; forwards: unknown; vlan?: number; bandwidth?: NicBandwidth },
+  network: { id: string; mode: string },
+): Record<string, unknown> {
+  return network.mode === "user"
+    ? { mac: card.mac, model: card.model, mode: "user", isolated: card.isolated, forwards: card.forwards }
+    : { mac: card.mac, model: card.model, mode: "managed", network: network.id, ...(card.vlan !== undefined ? { vlan: card.vlan } : {}), ...(card.bandwidth ? { bandwidth: card.bandwidth } : {}), isolated: false, forwards: [] };
 }
 
 /** A card row's bandwidth limits as the spec has them (left out when it has none). */

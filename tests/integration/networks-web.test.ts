@@ -202,6 +202,26 @@ story("a team's managed networks through the web, the agent in a network namespa
     assert.equal(JSON.parse(fs.readFileSync(path.join(agent.dataDir, "networks", lab, "spec.json"), "utf8")).reservations, undefined);
   });
 
+  step("a card added to the running guest's hardware is plugged in at once, on its network's bridge; removed again, it is unplugged", async () => {
+    const { definitionOf, loadGuest } = await import("../../server/web/guests");
+    const hardwareOf = async (extra: Array<{ model: "virtio"; network: string; isolated: false; forwards: [] }>) => {
+      const row = await loadGuest(member, guestId, "change");
+      const { guesthouse: _v, name: _n, disks: _d, nics, ...hardware } = definitionOf(row);
+      return { ...hardware, disks: [], nics: [...nics.map((n, i) => ({ ...n, mac: row.nics[i]!.mac })), ...extra] };
+    };
+    const taps = () => ns.run(inside, "ip", "-o", "link", "show", "master", bridgeName(lab)).split("\n").filter((l) => /ght/.test(l)).length;
+    assert.equal(taps(), 1);
+    await ops.editHardware(member, guestId, await hardwareOf([{ model: "virtio", network: "lab", isolated: false, forwards: [] }]));
+    assert.equal((await agent.client.guest(guestId)).spec?.nics.length, 2, "the running guest has the card");
+    assert.equal(taps(), 2, "its tap is on the bridge");
+    assert.equal(await database.db.nic.count({ where: { guestId } }), 2);
+    await ops.editHardware(member, guestId, { ...(await hardwareOf([])), nics: (await hardwareOf([])).nics.slice(0, 1) });
+    assert.equal((await agent.client.guest(guestId)).spec?.nics.length, 1, "unplugged");
+    await waitFor("its tap to go", () => taps() === 1, 10_000);
+    assert.equal(await database.db.nic.count({ where: { guestId } }), 1);
+    assert.equal(await database.db.event.count({ where: { kind: "edit", message: { contains: "plugged in while it ran" } } }), 1, "audited");
+  });
+
   step("removal is refused while a card is on it; once the card moves, it goes and leaves nothing on the host", async () => {
     await assert.rejects(web.deleteNetwork(member, lab), refused("conflict", /netguest/));
     await agent.client.forceOff(guestId);

@@ -31,10 +31,8 @@ def reply(stream):
             return message
 
 
-def main():
-    if len(sys.argv) != 3:
-        sys.exit("usage: add-fds.py <QMP socket> <JSON list of {fd, set, opaque}>")
-    path, wanted = sys.argv[1], json.loads(sys.argv[2])
+def connect(path):
+    """A QMP monitor at `path`, past its greeting and in command mode: (socket, its line reader)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(TIMEOUT_SECONDS)
     sock.connect(path)
@@ -45,6 +43,14 @@ def main():
     answer = reply(stream)
     if "error" in answer:
         raise RuntimeError(answer["error"].get("desc", "qmp_capabilities was refused"))
+    return sock, stream
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit("usage: add-fds.py <QMP socket> <JSON list of {fd, set, opaque}>")
+    path, wanted = sys.argv[1], json.loads(sys.argv[2])
+    sock, stream = connect(path)
     for item in wanted:
         command = {"execute": "add-fd", "arguments": {"fdset-id": int(item["set"]), "opaque": str(item["opaque"])}}
         fds = array.array("i", [int(item["fd"])])

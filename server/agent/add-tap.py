@@ -23,23 +23,20 @@ import os
 import socket
 import sys
 
-TIMEOUT_SECONDS = 10
 TAP_FD = 3
 
-_spec = importlib.util.spec_from_file_location("open_taps", os.path.join(os.path.dirname(os.path.abspath(__file__)), "open-taps.py"))
-open_taps = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(open_taps)
+def _helper(name, file):
+    """A sibling helper script as a module (their names have dashes: no plain import)."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(os.path.dirname(os.path.abspath(__file__)), file))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def reply(stream):
-    """The next line that answers a command (events are skipped)."""
-    while True:
-        line = stream.readline()
-        if not line:
-            raise RuntimeError("QEMU closed the monitor")
-        message = json.loads(line)
-        if "event" not in message:
-            return message
+# The tap is made as at a guest's start; the monitor is spoken to as add-fds.py does.
+open_taps = _helper("open_taps", "open-taps.py")
+add_fds = _helper("add_fds", "add-fds.py")
+reply = add_fds.reply
 
 
 def main():
@@ -47,16 +44,7 @@ def main():
         sys.exit("usage: add-tap.py <QMP socket> <JSON {tap, bridge, fdname, vlan?, inMbit?}>")
     path, plan = sys.argv[1], json.loads(sys.argv[2])
     open_taps.open_tap(plan["tap"], plan["bridge"], TAP_FD, plan.get("vlan"), plan.get("inMbit"))
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(TIMEOUT_SECONDS)
-    sock.connect(path)
-    stream = sock.makefile("rb")
-    if "QMP" not in json.loads(stream.readline()):
-        raise RuntimeError("the socket does not speak QMP")
-    sock.sendall(b'{"execute": "qmp_capabilities"}\n')
-    answer = reply(stream)
-    if "error" in answer:
-        raise RuntimeError(answer["error"].get("desc", "qmp_capabilities was refused"))
+    sock, stream = add_fds.connect(path)
     command = {"execute": "getfd", "arguments": {"fdname": str(plan["fdname"])}}
     fds = array.array("i", [TAP_FD])
     sock.sendmsg([json.dumps(command).encode() + b"\n"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])

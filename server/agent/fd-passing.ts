@@ -7,6 +7,7 @@
  * instruction (`-add-fd`, built in server/qemu/args.ts).
  */
 import { spawn } from "node:child_process";
+import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { GuesthouseError } from "../domain/errors";
 import { FIRST_PASSED_FD, type PassedDescriptor } from "../qemu/args";
@@ -28,33 +29,35 @@ export async function handOver(qmpSocket: string, descriptors: PassedDescriptor[
   const fds = openDescriptors(descriptors);
   try {
     const wanted = descriptors.map((d, i) => ({ fd: FIRST_PASSED_FD + i, set: d.set, opaque: `${d.mode}:${d.path}` }));
-    await new Promise<void>((resolve, reject) => {
-      const child = spawn("python3", [HELPER, qmpSocket, JSON.stringify(wanted)], {
-        stdio: ["ignore", "ignore", "pipe", ...fds],
-        env: { ...childEnv(), PATH: SYSTEM_PATH },
-      });
-      let stderr = "";
-      child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr = (stderr + chunk).slice(-4096)));
-      const timer = setTimeout(() => child.kill("SIGKILL"), HELPER_TIMEOUT_MS);
-      child.once("error", (err: NodeJS.ErrnoException) => {
-        clearTimeout(timer);
-        reject(
-          new GuesthouseError(
-            "qemu-failed",
-            err.code === "ENOENT"
-              ? "python3 is missing on this host: the agent needs it to hand QEMU the files of a disk plugged in while the guest runs. Install Debian's python3-minimal, or attach the disk while the guest is stopped."
-              : `The agent could not start its descriptor helper: ${err.message}`,
-          ),
-        );
-      });
-      child.once("close", (code, signal) => {
-        clearTimeout(timer);
-        if (code === 0) return resolve();
-        const why = stderr.trim() || (signal ? `it was stopped (${signal})` : `it exited with status ${code}`);
-        reject(new GuesthouseError("qmp-error", `QEMU did not take the disk's files: ${why}`));
-      });
+    await runPythonHelper(HELPER, [qmpSocket, JSON.stringify(wanted)], fds, {
+      missing: "python3 is missing on this host: the agent needs it to hand QEMU the files of a disk plugged in while the guest runs. Install Debian's python3-minimal, or attach the disk while the guest is stopped.",
+      failed: (why) => `QEMU did not take the disk's files: ${why}`,
     });
   } finally {
     closeAll(fds);
   }
+}
+
+/**
+ * Runs one of the agent's Python helpers (the system's python3, never one a user's PATH
+ * puts first) with `fds` as its descriptors 3, 4, …, bounded in time; rejects with what it
+ * printed on stderr (`failed`), or `missing` when there is no python3.
+ */
+export function runPythonHelper(script: string, args: string[], fds: number[], words: { missing: string; failed: (why: string) => string }): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const child = spawn("python3", [script, ...args], { stdio: ["ignore", "ignore", "pipe", ...fds], env: { ...childEnv(), PATH: SYSTEM_PATH } });
+    let stderr = "";
+    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr = (stderr + chunk).slice(-4096)));
+    const timer = setTimeout(() => child.kill("SIGKILL"), HELPER_TIMEOUT_MS);
+    child.once("error", (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      reject(new GuesthouseError("qemu-failed", err.code === "ENOENT" ? words.missing : `The agent could not start its helper ${path.basename(script)}: ${err.message}`));
+    });
+    child.once("close", (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) return resolve();
+      const why = stderr.trim() || (signal ? `it was stopped (${signal})` : `it exited with status ${code}`);
+      reject(new GuesthouseError("qmp-error", words.failed(why)));
+    });
+  });
 }

@@ -10,7 +10,7 @@ import { GuesthouseError } from "../domain/errors";
 import { qemuLives, type DiskFormat, type DiskSpec, type GuestSpec, type GuestStatus } from "../domain/types";
 import { guestSpecSchema, parseOrThrow } from "../domain/validation";
 import { assertHotpluggable, diskId, FdSets, hotplugCommands, hotplugPorts, SCSI_CONTROLLER, secretPath, type QemuHostLayout } from "../qemu/args";
-import { QmpCommandError, type QmpClient, type QmpEvent } from "../qemu/qmp";
+import { nextEvent, peripherals, QmpCommandError, type QmpClient, type QmpEvent } from "../qemu/qmp";
 import { handOver } from "./fd-passing";
 import type { PluggedDisk, SupervisedGuest } from "./guest-state";
 
@@ -180,7 +180,7 @@ export class GuestDisks {
         throw new GuesthouseError("conflict", "This guest's QEMU was started by an older agent, which gave it no way to receive files. Restart it once to plug disks in while it runs.");
       }
       const layout = this.host.layout(id);
-      const devices = await this.peripherals(guest);
+      const devices = await peripherals(guest.qmp);
       let port: string | null = null;
       if (disk.bus === "scsi" && !devices.has(SCSI_CONTROLLER)) {
         throw new GuesthouseError("invalid-input", "This guest started without a SCSI controller, so a SCSI disk cannot be plugged in now. Attach the disk on virtio, or add it while the guest is stopped.");
@@ -312,11 +312,6 @@ export class GuestDisks {
     this.host.changed(guest);
   }
 
-  /** The ids of the guest's devices (disks, controllers, hot-plug ports), as QEMU lists them now. */
-  private async peripherals(guest: SupervisedGuest & { qmp: QmpClient }): Promise<Set<string>> {
-    const children = await guest.qmp.execute<Array<{ name: string; type: string }>>("qom-list", { path: "/machine/peripheral" });
-    return new Set(children.filter((c) => c.type.startsWith("child<")).map((c) => c.name));
-  }
 
 
   /**
@@ -326,7 +321,7 @@ export class GuestDisks {
   async reconcile(guest: SupervisedGuest & { qmp: QmpClient }): Promise<void> {
     const pending = Object.values(guest.disks.disks).filter((d) => d.detaching && d.device);
     if (pending.length === 0) return;
-    const devices = await this.peripherals(guest);
+    const devices = await peripherals(guest.qmp);
     for (const plugged of pending) {
       if (!devices.has(plugged.device!)) await guest.diskOps.run(() => this.finishUnplug(guest, plugged.device!));
     }
@@ -367,23 +362,3 @@ function plugError(err: unknown, disk: DiskSpec): unknown {
   return new GuesthouseError("qmp-error", `QEMU could not plug ${disk.file} in: ${err.desc}`, err.message);
 }
 
-/** The next event `match` accepts, or null after `timeoutMs` or when QMP closes; listening starts at once. */
-function nextEvent(qmp: QmpClient, match: (event: QmpEvent) => boolean, timeoutMs: number): { promise: Promise<QmpEvent | null>; cancel(): void } {
-  let finish: (event: QmpEvent | null) => void = () => {};
-  const promise = new Promise<QmpEvent | null>((resolve) => {
-    const timer = setTimeout(() => finish(null), timeoutMs);
-    const onEvent = (event: QmpEvent) => {
-      if (match(event)) finish(event);
-    };
-    const onClose = () => finish(null);
-    finish = (event) => {
-      clearTimeout(timer);
-      qmp.off("event", onEvent);
-      qmp.off("disconnect", onClose);
-      resolve(event);
-    };
-    qmp.on("event", onEvent);
-    qmp.once("disconnect", onClose);
-  });
-  return { promise, cancel: () => finish(null) };
-}

@@ -13,20 +13,17 @@
  * (guest-state.ts, nics.json) says how QEMU names each card, for set_link, unplugs and
  * an agent started later. Every step is undone if a later one fails.
  */
-import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { GuesthouseError } from "../domain/errors";
 import type { GuestSpec, GuestStatus, NicSpec } from "../domain/types";
 import { guestSpecSchema, LIMITS_DEVICES, parseOrThrow } from "../domain/validation";
 import { hotplugPorts, NIC_DEVICES } from "../qemu/args";
-import { QmpCommandError, type QmpClient, type QmpEvent } from "../qemu/qmp";
+import { nextEvent, peripherals, QmpCommandError, type QmpClient } from "../qemu/qmp";
 import type { NicTable, PluggedNic, SupervisedGuest } from "./guest-state";
 import type { Networks, NicToPlug } from "./networks/manager";
-import { childEnv } from "./process";
+import { runPythonHelper } from "./fd-passing";
 
 const HELPER = fileURLToPath(new URL("./add-tap.py", import.meta.url));
-const SYSTEM_PATH = "/usr/bin:/bin";
-const HELPER_TIMEOUT_MS = 20_000;
 /** How long a guest has to let go of an unplugged card before the agent says so. */
 const UNPLUG_TIMEOUT_MS = 10_000;
 
@@ -238,49 +235,12 @@ interface PciBus {
   devices: PciDevice[];
 }
 
-/** The ids of the guest's devices, as QEMU lists them now. */
-async function peripherals(qmp: QmpClient): Promise<Set<string>> {
-  const children = await qmp.execute<Array<{ name: string; type: string }>>("qom-list", { path: "/machine/peripheral" });
-  return new Set(children.filter((c) => c.type.startsWith("child<")).map((c) => c.name));
-}
 
 /** Runs add-tap.py: the tap made (on its bridge, VLAN, shaped), handed to QEMU under `fdname` and made the netdev `netdev` (on the monitor that knows the name). */
 function addTap(qmpSocket: string, plan: { tap: string; bridge: string; fdname: string; netdev: string; vlan?: number; inMbit?: number }): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const child = spawn("python3", [HELPER, qmpSocket, JSON.stringify(plan)], { stdio: ["ignore", "ignore", "pipe"], env: { ...childEnv(), PATH: SYSTEM_PATH } });
-    let stderr = "";
-    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr = (stderr + chunk).slice(-4096)));
-    const timer = setTimeout(() => child.kill("SIGKILL"), HELPER_TIMEOUT_MS);
-    child.once("error", (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      reject(new GuesthouseError("qemu-failed", err.code === "ENOENT" ? "python3 is missing on this host: the agent needs it to make a card's tap while the guest runs. Install Debian's python3-minimal." : `The agent could not start its tap helper: ${err.message}`));
-    });
-    child.once("close", (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) return resolve();
-      const why = stderr.trim() || (signal ? `it was stopped (${signal})` : `it exited with status ${code}`);
-      reject(new GuesthouseError("qmp-error", `The card's tap ${plan.tap} could not be made and handed to QEMU: ${why}`));
-    });
+  return runPythonHelper(HELPER, [qmpSocket, JSON.stringify(plan)], [], {
+    missing: "python3 is missing on this host: the agent needs it to make a card's tap while the guest runs. Install Debian's python3-minimal.",
+    failed: (why) => `The card's tap ${plan.tap} could not be made and handed to QEMU: ${why}`,
   });
 }
 
-/** The next event `match` accepts, or null after `timeoutMs` or when QMP closes; listening starts at once. */
-function nextEvent(qmp: QmpClient, match: (event: QmpEvent) => boolean, timeoutMs: number): { promise: Promise<QmpEvent | null>; cancel(): void } {
-  let finish: (event: QmpEvent | null) => void = () => {};
-  const promise = new Promise<QmpEvent | null>((resolve) => {
-    const timer = setTimeout(() => finish(null), timeoutMs);
-    const onEvent = (event: QmpEvent) => {
-      if (match(event)) finish(event);
-    };
-    const onClose = () => finish(null);
-    finish = (event) => {
-      clearTimeout(timer);
-      qmp.off("event", onEvent);
-      qmp.off("disconnect", onClose);
-      resolve(event);
-    };
-    qmp.on("event", onEvent);
-    qmp.once("disconnect", onClose);
-  });
-  return { promise, cancel: () => finish(null) };
-}

@@ -261,3 +261,30 @@ function isGreeting(message: Record<string, unknown>): message is Record<string,
     Array.isArray(qmp.capabilities)
   );
 }
+
+/** The next event `match` accepts, or null after `timeoutMs` or when QMP closes; listening starts at once. */
+export function nextEvent(qmp: QmpClient, match: (event: QmpEvent) => boolean, timeoutMs: number): { promise: Promise<QmpEvent | null>; cancel(): void } {
+  let finish: (event: QmpEvent | null) => void = () => {};
+  const promise = new Promise<QmpEvent | null>((resolve) => {
+    const timer = setTimeout(() => finish(null), timeoutMs);
+    const onEvent = (event: QmpEvent) => {
+      if (match(event)) finish(event);
+    };
+    const onClose = () => finish(null);
+    finish = (event) => {
+      clearTimeout(timer);
+      qmp.off("event", onEvent);
+      qmp.off("disconnect", onClose);
+      resolve(event);
+    };
+    qmp.on("event", onEvent);
+    qmp.once("disconnect", onClose);
+  });
+  return { promise, cancel: () => finish(null) };
+}
+
+/** The ids of a guest's devices (disks, cards, controllers, hot-plug ports), as QEMU lists them now. */
+export async function peripherals(qmp: QmpClient): Promise<Set<string>> {
+  const children = await qmp.execute<Array<{ name: string; type: string }>>("qom-list", { path: "/machine/peripheral" });
+  return new Set(children.filter((c) => c.type.startsWith("child<")).map((c) => c.name));
+}

@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { GuesthouseError } from "./errors";
 import { KEYBOARD_LAYOUTS } from "./keymaps";
+import { assertUnicastMac } from "./network-plan";
 import {
   BOOT_DEVICES,
   DISK_BUSES,
@@ -62,7 +63,21 @@ export const poolName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, "A storag
 export const guestName = z.string().trim().regex(GUEST_NAME, `A guest name must be ${GUEST_NAME_RULE}.`);
 export const isoName = z.string().regex(ISO_NAME, "An ISO name is a plain file name ending in .iso.");
 export const volumeId = z.string().regex(VOLUME_ID, "A volume id is 8 to 64 lowercase letters and digits.");
-export const mac = z.string().regex(MAC, "A MAC address looks like 52:54:00:12:34:56 (lowercase).");
+/**
+ * A card's MAC: QEMU's locally administered 52:54:00 prefix, lowercase. A multicast or
+ * all-zero address is refused saying so (assertUnicastMac), not only as the wrong shape.
+ */
+export const mac = z
+  .string()
+  .superRefine((text, ctx) => {
+    if (!/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(text)) return;
+    try {
+      assertUnicastMac(text.toLowerCase());
+    } catch (err) {
+      ctx.addIssue({ code: "custom", message: (err as Error).message, abort: true });
+    }
+  })
+  .regex(MAC, "A MAC address looks like 52:54:00:12:34:56 (lowercase).");
 
 /**
  * A whole number within limits. Form fields arrive as text, so `fromText` also takes

@@ -2,7 +2,8 @@
  * Managed networks end to end in Debian's Chromium, the agent in a network namespace the
  * test makes: the host page's doctor names forwarding as off with its fix, and is content
  * once it is applied; a NAT network made on the Networks page; a guest made with its card
- * on it, started, reached through a port forward added on the network's page (its test
+ * on it, started (its address on its page, and a second guest's on the list, within 2 s of
+ * their leases), reached through a port forward added on the network's page (its test
  * button says the guest answered); a deny rule's counter moves; removal refused while the
  * card is on it.
  */
@@ -24,6 +25,7 @@ story("managed networks in Chromium", (step) => {
   let page: Page;
   let networkId = "";
   let guestId = "";
+  let secondId = "";
   const serialLog = () => guestSerialLog(stack.agent, guestId);
 
   before(async () => {
@@ -38,7 +40,7 @@ story("managed networks in Chromium", (step) => {
   });
   afterEach((t) => screenshotStep("networks", t.name, [page]));
   after(async () => {
-    if (guestId) await stack?.agent.client.forceOff(guestId).catch(() => {});
+    for (const id of [guestId, secondId]) if (id) await stack?.agent.client.forceOff(id).catch(() => {});
     await browser?.close();
     await stack?.cleanup();
     ns.cleanup();
@@ -95,6 +97,26 @@ story("managed networks in Chromium", (step) => {
     await page.locator('[data-testid="nic-ipv4"]', { hasText: "10.88.0.128" }).waitFor({ timeout: 2_000 });
   });
 
+  step("a second guest on the network: the guest list shows both guests' addresses, the new one within 2 s of its lease", { timeout: 180_000 }, async () => {
+    await page.goto(`${stack.baseUrl}/guests/new`);
+    await page.fill('input[name="name"]', "netdb");
+    await page.fill('input[name="vcpus"]', "1");
+    await page.fill('input[name="memoryMiB"]', "160");
+    await page.fill('input[name="diskGiB"]', "0");
+    await page.selectOption('select[name="iso"]', "demo.iso");
+    await page.selectOption('select[name="boot"]', "cdrom");
+    await page.selectOption('select[name="network"]', "lab");
+    await page.click('button[type="submit"]');
+    await page.waitForURL(/\/guests\/(?!new$)[a-z0-9]+$/, { waitUntil: "commit" });
+    secondId = page.url().split("/").at(-1)!;
+    await page.getByRole("button", { name: "Start", exact: true }).click();
+    await page.locator('[data-testid="guest-state"][data-state="running"]').waitFor();
+    await page.goto(`${stack.baseUrl}/`);
+    await waitFor("the second guest's lease", () => /GUESTHOUSE-DHCP eth0 10\.88\.0\.129\/24/.test(guestSerialLog(stack.agent, secondId)), 90_000, 250);
+    await page.locator('[data-testid="guest-ip"]', { hasText: "10.88.0.129" }).waitFor({ timeout: 2_000 });
+    await page.locator('[data-testid="guest-ip"]', { hasText: "10.88.0.128" }).waitFor({ timeout: 2_000 });
+  });
+
   step("a port forward added on the network's page reaches the guest's web server; its test button says the guest answered", async () => {
     await page.goto(`${stack.baseUrl}/networks/${networkId}`);
     await page.getByRole("button", { name: "Add port forward" }).click();
@@ -124,7 +146,7 @@ story("managed networks in Chromium", (step) => {
 
   step("the network is not removed while the guest's card is on it", async () => {
     await page.getByRole("button", { name: "Delete", exact: true }).click();
-    assert.match(await page.getByTestId("delete-network-lab").innerText(), /Cards of netweb are on lab/);
+    assert.match(await page.getByTestId("delete-network-lab").innerText(), /Cards of (netdb, netweb|netweb, netdb) are on lab/);
     assert.deepEqual((await stack.agent.client.networks()).map((n) => n.id), [networkId]);
   });
 });

@@ -28,6 +28,24 @@ story("managed networks in Chromium", (step) => {
   let secondId = "";
   const serialLog = () => guestSerialLog(stack.agent, guestId);
 
+  /** A guest made on the new-guest page with its card on the network lab, started there; its id. */
+  const startGuestOnLab = async (name: string): Promise<string> => {
+    await page.goto(`${stack.baseUrl}/guests/new`);
+    await page.fill('input[name="name"]', name);
+    await page.fill('input[name="vcpus"]', "1");
+    await page.fill('input[name="memoryMiB"]', "160");
+    await page.fill('input[name="diskGiB"]', "0");
+    await page.selectOption('select[name="iso"]', "demo.iso");
+    await page.selectOption('select[name="boot"]', "cdrom");
+    await page.selectOption('select[name="network"]', "lab");
+    await page.click('button[type="submit"]');
+    await page.waitForURL(/\/guests\/(?!new$)[a-z0-9]+$/, { waitUntil: "commit" });
+    const id = page.url().split("/").at(-1)!;
+    await page.getByRole("button", { name: "Start", exact: true }).click();
+    await page.locator('[data-testid="guest-state"][data-state="running"]').waitFor();
+    return id;
+  };
+
   before(async () => {
     inside = ns.add("e2e");
     // Forwards on every address of the namespace, so the test can reach one as a LAN would.
@@ -79,38 +97,14 @@ story("managed networks in Chromium", (step) => {
   });
 
   step("a guest made with its card on the network starts, takes its lease, and its page shows the address within 2 s", async () => {
-    await page.goto(`${stack.baseUrl}/guests/new`);
-    await page.fill('input[name="name"]', "netweb");
-    await page.fill('input[name="vcpus"]', "1");
-    await page.fill('input[name="memoryMiB"]', "192");
-    await page.fill('input[name="diskGiB"]', "0");
-    await page.selectOption('select[name="iso"]', "demo.iso");
-    await page.selectOption('select[name="boot"]', "cdrom");
-    await page.selectOption('select[name="network"]', "lab");
-    await page.click('button[type="submit"]');
-    await page.waitForURL(/\/guests\/(?!new$)[a-z0-9]+$/, { waitUntil: "commit" });
-    guestId = page.url().split("/").at(-1)!;
-    await page.getByRole("button", { name: "Start", exact: true }).click();
-    await page.locator('[data-testid="guest-state"][data-state="running"]').waitFor();
+    guestId = await startGuestOnLab("netweb");
     await waitFor("the guest's lease", () => /GUESTHOUSE-DHCP eth0 10\.88\.0\.128\/24/.test(serialLog()), 90_000, 250);
     // The page shows it within 2 s of the guest's acknowledgement, with no agent in the guest.
     await page.locator('[data-testid="nic-ipv4"]', { hasText: "10.88.0.128" }).waitFor({ timeout: 2_000 });
   });
 
   step("a second guest on the network: the guest list shows both guests' addresses, the new one within 2 s of its lease", { timeout: 180_000 }, async () => {
-    await page.goto(`${stack.baseUrl}/guests/new`);
-    await page.fill('input[name="name"]', "netdb");
-    await page.fill('input[name="vcpus"]', "1");
-    await page.fill('input[name="memoryMiB"]', "160");
-    await page.fill('input[name="diskGiB"]', "0");
-    await page.selectOption('select[name="iso"]', "demo.iso");
-    await page.selectOption('select[name="boot"]', "cdrom");
-    await page.selectOption('select[name="network"]', "lab");
-    await page.click('button[type="submit"]');
-    await page.waitForURL(/\/guests\/(?!new$)[a-z0-9]+$/, { waitUntil: "commit" });
-    secondId = page.url().split("/").at(-1)!;
-    await page.getByRole("button", { name: "Start", exact: true }).click();
-    await page.locator('[data-testid="guest-state"][data-state="running"]').waitFor();
+    secondId = await startGuestOnLab("netdb");
     await page.goto(`${stack.baseUrl}/`);
     await waitFor("the second guest's lease", () => /GUESTHOUSE-DHCP eth0 10\.88\.0\.129\/24/.test(guestSerialLog(stack.agent, secondId)), 90_000, 250);
     await page.locator('[data-testid="guest-ip"]', { hasText: "10.88.0.129" }).waitFor({ timeout: 2_000 });

@@ -75,6 +75,8 @@ export interface NetworkView {
 const networkInclude = {
   team: { select: { name: true } },
   owner: { select: { username: true } },
+  // The network's host, whose agent runs it: read with the row, not asked for again.
+  host: { select: { endpoint: true } },
   nics: { orderBy: [{ guestId: "asc" }, { position: "asc" }], select: { mac: true, position: true, vlan: true, reservedIp: true, hostName: true, guest: { select: { id: true, name: true, teamId: true, ownerId: true } } } },
 } satisfies Prisma.NetworkInclude;
 
@@ -306,7 +308,7 @@ export async function deleteNetwork(user: SessionUser, id: string): Promise<void
     const guests = [...new Set(row.nics.map((n) => guestNameFor(user, n.guest)))];
     throw new GuesthouseError("conflict", `Cards of ${guests.slice(0, 5).join(", ")}${guests.length > 5 ? ", …" : ""} are on ${row.name}; move them to another network first.`);
   }
-  const host = await db.host.findUniqueOrThrow({ where: { id: row.hostId }, select: { endpoint: true } });
+  const host = row.host;
   const agent = agentFor(host);
   await agent.removeNetwork(row.id).catch((err: unknown) => {
     // Gone from the host already (removed by hand, a fresh host): the row goes all the same.
@@ -343,7 +345,7 @@ export async function networkAddresses(user: SessionUser, id: string): Promise<{
   if (!row) throw new GuesthouseError("not-found", "There is no such network, or it is not yours to see.");
   const plan = planOf(row);
   if (!plan) return { rows: [], rangeSize: 0, free: 0 };
-  const host = await db.host.findUniqueOrThrow({ where: { id: row.hostId }, select: { endpoint: true } });
+  const host = row.host;
   const leases = await agentFor(host).networkLeases(row.id).catch(lostOnHost(row.name));
   const guestOf = new Map(row.nics.map((n) => [n.mac, guestNameFor(user, n.guest)]));
   const toInt = (ip: string) => ip.split(".").reduce((n, o) => n * 256 + Number(o), 0);
@@ -420,7 +422,7 @@ export async function updateNetworkRules(user: SessionUser, id: string, raw: unk
     data: { forwards: JSON.stringify(input.forwards), firewall: JSON.stringify(input.firewall) },
   });
   if (count === 0) throw new GuesthouseError("stale", `${row.name} was changed by someone else just now. Reload it and make your change again.`);
-  const host = await db.host.findUniqueOrThrow({ where: { id: row.hostId }, select: { endpoint: true } });
+  const host = row.host;
   try {
     await agentFor(host).applyNetwork(row.id, requestOf({ ...row, forwards: JSON.stringify(input.forwards), firewall: JSON.stringify(input.firewall) }, await reservationsOf(row.id)));
   } catch (err) {
@@ -462,7 +464,7 @@ export async function networkCounters(user: SessionUser, id: string) {
   const row = await findNetwork(user, id);
   if (!row) throw new GuesthouseError("not-found", "There is no such network, or it is not yours to see.");
   if (row.mode === "user") throw new GuesthouseError("conflict", "The user-mode network has no rules to count.");
-  const host = await db.host.findUniqueOrThrow({ where: { id: row.hostId }, select: { endpoint: true } });
+  const host = row.host;
   return agentFor(host).networkCounters(row.id).catch(lostOnHost(row.name));
 }
 
@@ -471,7 +473,7 @@ export async function testNetworkForward(user: SessionUser, id: string, protocol
   const row = await findNetwork(user, id);
   if (!row) throw new GuesthouseError("not-found", "There is no such network, or it is not yours to see.");
   assertCan(user, "operate", row, "Your role in this network's team lets you see it, not test its forwards.");
-  const host = await db.host.findUniqueOrThrow({ where: { id: row.hostId }, select: { endpoint: true } });
+  const host = row.host;
   return agentFor(host)
     .testForward(row.id, protocol, hostPort)
     .catch((err: unknown) => {
@@ -536,7 +538,8 @@ export async function reserveCard(user: SessionUser, guestId: string, index: num
   }
   const before = { reservedIp: card.reservedIp, hostName: card.hostName };
   await db.nic.update({ where: { id: card.id }, data: { reservedIp: input.ip, hostName: input.name } });
-  const host = await db.host.findUniqueOrThrow({ where: { id: network.hostId }, select: { endpoint: true } });
+  // A card's network is on its guest's host.
+  const host = guest.host;
   try {
     await agentFor(host).applyNetwork(network.id, requestOf(network, await reservationsOf(network.id)));
   } catch (err) {

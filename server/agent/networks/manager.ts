@@ -194,14 +194,15 @@ export class Networks {
       await this.gatewayAddress(bridge, `${plan.gateway}/${plan.prefix}`);
       await this.gatewayAddress6(bridge, spec.ipv6 ? `${planIpv6(spec.id).gateway}/64` : null);
       await this.host.run("ip", ["link", "set", bridge, "up"]);
-      const ports = this.reserved(spec, this.ports(spec.id));
+      const stored = this.ports(spec.id);
+      const ports = this.reserved(spec, stored);
       // Guests' taps that outlived their bridge (it was made again) join the new one.
       if (made.bridge) for (const port of ports) await this.host.run("ip", ["link", "set", "dev", port.tap, "master", bridge]).catch(() => {});
       await this.nft(path.join(folder, "rules.nft"), this.rulesOf(spec, ports));
       made.table = true;
       const pid = plan.dhcp || spec.kind === "nat" ? await this.dnsmasq(spec, plan, bridge, ports) : (await this.stopDnsmasq(spec.id), null);
       fs.writeFileSync(path.join(folder, "spec.json"), `${JSON.stringify(spec, null, 2)}\n`);
-      if (JSON.stringify(ports) !== JSON.stringify(this.ports(spec.id))) this.savePorts(spec.id, ports);
+      if (JSON.stringify(ports) !== JSON.stringify(stored)) this.savePorts(spec.id, ports);
       return { bridge, plan, dnsmasqPid: pid };
     } catch (err) {
       if (undoing) {

@@ -51,9 +51,10 @@ PACKAGES=(busybox-static isolinux syslinux-common xorriso cpio gzip
 CMDLINE="console=tty0 console=ttyS0"
 # Kernel modules loaded at boot (dependencies are added automatically).
 # ata_piix: a pc machine's IDE disks; qemu_fw_cfg: the boot order QEMU gives the firmware, readable
-# in /sys; pvpanic-mmio: a kernel panic reported to QEMU (its pvpanic device).
+# in /sys; pvpanic-mmio: a kernel panic reported to QEMU (its pvpanic device); virtio_balloon: the
+# guest's memory statistics for the metrics.
 MODULES=(button evdev virtio_pci virtio_blk virtio_scsi sd_mod ata_piix virtio_net virtio_console virtio_input
-  qemu_fw_cfg pvpanic-mmio)
+  qemu_fw_cfg pvpanic-mmio virtio_balloon)
 
 SCRIPT="$(readlink -f "${BASH_SOURCE[0]}")"
 ROOT="$(cd "$(dirname "$SCRIPT")/.." && pwd)"

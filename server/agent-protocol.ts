@@ -33,11 +33,12 @@ import {
   type UploadPart,
 } from "./domain/types";
 import { KEYBOARD_LAYOUTS } from "./domain/keymaps";
+import { GUEST_FIELDS, HOST_FIELDS, type MetricsBatch, type MetricsCurrent } from "./domain/metrics";
 import { FORWARD_LIMIT, networkFirewall, networkForward } from "./domain/network-rules";
 import { diskFormat, guestSpecSchema, imageBytes, imageFileName, mac, passphrase, poolName, snapshotName, volumeId } from "./domain/validation";
 
 /** The version of this protocol. The web and its agents must speak the same one. */
-export const AGENT_PROTOCOL_VERSION = 1;
+export const AGENT_PROTOCOL_VERSION = 2;
 
 // --- Requests: what the agent parses (each schema's description names it in a refusal) ---
 
@@ -237,6 +238,74 @@ export type NetworkCounters = z.infer<typeof countersReply>;
 export type NetworkRequest = z.infer<typeof networkRequest>;
 export { networkId };
 
+// --- Metrics (server/agent/metrics/) ---
+
+const counter = z.number().nonnegative();
+const fieldsOf = <F extends string>(fields: readonly F[]) => z.object(Object.fromEntries(fields.map((f) => [f, z.number().nullable()])) as Record<F, z.ZodNullable<z.ZodNumber>>);
+const guestSampleReply = fieldsOf(GUEST_FIELDS);
+const hostSampleReply = fieldsOf(HOST_FIELDS);
+const metricsBatchReply = z.object({
+  boot: z.string(),
+  intervalMs: z.number().int().positive(),
+  ticks: z.array(z.object({ seq: z.number().int(), at: z.number(), host: hostSampleReply, guests: z.record(z.string(), guestSampleReply) })),
+}) satisfies z.ZodType<MetricsBatch>;
+const metricsCurrentReply = z.object({
+  host: z.object({
+    at: z.number(),
+    cores: z.number().int().positive(),
+    cpuBusySeconds: counter,
+    memTotal: counter,
+    memAvailable: counter,
+    load: z.tuple([z.number(), z.number(), z.number()]),
+    folders: z.array(z.object({ pool: z.string(), totalBytes: counter, freeBytes: counter })),
+    pressureUnavailable: z.string().nullable(),
+    sample: hostSampleReply,
+  }),
+  guests: z.array(
+    z.object({
+      id: z.string(),
+      at: z.number(),
+      vcpus: z.number().int().positive(),
+      memory: counter,
+      vcpuSeconds: z.array(counter),
+      processSeconds: counter,
+      rss: counter,
+      guestMemory: z.object({ total: counter, free: counter, available: counter }).nullable(),
+      disks: z.array(
+        z.object({
+          volume: z.string(),
+          readBytes: counter,
+          writeBytes: counter,
+          readOps: counter,
+          writeOps: counter,
+          readSeconds: counter,
+          writeSeconds: counter,
+          allocatedBytes: counter.nullable(),
+        }),
+      ),
+      nics: z.array(
+        z.object({
+          mac: z.string(),
+          counters: z.object({ rxBytes: counter, txBytes: counter, rxPackets: counter, txPackets: counter, rxDropped: counter, txDropped: counter }).nullable(),
+          why: z.string().optional(),
+        }),
+      ),
+      pressure: z.object({ cpu: counter, memory: counter, io: counter }).nullable(),
+      sample: guestSampleReply,
+    }),
+  ),
+}) satisfies z.ZodType<MetricsCurrent>;
+const metricsQuery = z
+  .strictObject({
+    boot: z.string().max(64).optional(),
+    after: z.string().regex(/^\d{1,15}$/, "after must be a tick's number.").transform(Number).optional(),
+  })
+  .describe("The metrics query");
+const liveQuery = z
+  .strictObject({ after: z.string().regex(/^\d{1,15}$/, "after must be a time in ms since the epoch.").transform(Number).optional() })
+  .describe("The live query");
+const liveReply = z.array(z.object({ at: z.number(), sample: guestSampleReply }));
+
 /** An error, from any route. */
 export const errorReply = z.object({ code: z.string(), message: z.string(), detail: z.string().optional() });
 
@@ -316,6 +385,10 @@ export const AGENT_ROUTES = {
     summary: "a one-time password for a native viewer on the guest's TLS VNC display (GUESTHOUSE_VNC_TLS=on; 409 when the guest has none)",
   },
   tlsCa: { method: "GET", path: "/v1/tls/ca", bytes: "application/x-pem-file", summary: "the host's TLS VNC CA certificate (public; 404 when TLS VNC is off)" },
+
+  metrics: { method: "GET", path: "/v1/metrics", query: metricsQuery, reply: metricsBatchReply, summary: "?boot=&after=N → MetricsBatch: the regular ticks (every running guest's sample and the host's) after tick N of that boot; all kept (the last hour) otherwise" },
+  metricsCurrent: { method: "GET", path: "/v1/metrics/current", reply: metricsCurrentReply, summary: "MetricsCurrent: every running guest's cumulative counters (per vCPU, disk, NIC) and latest sample, and the host's" },
+  metricsLive: { method: "GET", path: "/v1/metrics/guests/:id/live", query: liveQuery, reply: liveReply, summary: "?after=ms → a running guest's samples since then, read every second while asked for (the watch lasts 30 s after each ask)" },
 
   networks: { method: "GET", path: "/v1/networks", reply: z.array(networkReply), summary: "every managed network: its plan, bridge and whether its dnsmasq runs" },
   applyNetwork: { method: "PUT", path: "/v1/networks/:id", body: networkRequest, reply: networkReply, summary: "make a managed network or bring it in line (bridge, nft table, dnsmasq); undone if a step fails" },

@@ -5,6 +5,7 @@
  * which protocol the agent speaks and refuses one that speaks another (see `agree`).
  * An endpoint looks like `unix:/path/to/agent.sock` (the only kind so far; TCP+TLS comes with remote hosts).
  */
+import type { GuestSample, MetricsBatch, MetricsCurrent } from "../domain/metrics";
 import http from "node:http";
 import type { Duplex, Readable } from "node:stream";
 import {
@@ -292,6 +293,22 @@ export class AgentClient {
 
   networkDoctor(): Promise<Array<{ id: string; problem: string; fix: string }>> {
     return this.call(AGENT_ROUTES.networkDoctor, {});
+  }
+
+  /** The agent's regular metrics ticks after tick `after` of boot `boot` (all it keeps when that tick is another boot's or gone). */
+  metrics(boot?: string, after?: number): Promise<MetricsBatch> {
+    const query = boot !== undefined && after !== undefined ? `?boot=${encodeURIComponent(boot)}&after=${after}` : "";
+    return this.call(AGENT_ROUTES.metrics, {}, undefined, query);
+  }
+
+  /** Every running guest's counters and latest sample, and the host's. */
+  metricsCurrent(): Promise<MetricsCurrent> {
+    return this.call(AGENT_ROUTES.metricsCurrent, {});
+  }
+
+  /** A running guest's samples after `after` (ms), read every second while asked for. */
+  metricsLive(id: string, after: number): Promise<Array<{ at: number; sample: GuestSample }>> {
+    return this.call(AGENT_ROUTES.metricsLive, { id }, undefined, `?after=${Math.max(0, Math.floor(after))}`);
   }
 
   tasks(): Promise<TaskStatus[]> {

@@ -31,6 +31,7 @@ import type { ImageRef, Images } from "./images";
 import type { Finding } from "./networks/doctor";
 import type { Networks } from "./networks/manager";
 import type { AddressWatch, GuestAddresses } from "./networks/watch";
+import type { Metrics } from "./metrics/sampler";
 import type { Supervisor } from "./supervisor";
 
 const MAX_BODY_BYTES = 256 * 1024;
@@ -60,6 +61,7 @@ export function createAgentServer(
   networks: Networks,
   doctor: () => Promise<Finding[]>,
   addresses: Pick<AddressWatch, "of" | "all" | "on" | "off">,
+  metrics: Pick<Metrics, "batch" | "current" | "live">,
 ): http.Server {
   const ref = (pool: string, file: string): ImageRef => parseOrThrow(imageRef, { pool, file }, "The image");
   const optionalVolume = (query: URLSearchParams) => (query.has("volume") ? parseOrThrow(volumeId, query.get("volume"), "The volume") : undefined);
@@ -112,6 +114,14 @@ export function createAgentServer(
     type: async ({ id }, { text, layout }) => ({ status: 202, json: consoles.type(parseId(id), text, layout) }),
     vncTlsPassword: async ({ id }) => ({ json: await consoles.nativeVncPassword(parseId(id)) }),
     tlsCa: async () => ({ body: Buffer.from(await consoles.vncCaCertificate(), "utf8") }),
+
+    metrics: async (_, __, { boot, after }) => ({ json: metrics.batch(boot, after) }),
+    metricsCurrent: async () => ({ json: await metrics.current() }),
+    metricsLive: async ({ id }, __, { after }) => {
+      const samples = metrics.live(parseId(id), after ?? 0);
+      if (!samples) throw new GuesthouseError("conflict", "This guest is not running.");
+      return { json: samples };
+    },
 
     networks: async () => ({ json: networks.list() }),
     applyNetwork: async ({ id }, req) => {

@@ -55,6 +55,13 @@ const envSchema = z.object({
     .string()
     .refine((a) => net.isIP(a) === 4, "must be an IPv4 address, such as 127.0.0.1, 0.0.0.0 or 192.168.1.10 (QEMU's user networking forwards IPv4)")
     .default("127.0.0.1"),
+  /** How often every running guest and the host are sampled for the metrics, in ms (default 10000). */
+  GUESTHOUSE_METRICS_INTERVAL_MS: z.coerce.number().int().min(500).max(300_000).default(10_000),
+  /** The cgroup v2 folder guests' cgroups are made in (default <cgroup2 mount>/guesthouse), or "off". */
+  GUESTHOUSE_CGROUP: z
+    .string()
+    .refine((v) => v === "off" || path.isAbsolute(v), "must be an absolute path in the cgroup v2 hierarchy, or off")
+    .optional(),
 });
 
 export { DEFAULT_POOL, ISO_POOL };
@@ -91,6 +98,10 @@ export interface AgentSettings {
   accelMode: AcceleratorMode;
   /** The file the KVM probe's verdict is remembered in. */
   accelCacheFile: string;
+  /** The metrics' sampling interval (server/agent/metrics/sampler.ts), ms. */
+  metricsIntervalMs: number;
+  /** GUESTHOUSE_CGROUP: the guests' cgroups' parent, "off", or undefined for automatic (server/agent/cgroups.ts). */
+  cgroup: string | undefined;
 }
 
 /** The settings plus what the agent found out about its host's QEMU at start. */
@@ -202,6 +213,8 @@ export function readAgentSettings(env: NodeJS.ProcessEnv = process.env): AgentSe
     socketPath: path.resolve(e.GUESTHOUSE_AGENT_SOCKET ?? path.join(dataDir, "agent.sock")),
     accelMode: e.GUESTHOUSE_ACCEL,
     accelCacheFile: path.resolve(e.GUESTHOUSE_ACCEL_CACHE ?? path.join(dataDir, "accelerator.json")),
+    metricsIntervalMs: e.GUESTHOUSE_METRICS_INTERVAL_MS,
+    cgroup: e.GUESTHOUSE_CGROUP,
   };
 }
 

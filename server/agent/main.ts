@@ -20,6 +20,7 @@ import { diagnose } from "./networks/doctor";
 import { localNetHost, Networks, runCommand } from "./networks/manager";
 import { AddressWatch } from "./networks/watch";
 import { Tasks } from "./tasks";
+import { Metrics } from "./metrics/sampler";
 import { ensureVncTls } from "./tls";
 
 async function socketInUse(socketPath: string): Promise<boolean> {
@@ -87,7 +88,15 @@ async function main(): Promise<void> {
   const consoles = new Consoles(config, supervisor, tasks);
   const doctor = () =>
     diagnose({ run: (command, args) => runCommand(command, args), readFile: (file) => fsp.readFile(file, "utf8").catch(() => null) }, { ipv6: networks.list().some((n) => n.ipv6) });
-  const server = createAgentServer(config, supervisor, images, consoles, networks, doctor, addresses);
+  // Metrics: every running guest and the host sampled each interval, the last hour kept for the web.
+  const metrics = new Metrics(() => supervisor.metricsTargets(), {
+    intervalMs: config.metricsIntervalMs,
+    liveIntervalMs: Math.min(1000, config.metricsIntervalMs),
+    pools: config.pools,
+    cgroups: supervisor.cgroups,
+  }).start();
+  if (supervisor.cgroups.unavailable) console.log(`agent: guests' pressure is not measured: ${supervisor.cgroups.unavailable}`);
+  const server = createAgentServer(config, supervisor, images, consoles, networks, doctor, addresses, metrics);
   // Interrupted uploads that nobody resumed go after GUESTHOUSE_UPLOAD_PART_HOURS; looked for
   // at start and then a few times per lifetime (at most hourly).
   const expireParts = () =>
@@ -106,6 +115,7 @@ async function main(): Promise<void> {
   const stop = async (signal: string) => {
     console.log(`agent: ${signal}, leaving guests running`);
     server.close();
+    metrics.stop();
     consoles.close();
     await supervisor.detachAll();
     fs.rmSync(config.socketPath, { force: true });

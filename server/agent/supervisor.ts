@@ -48,6 +48,9 @@ import { gidOfPid, lockRunDir, prepareRunDir, QemuUsers, uidOfPid } from "./qemu
 import { rotateSerialLog } from "./serial";
 import { Storage } from "./storage";
 import type { Networks } from "./networks/manager";
+import { tapName } from "./networks/ports";
+import { GuestCgroups } from "./cgroups";
+import type { MetricsTarget } from "./metrics/sampler";
 import { qemuTlsCopy } from "./tls";
 
 const START_TIMEOUT_MS = 30_000;
@@ -71,6 +74,8 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
   readonly users: QemuUsers;
   /** The TLS VNC ports running guests hold. */
   private readonly vncTlsPorts: VncTlsPorts;
+  /** Each guest's cgroup of its own, for its pressure figures (none on a host without cgroup v2). */
+  readonly cgroups: GuestCgroups;
   /** What the run-state code (server/agent/run-state.ts) may do here. */
   private readonly runStateHooks: RunStateHooks = {
     isCurrent: (guest) => this.guests.get(guest.id) === guest,
@@ -90,6 +95,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     this.storage = new Storage(config);
     this.users = QemuUsers.forAgent(config.qemuUids);
     this.vncTlsPorts = new VncTlsPorts(config.vncTls, () => this.guests.values());
+    this.cgroups = GuestCgroups.detect(config.cgroup);
     this.disks = new GuestDisks({
       guest: (id) => this.guests.get(id),
       userOf: (pool, file) => this.userOf(pool, file),
@@ -204,6 +210,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
       guest.aborted = true;
       await this.killQuietly(guest);
       await this.cleanFiles(guest);
+      await this.cgroups.remove(spec.id);
       await this.unplugNics(guest);
       if (this.guests.get(spec.id) === guest) {
         this.guests.delete(spec.id);
@@ -262,6 +269,8 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     guest.pid = child.pid ?? null;
     // The agent's record of the pid (QEMU writes no pid file): an agent started later finds the guest by it.
     if (guest.pid !== null) await fsp.writeFile(files.pid, `${guest.pid}\n`, { mode: 0o600 });
+    // Its own cgroup, before any guest instruction runs (-S), so its pressure counts from the start.
+    if (guest.pid !== null) await this.cgroups.place(spec.id, guest.pid);
 
     const connected = this.connectWhenReady(guest, files.qmp);
     const outcome = await Promise.race([connected.then(() => "ready" as const), exit.then((e) => e)]);
@@ -338,6 +347,7 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
     if (this.guests.get(guest.id) !== guest) return;
     await guest.qmp?.close();
     await this.cleanFiles(guest);
+    await this.cgroups.remove(guest.id);
     await this.unplugNics(guest);
     guest.pid = null;
     guest.child = null;
@@ -606,8 +616,35 @@ export class Supervisor extends EventEmitter<{ state: [GuestStatus] }> {
       guest.vncTls = null;
       guest.logTail = await logTail(files.log);
       await this.cleanFiles(guest);
+      await this.cgroups.remove(id);
       this.transition(guest, "crashed");
     }
+  }
+
+  /** The guests whose QEMU runs and answers QMP, with what the metrics read of each (server/agent/metrics/). */
+  metricsTargets(): MetricsTarget[] {
+    return [...this.guests.values()].flatMap((g) => {
+      if (!qemuLives(g.state) || g.pid === null || !g.qmp || !g.spec) return [];
+      const spec = g.spec;
+      const specDisks = new Map(spec.disks.map((d) => [d.volume, d]));
+      const managed = new Set(spec.nics.filter((n) => n.mode === "managed").map((n) => n.mac.toLowerCase()));
+      return [
+        {
+          id: g.id,
+          pid: g.pid,
+          qmp: g.qmp,
+          vcpus: spec.vcpus,
+          memory: spec.memoryMiB * 1024 * 1024,
+          disks: Object.entries(g.disks.disks).flatMap(([volume, plugged]) => {
+            const disk = specDisks.get(volume);
+            const pool = disk ? this.config.pools[disk.pool] : undefined;
+            if (!disk || !pool || plugged.detaching) return [];
+            return [{ volume, names: [plugged.id, ...(plugged.device ? [plugged.device] : [])], file: path.join(pool, disk.file) }];
+          }),
+          nics: g.nics.nics.filter((n) => !n.detaching).map((n) => ({ mac: n.mac, tap: managed.has(n.mac) ? tapName(g.id, n.slot) : null })),
+        },
+      ];
+    });
   }
 
   /** Closes QMP connections without touching the guests (agent shutdown). */

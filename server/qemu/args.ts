@@ -12,6 +12,9 @@ import path from "node:path";
 import { GuesthouseError } from "../domain/errors";
 import { isGuestDiskFormat, type Accelerator, type BackingImage, type DiskCache, type DiskSpec, type GuestSpec, type MachineType, type NicModel } from "../domain/types";
 
+/** The balloon device's id; QMP reaches it at /machine/peripheral/<id>. */
+export const BALLOON_ID = "balloon0";
+
 export const QEMU_BINARY = "qemu-system-x86_64";
 
 /** Debian's OVMF (package ovmf): the firmware code, and the template of its variables. */
@@ -497,6 +500,10 @@ export function buildQemuLaunch(spec: GuestSpec, layout: QemuHostLayout): QemuLa
   hotplugPorts(spec.machine).forEach((port, i) => {
     args.push("-device", `pcie-root-port,id=${port},chassis=${i + 1}`);
   });
+  // A balloon the agent never inflates: its driver in the guest reports the guest's own
+  // view of its memory for the metrics (server/agent/metrics/). After the ports, for the
+  // same reason; deflate-on-oom: should anything ever inflate it, the guest's need wins.
+  args.push("-device", `virtio-balloon-pci,id=${BALLOON_ID},deflate-on-oom=on`);
 
   // The descriptors come first on the command line: QEMU must know the sets before a
   // -blockdev or -drive opens one.

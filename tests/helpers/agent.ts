@@ -9,6 +9,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { AgentClient } from "../../server/agent-client";
+import { cgroup2Mount } from "../../server/agent/cgroups";
 
 export const DEMO_ISO = path.resolve(".cache/fixtures/demo.iso");
 
@@ -32,6 +33,10 @@ export async function startTestAgent(env: Record<string, string> = {}, options: 
   // QEMU's users reach the guests' run folders through it (they cannot list it).
   fs.chmodSync(dataDir, 0o711);
   const socketPath = path.join(dataDir, "agent.sock");
+  // Its guests' cgroups in a parent of its own, which cleanup removes (see server/agent/cgroups.ts).
+  const cgroupMount = cgroup2Mount(fs.readFileSync("/proc/self/mountinfo", "utf8"));
+  const cgroupDir = cgroupMount && !("GUESTHOUSE_CGROUP" in env) ? path.join(cgroupMount, "guesthouse-tests", path.basename(dataDir)) : null;
+  if (cgroupDir) env = { GUESTHOUSE_CGROUP: cgroupDir, ...env };
   fs.mkdirSync(path.join(dataDir, "images"));
   fs.copyFileSync(DEMO_ISO, path.join(dataDir, "images", "demo.iso"));
   let out = "";
@@ -86,10 +91,35 @@ export async function startTestAgent(env: Record<string, string> = {}, options: 
         await exited;
       }
       await killQemusUnder(dataDir);
+      if (cgroupDir) await removeCgroups(cgroupDir);
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
   return agent;
+}
+
+/** Removes a test agent's cgroup parent and its guests' cgroups (each empty once its QEMU is gone; waited for, bounded). */
+async function removeCgroups(dir: string): Promise<void> {
+  if (!fs.existsSync(dir)) return;
+  await waitFor(`the test agent's cgroups in ${dir} to go`, () => {
+    for (const child of fs.readdirSync(dir, { withFileTypes: true })) {
+      if (child.isDirectory()) {
+        try {
+          fs.rmdirSync(path.join(dir, child.name));
+        } catch {
+          return false;
+        }
+      }
+    }
+    fs.rmdirSync(dir);
+    return true;
+  }, 10_000);
+  // The shared parent goes with the last test agent (another one's cgroups keep it).
+  try {
+    fs.rmdirSync(path.dirname(dir));
+  } catch {
+    // in use
+  }
 }
 
 function listening(socketPath: string): Promise<boolean> {

@@ -14,6 +14,7 @@ import { after, describe, test } from "node:test";
 import { AgentClient } from "../../server/agent-client";
 import { AGENT_PROTOCOL_VERSION, AGENT_ROUTES, pathOf, type AgentRoute } from "../../server/agent-protocol";
 import { createAgentServer } from "../../server/agent/api";
+import type { Metrics } from "../../server/agent/metrics/sampler";
 import type { AgentConfig } from "../../server/agent/config";
 import type { Consoles } from "../../server/agent/console";
 import type { Images } from "../../server/agent/images";
@@ -68,6 +69,7 @@ function stubbedAgent(): http.Server {
     refusing<Networks>("networks"),
     refusal("doctor") as () => Promise<Finding[]>,
     { of: () => [], all: () => [], on() {}, off() {} } as never,
+    refusing<Metrics>("metrics"),
   );
 }
 

@@ -126,14 +126,19 @@ const BASE_TCG: readonly string[] = [
 /** BASE_TCG after its two -add-fd: what every guest's command line has between its descriptors and its devices. */
 const BASE_BODY: readonly string[] = BASE_TCG.slice(4);
 
-/** The empty hot-plug root ports every q35 guest gets, last on its command line. */
+/** The balloon every guest gets, then the empty hot-plug root ports every q35 guest gets, last on its command line. */
 const PORT_DEVICES: readonly string[] = [
+  "virtio-balloon-pci,id=balloon0,deflate-on-oom=on",
   "pcie-root-port,id=hotplug0,chassis=1",
   "pcie-root-port,id=hotplug1,chassis=2",
   "pcie-root-port,id=hotplug2,chassis=3",
   "pcie-root-port,id=hotplug3,chassis=4",
 ];
+/** What every guest's command line ends with: the balloon (memory statistics), then a q35 guest's spare hot-plug ports. */
+const BALLOON_DEVICE = "virtio-balloon-pci,id=balloon0,deflate-on-oom=on";
+const BALLOON: readonly string[] = ["-device", BALLOON_DEVICE];
 const SPARE_PORTS: readonly string[] = [
+  ...BALLOON,
   "-device", "pcie-root-port,id=hotplug0,chassis=1",
   "-device", "pcie-root-port,id=hotplug1,chassis=2",
   "-device", "pcie-root-port,id=hotplug2,chassis=3",
@@ -424,6 +429,7 @@ const CASES: Case[] = [
       "-action", "panic=pause",
       "-chardev", SERIAL_CHARDEV,
       "-serial", "chardev:serial0",
+      ...BALLOON,
     ],
   },
   {
@@ -447,6 +453,7 @@ const CASES: Case[] = [
         "ide-hd,drive=disk1,id=disk1,bus=ide.0,unit=1,bootindex=4",
         "ide-cd,drive=cd0,bus=ide.1,unit=0,bootindex=1",
         "ide-cd,drive=cd1,bus=ide.1,unit=1,bootindex=2",
+        BALLOON_DEVICE,
       ],
     },
   },
@@ -461,6 +468,7 @@ const CASES: Case[] = [
         "ide-hd,drive=disk1,id=disk1,bus=ide.0,unit=0,bootindex=2",
         "scsi-hd,drive=disk2,id=disk2,bus=scsi0.0,bootindex=3",
         "ide-cd,drive=cd0,bus=ide.0,unit=1,bootindex=4",
+        BALLOON_DEVICE,
       ],
     },
   },
@@ -952,7 +960,7 @@ const CASES: Case[] = [
   {
     name: "pc: no root ports (its PCI bus hot-plugs through ACPI)",
     spec: spec({ machine: "pc", disks: [vdisk("vol00001")] }),
-    values: { "-device": ["pvpanic", "virtio-blk-pci,drive=disk0,id=disk0,bootindex=1"] },
+    values: { "-device": ["pvpanic", "virtio-blk-pci,drive=disk0,id=disk0,bootindex=1", BALLOON_DEVICE] },
   },
 
   // ---- everything at once --------------------------------------------------------
@@ -1013,6 +1021,7 @@ const CASES: Case[] = [
       "-device", "ide-cd,drive=cd0,bus=ide.0,unit=1,bootindex=2",
       "-netdev", "user,id=net0,hostfwd=tcp::2222-:22",
       "-device", "e1000,netdev=net0,id=nic0,mac=52:54:00:00:00:01,bootindex=1",
+      ...BALLOON,
     ],
     absent: ["-chardev", "-serial"],
   },
@@ -1131,13 +1140,13 @@ describe("buildQemuArgs: IDE limits per machine", () => {
 
   test("pc: 4 IDE devices are fine, in ide.0/ide.1 units 0 and 1", () => {
     const args = buildQemuArgs(spec({ machine: "pc", disks: ideDisks(1), cdroms: cds(3) }), TCG);
-    const slots = valuesOf(args, "-device").filter((d) => d !== "pvpanic").map((d) => /bus=ide\.\d,unit=\d/.exec(d)?.[0]);
+    const slots = valuesOf(args, "-device").filter((d) => d !== "pvpanic" && d !== BALLOON_DEVICE).map((d) => /bus=ide\.\d,unit=\d/.exec(d)?.[0]);
     assert.deepEqual(slots, ["bus=ide.0,unit=0", "bus=ide.0,unit=1", "bus=ide.1,unit=0", "bus=ide.1,unit=1"]);
   });
 
   test("q35: 6 IDE devices are fine, ide.0 .. ide.5 without units", () => {
     const args = buildQemuArgs(spec({ disks: ideDisks(2), cdroms: cds(4) }), TCG);
-    const devices = valuesOf(args, "-device").filter((d) => !d.startsWith("pcie-root-port") && d !== "pvpanic");
+    const devices = valuesOf(args, "-device").filter((d) => !d.startsWith("pcie-root-port") && d !== "pvpanic" && d !== BALLOON_DEVICE);
     assert.deepEqual(
       devices.map((d) => /bus=ide\.\d/.exec(d)?.[0]),
       ["bus=ide.0", "bus=ide.1", "bus=ide.2", "bus=ide.3", "bus=ide.4", "bus=ide.5"],
@@ -1165,14 +1174,14 @@ describe("buildQemuArgs: IDE limits per machine", () => {
   test("virtio and SCSI disks do not count against the IDE limit (pc)", () => {
     const disks = [...Array.from({ length: 4 }, (_, i) => vdisk(`vol0000${i}`)), ...Array.from({ length: 4 }, (_, i) => scsidisk(`vol0001${i}`))];
     const args = buildQemuArgs(spec({ machine: "pc", disks, cdroms: cds(4) }), TCG);
-    // pvpanic + 1 SCSI controller + 8 disks + 4 CD-ROMs
-    assert.equal(valuesOf(args, "-device").length, 14);
+    // pvpanic + 1 SCSI controller + 8 disks + 4 CD-ROMs + the balloon
+    assert.equal(valuesOf(args, "-device").length, 15);
   });
 
   test("virtio disks do not count against the IDE limit (q35)", () => {
     const args = buildQemuArgs(spec({ disks: Array.from({ length: 8 }, (_, i) => vdisk(`vol0000${i}`)), cdroms: cds(6) }), TCG);
-    // pvpanic + 8 disks + 6 CD-ROMs + 4 spare hot-plug ports
-    assert.equal(valuesOf(args, "-device").length, 19);
+    // pvpanic + 8 disks + 6 CD-ROMs + the balloon + 4 spare hot-plug ports
+    assert.equal(valuesOf(args, "-device").length, 20);
   });
 });
 

@@ -55,8 +55,12 @@ const envSchema = z.object({
     .string()
     .refine((a) => net.isIP(a) === 4, "must be an IPv4 address, such as 127.0.0.1, 0.0.0.0 or 192.168.1.10 (QEMU's user networking forwards IPv4)")
     .default("127.0.0.1"),
-  /** How often every running guest and the host are sampled for the metrics, in ms (default 10000). */
-  GUESTHOUSE_METRICS_INTERVAL_MS: z.coerce.number().int().min(500).max(300_000).default(10_000),
+  /** How often every running guest and the host are sampled for the metrics, in ms (default 10000; 0: no sampling). */
+  GUESTHOUSE_METRICS_INTERVAL_MS: z.coerce
+    .number()
+    .int()
+    .refine((ms) => ms === 0 || (ms >= 500 && ms <= 300_000), "must be 0 (off) or 500 to 300000 ms")
+    .default(10_000),
   /** The cgroup v2 folder guests' cgroups are made in (default <cgroup2 mount>/guesthouse), or "off". */
   GUESTHOUSE_CGROUP: z
     .string()
@@ -98,7 +102,7 @@ export interface AgentSettings {
   accelMode: AcceleratorMode;
   /** The file the KVM probe's verdict is remembered in. */
   accelCacheFile: string;
-  /** The metrics' sampling interval (server/agent/metrics/sampler.ts), ms. */
+  /** The metrics' sampling interval (server/agent/metrics/sampler.ts), ms; 0: off (the web then keeps no history of this host). */
   metricsIntervalMs: number;
   /** GUESTHOUSE_CGROUP: the guests' cgroups' parent, "off", or undefined for automatic (server/agent/cgroups.ts). */
   cgroup: string | undefined;

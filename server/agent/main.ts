@@ -90,11 +90,13 @@ async function main(): Promise<void> {
     diagnose({ run: (command, args) => runCommand(command, args), readFile: (file) => fsp.readFile(file, "utf8").catch(() => null) }, { ipv6: networks.list().some((n) => n.ipv6) });
   // Metrics: every running guest and the host sampled each interval, the last hour kept for the web.
   const metrics = new Metrics(() => supervisor.metricsTargets(), {
-    intervalMs: config.metricsIntervalMs,
-    liveIntervalMs: Math.min(1000, config.metricsIntervalMs),
+    intervalMs: config.metricsIntervalMs || 10_000,
+    liveIntervalMs: Math.min(1000, config.metricsIntervalMs || 1000),
     pools: config.pools,
     cgroups: supervisor.cgroups,
-  }).start();
+  });
+  if (config.metricsIntervalMs > 0) metrics.start();
+  else console.log("agent: metrics are off (GUESTHOUSE_METRICS_INTERVAL_MS=0): figures are read only when asked, no history is kept");
   if (supervisor.cgroups.unavailable) console.log(`agent: guests' pressure is not measured: ${supervisor.cgroups.unavailable}`);
   const server = createAgentServer(config, supervisor, images, consoles, networks, doctor, addresses, metrics);
   // Interrupted uploads that nobody resumed go after GUESTHOUSE_UPLOAD_PART_HOURS; looked for

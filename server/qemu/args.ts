@@ -495,15 +495,17 @@ export function buildQemuLaunch(spec: GuestSpec, layout: QemuHostLayout): QemuLa
     args.push("-device", `${NIC_DEVICES[nic.model]},netdev=${id},id=${nicId(i)},mac=${nic.mac}${bootIndex("network", i)}`);
   });
 
+  // A balloon the agent never inflates: its driver in the guest reports the guest's own
+  // view of its memory for the metrics (server/agent/metrics/). After every other device,
+  // so each keeps the PCI address it had before the balloon existed (the ports below are
+  // empty slots); deflate-on-oom: should anything ever inflate it, the guest's need wins.
+  args.push("-device", `virtio-balloon-pci,id=${BALLOON_ID},deflate-on-oom=on`);
+
   // Last, so every device above keeps the PCI address it had before the ports existed
   // (a guest's interface names and disk paths follow those addresses).
   hotplugPorts(spec.machine).forEach((port, i) => {
     args.push("-device", `pcie-root-port,id=${port},chassis=${i + 1}`);
   });
-  // A balloon the agent never inflates: its driver in the guest reports the guest's own
-  // view of its memory for the metrics (server/agent/metrics/). After the ports, for the
-  // same reason; deflate-on-oom: should anything ever inflate it, the guest's need wins.
-  args.push("-device", `virtio-balloon-pci,id=${BALLOON_ID},deflate-on-oom=on`);
 
   // The descriptors come first on the command line: QEMU must know the sets before a
   // -blockdev or -drive opens one.

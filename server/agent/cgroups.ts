@@ -32,10 +32,16 @@ export class GuestCgroups {
       if (!mount) return new GuestCgroups(null, "This host has no cgroup v2 hierarchy mounted, so the kernel keeps no pressure per guest.");
       root = path.join(mount, "guesthouse");
     }
+    // Only the last folder is made, inside a cgroup v2 folder that exists (a recursive
+    // mkdir would try to make the hierarchy's mount point itself where it is not mounted).
+    if (!fs.existsSync(path.join(path.dirname(root), "cgroup.procs"))) {
+      return new GuestCgroups(null, `${path.dirname(root)} is not a folder of a cgroup v2 hierarchy here, so the kernel keeps no pressure per guest.`);
+    }
     try {
-      fs.mkdirSync(root, { recursive: true });
+      fs.mkdirSync(root);
     } catch (err) {
-      return new GuestCgroups(null, `The agent cannot make ${root} (${(err as NodeJS.ErrnoException).code ?? String(err)}): run it as root for per-guest pressure.`);
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== "EEXIST") return new GuestCgroups(null, `The agent cannot make ${root} (${code ?? String(err)}): run it as root for per-guest pressure.`);
     }
     if (!fs.existsSync(path.join(root, "cpu.pressure"))) {
       return new GuestCgroups(null, "The kernel keeps no pressure stall information (PSI is off: boot with psi=1).");
@@ -56,7 +62,9 @@ export class GuestCgroups {
     const dir = this.dirOf(id);
     if (!dir) return;
     try {
-      await fsp.mkdir(dir, { recursive: true });
+      await fsp.mkdir(dir).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== "EEXIST") throw err;
+      });
       await fsp.writeFile(path.join(dir, "cgroup.procs"), `${pid}\n`);
     } catch (err) {
       console.error(`agent: guest ${id}: its QEMU could not be put in ${dir}; its pressure will not be known:`, err instanceof Error ? err.message : err);

@@ -34,8 +34,16 @@ export async function startTestAgent(env: Record<string, string> = {}, options: 
   fs.chmodSync(dataDir, 0o711);
   const socketPath = path.join(dataDir, "agent.sock");
   // Its guests' cgroups in a parent of its own, which cleanup removes (see server/agent/cgroups.ts).
-  const cgroupMount = cgroup2Mount(fs.readFileSync("/proc/self/mountinfo", "utf8"));
-  const cgroupDir = cgroupMount && !("GUESTHOUSE_CGROUP" in env) ? path.join(cgroupMount, "guesthouse-tests", path.basename(dataDir)) : null;
+  // (An agent in a network namespace sees /sys mounted anew, without the hierarchy: it finds none.)
+  const cgroupMount = options.netns ? null : cgroup2Mount(fs.readFileSync("/proc/self/mountinfo", "utf8"));
+  let cgroupDir = cgroupMount && !("GUESTHOUSE_CGROUP" in env) ? path.join(cgroupMount, "guesthouse-tests", path.basename(dataDir)) : null;
+  if (cgroupDir) {
+    try {
+      fs.mkdirSync(path.dirname(cgroupDir));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") cgroupDir = null;
+    }
+  }
   if (cgroupDir) env = { GUESTHOUSE_CGROUP: cgroupDir, ...env };
   fs.mkdirSync(path.join(dataDir, "images"));
   fs.copyFileSync(DEMO_ISO, path.join(dataDir, "images", "demo.iso"));

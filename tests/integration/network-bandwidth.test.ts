@@ -5,7 +5,8 @@
  * shape a device's input). The assertions are lower bounds on time, which a busy host can
  * only make longer: the shaped way at the limit (less its burst), the policed way at twice
  * it (a policer drops what goes over and TCP overshoots before it slows: about 1.6× here
- * for 1 Mbit/s).
+ * for 1 Mbit/s). The agent's metrics count both transfers on the guest's side of its tap
+ * (what the host's end sends, the guest receives).
  */
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -28,12 +29,23 @@ story("a card's bandwidth limits, the agent in a network namespace", (step) => {
   let shell: SerialShell | null = null;
   const card: ManagedNicSpec = { mac: "52:54:00:93:00:01", model: "virtio", mode: "managed", network: "slow", bandwidth: { inMbit: 2, outMbit: 1 }, isolated: false, forwards: [] };
   const guest = testSpec("guestbw000001", { name: "slow-1", memoryMiB: 160, nics: [card] });
+  /** The card's counters in the agent's metrics (read after now), as the guest sees them (its tap's turned round). */
+  const cardCounters = async () => {
+    const asked = Date.now();
+    const current = await waitFor("a metrics reading after now", async () => {
+      const g = (await agent.client.metricsCurrent()).guests.find((x) => x.id === guest.id);
+      return g && g.at > asked ? g : null;
+    }, 10_000, 200);
+    const counters = current.nics.find((n) => n.mac === card.mac)?.counters;
+    assert.ok(counters, `the card has counters: ${JSON.stringify(current.nics)}`);
+    return counters;
+  };
   const dropped = (comment: string) =>
     [...ns.run(inside, "nft", "list", "table", "bridge", tableName("slow")).matchAll(new RegExp(`packets (\\d+) bytes \\d+ drop comment "${comment}"`, "g"))].reduce((n, m) => n + Number(m[1]), 0);
 
   before(async () => {
     inside = ns.add("bw");
-    agent = await startTestAgent({}, { netns: inside });
+    agent = await startTestAgent({ GUESTHOUSE_METRICS_INTERVAL_MS: "1000" }, { netns: inside });
   });
   after(async () => {
     shell?.close();
@@ -57,6 +69,7 @@ story("a card's bandwidth limits, the agent in a network namespace", (step) => {
   step("what the guest sends is held near 1 Mbit/s: 384 KiB from its web server take at least 1.5 s (2 Mbit/s), and the policer dropped some", async () => {
     await shell!.run("dd if=/dev/zero of=/www/big bs=1k count=384 2>/dev/null; echo MADE");
     const before = dropped("over its bandwidth out");
+    const counted = await cardCounters();
     const t = performance.now();
     const body = ns.fetchText(inside, "http://10.93.0.128/big", 60_000);
     const seconds = (performance.now() - t) / 1000;
@@ -64,6 +77,10 @@ story("a card's bandwidth limits, the agent in a network namespace", (step) => {
     // 384 KiB × 8 at twice the limit (2 Mbit/s) take 1.57 s.
     assert.ok(seconds >= 1.5, `took ${seconds.toFixed(2)} s`);
     assert.ok(dropped("over its bandwidth out") > before, "the policer dropped what went over");
+    // The metrics see it from the guest's side: it sent the page (its tap's host end received it).
+    const now = await cardCounters();
+    assert.ok(now.txBytes - counted.txBytes >= 384 * KIB, `the guest sent ${now.txBytes - counted.txBytes} bytes`);
+    assert.ok(now.rxBytes - counted.rxBytes < 128 * KIB, `and received little (the request and ACKs): ${now.rxBytes - counted.rxBytes}`);
   });
 
   step("what reaches the guest is shaped to 2 Mbit/s: 512 KiB from the host take it at least 1.8 s", async () => {
@@ -71,6 +88,7 @@ story("a card's bandwidth limits, the agent in a network namespace", (step) => {
     const server = ns.start(inside, process.execPath, "-e", `require("node:http").createServer((q, r) => r.end(Buffer.alloc(${payload.length}, 7))).listen(18080, "10.93.0.1")`);
     try {
       await waitFor("the host's server", () => ns.run(inside, "ss", "-H", "-l", "-n", "-t").includes("10.93.0.1:18080"), 5_000);
+      const counted = await cardCounters();
       const out = await shell!.run("a=$(cut -d' ' -f1 /proc/uptime); wget -q -O /tmp/in http://10.93.0.1:18080/; b=$(cut -d' ' -f1 /proc/uptime); echo ELAPSED $a $b SIZE $(wc -c < /tmp/in)", 60_000);
       const match = /ELAPSED ([\d.]+) ([\d.]+) SIZE (\d+)/.exec(out);
       assert.ok(match, out);
@@ -78,6 +96,10 @@ story("a card's bandwidth limits, the agent in a network namespace", (step) => {
       const seconds = Number(match[2]) - Number(match[1]);
       // (512 KiB - 32 KiB of burst) × 8 at 2 Mbit/s take 1.97 s.
       assert.ok(seconds >= 1.8, `took ${seconds.toFixed(2)} s`);
+      // The metrics, from the guest's side: it received the download, and sent little.
+      const now = await cardCounters();
+      assert.ok(now.rxBytes - counted.rxBytes >= 512 * KIB, `the guest received ${now.rxBytes - counted.rxBytes} bytes`);
+      assert.ok(now.txBytes - counted.txBytes < 128 * KIB, `and sent little (the request and ACKs): ${now.txBytes - counted.txBytes}`);
     } finally {
       server.kill("SIGKILL");
     }

@@ -121,7 +121,19 @@ export class Metrics {
   /** Every running guest's counters and latest sample, and the host's. */
   async current(): Promise<MetricsCurrent> {
     if (!this.host) await this.tick();
-    const running = new Set(this.targets().map((t) => t.id));
+    const targets = this.targets();
+    // A guest that started since the last tick is read now (its levels; its rates come with the next tick).
+    const fresh = targets.filter((t) => !this.latest.has(t.id));
+    if (fresh.length) {
+      const net = await readNetDev();
+      await Promise.all(
+        fresh.map(async (t) => {
+          const reading = await this.read(t, net).catch(() => null);
+          if (reading && !this.latest.has(t.id)) this.latest.set(t.id, { ...reading, sample: guestSample(null, reading, this.cores) });
+        }),
+      );
+    }
+    const running = new Set(targets.map((t) => t.id));
     const { cpuTicks: _ticks, guests: _guests, vcpus: _vcpus, memAllocated: _memory, ...host } = this.host!;
     return {
       host: { ...host, sample: this.ticks.at(-1)?.host ?? hostSample(null, this.host!) },

@@ -2,7 +2,8 @@
 
 import { useRouter } from "next/navigation";
 import { requireTotpInTeam } from "@/app/actions/people";
-import { addTeam, changeTeamName, removeFromTeam, setTeamRole } from "@/app/actions/teams";
+import { addTeam, changeTeamName, removeFromTeam, setTeamRole, setThresholds } from "@/app/actions/teams";
+import type { Threshold, ThresholdKind } from "@/server/domain/metrics";
 import { TEAM_ROLES } from "@/server/auth/policy";
 import { ActionButton, ErrorLine } from "./action-button";
 import { useFormAction } from "./use-form-action";
@@ -85,6 +86,47 @@ export function RenameTeamForm({ teamId, name }: { teamId: string; name: string 
         {pending ? "Renaming…" : "Rename"}
       </button>
       <ErrorLine error={error} testId="rename-error" />
+    </form>
+  );
+}
+
+/**
+ * A team's thresholds: when its guests count as busy or short of memory, and its storage
+ * folders as full (badges on the guest list and the host page). Owners and admins.
+ */
+export function ThresholdsForm({ teamId, thresholds }: { teamId: string; thresholds: Record<ThresholdKind, Threshold> }) {
+  const router = useRouter();
+  const { onSubmit, error, pending } = useFormAction(
+    (form) =>
+      setThresholds(teamId, {
+        "guest-cpu": { percent: form.get("cpu-percent"), minutes: form.get("cpu-minutes") },
+        "guest-memory": { percent: form.get("memory-percent"), minutes: form.get("memory-minutes") },
+        "folder-space": { percent: form.get("folder-percent") },
+      }),
+    () => router.refresh(),
+  );
+  const number = (name: string, value: number, max: number, label: string) => (
+    <input name={name} type="number" min={1} max={max} required defaultValue={value} className="field w-20!" aria-label={label} />
+  );
+  const cpu = thresholds["guest-cpu"];
+  const memory = thresholds["guest-memory"];
+  return (
+    <form onSubmit={onSubmit} className="space-y-2 text-sm" aria-label="Thresholds">
+      <p className="text-slate-600">Thresholds: badges on the guest list and the host page when</p>
+      <div className="flex flex-wrap items-center gap-2">
+        a guest&apos;s CPU is above {number("cpu-percent", cpu.percent, 100, "CPU threshold, %")} % for {number("cpu-minutes", cpu.minutes, 1440, "CPU threshold, minutes")} minutes;
+      </div>
+      <div className="flex flex-wrap items-center gap-2">
+        its memory in use is above {number("memory-percent", memory.percent, 100, "Memory threshold, %")} % for{" "}
+        {number("memory-minutes", memory.minutes, 1440, "Memory threshold, minutes")} minutes;
+      </div>
+      <div className="flex flex-wrap items-center gap-2">
+        a storage folder its disks are in is fuller than {number("folder-percent", thresholds["folder-space"].percent, 100, "Storage folder threshold, %")} %.
+        <button className="btn" disabled={pending}>
+          {pending ? "Saving…" : "Save thresholds"}
+        </button>
+      </div>
+      <ErrorLine error={error} testId="thresholds-error" />
     </form>
   );
 }

@@ -4,6 +4,7 @@ import { revalidatePath } from "next/cache";
 import { authedAction } from "@/server/web/action";
 import { recordEvent } from "@/server/web/audit";
 import { createTeam, removeMembership, renameTeam, setMembership } from "@/server/web/teams";
+import { setTeamThresholds } from "@/server/web/metrics/thresholds";
 
 /** A new team (admins). */
 export const addTeam = authedAction("add-team", async (user, name: unknown) => {
@@ -31,6 +32,23 @@ export const setTeamRole = authedAction("set-team-role", async (user, teamId: st
 /** Takes a user out of a team (its owners and admins). */
 export const removeFromTeam = authedAction("remove-from-team", async (user, teamId: string, userId: string) => {
   await removeMembership(user, teamId, userId);
+  revalidatePath("/teams");
+  return null;
+});
+
+/** A team's thresholds: when its guests and their storage folders count as in trouble (its owners and admins). */
+export const setThresholds = authedAction("set-thresholds", async (user, teamId: string, input: unknown) => {
+  const set = await setTeamThresholds(user, String(teamId), input);
+  const cpu = set["guest-cpu"];
+  const memory = set["guest-memory"];
+  await recordEvent(
+    "team-thresholds",
+    true,
+    `set the thresholds: CPU ${cpu.percent} % for ${cpu.minutes} min, memory ${memory.percent} % for ${memory.minutes} min, storage ${set["folder-space"].percent} %`,
+    user,
+    null,
+    { teamId: String(teamId) },
+  ).catch(() => {});
   revalidatePath("/teams");
   return null;
 });

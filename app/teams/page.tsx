@@ -1,6 +1,7 @@
 import { notFound } from "next/navigation";
 import { InviteForm, NewAccountForm, RevokeInviteButton } from "@/components/people-forms";
-import { MemberForm, NewTeamForm, RemoveMemberButton, RenameTeamForm, RequireTotpButton } from "@/components/team-forms";
+import { MemberForm, NewTeamForm, RemoveMemberButton, RenameTeamForm, RequireTotpButton, ThresholdsForm } from "@/components/team-forms";
+import { thresholdsOf } from "@/server/web/metrics/thresholds";
 import { openInvites } from "@/server/web/people";
 import { canManageHost } from "@/server/auth/policy";
 import { teamsFor } from "@/server/web/teams";
@@ -14,6 +15,7 @@ export default async function TeamsPage() {
   const teams = await teamsFor(user);
   const invites = new Map(await Promise.all(teams.filter((t) => t.manage).map(async (t) => [t.id, await openInvites(t.id)] as const)));
   if (teams.length === 0 && !canManageHost(user)) notFound();
+  const thresholds = await thresholdsOf(teams.filter((t) => t.manage).map((t) => t.id));
   return (
     <div className="space-y-6">
       <h1 className="text-2xl font-semibold">Teams</h1>
@@ -59,6 +61,7 @@ export default async function TeamsPage() {
               <RequireTotpButton teamId={team.id} required={team.requireTotp} />
               <InviteForm teamId={team.id} />
               <NewAccountForm teamId={team.id} />
+              <ThresholdsForm teamId={team.id} thresholds={thresholds.get(team.id)!} />
               {(invites.get(team.id) ?? []).length > 0 && (
                 <ul className="text-sm" data-testid="open-invites">
                   {(invites.get(team.id) ?? []).map((i) => (

@@ -184,6 +184,15 @@ export function canManageHost(actor: Actor): boolean {
   return actor.kind === "user" && !actor.disabled && actor.admin && scoped(actor, "admin");
 }
 
+/**
+ * The host's own figures (its metrics, alerts and `guesthouse_host_*` series): admins, with
+ * a token of any scope, so a monitoring system's read token sees them without being able
+ * to change anything.
+ */
+export function canSeeHostMetrics(actor: Actor): boolean {
+  return actor.kind === "user" && !actor.disabled && actor.admin && scoped(actor, "read");
+}
+
 /** The teams `actor` owns (where they manage members, read the audit trail, hand things into). */
 export function ownedTeams(actor: UserActor): string[] {
   if (actor.disabled || !scoped(actor, "admin")) return [];

@@ -185,3 +185,23 @@ export interface MetricSeries<F extends string = string> {
   t: number[];
   fields: Record<F, { min: (number | null)[]; avg: (number | null)[]; max: (number | null)[] }>;
 }
+
+/**
+ * What a team counts as trouble (server/web/metrics/thresholds.ts): a guest's CPU (% of its
+ * vCPUs) or memory (% in use, the guest's own view, else QEMU's resident share of its
+ * configured size) above `percent` for `minutes`; a storage folder its guests' disks are
+ * in fuller than `percent` (minutes do not apply). A team that set none has these.
+ */
+export const THRESHOLD_KINDS = ["guest-cpu", "guest-memory", "folder-space"] as const;
+export type ThresholdKind = (typeof THRESHOLD_KINDS)[number];
+export interface Threshold {
+  percent: number;
+  minutes: number;
+}
+export const DEFAULT_THRESHOLDS: Record<ThresholdKind, Threshold> = {
+  "guest-cpu": { percent: 90, minutes: 10 },
+  "guest-memory": { percent: 90, minutes: 10 },
+  "folder-space": { percent: 90, minutes: 0 },
+};
+/** The longest window a threshold may look back over: the 10 s points are kept a day. */
+export const THRESHOLD_MAX_MINUTES = 24 * 60;

@@ -11,6 +11,8 @@ const schema = z.object({
   GUESTHOUSE_REQUEST_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
   /** How long the audit trail keeps a change, in days. */
   GUESTHOUSE_AUDIT_DAYS: z.coerce.number().int().min(1).max(36500).default(365),
+  /** How often the web fetches each agent's metrics for the history, in ms (default 10000). */
+  GUESTHOUSE_METRICS_POLL_MS: z.coerce.number().int().min(500).max(300_000).default(10_000),
   NODE_ENV: z.string().optional(),
 });
 
@@ -24,6 +26,8 @@ export interface WebConfig {
   requestMs: number;
   /** How long the audit trail keeps a change. */
   auditDays: number;
+  /** How often the metrics collector asks each agent (server/web/metrics/collector.ts), ms. */
+  metricsPollMs: number;
 }
 
 export function loadWebConfig(env: NodeJS.ProcessEnv = process.env): WebConfig {
@@ -40,5 +44,6 @@ export function loadWebConfig(env: NodeJS.ProcessEnv = process.env): WebConfig {
     localAgentEndpoint: `unix:${socket}`,
     requestMs: e.GUESTHOUSE_REQUEST_SECONDS * 1000,
     auditDays: e.GUESTHOUSE_AUDIT_DAYS,
+    metricsPollMs: e.GUESTHOUSE_METRICS_POLL_MS,
   };
 }

@@ -17,6 +17,7 @@ import { pruneHolds } from "./quotas";
 import { CLIENT_ADDRESS_HEADER } from "./client-address";
 import { reconcileTasks, settleTask } from "./tasks";
 import { handleUpload, isUploadRequest } from "./uploads";
+import { MetricsCollector } from "./metrics/collector";
 
 async function main(): Promise<void> {
   // Next.js keeps ~63 MB live: up to ~130 MB before a full collection (see server/heap.ts).
@@ -41,6 +42,8 @@ async function main(): Promise<void> {
   setInterval(prune, 24 * 3600_000).unref();
   // Quota holds of changes a dead web left half-way stop counting when they expire; their rows go hourly.
   setInterval(() => void pruneHolds().catch((err) => console.error("web: could not prune quota holds:", err)), 3600_000).unref();
+  // Every host's metrics go into the history for as long as the web runs (server/web/metrics/).
+  const metrics = new MetricsCollector(config.metricsPollMs).start();
   // An agent that went away and came back may have restarted and forgotten its tasks:
   // their rows are settled as soon as it answers again.
   const stopHosts = stateHub.subscribe((changed) => {
@@ -113,7 +116,12 @@ async function main(): Promise<void> {
     stopHosts();
     bridge.close();
     server.close();
-    void db.$disconnect().finally(() => process.exit(0));
+    // A tick being written finishes first (it is one transaction per chunk; nothing half-done is left either way).
+    void metrics
+      .stop()
+      .catch(() => {})
+      .then(() => db.$disconnect())
+      .finally(() => process.exit(0));
   };
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);

@@ -1,0 +1,82 @@
+/**
+ * The web's half of the metrics: for as long as the web runs, it fetches each host's new
+ * ticks from its agent (`GET /v1/metrics?boot=&after=`) every interval and hands them to
+ * the store, which keeps them downsampled in the database. Hourly, history past its
+ * retention and of guests and hosts that are gone is pruned.
+ *
+ * Nothing is lost across restarts: the agent keeps its last hour, a web that starts again
+ * asks for all of it (the store skips what it has), and an agent that restarted starts a
+ * new boot, whose ticks are all new.
+ */
+import { db } from "../../db/client";
+import { agentFor } from "../guests";
+import { pruneMetrics, recordTicks } from "./store";
+
+/** How often the collector asks each agent, unless an agent samples slower. */
+const DEFAULT_POLL_MS = 10_000;
+const PRUNE_EVERY_MS = 3600_000;
+
+interface Cursor {
+  boot: string;
+  seq: number;
+}
+
+export class MetricsCollector {
+  private readonly cursors = new Map<string, Cursor>();
+  private timer: NodeJS.Timeout | null = null;
+  private pruneTimer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+  /** Hosts whose agent failed last time, so a lasting outage is said once, not every poll. */
+  private readonly failing = new Set<string>();
+
+  constructor(private readonly pollMs = DEFAULT_POLL_MS) {}
+
+  start(): this {
+    const poll = () => {
+      this.running ??= this.pollAll().finally(() => (this.running = null));
+    };
+    poll();
+    this.timer = setInterval(poll, this.pollMs).unref();
+    this.pruneTimer = setInterval(() => void this.prune(), PRUNE_EVERY_MS).unref();
+    void this.prune();
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    if (this.pruneTimer) clearInterval(this.pruneTimer);
+    this.timer = this.pruneTimer = null;
+    await this.running;
+  }
+
+  /** Fetches and stores every host's new ticks once (also for tests and benchmarks). */
+  async pollAll(): Promise<void> {
+    const hosts = await db.host.findMany({ select: { id: true, name: true, endpoint: true } });
+    await Promise.all(hosts.map((host) => this.pollHost(host)));
+  }
+
+  private async pollHost(host: { id: string; name: string; endpoint: string }): Promise<void> {
+    try {
+      const cursor = this.cursors.get(host.id);
+      const batch = await agentFor(host).metrics(cursor?.boot, cursor?.seq);
+      if (batch.ticks.length) {
+        const guests = await db.guest.findMany({ where: { hostId: host.id }, select: { id: true } });
+        await recordTicks(host.id, batch.ticks, new Set(guests.map((g) => g.id)));
+        this.cursors.set(host.id, { boot: batch.boot, seq: batch.ticks.at(-1)!.seq });
+      }
+      if (this.failing.delete(host.id)) console.log(`web: metrics of host ${host.name} are collected again`);
+    } catch (err) {
+      if (!this.failing.has(host.id)) console.error(`web: could not collect the metrics of host ${host.name} (tried again every ${this.pollMs / 1000} s):`, err instanceof Error ? err.message : err);
+      this.failing.add(host.id);
+    }
+  }
+
+  private async prune(): Promise<void> {
+    try {
+      const [guests, hosts] = await Promise.all([db.guest.findMany({ select: { id: true } }), db.host.findMany({ select: { id: true } })]);
+      await pruneMetrics(Date.now(), { guests: new Set(guests.map((g) => g.id)), hosts: new Set(hosts.map((h) => h.id)) });
+    } catch (err) {
+      console.error("web: could not prune the metrics history:", err);
+    }
+  }
+}

@@ -22,7 +22,8 @@ packages=(qemu-system-x86 qemu-utils ovmf g++ make python3 iproute2 nftables dns
 # busybox-static: the network tests' stand-in guests ask for DHCP leases with its udhcpc. The
 # static build, which the demo guest is made of too (scripts/fixtures.sh): Debian's busybox and
 # busybox-static replace each other, so asking for both would swap them on every run.
-[ "$WITH_TESTS" = 1 ] && packages+=(chromium xkb-data strace busybox-static)
+# prometheus: its promtool checks /metrics' text, and one test scrapes it with the real server.
+[ "$WITH_TESTS" = 1 ] && packages+=(chromium xkb-data strace busybox-static prometheus)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

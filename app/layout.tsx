@@ -35,6 +35,7 @@ export default async function RootLayout({ children }: { children: React.ReactNo
                 <Link href="/guests/new" className="hover:text-white">New guest</Link>
                 <Link href="/disks" className="hover:text-white">Disks</Link>
                 <Link href="/networks" className="hover:text-white">Networks</Link>
+                <Link href="/top" className="hover:text-white">Top</Link>
                 <Link href="/tasks" className="hover:text-white">Tasks</Link>
                 <Link href="/teams" className="hover:text-white">Teams</Link>
                 <Link href="/quotas" className="hover:text-white">Quotas</Link>

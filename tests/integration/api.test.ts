@@ -479,6 +479,82 @@ describe("the REST API", () => {
     assert.deepEqual(await stack.agent.client.networks(), [], "gone from the host");
   });
 
+  test("metrics: a running guest's history, live samples and counters to its team, 404 to another's; top consumers and the list's figures per caller; the host's to admins only; ranges and sorts checked", { timeout: 120_000 }, async () => {
+    const read = await token(mia, "read");
+    const theirs = await token(oz, "read");
+    const hostId = (await db().host.findUniqueOrThrow({ where: { name: "local" } })).id;
+    const adminRow = await db().user.findUniqueOrThrow({ where: { username: stack.admin.username } });
+    const admin = await sessionUser(db(), adminRow.id);
+    const g = (suffix: string) => `/guests/${guestId}/metrics${suffix}`;
+    const template = (suffix: string) => `/guests/{id}/metrics${suffix.split("?")[0]}`;
+
+    const bad = await call("GET", g("?range=decade"), { token: read }, template(""));
+    assert.deepEqual([bad.status, bad.body?.code, bad.body?.field], [400, "invalid-input", "range"]);
+    assert.match(String(bad.body?.detail), /range must be one of hour, day, week, month, year/);
+    assert.equal((await call("GET", g("?range=hour&range=day"), { token: read }, template(""))).status, 400, "a parameter twice");
+    assert.equal((await call("GET", g("/current"), { token: read }, template("/current"))).status, 409, "no counters while it is stopped");
+    assert.equal((await call("GET", g("/live?after=0"), { token: read }, template("/live"))).status, 409);
+
+    const operate = await token(mia, "operate");
+    await call("POST", `/guests/${guestId}/power`, { token: operate, body: { action: "start" } }, "/guests/{id}/power");
+    try {
+      const live = await waitFor("a live sample", async () => {
+        const a = await call("GET", g("/live?after=0"), { token: read }, template("/live"));
+        return a.status === 200 && (a.body?.items as unknown[]).length > 0 ? a : null;
+      }, 60_000, 500);
+      const [first] = live.body?.items as Array<{ at: number; sample: Record<string, number | null> }>;
+      assert.ok(first!.at > Date.now() - 120_000 && "cpu" in first!.sample && "psiIo" in first!.sample);
+      const current = await waitFor("the guest's counters", async () => {
+        const a = await call("GET", g("/current"), { token: read }, template("/current"));
+        return a.status === 200 ? a : null;
+      }, 60_000, 500);
+      assert.equal((current.body?.vcpuSeconds as number[]).length, 1);
+      assert.equal(current.body?.memory, 64 * 2 ** 20);
+      const history = await call("GET", g("?range=hour"), { token: read }, template(""));
+      assert.equal(history.status, 200);
+      assert.equal(history.body?.resolution, 10);
+      assert.ok(Array.isArray(history.body?.t) && "cpu" in (history.body?.fields as object));
+      assert.equal((await call("GET", g("?range=year"), { token: read }, template(""))).body?.resolution, 3600);
+
+      // Another team's member: the guest is not there, as one that does not exist is not.
+      const hidden = await call("GET", g("?range=hour"), { token: theirs }, template(""));
+      const none = await call("GET", "/guests/no-such-guest/metrics", { token: theirs }, "/guests/{id}/metrics");
+      assert.deepEqual([hidden.status, hidden.body?.detail], [none.status, none.body?.detail]);
+      assert.equal((await call("GET", g("/live"), { token: theirs }, template("/live"))).status, 404);
+      assert.equal((await call("GET", g("/current"), { token: theirs }, template("/current"))).status, 404);
+
+      const top = await call("GET", "/metrics/top?sort=rss&window=now", { token: read }, "/metrics/top");
+      const mine = (top.body?.items as Array<{ id: string; running: boolean; figures: Record<string, number | null> }>).find((r) => r.id === guestId);
+      assert.ok(mine?.running && (mine.figures.rss ?? 0) > 0, JSON.stringify(mine));
+      const topTheirs = await call("GET", "/metrics/top", { token: theirs }, "/metrics/top");
+      const theirIds = (topTheirs.body?.items as Array<{ id: string }>).map((r) => r.id);
+      assert.ok(theirIds.includes(otherGuestId) && !theirIds.includes(guestId), "their own team's guests only");
+      assert.equal((await call("GET", "/metrics/top?window=hour", { token: read }, "/metrics/top")).status, 200);
+      const badSort = await call("GET", "/metrics/top?sort=speed", { token: read }, "/metrics/top");
+      assert.deepEqual([badSort.status, badSort.body?.field], [400, "sort"]);
+
+      const figures = await call("GET", `/metrics/guests?ids=${guestId},${otherGuestId}`, { token: read }, "/metrics/guests");
+      assert.deepEqual((figures.body?.items as Array<{ id: string }>).map((f) => f.id), [guestId]);
+      const figuresTheirs = await call("GET", `/metrics/guests?ids=${guestId}`, { token: theirs }, "/metrics/guests");
+      assert.deepEqual(figuresTheirs.body?.items, []);
+      assert.equal((await call("GET", "/metrics/guests?ids=a,,b", { token: read }, "/metrics/guests")).status, 400);
+
+      // The host's: admins only (a read token of theirs is enough: it changes nothing).
+      const hostFor = async (t: string) => (await call("GET", `/hosts/${hostId}/metrics/current`, { token: t }, "/hosts/{id}/metrics/current")).status;
+      assert.equal(await hostFor(read), 403);
+      assert.equal(await hostFor(await token(mia, "admin")), 403, "a member's admin-scope token");
+      const adminToken = await token(admin, "read");
+      const hostNow = await call("GET", `/hosts/${hostId}/metrics/current`, { token: adminToken }, "/hosts/{id}/metrics/current");
+      assert.equal(hostNow.status, 200);
+      assert.ok((hostNow.body?.cores as number) >= 1 && Array.isArray(hostNow.body?.folders) && Array.isArray(hostNow.body?.alerts));
+      assert.equal((await call("GET", `/hosts/${hostId}/metrics?range=week`, { token: adminToken }, "/hosts/{id}/metrics")).body?.resolution, 60);
+      assert.equal((await call("GET", "/hosts/no-such-host/metrics", { token: adminToken }, "/hosts/{id}/metrics")).status, 404);
+      assert.equal((await call("GET", `/hosts/${hostId}/metrics`, { token: read }, "/hosts/{id}/metrics")).status, 403);
+    } finally {
+      await call("POST", `/guests/${guestId}/power`, { token: operate, body: { action: "force-off" } }, "/guests/{id}/power");
+    }
+  });
+
   test("every route file under app/api/v1 serves exactly the operations the endpoint table (and so the document) lists for its path", () => {
     const served = appEntries("app/api/v1").flatMap((e) =>
       e.methods.map((m) => `${m} ${`/${path.dirname(path.relative("api/v1", e.file))}`.replace(/\[(\w+)\]/g, "{$1}").replace(/\/\.?$/, "")}`),

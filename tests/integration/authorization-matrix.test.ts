@@ -152,6 +152,7 @@ const ACTIONS: Record<string, { allow: Actor[]; args: (w: World, actor: Actor) =
   "app/actions/teams.ts#changeTeamName": { allow: ADMIN, args: () => [ids.beta, "Beta"] },
   "app/actions/teams.ts#removeFromTeam": { allow: MANAGE, args: (w) => [ids.alpha, w.victim.id] },
   "app/actions/teams.ts#setTeamRole": { allow: MANAGE, args: (w) => [ids.alpha, w.victim.username, "viewer"] },
+  "app/actions/teams.ts#setThresholds": { allow: MANAGE, args: () => [ids.alpha, { "guest-cpu": { percent: 90, minutes: 10 }, "guest-memory": { percent: 90, minutes: 10 }, "folder-space": { percent: 90 } }] },
 };
 
 /**
@@ -186,6 +187,9 @@ const PAGES: Record<string, Row> = {
   "teams/page.tsx": { allow: SIGNED, url: () => "/teams" },
   "users/page.tsx": { allow: ADMIN, url: () => "/users" },
   "host/page.tsx": { allow: ADMIN, url: () => "/host" },
+  "top/page.tsx": { allow: SIGNED, url: () => "/top?sort=cpu&window=hour" },
+  // Prometheus's scrape: everyone signed in gets through, each seeing only their own (tests/integration/prometheus.test.ts).
+  "metrics/route.ts": { allow: SIGNED, url: () => "/metrics" },
   "api/events/route.ts": { allow: SIGNED, url: () => "/api/events" },
   "api/v1/openapi.json/route.ts": { allow: PUBLIC, url: () => "/api/v1/openapi.json" },
   "docs/api/page.tsx": { allow: PUBLIC, url: () => "/docs/api" },
@@ -250,6 +254,14 @@ const API: Record<string, Row & { scope: TokenScope }> = {
   "api/v1/quotas/route.ts": { allow: SIGNED, scope: "read", url: () => "/api/v1/quotas" },
   "api/v1/teams/[id]/quotas/[resource]/route.ts#PUT": { allow: ADMIN, scope: "admin", url: () => `/api/v1/teams/${ids.alpha}/quotas/snapshots`, body: () => ({ limit: "50" }) },
   "api/v1/audit/route.ts": { allow: MANAGE, scope: "admin", url: () => "/api/v1/audit" },
+  // Metrics: a guest's to whoever may see it (its live samples and counters: 409, it is not running, after the policy); the host's to admins.
+  "api/v1/guests/[id]/metrics/route.ts": { allow: TEAM, scope: "read", url: (w) => `/api/v1/guests/${w.guest}/metrics?range=day` },
+  "api/v1/guests/[id]/metrics/live/route.ts": { allow: TEAM, scope: "read", url: (w) => `/api/v1/guests/${w.guest}/metrics/live?after=0` },
+  "api/v1/guests/[id]/metrics/current/route.ts": { allow: TEAM, scope: "read", url: (w) => `/api/v1/guests/${w.guest}/metrics/current` },
+  "api/v1/hosts/[id]/metrics/route.ts": { allow: ADMIN, scope: "read", url: () => `/api/v1/hosts/${ids.host}/metrics?range=hour` },
+  "api/v1/hosts/[id]/metrics/current/route.ts": { allow: ADMIN, scope: "read", url: () => `/api/v1/hosts/${ids.host}/metrics/current` },
+  "api/v1/metrics/top/route.ts": { allow: SIGNED, scope: "read", url: () => "/api/v1/metrics/top?sort=rss&window=day" },
+  "api/v1/metrics/guests/route.ts": { allow: SIGNED, scope: "read", url: (w) => `/api/v1/metrics/guests?ids=${w.guest}` },
 };
 
 /** The API's uploads (served before Next.js, as the pages' are): asking how much of a file arrived, with the session. */

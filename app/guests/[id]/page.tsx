@@ -9,6 +9,7 @@ import { NativeViewer } from "@/components/native-viewer";
 import { can } from "@/server/auth/policy";
 import { formatBytes, formatMiB } from "@/server/domain/format";
 import { GuestActions } from "@/components/guest-actions";
+import { GuestMetrics } from "@/components/guest-metrics";
 import { HaltNotice } from "@/components/halt-notice";
 import { LiveRefresh } from "@/components/live-refresh";
 import { NicAddresses } from "@/components/nic-addresses";
@@ -184,6 +185,17 @@ export default async function GuestPage({ params }: { params: Promise<{ id: stri
       </section>
 
       {!guest.isTemplate && <ConsoleSessions guestId={guest.id} serial={guest.serial} />}
+
+      {!guest.isTemplate && (
+        <GuestMetrics
+          guestId={guest.id}
+          running={status ? qemuLives(status.state) : false}
+          vcpus={spec.vcpus}
+          memory={spec.memoryMiB * 1024 * 1024}
+          nics={{ count: spec.nics.length, allUserMode: spec.nics.every((n) => n.mode === "user") }}
+          diskNames={Object.fromEntries(guest.disks.map((d) => [d.volume, d.file]))}
+        />
+      )}
 
       {may.handOver && (
         <section className="card p-4">

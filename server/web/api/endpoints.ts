@@ -8,6 +8,7 @@
  */
 import { z } from "zod";
 import { QUOTA_RESOURCES } from "../../domain/types";
+import * as m from "./metric-schemas";
 import * as n from "./network-schemas";
 import * as s from "./schemas";
 
@@ -140,6 +141,29 @@ export const ENDPOINTS = {
   networkAddresses: { method: "GET", path: "/networks/{id}/addresses", summary: "The network's addresses: the gateway and each lease, with the guest holding it", scope: "read", ok: json(200, n.addressTable, "The addresses"), problems: [404, 409] },
   networkCounters: { method: "GET", path: "/networks/{id}/counters", summary: "What each firewall rule, the defaults and the spoofing checks matched", scope: "read", ok: json(200, n.counters, "The counters"), problems: [404, 409] },
   testForward: { method: "POST", path: "/networks/{id}/forwards/test", summary: "Connects from the host to one of the network's TCP forwards: whether the guest answered", scope: "operate", body: n.forwardTest, ok: json(200, n.forwardTestResult, "What happened"), problems: [400, 403, 404] },
+  // Metrics
+  guestMetrics: {
+    method: "GET", path: "/guests/{id}/metrics", summary: "The guest's history over a range: each field's min, average and max per point (10 s points for an hour, 1 min for a day or week, 1 h for a month or year)", scope: "read",
+    query: m.rangeQuery, ok: json(200, m.guestSeries, "The history, in columns"), problems: [400, 404],
+  },
+  guestMetricsLive: {
+    method: "GET", path: "/guests/{id}/metrics/live", summary: "A running guest's samples since `after` (ms); while asked every second or two, the host samples it every second", scope: "read",
+    query: m.liveQuery, ok: json(200, m.liveSamples, "The samples, oldest first"), problems: [400, 404, 409],
+  },
+  guestMetricsCurrent: { method: "GET", path: "/guests/{id}/metrics/current", summary: "A running guest's counters now: per vCPU, disk (with its allocated size) and NIC (or why it has none)", scope: "read", ok: json(200, m.guestCurrent, "The counters"), problems: [404, 409] },
+  hostMetrics: { method: "GET", path: "/hosts/{id}/metrics", summary: "The host's history over a range (admins, a read token enough)", scope: "read", query: m.rangeQuery, ok: json(200, m.hostSeries, "The history, in columns"), problems: [400, 403, 404] },
+  hostMetricsCurrent: {
+    method: "GET", path: "/hosts/{id}/metrics/current", summary: "The host now: CPU, memory, load, each storage folder's free space, overcommit, running guests, thresholds crossed (admins, a read token enough)", scope: "read",
+    ok: json(200, m.hostCurrent, "The host's figures"), problems: [403, 404],
+  },
+  topConsumers: {
+    method: "GET", path: "/metrics/top", summary: "Top consumers: every guest the caller may see, ranked by one field now or on average over the last hour or day", scope: "read",
+    query: m.topQuery, ok: json(200, m.consumerList, "The guests, highest first"), problems: [400],
+  },
+  guestFigures: {
+    method: "GET", path: "/metrics/guests", summary: "CPU and memory now of each running guest the caller may see (or of those named), with the thresholds each crosses: the guest list's figures", scope: "read",
+    query: m.figuresQuery, ok: json(200, m.guestFigures, "The figures"), problems: [400],
+  },
   // ISOs
   listIsos: { method: "GET", path: "/isos", summary: "The ISOs the caller's team may use", scope: "read", ok: json(200, s.isoList, "The ISOs"), problems: [] },
   deleteIso: { method: "DELETE", path: "/isos/{name}", summary: "Deletes an uploaded ISO no guest uses", scope: "write", ok: none("Deleted"), problems: [400, 403, 404, 409] },

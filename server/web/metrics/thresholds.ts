@@ -80,13 +80,11 @@ const round = (n: number) => Math.round(n);
  * left out). Only guests the user may see are looked at; the others are ignored.
  */
 export async function guestAlerts(user: SessionUser, guestIds: readonly string[]): Promise<Map<string, MetricAlert[]>> {
-  const wanted = new Set(guestIds);
-  const guests = (await seenGuests(user)).filter((g) => wanted.has(g.id));
-  return alertsFor(guests);
+  return alertsFor(await seenGuests(user, guestIds));
 }
 
-/** The alerts of guests already loaded with the policy (seenGuests). */
-export async function alertsFor(guests: readonly SeenGuest[]): Promise<Map<string, MetricAlert[]>> {
+/** The alerts of guests already loaded with the policy (seenGuests); `current`: what their agents said just now, if already asked. */
+export async function alertsFor(guests: readonly SeenGuest[], current?: Awaited<ReturnType<typeof currentOf>>): Promise<Map<string, MetricAlert[]>> {
   const out = new Map<string, MetricAlert[]>();
   if (guests.length === 0) return out;
   const thresholds = await thresholdsOf(guests.map((g) => g.team.id));
@@ -134,9 +132,9 @@ export async function alertsFor(guests: readonly SeenGuest[]): Promise<Map<strin
   const disks = await db.disk.findMany({ where: { guestId: { in: guests.map((g) => g.id) } }, select: { guestId: true, pool: true } });
   const pools = new Map<string, Set<string>>();
   for (const d of disks) if (d.guestId) pools.set(d.guestId, (pools.get(d.guestId) ?? new Set()).add(d.pool));
-  const current = await currentOf(guests);
+  const hosts = (current ?? (await currentOf(guests))).hosts;
   for (const g of guests) {
-    const host = current.hosts.get(g.host.id);
+    const host = hosts.get(g.host.id);
     const limit = thresholds.get(g.team.id)!["folder-space"].percent;
     for (const pool of pools.get(g.id) ?? []) {
       const folder = host?.folders.find((f) => f.pool === pool);

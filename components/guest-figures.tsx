@@ -1,6 +1,7 @@
 "use client";
 
 import { createContext, useContext, useEffect, useState } from "react";
+import { usePolling } from "./use-polling";
 import type { GuestFigure } from "@/server/web/metrics/figures";
 import { AlertBadges } from "./metric-alerts";
 import { formatMetric } from "./metric-units";
@@ -19,34 +20,14 @@ export function GuestFiguresProvider({ ids, children }: { ids: string[]; childre
   const [figures, setFigures] = useState<ReadonlyMap<string, GuestFigure>>(new Map());
   const key = ids.join(",");
   useEffect(() => {
-    if (!key) {
-      setFigures(new Map());
-      return;
-    }
-    let gone = false;
-    let timer: ReturnType<typeof setTimeout> | null = null;
-    const controller = new AbortController();
-    const read = async () => {
-      try {
-        if (!document.hidden) {
-          const res = await fetch(`/api/v1/metrics/guests?ids=${key}`, { cache: "no-store", signal: controller.signal });
-          if (res.ok) {
-            const { items } = (await res.json()) as { items: GuestFigure[] };
-            if (!gone) setFigures(new Map(items.map((f) => [f.id, f])));
-          }
-        }
-      } catch {
-        // The next read tries again; the figures shown stay until then.
-      }
-      if (!gone) timer = setTimeout(() => void read(), EVERY_MS);
-    };
-    void read();
-    return () => {
-      gone = true;
-      controller.abort();
-      if (timer) clearTimeout(timer);
-    };
+    if (!key) setFigures(new Map());
   }, [key]);
+  usePolling(key || null, EVERY_MS, async (signal) => {
+    const res = await fetch(`/api/v1/metrics/guests?ids=${key}`, { cache: "no-store", signal });
+    if (!res.ok) return;
+    const { items } = (await res.json()) as { items: GuestFigure[] };
+    if (!signal.aborted) setFigures(new Map(items.map((f) => [f.id, f])));
+  });
   return <Figures.Provider value={figures}>{children}</Figures.Provider>;
 }
 

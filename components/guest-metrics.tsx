@@ -1,23 +1,16 @@
 "use client";
 
-import { useEffect, useState } from "react";
+import { useState } from "react";
 import type { GuestCurrent, GuestField, MetricRange, MetricSeries } from "@/server/domain/metrics";
 import { formatBytes } from "@/server/domain/format";
 import { MetricChart } from "./metric-chart";
 import { RangeButtons, useMetricHistory } from "./metric-panels";
-import { COLORS, formatMetric, hasValues, type ChartLine } from "./metric-units";
+import { COLORS, formatMetric, hasValues, lineOf } from "./metric-units";
+import { usePolling } from "./use-polling";
 
 type Series = MetricSeries<GuestField>;
 
-/** A line of a field: its averages, and its min and max (drawn as a band where the range is coarser than 10 s). */
-const line = (s: Series, field: GuestField, label: string, color: string, dash?: number[]): ChartLine => ({
-  label,
-  color,
-  avg: s.fields[field]?.avg ?? [],
-  min: s.fields[field]?.min,
-  max: s.fields[field]?.max,
-  dash,
-});
+const line = lineOf<GuestField>;
 
 export interface GuestMetricsProps {
   guestId: string;
@@ -143,34 +136,21 @@ const COUNTERS_MS = 5_000;
 function GuestCounters({ guestId, diskNames }: { guestId: string; diskNames: Record<string, string> }) {
   const [current, setCurrent] = useState<GuestCurrent | null>(null);
   const [note, setNote] = useState<string | null>(null);
-  useEffect(() => {
-    let gone = false;
-    let timer: ReturnType<typeof setTimeout> | null = null;
-    const controller = new AbortController();
-    const read = async () => {
-      try {
-        if (!document.hidden) {
-          const res = await fetch(`/api/v1/guests/${guestId}/metrics/current`, { cache: "no-store", signal: controller.signal });
-          const body = (await res.json()) as GuestCurrent & { detail?: string };
-          if (gone) return;
-          if (res.ok) {
-            setCurrent(body);
-            setNote(null);
-          } else if (res.status === 409) setCurrent(null); // stopped, or not sampled yet: nothing to show
-          else setNote(body.detail ?? `The server answered ${res.status}.`);
-        }
-      } catch (err) {
-        if (!gone && !controller.signal.aborted) setNote(err instanceof Error ? err.message : String(err));
-      }
-      if (!gone) timer = setTimeout(() => void read(), COUNTERS_MS);
-    };
-    void read();
-    return () => {
-      gone = true;
-      controller.abort();
-      if (timer) clearTimeout(timer);
-    };
-  }, [guestId]);
+  usePolling(
+    guestId,
+    COUNTERS_MS,
+    async (signal) => {
+      const res = await fetch(`/api/v1/guests/${guestId}/metrics/current`, { cache: "no-store", signal });
+      const body = (await res.json()) as GuestCurrent & { detail?: string };
+      if (signal.aborted) return;
+      if (res.ok) {
+        setCurrent(body);
+        setNote(null);
+      } else if (res.status === 409) setCurrent(null); // stopped, or not sampled yet: nothing to show
+      else setNote(body.detail ?? `The server answered ${res.status}.`);
+    },
+    (err) => setNote(err instanceof Error ? err.message : String(err)),
+  );
 
   if (!current) return note ? <p className="text-sm text-slate-500">{note}</p> : null;
   return (

@@ -1,21 +1,13 @@
 "use client";
 
 import { useState } from "react";
-import type { HostField, MetricRange, MetricSeries } from "@/server/domain/metrics";
+import type { HostField, MetricRange } from "@/server/domain/metrics";
 import { MetricChart } from "./metric-chart";
 import { RangeButtons, useMetricHistory } from "./metric-panels";
-import { COLORS, type ChartLine } from "./metric-units";
+import { COLORS, lineOf } from "./metric-units";
 
-type Series = MetricSeries<HostField>;
 
-const line = (s: Series, field: HostField, label: string, color: string, dash?: number[]): ChartLine => ({
-  label,
-  color,
-  avg: s.fields[field]?.avg ?? [],
-  min: s.fields[field]?.min,
-  max: s.fields[field]?.max,
-  dash,
-});
+const line = lineOf<HostField>;
 
 /** The host page's graphs over a range: CPU, memory, load, running guests, and what they were given against what there is (overcommit). */
 export function HostMetrics({ hostId, cores }: { hostId: string; cores: number | null }) {

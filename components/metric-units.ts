@@ -75,6 +75,11 @@ export interface ChartLine {
   dash?: number[];
 }
 
+/** A line of a series' field: its averages, and its min and max (drawn as a band where the range is coarser than 10 s). */
+export function lineOf<F extends string>(s: MetricSeries<F>, field: F, label: string, color: string, dash?: number[]): ChartLine {
+  return { label, color, avg: s.fields[field]?.avg ?? [], min: s.fields[field]?.min, max: s.fields[field]?.max, dash };
+}
+
 /**
  * The columns uPlot draws: time first, then per line its average (and its min and max when
  * `band`), with a null point inserted wherever consecutive points are further apart than

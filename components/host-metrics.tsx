@@ -6,7 +6,6 @@ import { MetricChart } from "./metric-chart";
 import { RangeButtons, useMetricHistory } from "./metric-panels";
 import { COLORS, lineOf } from "./metric-units";
 
-
 const line = lineOf<HostField>;
 
 /** The host page's graphs over a range: CPU, memory, load, running guests, and what they were given against what there is (overcommit). */

@@ -86,7 +86,7 @@ export default async function TopPage({ searchParams }: { searchParams: Promise<
         <label htmlFor="sort" className="text-slate-600">
           Ranked by
         </label>
-        <select id="sort" name="sort" defaultValue={sort} className="rounded-md border border-slate-300 bg-white px-2 py-1">
+        <select key={sort} id="sort" name="sort" defaultValue={sort} className="rounded-md border border-slate-300 bg-white px-2 py-1">
           {GUEST_FIELDS.map((f) => (
             <option key={f} value={f}>
               {FIELD_WORDS[f]}

@@ -57,6 +57,44 @@ describe("metrics store", () => {
   });
   after(() => database?.cleanup());
 
+  test("the database adapter hands BLOBs over as bytes (not arrays of numbers), and they come back exactly, also in a transaction", async () => {
+    const { PrismaBetterSQLite3 } = await import("@prisma/adapter-better-sqlite3");
+    const { passingBlobs } = await import("../../server/db/prisma");
+    const adapter = await passingBlobs(new PrismaBetterSQLite3({ url: database.url })).connect();
+    try {
+      await adapter.executeRaw({ sql: `INSERT INTO "MetricChunk" ("kind", "subject", "resolution", "start", "end", "data") VALUES ('guest', 'blob-raw', 10, 0, 10, x'00ff10')`, args: [], argTypes: [] });
+      const direct = await adapter.queryRaw({ sql: `SELECT "data", "resolution" FROM "MetricChunk" WHERE "subject" = 'blob-raw'`, args: [], argTypes: [] });
+      const cell = direct.rows[0]![0];
+      assert.ok(cell instanceof Uint8Array && !Buffer.isBuffer(cell), "a plain Uint8Array (the adapter's own mapRow would make an array of numbers of a Buffer)");
+      assert.deepEqual([...cell], [0, 255, 16]);
+      const tx = await adapter.startTransaction();
+      const inside = await tx.queryRaw({ sql: `SELECT "data" FROM "MetricChunk" WHERE "subject" = 'blob-raw'`, args: [], argTypes: [] });
+      // (The adapter's commit() only releases its lock: Prisma sends the SQL itself.)
+      await tx.executeRaw({ sql: "ROLLBACK", args: [], argTypes: [] });
+      await tx.rollback();
+      await adapter.executeRaw({ sql: `DELETE FROM "MetricChunk" WHERE "subject" = 'blob-raw'`, args: [], argTypes: [] });
+      const again = inside.rows[0]![0];
+      assert.ok(again instanceof Uint8Array && !Buffer.isBuffer(again));
+      assert.equal(String(direct.rows[0]![1]), "10", "other columns as the adapter makes them");
+    } finally {
+      await adapter.dispose();
+    }
+    const every = Uint8Array.from({ length: 4096 }, (_, i) => (i * 7) % 256);
+    const key = (start: number) => ({ kind: "guest", subject: "blob-check", resolution: 10, start: BigInt(start) });
+    await database.db.metricChunk.create({ data: { ...key(0), end: 10n, data: every } });
+    await database.db.metricChunk.create({ data: { ...key(3600), end: 3610n, data: new Uint8Array(0) } });
+    try {
+      const rows = await database.db.metricChunk.findMany({ where: { subject: "blob-check" }, orderBy: { start: "asc" } });
+      assert.ok(rows[0]!.data instanceof Uint8Array);
+      assert.deepEqual([...rows[0]!.data], [...every]);
+      assert.equal(rows[1]!.data.length, 0);
+      const again = await database.db.$transaction(async (tx) => tx.metricChunk.findUnique({ where: { kind_subject_resolution_start: key(0) } }));
+      assert.deepEqual([...again!.data], [...every]);
+    } finally {
+      await database.db.metricChunk.deleteMany({ where: { subject: "blob-check" } });
+    }
+  });
+
   test("ticks are taken once: fetching the agent's ring again, also after a restart, changes nothing", async () => {
     const ring = Array.from({ length: 40 }, (_, i) => tick(T0 + 10 * i + 2, { [g.g1]: { cpu: i, rss: 2 ** 30 }, stranger: { cpu: 99 } }));
     const guests = new Set([g.g1]);

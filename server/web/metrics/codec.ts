@@ -429,6 +429,30 @@ function readColumn(r: Reader, count: number, avg: Float64Array | null, sign: 1 
   r.pos = pos;
 }
 
+/**
+ * Scratch columns of integers for decoding, grown as needed and reused (decoding is
+ * synchronous): a year read decodes 26 chunks, and every array it allocates is garbage.
+ */
+let scratch = { avg: new Float64Array(CHUNK_BUCKETS), min: new Float64Array(CHUNK_BUCKETS), max: new Float64Array(CHUNK_BUCKETS) };
+
+/** Hands out columns of one Float64Array: one allocation a chunk, not three a field (each its own ArrayBuffer). */
+class Columns {
+  private used = 0;
+  private readonly all: Float64Array;
+  constructor(
+    private readonly size: number,
+    count: number,
+  ) {
+    this.all = new Float64Array(size * count);
+  }
+  take(nulls: boolean): Float64Array {
+    const c = this.all.subarray(this.used, this.used + this.size);
+    this.used += this.size;
+    if (nulls) c.fill(Number.NaN);
+    return c;
+  }
+}
+
 /** The chunk back from its stored bytes (columns exactly `size` long). */
 export function decodeChunk(bytes: Uint8Array): Chunk {
   let raw: Uint8Array;
@@ -444,8 +468,8 @@ export function decodeChunk(bytes: Uint8Array): Chunk {
   const fields = r.uint();
   const size = r.uint();
   if (size > MAX_BUCKETS || fields > 1024 || resolution === 0) throw corrupt(`${size} buckets, ${fields} fields, resolution ${resolution}`);
-  const chunk = emptyChunk(resolution, 0, size);
-  chunk.size = size;
+  const columns = new Columns(size, 2 + 3 * fields);
+  const chunk: Chunk = { resolution, size, t: columns.take(false), n: columns.take(false), min: [], avg: [], max: [], lastAt: 0 };
   if (size > 0) {
     chunk.t[0] = r.uint() * resolution;
     const lastOffset = r.uint();
@@ -453,10 +477,10 @@ export function decodeChunk(bytes: Uint8Array): Chunk {
     chunk.lastAt = lastOffset === 0 ? 0 : chunk.t[size - 1]! * 1000 + lastOffset - 1;
     for (let i = 0; i < size; i++) chunk.n[i] = r.uint();
   }
-  const scratch = { avg: new Float64Array(size), min: new Float64Array(size), max: new Float64Array(size) };
+  if (scratch.avg.length < size) scratch = { avg: new Float64Array(size), min: new Float64Array(size), max: new Float64Array(size) };
   for (let f = 0; f < fields; f++) {
     const none = new Float64Array(0);
-    const { min, avg, max } = size > 0 ? decodeField(r, size, scratch) : { min: none, avg: none, max: none };
+    const { min, avg, max } = size > 0 ? decodeField(r, size, scratch, columns) : { min: none, avg: none, max: none };
     chunk.min.push(min);
     chunk.avg.push(avg);
     chunk.max.push(max);
@@ -464,11 +488,11 @@ export function decodeChunk(bytes: Uint8Array): Chunk {
   return chunk;
 }
 
-function decodeField(r: Reader, size: number, k: { avg: Float64Array; min: Float64Array; max: Float64Array }): { min: Float64Array; avg: Float64Array; max: Float64Array } {
+function decodeField(r: Reader, size: number, k: { avg: Float64Array; min: Float64Array; max: Float64Array }, columns: Columns): { min: Float64Array; avg: Float64Array; max: Float64Array } {
   const header = r.byte();
   const mode = header & 3;
   if (mode === MODE_NULL) {
-    const nothing = new Float64Array(size).fill(Number.NaN);
+    const nothing = columns.take(true);
     return { min: nothing, avg: nothing, max: nothing };
   }
   if (mode !== MODE_FLAT && mode !== MODE_FULL) throw corrupt(`column mode ${header}`);
@@ -476,12 +500,10 @@ function decodeField(r: Reader, size: number, k: { avg: Float64Array; min: Float
   if (q.decimals >= POW10.length || q.bits > 52) throw corrupt(`quantum ${q.decimals}/${q.bits}`);
   const bitmap = header & HAS_NULLS ? r.bytes(Math.ceil(size / 8)) : null;
   // Every bucket gets a value unless some are null.
-  const column = () => (bitmap ? new Float64Array(size).fill(Number.NaN) : new Float64Array(size));
-  const avg = column();
+  const avg = columns.take(bitmap !== null);
   let count = size;
   if (bitmap) for (let i = 0; i < size; i++) if (bitmap[i >> 3]! & (1 << (i & 7))) count--;
   readColumn(r, count, null, 1, k.avg);
-  // Where the j-th value goes; a value below 2^bits steps needs only the division.
   // The j-th integer to the j-th non-null bucket, as its value: below 2^bits steps (most
   // values) a division is all it takes.
   const m = q.bits === 0 ? Infinity : POW2[q.bits]!;
@@ -495,8 +517,8 @@ function decodeField(r: Reader, size: number, k: { avg: Float64Array; min: Float
   };
   place(avg, k.avg);
   if (mode === MODE_FLAT) return { min: avg, avg, max: avg };
-  const min = column();
-  const max = column();
+  const min = columns.take(bitmap !== null);
+  const max = columns.take(bitmap !== null);
   readColumn(r, count, k.avg, -1, k.min);
   readColumn(r, count, k.avg, 1, k.max);
   place(min, k.min);

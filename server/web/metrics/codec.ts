@@ -509,8 +509,16 @@ function decodeField(r: Reader, size: number, k: { avg: Float64Array; min: Float
   const m = q.bits === 0 ? Infinity : POW2[q.bits]!;
   const scale = POW10[q.decimals]!;
   const place = (out: Float64Array, ks: Float64Array) => {
+    if (!bitmap) {
+      // (The common case, as its own loop: no null to skip.)
+      for (let i = 0; i < size; i++) {
+        const key = ks[i]!;
+        out[i] = key < m && key > -m ? key / scale : dequantize(key, q);
+      }
+      return;
+    }
     for (let i = 0, j = 0; i < size; i++) {
-      if (bitmap && bitmap[i >> 3]! & (1 << (i & 7))) continue;
+      if (bitmap[i >> 3]! & (1 << (i & 7))) continue;
       const key = ks[j++]!;
       out[i] = key < m && key > -m ? key / scale : dequantize(key, q);
     }

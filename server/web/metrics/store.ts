@@ -509,10 +509,10 @@ export class MetricStore {
 
 /**
  * The stored bytes of chunks whose span has passed, for reads, least recently used first out.
- * Prisma's driver adapter hands a Bytes column over as an array of numbers (Array.from over
- * the blob, about 25 ns a byte: 11 ms of a cold year read, and much of its garbage), and such
- * a chunk no longer changes: only a late sample rolls it up again, and this process's writer
- * drops what it writes. An entry counts only while the row's `end` is the one it was read with.
+ * Fetching a BLOB through Prisma costs more than the bytes (copies and a base64 round trip;
+ * without the wrapper in server/db/prisma.ts an array of numbers, 11 ms of a cold year read),
+ * and such a chunk no longer changes: only a late sample rolls it up again, and this process's
+ * writer drops what it writes. An entry counts only while the row's `end` is the one it was read with.
  */
 class ClosedChunks {
   private readonly entries = new Map<string, { end: number; data: Uint8Array }>();

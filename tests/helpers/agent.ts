@@ -17,6 +17,8 @@ export interface TestAgent {
   dataDir: string;
   socketPath: string;
   client: AgentClient;
+  /** The cgroup folder its guests' cgroups are made in (the agent's to write, as its data folder), or null. */
+  cgroupDir: string | null;
   process: ChildProcess;
   output(): string;
   /** SIGKILL the agent (its guests keep running). */
@@ -82,6 +84,7 @@ export async function startTestAgent(env: Record<string, string> = {}, options: 
     dataDir,
     socketPath,
     client: new AgentClient(`unix:${socketPath}`),
+    cgroupDir,
     process: first,
     output: () => out,
     async kill() {

@@ -252,8 +252,9 @@ story("the agent's API under hostile input", (step) => {
     const SYSTEM_READ = ["/usr", "/lib", "/lib64", "/bin", "/sbin", "/proc", "/sys", "/dev/null", "/dev/urandom", "/dev/random", "/dev/kvm", "/dev/pts", "/dev/tty"];
     const ETC_READ = /^\/etc\/(ld\.so\.(cache|preload)|localtime|nsswitch\.conf|passwd|group|subuid|subgid|host\.conf|hosts|resolv\.conf|gai\.conf|ssl\/.*|qemu\/.*|gnutls\/.*|crypto-policies\/.*|python3.*\/.*|gcrypt\/.*|os-release|mime\.types)$/;
     const mayRead = (p: string) =>
-      under(p, data) || SYSTEM_READ.some((d) => under(p, d)) || ETC_READ.test(p) || under(p, PROJECT) || under(p, path.join(tmp, `tsx-${process.getuid!()}`)) || p === "/" || p === tmp || p === "/etc" || p === "/tmp" || p === "/dev";
-    const mayWrite = (p: string) => under(p, data) || under(p, path.join(tmp, `tsx-${process.getuid!()}`)) || p === "/dev/null";
+      under(p, data) || (agent.cgroupDir !== null && under(p, agent.cgroupDir)) || SYSTEM_READ.some((d) => under(p, d)) || ETC_READ.test(p) || under(p, PROJECT) || under(p, path.join(tmp, `tsx-${process.getuid!()}`)) || p === "/" || p === tmp || p === "/etc" || p === "/tmp" || p === "/dev";
+    // The agent's own: its data folder, and the cgroups it makes for its guests' QEMUs (their pressure figures).
+    const mayWrite = (p: string) => under(p, data) || (agent.cgroupDir !== null && under(p, agent.cgroupDir)) || under(p, path.join(tmp, `tsx-${process.getuid!()}`)) || p === "/dev/null";
     // Looking a program up on PATH tries each folder in turn: not an access to what is there.
     const pathSearch = (a: FileAccess) => a.syscall === "execve" && a.result !== "ok" && PROGRAMS.has(path.basename(a.path));
     const outside = accesses.filter((a) => !pathSearch(a) && !(a.writes ? mayWrite(a.path) : mayRead(a.path)));

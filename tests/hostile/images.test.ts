@@ -228,7 +228,10 @@ story("crafted images uploaded by a member", (step) => {
     );
     const qemuByName = accesses.filter((a) => /^qemu-system/.test(a.program) && a.syscall !== "execve" && (under(a.path, path.join(data, "disks")) || under(a.path, path.join(data, "images"))));
     // Files opened for writing that exist (QEMU probes devices such as /dev/sgx_vepc and finds none).
-    const outsideWrites = accesses.filter((a) => a.writes && a.result === "ok" && a.path !== "/dev/kvm" && !under(a.path, data) && a.path !== "/dev/null" && !a.path.startsWith(path.join(os.tmpdir(), "tsx-")));
+    // The agent's own to write: its data folder and its guests' cgroups.
+    const outsideWrites = accesses.filter(
+      (a) => a.writes && a.result === "ok" && a.path !== "/dev/kvm" && !under(a.path, data) && !(stack.agent.cgroupDir !== null && under(a.path, stack.agent.cgroupDir)) && a.path !== "/dev/null" && !a.path.startsWith(path.join(os.tmpdir(), "tsx-")),
+    );
     recordFigures("crafted-images", {
       images: results.length,
       refused: results.filter((r) => r.status >= 400).length,

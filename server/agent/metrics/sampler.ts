@@ -136,7 +136,16 @@ export class Metrics {
     const running = new Set(targets.map((t) => t.id));
     const { cpuTicks: _ticks, guests: _guests, vcpus: _vcpus, memAllocated: _memory, ...host } = this.host!;
     return {
-      host: { ...host, sample: this.ticks.at(-1)?.host ?? hostSample(null, this.host!) },
+      // The rates of the last tick, the running guests' count and allocations as they are now.
+      host: {
+        ...host,
+        sample: {
+          ...(this.ticks.at(-1)?.host ?? hostSample(null, this.host!)),
+          guests: targets.length,
+          vcpus: targets.reduce((n, t) => n + t.vcpus, 0),
+          memAllocated: targets.reduce((n, t) => n + t.memory, 0),
+        },
+      },
       guests: [...this.latest.values()].filter((g) => running.has(g.id)),
     };
   }

@@ -549,7 +549,8 @@ describe("interrupted uploads expire; qemu-img jobs queue", () => {
     await waitFor("the broken part to be removed", () => !fs.existsSync(partOf("broken.raw")), 20_000, 50);
     assert.ok(Date.now() > parts[0]!.expiresAt, "the held part was past its time at that sweep");
     assert.ok(fs.existsSync(partOf("held.raw")), "the part an upload holds stays");
-    assert.match(agent.output(), /removed the interrupted upload default\/broken\.raw \(not resumed in time\)/);
+    // The agent says so once the sweep is done, just after the file went (its output arrives through a pipe).
+    await waitFor("the agent to say it removed the part", () => /removed the interrupted upload default\/broken\.raw \(not resumed in time\)/.test(agent.output()), 5_000, 50);
     assert.deepEqual((await agent.client.uploadParts()).map((p) => p.file), ["held.raw"]);
     assert.equal(await agent.client.uploadOffset({ pool: "default", file: "broken.raw" }), 0, "nothing left to resume");
 

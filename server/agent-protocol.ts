@@ -35,7 +35,7 @@ import {
 import { KEYBOARD_LAYOUTS } from "./domain/keymaps";
 import { GUEST_FIELDS, HOST_FIELDS, type MetricsBatch, type MetricsCurrent } from "./domain/metrics";
 import { FORWARD_LIMIT, networkFirewall, networkForward } from "./domain/network-rules";
-import { diskFormat, guestSpecSchema, imageBytes, imageFileName, mac, passphrase, poolName, snapshotName, volumeId } from "./domain/validation";
+import { diskFormat, guestSpecSchema, imageBytes, imageFileName, mac, metricFields, passphrase, poolName, snapshotName, volumeId } from "./domain/validation";
 
 /** The version of this protocol. The web and its agents must speak the same one. */
 export const AGENT_PROTOCOL_VERSION = 2;
@@ -241,9 +241,8 @@ export { networkId };
 // --- Metrics (server/agent/metrics/) ---
 
 const counter = z.number().nonnegative();
-const fieldsOf = <F extends string>(fields: readonly F[]) => z.object(Object.fromEntries(fields.map((f) => [f, z.number().nullable()])) as Record<F, z.ZodNullable<z.ZodNumber>>);
-const guestSampleReply = fieldsOf(GUEST_FIELDS);
-const hostSampleReply = fieldsOf(HOST_FIELDS);
+const guestSampleReply = metricFields(GUEST_FIELDS);
+const hostSampleReply = metricFields(HOST_FIELDS);
 const metricsBatchReply = z.object({
   boot: z.string(),
   intervalMs: z.number().int().positive(),

@@ -422,3 +422,7 @@ export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, what = "Th
   });
   throw new GuesthouseError("invalid-input", `${what} is not valid. ${problems.join(" ")}`);
 }
+
+/** A metrics sample's fields, each a number or null (server/domain/metrics.ts): the agent's replies and the API's answers. */
+export const metricFields = <F extends string>(fields: readonly F[]) =>
+  z.object(Object.fromEntries(fields.map((f) => [f, z.number().nullable()])) as Record<F, z.ZodNullable<z.ZodNumber>>);

@@ -20,12 +20,12 @@ import {
 } from "../../domain/metrics";
 import type { MetricAlert } from "../metrics/thresholds";
 import type { ConsumerRow, TopWindow } from "../metrics/views";
+import { metricFields } from "../../domain/validation";
 import { apiSchemas } from "./schemas";
 
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const FIELD_NOTE = "A field is null where its source has nothing to say (no balloon driver, a user-mode NIC, no cgroup of its own), never 0.";
 
-const fieldsOf = <F extends string>(fields: readonly F[]) => z.object(Object.fromEntries(fields.map((f) => [f, z.number().nullable()])) as Record<F, z.ZodNullable<z.ZodNumber>>);
 
 // ——— Queries ———
 
@@ -85,8 +85,8 @@ export const hostSeries = seriesOf(HOST_FIELDS).register(apiSchemas, {
   description: "A host's history in columns (as GuestMetricSeries): cpu %, memUsed and memTotal bytes, load1, running guests, their vcpus and memAllocated (bytes).",
 });
 
-const guestSample = fieldsOf(GUEST_FIELDS).register(apiSchemas, { id: "GuestSample", description: `A guest's rates and levels over one interval (units as in GuestMetricSeries). ${FIELD_NOTE}` });
-const hostSample = fieldsOf(HOST_FIELDS).register(apiSchemas, { id: "HostSample" });
+const guestSample = metricFields(GUEST_FIELDS).register(apiSchemas, { id: "GuestSample", description: `A guest's rates and levels over one interval (units as in GuestMetricSeries). ${FIELD_NOTE}` });
+const hostSample = metricFields(HOST_FIELDS).register(apiSchemas, { id: "HostSample" });
 
 export const liveSamples = z
   .object({ items: z.array(z.object({ at: z.number().describe("ms since the epoch"), sample: guestSample })) })
@@ -145,7 +145,7 @@ export const hostCurrent = z
   })
   .register(apiSchemas, { id: "HostCurrent", description: "The host now: CPU, memory, load, each storage folder's space, the latest sample (running guests, their vCPUs and memory: overcommit), and the thresholds crossed." });
 
-const figures = fieldsOf(GUEST_FIELDS);
+const figures = metricFields(GUEST_FIELDS);
 export const consumerList = z
   .object({
     sort: z.enum(GUEST_FIELDS),

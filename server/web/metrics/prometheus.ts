@@ -12,7 +12,7 @@
  *   own: no pressure). Nothing is ever reported as 0 for "unknown".
  * - `guesthouse_agent_up{host}` says whether each host in view answered (a member's: the
  *   hosts of their guests; an admin's: every host). A host that did not answer within
- *   AGENT_WAIT_MS has 0 there and none of its guests' series, neither up 1 nor up 0:
+ *   AGENT_WAIT_MS (views.ts) has 0 there and none of its guests' series, neither up 1 nor up 0:
  *   their state is not known, and a "stopped" there would fire false alerts.
  * - `guesthouse_host_*` go to admins (policy `canSeeHostMetrics`: an admin's session, or
  *   an admin's token of any scope that is not limited to a team); nobody else
@@ -31,12 +31,10 @@ import { canSeeHostMetrics } from "../../auth/policy";
 import type { SessionUser } from "../../auth/sessions";
 import { db } from "../../db/client";
 import type { GuestCurrent, HostCurrent, MetricsCurrent } from "../../domain/metrics";
-import { agentFor } from "../guests";
 import { exposition, type MetricFamily, type MetricType } from "./exposition";
-import { seenGuests } from "./views";
+import { agentsNow, seenGuests } from "./views";
 
 /** How long a scrape waits for each agent (Prometheus gives up after 10 s by default). */
-export const AGENT_WAIT_MS = 5000;
 
 /** A guest in a scrape, with what it is labelled by. */
 export interface ScrapeGuest {
@@ -206,24 +204,16 @@ export function renderScrape(scrape: Scrape): string {
 /** Whether each host's agent answered the last scrape, to log a change once rather than every scrape. */
 const agentAnswered = new Map<string, boolean>();
 
-/** A host's metrics now, or null when its agent does not answer within AGENT_WAIT_MS. */
-async function currentWithin(host: { id: string; name: string; endpoint: string }): Promise<MetricsCurrent | null> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${AGENT_WAIT_MS} ms`)), AGENT_WAIT_MS);
-  });
-  try {
-    const current = await Promise.race([agentFor(host).metricsCurrent(), timeout]);
+/** Says once when a host's agent stops or starts answering /metrics again (agentsNow), not at every scrape. */
+function noteAnswer(host: { id: string; name: string }, answer: MetricsCurrent | Error | undefined): MetricsCurrent | null {
+  if (answer && !(answer instanceof Error)) {
     if (agentAnswered.get(host.id) === false) console.log(`metrics: the agent of host ${host.name} answers /metrics again`);
     agentAnswered.set(host.id, true);
-    return current;
-  } catch (err) {
-    if (agentAnswered.get(host.id) !== false) console.error(`metrics: the agent of host ${host.name} did not answer /metrics (guesthouse_agent_up 0):`, err instanceof Error ? err.message : err);
-    agentAnswered.set(host.id, false);
-    return null;
-  } finally {
-    clearTimeout(timer);
+    return answer;
   }
+  if (agentAnswered.get(host.id) !== false) console.error(`metrics: the agent of host ${host.name} did not answer /metrics (guesthouse_agent_up 0):`, answer?.message);
+  agentAnswered.set(host.id, false);
+  return null;
 }
 
 /**
@@ -236,8 +226,8 @@ export async function gatherScrape(user: SessionUser): Promise<Scrape> {
   const hosts = new Map<string, { id: string; name: string; endpoint: string }>();
   if (hostSeries) for (const h of await db.host.findMany({ select: { id: true, name: true, endpoint: true } })) hosts.set(h.id, h);
   for (const g of seen) hosts.set(g.host.id, g.host);
-  const answers = new Map<string, MetricsCurrent | null>();
-  await Promise.all([...hosts.values()].map(async (h) => answers.set(h.id, await currentWithin(h))));
+  const asked = await agentsNow(hosts.values());
+  const answers = new Map([...hosts.values()].map((h) => [h.id, noteAnswer(h, asked.get(h.id))]));
 
   // A guest runs when its own host reports it.
   const running = new Map<string, GuestCurrent>();

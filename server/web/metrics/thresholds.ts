@@ -7,12 +7,12 @@
  * it holds exactly while the figures say so.
  */
 import { z } from "zod";
-import { canSeeHostMetrics, canManageTeam } from "../../auth/policy";
+import { canManageTeam } from "../../auth/policy";
 import type { SessionUser } from "../../auth/sessions";
 import { db } from "../../db/client";
 import { GuesthouseError } from "../../domain/errors";
 import { DEFAULT_THRESHOLDS, THRESHOLD_KINDS, THRESHOLD_MAX_MINUTES, type GuestField, type Threshold, type ThresholdKind } from "../../domain/metrics";
-import { currentOf, seenGuests, type SeenGuest } from "./views";
+import { agentsNow, currentOf, hostFor, seenGuests, type SeenGuest } from "./views";
 import { recentStats, type FieldStats } from "./store";
 
 /** One threshold a guest or a storage folder crosses now. */
@@ -149,14 +149,13 @@ export async function alertsFor(guests: readonly SeenGuest[], current?: Awaited<
 
 /** The storage folders of a host over any team's threshold (admins: the host page), with whose. */
 export async function hostAlerts(user: SessionUser, hostId: string): Promise<MetricAlert[]> {
-  if (!canSeeHostMetrics(user)) throw new GuesthouseError("forbidden", "Only admins see the host's alerts.");
-  const host = await db.host.findUnique({ where: { id: hostId }, select: { id: true, name: true, endpoint: true } });
-  if (!host) throw new GuesthouseError("not-found", "There is no such host.");
+  const host = await hostFor(user, hostId);
   const teams = await db.team.findMany({ select: { id: true, name: true } });
   const thresholds = await thresholdsOf(teams.map((t) => t.id));
-  const { hosts } = await currentOf([{ id: "", name: "", team: { id: "", name: "" }, host, vcpus: 0, memory: 0 }]);
+  const answer = (await agentsNow([host])).get(host.id);
+  const folders = answer && !(answer instanceof Error) ? answer.host.folders : [];
   const out: MetricAlert[] = [];
-  for (const folder of hosts.get(host.id)?.folders ?? []) {
+  for (const folder of folders) {
     const full = fullness(folder);
     if (full === null) continue;
     const crossed = teams.filter((t) => full > thresholds.get(t.id)!["folder-space"].percent);

@@ -20,6 +20,7 @@ import {
   type HostField,
   type MetricRange,
   type MetricSeries,
+  type MetricsCurrent,
 } from "../../domain/metrics";
 import { agentFor, loadGuestBrief } from "../guests";
 import { readSeries, recentStats } from "./store";
@@ -43,8 +44,9 @@ export async function guestNow(user: SessionUser, guestId: string): Promise<Gues
   return current.guests.find((g) => g.id === guest.id) ?? null;
 }
 
-async function hostFor(user: SessionUser, hostId: string) {
-  if (!canSeeHostMetrics(user)) throw new GuesthouseError("forbidden", "Only admins see the host's metrics; your guests' own are on their pages.");
+/** The host, for one who may see its figures (canSeeHostMetrics). */
+export async function hostFor(user: SessionUser, hostId: string): Promise<HostRef> {
+  if (!canSeeHostMetrics(user)) throw new GuesthouseError("forbidden", "Only admins see the host's metrics and alerts; your guests' own are on their pages.");
   const host = await db.host.findUnique({ where: { id: hostId }, select: { id: true, name: true, endpoint: true } });
   if (!host) throw new GuesthouseError("not-found", "There is no such host.");
   return host;
@@ -83,26 +85,53 @@ export async function seenGuests(user: SessionUser, only?: readonly string[]): P
   return rows.map((r) => ({ id: r.id, name: r.name, team: r.team, host: r.host, vcpus: r.vcpus, memory: r.memoryMiB * 1024 * 1024 }));
 }
 
+/** How long a page or a scrape waits for an agent's figures before counting it as not answering. */
+export const AGENT_WAIT_MS = 5000;
+
+type HostRef = { id: string; name: string; endpoint: string };
+
 /**
- * What runs now on the hosts of these guests: each host's agent asked once. A host whose
- * agent does not answer is left out (its guests show no figures) and named in `unreachable`.
+ * Each host's figures now, by host id: each agent asked once and waited for at most
+ * AGENT_WAIT_MS (a hung agent must not hold a page or a scrape); one that does not answer
+ * maps to why.
  */
-export async function currentOf(guests: readonly SeenGuest[]): Promise<{ guests: Map<string, GuestCurrent>; hosts: Map<string, HostCurrent>; unreachable: string[] }> {
-  const hosts = new Map<string, SeenGuest["host"]>();
-  for (const g of guests) hosts.set(g.host.id, g.host);
-  const wanted = new Set(guests.map((g) => g.id));
-  const out = { guests: new Map<string, GuestCurrent>(), hosts: new Map<string, HostCurrent>(), unreachable: [] as string[] };
+export async function agentsNow(hosts: Iterable<HostRef>): Promise<Map<string, MetricsCurrent | Error>> {
+  const out = new Map<string, MetricsCurrent | Error>();
   await Promise.all(
-    [...hosts.values()].map(async (host) => {
+    [...hosts].map(async (host) => {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${AGENT_WAIT_MS} ms`)), AGENT_WAIT_MS);
+      });
       try {
-        const current = await agentFor(host).metricsCurrent();
-        out.hosts.set(host.id, current.host);
-        for (const g of current.guests) if (wanted.has(g.id)) out.guests.set(g.id, g);
-      } catch {
-        out.unreachable.push(host.name);
+        out.set(host.id, await Promise.race([agentFor(host).metricsCurrent(), timeout]));
+      } catch (err) {
+        out.set(host.id, err instanceof Error ? err : new Error(String(err)));
+      } finally {
+        clearTimeout(timer);
       }
     }),
   );
+  return out;
+}
+
+/**
+ * What runs now on the hosts of these guests (agentsNow). A host whose agent does not
+ * answer is left out (its guests show no figures) and named in `unreachable`.
+ */
+export async function currentOf(guests: readonly SeenGuest[]): Promise<{ guests: Map<string, GuestCurrent>; hosts: Map<string, HostCurrent>; unreachable: string[] }> {
+  const hosts = new Map<string, HostRef>();
+  for (const g of guests) hosts.set(g.host.id, g.host);
+  const wanted = new Set(guests.map((g) => g.id));
+  const out = { guests: new Map<string, GuestCurrent>(), hosts: new Map<string, HostCurrent>(), unreachable: [] as string[] };
+  for (const [id, answer] of await agentsNow(hosts.values())) {
+    if (answer instanceof Error) {
+      out.unreachable.push(hosts.get(id)!.name);
+      continue;
+    }
+    out.hosts.set(id, answer.host);
+    for (const g of answer.guests) if (wanted.has(g.id)) out.guests.set(g.id, g);
+  }
   return out;
 }
 

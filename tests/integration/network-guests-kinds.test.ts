@@ -120,8 +120,10 @@ story("demo guests on a bridged network and an IPv6 NAT network, the agent in a 
 
   step("a guest on the IPv6 NAT network takes a SLAAC address in its /64, reaches the gateway over IPv6, and the agent lists the address", { timeout: BOOT_TIMEOUT_MS }, async () => {
     await waitFor("six's IPv4 lease", () => /GUESTHOUSE-DHCP eth0 10\.94\.0\.\d+\/24/.test(shell(six).log()), 30_000, 200);
-    const address = await waitFor("six's SLAAC address", async () => new RegExp(`inet6 (${BASE}:[0-9a-f:]+)/64 scope global`).exec(await shell(six).run("ip -6 addr show dev eth0"))?.[1], 30_000, 1_000);
-    const ping = await shell(six).run(`ping -6 -c 2 -W 3 ${SIX.gateway} && echo PING6-OK`);
+    // Usable once duplicate address detection ends: a tentative address is never a source, and a
+    // ping sent meanwhile leaves from the link-local one (the host would never see this address).
+    const address = await waitFor("six's SLAAC address, past duplicate address detection", async () => new RegExp(`inet6 (${BASE}:[0-9a-f:]+)/64 scope global (?![^\\n]*tentative)`).exec(await shell(six).run("ip -6 addr show dev eth0"))?.[1], 30_000, 1_000);
+    const ping = await shell(six).run(`ping -6 -c 2 -W 3 -I ${address} ${SIX.gateway} && echo PING6-OK`);
     assert.match(ping, /PING6-OK/, ping);
     assert.match(await shell(six).run("ip -6 route"), /default via fe80::/, "the host is its IPv6 router");
     const status = await waitFor("the address in the agent's status of six", async () => {

@@ -3,7 +3,8 @@
  * web collecting every second: a demo guest with a disk, made and started on the pages,
  * draws its CPU graph live; a busy loop typed into its serial shell takes the page's live
  * CPU figure near 100 % of its vCPU within 20 s; the guest list shows its figure; "top
- * consumers" ranks it above an idle guest; a member of another team sees neither guest
+ * consumers" ranks it above an idle guest; thresholds saved on the Teams page show as badges
+ * on the list and the host page; a member of another team sees neither guest
  * there nor through the API; a guest stopped and started keeps its history; a year of hourly
  * points and a week of minutes (served by a stand-in for the history route) draw at once
  * (about 0.4 s here, fetch included) and follow the cursor at frame rate.
@@ -166,6 +167,41 @@ story("metrics in Chromium", (step) => {
     await page.waitForURL(/window=hour/);
     assert.equal(await page.getByTestId("top-table").getAttribute("data-sort"), "rss");
     assert.equal(await page.getByTestId("top-row").count(), 2);
+  });
+
+  step("thresholds saved on the Teams page (CPU over 20 % for a minute, storage folders over 1 %) show as badges: the busy guest's CPU on the list and not the idle one's, its disk's folder on the list and on the host page", { timeout: 180_000 }, async () => {
+    await page.goto(`${stack.baseUrl}/teams`);
+    const form = page.getByTestId("team-default").getByRole("form", { name: "Thresholds" });
+    await form.getByLabel("CPU threshold, %").fill("20");
+    await form.getByLabel("CPU threshold, minutes").fill("1");
+    await form.getByLabel("Storage folder threshold, %").fill("1");
+    await form.getByRole("button", { name: "Save thresholds" }).click();
+    const team = await stack.database.db.team.findUniqueOrThrow({ where: { name: "default" } });
+    await waitFor("the thresholds saved", async () => (await stack.database.db.metricThreshold.count({ where: { teamId: team.id, OR: [{ kind: "guest-cpu", percent: 20, minutes: 1 }, { kind: "folder-space", percent: 1 }] } })) === 2, 15_000, 250);
+    assert.equal(await form.getByTestId("thresholds-error").count(), 0);
+
+    // The list asks for figures (and badges) every 5 s: no reload. The busy loop has run for
+    // minutes; the last minute's every sample must be above 20 % (the idle guest booting
+    // beside it may have dipped it), hence a bounded wait of its own.
+    await page.goto(`${stack.baseUrl}/`);
+    const badges = (guest: string) => page.locator(`[data-testid="guest-row"][data-guest="${guest}"] [data-testid="metric-alert"]`);
+    const kinds = (guest: string) => badges(guest).evaluateAll((els) => els.map((e) => e.getAttribute("data-kind")));
+    await waitFor("the busy guest's CPU and storage folder badges on the list", async () => {
+      const k = await kinds("busy");
+      return k.includes("guest-cpu") && k.includes("folder-space");
+    }, 90_000, 1_000);
+    const cpu = page.locator('[data-testid="guest-row"][data-guest="busy"] [data-testid="metric-alert"][data-kind="guest-cpu"]');
+    assert.match(await cpu.innerText(), /^CPU \d+ %$/);
+    assert.match((await cpu.getAttribute("title"))!, /^CPU above 20 % of its vCPUs for 1 minute \(/);
+    assert.match(await page.locator('[data-testid="guest-row"][data-guest="busy"] [data-testid="metric-alert"][data-kind="folder-space"]').innerText(), /^\S+ \d+ % full$/);
+    // The idle guest sits at its shell, far under 20 %, and has no disk.
+    await page.locator('[data-testid="guest-row"][data-guest="idle"] [data-testid="guest-figure"]').waitFor();
+    assert.deepEqual(await kinds("idle"), []);
+
+    await page.goto(`${stack.baseUrl}/host`);
+    const folder = page.locator('h1 ~ span [data-testid="metric-alert"][data-kind="folder-space"]');
+    await folder.first().waitFor();
+    assert.match((await folder.first().getAttribute("title"))!, /is \d+ % full: above the threshold of default/);
   });
 
   step("a member of another team sees neither guest on top consumers, nor their metrics through the API (404)", async () => {

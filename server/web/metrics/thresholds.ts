@@ -74,6 +74,7 @@ export async function setTeamThresholds(actor: SessionUser, teamId: string, inpu
 }
 
 const round = (n: number) => Math.round(n);
+const minutesText = (n: number) => `${n} minute${n === 1 ? "" : "s"}`;
 
 /**
  * The thresholds each of these guests crosses now, by guest id (guests crossing none are
@@ -110,7 +111,7 @@ export async function alertsFor(guests: readonly SeenGuest[], current?: Awaited<
           kind: "guest-cpu",
           subject: g.id,
           label: `CPU ${round(s.cpu.avg!)} %`,
-          message: `CPU above ${cpu.percent} % of its vCPUs for ${mins} minutes (${round(s.cpu.avg!)} % on average, at least ${round(s.cpu.min)} %).`,
+          message: `CPU above ${cpu.percent} % of its vCPUs for ${minutesText(mins)} (${round(s.cpu.avg!)} % on average, at least ${round(s.cpu.min)} %).`,
         });
       }
       const mem = t["guest-memory"];
@@ -121,7 +122,7 @@ export async function alertsFor(guests: readonly SeenGuest[], current?: Awaited<
             kind: "guest-memory",
             subject: g.id,
             label: `Memory ${round(used)} %`,
-            message: `Memory in use above ${mem.percent} % for ${mins} minutes (at least ${round(used)} %${s.memTotal?.last ? ", as the guest sees it" : " of its configured size, as QEMU holds it"}).`,
+            message: `Memory in use above ${mem.percent} % for ${minutesText(mins)} (at least ${round(used)} %${s.memTotal?.last ? ", as the guest sees it" : " of its configured size, as QEMU holds it"}).`,
           });
         }
       }

@@ -35,7 +35,8 @@ import fs from "node:fs";
 import Database from "better-sqlite3";
 import { GUEST_FIELDS, HOST_FIELDS, METRIC_TIERS, type GuestSample, type HostSample, type MetricsTick } from "../server/domain/metrics";
 import { CHUNK_BUCKETS, emptyChunk, encodeChunk, GUEST_QUANTA, HOST_QUANTA, type Chunk } from "../server/web/metrics/codec";
-import { MetricStore, rollUp } from "../server/web/metrics/store";
+import { rollUp } from "../server/web/metrics/buckets";
+import { MetricStore } from "../server/web/metrics/store";
 import { createTestDb, seedBasics } from "../tests/helpers/db";
 import { machineLine, median, ms, percentile, verdict } from "./stats";
 

@@ -13,7 +13,8 @@ import { db } from "../../db/client";
 import { GuesthouseError } from "../../domain/errors";
 import { DEFAULT_THRESHOLDS, THRESHOLD_KINDS, THRESHOLD_MAX_MINUTES, type GuestField, type Threshold, type ThresholdKind } from "../../domain/metrics";
 import { agentsNow, currentOf, hostFor, seenGuests, type SeenGuest } from "./views";
-import { recentStats, type FieldStats } from "./store";
+import type { FieldStats } from "./buckets";
+import { recentStats } from "./store";
 
 /** One threshold a guest or a storage folder crosses now. */
 export interface MetricAlert {

@@ -2,7 +2,8 @@
  * `/metrics` on the real web server with a real agent, database and demo guest: what an
  * admin's token, a member's of another team and other tokens see; the refusals; Debian's
  * promtool on the real text; and a real Prometheus from Debian's package, running as
- * nobody with its token in a file, scraping it until the guest's series are in its
+ * nobody with its token in a file and the README's scrape configuration (for loopback
+ * HTTP), checked by promtool, scraping it until the guest's series are in its
  * database (a team name with quotes, a backslash and a newline read back unchanged).
  */
 import assert from "node:assert/strict";
@@ -21,6 +22,16 @@ import { parseExposition, promtool, type ParsedSample } from "../helpers/prometh
 import { testDefinition } from "../helpers/specs";
 import { story } from "../helpers/story";
 import { startTestStack, type TestStack } from "../helpers/web";
+
+/** The scrape configuration the README gives (its yaml block under "Metrics for Prometheus"). */
+function readmeScrapeConfig(): string {
+  const readme = fs.readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+  const section = readme.slice(readme.indexOf("### Metrics for Prometheus"));
+  const block = /```yaml\n([\s\S]*?)```/.exec(section)?.[1] ?? "";
+  assert.ok(block.includes("scrape_configs:"), "the README's section Metrics for Prometheus has a yaml block with scrape_configs");
+  for (const part of ["scheme: https", "scrape_interval: 15s", "/etc/prometheus/guesthouse.token", '"dashboard.example:443"']) assert.ok(block.includes(part), `the README's scrape configuration still has ${part}`);
+  return block;
+}
 
 /** A team name a person could give (quotes, a backslash, a newline): each must reach Prometheus as it is. */
 const TEAM = 'Ops "red" \\ night\nshift';
@@ -201,7 +212,7 @@ story("/metrics for Prometheus", (step) => {
     }
   });
 
-  step("a real Prometheus, as nobody with the token in a file, scrapes it: the guest's series arrive and up is 1", { timeout: 120_000 }, async () => {
+  step("a real Prometheus, as nobody with the token in a file and the README's scrape configuration (promtool checks it), scrapes it: the guest's series arrive and up is 1", { timeout: 120_000 }, async () => {
     const bearer = await token(admin, "read");
     promDir = fs.mkdtempSync(path.join(os.tmpdir(), "gh-prometheus-"));
     fs.chmodSync(promDir, 0o755);
@@ -212,26 +223,18 @@ story("/metrics for Prometheus", (step) => {
     const data = path.join(promDir, "data");
     fs.mkdirSync(data, { mode: 0o700 });
     fs.chownSync(data, nobody, nogroup);
+    // The README's scrape configuration as written, but for this stack: plain HTTP on
+    // loopback, the token file here, and a scrape a second (so the test is short).
     const config = path.join(promDir, "prometheus.yml");
     const promPort = await freePort();
-    fs.writeFileSync(
-      config,
-      [
-        "global:",
-        "  scrape_interval: 1s",
-        "  scrape_timeout: 1s",
-        "scrape_configs:",
-        "  - job_name: guesthouse",
-        "    metrics_path: /metrics",
-        "    authorization:",
-        "      type: Bearer",
-        `      credentials_file: ${tokenFile}`,
-        "    static_configs:",
-        `      - targets: ["127.0.0.1:${stack.port}"]`,
-        "",
-      ].join("\n"),
-      { mode: 0o644 },
-    );
+    const job = readmeScrapeConfig()
+      .replace("scheme: https", "scheme: http")
+      .replace("scrape_interval: 15s", "scrape_interval: 1s")
+      .replace("/etc/prometheus/guesthouse.token", tokenFile)
+      .replace('"dashboard.example:443"', `"127.0.0.1:${stack.port}"`);
+    fs.writeFileSync(config, `global:\n  scrape_timeout: 1s\n${job}`, { mode: 0o644 });
+    const checked = spawnSync("promtool", ["check", "config", config], { encoding: "utf8" });
+    assert.equal(checked.status, 0, `promtool check config: ${checked.stdout}${checked.stderr}\n${fs.readFileSync(config, "utf8")}`);
     prometheus = spawn(
       "setpriv",
       ["--reuid=nobody", "--regid=nogroup", "--clear-groups", "prometheus", `--config.file=${config}`, `--storage.tsdb.path=${data}`, `--web.listen-address=127.0.0.1:${promPort}`, "--log.level=warn"],

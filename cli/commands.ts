@@ -96,6 +96,22 @@ export const COMMANDS: Command[] = [
     options: { vnc: { type: "boolean" }, url: { type: "boolean" } },
     help: { vnc: "print a websocket URL and ticket for a VNC client instead", url: "print the console page's address instead" },
   },
+  {
+    words: ["top"],
+    args: "",
+    summary: "Top consumers: the guests you may see, highest first by one figure",
+    options: { sort: { type: "string", short: "s" }, window: { type: "string" } },
+    help: { sort: "the figure to rank by: cpu (default), rss, diskRead, diskWrite, netRx, netTx, psiCpu, …", window: "now (default), or the average over the last hour or day" },
+    examples: ["guesthouse top", "guesthouse top --sort diskWrite --window hour", "guesthouse top --json | jq '.items[0].name'"],
+  },
+  {
+    words: ["metrics"],
+    args: "<guest>",
+    summary: "A guest's figures over a range: the latest, min, average and max of each",
+    options: { range: { type: "string" } },
+    help: { range: "hour (default, 10 s points), day, week (1 min), month or year (1 h)" },
+    examples: ["guesthouse metrics web1", "guesthouse metrics web1 --range week --json"],
+  },
   { words: ["disk", "list"], args: "", summary: "The disks you may see", options: {} },
   {
     words: ["disk", "create"],

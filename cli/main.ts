@@ -11,6 +11,7 @@ import { commandHelp, COMMANDS, findCommand, GLOBAL, mainHelp, type Command } fr
 import { completion } from "./completion";
 import { readConfig, remoteFor, writeConfig } from "./config";
 import { ApiError, EXIT, Failure, UsageError } from "./errors";
+import { RANGES, seriesTable, topQuery, topTable, type Series, type TopConsumers } from "./metrics";
 import { serialConsole } from "./serial";
 import { bytes, parseBytes, printJson, Progress, table } from "./output";
 import { upload } from "./upload";
@@ -334,6 +335,24 @@ const HANDLERS: Record<string, (args: string[], values: Values, command: Command
       return;
     }
     return serialConsole(opening.url!, api.remote.token, guest.name);
+  },
+  async top(_args, values) {
+    const answer = await client(values).get<TopConsumers>(topQuery(values.sort as string | undefined, values.window as string | undefined));
+    if (json(values)) return void printJson(answer);
+    if (answer.items.length === 0) return void process.stdout.write("There are no guests you may see.\n");
+    const { headers, rows } = topTable(answer);
+    process.stdout.write(`${table(headers, rows)}\n`);
+  },
+  async metrics([ref], values) {
+    const range = (values.range as string | undefined) ?? "hour";
+    if (!(RANGES as readonly string[]).includes(range)) throw new UsageError(`--range is one of ${RANGES.join(", ")}.`);
+    const api = client(values);
+    const guest = await guestOf(api, ref!);
+    const series = await api.get<Series>(`/guests/${guest.id}/metrics?range=${range}`);
+    if (json(values)) return void printJson(series);
+    const { headers, rows } = seriesTable(series);
+    if (rows.length === 0) return void process.stdout.write(`${guest.name} has no figures over the last ${range} yet: a guest is sampled while it runs.\n`);
+    process.stdout.write(`${guest.name}, the last ${range} (${series.t.length} points of ${series.resolution} s):\n${table(headers, rows)}\n`);
   },
   async "disk list"(_args, values) {
     const items = (await client(values).get<{ items: Array<{ id: string; pool: string; file: string; format: string; state: string; sizeBytes: number; guest: { name: string } | null; team: { name: string } }> }>("/disks")).items;

@@ -38,17 +38,7 @@ export const removeFromTeam = authedAction("remove-from-team", async (user, team
 
 /** A team's thresholds: when its guests and their storage folders count as in trouble (its owners and admins). */
 export const setThresholds = authedAction("set-thresholds", async (user, teamId: string, input: unknown) => {
-  const set = await setTeamThresholds(user, String(teamId), input);
-  const cpu = set["guest-cpu"];
-  const memory = set["guest-memory"];
-  await recordEvent(
-    "team-thresholds",
-    true,
-    `set the thresholds: CPU ${cpu.percent} % for ${cpu.minutes} min, memory ${memory.percent} % for ${memory.minutes} min, storage ${set["folder-space"].percent} %`,
-    user,
-    null,
-    { teamId: String(teamId) },
-  ).catch(() => {});
+  await setTeamThresholds(user, String(teamId), input);
   revalidatePath("/teams");
   return null;
 });

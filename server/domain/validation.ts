@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { GuesthouseError } from "./errors";
 import { KEYBOARD_LAYOUTS } from "./keymaps";
+import { THRESHOLD_MAX_MINUTES } from "./metrics";
 import { assertUnicastMac } from "./network-plan";
 import {
   BOOT_DEVICES,
@@ -426,3 +427,16 @@ export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, what = "Th
 /** A metrics sample's fields, each a number or null (server/domain/metrics.ts): the agent's replies and the API's answers. */
 export const metricFields = <F extends string>(fields: readonly F[]) =>
   z.object(Object.fromEntries(fields.map((f) => [f, z.number().nullable()])) as Record<F, z.ZodNullable<z.ZodNumber>>);
+
+const thresholdPercent = z.coerce.number().int("A threshold is a whole percent.").min(1, "A threshold is at least 1 %.").max(100, "A threshold is at most 100 %.");
+const thresholdMinutes = z.coerce
+  .number()
+  .int("Minutes are whole minutes.")
+  .min(1, "A threshold holds for at least a minute.")
+  .max(THRESHOLD_MAX_MINUTES, `A threshold looks back at most ${THRESHOLD_MAX_MINUTES / 60} hours (the 10 s history is kept a day).`);
+/** A team's thresholds as its owner sends them (the Teams page, the API): each kind's percent, and minutes for the guests' two. */
+export const thresholdsInput = z.strictObject({
+  "guest-cpu": z.strictObject({ percent: thresholdPercent, minutes: thresholdMinutes }),
+  "guest-memory": z.strictObject({ percent: thresholdPercent, minutes: thresholdMinutes }),
+  "folder-space": z.strictObject({ percent: thresholdPercent }),
+});

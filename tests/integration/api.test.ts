@@ -397,7 +397,7 @@ describe("the REST API", () => {
     assert.equal((after.body?.items as Array<{ id: string; state: string }>).find((l) => l.id === link.id)?.state, "revoked");
   });
 
-  test("admin resources: users for admins only; teams, roles; members added and removed; quotas set and read; the audit trail filtered", async () => {
+  test("admin resources: users for admins only; teams, roles; members added and removed; quotas set and read; thresholds read by members, set by admins, refused whole when bad; the audit trail filtered", async () => {
     const admin = await sessionUser(db(), (await db().user.findUniqueOrThrow({ where: { username: stack.admin.username } })).id);
     const root = await token(admin, "admin");
     assert.equal((await call("GET", "/users", { token: await token(mia, "admin") })).status, 403, "a member's admin token is no admin");
@@ -418,8 +418,25 @@ describe("the REST API", () => {
     const disk = (seen.body?.items as Array<{ id: string; resources: Array<{ resource: string; limit: number | null }> }>).find((x) => x.id === teamId)!.resources.find((r) => r.resource === "diskBytes");
     assert.equal(disk?.limit, 500 * 2 ** 30, "the member sees the limit set");
     await call("PUT", `/teams/${teamId}/quotas/diskBytes`, { token: root, body: { limit: null } }, "/teams/{id}/quotas/{resource}");
+    // Thresholds: the defaults until set; set by admins and owners only, every kind at once; a member reads them, another team's does not.
+    const T = "/teams/{id}/thresholds";
+    const defaults = { "guest-cpu": { percent: 90, minutes: 10 }, "guest-memory": { percent: 90, minutes: 10 }, "folder-space": { percent: 90 } };
+    assert.deepEqual((await call("GET", `/teams/${teamId}/thresholds`, { token: await token(mia, "read") }, T)).body, defaults);
+    const wanted = { "guest-cpu": { percent: 75, minutes: 5 }, "guest-memory": { percent: 95, minutes: 30 }, "folder-space": { percent: 80 } };
+    assert.equal((await call("PUT", `/teams/${teamId}/thresholds`, { token: await token(mia, "admin"), body: wanted }, T)).status, 403, "a member sets none");
+    const bad = await call("PUT", `/teams/${teamId}/thresholds`, { token: root, body: { ...wanted, "guest-cpu": { percent: 101, minutes: 5 } } }, T);
+    assert.deepEqual([bad.status, bad.body?.field], [400, "guest-cpu.percent"], JSON.stringify(bad.body));
+    assert.equal((await call("PUT", `/teams/${teamId}/thresholds`, { token: root, body: { "guest-cpu": wanted["guest-cpu"] } }, T)).status, 400, "every kind at once");
+    assert.equal(await db().metricThreshold.count({ where: { teamId } }), 0, "nothing was kept of the refusals");
+    const setThresholds = await call("PUT", `/teams/${teamId}/thresholds`, { token: root, body: wanted }, T);
+    assert.deepEqual([setThresholds.status, setThresholds.body], [200, wanted]);
+    assert.deepEqual((await call("GET", `/teams/${teamId}/thresholds`, { token: await token(mia, "read") }, T)).body, wanted);
+    assert.equal((await call("GET", `/teams/${teamId}/thresholds`, { token: await token(oz, "read") }, T)).status, 404, "another team's member");
+    assert.equal((await call("PUT", "/teams/no-such-team/thresholds", { token: root, body: wanted }, T)).status, 404);
     const audit = await call("GET", "/audit?action=team-role&limit=5", { token: root });
     assert.ok((audit.body?.items as Array<{ action: string; message: string }>).some((e) => e.action === "team-role" && /oz a viewer/.test(e.message)), "the API's changes are in the trail");
+    const trail = await call("GET", "/audit?action=team-thresholds&limit=5", { token: root });
+    assert.ok((trail.body?.items as Array<{ message: string }>).some((e) => /CPU 75 % for 5 min, memory 95 % for 30 min, storage 80 %/.test(e.message)), "thresholds set are in the trail");
     assert.equal((await call("GET", "/audit?from=yesterday", { token: root })).body?.field, "from");
     assert.equal((await call("GET", "/audit?color=red", { token: root })).body?.field, "color", "an unknown query parameter is named");
   });

@@ -252,6 +252,8 @@ const API: Record<string, Row & { scope: TokenScope }> = {
   "api/v1/teams/[id]/members/[username]/route.ts#PUT": { allow: MANAGE, scope: "admin", url: (w) => `/api/v1/teams/${ids.alpha}/members/${w.victim.username}`, body: () => ({ role: "viewer" }) },
   "api/v1/teams/[id]/members/[username]/route.ts#DELETE": { allow: MANAGE, scope: "admin", url: (w) => `/api/v1/teams/${ids.alpha}/members/${w.victim.username}` },
   "api/v1/quotas/route.ts": { allow: SIGNED, scope: "read", url: () => "/api/v1/quotas" },
+  "api/v1/teams/[id]/thresholds/route.ts": { allow: TEAM, scope: "read", url: () => `/api/v1/teams/${ids.alpha}/thresholds` },
+  "api/v1/teams/[id]/thresholds/route.ts#PUT": { allow: MANAGE, scope: "admin", url: () => `/api/v1/teams/${ids.alpha}/thresholds`, body: () => ({ "guest-cpu": { percent: 90, minutes: 10 }, "guest-memory": { percent: 90, minutes: 10 }, "folder-space": { percent: 90 } }) },
   "api/v1/teams/[id]/quotas/[resource]/route.ts#PUT": { allow: ADMIN, scope: "admin", url: () => `/api/v1/teams/${ids.alpha}/quotas/snapshots`, body: () => ({ limit: "50" }) },
   "api/v1/audit/route.ts": { allow: MANAGE, scope: "admin", url: () => "/api/v1/audit" },
   // Metrics: a guest's to whoever may see it (its live samples and counters: 409, it is not running, after the policy); the host's to admins.

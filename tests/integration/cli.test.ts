@@ -2,7 +2,8 @@
  * The `guesthouse` command-line client against a real running dashboard (web, agent,
  * database, QEMU): logged in with a real API token, it creates a guest that boots the
  * demo ISO, starts it, watches it boot on its serial console and types into it, follows
- * its events, stops and deletes it, all through the CLI; then disks, uploads, tasks, tokens,
+ * its events, reads its figures (top consumers, its history), stops and deletes it, all
+ * through the CLI; then disks, uploads, tasks, tokens,
  * tables and --json, exit codes, --help on every command, and bash completion.
  */
 import assert from "node:assert/strict";
@@ -49,7 +50,8 @@ describe("the guesthouse CLI, against a real dashboard", () => {
   }
 
   before(async () => {
-    stack = await startTestStack();
+    // Sampled and collected every second: the metrics commands have figures within seconds of a start.
+    stack = await startTestStack({ agentEnv: { GUESTHOUSE_METRICS_INTERVAL_MS: "1000" }, webEnv: { GUESTHOUSE_METRICS_POLL_MS: "1000" } });
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "gh-cli-"));
     const db = stack.database.db;
     const team = await db.team.create({ data: { name: "Cli", nameKey: "cli" } });
@@ -75,7 +77,7 @@ describe("the guesthouse CLI, against a real dashboard", () => {
     assert.deepEqual(remotes, [{ name: "lab", url: stack.baseUrl, current: true }]);
   });
 
-  test("create → start → boot → serial console → events → stop → delete, all through the CLI", { timeout: BOOT_TIMEOUT_MS + 120_000 }, async () => {
+  test("create → start → boot → serial console → events → top and metrics → stop → delete, all through the CLI", { timeout: BOOT_TIMEOUT_MS + 120_000 }, async () => {
     const made = cli(["create", "cli-demo", "--memory", "256M", "--iso", "demo.iso", "--nic", "none", "--tag", "ci", "--json"]);
     assert.equal(made.code, 0, made.err);
     const guest = JSON.parse(made.out) as { id: string; name: string; state: string };
@@ -103,6 +105,27 @@ describe("the guesthouse CLI, against a real dashboard", () => {
     assert.match(table[0]!, /^NAME\s+STATE\s+VCPUS\s+MEMORY\s+TEAM\s+OWNER\s+ID$/);
     assert.match(table[1]!, /^cli-demo\s+running\s+1\s+256 MiB\s+Cli\s+mia\s+\S+$/);
     assert.match(cli(["show", "cli-demo"]).out, /^cdrom 0\s+demo\.iso$/m);
+
+    // Its figures: top consumers (the running guest has a CPU figure now), and its history over the hour.
+    const top = await waitFor("cli-demo's CPU figure on top", () => {
+      const r = cli(["top", "--json"]);
+      const items = (JSON.parse(r.out) as { items: Array<{ name: string; running: boolean; figures: Record<string, number | null> }> }).items;
+      return items.find((g) => g.name === "cli-demo" && g.figures.cpu !== null) ?? null;
+    }, 30_000, 1_000);
+    assert.equal(top.running, true);
+    assert.ok(top.figures.cpu! >= 0 && top.figures.cpu! <= 100, `CPU ${top.figures.cpu}`);
+    assert.ok(top.figures.rss! > 0, "QEMU's resident memory");
+    const topTable = cli(["top", "--sort", "rss", "--window", "now"]).out.split("\n");
+    assert.match(topTable[0]!, /^NAME\s+TEAM\s+HOST\s+MEMORY HELD BY QEMU\s+CPU \(OF ITS VCPUS\)\s+DISK READ/);
+    assert.match(topTable[1]!, /^cli-demo\s+Cli\s+local\s+\d+(\.\d)? MiB\s+\d+(\.\d+)? %/);
+    const history = await waitFor("cli-demo's history through the CLI", () => {
+      const r = cli(["metrics", "cli-demo"]);
+      return r.code === 0 && /^CPU \(of its vCPUs\)/m.test(r.out) ? r.out : null;
+    }, 40_000, 1_000);
+    assert.match(history, /^cli-demo, the last hour \(\d+ points of 10 s\):\nFIELD\s+LATEST\s+MIN\s+AVERAGE\s+MAX\n/);
+    assert.match(history, /^memory held by QEMU\s+\d+(\.\d)? MiB\s+/m);
+    const week = JSON.parse(cli(["metrics", "cli-demo", "--range", "week", "--json"]).out) as { resolution: number };
+    assert.equal(week.resolution, 60);
 
     assert.equal(cli(["delete", "cli-demo"]).code, EXIT.refused, "not while it runs");
     const stopped = cli(["stop", "cli-demo"]);
@@ -159,6 +182,9 @@ describe("the guesthouse CLI, against a real dashboard", () => {
       [["show", "no-such-guest"], EXIT.refused, /no guest "no-such-guest"/],
       [["create", "Bad Name!"], EXIT.refused, /name/],
       [["list", "--remote", "nowhere"], EXIT.usage, /no remote "nowhere"/],
+      [["top", "--sort", "speed"], EXIT.usage, /--sort is one of cpu, hostCpu, rss/],
+      [["metrics", "anything", "--range", "decade"], EXIT.usage, /--range is one of hour, day, week, month, year/],
+      [["metrics", "no-such-guest"], EXIT.refused, /no guest "no-such-guest"/],
     ];
     for (const [args, code, message] of cases) {
       const r = cli(args);

@@ -190,6 +190,11 @@ export const ENDPOINTS = {
     body: s.membershipRequest, ok: none("Done"), problems: [400, 403, 404, 409],
   },
   removeMembership: { method: "DELETE", path: "/teams/{id}/members/{username}", summary: "Removes someone from the team (the team's owners, admins)", scope: "admin", ok: none("Removed"), problems: [403, 404, 409] },
+  getThresholds: { method: "GET", path: "/teams/{id}/thresholds", summary: "The team's thresholds, its own or the defaults (whoever works in the team, admins)", scope: "read", ok: json(200, m.teamThresholds, "The thresholds"), problems: [404] },
+  setThresholds: {
+    method: "PUT", path: "/teams/{id}/thresholds", summary: "Sets the team's thresholds, every kind at once (the team's owners, admins)", scope: "admin",
+    body: m.thresholdsRequest, ok: json(200, m.teamThresholds, "The thresholds now"), problems: [400, 403, 404],
+  },
   getQuotas: { method: "GET", path: "/quotas", summary: "Usage against limits of the teams the caller may see it of", scope: "read", ok: json(200, s.quotaOverview, "The usage"), problems: [] },
   setQuota: {
     method: "PUT", path: "/teams/{id}/quotas/{resource}", summary: `Sets or clears a team's (or a member's) limit (admins); resource: ${QUOTA_RESOURCES.join(", ")}`, scope: "admin",

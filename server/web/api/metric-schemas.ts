@@ -20,7 +20,7 @@ import {
 } from "../../domain/metrics";
 import type { MetricAlert } from "../metrics/thresholds";
 import type { ConsumerRow, TopWindow } from "../metrics/views";
-import { metricFields } from "../../domain/validation";
+import { metricFields, thresholdsInput } from "../../domain/validation";
 import { apiSchemas } from "./schemas";
 
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
@@ -182,6 +182,18 @@ export const guestFigures = z
     unreachable: z.array(z.string()).describe("hosts whose agent did not answer (their guests have no figures)"),
   })
   .register(apiSchemas, { id: "GuestFigures", description: "The running guests' small figures for a list: CPU and memory now, and thresholds crossed." });
+
+// ——— Thresholds ———
+
+const threshold = (minutes: boolean) =>
+  z.object({ percent: z.number().int().min(1).max(100).describe("%"), ...(minutes ? { minutes: z.number().int().min(1).describe("for this many minutes") } : {}) });
+export const teamThresholds = z
+  .object({ "guest-cpu": threshold(true), "guest-memory": threshold(true), "folder-space": threshold(false) })
+  .register(apiSchemas, {
+    id: "TeamThresholds",
+    description: "When a team's guests and storage folders count as in trouble (badges on the guest list and the host page): a guest's CPU (% of its vCPUs) or memory in use above `percent` for `minutes`, a storage folder its disks are in fuller than `percent`.",
+  });
+export const thresholdsRequest = thresholdsInput.register(apiSchemas, { id: "ThresholdsRequest", description: "A team's thresholds, every kind at once (as GET answers them)." });
 
 // The answers and the views' types are one shape: a field added to one and not the other does not compile.
 const checks: [

@@ -6,12 +6,13 @@
  * and shown as badges on the guest list and the host page. Nothing is kept of an alert:
  * it holds exactly while the figures say so.
  */
-import { z } from "zod";
-import { canManageTeam } from "../../auth/policy";
+import { canManageTeam, canWorkInTeam } from "../../auth/policy";
 import type { SessionUser } from "../../auth/sessions";
 import { db } from "../../db/client";
 import { GuesthouseError } from "../../domain/errors";
-import { DEFAULT_THRESHOLDS, THRESHOLD_KINDS, THRESHOLD_MAX_MINUTES, type GuestField, type Threshold, type ThresholdKind } from "../../domain/metrics";
+import { DEFAULT_THRESHOLDS, THRESHOLD_KINDS, type GuestField, type Threshold, type ThresholdKind } from "../../domain/metrics";
+import { parseOrThrow, thresholdsInput } from "../../domain/validation";
+import { recordEvent } from "../audit";
 import { agentsNow, currentOf, hostFor, seenGuests, type SeenGuest } from "./views";
 import type { FieldStats } from "./buckets";
 import { recentStats } from "./store";
@@ -29,19 +30,6 @@ export interface MetricAlert {
 
 export type TeamThresholds = Record<ThresholdKind, Threshold>;
 
-const percent = z.coerce.number().int("A threshold is a whole percent.").min(1, "A threshold is at least 1 %.").max(100, "A threshold is at most 100 %.");
-const minutes = z.coerce
-  .number()
-  .int("Minutes are whole minutes.")
-  .min(1, "A threshold holds for at least a minute.")
-  .max(THRESHOLD_MAX_MINUTES, `A threshold looks back at most ${THRESHOLD_MAX_MINUTES / 60} hours (the 10 s history is kept a day).`);
-/** What a team's owner sends: each kind's percent, and minutes for the guests' two. */
-export const thresholdsInput = z.strictObject({
-  "guest-cpu": z.strictObject({ percent, minutes }),
-  "guest-memory": z.strictObject({ percent, minutes }),
-  "folder-space": z.strictObject({ percent }),
-});
-
 /** Each team's thresholds (its own, else the defaults), by team id. */
 export async function thresholdsOf(teamIds: readonly string[]): Promise<Map<string, TeamThresholds>> {
   const rows = teamIds.length ? await db.metricThreshold.findMany({ where: { teamId: { in: [...new Set(teamIds)] } } }) : [];
@@ -52,25 +40,39 @@ export async function thresholdsOf(teamIds: readonly string[]): Promise<Map<stri
   return out;
 }
 
-/** Sets a team's thresholds (its owners and admins), all kinds at once, in one transaction. */
+/** A team's thresholds (its own, else the defaults): to whoever works in the team, and admins. */
+export async function teamThresholds(actor: SessionUser, teamId: string): Promise<TeamThresholds> {
+  const team = String(teamId);
+  if (!canWorkInTeam(actor, team) || !(await db.team.findUnique({ where: { id: team }, select: { id: true } }))) {
+    throw new GuesthouseError("not-found", "There is no such team that you are in.");
+  }
+  return (await thresholdsOf([team])).get(team)!;
+}
+
+/** Sets a team's thresholds (its owners and admins), all kinds at once, in one transaction; the audit trail says so. */
 export async function setTeamThresholds(actor: SessionUser, teamId: string, input: unknown): Promise<TeamThresholds> {
-  if (!canManageTeam(actor, teamId)) throw new GuesthouseError("forbidden", "Only the team's owners and admins set its thresholds.");
-  const parsed = thresholdsInput.safeParse(input);
-  if (!parsed.success) throw new GuesthouseError("invalid-input", parsed.error.issues[0]!.message);
+  const team = String(teamId);
+  if (!canManageTeam(actor, team)) throw new GuesthouseError("forbidden", "Only the team's owners and admins set its thresholds.");
+  const given = parseOrThrow(thresholdsInput, input);
   const wanted: TeamThresholds = {
-    "guest-cpu": parsed.data["guest-cpu"],
-    "guest-memory": parsed.data["guest-memory"],
-    "folder-space": { percent: parsed.data["folder-space"].percent, minutes: 0 },
+    "guest-cpu": given["guest-cpu"],
+    "guest-memory": given["guest-memory"],
+    "folder-space": { percent: given["folder-space"].percent, minutes: 0 },
   };
+  if (!(await db.team.findUnique({ where: { id: team }, select: { id: true } }))) throw new GuesthouseError("not-found", "There is no such team.");
   await db.$transaction(
     THRESHOLD_KINDS.map((kind) =>
       db.metricThreshold.upsert({
-        where: { teamId_kind: { teamId, kind } },
-        create: { teamId, kind, ...wanted[kind] },
+        where: { teamId_kind: { teamId: team, kind } },
+        create: { teamId: team, kind, ...wanted[kind] },
         update: wanted[kind],
       }),
     ),
   );
+  const cpu = wanted["guest-cpu"];
+  const memory = wanted["guest-memory"];
+  const said = `set the thresholds: CPU ${cpu.percent} % for ${cpu.minutes} min, memory ${memory.percent} % for ${memory.minutes} min, storage ${wanted["folder-space"].percent} %`;
+  await recordEvent("team-thresholds", true, said, actor, null, { teamId: team }).catch(() => {});
   return wanted;
 }
 

@@ -69,6 +69,28 @@ export async function seedBasics(db: PrismaClient, endpoint = "unix:/nonexistent
 export type Basics = Awaited<ReturnType<typeof seedBasics>>;
 
 /**
+ * Two teams, alpha and beta, and their people as sessions see them: maria, a member of
+ * alpha; victor, its viewer; sam, a member of beta; ada, an admin working in alpha (its
+ * owner, as the team switcher leaves an admin).
+ */
+export async function twoTeams(db: PrismaClient) {
+  const alpha = await db.team.create({ data: { name: "alpha" } });
+  const beta = await db.team.create({ data: { name: "beta" } });
+  const user = (name: string, teamId: string, role: string, admin = false) =>
+    db.user
+      .create({ data: { username: name, passwordHash: "x", role: admin ? "admin" : "member", teamId, memberships: { create: { teamId, role } } } })
+      .then((u) => sessionUser(db, u.id));
+  return {
+    alpha,
+    beta,
+    member: await user("maria", alpha.id, "member"),
+    viewer: await user("victor", alpha.id, "viewer"),
+    stranger: await user("sam", beta.id, "member"),
+    admin: await user("ada", alpha.id, "owner", true),
+  };
+}
+
+/**
  * A fresh migrated database with seedBasics() for the enclosing describe block: made
  * before its tests, removed after them. `ready` gets both (and may add rows of its own).
  */

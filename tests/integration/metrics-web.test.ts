@@ -12,7 +12,7 @@ import type { SessionUser } from "../../server/auth/sessions";
 import { GUEST_FIELDS, HOST_FIELDS, type GuestSample, type HostSample, type MetricsTick } from "../../server/domain/metrics";
 import { startTestAgent, waitFor, type TestAgent } from "../helpers/agent";
 import { SerialShell } from "../helpers/serial-shell";
-import { createTestDb, sessionUser, useAsProcessDatabase, type TestDb } from "../helpers/db";
+import { createTestDb, twoTeams, useAsProcessDatabase, type TestDb } from "../helpers/db";
 import { testDefinition } from "../helpers/specs";
 import { story } from "../helpers/story";
 
@@ -56,16 +56,7 @@ story("metrics through the web: history, top consumers, thresholds", (step) => {
     const db = database.db;
     hostId = (await db.host.create({ data: { name: "local", endpoint: `unix:${agent.socketPath}` } })).id;
     await db.isoImage.create({ data: { hostId, name: "demo.iso", sizeBytes: 1n } });
-    const a = await db.team.create({ data: { name: "alpha" } });
-    const b = await db.team.create({ data: { name: "beta" } });
-    const user = (name: string, teamId: string, role: string) =>
-      db.user.create({ data: { username: name, passwordHash: "x", role: "member", teamId, memberships: { create: { teamId, role } } } }).then((u) => sessionUser(db, u.id));
-    member = await user("maria", a.id, "member");
-    viewer = await user("victor", a.id, "viewer");
-    stranger = await user("sam", b.id, "member");
-    admin = await db.user
-      .create({ data: { username: "ada", passwordHash: "x", role: "admin", teamId: a.id, memberships: { create: { teamId: a.id, role: "owner" } } } })
-      .then((u) => sessionUser(db, u.id));
+    ({ member, viewer, stranger, admin } = await twoTeams(db));
   });
   after(async () => {
     if (guestId) await agent?.client.forceOff(guestId).catch(() => {});

@@ -19,7 +19,7 @@ import type { SessionUser } from "../../server/auth/sessions";
 import { bridgeName } from "../../server/agent/networks/nft";
 import { planIpv6 } from "../../server/domain/network-plan";
 import { startTestAgent, waitFor, type TestAgent } from "../helpers/agent";
-import { createTestDb, sessionUser, useAsProcessDatabase, type TestDb } from "../helpers/db";
+import { createTestDb, twoTeams, useAsProcessDatabase, type TestDb } from "../helpers/db";
 import { Namespaces } from "../helpers/netns";
 import { testDefinition } from "../helpers/specs";
 import { story } from "../helpers/story";
@@ -53,17 +53,7 @@ story("a team's managed networks through the web, the agent in a network namespa
     power = await import("../../server/web/power");
     const db = database.db;
     await db.host.create({ data: { name: "local", endpoint: `unix:${agent.socketPath}` } });
-    const a = await db.team.create({ data: { name: "alpha" } });
-    const b = await db.team.create({ data: { name: "beta" } });
-    const user = (name: string, teamId: string, role: string) =>
-      db.user.create({ data: { username: name, passwordHash: "x", role: "member", teamId, memberships: { create: { teamId, role } } } }).then((u) => sessionUser(db, u.id));
-    member = await user("maria", a.id, "member");
-    viewer = await user("victor", a.id, "viewer");
-    stranger = await user("sam", b.id, "member");
-    // An admin working in alpha (a member of it, as the team switcher leaves them).
-    admin = await db.user
-      .create({ data: { username: "ada", passwordHash: "x", role: "admin", teamId: a.id, memberships: { create: { teamId: a.id, role: "owner" } } } })
-      .then((u) => sessionUser(db, u.id));
+    ({ member, viewer, stranger, admin } = await twoTeams(db));
   });
   after(async () => {
     if (guestId) await agent?.client.forceOff(guestId).catch(() => {});

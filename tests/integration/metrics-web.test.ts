@@ -141,6 +141,50 @@ story("metrics through the web: history, top consumers, thresholds", (step) => {
     assert.equal(new Set(after).size, after.length, "each bucket once");
   });
 
+  step("two web processes on one database collect a host once: the lease's holder fetches and writes, the other waits; the holder stopped, the other takes over at once, nothing lost or stored twice", { timeout: 120_000 }, async () => {
+    const leases = await import("../../server/db/leases");
+    const lease = `metrics:${hostId}`;
+    // The steps before collected as this process, as a stopping web would, it gives the lease up.
+    await leases.releaseLease(database.db, lease, leases.PROCESS_HOLDER);
+    /** A web process's own store (its own caches on the shared database), counting its writes. */
+    class CountingStore extends store.MetricStore {
+      writes = 0;
+      override recordTicks(...args: Parameters<InstanceType<typeof store.MetricStore>["recordTicks"]>) {
+        this.writes++;
+        return super.recordTicks(...args);
+      }
+    }
+    const stores = [new CountingStore(database.db), new CountingStore(database.db)] as const;
+    const one = new Collector(1000, { holder: "web-one", leaseMs: 60_000, store: stores[0] });
+    const two = new Collector(1000, { holder: "web-two", leaseMs: 60_000, store: stores[1] });
+    const before = await cpuPoints();
+    await waitFor("new points, both collecting", async () => {
+      await Promise.all([one.pollAll(), two.pollAll()]);
+      return (await cpuPoints()).at(-1)! > before.at(-1)! + 20 ? true : null;
+    }, 60_000, 1000);
+    assert.equal((await database.db.lease.findUniqueOrThrow({ where: { name: lease } })).holder, "web-one");
+    assert.ok(stores[0].writes >= 2, `the holder wrote ${stores[0].writes} times`);
+    assert.equal(stores[1].writes, 0, "the other fetched and wrote nothing");
+
+    // The holder stops (a web shut down): its lease goes at once, and the other takes the host over.
+    await one.stop();
+    assert.equal(await database.db.lease.count({ where: { name: lease } }), 0);
+    const handedOver = await cpuPoints();
+    await waitFor("points written by the second", async () => {
+      await two.pollAll();
+      return (await cpuPoints()).at(-1)! > handedOver.at(-1)! + 10 ? true : null;
+    }, 60_000, 1000);
+    assert.equal((await database.db.lease.findUniqueOrThrow({ where: { name: lease } })).holder, "web-two");
+    assert.ok(stores[1].writes >= 1);
+    const after = await cpuPoints();
+    for (const t of handedOver) assert.ok(after.includes(t), `the point at ${t} is still there`);
+    assert.equal(new Set(after).size, after.length, "each bucket once");
+    // No gap at the hand-over: the second fetched the agent's whole hour, so every 10 s bucket since is there.
+    const since = after.filter((t) => t >= before.at(-1)!);
+    for (let i = 1; i < since.length; i++) assert.equal(since[i]! - since[i - 1]!, 10, `no bucket missing after ${since[i - 1]}`);
+    await two.stop();
+  });
+
   step("top consumers: each caller sees only the guests they may see, ranked by the figure asked for", async () => {
     const mine = await views.topConsumers(member, "cpu", "now");
     assert.deepEqual(mine.map((r) => r.id), [guestId]);

@@ -7,14 +7,24 @@
  * Nothing is lost across restarts: the agent keeps its last hour, a web that starts again
  * asks for all of it (the store skips what it has), and an agent that restarted starts a
  * new boot, whose ticks are all new.
+ *
+ * Several web processes on one database (behind a load balancer) collect each host once:
+ * a host's ticks are fetched and written only by the process holding its lease
+ * ("metrics:<hostId>", server/db/leases.ts), renewed at every poll. Another takes over
+ * once it expires (LEASE_MS, or at once when the holder stops), fetching the agent's
+ * whole hour: what the first wrote is skipped, what it missed is kept.
  */
 import { db } from "../../db/client";
+import { holdLease, PROCESS_HOLDER, releaseLease } from "../../db/leases";
 import { agentFor } from "../guests";
-import { pruneMetrics, recordTicks } from "./store";
+import { metricStore, type MetricStore } from "./store";
 
 /** How often the collector asks each agent, unless an agent samples slower. */
 const DEFAULT_POLL_MS = 10_000;
 const PRUNE_EVERY_MS = 3600_000;
+/** How long a host's lease lasts unrenewed: three polls, at least 30 s (a slow poll does not lose it). */
+const leaseMsFor = (pollMs: number) => Math.max(3 * pollMs, 30_000);
+const leaseName = (hostId: string) => `metrics:${hostId}`;
 
 interface Cursor {
   boot: string;
@@ -28,8 +38,22 @@ export class MetricsCollector {
   private running: Promise<void> | null = null;
   /** Hosts whose agent failed last time, so a lasting outage is said once, not every poll. */
   private readonly failing = new Set<string>();
+  /** Hosts whose lease this collector holds. */
+  private readonly holding = new Set<string>();
 
-  constructor(private readonly pollMs = DEFAULT_POLL_MS) {}
+  private readonly holder: string;
+  private readonly leaseMs: number;
+  private readonly store: MetricStore;
+
+  /** `options`: the process's name as a lease holder, the lease's length and the store (tests play two web processes in one). */
+  constructor(
+    private readonly pollMs = DEFAULT_POLL_MS,
+    options: { holder?: string; leaseMs?: number; store?: MetricStore } = {},
+  ) {
+    this.holder = options.holder ?? PROCESS_HOLDER;
+    this.leaseMs = options.leaseMs ?? leaseMsFor(pollMs);
+    this.store = options.store ?? metricStore();
+  }
 
   start(): this {
     const poll = () => {
@@ -42,11 +66,15 @@ export class MetricsCollector {
     return this;
   }
 
+  /** Stops collecting, and gives up its leases so that another process takes the hosts over at once. */
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     if (this.pruneTimer) clearInterval(this.pruneTimer);
     this.timer = this.pruneTimer = null;
     await this.running;
+    const held = [...this.holding];
+    this.holding.clear();
+    await Promise.all(held.map((id) => releaseLease(db, leaseName(id), this.holder).catch(() => {})));
   }
 
   /** Fetches and stores every host's new ticks once (also for tests and benchmarks). */
@@ -57,11 +85,12 @@ export class MetricsCollector {
 
   private async pollHost(host: { id: string; name: string; endpoint: string }): Promise<void> {
     try {
+      if (!(await this.hold(host))) return;
       const cursor = this.cursors.get(host.id);
       const batch = await agentFor(host).metrics(cursor?.boot, cursor?.seq);
       if (batch.ticks.length) {
         const guests = await db.guest.findMany({ where: { hostId: host.id }, select: { id: true } });
-        await recordTicks(host.id, batch.ticks, new Set(guests.map((g) => g.id)));
+        await this.store.recordTicks(host.id, batch.ticks, new Set(guests.map((g) => g.id)));
         this.cursors.set(host.id, { boot: batch.boot, seq: batch.ticks.at(-1)!.seq });
       }
       if (this.failing.delete(host.id)) console.log(`web: metrics of host ${host.name} are collected again`);
@@ -71,10 +100,24 @@ export class MetricsCollector {
     }
   }
 
+  /** Whether this collector holds the host's lease now (taken or renewed). */
+  private async hold(host: { id: string; name: string }): Promise<boolean> {
+    const held = await holdLease(db, leaseName(host.id), this.holder, this.leaseMs);
+    if (held && !this.holding.has(host.id)) {
+      // Taken (back): another process may have written this host's history meanwhile.
+      await this.store.forgetWrites();
+      this.holding.add(host.id);
+    } else if (!held && this.holding.delete(host.id)) {
+      console.log(`web: another web process collects the metrics of host ${host.name} now`);
+      this.cursors.delete(host.id);
+    }
+    return held;
+  }
+
   private async prune(): Promise<void> {
     try {
       const [guests, hosts] = await Promise.all([db.guest.findMany({ select: { id: true } }), db.host.findMany({ select: { id: true } })]);
-      await pruneMetrics(Date.now(), { guests: new Set(guests.map((g) => g.id)), hosts: new Set(hosts.map((h) => h.id)) });
+      await this.store.pruneMetrics(Date.now(), { guests: new Set(guests.map((g) => g.id)), hosts: new Set(hosts.map((h) => h.id)) });
     } catch (err) {
       console.error("web: could not prune the metrics history:", err);
     }

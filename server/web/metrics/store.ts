@@ -15,8 +15,9 @@
  *
  * The decoded newest 10 s chunk of each subject is cached (about 55 KB a guest) so that a
  * tick costs an encode and one upsert, not a read; the database stays the truth (a failed
- * write drops the cache of what it touched). One process writes: the collector, through the
- * process's store (metricStore(), on globalThis). Reads ask the database which chunks they
+ * write drops the cache of what it touched). One process writes a host's history: the
+ * collector holding the host's lease (collector.ts), through the process's store
+ * (metricStore(), on globalThis). Reads ask the database which chunks they
  * need and keep only the bytes of closed ones (ClosedChunks), checked against each row.
  *
  * Queries are shaped for the primary key (kind, subject, resolution, start): `start` bounded
@@ -133,6 +134,14 @@ export class MetricStore {
    */
   recordTicks(hostId: string, ticks: readonly MetricsTick[], guests: ReadonlySet<string>): Promise<void> {
     return this.turn(() => this.record(hostId, ticks, guests));
+  }
+
+  /**
+   * Drops what the writer knows of every subject: another process may have written since
+   * (the collector calls it when it takes a host's lease back), so each is read again.
+   */
+  forgetWrites(): Promise<void> {
+    return this.turn(async () => this.subjects.clear());
   }
 
   private async record(hostId: string, ticks: readonly MetricsTick[], guests: ReadonlySet<string>): Promise<void> {

@@ -68,6 +68,14 @@ story("the agent killed in the middle of its work", (step) => {
   const secrets = () => path.join(agent.dataDir, "secrets");
   const journal = () => path.join(agent.dataDir, "journal");
   const hold = (pattern: string) => fs.writeFileSync(path.join(bin, "hold"), pattern);
+  /**
+   * Stops a working qemu-img and waits until it is stopped: a process in the middle of a disk
+   * write (state D) takes the signal only when the write returns, on a busy disk a while later.
+   */
+  const freeze = async (pid: number) => {
+    process.kill(pid, "SIGSTOP");
+    await waitFor(`qemu-img ${pid} stopped`, () => processState(pid) === "T", 10_000, 5);
+  };
   /** Temporaries (`.<name>.<task>.new`) and journal entries anywhere the agent writes. */
   const leftovers = () => [
     ...[disks(), secrets()].flatMap((dir) => (fs.existsSync(dir) ? fs.readdirSync(dir) : []).filter((f) => f.endsWith(".new")).map((f) => path.join(path.basename(dir), f))),
@@ -130,7 +138,7 @@ story("the agent killed in the middle of its work", (step) => {
     const pending = settled(agent.client.createImage({ pool: "default", file: "luks.qcow2", format: "qcow2", bytes: 64 * MiB, volume: "volluks00001", passphrase: "correct horse battery" }));
     // The LUKS key derivation keeps qemu-img busy for a second or two.
     const pid = await catchProcess(["create", "encrypt.format=luks", ".luks.qcow2."]);
-    process.kill(pid, "SIGSTOP");
+    await freeze(pid);
     assert.equal(fs.readdirSync(secrets()).filter((f) => f.startsWith(".volluks00001.key.")).length, 1, "the passphrase waits under a temporary name");
     await killAndRestart("encrypted create", pid, pending);
     assert.equal(fs.existsSync(path.join(disks(), "luks.qcow2")), false);
@@ -143,7 +151,7 @@ story("the agent killed in the middle of its work", (step) => {
     const pid = await catchProcess(["convert", ".copy.raw."]);
     // Caught once it has written something.
     await waitFor("qemu-img wrote part of the copy", () => fs.readdirSync(disks()).some((f) => f.startsWith(".copy.raw.") && fs.statSync(path.join(disks(), f)).blocks > 0), 20_000, 1);
-    process.kill(pid, "SIGSTOP");
+    await freeze(pid);
     await killAndRestart("convert", pid, pending);
     assert.equal(fs.existsSync(path.join(disks(), "copy.raw")), false);
     assert.equal(createHash("sha256").update(fs.readFileSync(path.join(disks(), "source.qcow2"))).digest("hex"), sum, "the source is byte for byte the same");
@@ -152,7 +160,7 @@ story("the agent killed in the middle of its work", (step) => {
   step("a full clone half-way and a linked clone: neither is left", { timeout: 60_000 }, async () => {
     let pending = settled(agent.client.cloneImage({ pool: "default", file: "source.qcow2", format: "qcow2" }, { pool: "default", file: "full.qcow2" }, "full"));
     let pid = await catchProcess(["convert", ".full.qcow2."]);
-    process.kill(pid, "SIGSTOP");
+    await freeze(pid);
     await killAndRestart("full clone", pid, pending);
     assert.equal(fs.existsSync(path.join(disks(), "full.qcow2")), false);
 

@@ -1,8 +1,8 @@
 /**
  * The CLI's metrics: "top consumers" (GET /metrics/top) and one guest's figures over a range
  * (GET /guests/{id}/metrics), as tables for people or the API's JSON for scripts. The CLI
- * stays free of the server's modules (it is bundled on its own); FIELDS names each field the
- * API sends, and a unit test checks it against the domain's list.
+ * stays free of the server's modules (it is bundled on its own); FIELDS, RANGES and
+ * TOP_WINDOWS repeat the API's names, and a unit test holds them to the domain's.
  */
 import { UsageError } from "./errors";
 import { bytes } from "./output";
@@ -68,7 +68,7 @@ export function formatValue(unit: Unit, value: number | null | undefined): strin
 
 /** The query of `guesthouse top`, its options checked here so a typo is named before any request. */
 export function topQuery(sort: string | undefined, window: string | undefined): string {
-  if (sort !== undefined && !(sort in FIELDS)) throw new UsageError(`--sort is one of ${Object.keys(FIELDS).join(", ")}.`);
+  if (sort !== undefined && !Object.hasOwn(FIELDS, sort)) throw new UsageError(`--sort is one of ${Object.keys(FIELDS).join(", ")}.`);
   if (window !== undefined && !(TOP_WINDOWS as readonly string[]).includes(window)) throw new UsageError(`--window is one of ${TOP_WINDOWS.join(", ")}.`);
   return `/metrics/top?sort=${sort ?? "cpu"}&window=${window ?? "now"}`;
 }

@@ -428,12 +428,9 @@ export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, what = "Th
 export const metricFields = <F extends string>(fields: readonly F[]) =>
   z.object(Object.fromEntries(fields.map((f) => [f, z.number().nullable()])) as Record<F, z.ZodNullable<z.ZodNumber>>);
 
-const thresholdPercent = z.coerce.number().int("A threshold is a whole percent.").min(1, "A threshold is at least 1 %.").max(100, "A threshold is at most 100 %.");
-const thresholdMinutes = z.coerce
-  .number()
-  .int("Minutes are whole minutes.")
-  .min(1, "A threshold holds for at least a minute.")
-  .max(THRESHOLD_MAX_MINUTES, `A threshold looks back at most ${THRESHOLD_MAX_MINUTES / 60} hours (the 10 s history is kept a day).`);
+// Numbers, or digits as the Teams page's form sends them; nothing else is coerced (intIn).
+const thresholdPercent = intIn("A threshold", 1, 100, " %", true);
+const thresholdMinutes = intIn("A threshold's minutes", 1, THRESHOLD_MAX_MINUTES, ` (${THRESHOLD_MAX_MINUTES / 60} hours: the 10 s history is kept a day)`, true);
 /** A team's thresholds as its owner sends them (the Teams page, the API): each kind's percent, and minutes for the guests' two. */
 export const thresholdsInput = z.strictObject({
   "guest-cpu": z.strictObject({ percent: thresholdPercent, minutes: thresholdMinutes }),

@@ -117,13 +117,13 @@ describe("the guesthouse CLI, against a real dashboard", () => {
     assert.ok(top.figures.rss! > 0, "QEMU's resident memory");
     const topTable = cli(["top", "--sort", "rss", "--window", "now"]).out.split("\n");
     assert.match(topTable[0]!, /^NAME\s+TEAM\s+HOST\s+MEMORY HELD BY QEMU\s+CPU \(OF ITS VCPUS\)\s+DISK READ/);
-    assert.match(topTable[1]!, /^cli-demo\s+Cli\s+local\s+\d+(\.\d)? MiB\s+\d+(\.\d+)? %/);
+    assert.match(topTable[1]!, /^cli-demo\s+Cli\s+local\s+\d+(\.\d)? [MG]iB\s+\d+(\.\d+)? %/);
     const history = await waitFor("cli-demo's history through the CLI", () => {
       const r = cli(["metrics", "cli-demo"]);
       return r.code === 0 && /^CPU \(of its vCPUs\)/m.test(r.out) ? r.out : null;
     }, 40_000, 1_000);
     assert.match(history, /^cli-demo, the last hour \(\d+ points of 10 s\):\nFIELD\s+LATEST\s+MIN\s+AVERAGE\s+MAX\n/);
-    assert.match(history, /^memory held by QEMU\s+\d+(\.\d)? MiB\s+/m);
+    assert.match(history, /^memory held by QEMU\s+\d+(\.\d)? [MG]iB\s+/m);
     const week = JSON.parse(cli(["metrics", "cli-demo", "--range", "week", "--json"]).out) as { resolution: number };
     assert.equal(week.resolution, 60);
 

@@ -1,18 +1,21 @@
 /**
  * The CLI's metrics tables (cli/metrics.ts): its field table names exactly the domain's
- * fields in the API's order, values read in their units, a range's latest/min/average/max
+ * fields in the API's order (its ranges and windows the API's), values read in their units, a range's latest/min/average/max
  * per field (fields with no value left out), top consumers' columns, and options refused
  * before any request.
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { FIELDS, formatValue, seriesTable, topQuery, topTable, type Series } from "../../cli/metrics";
+import { FIELDS, formatValue, RANGES, seriesTable, TOP_WINDOWS, topQuery, topTable, type Series } from "../../cli/metrics";
 import { UsageError } from "../../cli/errors";
-import { GUEST_FIELDS } from "../../server/domain/metrics";
+import { GUEST_FIELDS, METRIC_RANGE_NAMES } from "../../server/domain/metrics";
+import { TOP_WINDOWS as VIEW_WINDOWS } from "../../server/web/metrics/views";
 
 describe("the CLI's metrics", () => {
-  test("its field table is the domain's fields, in the same order", () => {
+  test("its field table is the domain's fields, in the same order; its ranges and windows are the API's", () => {
     assert.deepEqual(Object.keys(FIELDS), [...GUEST_FIELDS]);
+    assert.deepEqual([...RANGES], METRIC_RANGE_NAMES);
+    assert.deepEqual([...TOP_WINDOWS], Object.keys(VIEW_WINDOWS));
   });
 
   test("values read in their units; an unknown one is -", () => {
@@ -68,6 +71,7 @@ describe("the CLI's metrics", () => {
   test("--sort and --window are checked before any request", () => {
     assert.equal(topQuery(undefined, undefined), "/metrics/top?sort=cpu&window=now");
     assert.equal(topQuery("psiIo", "day"), "/metrics/top?sort=psiIo&window=day");
+    assert.throws(() => topQuery("constructor", undefined), UsageError, "only the fields themselves");
     assert.throws(() => topQuery("speed", undefined), (err: Error) => err instanceof UsageError && /--sort is one of cpu, hostCpu/.test(err.message));
     assert.throws(() => topQuery("cpu", "week"), (err: Error) => err instanceof UsageError && /--window is one of now, hour, day/.test(err.message));
   });

@@ -10,9 +10,10 @@
  *
  * Several web processes on one database (behind a load balancer) collect each host once:
  * a host's ticks are fetched and written only by the process holding its lease
- * ("metrics:<hostId>", server/db/leases.ts), renewed at every poll. Another takes over
- * once it expires (LEASE_MS, or at once when the holder stops), fetching the agent's
- * whole hour: what the first wrote is skipped, what it missed is kept.
+ * ("metrics:<hostId>", server/db/leases.ts), renewed at every poll and again before a
+ * write (a fetch may outlast it). Another takes over once it expires (three polls, at least
+ * 30 s), or at once when the holder stops, fetching the agent's whole hour: what the first
+ * wrote is skipped, what it missed is kept. A write itself takes well under a lease.
  */
 import { db } from "../../db/client";
 import { holdLease, PROCESS_HOLDER, releaseLease } from "../../db/leases";
@@ -38,8 +39,11 @@ export class MetricsCollector {
   private running: Promise<void> | null = null;
   /** Hosts whose agent failed last time, so a lasting outage is said once, not every poll. */
   private readonly failing = new Set<string>();
-  /** Hosts whose lease this collector holds. */
-  private readonly holding = new Set<string>();
+  /**
+   * Until when (ms) this collector holds each host's lease, as far as it knows: a lease taken
+   * again after this passed was lost meanwhile (another process may have written).
+   */
+  private readonly heldUntil = new Map<string, number>();
 
   private readonly holder: string;
   private readonly leaseMs: number;
@@ -57,7 +61,9 @@ export class MetricsCollector {
 
   start(): this {
     const poll = () => {
-      this.running ??= this.pollAll().finally(() => (this.running = null));
+      this.running ??= this.pollAll()
+        .catch((err: unknown) => console.error("web: could not collect metrics:", err instanceof Error ? err.message : err))
+        .finally(() => (this.running = null));
     };
     poll();
     this.timer = setInterval(poll, this.pollMs).unref();
@@ -71,15 +77,16 @@ export class MetricsCollector {
     if (this.timer) clearInterval(this.timer);
     if (this.pruneTimer) clearInterval(this.pruneTimer);
     this.timer = this.pruneTimer = null;
-    await this.running;
-    const held = [...this.holding];
-    this.holding.clear();
+    await this.running?.catch(() => {});
+    const held = [...this.heldUntil.keys()];
+    this.heldUntil.clear();
     await Promise.all(held.map((id) => releaseLease(db, leaseName(id), this.holder).catch(() => {})));
   }
 
   /** Fetches and stores every host's new ticks once (also for tests and benchmarks). */
   async pollAll(): Promise<void> {
     const hosts = await db.host.findMany({ select: { id: true, name: true, endpoint: true } });
+    for (const id of this.heldUntil.keys()) if (!hosts.some((h) => h.id === id)) this.heldUntil.delete(id);
     await Promise.all(hosts.map((host) => this.pollHost(host)));
   }
 
@@ -88,7 +95,8 @@ export class MetricsCollector {
       if (!(await this.hold(host))) return;
       const cursor = this.cursors.get(host.id);
       const batch = await agentFor(host).metrics(cursor?.boot, cursor?.seq);
-      if (batch.ticks.length) {
+      // The fetch may have outlasted the lease (an agent that answers slowly): renewed, or not written.
+      if (batch.ticks.length && (await this.hold(host))) {
         const guests = await db.guest.findMany({ where: { hostId: host.id }, select: { id: true } });
         await this.store.recordTicks(host.id, batch.ticks, new Set(guests.map((g) => g.id)));
         this.cursors.set(host.id, { boot: batch.boot, seq: batch.ticks.at(-1)!.seq });
@@ -102,14 +110,21 @@ export class MetricsCollector {
 
   /** Whether this collector holds the host's lease now (taken or renewed). */
   private async hold(host: { id: string; name: string }): Promise<boolean> {
-    const held = await holdLease(db, leaseName(host.id), this.holder, this.leaseMs);
-    if (held && !this.holding.has(host.id)) {
-      // Taken (back): another process may have written this host's history meanwhile.
-      await this.store.forgetWrites();
-      this.holding.add(host.id);
-    } else if (!held && this.holding.delete(host.id)) {
-      console.log(`web: another web process collects the metrics of host ${host.name} now`);
+    const now = Date.now();
+    const held = await holdLease(db, leaseName(host.id), this.holder, this.leaseMs, now);
+    const until = this.heldUntil.get(host.id);
+    if (held) {
+      if (until === undefined || until <= now) {
+        // Taken, or taken back after it ran out: another process may have written this host's
+        // history meanwhile. What this one knows of it is read again, and the agent's whole hour.
+        await this.store.forgetWrites();
+        this.cursors.delete(host.id);
+      }
+      this.heldUntil.set(host.id, now + this.leaseMs);
+    } else if (until !== undefined) {
+      this.heldUntil.delete(host.id);
       this.cursors.delete(host.id);
+      console.log(`web: another web process collects the metrics of host ${host.name} now`);
     }
     return held;
   }
@@ -117,6 +132,8 @@ export class MetricsCollector {
   private async prune(): Promise<void> {
     try {
       const [guests, hosts] = await Promise.all([db.guest.findMany({ select: { id: true } }), db.host.findMany({ select: { id: true } })]);
+      // Leases of hosts that are gone (and any other left unrenewed for a day).
+      await db.lease.deleteMany({ where: { name: { startsWith: "metrics:" }, expiresAt: { lt: new Date(Date.now() - 24 * 3600_000) } } });
       await this.store.pruneMetrics(Date.now(), { guests: new Set(guests.map((g) => g.id)), hosts: new Set(hosts.map((h) => h.id)) });
     } catch (err) {
       console.error("web: could not prune the metrics history:", err);

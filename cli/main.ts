@@ -11,7 +11,7 @@ import { commandHelp, COMMANDS, findCommand, GLOBAL, mainHelp, type Command } fr
 import { completion } from "./completion";
 import { readConfig, remoteFor, writeConfig } from "./config";
 import { ApiError, EXIT, Failure, UsageError } from "./errors";
-import { RANGES, seriesTable, topQuery, topTable, type Series, type TopConsumers } from "./metrics";
+import { rangeOf, seriesTable, topQuery, topTable, type Series, type TopConsumers } from "./metrics";
 import { serialConsole } from "./serial";
 import { bytes, parseBytes, printJson, Progress, table } from "./output";
 import { upload } from "./upload";
@@ -344,8 +344,7 @@ const HANDLERS: Record<string, (args: string[], values: Values, command: Command
     process.stdout.write(`${table(headers, rows)}\n`);
   },
   async metrics([ref], values) {
-    const range = (values.range as string | undefined) ?? "hour";
-    if (!(RANGES as readonly string[]).includes(range)) throw new UsageError(`--range is one of ${RANGES.join(", ")}.`);
+    const range = rangeOf(values.range as string | undefined);
     const api = client(values);
     const guest = await guestOf(api, ref!);
     const series = await api.get<Series>(`/guests/${guest.id}/metrics?range=${range}`);

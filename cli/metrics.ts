@@ -73,6 +73,12 @@ export function topQuery(sort: string | undefined, window: string | undefined): 
   return `/metrics/top?sort=${sort ?? "cpu"}&window=${window ?? "now"}`;
 }
 
+/** `guesthouse metrics`' --range (hour unless given), checked as topQuery's options are. */
+export function rangeOf(given: string | undefined): string {
+  if (given !== undefined && !(RANGES as readonly string[]).includes(given)) throw new UsageError(`--range is one of ${RANGES.join(", ")}.`);
+  return given ?? "hour";
+}
+
 /** Top consumers as a table: the sorted-by field first among the figures, unknowns as "-". */
 export function topTable(top: TopConsumers): { headers: string[]; rows: string[][] } {
   const shown = [...new Set([top.sort, "cpu", "rss", "diskRead", "diskWrite", "netRx", "netTx"])];

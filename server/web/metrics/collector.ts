@@ -11,7 +11,7 @@
  * Several web processes on one database (behind a load balancer) collect each host once:
  * a host's ticks are fetched and written only by the process holding its lease
  * ("metrics:<hostId>", server/db/leases.ts), renewed at every poll and again before a
- * write (a fetch may outlast it). Another takes over once it expires (three polls, at least
+ * write when the fetch took most of it. Another takes over once it expires (three polls, at least
  * 30 s), or at once when the holder stops, fetching the agent's whole hour: what the first
  * wrote is skipped, what it missed is kept. A write itself takes well under a lease.
  */
@@ -95,8 +95,10 @@ export class MetricsCollector {
       if (!(await this.hold(host))) return;
       const cursor = this.cursors.get(host.id);
       const batch = await agentFor(host).metrics(cursor?.boot, cursor?.seq);
-      // The fetch may have outlasted the lease (an agent that answers slowly): renewed, or not written.
-      if (batch.ticks.length && (await this.hold(host))) {
+      // The fetch may have outlasted the lease (an agent that answers slowly): with less than a
+      // third of it left, renewed first, or not written.
+      const ample = (this.heldUntil.get(host.id) ?? 0) - Date.now() > this.leaseMs / 3;
+      if (batch.ticks.length && (ample || (await this.hold(host)))) {
         const guests = await db.guest.findMany({ where: { hostId: host.id }, select: { id: true } });
         await this.store.recordTicks(host.id, batch.ticks, new Set(guests.map((g) => g.id)));
         this.cursors.set(host.id, { boot: batch.boot, seq: batch.ticks.at(-1)!.seq });

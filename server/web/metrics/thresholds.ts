@@ -9,6 +9,7 @@
 import { canManageTeam, canWorkInTeam } from "../../auth/policy";
 import type { SessionUser } from "../../auth/sessions";
 import { db } from "../../db/client";
+import { isForeignKeyViolation } from "../../db/errors";
 import { GuesthouseError } from "../../domain/errors";
 import { DEFAULT_THRESHOLDS, THRESHOLD_KINDS, type GuestField, type Threshold, type ThresholdKind } from "../../domain/metrics";
 import { parseOrThrow, thresholdsInput } from "../../domain/validation";
@@ -59,16 +60,20 @@ export async function setTeamThresholds(actor: SessionUser, teamId: string, inpu
     "guest-memory": given["guest-memory"],
     "folder-space": { percent: given["folder-space"].percent, minutes: 0 },
   };
-  if (!(await db.team.findUnique({ where: { id: team }, select: { id: true } }))) throw new GuesthouseError("not-found", "There is no such team.");
-  await db.$transaction(
-    THRESHOLD_KINDS.map((kind) =>
-      db.metricThreshold.upsert({
-        where: { teamId_kind: { teamId: team, kind } },
-        create: { teamId: team, kind, ...wanted[kind] },
-        update: wanted[kind],
-      }),
-    ),
-  );
+  // A team that is not there (or went meanwhile) is the rows' foreign key refused.
+  await db
+    .$transaction(
+      THRESHOLD_KINDS.map((kind) =>
+        db.metricThreshold.upsert({
+          where: { teamId_kind: { teamId: team, kind } },
+          create: { teamId: team, kind, ...wanted[kind] },
+          update: wanted[kind],
+        }),
+      ),
+    )
+    .catch((err: unknown) => {
+      throw isForeignKeyViolation(err) ? new GuesthouseError("not-found", "There is no such team.") : err;
+    });
   const cpu = wanted["guest-cpu"];
   const memory = wanted["guest-memory"];
   const said = `set the thresholds: CPU ${cpu.percent} % for ${cpu.minutes} min, memory ${memory.percent} % for ${memory.minutes} min, storage ${wanted["folder-space"].percent} %`;
